@@ -1,0 +1,1 @@
+import { x } from '@sluice/core'; export const y = x + 1;

@@ -1,0 +1,18 @@
+import { readdirSync } from 'node:fs';
+import { defineConfig } from 'vitest/config';
+
+// Workspace packages resolve to their `src` through the `source` export
+// condition, so tests never need a build first.
+const conditions = ['source', 'module', 'node', 'import', 'default'];
+const packages = readdirSync(new URL('./packages', import.meta.url));
+
+export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
+  test: {
+    projects: packages.map((name) => ({
+      extends: true,
+      test: { name, root: `packages/${name}`, include: ['src/**/*.test.ts'] },
+    })),
+  },
+});
