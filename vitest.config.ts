@@ -1,9 +1,9 @@
 import { readdirSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
 
-// Workspace packages resolve to their `src` through the `source` export
+// Workspace packages resolve to their `src` through the `@sluice/source` export
 // condition, so tests never need a build first.
-const conditions = ['source', 'module', 'node', 'import', 'default'];
+const conditions = ['@sluice/source', 'module', 'node', 'import', 'default'];
 const packages = readdirSync(new URL('./packages', import.meta.url));
 
 export default defineConfig({

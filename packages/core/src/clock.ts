@@ -1,0 +1,53 @@
+/**
+ * Where middleware take time from. Inject a fake one (or use
+ * `vi.useFakeTimers()`, which the default follows) so tests never sleep.
+ */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/**
+ * The real clock. It looks the globals up at every call, so
+ * `vi.useFakeTimers()` installed after import still takes effect.
+ */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => {
+    const handle = setTimeout(callback, ms);
+    // A pending sleep or timeout must never keep the process alive on its own.
+    (handle as { unref?: () => void }).unref?.();
+    return handle;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+/**
+ * Waits `ms` on `clock`, rejecting with the signal's reason the moment
+ * `signal` aborts.
+ *
+ * @param ms - how long to wait; 0 or less resolves on the next tick
+ * @param options - the clock (default {@link systemClock}) and an abort signal
+ * @throws the signal's reason when it aborts first
+ * @example
+ * ```ts
+ * await sleep(1_000, { clock: ctx.clock, signal: ctx.signal });
+ * ```
+ */
+export function sleep(ms: number, options: { clock?: Clock; signal?: AbortSignal } = {}): Promise<void> {
+  const { clock = systemClock, signal } = options;
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clock.clearTimeout(handle);
+      reject(signal?.reason);
+    };
+    const handle = clock.setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, Math.max(0, ms));
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,58 @@
+import type { CompletionContext, Middleware } from './context.js';
+import { SluiceError, ValidationError } from './errors.js';
+
+const nameOf = (fn: Function) => fn.name || 'anonymous middleware';
+
+/**
+ * Composes middleware into one, Koa-style: the first is the outermost.
+ *
+ * Unlike koa-compose, a middleware may call `next()` again once the
+ * previous call settled (retry needs it), which runs everything downstream
+ * afresh. Calling it while a call is still pending rejects, and so does a
+ * middleware that resolves while its `next()` is pending, which is almost
+ * always a missing `await`.
+ *
+ * @param middleware - the steps, outermost first
+ * @throws ValidationError when an entry is not a function
+ * @example
+ * ```ts
+ * const run = compose([logTiming, retry()]);
+ * await run(ctx, async () => transport.send(ctx));
+ * ```
+ */
+export function compose<S extends object = object>(middleware: readonly Middleware<S>[]): Middleware<S> {
+  middleware.forEach((fn, index) => {
+    if (typeof fn !== 'function') throw new ValidationError(`middleware.${index}`, 'must be a function');
+  });
+  return function composed(ctx: CompletionContext<S>, last: () => Promise<void>): Promise<void> {
+    const dispatch = async (index: number): Promise<void> => {
+      if (index === middleware.length) return last();
+      const fn = middleware[index] as Middleware<S>;
+      let pending: Promise<void> | undefined;
+      const next = (): Promise<void> => {
+        if (pending) {
+          return Promise.reject(
+            new SluiceError('NEXT_PENDING', `${nameOf(fn)} called next() again while its previous call was pending`),
+          );
+        }
+        const call = dispatch(index + 1);
+        pending = call;
+        // Registered before the caller's own `await`, so it runs first.
+        const clear = () => {
+          if (pending === call) pending = undefined;
+        };
+        call.then(clear, clear);
+        return call;
+      };
+      await fn(ctx, next);
+      if (pending) {
+        pending.catch(() => {});
+        throw new SluiceError(
+          'MISSING_AWAIT',
+          `${nameOf(fn)} resolved while its next() was still pending: is an \`await\` missing?`,
+        );
+      }
+    };
+    return dispatch(0);
+  };
+}

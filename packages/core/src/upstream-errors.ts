@@ -1,0 +1,134 @@
+import {
+  AuthError,
+  BadRequestError,
+  ConnectionError,
+  ContextLengthError,
+  RateLimitError,
+  ServerError,
+  StatusError,
+  TimeoutError,
+  UpstreamError,
+  type UpstreamErrorOptions,
+} from './errors.js';
+
+/** Replaces every secret (the API key) in `text`; errors never carry one. */
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) if (secret.length >= 4) out = out.split(secret).join('[redacted]');
+  // A provider echoing a key in its own masked form is harmless; a bearer
+  // token echoed whole (a misconfigured relay) is not.
+  return out.replace(/Bearer\s+[A-Za-z0-9._~+/=-]{8,}/g, 'Bearer [redacted]');
+}
+
+/**
+ * Milliseconds to wait from `retry-after-ms` (milliseconds), or
+ * `retry-after` (seconds, or an HTTP date), as openai-node reads them.
+ */
+export function parseRetryAfter(headers: Record<string, string>, now: number): number | undefined {
+  const ms = headers['retry-after-ms'];
+  if (ms !== undefined && ms.trim() !== '') {
+    const value = Number(ms);
+    if (Number.isFinite(value) && value >= 0) return value;
+  }
+  const after = headers['retry-after'];
+  if (after === undefined || after.trim() === '') return undefined;
+  const seconds = Number(after);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(after);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+interface ProviderError {
+  message?: unknown;
+  type?: unknown;
+  code?: unknown;
+  param?: unknown;
+  status?: unknown;
+}
+
+const contextLength = /context[_ ]length|maximum context|context window|too many tokens|prompt is too long/i;
+
+/**
+ * Maps an upstream answer (a status, a parsed error body, headers) to the
+ * typed error for it. Used for HTTP errors, for a 200 whose body is an
+ * error object, and for an SSE `error` event mid-stream.
+ */
+export function errorFromUpstream(input: {
+  status: number | undefined;
+  body: unknown;
+  headers: Record<string, string>;
+  now: number;
+  secrets: readonly string[];
+}): UpstreamError {
+  const { headers, secrets } = input;
+  const detail = providerError(input.body);
+  const providerCode = firstString(detail?.code, detail?.type);
+  const status = input.status ?? statusFromProvider(detail);
+  const raw = firstString(detail?.message) ?? (typeof input.body === 'string' ? summarise(input.body) : undefined);
+  const message = redact(`${status ?? 'upstream'} ${raw ?? 'error'}`, secrets);
+  const shouldRetry = headers['x-should-retry'];
+  const options: UpstreamErrorOptions = {
+    status,
+    headers,
+    providerCode,
+    retryAfterMs: parseRetryAfter(headers, input.now),
+    ...(shouldRetry === 'true' ? { retryable: true } : shouldRetry === 'false' ? { retryable: false } : {}),
+  };
+  const kind = `${providerCode ?? ''}`.toLowerCase();
+  if (status === 400 || (status === undefined && kind.includes('invalid_request'))) {
+    return kind === 'context_length_exceeded' || contextLength.test(raw ?? '')
+      ? new ContextLengthError(message, options)
+      : new BadRequestError(message, options);
+  }
+  if (status === 401 || status === 403) return new AuthError(message, options);
+  if (status === 429 || kind.includes('rate_limit')) return new RateLimitError(message, options);
+  if (status !== undefined && status >= 500) return new ServerError(message, options);
+  if (status !== undefined && status >= 400) return new StatusError(status, message, options);
+  // A 200 carrying an error object, or an SSE error event: the provider failed mid-answer.
+  return new ServerError(message, options);
+}
+
+function providerError(body: unknown): ProviderError | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const error = (body as { error?: unknown }).error;
+  if (typeof error === 'object' && error !== null) return error as ProviderError;
+  if (typeof error === 'string') return { message: error };
+  return body as ProviderError;
+}
+
+function statusFromProvider(detail: ProviderError | undefined): number | undefined {
+  for (const value of [detail?.status, detail?.code]) {
+    const n = typeof value === 'string' ? Number(value) : value;
+    if (typeof n === 'number' && Number.isInteger(n) && n >= 400 && n < 600) return n;
+  }
+  return undefined;
+}
+
+function firstString(...values: unknown[]): string | undefined {
+  for (const value of values) if (typeof value === 'string' && value !== '') return value;
+  return undefined;
+}
+
+/** The start of a non-JSON body (an HTML error page, say), without markup. */
+function summarise(body: string): string {
+  const title = /<title>([^<]*)<\/title>/i.exec(body)?.[1];
+  const text = (title ?? body).replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
+const connectionCodes = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT',
+  'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED', 'UND_ERR_RESPONSE_STATUS_CODE',
+]);
+
+/** Maps an error thrown by undici (or the socket under it) to a typed error. */
+export function errorFromNetwork(error: unknown, connectTimeoutMs: number, secrets: readonly string[]): UpstreamError {
+  const code = (error as { code?: unknown } | null)?.code;
+  const causeCode = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+  const message = redact(error instanceof Error ? error.message : String(error), secrets);
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return new TimeoutError('connect', connectTimeoutMs, { cause: error });
+  if (connectionCodes.has(String(code)) || connectionCodes.has(String(causeCode))) {
+    return new ConnectionError(`connection failed (${String(code)}): ${message}`, { cause: error });
+  }
+  return new ConnectionError(`request failed: ${message}`, { cause: error });
+}
