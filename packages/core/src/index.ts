@@ -16,5 +16,6 @@ export { createEmitter, type SluiceEvents, type SluiceEmitter, type SluiceEventL
 export { systemClock, sleep, type Clock } from './clock.js';
 export { memoryStore, type Store } from './store.js';
 export { parseOptions } from './validate.js';
+export { promptTokens, estimateTokens, type PromptTokens } from './prompt-tokens.js';
 export { parseRetryAfter, redact } from './upstream-errors.js';
 export * from './schemas.js';
