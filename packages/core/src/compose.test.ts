@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { compose } from './compose.js';
+import type { CompletionContext, Middleware } from './context.js';
+
+const ctx = {} as CompletionContext;
+const done = async () => {};
+
+describe('compose', () => {
+  it('runs middleware in Koa order: in on the way down, out on the way up', async () => {
+    const order: string[] = [];
+    const step = (name: string): Middleware => async (_ctx, next) => {
+      order.push(`${name} in`);
+      await next();
+      order.push(`${name} out`);
+    };
+    await compose([step('a'), step('b'), step('c')])(ctx, async () => {
+      order.push('terminal');
+    });
+    expect(order).toEqual(['a in', 'b in', 'c in', 'terminal', 'c out', 'b out', 'a out']);
+  });
+
+  it('with zero middleware calls the terminal step only', async () => {
+    let called = 0;
+    await compose([])(ctx, async () => {
+      called++;
+    });
+    expect(called).toBe(1);
+  });
+
+  it('propagates an error thrown downstream through every await next()', async () => {
+    const seen: string[] = [];
+    const outer: Middleware = async (_ctx, next) => {
+      try {
+        await next();
+      } catch (error) {
+        seen.push(`outer caught ${(error as Error).message}`);
+        throw error;
+      }
+    };
+    const run = compose([outer, async (_c, next) => next()]);
+    await expect(run(ctx, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(seen).toEqual(['outer caught boom']);
+  });
+
+  it('lets a middleware answer without calling next()', async () => {
+    let reached = false;
+    await compose([async () => {}])(ctx, async () => {
+      reached = true;
+    });
+    expect(reached).toBe(false);
+  });
+
+  it('runs everything downstream afresh when next() is called again after it settled', async () => {
+    let terminal = 0;
+    let inner = 0;
+    const twice: Middleware = async (_ctx, next) => {
+      await next().catch(() => {});
+      await next();
+    };
+    await compose([twice, async (_c, next) => {
+      inner++;
+      await next();
+    }])(ctx, async () => {
+      terminal++;
+      if (terminal === 1) throw new Error('first attempt fails');
+    });
+    expect({ inner, terminal }).toEqual({ inner: 2, terminal: 2 });
+  });
+
+  it('rejects a second next() while the first is still pending', async () => {
+    const concurrent: Middleware = async (_ctx, next) => {
+      await Promise.all([next(), next()]);
+    };
+    await expect(compose([concurrent])(ctx, done)).rejects.toMatchObject({ code: 'NEXT_PENDING' });
+  });
+
+  it('rejects a middleware that resolves while its next() is pending, naming it', async () => {
+    const forgetful: Middleware = async function forgetful(_ctx, next) {
+      void next();
+    };
+    let release!: () => void;
+    const slow = () => new Promise<void>((resolve) => (release = resolve));
+    const run = compose([forgetful])(ctx, slow);
+    await expect(run).rejects.toMatchObject({ code: 'MISSING_AWAIT', message: expect.stringContaining('forgetful') });
+    release();
+  });
+
+  it('rejects non-function middleware with a ValidationError naming the index', () => {
+    expect(() => compose([async (_c, n) => n(), 'nope' as unknown as Middleware])).toThrow(
+      expect.objectContaining({ code: 'VALIDATION', field: 'middleware.1' }),
+    );
+  });
+
+  it('turns a synchronous throw into a rejection', async () => {
+    const sync = (() => {
+      throw new Error('sync');
+    }) as unknown as Middleware;
+    await expect(compose([sync])(ctx, done)).rejects.toThrow('sync');
+  });
+});

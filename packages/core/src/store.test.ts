@@ -1,0 +1,67 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { sleep, systemClock } from './clock.js';
+import { memoryStore } from './store.js';
+
+describe('memoryStore', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('reads back what was set and forgets deleted keys', async () => {
+    const store = memoryStore();
+    await store.set('a', { n: 1 });
+    expect(await store.get('a')).toEqual({ n: 1 });
+    await store.delete('a');
+    expect(await store.get('a')).toBeUndefined();
+  });
+
+  it('updates atomically: 100 concurrent increments all count', async () => {
+    const store = memoryStore();
+    await Promise.all(Array.from({ length: 100 }, () => store.update<number>('n', (n = 0) => n + 1)));
+    expect(await store.get('n')).toBe(100);
+  });
+
+  it('expires keys on the clock', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const store = memoryStore({ clock: systemClock });
+    await store.set('k', 1, 1_000);
+    vi.advanceTimersByTime(999);
+    expect(await store.get('k')).toBe(1);
+    vi.advanceTimersByTime(1);
+    expect(await store.get('k')).toBeUndefined();
+  });
+
+  it('sweeps expired keys so memory follows the live ones', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const store = memoryStore();
+    for (let i = 0; i < 2_000; i++) await store.set(`user-${i}`, i, 10);
+    vi.advanceTimersByTime(11);
+    for (let i = 0; i < 1_024; i++) await store.set(`fresh-${i}`, i);
+    expect(store.size).toBeLessThan(2_000);
+  });
+});
+
+describe('sleep', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('waits on fake time', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    let woke = false;
+    const waiting = sleep(5_000).then(() => (woke = true));
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(woke).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await waiting;
+    expect(woke).toBe(true);
+  });
+
+  it('rejects with the signal reason the moment it aborts', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const controller = new AbortController();
+    const waiting = sleep(60_000, { signal: controller.signal });
+    controller.abort(new Error('stop'));
+    await expect(waiting).rejects.toThrow('stop');
+  });
+});
