@@ -1,0 +1,78 @@
+/**
+ * Reads the first item of `source` and returns an iterable that yields
+ * it and then the rest of the same iterator; internal.
+ *
+ * Why: a stream call's `next()` resolves at the response headers, but
+ * many failures (an SSE error event, a reset or cut before any chunk)
+ * only show when the first chunk is read. Reading it here, inside the
+ * retry loop, lets those be retried while nothing has reached the caller.
+ * An error while reading it closes the iterator (so the upstream request
+ * is dropped) and is rethrown for the retry loop to judge.
+ *
+ * @param source - the stream's chunks (`ctx.chunks`)
+ * @returns the same stream, unread
+ * @throws whatever reading the first chunk threw
+ * @example
+ * ```ts
+ * await next();
+ * ctx.chunks = await withFirstChunk(ctx.chunks);
+ * ```
+ */
+export async function withFirstChunk<T>(source: AsyncIterable<T>): Promise<AsyncIterable<T>> {
+  const iterator = source[Symbol.asyncIterator]();
+  let first: IteratorResult<T>;
+  try {
+    first = await iterator.next();
+  } catch (error) {
+    await close(iterator);
+    throw error;
+  }
+  return prepend(first, iterator);
+}
+
+/**
+ * `first`, then the rest of `rest`. Written as a plain iterator rather
+ * than an async generator because a generator that has not started
+ * ignores `return()` (its `finally` never runs), and a consumer that
+ * stops early must always cancel the upstream request.
+ */
+function prepend<T>(first: IteratorResult<T>, rest: AsyncIterator<T>): AsyncIterableIterator<T> {
+  let delivered = false;
+  let finished = first.done === true;
+  const done = (): IteratorResult<T> => ({ done: true, value: undefined });
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next() {
+      if (finished) return done();
+      if (!delivered) {
+        delivered = true;
+        return first;
+      }
+      try {
+        const result = await rest.next();
+        if (result.done) finished = true;
+        return result;
+      } catch (error) {
+        finished = true;
+        throw error;
+      }
+    },
+    async return() {
+      if (!finished) {
+        finished = true;
+        await rest.return?.();
+      }
+      return done();
+    },
+  };
+}
+
+async function close(iterator: AsyncIterator<unknown>): Promise<void> {
+  try {
+    await iterator.return?.();
+  } catch {
+    // The read already failed; that error is the one worth reporting.
+  }
+}
