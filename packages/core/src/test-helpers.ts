@@ -1,0 +1,34 @@
+import { mockUpstream, type MockUpstream, type MockUpstreamOptions } from '@sluice/testing';
+import { afterEach } from 'vitest';
+import { openAICompatible, type OpenAICompatibleOptions } from './open-ai-compatible.js';
+import { createPipeline, type Pipeline } from './pipeline.js';
+import type { ChatCompletionRequest } from './schemas.js';
+
+export const apiKey = 'sk-test-9f8e7d6c5b4a';
+
+export const ask = (content = 'Hello there', model = 'gpt-4.1'): ChatCompletionRequest => ({
+  model,
+  messages: [{ role: 'user', content }],
+});
+
+const open: Array<{ close(): Promise<void> }> = [];
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((item) => item.close()));
+});
+
+/** A mock upstream and a pipeline pointed at it, both closed after the test. */
+export async function setup(
+  options: { upstream?: MockUpstreamOptions; transport?: Partial<OpenAICompatibleOptions> } = {},
+): Promise<{ upstream: MockUpstream; llm: Pipeline }> {
+  const upstream = await mockUpstream(options.upstream);
+  const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey, ...options.transport }) });
+  open.push(llm, upstream);
+  return { upstream, llm };
+}
+
+export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
