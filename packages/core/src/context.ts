@@ -86,10 +86,11 @@ export interface CompletionContext<S extends object = object> {
   /**
    * Registers `listener` for when the response is completely done: a
    * non-stream answer or error; a stream read to its end, cut, or
-   * cancelled. Registered after `await next()` resolved, it is bound to
-   * that response, so a middleware inside `retry` hears about each attempt
-   * it saw; registered before any response exists, it hears the call's
-   * final outcome. Registered after that settled, it runs at once.
+   * cancelled. Registered after `await next()` settled (resolved, or
+   * rejected by the transport), it is bound to that response, so a
+   * middleware inside `retry` hears about each attempt it saw; registered
+   * before any response exists (on the way in), it hears the call's final
+   * outcome. Registered after that settled, it runs at once.
    */
   onSettled(listener: SettleListener): void;
   /** Milliseconds left before the deadline (`Infinity` without one). */

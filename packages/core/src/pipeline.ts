@@ -169,7 +169,7 @@ export class Pipeline<S extends object = object> {
     const release = this.armDeadline(ctx, call);
 
     try {
-      this.composed ??= compose(this.middleware);
+      this.composed ??= compose(this.middleware.map(unbindOnNext));
       await this.composed(ctx, () => this.send(ctx, internals, runListener));
     } catch (caught) {
       const error = toSluiceError(caught);
@@ -282,6 +282,9 @@ export class Pipeline<S extends object = object> {
       await this.transport.send(base);
     } catch (caught) {
       const error = toSluiceError(caught);
+      // A middleware catching this error and registering a listener then
+      // hears about this failed attempt.
+      internals.current = scope;
       void scope.settle({
         outcome: 'error', error, usage: undefined, response: undefined, streamedText: '', chunks: 0,
         stream: ctx.stream, durationMs: this.clock.now() - startedAt,
@@ -300,6 +303,22 @@ export class Pipeline<S extends object = object> {
       });
     }
   }
+}
+
+/**
+ * Each `next()` starts a new response: listeners registered from then on,
+ * until the transport answers, belong to the call as a whole, never to a
+ * response an earlier attempt produced.
+ */
+function unbindOnNext<S extends object>(middleware: Middleware<S>): Middleware<S> {
+  const named = {
+    [middleware.name]: (ctx: CompletionContext<S>, next: () => Promise<void>) =>
+      middleware(ctx, () => {
+        (ctx as unknown as { [kCall]: CallInternals })[kCall].current = undefined;
+        return next();
+      }),
+  };
+  return named[middleware.name] as Middleware<S>;
 }
 
 /**

@@ -1,0 +1,269 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Middleware, Settlement } from './context.js';
+import { SluiceError } from './errors.js';
+import type { SluiceEvents } from './events.js';
+import { createPipeline } from './pipeline.js';
+import { ask, collect, setup } from './test-helpers.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('createPipeline', () => {
+  it('validates its options, naming the field', () => {
+    expect(() => createPipeline({} as never)).toThrow(expect.objectContaining({ field: 'createPipeline.transport' }));
+  });
+
+  it('rejects a non-function middleware', async () => {
+    const { llm } = await setup();
+    expect(() => llm.use('retry' as unknown as Middleware)).toThrow(expect.objectContaining({ field: 'middleware' }));
+  });
+});
+
+describe('pipeline.complete', () => {
+  it('rejects a malformed request at the entrance, naming the field, without sending it', async () => {
+    const { upstream, llm } = await setup();
+    await expect(llm.complete({ model: 'gpt-4.1', messages: [{ role: 'wizard', content: 'x' }] } as never)).rejects.toMatchObject({
+      code: 'VALIDATION',
+      field: 'request.messages.0.role',
+    });
+    await expect(llm.complete({ model: '', messages: [] } as never)).rejects.toMatchObject({ field: 'request.model' });
+    await expect(llm.complete({ ...ask(), max_tokens: -1 })).rejects.toMatchObject({ field: 'request.max_tokens' });
+    await expect(llm.complete({ ...ask(), stream: true })).rejects.toMatchObject({ field: 'stream' });
+    await expect(llm.complete(ask(), { timeoutMs: -5 })).rejects.toMatchObject({ field: 'options.timeoutMs' });
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it('accepts every message role, content parts and tool calls', async () => {
+    const { upstream, llm } = await setup();
+    await llm.complete({
+      model: 'gpt-4.1',
+      max_completion_tokens: 100,
+      tools: [{ type: 'function', function: { name: 'weather', parameters: { type: 'object' } } }],
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'developer', content: 'Use tools.' },
+        { role: 'user', name: 'ann', content: [{ type: 'text', text: 'Weather?' }, { type: 'image_url', image_url: { url: 'data:,', detail: 'low' } }] },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'weather', arguments: '{}' } }] },
+        { role: 'tool', tool_call_id: 'c1', content: 'sunny' },
+      ],
+    });
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it("lets middleware rewrite the request without touching the caller's object", async () => {
+    const { upstream, llm } = await setup();
+    llm.use(async function swap(ctx, next) {
+      ctx.request.messages.push({ role: 'user', content: 'appended' });
+      ctx.request = { ...ctx.request, model: 'cheaper-model' };
+      await next();
+    });
+    const request = ask();
+    const before = structuredClone(request);
+    await llm.complete(request);
+    expect(request).toEqual(before);
+    expect(upstream.requests[0]?.body).toMatchObject({ model: 'cheaper-model' });
+  });
+
+  it('lets a middleware answer without calling the transport', async () => {
+    const { upstream, llm } = await setup();
+    llm.use(async function cache(ctx) {
+      ctx.response = { id: 'cached', model: ctx.request.model, choices: [] };
+    });
+    await expect(llm.complete(ask())).resolves.toMatchObject({ id: 'cached' });
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it('wraps an unexpected throw from a middleware in a SluiceError', async () => {
+    const { llm } = await setup();
+    llm.use(async function buggy() {
+      throw new TypeError('oops');
+    });
+    const error = await llm.complete(ask()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SluiceError);
+    expect(error).toMatchObject({ code: 'UNEXPECTED', cause: expect.any(TypeError) });
+  });
+
+  it('gives every middleware the same deadline', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: 1_000 });
+    const { llm } = await setup();
+    const seen: Array<number | undefined> = [];
+    const look: Middleware = async (ctx, next) => {
+      seen.push(ctx.deadline, ctx.remainingMs());
+      await next();
+    };
+    llm.use(look).use(look);
+    await llm.complete(ask(), { timeoutMs: 5_000 });
+    expect(seen).toEqual([6_000, 5_000, 6_000, 5_000]);
+  });
+
+  it('emits request and response events with the outcome and usage', async () => {
+    const { upstream, llm } = await setup();
+    const events: Array<[string, unknown]> = [];
+    llm.events.on('request', (e) => events.push(['request', e]));
+    llm.events.on('response', (e) => events.push(['response', e]));
+    await llm.complete(ask(), { tags: { tenant: 'acme' } });
+    upstream.enqueue({ kind: 'status', status: 500 });
+    await llm.complete(ask()).catch(() => {});
+    expect(events.map(([name]) => name)).toEqual(['request', 'response', 'request', 'response']);
+    expect(events[0]?.[1]).toMatchObject({ model: 'gpt-4.1', stream: false, tags: { tenant: 'acme' } });
+    expect(events[1]?.[1]).toMatchObject({ outcome: 'success', usage: { total_tokens: expect.any(Number) } });
+    expect(events[3]?.[1]).toMatchObject({ outcome: 'error', errorCode: 'SERVER_ERROR' });
+  });
+});
+
+describe('settlement', () => {
+  const record = (into: Settlement[], when: 'before' | 'after'): Middleware =>
+    async function recorder(ctx, next) {
+      if (when === 'before') ctx.onSettled((s) => void into.push(s));
+      await next();
+      if (when === 'after') ctx.onSettled((s) => void into.push(s));
+    };
+
+  it('tells a non-stream listener the outcome and usage, before complete() resolves', async () => {
+    const { llm } = await setup();
+    const settled: Settlement[] = [];
+    llm.use(async function slowListener(ctx, next) {
+      await next();
+      ctx.onSettled(async (s) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        settled.push(s);
+      });
+    });
+    await llm.complete(ask());
+    expect(settled).toEqual([expect.objectContaining({ outcome: 'success', stream: false, usage: expect.any(Object) })]);
+  });
+
+  it('tells a stream listener when the stream is read to its end, with usage and streamed text', async () => {
+    const { llm } = await setup({ upstream: { reply: 'alpha beta' } });
+    const settled: Settlement[] = [];
+    llm.use(record(settled, 'after'));
+    const chunks = await collect(llm.stream(ask()));
+    expect(settled).toHaveLength(1);
+    expect(settled[0]).toMatchObject({ outcome: 'success', stream: true, streamedText: 'alpha beta', chunks: chunks.length });
+    expect(settled[0]?.usage?.completion_tokens).toBeGreaterThan(0);
+  });
+
+  it('reports a cut stream as an error with what was streamed so far', async () => {
+    const { upstream, llm } = await setup({ upstream: { reply: 'a b c d e f' } });
+    upstream.enqueue({ kind: 'cut', afterChunks: 3 });
+    const settled: Settlement[] = [];
+    llm.use(record(settled, 'before'));
+    await collect(llm.stream(ask())).catch(() => {});
+    expect(settled[0]).toMatchObject({ outcome: 'error', error: { code: 'STREAM_CUT' }, usage: undefined, chunks: 3 });
+    expect(settled[0]?.streamedText.length).toBeGreaterThan(0);
+  });
+
+  it('binds a listener registered after next() to that attempt, one registered before to the final outcome', async () => {
+    const { upstream, llm } = await setup();
+    upstream.enqueue({ kind: 'status', status: 503 });
+    const outer: Settlement[] = [];
+    const perAttempt: Settlement[] = [];
+    llm.use(record(outer, 'before'));
+    llm.use(async function retryOnce(_ctx, next) {
+      await next().catch(() => next());
+    });
+    llm.use(async function inner(ctx, next) {
+      try {
+        await next();
+      } finally {
+        ctx.onSettled((s) => void perAttempt.push(s));
+      }
+    });
+    await llm.complete(ask());
+    expect(outer.map((s) => s.outcome)).toEqual(['success']);
+    expect(perAttempt.map((s) => [s.outcome, s.error?.code])).toEqual([
+      ['error', 'SERVER_ERROR'],
+      ['success', undefined],
+    ]);
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('reports a thrown listener as listener-error without failing the call', async () => {
+    const { llm } = await setup();
+    const errors: Array<SluiceEvents['listener-error']> = [];
+    llm.events.on('listener-error', (e) => errors.push(e));
+    llm.use(async function throwing(ctx, next) {
+      ctx.onSettled(() => {
+        throw new Error('listener bug');
+      });
+      await next();
+    });
+    await expect(llm.complete(ask())).resolves.toBeDefined();
+    expect(errors).toHaveLength(1);
+  });
+});
+
+describe('pipeline.batch', () => {
+  it('keeps results in input order with each failure next to its request', async () => {
+    const { upstream, llm } = await setup({ upstream: { reply: (body) => `re: ${String(body.messages[0]?.content)}` } });
+    upstream.enqueue({ kind: 'ok' }, { kind: 'status', status: 500 }, { kind: 'ok' });
+    const requests = ['a', 'b', 'c', 'd'].map((c) => ask(c));
+    const results = await llm.batch(requests, { concurrency: 1 });
+    expect(results.map((r) => r.ok)).toEqual([true, false, true, true]);
+    expect(results[1]).toMatchObject({ ok: false, index: 1, error: { code: 'SERVER_ERROR' } });
+    expect(results[3]).toMatchObject({ ok: true, value: { choices: [{ message: { content: 're: d' } }] } });
+  });
+
+  it('never has more than `concurrency` requests in flight and reports progress', async () => {
+    const { llm } = await setup();
+    let inFlight = 0;
+    let peak = 0;
+    llm.use(async function gauge(_ctx, next) {
+      peak = Math.max(peak, ++inFlight);
+      try {
+        await next();
+      } finally {
+        inFlight--;
+      }
+    });
+    const progress: Array<SluiceEvents['batch-progress']> = [];
+    llm.events.on('batch-progress', (e) => progress.push(e));
+    const results = await llm.batch(Array.from({ length: 100 }, (_, i) => ask(`q${i}`)), { concurrency: 8 });
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(peak).toBe(8);
+    expect(progress.at(-1)).toEqual({ done: 100, failed: 0, total: 100 });
+  });
+
+  it('fails an invalid request in place instead of rejecting the batch', async () => {
+    const { llm } = await setup();
+    const results = await llm.batch([ask(), { model: 'x' } as never]);
+    expect(results[1]).toMatchObject({ ok: false, error: { code: 'VALIDATION', field: 'request.messages' } });
+  });
+
+  it('marks requests not started when the signal aborts as ABORTED, without sending them', async () => {
+    const { upstream, llm } = await setup();
+    const controller = new AbortController();
+    llm.events.on('batch-progress', (e) => {
+      if (e.done === 2) controller.abort();
+    });
+    const results = await llm.batch(Array.from({ length: 5 }, () => ask()), { concurrency: 1, signal: controller.signal });
+    expect(results.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual(['ok', 'ok', 'ABORTED', 'ABORTED', 'ABORTED']);
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('rejects bad options, naming the field', async () => {
+    const { llm } = await setup();
+    await expect(llm.batch([ask()], { concurrency: 0 })).rejects.toMatchObject({ field: 'options.concurrency' });
+  });
+});
+
+describe('pipeline.stream', () => {
+  it('sends nothing until iteration starts', async () => {
+    const { upstream, llm } = await setup();
+    const stream = llm.stream(ask());
+    expect(upstream.requests).toHaveLength(0);
+    await collect(stream);
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('cancels through an abort signal mid-stream', async () => {
+    const { upstream, llm } = await setup({ upstream: { reply: 'a b c d e f' } });
+    upstream.enqueue({ kind: 'delay', chunkDelayMs: 60_000 });
+    const controller = new AbortController();
+    const reading = (async () => {
+      for await (const _chunk of llm.stream(ask(), { signal: controller.signal })) controller.abort();
+    })();
+    await expect(reading).rejects.toMatchObject({ code: 'ABORTED' });
+  });
+});
