@@ -1,0 +1,208 @@
+/*
+ * The circuit as pure functions over a plain-JSON record, so any Store can
+ * hold it (a Redis store as well as the memory one) and every change goes
+ * through `store.update`, which may run them more than once: nothing here
+ * mutates its input or reads a clock.
+ */
+import type { CircuitStateName, CloseReason, OpenReason } from './breaker-events.js';
+
+/** The rules a circuit follows, every default filled in; internal. */
+export interface CircuitRules {
+  failures: number | false;
+  failureRate: { threshold: number; windowMs: number; minimumCalls: number; buckets: number } | undefined;
+  openMs: number;
+  backoff: { factor: number; maxMs: number } | undefined;
+  probes: number;
+}
+
+/** One circuit as stored: plain JSON, constant size; internal. */
+export interface CircuitRecord {
+  state: CircuitStateName;
+  /** Bumped at every close and reset, so results of calls admitted before it are dropped. */
+  epoch: number;
+  /** Consecutive failures. */
+  failures: number;
+  /** The failure-rate window: at most `buckets` entries of `[slice index, calls, failures]`. */
+  window: Array<[slice: number, calls: number, failures: number]>;
+  openedAt: number | null;
+  /** When an open circuit turns half-open; null when closed or isolated. */
+  openUntil: number | null;
+  /** The current (or last) open time. */
+  openMs: number | null;
+  reason: OpenReason | null;
+  /** Openings since the last close, for `backoff`. */
+  trips: number;
+  /** Probes in flight: `[id, admitted at]`. */
+  probes: Array<[id: string, at: number]>;
+  /** Probes that succeeded in this half-open spell. */
+  passed: number;
+}
+
+/** What a call was admitted as: a normal call of a closed circuit, or a probe; internal. */
+export type Ticket = { kind: 'call'; epoch: number } | { kind: 'probe'; id: string };
+
+/** A state change, turned into an event by the middleware; internal. */
+export type Transition =
+  | { to: 'open'; reason: OpenReason; failures: number; openMs: number }
+  | { to: 'half-open' }
+  | { to: 'closed'; reason: CloseReason };
+
+/** How a call ended, for the circuit; internal. */
+export type CallOutcome = 'success' | 'failure' | 'ignore';
+
+/** The result of one transition function; internal. */
+export interface Step {
+  record: CircuitRecord;
+  transitions: Transition[];
+}
+
+/**
+ * A probe slot held this long is taken back: with a shared store, the
+ * process holding it may have died; in-process, a stream nobody reads.
+ */
+export const probeLeaseMs = 5 * 60_000;
+
+const fresh = (epoch = 0): CircuitRecord => ({
+  state: 'closed', epoch, failures: 0, window: [], openedAt: null, openUntil: null,
+  openMs: null, reason: null, trips: 0, probes: [], passed: 0,
+});
+
+const copy = (record: CircuitRecord | undefined): CircuitRecord =>
+  record ? { ...record, window: record.window.map((slice) => [...slice]), probes: record.probes.map((probe) => [...probe]) } : fresh();
+
+/** An open circuit whose time is over is half-open, whether or not a call has noticed yet. */
+const isDue = (record: CircuitRecord, now: number) =>
+  record.state === 'open' && record.openUntil !== null && now >= record.openUntil;
+
+/**
+ * Lets a call in or not. `changed` says whether the record must be
+ * written (a probe slot taken, or the turn to half-open); a closed or
+ * still-open circuit admits or rejects from a plain read.
+ */
+export function admit(
+  current: CircuitRecord | undefined,
+  id: string,
+  now: number,
+  rules: CircuitRules,
+): Step & { ticket: Ticket | undefined; changed: boolean } {
+  const record = copy(current);
+  const transitions: Transition[] = [];
+  if (isDue(record, now)) {
+    Object.assign(record, { state: 'half-open', probes: [], passed: 0 });
+    transitions.push({ to: 'half-open' });
+  }
+  if (record.state === 'closed') return { record, transitions, ticket: { kind: 'call', epoch: record.epoch }, changed: false };
+  if (record.state !== 'half-open') return { record, transitions, ticket: undefined, changed: false };
+  record.probes = record.probes.filter(([, at]) => now - at < probeLeaseMs);
+  if (record.probes.length + record.passed >= rules.probes) {
+    return { record, transitions, ticket: undefined, changed: transitions.length > 0 };
+  }
+  record.probes.push([id, now]);
+  return { record, transitions, ticket: { kind: 'probe', id }, changed: true };
+}
+
+/** Records how an admitted call ended. */
+export function settle(
+  current: CircuitRecord | undefined,
+  ticket: Ticket,
+  outcome: CallOutcome,
+  now: number,
+  rules: CircuitRules,
+): Step {
+  const record = copy(current);
+  if (ticket.kind === 'probe') return settleProbe(record, ticket.id, outcome, now, rules);
+  // A result from before the circuit last opened, closed or was reset says nothing about it now.
+  if (record.state !== 'closed' || record.epoch !== ticket.epoch || outcome === 'ignore') return { record, transitions: [] };
+  const failed = outcome === 'failure';
+  record.failures = failed ? record.failures + 1 : 0;
+  if (rules.failures !== false && failed && record.failures >= rules.failures) {
+    return { record, transitions: [open(record, now, 'consecutive', record.failures, rules)] };
+  }
+  const rate = rules.failureRate;
+  if (!rate) return { record, transitions: [] };
+  const tally = countCall(record, now, failed, rate);
+  if (tally.calls >= rate.minimumCalls && tally.failures / tally.calls >= rate.threshold) {
+    return { record, transitions: [open(record, now, 'failure-rate', tally.failures, rules)] };
+  }
+  return { record, transitions: [] };
+}
+
+function settleProbe(record: CircuitRecord, id: string, outcome: CallOutcome, now: number, rules: CircuitRules): Step {
+  const index = record.probes.findIndex(([probe]) => probe === id);
+  // Reset, isolated, or its slot taken back meanwhile: nothing to release.
+  if (record.state !== 'half-open' || index < 0) return { record, transitions: [] };
+  record.probes.splice(index, 1);
+  if (outcome === 'failure') {
+    record.failures += 1;
+    return { record, transitions: [open(record, now, 'probe-failed', record.failures, rules)] };
+  }
+  if (outcome === 'success') {
+    record.passed += 1;
+    record.failures = 0;
+    if (record.passed >= rules.probes) {
+      Object.assign(record, fresh(record.epoch + 1));
+      return { record, transitions: [{ to: 'closed', reason: 'probe-succeeded' }] };
+    }
+  }
+  return { record, transitions: [] };
+}
+
+/** Holds the circuit open until {@link reset}. */
+export function isolate(current: CircuitRecord | undefined, now: number): Step {
+  const record = copy(current);
+  if (record.state === 'isolated') return { record, transitions: [] };
+  Object.assign(record, { state: 'isolated', openedAt: now, openUntil: null, openMs: null, reason: 'isolated', probes: [], passed: 0 });
+  return { record, transitions: [{ to: 'open', reason: 'isolated', failures: record.failures, openMs: Infinity }] };
+}
+
+/** Closes the circuit and forgets its history. */
+export function reset(current: CircuitRecord | undefined): Step {
+  const record = fresh((current?.epoch ?? 0) + 1);
+  const wasClosed = current === undefined || current.state === 'closed';
+  return { record, transitions: wasClosed ? [] : [{ to: 'closed', reason: 'reset' }] };
+}
+
+function open(record: CircuitRecord, now: number, reason: OpenReason, failures: number, rules: CircuitRules): Transition {
+  const trips = record.trips + 1;
+  const { backoff } = rules;
+  const openMs = backoff ? Math.min(rules.openMs * backoff.factor ** (trips - 1), backoff.maxMs) : rules.openMs;
+  // The window starts empty after the circuit closes again, as in Resilience4j.
+  Object.assign(record, { state: 'open', openedAt: now, openUntil: now + openMs, openMs, reason, trips, window: [], probes: [], passed: 0 });
+  return { to: 'open', reason, failures, openMs };
+}
+
+/** Adds a call to the window's current slice and returns the window's totals. */
+function countCall(
+  record: CircuitRecord,
+  now: number,
+  failed: boolean,
+  rate: NonNullable<CircuitRules['failureRate']>,
+): { calls: number; failures: number } {
+  const slice = Math.floor(now / (rate.windowMs / rate.buckets));
+  const live = record.window.filter(([index]) => index > slice - rate.buckets);
+  const current = live.find(([index]) => index === slice);
+  if (current) {
+    current[1] += 1;
+    current[2] += failed ? 1 : 0;
+  } else live.push([slice, 1, failed ? 1 : 0]);
+  record.window = live;
+  return windowTotals(record, now, rate);
+}
+
+/** The calls and failures of the window at `now`. */
+export function windowTotals(
+  record: CircuitRecord,
+  now: number,
+  rate: NonNullable<CircuitRules['failureRate']>,
+): { calls: number; failures: number } {
+  const slice = Math.floor(now / (rate.windowMs / rate.buckets));
+  let calls = 0;
+  let failures = 0;
+  for (const [index, c, f] of record.window) {
+    if (index > slice - rate.buckets && index <= slice) {
+      calls += c;
+      failures += f;
+    }
+  }
+  return { calls, failures };
+}

@@ -1,0 +1,14 @@
+/**
+ * @module @sluice/breaker
+ *
+ * A keyed circuit breaker for sluice pipelines: one circuit per upstream
+ * and model, tripped by consecutive failures or a failure rate, with
+ * half-open probes, growing open times, manual isolation and serialisable
+ * health, kept in core's `Store`.
+ */
+export { breaker, type BreakerMiddleware } from './breaker.js';
+export type { BreakerOptions } from './breaker-options.js';
+export { CircuitOpenError } from './circuit-open-error.js';
+export type { CircuitSnapshot } from './circuit-snapshot.js';
+export { isBreakerFailure } from './is-breaker-failure.js';
+export type { BreakerEvents, BreakerState, CircuitStateName, CloseReason, OpenReason } from './breaker-events.js';
