@@ -1,6 +1,9 @@
+import type { Pipeline, SluiceError } from '@sluice/core';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { retryBudget } from './retry-budget.js';
+import { retry } from './retry.js';
+import { chat, closeAll, collect, drive, start } from './test-pipeline.js';
 
 describe('retryBudget', () => {
   it('starts with a floor of 10 retries', () => {
@@ -71,5 +74,66 @@ describe('retryBudget', () => {
     expect(() => retryBudget({ minPerSecond: 20, maxTokens: 10 })).toThrow(
       expect.objectContaining({ field: 'retryBudget.maxTokens' }),
     );
+  });
+});
+
+describe('retry with its budget, over HTTP', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+  });
+  afterEach(async () => {
+    vi.useRealTimers();
+    await closeAll();
+  });
+
+  const outage = { faults: [{ probability: 1, fault: { kind: 'status' as const, status: 503 } }] };
+  const hundredCalls = (llm: Pipeline) =>
+    drive(Promise.allSettled(Array.from({ length: 100 }, (_, index) => llm.complete(chat(`call ${index}`)))));
+
+  it('lets retries add only 20% to 100 calls in a full outage (no floor)', async () => {
+    const { upstream, llm } = await start([retry({ random: () => 0.5, budget: { minPerSecond: 0 } })], outage);
+    const denied = collect(llm, 'retry-budget-exhausted');
+
+    const results = await hundredCalls(llm);
+
+    // 100 calls earn 20 retries: 80 calls are denied their first retry,
+    // the 20 retried ones their second.
+    expect(upstream.requests).toHaveLength(120);
+    expect(denied).toHaveLength(100);
+    expect(denied.filter((event) => event.attempt === 1)).toHaveLength(80);
+    expect(denied[0]).toEqual({ id: expect.any(String), model: 'gpt-4.1', attempt: 1, code: 'SERVER_ERROR' });
+    // A call the budget stopped fails with the upstream error itself.
+    const codes = results.map((result) => (result.status === 'rejected' ? (result.reason as SluiceError).code : 'ok'));
+    expect(new Set(codes)).toEqual(new Set(['SERVER_ERROR']));
+  });
+
+  it('bounds a full outage to 1.2× the calls plus the floor with the defaults', async () => {
+    const { upstream, llm } = await start([retry({ random: () => 0.5 })], outage);
+    const startedAt = Date.now();
+
+    await hundredCalls(llm);
+
+    const seconds = (Date.now() - startedAt) / 1_000;
+    // 20 earned by the calls, 10 to start with, 10 more per second of refill.
+    expect(upstream.requests.length).toBeLessThanOrEqual(100 * 1.2 + 10 + 10 * seconds);
+    expect(upstream.requests.length).toBeLessThan(200);
+  });
+
+  it('spends nothing with budget: false: every call gets every attempt', async () => {
+    const { upstream, llm } = await start([retry({ random: () => 0.5, budget: false })], outage);
+    await hundredCalls(llm);
+    expect(upstream.requests).toHaveLength(300);
+  });
+
+  it('is shared by every call through one middleware, and by retry()s given the same budget', async () => {
+    const budget = retryBudget({ minPerSecond: 0, maxTokens: 2 });
+    for (let call = 0; call < 10; call++) budget.deposit(Date.now());
+    const first = await start([retry({ random: () => 0.5, budget })], outage);
+    const second = await start([retry({ random: () => 0.5, budget })], outage);
+
+    await expect(drive(first.llm.complete(chat()))).rejects.toMatchObject({ code: 'RETRY_EXHAUSTED' });
+    await expect(drive(second.llm.complete(chat()))).rejects.toMatchObject({ code: 'SERVER_ERROR' });
+    expect(first.upstream.requests).toHaveLength(3);
+    expect(second.upstream.requests).toHaveLength(1);
   });
 });

@@ -7,7 +7,7 @@ const retryBudgetSchema = z
     minPerSecond: z.number().min(0).finite().optional(),
     maxTokens: z.number().min(1).finite().optional(),
   })
-  .refine((options) => (options.maxTokens ?? 100) >= (options.minPerSecond ?? 10), {
+  .refine((options) => options.maxTokens === undefined || options.maxTokens >= (options.minPerSecond ?? 10), {
     message: 'must be at least minPerSecond',
     path: ['maxTokens'],
   });
@@ -24,8 +24,8 @@ export interface RetryBudgetOptions {
   minPerSecond?: number;
   /**
    * The most tokens the budget holds, which bounds the burst of retries
-   * when an outage begins after a long healthy spell (default 100; at
-   * least `minPerSecond`).
+   * when an outage begins after a long healthy spell (default 100, or
+   * `minPerSecond` when that is more; at least `minPerSecond`).
    */
   maxTokens?: number;
 }
@@ -72,7 +72,7 @@ export function retryBudgetFrom(options: unknown, name: string): RetryBudget {
   const parsed = parseOptions(retryBudgetSchema, options, name);
   const ratio = parsed.ratio ?? 0.2;
   const floor = parsed.minPerSecond ?? 10;
-  const maxTokens = parsed.maxTokens ?? 100;
+  const maxTokens = parsed.maxTokens ?? Math.max(100, floor);
   let tokens = floor;
   let at: number | undefined;
 

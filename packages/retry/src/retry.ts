@@ -4,6 +4,7 @@ import {
   parseOptions,
   sleep,
   type SluiceError,
+  type SluiceState,
   toSluiceError,
   ValidationError,
 } from '@sluice/core';
@@ -165,7 +166,10 @@ export function retry(options: RetryOptions = {}): Middleware {
 
   return async function retry(ctx, next) {
     const state: RetryState = { attempt: 0, attempts: [] };
-    ctx.state.retry = state;
+    // Through core's exported SluiceState: inside the whole-repo program,
+    // core's own augmentation of './context.js' hides package augmentations
+    // from `CompletionContext['state']` (reported to core).
+    (ctx.state as SluiceState).retry = state;
     budget?.deposit(ctx.clock.now());
     let delayMs = 0;
     for (;;) {
