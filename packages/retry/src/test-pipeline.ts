@@ -72,10 +72,3 @@ export const chat = (content = 'Hello'): ChatCompletionRequest => ({
   model: 'gpt-4.1',
   messages: [{ role: 'user', content }],
 });
-
-/** Reads a whole stream's text, or the error that ended it. */
-export async function readStream(chunks: AsyncIterable<{ choices: Array<{ delta: { content?: string | null } }> }>) {
-  let text = '';
-  for await (const chunk of chunks) text += chunk.choices[0]?.delta.content ?? '';
-  return text;
-}
