@@ -1,0 +1,81 @@
+import { type CompletionContext, type Middleware, SluiceError, type SluiceState, UpstreamError, type Usage } from '@sluice/core';
+import { type Finish, Limiter } from './limiter.js';
+import { headerPauseMs } from './pace-from-headers.js';
+import { outputCap, type RateLimitOptions, type ResolvedOptions, resolveOptions } from './rate-limit-options.js';
+import './types.js';
+
+/**
+ * Limits requests per window, tokens per window and requests in flight,
+ * each optional and all enforced together, per key (global, per model, per
+ * tag, or your own function). A request over a limit waits its turn in a
+ * FIFO queue (or, with `mode: 'reject'`, fails at once with a
+ * `RateLimitedError`). The windows are exact: no window of `windowMs` ever
+ * admits more than `limit` (a GCRA with a `burst`; see the README for the
+ * trade-off). A token limit reserves the prompt plus the output cap before
+ * sending and corrects it to the real usage when the response settles,
+ * streams included. An upstream 429 with Retry-After pauses the key for
+ * every waiter.
+ *
+ * Place it innermost (after retry and breaker), so every attempt that
+ * really reaches the upstream is counted.
+ *
+ * @param options - limits, key, mode and queueing; see {@link RateLimitOptions}
+ * @throws ValidationError naming the bad option (`rateLimit.tokens.burst`)
+ * @example
+ * ```ts
+ * const llm = createPipeline({ transport })
+ *   .use(retry({ attempts: 3 }))
+ *   .use(rateLimit({ rpm: 100, tpm: 200_000, concurrency: 50 }));
+ * ```
+ */
+export function rateLimit(options: RateLimitOptions): Middleware {
+  const config = resolveOptions(options);
+  const limiter = new Limiter(config.limiter);
+  const countsTokens = config.limiter.tokens !== undefined;
+
+  return async function rateLimit(ctx, next) {
+    const key = config.keyOf(ctx);
+    const prompt = countsTokens ? await config.countPrompt(ctx) : 0;
+    const reserved = countsTokens ? prompt + outputCap(ctx.request, config.defaultMaxTokens) : 0;
+    const ticket = await limiter.acquire(ctx, key, reserved);
+    // Through core's SluiceState: the whole-repo type-check can hide a package's augmentation of ctx.state's own type.
+    const state = ctx.state as SluiceState;
+    state.ratelimit = { key, waitedMs: (state.ratelimit?.waitedMs ?? 0) + ticket.waitedMs, reservedTokens: reserved };
+    try {
+      await next();
+    } catch (caught) {
+      const error = caught instanceof SluiceError ? caught : undefined;
+      await limiter.finish(ticket, ctx, finishOf(ctx, config, prompt, undefined, '', error)).catch((failure: unknown) => {
+        ctx.events.emit('listener-error', { id: ctx.id, error: failure });
+      });
+      throw caught;
+    }
+    // Registered after next() resolved, so it is bound to this response: for
+    // a stream, it fires when the stream is read to the end, cut or cancelled.
+    ctx.onSettled((settlement) =>
+      limiter.finish(ticket, ctx, finishOf(ctx, config, prompt, settlement.usage, settlement.streamedText, settlement.error)),
+    );
+  };
+}
+
+/** What a settled response tells the limiter: real usage, and whether to pause. */
+function finishOf(
+  ctx: CompletionContext,
+  config: ResolvedOptions,
+  prompt: number,
+  usage: Usage | undefined,
+  streamedText: string,
+  error: SluiceError | undefined,
+): Finish {
+  // Without reported usage: the prompt was sent, and what reached the caller was produced.
+  const usedTokens = usage ? usage.total_tokens : prompt + Math.ceil(streamedText.length / 4);
+  if (!(error instanceof UpstreamError)) return { usedTokens };
+  const now = ctx.clock.now();
+  let pause: Finish['pause'];
+  if (config.pauseOn429 && error.code === 'RATE_LIMITED' && error.retryAfterMs !== undefined && error.retryAfterMs > 0) {
+    pause = { untilMs: now + error.retryAfterMs, reason: 'retry-after' };
+  }
+  const paced = config.paceFromHeaders && error.headers ? headerPauseMs(error.headers) : undefined;
+  if (paced !== undefined && (!pause || now + paced > pause.untilMs)) pause = { untilMs: now + paced, reason: 'headers' };
+  return pause ? { usedTokens, pause } : { usedTokens };
+}
