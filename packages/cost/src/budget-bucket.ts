@@ -1,0 +1,81 @@
+/*
+ * The stored state of one budget limit for one scope and period, and the
+ * pure updates the budget applies to it with `store.update` (atomic; a
+ * distributed store may run an update more than once, so each is a pure
+ * function of the current value). Plain JSON.
+ *
+ * Each call in flight holds its worst-case cost under its own id, so
+ * admission sees every reservation, settling is idempotent, and a threshold
+ * is claimed by exactly one call (the one whose settlement crossed it), which
+ * is how `budget-warning` fires once per threshold per period even across
+ * processes.
+ */
+
+/** One limit's spend in one period; internal. */
+export interface BudgetBucket {
+  spentUsd: number;
+  /** Worst-case cost reserved by each call in flight, by hold id. */
+  holds: Record<string, number>;
+  /** Thresholds crossed this period, each with the hold id that crossed it. */
+  warned: Record<string, string>;
+}
+
+// Floating-point sums of prices must not refuse a call that fits exactly.
+const tolerance = 1e-9;
+
+const empty = (): BudgetBucket => ({ spentUsd: 0, holds: {}, warned: {} });
+
+/** The sum of the holds; internal. */
+export function reservedUsd(bucket: BudgetBucket): number {
+  let sum = 0;
+  for (const usd of Object.values(bucket.holds)) sum += usd;
+  return sum;
+}
+
+/**
+ * Adds a hold of `amountUsd` if it fits under `limitUsd` (or always, with
+ * `force`); the result holds `id` exactly when it was admitted; internal.
+ *
+ * @example
+ * ```ts
+ * const bucket = await store.update(key, reserveHold('h1', 0.25, 5, false), ttlMs);
+ * const admitted = 'h1' in bucket.holds;
+ * ```
+ */
+export function reserveHold(id: string, amountUsd: number, limitUsd: number, force: boolean) {
+  return (current: BudgetBucket | undefined): BudgetBucket => {
+    const bucket = current ?? empty();
+    if (Object.hasOwn(bucket.holds, id)) return bucket;
+    if (!force && bucket.spentUsd + reservedUsd(bucket) + amountUsd > limitUsd + tolerance) return bucket;
+    return { ...bucket, holds: { ...bucket.holds, [id]: amountUsd } };
+  };
+}
+
+/**
+ * Replaces the hold `id` by the real cost `usd` (0 releases it), claiming
+ * every threshold in `warnAt` the new spend crosses; internal.
+ *
+ * @example
+ * ```ts
+ * const bucket = await store.update(key, settleHold('h1', 0.03, 5, [0.8]), ttlMs);
+ * const crossed = Object.entries(bucket.warned).filter(([, by]) => by === 'h1');
+ * ```
+ */
+export function settleHold(id: string, usd: number, limitUsd: number, warnAt: readonly number[]) {
+  return (current: BudgetBucket | undefined): BudgetBucket => {
+    const bucket = current ?? empty();
+    const { [id]: _held, ...holds } = bucket.holds;
+    const spentUsd = bucket.spentUsd + usd;
+    const warned = { ...bucket.warned };
+    for (const threshold of warnAt) {
+      const key = String(threshold);
+      if (!Object.hasOwn(warned, key) && spentUsd >= threshold * limitUsd - tolerance) warned[key] = id;
+    }
+    return { spentUsd, holds, warned };
+  };
+}
+
+/** Drops the hold `id` without spending anything; internal. */
+export function releaseHold(id: string) {
+  return settleHold(id, 0, Infinity, []);
+}

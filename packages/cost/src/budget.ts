@@ -1,0 +1,242 @@
+import { randomUUID } from 'node:crypto';
+import { type CompletionContext, type Middleware, type Store, ValidationError, parseOptions } from '@sluice/core';
+import { z } from 'zod';
+import { type BudgetBucket, releaseHold, reserveHold, reservedUsd, settleHold } from './budget-bucket.js';
+import { type BudgetPeriod, type BudgetScope, periodBucket } from './budget-period.js';
+import './cost-events.js';
+import { costOfUsage } from './cost-of-usage.js';
+import { BudgetExceededError } from './errors.js';
+import { priceEstimate, priceTableOption, unknownModelOption } from './estimate-cost.js';
+import { type PriceTable, priceTable } from './price-table.js';
+import { promptCount } from './prompt-count.js';
+import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';
+import { settledCost } from './settled-cost.js';
+
+/** One spending limit: `limitUsd` per `period` for a scope (every call, or each value of a tag). */
+export interface BudgetLimit {
+  /** `'global'` (default) or `{ tag: 'tenant' }`: one limit per tenant. Calls without the tag are not counted. */
+  scope?: 'global' | { tag: string };
+  limitUsd: number;
+  period: BudgetPeriod;
+}
+
+/** What to do with a call whose worst case does not fit. */
+export type OnExceed = 'reject' | 'warn' | { downgradeTo: string | string[] };
+
+/** Options of {@link budget}: one limit (`limitUsd`, `period`, `scope`) or several (`limits`). */
+export interface BudgetOptions extends Partial<BudgetLimit> {
+  limits?: BudgetLimit[];
+  /**
+   * `'reject'` (default) throws `BudgetExceededError`; `{ downgradeTo }` sends
+   * the call with the first cheaper model that fits; `'warn'` sends it anyway
+   * (events only).
+   */
+  onExceed?: OnExceed;
+  /** Shares of a limit at which `budget-warning` fires, once per period each (default `[0.8]`). */
+  warnAt?: number[];
+  /** Default: `priceTable()`, the built-in prices. */
+  prices?: PriceTable;
+  /** What an unknown model means (default `'error'`); `'warn'`/`'free'` reserve $0 for it. */
+  unknownModel?: UnknownModelPolicy;
+  /** Where spend is kept (default: the pipeline's `ctx.store`). */
+  store?: Store;
+  /** Budgets with the same name and store share their spend (default `'budget'`). */
+  name?: string;
+}
+
+const scopeSchema = z.union([z.literal('global'), z.strictObject({ tag: z.string().min(1) })]);
+const periodSchema = z.enum(['hour', 'day', 'month']);
+const limitSchema = z.strictObject({ scope: scopeSchema.optional(), limitUsd: z.number().positive().finite(), period: periodSchema });
+
+const optionsSchema = z
+  .strictObject({
+    scope: scopeSchema.optional(),
+    limitUsd: z.number().positive().finite().optional(),
+    period: periodSchema.optional(),
+    limits: z.array(limitSchema).min(1).optional(),
+    onExceed: z
+      .union([
+        z.enum(['reject', 'warn']),
+        z.strictObject({ downgradeTo: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]) }),
+      ])
+      .optional(),
+    warnAt: z.array(z.number().positive().finite()).optional(),
+    prices: priceTableOption.optional(),
+    unknownModel: unknownModelOption.optional(),
+    store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
+    name: z.string().min(1).optional(),
+  })
+  .superRefine((options, issues) => {
+    const single = options.limitUsd !== undefined || options.period !== undefined || options.scope !== undefined;
+    if (options.limits && single) issues.addIssue({ code: 'custom', path: ['limits'], message: 'give either limits or limitUsd/period, not both' });
+    if (!options.limits && options.limitUsd === undefined) issues.addIssue({ code: 'custom', path: ['limitUsd'], message: 'required (or give limits)' });
+    if (!options.limits && options.period === undefined) issues.addIssue({ code: 'custom', path: ['period'], message: 'required (or give limits)' });
+    const seen = new Map<string, number>();
+    options.limits?.forEach((limit, index) => {
+      const key = `${JSON.stringify(limit.scope ?? 'global')}:${limit.period}`;
+      const first = seen.get(key);
+      if (first !== undefined) issues.addIssue({ code: 'custom', path: ['limits', index], message: `same scope and period as limits.${first}` });
+      seen.set(key, index);
+    });
+  });
+
+interface Applicable {
+  limit: BudgetLimit;
+  scope: BudgetScope;
+  key: string;
+  ttlMs: number;
+  periodId: string;
+  resetsAt: number;
+}
+
+type Reservation = { ok: true } | { ok: false; blocked: Applicable; bucket: BudgetBucket };
+
+/**
+ * Spending limits, enforced before a call is sent: the call's worst-case
+ * cost (its output at the cap) is reserved atomically in every applicable
+ * limit with the store's `update`, and settled to the real cost when the
+ * call is done (released if it failed with no usage), so any number of
+ * concurrent calls can never spend past a limit. Periods are UTC hours,
+ * days or months on the pipeline's clock.
+ *
+ * Place it after `trimContext` (it prices the trimmed prompt and reuses its
+ * count) and before `retry` (one reservation covers every attempt).
+ *
+ * @param options - the limit(s), what to do on exceeding, warning thresholds, prices, store
+ * @throws ValidationError naming a bad option
+ * @throws BudgetExceededError (from the middleware, code `BUDGET_EXCEEDED`) when a call does not fit and `onExceed` is `'reject'`
+ * @throws UnknownModelError (from the middleware) when the model has no price and `unknownModel` is `'error'`
+ * @example
+ * ```ts
+ * llm.use(budget({
+ *   limits: [{ limitUsd: 50, period: 'day' }, { scope: { tag: 'tenant' }, limitUsd: 5, period: 'day' }],
+ *   onExceed: { downgradeTo: 'gpt-4.1-mini' },
+ * }));
+ * await llm.complete(request, { tags: { tenant: 'acme' } });
+ * ```
+ */
+export function budget(options: BudgetOptions): Middleware {
+  const config = parseOptions(optionsSchema, options, 'budget');
+  const prices = config.prices ?? priceTable();
+  const policy = config.unknownModel ?? 'error';
+  const limits: BudgetLimit[] = config.limits ?? [
+    { scope: config.scope, limitUsd: config.limitUsd as number, period: config.period as BudgetPeriod },
+  ];
+  const warnAt = config.warnAt ?? [0.8];
+  const onExceed = config.onExceed ?? 'reject';
+  const downgradeTo = typeof onExceed === 'object' ? [onExceed.downgradeTo].flat() : [];
+  for (const model of downgradeTo) {
+    if (!prices.lookup(model)) throw new ValidationError('budget.onExceed.downgradeTo', `no price for "${model}" in the price table`);
+  }
+  const prefix = `sluice:budget:${config.name ?? 'budget'}`;
+
+  function applicable(ctx: CompletionContext): Applicable[] {
+    const now = ctx.clock.now();
+    return limits.flatMap((limit) => {
+      const tag = limit.scope === undefined || limit.scope === 'global' ? undefined : limit.scope.tag;
+      const value = tag === undefined ? undefined : ctx.tags[tag];
+      if (tag !== undefined && value === undefined) return [];
+      const scope: BudgetScope = tag === undefined || value === undefined ? 'global' : { tag, value };
+      const scopeKey = scope === 'global' ? 'global' : `tag:${encodeURIComponent(scope.tag)}=${encodeURIComponent(scope.value)}`;
+      const bucket = periodBucket(limit.period, now);
+      // Kept one period past its end so a call settling late still finds its hold.
+      const ttlMs = bucket.end - now + (bucket.end - bucket.start);
+      return [{ limit, scope, key: `${prefix}:${scopeKey}:${limit.period}:${bucket.id}`, ttlMs, periodId: bucket.id, resetsAt: bucket.end }];
+    });
+  }
+
+  function worstCase(ctx: CompletionContext): number {
+    const match = resolvePrice(prices, ctx.request.model, policy);
+    if (!match) {
+      if (policy === 'warn') ctx.events.emit('unknown-model', { id: ctx.id, model: ctx.request.model, by: 'budget' });
+      return 0;
+    }
+    const { count, approximate } = promptCount(ctx);
+    return priceEstimate(match, ctx.request, count, approximate).worstCase;
+  }
+
+  async function reserveAll(store: Store, targets: Applicable[], id: string, usd: number, force: boolean): Promise<Reservation> {
+    for (const [index, target] of targets.entries()) {
+      const bucket = await store.update(target.key, reserveHold(id, usd, target.limit.limitUsd, force), target.ttlMs);
+      if (Object.hasOwn(bucket.holds, id)) continue;
+      for (const done of targets.slice(0, index)) await store.update(done.key, releaseHold(id), done.ttlMs);
+      return { ok: false, blocked: target, bucket };
+    }
+    return { ok: true };
+  }
+
+  async function settleAll(ctx: CompletionContext, store: Store, targets: Applicable[], id: string, usd: number): Promise<void> {
+    for (const target of targets) {
+      const bucket = await store.update(target.key, settleHold(id, usd, target.limit.limitUsd, warnAt), target.ttlMs);
+      for (const [threshold, by] of Object.entries(bucket.warned)) {
+        if (by !== id) continue;
+        ctx.events.emit('budget-warning', {
+          scope: target.scope, period: target.limit.period, periodId: target.periodId,
+          threshold: Number(threshold), limitUsd: target.limit.limitUsd, spentUsd: bucket.spentUsd,
+        });
+      }
+    }
+  }
+
+  function exceeded(ctx: CompletionContext, refused: { ok: false; blocked: Applicable; bucket: BudgetBucket }, requestedUsd: number) {
+    const { blocked, bucket } = refused;
+    return {
+      scope: blocked.scope, period: blocked.limit.period, limitUsd: blocked.limit.limitUsd,
+      spentUsd: bucket.spentUsd, reservedUsd: reservedUsd(bucket), requestedUsd, resetsAt: blocked.resetsAt,
+      id: ctx.id, model: ctx.request.model,
+    };
+  }
+
+  return async function budget(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
+    const targets = applicable(ctx);
+    if (targets.length === 0) return next();
+    const store = config.store ?? ctx.store;
+    const id = `${ctx.id}:${randomUUID()}`;
+    const requested = ctx.request.model;
+    let worst = worstCase(ctx);
+    let reservation = await reserveAll(store, targets, id, worst, false);
+    let downgradedFrom: string | undefined;
+    if (!reservation.ok) {
+      const refused = exceeded(ctx, reservation, worst);
+      if (onExceed === 'warn') {
+        ctx.events.emit('budget-exceeded', { ...refused, action: 'warn', downgradedTo: undefined });
+        reservation = await reserveAll(store, targets, id, worst, true);
+      } else {
+        for (const model of downgradeTo) {
+          if (model === ctx.request.model) continue;
+          ctx.request = { ...ctx.request, model };
+          worst = worstCase(ctx);
+          reservation = await reserveAll(store, targets, id, worst, false);
+          if (!reservation.ok) continue;
+          downgradedFrom = requested;
+          ctx.events.emit('budget-exceeded', { ...refused, action: 'downgrade', downgradedTo: model });
+          break;
+        }
+        if (!reservation.ok) {
+          const last = exceeded(ctx, reservation, worst);
+          ctx.request = { ...ctx.request, model: requested };
+          ctx.events.emit('budget-exceeded', { ...last, model: requested, action: 'reject', downgradedTo: undefined });
+          const { id: _id, model: _model, ...details } = last;
+          throw new BudgetExceededError(details);
+        }
+      }
+    }
+    ctx.state.budget = { model: ctx.request.model, reservedUsd: worst, downgradedFrom };
+
+    let settled = false;
+    const settle = async (usd: number) => {
+      if (settled) return;
+      settled = true;
+      await settleAll(ctx, store, targets, id, usd);
+    };
+    try {
+      await next();
+    } catch (error) {
+      const match = prices.lookup(ctx.request.model);
+      await settle(ctx.usage && match ? costOfUsage(ctx.usage, match.entry).usd : 0);
+      throw error;
+    }
+    // Bound to the response next() produced: a stream settles when read to its end or cut.
+    ctx.onSettled((settlement) => settle(settledCost(ctx, settlement, prices.lookup(ctx.request.model))?.usd ?? 0));
+  };
+}

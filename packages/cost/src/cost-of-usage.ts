@@ -1,0 +1,83 @@
+import type { Usage } from '@sluice/core';
+import type { PriceEntry } from './price-table.js';
+
+/** Tokens of one kind and what they cost. */
+export interface CostBucket {
+  tokens: number;
+  usd: number;
+}
+
+/**
+ * A call's cost in disjoint buckets: every billed token is in exactly one.
+ * Reasoning tokens are output tokens (`reasoningTokens` says how many of them).
+ */
+export interface CostBuckets {
+  /** Prompt tokens not served from the provider's cache (`prompt_tokens − cached`). */
+  uncachedInput: CostBucket;
+  cachedInput: CostBucket;
+  output: CostBucket & { reasoningTokens: number };
+}
+
+/** A priced call. */
+export interface CostBreakdown {
+  usd: number;
+  buckets: CostBuckets;
+  /** The long-prompt tier applied (its `abovePromptTokens`), if one did. */
+  tier: number | undefined;
+}
+
+/** Per-million prices that apply to a call with `promptTokens` prompt tokens; internal. */
+export function ratesFor(entry: PriceEntry, promptTokens: number): { input: number; cachedInput: number; output: number; tier: number | undefined } {
+  const tier = entry.tiers?.findLast((candidate) => promptTokens > candidate.abovePromptTokens);
+  const prices = tier ?? entry;
+  // No cached price means no discount is assumed: never under-count.
+  return { input: prices.input, cachedInput: prices.cachedInput ?? prices.input, output: prices.output, tier: tier?.abovePromptTokens };
+}
+
+/**
+ * Prices a call's reported usage. Cached prompt tokens come from
+ * `prompt_tokens_details.cached_tokens` (OpenAI) or `prompt_cache_hit_tokens`
+ * (DeepSeek); output is `completion_tokens`, which includes reasoning. When
+ * `total_tokens` shows reasoning was reported outside `completion_tokens`
+ * (some OpenAI-compatible endpoints do), it is added to the output.
+ *
+ * @param usage - the usage the upstream reported
+ * @param entry - the model's price entry
+ * @example
+ * ```ts
+ * const { usd, buckets } = costOfUsage(response.usage!, priceTable().lookup('gpt-4.1')!.entry);
+ * ```
+ */
+export function costOfUsage(usage: Usage, entry: PriceEntry): CostBreakdown {
+  const prompt = Math.max(0, usage.prompt_tokens);
+  const reportedCached =
+    usage.prompt_tokens_details?.cached_tokens ?? numberField(usage, 'prompt_cache_hit_tokens') ?? 0;
+  const cached = Math.min(prompt, Math.max(0, reportedCached));
+  const reasoning = Math.max(0, usage.completion_tokens_details?.reasoning_tokens ?? 0);
+  let output = Math.max(0, usage.completion_tokens);
+  if (reasoning > 0 && usage.total_tokens === prompt + output + reasoning) output += reasoning;
+  return costOfTokens({ uncachedInput: prompt - cached, cachedInput: cached, output, reasoning }, entry);
+}
+
+/** Prices token counts by bucket; internal. */
+export function costOfTokens(
+  tokens: { uncachedInput: number; cachedInput: number; output: number; reasoning?: number },
+  entry: PriceEntry,
+): CostBreakdown {
+  const rates = ratesFor(entry, tokens.uncachedInput + tokens.cachedInput);
+  const uncachedInput = bucket(tokens.uncachedInput, rates.input);
+  const cachedInput = bucket(tokens.cachedInput, rates.cachedInput);
+  const output = { ...bucket(tokens.output, rates.output), reasoningTokens: tokens.reasoning ?? 0 };
+  return {
+    usd: (tokens.uncachedInput * rates.input + tokens.cachedInput * rates.cachedInput + tokens.output * rates.output) / 1e6,
+    buckets: { uncachedInput, cachedInput, output },
+    tier: rates.tier,
+  };
+}
+
+const bucket = (tokens: number, perMillion: number): CostBucket => ({ tokens, usd: (tokens * perMillion) / 1e6 });
+
+function numberField(usage: Usage, field: string): number | undefined {
+  const value = (usage as Record<string, unknown>)[field];
+  return typeof value === 'number' ? value : undefined;
+}

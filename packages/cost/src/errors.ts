@@ -1,0 +1,81 @@
+import { SluiceError } from '@sluice/core';
+import type { BudgetPeriod, BudgetScope } from './budget-period.js';
+
+/**
+ * The price table has no entry for a model, and the `unknownModel` policy
+ * is `'error'` (the default): sluice refuses to price a call at a silent $0.
+ * Not retryable.
+ *
+ * @example
+ * ```ts
+ * try { estimateCost({ model: 'my-finetune', messages }); }
+ * catch (error) { if (error instanceof UnknownModelError) console.log(error.model); }
+ * ```
+ */
+export class UnknownModelError extends SluiceError {
+  /**
+   * @param model - the model name that matched no entry (after snapshot and prefix matching)
+   */
+  constructor(readonly model: string) {
+    super(
+      'UNKNOWN_MODEL',
+      `no price for model "${model}": add it with priceTable({ '${model}': { … } }) or choose unknownModel: 'warn' | 'free'`,
+    );
+  }
+}
+
+/** What a {@link BudgetExceededError} knows about the limit it hit. */
+export interface BudgetExceededDetails {
+  scope: BudgetScope;
+  period: BudgetPeriod;
+  limitUsd: number;
+  /** Settled spend in the current period. */
+  spentUsd: number;
+  /** Worst-case cost of the calls in flight, reserved but not settled yet. */
+  reservedUsd: number;
+  /** The worst-case cost of the call that was refused. */
+  requestedUsd: number;
+  /** When the period ends and the limit frees up, `clock.now()` time (epoch ms). */
+  resetsAt: number;
+}
+
+/**
+ * A call's worst-case cost does not fit what is left of a budget (spent plus
+ * reserved by calls in flight). Thrown before anything is sent. Not
+ * retryable: retrying cannot make room before the period ends (`resetsAt`).
+ *
+ * @example
+ * ```ts
+ * await expect(llm.complete(request, { tags: { tenant: 'acme' } })).rejects.toMatchObject({ code: 'BUDGET_EXCEEDED' });
+ * ```
+ */
+export class BudgetExceededError extends SluiceError implements BudgetExceededDetails {
+  readonly scope: BudgetScope;
+  readonly period: BudgetPeriod;
+  readonly limitUsd: number;
+  readonly spentUsd: number;
+  readonly reservedUsd: number;
+  readonly requestedUsd: number;
+  readonly resetsAt: number;
+
+  /**
+   * @param details - the limit, its scope and period, and the spend that filled it
+   */
+  constructor(details: BudgetExceededDetails) {
+    const scope = details.scope === 'global' ? 'global' : `${details.scope.tag}=${details.scope.value}`;
+    super(
+      'BUDGET_EXCEEDED',
+      `budget of $${details.limitUsd} per ${details.period} (${scope}) exceeded: ` +
+        `$${round(details.spentUsd)} spent, $${round(details.reservedUsd)} reserved, $${round(details.requestedUsd)} requested`,
+    );
+    this.scope = details.scope;
+    this.period = details.period;
+    this.limitUsd = details.limitUsd;
+    this.spentUsd = details.spentUsd;
+    this.reservedUsd = details.reservedUsd;
+    this.requestedUsd = details.requestedUsd;
+    this.resetsAt = details.resetsAt;
+  }
+}
+
+const round = (usd: number) => Number(usd.toPrecision(6));

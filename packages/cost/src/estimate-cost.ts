@@ -1,0 +1,105 @@
+import { countMessages } from '@sluice/context';
+import { type ChatCompletionRequest, chatCompletionRequestSchema, parseOptions } from '@sluice/core';
+import { z } from 'zod';
+import { costOfTokens } from './cost-of-usage.js';
+import { type PriceMatch, type PriceTable, priceTable } from './price-table.js';
+import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';
+
+/** The default typical answer length of an estimate: the original write-up's 800 tokens. */
+export const defaultExpectedOutput = 800;
+
+/** @internal zod schema of a price table option, shared by every factory. */
+export const priceTableOption = z.custom<PriceTable>(
+  (value) => typeof (value as PriceTable | undefined)?.lookup === 'function',
+  'must be a price table (priceTable())',
+);
+/** @internal */
+export const unknownModelOption = z.enum(['error', 'warn', 'free']);
+/** @internal */
+export const expectedOutputOption = z.union([
+  z.number().int().nonnegative(),
+  z.strictObject({ ratio: z.number().nonnegative().finite() }),
+]);
+
+const optionsSchema = z.strictObject({
+  prices: priceTableOption.optional(),
+  unknownModel: unknownModelOption.optional(),
+  expectedOutput: expectedOutputOption.optional(),
+  promptTokens: z.number().int().nonnegative().optional(),
+  cachedInputTokens: z.number().int().nonnegative().optional(),
+});
+
+/** Options of {@link estimateCost}. */
+export interface EstimateCostOptions {
+  /** Default: `priceTable()`, the built-in prices. */
+  prices?: PriceTable;
+  /** What an unknown model means (default `'error'`); `'warn'` and `'free'` give an unpriced $0 estimate. */
+  unknownModel?: UnknownModelPolicy;
+  /**
+   * The typical answer, for `expected`: a token count, or `{ ratio }` of the
+   * prompt. Default 800 tokens. Never above the output cap.
+   */
+  expectedOutput?: number | { ratio: number };
+  /** A prompt count you already made, so the prompt is not counted again. */
+  promptTokens?: number;
+  /** Prompt tokens you expect the provider's cache to serve (priced at `cachedInput` in `expected` only). */
+  cachedInputTokens?: number;
+}
+
+/** A call's cost before it is sent. */
+export interface CostEstimate {
+  /** The price table key the model matched; undefined when it has no price. */
+  model: string | undefined;
+  priced: boolean;
+  /** USD with the typical answer (and the expected cache hits). */
+  expected: number;
+  /** USD if the answer uses its whole cap and nothing comes from the cache: what a budget reserves. */
+  worstCase: number;
+  inputTokens: number;
+  outputTokens: { expected: number; max: number };
+  /** True when the prompt count is an estimate (no exact tokenizer for the model). */
+  approximate: boolean;
+}
+
+/**
+ * Prices a request before it is sent: `expected` with a typical answer,
+ * `worstCase` with the answer at its cap (`max_completion_tokens ??
+ * max_tokens ?? maxOutput`, times `n`).
+ *
+ * @param request - the chat-completions request
+ * @param options - prices, unknown-model policy, typical answer length
+ * @throws UnknownModelError when the model has no price and `unknownModel` is `'error'`
+ * @throws ValidationError naming a bad option or request field
+ * @example
+ * ```ts
+ * const { expected, worstCase } = estimateCost({ model: 'gpt-4.1', messages, max_completion_tokens: 1_000 });
+ * ```
+ */
+export function estimateCost(request: ChatCompletionRequest, options: EstimateCostOptions = {}): CostEstimate {
+  const config = parseOptions(optionsSchema, options, 'estimateCost');
+  const body = parseOptions(chatCompletionRequestSchema, request, 'request');
+  const match = resolvePrice(config.prices ?? priceTable(), body.model, config.unknownModel ?? 'error');
+  if (config.promptTokens !== undefined) return priceEstimate(match, body, config.promptTokens, false, config);
+  const counted = countMessages(body.messages, body.model, body.tools ? { tools: body.tools } : undefined);
+  return priceEstimate(match, body, counted.tokens, counted.approximate, config);
+}
+
+/** The estimate for a counted prompt; internal, shared with `budget`. */
+export function priceEstimate(
+  match: PriceMatch | undefined,
+  request: ChatCompletionRequest,
+  inputTokens: number,
+  approximate: boolean,
+  options: { expectedOutput?: number | { ratio: number }; cachedInputTokens?: number } = {},
+): CostEstimate {
+  const choices = request.n ?? 1;
+  const cap = request.max_completion_tokens ?? request.max_tokens ?? match?.entry.maxOutput ?? 0;
+  const typical = options.expectedOutput ?? defaultExpectedOutput;
+  const perChoice = typeof typical === 'number' ? typical : Math.ceil(typical.ratio * inputTokens);
+  const outputTokens = { expected: Math.min(perChoice, cap) * choices, max: cap * choices };
+  if (!match) return { model: undefined, priced: false, expected: 0, worstCase: 0, inputTokens, outputTokens, approximate };
+  const cached = Math.min(options.cachedInputTokens ?? 0, inputTokens);
+  const expected = costOfTokens({ uncachedInput: inputTokens - cached, cachedInput: cached, output: outputTokens.expected }, match.entry);
+  const worst = costOfTokens({ uncachedInput: inputTokens, cachedInput: 0, output: outputTokens.max }, match.entry);
+  return { model: match.model, priced: true, expected: expected.usd, worstCase: worst.usd, inputTokens, outputTokens, approximate };
+}

@@ -1,0 +1,133 @@
+import { parseOptions } from '@sluice/core';
+import { z } from 'zod';
+import { defaultPrices } from './default-prices.js';
+import { canonicalModel } from './model-name.js';
+
+const perMillion = z.number().finite().nonnegative();
+
+const tierSchema = z.strictObject({
+  /** The tier applies when the prompt has more tokens than this. */
+  abovePromptTokens: z.number().int().positive(),
+  input: perMillion,
+  cachedInput: perMillion.optional(),
+  output: perMillion,
+});
+
+/** One model's prices (USD per million tokens), limits and provenance. */
+export const priceEntrySchema = z
+  .strictObject({
+    /** Uncached input (prompt) tokens. */
+    input: perMillion,
+    /** Prompt tokens served from the provider's cache; charged as `input` when omitted. */
+    cachedInput: perMillion.optional(),
+    /** Output tokens, reasoning tokens included. */
+    output: perMillion,
+    contextWindow: z.number().int().positive(),
+    /** The most output tokens one call can produce: the worst case when a request sets no cap. */
+    maxOutput: z.number().int().positive(),
+    /**
+     * Higher prices for long prompts, e.g. `{ abovePromptTokens: 200_000, input: 6, output: 22.5 }`.
+     * As the providers bill it, the tier prices every token of the call.
+     */
+    tiers: z.array(tierSchema).optional(),
+    /** Other names of the model, matched like the key. */
+    aliases: z.array(z.string().min(1)).optional(),
+    /** Where the price was read (a URL). */
+    source: z.string().min(1).optional(),
+    /** When it was read, `YYYY-MM-DD`. */
+    checkedAt: z.iso.date().optional(),
+    /** False when the figures could not be confirmed on `source` at `checkedAt`. */
+    verified: z.boolean().optional(),
+    note: z.string().optional(),
+  })
+  .refine((entry) => entry.maxOutput <= entry.contextWindow, {
+    message: 'must not exceed contextWindow',
+    path: ['maxOutput'],
+  });
+
+/** A price table entry, as validated. */
+export type PriceEntry = z.output<typeof priceEntrySchema>;
+/** A price table entry as you write it. */
+export type PriceEntryInput = z.input<typeof priceEntrySchema>;
+
+const entriesSchema = z.record(z.string().min(1), priceEntrySchema);
+
+/** A model name matched to its table entry. */
+export interface PriceMatch {
+  /** The table key that matched (`gpt-4.1` for `openai/gpt-4.1-2025-04-14`). */
+  model: string;
+  entry: PriceEntry;
+}
+
+/**
+ * Model prices, looked up by name with snapshot and provider-prefix
+ * matching. Immutable: `withPrices` returns a new table.
+ */
+export interface PriceTable {
+  readonly entries: Readonly<Record<string, PriceEntry>>;
+  /** The entry for `model` (exact key first, then canonical match), or undefined. */
+  lookup(model: string): PriceMatch | undefined;
+  /**
+   * A new table with `overrides` added; an override replaces the whole entry
+   * of the same key (spread the old one to change one field).
+   *
+   * @throws ValidationError naming the bad field (`priceTable.my-model.output`)
+   */
+  withPrices(overrides: Readonly<Record<string, PriceEntryInput>>): PriceTable;
+}
+
+/**
+ * The built-in price table (see the README for every price, its source
+ * and date), extended or overridden by `overrides`.
+ *
+ * @param overrides - entries to add or replace, by model name
+ * @param options - `defaults: false` starts from an empty table instead of the built-in one
+ * @throws ValidationError naming the bad field, e.g. `priceTable.my-model.output`
+ * @example
+ * ```ts
+ * const prices = priceTable({
+ *   'my-finetune': { input: 3, output: 12, contextWindow: 128_000, maxOutput: 16_384, source: 'contract' },
+ *   'gpt-4.1': { ...priceTable().entries['gpt-4.1']!, input: 1.6 }, // a negotiated rate
+ * });
+ * prices.lookup('openai/gpt-4.1-2025-04-14')?.model; // 'gpt-4.1'
+ * ```
+ */
+export function priceTable(
+  overrides: Readonly<Record<string, PriceEntryInput>> = {},
+  options: { defaults?: boolean } = {},
+): PriceTable {
+  const base = options.defaults === false ? {} : defaultTable().entries;
+  return createTable(base, overrides);
+}
+
+let builtIn: PriceTable | undefined;
+function defaultTable(): PriceTable {
+  builtIn ??= createTable({}, defaultPrices);
+  return builtIn;
+}
+
+function createTable(
+  base: Readonly<Record<string, PriceEntry>>,
+  overrides: Readonly<Record<string, PriceEntryInput>>,
+): PriceTable {
+  const added = parseOptions(entriesSchema, overrides, 'priceTable');
+  for (const entry of Object.values(added)) entry.tiers?.sort((a, b) => a.abovePromptTokens - b.abovePromptTokens);
+  const entries: Record<string, PriceEntry> = { ...base, ...added };
+  const byCanonical = new Map<string, string>();
+  // Later keys win, so an override spelled differently still beats a default.
+  for (const [key, entry] of Object.entries(entries)) {
+    for (const name of [key, ...(entry.aliases ?? [])]) byCanonical.set(canonicalModel(name), key);
+  }
+  const frozen = Object.freeze(entries);
+  return {
+    entries: frozen,
+    lookup(model) {
+      const key = Object.hasOwn(frozen, model) ? model : byCanonical.get(canonicalModel(model));
+      const entry = key === undefined ? undefined : frozen[key];
+      return key === undefined || entry === undefined ? undefined : { model: key, entry };
+    },
+    withPrices(more) {
+      return createTable(frozen, more);
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import type { ChatCompletion, CompletionContext, Settlement } from '@sluice/core';
+import { type CostBuckets, costOfTokens, costOfUsage } from './cost-of-usage.js';
+import type { PriceEntry, PriceMatch } from './price-table.js';
+import { promptCount, streamedTokens } from './prompt-count.js';
+
+/** What a settled call cost; internal. */
+export interface SettledCost {
+  /** The price table key, or the model name as sent when it has no price. */
+  model: string;
+  usd: number;
+  buckets: CostBuckets;
+  estimated: boolean;
+  priced: boolean;
+}
+
+// Unpriced calls still carry their token buckets (the anomaly alert and
+// the ledger's token totals need them), at $0.
+const unpriced: PriceEntry = { input: 0, output: 0, contextWindow: 1, maxOutput: 1 };
+
+/**
+ * The cost of a settled call: from the usage the upstream reported, or,
+ * when none arrived, from the prompt count and the tokens of the text
+ * that was delivered (marked `estimated`). Undefined when nothing was
+ * produced (an error before any answer); internal.
+ *
+ * @param ctx - the call, whose `request` is what was finally sent
+ * @param settlement - how it ended
+ * @param match - the model's price, if it has one
+ * @example
+ * ```ts
+ * ctx.onSettled((settlement) => record(settledCost(ctx, settlement, match)));
+ * ```
+ */
+export function settledCost(ctx: CompletionContext, settlement: Settlement, match: PriceMatch | undefined): SettledCost | undefined {
+  const entry = match?.entry ?? unpriced;
+  const base = { model: match?.model ?? ctx.request.model, priced: match !== undefined };
+  if (settlement.usage) return { ...base, ...costOfUsage(settlement.usage, entry), estimated: false };
+  let output: number;
+  if (settlement.response) output = streamedTokens(ctx, completionText(settlement.response));
+  else if (settlement.stream && settlement.chunks > 0) output = streamedTokens(ctx, settlement.streamedText);
+  else return undefined;
+  const prompt = promptCount(ctx).count;
+  const cost = costOfTokens({ uncachedInput: prompt, cachedInput: 0, output }, entry);
+  return { ...base, usd: cost.usd, buckets: cost.buckets, estimated: true };
+}
+
+function completionText(response: ChatCompletion): string {
+  let text = '';
+  for (const { message } of response.choices) {
+    const { content } = message;
+    if (typeof content === 'string') text += content;
+    else if (Array.isArray(content)) for (const part of content) if ('text' in part) text += String(part.text);
+    if (message.refusal) text += message.refusal;
+    for (const call of message.tool_calls ?? []) text += call.function.name + call.function.arguments;
+  }
+  return text;
+}
