@@ -118,6 +118,9 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     try {
       await next();
     } catch (error) {
+      // Judged from the error itself rather than a settlement listener: a
+      // rejection by a layer before the transport (a limiter) has no response
+      // for a listener to bind to, and would hand it the whole call's outcome.
       try {
         await record(ctx, circuits, key, ticket, outcomeOf(error, ctx.clock.now() - admittedAt));
       } catch (storeError) {

@@ -30,6 +30,7 @@ export async function harness(
     ...(extra.store ? { store: extra.store } : {}),
   }).use(circuit);
   const events: SeenEvent[] = [];
+  let closing: Promise<void> | undefined;
   llm.events.on('circuit-open', (e) => events.push({ name: 'circuit-open', ...e }));
   llm.events.on('circuit-half-open', (e) => events.push({ name: 'circuit-half-open', ...e }));
   llm.events.on('circuit-close', (e) => events.push({ name: 'circuit-close', ...e }));
@@ -39,9 +40,10 @@ export async function harness(
     circuit,
     events,
     key: (model = 'gpt-4.1') => `${upstream.url}|${model}`,
-    async close() {
-      await llm.close();
-      await upstream.close();
+    close() {
+      // Idempotent: core's Pipeline.close() throws when called twice.
+      closing ??= llm.close().then(() => upstream.close());
+      return closing;
     },
   };
 }

@@ -1,0 +1,426 @@
+import type { SluiceState } from '@sluice/core';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { CircuitOpenError } from './circuit-open-error.js';
+import { ask, drain, failTimes, type Harness, harness, jsonStore } from './test-harness.js';
+
+let h: Harness;
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+});
+
+afterEach(async () => {
+  await h?.close();
+  vi.useRealTimers();
+});
+
+describe("breaker: the original client's timeline", () => {
+  it('opens after 10 consecutive 503s and fails fast for 30 s without reaching the upstream', async () => {
+    h = await harness();
+    await failTimes(h, 9);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 9 });
+    await failTimes(h, 1);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', failures: 10, retryAfterMs: 30_000, reason: 'consecutive' });
+
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', retryable: false, key: h.key(), retryAfterMs: 30_000 });
+    await vi.advanceTimersByTimeAsync(29_999);
+    const error = await h.llm.complete(ask()).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(CircuitOpenError);
+    expect(error).toMatchObject({ code: 'CIRCUIT_OPEN', state: 'open', retryAfterMs: 1 });
+    expect(h.upstream.requests).toHaveLength(10);
+  });
+
+  it('after 30 s lets exactly one probe through while concurrent calls fail fast, and its success closes the circuit', async () => {
+    h = await harness();
+    await failTimes(h, 10);
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'half-open', retryAfterMs: 0, probes: 0 });
+
+    h.upstream.enqueue({ kind: 'delay', latencyMs: 2_000 });
+    const probe = h.llm.complete(ask());
+    const others = Array.from({ length: 5 }, () =>
+      expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', state: 'half-open', retryAfterMs: 0 }),
+    );
+    await Promise.all(others);
+    await h.upstream.waitForRequests(11);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'half-open', probes: 1 });
+    await vi.advanceTimersByTimeAsync(2_000);
+    await expect(probe).resolves.toMatchObject({ object: 'chat.completion' });
+    expect(h.upstream.requests).toHaveLength(11);
+
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 0, trips: 0, openedAt: null });
+    await expect(h.llm.complete(ask())).resolves.toMatchObject({ object: 'chat.completion' });
+    expect(h.upstream.requests).toHaveLength(12);
+    expect(h.events).toEqual([
+      { name: 'circuit-open', key: h.key(), reason: 'consecutive', failures: 10, openMs: 30_000 },
+      { name: 'circuit-half-open', key: h.key() },
+      { name: 'circuit-close', key: h.key(), reason: 'probe-succeeded' },
+    ]);
+  });
+
+  it('reopens for another 30 s when the probe fails', async () => {
+    h = await harness();
+    await failTimes(h, 10);
+    await vi.advanceTimersByTimeAsync(30_000);
+    await failTimes(h, 1); // the probe
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', reason: 'probe-failed', failures: 11, retryAfterMs: 30_000, trips: 2 });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', retryAfterMs: 30_000 });
+    expect(h.upstream.requests).toHaveLength(11);
+    expect(h.events.at(-1)).toEqual({ name: 'circuit-open', key: h.key(), reason: 'probe-failed', failures: 11, openMs: 30_000 });
+
+    await vi.advanceTimersByTimeAsync(30_000);
+    await expect(h.llm.complete(ask())).resolves.toMatchObject({ object: 'chat.completion' });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed' });
+  });
+
+  it('grows the open time on repeated trips with backoff, capped at maxMs', async () => {
+    h = await harness({ failures: 2, openMs: 1_000, backoff: { factor: 2, maxMs: 3_000 } });
+    await failTimes(h, 2);
+    const waits: unknown[] = [];
+    for (let trip = 0; trip < 3; trip++) {
+      const open = await h.circuit.state(h.key());
+      waits.push(await h.llm.complete(ask()).catch((error: CircuitOpenError) => error.retryAfterMs));
+      await vi.advanceTimersByTimeAsync(open.retryAfterMs ?? 0);
+      await failTimes(h, 1); // the probe fails
+    }
+    expect(waits).toEqual([1_000, 2_000, 3_000]);
+    expect(h.events.filter((e) => e.name === 'circuit-open').map((e) => e.openMs)).toEqual([1_000, 2_000, 3_000, 3_000]);
+  });
+});
+
+describe('breaker: circuits are keyed', () => {
+  it('keeps serving model B while model A is open', async () => {
+    h = await harness({ failures: 3 });
+    await failTimes(h, 3, 'gpt-4.1');
+    await expect(h.llm.complete(ask('gpt-4.1'))).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', key: h.key('gpt-4.1') });
+    await expect(h.llm.complete(ask('deepseek-v3.2'))).resolves.toMatchObject({ model: 'deepseek-v3.2' });
+    expect(await h.circuit.state(h.key('deepseek-v3.2'))).toMatchObject({ state: 'closed', failures: 0 });
+    expect(h.upstream.requests.map((r) => (r.body as { model: string }).model)).toEqual([
+      'gpt-4.1', 'gpt-4.1', 'gpt-4.1', 'deepseek-v3.2',
+    ]);
+  });
+
+  it('uses a key function of the context when given one', async () => {
+    h = await harness({ failures: 1, key: (ctx) => `tenant:${ctx.tags.tenant ?? 'none'}` });
+    h.upstream.enqueue({ kind: 'status', status: 500 });
+    await expect(h.llm.complete(ask(), { tags: { tenant: 'a' } })).rejects.toMatchObject({ code: 'SERVER_ERROR' });
+    await expect(h.llm.complete(ask(), { tags: { tenant: 'a' } })).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', key: 'tenant:a' });
+    await expect(h.llm.complete(ask(), { tags: { tenant: 'b' } })).resolves.toBeDefined();
+  });
+
+  it('rejects a key function that returns no string, naming breaker.key', async () => {
+    h = await harness({ key: () => '' });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'VALIDATION', field: 'breaker.key' });
+    expect(h.upstream.requests).toHaveLength(0);
+  });
+});
+
+describe('breaker: what counts as a failure', () => {
+  it('does not count 4xx, 429, a caller abort or the caller’s own deadline', async () => {
+    h = await harness({ failures: 1 });
+    for (const status of [400, 401, 403, 404, 409, 422, 429]) {
+      h.upstream.enqueue({ kind: 'status', status });
+      await expect(h.llm.complete(ask())).rejects.toMatchObject({ status });
+    }
+    h.upstream.enqueue({ kind: 'hang' });
+    const controller = new AbortController();
+    const aborted = expect(h.llm.complete(ask(), { signal: controller.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+    await h.upstream.waitForRequests(8);
+    controller.abort();
+    await aborted;
+
+    h.upstream.enqueue({ kind: 'hang' });
+    // Asserted before time moves, so the rejection is handled when it happens.
+    const late = expect(h.llm.complete(ask(), { timeoutMs: 5_000 })).rejects.toMatchObject({ code: 'TIMEOUT', phase: 'deadline' });
+    await h.upstream.waitForRequests(9);
+    await vi.advanceTimersByTimeAsync(5_000);
+    await late;
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 0 });
+
+    await failTimes(h, 1);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open' });
+  });
+
+  it('counts connection resets, HTML error pages, malformed bodies and upstream timeouts', async () => {
+    h = await harness({ failures: 4 });
+    h.upstream.enqueue({ kind: 'reset' }, { kind: 'html' }, { kind: 'malformed' });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CONNECTION' });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'SERVER_ERROR', status: 502 });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'MALFORMED_RESPONSE' });
+    h.upstream.enqueue({ kind: 'hang' });
+    const hung = expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'TIMEOUT', phase: 'attempt' });
+    await h.upstream.waitForRequests(4);
+    await vi.advanceTimersByTimeAsync(60_000); // the transport's attempt timeout
+    await hung;
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', failures: 4 });
+  });
+
+  it('counts a slow success as a failure past slowCallMs', async () => {
+    h = await harness({ failures: 3, slowCallMs: 1_000 });
+    const slow = async (latencyMs: number) => {
+      h.upstream.enqueue({ kind: 'delay', latencyMs });
+      const reply = h.llm.complete(ask());
+      await h.upstream.waitForRequests(h.upstream.requests.length + 1);
+      await vi.advanceTimersByTimeAsync(latencyMs);
+      await expect(reply).resolves.toMatchObject({ object: 'chat.completion' });
+    };
+    await slow(1_500);
+    await slow(1_500);
+    await slow(1_000); // at the threshold is not slow
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 0 });
+    await slow(1_001);
+    await slow(5_000);
+    await slow(1_500);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', reason: 'consecutive', failures: 3 });
+  });
+
+  it('uses isFailure instead of the default rule when given', async () => {
+    h = await harness({ failures: 2, isFailure: (error) => error.code === 'RATE_LIMITED' });
+    h.upstream.enqueue({ kind: 'status', status: 503 }, { kind: 'status', status: 429 }, { kind: 'status', status: 429 });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'SERVER_ERROR' });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 1 });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', failures: 2 });
+  });
+});
+
+describe('breaker: failure rate', () => {
+  const failureRate = { threshold: 0.5, windowMs: 60_000, minimumCalls: 20 };
+
+  it('opens when half the calls in the window failed, once it holds minimumCalls', async () => {
+    h = await harness({ failures: false, failureRate });
+    for (let i = 0; i < 19; i++) {
+      if (i % 2 === 0) await failTimes(h, 1);
+      else await expect(h.llm.complete(ask())).resolves.toBeDefined();
+    }
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', window: { calls: 19, failures: 10 } });
+    await expect(h.llm.complete(ask())).resolves.toBeDefined(); // 10 of 20: the threshold, reached
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', reason: 'failure-rate' });
+    expect(h.events).toEqual([{ name: 'circuit-open', key: h.key(), reason: 'failure-rate', failures: 10, openMs: 30_000 }]);
+  });
+
+  it('forgets calls older than the window', async () => {
+    h = await harness({ failures: false, failureRate });
+    await failTimes(h, 15);
+    await vi.advanceTimersByTimeAsync(60_000);
+    for (let i = 0; i < 11; i++) await expect(h.llm.complete(ask())).resolves.toBeDefined();
+    await failTimes(h, 9);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', window: { calls: 20, failures: 9, rate: 0.45 } });
+  });
+
+  it('still opens on consecutive failures unless failures is false', async () => {
+    h = await harness({ failures: 5, failureRate });
+    await failTimes(h, 5);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', reason: 'consecutive' });
+  });
+});
+
+describe('breaker: streams count when they settle', () => {
+  it('counts a stream cut or reset mid-way as a failure, once it is read', async () => {
+    h = await harness({ failures: 2 });
+    h.upstream.enqueue({ kind: 'cut', afterChunks: 2 });
+    const ctx = await h.llm.run({ ...ask(), stream: true });
+    expect(await h.circuit.state(h.key())).toMatchObject({ failures: 0 });
+    expect(ctx.chunks).toBeDefined();
+    await expect(drain(ctx.chunks as AsyncIterable<unknown>)).resolves.toMatchObject({ code: 'STREAM_CUT' });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 1 });
+
+    h.upstream.enqueue({ kind: 'reset', at: 'mid-stream', afterChunks: 3 });
+    await expect(drain(h.llm.stream(ask()))).resolves.toMatchObject({ code: 'STREAM_CUT' });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', failures: 2 });
+  });
+
+  it('does not count a consumer that breaks out of a stream, and counts one read to its end as a success', async () => {
+    h = await harness({ failures: 2 });
+    await failTimes(h, 1);
+    for await (const _ of h.llm.stream(ask())) break;
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 1 });
+    await expect(drain(h.llm.stream(ask()))).resolves.toBeUndefined();
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 0 });
+  });
+
+  it('releases the probe slot when a probing stream is cancelled, so the next call probes', async () => {
+    h = await harness({ failures: 1, openMs: 1_000 });
+    await failTimes(h, 1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    const stream = h.llm.stream(ask())[Symbol.asyncIterator]();
+    await expect(stream.next()).resolves.toMatchObject({ done: false });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'half-open', probes: 1 });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', state: 'half-open' });
+    await stream.return?.();
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'half-open', probes: 0 });
+    await expect(h.llm.complete(ask())).resolves.toBeDefined();
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed' });
+  });
+
+  it('releases the probe slot when the probe fails in a way that does not count', async () => {
+    h = await harness({ failures: 1, openMs: 1_000 });
+    await failTimes(h, 1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    h.upstream.enqueue({ kind: 'status', status: 429 });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'half-open', probes: 0 });
+    await expect(h.llm.complete(ask())).resolves.toBeDefined();
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed' });
+  });
+
+  it('closes only after `probes` probes succeeded', async () => {
+    h = await harness({ failures: 1, openMs: 1_000, probes: 3 });
+    await failTimes(h, 1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    h.upstream.enqueue(...Array.from({ length: 3 }, () => ({ kind: 'delay' as const, latencyMs: 100 })));
+    const probes = Array.from({ length: 3 }, () => h.llm.complete(ask()));
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', state: 'half-open' });
+    await h.upstream.waitForRequests(4);
+    await vi.advanceTimersByTimeAsync(100);
+    await Promise.all(probes);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed' });
+    expect(h.events.map((e) => e.name)).toEqual(['circuit-open', 'circuit-half-open', 'circuit-close']);
+  });
+});
+
+describe('breaker: state in the store', () => {
+  it('keeps circuits as plain JSON and survives a store that reruns every update', async () => {
+    const store = jsonStore();
+    h = await harness({ failures: 2, openMs: 1_000 }, { store });
+    await failTimes(h, 2);
+    const raw = store.raw(`breaker:${h.key()}`);
+    expect(JSON.parse(raw ?? 'null')).toMatchObject({ state: 'open', failures: 2 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    h.upstream.enqueue({ kind: 'delay', latencyMs: 10 });
+    const probe = h.llm.complete(ask());
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+    await h.upstream.waitForRequests(3);
+    await vi.advanceTimersByTimeAsync(10);
+    await probe;
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed' });
+    expect(h.events.map((e) => e.name)).toEqual(['circuit-open', 'circuit-half-open', 'circuit-close']);
+  });
+
+  it('costs two store calls per call, and one per call failed fast', async () => {
+    const store = jsonStore();
+    h = await harness({ failures: 1 }, { store });
+    await h.llm.complete(ask());
+    expect(store.calls).toBe(2);
+    await failTimes(h, 1);
+    expect(store.calls).toBe(4);
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+    expect(store.calls).toBe(5);
+  });
+
+  it('uses options.store over the pipeline’s', async () => {
+    const store = jsonStore();
+    h = await harness({ failures: 1, store });
+    await failTimes(h, 1);
+    expect(store.raw(`breaker:${h.key()}`)).toContain('"open"');
+    expect(await h.llm.store.get(`breaker:${h.key()}`)).toBeUndefined();
+  });
+
+  it('tells later middleware the circuit and its state in ctx.state.breaker', async () => {
+    h = await harness({ failures: 1 });
+    const seen: unknown[] = [];
+    const outer = createOuter(seen);
+    // Outermost: it must come before the breaker, so build a pipeline of our own.
+    const { createPipeline, openAICompatible } = await import('@sluice/core');
+    const { breaker } = await import('./breaker.js');
+    const llm = createPipeline({ transport: openAICompatible({ baseUrl: h.upstream.url, apiKey: 'sk-test' }) })
+      .use(outer)
+      .use(breaker({ failures: 1 }));
+    await llm.complete(ask());
+    h.upstream.enqueue({ kind: 'status', status: 503 });
+    await llm.complete(ask()).catch(() => {});
+    await llm.complete(ask()).catch(() => {});
+    await llm.close();
+    expect(seen).toEqual([
+      { key: h.key(), state: 'closed' },
+      { key: h.key(), state: 'closed' },
+      { key: h.key(), state: 'open' },
+    ]);
+  });
+});
+
+function createOuter(seen: unknown[]) {
+  return async function outer(ctx: { state: object }, next: () => Promise<void>) {
+    try {
+      await next();
+    } finally {
+      seen.push({ ...(ctx.state as SluiceState).breaker });
+    }
+  };
+}
+
+describe('breaker: manual control and health', () => {
+  it('reports a closed circuit as plain JSON before any call', async () => {
+    const { breaker } = await import('./breaker.js');
+    const circuit = breaker({ failureRate: { threshold: 0.5, windowMs: 10_000 } });
+    const health = await circuit.state('https://api.example.com/v1|gpt-4.1');
+    expect(health).toEqual({
+      key: 'https://api.example.com/v1|gpt-4.1',
+      state: 'closed',
+      failures: 0,
+      window: { calls: 0, failures: 0, rate: 0 },
+      openedAt: null,
+      openMs: null,
+      retryAfterMs: 0,
+      reason: null,
+      trips: 0,
+      probes: 0,
+    });
+    expect(JSON.parse(JSON.stringify(health))).toEqual(health);
+  });
+
+  it('holds an isolated circuit open until reset, whatever the time', async () => {
+    h = await harness();
+    await h.llm.complete(ask());
+    const isolated = await h.circuit.isolate(h.key());
+    expect(isolated).toMatchObject({ state: 'isolated', reason: 'isolated', retryAfterMs: null, openedAt: Date.now() });
+    expect(JSON.parse(JSON.stringify(isolated))).toEqual(isolated);
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', state: 'isolated', retryAfterMs: undefined });
+    await vi.advanceTimersByTimeAsync(24 * 3_600_000);
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', state: 'isolated' });
+    expect(h.upstream.requests).toHaveLength(1);
+
+    expect(await h.circuit.reset(h.key())).toMatchObject({ state: 'closed', reason: null });
+    await expect(h.llm.complete(ask())).resolves.toBeDefined();
+    expect(h.events).toEqual([
+      { name: 'circuit-open', key: h.key(), reason: 'isolated', failures: 0, openMs: Infinity },
+      { name: 'circuit-close', key: h.key(), reason: 'reset' },
+    ]);
+  });
+
+  it('keeps a circuit isolated before any call on the breaker’s own store', async () => {
+    const { createPipeline, openAICompatible } = await import('@sluice/core');
+    const { breaker } = await import('./breaker.js');
+    h = await harness();
+    const circuit = breaker();
+    await circuit.isolate(h.key());
+    const llm = createPipeline({ transport: openAICompatible({ baseUrl: h.upstream.url, apiKey: 'sk-test' }) }).use(circuit);
+    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', state: 'isolated' });
+    expect(await circuit.state(h.key())).toMatchObject({ state: 'isolated' });
+    await llm.close();
+    expect(h.upstream.requests).toHaveLength(0);
+  });
+
+  it('closes an open circuit at once on reset, forgetting its failures and trips', async () => {
+    h = await harness({ failures: 2 });
+    await failTimes(h, 2);
+    expect(await h.circuit.reset(h.key())).toMatchObject({ state: 'closed', failures: 0, trips: 0 });
+    await expect(h.llm.complete(ask())).resolves.toBeDefined();
+    await failTimes(h, 1);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 1 });
+  });
+
+  it('keeps a circuit isolated when a probe in flight succeeds afterwards', async () => {
+    h = await harness({ failures: 1, openMs: 1_000 });
+    await failTimes(h, 1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    h.upstream.enqueue({ kind: 'delay', latencyMs: 500 });
+    const probe = h.llm.complete(ask());
+    await h.upstream.waitForRequests(2);
+    await h.circuit.isolate(h.key());
+    await vi.advanceTimersByTimeAsync(500);
+    await expect(probe).resolves.toBeDefined();
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'isolated', probes: 0 });
+  });
+});
