@@ -2,20 +2,9 @@ import type { Clock } from './clock.js';
 import type { SluiceError } from './errors.js';
 import type { SettleOutcome, SluiceEmitter } from './events.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from './schemas.js';
+import type { SluiceState } from './index.js';
 import type { Store } from './store.js';
 
-/**
- * Per-request data of middleware, each under its own key. A package
- * declares its key by augmenting this interface from its `index.ts`:
- *
- * ```ts
- * declare module '@sluice/core' {
- *   interface SluiceState { retry?: RetryState }
- * }
- * ```
- */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface SluiceState {}
 
 /** What a settlement listener learns once a response is completely done. */
 export interface Settlement {

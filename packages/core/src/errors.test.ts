@@ -8,7 +8,8 @@ const upstream = (status: number | undefined, body: unknown, headers: Record<str
 describe('SluiceError', () => {
   it('is recognised across two copies of the package', async () => {
     vi.resetModules();
-    const copy = await import('./errors.js?copy');
+    const second = './errors.js?copy';
+    const copy = (await import(/* @vite-ignore */ second)) as typeof import('./errors.js');
     expect(copy.SluiceError).not.toBe(SluiceError);
     const foreign = new copy.RateLimitError('slow down');
     expect(foreign).toBeInstanceOf(SluiceError);

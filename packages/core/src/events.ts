@@ -1,35 +1,5 @@
 import { EventEmitter } from 'eventemitter3';
-import type { Usage } from './schemas.js';
-
-/**
- * Every event a pipeline can emit, by name. Packages add theirs by
- * declaration merging from their own `index.ts`:
- *
- * ```ts
- * declare module '@sluice/core' {
- *   interface SluiceEvents { retry: RetryEvent }
- * }
- * ```
- */
-export interface SluiceEvents {
-  /** A call entered the pipeline. */
-  request: { id: string; model: string; stream: boolean; tags: Readonly<Record<string, string>> };
-  /** A call settled (for a stream: when its last chunk was read, it broke, or it was cancelled). */
-  response: {
-    id: string;
-    model: string;
-    stream: boolean;
-    outcome: SettleOutcome;
-    durationMs: number;
-    usage: Usage | undefined;
-    /** The error's code when the outcome is `error`. */
-    errorCode: string | undefined;
-  };
-  /** One more request of a batch finished. */
-  'batch-progress': { done: number; failed: number; total: number };
-  /** A settlement listener threw; the call's own result is unaffected. */
-  'listener-error': { id: string; error: unknown };
-}
+import type { SluiceEvents } from './index.js';
 
 /** How a call ended. */
 export type SettleOutcome = 'success' | 'error' | 'cancelled';
@@ -39,10 +9,26 @@ export type SluiceEventListeners = {
   [K in keyof SluiceEvents]: (payload: SluiceEvents[K]) => void;
 };
 
-/** A pipeline's typed event emitter (eventemitter3). */
-export type SluiceEmitter = EventEmitter<SluiceEventListeners>;
+/**
+ * A pipeline's typed event emitter (eventemitter3). A listener that throws
+ * never becomes the call's error: `emit` catches it and reports it as a
+ * `listener-error` event instead.
+ */
+export class SluiceEmitter extends EventEmitter<SluiceEventListeners> {
+  override emit<K extends EventEmitter.EventNames<SluiceEventListeners>>(
+    event: K,
+    ...args: EventEmitter.EventArgs<SluiceEventListeners, K>
+  ): boolean {
+    try {
+      return super.emit(event, ...args);
+    } catch (error) {
+      if (event !== 'listener-error') super.emit('listener-error', { event: String(event), error });
+      return true;
+    }
+  }
+}
 
 /** Creates the typed emitter a pipeline uses; share one between pipelines to merge their events. */
 export function createEmitter(): SluiceEmitter {
-  return new EventEmitter<SluiceEventListeners>();
+  return new SluiceEmitter();
 }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Middleware, Settlement } from './context.js';
 import { SluiceError } from './errors.js';
-import type { SluiceEvents } from './events.js';
+import type { SluiceEvents } from './index.js';
 import { createPipeline } from './pipeline.js';
 import { ask, collect, setup } from './test-helpers.js';
 
@@ -177,6 +177,17 @@ describe('settlement', () => {
       ['success', undefined],
     ]);
     expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('reports a throwing event listener as listener-error without failing the call', async () => {
+    const { llm } = await setup();
+    const errors: Array<SluiceEvents['listener-error']> = [];
+    llm.events.on('listener-error', (e) => errors.push(e));
+    llm.events.on('request', () => {
+      throw new Error('listener bug');
+    });
+    await expect(llm.complete(ask())).resolves.toBeDefined();
+    expect(errors).toEqual([{ event: 'request', error: expect.any(Error) }]);
   });
 
   it('reports a thrown listener as listener-error without failing the call', async () => {

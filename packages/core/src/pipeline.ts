@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { type Clock, systemClock } from './clock.js';
 import { compose } from './compose.js';
-import type { CompletionContext, Middleware, SettleListener, Settlement, SluiceState, TransportInfo } from './context.js';
+import type { CompletionContext, Middleware, SettleListener, Settlement, TransportInfo } from './context.js';
+import type { SluiceState } from './index.js';
 import { AbortError, SluiceError, TimeoutError, UnexpectedError, ValidationError, toSluiceError } from './errors.js';
 import { type SluiceEmitter, createEmitter } from './events.js';
 import { type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest, chatCompletionRequestSchema } from './schemas.js';

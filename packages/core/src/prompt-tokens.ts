@@ -18,7 +18,7 @@ export interface PromptTokens {
   model: string;
 }
 
-declare module './context.js' {
+declare module './index.js' {
   interface SluiceState {
     /** The prompt's token count, if a middleware counted it (see {@link PromptTokens}). */
     tokens?: PromptTokens;

@@ -1,0 +1,7 @@
+/**
+ * The sluice demo: everything embedded (a mock upstream on 127.0.0.1,
+ * in-memory state). Run it with `pnpm demo`.
+ */
+import { asyncClient } from './async-client.js';
+
+await asyncClient();
