@@ -6,7 +6,8 @@ import { type BudgetPeriod, type BudgetScope, periodBucket } from './budget-peri
 import './cost-events.js';
 import { costOfUsage } from './cost-of-usage.js';
 import { BudgetExceededError } from './errors.js';
-import { priceEstimate, priceTableOption, unknownModelOption } from './estimate-cost.js';
+import { priceEstimate } from './estimate-cost.js';
+import { priceTableOption, unknownModelOption } from './shared-options.js';
 import { type PriceTable, priceTable } from './price-table.js';
 import { promptCount } from './prompt-count.js';
 import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';

@@ -3,23 +3,11 @@ import { type ChatCompletionRequest, chatCompletionRequestSchema, parseOptions }
 import { z } from 'zod';
 import { costOfTokens } from './cost-of-usage.js';
 import { type PriceMatch, type PriceTable, priceTable } from './price-table.js';
+import { expectedOutputOption, priceTableOption, unknownModelOption } from './shared-options.js';
 import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';
 
 /** The default typical answer length of an estimate: the original write-up's 800 tokens. */
 export const defaultExpectedOutput = 800;
-
-/** @internal zod schema of a price table option, shared by every factory. */
-export const priceTableOption = z.custom<PriceTable>(
-  (value) => typeof (value as PriceTable | undefined)?.lookup === 'function',
-  'must be a price table (priceTable())',
-);
-/** @internal */
-export const unknownModelOption = z.enum(['error', 'warn', 'free']);
-/** @internal */
-export const expectedOutputOption = z.union([
-  z.number().int().nonnegative(),
-  z.strictObject({ ratio: z.number().nonnegative().finite() }),
-]);
 
 const optionsSchema = z.strictObject({
   prices: priceTableOption.optional(),

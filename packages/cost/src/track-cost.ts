@@ -2,7 +2,7 @@ import { type CompletionContext, type Middleware, type Settlement, parseOptions 
 import { z } from 'zod';
 import { AnomalyDetector, type AnomalyOptions, anomalyOptionsSchema } from './anomaly-detector.js';
 import './cost-events.js';
-import { priceTableOption, unknownModelOption } from './estimate-cost.js';
+import { priceTableOption, unknownModelOption } from './shared-options.js';
 import { type Ledger, memoryLedger } from './ledger.js';
 import { type PriceTable, priceTable } from './price-table.js';
 import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';
