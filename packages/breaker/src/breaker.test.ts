@@ -1,4 +1,4 @@
-import type { SluiceState } from '@sluice/core';
+import type { Middleware, SluiceState } from '@sluice/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CircuitOpenError } from './circuit-open-error.js';
 import { ask, drain, failTimes, type Harness, harness, jsonStore } from './test-harness.js';
@@ -317,38 +317,44 @@ describe('breaker: state in the store', () => {
     expect(await h.llm.store.get(`breaker:${h.key()}`)).toBeUndefined();
   });
 
-  it('tells later middleware the circuit and its state in ctx.state.breaker', async () => {
-    h = await harness({ failures: 1 });
+  it('tells outer middleware the circuit and its state in ctx.state.breaker', async () => {
     const seen: unknown[] = [];
-    const outer = createOuter(seen);
-    // Outermost: it must come before the breaker, so build a pipeline of our own.
-    const { createPipeline, openAICompatible } = await import('@sluice/core');
-    const { breaker } = await import('./breaker.js');
-    const llm = createPipeline({ transport: openAICompatible({ baseUrl: h.upstream.url, apiKey: 'sk-test' }) })
-      .use(outer)
-      .use(breaker({ failures: 1 }));
-    await llm.complete(ask());
-    h.upstream.enqueue({ kind: 'status', status: 503 });
-    await llm.complete(ask()).catch(() => {});
-    await llm.complete(ask()).catch(() => {});
-    await llm.close();
+    const outer: Middleware = async function outer(ctx, next) {
+      try {
+        await next();
+      } finally {
+        seen.push({ ...(ctx.state as SluiceState).breaker });
+      }
+    };
+    h = await harness({ failures: 1 }, { outer });
+    await h.llm.complete(ask());
+    await failTimes(h, 1);
+    await h.llm.complete(ask()).catch(() => {});
     expect(seen).toEqual([
       { key: h.key(), state: 'closed' },
       { key: h.key(), state: 'closed' },
       { key: h.key(), state: 'open' },
     ]);
   });
-});
 
-function createOuter(seen: unknown[]) {
-  return async function outer(ctx: { state: object }, next: () => Promise<void>) {
-    try {
-      await next();
-    } finally {
-      seen.push({ ...(ctx.state as SluiceState).breaker });
-    }
-  };
-}
+  it('judges every attempt when a middleware outside calls next() again, as retry does', async () => {
+    const retryOnce: Middleware = async function retryOnce(_ctx, next) {
+      try {
+        await next();
+      } catch {
+        await next();
+      }
+    };
+    h = await harness({ failures: 3 }, { outer: retryOnce });
+    h.upstream.enqueue({ kind: 'status', status: 503 }, { kind: 'status', status: 503 });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'SERVER_ERROR' });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 2 });
+    h.upstream.enqueue({ kind: 'status', status: 503 });
+    // The third 503 opens the circuit, so the re-run fails fast without a request.
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+    expect(h.upstream.requests).toHaveLength(3);
+  });
+});
 
 describe('breaker: manual control and health', () => {
   it('reports a closed circuit as plain JSON before any call', async () => {
@@ -390,15 +396,14 @@ describe('breaker: manual control and health', () => {
   });
 
   it('keeps a circuit isolated before any call on the breaker’s own store', async () => {
-    const { createPipeline, openAICompatible } = await import('@sluice/core');
     const { breaker } = await import('./breaker.js');
-    h = await harness();
     const circuit = breaker();
+    await circuit.isolate('http://127.0.0.1:1/v1|gpt-4.1');
+    h = await harness({}, { circuit });
     await circuit.isolate(h.key());
-    const llm = createPipeline({ transport: openAICompatible({ baseUrl: h.upstream.url, apiKey: 'sk-test' }) }).use(circuit);
-    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', state: 'isolated' });
-    expect(await circuit.state(h.key())).toMatchObject({ state: 'isolated' });
-    await llm.close();
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', state: 'isolated' });
+    expect(await circuit.state('http://127.0.0.1:1/v1|gpt-4.1')).toMatchObject({ state: 'isolated' });
+    expect(await h.llm.store.get(`breaker:${h.key()}`)).toBeUndefined();
     expect(h.upstream.requests).toHaveLength(0);
   });
 

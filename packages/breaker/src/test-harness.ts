@@ -1,5 +1,14 @@
 // Test helpers (not published: `files` excludes src/**/test-*.ts).
-import { type ChatCompletionRequest, createPipeline, memoryStore, openAICompatible, type Pipeline, type SluiceEvents, type Store } from '@sluice/core';
+import {
+  type ChatCompletionRequest,
+  createPipeline,
+  memoryStore,
+  type Middleware,
+  openAICompatible,
+  type Pipeline,
+  type SluiceEvents,
+  type Store,
+} from '@sluice/core';
 import { type MockUpstream, type MockUpstreamOptions, mockUpstream } from '@sluice/testing';
 import { expect } from 'vitest';
 import { type BreakerMiddleware, breaker } from './breaker.js';
@@ -18,17 +27,22 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** A mock upstream and a pipeline whose only middleware is `breaker(options)`. */
+/**
+ * A mock upstream and a pipeline of `outer` middleware (if any) then
+ * `breaker(options)` (or the `circuit` given).
+ */
 export async function harness(
   options: BreakerOptions = {},
-  extra: { upstream?: MockUpstreamOptions; store?: Store } = {},
+  extra: { upstream?: MockUpstreamOptions; store?: Store; outer?: Middleware; circuit?: BreakerMiddleware } = {},
 ): Promise<Harness> {
   const upstream = await mockUpstream(extra.upstream);
-  const circuit = breaker(options);
+  const circuit = extra.circuit ?? breaker(options);
   const llm = createPipeline({
     transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' }),
     ...(extra.store ? { store: extra.store } : {}),
-  }).use(circuit);
+  });
+  if (extra.outer) llm.use(extra.outer);
+  llm.use(circuit);
   const events: SeenEvent[] = [];
   let closing: Promise<void> | undefined;
   llm.events.on('circuit-open', (e) => events.push({ name: 'circuit-open', ...e }));
