@@ -4,7 +4,6 @@ import {
   parseOptions,
   sleep,
   type SluiceError,
-  type SluiceState,
   toSluiceError,
   ValidationError,
 } from '@sluice/core';
@@ -166,10 +165,7 @@ export function retry(options: RetryOptions = {}): Middleware {
 
   return async function retry(ctx, next) {
     const state: RetryState = { attempt: 0, attempts: [] };
-    // Through core's exported SluiceState: inside the whole-repo program,
-    // core's own augmentation of './context.js' hides package augmentations
-    // from `CompletionContext['state']` (reported to core).
-    (ctx.state as SluiceState).retry = state;
+    ctx.state.retry = state;
     budget?.deposit(ctx.clock.now());
     let delayMs = 0;
     for (;;) {
