@@ -41,8 +41,9 @@ interface Waiter {
   readonly caller: Caller;
   readonly cost: number;
   readonly enqueuedAt: number;
-  /** Past this `clock.now()` it can no longer be admitted (maxWaitMs or the call's deadline). */
+  /** Past this `clock.now()` it can no longer be admitted: its maxWaitMs or its call's deadline. */
   readonly latestAt: number;
+  readonly bound: 'maxWaitMs' | 'deadline';
   limit: LimitKind;
   announced: boolean;
   gone: boolean;
@@ -118,13 +119,15 @@ export class Limiter {
       throw this.refuse(caller, queue, 'queue', undefined, `${queue.live} requests already wait on ${key}`);
     }
     const now = caller.clock.now();
-    const latestAt = Math.min(now + this.config.maxWaitMs, now + caller.remainingMs());
+    const remaining = caller.remainingMs();
+    const bound = remaining <= this.config.maxWaitMs ? 'deadline' : 'maxWaitMs';
+    const latestAt = now + Math.min(remaining, this.config.maxWaitMs);
     const estimate = this.estimate(queue, cost, now);
     if (now + estimate.waitMs > latestAt) {
-      throw this.refuse(caller, queue, estimate.limit, estimate.waitMs, `it would wait at least ${estimate.waitMs} ms, past its ${latestAt === now + caller.remainingMs() ? 'deadline' : 'maxWaitMs'}`);
+      throw this.refuse(caller, queue, estimate.limit, estimate.waitMs, `it would wait at least ${estimate.waitMs} ms, past its ${bound}`);
     }
     return new Promise<Ticket>((resolve, reject) => {
-      const waiter = this.enqueue(queue, { caller, cost, enqueuedAt: now, latestAt, resolve, reject });
+      const waiter = this.enqueue(queue, { caller, cost, enqueuedAt: now, latestAt, bound, resolve, reject });
       if (queue.live > 1 || estimate.waitMs > 0 || this.slotsFull(queue)) this.announce(queue, waiter, estimate.limit, estimate.waitMs);
       // Behind others it changes nothing for the head, whose timer or slot wakes the queue.
       if (queue.live === 1) this.pump(queue);
@@ -174,7 +177,7 @@ export class Limiter {
     for (let i = queue.first; i < queue.waiters.length; i++) {
       const waiter = queue.waiters[i] as Waiter;
       if (!waiter.gone && waiter.latestAt < untilMs) {
-        this.leave(queue, waiter, this.refuse(waiter.caller, queue, 'pause', untilMs - now, `${queue.key} is paused for ${untilMs - now} ms by the upstream's rate limit, past this call's wait limit`));
+        this.leave(queue, waiter, this.refuse(waiter.caller, queue, 'pause', untilMs - now, `${queue.key} is paused for ${untilMs - now} ms by the upstream's rate limit, past this call's ${waiter.bound}`));
       }
     }
   }
@@ -249,7 +252,7 @@ export class Limiter {
       if (head.gone) continue;
       head.limit = decision.limit;
       if (now + decision.waitMs > head.latestAt) {
-        this.leave(queue, head, this.refuse(head.caller, queue, decision.limit, decision.waitMs, `it would wait ${decision.waitMs} ms more, past its wait limit`));
+        this.leave(queue, head, this.refuse(head.caller, queue, decision.limit, decision.waitMs, `it would wait ${decision.waitMs} ms more, past its ${head.bound}`));
         continue;
       }
       if (!head.announced) this.announce(queue, head, decision.limit, decision.waitMs);
@@ -360,7 +363,7 @@ export class Limiter {
 
   private enqueue(
     queue: KeyQueue,
-    init: Pick<Waiter, 'caller' | 'cost' | 'enqueuedAt' | 'latestAt' | 'resolve' | 'reject'>,
+    init: Pick<Waiter, 'caller' | 'cost' | 'enqueuedAt' | 'latestAt' | 'bound' | 'resolve' | 'reject'>,
   ): Waiter {
     const { caller } = init;
     const onAbort = () => this.leave(queue, waiter, caller.signal.reason);
