@@ -19,9 +19,9 @@ export interface BreakerOptions {
    */
   failureRate?: { threshold: number; windowMs: number; minimumCalls?: number; buckets?: number };
   /**
-   * A call whose response took longer than this counts as a failure, even
-   * when it succeeded (time to the response for a non-stream call, to the
-   * response headers for a stream). Off by default.
+   * A call whose response took longer than this counts as a failure,
+   * whatever follows: the time from sending the request upstream to the
+   * response (non-stream) or its headers (stream). Off by default.
    */
   slowCallMs?: number;
   /** How long an open circuit fails calls fast before it turns half-open (default 30,000). */

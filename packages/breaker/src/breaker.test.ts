@@ -1,4 +1,4 @@
-import type { Middleware, SluiceState } from '@sluice/core';
+import { type Middleware, type SluiceState, sleep } from '@sluice/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CircuitOpenError } from './circuit-open-error.js';
 import { ask, drain, failTimes, type Harness, harness, jsonStore } from './test-harness.js';
@@ -172,6 +172,35 @@ describe('breaker: what counts as a failure', () => {
     await slow(5_000);
     await slow(1_500);
     expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', reason: 'consecutive', failures: 3 });
+  });
+
+  it('measures slowness from the upstream request, not from time queued in an inner limiter', async () => {
+    const queue: Middleware = async function queue(ctx, next) {
+      await sleep(5_000, { clock: ctx.clock, signal: ctx.signal });
+      await next();
+    };
+    h = await harness({ failures: 1, slowCallMs: 1_000 }, { inner: queue });
+    const reply = expect(h.llm.complete(ask())).resolves.toBeDefined();
+    await vi.advanceTimersByTimeAsync(5_000);
+    await reply;
+    const late = expect(h.llm.complete(ask(), { timeoutMs: 3_000 })).rejects.toMatchObject({ code: 'TIMEOUT', phase: 'deadline' });
+    await vi.advanceTimersByTimeAsync(3_000);
+    await late;
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 0 });
+    expect(h.upstream.requests).toHaveLength(1);
+  });
+
+  it('counts a slow stream by the time to its headers, even when its consumer breaks out', async () => {
+    h = await harness({ failures: 1, slowCallMs: 1_000 });
+    h.upstream.enqueue({ kind: 'delay', latencyMs: 1_500 });
+    const stream = h.llm.stream(ask())[Symbol.asyncIterator]();
+    const first = stream.next();
+    await h.upstream.waitForRequests(1);
+    await vi.advanceTimersByTimeAsync(1_500);
+    await expect(first).resolves.toMatchObject({ done: false });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed' }); // not settled yet
+    await stream.return?.();
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', reason: 'consecutive' });
   });
 
   it('uses isFailure instead of the default rule when given', async () => {

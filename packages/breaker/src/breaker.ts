@@ -73,10 +73,14 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     return key;
   };
 
-  const outcomeOf = (error: unknown, elapsedMs: number, cancelled = false): CallOutcome => {
-    if (config.slowCallMs !== undefined && elapsedMs > config.slowCallMs) return 'failure';
-    if (error === undefined) return cancelled ? 'ignore' : 'success';
-    return config.isFailure(toSluiceError(error)) ? 'failure' : 'ignore';
+  /** A call that failed before any response is judged by its error alone. */
+  const outcomeOfError = (error: unknown): CallOutcome => (config.isFailure(toSluiceError(error)) ? 'failure' : 'ignore');
+
+  /** A call that got a response: its error if it broke later, else its speed, else how it ended. */
+  const outcomeOfSettlement = (settlement: Settlement, responseMs: number): CallOutcome => {
+    if (settlement.outcome === 'error' && settlement.error && config.isFailure(settlement.error)) return 'failure';
+    if (config.slowCallMs !== undefined && responseMs > config.slowCallMs) return 'failure';
+    return settlement.outcome === 'success' ? 'success' : 'ignore';
   };
 
   async function record(ctx: CompletionContext, circuits: Store, key: string, ticket: Ticket, outcome: CallOutcome) {
@@ -122,20 +126,23 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       // rejection by a layer before the transport (a limiter) has no response
       // for a listener to bind to, and would hand it the whole call's outcome.
       try {
-        await record(ctx, circuits, key, ticket, outcomeOf(error, ctx.clock.now() - admittedAt));
+        await record(ctx, circuits, key, ticket, outcomeOfError(error));
       } catch (storeError) {
         // The caller needs the upstream's error; a failing store must not hide it.
         ctx.events.emit('listener-error', { id: ctx.id, error: storeError });
       }
       throw error;
     }
-    // Slowness is the time to the response: for a stream, to its headers, however long the consumer reads.
-    const elapsedMs = ctx.clock.now() - admittedAt;
+    const respondedAt = ctx.clock.now();
     // After `next()` resolved, this binds to this attempt's response: at once
     // for a non-stream answer, when the stream ends, breaks or is cancelled.
-    ctx.onSettled((settlement: Settlement) =>
-      record(ctx, circuits, key, ticket, outcomeOf(settlement.outcome === 'error' ? settlement.error : undefined, elapsedMs, settlement.outcome === 'cancelled')),
-    );
+    ctx.onSettled((settlement: Settlement) => {
+      // Slowness is the upstream's time to the response (a stream's headers),
+      // from when the request was sent: the settlement's duration runs from
+      // the transport's start, so time queued in an inner limiter is left out.
+      const sentAt = ctx.clock.now() - settlement.durationMs;
+      return record(ctx, circuits, key, ticket, outcomeOfSettlement(settlement, respondedAt - sentAt));
+    });
   }
 
   /** Where manual calls act: the breaker's store, or its own memory store before any call. */

@@ -28,12 +28,12 @@ export interface Harness {
 }
 
 /**
- * A mock upstream and a pipeline of `outer` middleware (if any) then
- * `breaker(options)` (or the `circuit` given).
+ * A mock upstream and a pipeline of `outer` middleware (if any), then
+ * `breaker(options)` (or the `circuit` given), then `inner` (if any).
  */
 export async function harness(
   options: BreakerOptions = {},
-  extra: { upstream?: MockUpstreamOptions; store?: Store; outer?: Middleware; circuit?: BreakerMiddleware } = {},
+  extra: { upstream?: MockUpstreamOptions; store?: Store; outer?: Middleware; circuit?: BreakerMiddleware; inner?: Middleware } = {},
 ): Promise<Harness> {
   const upstream = await mockUpstream(extra.upstream);
   const circuit = extra.circuit ?? breaker(options);
@@ -43,6 +43,7 @@ export async function harness(
   });
   if (extra.outer) llm.use(extra.outer);
   llm.use(circuit);
+  if (extra.inner) llm.use(extra.inner);
   const events: SeenEvent[] = [];
   let closing: Promise<void> | undefined;
   llm.events.on('circuit-open', (e) => events.push({ name: 'circuit-open', ...e }));
