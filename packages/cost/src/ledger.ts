@@ -92,8 +92,8 @@ const hourMs = 3_600_000;
 /**
  * An in-memory {@link Ledger}: spend summed per hour, model and tag set,
  * so memory follows the number of distinct hours × models × tag sets kept,
- * not the number of calls. Reports have an hour's resolution: `since` and
- * `until` are rounded down to the hour.
+ * not the number of calls. Reports have an hour's resolution: `since` is
+ * rounded down to the hour and `until` up.
  *
  * @param options - clock and retention
  * @throws ValidationError naming a bad option
@@ -136,11 +136,13 @@ export function memoryLedger(options: MemoryLedgerOptions = {}): Ledger {
       if (parsed.since === undefined) for (const cell of cells.values()) since = Math.min(since, cell.hour);
       if (since === Infinity) since = until;
       const from = Math.floor(since / hourMs) * hourMs;
+      // Exclusive, rounded up to the hour; by default everything recorded so far.
+      const to = Math.ceil((parsed.until === undefined ? until + 1 : until) / hourMs) * hourMs;
       const by = parsed.by ?? 'model';
       const groups = new Map<string, ReportRow>();
       const total = { key: 'total', ...emptyRow() };
       for (const cell of cells.values()) {
-        if (cell.hour < from || cell.hour >= until) continue;
+        if (cell.hour < from || cell.hour >= to) continue;
         const key = groupKey(cell, by);
         let row = groups.get(key);
         if (!row) groups.set(key, (row = { key, ...emptyRow() }));

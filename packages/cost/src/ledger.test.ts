@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { compareModels } from './compare-models.js';
+import { costOfTokens } from './cost-of-usage.js';
+import { formatCostTable } from './format-cost-table.js';
+import { type CostRecord, memoryLedger } from './ledger.js';
+import { originalPrices } from './original-prices.js';
+import { priceTable } from './price-table.js';
+import { projectSpend } from './project-spend.js';
+import { manualClock } from './test-context.js';
+
+const hour = 3_600_000;
+const day = 24 * hour;
+const start = Date.UTC(2026, 10, 1);
+
+function record(at: number, model: string, tags: Record<string, string>, tokens = { uncachedInput: 3_000, cachedInput: 0, output: 800 }): CostRecord {
+  const { usd, buckets } = costOfTokens(tokens, priceTable().lookup(model)!.entry);
+  return { id: `call_${at}`, at, model, tags, usd, buckets, estimated: false, priced: true };
+}
+
+describe('memoryLedger', () => {
+  it('reports spend by model, by tag, by period and in total', async () => {
+    const ledger = memoryLedger({ clock: manualClock(start + 40 * day) });
+    await ledger.record(record(start + 1 * hour, 'gpt-4.1', { tenant: 'acme' }));
+    await ledger.record(record(start + 2 * hour, 'gpt-4.1', { tenant: 'globex' }));
+    await ledger.record(record(start + day + hour, 'deepseek-v3.2', { tenant: 'acme' }));
+    await ledger.record(record(start + 31 * day, 'gpt-4.1', {}));
+
+    const byModel = await ledger.report();
+    expect(byModel.rows.map((row) => [row.key, row.requests])).toEqual([['gpt-4.1', 3], ['deepseek-v3.2', 1]]);
+    expect(byModel.requests).toBe(4);
+    expect(byModel.since).toBe(start + hour);
+
+    const byTenant = await ledger.report({ by: { tag: 'tenant' } });
+    expect(byTenant.rows.map((row) => [row.key, row.requests])).toEqual([['acme', 2], ['(none)', 1], ['globex', 1]]);
+
+    expect((await ledger.report({ by: 'day' })).rows.map((row) => row.key).sort()).toEqual(['2026-11-01', '2026-11-02', '2026-12-02']);
+    expect((await ledger.report({ by: 'month' })).rows.map((row) => [row.key, row.requests]).sort()).toEqual([['2026-11', 3], ['2026-12', 1]]);
+    expect((await ledger.report({ by: 'hour', since: start + day, until: start + 2 * day })).rows).toEqual([
+      expect.objectContaining({ key: '2026-11-02T01', requests: 1, uncachedInputTokens: 3_000, outputTokens: 800 }),
+    ]);
+    const total = await ledger.report({ by: 'total', since: new Date(start), until: new Date(start + day) });
+    expect(total.rows).toEqual([expect.objectContaining({ key: 'total', requests: 2, usd: expect.closeTo(2 * 0.0124, 12) })]);
+  });
+
+  it('keeps memory to hourly aggregates, and drops them after the retention', async () => {
+    const clock = manualClock(start);
+    const ledger = memoryLedger({ clock, retentionMs: 2 * day });
+    for (let i = 0; i < 1_000; i++) await ledger.record(record(start + i, 'gpt-4.1', { tenant: 'acme' }));
+    expect((await ledger.report()).rows).toEqual([expect.objectContaining({ requests: 1_000 })]);
+    await ledger.record(record(start + 3 * day, 'gpt-4.1', { tenant: 'acme' }));
+    clock.advance(4 * day);
+    expect((await ledger.report({ since: 0 })).requests).toBe(1);
+  });
+
+  it('names a bad query', async () => {
+    await expect(memoryLedger().report({ by: 'week' as never })).rejects.toMatchObject({ field: 'report.by' });
+  });
+});
+
+describe('projectSpend', () => {
+  it('projects observed spend to a day, a month and a year', async () => {
+    const ledger = memoryLedger({ clock: manualClock(start + 2 * day) });
+    // Two days of the original workload's shape, at 100 calls a day.
+    for (let i = 0; i < 200; i++) await ledger.record(record(start + i * (day / 100), 'gpt-4.1', {}));
+    const [row] = projectSpend(await ledger.report({ since: start, until: start + 2 * day }));
+    expect(row).toMatchObject({ model: 'gpt-4.1', requestsPerDay: 100, inputTokens: 3_000, outputTokens: 800 });
+    expect(row?.dailyUsd).toBeCloseTo(1.24, 10);
+    expect(row?.monthlyUsd).toBeCloseTo(37.2, 10);
+    expect(row?.yearlyUsd).toBeCloseTo(452.6, 10);
+    const [planned] = compareModels({ requestsPerDay: 100, inputTokens: 3_000, outputTokens: 800, prices: originalPrices, models: ['gpt-4.1'] });
+    expect(formatCostTable([row!])).toBe(formatCostTable([planned!]));
+  });
+
+  it('refuses a report that spans no time', () => {
+    expect(() => projectSpend({ since: start, until: start, rows: [], usd: 0, requests: 0 })).toThrow(expect.objectContaining({ field: 'projectSpend.report' }));
+  });
+});
