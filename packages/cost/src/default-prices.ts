@@ -104,12 +104,12 @@ export const defaultPrices: Record<string, PriceEntryInput> = {
   'gemini-2.5-flash': {
     input: 0.3, cachedInput: 0.03, output: 2.5, contextWindow: 1_048_576, maxOutput: 65_536,
     source: google, checkedAt, verified: true,
-    note: 'text/image/video input; the original write-up had $0.35 input. Cached input $0.03 not confirmed by the page',
+    note: 'text/image/video input (the original write-up had $0.35). Cached input: the 90% caching discount the page reports; one May-2026 post lists $0.075',
   },
   'gemini-2.5-flash-lite': {
     input: 0.1, cachedInput: 0.01, output: 0.4, contextWindow: 1_048_576, maxOutput: 65_536,
-    source: 'https://hivebook.wiki/wiki/gemini-2-5-google-s-multimodal-flagship-family', checkedAt, verified: false,
-    note: 'only the $0.10 input price was confirmed',
+    source: 'https://jangwook.net/en/blog/en/gemini-25-flash-api-cost-optimization-guide/', checkedAt, verified: true,
+    note: 'input/output as of May 2026 (also hivebook.wiki); cached input by the 90% caching discount',
   },
   'deepseek-v3.2': {
     input: 0.28, cachedInput: 0.028, output: 0.42, contextWindow: 128_000, maxOutput: 65_536,
