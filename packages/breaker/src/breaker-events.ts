@@ -2,6 +2,11 @@
  * A circuit's state: `closed` lets calls through; `open` fails them fast
  * until its open time is over; `half-open` lets a few probes through while
  * the rest fail fast; `isolated` is held open by hand until `reset`.
+ *
+ * @example
+ * ```ts
+ * const healthy = (await circuit.state(key)).state === 'closed';
+ * ```
  */
 export type CircuitStateName = 'closed' | 'open' | 'half-open' | 'isolated';
 
@@ -9,10 +14,22 @@ export type CircuitStateName = 'closed' | 'open' | 'half-open' | 'isolated';
  * Why a circuit opened: `consecutive` failures reached `failures`; the
  * window's `failure-rate` reached its threshold; a half-open probe failed
  * (`probe-failed`); or it was `isolated` by hand.
+ *
+ * @example
+ * ```ts
+ * llm.events.on('circuit-open', (e) => { if (e.reason === 'failure-rate') page(e.key); });
+ * ```
  */
 export type OpenReason = 'consecutive' | 'failure-rate' | 'probe-failed' | 'isolated';
 
-/** Why a circuit closed: its half-open probes succeeded, or it was `reset` by hand. */
+/**
+ * Why a circuit closed: its half-open probes succeeded, or it was `reset` by hand.
+ *
+ * @example
+ * ```ts
+ * llm.events.on('circuit-close', (e) => log.info(`${e.key} closed (${e.reason})`));
+ * ```
+ */
 export type CloseReason = 'probe-succeeded' | 'reset';
 
 /**

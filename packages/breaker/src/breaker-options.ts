@@ -3,7 +3,19 @@ import { z } from 'zod';
 import type { CircuitRules } from './circuit.js';
 import { isBreakerFailure } from './is-breaker-failure.js';
 
-/** Options of {@link breaker}. Every field is optional. */
+/**
+ * Options of {@link breaker}. Every field is optional.
+ *
+ * @example
+ * ```ts
+ * const options: BreakerOptions = {
+ *   failures: 10,
+ *   failureRate: { threshold: 0.5, windowMs: 60_000, minimumCalls: 20 },
+ *   slowCallMs: 30_000,
+ *   backoff: { factor: 2, maxMs: 300_000 },
+ * };
+ * ```
+ */
 export interface BreakerOptions {
   /**
    * Consecutive failures that open the circuit (default 10, the original
@@ -80,7 +92,14 @@ const breakerOptionsSchema = z
     }
   });
 
-/** The options with every default filled in; internal. */
+/**
+ * The options with every default filled in; internal.
+ *
+ * @example
+ * ```ts
+ * resolveBreakerOptions({}).rules.failures; // 10
+ * ```
+ */
 export interface BreakerConfig {
   rules: CircuitRules;
   slowCallMs: number | undefined;

@@ -21,13 +21,33 @@ import { type CircuitSnapshot, snapshot } from './circuit-snapshot.js';
  * The middleware `breaker()` returns, with the circuits' manual controls
  * and health attached. Each method takes a circuit's key
  * (`${origin}|${model}` by default, e.g. `https://api.deepseek.com/v1|deepseek-v3.2`).
+ *
+ * @example
+ * ```ts
+ * const circuit: BreakerMiddleware = breaker();
+ * app.get('/health/llm', () => circuit.state(`${transport.origin}|deepseek-v3.2`));
+ * ```
  */
 export interface BreakerMiddleware extends Middleware {
-  /** Holds the circuit open, failing its calls fast, until {@link BreakerMiddleware.reset}. */
+  /**
+   * Holds the circuit open, failing its calls fast, until {@link BreakerMiddleware.reset}.
+   *
+   * @param key - the circuit's key
+   * @returns its snapshot afterwards
+   */
   isolate(key: string): Promise<CircuitSnapshot>;
-  /** Closes the circuit and forgets its failures, trips and probes. */
+  /**
+   * Closes the circuit and forgets its failures, trips and probes.
+   *
+   * @param key - the circuit's key
+   * @returns its snapshot afterwards
+   */
   reset(key: string): Promise<CircuitSnapshot>;
-  /** The circuit's health, as plain JSON. */
+  /**
+   * The circuit's health, as plain JSON.
+   *
+   * @param key - the circuit's key
+   */
   state(key: string): Promise<CircuitSnapshot>;
 }
 

@@ -6,7 +6,14 @@
  */
 import type { CircuitStateName, CloseReason, OpenReason } from './breaker-events.js';
 
-/** The rules a circuit follows, every default filled in; internal. */
+/**
+ * The rules a circuit follows, every default filled in; internal.
+ *
+ * @example
+ * ```ts
+ * const rules: CircuitRules = { failures: 10, failureRate: undefined, openMs: 30_000, backoff: undefined, probes: 1 };
+ * ```
+ */
 export interface CircuitRules {
   failures: number | false;
   failureRate: { threshold: number; windowMs: number; minimumCalls: number; buckets: number } | undefined;
@@ -15,7 +22,14 @@ export interface CircuitRules {
   probes: number;
 }
 
-/** One circuit as stored: plain JSON, constant size; internal. */
+/**
+ * One circuit as stored: plain JSON, constant size; internal.
+ *
+ * @example
+ * ```ts
+ * const record = await store.get<CircuitRecord>(`breaker:${key}`);
+ * ```
+ */
 export interface CircuitRecord {
   state: CircuitStateName;
   /** Bumped at every close and reset, so results of calls admitted before it are dropped. */
@@ -38,19 +52,47 @@ export interface CircuitRecord {
   passed: number;
 }
 
-/** What a call was admitted as: a normal call of a closed circuit, or a probe; internal. */
+/**
+ * What a call was admitted as: a normal call of a closed circuit, or a probe; internal.
+ *
+ * @example
+ * ```ts
+ * const ticket: Ticket = { kind: 'probe', id: 'call_1#1' };
+ * ```
+ */
 export type Ticket = { kind: 'call'; epoch: number } | { kind: 'probe'; id: string };
 
-/** A state change, turned into an event by the middleware; internal. */
+/**
+ * A state change, turned into an event by the middleware; internal.
+ *
+ * @example
+ * ```ts
+ * const change: Transition = { to: 'closed', reason: 'probe-succeeded' };
+ * ```
+ */
 export type Transition =
   | { to: 'open'; reason: OpenReason; failures: number; openMs: number }
   | { to: 'half-open' }
   | { to: 'closed'; reason: CloseReason };
 
-/** How a call ended, for the circuit; internal. */
+/**
+ * How a call ended, for the circuit; internal.
+ *
+ * @example
+ * ```ts
+ * const outcome: CallOutcome = 'ignore'; // a 429: neither way
+ * ```
+ */
 export type CallOutcome = 'success' | 'failure' | 'ignore';
 
-/** The result of one transition function; internal. */
+/**
+ * The result of one transition function; internal.
+ *
+ * @example
+ * ```ts
+ * const { record, transitions }: Step = isolate(undefined, Date.now());
+ * ```
+ */
 export interface Step {
   record: CircuitRecord;
   transitions: Transition[];
@@ -59,6 +101,12 @@ export interface Step {
 /**
  * A probe slot held this long is taken back: with a shared store, the
  * process holding it may have died; in-process, a stream nobody reads.
+ * Internal.
+ *
+ * @example
+ * ```ts
+ * const abandoned = now - at >= probeLeaseMs;
+ * ```
  */
 export const probeLeaseMs = 5 * 60_000;
 
@@ -75,9 +123,19 @@ const isDue = (record: CircuitRecord, now: number) =>
   record.state === 'open' && record.openUntil !== null && now >= record.openUntil;
 
 /**
- * Lets a call in or not. `changed` says whether the record must be
- * written (a probe slot taken, or the turn to half-open); a closed or
+ * Lets a call in or not; internal. `changed` says whether the record must
+ * be written (a probe slot taken, or the turn to half-open); a closed or
  * still-open circuit admits or rejects from a plain read.
+ *
+ * @param current - the stored circuit, if any
+ * @param id - a unique id for this call, naming its probe slot
+ * @param now - the clock's time
+ * @param rules - the breaker's rules
+ * @returns the new record, the ticket (undefined: fail fast) and the transitions
+ * @example
+ * ```ts
+ * const { ticket } = admit(await store.get(key), 'call_1#1', Date.now(), rules);
+ * ```
  */
 export function admit(
   current: CircuitRecord | undefined,
@@ -101,7 +159,19 @@ export function admit(
   return { record, transitions, ticket: { kind: 'probe', id }, changed: true };
 }
 
-/** Records how an admitted call ended. */
+/**
+ * Records how an admitted call ended; internal.
+ *
+ * @param current - the stored circuit, if any
+ * @param ticket - what {@link admit} gave the call
+ * @param outcome - success, failure, or neither
+ * @param now - the clock's time
+ * @param rules - the breaker's rules
+ * @example
+ * ```ts
+ * const { record, transitions } = settle(current, ticket, 'failure', Date.now(), rules);
+ * ```
+ */
 export function settle(
   current: CircuitRecord | undefined,
   ticket: Ticket,
@@ -147,7 +217,16 @@ function settleProbe(record: CircuitRecord, id: string, outcome: CallOutcome, no
   return { record, transitions: [] };
 }
 
-/** Holds the circuit open until {@link reset}. */
+/**
+ * Holds the circuit open until {@link reset}; internal.
+ *
+ * @param current - the stored circuit, if any
+ * @param now - the clock's time
+ * @example
+ * ```ts
+ * isolate(undefined, Date.now()).record.state; // 'isolated'
+ * ```
+ */
 export function isolate(current: CircuitRecord | undefined, now: number): Step {
   const record = copy(current);
   if (record.state === 'isolated') return { record, transitions: [] };
@@ -155,7 +234,15 @@ export function isolate(current: CircuitRecord | undefined, now: number): Step {
   return { record, transitions: [{ to: 'open', reason: 'isolated', failures: record.failures, openMs: Infinity }] };
 }
 
-/** Closes the circuit and forgets its history. */
+/**
+ * Closes the circuit and forgets its history; internal.
+ *
+ * @param current - the stored circuit, if any
+ * @example
+ * ```ts
+ * reset(current).record.state; // 'closed'
+ * ```
+ */
 export function reset(current: CircuitRecord | undefined): Step {
   const record = fresh((current?.epoch ?? 0) + 1);
   const wasClosed = current === undefined || current.state === 'closed';
@@ -189,7 +276,17 @@ function countCall(
   return windowTotals(record, now, rate);
 }
 
-/** The calls and failures of the window at `now`. */
+/**
+ * The calls and failures of the window at `now`; internal.
+ *
+ * @param record - the circuit
+ * @param now - the clock's time
+ * @param rate - the failure-rate rule
+ * @example
+ * ```ts
+ * windowTotals(record, Date.now(), rate); // { calls: 20, failures: 9 }
+ * ```
+ */
 export function windowTotals(
   record: CircuitRecord,
   now: number,
