@@ -355,37 +355,37 @@ export class Limiter {
     return new RateLimitedError(limit, queue.key, retryAfterMs, `rate limit (${limit}) refused the request: ${why}`, { retryable });
   }
 
+  /**
+   * Marks `waiter` as waiting: tells listeners, and only now watches its
+   * abort signal and maxWaitMs, so a request admitted at once costs neither.
+   */
   private announce(queue: KeyQueue, waiter: Waiter, limit: LimitKind, wait: number): void {
     waiter.announced = true;
     waiter.limit = limit;
-    waiter.caller.events.emit('limit-wait', { id: waiter.caller.id, key: queue.key, limit, waitMs: wait, queued: queue.live });
+    const { caller } = waiter;
+    caller.events.emit('limit-wait', { id: caller.id, key: queue.key, limit, waitMs: wait, queued: queue.live });
+    if (caller.signal.aborted) return this.leave(queue, waiter, caller.signal.reason);
+    const onAbort = () => this.leave(queue, waiter, caller.signal.reason);
+    caller.signal.addEventListener('abort', onAbort, { once: true });
+    const maxWait = this.config.maxWaitMs;
+    const timer =
+      waiter.bound === 'maxWaitMs'
+        ? caller.clock.setTimeout(() => {
+            const { waitMs: retryAfterMs } = this.estimate(queue, 0, caller.clock.now());
+            this.leave(queue, waiter, this.refuse(caller, queue, waiter.limit, retryAfterMs || undefined, `it waited maxWaitMs (${maxWait} ms)`));
+          }, Math.max(0, waiter.latestAt - caller.clock.now()))
+        : undefined;
+    waiter.detach = () => {
+      caller.signal.removeEventListener('abort', onAbort);
+      if (timer !== undefined) caller.clock.clearTimeout(timer);
+    };
   }
 
   private enqueue(
     queue: KeyQueue,
     init: Pick<Waiter, 'caller' | 'cost' | 'enqueuedAt' | 'latestAt' | 'bound' | 'resolve' | 'reject'>,
   ): Waiter {
-    const { caller } = init;
-    const onAbort = () => this.leave(queue, waiter, caller.signal.reason);
-    const maxWait = this.config.maxWaitMs;
-    const timer =
-      maxWait < caller.remainingMs()
-        ? caller.clock.setTimeout(() => {
-            const { waitMs: retryAfterMs } = this.estimate(queue, 0, caller.clock.now());
-            this.leave(queue, waiter, this.refuse(caller, queue, waiter.limit, retryAfterMs || undefined, `it waited maxWaitMs (${maxWait} ms)`));
-          }, maxWait)
-        : undefined;
-    const waiter: Waiter = {
-      ...init,
-      limit: 'requests',
-      announced: false,
-      gone: false,
-      detach: () => {
-        caller.signal.removeEventListener('abort', onAbort);
-        if (timer !== undefined) caller.clock.clearTimeout(timer);
-      },
-    };
-    caller.signal.addEventListener('abort', onAbort, { once: true });
+    const waiter: Waiter = { ...init, limit: 'requests', announced: false, gone: false, detach: () => {} };
     queue.waiters.push(waiter);
     queue.live++;
     queue.liveCost += init.cost;

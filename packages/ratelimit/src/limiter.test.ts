@@ -1,0 +1,117 @@
+import { createEmitter, memoryStore, systemClock } from '@sluice/core';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createBucket, type Bucket } from './bucket.js';
+import { type Caller, Limiter, type WindowState } from './limiter.js';
+import type { LimiterConfig } from './rate-limit-options.js';
+
+beforeAll(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+});
+afterAll(() => {
+  vi.useRealTimers();
+});
+
+function bucketOf(limit: number, windowMs: number, burst: number): Bucket {
+  const bucket = createBucket({ limit, windowMs, burst });
+  if (typeof bucket === 'string') throw new Error(bucket);
+  return bucket;
+}
+
+function caller(store = memoryStore()): Caller {
+  return { id: 'call', clock: systemClock, events: createEmitter(), signal: new AbortController().signal, store, remainingMs: () => Infinity };
+}
+
+const config = (overrides: Partial<LimiterConfig>): LimiterConfig => ({
+  requests: undefined,
+  tokens: undefined,
+  concurrency: undefined,
+  mode: 'wait',
+  maxWaitMs: Infinity,
+  maxQueue: Infinity,
+  store: undefined,
+  prefix: 'test',
+  ...overrides,
+});
+
+/** The most admitted (by `amount`) in any window [t, t + W). */
+function worstWindow(admitted: ReadonlyArray<{ at: number; amount: number }>, windowMs: number): number {
+  let worst = 0;
+  for (const { at: start } of admitted) {
+    let sum = 0;
+    for (const { at, amount } of admitted) if (at >= start && at < start + windowMs) sum += amount;
+    worst = Math.max(worst, sum);
+  }
+  return worst;
+}
+
+describe('Limiter', () => {
+  it('never admits more than either limit in any window, nor more than the concurrency in flight, and keeps arrival order', async () => {
+    const scenario = fc.record({
+      requests: fc.record({ limit: fc.integer({ min: 1, max: 20 }), windowMs: fc.integer({ min: 10, max: 2_000 }), share: fc.double({ min: 0, max: 0.99, noNaN: true }) }),
+      tokens: fc.record({ limit: fc.integer({ min: 1, max: 1_000 }), windowMs: fc.integer({ min: 10, max: 2_000 }), share: fc.double({ min: 0, max: 0.99, noNaN: true }) }),
+      concurrency: fc.option(fc.integer({ min: 1, max: 5 }), { nil: undefined }),
+      arrivals: fc.array(fc.record({ gap: fc.nat({ max: 500 }), share: fc.double({ min: 0, max: 1, noNaN: true }), holdMs: fc.nat({ max: 300 }) }), { minLength: 1, maxLength: 40 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(scenario, async ({ requests, tokens, concurrency, arrivals }) => {
+        vi.clearAllTimers();
+        vi.setSystemTime(0);
+        const requestBucket = bucketOf(requests.limit, requests.windowMs, Math.floor((requests.limit - 1) * requests.share));
+        const tokenBucket = bucketOf(tokens.limit, tokens.windowMs, Math.floor((tokens.limit - 1) * tokens.share));
+        const limiter = new Limiter(config({ requests: requestBucket, tokens: tokenBucket, concurrency }));
+        const who = caller();
+        const admitted: Array<{ index: number; at: number; cost: number }> = [];
+        let inFlight = 0;
+        let mostInFlight = 0;
+        let arrival = 0;
+        arrivals.forEach(({ gap, share, holdMs }, index) => {
+          arrival += gap;
+          const cost = Math.max(1, Math.ceil(tokens.limit * share));
+          setTimeout(() => {
+            void limiter.acquire(who, 'key', cost).then((ticket) => {
+              admitted.push({ index, at: Date.now(), cost });
+              mostInFlight = Math.max(mostInFlight, ++inFlight);
+              setTimeout(() => {
+                inFlight--;
+                void limiter.finish(ticket, who, { usedTokens: cost });
+              }, holdMs);
+            });
+          }, arrival);
+        });
+        await vi.runAllTimersAsync();
+
+        expect(admitted.map((entry) => entry.index)).toEqual(arrivals.map((_, index) => index));
+        expect(worstWindow(admitted.map(({ at }) => ({ at, amount: 1 })), requests.windowMs)).toBeLessThanOrEqual(requests.limit);
+        expect(worstWindow(admitted.map(({ at, cost }) => ({ at, amount: cost })), tokens.windowMs)).toBeLessThanOrEqual(tokens.limit);
+        if (concurrency !== undefined) expect(mostInFlight).toBeLessThanOrEqual(concurrency);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('keeps a few numbers per key in the store, whatever the limit and the traffic', async () => {
+    vi.setSystemTime(0);
+    const store = memoryStore();
+    const limiter = new Limiter(config({ requests: bucketOf(1_000_000, 60_000, 100_000), tokens: bucketOf(10_000_000, 60_000, 1_000_000) }));
+    const who = caller(store);
+    for (let i = 0; i < 5_000; i++) {
+      const ticket = await limiter.acquire(who, 'key', 50);
+      await limiter.finish(ticket, who, { usedTokens: 20 });
+    }
+    const state = await store.get<WindowState>('test:key');
+    expect(Object.keys(state ?? {}).sort()).toEqual(['at', 'pausedUntil', 'requests', 'tokens']);
+    expect(Object.values(state ?? {}).every((value) => typeof value === 'number')).toBe(true);
+    expect(store.size).toBe(1);
+  });
+
+  it('shares one window between limiters on the same store, as two processes would', async () => {
+    vi.setSystemTime(0);
+    const store = memoryStore();
+    const spec = config({ requests: bucketOf(4, 1_000, 2), mode: 'reject' });
+    const [one, two] = [new Limiter(spec), new Limiter(spec)] as const;
+    await one.acquire(caller(store), 'key', 0);
+    await two.acquire(caller(store), 'key', 0);
+    await expect(one.acquire(caller(store), 'key', 0)).rejects.toMatchObject({ code: 'LIMIT_REJECTED', limit: 'requests', retryAfterMs: 500 });
+  });
+});
