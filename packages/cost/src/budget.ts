@@ -188,40 +188,45 @@ export function budget(options: BudgetOptions): Middleware {
     };
   }
 
+  /**
+   * Reserves the call's worst case in every target, or applies `onExceed`:
+   * downgrades (rewriting `ctx.request.model`), forces the hold, or throws.
+   */
+  async function admit(ctx: CompletionContext, store: Store, targets: Applicable[], id: string): Promise<number> {
+    const requested = ctx.request.model;
+    let worst = worstCase(ctx);
+    let reservation = await reserveAll(store, targets, id, worst, false);
+    if (reservation.ok) return worst;
+    const refused = exceeded(ctx, reservation, worst);
+    if (onExceed === 'warn') {
+      ctx.events.emit('budget-exceeded', { ...refused, action: 'warn', downgradedTo: undefined });
+      await reserveAll(store, targets, id, worst, true);
+      return worst;
+    }
+    for (const model of downgradeTo) {
+      if (model === ctx.request.model) continue;
+      ctx.request = { ...ctx.request, model };
+      worst = worstCase(ctx);
+      reservation = await reserveAll(store, targets, id, worst, false);
+      if (reservation.ok) {
+        ctx.events.emit('budget-exceeded', { ...refused, action: 'downgrade', downgradedTo: model });
+        return worst;
+      }
+    }
+    const { id: _id, model: _model, ...details } = exceeded(ctx, reservation, worst);
+    ctx.request = { ...ctx.request, model: requested };
+    ctx.events.emit('budget-exceeded', { ...details, id: ctx.id, model: requested, action: 'reject', downgradedTo: undefined });
+    throw new BudgetExceededError(details);
+  }
+
   return async function budget(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
     const targets = applicable(ctx);
     if (targets.length === 0) return next();
     const store = config.store ?? ctx.store;
     const id = `${ctx.id}:${randomUUID()}`;
     const requested = ctx.request.model;
-    let worst = worstCase(ctx);
-    let reservation = await reserveAll(store, targets, id, worst, false);
-    let downgradedFrom: string | undefined;
-    if (!reservation.ok) {
-      const refused = exceeded(ctx, reservation, worst);
-      if (onExceed === 'warn') {
-        ctx.events.emit('budget-exceeded', { ...refused, action: 'warn', downgradedTo: undefined });
-        reservation = await reserveAll(store, targets, id, worst, true);
-      } else {
-        for (const model of downgradeTo) {
-          if (model === ctx.request.model) continue;
-          ctx.request = { ...ctx.request, model };
-          worst = worstCase(ctx);
-          reservation = await reserveAll(store, targets, id, worst, false);
-          if (!reservation.ok) continue;
-          downgradedFrom = requested;
-          ctx.events.emit('budget-exceeded', { ...refused, action: 'downgrade', downgradedTo: model });
-          break;
-        }
-        if (!reservation.ok) {
-          const last = exceeded(ctx, reservation, worst);
-          ctx.request = { ...ctx.request, model: requested };
-          ctx.events.emit('budget-exceeded', { ...last, model: requested, action: 'reject', downgradedTo: undefined });
-          const { id: _id, model: _model, ...details } = last;
-          throw new BudgetExceededError(details);
-        }
-      }
-    }
+    const worst = await admit(ctx, store, targets, id);
+    const downgradedFrom = ctx.request.model === requested ? undefined : requested;
     ctx.state.budget = { model: ctx.request.model, reservedUsd: worst, downgradedFrom };
 
     let settled = false;

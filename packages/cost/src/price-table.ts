@@ -96,8 +96,8 @@ export function priceTable(
   overrides: Readonly<Record<string, PriceEntryInput>> = {},
   options: { defaults?: boolean } = {},
 ): PriceTable {
-  const base = options.defaults === false ? {} : defaultTable().entries;
-  return createTable(base, overrides);
+  if (options.defaults === false) return createTable({}, overrides);
+  return Object.keys(overrides).length === 0 ? defaultTable() : createTable(defaultTable().entries, overrides);
 }
 
 let builtIn: PriceTable | undefined;
