@@ -1,4 +1,4 @@
-import { type Middleware, type SluiceState, sleep } from '@sluice/core';
+import { type Middleware, sleep } from '@sluice/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CircuitOpenError } from './circuit-open-error.js';
 import { ask, drain, failTimes, type Harness, harness, jsonStore } from './test-harness.js';
@@ -352,7 +352,7 @@ describe('breaker: state in the store', () => {
       try {
         await next();
       } finally {
-        seen.push({ ...(ctx.state as SluiceState).breaker });
+        seen.push({ ...ctx.state.breaker });
       }
     };
     h = await harness({ failures: 1 }, { outer });

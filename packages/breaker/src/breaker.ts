@@ -5,7 +5,6 @@ import {
   type Middleware,
   type Settlement,
   type SluiceEmitter,
-  type SluiceState,
   type Store,
   systemClock,
   toSluiceError,
@@ -126,10 +125,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       await circuits.update<CircuitRecord>(prefix + key, (current) => (step = admit(current, id, admittedAt, rules)).record);
     }
     emit(ctx.events, key, step.transitions);
-    // Through core's exported view of SluiceState: core's own augmentation of
-    // './context.js' (prompt-tokens.ts) hides package augmentations from
-    // `CompletionContext['state']` (reported to core).
-    const state = ctx.state as SluiceState;
+    const { state } = ctx;
     const { ticket } = step;
     if (!ticket) {
       const seen = snapshot(key, step.record, admittedAt, rules);
