@@ -76,6 +76,7 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
       });
   const dispatcher: Dispatcher =
     config.dispatcher ?? (config.dnsCache === false ? (ownAgent as Agent) : (ownAgent as Agent).compose(interceptors.dns()));
+  let closing: Promise<void> | undefined;
   const baseHeaders: Record<string, string> = { 'content-type': 'application/json', ...config.headers };
   if (config.apiKey) baseHeaders.authorization = `Bearer ${config.apiKey}`;
 
@@ -150,8 +151,9 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
     name: config.name ?? 'openai-compatible',
     origin: `${origin}${basePath}`,
     send,
-    async close() {
-      await ownAgent?.close();
+    close() {
+      closing ??= ownAgent?.close() ?? Promise.resolve();
+      return closing;
     },
   };
 }

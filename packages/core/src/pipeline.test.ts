@@ -14,6 +14,12 @@ describe('createPipeline', () => {
     expect(() => createPipeline({} as never)).toThrow(expect.objectContaining({ field: 'createPipeline.transport' }));
   });
 
+  it('closes idempotently', async () => {
+    const { llm } = await setup();
+    await llm.close();
+    await expect(llm.close()).resolves.toBeUndefined();
+  });
+
   it('rejects a non-function middleware', async () => {
     const { llm } = await setup();
     expect(() => llm.use('retry' as unknown as Middleware)).toThrow(expect.objectContaining({ field: 'middleware' }));
