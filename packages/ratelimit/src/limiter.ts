@@ -66,6 +66,8 @@ interface KeyQueue {
   timer: { handle: unknown; clock: Clock } | undefined;
   pumping: boolean;
   again: boolean;
+  /** The head while its admission is with the store (it holds a slot already). */
+  trying: Waiter | undefined;
   /** The state as last read or written, for wait estimates. */
   seen: WindowState | undefined;
 }
@@ -115,20 +117,21 @@ export class Limiter {
       throw this.refuse(caller, queue, 'tokens', undefined, `a reservation of ${cost} tokens can never fit ${tokens.limit} tokens per ${tokens.windowMs} ms; lower max_tokens or the prompt`, false);
     }
     if (this.config.mode === 'reject') return this.tryOnce(caller, queue, cost);
-    if (queue.live >= this.config.maxQueue) {
+    const now = caller.clock.now();
+    const estimate = this.estimate(queue, cost, now);
+    const mustWait = estimate.limit !== undefined;
+    if (mustWait && queue.live >= this.config.maxQueue) {
       throw this.refuse(caller, queue, 'queue', undefined, `${queue.live} requests already wait on ${key}`);
     }
-    const now = caller.clock.now();
     const remaining = caller.remainingMs();
     const bound = remaining <= this.config.maxWaitMs ? 'deadline' : 'maxWaitMs';
     const latestAt = now + Math.min(remaining, this.config.maxWaitMs);
-    const estimate = this.estimate(queue, cost, now);
-    if (now + estimate.waitMs > latestAt) {
+    if (estimate.limit && now + estimate.waitMs > latestAt) {
       throw this.refuse(caller, queue, estimate.limit, estimate.waitMs, `it would wait at least ${estimate.waitMs} ms, past its ${bound}`);
     }
     return new Promise<Ticket>((resolve, reject) => {
       const waiter = this.enqueue(queue, { caller, cost, enqueuedAt: now, latestAt, bound, resolve, reject });
-      if (queue.live > 1 || estimate.waitMs > 0 || this.slotsFull(queue)) this.announce(queue, waiter, estimate.limit, estimate.waitMs);
+      if (estimate.limit) this.announce(queue, waiter, estimate.limit, estimate.waitMs);
       // Behind others it changes nothing for the head, whose timer or slot wakes the queue.
       if (queue.live === 1) this.pump(queue);
     });
@@ -221,7 +224,7 @@ export class Limiter {
     for (;;) {
       queue.again = false;
       const head = this.head(queue);
-      if (!head) return;
+      if (!head) return this.clearTimer(queue);
       if (this.slotsFull(queue)) {
         if (!head.announced) this.announce(queue, head, 'concurrency', 0);
         return; // a finish() wakes it
@@ -229,6 +232,7 @@ export class Limiter {
       this.clearTimer(queue);
       const now = head.caller.clock.now();
       queue.inFlight++;
+      queue.trying = head;
       let decision: Decision;
       try {
         decision = await this.admit(queue, head.cost, now);
@@ -236,6 +240,8 @@ export class Limiter {
         queue.inFlight--;
         this.leave(queue, head, error);
         continue;
+      } finally {
+        queue.trying = undefined;
       }
       if (decision.admitted) {
         if (head.gone) {
@@ -333,21 +339,24 @@ export class Limiter {
   }
 
   /**
-   * A lower bound of how long a newcomer of `cost` waits: everyone queued
-   * ahead admitted back to back from the state last seen.
+   * A lower bound of how long a newcomer of `cost` waits, and for what: the
+   * queue ahead admitted back to back from the state last seen. No `limit`
+   * means it should go at once.
    */
-  private estimate(queue: KeyQueue, cost: number, now: number): { waitMs: number; limit: LimitKind } {
+  private estimate(queue: KeyQueue, cost: number, now: number): { waitMs: number; limit: LimitKind | undefined } {
     const state = this.bring(queue.seen, now);
-    const { requests, tokens } = this.config;
-    const paused = state.pausedUntil > now ? state.pausedUntil - now : 0;
+    const { requests, tokens, concurrency } = this.config;
     const waits: Array<[LimitKind, number]> = [
-      ['pause', paused],
+      ['pause', state.pausedUntil > now ? state.pausedUntil - now : 0],
       ['requests', requests ? waitMs(requests, state.requests, queue.live + 1, now) : 0],
       ['tokens', tokens && cost > 0 ? waitMs(tokens, state.tokens, queue.liveCost + cost, now) : 0],
     ];
-    const [limit, wait] = waits.reduce((worst, entry) => (entry[1] > worst[1] ? entry : worst));
-    if (wait === 0 && this.slotsFull(queue)) return { waitMs: 0, limit: 'concurrency' };
-    return { waitMs: wait, limit };
+    let worst: { waitMs: number; limit: LimitKind | undefined } = { waitMs: 0, limit: undefined };
+    for (const [limit, wait] of waits) if (wait > worst.waitMs) worst = { waitMs: wait, limit };
+    // A head being admitted already holds its slot: do not count it twice.
+    const ahead = queue.inFlight + queue.live - (queue.trying ? 1 : 0);
+    if (!worst.limit && concurrency !== undefined && ahead >= concurrency) return { waitMs: 0, limit: 'concurrency' };
+    return worst;
   }
 
   private refuse(caller: Caller, queue: KeyQueue, limit: LimitKind, retryAfterMs: number | undefined, why: string, retryable = true): RateLimitedError {
@@ -436,7 +445,7 @@ export class Limiter {
     if (!queue) {
       queue = {
         key, storeKey: `${this.config.prefix}:${key}`, store, waiters: [], first: 0, live: 0, liveCost: 0, inFlight: 0,
-        timer: undefined, pumping: false, again: false, seen: undefined,
+        timer: undefined, pumping: false, again: false, trying: undefined, seen: undefined,
       };
       byKey.set(key, queue);
     }

@@ -125,10 +125,15 @@ describe('rateLimit: tokens per window', () => {
 
 describe('rateLimit: concurrency', () => {
   it('caps requests in flight, holding each slot until its slow answer arrives', async () => {
-    const { llm, upstream, until, admitted } = await harness({ concurrency: 2 });
+    const { llm, upstream, until, admitted, events } = await harness({ concurrency: 2 });
     upstream.enqueue({ kind: 'delay', latencyMs: 1_000 }, { kind: 'delay', latencyMs: 1_000 }, { kind: 'delay', latencyMs: 1_000 });
-    const calls = ['a', 'b', 'c', 'd', 'e'].map((text) => track(llm.complete(ask(text))));
+    const calls = ['a', 'b'].map((text) => track(llm.complete(ask(text))));
     await upstream.waitForRequests(2);
+    expect(events).toEqual([]);
+    calls.push(...['c', 'd', 'e'].map((text) => track(llm.complete(ask(text)))));
+    expect(events).toEqual(
+      [1, 2, 3].map((queued) => expect.objectContaining({ name: 'limit-wait', key: 'global', limit: 'concurrency', waitMs: 0, queued })),
+    );
     await vi.advanceTimersByTimeAsync(999);
     expect(upstream.requests).toHaveLength(2);
 
@@ -191,6 +196,18 @@ describe('rateLimit: leaving the queue', () => {
     await queued;
     expect(arrivals(upstream)).toEqual(['first', 'queued']);
     expect(events.filter((event) => event.name === 'limit-reject').map((event) => event.limit)).toEqual(['requests', 'queue']);
+  });
+
+  it('with maxQueue 0, sends what can go at once and refuses anything that would wait', async () => {
+    const { llm, upstream } = await harness({ concurrency: 1, maxQueue: 0 });
+    upstream.enqueue({ kind: 'delay', latencyMs: 1_000 });
+    const first = llm.complete(ask('first'));
+    await upstream.waitForRequests(1);
+    await expect(llm.complete(ask('second'))).rejects.toMatchObject({ code: 'LIMIT_REJECTED', limit: 'queue' });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await first;
+    await llm.complete(ask('third'));
+    expect(arrivals(upstream)).toEqual(['first', 'third']);
   });
 
   it('gives up a concurrency wait after maxWaitMs', async () => {
