@@ -1,13 +1,11 @@
 import { createPipeline, openAICompatible } from '@sluice/core';
 import { mockUpstream } from '@sluice/testing';
 import fc from 'fast-check';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AnomalyDetector, type Observation } from './anomaly-detector.js';
-import { manualClock } from './test-context.js';
+import { manualClock } from './test-clock.js';
 import { collect, messages } from './test-pipeline.js';
 import { trackCost } from './track-cost.js';
-
-vi.mock('@sluice/context', async (importOriginal) => (await import('./test-context.js')).contextOrShim(importOriginal));
 
 const start = Date.UTC(2026, 11, 1);
 let sequence = 0;

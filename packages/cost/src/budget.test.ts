@@ -1,14 +1,12 @@
 import { type Middleware, type Pipeline, createPipeline, memoryStore, openAICompatible } from '@sluice/core';
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { type BudgetOptions, budget } from './budget.js';
 import { priceTable } from './price-table.js';
-import { manualClock } from './test-context.js';
+import { manualClock } from './test-clock.js';
 import { collect, drain, messages } from './test-pipeline.js';
 import { trackCost } from './track-cost.js';
-
-vi.mock('@sluice/context', async (importOriginal) => (await import('./test-context.js')).contextOrShim(importOriginal));
 
 // Prompts are free here, so a call's worst case is exactly its output cap:
 // 100 tokens of `big` cost $0.10, of `small` $0.01.

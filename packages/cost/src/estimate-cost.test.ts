@@ -1,8 +1,6 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { estimateCost } from './estimate-cost.js';
 import { priceTable } from './price-table.js';
-
-vi.mock('@sluice/context', async (importOriginal) => (await import('./test-context.js')).contextOrShim(importOriginal));
 
 const messages = [{ role: 'user' as const, content: 'Summarise the attached report.' }];
 

@@ -1,12 +1,10 @@
+import { countMessages, countTokens } from '@sluice/context';
 import { type Middleware, type Pipeline, createPipeline, openAICompatible } from '@sluice/core';
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { priceTable } from './price-table.js';
 import { collect, drain, messages } from './test-pipeline.js';
 import { trackCost } from './track-cost.js';
-
-vi.mock('@sluice/context', async (importOriginal) => (await import('./test-context.js')).contextOrShim(importOriginal));
-const { countMessages, countTokens } = await import('@sluice/context');
 
 const usage = {
   prompt_tokens: 1_000,
