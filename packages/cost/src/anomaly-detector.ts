@@ -21,7 +21,7 @@ export interface AnomalyOptions {
   maxModels?: number;
 }
 
-/** @internal */
+/** The zod schema of {@link AnomalyOptions}; internal. */
 export const anomalyOptionsSchema = z.strictObject({
   factor: z.number().gt(1).finite().optional(),
   warmupRequests: z.number().int().positive().optional(),

@@ -25,7 +25,15 @@ const tolerance = 1e-9;
 
 const empty = (): BudgetBucket => ({ spentUsd: 0, holds: {}, warned: {} });
 
-/** The sum of the holds; internal. */
+/**
+ * The worst-case cost held by calls in flight; internal.
+ *
+ * @param bucket - a limit's stored state
+ * @example
+ * ```ts
+ * reservedUsd({ spentUsd: 1, holds: { a: 0.1, b: 0.2 }, warned: {} }); // 0.3
+ * ```
+ */
 export function reservedUsd(bucket: BudgetBucket): number {
   let sum = 0;
   for (const usd of Object.values(bucket.holds)) sum += usd;
@@ -36,6 +44,10 @@ export function reservedUsd(bucket: BudgetBucket): number {
  * Adds a hold of `amountUsd` if it fits under `limitUsd` (or always, with
  * `force`); the result holds `id` exactly when it was admitted; internal.
  *
+ * @param id - the call's hold id
+ * @param amountUsd - its worst-case cost
+ * @param limitUsd - the limit
+ * @param force - hold even past the limit (`onExceed: 'warn'`)
  * @example
  * ```ts
  * const bucket = await store.update(key, reserveHold('h1', 0.25, 5, false), ttlMs);
@@ -55,6 +67,10 @@ export function reserveHold(id: string, amountUsd: number, limitUsd: number, for
  * Replaces the hold `id` by the real cost `usd` (0 releases it), claiming
  * every threshold in `warnAt` the new spend crosses; internal.
  *
+ * @param id - the call's hold id
+ * @param usd - what the call really cost
+ * @param limitUsd - the limit
+ * @param warnAt - thresholds, as shares of the limit
  * @example
  * ```ts
  * const bucket = await store.update(key, settleHold('h1', 0.03, 5, [0.8]), ttlMs);
@@ -75,7 +91,15 @@ export function settleHold(id: string, usd: number, limitUsd: number, warnAt: re
   };
 }
 
-/** Drops the hold `id` without spending anything; internal. */
+/**
+ * Drops the hold `id` without spending anything (a refused or failed call); internal.
+ *
+ * @param id - the hold to drop
+ * @example
+ * ```ts
+ * await store.update(key, releaseHold('h1'), ttlMs);
+ * ```
+ */
 export function releaseHold(id: string) {
   return settleHold(id, 0, Infinity, []);
 }

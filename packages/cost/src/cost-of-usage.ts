@@ -26,7 +26,17 @@ export interface CostBreakdown {
   tier: number | undefined;
 }
 
-/** Per-million prices that apply to a call with `promptTokens` prompt tokens; internal. */
+/**
+ * The per-million prices that apply to a call with `promptTokens` prompt
+ * tokens: the highest tier it is above, else the base prices; internal.
+ *
+ * @param entry - the model's price entry
+ * @param promptTokens - the call's prompt tokens, cached ones included
+ * @example
+ * ```ts
+ * ratesFor(entry, 250_000); // { input: 2.5, cachedInput: 0.25, output: 15, tier: 200_000 } for gemini-2.5-pro
+ * ```
+ */
 export function ratesFor(entry: PriceEntry, promptTokens: number): { input: number; cachedInput: number; output: number; tier: number | undefined } {
   const tier = entry.tiers?.findLast((candidate) => promptTokens > candidate.abovePromptTokens);
   const prices = tier ?? entry;
@@ -59,7 +69,16 @@ export function costOfUsage(usage: Usage, entry: PriceEntry): CostBreakdown {
   return costOfTokens({ uncachedInput: prompt - cached, cachedInput: cached, output, reasoning }, entry);
 }
 
-/** Prices token counts by bucket; internal. */
+/**
+ * Prices token counts by bucket, the tier chosen by the whole prompt; internal.
+ *
+ * @param tokens - uncached input, cached input and output tokens (reasoning included)
+ * @param entry - the model's price entry
+ * @example
+ * ```ts
+ * costOfTokens({ uncachedInput: 3_000, cachedInput: 0, output: 800 }, entry).usd; // 0.0124 for gpt-4.1
+ * ```
+ */
 export function costOfTokens(
   tokens: { uncachedInput: number; cachedInput: number; output: number; reasoning?: number },
   entry: PriceEntry,

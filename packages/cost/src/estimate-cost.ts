@@ -72,7 +72,19 @@ export function estimateCost(request: ChatCompletionRequest, options: EstimateCo
   return priceEstimate(match, body, counted.tokens, counted.approximate, config);
 }
 
-/** The estimate for a counted prompt; internal, shared with `budget`. */
+/**
+ * The estimate for a prompt already counted; internal, shared with `budget`.
+ *
+ * @param match - the model's price, or undefined for an unpriced estimate
+ * @param request - the request (its caps and `n`)
+ * @param inputTokens - the prompt's tokens
+ * @param approximate - whether that count is an estimate
+ * @param options - the typical answer and expected cache hits
+ * @example
+ * ```ts
+ * const { worstCase } = priceEstimate(match, ctx.request, count, approximate);
+ * ```
+ */
 export function priceEstimate(
   match: PriceMatch | undefined,
   request: ChatCompletionRequest,
