@@ -2,7 +2,8 @@ import { createEmitter, memoryStore, systemClock } from '@sluice/core';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createBucket, type Bucket } from './bucket.js';
-import { type Caller, Limiter, type WindowState } from './limiter.js';
+import { type Caller, Limiter } from './limiter.js';
+import type { WindowState } from './window-state.js';
 import type { LimiterConfig } from './rate-limit-options.js';
 
 beforeAll(() => {

@@ -1,24 +1,12 @@
 import type { Clock, CompletionContext, Store } from '@sluice/core';
-import { correct, decay, take, waitMs } from './bucket.js';
+import { waitMs } from './bucket.js';
 import type { LimiterConfig } from './rate-limit-options.js';
 import { type LimitKind, RateLimitedError } from './rate-limited-error.js';
 import './types.js';
+import { admitted, bringUp, corrected, type Decision, decide, givenBack, type WindowState } from './window-state.js';
 
 /** The parts of a call the limiter uses (a whole `CompletionContext` will do). */
 export type Caller = Pick<CompletionContext, 'id' | 'clock' | 'events' | 'signal' | 'store' | 'remainingMs'>;
-
-/**
- * A key's shared window state, as stored: plain JSON, a few numbers
- * whatever the limits. Debts are in the buckets' integer units (see bucket.ts).
- */
-export interface WindowState {
-  /** `clock.now()` the debts were last brought up to. */
-  at: number;
-  requests: number;
-  tokens: number;
-  /** No admission before this `clock.now()` (0: not paused). */
-  pausedUntil: number;
-}
 
 /** An admitted request: hand it back to {@link Limiter.finish} when its response settled. */
 export interface Ticket {
@@ -76,8 +64,6 @@ interface TicketRecord extends Ticket {
   readonly queue: KeyQueue;
   finished: boolean;
 }
-
-type Decision = { admitted: true } | { admitted: false; waitMs: number; limit: LimitKind };
 
 /**
  * The limiter behind the middleware: the window state in the store, the
@@ -152,7 +138,7 @@ export class Limiter {
       const { tokens } = this.config;
       if (tokens && how.usedTokens !== undefined && how.usedTokens !== record.reserved) {
         const delta = how.usedTokens - record.reserved;
-        await this.update(queue, caller.clock.now(), (state) => ({ ...state, tokens: correct(tokens, state.tokens, delta) }));
+        await this.update(queue, caller.clock.now(), (state) => corrected(this.config, state, delta));
       }
     } finally {
       queue.inFlight--;
@@ -247,7 +233,8 @@ export class Limiter {
         if (head.gone) {
           // Aborted while the store answered: give the admission back.
           queue.inFlight--;
-          await this.giveBack(queue, head.cost, head.caller.clock.now()).catch(() => {});
+          const cost = head.cost;
+          await this.update(queue, head.caller.clock.now(), (state) => givenBack(this.config, state, cost)).catch(() => {});
           continue;
         }
         this.leave(queue, head);
@@ -276,40 +263,10 @@ export class Limiter {
   private async admit(queue: KeyQueue, cost: number, now: number): Promise<Decision> {
     let decision: Decision = { admitted: false, waitMs: 0, limit: 'requests' };
     await this.update(queue, now, (state) => {
-      decision = this.decide(state, cost, now);
-      return decision.admitted ? this.taken(state, cost) : state;
+      decision = decide(this.config, state, cost, now);
+      return decision.admitted ? admitted(this.config, state, cost) : state;
     });
     return decision;
-  }
-
-  /** `state` is already brought up to `now`. */
-  private decide(state: WindowState, cost: number, now: number): Decision {
-    if (state.pausedUntil > now) return { admitted: false, waitMs: state.pausedUntil - now, limit: 'pause' };
-    const { requests, tokens } = this.config;
-    const requestWait = requests ? waitMs(requests, state.requests, 1, now) : 0;
-    const tokenWait = tokens && cost > 0 ? waitMs(tokens, state.tokens, cost, now) : 0;
-    if (requestWait === 0 && tokenWait === 0) return { admitted: true };
-    return tokenWait > requestWait
-      ? { admitted: false, waitMs: tokenWait, limit: 'tokens' }
-      : { admitted: false, waitMs: requestWait, limit: 'requests' };
-  }
-
-  private taken(state: WindowState, cost: number): WindowState {
-    const { requests, tokens } = this.config;
-    return {
-      ...state,
-      requests: requests ? take(requests, state.requests, 1) : 0,
-      tokens: tokens && cost > 0 ? take(tokens, state.tokens, cost) : state.tokens,
-    };
-  }
-
-  private giveBack(queue: KeyQueue, cost: number, now: number): Promise<void> {
-    const { requests, tokens } = this.config;
-    return this.update(queue, now, (state) => ({
-      ...state,
-      requests: requests ? correct(requests, state.requests, -1) : 0,
-      tokens: tokens && cost > 0 ? correct(tokens, state.tokens, -cost) : state.tokens,
-    }));
   }
 
   /**
@@ -319,23 +276,9 @@ export class Limiter {
   private async update(queue: KeyQueue, now: number, change: (state: WindowState) => WindowState, holdMs = 0): Promise<void> {
     queue.seen = await queue.store.update<WindowState>(
       queue.storeKey,
-      (current) => change(this.bring(current, now)),
+      (current) => change(bringUp(this.config, current, now)),
       Math.max(this.keepMs, holdMs + this.keepMs),
     );
-  }
-
-  /** Decays both debts from `state.at` to `now`; a missing state is a full, unpaused bucket. */
-  private bring(state: WindowState | undefined, now: number): WindowState {
-    if (!state) return { at: now, requests: 0, tokens: 0, pausedUntil: 0 };
-    const { requests, tokens } = this.config;
-    // Another process's clock may run a little ahead: never count time twice.
-    const at = Math.max(state.at, now);
-    return {
-      at,
-      requests: requests ? decay(requests, state.requests, state.at, at) : 0,
-      tokens: tokens ? decay(tokens, state.tokens, state.at, at) : 0,
-      pausedUntil: state.pausedUntil > at ? state.pausedUntil : 0,
-    };
   }
 
   /**
@@ -344,7 +287,7 @@ export class Limiter {
    * means it should go at once.
    */
   private estimate(queue: KeyQueue, cost: number, now: number): { waitMs: number; limit: LimitKind | undefined } {
-    const state = this.bring(queue.seen, now);
+    const state = bringUp(this.config, queue.seen, now);
     const { requests, tokens, concurrency } = this.config;
     const waits: Array<[LimitKind, number]> = [
       ['pause', state.pausedUntil > now ? state.pausedUntil - now : 0],
