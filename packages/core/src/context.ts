@@ -56,6 +56,11 @@ export interface CompletionContext<S extends object = object> {
   response: ChatCompletion | undefined;
   /** Set by the transport for stream calls; wrap it to see the chunks. */
   chunks: AsyncIterable<ChatCompletionChunk> | undefined;
+  /**
+   * The upstream's response headers for the current attempt (rate-limit
+   * headers, request ids), set as soon as they arrive, errors included.
+   */
+  responseHeaders: Readonly<Record<string, string>> | undefined;
   /** Set once usage is known (non-stream: with the response; stream: at its usage chunk). */
   usage: Usage | undefined;
   /** The caller's abort combined with the call's deadline. */

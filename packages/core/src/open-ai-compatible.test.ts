@@ -19,6 +19,22 @@ describe('openAICompatible: requests', () => {
     expect(received?.body).toMatchObject({ model: 'gpt-4.1', stream: false, messages: [{ role: 'user', content: 'Hello' }] });
   });
 
+  it('exposes the response headers to middleware, on success and on error', async () => {
+    const { upstream, llm } = await setup({ upstream: { headers: { 'x-ratelimit-remaining-requests': '99' } } });
+    const seen: Array<string | undefined> = [];
+    llm.use(async function look(ctx, next) {
+      try {
+        await next();
+      } finally {
+        seen.push(ctx.responseHeaders?.['x-ratelimit-remaining-requests']);
+      }
+    });
+    await llm.complete(ask());
+    upstream.enqueue({ kind: 'status', status: 429 });
+    await llm.complete(ask()).catch(() => {});
+    expect(seen).toEqual(['99', '99']);
+  });
+
   it('passes unknown request fields through untouched', async () => {
     const { upstream, llm } = await setup();
     await llm.complete({ ...ask(), reasoning_effort: 'low', provider: { order: ['a'] } });

@@ -110,6 +110,7 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
     }
     attempt.disarm('first-byte');
     const headers = flattenHeaders(response.headers);
+    ctx.responseHeaders = headers;
     const now = ctx.clock.now();
 
     if (response.statusCode < 200 || response.statusCode >= 300) {

@@ -226,6 +226,7 @@ export class Pipeline<S extends object = object> {
       response: undefined,
       chunks: undefined,
       usage: undefined,
+      responseHeaders: undefined,
       signal: controller.signal,
       deadline: call.timeoutMs === undefined ? undefined : startedAt + call.timeoutMs,
       tags: Object.freeze({ ...call.tags }),
@@ -275,6 +276,7 @@ export class Pipeline<S extends object = object> {
     ctx.response = undefined;
     ctx.chunks = undefined;
     ctx.usage = undefined;
+    ctx.responseHeaders = undefined;
     if (ctx.signal.aborted) throw toSluiceError(ctx.signal.reason);
     const startedAt = this.clock.now();
     const scope = new SettleScope(runListener);

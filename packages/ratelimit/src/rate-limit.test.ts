@@ -337,6 +337,21 @@ describe('rateLimit: cooperative pause', () => {
   });
 });
 
+describe('rateLimit: pacing from a successful response', () => {
+  it('with paceFromHeaders, a 200 saying nothing remains pauses the key until its reset', async () => {
+    const headers = { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '2s' };
+    const { llm, upstream, events } = await harness({ concurrency: 1, paceFromHeaders: true }, { headers });
+    await expect(llm.complete(ask('first'))).resolves.toBeDefined();
+    expect(events).toContainEqual(expect.objectContaining({ name: 'limit-pause', pauseMs: 2_000, reason: 'headers' }));
+    const next = track(llm.complete(ask('second')));
+    await vi.advanceTimersByTimeAsync(1_999);
+    expect(upstream.requests).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    await next.promise;
+    expect(upstream.requests).toHaveLength(2);
+  });
+});
+
 describe('rateLimit: options', () => {
   it.each([
     [{}, 'rateLimit', /at least one of/],

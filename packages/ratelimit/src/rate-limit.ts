@@ -1,4 +1,4 @@
-import { type CompletionContext, type Middleware, SluiceError, type SluiceState, UpstreamError, type Usage } from '@sluice/core';
+import { type CompletionContext, type Middleware, SluiceError, UpstreamError, type Usage } from '@sluice/core';
 import { type Finish, Limiter } from './limiter.js';
 import { headerPauseMs } from './pace-from-headers.js';
 import { outputCap, type RateLimitOptions, type ResolvedOptions, resolveOptions } from './rate-limit-options.js';
@@ -38,8 +38,7 @@ export function rateLimit(options: RateLimitOptions): Middleware {
     const prompt = countsTokens ? await config.countPrompt(ctx) : 0;
     const reserved = countsTokens ? prompt + outputCap(ctx.request, config.defaultMaxTokens) : 0;
     const ticket = await limiter.acquire(ctx, key, reserved);
-    // Through core's SluiceState: the whole-repo type-check can hide a package's augmentation of ctx.state's own type.
-    const state = ctx.state as SluiceState;
+    const { state } = ctx;
     state.ratelimit = { key, waitedMs: (state.ratelimit?.waitedMs ?? 0) + ticket.waitedMs, reservedTokens: reserved };
     try {
       await next();
@@ -69,13 +68,15 @@ function finishOf(
 ): Finish {
   // Without reported usage: the prompt was sent, and what reached the caller was produced.
   const usedTokens = usage ? usage.total_tokens : prompt + Math.ceil(streamedText.length / 4);
-  if (!(error instanceof UpstreamError)) return { usedTokens };
+  const upstream = error instanceof UpstreamError ? error : undefined;
+  const headers = upstream?.headers ?? ctx.responseHeaders;
+  if (!upstream && !(config.paceFromHeaders && headers)) return { usedTokens };
   const now = ctx.clock.now();
   let pause: Finish['pause'];
-  if (config.pauseOn429 && error.code === 'RATE_LIMITED' && error.retryAfterMs !== undefined && error.retryAfterMs > 0) {
-    pause = { untilMs: now + error.retryAfterMs, reason: 'retry-after' };
+  if (config.pauseOn429 && upstream?.code === 'RATE_LIMITED' && upstream.retryAfterMs !== undefined && upstream.retryAfterMs > 0) {
+    pause = { untilMs: now + upstream.retryAfterMs, reason: 'retry-after' };
   }
-  const paced = config.paceFromHeaders && error.headers ? headerPauseMs(error.headers) : undefined;
+  const paced = config.paceFromHeaders && headers ? headerPauseMs(headers) : undefined;
   if (paced !== undefined && (!pause || now + paced > pause.untilMs)) pause = { untilMs: now + paced, reason: 'headers' };
   return pause ? { usedTokens, pause } : { usedTokens };
 }
