@@ -10,9 +10,13 @@ export default defineConfig({
   resolve: { conditions },
   ssr: { resolve: { conditions } },
   test: {
-    projects: packages.map((name) => ({
-      extends: true,
-      test: { name, root: `packages/${name}`, include: ['src/**/*.test.ts'] },
-    })),
+    projects: [
+      ...packages.map((name) => ({
+        extends: true as const,
+        test: { name, root: `packages/${name}`, include: ['src/**/*.test.ts'] },
+      })),
+      // Tests across packages (the whole resilience pipeline under faults).
+      { extends: true as const, test: { name: 'examples', root: 'examples', include: ['**/*.test.ts'] } },
+    ],
   },
 });
