@@ -12,6 +12,8 @@
  * for a piece of n bytes.
  */
 
+import { PairCache, unknownPair } from './pair-cache.js';
+
 /** The shape of js-tiktoken's rank files (`js-tiktoken/ranks/*`). */
 export interface RankFile {
   pat_str: string;
@@ -51,10 +53,15 @@ export class BytePairEncoder {
   private readonly table: Int32Array;
   private readonly mask: number;
   private readonly longestToken: number;
+  /** The token of each single byte (every byte is one in a byte-level BPE). */
+  private readonly byteToken = new Int32Array(256);
+  private readonly pairs = new PairCache();
   // Scratch space of the merge, reused: counting is synchronous.
   private readonly next = new Int32Array(maxPieceBytes + 1);
   private readonly prev = new Int32Array(maxPieceBytes + 1);
   private readonly pairRank = new Int32Array(maxPieceBytes + 1);
+  /** The token each part is. */
+  private readonly token = new Int32Array(maxPieceBytes + 1);
   private readonly heap = new Int32Array(3 * maxPieceBytes + 3);
 
   private constructor(bytes: Uint8Array, start: Int32Array, count: number) {
@@ -75,6 +82,13 @@ export class BytePairEncoder {
       this.table[slot] = rank + 1;
     }
     this.longestToken = longest;
+    const single = new Uint8Array(1);
+    for (let byte = 0; byte < 256; byte++) {
+      single[0] = byte;
+      const rank = this.rankOf(single, 0, 1);
+      if (rank < 0) throw new RangeError(`rank file has no token for byte ${byte}`);
+      this.byteToken[byte] = rank;
+    }
   }
 
   /**
@@ -105,7 +119,8 @@ export class BytePairEncoder {
       i = end + 1;
     }
     starts.push(length);
-    return new BytePairEncoder(bytes, Int32Array.from(starts), starts.length - 1);
+    // Copied to its used length: base64 with separators overestimates it by a third.
+    return new BytePairEncoder(bytes.slice(0, length), Int32Array.from(starts), starts.length - 1);
   }
 
   /** The rank of `bytes[from, to)`, or -1 when it is not a token. */
@@ -143,7 +158,7 @@ export class BytePairEncoder {
     if (length < 2) return length;
     if (length > maxPieceBytes) throw new RangeError(`piece of ${length} bytes exceeds ${maxPieceBytes}`);
     if (this.rankOf(bytes, 0, length) >= 0) return 1;
-    const { next, prev, pairRank, heap } = this;
+    const { next, prev, pairRank, heap, token, pairs } = this;
     // Heap entries pack (rank, position) in one int: rank × 4096 + position,
     // so the smallest is the lowest rank and, on a tie, the leftmost pair.
     let size = 0;
@@ -158,17 +173,29 @@ export class BytePairEncoder {
       }
       heap[at] = value;
     };
+    // What the parts starting at `at` and `second` merge into: the pair
+    // cache by their tokens, else the rank of their bytes.
+    const merge = (at: number, second: number): number => {
+      const left = token[at] as number;
+      const right = token[second] as number;
+      let merged = pairs.get(left, right);
+      if (merged === unknownPair) {
+        merged = this.rankOf(bytes, at, next[second] as number);
+        pairs.set(left, right, merged);
+      }
+      return merged;
+    };
     const pairAt = (at: number): number => {
       const second = next[at] as number;
-      if (second >= length) return -1;
-      return this.rankOf(bytes, at, next[second] as number);
+      return second >= length ? -1 : merge(at, second);
     };
     for (let at = 0; at < length; at++) {
       next[at] = at + 1;
       prev[at] = at - 1;
+      token[at] = this.byteToken[bytes[at] as number] as number;
     }
     for (let at = 0; at < length - 1; at++) {
-      const rank = this.rankOf(bytes, at, at + 2);
+      const rank = merge(at, at + 1);
       pairRank[at] = rank;
       if (rank >= 0) push(rank * maxPieceBytes + at);
     }
@@ -194,6 +221,7 @@ export class BytePairEncoder {
       const right = next[left] as number;
       const after = next[right] as number;
       next[left] = after;
+      token[left] = rank;
       if (after < length) prev[after] = left;
       pairRank[right] = -1;
       parts--;

@@ -58,36 +58,42 @@ export function chatFormat(model: string): ChatFormat {
  * ```
  */
 export function messageTokens(message: ChatMessage, tokenizer: Tokenizer, format: ChatFormat): TokenCount {
-  let approximate = false;
-  const count = (text: string) => {
-    const counted = cachedCount(tokenizer, text);
-    if (counted.approximate) approximate = true;
-    return counted.tokens;
-  };
-  let tokens = format.perMessage + count(message.role);
+  const sum: TokenCount = { tokens: format.perMessage, approximate: false };
+  add(sum, tokenizer, message.role);
   const { content } = message;
-  if (typeof content === 'string') tokens += count(content);
+  if (typeof content === 'string') add(sum, tokenizer, content);
   else if (Array.isArray(content)) {
-    if (content.length !== 1 || content[0]?.type !== 'text') approximate = true;
+    if (content.length !== 1 || content[0]?.type !== 'text') sum.approximate = true;
     for (const part of content) {
-      if (part.type === 'text') tokens += count(part.text);
-      else if (part.type === 'refusal') tokens += count(part.refusal);
-      else if (part.type === 'image_url') tokens += imageTokens(part);
+      if (part.type === 'text') add(sum, tokenizer, part.text);
+      else if (part.type === 'refusal') add(sum, tokenizer, part.refusal);
+      else if (part.type === 'image_url') sum.tokens += imageTokens(part);
       // Audio and file parts are not counted: their size in tokens is not published.
     }
   }
-  if (typeof message.name === 'string') tokens += count(message.name) + format.perName;
+  if (typeof message.name === 'string') {
+    add(sum, tokenizer, message.name);
+    sum.tokens += format.perName;
+  }
   if (message.role === 'assistant') {
-    if (typeof message.refusal === 'string') tokens += count(message.refusal);
+    if (typeof message.refusal === 'string') add(sum, tokenizer, message.refusal);
     for (const call of message.tool_calls ?? []) {
-      tokens += perToolCall + count(call.function.name) + count(call.function.arguments);
-      approximate = true;
+      sum.tokens += perToolCall;
+      add(sum, tokenizer, call.function.name);
+      add(sum, tokenizer, call.function.arguments);
+      sum.approximate = true;
     }
   } else if (message.role === 'tool') {
-    tokens += count(message.tool_call_id);
-    approximate = true;
+    add(sum, tokenizer, message.tool_call_id);
+    sum.approximate = true;
   }
-  return { tokens, approximate };
+  return sum;
+}
+
+function add(sum: TokenCount, tokenizer: Tokenizer, text: string): void {
+  const counted = cachedCount(tokenizer, text);
+  sum.tokens += counted.tokens;
+  if (counted.approximate) sum.approximate = true;
 }
 
 /**

@@ -55,6 +55,19 @@ class TextCountCache {
 }
 
 const caches = new WeakMap<Tokenizer, TextCountCache>();
+// The last tokenizer's cache, skipping the WeakMap on runs of counts with one tokenizer.
+let last: { tokenizer: Tokenizer; cache: TextCountCache } | undefined;
+
+function cacheOf(tokenizer: Tokenizer): TextCountCache {
+  if (last?.tokenizer === tokenizer) return last.cache;
+  let cache = caches.get(tokenizer);
+  if (!cache) {
+    cache = new TextCountCache();
+    caches.set(tokenizer, cache);
+  }
+  last = { tokenizer, cache };
+  return cache;
+}
 
 /**
  * Counts `text` with `tokenizer`, once: the count is cached by the
@@ -69,11 +82,7 @@ const caches = new WeakMap<Tokenizer, TextCountCache>();
  * ```
  */
 export function cachedCount(tokenizer: Tokenizer, text: string): TokenCount {
-  let cache = caches.get(tokenizer);
-  if (!cache) {
-    cache = new TextCountCache();
-    caches.set(tokenizer, cache);
-  }
+  const cache = cacheOf(tokenizer);
   const known = cache.get(text);
   if (known) return known;
   const measured = tokenizer.measure?.(text);
