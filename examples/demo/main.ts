@@ -3,5 +3,7 @@
  * in-memory state). Run it with `pnpm demo`.
  */
 import { asyncClient } from './async-client.js';
+import { resilience } from './resilience.js';
 
 await asyncClient();
+await resilience();
