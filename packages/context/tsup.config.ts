@@ -7,4 +7,6 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // The CJS build needs `import.meta.url` for createRequire, which loads rank files on demand.
+  shims: true,
 });

@@ -6,7 +6,14 @@ import type { TokenCount, Tokenizer } from './tokenizer.js';
 import { tokenizerFor } from './tokenizer-for.js';
 import { toolDefinitionTokens } from './tool-tokens.js';
 
-/** Options of {@link countMessages}. */
+/**
+ * Options of {@link countMessages}.
+ *
+ * @example
+ * ```ts
+ * const options: CountMessagesOptions = { tools: request.tools, tokenizer: await gptTokenizer('o200k_base') };
+ * ```
+ */
 export interface CountMessagesOptions {
   /** The request's tool definitions, counted by OpenAI's approximation. */
   tools?: readonly ToolDefinition[];

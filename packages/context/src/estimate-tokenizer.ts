@@ -2,7 +2,14 @@ import { z } from 'zod';
 import { parseOptions } from '@sluice/core';
 import type { Tokenizer } from './tokenizer.js';
 
-/** Options of {@link estimateTokenizer}. */
+/**
+ * Options of {@link estimateTokenizer}.
+ *
+ * @example
+ * ```ts
+ * const options: EstimateTokenizerOptions = { factor: 1.5 };
+ * ```
+ */
 export interface EstimateTokenizerOptions {
   /**
    * Multiplies the base estimate, so it errs high by that much more

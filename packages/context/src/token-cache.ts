@@ -2,7 +2,14 @@ import { z } from 'zod';
 import { parseOptions } from '@sluice/core';
 import type { TokenCount, Tokenizer } from './tokenizer.js';
 
-/** Options of {@link configureTokenCache}. */
+/**
+ * Options of {@link configureTokenCache}.
+ *
+ * @example
+ * ```ts
+ * const options: TokenCacheOptions = { maxEntries: 100_000 };
+ * ```
+ */
 export interface TokenCacheOptions {
   /** How many texts each tokenizer's cache holds at most (default 20,000). */
   maxEntries?: number;

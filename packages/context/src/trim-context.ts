@@ -16,7 +16,18 @@ import { loadTokenizer } from './tokenizer-for.js';
 import { toolDefinitionTokens } from './tool-tokens.js';
 import type { ContextState } from './types.js';
 
-/** Options of {@link trimContext}. */
+/**
+ * Options of {@link trimContext}.
+ *
+ * @example
+ * ```ts
+ * const options: TrimContextOptions = {
+ *   ratio: 0.8,
+ *   contextWindow: (model) => prices.lookup(model)?.entry.contextWindow,
+ *   summarize: async (dropped) => summarizer.complete(dropped),
+ * };
+ * ```
+ */
 export interface TrimContextOptions {
   /** The share of the model's window the prompt plus the reserved output may use (default 0.8). */
   ratio?: number;
