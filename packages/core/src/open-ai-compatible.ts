@@ -1,7 +1,10 @@
+import { isIP } from 'node:net';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Agent, type Dispatcher, interceptors } from 'undici';
 import { z } from 'zod';
 import type { Clock } from './clock.js';
+import { AbortSource } from './abort-source.js';
+import { abortReason, onAbort } from './call.js';
 import type { CompletionContext } from './context.js';
 import { AbortError, MalformedResponseError, SluiceError, StreamCutError, TimeoutError } from './errors.js';
 import type { Transport } from './pipeline.js';
@@ -74,8 +77,10 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
         headersTimeout: 0,
         bodyTimeout: 0,
       });
+  // An IP literal (a local vLLM, the mock upstream) has nothing to resolve.
+  const cacheDns = config.dnsCache !== false && isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0;
   const dispatcher: Dispatcher =
-    config.dispatcher ?? (config.dnsCache === false ? (ownAgent as Agent) : (ownAgent as Agent).compose(interceptors.dns()));
+    config.dispatcher ?? (cacheDns ? (ownAgent as Agent).compose(interceptors.dns()) : (ownAgent as Agent));
   let closing: Promise<void> | undefined;
   const baseHeaders: Record<string, string> = { 'content-type': 'application/json', ...config.headers };
   if (config.apiKey) baseHeaders.authorization = `Bearer ${config.apiKey}`;
@@ -91,8 +96,7 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
             : {}),
         }
       : { ...ctx.request, stream: false };
-    const attempt = new Attempt(ctx, ctx.clock, attemptTimeoutMs);
-    attempt.arm('first-byte', firstByteTimeoutMs);
+    const attempt = new Attempt(ctx, ctx.clock, firstByteTimeoutMs, attemptTimeoutMs);
 
     let response: Dispatcher.ResponseData;
     try {
@@ -102,13 +106,13 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
         method: 'POST',
         headers: { ...baseHeaders, accept: ctx.stream ? 'text/event-stream' : 'application/json' },
         body: JSON.stringify(body),
-        signal: attempt.signal,
+        signal: attempt.signal as unknown as AbortSignal,
       });
     } catch (error) {
       attempt.done();
       throw attempt.reason() ?? errorFromNetwork(error, connectTimeoutMs, secrets);
     }
-    attempt.disarm('first-byte');
+    attempt.headersReceived();
     const headers = flattenHeaders(response.headers);
     ctx.responseHeaders = headers;
     const now = ctx.clock.now();
@@ -138,14 +142,9 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
       ctx.usage = json.usage ?? undefined;
       return;
     }
-    // The stream runs past the attempt timeout; the idle timer guards it.
-    attempt.disarm('attempt');
-    ctx.chunks = readEvents(ctx, response.body, attempt, {
-      hideUsage: !callerAskedUsage,
-      idleTimeoutMs,
-      headers,
-      secrets,
-    });
+    // The stream runs past the attempt timeout; the idle limit guards it.
+    attempt.streaming(idleTimeoutMs);
+    ctx.chunks = readEvents(ctx, response.body, attempt, { hideUsage: !callerAskedUsage, headers, secrets });
   }
 
   return {
@@ -160,82 +159,103 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
 }
 
 /**
- * One HTTP attempt's abort controller and timers. Aborts when the call's
- * signal does, or when a timer fires, with a typed reason.
+ * One HTTP attempt's abort source and its one timer. The timer is armed
+ * for the nearest deadline and, when it fires early for a phase that has
+ * moved on, re-arms for what is left: one timer per attempt instead of
+ * one per phase (and none reset per chunk).
  */
 class Attempt {
-  private readonly controller = new AbortController();
-  private readonly timers = new Map<string, unknown>();
+  private readonly source = new AbortSource();
   private readonly unlink: () => void;
+  private timer: unknown;
+  private firstByteAt: number | undefined;
+  private attemptAt: number | undefined;
+  private idleMs: number | undefined;
+  /** When the stream last received bytes (idle phase only). */
+  lastActivity = 0;
 
   constructor(
-    private readonly ctx: CompletionContext,
+    ctx: CompletionContext,
     private readonly clock: Clock,
-    attemptTimeoutMs: number,
+    private readonly firstByteMs: number,
+    private readonly attemptMs: number,
   ) {
-    const onAbort = () => this.abort(ctx.signal.reason);
-    if (ctx.signal.aborted) onAbort();
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    this.unlink = () => ctx.signal.removeEventListener('abort', onAbort);
-    this.arm('attempt', attemptTimeoutMs);
+    this.unlink = onAbort(ctx, () => this.abort(abortReason(ctx)));
+    const now = clock.now();
+    this.firstByteAt = now + firstByteMs;
+    this.attemptAt = now + attemptMs;
+    this.arm(Math.min(firstByteMs, attemptMs));
   }
 
-  get signal(): AbortSignal {
-    return this.controller.signal;
+  /** What undici watches; it accepts any object with `aborted` and `addEventListener`. */
+  get signal(): AbortSource {
+    return this.source;
   }
 
-  arm(phase: 'first-byte' | 'attempt' | 'idle', ms: number): void {
-    this.disarm(phase);
-    this.timers.set(phase, this.clock.setTimeout(() => this.abort(new TimeoutError(phase, ms)), ms));
+  /** The headers are in: the first-byte limit is met. */
+  headersReceived(): void {
+    this.firstByteAt = undefined;
   }
 
-  disarm(phase: string): void {
-    const timer = this.timers.get(phase);
-    if (timer !== undefined) this.clock.clearTimeout(timer);
-    this.timers.delete(phase);
+  /** A stream has started: the attempt limit gives way to the idle limit between chunks. */
+  streaming(idleMs: number): void {
+    this.firstByteAt = undefined;
+    this.attemptAt = undefined;
+    this.idleMs = idleMs;
+    this.lastActivity = this.clock.now();
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.arm(idleMs);
+  }
+
+  private arm(ms: number): void {
+    this.timer = this.clock.setTimeout(() => this.check(), Math.max(0, ms));
+  }
+
+  private check(): void {
+    this.timer = undefined;
+    if (this.source.aborted) return;
+    const now = this.clock.now();
+    if (this.firstByteAt !== undefined && now >= this.firstByteAt) {
+      return this.abort(new TimeoutError('first-byte', this.firstByteMs));
+    }
+    if (this.attemptAt !== undefined && now >= this.attemptAt) return this.abort(new TimeoutError('attempt', this.attemptMs));
+    if (this.idleMs !== undefined && now - this.lastActivity >= this.idleMs) {
+      return this.abort(new TimeoutError('idle', this.idleMs));
+    }
+    const next = Math.min(
+      this.firstByteAt ?? Infinity,
+      this.attemptAt ?? Infinity,
+      this.idleMs === undefined ? Infinity : this.lastActivity + this.idleMs,
+    );
+    if (next !== Infinity) this.arm(next - now);
   }
 
   abort(reason: unknown): void {
-    if (!this.controller.signal.aborted) {
-      this.controller.abort(reason instanceof SluiceError ? reason : new AbortError('The call was aborted', { cause: reason }));
-    }
+    if (this.source.aborted) return;
+    this.source.abort(reason instanceof SluiceError ? reason : new AbortError('The call was aborted', { cause: reason }));
   }
 
   /** The typed reason this attempt was aborted for, if it was. */
   reason(): SluiceError | undefined {
-    return this.controller.signal.aborted ? (this.controller.signal.reason as SluiceError) : undefined;
+    return this.source.aborted ? (this.source.reason as SluiceError) : undefined;
   }
 
   done(): void {
-    for (const phase of [...this.timers.keys()]) this.disarm(phase);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
     this.unlink();
   }
 }
 
-/**
- * Reads SSE events into chunks. The idle timer is not reset per chunk (a
- * timer per chunk would dominate a fast stream); it re-arms itself for
- * the remaining time when it fires after recent activity.
- */
+/** Reads SSE events into chunks; the attempt's timer watches for silence between them. */
 async function* readEvents(
   ctx: CompletionContext,
   body: Dispatcher.ResponseData['body'],
   attempt: Attempt,
-  options: { hideUsage: boolean; idleTimeoutMs: number; headers: Record<string, string>; secrets: readonly string[] },
+  options: { hideUsage: boolean; headers: Record<string, string>; secrets: readonly string[] },
 ): AsyncGenerator<ChatCompletionChunk, void, undefined> {
   const { clock } = ctx;
-  const { idleTimeoutMs, headers, secrets } = options;
-  let lastActivity = clock.now();
-  let idleTimer: unknown;
-  const armIdle = (ms: number) => {
-    idleTimer = clock.setTimeout(() => {
-      const quiet = clock.now() - lastActivity;
-      if (quiet >= idleTimeoutMs) attempt.abort(new TimeoutError('idle', idleTimeoutMs));
-      else armIdle(idleTimeoutMs - quiet);
-    }, ms);
-  };
-  armIdle(idleTimeoutMs);
-
+  const { headers, secrets } = options;
   const events: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (event) => events.push(event) });
   const decoder = new TextDecoder();
@@ -243,7 +263,7 @@ async function* readEvents(
   let received = 0;
   try {
     for await (const bytes of body) {
-      lastActivity = clock.now();
+      attempt.lastActivity = clock.now();
       parser.feed(decoder.decode(bytes as Uint8Array, { stream: true }));
       for (const event of events.splice(0)) {
         if (finished) continue;
@@ -274,7 +294,6 @@ async function* readEvents(
       headers,
     });
   } finally {
-    clock.clearTimeout(idleTimer);
     // Stopped before the end (break, error): abort so undici drops the socket
     // instead of leaving it half-read in the pool.
     if (!finished) attempt.abort(new AbortError('The stream was cancelled by its consumer'));

@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import { type Clock, systemClock } from './clock.js';
 import { compose } from './compose.js';
-import type { CompletionContext, Middleware, SettleListener, Settlement, TransportInfo } from './context.js';
-import type { SluiceState } from './index.js';
+import { abortReason, Call, type CallEnvironment } from './call.js';
+import type { CompletionContext, Middleware, Settlement, TransportInfo } from './context.js';
 import { AbortError, SluiceError, TimeoutError, UnexpectedError, ValidationError, toSluiceError } from './errors.js';
 import { type SluiceEmitter, createEmitter } from './events.js';
 import { type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest, chatCompletionRequestSchema } from './schemas.js';
-import { SettleScope, settleWhenDone } from './settlement.js';
+import { SettleScope, SettlingStream } from './settlement.js';
 import { type Store, memoryStore } from './store.js';
 import { parseOptions } from './validate.js';
 import { type BatchOptions, type BatchResult, runBatch } from './batch.js';
@@ -61,17 +61,6 @@ const callOptionsSchema = z.object({
   tags: z.record(z.string(), z.string()).optional(),
 });
 
-const kCall = Symbol('sluice.call');
-const kAbort = Symbol('sluice.abort');
-
-interface CallInternals {
-  /** The response the transport produced last, while it is the current one. */
-  current: SettleScope | undefined;
-}
-
-let sequence = 0;
-const newId = () => `call_${Date.now().toString(36)}${(++sequence).toString(36)}`;
-
 /**
  * A composed pipeline: add middleware with `use`, then call it.
  */
@@ -80,6 +69,7 @@ export class Pipeline<S extends object = object> {
   readonly clock: Clock;
   readonly store: Store;
   private readonly transport: Transport;
+  private readonly environment: CallEnvironment;
   private readonly validateRequests: boolean;
   private readonly middleware: Middleware<S>[] = [];
   private composed: Middleware<S> | undefined;
@@ -91,6 +81,12 @@ export class Pipeline<S extends object = object> {
     this.store = parsed.store ?? memoryStore({ clock: this.clock });
     this.events = parsed.events ?? createEmitter();
     this.validateRequests = parsed.validateRequests ?? true;
+    this.environment = {
+      events: this.events,
+      clock: this.clock,
+      store: this.store,
+      transport: { name: this.transport.name, origin: this.transport.origin },
+    };
   }
 
   /**
@@ -122,76 +118,58 @@ export class Pipeline<S extends object = object> {
    * `break` or an abort cancels the upstream request.
    */
   stream(request: ChatCompletionRequest, options?: CallOptions): AsyncIterable<ChatCompletionChunk> {
-    const pipeline = this;
-    return {
-      async *[Symbol.asyncIterator]() {
-        const ctx = await pipeline.run({ ...request, stream: true }, options);
-        if (ctx.chunks) yield* ctx.chunks;
-      },
-    };
+    return { [Symbol.asyncIterator]: () => new LazyStream(() => this.run({ ...request, stream: true }, options)) };
   }
 
   /**
    * Runs a request through the pipeline and returns the finished context
    * (for a stream, with `chunks` still to be read).
    */
-  async run(request: ChatCompletionRequest, options: CallOptions = {}): Promise<CompletionContext<S>> {
-    const call = parseOptions(callOptionsSchema, options, 'options');
+  async run(request: ChatCompletionRequest, options?: CallOptions): Promise<CompletionContext<S>> {
+    const call = options === undefined ? {} : parseOptions(callOptionsSchema, options, 'options');
     const body = this.parseRequest(request);
-    const ctx = this.createContext(body, call);
-    const internals = (ctx as unknown as { [kCall]: CallInternals })[kCall];
-    const pending: Promise<void>[] = [];
-    const runListener = async (listener: SettleListener, settlement: Settlement) => {
-      try {
-        await listener(settlement);
-      } catch (error) {
-        this.events.emit('listener-error', { id: ctx.id, error });
-      }
-    };
-    const callScope = new SettleScope(runListener);
-    (ctx as { onSettled: CompletionContext['onSettled'] }).onSettled = (listener) => {
-      const running = (internals.current ?? callScope).add(listener);
-      if (running) pending.push(running);
-    };
-    this.events.emit('request', { id: ctx.id, model: body.model, stream: ctx.stream, tags: ctx.tags });
-    const finish = (settlement: Omit<Settlement, 'durationMs' | 'stream' | 'usage'>) => {
-      const durationMs = this.clock.now() - ctx.startedAt;
-      this.events.emit('response', {
-        id: ctx.id,
-        model: body.model,
-        stream: ctx.stream,
-        outcome: settlement.outcome,
-        durationMs,
-        usage: ctx.usage,
-        errorCode: settlement.error?.code,
-      });
-      return callScope.settle({ ...settlement, usage: ctx.usage, stream: ctx.stream, durationMs });
-    };
+    const ctx = new Call<S>(body, Object.freeze({ ...call.tags }), call.timeoutMs, this.environment);
+    if (this.events.listenerCount('request') > 0) {
+      this.events.emit('request', { id: ctx.id, model: body.model, stream: ctx.stream, tags: ctx.tags });
+    }
     const release = this.armDeadline(ctx, call);
-
     try {
       this.composed ??= compose(this.middleware.map(unbindOnNext));
-      await this.composed(ctx, () => this.send(ctx, internals, runListener));
+      await this.composed(ctx, () => this.send(ctx));
     } catch (caught) {
       const error = toSluiceError(caught);
       release();
-      await finish({ outcome: 'error', error, response: undefined, streamedText: '', chunks: 0 });
-      await Promise.all(pending);
+      await this.finish(ctx, { outcome: 'error', error, response: undefined, streamedText: '', chunks: 0 });
       throw error;
     }
-
     if (ctx.stream) {
       if (!ctx.chunks) throw new UnexpectedError(new Error('the pipeline finished a stream call without chunks'));
-      ctx.chunks = settleWhenDone(ctx.chunks, ctx as unknown as CompletionContext, ctx.startedAt, async (settlement) => {
-        release();
-        await finish(settlement);
-        await Promise.all(pending);
-      });
+      // Nobody is left to hear about the response (no middleware wrapped it
+      // or registered for it): hand the caller the transport's own stream,
+      // as fast as the transport alone.
+      if (ctx.chunks instanceof SettlingStream && ctx.chunks.unobserved()) ctx.chunks = ctx.chunks.source;
+      if (release === noop && !ctx.scope.hasListeners && !ctx.pending && this.events.listenerCount('response') === 0) {
+        return ctx;
+      }
+      ctx.chunks = new SettlingStream(
+        ctx.chunks,
+        {
+          wantsText: () => ctx.scope.hasListeners,
+          usage: () => ctx.usage,
+          abortReason: () => abortReason(ctx),
+          now: () => this.clock.now(),
+          done: (settlement) => {
+            release();
+            return this.finish(ctx, settlement);
+          },
+        },
+        ctx.startedAt,
+      );
       return ctx;
     }
     release();
-    await finish({ outcome: 'success', error: undefined, response: ctx.response, streamedText: '', chunks: 0 });
-    await Promise.all(pending);
+    const finishing = this.finish(ctx, { outcome: 'success', error: undefined, response: ctx.response, streamedText: '', chunks: 0 });
+    if (finishing) await finishing;
     return ctx;
   }
 
@@ -210,53 +188,47 @@ export class Pipeline<S extends object = object> {
   }
 
   private parseRequest(request: ChatCompletionRequest): ChatCompletionRequest {
-    if (!this.validateRequests) return structuredClone(request);
     // zod builds new objects and arrays, so middleware rewriting the
     // request can never reach the caller's own object.
-    return parseOptions(chatCompletionRequestSchema, request, 'request');
+    if (this.validateRequests) return parseOptions(chatCompletionRequestSchema, request, 'request');
+    return { ...request, messages: [...request.messages] };
   }
 
-  private createContext(request: ChatCompletionRequest, call: CallOptions): CompletionContext<S> {
-    const controller = new AbortController();
-    const startedAt = this.clock.now();
-    const ctx = {
-      id: newId(),
-      request,
-      stream: request.stream === true,
-      response: undefined,
-      chunks: undefined,
-      usage: undefined,
-      responseHeaders: undefined,
-      signal: controller.signal,
-      deadline: call.timeoutMs === undefined ? undefined : startedAt + call.timeoutMs,
-      tags: Object.freeze({ ...call.tags }),
-      state: {} as SluiceState & S,
-      events: this.events,
-      clock: this.clock,
-      store: this.store,
-      transport: { name: this.transport.name, origin: this.transport.origin },
-      startedAt,
-      onSettled: () => {},
-      remainingMs(this: CompletionContext) {
-        return this.deadline === undefined ? Infinity : this.deadline - this.clock.now();
-      },
-    } satisfies Omit<CompletionContext<S>, never>;
-    Object.defineProperty(ctx, kCall, { value: { current: undefined } satisfies CallInternals });
-    Object.defineProperty(ctx, kAbort, { value: controller });
-    return ctx;
+  /** Emits `response` and settles the call; returns a promise only when there is something to wait for. */
+  private finish(
+    ctx: Call<S>,
+    settlement: Omit<Settlement, 'durationMs' | 'stream' | 'usage'>,
+  ): Promise<void> | undefined {
+    const durationMs = this.clock.now() - ctx.startedAt;
+    if (this.events.listenerCount('response') > 0) {
+      this.events.emit('response', {
+        id: ctx.id,
+        model: ctx.request.model,
+        stream: ctx.stream,
+        outcome: settlement.outcome,
+        durationMs,
+        usage: ctx.usage,
+        errorCode: settlement.error?.code,
+      });
+    }
+    const settling = ctx.scope.settle({ ...settlement, usage: ctx.usage, stream: ctx.stream, durationMs });
+    const draining = ctx.pending ? ctx.drain() : undefined;
+    if (!settling && !draining) return undefined;
+    return Promise.all([settling, draining]).then(() => ctx.drain());
   }
 
-  /** Links the caller's signal and the deadline to `ctx.signal`; returns the cleanup. */
-  private armDeadline(ctx: CompletionContext<S>, call: CallOptions): () => void {
-    const controller = (ctx as unknown as { [kAbort]: AbortController })[kAbort];
-    const { signal } = call;
-    const onAbort = () => controller.abort(new AbortError('The call was aborted', { cause: signal?.reason }));
+  /** Links the caller's signal and the deadline to the call's abort; returns the cleanup. */
+  private armDeadline(ctx: Call<S>, call: CallOptions): () => void {
+    const { signal, timeoutMs } = call;
+    if (!signal && timeoutMs === undefined) return noop;
+    const source = ctx.abortSource;
+    const onAbort = () => source.abort(new AbortError('The call was aborted', { cause: signal?.reason }));
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
     const timer =
-      call.timeoutMs === undefined
+      timeoutMs === undefined
         ? undefined
-        : this.clock.setTimeout(() => controller.abort(new TimeoutError('deadline', call.timeoutMs ?? 0)), call.timeoutMs);
+        : this.clock.setTimeout(() => source.abort(new TimeoutError('deadline', timeoutMs)), timeoutMs);
     let released = false;
     return () => {
       if (released) return;
@@ -267,19 +239,16 @@ export class Pipeline<S extends object = object> {
   }
 
   /** The innermost step: the transport, with its response's settlement. */
-  private async send(
-    ctx: CompletionContext<S>,
-    internals: CallInternals,
-    runListener: (listener: SettleListener, settlement: Settlement) => Promise<void>,
-  ): Promise<void> {
-    internals.current = undefined;
+  private async send(ctx: Call<S>): Promise<void> {
+    ctx.current = undefined;
     ctx.response = undefined;
     ctx.chunks = undefined;
     ctx.usage = undefined;
     ctx.responseHeaders = undefined;
-    if (ctx.signal.aborted) throw toSluiceError(ctx.signal.reason);
+    const aborted = abortReason(ctx);
+    if (aborted !== undefined) throw toSluiceError(aborted);
     const startedAt = this.clock.now();
-    const scope = new SettleScope(runListener);
+    const scope = new SettleScope(ctx.runListener);
     const base = ctx as unknown as CompletionContext;
     try {
       await this.transport.send(base);
@@ -287,26 +256,71 @@ export class Pipeline<S extends object = object> {
       const error = toSluiceError(caught);
       // A middleware catching this error and registering a listener then
       // hears about this failed attempt.
-      internals.current = scope;
-      void scope.settle({
+      ctx.current = scope;
+      scope.settle({
         outcome: 'error', error, usage: undefined, response: undefined, streamedText: '', chunks: 0,
         stream: ctx.stream, durationMs: this.clock.now() - startedAt,
       });
       throw error;
     }
-    internals.current = scope;
+    ctx.current = scope;
     if (ctx.stream) {
       if (!ctx.chunks) throw new SluiceError('TRANSPORT', `transport ${this.transport.name} set no chunks for a stream`);
-      ctx.chunks = settleWhenDone(ctx.chunks, base, startedAt, (settlement) => scope.settle(settlement));
+      ctx.chunks = new SettlingStream(
+        ctx.chunks,
+        {
+          wantsText: () => scope.hasListeners,
+          usage: () => ctx.usage,
+          abortReason: () => abortReason(ctx),
+          now: () => this.clock.now(),
+          done: (settlement) => scope.settle(settlement),
+        },
+        startedAt,
+        scope,
+      );
     } else {
       if (!ctx.response) throw new SluiceError('TRANSPORT', `transport ${this.transport.name} set no response`);
-      void scope.settle({
+      scope.settle({
         outcome: 'success', error: undefined, usage: ctx.usage, response: ctx.response, streamedText: '', chunks: 0,
         stream: false, durationMs: this.clock.now() - startedAt,
       });
     }
   }
 }
+
+const noop = () => {};
+
+/**
+ * The iterator `stream()` returns: runs the call on the first `next()`,
+ * then passes straight through to the call's chunks.
+ */
+class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
+  private inner: AsyncIterator<ChatCompletionChunk> | undefined;
+  private closed = false;
+
+  constructor(private readonly start: () => Promise<CompletionContext>) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    if (this.closed) return { done: true, value: undefined };
+    if (!this.inner) {
+      const ctx = await this.start();
+      this.inner = (ctx.chunks ?? emptyChunks)[Symbol.asyncIterator]();
+    }
+    return this.inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>;
+  }
+
+  async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    this.closed = true;
+    await this.inner?.return?.();
+    return { done: true, value: undefined };
+  }
+}
+
+const emptyChunks: AsyncIterable<ChatCompletionChunk> = { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }) };
 
 /**
  * Each `next()` starts a new response: listeners registered from then on,
@@ -317,7 +331,7 @@ function unbindOnNext<S extends object>(middleware: Middleware<S>): Middleware<S
   const named = {
     [middleware.name]: (ctx: CompletionContext<S>, next: () => Promise<void>) =>
       middleware(ctx, () => {
-        (ctx as unknown as { [kCall]: CallInternals })[kCall].current = undefined;
+        (ctx as unknown as Call).current = undefined;
         return next();
       }),
   };

@@ -1,31 +1,37 @@
-import type { CompletionContext, SettleListener, Settlement } from './context.js';
+import type { SettleListener, Settlement } from './context.js';
 import { AbortError, toSluiceError } from './errors.js';
-import type { ChatCompletionChunk } from './schemas.js';
+import type { ChatCompletionChunk, Usage } from './schemas.js';
 
 /**
  * The listeners waiting for one response (or for the whole call) to be
- * completely done. Settles once; a listener added afterwards runs at once.
- * Every listener's promise is handed to `track` so the call does not
- * resolve before async listeners (a ledger write, say) have finished.
+ * completely done. Settles once; a listener added afterwards runs at once
+ * and its promise is returned, so the call can wait for it.
  */
 export class SettleScope {
-  private listeners: SettleListener[] = [];
+  private listeners: SettleListener[] | undefined;
   settled: Settlement | undefined;
 
   constructor(private readonly run: (listener: SettleListener, settlement: Settlement) => Promise<void>) {}
 
+  get hasListeners(): boolean {
+    return this.listeners !== undefined;
+  }
+
   add(listener: SettleListener): Promise<void> | undefined {
     if (this.settled) return this.run(listener, this.settled);
-    this.listeners.push(listener);
+    (this.listeners ??= []).push(listener);
     return undefined;
   }
 
-  settle(settlement: Settlement): Promise<void> {
-    if (this.settled) return Promise.resolve();
+  /** Settles the scope; returns a promise only when there are listeners to wait for. */
+  settle(settlement: Settlement): Promise<void> | undefined {
+    if (this.settled) return undefined;
     this.settled = settlement;
     const listeners = this.listeners;
-    this.listeners = [];
-    return Promise.all(listeners.map((listener) => this.run(listener, settlement))).then(() => {});
+    this.listeners = undefined;
+    if (!listeners) return undefined;
+    if (listeners.length === 1) return this.run(listeners[0] as SettleListener, settlement);
+    return Promise.all(listeners.map((listener) => this.run(listener, settlement))).then(() => undefined);
   }
 }
 
@@ -41,44 +47,102 @@ export function chunkText(chunk: ChatCompletionChunk): string {
   return text;
 }
 
+/** What a stream's observer needs from its call. */
+export interface StreamWatch {
+  /** Whether anyone will read `streamedText` (it is only accumulated then). */
+  wantsText(): boolean;
+  /** The call's usage when the stream ends. */
+  usage(): Usage | undefined;
+  /** Why the call was aborted, if it was (to tell a cancel from an abort). */
+  abortReason(): unknown;
+  now(): number;
+  done(settlement: Settlement): Promise<void> | undefined;
+}
+
 /**
- * Passes `source` through, calling `onDone` once when it ends (success), throws
- * (error) or is stopped early by its consumer (cancelled).
+ * Passes a stream through, calling `watch.done` once when it ends
+ * (success), throws (error) or is stopped early by its consumer
+ * (cancelled). A hand-written iterator rather than an async generator: it
+ * sits on every chunk of every stream, and a generator's queue costs more.
  */
-export async function* settleWhenDone(
-  source: AsyncIterable<ChatCompletionChunk>,
-  ctx: CompletionContext,
-  startedAt: number,
-  onDone: (settlement: Settlement) => Promise<void>,
-): AsyncGenerator<ChatCompletionChunk, void, undefined> {
-  let chunks = 0;
-  let streamedText = '';
-  let outcome: Settlement['outcome'] = 'cancelled';
-  let error: Settlement['error'];
-  try {
-    for await (const chunk of source) {
-      chunks++;
-      streamedText += chunkText(chunk);
-      yield chunk;
+export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk> {
+  private iterator: AsyncIterator<ChatCompletionChunk> | undefined;
+  private finished = false;
+  private chunks = 0;
+  private streamedText = '';
+
+  /**
+   * @param source - the stream to pass through
+   * @param scope - the scope `watch.done` settles, if any: with no
+   *   listener on it before reading starts, the wrapper can be dropped
+   */
+  constructor(
+    readonly source: AsyncIterable<ChatCompletionChunk>,
+    private readonly watch: StreamWatch,
+    private readonly startedAt: number,
+    private readonly scope?: SettleScope,
+  ) {}
+
+  /** True when nothing has been read yet and nobody listens for the end. */
+  unobserved(): boolean {
+    return this.iterator === undefined && this.scope !== undefined && !this.scope.hasListeners;
+  }
+
+  private get inner(): AsyncIterator<ChatCompletionChunk> {
+    this.iterator ??= this.source[Symbol.asyncIterator]();
+    return this.iterator;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    if (this.finished) return { done: true, value: undefined };
+    let result: IteratorResult<ChatCompletionChunk>;
+    try {
+      result = await this.inner.next();
+    } catch (caught) {
+      const error = toSluiceError(caught);
+      await this.finish('error', error);
+      throw error;
     }
-    outcome = 'success';
-  } catch (caught) {
-    outcome = 'error';
-    error = toSluiceError(caught);
-    throw error;
-  } finally {
-    if (outcome === 'cancelled') {
-      error = ctx.signal.aborted ? toSluiceError(ctx.signal.reason) : new AbortError('The stream was cancelled by its consumer');
+    if (result.done) {
+      await this.finish('success', undefined);
+      return { done: true, value: undefined };
     }
-    await onDone({
+    this.chunks++;
+    if (this.watch.wantsText()) this.streamedText += chunkText(result.value);
+    return result;
+  }
+
+  async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    if (!this.finished) {
+      try {
+        await this.iterator?.return?.();
+      } finally {
+        const reason = this.watch.abortReason();
+        await this.finish(
+          'cancelled',
+          reason !== undefined ? toSluiceError(reason) : new AbortError('The stream was cancelled by its consumer'),
+        );
+      }
+    }
+    return { done: true, value: undefined };
+  }
+
+  private finish(outcome: Settlement['outcome'], error: Settlement['error']): Promise<void> | undefined {
+    if (this.finished) return undefined;
+    this.finished = true;
+    return this.watch.done({
       outcome,
       error,
-      usage: ctx.usage,
+      usage: this.watch.usage(),
       response: undefined,
-      streamedText,
-      chunks,
+      streamedText: this.streamedText,
+      chunks: this.chunks,
       stream: true,
-      durationMs: ctx.clock.now() - startedAt,
+      durationMs: this.watch.now() - this.startedAt,
     });
   }
 }

@@ -1,0 +1,115 @@
+import { AbortSource } from './abort-source.js';
+import type { Clock } from './clock.js';
+import type { CompletionContext, SettleListener, Settlement, TransportInfo } from './context.js';
+import type { SluiceEmitter } from './events.js';
+import type { SluiceState } from './index.js';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from './schemas.js';
+import { SettleScope } from './settlement.js';
+import type { Store } from './store.js';
+
+let sequence = 0;
+const prefix = `call_${Math.floor(Math.random() * 36 ** 6).toString(36)}`;
+
+/** What a call shares with the pipeline that runs it. */
+export interface CallEnvironment {
+  events: SluiceEmitter;
+  clock: Clock;
+  store: Store;
+  transport: TransportInfo;
+}
+
+/**
+ * One call's context. A class, so its methods and the lazy `signal` getter
+ * live once on the prototype instead of as closures on every call.
+ */
+export class Call<S extends object = object> implements CompletionContext<S> {
+  readonly id = `${prefix}${(++sequence).toString(36)}`;
+  response: ChatCompletion | undefined = undefined;
+  chunks: AsyncIterable<ChatCompletionChunk> | undefined = undefined;
+  usage: Usage | undefined = undefined;
+  responseHeaders: Readonly<Record<string, string>> | undefined = undefined;
+  readonly stream: boolean;
+  readonly state = {} as SluiceState & S;
+  readonly startedAt: number;
+  readonly deadline: number | undefined;
+  readonly events: SluiceEmitter;
+  readonly clock: Clock;
+  readonly store: Store;
+  readonly transport: TransportInfo;
+  /** Aborted by the caller's signal or the deadline; read by the transport without making a signal. */
+  readonly abortSource = new AbortSource();
+  /** The response the transport produced last, while it is the current one. */
+  current: SettleScope | undefined = undefined;
+  readonly scope: SettleScope;
+  /** Async listeners still running; the call resolves after them. */
+  pending: Promise<void>[] | undefined = undefined;
+  private signalCache: AbortSignal | undefined = undefined;
+
+  constructor(
+    public request: ChatCompletionRequest,
+    readonly tags: Readonly<Record<string, string>>,
+    timeoutMs: number | undefined,
+    environment: CallEnvironment,
+  ) {
+    this.stream = request.stream === true;
+    this.events = environment.events;
+    this.clock = environment.clock;
+    this.store = environment.store;
+    this.transport = environment.transport;
+    this.startedAt = this.clock.now();
+    this.deadline = timeoutMs === undefined ? undefined : this.startedAt + timeoutMs;
+    this.scope = new SettleScope(this.runListener);
+  }
+
+  get signal(): AbortSignal {
+    this.signalCache ??= this.abortSource.toSignal();
+    return this.signalCache;
+  }
+
+  remainingMs(): number {
+    return this.deadline === undefined ? Infinity : this.deadline - this.clock.now();
+  }
+
+  onSettled(listener: SettleListener): void {
+    const running = (this.current ?? this.scope).add(listener);
+    if (running) (this.pending ??= []).push(running);
+  }
+
+  /** Runs one listener; a throw becomes a `listener-error` event, never the call's error. */
+  readonly runListener = async (listener: SettleListener, settlement: Settlement): Promise<void> => {
+    try {
+      await listener(settlement);
+    } catch (error) {
+      this.events.emit('listener-error', { id: this.id, error });
+    }
+  };
+
+  /** Waits for async listeners that were registered after their response settled. */
+  drain(): Promise<void> | undefined {
+    const pending = this.pending;
+    if (!pending) return undefined;
+    this.pending = undefined;
+    return Promise.all(pending).then(() => this.drain());
+  }
+}
+
+/**
+ * Calls `listener` when the call is aborted (by its caller or its
+ * deadline) without creating an AbortSignal; returns the unsubscribe.
+ * Falls back to `ctx.signal` for a context not made by a pipeline.
+ */
+export function onAbort(ctx: CompletionContext, listener: () => void): () => void {
+  const source = ctx instanceof Call ? ctx.abortSource : ctx.signal;
+  if (source.aborted) {
+    listener();
+    return () => {};
+  }
+  source.addEventListener('abort', listener);
+  return () => source.removeEventListener('abort', listener);
+}
+
+/** The reason a call was aborted, if it was, without creating an AbortSignal. */
+export function abortReason(ctx: CompletionContext): unknown {
+  const source = ctx instanceof Call ? ctx.abortSource : ctx.signal;
+  return source.aborted ? source.reason : undefined;
+}
