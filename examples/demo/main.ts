@@ -3,7 +3,9 @@
  * in-memory state). Run it with `pnpm demo`.
  */
 import { asyncClient } from './async-client.js';
+import { cost } from './cost.js';
 import { resilience } from './resilience.js';
 
 await asyncClient();
 await resilience();
+await cost();
