@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { RateLimitError, ServerError, SluiceError, ValidationError, toSluiceError } from './errors.js';
+import { statusCodes } from './test-helpers.js';
 import { errorFromUpstream, parseRetryAfter, redact } from './upstream-errors.js';
 
 const upstream = (status: number | undefined, body: unknown, headers: Record<string, string> = {}) =>
@@ -37,19 +38,7 @@ describe('SluiceError', () => {
 });
 
 describe('errorFromUpstream', () => {
-  it.each([
-    [400, 'BAD_REQUEST', false],
-    [401, 'AUTHENTICATION', false],
-    [403, 'PERMISSION_DENIED', false],
-    [404, 'NOT_FOUND', false],
-    [408, 'REQUEST_TIMEOUT', true],
-    [409, 'CONFLICT', true],
-    [413, 'PAYLOAD_TOO_LARGE', false],
-    [422, 'UNPROCESSABLE_ENTITY', false],
-    [429, 'RATE_LIMITED', true],
-    [500, 'SERVER_ERROR', true],
-    [503, 'SERVER_ERROR', true],
-  ])('maps %i to %s (retryable %s)', (status, code, retryable) => {
+  it.each(statusCodes)('maps %i to %s (retryable %s)', (status, code, retryable) => {
     expect(upstream(status, { error: { message: 'x' } })).toMatchObject({ code, retryable, status });
   });
 

@@ -2,7 +2,7 @@ import { inspect } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createPipeline } from './pipeline.js';
 import { openAICompatible } from './open-ai-compatible.js';
-import { apiKey, ask, collect, setup } from './test-helpers.js';
+import { apiKey, ask, collect, setup, statusCodes } from './test-helpers.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -50,19 +50,7 @@ describe('openAICompatible: requests', () => {
 });
 
 describe('openAICompatible: upstream errors', () => {
-  it.each([
-    [400, 'BAD_REQUEST', false],
-    [401, 'AUTHENTICATION', false],
-    [403, 'PERMISSION_DENIED', false],
-    [404, 'NOT_FOUND', false],
-    [408, 'REQUEST_TIMEOUT', true],
-    [409, 'CONFLICT', true],
-    [413, 'PAYLOAD_TOO_LARGE', false],
-    [422, 'UNPROCESSABLE_ENTITY', false],
-    [429, 'RATE_LIMITED', true],
-    [500, 'SERVER_ERROR', true],
-    [503, 'SERVER_ERROR', true],
-  ])('maps a %i answer to %s', async (status, code, retryable) => {
+  it.each(statusCodes)('maps a %i answer to %s', async (status, code, retryable) => {
     const { upstream, llm } = await setup();
     upstream.enqueue({ kind: 'status', status });
     await expect(llm.complete(ask())).rejects.toMatchObject({ code, retryable, status });

@@ -119,12 +119,18 @@ export const usageSchema = z.looseObject({
 });
 export type Usage = z.infer<typeof usageSchema>;
 
-/** A non-streamed completion. */
-export const chatCompletionSchema = z.looseObject({
+/** The fields a completion and each of its stream chunks share. */
+const completionEnvelope = {
   id: z.string(),
   object: z.string().optional(),
   created: z.number().optional(),
   model: z.string(),
+  usage: usageSchema.nullable().optional(),
+};
+
+/** A non-streamed completion. */
+export const chatCompletionSchema = z.looseObject({
+  ...completionEnvelope,
   choices: z.array(
     z.looseObject({
       index: z.number(),
@@ -132,7 +138,6 @@ export const chatCompletionSchema = z.looseObject({
       finish_reason: z.string().nullable(),
     }),
   ),
-  usage: usageSchema.nullable().optional(),
 });
 export type ChatCompletion = z.infer<typeof chatCompletionSchema>;
 
@@ -147,10 +152,7 @@ export type ToolCallDelta = z.infer<typeof toolCallDeltaSchema>;
 
 /** One `data:` event of a streamed completion. */
 export const chatCompletionChunkSchema = z.looseObject({
-  id: z.string(),
-  object: z.string().optional(),
-  created: z.number().optional(),
-  model: z.string(),
+  ...completionEnvelope,
   choices: z.array(
     z.looseObject({
       index: z.number(),
@@ -163,6 +165,5 @@ export const chatCompletionChunkSchema = z.looseObject({
       finish_reason: z.string().nullable().optional(),
     }),
   ),
-  usage: usageSchema.nullable().optional(),
 });
 export type ChatCompletionChunk = z.infer<typeof chatCompletionChunkSchema>;

@@ -32,3 +32,18 @@ export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   for await (const item of iterable) out.push(item);
   return out;
 }
+
+/** Every upstream status and the code and retryability it maps to. */
+export const statusCodes: Array<[status: number, code: string, retryable: boolean]> = [
+  [400, 'BAD_REQUEST', false],
+  [401, 'AUTHENTICATION', false],
+  [403, 'PERMISSION_DENIED', false],
+  [404, 'NOT_FOUND', false],
+  [408, 'REQUEST_TIMEOUT', true],
+  [409, 'CONFLICT', true],
+  [413, 'PAYLOAD_TOO_LARGE', false],
+  [422, 'UNPROCESSABLE_ENTITY', false],
+  [429, 'RATE_LIMITED', true],
+  [500, 'SERVER_ERROR', true],
+  [503, 'SERVER_ERROR', true],
+];
