@@ -1,0 +1,13 @@
+// The quick example of packages/ratelimit/README.md, type-checked in CI.
+import { apiKey, baseUrl, log, messages, metrics, pager, requests, tools } from './declarations.js';
+
+import { createPipeline, openAICompatible } from '@sluice/core';
+import { rateLimit } from '@sluice/ratelimit';
+
+const llm = createPipeline({ transport: openAICompatible({ baseUrl, apiKey }) })
+  .use(rateLimit({ rpm: 100, tpm: 200_000, concurrency: 50 }));
+
+llm.events.on('limit-wait', (e) => console.info(`${e.key}: waiting ${e.waitMs} ms for ${e.limit} (${e.queued} queued)`));
+
+// Over the limit it waits; a 60 s deadline bounds the wait like everything else.
+const reply = await llm.complete({ model: 'deepseek-v3.2', messages, max_tokens: 800 }, { timeoutMs: 60_000 });

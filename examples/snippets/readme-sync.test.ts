@@ -1,0 +1,33 @@
+/**
+ * Keeps every README's first TypeScript example identical to its snippet
+ * here, which CI type-checks (and runs, for the test-shaped one), so the
+ * docs cannot drift from the code.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+const firstExample = (markdown: string) => /```ts\n([\s\S]*?)```/.exec(markdown)?.[1] ?? '';
+const read = (path: string) => readFileSync(new URL(path, import.meta.url), 'utf8');
+
+describe('README examples', () => {
+  it.each([
+    ['core', 'core.ts'],
+    ['retry', 'retry.ts'],
+    ['breaker', 'breaker.ts'],
+    ['ratelimit', 'ratelimit.ts'],
+    ['context', 'context.ts'],
+    ['cost', 'cost.ts'],
+    ['testing', 'testing.test.ts'],
+  ])('packages/%s/README.md shows examples/snippets/%s as it is', (name, snippet) => {
+    const example = firstExample(read(`../../packages/${name}/README.md`));
+    expect(example.length).toBeGreaterThan(0);
+    expect(read(`./${snippet}`)).toContain(example);
+  });
+
+  it('the root README shows examples/readme.ts as it is', () => {
+    const root = read('../../README.md');
+    const example = /## Fifteen lines\n\n```ts\n([\s\S]*?)```/.exec(root)?.[1] ?? '';
+    expect(example.length).toBeGreaterThan(0);
+    expect(read('../readme.ts')).toContain(example);
+  });
+});
