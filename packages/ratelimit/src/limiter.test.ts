@@ -1,4 +1,5 @@
-import { createEmitter, memoryStore, systemClock } from '@sluice/core';
+import { setMaxListeners } from 'node:events';
+import { createEmitter, memoryStore, type Store, systemClock } from '@sluice/core';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createBucket, type Bucket } from './bucket.js';
@@ -19,8 +20,28 @@ function bucketOf(limit: number, windowMs: number, burst: number): Bucket {
   return bucket;
 }
 
-function caller(store = memoryStore()): Caller {
-  return { id: 'call', clock: systemClock, events: createEmitter(), signal: new AbortController().signal, store, remainingMs: () => Infinity };
+function caller(store: Store = memoryStore()): Caller {
+  const { signal } = new AbortController();
+  // One caller stands for many calls here, each waiter watching its signal.
+  setMaxListeners(0, signal);
+  return { id: 'call', clock: systemClock, events: createEmitter(), signal, store, remainingMs: () => Infinity };
+}
+
+/**
+ * `inner`, answering `ticks` microtask turns late, as a store across a
+ * network would: each update still applies in the order it was sent.
+ */
+function lateStore(inner: Store, ticks: number): Store {
+  const late = async <T>(value: T): Promise<T> => {
+    for (let i = 0; i < ticks; i++) await Promise.resolve();
+    return value;
+  };
+  return {
+    get: <T>(key: string) => inner.get<T>(key).then(late),
+    set: (key, value, ttlMs) => inner.set(key, value, ttlMs).then(late),
+    update: (key, update, ttlMs) => inner.update(key, update, ttlMs).then(late),
+    delete: (key) => inner.delete(key).then(late),
+  };
 }
 
 const config = (overrides: Partial<LimiterConfig>): LimiterConfig => ({
@@ -52,16 +73,18 @@ describe('Limiter', () => {
       requests: fc.record({ limit: fc.integer({ min: 1, max: 20 }), windowMs: fc.integer({ min: 10, max: 2_000 }), share: fc.double({ min: 0, max: 0.99, noNaN: true }) }),
       tokens: fc.record({ limit: fc.integer({ min: 1, max: 1_000 }), windowMs: fc.integer({ min: 10, max: 2_000 }), share: fc.double({ min: 0, max: 0.99, noNaN: true }) }),
       concurrency: fc.option(fc.integer({ min: 1, max: 5 }), { nil: undefined }),
+      // A store answering late keeps fast-path admissions with the store while others arrive.
+      storeTicks: fc.nat({ max: 4 }),
       arrivals: fc.array(fc.record({ gap: fc.nat({ max: 500 }), share: fc.double({ min: 0, max: 1, noNaN: true }), holdMs: fc.nat({ max: 300 }) }), { minLength: 1, maxLength: 40 }),
     });
     await fc.assert(
-      fc.asyncProperty(scenario, async ({ requests, tokens, concurrency, arrivals }) => {
+      fc.asyncProperty(scenario, async ({ requests, tokens, concurrency, storeTicks, arrivals }) => {
         vi.clearAllTimers();
         vi.setSystemTime(0);
         const requestBucket = bucketOf(requests.limit, requests.windowMs, Math.floor((requests.limit - 1) * requests.share));
         const tokenBucket = bucketOf(tokens.limit, tokens.windowMs, Math.floor((tokens.limit - 1) * tokens.share));
         const limiter = new Limiter(config({ requests: requestBucket, tokens: tokenBucket, concurrency }));
-        const who = caller();
+        const who = caller(lateStore(memoryStore(), storeTicks));
         const admitted: Array<{ index: number; at: number; cost: number }> = [];
         let inFlight = 0;
         let mostInFlight = 0;
@@ -115,4 +138,60 @@ describe('Limiter', () => {
     await two.acquire(caller(store), 'key', 0);
     await expect(one.acquire(caller(store), 'key', 0)).rejects.toMatchObject({ code: 'LIMIT_REJECTED', limit: 'requests', retryAfterMs: 500 });
   });
+
+  it('never lets a request admitted on the fast path overtake one queued for a slot, when the slot frees', async () => {
+    // The waiter queues for the only slot; when it frees, the first call's
+    // usage (400 for the 100 reserved) leaves the waiter short of tokens,
+    // while a small newcomer would fit both. At every moment
+    // around that (k microtask turns after finish() starts), the newcomer
+    // queues behind the waiter.
+    for (let k = 0; k <= 40; k++) {
+      vi.setSystemTime(0);
+      // 1 000 a second, burst 500: 500 refilled a second.
+      const limiter = new Limiter(config({ concurrency: 1, tokens: bucketOf(1_000, 1_000, 500) }));
+      const who = caller(lateStore(memoryStore(), 2));
+      const waits: unknown[] = [];
+      who.events.on('limit-wait', (event) => waits.push(event));
+      const order: string[] = [];
+      const first = await limiter.acquire(who, 'key', 100);
+      const waiter = limiter.acquire(who, 'key', 400).then((ticket) => (order.push('waiter'), ticket));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(waits).toEqual([expect.objectContaining({ limit: 'concurrency', queued: 1 })]);
+
+      const finishing = limiter.finish(first, who, { usedTokens: 400 });
+      for (let turn = 0; turn < k; turn++) await Promise.resolve();
+      const newcomer = limiter.acquire(who, 'key', 10).then((ticket) => (order.push('newcomer'), ticket));
+      await finishing;
+      await vi.advanceTimersByTimeAsync(0);
+      expect(order).toEqual([]);
+      // 400 + 400 > 500: the waiter goes once 300 have refilled, 600 ms in.
+      await vi.advanceTimersByTimeAsync(600);
+      const ticket = await waiter;
+      await vi.advanceTimersByTimeAsync(100);
+      expect(order).toEqual(['waiter']);
+      await limiter.finish(ticket, who, { usedTokens: 400 });
+      await limiter.finish(await newcomer, who, { usedTokens: 10 });
+      expect(order).toEqual(['waiter', 'newcomer']);
+    }
+  });
+
+  it('keeps the place of a request the store refuses on the fast path, ahead of those that came meanwhile', async () => {
+    vi.setSystemTime(0);
+    const store = memoryStore();
+    const spec = config({ requests: bucketOf(10, 1_000, 1) });
+    // Another limiter on the same store (another process) takes the only
+    // slot of the burst, unseen by this one, whose last view says "room".
+    const limiter = new Limiter(spec);
+    const who = caller(lateStore(store, 3));
+    await limiter.finish(await limiter.acquire(who, 'key', 0), who, {});
+    await vi.advanceTimersByTimeAsync(1_000);
+    await new Limiter(spec).acquire(caller(store), 'key', 0);
+
+    const order: string[] = [];
+    const calls = ['a', 'b', 'c'].map((name) => limiter.acquire(who, 'key', 0).then(() => order.push(name)));
+    await vi.advanceTimersByTimeAsync(5_000);
+    await Promise.all(calls);
+    expect(order).toEqual(['a', 'b', 'c']);
+  });
 });
+

@@ -1,21 +1,12 @@
-import type { Clock, CompletionContext, Store } from '@sluice/core';
 import { waitMs } from './bucket.js';
+import { abortReason, isAborted, onAbort } from './call-abort.js';
+import { type Caller, KeyQueue, KeyQueues, type Ticket, type Waiter } from './key-queue.js';
 import type { LimiterConfig } from './rate-limit-options.js';
 import { type LimitKind, RateLimitedError } from './rate-limited-error.js';
 import './types.js';
-import { admitted, bringUp, corrected, type Decision, decide, givenBack, type WindowState } from './window-state.js';
+import { admitted, bringUp, corrected, type Decision, decide, givenBack, type WindowState, wouldAdmit } from './window-state.js';
 
-/** The parts of a call the limiter uses (a whole `CompletionContext` will do). */
-export type Caller = Pick<CompletionContext, 'id' | 'clock' | 'events' | 'signal' | 'store' | 'remainingMs'>;
-
-/** An admitted request: hand it back to {@link Limiter.finish} when its response settled. */
-export interface Ticket {
-  readonly key: string;
-  /** Tokens reserved for it. */
-  readonly reserved: number;
-  /** How long it waited. */
-  readonly waitedMs: number;
-}
+export type { Caller, Ticket } from './key-queue.js';
 
 /** How an admitted request ended, for {@link Limiter.finish}. */
 export interface Finish {
@@ -25,45 +16,14 @@ export interface Finish {
   pause?: { untilMs: number; reason: 'retry-after' | 'headers' };
 }
 
-interface Waiter {
-  readonly caller: Caller;
-  readonly cost: number;
-  readonly enqueuedAt: number;
-  /** Past this `clock.now()` it can no longer be admitted: its maxWaitMs or its call's deadline. */
-  readonly latestAt: number;
-  readonly bound: 'maxWaitMs' | 'deadline';
-  limit: LimitKind;
-  announced: boolean;
-  gone: boolean;
-  resolve(ticket: Ticket): void;
-  reject(error: unknown): void;
-  detach(): void;
-}
-
-/** Everything in-process about one key: its FIFO queue, slots and wake-up timer. */
-interface KeyQueue {
-  readonly key: string;
-  readonly storeKey: string;
-  readonly store: Store;
-  readonly waiters: Waiter[];
-  /** Index of the first waiter not yet gone (the array is compacted now and then). */
-  first: number;
-  live: number;
-  liveCost: number;
-  inFlight: number;
-  timer: { handle: unknown; clock: Clock } | undefined;
-  pumping: boolean;
-  again: boolean;
-  /** The head while its admission is with the store (it holds a slot already). */
-  trying: Waiter | undefined;
-  /** The state as last read or written, for wait estimates. */
-  seen: WindowState | undefined;
-}
-
 interface TicketRecord extends Ticket {
   readonly queue: KeyQueue;
   finished: boolean;
 }
+
+type Refusal = { waitMs: number; limit: LimitKind };
+
+const noop = () => {};
 
 /**
  * The limiter behind the middleware: the window state in the store, the
@@ -71,13 +31,14 @@ interface TicketRecord extends Ticket {
  * with timers on the callers' clock. One instance per `rateLimit()`.
  */
 export class Limiter {
-  private readonly queues = new WeakMap<Store, Map<string, KeyQueue>>();
+  private readonly queues: KeyQueues;
   /** How long a key's state outlives its last write: past that it is a full bucket anyway. */
   private readonly keepMs: number;
 
   constructor(private readonly config: LimiterConfig) {
     const windows = [config.requests, config.tokens].map((bucket) => bucket?.windowMs ?? 0);
     this.keepMs = Math.max(3_600_000, 2 * Math.max(...windows));
+    this.queues = new KeyQueues(config.prefix, (queue, current) => this.admitFast(queue, current));
   }
 
   /**
@@ -86,40 +47,89 @@ export class Limiter {
    *
    * @throws RateLimitedError when it is refused; the signal's reason when the call aborts
    */
-  async acquire(caller: Caller, key: string, cost: number): Promise<Ticket> {
-    const queue = this.queueFor(caller, key);
+  acquire(caller: Caller, key: string, cost: number): Promise<Ticket> {
+    const queue = this.queues.get(this.config.store ?? caller.store, key);
+    const { tokens } = this.config;
+    // First in line (nobody queued, no admission with the store), a free slot, and room as last seen.
+    if (
+      this.config.mode === 'wait' && queue.live === 0 && !queue.fastBusy && !this.slotsFull(queue) &&
+      !(tokens && cost > tokens.limit) && !isAborted(caller)
+    ) {
+      const now = caller.clock.now();
+      if (wouldAdmit(this.config, queue.seen, cost, now)) return this.fast(caller, queue, cost, now);
+    }
+    return this.wait(caller, queue, cost);
+  }
+
+  /**
+   * The fast path: one `store.update`, no waiter, no timer. While it is with
+   * the store, later requests queue behind it; refused, it takes the head of
+   * the queue, ahead of them.
+   */
+  private async fast(caller: Caller, queue: KeyQueue, cost: number, now: number): Promise<Ticket> {
+    queue.inFlight++;
+    queue.fastBusy = true;
+    queue.fastCost = cost;
+    queue.fastNow = now;
+    let decision: Decision;
     try {
-      return await this.wait(caller, queue, cost);
-    } finally {
-      this.forgetIfIdle(queue);
+      queue.seen = await queue.store.update<WindowState>(queue.storeKey, queue.admitFast, this.keepMs);
+      decision = queue.fastDecision as Decision;
+    } catch (error) {
+      queue.fastBusy = false;
+      queue.inFlight--;
+      if (queue.live > 0) this.pump(queue);
+      throw error;
+    }
+    queue.fastBusy = false;
+    if (decision.admitted) {
+      // Those who queued while the store answered were held back for it.
+      if (queue.live > 0) this.pump(queue);
+      return this.ticket(queue, cost, 0);
+    }
+    queue.inFlight--;
+    try {
+      return this.enter(caller, queue, cost, now, decision, true); // pumps once it holds the head
+    } catch (error) {
+      if (queue.live > 0) this.pump(queue);
+      throw error;
     }
   }
 
-  private wait(caller: Caller, queue: KeyQueue, cost: number): Promise<Ticket> {
-    const { key } = queue;
-    if (caller.signal.aborted) throw caller.signal.reason;
+  private async wait(caller: Caller, queue: KeyQueue, cost: number): Promise<Ticket> {
+    if (isAborted(caller)) throw abortReason(caller);
     const { tokens } = this.config;
     if (tokens && cost > tokens.limit) {
       throw this.refuse(caller, queue, 'tokens', undefined, `a reservation of ${cost} tokens can never fit ${tokens.limit} tokens per ${tokens.windowMs} ms; lower max_tokens or the prompt`, false);
     }
     if (this.config.mode === 'reject') return this.tryOnce(caller, queue, cost);
     const now = caller.clock.now();
-    const estimate = this.estimate(queue, cost, now);
-    const mustWait = estimate.limit !== undefined;
-    if (mustWait && queue.live >= this.config.maxQueue) {
-      throw this.refuse(caller, queue, 'queue', undefined, `${queue.live} requests already wait on ${key}`);
+    return this.enter(caller, queue, cost, now, this.estimate(queue, cost, now), false);
+  }
+
+  /**
+   * Queues a request, unless it must wait and cannot: the queue is full, or
+   * its wait (`refusal`, known or estimated) would pass its maxWaitMs or
+   * deadline. `atHead` for one refused on the fast path, first in line.
+   */
+  private enter(caller: Caller, queue: KeyQueue, cost: number, now: number, refusal: Refusal | undefined, atHead: boolean): Promise<Ticket> {
+    if (refusal && queue.live >= this.config.maxQueue) {
+      throw this.refuse(caller, queue, 'queue', undefined, `${queue.live} requests already wait on ${queue.key}`);
     }
     const remaining = caller.remainingMs();
     const bound = remaining <= this.config.maxWaitMs ? 'deadline' : 'maxWaitMs';
     const latestAt = now + Math.min(remaining, this.config.maxWaitMs);
-    if (estimate.limit && now + estimate.waitMs > latestAt) {
-      throw this.refuse(caller, queue, estimate.limit, estimate.waitMs, `it would wait at least ${estimate.waitMs} ms, past its ${bound}`);
+    if (refusal && now + refusal.waitMs > latestAt) {
+      throw this.refuse(caller, queue, refusal.limit, refusal.waitMs, `it would wait at least ${refusal.waitMs} ms, past its ${bound}`);
     }
     return new Promise<Ticket>((resolve, reject) => {
-      const waiter = this.enqueue(queue, { caller, cost, enqueuedAt: now, latestAt, bound, resolve, reject });
-      if (estimate.limit) this.announce(queue, waiter, estimate.limit, estimate.waitMs);
+      const waiter: Waiter = {
+        caller, cost, enqueuedAt: now, latestAt, bound, limit: 'requests', announced: false, gone: false, resolve, reject, detach: noop,
+      };
+      queue.add(waiter, atHead);
+      if (refusal) this.announce(queue, waiter, refusal.limit, refusal.waitMs);
       // Behind others it changes nothing for the head, whose timer or slot wakes the queue.
-      if (queue.live === 1) this.pump(queue);
+      if ((atHead || queue.live === 1) && !waiter.gone) this.pump(queue);
     });
   }
 
@@ -135,14 +145,13 @@ export class Limiter {
     const { queue } = record;
     try {
       if (how.pause) await this.pause(caller, queue, how.pause.untilMs, how.pause.reason);
-      const { tokens } = this.config;
-      if (tokens && how.usedTokens !== undefined && how.usedTokens !== record.reserved) {
+      if (this.config.tokens && how.usedTokens !== undefined && how.usedTokens !== record.reserved) {
         const delta = how.usedTokens - record.reserved;
         await this.update(queue, caller.clock.now(), (state) => corrected(this.config, state, delta));
       }
     } finally {
       queue.inFlight--;
-      this.pump(queue);
+      if (queue.live > 0) this.pump(queue);
     }
   }
 
@@ -202,15 +211,16 @@ export class Limiter {
     void this.drain(queue).finally(() => {
       queue.pumping = false;
       if (queue.again) this.pump(queue);
-      else this.forgetIfIdle(queue);
     });
   }
 
   private async drain(queue: KeyQueue): Promise<void> {
     for (;;) {
       queue.again = false;
-      const head = this.head(queue);
+      const head = queue.head();
       if (!head) return this.clearTimer(queue);
+      // The fast path's admission goes first; its answer pumps again.
+      if (queue.fastBusy) return;
       if (this.slotsFull(queue)) {
         if (!head.announced) this.announce(queue, head, 'concurrency', 0);
         return; // a finish() wakes it
@@ -269,6 +279,15 @@ export class Limiter {
     return decision;
   }
 
+  /** {@link KeyQueue.admitFast}: {@link Limiter.admit} for the queue's fast-path admission, without a closure per call. */
+  private admitFast(queue: KeyQueue, current: WindowState | undefined): WindowState {
+    const now = queue.fastNow;
+    const state = bringUp(this.config, current, now);
+    const decision = decide(this.config, state, queue.fastCost, now);
+    queue.fastDecision = decision;
+    return decision.admitted ? admitted(this.config, state, queue.fastCost) : state;
+  }
+
   /**
    * Runs `change` on the key's state brought up to `now`, atomically.
    * `change` stays pure: a distributed store may run it more than once.
@@ -283,23 +302,30 @@ export class Limiter {
 
   /**
    * A lower bound of how long a newcomer of `cost` waits, and for what: the
-   * queue ahead admitted back to back from the state last seen. No `limit`
-   * means it should go at once.
+   * queue ahead (and a fast-path admission with the store) admitted back to
+   * back from the state last seen. `undefined` means it should go at once.
    */
-  private estimate(queue: KeyQueue, cost: number, now: number): { waitMs: number; limit: LimitKind | undefined } {
+  private estimate(queue: KeyQueue, cost: number, now: number): Refusal | undefined {
     const state = bringUp(this.config, queue.seen, now);
     const { requests, tokens, concurrency } = this.config;
-    const waits: Array<[LimitKind, number]> = [
-      ['pause', state.pausedUntil > now ? state.pausedUntil - now : 0],
-      ['requests', requests ? waitMs(requests, state.requests, queue.live + 1, now) : 0],
-      ['tokens', tokens && cost > 0 ? waitMs(tokens, state.tokens, queue.liveCost + cost, now) : 0],
-    ];
-    let worst: { waitMs: number; limit: LimitKind | undefined } = { waitMs: 0, limit: undefined };
-    for (const [limit, wait] of waits) if (wait > worst.waitMs) worst = { waitMs: wait, limit };
+    const pending = queue.fastBusy ? 1 : 0;
+    let wait = state.pausedUntil > now ? state.pausedUntil - now : 0;
+    let limit: LimitKind | undefined = wait > 0 ? 'pause' : undefined;
+    const requestWait = requests ? waitMs(requests, state.requests, queue.live + pending + 1, now) : 0;
+    if (requestWait > wait) {
+      wait = requestWait;
+      limit = 'requests';
+    }
+    const ahead = queue.liveCost + pending * queue.fastCost;
+    const tokenWait = tokens && cost > 0 ? waitMs(tokens, state.tokens, ahead + cost, now) : 0;
+    if (tokenWait > wait) {
+      wait = tokenWait;
+      limit = 'tokens';
+    }
+    if (limit) return { waitMs: wait, limit };
     // A head being admitted already holds its slot: do not count it twice.
-    const ahead = queue.inFlight + queue.live - (queue.trying ? 1 : 0);
-    if (!worst.limit && concurrency !== undefined && ahead >= concurrency) return { waitMs: 0, limit: 'concurrency' };
-    return worst;
+    const holders = queue.inFlight + queue.live - (queue.trying ? 1 : 0);
+    return concurrency !== undefined && holders >= concurrency ? { waitMs: 0, limit: 'concurrency' } : undefined;
   }
 
   private refuse(caller: Caller, queue: KeyQueue, limit: LimitKind, retryAfterMs: number | undefined, why: string, retryable = true): RateLimitedError {
@@ -308,63 +334,42 @@ export class Limiter {
   }
 
   /**
-   * Marks `waiter` as waiting: tells listeners, and only now watches its
-   * abort signal and maxWaitMs, so a request admitted at once costs neither.
+   * Marks `waiter` as waiting: tells listeners (`queued` counts the waiting
+   * requests, this one included, not those being admitted right now), and
+   * only now watches its abort and maxWaitMs, so a request admitted at
+   * once costs neither.
    */
   private announce(queue: KeyQueue, waiter: Waiter, limit: LimitKind, wait: number): void {
     waiter.announced = true;
     waiter.limit = limit;
+    queue.waiting++;
     const { caller } = waiter;
-    caller.events.emit('limit-wait', { id: caller.id, key: queue.key, limit, waitMs: wait, queued: queue.live });
-    if (caller.signal.aborted) return this.leave(queue, waiter, caller.signal.reason);
-    const onAbort = () => this.leave(queue, waiter, caller.signal.reason);
-    caller.signal.addEventListener('abort', onAbort, { once: true });
+    caller.events.emit('limit-wait', { id: caller.id, key: queue.key, limit, waitMs: wait, queued: queue.waiting });
+    if (isAborted(caller)) return this.leave(queue, waiter, abortReason(caller));
+    const unwatch = onAbort(caller, () => this.leave(queue, waiter, abortReason(caller)));
     const maxWait = this.config.maxWaitMs;
     const timer =
       waiter.bound === 'maxWaitMs'
         ? caller.clock.setTimeout(() => {
-            const { waitMs: retryAfterMs } = this.estimate(queue, 0, caller.clock.now());
+            const retryAfterMs = this.estimate(queue, 0, caller.clock.now())?.waitMs;
             this.leave(queue, waiter, this.refuse(caller, queue, waiter.limit, retryAfterMs || undefined, `it waited maxWaitMs (${maxWait} ms)`));
           }, Math.max(0, waiter.latestAt - caller.clock.now()))
         : undefined;
     waiter.detach = () => {
-      caller.signal.removeEventListener('abort', onAbort);
+      unwatch();
       if (timer !== undefined) caller.clock.clearTimeout(timer);
     };
-  }
-
-  private enqueue(
-    queue: KeyQueue,
-    init: Pick<Waiter, 'caller' | 'cost' | 'enqueuedAt' | 'latestAt' | 'bound' | 'resolve' | 'reject'>,
-  ): Waiter {
-    const waiter: Waiter = { ...init, limit: 'requests', announced: false, gone: false, detach: () => {} };
-    queue.waiters.push(waiter);
-    queue.live++;
-    queue.liveCost += init.cost;
-    return waiter;
   }
 
   /** Takes `waiter` out of the queue; with `error`, rejects it and lets the next one try. */
   private leave(queue: KeyQueue, waiter: Waiter, ...error: [unknown?]): void {
     if (waiter.gone) return;
-    const wasHead = this.head(queue) === waiter;
-    waiter.gone = true;
+    const wasHead = queue.head() === waiter;
+    queue.remove(waiter);
     waiter.detach();
-    queue.live--;
-    queue.liveCost -= waiter.cost;
     if (error.length === 0) return;
     waiter.reject(error[0]);
     if (wasHead) this.pump(queue);
-  }
-
-  private head(queue: KeyQueue): Waiter | undefined {
-    const { waiters } = queue;
-    while (queue.first < waiters.length && (waiters[queue.first] as Waiter).gone) queue.first++;
-    if (queue.first > 1024 && queue.first * 2 > waiters.length) {
-      waiters.splice(0, queue.first);
-      queue.first = 0;
-    }
-    return waiters[queue.first];
   }
 
   private slotsFull(queue: KeyQueue): boolean {
@@ -378,27 +383,5 @@ export class Limiter {
   private clearTimer(queue: KeyQueue): void {
     if (queue.timer) queue.timer.clock.clearTimeout(queue.timer.handle);
     queue.timer = undefined;
-  }
-
-  private queueFor(caller: Caller, key: string): KeyQueue {
-    const store = this.config.store ?? caller.store;
-    let byKey = this.queues.get(store);
-    if (!byKey) this.queues.set(store, (byKey = new Map()));
-    let queue = byKey.get(key);
-    if (!queue) {
-      queue = {
-        key, storeKey: `${this.config.prefix}:${key}`, store, waiters: [], first: 0, live: 0, liveCost: 0, inFlight: 0,
-        timer: undefined, pumping: false, again: false, trying: undefined, seen: undefined,
-      };
-      byKey.set(key, queue);
-    }
-    return queue;
-  }
-
-  /** Drops an idle key's in-process entry, so memory follows the busy keys, not every key ever seen. */
-  private forgetIfIdle(queue: KeyQueue): void {
-    if (queue.live > 0 || queue.inFlight > 0 || queue.timer || queue.pumping) return;
-    const byKey = this.queues.get(queue.store);
-    if (byKey?.get(queue.key) === queue) byKey.delete(queue.key);
   }
 }

@@ -113,7 +113,8 @@ export interface LimiterConfig {
 export interface ResolvedOptions {
   limiter: LimiterConfig;
   keyOf: (ctx: CompletionContext) => string;
-  countPrompt: (ctx: CompletionContext) => Promise<number>;
+  /** The prompt's tokens; synchronous unless `countTokens` returns a promise. */
+  countPrompt: (ctx: CompletionContext) => number | Promise<number>;
   defaultMaxTokens: number;
   pauseOn429: boolean;
   paceFromHeaders: boolean;
@@ -157,17 +158,23 @@ export function resolveOptions(options: RateLimitOptions): ResolvedOptions {
       prefix,
     },
     keyOf: keyResolver(parsed.key ?? 'global'),
-    countPrompt: async (ctx) => {
-      const count = countTokens ? await countTokens(ctx.request, ctx) : (promptTokens(ctx)?.count ?? estimateTokens(ctx.request));
-      if (!(Number.isFinite(count) && count >= 0)) {
-        throw new ValidationError('rateLimit.countTokens', `must return a finite number of 0 or more, got ${String(count)}`);
-      }
-      return Math.ceil(count);
+    countPrompt: (ctx) => {
+      if (!countTokens) return checkedCount(promptTokens(ctx)?.count ?? estimateTokens(ctx.request));
+      const count = countTokens(ctx.request, ctx);
+      return typeof count === 'number' ? checkedCount(count) : Promise.resolve(count).then(checkedCount);
     },
     defaultMaxTokens: parsed.defaultMaxTokens ?? 1024,
     pauseOn429: parsed.pauseOn429 ?? true,
     paceFromHeaders: parsed.paceFromHeaders ?? false,
   };
+}
+
+/** A prompt count as reserved: whole tokens, or a ValidationError for nonsense. */
+function checkedCount(count: number): number {
+  if (!(Number.isFinite(count) && count >= 0)) {
+    throw new ValidationError('rateLimit.countTokens', `must return a finite number of 0 or more, got ${String(count)}`);
+  }
+  return Math.ceil(count);
 }
 
 function bucketOf(field: 'requests' | 'tokens', limit: WindowLimit | undefined): Bucket | undefined {

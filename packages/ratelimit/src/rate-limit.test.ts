@@ -27,6 +27,20 @@ describe('rateLimit: requests per window', () => {
     for (const start of times) expect(times.filter((at) => at >= start && at < start + 60_000).length).toBeLessThanOrEqual(100);
   });
 
+  it('counts in limit-wait’s queued the requests waiting, not those admitted at the same moment', async () => {
+    const { llm, upstream, events, admitted } = await harness({ requests: { limit: 100, windowMs: 60_000, burst: 8 } });
+    const calls = Array.from({ length: 16 }, (_, i) => llm.complete(ask(`r${i}`)));
+    await upstream.waitForRequests(8);
+    expect(admitted.map((entry) => entry.text)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7']);
+    // The 9th is the first that really waits: it is alone in the queue.
+    const waits = events.filter((event) => event.name === 'limit-wait');
+    expect(waits[0]).toMatchObject({ limit: 'requests', queued: 1 });
+    expect(waits.map((event) => event.queued)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    await vi.advanceTimersByTimeAsync(60_000);
+    await Promise.all(calls);
+    expect(upstream.requests).toHaveLength(16);
+  });
+
   it('admits waiters in arrival order', async () => {
     const { llm, upstream } = await harness({ requests: { limit: 3, windowMs: 1_000, burst: 1 } });
     const calls = ['a', 'b', 'c', 'd', 'e'].map((text) => llm.complete(ask(text)));

@@ -1,5 +1,5 @@
 import { type CompletionContext, type Middleware, SluiceError, UpstreamError, type Usage } from '@sluice/core';
-import { type Finish, Limiter } from './limiter.js';
+import { type Finish, Limiter, type Ticket } from './limiter.js';
 import { headerPauseMs } from './pace-from-headers.js';
 import { outputCap, type RateLimitOptions, type ResolvedOptions, resolveOptions } from './rate-limit-options.js';
 import './types.js';
@@ -35,8 +35,13 @@ export function rateLimit(options: RateLimitOptions): Middleware {
 
   return async function rateLimit(ctx, next) {
     const key = config.keyOf(ctx);
-    const prompt = countsTokens ? await config.countPrompt(ctx) : 0;
-    const reserved = countsTokens ? prompt + outputCap(ctx.request, config.defaultMaxTokens) : 0;
+    let prompt = 0;
+    let reserved = 0;
+    if (countsTokens) {
+      const counted = config.countPrompt(ctx);
+      prompt = typeof counted === 'number' ? counted : await counted;
+      reserved = prompt + outputCap(ctx.request, config.defaultMaxTokens);
+    }
     const ticket = await limiter.acquire(ctx, key, reserved);
     const { state } = ctx;
     state.ratelimit = { key, waitedMs: (state.ratelimit?.waitedMs ?? 0) + ticket.waitedMs, reservedTokens: reserved };
@@ -44,17 +49,28 @@ export function rateLimit(options: RateLimitOptions): Middleware {
       await next();
     } catch (caught) {
       const error = caught instanceof SluiceError ? caught : undefined;
-      await limiter.finish(ticket, ctx, finishOf(ctx, config, prompt, undefined, '', error)).catch((failure: unknown) => {
-        ctx.events.emit('listener-error', { id: ctx.id, error: failure });
-      });
+      await settle(ctx, ticket, finishOf(ctx, config, prompt, undefined, '', error));
       throw caught;
     }
-    // Registered after next() resolved, so it is bound to this response: for
-    // a stream, it fires when the stream is read to the end, cut or cancelled.
+    if (!ctx.stream) {
+      // A whole response has settled by the time next() resolves: settle
+      // the ticket now, without a listener for the pipeline to run.
+      await settle(ctx, ticket, finishOf(ctx, config, prompt, ctx.usage, '', undefined));
+      return;
+    }
+    // Registered after next() resolved, so it is bound to this response: it
+    // fires when the stream is read to the end, cut or cancelled.
     ctx.onSettled((settlement) =>
       limiter.finish(ticket, ctx, finishOf(ctx, config, prompt, settlement.usage, settlement.streamedText, settlement.error)),
     );
   };
+
+  /** Settles a ticket; a failing store is reported as a listener's would be, never thrown. */
+  function settle(ctx: CompletionContext, ticket: Ticket, how: Finish): Promise<void> {
+    return limiter.finish(ticket, ctx, how).catch((failure: unknown) => {
+      ctx.events.emit('listener-error', { id: ctx.id, error: failure });
+    });
+  }
 }
 
 /** What a settled response tells the limiter: real usage, and whether to pause. */

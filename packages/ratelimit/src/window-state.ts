@@ -1,4 +1,4 @@
-import { type Bucket, correct, decay, take, waitMs } from './bucket.js';
+import { admits, type Bucket, correct, decay, take, waitMs } from './bucket.js';
 import type { LimitKind } from './rate-limited-error.js';
 
 /**
@@ -41,16 +41,33 @@ export function bringUp(buckets: Buckets, state: WindowState | undefined, now: n
   };
 }
 
+/** The one admitting decision, shared: deciding allocates nothing when the request goes. */
+export const admitNow: Decision = Object.freeze({ admitted: true });
+
 /** Whether one request reserving `cost` tokens goes now (`state` brought up to `now`). */
 export function decide(buckets: Buckets, state: WindowState, cost: number, now: number): Decision {
   if (state.pausedUntil > now) return { admitted: false, waitMs: state.pausedUntil - now, limit: 'pause' };
   const { requests, tokens } = buckets;
   const requestWait = requests ? waitMs(requests, state.requests, 1, now) : 0;
   const tokenWait = tokens && cost > 0 ? waitMs(tokens, state.tokens, cost, now) : 0;
-  if (requestWait === 0 && tokenWait === 0) return { admitted: true };
+  if (requestWait === 0 && tokenWait === 0) return admitNow;
   return tokenWait > requestWait
     ? { admitted: false, waitMs: tokenWait, limit: 'tokens' }
     : { admitted: false, waitMs: requestWait, limit: 'requests' };
+}
+
+/**
+ * Whether {@link decide} would admit a request of `cost` at `now` from this
+ * state, without allocating: a cheap check on every call, against the state
+ * last seen, before going to the store.
+ */
+export function wouldAdmit(buckets: Buckets, state: WindowState | undefined, cost: number, now: number): boolean {
+  if (!state) return true;
+  const at = Math.max(state.at, now);
+  if (state.pausedUntil > at) return false;
+  const { requests, tokens } = buckets;
+  if (requests && !admits(requests, decay(requests, state.requests, state.at, at), 1)) return false;
+  return !(tokens && cost > 0 && !admits(tokens, decay(tokens, state.tokens, state.at, at), cost));
 }
 
 /** The state after admitting one request reserving `cost` tokens. */
