@@ -9,7 +9,7 @@ export interface LimitWaitEvent {
   limit: LimitKind;
   /** The estimated wait (0 when only a concurrency slot is awaited and no end is known). */
   waitMs: number;
-  /** Requests waiting on this key, this one included. */
+  /** Requests waiting on this key, this one included (not those being admitted at the same moment). */
   queued: number;
 }
 
