@@ -7,6 +7,7 @@
  * middleware share.
  */
 export { compose } from './compose.js';
+export { onAbort, abortReason } from './call.js';
 export { createPipeline, Pipeline, type Transport, type PipelineOptions, type CallOptions } from './pipeline.js';
 export type { BatchOptions, BatchResult } from './batch.js';
 export type * from './context.js';

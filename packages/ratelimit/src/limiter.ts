@@ -1,5 +1,5 @@
+import { abortReason, onAbort } from '@sluice/core';
 import { waitMs } from './bucket.js';
-import { abortReason, isAborted, onAbort } from './call-abort.js';
 import { type Caller, KeyQueue, KeyQueues, type Ticket, type Waiter } from './key-queue.js';
 import type { LimiterConfig } from './rate-limit-options.js';
 import { type LimitKind, RateLimitedError } from './rate-limited-error.js';
@@ -53,7 +53,7 @@ export class Limiter {
     // First in line (nobody queued, no admission with the store), a free slot, and room as last seen.
     if (
       this.config.mode === 'wait' && queue.live === 0 && !queue.fastBusy && !this.slotsFull(queue) &&
-      !(tokens && cost > tokens.limit) && !isAborted(caller)
+      !(tokens && cost > tokens.limit) && !abortReason(caller) !== undefined
     ) {
       const now = caller.clock.now();
       if (wouldAdmit(this.config, queue.seen, cost, now)) return this.fast(caller, queue, cost, now);
@@ -97,7 +97,7 @@ export class Limiter {
   }
 
   private async wait(caller: Caller, queue: KeyQueue, cost: number): Promise<Ticket> {
-    if (isAborted(caller)) throw abortReason(caller);
+    if (abortReason(caller) !== undefined) throw abortReason(caller);
     const { tokens } = this.config;
     if (tokens && cost > tokens.limit) {
       throw this.refuse(caller, queue, 'tokens', undefined, `a reservation of ${cost} tokens can never fit ${tokens.limit} tokens per ${tokens.windowMs} ms; lower max_tokens or the prompt`, false);
@@ -345,7 +345,7 @@ export class Limiter {
     queue.waiting++;
     const { caller } = waiter;
     caller.events.emit('limit-wait', { id: caller.id, key: queue.key, limit, waitMs: wait, queued: queue.waiting });
-    if (isAborted(caller)) return this.leave(queue, waiter, abortReason(caller));
+    if (abortReason(caller) !== undefined) return this.leave(queue, waiter, abortReason(caller));
     const unwatch = onAbort(caller, () => this.leave(queue, waiter, abortReason(caller)));
     const maxWait = this.config.maxWaitMs;
     const timer =
