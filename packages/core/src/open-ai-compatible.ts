@@ -215,10 +215,11 @@ class Attempt {
     this.timer = undefined;
     if (this.source.aborted) return;
     const now = this.clock.now();
+    // The attempt limit wins a tie: it is the one a caller configures for the whole exchange.
+    if (this.attemptAt !== undefined && now >= this.attemptAt) return this.abort(new TimeoutError('attempt', this.attemptMs));
     if (this.firstByteAt !== undefined && now >= this.firstByteAt) {
       return this.abort(new TimeoutError('first-byte', this.firstByteMs));
     }
-    if (this.attemptAt !== undefined && now >= this.attemptAt) return this.abort(new TimeoutError('attempt', this.attemptMs));
     if (this.idleMs !== undefined && now - this.lastActivity >= this.idleMs) {
       return this.abort(new TimeoutError('idle', this.idleMs));
     }
