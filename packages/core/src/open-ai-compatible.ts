@@ -85,6 +85,9 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
   const baseHeaders: Record<string, string> = { 'content-type': 'application/json', ...config.headers };
   if (config.apiKey) baseHeaders.authorization = `Bearer ${config.apiKey}`;
 
+  const jsonHeaders = { ...baseHeaders, accept: 'application/json' };
+  const streamHeaders = { ...baseHeaders, accept: 'text/event-stream' };
+
   async function send(ctx: CompletionContext): Promise<void> {
     const callerAskedUsage = ctx.request.stream_options?.include_usage === true;
     const body = ctx.stream
@@ -104,7 +107,7 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
         origin,
         path: `${basePath}/chat/completions`,
         method: 'POST',
-        headers: { ...baseHeaders, accept: ctx.stream ? 'text/event-stream' : 'application/json' },
+        headers: ctx.stream ? streamHeaders : jsonHeaders,
         body: JSON.stringify(body),
         signal: attempt.signal as unknown as AbortSignal,
       });

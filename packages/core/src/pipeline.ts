@@ -128,7 +128,7 @@ export class Pipeline<S extends object = object> {
   async run(request: ChatCompletionRequest, options?: CallOptions): Promise<CompletionContext<S>> {
     const call = options === undefined ? {} : parseOptions(callOptionsSchema, options, 'options');
     const body = this.parseRequest(request);
-    const ctx = new Call<S>(body, Object.freeze({ ...call.tags }), call.timeoutMs, this.environment);
+    const ctx = new Call<S>(body, call.tags ? Object.freeze({ ...call.tags }) : noTags, call.timeoutMs, this.environment);
     if (this.events.listenerCount('request') > 0) {
       this.events.emit('request', { id: ctx.id, model: body.model, stream: ctx.stream, tags: ctx.tags });
     }
@@ -211,7 +211,8 @@ export class Pipeline<S extends object = object> {
         errorCode: settlement.error?.code,
       });
     }
-    const settling = ctx.scope.settle({ ...settlement, usage: ctx.usage, stream: ctx.stream, durationMs });
+    const { usage, stream } = ctx;
+    const settling = ctx.scope.settle(() => ({ ...settlement, usage, stream, durationMs }));
     const draining = ctx.pending ? ctx.drain() : undefined;
     if (!settling && !draining) return undefined;
     return Promise.all([settling, draining]).then(() => ctx.drain());
@@ -280,15 +281,17 @@ export class Pipeline<S extends object = object> {
       );
     } else {
       if (!ctx.response) throw new SluiceError('TRANSPORT', `transport ${this.transport.name} set no response`);
-      scope.settle({
-        outcome: 'success', error: undefined, usage: ctx.usage, response: ctx.response, streamedText: '', chunks: 0,
-        stream: false, durationMs: this.clock.now() - startedAt,
-      });
+      const { usage, response } = ctx;
+      const durationMs = this.clock.now() - startedAt;
+      scope.settle(() => ({
+        outcome: 'success', error: undefined, usage, response, streamedText: '', chunks: 0, stream: false, durationMs,
+      }));
     }
   }
 }
 
 const noop = () => {};
+const noTags: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
  * The iterator `stream()` returns: runs the call on the first `next()`,

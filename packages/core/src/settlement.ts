@@ -9,7 +9,7 @@ import type { ChatCompletionChunk, Usage } from './schemas.js';
  */
 export class SettleScope {
   private listeners: SettleListener[] | undefined;
-  settled: Settlement | undefined;
+  private settlement: Settlement | (() => Settlement) | undefined;
 
   constructor(private readonly run: (listener: SettleListener, settlement: Settlement) => Promise<void>) {}
 
@@ -17,21 +17,33 @@ export class SettleScope {
     return this.listeners !== undefined;
   }
 
+  /** What the scope settled with, built on first need. */
+  private get settled(): Settlement | undefined {
+    if (typeof this.settlement === 'function') this.settlement = this.settlement();
+    return this.settlement;
+  }
+
   add(listener: SettleListener): Promise<void> | undefined {
-    if (this.settled) return this.run(listener, this.settled);
+    const settled = this.settled;
+    if (settled) return this.run(listener, settled);
     (this.listeners ??= []).push(listener);
     return undefined;
   }
 
-  /** Settles the scope; returns a promise only when there are listeners to wait for. */
-  settle(settlement: Settlement): Promise<void> | undefined {
-    if (this.settled) return undefined;
-    this.settled = settlement;
+  /**
+   * Settles the scope; returns a promise only when there are listeners to
+   * wait for. `settlement` may be a function: with nobody listening (the
+   * common case), the settlement object is then never built.
+   */
+  settle(settlement: Settlement | (() => Settlement)): Promise<void> | undefined {
+    if (this.settlement !== undefined) return undefined;
+    this.settlement = settlement;
     const listeners = this.listeners;
     this.listeners = undefined;
     if (!listeners) return undefined;
-    if (listeners.length === 1) return this.run(listeners[0] as SettleListener, settlement);
-    return Promise.all(listeners.map((listener) => this.run(listener, settlement))).then(() => undefined);
+    const settled = this.settled as Settlement;
+    if (listeners.length === 1) return this.run(listeners[0] as SettleListener, settled);
+    return Promise.all(listeners.map((listener) => this.run(listener, settled))).then(() => undefined);
   }
 }
 
