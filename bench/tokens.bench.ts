@@ -28,6 +28,7 @@ import {
   type Tokenizer,
   trimContext,
 } from '@sluice/context';
+import { seededRandom } from '@sluice/testing';
 import { fixed, median, table } from './lib.js';
 import type { ChildEncoder, ChildMessage } from './tokens-child.js';
 
@@ -58,17 +59,6 @@ const trimTargetMs = 1;
 
 // ---------------------------------------------------------------- texts
 
-/** mulberry32: a small seeded PRNG, so every run counts the same texts. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pick = <T>(random: () => number, items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
 
@@ -138,7 +128,7 @@ function proseWord(random: () => number): string {
 
 /** Sentences of 6–24 words from `word`; commas, numbers, quotes, capitals, paragraphs. */
 function prose(seed: number, chars: number, word: (random: () => number) => string): string {
-  const random = seeded(seed);
+  const random = seededRandom(seed);
   const parts: string[] = [];
   let length = 0;
   while (length < chars) {
@@ -179,7 +169,7 @@ const codeWord = (random: () => number) =>
 
 /** TypeScript-like code: functions, calls, loops, comments, strings and numbers, indented. */
 function codeText(seed: number, chars: number): string {
-  const random = seeded(seed);
+  const random = seededRandom(seed);
   const id = () => {
     const first = codeWord(random);
     const second = codeWord(random);
@@ -220,7 +210,7 @@ const hanzi =
 
 /** Chinese prose: clauses of 4–20 characters between punctuation, an occasional number or Latin name. */
 function chineseText(seed: number, chars: number): string {
-  const random = seeded(seed);
+  const random = seededRandom(seed);
   const parts: string[] = [];
   let length = 0;
   while (length < chars) {
@@ -602,7 +592,7 @@ function pathologicalSection(contenders: readonly Contender[], probes: Map<Child
 
 function makeHistory(): ChatMessage[] {
   const history: ChatMessage[] = [{ role: 'system', content: englishText(7, 600) }];
-  const random = seeded(11);
+  const random = seededRandom(11);
   for (let i = 1; i < historyLength; i++) {
     const content = englishText(100_000 + i, 100 + Math.floor(random() * 500));
     history.push(i % 2 === 1 ? { role: 'user', content } : { role: 'assistant', content });

@@ -23,7 +23,7 @@ import {
 import { breaker } from '@sluice/breaker';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
-import { type FaultRule, type MockClock, type MockUpstream, mockUpstream } from '@sluice/testing';
+import { type FaultRule, type MockClock, type MockUpstream, mockUpstream, seededRandom } from '@sluice/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 const total = 10_000;
@@ -48,17 +48,6 @@ const ask = (index: number): ChatCompletionRequest => ({
   max_tokens: 32,
 });
 
-/** mulberry32: the retry's jitter, seeded like the upstream's faults. */
-function seeded(start: number): () => number {
-  let state = start >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /**
  * Where the requests are: sent and not answered yet (`inFlight`, counted
@@ -147,7 +136,7 @@ interface Harness {
 
 async function harness(): Promise<Harness> {
   const traffic = new Traffic();
-  const upstream = await mockUpstream({ seed, faults, latencyMs, clock: parkingClock(traffic, seeded(seed + 1)) });
+  const upstream = await mockUpstream({ seed, faults, latencyMs, clock: parkingClock(traffic, seededRandom(seed + 1)) });
   const transport = openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' });
   const llm = createPipeline({ transport: counting(transport, traffic) });
   return { upstream, llm, traffic };
@@ -282,7 +271,7 @@ describe('the resilience pipeline under seeded faults (30% 503, 5% resets)', () 
       harnesses.push(h);
       const circuit = breaker({ failures: 10, openMs });
       h.llm
-        .use(retry({ attempts: 3, random: seeded(seed) }))
+        .use(retry({ attempts: 3, random: seededRandom(seed) }))
         .use(circuit)
         .use(rateLimit({ rpm: 60_000, concurrency: 48 }));
       const seen: Record<string, number> = {};

@@ -2,7 +2,7 @@ import { type ChatCompletionRequest, createPipeline, openAICompatible, type Pipe
 import { breaker, CircuitOpenError } from '@sluice/breaker';
 import { rateLimit } from '@sluice/ratelimit';
 import { exponentialBackoff, retry } from '@sluice/retry';
-import { type FaultRule, mockUpstream } from '@sluice/testing';
+import { type FaultRule, mockUpstream, seededRandom } from '@sluice/testing';
 import { heading } from './format.js';
 
 const model = 'deepseek-v3.2';
@@ -12,22 +12,11 @@ const requests = { limit: 40, windowMs: 1_000, burst: 8 };
 
 const ask = (n: number): ChatCompletionRequest => ({ model, messages: [{ role: 'user', content: `Question number ${n}` }] });
 
-/** mulberry32, so the backoff's jitter (like the upstream's faults) is the same every run. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** The three, in the design's order, with waits short enough for a demo. */
 function resilientPipeline(baseUrl: string, seed: number) {
   return createPipeline({ transport: openAICompatible({ baseUrl, apiKey: 'sk-demo' }) })
-    .use(retry({ attempts: 3, backoff: exponentialBackoff({ baseMs: 100, capMs: 400, random: seeded(seed) }) }))
+    .use(retry({ attempts: 3, backoff: exponentialBackoff({ baseMs: 100, capMs: 400, random: seededRandom(seed) }) }))
     .use(breaker({ failures: 10, openMs }))
     .use(rateLimit({ requests }));
 }

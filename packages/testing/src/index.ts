@@ -16,3 +16,4 @@ export type { ChatRequestBody } from './chat-request-body.js';
 export type { MockClock } from './mock-clock.js';
 export { openAIError } from './openai-error.js';
 export type { OpenAIErrorBody } from './openai-error.js';
+export { seededRandom } from './seeded-random.js';

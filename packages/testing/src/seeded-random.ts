@@ -2,7 +2,9 @@
  * A seeded pseudo-random generator (mulberry32): the same seed always yields
  * the same sequence of numbers in [0, 1).
  *
- * Internal: it is what makes probabilistic faults reproducible.
+ * It is what makes the mock's probabilistic faults reproducible; use it
+ * for anything else a test or benchmark wants random but repeatable (a
+ * retry's jitter, generated texts).
  *
  * @param seed - any number; only its low 32 bits matter
  * @returns a function returning the next number of the sequence
