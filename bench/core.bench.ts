@@ -12,7 +12,7 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { type Client, consumed, contentChunks, emptyPipeline, openaiSdk, rawUndici, reply } from './clients.js';
-import { fixed, interleave, median, pairedRatio, pairedRatios, summarise, table, type Contender, type RunResult } from './lib.js';
+import { type Contender, envNumber, fixed, interleave, median, pairedRatio, pairedRatios, type RunResult, summarise, table } from './lib.js';
 import { startUpstream } from './upstream-server.js';
 
 /** Name to select this benchmark: `pnpm bench core`. */
@@ -153,10 +153,3 @@ function signedPercent(value: number): string {
   return Number.isNaN(value) ? 'n/a' : `${value >= 0 ? '+' : ''}${(value * 100).toFixed(1)}%`;
 }
 
-function envNumber(variable: string): number | undefined {
-  const raw = process.env[variable];
-  if (raw === undefined || raw === '') return undefined;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${variable} must be a positive number, got ${raw}`);
-  return value;
-}

@@ -260,3 +260,12 @@ export function table(rows: readonly (readonly string[])[]): string {
 export function fixed(value: number, digits: number): string {
   return Number.isNaN(value) ? 'n/a' : value.toFixed(digits);
 }
+
+/** A positive number from an environment variable (`BENCH_ROUNDS`, `BENCH_RUN_MS`), or `undefined` when unset. */
+export function envNumber(variable: string): number | undefined {
+  const raw = process.env[variable];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${variable} must be a positive number, got ${raw}`);
+  return value;
+}

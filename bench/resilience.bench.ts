@@ -36,7 +36,7 @@ import { breaker } from '@sluice/breaker';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
 import { apiKey, type Client, consumed, contentChunks, emptyPipeline, reply, request, streamRequest } from './clients.js';
-import { fixed, interleave, median, pairedRatio, pairedRatios, summarise, table, type Contender } from './lib.js';
+import { type Contender, envNumber, fixed, interleave, median, pairedRatio, pairedRatios, summarise, table } from './lib.js';
 import { startUpstream } from './upstream-server.js';
 
 /** Name to select this benchmark: `pnpm bench resilience`. */
@@ -398,10 +398,3 @@ function loadAverage(): string {
   return `${(os.loadavg()[0] ?? 0).toFixed(1)} on ${os.cpus().length} cores`;
 }
 
-function envNumber(variable: string): number | undefined {
-  const raw = process.env[variable];
-  if (raw === undefined || raw === '') return undefined;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${variable} must be a positive number, got ${raw}`);
-  return value;
-}

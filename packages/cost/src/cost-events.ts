@@ -1,5 +1,6 @@
 import type { BudgetPeriod, BudgetScope } from './budget-period.js';
 import type { CostBuckets } from './cost-of-usage.js';
+import type { BudgetExceededDetails } from './errors.js';
 
 /** A call's cost, once it settled (`cost` event). */
 export interface CostEvent {
@@ -36,15 +37,9 @@ export interface BudgetWarningEvent {
 }
 
 /** A call's worst case did not fit a budget (`budget-exceeded` event), whatever `onExceed` then did. */
-export interface BudgetExceededEvent {
+export interface BudgetExceededEvent extends Omit<BudgetExceededDetails, 'resetsAt'> {
   id: string;
   model: string;
-  scope: BudgetScope;
-  period: BudgetPeriod;
-  limitUsd: number;
-  spentUsd: number;
-  reservedUsd: number;
-  requestedUsd: number;
   /** What happened next: refused, sent with a cheaper model, or sent anyway. */
   action: 'reject' | 'downgrade' | 'warn';
   /** The model sent instead, when `action` is `downgrade`. */

@@ -1,19 +1,12 @@
 import { type Clock, parseOptions, systemClock } from '@sluice/core';
 import { z } from 'zod';
 import { periodBucket } from './budget-period.js';
-import type { CostBuckets } from './cost-of-usage.js';
+import type { CostEvent } from './cost-events.js';
 
-/** One settled call, as `trackCost` records it. */
-export interface CostRecord {
-  id: string;
+/** One settled call, as `trackCost` records it: its `cost` event and when it settled. */
+export interface CostRecord extends CostEvent {
   /** When it settled, `clock.now()` (epoch ms). */
   at: number;
-  model: string;
-  tags: Readonly<Record<string, string>>;
-  usd: number;
-  buckets: CostBuckets;
-  estimated: boolean;
-  priced: boolean;
 }
 
 /** How a report groups spend: by model, by one tag's value, by UTC period, or not at all. */
