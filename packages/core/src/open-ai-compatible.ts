@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Agent, type Dispatcher, interceptors } from 'undici';
 import { z } from 'zod';
@@ -262,13 +263,15 @@ async function* readEvents(
   const { headers, secrets } = options;
   const events: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (event) => events.push(event) });
-  const decoder = new TextDecoder();
+  // Node's StringDecoder keeps a character split across packets whole, and
+  // costs less to make than a TextDecoder, once per stream.
+  const decoder = new StringDecoder('utf8');
   let finished = false;
   let received = 0;
   try {
     for await (const bytes of body) {
       attempt.lastActivity = clock.now();
-      parser.feed(decoder.decode(bytes as Uint8Array, { stream: true }));
+      parser.feed(decoder.write(bytes as Buffer));
       for (const event of events.splice(0)) {
         if (finished) continue;
         if (event.data === '[DONE]') {
