@@ -13,6 +13,7 @@ import {
   createPipeline,
   memoryStore,
   openAICompatible,
+  type Pipeline,
   systemClock,
 } from '@sluice/core';
 import OpenAI from 'openai';
@@ -128,9 +129,13 @@ export function openaiSdk(baseUrl: string): Client {
 
 /** The empty pipeline: defaults everywhere, no middleware. */
 export function emptyPipeline(baseUrl: string): Client {
-  const llm = createPipeline({ transport: openAICompatible({ baseUrl, apiKey }) });
+  return pipelineClient('pipeline', createPipeline({ transport: openAICompatible({ baseUrl, apiKey }) }));
+}
+
+/** Any pipeline as a client under test, reading chunks like the others. */
+export function pipelineClient(name: string, llm: Pipeline): Client {
   return {
-    name: 'pipeline',
+    name,
     async complete() {
       await llm.complete(request);
     },

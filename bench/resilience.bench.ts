@@ -35,7 +35,7 @@ import {
 import { breaker } from '@sluice/breaker';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
-import { apiKey, type Client, consumed, contentChunks, emptyPipeline, reply, request, streamRequest } from './clients.js';
+import { apiKey, type Client, consumed, contentChunks, emptyPipeline, pipelineClient, reply, request, streamRequest } from './clients.js';
 import { type Contender, envNumber, fixed, interleave, median, pairedRatio, pairedRatios, summarise, table } from './lib.js';
 import { startUpstream } from './upstream-server.js';
 
@@ -293,20 +293,7 @@ async function memoryPerKey(): Promise<void> {
 
 /** The full resilience pipeline as a bench client, over the network. */
 function resilientClient(baseUrl: string): Client {
-  const llm = resilient(openAICompatible({ baseUrl, apiKey }), 'all three');
-  return {
-    name: 'resilient',
-    async complete() {
-      await llm.complete(request);
-    },
-    async stream(firstChunk) {
-      for await (const chunk of llm.stream(streamRequest)) {
-        firstChunk();
-        sink += chunk.choices[0]?.delta?.content?.length ?? 0;
-      }
-    },
-    close: () => llm.close(),
-  };
+  return pipelineClient('resilient', resilient(openAICompatible({ baseUrl, apiKey }), 'all three'));
 }
 
 async function networkThroughput(): Promise<void> {
