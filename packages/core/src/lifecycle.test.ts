@@ -85,7 +85,7 @@ describe('middleware factories used uncalled', () => {
     llm.use(timing as unknown as Middleware);
     await expect(llm.complete(ask())).rejects.toMatchObject({
       code: 'VALIDATION',
-      message: expect.stringContaining('use(timing())'),
+      message: expect.stringContaining('use(timing()), not use(timing)'),
     });
   });
 
