@@ -245,7 +245,7 @@ describe('breaker: failure rate', () => {
   });
 });
 
-describe('breaker: streams count when they settle', () => {
+describe('breaker: streams', () => {
   it('counts a stream cut or reset mid-way as a failure, once it is read', async () => {
     h = await harness({ failures: 2 });
     h.upstream.enqueue({ kind: 'cut', afterChunks: 2 });
@@ -260,11 +260,12 @@ describe('breaker: streams count when they settle', () => {
     expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', failures: 2 });
   });
 
-  it('does not count a consumer that breaks out of a stream, and counts one read to its end as a success', async () => {
+  it('counts a stream the upstream accepted as a success, whether its consumer breaks out or reads it to its end', async () => {
     h = await harness({ failures: 2 });
     await failTimes(h, 1);
     for await (const _ of h.llm.stream(ask())) break;
-    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 1 });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 0 });
+    await failTimes(h, 1);
     await expect(drain(h.llm.stream(ask()))).resolves.toBeUndefined();
     expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 0 });
   });

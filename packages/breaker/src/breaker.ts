@@ -12,7 +12,19 @@ import {
 } from '@sluice/core';
 import type { CircuitStateName } from './breaker-events.js';
 import { type BreakerOptions, resolveBreakerOptions } from './breaker-options.js';
-import { admit, type CallOutcome, type CircuitRecord, isolate, reset, settle, type Ticket, type Transition } from './circuit.js';
+import {
+  admit,
+  type CallOutcome,
+  type CircuitRecord,
+  isolate,
+  reset,
+  settle,
+  type Mark,
+  type SettleContext,
+  type Step,
+  type Ticket,
+  type Transition,
+} from './circuit.js';
 import { CircuitOpenError } from './circuit-open-error.js';
 import { type CircuitSnapshot, snapshot } from './circuit-snapshot.js';
 
@@ -58,8 +70,10 @@ export interface BreakerMiddleware extends Middleware {
  * `backoff`) its calls fail fast with {@link CircuitOpenError} without
  * reaching the upstream; then it lets `probes` calls through (default 1)
  * while the rest still fail fast: their success closes it, a failure
- * reopens it. A stream counts when it settles: cut mid-way is a failure,
- * read to its end a success, cancelled by its consumer neither.
+ * reopens it. A call counts when the upstream answers it: a stream when the
+ * upstream accepted it (a success, turned into a failure if it is cut
+ * later), like an error at its headers; the failure rate allows for the
+ * calls still in flight, so fast errors cannot trip it ahead of slow successes.
  *
  * Circuits live as plain JSON in a core `Store` (`options.store`, else the
  * pipeline's), two store calls a request. Place it inside `retry` and
@@ -102,13 +116,47 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     return settlement.outcome === 'success' ? 'success' : 'ignore';
   };
 
-  async function record(ctx: CompletionContext, circuits: Store, key: string, ticket: Ticket, outcome: CallOutcome) {
+  /**
+   * Calls of each circuit in flight in this process: admitted by a closed
+   * circuit and not judged yet. The failure rate counts them as calls that
+   * may still succeed (see `settle`). A key leaves the map at zero, so it
+   * holds only the keys with calls out.
+   */
+  const inFlight = new Map<string, number>();
+  const leave = (key: string) => {
+    const left = (inFlight.get(key) ?? 1) - 1;
+    if (left > 0) inFlight.set(key, left);
+    else inFlight.delete(key);
+  };
+
+  /** Records an outcome; returns the mark a counted success left, for a later failure to amend. */
+  async function record(
+    ctx: CompletionContext,
+    circuits: Store,
+    key: string,
+    ticket: Ticket,
+    outcome: CallOutcome,
+    amends?: Mark,
+  ): Promise<Mark | undefined> {
     // A normal call that counts neither way leaves the circuit as it is.
-    if (outcome === 'ignore' && ticket.kind === 'call') return;
+    if (outcome === 'ignore' && ticket.kind === 'call') return undefined;
     const now = ctx.clock.now();
-    let step: ReturnType<typeof settle> | undefined;
-    await circuits.update<CircuitRecord>(prefix + key, (current) => (step = settle(current, ticket, outcome, now, rules)).record);
-    if (step) emit(ctx.events, key, step.transitions);
+    const context: SettleContext = { pending: inFlight.get(key) ?? 0, ...(amends && { amends }) };
+    let step: Step | undefined;
+    await circuits.update<CircuitRecord>(prefix + key, (current) => (step = settle(current, ticket, outcome, now, rules, context)).record);
+    if (!step) return undefined;
+    emit(ctx.events, key, step.transitions);
+    return step.mark;
+  }
+
+  /** Records without letting a failing store replace what the caller gets. */
+  async function recordQuietly(...args: Parameters<typeof record>): Promise<Mark | undefined> {
+    try {
+      return await record(...args);
+    } catch (storeError) {
+      args[0].events.emit('listener-error', { id: args[0].id, error: storeError });
+      return undefined;
+    }
   }
 
   async function breaker(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
@@ -135,29 +183,54 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     }
     state.breaker = { key, state: ticket.kind === 'probe' ? 'half-open' : 'closed' };
 
+    // A probe is judged alone, so only a closed circuit's calls count as in flight.
+    let pending = ticket.kind === 'call';
+    if (pending) inFlight.set(key, (inFlight.get(key) ?? 0) + 1);
+    /** Takes the call out of those in flight, once: it is about to be judged. */
+    const judged = () => {
+      if (pending) leave(key);
+      pending = false;
+    };
+
+    const calledAt = ctx.clock.now();
     try {
       await next();
     } catch (error) {
       // Judged from the error itself rather than a settlement listener: a
       // rejection by a layer before the transport (a limiter) has no response
       // for a listener to bind to, and would hand it the whole call's outcome.
-      try {
-        await record(ctx, circuits, key, ticket, outcomeOfError(error));
-      } catch (storeError) {
-        // The caller needs the upstream's error; a failing store must not hide it.
-        ctx.events.emit('listener-error', { id: ctx.id, error: storeError });
-      }
+      judged();
+      await recordQuietly(ctx, circuits, key, ticket, outcomeOfError(error));
       throw error;
     }
     const respondedAt = ctx.clock.now();
+    if (ctx.stream && ticket.kind === 'call' && (config.slowCallMs === undefined || respondedAt - calledAt <= config.slowCallMs)) {
+      // A stream is judged when the upstream accepted it, the moment a
+      // failure before or at its headers is judged: counting its success
+      // only when it ends would let every fast error land before the slow
+      // successes of the same traffic and trip a healthy circuit. A stream
+      // cut later turns that success into a failure (one call, one count).
+      // `respondedAt - calledAt` bounds its time to headers from above, so
+      // below `slowCallMs` it is surely not slow; otherwise it is judged at
+      // its end, when its settlement says how long the upstream really took.
+      judged();
+      const mark = await recordQuietly(ctx, circuits, key, ticket, 'success');
+      ctx.onSettled(async (settlement: Settlement) => {
+        // Without a mark the success was not counted (the circuit moved on, or the store failed).
+        if (!mark || settlement.outcome !== 'error' || !settlement.error || !config.isFailure(settlement.error)) return;
+        await record(ctx, circuits, key, ticket, 'failure', mark);
+      });
+      return;
+    }
     // After `next()` resolved, this binds to this attempt's response: at once
     // for a non-stream answer, when the stream ends, breaks or is cancelled.
-    ctx.onSettled((settlement: Settlement) => {
+    ctx.onSettled(async (settlement: Settlement) => {
       // Slowness is the upstream's time to the response (a stream's headers),
       // from when the request was sent: the settlement's duration runs from
       // the transport's start, so time queued in an inner limiter is left out.
       const sentAt = ctx.clock.now() - settlement.durationMs;
-      return record(ctx, circuits, key, ticket, outcomeOfSettlement(settlement, respondedAt - sentAt));
+      judged();
+      await record(ctx, circuits, key, ticket, outcomeOfSettlement(settlement, respondedAt - sentAt));
     });
   }
 

@@ -100,6 +100,41 @@ describe('circuit: failure rate', () => {
   });
 });
 
+describe('circuit: calls in flight and amended results', () => {
+  const rate = { threshold: 0.5, windowMs: 60_000, minimumCalls: 20, buckets: 10 };
+  const ticket: Ticket = { kind: 'call', epoch: 0 };
+
+  it('opens on the rate only when it is reached even if every call in flight succeeds', () => {
+    const r = rules({ failures: false, failureRate: rate });
+    let record: CircuitRecord | undefined;
+    for (let i = 0; i < 19; i++) record = settle(record, ticket, 'failure', i, r, { pending: 30 }).record;
+    expect(settle(record, ticket, 'failure', 19, r, { pending: 30 }).record.state).toBe('closed'); // 20 of 50
+    expect(settle(record, ticket, 'failure', 19, r, { pending: 20 }).record.state).toBe('open'); // 20 of 40
+  });
+
+  it('replaces a counted success with the failure that amends it, counting the call once', () => {
+    const r = rules({ failures: 5, failureRate: { ...rate, threshold: 1 } });
+    const counted = settle(undefined, ticket, 'success', 0, r);
+    expect(counted.mark).toEqual({ at: 0, judged: 1, run: 0 });
+    const amended = settle(counted.record, ticket, 'failure', 3_000, r, { amends: counted.mark });
+    expect(snapshot('k', amended.record, 3_000, r).window).toEqual({ calls: 1, failures: 1, rate: 1 });
+    // Once the success's slice has left the window, the failure is the call's only trace.
+    const late = settle(counted.record, ticket, 'failure', 70_000, r, { amends: counted.mark });
+    expect(snapshot('k', late.record, 70_000, r).window).toEqual({ calls: 1, failures: 1, rate: 1 });
+  });
+
+  it('lets an amending failure rejoin the run its success interrupted, unless something was counted since', () => {
+    const r = rules({ failures: 3 });
+    let record = settle(undefined, ticket, 'failure', 0, r).record;
+    record = settle(record, ticket, 'failure', 0, r).record;
+    const counted = settle(record, ticket, 'success', 0, r);
+    expect(counted.record.failures).toBe(0);
+    expect(settle(counted.record, ticket, 'failure', 0, r, { amends: counted.mark }).record).toMatchObject({ state: 'open', failures: 3 });
+    const since = settle(counted.record, ticket, 'success', 0, r).record;
+    expect(settle(since, ticket, 'failure', 0, r, { amends: counted.mark }).record).toMatchObject({ state: 'closed', failures: 1 });
+  });
+});
+
 describe('circuit: open, half-open, probes', () => {
   it('turns half-open when the open time is over, not a millisecond before', () => {
     const r = rules({ failures: 1 });

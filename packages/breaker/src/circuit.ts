@@ -50,6 +50,8 @@ export interface CircuitRecord {
   probes: Array<[id: string, at: number]>;
   /** Probes that succeeded in this half-open spell. */
   passed: number;
+  /** Results counted since the circuit last closed; a stream's later cut checks it (see {@link Mark}). */
+  judged: number;
 }
 
 /**
@@ -96,6 +98,28 @@ export type CallOutcome = 'success' | 'failure' | 'ignore';
 export interface Step {
   record: CircuitRecord;
   transitions: Transition[];
+  /** Set when a normal call's success was counted: what a later failure of the same call amends. */
+  mark?: Mark;
+}
+
+/**
+ * Where a success was counted, so a failure of the same call found later
+ * (a stream cut after the upstream accepted it) replaces it rather than
+ * counting a second call; internal.
+ *
+ * @example
+ * ```ts
+ * const { mark } = settle(current, ticket, 'success', now, rules);
+ * settle(later, ticket, 'failure', now + 5_000, rules, { amends: mark });
+ * ```
+ */
+export interface Mark {
+  /** The clock's time it was counted at: its slice of the window. */
+  at: number;
+  /** The record's `judged` right after it, to tell whether anything was counted since. */
+  judged: number;
+  /** The consecutive failures it interrupted. */
+  run: number;
 }
 
 /**
@@ -112,11 +136,18 @@ export const probeLeaseMs = 5 * 60_000;
 
 const fresh = (epoch = 0): CircuitRecord => ({
   state: 'closed', epoch, failures: 0, window: [], openedAt: null, openUntil: null,
-  openMs: null, reason: null, trips: 0, probes: [], passed: 0,
+  openMs: null, reason: null, trips: 0, probes: [], passed: 0, judged: 0,
 });
 
 const copy = (record: CircuitRecord | undefined): CircuitRecord =>
-  record ? { ...record, window: record.window.map((slice) => [...slice]), probes: record.probes.map((probe) => [...probe]) } : fresh();
+  record
+    ? {
+        ...record,
+        window: record.window.map((slice) => [...slice]),
+        probes: record.probes.map((probe) => [...probe]),
+        judged: record.judged ?? 0,
+      }
+    : fresh();
 
 /** An open circuit whose time is over is half-open, whether or not a call has noticed yet. */
 const isDue = (record: CircuitRecord, now: number) =>
@@ -160,16 +191,42 @@ export function admit(
 }
 
 /**
+ * What the middleware knows about a call beyond its outcome; internal.
+ *
+ * - `pending`: the other calls of this circuit still in flight in this
+ *   process, admitted and not yet judged. The failure rate trips only when
+ *   it would be reached even if every one of them succeeded (see `settle`).
+ * - `amends`: set when a failure replaces the success this call was
+ *   counted as earlier (a stream judged when the upstream accepted it, then
+ *   cut): the {@link Mark} that success left.
+ */
+export interface SettleContext {
+  pending?: number;
+  amends?: Mark;
+}
+
+/**
  * Records how an admitted call ended; internal.
+ *
+ * Why the rate guard: failures often come back faster than successes (a
+ * 503 or a reset returns at once, an answer takes its generation time), so
+ * with many calls in flight the first calls judged are mostly failures
+ * even when the upstream fails a few of them. The window's rate is the
+ * share of failures among calls judged so far, and `minimumCalls` counts
+ * judged calls only; on top of that, the circuit opens on the rate only
+ * when `failures / (calls + pending) >= threshold`: the threshold is
+ * reached even if every call still in flight turned out a success. A
+ * circuit that must open still does, as soon as the failures alone prove it.
  *
  * @param current - the stored circuit, if any
  * @param ticket - what {@link admit} gave the call
  * @param outcome - success, failure, or neither
  * @param now - the clock's time
  * @param rules - the breaker's rules
+ * @param context - calls still in flight, and the success a failure replaces
  * @example
  * ```ts
- * const { record, transitions } = settle(current, ticket, 'failure', Date.now(), rules);
+ * const { record, transitions } = settle(current, ticket, 'failure', Date.now(), rules, { pending: 3 });
  * ```
  */
 export function settle(
@@ -178,23 +235,33 @@ export function settle(
   outcome: CallOutcome,
   now: number,
   rules: CircuitRules,
+  context: SettleContext = {},
 ): Step {
   const record = copy(current);
   if (ticket.kind === 'probe') return settleProbe(record, ticket.id, outcome, now, rules);
   // A result from before the circuit last opened, closed or was reset says nothing about it now.
   if (record.state !== 'closed' || record.epoch !== ticket.epoch || outcome === 'ignore') return { record, transitions: [] };
   const failed = outcome === 'failure';
-  record.failures = failed ? record.failures + 1 : 0;
+  const { amends } = context;
+  const run = record.failures;
+  // A failure replacing a success that was the last result counted rejoins
+  // the run that success interrupted: cut after cut still trips the circuit.
+  if (failed && amends && amends.judged === record.judged) record.failures = amends.run + 1;
+  else record.failures = failed ? record.failures + 1 : 0;
+  record.judged += 1;
+  const mark: Mark | undefined = failed ? undefined : { at: now, judged: record.judged, run };
   if (rules.failures !== false && failed && record.failures >= rules.failures) {
     return { record, transitions: [open(record, now, 'consecutive', record.failures, rules)] };
   }
   const rate = rules.failureRate;
-  if (!rate) return { record, transitions: [] };
+  if (!rate) return { record, transitions: [], ...(mark && { mark }) };
+  if (amends) uncount(record, amends.at, rate);
   const tally = countCall(record, now, failed, rate);
-  if (tally.calls >= rate.minimumCalls && tally.failures / tally.calls >= rate.threshold) {
+  const pending = Math.max(0, context.pending ?? 0);
+  if (tally.calls >= rate.minimumCalls && tally.failures / (tally.calls + pending) >= rate.threshold) {
     return { record, transitions: [open(record, now, 'failure-rate', tally.failures, rules)] };
   }
-  return { record, transitions: [] };
+  return { record, transitions: [], ...(mark && { mark }) };
 }
 
 function settleProbe(record: CircuitRecord, id: string, outcome: CallOutcome, now: number, rules: CircuitRules): Step {
@@ -256,6 +323,17 @@ function open(record: CircuitRecord, now: number, reason: OpenReason, failures: 
   // The window starts empty after the circuit closes again, as in Resilience4j.
   Object.assign(record, { state: 'open', openedAt: now, openUntil: now + openMs, openMs, reason, trips, window: [], probes: [], passed: 0 });
   return { to: 'open', reason, failures, openMs };
+}
+
+/**
+ * Takes back a success counted at `at`, if its slice is still in the
+ * window, so the failure that replaces it is the call's only count. Once
+ * that slice has left the window there is nothing to take back.
+ */
+function uncount(record: CircuitRecord, at: number, rate: NonNullable<CircuitRules['failureRate']>): void {
+  const index = Math.floor(at / (rate.windowMs / rate.buckets));
+  const slice = record.window.find(([candidate]) => candidate === index);
+  if (slice && slice[1] > slice[2]) slice[1] -= 1;
 }
 
 /** Adds a call to the window's current slice and returns the window's totals. */
