@@ -1,6 +1,6 @@
 import { type Middleware, sleep } from '@sluice/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { CircuitOpenError } from './circuit-open-error.js';
+import { CircuitOpenError } from './errors.js';
 import { ask, drain, failTimes, type Harness, harness, jsonStore } from './test-harness.js';
 
 let h: Harness;

@@ -10,8 +10,8 @@ import {
   toSluiceError,
   ValidationError,
 } from '@sluice/core';
-import type { CircuitStateName } from './breaker-events.js';
-import { type BreakerOptions, resolveBreakerOptions } from './breaker-options.js';
+import type { CircuitStateName } from './events.js';
+import { type BreakerOptions, resolveBreakerOptions } from './options.js';
 import {
   admit,
   type CallOutcome,
@@ -25,7 +25,7 @@ import {
   type Ticket,
   type Transition,
 } from './circuit.js';
-import { CircuitOpenError } from './circuit-open-error.js';
+import { CircuitOpenError } from './errors.js';
 import { type CircuitSnapshot, snapshot } from './circuit-snapshot.js';
 
 /**

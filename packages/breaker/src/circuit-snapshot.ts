@@ -1,4 +1,4 @@
-import type { CircuitStateName, OpenReason } from './breaker-events.js';
+import type { CircuitStateName, OpenReason } from './events.js';
 import { type CircuitRecord, type CircuitRules, probeLeaseMs, windowTotals } from './circuit.js';
 
 /**

@@ -4,7 +4,7 @@
  * through `store.update`, which may run them more than once: nothing here
  * mutates its input or reads a clock.
  */
-import type { CircuitStateName, CloseReason, OpenReason } from './breaker-events.js';
+import type { CircuitStateName, CloseReason, OpenReason } from './events.js';
 
 /**
  * The rules a circuit follows, every default filled in; internal.

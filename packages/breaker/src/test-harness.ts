@@ -12,7 +12,7 @@ import {
 import { type MockUpstream, type MockUpstreamOptions, mockUpstream } from '@sluice/testing';
 import { expect } from 'vitest';
 import { type BreakerMiddleware, breaker } from './breaker.js';
-import type { BreakerOptions } from './breaker-options.js';
+import type { BreakerOptions } from './options.js';
 
 type BreakerEventName = 'circuit-open' | 'circuit-half-open' | 'circuit-close';
 export type SeenEvent = { [K in BreakerEventName]: { name: K } & SluiceEvents[K] }[BreakerEventName];

@@ -1,7 +1,7 @@
 import { ValidationError } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
 import { breaker } from './breaker.js';
-import type { BreakerOptions } from './breaker-options.js';
+import type { BreakerOptions } from './options.js';
 
 describe('breaker options', () => {
   const invalid: Array<[unknown, string]> = [

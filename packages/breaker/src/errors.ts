@@ -1,5 +1,5 @@
 import { SluiceError } from '@sluice/core';
-import type { CircuitStateName } from './breaker-events.js';
+import type { CircuitStateName } from './events.js';
 
 /**
  * The call failed fast because its circuit is open, isolated, or half-open
