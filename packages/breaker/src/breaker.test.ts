@@ -328,15 +328,45 @@ describe('breaker: state in the store', () => {
     expect(h.events.map((e) => e.name)).toEqual(['circuit-open', 'circuit-half-open', 'circuit-close']);
   });
 
-  it('costs two store calls per call, and one per call failed fast', async () => {
+  it('costs one store call per call, and none per call failed fast while open', async () => {
     const store = jsonStore();
-    h = await harness({ failures: 1 }, { store });
+    h = await harness({ failures: 1, openMs: 1_000 }, { store });
     await h.llm.complete(ask());
-    expect(store.calls).toBe(2);
+    expect(store.calls).toBe(1);
     await failTimes(h, 1);
-    expect(store.calls).toBe(4);
-    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+    expect(store.calls).toBe(2);
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', retryAfterMs: 1_000 });
+    expect(store.calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(1_000);
+    // The probe: a read, the update taking its slot, the update recording it.
+    await expect(h.llm.complete(ask())).resolves.toBeDefined();
     expect(store.calls).toBe(5);
+    await h.llm.complete(ask());
+    expect(store.calls).toBe(6);
+  });
+
+  it('shares circuits between breakers on one store, each learning of the other’s changes as documented', async () => {
+    const store = jsonStore();
+    const options = { failures: 2, openMs: 1_000, key: () => 'shared' };
+    h = await harness(options, { store });
+    const other = await harness(options, { store }); // another process
+    try {
+      await failTimes(h, 2);
+      // The other process has seen nothing yet: its call is sent, and its result reads the circuit open.
+      await expect(other.llm.complete(ask())).resolves.toBeDefined();
+      await expect(other.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', retryAfterMs: 1_000 });
+      expect(other.upstream.requests).toHaveLength(1);
+
+      // Seen isolated, a circuit is read at every call: a reset elsewhere frees it at once.
+      await h.circuit.isolate('shared');
+      await expect(other.circuit.state('shared')).resolves.toMatchObject({ state: 'isolated' });
+      await expect(other.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', state: 'isolated' });
+      await h.circuit.reset('shared');
+      await expect(other.llm.complete(ask())).resolves.toBeDefined();
+      expect(other.upstream.requests).toHaveLength(2);
+    } finally {
+      await other.close();
+    }
   });
 
   it('uses options.store over the pipeline’s', async () => {

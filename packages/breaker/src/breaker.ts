@@ -25,6 +25,7 @@ import {
   type Ticket,
   type Transition,
 } from './circuit.js';
+import { CircuitViews } from './circuit-views.js';
 import { CircuitOpenError } from './errors.js';
 import { type CircuitSnapshot, snapshot } from './circuit-snapshot.js';
 
@@ -123,6 +124,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
    * holds only the keys with calls out.
    */
   const inFlight = new Map<string, number>();
+  const views = new CircuitViews();
   const leave = (key: string) => {
     const left = (inFlight.get(key) ?? 1) - 1;
     if (left > 0) inFlight.set(key, left);
@@ -143,7 +145,8 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     const now = ctx.clock.now();
     const context: SettleContext = { pending: inFlight.get(key) ?? 0, ...(amends && { amends }) };
     let step: Step | undefined;
-    await circuits.update<CircuitRecord>(prefix + key, (current) => (step = settle(current, ticket, outcome, now, rules, context)).record);
+    const stored = await circuits.update<CircuitRecord>(prefix + key, (current) => (step = settle(current, ticket, outcome, now, rules, context)).record);
+    views.see(circuits, prefix + key, stored, now, rules);
     if (!step) return undefined;
     emit(ctx.events, key, step.transitions);
     return step.mark;
@@ -159,27 +162,51 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     }
   }
 
+  /**
+   * Admits a call, or says why not. A circuit this process knows only
+   * closed admits without a store call, one it saw open fails fast without
+   * one (see `circuit-views.ts`); the rest (half-open, due, isolated) read
+   * the store, and taking a probe slot updates it.
+   */
+  async function admitCall(
+    ctx: CompletionContext,
+    circuits: Store,
+    key: string,
+    now: number,
+  ): Promise<
+    | { ticket: Ticket; refused?: undefined }
+    | { ticket?: undefined; refused: { state: Exclude<CircuitStateName, 'closed'>; retryAfterMs: number | undefined } }
+  > {
+    const view = views.get(circuits, prefix + key, now);
+    if (!view) return { ticket: { kind: 'call', at: now } };
+    if (view.state === 'open' && view.openUntil !== null && now < view.openUntil) {
+      return { refused: { state: 'open', retryAfterMs: view.openUntil - now } };
+    }
+    const id = `${ctx.id}#${++sequence}`;
+    let step = admit(await circuits.get<CircuitRecord>(prefix + key), id, now, rules);
+    if (step.changed) {
+      // Taking a probe slot must be atomic: read again inside the update.
+      await circuits.update<CircuitRecord>(prefix + key, (current) => (step = admit(current, id, now, rules)).record);
+    }
+    views.see(circuits, prefix + key, step.record, now, rules);
+    emit(ctx.events, key, step.transitions);
+    if (step.ticket) return { ticket: step.ticket };
+    const seen = snapshot(key, step.record, now, rules);
+    return { refused: { state: seen.state as Exclude<CircuitStateName, 'closed'>, retryAfterMs: seen.retryAfterMs ?? undefined } };
+  }
+
   async function breaker(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
     const key = keyOf(ctx);
     store ??= ctx.store;
     events ??= ctx.events;
     clock ??= ctx.clock;
     const circuits = store;
-    const id = `${ctx.id}#${++sequence}`;
     const admittedAt = ctx.clock.now();
-    let step = admit(await circuits.get<CircuitRecord>(prefix + key), id, admittedAt, rules);
-    if (step.changed) {
-      // Taking a probe slot must be atomic: read again inside the update.
-      await circuits.update<CircuitRecord>(prefix + key, (current) => (step = admit(current, id, admittedAt, rules)).record);
-    }
-    emit(ctx.events, key, step.transitions);
     const { state } = ctx;
-    const { ticket } = step;
+    const { ticket, refused } = await admitCall(ctx, circuits, key, admittedAt);
     if (!ticket) {
-      const seen = snapshot(key, step.record, admittedAt, rules);
-      const open = seen.state as Exclude<CircuitStateName, 'closed'>;
-      state.breaker = { key, state: open };
-      throw new CircuitOpenError(key, open, seen.retryAfterMs ?? undefined);
+      state.breaker = { key, state: refused.state };
+      throw new CircuitOpenError(key, refused.state, refused.retryAfterMs);
     }
     state.breaker = { key, state: ticket.kind === 'probe' ? 'half-open' : 'closed' };
 
@@ -245,19 +272,23 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       const { circuits, now } = manual();
       let step: ReturnType<typeof isolate> | undefined;
       const stored = await circuits.update<CircuitRecord>(prefix + key, (current) => (step = isolate(current, now)).record);
+      views.see(circuits, prefix + key, stored, now, rules);
       if (step && events) emit(events, key, step.transitions);
       return snapshot(key, stored, now, rules);
     },
     async reset(key: string) {
       const { circuits, now } = manual();
       let step: ReturnType<typeof reset> | undefined;
-      const stored = await circuits.update<CircuitRecord>(prefix + key, (current) => (step = reset(current)).record);
+      const stored = await circuits.update<CircuitRecord>(prefix + key, (current) => (step = reset(current, now)).record);
+      views.see(circuits, prefix + key, stored, now, rules);
       if (step && events) emit(events, key, step.transitions);
       return snapshot(key, stored, now, rules);
     },
     async state(key: string) {
       const { circuits, now } = manual();
-      return snapshot(key, await circuits.get<CircuitRecord>(prefix + key), now, rules);
+      const stored = await circuits.get<CircuitRecord>(prefix + key);
+      views.see(circuits, prefix + key, stored, now, rules);
+      return snapshot(key, stored, now, rules);
     },
   });
 }

@@ -102,7 +102,7 @@ describe('circuit: failure rate', () => {
 
 describe('circuit: calls in flight and amended results', () => {
   const rate = { threshold: 0.5, windowMs: 60_000, minimumCalls: 20, buckets: 10 };
-  const ticket: Ticket = { kind: 'call', epoch: 0 };
+  const ticket: Ticket = { kind: 'call', at: 0 };
 
   it('opens on the rate only when it is reached even if every call in flight succeeds', () => {
     const r = rules({ failures: false, failureRate: rate });
@@ -219,13 +219,15 @@ describe('circuit: manual control', () => {
     expect(isolate(step.record, 6).transitions).toEqual([]);
     expect(admit(step.record, 'a', Number.MAX_SAFE_INTEGER, r).ticket).toBeUndefined();
     expect(snapshot('k', step.record, 10, r)).toMatchObject({ state: 'isolated', retryAfterMs: null, openedAt: 5 });
-    const cleared = reset(step.record);
+    const cleared = reset(step.record, 10);
     expect(cleared.transitions).toEqual([{ to: 'closed', reason: 'reset' }]);
-    expect(admit(cleared.record, 'a', 10, r).ticket).toEqual({ kind: 'call', epoch: cleared.record.epoch });
+    expect(admit(cleared.record, 'a', 10, r).ticket).toEqual({ kind: 'call', at: 10 });
+    // A result of a call admitted before the reset is dropped.
+    expect(settle(cleared.record, { kind: 'call', at: 9 }, 'failure', 11, r).record).toEqual(cleared.record);
   });
 
   it('reports no close when resetting a closed circuit', () => {
-    expect(reset(undefined).transitions).toEqual([]);
+    expect(reset(undefined, 0).transitions).toEqual([]);
   });
 
   it('never mutates the record it is given', () => {
@@ -235,7 +237,7 @@ describe('circuit: manual control', () => {
     const admitted = admit(record, 'x', 1, r);
     settle(record, admitted.ticket as Ticket, 'failure', 1, r);
     isolate(record, 1);
-    reset(record);
+    reset(record, 1);
     expect(JSON.stringify(record)).toBe(frozen);
   });
 });

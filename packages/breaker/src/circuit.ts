@@ -5,6 +5,7 @@
  * mutates its input or reads a clock.
  */
 import type { CircuitStateName, CloseReason, OpenReason } from './events.js';
+import { countCall, uncount } from './failure-window.js';
 
 /**
  * The rules a circuit follows, every default filled in; internal.
@@ -32,8 +33,12 @@ export interface CircuitRules {
  */
 export interface CircuitRecord {
   state: CircuitStateName;
-  /** Bumped at every close and reset, so results of calls admitted before it are dropped. */
-  epoch: number;
+  /**
+   * When it last closed or was reset (null: never): results of calls
+   * admitted before then are dropped. A time rather than a counter, so a
+   * call can be admitted without reading the record (see `breaker`).
+   */
+  closedAt: number | null;
   /** Consecutive failures. */
   failures: number;
   /** The failure-rate window: at most `buckets` entries of `[slice index, calls, failures]`. */
@@ -59,10 +64,10 @@ export interface CircuitRecord {
  *
  * @example
  * ```ts
- * const ticket: Ticket = { kind: 'probe', id: 'call_1#1' };
+ * const ticket: Ticket = { kind: 'call', at: Date.now() };
  * ```
  */
-export type Ticket = { kind: 'call'; epoch: number } | { kind: 'probe'; id: string };
+export type Ticket = { kind: 'call'; at: number } | { kind: 'probe'; id: string };
 
 /**
  * A state change, turned into an event by the middleware; internal.
@@ -134,8 +139,8 @@ export interface Mark {
  */
 export const probeLeaseMs = 5 * 60_000;
 
-const fresh = (epoch = 0): CircuitRecord => ({
-  state: 'closed', epoch, failures: 0, window: [], openedAt: null, openUntil: null,
+const fresh = (closedAt: number | null = null): CircuitRecord => ({
+  state: 'closed', closedAt, failures: 0, window: [], openedAt: null, openUntil: null,
   openMs: null, reason: null, trips: 0, probes: [], passed: 0, judged: 0,
 });
 
@@ -180,7 +185,7 @@ export function admit(
     Object.assign(record, { state: 'half-open', probes: [], passed: 0 });
     transitions.push({ to: 'half-open' });
   }
-  if (record.state === 'closed') return { record, transitions, ticket: { kind: 'call', epoch: record.epoch }, changed: false };
+  if (record.state === 'closed') return { record, transitions, ticket: { kind: 'call', at: now }, changed: false };
   if (record.state !== 'half-open') return { record, transitions, ticket: undefined, changed: false };
   record.probes = record.probes.filter(([, at]) => now - at < probeLeaseMs);
   if (record.probes.length + record.passed >= rules.probes) {
@@ -240,7 +245,8 @@ export function settle(
   const record = copy(current);
   if (ticket.kind === 'probe') return settleProbe(record, ticket.id, outcome, now, rules);
   // A result from before the circuit last opened, closed or was reset says nothing about it now.
-  if (record.state !== 'closed' || record.epoch !== ticket.epoch || outcome === 'ignore') return { record, transitions: [] };
+  const stale = record.closedAt !== null && ticket.at < record.closedAt;
+  if (record.state !== 'closed' || stale || outcome === 'ignore') return { record, transitions: [] };
   const failed = outcome === 'failure';
   const { amends } = context;
   const run = record.failures;
@@ -277,7 +283,7 @@ function settleProbe(record: CircuitRecord, id: string, outcome: CallOutcome, no
     record.passed += 1;
     record.failures = 0;
     if (record.passed >= rules.probes) {
-      Object.assign(record, fresh(record.epoch + 1));
+      Object.assign(record, fresh(now));
       return { record, transitions: [{ to: 'closed', reason: 'probe-succeeded' }] };
     }
   }
@@ -305,15 +311,66 @@ export function isolate(current: CircuitRecord | undefined, now: number): Step {
  * Closes the circuit and forgets its history; internal.
  *
  * @param current - the stored circuit, if any
+ * @param now - the clock's time
  * @example
  * ```ts
- * reset(current).record.state; // 'closed'
+ * reset(current, Date.now()).record.state; // 'closed'
  * ```
  */
-export function reset(current: CircuitRecord | undefined): Step {
-  const record = fresh((current?.epoch ?? 0) + 1);
+export function reset(current: CircuitRecord | undefined, now: number): Step {
+  const record = fresh(now);
   const wasClosed = current === undefined || current.state === 'closed';
   return { record, transitions: wasClosed ? [] : [{ to: 'closed', reason: 'reset' }] };
+}
+
+/**
+ * A closed circuit holding a run of consecutive failures keeps it this long
+ * after its last result: a run is about consecutive calls, not about time,
+ * so a slow trickle of failures still adds up, yet a circuit nobody calls
+ * is forgotten. Internal.
+ *
+ * @example
+ * ```ts
+ * lifetimeMs(record, now, rules) <= runMemoryMs;
+ * ```
+ */
+export const runMemoryMs = 60 * 60_000;
+
+/**
+ * How long the store keeps a circuit after a change, by its state, so no
+ * record lives forever; `undefined` for an isolated circuit, held until it
+ * is reset by hand. Internal.
+ *
+ * - closed, with nothing to remember but its window: the window (`windowMs`),
+ *   or `openMs` without one: long enough to drop late results of calls sent
+ *   before it last closed;
+ * - closed with a run of failures: {@link runMemoryMs} (or the window, if longer);
+ * - open: until it turns half-open, plus a margin (the longest open time, at
+ *   least the probe lease) for a probe to come and for `backoff` to remember
+ *   its trips; a circuit nobody calls in that margin is forgotten, closed;
+ * - half-open: that margin again from its last change (a probe taken).
+ *
+ * @param record - the circuit after the change
+ * @param now - the clock's time
+ * @param rules - the breaker's rules
+ * @example
+ * ```ts
+ * await store.update(key, reducer, (next) => lifetimeMs(next, now, rules));
+ * ```
+ */
+export function lifetimeMs(record: CircuitRecord, now: number, rules: CircuitRules): number | undefined {
+  const windowMs = rules.failureRate?.windowMs ?? 0;
+  const marginMs = Math.max(probeLeaseMs, rules.backoff?.maxMs ?? rules.openMs);
+  switch (record.state) {
+    case 'closed':
+      return Math.max(windowMs, record.failures > 0 ? runMemoryMs : rules.openMs);
+    case 'open':
+      return Math.max(0, (record.openUntil ?? now) - now) + marginMs;
+    case 'half-open':
+      return marginMs;
+    default:
+      return undefined;
+  }
 }
 
 function open(record: CircuitRecord, now: number, reason: OpenReason, failures: number, rules: CircuitRules): Transition {
@@ -323,61 +380,4 @@ function open(record: CircuitRecord, now: number, reason: OpenReason, failures: 
   // The window starts empty after the circuit closes again, as in Resilience4j.
   Object.assign(record, { state: 'open', openedAt: now, openUntil: now + openMs, openMs, reason, trips, window: [], probes: [], passed: 0 });
   return { to: 'open', reason, failures, openMs };
-}
-
-/**
- * Takes back a success counted at `at`, if its slice is still in the
- * window, so the failure that replaces it is the call's only count. Once
- * that slice has left the window there is nothing to take back.
- */
-function uncount(record: CircuitRecord, at: number, rate: NonNullable<CircuitRules['failureRate']>): void {
-  const index = Math.floor(at / (rate.windowMs / rate.buckets));
-  const slice = record.window.find(([candidate]) => candidate === index);
-  if (slice && slice[1] > slice[2]) slice[1] -= 1;
-}
-
-/** Adds a call to the window's current slice and returns the window's totals. */
-function countCall(
-  record: CircuitRecord,
-  now: number,
-  failed: boolean,
-  rate: NonNullable<CircuitRules['failureRate']>,
-): { calls: number; failures: number } {
-  const slice = Math.floor(now / (rate.windowMs / rate.buckets));
-  const live = record.window.filter(([index]) => index > slice - rate.buckets);
-  const current = live.find(([index]) => index === slice);
-  if (current) {
-    current[1] += 1;
-    current[2] += failed ? 1 : 0;
-  } else live.push([slice, 1, failed ? 1 : 0]);
-  record.window = live;
-  return windowTotals(record, now, rate);
-}
-
-/**
- * The calls and failures of the window at `now`; internal.
- *
- * @param record - the circuit
- * @param now - the clock's time
- * @param rate - the failure-rate rule
- * @example
- * ```ts
- * windowTotals(record, Date.now(), rate); // { calls: 20, failures: 9 }
- * ```
- */
-export function windowTotals(
-  record: CircuitRecord,
-  now: number,
-  rate: NonNullable<CircuitRules['failureRate']>,
-): { calls: number; failures: number } {
-  const slice = Math.floor(now / (rate.windowMs / rate.buckets));
-  let calls = 0;
-  let failures = 0;
-  for (const [index, c, f] of record.window) {
-    if (index > slice - rate.buckets && index <= slice) {
-      calls += c;
-      failures += f;
-    }
-  }
-  return { calls, failures };
 }
