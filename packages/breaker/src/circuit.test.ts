@@ -1,6 +1,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { admit, type CallOutcome, type CircuitRecord, type CircuitRules, isolate, probeLeaseMs, reset, settle, type Ticket } from './circuit.js';
+import {
+  admit,
+  type CallOutcome,
+  type CircuitRecord,
+  type CircuitRules,
+  isolate,
+  lifetimeMs,
+  probeLeaseMs,
+  reset,
+  runMemoryMs,
+  settle,
+  type Ticket,
+} from './circuit.js';
 import { snapshot } from './circuit-snapshot.js';
 
 const rules = (overrides: Partial<CircuitRules> = {}): CircuitRules => ({
@@ -239,5 +251,28 @@ describe('circuit: manual control', () => {
     isolate(record, 1);
     reset(record, 1);
     expect(JSON.stringify(record)).toBe(frozen);
+  });
+});
+
+describe('circuit: record lifetimes', () => {
+  const ticket: Ticket = { kind: 'call', at: 0 };
+
+  it('keeps a closed circuit for its window, or a run of failures for an hour', () => {
+    const r = rules({ failures: 3, failureRate: { threshold: 0.5, windowMs: 60_000, minimumCalls: 20, buckets: 10 } });
+    const quiet = settle(undefined, ticket, 'success', 0, r).record;
+    expect(lifetimeMs(quiet, 0, r)).toBe(60_000);
+    expect(lifetimeMs(quiet, 0, rules())).toBe(30_000); // no window: the open time
+    const failing = settle(undefined, ticket, 'failure', 0, r).record;
+    expect(lifetimeMs(failing, 0, r)).toBe(runMemoryMs);
+  });
+
+  it('keeps an open circuit until half-open plus a margin for its probe and backoff, and an isolated one until reset', () => {
+    const r = rules({ failures: 1, openMs: 10_000, backoff: { factor: 2, maxMs: 600_000 } });
+    const open = settle(undefined, ticket, 'failure', 0, r).record;
+    expect(lifetimeMs(open, 4_000, r)).toBe(6_000 + 600_000);
+    expect(lifetimeMs(open, 4_000, rules({ failures: 1, openMs: 10_000 }))).toBe(6_000 + probeLeaseMs);
+    const probing = admit(open, 'p', 10_000, r).record;
+    expect(lifetimeMs(probing, 10_000, r)).toBe(600_000);
+    expect(lifetimeMs(isolate(undefined, 0).record, 0, r)).toBeUndefined();
   });
 });
