@@ -5,14 +5,20 @@
  * calls finish is not the share in which they fail.
  *
  * The mock upstream's own waits (between stream chunks, before a slow
- * answer) run on a gate the test opens by hand, and the pipeline's clock is
- * frozen fake time: every call of a wave is judged as far as it can be
- * before any held answer moves on, the most adverse order a real upstream
- * could produce, and nothing sleeps.
+ * answer) run on a gate the test opens by hand, and the pipeline runs on
+ * the kit's manual clock, which stays put: every call of a wave is judged
+ * as far as it can be before any held answer moves on, the most adverse
+ * order a real upstream could produce, and nothing sleeps.
  */
-import type { MockClock } from '@sluice/testing';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ask, type Harness, harness } from './test-harness.js';
+import type { SluiceEvents } from '@sluice/core';
+import type { MockClock, MockUpstreamOptions } from '@sluice/testing';
+import { chat, closeTestPipelines, testPipeline } from '@sluice/testing/kit';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { breaker } from './breaker.js';
+import type { BreakerOptions } from './options.js';
+
+type CircuitName = 'circuit-open' | 'circuit-half-open' | 'circuit-close';
+type CircuitEvent = { [K in CircuitName]: { name: K } & SluiceEvents[K] }[CircuitName];
 
 /** A mock clock whose waits are held until `open()`; while open they run on the next turn. */
 function gate(): MockClock & { open(): void; close(): void; held(): number } {
@@ -53,19 +59,33 @@ async function finish(iterator: AsyncIterator<unknown>): Promise<unknown> {
   }
 }
 
-let h: Harness;
+const ask = () => chat();
+
+/** The kit's test pipeline running `breaker(options)`, its upstream on the gate. */
+async function setup(options: BreakerOptions, upstream: MockUpstreamOptions = {}) {
+  const circuit = breaker(options);
+  const t = await testPipeline({ middleware: circuit, upstream: { clock: held, ...upstream } });
+  return {
+    ...t,
+    circuit,
+    key: () => `${t.upstream.url}|gpt-4.1`,
+    /** The circuit events so far, each as `{ name, ...payload }`. */
+    get seen(): CircuitEvent[] {
+      return t.events.all.filter(({ name }) => name.startsWith('circuit-')).map(({ name, payload }) => ({ name, ...payload }) as CircuitEvent);
+    },
+  };
+}
+
+let h: Awaited<ReturnType<typeof setup>>;
 let held: ReturnType<typeof gate>;
 
 beforeEach(() => {
-  // Frozen time: the window never slides during a test, and no timer of the pipeline is faked.
-  vi.useFakeTimers({ toFake: ['Date'] });
   held = gate();
 });
 
 afterEach(async () => {
   held.open();
-  await h?.close();
-  vi.useRealTimers();
+  await closeTestPipelines();
 });
 
 /**
@@ -89,9 +109,9 @@ describe('breaker: failure rate under concurrency (issue 7)', () => {
   const failureRate = { threshold: 0.5, minimumCalls: 20, windowMs: 60_000 };
 
   it('does not trip on 30% failures of streams at concurrency 100', async () => {
-    h = await harness(
+    h = await setup(
       { failures: false, failureRate },
-      { upstream: { seed: 7, faults: [{ probability: 0.3, fault: { kind: 'status', status: 503 } }], chunkDelayMs: 10, clock: held } },
+      { seed: 7, faults: [{ probability: 0.3, fault: { kind: 'status', status: 503 } }], chunkDelayMs: 10 },
     );
     let failures = 0;
     for (let wave = 0; wave < 5; wave++) {
@@ -105,25 +125,25 @@ describe('breaker: failure rate under concurrency (issue 7)', () => {
     expect(failures).toBeGreaterThan(120); // about 30% of 500 calls failed, as seeded
     expect(failures).toBeLessThan(180);
     expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', window: { calls: 500, failures } });
-    expect(h.events).toEqual([]);
+    expect(h.seen).toEqual([]);
     expect(h.upstream.requests).toHaveLength(500);
   });
 
   it('trips on 80% failures of streams at concurrency 100, within the first wave', async () => {
-    h = await harness(
+    h = await setup(
       { failures: false, failureRate },
-      { upstream: { seed: 7, faults: [{ probability: 0.8, fault: { kind: 'status', status: 503 } }], chunkDelayMs: 10, clock: held } },
+      { seed: 7, faults: [{ probability: 0.8, fault: { kind: 'status', status: 503 } }], chunkDelayMs: 10 },
     );
     const { atWorst, failed } = await streamWave(100);
     expect(atWorst).toMatchObject({ state: 'open', reason: 'failure-rate' });
     expect(failed.length).toBeGreaterThan(60);
-    expect(h.events).toEqual([expect.objectContaining({ name: 'circuit-open', reason: 'failure-rate' })]);
+    expect(h.seen).toEqual([expect.objectContaining({ name: 'circuit-open', reason: 'failure-rate' })]);
     await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
     expect(h.upstream.requests).toHaveLength(100);
   });
 
   it('holds minimumCalls when 20 failures land before any success completes', async () => {
-    h = await harness({ failures: false, failureRate }, { upstream: { clock: held } });
+    h = await setup({ failures: false, failureRate });
     // 30 slow answers held at the gate, then 20 that fail at once.
     h.upstream.enqueue(...Array.from({ length: 30 }, () => ({ kind: 'delay' as const, latencyMs: 1_000 })));
     const slow = Array.from({ length: 30 }, () => h.llm.complete(ask()));
@@ -136,11 +156,11 @@ describe('breaker: failure rate under concurrency (issue 7)', () => {
     held.open();
     await Promise.all(slow);
     expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', window: { calls: 50, failures: 20, rate: 0.4 } });
-    expect(h.events).toEqual([]);
+    expect(h.seen).toEqual([]);
   });
 
   it('still trips while calls are in flight once the failures alone reach the threshold', async () => {
-    h = await harness({ failures: false, failureRate }, { upstream: { clock: held } });
+    h = await setup({ failures: false, failureRate });
     h.upstream.enqueue(...Array.from({ length: 10 }, () => ({ kind: 'delay' as const, latencyMs: 1_000 })));
     const slow = Array.from({ length: 10 }, () => h.llm.complete(ask()).catch((error: unknown) => error));
     await h.upstream.waitForRequests(10);
@@ -158,7 +178,7 @@ describe('breaker: failure rate under concurrency (issue 7)', () => {
 
 describe('breaker: a stream is judged when the upstream accepts it', () => {
   it('counts a cut stream once: the failure replaces its success, and cut after cut trips', async () => {
-    h = await harness({ failures: 3, failureRate: { threshold: 0.99, windowMs: 60_000 } });
+    h = await setup({ failures: 3, failureRate: { threshold: 0.99, windowMs: 60_000 } });
     for (let i = 0; i < 2; i++) {
       h.upstream.enqueue({ kind: 'cut', afterChunks: 2 });
       const stream = h.llm.stream(ask())[Symbol.asyncIterator]();
@@ -171,7 +191,7 @@ describe('breaker: a stream is judged when the upstream accepts it', () => {
   });
 
   it('counts an accepted stream as a success before it ends, whether it is read to its end or not', async () => {
-    h = await harness({ failures: 2, failureRate: { threshold: 0.99, windowMs: 60_000 } }, { upstream: { chunkDelayMs: 10, clock: held } });
+    h = await setup({ failures: 2, failureRate: { threshold: 0.99, windowMs: 60_000 } }, { chunkDelayMs: 10 });
     h.upstream.enqueue({ kind: 'status', status: 503 });
     await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'SERVER_ERROR' });
     const stream = h.llm.stream(ask())[Symbol.asyncIterator]();

@@ -1,15 +1,5 @@
-import {
-  type Clock,
-  type CompletionContext,
-  memoryStore,
-  type Middleware,
-  type Settlement,
-  type SluiceEmitter,
-  type Store,
-  systemClock,
-  toSluiceError,
-  ValidationError,
-} from '@sluice/core';
+import { type Clock, type CompletionContext, type Middleware, type Settlement, type SluiceEmitter, type Store, systemClock } from '@sluice/core';
+import { keyedState, toSluiceError } from '@sluice/core/kit';
 import type { CircuitStateName } from './events.js';
 import { type BreakerOptions, resolveBreakerOptions } from './options.js';
 import {
@@ -19,6 +9,7 @@ import {
   isolate,
   reset,
   settle,
+  lifetimeMs,
   type Mark,
   type SettleContext,
   type Step,
@@ -32,7 +23,8 @@ import { type CircuitSnapshot, snapshot } from './circuit-snapshot.js';
 /**
  * The middleware `breaker()` returns, with the circuits' manual controls
  * and health attached. Each method takes a circuit's key
- * (`${origin}|${model}` by default, e.g. `https://api.deepseek.com/v1|deepseek-v3.2`).
+ * as the `key` option makes it (`${origin}|${model}` by default, e.g.
+ * `https://api.deepseek.com/v1|deepseek-v3.2`).
  *
  * @example
  * ```ts
@@ -77,13 +69,14 @@ export interface BreakerMiddleware extends Middleware {
  * calls still in flight, so fast errors cannot trip it ahead of slow successes.
  *
  * Circuits live as plain JSON in a core `Store` (`options.store`, else the
- * pipeline's), two store calls a request. Place it inside `retry` and
- * outside `rateLimit`: each attempt is judged, and an open circuit fails
- * fast without using any rate.
+ * pipeline's) under `sluice:breaker:`, each record with a lifetime that
+ * depends on its state; a call costs one store call, its result. Place it
+ * inside `retry` and outside `rateLimit`: each attempt is judged, and an
+ * open circuit fails fast without using any rate.
  *
  * @param options - see {@link BreakerOptions}; all optional
  * @returns the named middleware `breaker`, with `isolate`, `reset` and `state`
- * @throws ValidationError naming the bad option (`breaker.failures`, `breaker.failureRate.threshold`)
+ * @throws ValidationError naming the bad option (`breaker.failures`, `breaker.failureRate.threshold`, `breaker.key`)
  * @example
  * ```ts
  * const circuit = breaker({ failures: 10, openMs: 30_000 });
@@ -94,18 +87,55 @@ export interface BreakerMiddleware extends Middleware {
  */
 export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
   const config = resolveBreakerOptions(options);
-  const { rules, prefix } = config;
-  // One breaker, one set of circuits: the store is fixed at first use (see BreakerOptions.store).
-  let store = config.store;
+  const { rules } = config;
+  const circuits = keyedState({
+    name: 'breaker',
+    key: config.key,
+    defaultKey: 'origin-model',
+    field: 'breaker.key',
+    store: config.store,
+    onStoreError: config.onStoreError,
+  });
+  /** With policy `closed` every admission must reach the store, so no view stands in for it. */
+  const verify = config.onStoreError === 'closed';
+  const views = new CircuitViews();
+  /**
+   * Calls of each circuit in flight in this process: admitted by a closed
+   * circuit and not judged yet. The failure rate counts them as calls that
+   * may still succeed (see `settle`). A key leaves the map at zero, so it
+   * holds only the keys with calls out.
+   */
+  const inFlight = new Map<string, number>();
+  /** The emitter and clock of the last call seen, for the manual methods. */
   let events: SluiceEmitter | undefined;
   let clock: Clock | undefined;
   let sequence = 0;
 
-  const keyOf = (ctx: CompletionContext): string => {
-    const key = config.key(ctx);
-    if (typeof key !== 'string' || key === '') throw new ValidationError('breaker.key', 'must return a non-empty string');
-    return key;
+  const leave = (key: string) => {
+    const left = (inFlight.get(key) ?? 1) - 1;
+    if (left > 0) inFlight.set(key, left);
+    else inFlight.delete(key);
   };
+
+  /** Writes a change; sees and returns the stored record, or undefined when the store failed (policy `open`). */
+  async function write<S extends Step>(
+    ctx: CompletionContext | undefined,
+    key: string,
+    now: number,
+    change: (current: CircuitRecord | undefined) => S,
+    phase: 'admit' | 'settle',
+  ): Promise<{ record: CircuitRecord; step: S } | undefined> {
+    let step: S | undefined;
+    const record = await circuits.update<CircuitRecord>(ctx, key, (current) => (step = change(current)).record, {
+      ttlMs: (next) => lifetimeMs(next, now, rules),
+      phase,
+    });
+    if (record === undefined || step === undefined) return undefined;
+    views.see(circuits.storeFor(ctx), key, record, now, rules);
+    const emitter = ctx?.events ?? events;
+    if (emitter) emit(emitter, key, step.transitions);
+    return { record, step };
+  }
 
   /** A call that failed before any response is judged by its error alone. */
   const outcomeOfError = (error: unknown): CallOutcome => (config.isFailure(toSluiceError(error)) ? 'failure' : 'ignore');
@@ -117,49 +147,14 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     return settlement.outcome === 'success' ? 'success' : 'ignore';
   };
 
-  /**
-   * Calls of each circuit in flight in this process: admitted by a closed
-   * circuit and not judged yet. The failure rate counts them as calls that
-   * may still succeed (see `settle`). A key leaves the map at zero, so it
-   * holds only the keys with calls out.
-   */
-  const inFlight = new Map<string, number>();
-  const views = new CircuitViews();
-  const leave = (key: string) => {
-    const left = (inFlight.get(key) ?? 1) - 1;
-    if (left > 0) inFlight.set(key, left);
-    else inFlight.delete(key);
-  };
-
   /** Records an outcome; returns the mark a counted success left, for a later failure to amend. */
-  async function record(
-    ctx: CompletionContext,
-    circuits: Store,
-    key: string,
-    ticket: Ticket,
-    outcome: CallOutcome,
-    amends?: Mark,
-  ): Promise<Mark | undefined> {
+  async function record(ctx: CompletionContext, key: string, ticket: Ticket, outcome: CallOutcome, amends?: Mark) {
     // A normal call that counts neither way leaves the circuit as it is.
     if (outcome === 'ignore' && ticket.kind === 'call') return undefined;
     const now = ctx.clock.now();
     const context: SettleContext = { pending: inFlight.get(key) ?? 0, ...(amends && { amends }) };
-    let step: Step | undefined;
-    const stored = await circuits.update<CircuitRecord>(prefix + key, (current) => (step = settle(current, ticket, outcome, now, rules, context)).record);
-    views.see(circuits, prefix + key, stored, now, rules);
-    if (!step) return undefined;
-    emit(ctx.events, key, step.transitions);
-    return step.mark;
-  }
-
-  /** Records without letting a failing store replace what the caller gets. */
-  async function recordQuietly(...args: Parameters<typeof record>): Promise<Mark | undefined> {
-    try {
-      return await record(...args);
-    } catch (storeError) {
-      args[0].events.emit('listener-error', { id: args[0].id, error: storeError });
-      return undefined;
-    }
+    const written = await write(ctx, key, now, (current) => settle(current, ticket, outcome, now, rules, context), 'settle');
+    return written?.step.mark;
   }
 
   /**
@@ -168,45 +163,41 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
    * one (see `circuit-views.ts`); the rest (half-open, due, isolated) read
    * the store, and taking a probe slot updates it.
    */
-  async function admitCall(
-    ctx: CompletionContext,
-    circuits: Store,
-    key: string,
-    now: number,
-  ): Promise<
-    | { ticket: Ticket; refused?: undefined }
-    | { ticket?: undefined; refused: { state: Exclude<CircuitStateName, 'closed'>; retryAfterMs: number | undefined } }
-  > {
-    const view = views.get(circuits, prefix + key, now);
-    if (!view) return { ticket: { kind: 'call', at: now } };
-    if (view.state === 'open' && view.openUntil !== null && now < view.openUntil) {
-      return { refused: { state: 'open', retryAfterMs: view.openUntil - now } };
+  async function admitCall(ctx: CompletionContext, key: string, now: number): Promise<Ticket | Refusal> {
+    const store = circuits.storeFor(ctx);
+    const view = verify ? undefined : views.get(store, key, now);
+    if (!verify && !view) return { kind: 'call', at: now };
+    if (view?.state === 'open' && view.openUntil !== null && now < view.openUntil) {
+      return { refused: 'open', retryAfterMs: view.openUntil - now };
     }
     const id = `${ctx.id}#${++sequence}`;
-    let step = admit(await circuits.get<CircuitRecord>(prefix + key), id, now, rules);
-    if (step.changed) {
-      // Taking a probe slot must be atomic: read again inside the update.
-      await circuits.update<CircuitRecord>(prefix + key, (current) => (step = admit(current, id, now, rules)).record);
+    let step = admit(verify ? undefined : await circuits.get<CircuitRecord>(key, ctx), id, now, rules);
+    let stored = step.record;
+    if (verify || step.changed) {
+      // Taking a probe slot must be atomic: decided again inside the update.
+      const written = await write(ctx, key, now, (current) => admit(current, id, now, rules), 'admit');
+      // The store failed under policy `open` or `memory`: go ahead, as if closed.
+      if (!written) return { kind: 'call', at: now };
+      ({ step, record: stored } = written);
+    } else {
+      views.see(store, key, stored, now, rules);
+      emit(ctx.events, key, step.transitions);
     }
-    views.see(circuits, prefix + key, step.record, now, rules);
-    emit(ctx.events, key, step.transitions);
-    if (step.ticket) return { ticket: step.ticket };
-    const seen = snapshot(key, step.record, now, rules);
-    return { refused: { state: seen.state as Exclude<CircuitStateName, 'closed'>, retryAfterMs: seen.retryAfterMs ?? undefined } };
+    if (step.ticket) return step.ticket;
+    const seen = snapshot(key, stored, now, rules);
+    return { refused: seen.state as Refusal['refused'], retryAfterMs: seen.retryAfterMs ?? undefined };
   }
 
   async function breaker(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
-    const key = keyOf(ctx);
-    store ??= ctx.store;
-    events ??= ctx.events;
-    clock ??= ctx.clock;
-    const circuits = store;
+    const key = circuits.keyOf(ctx);
+    events = ctx.events;
+    clock = ctx.clock;
     const admittedAt = ctx.clock.now();
     const { state } = ctx;
-    const { ticket, refused } = await admitCall(ctx, circuits, key, admittedAt);
-    if (!ticket) {
-      state.breaker = { key, state: refused.state };
-      throw new CircuitOpenError(key, refused.state, refused.retryAfterMs);
+    const ticket = await admitCall(ctx, key, admittedAt);
+    if ('refused' in ticket) {
+      state.breaker = { key, state: ticket.refused };
+      throw new CircuitOpenError(key, ticket.refused, ticket.retryAfterMs);
     }
     state.breaker = { key, state: ticket.kind === 'probe' ? 'half-open' : 'closed' };
 
@@ -227,7 +218,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       // rejection by a layer before the transport (a limiter) has no response
       // for a listener to bind to, and would hand it the whole call's outcome.
       judged();
-      await recordQuietly(ctx, circuits, key, ticket, outcomeOfError(error));
+      await record(ctx, key, ticket, outcomeOfError(error));
       throw error;
     }
     const respondedAt = ctx.clock.now();
@@ -241,11 +232,11 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       // below `slowCallMs` it is surely not slow; otherwise it is judged at
       // its end, when its settlement says how long the upstream really took.
       judged();
-      const mark = await recordQuietly(ctx, circuits, key, ticket, 'success');
+      const mark = await record(ctx, key, ticket, 'success');
       ctx.onSettled(async (settlement: Settlement) => {
         // Without a mark the success was not counted (the circuit moved on, or the store failed).
         if (!mark || settlement.outcome !== 'error' || !settlement.error || !config.isFailure(settlement.error)) return;
-        await record(ctx, circuits, key, ticket, 'failure', mark);
+        await record(ctx, key, ticket, 'failure', mark);
       });
       return;
     }
@@ -257,40 +248,45 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       // the transport's start, so time queued in an inner limiter is left out.
       const sentAt = ctx.clock.now() - settlement.durationMs;
       judged();
-      await record(ctx, circuits, key, ticket, outcomeOfSettlement(settlement, respondedAt - sentAt));
+      await record(ctx, key, ticket, outcomeOfSettlement(settlement, respondedAt - sentAt));
     });
   }
 
-  /** Where manual calls act: the breaker's store, or its own memory store before any call. */
-  const manual = () => {
-    store ??= memoryStore();
-    return { circuits: store, now: (clock ?? systemClock).now() };
-  };
+  /**
+   * A manual change, straight on the store (the explicit one, else the last
+   * call's): an operator's action must fail loudly, not under a policy.
+   */
+  async function manual(key: string, change: (current: CircuitRecord | undefined, now: number) => Step) {
+    const now = (clock ?? systemClock).now();
+    const store = circuits.storeFor();
+    let step: Step | undefined;
+    const stored = await store.update<CircuitRecord>(
+      circuits.namespace + key,
+      (current) => (step = change(current, now)).record,
+      (next) => lifetimeMs(next, now, rules),
+    );
+    views.see(store, key, stored, now, rules);
+    if (step && events) emit(events, key, step.transitions);
+    return snapshot(key, stored, now, rules);
+  }
 
   return Object.assign(breaker, {
-    async isolate(key: string) {
-      const { circuits, now } = manual();
-      let step: ReturnType<typeof isolate> | undefined;
-      const stored = await circuits.update<CircuitRecord>(prefix + key, (current) => (step = isolate(current, now)).record);
-      views.see(circuits, prefix + key, stored, now, rules);
-      if (step && events) emit(events, key, step.transitions);
-      return snapshot(key, stored, now, rules);
-    },
-    async reset(key: string) {
-      const { circuits, now } = manual();
-      let step: ReturnType<typeof reset> | undefined;
-      const stored = await circuits.update<CircuitRecord>(prefix + key, (current) => (step = reset(current, now)).record);
-      views.see(circuits, prefix + key, stored, now, rules);
-      if (step && events) emit(events, key, step.transitions);
-      return snapshot(key, stored, now, rules);
-    },
+    isolate: (key: string) => manual(key, (current, now) => isolate(current, now)),
+    reset: (key: string) => manual(key, (current, now) => reset(current, now)),
     async state(key: string) {
-      const { circuits, now } = manual();
-      const stored = await circuits.get<CircuitRecord>(prefix + key);
-      views.see(circuits, prefix + key, stored, now, rules);
+      const now = (clock ?? systemClock).now();
+      const store = circuits.storeFor();
+      const stored = await store.get<CircuitRecord>(circuits.namespace + key);
+      views.see(store, key, stored, now, rules);
       return snapshot(key, stored, now, rules);
     },
   });
+}
+
+/** Why a call was not admitted: the circuit's state and the time until half-open. */
+interface Refusal {
+  refused: Exclude<CircuitStateName, 'closed'>;
+  retryAfterMs: number | undefined;
 }
 
 function emit(events: SluiceEmitter, key: string, transitions: readonly Transition[]): void {

@@ -84,7 +84,7 @@ export class CircuitViews {
     if (!views) this.byStore.set(store, (views = new Map()));
     const lifetime = lifetimeMs(record, now, rules);
     views.delete(key); // re-inserted last: the map's order is the order of last sight
-    views.set(key, { state: record.state, openUntil: record.openUntil, expiresAt: lifetime === undefined ? Infinity : now + lifetime });
+    views.set(key, { state: record.state, openUntil: record.openUntil, expiresAt: now + lifetime });
     if (views.size > maxViews) sweep(views, now);
   }
 }

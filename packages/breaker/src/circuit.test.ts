@@ -6,6 +6,7 @@ import {
   type CircuitRecord,
   type CircuitRules,
   isolate,
+  isolationMs,
   lifetimeMs,
   probeLeaseMs,
   reset,
@@ -266,13 +267,13 @@ describe('circuit: record lifetimes', () => {
     expect(lifetimeMs(failing, 0, r)).toBe(runMemoryMs);
   });
 
-  it('keeps an open circuit until half-open plus a margin for its probe and backoff, and an isolated one until reset', () => {
+  it('keeps an open circuit until half-open plus a margin for its probe and backoff, and an isolated one for a week', () => {
     const r = rules({ failures: 1, openMs: 10_000, backoff: { factor: 2, maxMs: 600_000 } });
     const open = settle(undefined, ticket, 'failure', 0, r).record;
     expect(lifetimeMs(open, 4_000, r)).toBe(6_000 + 600_000);
     expect(lifetimeMs(open, 4_000, rules({ failures: 1, openMs: 10_000 }))).toBe(6_000 + probeLeaseMs);
     const probing = admit(open, 'p', 10_000, r).record;
     expect(lifetimeMs(probing, 10_000, r)).toBe(600_000);
-    expect(lifetimeMs(isolate(undefined, 0).record, 0, r)).toBeUndefined();
+    expect(lifetimeMs(isolate(undefined, 0).record, 0, r)).toBe(isolationMs);
   });
 });

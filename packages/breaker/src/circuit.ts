@@ -337,9 +337,19 @@ export function reset(current: CircuitRecord | undefined, now: number): Step {
 export const runMemoryMs = 60 * 60_000;
 
 /**
+ * An isolated circuit is held open until it is reset by hand, yet every
+ * record in a store expires: one left isolated this long closes. Internal.
+ *
+ * @example
+ * ```ts
+ * lifetimeMs(isolate(undefined, now).record, now, rules) === isolationMs;
+ * ```
+ */
+export const isolationMs = 7 * 24 * 60 * 60_000;
+
+/**
  * How long the store keeps a circuit after a change, by its state, so no
- * record lives forever; `undefined` for an isolated circuit, held until it
- * is reset by hand. Internal.
+ * record lives forever; internal.
  *
  * - closed, with nothing to remember but its window: the window (`windowMs`),
  *   or `openMs` without one: long enough to drop late results of calls sent
@@ -348,7 +358,8 @@ export const runMemoryMs = 60 * 60_000;
  * - open: until it turns half-open, plus a margin (the longest open time, at
  *   least the probe lease) for a probe to come and for `backoff` to remember
  *   its trips; a circuit nobody calls in that margin is forgotten, closed;
- * - half-open: that margin again from its last change (a probe taken).
+ * - half-open: that margin again from its last change (a probe taken);
+ * - isolated: {@link isolationMs}.
  *
  * @param record - the circuit after the change
  * @param now - the clock's time
@@ -358,7 +369,7 @@ export const runMemoryMs = 60 * 60_000;
  * await store.update(key, reducer, (next) => lifetimeMs(next, now, rules));
  * ```
  */
-export function lifetimeMs(record: CircuitRecord, now: number, rules: CircuitRules): number | undefined {
+export function lifetimeMs(record: CircuitRecord, now: number, rules: CircuitRules): number {
   const windowMs = rules.failureRate?.windowMs ?? 0;
   const marginMs = Math.max(probeLeaseMs, rules.backoff?.maxMs ?? rules.openMs);
   switch (record.state) {
@@ -369,7 +380,7 @@ export function lifetimeMs(record: CircuitRecord, now: number, rules: CircuitRul
     case 'half-open':
       return marginMs;
     default:
-      return undefined;
+      return isolationMs;
   }
 }
 
