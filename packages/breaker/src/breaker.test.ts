@@ -462,6 +462,77 @@ describe('breaker: state in the store', () => {
   });
 });
 
+/** A store that fails every call while `down` is true, else passes through to a checked store. */
+function flakyStore() {
+  const inner = checkedStore();
+  let down = false;
+  const guard = <T>(run: () => Promise<T>) => (down ? Promise.reject(new Error('store unreachable')) : run());
+  const store: Store = {
+    get: (key) => guard(() => inner.get(key)),
+    set: (key, value, ttlMs) => guard(() => inner.set(key, value, ttlMs)),
+    update: (key, update, ttlMs) => guard(() => inner.update(key, update, ttlMs)),
+    delete: (key) => guard(() => inner.delete(key)),
+  };
+  return { store, inner, fail: (value = true) => void (down = value) };
+}
+
+describe('breaker: when the store fails', () => {
+  it("goes ahead by default ('open'), reporting store-error and never replacing the upstream's error", async () => {
+    const flaky = flakyStore();
+    h = await setup({ failures: 1, store: flaky.store });
+    flaky.fail();
+    await failTimes(h, 2); // both sent: nothing could be recorded
+    await expect(h.llm.complete(ask())).resolves.toBeDefined();
+    expect(h.upstream.requests).toHaveLength(3);
+    expect(h.events.of('store-error')).toHaveLength(3); // each result failed to record
+    expect(h.events.of('store-error')[0]).toMatchObject({ name: 'breaker', key: h.key(), operation: 'update', policy: 'open' });
+    flaky.fail(false);
+    await failTimes(h, 1);
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+  });
+
+  it("reads the circuit at every admission with 'closed', and refuses calls it cannot read", async () => {
+    const flaky = flakyStore();
+    h = await setup({ failures: 1, store: flaky.store, onStoreError: 'closed' });
+    await h.llm.complete(ask());
+    expect(flaky.inner.counts).toMatchObject({ update: 2 }); // admission and result
+    flaky.fail();
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', retryable: true });
+    expect(h.upstream.requests).toHaveLength(1);
+    flaky.fail(false);
+    await failTimes(h, 1);
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+  });
+
+  it("keeps circuits in this process with 'memory' while the store is down", async () => {
+    const flaky = flakyStore();
+    h = await setup({ failures: 2, store: flaky.store, onStoreError: 'memory' });
+    flaky.fail();
+    await failTimes(h, 2);
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+    expect(h.upstream.requests).toHaveLength(2);
+  });
+});
+
+describe('breaker: records expire by state', () => {
+  it('forgets a closed circuit after its window, and an open one after its open time plus a margin', async () => {
+    h = await setup({ failures: 2, openMs: 1_000, failureRate: { threshold: 0.9, windowMs: 10_000 } });
+    const raw = () => (h.store as CheckedStore).raw(`sluice:breaker:${h.key()}`);
+    await h.llm.complete(ask());
+    expect(raw()).toBeDefined();
+    await h.clock.advanceAsync(10_000);
+    expect(raw()).toBeUndefined();
+
+    await failTimes(h, 2);
+    expect(raw()).toContain('"open"');
+    await h.clock.advanceAsync(1_000 + 5 * 60_000 - 1);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'half-open', trips: 1 });
+    await h.clock.advanceAsync(1);
+    expect(raw()).toBeUndefined();
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', trips: 0 });
+  });
+});
+
 describe('breaker: manual control and health', () => {
   it('reports a closed circuit as plain JSON before any call', async () => {
     const circuit = breaker({ failureRate: { threshold: 0.5, windowMs: 10_000 } });
