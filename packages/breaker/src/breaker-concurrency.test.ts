@@ -21,7 +21,7 @@ type CircuitName = 'circuit-open' | 'circuit-half-open' | 'circuit-close';
 type CircuitEvent = { [K in CircuitName]: { name: K } & SluiceEvents[K] }[CircuitName];
 
 /** A mock clock whose waits are held until `open()`; while open they run on the next turn. */
-function gate(): MockClock & { open(): void; close(): void; held(): number } {
+function gate(): MockClock & { open(): void; close(): void } {
   let held = new Map<object, () => void>();
   let opened = false;
   return {
@@ -43,7 +43,6 @@ function gate(): MockClock & { open(): void; close(): void; held(): number } {
     close() {
       opened = false;
     },
-    held: () => held.size,
   };
 }
 

@@ -8,8 +8,8 @@ import {
   type CircuitRecord,
   isolate,
   reset,
-  settle,
   lifetimeMs,
+  settle,
   type Mark,
   type SettleContext,
   type Step,
@@ -17,6 +17,7 @@ import {
   type Transition,
 } from './circuit.js';
 import { CircuitViews } from './circuit-views.js';
+import { InFlight } from './in-flight.js';
 import { CircuitOpenError } from './errors.js';
 import { type CircuitSnapshot, snapshot } from './circuit-snapshot.js';
 
@@ -99,23 +100,11 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
   /** With policy `closed` every admission must reach the store, so no view stands in for it. */
   const verify = config.onStoreError === 'closed';
   const views = new CircuitViews();
-  /**
-   * Calls of each circuit in flight in this process: admitted by a closed
-   * circuit and not judged yet. The failure rate counts them as calls that
-   * may still succeed (see `settle`). A key leaves the map at zero, so it
-   * holds only the keys with calls out.
-   */
-  const inFlight = new Map<string, number>();
+  const inFlight = new InFlight();
   /** The emitter and clock of the last call seen, for the manual methods. */
   let events: SluiceEmitter | undefined;
   let clock: Clock | undefined;
   let sequence = 0;
-
-  const leave = (key: string) => {
-    const left = (inFlight.get(key) ?? 1) - 1;
-    if (left > 0) inFlight.set(key, left);
-    else inFlight.delete(key);
-  };
 
   /** Writes a change; sees and returns the stored record, or undefined when the store failed (policy `open`). */
   async function write<S extends Step>(
@@ -152,7 +141,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     // A normal call that counts neither way leaves the circuit as it is.
     if (outcome === 'ignore' && ticket.kind === 'call') return undefined;
     const now = ctx.clock.now();
-    const context: SettleContext = { pending: inFlight.get(key) ?? 0, ...(amends && { amends }) };
+    const context: SettleContext = { pending: inFlight.count(key), ...(amends && { amends }) };
     const written = await write(ctx, key, now, (current) => settle(current, ticket, outcome, now, rules, context), 'settle');
     return written?.step.mark;
   }
@@ -203,10 +192,10 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
 
     // A probe is judged alone, so only a closed circuit's calls count as in flight.
     let pending = ticket.kind === 'call';
-    if (pending) inFlight.set(key, (inFlight.get(key) ?? 0) + 1);
+    if (pending) inFlight.enter(key);
     /** Takes the call out of those in flight, once: it is about to be judged. */
     const judged = () => {
-      if (pending) leave(key);
+      if (pending) inFlight.leave(key);
       pending = false;
     };
 
