@@ -165,7 +165,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     if (verify || step.changed) {
       // Taking a probe slot must be atomic: decided again inside the update.
       const written = await write(ctx, key, now, (current) => admit(current, id, now, rules), 'admit');
-      // The store failed under policy `open` or `memory`: go ahead, as if closed.
+      // The store failed under policy `open`: go ahead, as if closed.
       if (!written) return { kind: 'call', at: now };
       ({ step, record: stored } = written);
     } else {
@@ -219,7 +219,9 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       // cut later turns that success into a failure (one call, one count).
       // `respondedAt - calledAt` bounds its time to headers from above, so
       // below `slowCallMs` it is surely not slow; otherwise it is judged at
-      // its end, when its settlement says how long the upstream really took.
+      // its end, when its settlement says how long the upstream really took
+      // (until then it counts as in flight: one nobody reads never settles,
+      // which leaves the rate a call more lenient, never stricter).
       judged();
       const mark = await record(ctx, key, ticket, 'success');
       ctx.onSettled(async (settlement: Settlement) => {
