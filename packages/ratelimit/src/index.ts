@@ -1,7 +1,7 @@
 /**
  * @module @sluice/ratelimit
  *
- * `rateLimit()`: exact request and token windows (GCRA with a burst),
+ * `rateLimit()`: exact sliding windows of requests and tokens,
  * concurrency caps, wait-or-reject with a FIFO queue, keyed per model or
  * tag, and a cooperative pause when the upstream answers 429.
  */

@@ -18,6 +18,8 @@ export interface Finish {
 
 interface TicketRecord extends Ticket {
   readonly queue: KeyQueue;
+  /** The state's `at` its booking was made at, to find it again for a refund. */
+  readonly bookedAt: number;
   finished: boolean;
 }
 
@@ -32,12 +34,8 @@ const noop = () => {};
  */
 export class Limiter {
   private readonly queues: KeyQueues;
-  /** How long a key's state outlives its last write: past that it is a full bucket anyway. */
-  private readonly keepMs: number;
 
   constructor(private readonly config: LimiterConfig) {
-    const windows = [config.requests, config.tokens].map((bucket) => bucket?.windowMs ?? 0);
-    this.keepMs = Math.max(3_600_000, 2 * Math.max(...windows));
     this.queues = new KeyQueues(config.prefix, (queue, current) => this.admitFast(queue, current));
   }
 
@@ -72,8 +70,10 @@ export class Limiter {
     queue.fastCost = cost;
     queue.fastNow = now;
     let decision: Decision;
+    let state: WindowState;
     try {
-      queue.seen = await queue.store.update<WindowState>(queue.storeKey, queue.admitFast, this.keepMs);
+      state = await queue.store.update<WindowState>(queue.storeKey, queue.admitFast, this.keepMs());
+      queue.seen = state;
       decision = queue.fastDecision as Decision;
     } catch (error) {
       queue.fastBusy = false;
@@ -83,9 +83,16 @@ export class Limiter {
     }
     queue.fastBusy = false;
     if (decision.admitted) {
+      const aborted = abortReason(caller);
+      if (aborted !== undefined) {
+        queue.inFlight--;
+        await this.giveBack(queue, caller, cost, state.at);
+        if (queue.live > 0) this.pump(queue);
+        throw aborted;
+      }
       // Those who queued while the store answered were held back for it.
       if (queue.live > 0) this.pump(queue);
-      return this.ticket(queue, cost, 0);
+      return this.ticket(queue, cost, 0, state.at);
     }
     queue.inFlight--;
     try {
@@ -147,7 +154,8 @@ export class Limiter {
       if (how.pause) await this.pause(caller, queue, how.pause.untilMs, how.pause.reason);
       if (this.config.tokens && how.usedTokens !== undefined && how.usedTokens !== record.reserved) {
         const delta = how.usedTokens - record.reserved;
-        await this.update(queue, caller.clock.now(), (state) => corrected(this.config, state, delta));
+        const { bookedAt } = record;
+        await this.update(queue, caller.clock.now(), (state) => corrected(this.config, state, delta, bookedAt));
       }
     } finally {
       queue.inFlight--;
@@ -186,13 +194,20 @@ export class Limiter {
     }
     queue.inFlight++;
     let decision: Decision;
+    let bookedAt: number;
     try {
-      decision = await this.admit(queue, cost, caller.clock.now());
+      [decision, bookedAt] = await this.admit(queue, cost, caller.clock.now());
     } catch (error) {
       queue.inFlight--;
       throw error;
     }
-    if (decision.admitted) return this.ticket(queue, cost, 0);
+    if (decision.admitted) {
+      const aborted = abortReason(caller);
+      if (aborted === undefined) return this.ticket(queue, cost, 0, bookedAt);
+      queue.inFlight--;
+      await this.giveBack(queue, caller, cost, bookedAt);
+      throw aborted;
+    }
     queue.inFlight--;
     throw this.refuse(caller, queue, decision.limit, decision.waitMs, `${queue.key} is over its ${decision.limit} limit`);
   }
@@ -230,8 +245,9 @@ export class Limiter {
       queue.inFlight++;
       queue.trying = head;
       let decision: Decision;
+      let bookedAt: number;
       try {
-        decision = await this.admit(queue, head.cost, now);
+        [decision, bookedAt] = await this.admit(queue, head.cost, now);
       } catch (error) {
         queue.inFlight--;
         this.leave(queue, head, error);
@@ -240,15 +256,16 @@ export class Limiter {
         queue.trying = undefined;
       }
       if (decision.admitted) {
-        if (head.gone) {
-          // Aborted while the store answered: give the admission back.
+        const aborted = abortReason(head.caller);
+        if (head.gone || aborted !== undefined) {
+          // Aborted while the store answered: an aborted call takes no slot, so the admission goes back.
           queue.inFlight--;
-          const cost = head.cost;
-          await this.update(queue, head.caller.clock.now(), (state) => givenBack(this.config, state, cost)).catch(() => {});
+          if (!head.gone) this.leave(queue, head, aborted);
+          await this.giveBack(queue, head.caller, head.cost, bookedAt);
           continue;
         }
         this.leave(queue, head);
-        head.resolve(this.ticket(queue, head.cost, now - head.enqueuedAt));
+        head.resolve(this.ticket(queue, head.cost, now - head.enqueuedAt, bookedAt));
         continue;
       }
       queue.inFlight--;
@@ -269,21 +286,26 @@ export class Limiter {
     }
   }
 
-  /** One atomic read-decide-write of the key's state. */
-  private async admit(queue: KeyQueue, cost: number, now: number): Promise<Decision> {
+  /** One atomic read-decide-write of the key's state: the decision, and the time it was booked at. */
+  private async admit(queue: KeyQueue, cost: number, now: number): Promise<[Decision, number]> {
     let decision: Decision = { admitted: false, waitMs: 0, limit: 'requests' };
-    await this.update(queue, now, (state) => {
-      decision = decide(this.config, state, cost, now);
-      return decision.admitted ? admitted(this.config, state, cost) : state;
+    const state = await this.update(queue, now, (current) => {
+      decision = decide(this.config, current, cost);
+      return decision.admitted ? admitted(this.config, current, cost) : current;
     });
-    return decision;
+    return [decision, state.at];
+  }
+
+  /** Takes back an admission whose call aborted before it was sent; a store failure here only leaves it booked. */
+  private async giveBack(queue: KeyQueue, caller: Caller, cost: number, bookedAt: number): Promise<void> {
+    await this.update(queue, caller.clock.now(), (state) => givenBack(this.config, state, cost, bookedAt)).catch(() => {});
   }
 
   /** {@link KeyQueue.admitFast}: {@link Limiter.admit} for the queue's fast-path admission, without a closure per call. */
   private admitFast(queue: KeyQueue, current: WindowState | undefined): WindowState {
     const now = queue.fastNow;
     const state = bringUp(this.config, current, now);
-    const decision = decide(this.config, state, queue.fastCost, now);
+    const decision = decide(this.config, state, queue.fastCost);
     queue.fastDecision = decision;
     return decision.admitted ? admitted(this.config, state, queue.fastCost) : state;
   }
@@ -292,12 +314,20 @@ export class Limiter {
    * Runs `change` on the key's state brought up to `now`, atomically.
    * `change` stays pure: a distributed store may run it more than once.
    */
-  private async update(queue: KeyQueue, now: number, change: (state: WindowState) => WindowState, holdMs = 0): Promise<void> {
-    queue.seen = await queue.store.update<WindowState>(
+  private async update(queue: KeyQueue, now: number, change: (state: WindowState) => WindowState, holdMs = 0): Promise<WindowState> {
+    const state = await queue.store.update<WindowState>(
       queue.storeKey,
       (current) => change(bringUp(this.config, current, now)),
-      Math.max(this.keepMs, holdMs + this.keepMs),
+      this.keepMs(holdMs),
     );
+    queue.seen = state;
+    return state;
+  }
+
+  /** How long a write keeps the key's state: one window (its entries are gone by then), or the pause it sets. */
+  private keepMs(holdMs = 0): number {
+    const { requests, tokens } = this.config;
+    return Math.max(requests?.windowMs ?? 0, tokens?.windowMs ?? 0, holdMs, 1);
   }
 
   /**
@@ -376,8 +406,8 @@ export class Limiter {
     return this.config.concurrency !== undefined && queue.inFlight >= this.config.concurrency;
   }
 
-  private ticket(queue: KeyQueue, reserved: number, waitedMs: number): TicketRecord {
-    return { key: queue.key, reserved, waitedMs, queue, finished: false };
+  private ticket(queue: KeyQueue, reserved: number, waitedMs: number, bookedAt: number): TicketRecord {
+    return { key: queue.key, reserved, waitedMs, queue, bookedAt, finished: false };
   }
 
   private clearTimer(queue: KeyQueue): void {

@@ -8,23 +8,21 @@ import {
   ValidationError,
 } from '@sluice/core';
 import { z } from 'zod';
-import { type Bucket, createBucket } from './bucket.js';
+import type { SlidingWindow } from './bucket.js';
 
-/** One limit in its general form: at most `limit` per `windowMs`. */
+/**
+ * One limit in its general form: at most `limit` in any sliding window of
+ * `windowMs`. The whole limit may go at once, and it is also the sustained
+ * rate.
+ */
 export interface WindowLimit {
   /** How many (requests, or tokens) a window may admit. */
   limit: number;
   /** The sliding window, in milliseconds. Default 60 000. */
   windowMs?: number;
-  /**
-   * How much of `limit` may go at once after a quiet spell; the rest is
-   * refilled evenly at (limit − burst) per window, so a larger burst means a
-   * lower sustained rate. At least 0, below `limit`. Default 10% of `limit`.
-   */
-  burst?: number;
 }
 
-/** Which bucket a request counts against. */
+/** Which window a request counts against. */
 export type RateLimitKey = 'global' | 'model' | { tag: string } | ((ctx: CompletionContext) => string);
 
 /** Options of {@link rateLimit}; every field is optional, but at least one limit must be set. */
@@ -33,13 +31,13 @@ export interface RateLimitOptions {
   rpm?: number;
   /** Tokens per minute: shorthand for `tokens: { limit: tpm, windowMs: 60_000 }`. */
   tpm?: number;
-  /** Requests per window, with an optional `burst`. */
+  /** Requests per sliding window. */
   requests?: WindowLimit;
   /** Tokens per window (prompt plus output cap reserved, corrected to real usage). */
   tokens?: WindowLimit;
   /** Requests in flight at once, per key, in this process. */
   concurrency?: number;
-  /** Which bucket a request counts against. Default `'global'`. */
+  /** Which window a request counts against. Default `'global'`. */
   key?: RateLimitKey;
   /** `'wait'` (default): queue FIFO until admitted. `'reject'`: throw `RateLimitedError` at once. */
   mode?: 'wait' | 'reject';
@@ -68,7 +66,6 @@ const positiveInt = z.number().int().positive();
 const windowLimitSchema = z.strictObject({
   limit: positiveInt,
   windowMs: positiveInt.optional(),
-  burst: z.number().int().nonnegative().optional(),
 });
 const isFunction = (value: unknown) => typeof value === 'function';
 const optionsSchema = z.strictObject({
@@ -98,8 +95,8 @@ const optionsSchema = z.strictObject({
 
 /** What the limiter engine needs, resolved from the options. */
 export interface LimiterConfig {
-  requests: Bucket | undefined;
-  tokens: Bucket | undefined;
+  requests: SlidingWindow | undefined;
+  tokens: SlidingWindow | undefined;
   concurrency: number | undefined;
   mode: 'wait' | 'reject';
   maxWaitMs: number;
@@ -120,14 +117,11 @@ export interface ResolvedOptions {
   paceFromHeaders: boolean;
 }
 
-/** 10% of the limit (so ≥ 90% of it is sustained), at least 1 and below the limit. */
-export const defaultBurst = (limit: number): number => (limit === 1 ? 0 : Math.max(1, Math.floor(limit / 10)));
-
 /**
  * Validates and resolves {@link RateLimitOptions}; internal.
  *
  * @param options - what the caller passed to `rateLimit`
- * @throws ValidationError naming the field (`rateLimit.tokens.burst`)
+ * @throws ValidationError naming the field (`rateLimit.tokens.windowMs`)
  * @example
  * ```ts
  * const { limiter } = resolveOptions({ rpm: 100 });
@@ -137,13 +131,12 @@ export function resolveOptions(options: RateLimitOptions): ResolvedOptions {
   const parsed = parseOptions(optionsSchema, options, 'rateLimit');
   if (parsed.rpm !== undefined && parsed.requests) throw new ValidationError('rateLimit.requests', 'give rpm or requests, not both');
   if (parsed.tpm !== undefined && parsed.tokens) throw new ValidationError('rateLimit.tokens', 'give tpm or tokens, not both');
-  const requests = bucketOf('requests', parsed.requests ?? (parsed.rpm === undefined ? undefined : { limit: parsed.rpm }));
-  const tokens = bucketOf('tokens', parsed.tokens ?? (parsed.tpm === undefined ? undefined : { limit: parsed.tpm }));
+  const requests = windowOf(parsed.requests ?? (parsed.rpm === undefined ? undefined : { limit: parsed.rpm }));
+  const tokens = windowOf(parsed.tokens ?? (parsed.tpm === undefined ? undefined : { limit: parsed.tpm }));
   if (!requests && !tokens && parsed.concurrency === undefined) {
     throw new ValidationError('rateLimit', 'set at least one of rpm, tpm, requests, tokens or concurrency');
   }
-  const describe = (name: string, bucket: Bucket | undefined) =>
-    bucket ? [`${name}${bucket.limit}/${bucket.windowMs}/${bucket.burst}`] : [];
+  const describe = (name: string, window: SlidingWindow | undefined) => (window ? [`${name}${window.limit}/${window.windowMs}`] : []);
   const prefix = `ratelimit:${parsed.id ?? [...describe('r', requests), ...describe('t', tokens)].join(',')}`;
   const countTokens = parsed.countTokens;
   return {
@@ -177,17 +170,8 @@ function checkedCount(count: number): number {
   return Math.ceil(count);
 }
 
-function bucketOf(field: 'requests' | 'tokens', limit: WindowLimit | undefined): Bucket | undefined {
-  if (!limit) return undefined;
-  const bucket = createBucket({
-    limit: limit.limit,
-    windowMs: limit.windowMs ?? 60_000,
-    burst: limit.burst ?? defaultBurst(limit.limit),
-  });
-  if (typeof bucket === 'string') {
-    throw new ValidationError(`rateLimit.${field}.${bucket.startsWith('burst') ? 'burst' : 'limit'}`, bucket);
-  }
-  return bucket;
+function windowOf(limit: WindowLimit | undefined): SlidingWindow | undefined {
+  return limit ? { limit: limit.limit, windowMs: limit.windowMs ?? 60_000 } : undefined;
 }
 
 function keyResolver(key: RateLimitKey): (ctx: CompletionContext) => string {
