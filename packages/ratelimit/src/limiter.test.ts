@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SlidingWindow } from './bucket.js';
 import { type Caller, Limiter } from './limiter.js';
 import type { WindowState } from './window-state.js';
-import type { LimiterConfig } from './rate-limit-options.js';
+import type { LimiterConfig } from './options.js';
 
 beforeAll(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });

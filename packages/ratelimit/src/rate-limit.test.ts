@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { memoryStore, type Store } from '@sluice/core';
 import { vi, afterEach, describe, expect, it } from 'vitest';
-import { RateLimitedError } from './rate-limited-error.js';
+import { LimitRejectedError } from './errors.js';
 import { arrivals, ask, closeAll, harness, T0, track } from './test-harness.js';
 import type { WindowState } from './window-state.js';
 
@@ -62,7 +62,7 @@ describe('rateLimit: requests per window', () => {
     // The first 100 go 0 to 44.55 s in; each later one exactly a window after the one whose place it takes.
     expect(times).toHaveLength(1_000);
     expect(mostInAnyWindow(times, 60_000)).toBe(100);
-  });
+  }, 60_000);
 
   it('starts full: rpm 1 sends its first call at once, and the second a minute later', async () => {
     const { llm, admitted } = await harness({ rpm: 1 });
@@ -103,7 +103,7 @@ describe('rateLimit: requests per window', () => {
     await vi.advanceTimersByTimeAsync(7_500);
     await llm.complete(ask('2'));
     const refused = llm.complete(ask('3'));
-    await expect(refused).rejects.toBeInstanceOf(RateLimitedError);
+    await expect(refused).rejects.toBeInstanceOf(LimitRejectedError);
     // The first call leaves the window 60 s after it went, 52.5 s from now.
     await expect(refused).rejects.toMatchObject({ code: 'LIMIT_REJECTED', retryable: true, limit: 'requests', key: 'global', retryAfterMs: 52_500 });
     expect(events).toContainEqual(expect.objectContaining({ name: 'limit-reject', limit: 'requests', retryAfterMs: 52_500 }));

@@ -1,15 +1,14 @@
 import { type CompletionContext, type Middleware, SluiceError, UpstreamError, type Usage } from '@sluice/core';
 import { type Finish, Limiter, type Ticket } from './limiter.js';
 import { headerPauseMs } from './pace-from-headers.js';
-import { outputCap, type RateLimitOptions, type ResolvedOptions, resolveOptions } from './rate-limit-options.js';
-import './types.js';
+import { outputCap, type RateLimitOptions, type ResolvedOptions, resolveOptions } from './options.js';
 
 /**
  * Limits requests per window, tokens per window and requests in flight,
  * each optional and all enforced together, per key (global, per model, per
  * tag, or your own function). A request over a limit waits its turn in a
  * FIFO queue (or, with `mode: 'reject'`, fails at once with a
- * `RateLimitedError`). The windows are exact sliding windows: the whole
+ * `LimitRejectedError`). The windows are exact sliding windows: the whole
  * limit goes at once after a quiet spell, the limit is also the sustained
  * rate, and no window of `windowMs` ever admits more than `limit`. A token
  * limit reserves the prompt plus the output cap before sending and corrects

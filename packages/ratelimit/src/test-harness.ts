@@ -2,7 +2,7 @@ import { type ChatCompletionRequest, createPipeline, type Middleware, openAIComp
 import { mockUpstream, type MockUpstream, type MockUpstreamOptions } from '@sluice/testing';
 import { vi } from 'vitest';
 import { rateLimit } from './rate-limit.js';
-import type { RateLimitOptions } from './rate-limit-options.js';
+import type { RateLimitOptions } from './options.js';
 
 /** Fake time starts here in every test. */
 export const T0 = 1_700_000_000_000;

@@ -1,5 +1,5 @@
 import { book, emptyLog, liveTotal, type Log, prune, refund, waitMs, type SlidingWindow } from './bucket.js';
-import type { LimitKind } from './rate-limited-error.js';
+import type { LimitKind } from './errors.js';
 
 /**
  * A key's shared window state, as stored: plain JSON, the admissions still
@@ -112,8 +112,30 @@ export function corrected(windows: Windows, state: WindowState, delta: number, b
   };
 }
 
-/** How long a state must be kept after a write at `state.at`: until its last entry and its pause are over. */
-export function keepMs(windows: Windows, state: WindowState): number {
-  const windowMs = Math.max(windows.requests?.windowMs ?? 0, windows.tokens?.windowMs ?? 0);
-  return Math.max(windowMs, state.pausedUntil - state.at, 1);
+/** The state paused until `untilMs`; the same object when it already was, as long or longer. */
+export function paused(state: WindowState, untilMs: number): WindowState {
+  return untilMs > state.pausedUntil ? { ...state, pausedUntil: untilMs } : state;
+}
+
+/** What waits ahead of a newcomer on this key: requests, and the tokens they reserve. */
+export interface Ahead {
+  requests: number;
+  tokens: number;
+}
+
+/**
+ * A lower bound of how long a newcomer reserving `cost` tokens waits, and
+ * for what, if everything `ahead` of it were admitted back to back from
+ * `state` (brought up to `now`); `undefined` when the windows would let it
+ * go at once.
+ */
+export function estimate(windows: Windows, state: WindowState, ahead: Ahead, cost: number, now: number): Exclude<Decision, { admitted: true }> | undefined {
+  let refusal: Exclude<Decision, { admitted: true }> | undefined =
+    state.pausedUntil > now ? { admitted: false, waitMs: state.pausedUntil - now, limit: 'pause' } : undefined;
+  const { requests, tokens } = windows;
+  const requestWait = requests ? waitMs(requests, state.requests, ahead.requests + 1, now) : 0;
+  if (requestWait > (refusal?.waitMs ?? 0)) refusal = { admitted: false, waitMs: requestWait, limit: 'requests' };
+  const tokenWait = tokens && cost > 0 ? waitMs(tokens, state.tokens, ahead.tokens + cost, now) : 0;
+  if (tokenWait > (refusal?.waitMs ?? 0)) refusal = { admitted: false, waitMs: tokenWait, limit: 'tokens' };
+  return refusal;
 }

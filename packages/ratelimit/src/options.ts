@@ -39,7 +39,7 @@ export interface RateLimitOptions {
   concurrency?: number;
   /** Which window a request counts against. Default `'global'`. */
   key?: RateLimitKey;
-  /** `'wait'` (default): queue FIFO until admitted. `'reject'`: throw `RateLimitedError` at once. */
+  /** `'wait'` (default): queue FIFO until admitted. `'reject'`: throw `LimitRejectedError` at once. */
   mode?: 'wait' | 'reject';
   /** Longest a request may wait, in milliseconds. Default: no limit but the call's deadline. */
   maxWaitMs?: number;

@@ -16,10 +16,10 @@ export type LimitKind = 'requests' | 'tokens' | 'concurrency' | 'queue' | 'pause
  * @example
  * ```ts
  * try { await llm.complete(request); }
- * catch (error) { if (error instanceof RateLimitedError) console.log(error.limit, error.retryAfterMs); }
+ * catch (error) { if (error instanceof LimitRejectedError) console.log(error.limit, error.retryAfterMs); }
  * ```
  */
-export class RateLimitedError extends SluiceError {
+export class LimitRejectedError extends SluiceError {
   /**
    * @param limit - which limit refused the request
    * @param key - the limiter key (`global`, `model:gpt-4.1`, `tenant:acme`, …)
