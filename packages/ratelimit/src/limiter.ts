@@ -1,4 +1,4 @@
-import { abortReason, onAbort } from '@sluice/core';
+import { abortReason, onAbort } from '@sluice/core/kit';
 import { Admission } from './admission.js';
 import { type LimitKind, LimitRejectedError } from './errors.js';
 import { type Caller, type KeyQueue, KeyQueues, type Ticket, type Waiter } from './key-queue.js';
@@ -293,7 +293,7 @@ export class Limiter {
 
   private refuse(caller: Caller, queue: KeyQueue, limit: LimitKind, retryAfterMs: number | undefined, why: string, retryable = true): LimitRejectedError {
     caller.events.emit('limit-reject', { id: caller.id, key: queue.key, limit, retryAfterMs });
-    return new LimitRejectedError(limit, queue.key, retryAfterMs, `rate limit (${limit}) refused the request: ${why}`, { retryable });
+    return new LimitRejectedError(limit, queue.key, retryAfterMs, `rate limit (${limit}) refused the request: ${why}`, retryable);
   }
 
   /**
