@@ -6,7 +6,7 @@
  * tag, and a cooperative pause when the upstream answers 429.
  */
 export { rateLimit } from './rate-limit.js';
-export type { RateLimitOptions, RateLimitKey, WindowLimit } from './options.js';
+export type { RateLimitOptions, WindowLimit } from './options.js';
 export { LimitRejectedError, type LimitKind } from './errors.js';
 import type { LimitPauseEvent, LimitRejectEvent, LimitWaitEvent, RateLimitState } from './events.js';
 

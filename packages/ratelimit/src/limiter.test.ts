@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { createEmitter, memoryStore, type Store, systemClock } from '@sluice/core';
+import { keyedState } from '@sluice/core/kit';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SlidingWindow } from './bucket.js';
@@ -47,7 +48,7 @@ const config = (overrides: Partial<LimiterConfig>): LimiterConfig => ({
   mode: 'wait',
   maxWaitMs: Infinity,
   maxQueue: Infinity,
-  store: undefined,
+  state: keyedState({ name: 'ratelimit', defaultKey: 'global', field: 'rateLimit.key' }),
   prefix: 'test',
   ...overrides,
 });
@@ -118,14 +119,14 @@ describe('Limiter', () => {
       await limiter.finish(ticket, who, { usedTokens: 20 });
       if (i % 10 === 9) vi.advanceTimersByTime(100);
     }
-    const state = await store.get<WindowState>('test:key');
+    const state = await store.get<WindowState>('sluice:ratelimit:test:key');
     expect(JSON.parse(JSON.stringify(state))).toEqual(state);
     // 500 ms apart for 50 s: one entry a millisecond used, each with its net tokens.
     expect(state?.requests.entries).toHaveLength(500);
     expect(state?.requests.total).toBe(5_000);
     expect(state?.tokens.total).toBe(5_000 * 20);
     vi.advanceTimersByTime(60_000);
-    expect(await store.get('test:key')).toBeUndefined();
+    expect(await store.get('sluice:ratelimit:test:key')).toBeUndefined();
   });
 
   it('shares one window between limiters on the same store, as two processes would', async () => {

@@ -1,3 +1,4 @@
+import type { CompletionContext } from '@sluice/core';
 import { abortReason, onAbort } from '@sluice/core/kit';
 import { Admission } from './admission.js';
 import { type LimitKind, LimitRejectedError } from './errors.js';
@@ -17,8 +18,8 @@ export interface Finish {
 
 interface TicketRecord extends Ticket {
   readonly queue: KeyQueue;
-  /** The state's `at` its booking was made at, to find it again for a refund. */
-  readonly bookedAt: number;
+  /** The state's `at` its booking was made at, to find it again for a refund; undefined when nothing was booked. */
+  readonly bookedAt: number | undefined;
   finished: boolean;
 }
 
@@ -49,7 +50,7 @@ export class Limiter {
    * @throws LimitRejectedError when it is refused; the signal's reason when the call aborts
    */
   acquire(caller: Caller, key: string, cost: number): Promise<Ticket> {
-    const queue = this.queues.get(this.config.store ?? caller.store, key);
+    const queue = this.queues.get(this.config.state.storeFor(caller as CompletionContext), key);
     const { tokens } = this.config;
     // First in line (nobody queued, no admission with the store), a free slot, and room as last seen.
     if (
@@ -73,9 +74,9 @@ export class Limiter {
     queue.fastCost = cost;
     queue.fastNow = now;
     let decision: Decision;
-    let bookedAt: number;
+    let bookedAt: number | undefined;
     try {
-      [decision, bookedAt] = await this.admission.admitFast(queue);
+      [decision, bookedAt] = await this.admission.admitFast(queue, caller);
     } catch (error) {
       queue.fastBusy = false;
       queue.inFlight--;
@@ -166,7 +167,7 @@ export class Limiter {
   private async pause(caller: Caller, queue: KeyQueue, untilMs: number, reason: 'retry-after' | 'headers'): Promise<void> {
     const now = caller.clock.now();
     if (untilMs <= now) return;
-    if (!(await this.admission.pause(queue, now, untilMs))) return;
+    if (!(await this.admission.pause(queue, caller, untilMs))) return;
     caller.events.emit('limit-pause', { id: caller.id, key: queue.key, untilMs, pauseMs: untilMs - now, reason });
     // Waiters that cannot outlast the pause learn it now, not when their time is up.
     for (let i = queue.first; i < queue.waiters.length; i++) {
@@ -183,9 +184,9 @@ export class Limiter {
     }
     queue.inFlight++;
     let decision: Decision;
-    let bookedAt: number;
+    let bookedAt: number | undefined;
     try {
-      [decision, bookedAt] = await this.admission.admit(queue, cost, caller.clock.now());
+      [decision, bookedAt] = await this.admission.admit(queue, caller, cost, caller.clock.now());
     } catch (error) {
       queue.inFlight--;
       throw error;
@@ -234,9 +235,9 @@ export class Limiter {
       queue.inFlight++;
       queue.trying = head;
       let decision: Decision;
-      let bookedAt: number;
+      let bookedAt: number | undefined;
       try {
-        [decision, bookedAt] = await this.admission.admit(queue, head.cost, now);
+        [decision, bookedAt] = await this.admission.admit(queue, head.caller, head.cost, now);
       } catch (error) {
         queue.inFlight--;
         this.leave(queue, head, error);
@@ -339,7 +340,7 @@ export class Limiter {
     return this.config.concurrency !== undefined && queue.inFlight >= this.config.concurrency;
   }
 
-  private ticket(queue: KeyQueue, reserved: number, waitedMs: number, bookedAt: number): TicketRecord {
+  private ticket(queue: KeyQueue, reserved: number, waitedMs: number, bookedAt: number | undefined): TicketRecord {
     return { key: queue.key, reserved, waitedMs, queue, bookedAt, finished: false };
   }
 

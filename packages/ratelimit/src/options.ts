@@ -1,5 +1,5 @@
-import { type ChatCompletionRequest, type CompletionContext, type Store, ValidationError } from '@sluice/core';
-import { estimateTokens, parseOptions, promptTokens } from '@sluice/core/kit';
+import { type ChatCompletionRequest, type CompletionContext, type Store, type StoreErrorPolicy, ValidationError } from '@sluice/core';
+import { estimateTokens, type KeyedState, keyedState, type KeyOption, parseOptions, promptTokens } from '@sluice/core/kit';
 import { z } from 'zod';
 import type { SlidingWindow } from './bucket.js';
 
@@ -15,9 +15,6 @@ export interface WindowLimit {
   windowMs?: number;
 }
 
-/** Which window a request counts against. */
-export type RateLimitKey = 'global' | 'model' | { tag: string } | ((ctx: CompletionContext) => string);
-
 /** Options of {@link rateLimit}; every field is optional, but at least one limit must be set. */
 export interface RateLimitOptions {
   /** Requests per minute: shorthand for `requests: { limit: rpm, windowMs: 60_000 }`. */
@@ -30,8 +27,12 @@ export interface RateLimitOptions {
   tokens?: WindowLimit;
   /** Requests in flight at once, per key, in this process. */
   concurrency?: number;
-  /** Which window a request counts against. Default `'global'`. */
-  key?: RateLimitKey;
+  /**
+   * Which window a request counts against: `'global'` (default), `'model'`,
+   * `'origin-model'`, `{ tag, missing? }` or `(ctx) => string`, as in every
+   * stateful sluice middleware.
+   */
+  key?: KeyOption;
   /** `'wait'` (default): queue FIFO until admitted. `'reject'`: throw `LimitRejectedError` at once. */
   mode?: 'wait' | 'reject';
   /** Longest a request may wait, in milliseconds. Default: no limit but the call's deadline. */
@@ -51,7 +52,16 @@ export interface RateLimitOptions {
   paceFromHeaders?: boolean;
   /** Where the window state lives. Default: the pipeline's `ctx.store`. */
   store?: Store;
-  /** Names this limiter's keys in the store. Default: derived from its limits, so equal limiters share state. */
+  /**
+   * What a failing store does to a call. `'open'` (default): the call goes
+   * ahead unlimited and nothing is recorded, since a limiter that fails
+   * closed would turn a store outage into an outage of every call.
+   * `'closed'`: the call fails with `STORE_UNAVAILABLE`. `'memory'`: this
+   * process keeps limiting on its own in-memory windows. Either way a
+   * `store-error` event says so.
+   */
+  onStoreError?: StoreErrorPolicy;
+  /** Names this limiter's records in the store. Default: derived from its limits, so equal limiters share state. */
   id?: string;
 }
 
@@ -67,14 +77,8 @@ const optionsSchema = z.strictObject({
   requests: windowLimitSchema.optional(),
   tokens: windowLimitSchema.optional(),
   concurrency: positiveInt.optional(),
-  key: z
-    .union([
-      z.literal('global'),
-      z.literal('model'),
-      z.strictObject({ tag: z.string().min(1) }),
-      z.custom<(ctx: CompletionContext) => string>(isFunction, "must be 'global', 'model', { tag } or a function"),
-    ])
-    .optional(),
+  // keyedState validates the key option itself, naming rateLimit.key.
+  key: z.custom<KeyOption>(() => true).optional(),
   mode: z.enum(['wait', 'reject']).optional(),
   maxWaitMs: z.number().nonnegative().optional(),
   maxQueue: z.number().int().nonnegative().optional(),
@@ -83,6 +87,7 @@ const optionsSchema = z.strictObject({
   pauseOn429: z.boolean().optional(),
   paceFromHeaders: z.boolean().optional(),
   store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
+  onStoreError: z.enum(['open', 'closed', 'memory']).optional(),
   id: z.string().min(1).optional(),
 });
 
@@ -94,15 +99,15 @@ export interface LimiterConfig {
   mode: 'wait' | 'reject';
   maxWaitMs: number;
   maxQueue: number;
-  store: Store | undefined;
-  /** Prefix of every store key. */
+  /** The windows' records, keyed and namespaced `sluice:ratelimit:`, on the store the policy says. */
+  state: KeyedState;
+  /** This limiter's part of every record's key (`r100/60000`), before the call's key. */
   prefix: string;
 }
 
 /** The resolved options: the engine's config and the per-request settings. */
 export interface ResolvedOptions {
   limiter: LimiterConfig;
-  keyOf: (ctx: CompletionContext) => string;
   /** The prompt's tokens; synchronous unless `countTokens` returns a promise. */
   countPrompt: (ctx: CompletionContext) => number | Promise<number>;
   defaultMaxTokens: number;
@@ -130,7 +135,15 @@ export function resolveOptions(options: RateLimitOptions): ResolvedOptions {
     throw new ValidationError('rateLimit', 'set at least one of rpm, tpm, requests, tokens or concurrency');
   }
   const describe = (name: string, window: SlidingWindow | undefined) => (window ? [`${name}${window.limit}/${window.windowMs}`] : []);
-  const prefix = `ratelimit:${parsed.id ?? [...describe('r', requests), ...describe('t', tokens)].join(',')}`;
+  const prefix = parsed.id ?? ([...describe('r', requests), ...describe('t', tokens)].join(',') || 'concurrency');
+  const state = keyedState({
+    name: 'ratelimit',
+    key: parsed.key,
+    defaultKey: 'global',
+    field: 'rateLimit.key',
+    store: parsed.store,
+    onStoreError: parsed.onStoreError ?? 'open',
+  });
   const countTokens = parsed.countTokens;
   return {
     limiter: {
@@ -140,10 +153,9 @@ export function resolveOptions(options: RateLimitOptions): ResolvedOptions {
       mode: parsed.mode ?? 'wait',
       maxWaitMs: parsed.maxWaitMs ?? Infinity,
       maxQueue: parsed.maxQueue ?? 10_000,
-      store: parsed.store,
+      state,
       prefix,
     },
-    keyOf: keyResolver(parsed.key ?? 'global'),
     countPrompt: (ctx) => {
       if (!countTokens) return checkedCount(promptTokens(ctx)?.count ?? estimateTokens(ctx.request));
       const count = countTokens(ctx.request, ctx);
@@ -165,20 +177,6 @@ function checkedCount(count: number): number {
 
 function windowOf(limit: WindowLimit | undefined): SlidingWindow | undefined {
   return limit ? { limit: limit.limit, windowMs: limit.windowMs ?? 60_000 } : undefined;
-}
-
-function keyResolver(key: RateLimitKey): (ctx: CompletionContext) => string {
-  if (key === 'global') return () => 'global';
-  if (key === 'model') return (ctx) => `model:${ctx.request.model}`;
-  if (typeof key === 'function') {
-    return (ctx) => {
-      const value = key(ctx);
-      if (typeof value !== 'string') throw new ValidationError('rateLimit.key', `must return a string, got ${typeof value}`);
-      return value;
-    };
-  }
-  const { tag } = key;
-  return (ctx) => `${tag}:${ctx.tags[tag] ?? ''}`;
 }
 
 /**

@@ -33,7 +33,7 @@ export function rateLimit(options: RateLimitOptions): Middleware {
   const countsTokens = config.limiter.tokens !== undefined;
 
   return async function rateLimit(ctx, next) {
-    const key = config.keyOf(ctx);
+    const key = config.limiter.state.keyOf(ctx);
     let prompt = 0;
     let reserved = 0;
     if (countsTokens) {

@@ -112,6 +112,16 @@ export function corrected(windows: Windows, state: WindowState, delta: number, b
   };
 }
 
+/**
+ * How long a record must outlive a write that left it as `state`: until
+ * its last entry has left the window and its pause is over. An idle key's
+ * record then expires instead of being kept as an empty window.
+ */
+export function keepMs(windows: Windows, state: WindowState): number {
+  const windowMs = Math.max(windows.requests?.windowMs ?? 0, windows.tokens?.windowMs ?? 0);
+  return Math.max(windowMs, state.pausedUntil - state.at, 1);
+}
+
 /** The state paused until `untilMs`; the same object when it already was, as long or longer. */
 export function paused(state: WindowState, untilMs: number): WindowState {
   return untilMs > state.pausedUntil ? { ...state, pausedUntil: untilMs } : state;
