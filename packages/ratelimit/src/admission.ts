@@ -1,4 +1,4 @@
-import type { CompletionContext } from '@sluice/core';
+import type { CompletionContext, Store } from '@sluice/core';
 import type { Caller, KeyQueue } from './key-queue.js';
 import type { LimiterConfig } from './options.js';
 import {
@@ -33,6 +33,11 @@ export class Admission {
 
   constructor(private readonly config: LimiterConfig) {
     this.ttlMs = (state) => keepMs(config, state);
+  }
+
+  /** The store the caller's records are in (the limiter's own, else the call's): its in-process queues are kept per store. */
+  storeOf(caller: Caller): Store {
+    return this.config.state.storeFor(asContext(caller));
   }
 
   /**

@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { createEmitter, memoryStore, type Store, systemClock } from '@sluice/core';
+import { type Clock, createEmitter, memoryStore, type Store, systemClock } from '@sluice/core';
 import { keyedState } from '@sluice/core/kit';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -127,6 +127,31 @@ describe('Limiter', () => {
     expect(state?.tokens.total).toBe(5_000 * 20);
     vi.advanceTimersByTime(60_000);
     expect(await store.get('sluice:ratelimit:test:key')).toBeUndefined();
+  });
+
+  it('never unrefs a timer a waiting request depends on, so a script waiting for its turn stays alive', async () => {
+    vi.setSystemTime(0);
+    const unrefs: number[] = [];
+    let armed = 0;
+    // Handles that record an unref, as Node's would obey it.
+    const clock: Clock = {
+      now: () => Date.now(),
+      setTimeout: (callback, ms) => {
+        armed++;
+        return { timer: setTimeout(callback, ms), unref: () => unrefs.push(ms), ref: () => {}, hasRef: () => true };
+      },
+      clearTimeout: (handle) => clearTimeout((handle as { timer: ReturnType<typeof setTimeout> }).timer),
+    };
+    const limiter = new Limiter(config({ requests: windowOf(1, 1_000), maxWaitMs: 5_000 }));
+    const who = { ...caller(), clock };
+    await limiter.acquire(who, 'key', 0);
+    const waiting = limiter.acquire(who, 'key', 0);
+    await vi.advanceTimersByTimeAsync(0);
+    // Its wake-up, and its maxWaitMs.
+    expect(armed).toBe(2);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await waiting;
+    expect(unrefs).toEqual([]);
   });
 
   it('shares one window between limiters on the same store, as two processes would', async () => {

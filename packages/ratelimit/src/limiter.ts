@@ -1,4 +1,3 @@
-import type { CompletionContext } from '@sluice/core';
 import { abortReason, onAbort } from '@sluice/core/kit';
 import { Admission } from './admission.js';
 import { type LimitKind, LimitRejectedError } from './errors.js';
@@ -50,7 +49,7 @@ export class Limiter {
    * @throws LimitRejectedError when it is refused; the signal's reason when the call aborts
    */
   acquire(caller: Caller, key: string, cost: number): Promise<Ticket> {
-    const queue = this.queues.get(this.config.state.storeFor(caller as CompletionContext), key);
+    const queue = this.queues.get(this.admission.storeOf(caller), key);
     const { tokens } = this.config;
     // First in line (nobody queued, no admission with the store), a free slot, and room as last seen.
     if (
