@@ -16,7 +16,7 @@ const ask = (n: number): ChatCompletionRequest => ({ model, messages: [{ role: '
 /** The three, in the design's order, with waits short enough for a demo. */
 function resilientPipeline(baseUrl: string, seed: number) {
   return createPipeline({ transport: openAICompatible({ baseUrl, apiKey: 'sk-demo' }) })
-    .use(retry({ attempts: 3, backoff: exponentialBackoff({ baseMs: 100, capMs: 400, random: seededRandom(seed) }) }))
+    .use(retry({ attempts: 3, backoff: exponentialBackoff({ baseMs: 100, maxMs: 400, random: seededRandom(seed) }) }))
     .use(breaker({ failures: 10, openMs }))
     .use(rateLimit({ requests }));
 }
@@ -37,12 +37,14 @@ class Narrator {
       if (e.attempt === 2) this.firstAttemptFailed.add(e.id);
       this.line('retry', `${call(e.id)} attempt ${e.attempt} in ${Math.round(e.delayMs)} ms (${e.code})`);
     });
-    llm.events.on('retry-exhausted', (e) =>
-      this.line('retry-exhausted', `${call(e.id)} gave up after ${e.attempts} attempts: ${e.codes.join(', ')}`),
-    );
-    llm.events.on('retry-budget-exhausted', (e) => {
-      if (e.attempt === 1) this.firstAttemptFailed.add(e.id);
-      this.line('retry-budget', `${call(e.id)} not retried: the retry budget is spent (${e.code})`);
+    llm.events.on('retry-stop', (e) => {
+      if (e.reason === 'attempts') {
+        this.line('retry-stop', `${call(e.id)} gave up after ${e.attempts} attempts: ${e.codes.join(', ')}`);
+        return;
+      }
+      if (e.attempts === 1) this.firstAttemptFailed.add(e.id);
+      const why = e.reason === 'budget' ? 'the retry budget is spent' : `a ${Math.round(e.delayMs ?? 0)} ms wait is too long (${e.reason})`;
+      this.line('retry-stop', `${call(e.id)} not retried: ${why} (${e.code})`);
     });
     llm.events.on('circuit-open', (e) => {
       const why = e.reason === 'consecutive' ? `after ${e.failures} consecutive failures` : `(${e.reason})`;

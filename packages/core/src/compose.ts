@@ -22,7 +22,9 @@ const done = () => Promise.resolve();
  * await run(ctx, async () => transport.send(ctx));
  * ```
  */
-export function compose<S extends object = object>(middleware: readonly Middleware<S>[]): Middleware<S> {
+export function compose<S extends object = object>(
+  middleware: readonly Middleware<S>[],
+): (ctx: CompletionContext<S>, next?: () => Promise<void>) => Promise<void> {
   middleware.forEach((fn, index) => checkMiddleware(fn, `middleware.${index}`));
   return function composed(ctx: CompletionContext<S>, last: () => Promise<void> = done): Promise<void> {
     const dispatch = async (index: number): Promise<void> => {

@@ -131,7 +131,8 @@ describe('errors as data', () => {
   it('does not take a subclass without its own brand for its parent across copies', async () => {
     class Custom extends SluiceError {}
     vi.resetModules();
-    const copy = (await import(/* @vite-ignore */ './errors.js?copy2')) as typeof import('./errors.js');
+    const second = './errors.js?copy2';
+    const copy = (await import(/* @vite-ignore */ second)) as typeof import('./errors.js');
     expect(new copy.SluiceError('X', 'x')).not.toBeInstanceOf(Custom);
     expect(new Custom('X', 'x')).toBeInstanceOf(copy.SluiceError);
   });

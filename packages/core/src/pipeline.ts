@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { type Clock, systemClock } from './clock.js';
 import { checkMiddleware, compose } from './compose.js';
-import { abortReason, Call, type CallEnvironment } from './call.js';
+import { abortReason, Call, type CallEnvironment, onAbort } from './call.js';
 import type { CompletionContext, Middleware, Settlement } from './context.js';
 import type { Transport } from './transport.js';
 import { AbortError, ClosedError, DeadlineError, SluiceError, UnexpectedError, ValidationError, toSluiceError } from './errors.js';
@@ -160,7 +160,7 @@ export class Pipeline<S extends object = object> {
         this.settled(ctx);
         return ctx;
       }
-      ctx.chunks = new SettlingStream(
+      const stream = new SettlingStream(
         ctx.chunks,
         {
           wantsText: () => ctx.scope.hasListeners,
@@ -168,12 +168,16 @@ export class Pipeline<S extends object = object> {
           abortReason: () => abortReason(ctx),
           now: () => this.clock.now(),
           done: (settlement) => {
+            unwatch();
             release();
             return this.finish(ctx, settlement);
           },
         },
         ctx.startedAt,
       );
+      // A stream its caller never reads must not hold what it holds past the call's abort.
+      const unwatch = onAbort(ctx, () => stream.abandon());
+      ctx.chunks = stream;
       return ctx;
     }
     release();

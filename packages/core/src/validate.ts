@@ -18,7 +18,7 @@ import { ValidationError } from './errors.js';
 export function parseOptions<T extends z.ZodType>(schema: T, value: unknown, name: string): z.output<T> {
   if (isCallContext(value)) {
     // `use(retry)` instead of `use(retry())`: the factory was run as a middleware, with the call as its options.
-    throw new ValidationError(name, `${name} was given a call's context as options: it is a middleware factory, so call it, as in use(${name}())`);
+    throw new ValidationError(name, `got a call's context as its options: it is a middleware factory, so use(${name}()), not use(${name})`);
   }
   const result = schema.safeParse(value);
   if (result.success) return result.data;
