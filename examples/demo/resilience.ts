@@ -7,8 +7,8 @@ import { heading } from './format.js';
 
 const model = 'deepseek-v3.2';
 const openMs = 2_000;
-/** 40 requests a second, 8 at once after a quiet spell, then one every 31 ms. */
-const requests = { limit: 40, windowMs: 1_000, burst: 8 };
+/** At most 20 requests in any second: all 20 at once after a quiet spell, then each as an earlier one leaves the window. */
+const requests = { limit: 20, windowMs: 1_000 };
 
 const ask = (n: number): ChatCompletionRequest => ({ model, messages: [{ role: 'user', content: `Question number ${n}` }] });
 
@@ -85,7 +85,7 @@ export async function resilience(): Promise<void> {
   heading('Resilience: retry + breaker + rateLimit against injected faults');
   console.log(
     'retry({ attempts: 3, backoff: 100–400 ms }) → breaker({ failures: 10, openMs: 2 s })' +
-      ' → rateLimit({ 40 requests/s, burst 8 })',
+      ' → rateLimit({ 20 requests in any second })',
   );
 
   // 1. Random faults, seeded: every run sees the same ones.
@@ -149,8 +149,8 @@ export async function resilience(): Promise<void> {
     const reply = await llm.complete(ask(100));
     narrator.line('call answered', `in ${Math.round(performance.now() - started)} ms: "${reply.choices[0]?.message.content}"`);
 
-    const burst = 16;
-    narrator.section(`4. a burst of ${burst} calls at once meets the limit (40 a second, burst 8)`);
+    const burst = 30;
+    narrator.section(`4. a burst of ${burst} calls at once meets the limit (20 in any second)`);
     const durations = await Promise.all(
       Array.from({ length: burst }, async (_, i) => {
         const begin = performance.now();
