@@ -1,17 +1,14 @@
 import { isIP } from 'node:net';
-import { StringDecoder } from 'node:string_decoder';
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Agent, type Dispatcher, interceptors } from 'undici';
 import { z } from 'zod';
-import type { Clock } from './clock.js';
-import { AbortSource } from './abort-source.js';
-import { abortReason, onAbort } from './call.js';
+import { Attempt } from './attempt.js';
 import type { CompletionContext } from './context.js';
-import { AbortError, MalformedResponseError, SluiceError, StreamCutError, TimeoutError } from './errors.js';
+import { MalformedResponseError, StreamCutError } from './errors.js';
 import type { Transport } from './pipeline.js';
-import type { ChatCompletion, ChatCompletionChunk, Usage } from './schemas.js';
 import { errorFromNetwork, errorFromUpstream, redact } from './upstream-errors.js';
+import { readEvents } from './read-events.js';
 import { parseOptions } from './validate.js';
+import { isCompletion, isErrorBody, parseJson } from './validate-response.js';
 
 const optionsSchema = z.object({
   baseUrl: z.url({ protocol: /^https?$/ }),
@@ -162,152 +159,6 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
   };
 }
 
-/**
- * One HTTP attempt's abort source and its one timer. The timer is armed
- * for the nearest deadline and, when it fires early for a phase that has
- * moved on, re-arms for what is left: one timer per attempt instead of
- * one per phase (and none reset per chunk).
- */
-class Attempt {
-  private readonly source = new AbortSource();
-  private readonly unlink: () => void;
-  private timer: unknown;
-  private firstByteAt: number | undefined;
-  private attemptAt: number | undefined;
-  private idleMs: number | undefined;
-  /** When the stream last received bytes (idle phase only). */
-  lastActivity = 0;
-
-  constructor(
-    ctx: CompletionContext,
-    private readonly clock: Clock,
-    private readonly firstByteMs: number,
-    private readonly attemptMs: number,
-  ) {
-    this.unlink = onAbort(ctx, () => this.abort(abortReason(ctx)));
-    const now = clock.now();
-    this.firstByteAt = now + firstByteMs;
-    this.attemptAt = now + attemptMs;
-    this.arm(Math.min(firstByteMs, attemptMs));
-  }
-
-  /** What undici watches; it accepts any object with `aborted` and `addEventListener`. */
-  get signal(): AbortSource {
-    return this.source;
-  }
-
-  /** The headers are in: the first-byte limit is met. */
-  headersReceived(): void {
-    this.firstByteAt = undefined;
-  }
-
-  /** A stream has started: the attempt limit gives way to the idle limit between chunks. */
-  streaming(idleMs: number): void {
-    this.firstByteAt = undefined;
-    this.attemptAt = undefined;
-    this.idleMs = idleMs;
-    this.lastActivity = this.clock.now();
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    this.arm(idleMs);
-  }
-
-  private arm(ms: number): void {
-    this.timer = this.clock.setTimeout(() => this.check(), Math.max(0, ms));
-  }
-
-  private check(): void {
-    this.timer = undefined;
-    if (this.source.aborted) return;
-    const now = this.clock.now();
-    // The attempt limit wins a tie: it is the one a caller configures for the whole exchange.
-    if (this.attemptAt !== undefined && now >= this.attemptAt) return this.abort(new TimeoutError('attempt', this.attemptMs));
-    if (this.firstByteAt !== undefined && now >= this.firstByteAt) {
-      return this.abort(new TimeoutError('first-byte', this.firstByteMs));
-    }
-    if (this.idleMs !== undefined && now - this.lastActivity >= this.idleMs) {
-      return this.abort(new TimeoutError('idle', this.idleMs));
-    }
-    const next = Math.min(
-      this.firstByteAt ?? Infinity,
-      this.attemptAt ?? Infinity,
-      this.idleMs === undefined ? Infinity : this.lastActivity + this.idleMs,
-    );
-    if (next !== Infinity) this.arm(next - now);
-  }
-
-  abort(reason: unknown): void {
-    if (this.source.aborted) return;
-    this.source.abort(reason instanceof SluiceError ? reason : new AbortError('The call was aborted', { cause: reason }));
-  }
-
-  /** The typed reason this attempt was aborted for, if it was. */
-  reason(): SluiceError | undefined {
-    return this.source.aborted ? (this.source.reason as SluiceError) : undefined;
-  }
-
-  done(): void {
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    this.timer = undefined;
-    this.unlink();
-  }
-}
-
-/** Reads SSE events into chunks; the attempt's timer watches for silence between them. */
-async function* readEvents(
-  ctx: CompletionContext,
-  body: Dispatcher.ResponseData['body'],
-  attempt: Attempt,
-  options: { hideUsage: boolean; headers: Record<string, string>; secrets: readonly string[] },
-): AsyncGenerator<ChatCompletionChunk, void, undefined> {
-  const { clock } = ctx;
-  const { headers, secrets } = options;
-  const events: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => events.push(event) });
-  // Node's StringDecoder keeps a character split across packets whole, and
-  // costs less to make than a TextDecoder, once per stream.
-  const decoder = new StringDecoder('utf8');
-  let finished = false;
-  let received = 0;
-  try {
-    for await (const bytes of body) {
-      attempt.lastActivity = clock.now();
-      parser.feed(decoder.write(bytes as Buffer));
-      for (const event of events.splice(0)) {
-        if (finished) continue;
-        if (event.data === '[DONE]') {
-          finished = true;
-          continue;
-        }
-        const json = parseJson(event.data);
-        if (event.event === 'error' || isErrorBody(json)) {
-          throw errorFromUpstream({ status: undefined, body: json ?? event.data, headers, now: clock.now(), secrets });
-        }
-        if (!isChunk(json)) {
-          throw new MalformedResponseError(redact(`malformed SSE event: ${event.data.slice(0, 100)}`, secrets), { headers });
-        }
-        if (json.usage) ctx.usage = json.usage as Usage;
-        if (options.hideUsage && json.choices.length === 0 && json.usage) continue;
-        received++;
-        yield json;
-      }
-    }
-    if (!finished) throw new StreamCutError(`the stream ended without [DONE] after ${received} chunks`, received, { headers });
-  } catch (error) {
-    const reason = attempt.reason();
-    if (reason) throw reason;
-    if (error instanceof SluiceError) throw error;
-    throw new StreamCutError(`the stream broke after ${received} chunks: ${redact(String((error as Error)?.message ?? error), secrets)}`, received, {
-      cause: error,
-      headers,
-    });
-  } finally {
-    // Stopped before the end (break, error): abort so undici drops the socket
-    // instead of leaving it half-read in the pool.
-    if (!finished) attempt.abort(new AbortError('The stream was cancelled by its consumer'));
-    attempt.done();
-  }
-}
-
 async function readText(body: Dispatcher.ResponseData['body'], attempt: Attempt, limit: number): Promise<string> {
   try {
     if (limit === Infinity) return await body.text();
@@ -332,26 +183,4 @@ function flattenHeaders(headers: Dispatcher.ResponseData['headers']): Record<str
     if (value !== undefined) out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
-
-function isErrorBody(value: unknown): boolean {
-  return isObject(value) && value.error !== undefined && value.error !== null && !Array.isArray(value.choices);
-}
-
-function isCompletion(value: unknown): value is ChatCompletion {
-  return isObject(value) && Array.isArray(value.choices);
-}
-
-function isChunk(value: unknown): value is ChatCompletionChunk {
-  return isObject(value) && Array.isArray(value.choices);
 }

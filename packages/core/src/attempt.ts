@@ -1,0 +1,96 @@
+import { AbortSource } from './abort-source.js';
+import { abortReason, onAbort } from './call.js';
+import type { Clock } from './clock.js';
+import type { CompletionContext } from './context.js';
+import { AbortError, SluiceError, TimeoutError } from './errors.js';
+
+/**
+ * One HTTP attempt's abort source and its one timer. The timer is armed
+ * for the nearest deadline and, when it fires early for a phase that has
+ * moved on, re-arms for what is left: one timer per attempt instead of
+ * one per phase (and none reset per chunk).
+ */
+export class Attempt {
+  private readonly source = new AbortSource();
+  private readonly unlink: () => void;
+  private timer: unknown;
+  private firstByteAt: number | undefined;
+  private attemptAt: number | undefined;
+  private idleMs: number | undefined;
+  /** When the stream last received bytes (idle phase only). */
+  lastActivity = 0;
+
+  constructor(
+    ctx: CompletionContext,
+    private readonly clock: Clock,
+    private readonly firstByteMs: number,
+    private readonly attemptMs: number,
+  ) {
+    this.unlink = onAbort(ctx, () => this.abort(abortReason(ctx)));
+    const now = clock.now();
+    this.firstByteAt = now + firstByteMs;
+    this.attemptAt = now + attemptMs;
+    this.arm(Math.min(firstByteMs, attemptMs));
+  }
+
+  /** What undici watches; it accepts any object with `aborted` and `addEventListener`. */
+  get signal(): AbortSource {
+    return this.source;
+  }
+
+  /** The headers are in: the first-byte limit is met. */
+  headersReceived(): void {
+    this.firstByteAt = undefined;
+  }
+
+  /** A stream has started: the attempt limit gives way to the idle limit between chunks. */
+  streaming(idleMs: number): void {
+    this.firstByteAt = undefined;
+    this.attemptAt = undefined;
+    this.idleMs = idleMs;
+    this.lastActivity = this.clock.now();
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.arm(idleMs);
+  }
+
+  private arm(ms: number): void {
+    this.timer = this.clock.setTimeout(() => this.check(), Math.max(0, ms));
+  }
+
+  private check(): void {
+    this.timer = undefined;
+    if (this.source.aborted) return;
+    const now = this.clock.now();
+    // The attempt limit wins a tie: it is the one a caller configures for the whole exchange.
+    if (this.attemptAt !== undefined && now >= this.attemptAt) return this.abort(new TimeoutError('attempt', this.attemptMs));
+    if (this.firstByteAt !== undefined && now >= this.firstByteAt) {
+      return this.abort(new TimeoutError('first-byte', this.firstByteMs));
+    }
+    if (this.idleMs !== undefined && now - this.lastActivity >= this.idleMs) {
+      return this.abort(new TimeoutError('idle', this.idleMs));
+    }
+    const next = Math.min(
+      this.firstByteAt ?? Infinity,
+      this.attemptAt ?? Infinity,
+      this.idleMs === undefined ? Infinity : this.lastActivity + this.idleMs,
+    );
+    if (next !== Infinity) this.arm(next - now);
+  }
+
+  abort(reason: unknown): void {
+    if (this.source.aborted) return;
+    this.source.abort(reason instanceof SluiceError ? reason : new AbortError('The call was aborted', { cause: reason }));
+  }
+
+  /** The typed reason this attempt was aborted for, if it was. */
+  reason(): SluiceError | undefined {
+    return this.source.aborted ? (this.source.reason as SluiceError) : undefined;
+  }
+
+  done(): void {
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.unlink();
+  }
+}
+
