@@ -9,6 +9,10 @@ import { AbortError, SluiceError, TimeoutError } from './errors.js';
  * for the nearest deadline and, when it fires early for a phase that has
  * moved on, re-arms for what is left: one timer per attempt instead of
  * one per phase (and none reset per chunk).
+ *
+ * Every path through the transport ends an attempt with `done()` (the
+ * timer cleared, the caller's abort unlinked), and every early end of a
+ * body with `abort()` (the socket destroyed rather than pooled half-read).
  */
 export class Attempt {
   private readonly source = new AbortSource();
@@ -17,7 +21,11 @@ export class Attempt {
   private firstByteAt: number | undefined;
   private attemptAt: number | undefined;
   private idleMs: number | undefined;
-  /** When the stream last received bytes (idle phase only). */
+  /**
+   * When the stream last made progress (idle phase only): a complete SSE
+   * event, or the consumer asking for the next chunk. Bytes alone are not
+   * progress, so a drip cannot hold the stream open.
+   */
   lastActivity = 0;
 
   constructor(

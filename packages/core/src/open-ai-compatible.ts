@@ -3,33 +3,52 @@ import { Agent, type Dispatcher, interceptors } from 'undici';
 import { z } from 'zod';
 import { Attempt } from './attempt.js';
 import type { CompletionContext } from './context.js';
-import { MalformedResponseError, StreamCutError } from './errors.js';
+import { MalformedResponseError, ValidationError } from './errors.js';
 import type { Transport } from './pipeline.js';
-import { errorFromNetwork, errorFromUpstream, redact } from './upstream-errors.js';
+import { readBody } from './read-body.js';
 import { readEvents } from './read-events.js';
+import { errorFromNetwork, errorFromUpstream, redactHeaders } from './upstream-errors.js';
 import { parseOptions } from './validate.js';
-import { isCompletion, isErrorBody, parseJson } from './validate-response.js';
+import { isErrorBody, parseJson, toCompletion } from './validate-response.js';
 
-const optionsSchema = z.object({
+const optionsSchema = z.strictObject({
   baseUrl: z.url({ protocol: /^https?$/ }),
-  apiKey: z.string().min(1).optional(),
+  apiKey: z.string().min(1, 'is empty: set it, or pass apiKey: null for a server that needs no key').nullable().optional(),
   headers: z.record(z.string(), z.string()).optional(),
   connections: z.number().int().positive().optional(),
   connectTimeoutMs: z.number().positive().optional(),
   firstByteTimeoutMs: z.number().positive().optional(),
   idleTimeoutMs: z.number().positive().optional(),
   attemptTimeoutMs: z.number().positive().optional(),
+  maxResponseBytes: z.number().int().positive().optional(),
   includeUsage: z.boolean().optional(),
   dnsCache: z.boolean().optional(),
   name: z.string().min(1).optional(),
   dispatcher: z.custom<Dispatcher>((value) => typeof (value as Dispatcher | undefined)?.dispatch === 'function').optional(),
 });
 
+const timeouts =
+  'set connectTimeoutMs, firstByteTimeoutMs, idleTimeoutMs or attemptTimeoutMs here, or timeoutMs on the call for its whole deadline';
+
+/** Keys people reach for that are not typos of an option. */
+const hints: Readonly<Record<string, string>> = {
+  timeout: timeouts,
+  timeoutMs: timeouts,
+  maxRetries: 'retries belong to the retry() middleware (@sluice/retry)',
+  retries: 'retries belong to the retry() middleware (@sluice/retry)',
+  fetch: 'pass an undici dispatcher to dispatcher',
+};
+
+/** Request headers whose values are credentials, masked like the API key. */
+const credentialHeaders = new Set(['authorization', 'api-key', 'x-api-key', 'proxy-authorization']);
+
 /** Options of {@link openAICompatible}. */
 export type OpenAICompatibleOptions = z.input<typeof optionsSchema>;
 
-/** Largest error body read, so a misbehaving upstream cannot fill memory. */
+/** Largest error body read (the rest is dropped), so a misbehaving upstream cannot fill memory. */
 const maxErrorBody = 64 * 1024;
+/** Default largest success body, and largest single SSE event. */
+const defaultMaxResponseBytes = 32 * 1024 * 1024;
 
 /**
  * A transport for any OpenAI-compatible `POST /chat/completions` endpoint,
@@ -44,10 +63,26 @@ const maxErrorBody = 64 * 1024;
  * - streams parsed with eventsource-parser; `stream_options.include_usage`
  *   is requested unless `includeUsage: false`, and the usage chunk is
  *   hidden from a caller who did not ask for it;
- * - the API key goes only into the Authorization header, and is redacted
- *   from every error message.
+ * - every answer is checked: a caller gets a valid completion or chunk, or
+ *   a typed error (MALFORMED_RESPONSE for one that is not; rules and
+ *   sanitising in validate-response.ts); a usage with bad counts is dropped,
+ *   so no NaN reaches a counter;
+ * - `maxResponseBytes` (default 32 MiB) caps a JSON body and each SSE
+ *   event (in characters); past it, MALFORMED_RESPONSE. Error bodies are
+ *   read up to 64 KiB;
+ * - the API key goes only into the Authorization header, and is masked
+ *   in every error (message, provider code, headers) and in
+ *   `ctx.responseHeaders`, as are the values of credential `headers`
+ *   (`api-key`, `x-api-key`, `authorization`).
  *
- * @param options - `baseUrl` (with its `/v1`), `apiKey`, extra `headers`, pool and timeout settings
+ * `apiKey` is the key; `apiKey: null` (or leaving it out) says the server
+ * needs none (a local Ollama or vLLM). `apiKey: undefined` written out, as
+ * `process.env.KEY` gives when the variable is unset, is a ValidationError:
+ * a missing key should fail here, not as a 401 on the first call.
+ * Unknown options are rejected with the nearest known one (`baseURL` →
+ * `baseUrl`).
+ *
+ * @param options - `baseUrl` (with its `/v1`), `apiKey`, extra `headers`, pool, timeout and size settings
  * @throws ValidationError naming the bad option
  * @example
  * ```ts
@@ -56,16 +91,28 @@ const maxErrorBody = 64 * 1024;
  * ```
  */
 export function openAICompatible(options: OpenAICompatibleOptions): Transport {
-  const config = parseOptions(optionsSchema, options, 'openAICompatible');
+  if (typeof options === 'object' && options !== null && 'apiKey' in options && options.apiKey === undefined) {
+    throw new ValidationError(
+      'openAICompatible.apiKey',
+      'is undefined (an unset environment variable?): set it, or pass apiKey: null for a server that needs no key',
+    );
+  }
+  const config = parseOptions(optionsSchema, options, 'openAICompatible', hints);
   const url = new URL(config.baseUrl);
   const basePath = url.pathname.replace(/\/+$/, '');
   const origin = `${url.protocol}//${url.host}`;
-  const secrets = config.apiKey ? [config.apiKey] : [];
+  const secrets = [
+    ...(config.apiKey ? [config.apiKey] : []),
+    ...Object.entries(config.headers ?? {})
+      .filter(([name, value]) => credentialHeaders.has(name.toLowerCase()) && value !== '')
+      .map(([, value]) => value.replace(/^Bearer\s+/i, '')),
+  ];
   const connectTimeoutMs = config.connectTimeoutMs ?? 10_000;
   const firstByteTimeoutMs = config.firstByteTimeoutMs ?? 60_000;
   const idleTimeoutMs = config.idleTimeoutMs ?? 60_000;
   const attemptTimeoutMs = config.attemptTimeoutMs ?? 60_000;
   const includeUsage = config.includeUsage ?? true;
+  const maxResponseBytes = config.maxResponseBytes ?? defaultMaxResponseBytes;
   const ownAgent = config.dispatcher
     ? undefined
     : new Agent({
@@ -114,38 +161,62 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
       throw attempt.reason() ?? errorFromNetwork(error, connectTimeoutMs, secrets);
     }
     attempt.headersReceived();
-    const headers = flattenHeaders(response.headers);
+    const headers = secrets.length > 0 ? redactHeaders(flattenHeaders(response.headers), secrets) : flattenHeaders(response.headers);
     ctx.responseHeaders = headers;
-    const now = ctx.clock.now();
+    const status = response.statusCode;
 
-    if (response.statusCode < 200 || response.statusCode >= 300) {
-      const text = await readText(response.body, attempt, maxErrorBody);
-      attempt.done();
-      throw errorFromUpstream({ status: response.statusCode, body: parseJson(text) ?? text, headers, now, secrets });
+    if (status < 200 || status >= 300) {
+      let text = '';
+      try {
+        text = await readBody(response.body, attempt, { limit: maxErrorBody, atLimit: 'truncate', headers, secrets });
+      } catch {
+        // A timeout or abort stands; a body that broke does not hide the
+        // status, which alone decides (a 401 cut short must not be retried).
+        const reason = attempt.reason();
+        if (reason) throw reason;
+      } finally {
+        attempt.done();
+      }
+      throw errorFromUpstream({ status, body: parseJson(text) ?? text, headers, now: ctx.clock.now(), secrets });
     }
     const contentType = headers['content-type'] ?? '';
-    if (!ctx.stream || !contentType.includes('text/event-stream')) {
-      const text = await readText(response.body, attempt, Infinity);
-      attempt.done();
-      const json = parseJson(text);
-      if (isErrorBody(json)) throw errorFromUpstream({ status: undefined, body: json, headers, now, secrets });
-      if (!isCompletion(json)) {
-        const what = contentType.includes('html') ? 'an HTML page' : 'a body that is not a chat completion';
-        throw new MalformedResponseError(redact(`upstream answered ${response.statusCode} with ${what}`, secrets), {
-          status: response.statusCode,
-          headers,
-        });
-      }
-      if (ctx.stream) {
-        throw new MalformedResponseError('upstream answered a stream request without an event stream', { headers });
-      }
-      ctx.response = json;
-      ctx.usage = json.usage ?? undefined;
+    if (ctx.stream && contentType.includes('text/event-stream')) {
+      // The stream runs past the attempt timeout; the idle limit guards it.
+      attempt.streaming(idleTimeoutMs);
+      ctx.chunks = readEvents(ctx, response.body, attempt, {
+        hideUsage: !callerAskedUsage,
+        headers,
+        secrets,
+        maxEventSize: maxResponseBytes,
+      });
       return;
     }
-    // The stream runs past the attempt timeout; the idle limit guards it.
-    attempt.streaming(idleTimeoutMs);
-    ctx.chunks = readEvents(ctx, response.body, attempt, { hideUsage: !callerAskedUsage, headers, secrets });
+    const declared = Number(headers['content-length']);
+    if (declared > maxResponseBytes) {
+      const error = new MalformedResponseError(`the response body (${declared} bytes) exceeds maxResponseBytes (${maxResponseBytes})`, {
+        status,
+        headers,
+      });
+      attempt.abort(error);
+      attempt.done();
+      throw error;
+    }
+    let text: string;
+    try {
+      text = await readBody(response.body, attempt, { limit: maxResponseBytes, atLimit: 'fail', headers, secrets });
+    } finally {
+      attempt.done();
+    }
+    const json = parseJson(text);
+    if (isErrorBody(json)) throw errorFromUpstream({ status: undefined, body: json, headers, now: ctx.clock.now(), secrets });
+    if (json === undefined) {
+      const what = contentType.includes('html') ? 'an HTML page' : 'a body that is not JSON';
+      throw new MalformedResponseError(`upstream answered ${status} with ${what}`, { status, headers });
+    }
+    if (ctx.stream) throw new MalformedResponseError('upstream answered a stream request without an event stream', { status, headers });
+    const completion = toCompletion(json, { headers, secrets, status });
+    ctx.response = completion;
+    ctx.usage = completion.usage ?? undefined;
   }
 
   return {
@@ -157,24 +228,6 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
       return closing;
     },
   };
-}
-
-async function readText(body: Dispatcher.ResponseData['body'], attempt: Attempt, limit: number): Promise<string> {
-  try {
-    if (limit === Infinity) return await body.text();
-    let text = '';
-    const decoder = new TextDecoder();
-    for await (const bytes of body) {
-      text += decoder.decode(bytes as Uint8Array, { stream: true });
-      if (text.length >= limit) {
-        body.destroy();
-        break;
-      }
-    }
-    return text;
-  } catch (error) {
-    throw attempt.reason() ?? new StreamCutError(`the response body broke: ${(error as Error)?.message}`, 0, { cause: error });
-  }
 }
 
 function flattenHeaders(headers: Dispatcher.ResponseData['headers']): Record<string, string> {
