@@ -161,7 +161,7 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
       throw attempt.reason() ?? errorFromNetwork(error, connectTimeoutMs, secrets);
     }
     attempt.headersReceived();
-    const headers = secrets.length > 0 ? redactHeaders(flattenHeaders(response.headers), secrets) : flattenHeaders(response.headers);
+    const headers = flattenHeaders(response.headers, secrets);
     ctx.responseHeaders = headers;
     const status = response.statusCode;
 
@@ -230,10 +230,16 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
   };
 }
 
-function flattenHeaders(headers: Dispatcher.ResponseData['headers']): Record<string, string> {
+/** Response headers as one lowercased string each, with any echoed secret masked. */
+function flattenHeaders(headers: Dispatcher.ResponseData['headers'], secrets: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
+  let suspect = false;
   for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined) out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+    if (value === undefined) continue;
+    const flat = Array.isArray(value) ? value.join(', ') : value;
+    out[name.toLowerCase()] = flat;
+    // Checked in the same pass: this runs on every response.
+    for (let i = 0; !suspect && i < secrets.length; i++) suspect = flat.includes(secrets[i] as string) || flat.includes('Bearer');
   }
-  return out;
+  return suspect ? redactHeaders(out, secrets) : out;
 }
