@@ -169,6 +169,21 @@ describe('openAICompatible: malformed answers over HTTP', () => {
     await llm.close();
   });
 
+  it('rejects a stream request answered with a JSON completion instead of an event stream', async () => {
+    const upstream = await rawUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completion([{ index: 0, message, finish_reason: 'stop' }])));
+    });
+    const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey }) });
+    await expect(collect(llm.stream(ask()))).rejects.toMatchObject({ code: 'MALFORMED_RESPONSE', message: expect.stringContaining('without an event stream') });
+    await llm.close();
+  });
+
+  it.each(['null', '42', '"text"'])('rejects a completion body that is the JSON value %s', async (body) => {
+    const { upstream, llm } = await setup();
+    upstream.enqueue({ kind: 'malformed', body });
+    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'MALFORMED_RESPONSE' });
+  });
+
   it('sanitises delta: null to an empty delta and finishes the stream', async () => {
     const upstream = await rawUpstream((_req, res) =>
       sse(res, [chunk({ index: 0, delta: { content: 'a' } }), chunk({ index: 0, delta: null, finish_reason: 'stop' }), 'data: [DONE]\n\n']),
