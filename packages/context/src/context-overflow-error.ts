@@ -16,6 +16,7 @@ import { SluiceError } from '@sluice/core';
  * ```
  */
 export class ContextOverflowError extends SluiceError {
+  static override readonly brand: string = 'ContextOverflowError';
   /** How many tokens are over: `needed − budget`. */
   readonly overBy: number;
 

@@ -1,12 +1,6 @@
 import { z } from 'zod';
-import {
-  type ChatCompletionRequest,
-  type ChatMessage,
-  type CompletionContext,
-  type Middleware,
-  chatMessageSchema,
-  parseOptions,
-} from '@sluice/core';
+import { type ChatCompletionRequest, type ChatMessage, type CompletionContext, type Middleware } from '@sluice/core';
+import { chatMessageSchema, parseOptions } from '@sluice/core/kit';
 import { builtInContextWindow } from './context-window.js';
 import { ContextOverflowError } from './context-overflow-error.js';
 import { chatFormat, messageTokens } from './count-messages.js';

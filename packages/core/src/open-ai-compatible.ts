@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { Attempt } from './attempt.js';
 import type { CompletionContext } from './context.js';
 import { MalformedResponseError, ValidationError } from './errors.js';
-import type { Transport } from './pipeline.js';
+import type { Transport } from './transport.js';
 import { readBody } from './read-body.js';
 import { readEvents } from './read-events.js';
 import { errorFromNetwork, errorFromUpstream, redactHeaders } from './upstream-errors.js';

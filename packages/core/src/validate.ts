@@ -29,6 +29,10 @@ export function parseOptions<T extends z.ZodType>(
   name: string,
   hints?: Readonly<Record<string, string>>,
 ): z.output<T> {
+  if (isCallContext(value)) {
+    // `use(retry)` instead of `use(retry())`: the factory was run as a middleware, with the call as its options.
+    throw new ValidationError(name, `${name} was given a call's context as options: it is a middleware factory, so call it, as in use(${name}())`);
+  }
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const { issues } = result.error;
@@ -115,4 +119,9 @@ function editDistance(a: string, b: string): number {
     }
   }
   return d[rows * cols - 1]!;
+}
+
+function isCallContext(value: unknown): boolean {
+  const candidate = value as { onSettled?: unknown; request?: unknown; remainingMs?: unknown } | null;
+  return typeof candidate?.onSettled === 'function' && typeof candidate.remainingMs === 'function' && candidate.request !== undefined;
 }

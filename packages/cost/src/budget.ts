@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { type CompletionContext, type Middleware, type Store, ValidationError, parseOptions } from '@sluice/core';
+import { type CompletionContext, type Middleware, type Store, ValidationError } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { type BudgetBucket, releaseHold, reserveHold, reservedUsd, settleHold } from './budget-bucket.js';
 import { type BudgetPeriod, type BudgetScope, periodBucket } from './budget-period.js';

@@ -1,4 +1,5 @@
-import { type CompletionContext, type Middleware, type Settlement, parseOptions } from '@sluice/core';
+import { type CompletionContext, type Middleware, type Settlement } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { AnomalyDetector, type AnomalyOptions, anomalyOptionsSchema } from './anomaly-detector.js';
 import './cost-events.js';
