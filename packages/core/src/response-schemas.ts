@@ -32,6 +32,7 @@ const message = z.looseObject({
   role: z.literal('assistant').optional(),
   content: z.union([z.string(), z.array(z.unknown())]).nullish(),
   refusal: z.string().nullish(),
+  name: z.string().nullish(),
   tool_calls: z.array(toolCall).nullish(),
 });
 
@@ -67,7 +68,7 @@ export const completionResponseSchema = z.looseObject({
 const toolCallDelta = z.looseObject({
   index: z.number().optional(),
   id: z.string().nullish(),
-  type: z.string().nullish(),
+  type: z.literal('function').nullish(),
   function: z.looseObject({ name: z.string().nullish(), arguments: z.string().nullish() }).nullish(),
 });
 

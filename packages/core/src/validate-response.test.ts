@@ -1,4 +1,6 @@
+import { seededRandom } from '@sluice/testing';
 import { describe, expect, it } from 'vitest';
+import { chatCompletionChunkSchema, chatCompletionSchema } from './schemas.js';
 import { chunkResponseSchema, completionResponseSchema } from './response-schemas.js';
 import { sanitiseUsage, toChunk, toCompletion } from './validate-response.js';
 import type { Settlement } from './context.js';
@@ -84,6 +86,85 @@ describe('response checks', () => {
       model: '',
       choices: [{ index: 0, finish_reason: null, message: { role: 'assistant', content: 'x' } }],
     });
+  });
+});
+
+const odd: unknown[] = [null, {}, [], [null], [{}], '12', '', -5, 0, 1.5, true, 'x', { content: 1 }, { index: 0 }, undefined];
+
+/** Every path to a value inside `value`. */
+function paths(value: unknown, prefix: Array<string | number> = []): Array<Array<string | number>> {
+  if (typeof value !== 'object' || value === null) return [prefix];
+  const keys: Array<string | number> = Array.isArray(value) ? value.map((_, i) => i) : Object.keys(value);
+  return [prefix, ...keys.flatMap((key) => paths((value as Record<string | number, unknown>)[key], [...prefix, key]))];
+}
+
+/** `base` with 1-3 random values replaced by odd ones (undefined deletes). */
+function mutate(base: unknown, random: () => number): unknown {
+  const value = structuredClone(base);
+  for (let n = 1 + Math.floor(random() * 3); n > 0; n--) {
+    const all = paths(value).filter((path) => path.length > 0);
+    const path = all[Math.floor(random() * all.length)];
+    if (!path) break;
+    const parent = path.slice(0, -1).reduce<unknown>((at, key) => (at as Record<string | number, unknown>)[key], value) as Record<string | number, unknown>;
+    const replacement = odd[Math.floor(random() * odd.length)];
+    const key = path[path.length - 1] as string | number;
+    if (replacement === undefined && !Array.isArray(parent)) delete parent[key];
+    else parent[key] = structuredClone(replacement);
+  }
+  return value;
+}
+
+const toolCallChunk = chunkOf([{ index: 0, delta: { role: 'assistant', tool_calls: [{ index: 0, id: 't', type: 'function', function: { name: 'f', arguments: '{' } }] }, finish_reason: null }], { usage: null });
+const finalChunk = chunkOf([], { usage: { ...usage, prompt_tokens_details: { cached_tokens: 1 }, completion_tokens_details: { reasoning_tokens: 0 } } });
+const toolCompletion = completion([{ index: 0, message: { role: 'assistant', content: null, refusal: null, tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{}' } }] }, finish_reason: 'tool_calls' }], { usage });
+
+/** Counts must be finite numbers of zero or more wherever they are. */
+function countsAreSafe(value: { usage?: unknown }): boolean {
+  const u = value.usage as Record<string, unknown> | null | undefined;
+  if (u === undefined || u === null) return true;
+  const counts = [u.prompt_tokens, u.completion_tokens, u.total_tokens, ...Object.values({ ...(u.prompt_tokens_details as object), ...(u.completion_tokens_details as object) })];
+  return counts.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0);
+}
+
+describe('response checks against random damage', () => {
+  it('a damaged chunk is a typed error or a chunk of the public type with safe counts, as the schema says', () => {
+    const random = seededRandom(7);
+    for (let i = 0; i < 3_000; i++) {
+      const value = mutate([chunkOf([{ index: 0, delta: { content: 'x' }, finish_reason: null }]), toolCallChunk, finalChunk][i % 3], random);
+      const accepted = chunkResponseSchema.safeParse(structuredClone(value)).success;
+      let result: unknown;
+      try {
+        result = toChunk(structuredClone(value), context);
+      } catch (error) {
+        expect(error, JSON.stringify(value)).toMatchObject({ code: 'MALFORMED_RESPONSE' });
+        expect(accepted, JSON.stringify(value)).toBe(false);
+        continue;
+      }
+      expect(accepted, JSON.stringify(value)).toBe(true);
+      expect(chatCompletionChunkSchema.safeParse(result).success, JSON.stringify(value)).toBe(true);
+      expect(countsAreSafe(result as object), JSON.stringify(value)).toBe(true);
+    }
+  });
+
+  it('a damaged completion is a typed error or a completion of the public type with safe counts, as the schema says', () => {
+    const random = seededRandom(11);
+    for (let i = 0; i < 3_000; i++) {
+      const value = mutate([completion([{ index: 0, message, finish_reason: 'stop' }], { usage }), toolCompletion][i % 2], random);
+      const accepted = completionResponseSchema.safeParse(structuredClone(value)).success;
+      let result: { choices: Array<{ message: { content?: unknown } }> };
+      try {
+        result = toCompletion(structuredClone(value), context);
+      } catch (error) {
+        expect(error, JSON.stringify(value)).toMatchObject({ code: 'MALFORMED_RESPONSE' });
+        expect(accepted, JSON.stringify(value)).toBe(false);
+        continue;
+      }
+      expect(accepted, JSON.stringify(value)).toBe(true);
+      // Content parts pass through unchecked (providers add their own kinds).
+      for (const choice of result.choices) if (Array.isArray(choice.message.content)) choice.message.content = '';
+      expect(chatCompletionSchema.safeParse(result).success, JSON.stringify(value)).toBe(true);
+      expect(countsAreSafe(result as object), JSON.stringify(value)).toBe(true);
+    }
   });
 });
 

@@ -19,9 +19,11 @@ import { redact } from './upstream-errors.js';
  *   `delta` nor a `finish_reason` (`choices: [{}]`); a `delta` or
  *   `message` that is not an object; `content`, `role`, `refusal` or
  *   `finish_reason` of the wrong type; `index` not a number; `tool_calls`
- *   not an array or holding a non-object; a completion's tool call without
- *   a string `id`, `function.name` and `function.arguments`; `id` or
- *   `model` of a type other than string. These are what a caller
+ *   not an array or holding a non-object; a tool call `type` other than
+ *   `'function'`; a completion's tool call without a string `id`,
+ *   `function.name` and `function.arguments`; `id` or `model` of a type
+ *   other than string. Message content parts are passed through unchecked
+ *   (providers add their own kinds). These are what a caller
  *   dereferences (`chunk.choices[0].delta.content`): letting them through
  *   would move the failure into the caller's code as a TypeError.
  * - Sanitised: `delta: null` becomes `{}` (nothing new in this chunk, as
@@ -139,9 +141,21 @@ function checkEnvelope(value: unknown): value is Record<string, unknown> {
 function finishEnvelope(value: Record<string, unknown>): Record<string, unknown> {
   if (typeof value.id !== 'string') value.id = '';
   if (typeof value.model !== 'string') value.model = '';
+  // Informational only: a wrong type is dropped rather than failing the answer.
+  if (value.object !== undefined && typeof value.object !== 'string') delete value.object;
+  if (value.created !== undefined && typeof value.created !== 'number') delete value.created;
   const usage = value.usage;
   if (usage !== undefined && usage !== null && sanitiseUsage(usage) === undefined) delete value.usage;
   return value;
+}
+
+/** An optional string field the wire type has no null for: absent, a string, or null (removed). */
+function stringOrAbsent(record: Record<string, unknown>, key: string): boolean {
+  const value = record[key];
+  if (value === undefined || typeof value === 'string') return true;
+  if (value !== null) return false;
+  delete record[key];
+  return true;
 }
 
 function checkIndex(choice: Record<string, unknown>, position: number): boolean {
@@ -160,12 +174,15 @@ function checkCompletionChoice(choice: unknown, position: number): boolean {
   else if (message.role !== 'assistant') return false;
   const content = message.content;
   if (!(optionalString(content) || Array.isArray(content)) || !optionalString(message.refusal)) return false;
+  if (!stringOrAbsent(message, 'name')) return false;
   const calls = message.tool_calls;
   if (calls === null) delete message.tool_calls;
   else if (calls !== undefined) {
     if (!Array.isArray(calls)) return false;
     for (const call of calls) {
-      if (!isObject(call) || typeof call.id !== 'string' || (call.type !== undefined && call.type !== 'function')) return false;
+      if (!isObject(call) || typeof call.id !== 'string') return false;
+      if (call.type === undefined) call.type = 'function';
+      else if (call.type !== 'function') return false;
       const fn = call.function;
       if (!isObject(fn) || typeof fn.name !== 'string' || typeof fn.arguments !== 'string') return false;
     }
@@ -181,17 +198,18 @@ function checkChunkChoice(choice: unknown, position: number): boolean {
     delta = choice.delta = {};
   } else if (delta === null) delta = choice.delta = {};
   if (!isObject(delta)) return false;
-  if (!optionalString(delta.role) || !optionalString(delta.content) || !optionalString(delta.refusal)) return false;
+  if (!stringOrAbsent(delta, 'role') || !optionalString(delta.content) || !optionalString(delta.refusal)) return false;
   const calls = delta.tool_calls;
   if (calls === null) delete delta.tool_calls;
   else if (calls !== undefined) {
     if (!Array.isArray(calls)) return false;
     for (let i = 0; i < calls.length; i++) {
       const call: unknown = calls[i];
-      if (!isObject(call) || !checkIndex(call, i) || !optionalString(call.id) || !optionalString(call.type)) return false;
+      if (!isObject(call) || !checkIndex(call, i) || !stringOrAbsent(call, 'id') || !stringOrAbsent(call, 'type')) return false;
+      if (call.type !== undefined && call.type !== 'function') return false;
       const fn = call.function;
-      if (fn === undefined || fn === null) continue;
-      if (!isObject(fn) || !optionalString(fn.name) || !optionalString(fn.arguments)) return false;
+      if (fn === null) delete call.function;
+      else if (fn !== undefined && (!isObject(fn) || !stringOrAbsent(fn, 'name') || !stringOrAbsent(fn, 'arguments'))) return false;
     }
   }
   return true;
