@@ -23,10 +23,11 @@ export class Attempt {
   private idleMs: number | undefined;
   /**
    * When the stream last made progress (idle phase only): a complete SSE
-   * event, or the consumer asking for the next chunk. Bytes alone are not
-   * progress, so a drip cannot hold the stream open.
+   * event. Bytes alone are not progress, so a drip cannot hold the stream open.
    */
   lastActivity = 0;
+  /** The consumer holds a chunk and has not asked for the next: its time is not upstream silence. */
+  private held = false;
 
   constructor(
     ctx: CompletionContext,
@@ -61,6 +62,17 @@ export class Attempt {
     this.arm(idleMs);
   }
 
+  /** A chunk went to the consumer: the idle limit waits until it asks for the next. */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** The consumer asked for the next chunk: the idle limit counts again from now. */
+  release(): void {
+    this.held = false;
+    this.lastActivity = this.clock.now();
+  }
+
   private arm(ms: number): void {
     this.timer = this.clock.setTimeout(() => this.check(), Math.max(0, ms));
   }
@@ -74,13 +86,14 @@ export class Attempt {
     if (this.firstByteAt !== undefined && now >= this.firstByteAt) {
       return this.abort(new TimeoutError('first-byte', this.firstByteMs));
     }
-    if (this.idleMs !== undefined && now - this.lastActivity >= this.idleMs) {
+    if (this.idleMs !== undefined && !this.held && now - this.lastActivity >= this.idleMs) {
       return this.abort(new TimeoutError('idle', this.idleMs));
     }
     const next = Math.min(
       this.firstByteAt ?? Infinity,
       this.attemptAt ?? Infinity,
-      this.idleMs === undefined ? Infinity : this.lastActivity + this.idleMs,
+      // While held, look again one idle period on (cheaper than re-arming on every release).
+      this.idleMs === undefined ? Infinity : (this.held ? now : this.lastActivity) + this.idleMs,
     );
     if (next !== Infinity) this.arm(next - now);
   }

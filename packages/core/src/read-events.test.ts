@@ -1,9 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Clock } from './clock.js';
 import { openAICompatible, type OpenAICompatibleOptions } from './open-ai-compatible.js';
 import { createPipeline } from './pipeline.js';
 import { apiKey, ask, collect, setup } from './test-helpers.js';
 import { chunk, rawUpstream, sse } from './test-raw-upstream.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 /** The system clock, counting the timers still armed. */
 function countingClock(): Clock & { armed: Set<unknown> } {
@@ -49,6 +53,28 @@ describe('openAICompatible: the idle limit counts events, not bytes', () => {
     await expect(reading).rejects.toMatchObject({ code: 'TIMEOUT', phase: 'idle' });
     expect(seen).toHaveLength(1);
     await upstream.socketClosed(1);
+    await llm.close();
+  });
+});
+
+describe('openAICompatible: the idle limit is the upstream\'s, not the consumer\'s', () => {
+  it('lets a consumer take longer than the idle limit over a chunk', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    let rest: (() => void) | undefined;
+    const upstream = await rawUpstream((_req, res) => {
+      sse(res, [chunk()], true);
+      rest = () => res.end(`${chunk()}data: [DONE]\n\n`);
+    });
+    const llm = pipelineFor(upstream.url, { idleTimeoutMs: 10_000 });
+    let seen = 0;
+    for await (const c of llm.stream(ask())) {
+      expect(c.choices[0]?.delta.content).toBe('x');
+      if (++seen > 1) continue;
+      // The consumer thinks for 25 s over the first chunk; then the upstream sends the rest at once.
+      await vi.advanceTimersByTimeAsync(25_000);
+      rest?.();
+    }
+    expect(seen).toBe(2);
     await llm.close();
   });
 });

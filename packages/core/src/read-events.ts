@@ -23,8 +23,8 @@ export interface ReadEventsOptions {
  * Reads an SSE body into checked chunks (see validate-response.ts).
  *
  * The attempt's idle timer counts events, not bytes: it restarts on each
- * complete event, and again when the consumer asks for the next chunk (a
- * slow consumer is not a silent upstream). Bytes that do not finish an
+ * complete event, and stands still while the consumer holds a chunk (a
+ * slow consumer is not a silent upstream; the call's deadline still runs). Bytes that do not finish an
  * event (a drip, or `:` keep-alive comments) leave it running, so an
  * upstream that trickles a byte a second still hits its idle limit.
  *
@@ -91,9 +91,10 @@ export async function* readEvents(
         if (chunk.usage) ctx.usage = chunk.usage;
         if (options.hideUsage && usageChunk && chunk.choices.length === 0) continue;
         received++;
-        yield chunk;
         // The consumer's own time between chunks is not upstream silence.
-        attempt.lastActivity = clock.now();
+        attempt.hold();
+        yield chunk;
+        attempt.release();
       }
     }
     if (!finished) throw new StreamCutError(`the stream ended without [DONE] after ${received} chunks`, received, { headers });

@@ -207,7 +207,7 @@ describe('openAICompatible: malformed answers over HTTP', () => {
   ])('rejects a completion with %s as MALFORMED_RESPONSE', async (_name, body) => {
     const { upstream, llm } = await setup();
     upstream.enqueue({ kind: 'malformed', body: JSON.stringify(body) });
-    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'MALFORMED_RESPONSE', status: 200 });
+    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'MALFORMED_RESPONSE', status: 200, upstreamFault: true, final: false });
   });
 
   it.each([
