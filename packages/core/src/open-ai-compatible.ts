@@ -56,9 +56,12 @@ const defaultMaxResponseBytes = 32 * 1024 * 1024;
  *
  * - `connections` per origin (default 100: the original client's 100 per host);
  * - timeouts: `connectTimeoutMs` 10 s, `firstByteTimeoutMs` (to response
- *   headers) 60 s, `idleTimeoutMs` between stream chunks 60 s, and
+ *   headers) 60 s, `idleTimeoutMs` between stream events 60 s, and
  *   `attemptTimeoutMs` 60 s for a whole non-stream attempt or a stream's
- *   start. All but connect run on the call's clock;
+ *   start. All but connect run on the call's clock. The idle limit counts
+ *   complete SSE events: bytes that finish none (a drip, `:` keep-alive
+ *   comments) do not reset it, and the time a consumer holds a chunk does
+ *   not count against it;
  * - DNS answers cached (undici's dns interceptor) unless `dnsCache: false`;
  * - streams parsed with eventsource-parser; `stream_options.include_usage`
  *   is requested unless `includeUsage: false`, and the usage chunk is
