@@ -52,7 +52,12 @@ export async function* readEvents(
   const events: EventSourceMessage[] = [];
   let overflow: ParseError | undefined;
   const parser = createParser({
-    onEvent: (event) => events.push(event),
+    // An event without data is not dispatched (the SSE spec; some relays
+    // send `data:` alone as a keep-alive): like a comment, it neither
+    // fails the stream nor counts as progress.
+    onEvent: (event) => {
+      if (event.data !== '') events.push(event);
+    },
     onError: (error) => {
       if (error.type === 'max-buffer-size-exceeded') overflow = error;
     },

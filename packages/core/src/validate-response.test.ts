@@ -275,6 +275,13 @@ describe('openAICompatible: malformed answers over HTTP', () => {
     await llm.close();
   });
 
+  it('skips comments and events without data between chunks', async () => {
+    const upstream = await rawUpstream((_req, res) => sse(res, [chunk(), ': keep-alive\n\n', 'data:\n\n', 'event: ping\n\n', chunk(), 'data: [DONE]\n\n']));
+    const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey }) });
+    await expect(collect(llm.stream(ask()))).resolves.toHaveLength(2);
+    await llm.close();
+  });
+
   it('drops a stream usage with bad counts, so nothing downstream counts a NaN', async () => {
     const bad = { prompt_tokens: '12', completion_tokens: 2, total_tokens: 14 };
     const upstream = await rawUpstream((_req, res) => sse(res, [chunk(), `data: ${JSON.stringify(chunkOf([], { usage: bad }))}\n\n`, 'data: [DONE]\n\n']));
