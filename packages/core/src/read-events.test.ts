@@ -109,6 +109,14 @@ describe('openAICompatible: size caps', () => {
     await expect(collect(llm.stream(ask()))).resolves.not.toHaveLength(0);
   });
 
+  it('rejects an SSE event that grows past maxResponseBytes without ever finishing', async () => {
+    const upstream = await rawUpstream((_req, res) => sse(res, [chunk(), `data: {"id":"${'z'.repeat(3_000)}`], true));
+    const llm = pipelineFor(upstream.url, { maxResponseBytes: 2_000 });
+    await expect(collect(llm.stream(ask()))).rejects.toMatchObject({ code: 'MALFORMED_RESPONSE', message: expect.stringContaining('maxResponseBytes') });
+    await upstream.socketClosed(1);
+    await llm.close();
+  });
+
   it('validates maxResponseBytes', () => {
     expect(() => openAICompatible({ baseUrl: 'http://127.0.0.1:1/v1', maxResponseBytes: 0 })).toThrow(
       expect.objectContaining({ field: 'openAICompatible.maxResponseBytes' }),
