@@ -1,4 +1,11 @@
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import type { Dispatcher } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Attempt } from './attempt.js';
+import { systemClock } from './clock.js';
+import type { CompletionContext } from './context.js';
+import { readEvents } from './read-events.js';
 import type { Clock } from './clock.js';
 import { openAICompatible, type OpenAICompatibleOptions } from './open-ai-compatible.js';
 import { createPipeline } from './pipeline.js';
@@ -33,6 +40,35 @@ function countingClock(): Clock & { armed: Set<unknown> } {
 function pipelineFor(url: string, options: Partial<OpenAICompatibleOptions> = {}, clock?: Clock) {
   return createPipeline({ transport: openAICompatible({ baseUrl: url, apiKey, ...options }), ...(clock ? { clock } : {}) });
 }
+
+describe('readEvents', () => {
+  const texts = ['Hello', ' 日本語', ' 🙂🙃', ' é\u0301', ' done'];
+  const wire = Buffer.from(
+    [...texts.map((text) => chunk({ index: 0, delta: { content: text } })), ': keep-alive\r\n\r\n', 'data: [DONE]\n\n'].join(''),
+  );
+
+  async function read(parts: Buffer[]): Promise<string[]> {
+    const ctx = { signal: new AbortController().signal, clock: systemClock, usage: undefined } as unknown as CompletionContext;
+    const attempt = new Attempt(ctx, systemClock, 60_000, 60_000);
+    attempt.streaming(60_000);
+    const body = Readable.from(parts) as unknown as Dispatcher.ResponseData['body'];
+    const options = { hideUsage: true, headers: {}, secrets: [], maxEventSize: 1 << 20 };
+    const out: string[] = [];
+    for await (const c of readEvents(ctx, body, attempt, options)) out.push(c.choices[0]?.delta.content ?? '');
+    return out;
+  }
+
+  it('yields the same chunks however the bytes are split, even inside a character', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(fc.integer({ min: 1, max: wire.length - 1 }), { maxLength: 30 }), async (cuts) => {
+        const edges = [0, ...cuts.sort((a, b) => a - b), wire.length];
+        const parts = edges.slice(1).map((end, i) => wire.subarray(edges[i], end));
+        expect(await read(parts)).toEqual(texts);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
 
 describe('openAICompatible: the idle limit counts events, not bytes', () => {
   it('times out a stream that drips a byte at a time without finishing an event', async () => {
