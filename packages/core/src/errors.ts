@@ -280,6 +280,19 @@ export class MalformedResponseError extends UpstreamError {
   }
 }
 
+/**
+ * The upstream's body, or one of its stream events, was larger than
+ * `maxResponseBytes`: read no further, so a runaway upstream cannot fill
+ * memory. An upstream fault; not retryable (the same request would likely
+ * get the same answer).
+ */
+export class ResponseTooLargeError extends UpstreamError {
+  static override readonly brand: string = 'ResponseTooLargeError';
+  constructor(message: string, options: UpstreamErrorOptions = {}) {
+    super('RESPONSE_TOO_LARGE', message, { upstreamFault: true, ...options });
+  }
+}
+
 /** A stream ended without `[DONE]` or its connection broke after chunks were sent. */
 export class StreamCutError extends UpstreamError {
   static override readonly brand: string = 'StreamCutError';

@@ -18,10 +18,12 @@ export {
 } from './keyed-state.js';
 export { compose } from './compose.js';
 export { onAbort, abortReason } from './call.js';
-export { parseOptions } from './validate.js';
+export { parseOptions, closestKey } from './validate.js';
+export { sanitiseUsage } from './validate-response.js';
+export { completionResponseSchema, chunkResponseSchema } from './response-schemas.js';
 export { promptTokens, estimateTokens } from './prompt-tokens.js';
 export type { PromptTokens } from './augmentable.js';
-export { parseRetryAfter, redact } from './upstream-errors.js';
+export { parseRetryAfter, redact, excerpt, redactHeaders } from './upstream-errors.js';
 export { toSluiceError } from './errors.js';
 export { unrefTimer } from './clock.js';
 export * from './schemas.js';

@@ -3,7 +3,7 @@ import { Agent, type Dispatcher, interceptors } from 'undici';
 import { z } from 'zod';
 import { Attempt } from './attempt.js';
 import type { CompletionContext } from './context.js';
-import { MalformedResponseError, ValidationError } from './errors.js';
+import { MalformedResponseError, ResponseTooLargeError, ValidationError } from './errors.js';
 import type { Transport } from './transport.js';
 import { readBody } from './read-body.js';
 import { readEvents } from './read-events.js';
@@ -196,7 +196,7 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
     }
     const declared = Number(headers['content-length']);
     if (declared > maxResponseBytes) {
-      const error = new MalformedResponseError(`the response body (${declared} bytes) exceeds maxResponseBytes (${maxResponseBytes})`, {
+      const error = new ResponseTooLargeError(`the response body (${declared} bytes) exceeds maxResponseBytes (${maxResponseBytes})`, {
         status,
         headers,
       });

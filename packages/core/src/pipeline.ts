@@ -38,7 +38,7 @@ export interface CloseOptions {
   graceMs?: number;
 }
 
-const pipelineOptionsSchema = z.object({
+const pipelineOptionsSchema = z.strictObject({
   transport: z.custom<Transport>(
     (value) => typeof (value as Transport | undefined)?.send === 'function',
     'must be a transport with a send(ctx) method',
@@ -49,9 +49,12 @@ const pipelineOptionsSchema = z.object({
   validateRequests: z.boolean().optional(),
 });
 
+/** Answers for keys other libraries use for the same thing. */
+const callHints = { timeout: 'use timeoutMs', deadline: 'use timeoutMs', abortSignal: 'use signal', metadata: 'use tags' };
+
 const closeOptionsSchema = z.strictObject({ graceMs: z.number().nonnegative().finite().optional() });
 
-const callOptionsSchema = z.object({
+const callOptionsSchema = z.strictObject({
   signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal').optional(),
   timeoutMs: z.number().positive().finite().optional(),
   tags: z.record(z.string(), z.string()).optional(),
@@ -128,7 +131,7 @@ export class Pipeline<S extends object = object> {
    */
   async run(request: ChatCompletionRequest, options?: CallOptions): Promise<CompletionContext<S>> {
     if (this.closing) throw new ClosedError();
-    const call = options === undefined ? {} : parseOptions(callOptionsSchema, options, 'options');
+    const call = options === undefined ? {} : parseOptions(callOptionsSchema, options, 'options', callHints);
     const body = this.parseRequest(request);
     const ctx = new Call<S>(body, call.tags ? Object.freeze({ ...call.tags }) : noTags, call.timeoutMs, this.environment);
     this.inFlight.add(ctx);

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { Attempt } from './attempt.js';
-import { MalformedResponseError, StreamCutError } from './errors.js';
+import { ResponseTooLargeError, StreamCutError } from './errors.js';
 import { redact } from './upstream-errors.js';
 
 /** What {@link readBody} does at its limit. */
@@ -9,7 +9,7 @@ export interface ReadBodyOptions {
   limit: number;
   /**
    * `'truncate'`: keep the first `limit` bytes and stop reading (an error
-   * body: its start says enough). `'fail'`: a MalformedResponseError (a
+   * body: its start says enough). `'fail'`: a ResponseTooLargeError (a
    * success body: half a completion is no completion).
    */
   atLimit: 'truncate' | 'fail';
@@ -26,14 +26,14 @@ export interface ReadBodyOptions {
  * @param attempt - its abort carries the attempt's timeout, and on a breach
  *   destroys the socket rather than reading the rest
  * @param options - see {@link ReadBodyOptions}
- * @throws MalformedResponseError past the limit with `atLimit: 'fail'`; the
+ * @throws ResponseTooLargeError past the limit with `atLimit: 'fail'`; the
  *   attempt's TimeoutError or AbortError; StreamCutError when the body breaks
  */
 export async function readBody(body: Dispatcher.ResponseData['body'], attempt: Attempt, options: ReadBodyOptions): Promise<string> {
   const { limit, headers } = options;
   const parts: Buffer[] = [];
   let size = 0;
-  let breach: MalformedResponseError | undefined;
+  let breach: ResponseTooLargeError | undefined;
   try {
     for await (const part of body) {
       const bytes = part as Buffer;
@@ -44,7 +44,7 @@ export async function readBody(body: Dispatcher.ResponseData['body'], attempt: A
           size = limit;
           break;
         }
-        breach = new MalformedResponseError(`the response body exceeded maxResponseBytes (${limit})`, { headers });
+        breach = new ResponseTooLargeError(`the response body exceeded maxResponseBytes (${limit})`, { headers });
         // Drops the socket instead of reading the rest.
         attempt.abort(breach);
         break;

@@ -93,6 +93,26 @@ describe('openAICompatible: the idle limit counts events, not bytes', () => {
   });
 });
 
+describe('openAICompatible: keep-alive comments are progress', () => {
+  it('keeps a stream whose model thinks longer than the idle limit alive through `:` comments', async () => {
+    // Real time with short limits, as above: the pings must reach the client between ticks.
+    const upstream = await rawUpstream((_req, res) => {
+      sse(res, [], true);
+      let pings = 0;
+      const ping = setInterval(() => {
+        if (++pings < 8) return void res.write(': OPENROUTER PROCESSING\n\n');
+        clearInterval(ping);
+        res.end(`${chunk()}data: [DONE]\n\n`);
+      }, 40);
+      res.once('close', () => clearInterval(ping));
+    });
+    const llm = pipelineFor(upstream.url, { idleTimeoutMs: 150 });
+    const seen = await collect(llm.stream(ask()));
+    expect(seen).toHaveLength(1);
+    await llm.close();
+  });
+});
+
 describe('openAICompatible: the idle limit is the upstream\'s, not the consumer\'s', () => {
   it('lets a consumer take longer than the idle limit over a chunk', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
@@ -119,7 +139,7 @@ describe('openAICompatible: size caps', () => {
   it('rejects a JSON body past maxResponseBytes from its content-length, and reads one under it', async () => {
     const { upstream, llm } = await setup({ transport: { maxResponseBytes: 2_000 } });
     upstream.enqueue({ kind: 'ok', reply: 'x'.repeat(5_000) });
-    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'MALFORMED_RESPONSE', message: expect.stringContaining('maxResponseBytes') });
+    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'RESPONSE_TOO_LARGE', upstreamFault: true, message: expect.stringContaining('maxResponseBytes') });
     await expect(llm.complete(ask())).resolves.toMatchObject({ choices: [{ message: { role: 'assistant' } }] });
   });
 
@@ -132,7 +152,7 @@ describe('openAICompatible: size caps', () => {
       res.once('close', () => clearInterval(pump));
     });
     const llm = pipelineFor(upstream.url, { maxResponseBytes: 10_000 });
-    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'MALFORMED_RESPONSE', message: expect.stringContaining('maxResponseBytes') });
+    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'RESPONSE_TOO_LARGE', upstreamFault: true, message: expect.stringContaining('maxResponseBytes') });
     await upstream.socketClosed(1);
     await llm.close();
   });
@@ -140,7 +160,7 @@ describe('openAICompatible: size caps', () => {
   it('rejects an SSE event past maxResponseBytes, and streams events under it', async () => {
     const { upstream, llm } = await setup({ upstream: { chunks: 1 }, transport: { maxResponseBytes: 2_000 } });
     upstream.enqueue({ kind: 'ok', reply: 'x'.repeat(5_000) });
-    await expect(collect(llm.stream(ask()))).rejects.toMatchObject({ code: 'MALFORMED_RESPONSE', message: expect.stringContaining('maxResponseBytes') });
+    await expect(collect(llm.stream(ask()))).rejects.toMatchObject({ code: 'RESPONSE_TOO_LARGE', upstreamFault: true, message: expect.stringContaining('maxResponseBytes') });
     upstream.enqueue({ kind: 'ok', reply: 'x'.repeat(1_000) });
     await expect(collect(llm.stream(ask()))).resolves.not.toHaveLength(0);
   });
@@ -148,7 +168,7 @@ describe('openAICompatible: size caps', () => {
   it('rejects an SSE event that grows past maxResponseBytes without ever finishing', async () => {
     const upstream = await rawUpstream((_req, res) => sse(res, [chunk(), `data: {"id":"${'z'.repeat(3_000)}`], true));
     const llm = pipelineFor(upstream.url, { maxResponseBytes: 2_000 });
-    await expect(collect(llm.stream(ask()))).rejects.toMatchObject({ code: 'MALFORMED_RESPONSE', message: expect.stringContaining('maxResponseBytes') });
+    await expect(collect(llm.stream(ask()))).rejects.toMatchObject({ code: 'RESPONSE_TOO_LARGE', upstreamFault: true, message: expect.stringContaining('maxResponseBytes') });
     await upstream.socketClosed(1);
     await llm.close();
   });
@@ -190,7 +210,7 @@ describe('openAICompatible: every path gives back its timer', () => {
       break;
     }
     expect(clock.armed.size).toBe(0);
-    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'MALFORMED_RESPONSE' });
+    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'RESPONSE_TOO_LARGE' });
     expect(clock.armed.size).toBe(0);
     await llm.close();
   });

@@ -3,7 +3,7 @@ import { createParser, type EventSourceMessage, type ParseError } from 'eventsou
 import type { Dispatcher } from 'undici';
 import type { Attempt } from './attempt.js';
 import type { CompletionContext } from './context.js';
-import { AbortError, MalformedResponseError, SluiceError, StreamCutError } from './errors.js';
+import { AbortError, MalformedResponseError, ResponseTooLargeError, SluiceError, StreamCutError } from './errors.js';
 import type { ChatCompletionChunk } from './schemas.js';
 import { errorFromUpstream, excerpt, redact } from './upstream-errors.js';
 import { isErrorBody, parseJson, toChunk } from './validate-response.js';
@@ -23,10 +23,11 @@ export interface ReadEventsOptions {
  * Reads an SSE body into checked chunks (see validate-response.ts).
  *
  * The attempt's idle timer counts events, not bytes: it restarts on each
- * complete event, and stands still while the consumer holds a chunk (a
- * slow consumer is not a silent upstream; the call's deadline still runs). Bytes that do not finish an
- * event (a drip, or `:` keep-alive comments) leave it running, so an
- * upstream that trickles a byte a second still hits its idle limit.
+ * complete event or `:` comment line (the keep-alive that OpenRouter and
+ * others send while a model thinks), and stands still while the consumer
+ * holds a chunk (a slow consumer is not a silent upstream; the call's
+ * deadline still runs). Bytes that do not finish a line leave it running,
+ * so an upstream that trickles a byte a second still hits its idle limit.
  *
  * Whatever ends the stream early (an error event, a malformed or oversized
  * event, a timeout, the consumer's `break`) aborts the attempt, which
@@ -38,7 +39,7 @@ export interface ReadEventsOptions {
  * @param attempt - the attempt whose timer and abort govern the body
  * @param options - see {@link ReadEventsOptions}
  * @throws the upstream's typed error for an SSE error event; MalformedResponseError
- *   for a malformed or oversized event; StreamCutError when the stream ends
+ *   for a malformed event, ResponseTooLargeError for an oversized one; StreamCutError when the stream ends
  *   without `[DONE]` or breaks; the attempt's TimeoutError or AbortError
  */
 export async function* readEvents(
@@ -50,6 +51,7 @@ export async function* readEvents(
   const { clock } = ctx;
   const { headers, secrets } = options;
   const events: EventSourceMessage[] = [];
+  let comments = 0;
   let overflow: ParseError | undefined;
   const parser = createParser({
     // An event without data is not dispatched (the SSE spec; some relays
@@ -57,6 +59,9 @@ export async function* readEvents(
     // fails the stream nor counts as progress.
     onEvent: (event) => {
       if (event.data !== '') events.push(event);
+    },
+    onComment: () => {
+      comments++;
     },
     onError: (error) => {
       if (error.type === 'max-buffer-size-exceeded') overflow = error;
@@ -73,6 +78,10 @@ export async function* readEvents(
     for await (const bytes of body) {
       parser.feed(decoder.write(bytes as Buffer));
       if (overflow) throw tooLarge(options.maxEventSize, headers);
+      if (comments > 0) {
+        comments = 0;
+        attempt.lastActivity = clock.now();
+      }
       if (events.length === 0) continue;
       attempt.lastActivity = clock.now();
       for (const event of events.splice(0)) {
@@ -117,6 +126,6 @@ export async function* readEvents(
   }
 }
 
-function tooLarge(limit: number, headers: Record<string, string>): MalformedResponseError {
-  return new MalformedResponseError(`an SSE event exceeded maxResponseBytes (${limit} characters)`, { headers });
+function tooLarge(limit: number, headers: Record<string, string>): ResponseTooLargeError {
+  return new ResponseTooLargeError(`an SSE event exceeded maxResponseBytes (${limit} characters)`, { headers });
 }

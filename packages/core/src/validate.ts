@@ -84,10 +84,11 @@ interface SchemaDef {
   shape?: Record<string, z.ZodType>;
   innerType?: z.ZodType;
   element?: z.ZodType;
+  valueType?: z.ZodType;
   in?: z.ZodType;
 }
 
-/** The keys of the object schema at `path` inside `schema`, unwrapping optional, nullable, default and arrays. */
+/** The keys of the object schema at `path` inside `schema`, unwrapping optional, nullable, default, arrays and records. */
 function knownKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
   let current: z.ZodType | undefined = schema;
   let index = 0;
@@ -97,6 +98,7 @@ function knownKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
     else if (def.type === 'pipe') current = def.in;
     else if (index === path.length) return def.type === 'object' && def.shape ? Object.keys(def.shape) : [];
     else if (def.type === 'array') (current = def.element), index++;
+    else if (def.type === 'record') (current = def.valueType), index++;
     else if (def.type === 'object') current = def.shape?.[String(path[index++])];
     else return [];
   }

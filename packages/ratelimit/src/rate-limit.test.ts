@@ -553,7 +553,7 @@ describe('rateLimit: options', () => {
     [{}, 'rateLimit', /at least one of/],
     [{ rpm: 0 }, 'rateLimit.rpm', /./],
     [{ rpm: 1.5 }, 'rateLimit.rpm', /./],
-    [{ requests: { limit: 10, burst: 1 } }, 'rateLimit.requests', /burst/],
+    [{ requests: { limit: 10, burst: 1 } }, 'rateLimit.requests.burst', /not an option/],
     [{ tokens: { limit: 100, windowMs: -1 } }, 'rateLimit.tokens.windowMs', /./],
     [{ rpm: 10, requests: { limit: 10 } }, 'rateLimit.requests', /not both/],
     [{ concurrency: 0 }, 'rateLimit.concurrency', /./],
@@ -563,7 +563,7 @@ describe('rateLimit: options', () => {
     [{ rpm: 10, key: 'user' }, 'rateLimit.key', /./],
     [{ rpm: 10, maxWaitMs: -5 }, 'rateLimit.maxWaitMs', /./],
     [{ rpm: 10, countTokens: 42 }, 'rateLimit.countTokens', /function/],
-    [{ rmp: 10 }, 'rateLimit', /rmp/],
+    [{ rmp: 10 }, 'rateLimit.rmp', /did you mean rpm\?/],
   ])('rejects %j naming %s', async (options, field, message) => {
     const { rateLimit } = await import('./rate-limit.js');
     expect(() => rateLimit(options as never)).toThrow(expect.objectContaining({ code: 'VALIDATION', field, message: expect.stringMatching(message) }));

@@ -344,14 +344,19 @@ describe('retry: options', () => {
     [{ random: 0.5 }, 'retry.random'],
     [{ backoff: 1_000 }, 'retry.backoff'],
     [{ backoff: { maxMs: -1 } }, 'retry.backoff.maxMs'],
-    [{ backoff: { capMs: 1_000 } }, 'retry.backoff'],
+    [{ backoff: { capMs: 1_000 } }, 'retry.backoff.capMs'],
     [{ backoff: { jitter: 'half' } }, 'retry.backoff.jitter'],
     [{ budget: { ratio: -1 } }, 'retry.budget.ratio'],
     [{ budget: { minPerSecond: 20, capacity: 10 } }, 'retry.budget.capacity'],
-    [{ budget: { maxTokens: 100 } }, 'retry.budget'],
-    [{ attemps: 3 }, 'retry'],
+    [{ budget: { maxTokens: 100 } }, 'retry.budget.maxTokens'],
+    [{ attemps: 3 }, 'retry.attemps'],
   ])('rejects %j naming %s', (options, field) => {
     expect(() => retry(options as never)).toThrow(expect.objectContaining({ code: 'VALIDATION', field }));
+  });
+
+  it('suggests the option a misspelt key meant', () => {
+    expect(() => retry({ attemps: 3 } as never)).toThrow(/retry\.attemps: is not an option; did you mean attempts\?/);
+    expect(() => retry({ backoff: { capMs: 1_000 } } as never)).toThrow(/did you mean maxMs\?/);
   });
 
   it('tells a caller who passed retry uncalled, use(retry), to call it', async () => {
