@@ -1,4 +1,5 @@
 import type { ChatCompletionRequest } from '@sluice/core';
+import { sha256 } from './sha256.js';
 
 /**
  * The request as canonical JSON: object keys sorted at every depth (so two
@@ -44,32 +45,12 @@ function canonicalJson(value: unknown): string | undefined {
   return json + '}';
 }
 
-const hex = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
-const encoder = new TextEncoder();
-
-/**
- * The SHA-256 of `text`, in hex. Web Crypto, so it runs unchanged on Node,
- * Bun, Deno and edge runtimes; a cryptographic hash because an exact-match
- * cache that a crafted collision could poison would serve one tenant's
- * answer to another; internal.
- *
- * @param text - what to hash
- * @example
- * ```ts
- * await sha256('{"model":"m"}'); // 64 hex digits
- * ```
- */
-export async function sha256(text: string): Promise<string> {
-  const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', encoder.encode(text)));
-  let out = '';
-  for (const byte of digest) out += hex[byte];
-  return out;
-}
-
 /**
  * The cache key of a request: its kind (a stream and a completion are
- * stored apart, so each replays as what it was) and the hash of its
- * canonical form; internal.
+ * stored apart, so each replays as what it was) and the SHA-256 of its
+ * upstream and canonical form. A cryptographic hash, because an
+ * exact-match cache that a crafted collision could poison would serve one
+ * tenant's answer to another; internal.
  *
  * @param request - the request as it will be sent
  * @param stream - whether the call is a stream
@@ -77,9 +58,9 @@ export async function sha256(text: string): Promise<string> {
  * @param ignore - top-level fields left out
  * @example
  * ```ts
- * const key = await requestKey(ctx.request, ctx.stream, ctx.transport.origin, ignore); // 'stream:3fa9…'
+ * const key = requestKey(ctx.request, ctx.stream, ctx.transport.origin, ignore); // 'stream:3fa9…'
  * ```
  */
-export async function requestKey(request: ChatCompletionRequest, stream: boolean, origin: string, ignore: ReadonlySet<string>): Promise<string> {
-  return `${stream ? 'stream' : 'completion'}:${await sha256(`${origin}\n${canonicalRequest(request, ignore)}`)}`;
+export function requestKey(request: ChatCompletionRequest, stream: boolean, origin: string, ignore: ReadonlySet<string>): string {
+  return `${stream ? 'stream' : 'completion'}:${sha256(`${origin}\n${canonicalRequest(request, ignore)}`)}`;
 }

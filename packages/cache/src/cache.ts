@@ -56,7 +56,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       return next();
     }
     const scope = scopeOf(ctx);
-    const entryKey = await requestKey(ctx.request, ctx.stream, ctx.transport.origin, config.ignoreFields);
+    const entryKey = requestKey(ctx.request, ctx.stream, ctx.transport.origin, config.ignoreFields);
     const key = `${scope}:${entryKey}`;
     let read = mode !== 'refresh';
     for (let round = 0; round < maxRounds; round++) {
