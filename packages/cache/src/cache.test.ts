@@ -43,6 +43,14 @@ describe('cache: completions', () => {
     expect(states[1]?.savedUsage).toEqual(first.usage);
   });
 
+  it('hands each caller its own copy: changing a reply changes nothing stored', async () => {
+    const { llm, clock } = await cached();
+    const first = await clock.run(llm.complete(cold()));
+    const original = structuredClone(first);
+    (first.choices[0] as { message: { content: string } }).message.content = 'changed';
+    expect(await clock.run(llm.complete(cold()))).toEqual(original);
+  });
+
   it('keys on the request regardless of the order of its JSON keys', async () => {
     const { llm, clock, upstream } = await cached();
     await clock.run(llm.complete({ model: 'gpt-4.1', temperature: 0, messages: [{ role: 'user', content: 'Hi' }] }));
@@ -210,6 +218,18 @@ describe('cache: single flight', () => {
     expect(upstream.requests).toHaveLength(1);
     // A call after the failure is not handed it: it sends its own request.
     await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('cuts every joined stream when the shared one is cut, and a later call sends its own', async () => {
+    const { llm, clock, upstream } = await cached({}, { latencyMs: 100, chunkDelayMs: 10 });
+    upstream.enqueue({ kind: 'cut', afterChunks: 2 });
+    const both = await clock.run(Promise.all([drain(llm.stream(streamed('a b c d e f'))), drain(llm.stream(streamed('a b c d e f')))]));
+    expect(both.map((read) => read.error)).toMatchObject([{ code: 'STREAM_CUT' }, { code: 'STREAM_CUT' }]);
+    expect(both[1]?.chunks).toEqual(both[0]?.chunks);
+    expect(upstream.requests).toHaveLength(1);
+    const whole = await clock.run(drain(llm.stream(streamed('a b c d e f'))));
+    expect(whole.error).toBeUndefined();
     expect(upstream.requests).toHaveLength(2);
   });
 
