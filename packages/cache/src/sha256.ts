@@ -15,6 +15,8 @@ const K = new Uint32Array([
 ]);
 const encoder = new TextEncoder();
 const w = new Uint32Array(64);
+let buffer = new Uint8Array(4096);
+let view = new DataView(buffer.buffer);
 const hex = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
 
 /**
@@ -27,19 +29,23 @@ const hex = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(
  * ```
  */
 export function sha256(text: string): string {
-  const bytes = encoder.encode(text);
+  // One buffer reused across calls (grown when needed): no allocation per hash but the result.
+  // A UTF-8 encoding is at most 3 bytes per UTF-16 unit; 72 more hold the padding and length.
+  if (buffer.length < text.length * 3 + 72) {
+    buffer = new Uint8Array(Math.max(buffer.length * 2, text.length * 3 + 72));
+    view = new DataView(buffer.buffer);
+  }
+  const length = encoder.encodeInto(text, buffer).written;
   // The message, a 1 bit, zeros, and its length in bits: a whole number of 64-byte blocks.
-  const blocks = Math.ceil((bytes.length + 9) / 64);
-  const padded = new Uint8Array(blocks * 64);
-  padded.set(bytes);
-  padded[bytes.length] = 0x80;
-  const view = new DataView(padded.buffer);
-  const bits = bytes.length * 8;
-  view.setUint32(padded.length - 8, Math.floor(bits / 2 ** 32));
-  view.setUint32(padded.length - 4, bits >>> 0);
+  const end = Math.ceil((length + 9) / 64) * 64;
+  buffer[length] = 0x80;
+  buffer.fill(0, length + 1, end - 8);
+  const bits = length * 8;
+  view.setUint32(end - 8, Math.floor(bits / 2 ** 32));
+  view.setUint32(end - 4, bits >>> 0);
   let h0 = 0x6a09e667, h1 = 0xbb67ae85, h2 = 0x3c6ef372, h3 = 0xa54ff53a;
   let h4 = 0x510e527f, h5 = 0x9b05688c, h6 = 0x1f83d9ab, h7 = 0x5be0cd19;
-  for (let offset = 0; offset < padded.length; offset += 64) {
+  for (let offset = 0; offset < end; offset += 64) {
     for (let i = 0; i < 16; i++) w[i] = view.getUint32(offset + i * 4);
     for (let i = 16; i < 64; i++) {
       const a = w[i - 15] as number;
