@@ -18,5 +18,6 @@ export { tiktokenWasm } from './tiktoken-wasm.js';
 export type { Encoding } from './encodings.js';
 export { configureTokenCache, type TokenCacheOptions } from './token-cache.js';
 export { trimContext, type TrimContextOptions } from './trim-context.js';
+export { contextWindow, registerContextWindows } from './context-window.js';
 export { ContextOverflowError } from './context-overflow-error.js';
 export type { ContextState, ContextTrimEvent } from './types.js';

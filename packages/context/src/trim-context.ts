@@ -7,7 +7,7 @@ import {
   chatMessageSchema,
   parseOptions,
 } from '@sluice/core';
-import { builtInContextWindow } from './context-window.js';
+import { contextWindow } from './context-window.js';
 import { ContextOverflowError } from './context-overflow-error.js';
 import { chatFormat, messageTokens } from './count-messages.js';
 import { type TrimPlan, planTrim } from './plan-trim.js';
@@ -23,7 +23,7 @@ import type { ContextState } from './types.js';
  * ```ts
  * const options: TrimContextOptions = {
  *   ratio: 0.8,
- *   contextWindow: (model) => prices.lookup(model)?.entry.contextWindow,
+ *   contextWindow: (model) => (model.startsWith('my-finetune') ? 32_768 : contextWindow(model)),
  *   summarize: async (dropped) => summarizer.complete(dropped),
  * };
  * ```
@@ -39,9 +39,9 @@ export interface TrimContextOptions {
   maxTokens?: number;
   /**
    * The model's context window in tokens, or `undefined` when unknown
-   * (default: the built-in table in the README; wire @sluice/cost's price
-   * table here to keep one source). A request for a model with no window
-   * and no `maxTokens` is passed on untrimmed.
+   * (default: {@link contextWindow}, the built-in table in the README plus
+   * any windows registered with `registerContextWindows`). A request for a
+   * model with no window and no `maxTokens` is passed on untrimmed.
    */
   contextWindow?: (model: string) => number | undefined;
   /** The tokenizer, or a function of the model (default: `loadTokenizer(model)`). */
@@ -98,7 +98,7 @@ const optionsSchema = z.strictObject({
 export function trimContext(options: TrimContextOptions = {}): Middleware {
   const parsed = parseOptions(optionsSchema, options, 'trimContext');
   const ratio = parsed.ratio ?? 0.8;
-  const windowOf = parsed.contextWindow ?? builtInContextWindow;
+  const windowOf = parsed.contextWindow ?? contextWindow;
   const tokenizerOf = async (model: string): Promise<Tokenizer> => {
     const { tokenizer } = parsed;
     if (tokenizer === undefined) return loadTokenizer(model);
