@@ -79,3 +79,23 @@ export class BudgetExceededError extends SluiceError implements BudgetExceededDe
 }
 
 const round = (usd: number) => Number(usd.toPrecision(6));
+
+/**
+ * `loadLiteLLMPrices` could not fetch its URL, or what came back was not
+ * JSON. Retryable: the file may be reachable later; meanwhile the prices
+ * you already have stay in force.
+ *
+ * @example
+ * ```ts
+ * const fresh = await loadLiteLLMPrices(url).catch((error) => (error instanceof PricesUnavailableError ? undefined : Promise.reject(error)));
+ * ```
+ */
+export class PricesUnavailableError extends SluiceError {
+  /**
+   * @param message - what failed, naming the URL
+   * @param cause - the underlying fetch or parse error
+   */
+  constructor(message: string, cause?: unknown) {
+    super('PRICES_UNAVAILABLE', message, { cause, retryable: true });
+  }
+}

@@ -2,7 +2,8 @@
  * @module @sluice/cost
  *
  * What LLM calls cost, before and after they are sent: a validated price
- * table with sources and dates, `estimateCost` (expected and worst case),
+ * table with sources and dates (refreshable from LiteLLM's community price
+ * file with `loadLiteLLMPrices`), `estimateCost` (expected and worst case),
  * `trackCost` (real cost from usage, streams included, into a ledger, with
  * a spend anomaly alert), `budget` (limits per scope and period, enforced
  * by atomic worst-case reservation), and cost reports (`compareModels`,
@@ -20,6 +21,7 @@ export type {
 } from './cost-events.js';
 export { priceTable, type PriceTable, type PriceEntry, type PriceEntryInput, type PriceMatch } from './price-table.js';
 export { originalPrices } from './original-prices.js';
+export { loadLiteLLMPrices, type LoadLiteLLMPricesOptions, type LiteLLMPrices, type LiteLLMSkip } from './litellm-prices.js';
 export { costOfUsage, type CostBuckets, type CostBucket, type CostBreakdown } from './cost-of-usage.js';
 export { estimateCost, type EstimateCostOptions, type CostEstimate } from './estimate-cost.js';
 export type { UnknownModelPolicy } from './resolve-price.js';
@@ -40,4 +42,4 @@ export type { BudgetPeriod, BudgetScope } from './budget-period.js';
 export { compareModels, type CompareModelsOptions, type CostRow } from './compare-models.js';
 export { projectSpend } from './project-spend.js';
 export { formatCostTable, type FormatCostTableOptions } from './format-cost-table.js';
-export { UnknownModelError, BudgetExceededError, type BudgetExceededDetails } from './errors.js';
+export { UnknownModelError, BudgetExceededError, PricesUnavailableError, type BudgetExceededDetails } from './errors.js';
