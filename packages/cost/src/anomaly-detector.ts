@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { AnomalyEvent, AnomalyMetric } from './cost-events.js';
+import { usdAmount } from './usage-tokens.js';
 
 /** Options of the spend anomaly alert (`trackCost({ anomaly })`). */
 export interface AnomalyOptions {
@@ -88,6 +89,8 @@ export class AnomalyDetector {
   }
 
   observe(seen: Observation): AnomalyEvent[] {
+    // A figure that is not a number would poison the baseline for good (every later ratio NaN): left out.
+    if (usdAmount(seen.usd) === undefined || usdAmount(seen.tokens) === undefined || !Number.isFinite(seen.now)) return [];
     const state = this.state(seen.model);
     const events: AnomalyEvent[] = [];
     const check = (metric: AnomalyMetric, value: number, baseline: Ewma, warmup: number, canFire: () => boolean) => {

@@ -2,6 +2,7 @@ import { type Clock, parseOptions, systemClock } from '@sluice/core';
 import { z } from 'zod';
 import { periodBucket } from './budget-period.js';
 import type { CostEvent } from './cost-events.js';
+import { tokenCount, usdAmount } from './usage-tokens.js';
 
 /** One settled call, as `trackCost` records it: its `cost` event and when it settled. */
 export interface CostRecord extends CostEvent {
@@ -112,7 +113,9 @@ export function memoryLedger(options: MemoryLedgerOptions = {}): Ledger {
 
   return {
     async record(record) {
-      const hour = Math.floor(record.at / hourMs) * hourMs;
+      // An unusable time files the record under now rather than under NaN, where no report finds it.
+      const at = Number.isFinite(record.at) ? record.at : clock.now();
+      const hour = Math.floor(at / hourMs) * hourMs;
       evict(hour);
       const key = JSON.stringify([hour, record.model, Object.entries(record.tags).sort()]);
       let cell = cells.get(key);
@@ -159,13 +162,14 @@ const emptyRow = (): Omit<ReportRow, 'key'> => ({
   usd: 0, requests: 0, estimatedRequests: 0, uncachedInputTokens: 0, cachedInputTokens: 0, outputTokens: 0,
 });
 
+// A record may come from any caller of `record()`: an unusable amount counts as 0, never NaN.
 function add(row: Omit<ReportRow, 'key'>, record: CostRecord): void {
-  row.usd += record.usd;
+  row.usd += usdAmount(record.usd) ?? 0;
   row.requests += 1;
   if (record.estimated) row.estimatedRequests += 1;
-  row.uncachedInputTokens += record.buckets.uncachedInput.tokens;
-  row.cachedInputTokens += record.buckets.cachedInput.tokens;
-  row.outputTokens += record.buckets.output.tokens;
+  row.uncachedInputTokens += tokenCount(record.buckets?.uncachedInput?.tokens) ?? 0;
+  row.cachedInputTokens += tokenCount(record.buckets?.cachedInput?.tokens) ?? 0;
+  row.outputTokens += tokenCount(record.buckets?.output?.tokens) ?? 0;
 }
 
 function merge(into: Omit<ReportRow, 'key'>, from: Omit<ReportRow, 'key'>): void {
