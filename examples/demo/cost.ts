@@ -41,7 +41,7 @@ export async function cost(): Promise<void> {
     .use(costs)
     .use(budget({ limitUsd: 0.1, period: 'day', warnAt: [0.5, 0.8], onExceed: 'reject' }));
   const figure = (metric: string, value: number) => (metric.startsWith('usd') ? `$${value.toFixed(5)}` : `${Math.round(value)}`);
-  unbounded.events.on('anomaly', (e) =>
+  unbounded.events.on('cost-anomaly', (e) =>
     console.log(
       `  anomaly       ${e.metric} is ${e.ratio.toFixed(0)}x its baseline (${figure(e.metric, e.value)} vs ${figure(e.metric, e.baseline)}) on ${e.model}`,
     ),

@@ -24,7 +24,7 @@ const llm = createPipeline({
   .use(retry({ attempts: 3 }));                  // one reservation covers every attempt
 
 llm.events.on('cost', (e) => console.log(`$${e.usd.toFixed(6)} for ${e.model}`, e.tags));
-llm.events.on('anomaly', (e) => console.warn(`${e.metric} is ${e.ratio.toFixed(1)}x its baseline on ${e.model}`));
+llm.events.on('cost-anomaly', (e) => console.warn(`${e.metric} is ${e.ratio.toFixed(1)}x its baseline on ${e.model}`));
 llm.events.on('budget-warning', (e) => console.warn(`${e.threshold * 100}% of the ${e.period} budget spent`, e));
 
 const reply = await llm.complete(

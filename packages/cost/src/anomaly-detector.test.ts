@@ -97,7 +97,7 @@ describe('spend anomaly alert', () => {
     const upstream = await mockUpstream({ reply: () => ({ content: 'ok', usage: { prompt_tokens: promptTokens, completion_tokens: 800 } }) });
     const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' }), clock }).use(trackCost());
     try {
-      const anomalies = collect(llm.events, 'anomaly');
+      const anomalies = collect(llm.events, 'cost-anomaly');
       for (let i = 0; i < 25; i++) {
         clock.advance(5_000);
         await llm.complete({ model: 'gpt-4.1', messages }, { tags: { user: 'u1' } });

@@ -2,7 +2,8 @@ import { type Middleware, type Pipeline, createPipeline, memoryStore, openAIComp
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type BudgetOptions, budget } from './budget.js';
+import { budget } from './budget.js';
+import type { BudgetOptions } from './options.js';
 import { priceTable } from './price-table.js';
 import { manualClock } from './test-clock.js';
 import { collect, drain, messages } from './test-pipeline.js';
@@ -99,7 +100,7 @@ describe('budget', () => {
   it('refuses with the scope, limit, spend, reservations and period in the error', async () => {
     const clock = manualClock(Date.UTC(2026, 10, 25, 9, 30));
     const { llm } = await setup({ budget: { scope: { tag: 'tenant' }, limitUsd: 0.25, period: 'day' }, clock });
-    const exceeded = collect(llm.events, 'budget-exceeded');
+    const exceeded = collect(llm.events, 'budget-reject');
     await llm.complete(request, { tags: { tenant: 'acme' } });
     await llm.complete(request, { tags: { tenant: 'acme' } });
     await expect(llm.complete(request, { tags: { tenant: 'acme' } })).rejects.toMatchObject({
@@ -141,7 +142,7 @@ describe('budget', () => {
 
   it('downgrades to a cheaper model that fits, rewriting the request', async () => {
     const { llm, upstream } = await setup({ budget: { limitUsd: 0.15, period: 'day', onExceed: { downgradeTo: 'small' } } });
-    const exceeded = collect(llm.events, 'budget-exceeded');
+    const exceeded = collect(llm.events, 'budget-reject');
     const costs = collect(llm.events, 'cost');
     await llm.complete(request);
     const ctx = await llm.run(request);
@@ -160,7 +161,7 @@ describe('budget', () => {
 
   it("sends the call anyway under 'warn', with an event", async () => {
     const { llm, upstream } = await setup({ budget: { limitUsd: 0.1, period: 'day', onExceed: 'warn' } });
-    const exceeded = collect(llm.events, 'budget-exceeded');
+    const exceeded = collect(llm.events, 'budget-reject');
     await llm.complete(request);
     await llm.complete(request);
     expect(upstream.requests).toHaveLength(2);

@@ -1,85 +1,24 @@
-import { randomUUID } from 'node:crypto';
 import { type CompletionContext, type Middleware, type Store, ValidationError, parseOptions } from '@sluice/core';
-import { z } from 'zod';
 import { type BudgetBucket, releaseHold, reserveHold, reservedUsd, settleHold } from './budget-bucket.js';
 import { type BudgetPeriod, type BudgetScope, periodBucket } from './budget-period.js';
-import './cost-events.js';
 import { costOfUsage } from './cost-of-usage.js';
 import { BudgetExceededError } from './errors.js';
 import { priceEstimate } from './estimate-cost.js';
-import { priceTableOption, unknownModelOption } from './shared-options.js';
+import { type BudgetLimit, type BudgetOptions, budgetOptionsSchema } from './options.js';
 import { type PriceTable, priceTable } from './price-table.js';
 import { promptCount } from './prompt-count.js';
 import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';
 import { settledCost } from './settled-cost.js';
 
-/** One spending limit: `limitUsd` per `period` for a scope (every call, or each value of a tag). */
-export interface BudgetLimit {
-  /** `'global'` (default) or `{ tag: 'tenant' }`: one limit per tenant. Calls without the tag are not counted. */
-  scope?: 'global' | { tag: string };
-  limitUsd: number;
-  period: BudgetPeriod;
+/** What `budget` leaves in `ctx.state.budget` while the call is in flight. */
+export interface BudgetState {
+  /** The model the reservation was made for (the downgraded one, after a downgrade). */
+  model: string;
+  /** The worst-case cost reserved in every applicable limit. */
+  reservedUsd: number;
+  /** The model the caller asked for, when the budget downgraded it. */
+  downgradedFrom: string | undefined;
 }
-
-/** What to do with a call whose worst case does not fit. */
-export type OnExceed = 'reject' | 'warn' | { downgradeTo: string | string[] };
-
-/** Options of {@link budget}: one limit (`limitUsd`, `period`, `scope`) or several (`limits`). */
-export interface BudgetOptions extends Partial<BudgetLimit> {
-  limits?: BudgetLimit[];
-  /**
-   * `'reject'` (default) throws `BudgetExceededError`; `{ downgradeTo }` sends
-   * the call with the first cheaper model that fits; `'warn'` sends it anyway
-   * (events only).
-   */
-  onExceed?: OnExceed;
-  /** Shares of a limit at which `budget-warning` fires, once per period each (default `[0.8]`). */
-  warnAt?: number[];
-  /** Default: `priceTable()`, the built-in prices. */
-  prices?: PriceTable;
-  /** What an unknown model means (default `'error'`); `'warn'`/`'free'` reserve $0 for it. */
-  unknownModel?: UnknownModelPolicy;
-  /** Where spend is kept (default: the pipeline's `ctx.store`). */
-  store?: Store;
-  /** Budgets with the same name and store share their spend (default `'budget'`). */
-  name?: string;
-}
-
-const scopeSchema = z.union([z.literal('global'), z.strictObject({ tag: z.string().min(1) })]);
-const periodSchema = z.enum(['hour', 'day', 'month']);
-const limitSchema = z.strictObject({ scope: scopeSchema.optional(), limitUsd: z.number().positive().finite(), period: periodSchema });
-
-const optionsSchema = z
-  .strictObject({
-    scope: scopeSchema.optional(),
-    limitUsd: z.number().positive().finite().optional(),
-    period: periodSchema.optional(),
-    limits: z.array(limitSchema).min(1).optional(),
-    onExceed: z
-      .union([
-        z.enum(['reject', 'warn']),
-        z.strictObject({ downgradeTo: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]) }),
-      ])
-      .optional(),
-    warnAt: z.array(z.number().positive().finite()).optional(),
-    prices: priceTableOption.optional(),
-    unknownModel: unknownModelOption.optional(),
-    store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
-    name: z.string().min(1).optional(),
-  })
-  .superRefine((options, issues) => {
-    const single = options.limitUsd !== undefined || options.period !== undefined || options.scope !== undefined;
-    if (options.limits && single) issues.addIssue({ code: 'custom', path: ['limits'], message: 'give either limits or limitUsd/period, not both' });
-    if (!options.limits && options.limitUsd === undefined) issues.addIssue({ code: 'custom', path: ['limitUsd'], message: 'required (or give limits)' });
-    if (!options.limits && options.period === undefined) issues.addIssue({ code: 'custom', path: ['period'], message: 'required (or give limits)' });
-    const seen = new Map<string, number>();
-    options.limits?.forEach((limit, index) => {
-      const key = `${JSON.stringify(limit.scope ?? 'global')}:${limit.period}`;
-      const first = seen.get(key);
-      if (first !== undefined) issues.addIssue({ code: 'custom', path: ['limits', index], message: `same scope and period as limits.${first}` });
-      seen.set(key, index);
-    });
-  });
 
 interface Applicable {
   limit: BudgetLimit;
@@ -117,7 +56,7 @@ type Reservation = { ok: true } | { ok: false; blocked: Applicable; bucket: Budg
  * ```
  */
 export function budget(options: BudgetOptions): Middleware {
-  const config = parseOptions(optionsSchema, options, 'budget');
+  const config = parseOptions(budgetOptionsSchema, options, 'budget');
   const prices = config.prices ?? priceTable();
   const policy = config.unknownModel ?? 'error';
   const limits: BudgetLimit[] = config.limits ?? [
@@ -149,7 +88,7 @@ export function budget(options: BudgetOptions): Middleware {
   function worstCase(ctx: CompletionContext): number {
     const match = resolvePrice(prices, ctx.request.model, policy);
     if (!match) {
-      if (policy === 'warn') ctx.events.emit('unknown-model', { id: ctx.id, model: ctx.request.model, by: 'budget' });
+      if (policy === 'warn') ctx.events.emit('price-unknown', { id: ctx.id, model: ctx.request.model, by: 'budget' });
       return 0;
     }
     const { count, approximate } = promptCount(ctx);
@@ -199,7 +138,7 @@ export function budget(options: BudgetOptions): Middleware {
     if (reservation.ok) return worst;
     const refused = exceeded(ctx, reservation, worst);
     if (onExceed === 'warn') {
-      ctx.events.emit('budget-exceeded', { ...refused, action: 'warn', downgradedTo: undefined });
+      ctx.events.emit('budget-reject', { ...refused, action: 'warn', downgradedTo: undefined });
       await reserveAll(store, targets, id, worst, true);
       return worst;
     }
@@ -209,13 +148,13 @@ export function budget(options: BudgetOptions): Middleware {
       worst = worstCase(ctx);
       reservation = await reserveAll(store, targets, id, worst, false);
       if (reservation.ok) {
-        ctx.events.emit('budget-exceeded', { ...refused, action: 'downgrade', downgradedTo: model });
+        ctx.events.emit('budget-reject', { ...refused, action: 'downgrade', downgradedTo: model });
         return worst;
       }
     }
     const { id: _id, model: _model, ...details } = exceeded(ctx, reservation, worst);
     ctx.request = { ...ctx.request, model: requested };
-    ctx.events.emit('budget-exceeded', { ...details, id: ctx.id, model: requested, action: 'reject', downgradedTo: undefined });
+    ctx.events.emit('budget-reject', { ...details, id: ctx.id, model: requested, action: 'reject', downgradedTo: undefined });
     throw new BudgetExceededError(details);
   }
 
@@ -223,7 +162,7 @@ export function budget(options: BudgetOptions): Middleware {
     const targets = applicable(ctx);
     if (targets.length === 0) return next();
     const store = config.store ?? ctx.store;
-    const id = `${ctx.id}:${randomUUID()}`;
+    const id = `${ctx.id}:${crypto.randomUUID()}`;
     const requested = ctx.request.model;
     const worst = await admit(ctx, store, targets, id);
     const downgradedFrom = ctx.request.model === requested ? undefined : requested;

@@ -1,7 +1,7 @@
 import { type Clock, parseOptions, systemClock } from '@sluice/core';
 import { z } from 'zod';
 import { periodBucket } from './budget-period.js';
-import type { CostEvent } from './cost-events.js';
+import type { CostEvent } from './events.js';
 import { tokenCount, usdAmount } from './usage-tokens.js';
 
 /** One settled call, as `trackCost` records it: its `cost` event and when it settled. */

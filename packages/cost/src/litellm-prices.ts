@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { PricesUnavailableError } from './errors.js';
 import { canonicalModel } from './model-name.js';
 import { type PriceEntry, type PriceEntryInput, type PriceTable, priceEntrySchema, priceTable } from './price-table.js';
-import { priceTableOption } from './shared-options.js';
+import { priceTableOption } from './options.js';
 
 /*
  * LiteLLM's community-maintained `model_prices_and_context_window.json`:

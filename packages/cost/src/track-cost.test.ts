@@ -146,7 +146,7 @@ describe('trackCost', () => {
 
   it("lets an unknown model through at an unpriced $0 with an event under 'warn'", async () => {
     const costs = await setup({ unknownModel: 'warn' });
-    const unknown = collect(llm.events, 'unknown-model');
+    const unknown = collect(llm.events, 'price-unknown');
     const events = collect(llm.events, 'cost');
     await llm.complete({ model: 'my-finetune', messages });
     expect(unknown).toEqual([expect.objectContaining({ model: 'my-finetune', by: 'trackCost' })]);
@@ -157,7 +157,7 @@ describe('trackCost', () => {
 
   it("lets an unknown model through silently under 'free'", async () => {
     await setup({ unknownModel: 'free' });
-    const unknown = collect(llm.events, 'unknown-model');
+    const unknown = collect(llm.events, 'price-unknown');
     const events = collect(llm.events, 'cost');
     await llm.complete({ model: 'llama3.1:8b', messages });
     expect(unknown).toHaveLength(0);

@@ -1,33 +1,19 @@
 import { type CompletionContext, type Middleware, type Settlement, parseOptions } from '@sluice/core';
-import { z } from 'zod';
-import { AnomalyDetector, type AnomalyOptions, anomalyOptionsSchema } from './anomaly-detector.js';
-import './cost-events.js';
-import { priceTableOption, unknownModelOption } from './shared-options.js';
+import { AnomalyDetector } from './anomaly-detector.js';
+import type { CostBuckets } from './cost-of-usage.js';
 import { type Ledger, memoryLedger } from './ledger.js';
-import { type PriceTable, priceTable } from './price-table.js';
-import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';
+import { type TrackCostOptions, trackCostOptionsSchema } from './options.js';
+import { priceTable } from './price-table.js';
+import { resolvePrice } from './resolve-price.js';
 import { settledCost } from './settled-cost.js';
 
-/** Options of {@link trackCost}. */
-export interface TrackCostOptions {
-  /** Default: `priceTable()`, the built-in prices. */
-  prices?: PriceTable;
-  /** What an unknown model means (default `'error'`: the call is refused before it is sent). */
-  unknownModel?: UnknownModelPolicy;
-  /** Where each call's cost is recorded (default: a new `memoryLedger()`, exposed as `.ledger`). */
-  ledger?: Ledger;
-  /** The spend anomaly alert: its options, or `false` to turn it off (default on, factor 5). */
-  anomaly?: AnomalyOptions | false;
+/** What `trackCost` leaves in `ctx.state.cost` once the call settled. */
+export interface CostState {
+  model: string;
+  usd: number;
+  buckets: CostBuckets;
+  estimated: boolean;
 }
-
-const optionsSchema = z.strictObject({
-  prices: priceTableOption.optional(),
-  unknownModel: unknownModelOption.optional(),
-  ledger: z
-    .custom<Ledger>((value) => typeof (value as Ledger | undefined)?.record === 'function', 'must be a Ledger')
-    .optional(),
-  anomaly: z.union([z.literal(false), anomalyOptionsSchema]).optional(),
-});
 
 /** The `trackCost` middleware, with the ledger it records to. */
 export type TrackCostMiddleware = Middleware & { readonly ledger: Ledger };
@@ -37,7 +23,7 @@ export type TrackCostMiddleware = Middleware & { readonly ledger: Ledger };
  * reported, in disjoint buckets (uncached input, cached input, output with
  * reasoning), for streams too. A stream cut before its usage arrived is
  * costed from the prompt count and the streamed text and marked
- * `estimated`, never recorded as $0. Emits `cost` (and `anomaly`, when a
+ * `estimated`, never recorded as $0. Emits `cost` (and `cost-anomaly`, when a
  * call or a minute jumps past `factor` times its baseline), and records
  * to the ledger.
  *
@@ -57,7 +43,7 @@ export type TrackCostMiddleware = Middleware & { readonly ledger: Ledger };
  * ```
  */
 export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
-  const config = parseOptions(optionsSchema, options, 'trackCost');
+  const config = parseOptions(trackCostOptionsSchema, options, 'trackCost');
   const prices = config.prices ?? priceTable();
   const policy = config.unknownModel ?? 'error';
   const ledger = config.ledger ?? memoryLedger();
@@ -74,7 +60,7 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
     const now = ctx.clock.now();
     const tokens = buckets.uncachedInput.tokens + buckets.cachedInput.tokens + buckets.output.tokens;
     for (const event of detector?.observe({ id: ctx.id, model, tags: ctx.tags, tokens, usd, now }) ?? []) {
-      ctx.events.emit('anomaly', event);
+      ctx.events.emit('cost-anomaly', event);
     }
     await ledger.record({ id: ctx.id, at: now, model, tags: ctx.tags, usd, buckets, estimated, priced });
   }
@@ -85,7 +71,7 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
     if (tracked.has(ctx)) return next();
     tracked.add(ctx);
     if (!resolvePrice(prices, ctx.request.model, policy) && policy === 'warn') {
-      ctx.events.emit('unknown-model', { id: ctx.id, model: ctx.request.model, by: 'trackCost' });
+      ctx.events.emit('price-unknown', { id: ctx.id, model: ctx.request.model, by: 'trackCost' });
     }
     // Registered before next(): no response exists yet, so this hears the
     // whole call's final outcome (after retries, after the stream was read).
