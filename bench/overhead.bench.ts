@@ -12,15 +12,8 @@
  * @module
  */
 import { performance } from 'node:perf_hooks';
-import {
-  type ChatCompletion,
-  type ChatCompletionChunk,
-  chatCompletionRequestSchema,
-  createPipeline,
-  parseOptions,
-  systemClock,
-  type Transport,
-} from '@sluice/core';
+import { type ChatCompletion, type ChatCompletionChunk, createPipeline, systemClock, type Transport } from '@sluice/core';
+import { chatCompletionRequestSchema, parseOptions } from '@sluice/core/kit';
 import { bareTransport, type Client, contentChunks, emptyPipeline, rawUndici, reply, request, streamRequest } from './clients.js';
 import { fixed, interleave, median, summarise, table } from './lib.js';
 import { startUpstream } from './upstream-server.js';

@@ -24,6 +24,13 @@ describe('README examples', () => {
     expect(read(`./${snippet}`)).toContain(example);
   });
 
+  it('packages/testing/README.md shows examples/snippets/testing-kit.test.ts in "Testing your own middleware"', () => {
+    const section = read('../../packages/testing/README.md').split('## Testing your own middleware')[1] ?? '';
+    const example = firstExample(section);
+    expect(example.length).toBeGreaterThan(0);
+    expect(read('./testing-kit.test.ts')).toContain(example);
+  });
+
   it('the root README shows examples/readme.ts as it is', () => {
     const root = read('../../README.md');
     const example = /## Fifteen lines\n\n```ts\n([\s\S]*?)```/.exec(root)?.[1] ?? '';

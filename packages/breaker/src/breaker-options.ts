@@ -1,4 +1,5 @@
-import { type CompletionContext, parseOptions, type SluiceError, type Store } from '@sluice/core';
+import { type CompletionContext, type SluiceError, type Store } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import type { CircuitRules } from './circuit.js';
 import { isBreakerFailure } from './is-breaker-failure.js';

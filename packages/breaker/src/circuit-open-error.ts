@@ -15,6 +15,7 @@ import type { CircuitStateName } from './breaker-events.js';
  * ```
  */
 export class CircuitOpenError extends SluiceError {
+  static override readonly brand: string = 'CircuitOpenError';
   /**
    * @param key - the circuit's key (`${origin}|${model}` by default)
    * @param state - the circuit's state: `open`, `half-open` or `isolated`
@@ -24,7 +25,7 @@ export class CircuitOpenError extends SluiceError {
   constructor(
     readonly key: string,
     readonly state: Exclude<CircuitStateName, 'closed'>,
-    readonly retryAfterMs: number | undefined,
+    override readonly retryAfterMs: number | undefined,
   ) {
     super('CIRCUIT_OPEN', describe(key, state, retryAfterMs), { retryable: false });
   }

@@ -10,6 +10,7 @@ import {
   StatusError,
   StreamCutError,
   TimeoutError,
+  DeadlineError,
   UnexpectedError,
 } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
@@ -26,7 +27,7 @@ describe('isBreakerFailure', () => {
     ['a first-byte timeout', new TimeoutError('first-byte', 60_000), true],
     ['an idle stream timeout', new TimeoutError('idle', 60_000), true],
     ['an attempt timeout', new TimeoutError('attempt', 60_000), true],
-    ["the caller's own deadline", new TimeoutError('deadline', 5_000), false],
+    ["the caller's own deadline", new DeadlineError(5_000), false],
     ['a 400', new BadRequestError('bad'), false],
     ['a 401', new AuthError('no', { status: 401 }), false],
     ['a 404', new StatusError(404, 'gone'), false],

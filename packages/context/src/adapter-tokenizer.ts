@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { parseOptions, SluiceError } from '@sluice/core';
+import { SluiceError } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { adapterLimits, countBounded } from './bounded-count.js';
 import { type Encoding, encodings, patternOf } from './encodings.js';
 import type { Tokenizer } from './tokenizer.js';

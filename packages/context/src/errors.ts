@@ -17,6 +17,7 @@ import { SluiceError } from '@sluice/core';
  * ```
  */
 export class PromptTooLongError extends SluiceError {
+  static override readonly brand: string = 'PromptTooLongError';
   /** How many tokens are over: `needed − budget`. */
   readonly overBy: number;
 

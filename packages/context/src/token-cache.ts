@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseOptions } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import type { TokenCount, Tokenizer } from './tokenizer.js';
 
 /**

@@ -1,12 +1,5 @@
-import {
-  type ChatCompletionRequest,
-  type ChatMessage,
-  type CompletionContext,
-  type PromptTokens,
-  createPipeline,
-  openAICompatible,
-  promptTokens,
-} from '@sluice/core';
+import { type ChatCompletionRequest, type ChatMessage, type CompletionContext, createPipeline, openAICompatible } from '@sluice/core';
+import { type PromptTokens, promptTokens } from '@sluice/core/kit';
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PromptTooLongError } from './errors.js';

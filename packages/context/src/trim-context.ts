@@ -1,11 +1,5 @@
-import {
-  type ChatCompletionRequest,
-  type ChatMessage,
-  type CompletionContext,
-  type Middleware,
-  chatMessageSchema,
-  parseOptions,
-} from '@sluice/core';
+import { type ChatCompletionRequest, type ChatMessage, type CompletionContext, type Middleware } from '@sluice/core';
+import { chatMessageSchema, parseOptions } from '@sluice/core/kit';
 import { contextWindow } from './context-window.js';
 import { isTokenizer, type TrimContextOptions, trimContextOptionsSchema } from './options.js';
 import { PromptTooLongError } from './errors.js';

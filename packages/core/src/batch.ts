@@ -1,4 +1,5 @@
-import type { CallOptions, Pipeline } from './pipeline.js';
+import type { CallOptions } from './call-options.js';
+import type { SluiceEmitter } from './events.js';
 import type { ChatCompletion, ChatCompletionRequest } from './schemas.js';
 import { AbortError, type SluiceError, toSluiceError, ValidationError } from './errors.js';
 
@@ -20,7 +21,10 @@ export type BatchResult =
  * `ABORTED` without being sent. `timeoutMs` and `tags` apply to each call.
  */
 export async function runBatch(
-  pipeline: Pipeline<object>,
+  pipeline: {
+    complete(request: ChatCompletionRequest, options?: CallOptions): Promise<ChatCompletion>;
+    readonly events: SluiceEmitter;
+  },
   requests: readonly ChatCompletionRequest[],
   options: BatchOptions,
 ): Promise<BatchResult[]> {

@@ -2,7 +2,7 @@ import { AbortSource } from './abort-source.js';
 import type { Clock } from './clock.js';
 import type { CompletionContext, SettleListener, Settlement, TransportInfo } from './context.js';
 import type { SluiceEmitter } from './events.js';
-import type { SluiceState } from './index.js';
+import type { SluiceState } from './augmentable.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from './schemas.js';
 import { SettleScope } from './settlement.js';
 import type { Store } from './store.js';
@@ -28,6 +28,8 @@ export class Call<S extends object = object> implements CompletionContext<S> {
   chunks: AsyncIterable<ChatCompletionChunk> | undefined = undefined;
   usage: Usage | undefined = undefined;
   responseHeaders: Readonly<Record<string, string>> | undefined = undefined;
+  /** Whether the current (last) attempt's request was accepted by the upstream. */
+  accepted = false;
   readonly stream: boolean;
   readonly state = {} as SluiceState & S;
   readonly startedAt: number;

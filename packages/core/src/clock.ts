@@ -15,14 +15,22 @@ export interface Clock {
  */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (callback, ms) => {
-    const handle = setTimeout(callback, ms);
-    // A pending sleep or timeout must never keep the process alive on its own.
-    (handle as { unref?: () => void }).unref?.();
-    return handle;
-  },
+  // Timers are not unref'd: a call waiting on a backoff, a limit or a
+  // deadline must keep a one-shot script alive until it settles.
+  // Housekeeping that nothing waits on uses {@link unrefTimer}.
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
+
+/**
+ * Lets a housekeeping timer (a sweep, a refresh) not keep the process
+ * alive. Never use it for a timer a pending call waits on.
+ *
+ * @param handle - what `clock.setTimeout` returned
+ */
+export function unrefTimer(handle: unknown): void {
+  (handle as { unref?: () => void } | null | undefined)?.unref?.();
+}
 
 /**
  * Waits `ms` on `clock`, rejecting with the signal's reason the moment

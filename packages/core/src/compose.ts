@@ -2,6 +2,7 @@ import type { CompletionContext, Middleware } from './context.js';
 import { SluiceError, ValidationError } from './errors.js';
 
 const nameOf = (fn: Function) => fn.name || 'anonymous middleware';
+const done = () => Promise.resolve();
 
 /**
  * Composes middleware into one, Koa-style: the first is the outermost.
@@ -12,7 +13,8 @@ const nameOf = (fn: Function) => fn.name || 'anonymous middleware';
  * middleware that resolves while its `next()` is pending, which is almost
  * always a missing `await`.
  *
- * @param middleware - the steps, outermost first
+ * @param middleware - the steps, outermost first; the composed function's
+ *   own `next` is optional (without it, the innermost `next()` does nothing)
  * @throws ValidationError when an entry is not a function
  * @example
  * ```ts
@@ -20,11 +22,11 @@ const nameOf = (fn: Function) => fn.name || 'anonymous middleware';
  * await run(ctx, async () => transport.send(ctx));
  * ```
  */
-export function compose<S extends object = object>(middleware: readonly Middleware<S>[]): Middleware<S> {
-  middleware.forEach((fn, index) => {
-    if (typeof fn !== 'function') throw new ValidationError(`middleware.${index}`, 'must be a function');
-  });
-  return function composed(ctx: CompletionContext<S>, last: () => Promise<void>): Promise<void> {
+export function compose<S extends object = object>(
+  middleware: readonly Middleware<S>[],
+): (ctx: CompletionContext<S>, next?: () => Promise<void>) => Promise<void> {
+  middleware.forEach((fn, index) => checkMiddleware(fn, `middleware.${index}`));
+  return function composed(ctx: CompletionContext<S>, last: () => Promise<void> = done): Promise<void> {
     const dispatch = async (index: number): Promise<void> => {
       if (index === middleware.length) return last();
       const fn = middleware[index] as Middleware<S>;
@@ -44,7 +46,11 @@ export function compose<S extends object = object>(middleware: readonly Middlewa
         call.then(clear, clear);
         return call;
       };
-      await fn(ctx, next);
+      const returned: unknown = await fn(ctx, next);
+      // A factory used uncalled (`use(timing)` for `use(timing())`) returns the middleware it made.
+      if (typeof returned === 'function') {
+        throw new ValidationError(`middleware.${index}`, `${nameOf(fn)} returned a function: it is a middleware factory, so call it, as in use(${nameOf(fn)}())`);
+      }
       if (pending) {
         pending.catch(() => {});
         throw new SluiceError(
@@ -55,4 +61,9 @@ export function compose<S extends object = object>(middleware: readonly Middlewa
     };
     return dispatch(0);
   };
+}
+
+/** Rejects what is not a middleware, naming the field. */
+export function checkMiddleware(middleware: unknown, field: string): void {
+  if (typeof middleware !== 'function') throw new ValidationError(field, 'must be a function');
 }

@@ -1,8 +1,9 @@
 import type { Clock } from './clock.js';
 import type { SluiceError } from './errors.js';
-import type { SettleOutcome, SluiceEmitter } from './events.js';
+import type { SettleOutcome } from './augmentable.js';
+import type { SluiceEmitter } from './events.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from './schemas.js';
-import type { SluiceState } from './index.js';
+import type { SluiceState } from './augmentable.js';
 import type { Store } from './store.js';
 
 
@@ -25,6 +26,12 @@ export interface Settlement {
   chunks: number;
   stream: boolean;
   durationMs: number;
+  /**
+   * Whether the upstream accepted the request (a 2xx answer was read): a
+   * stream cut before its first chunk was still accepted, and its prompt
+   * may be billed.
+   */
+  accepted: boolean;
 }
 
 /** A settlement listener; an async one is awaited before the call resolves. */

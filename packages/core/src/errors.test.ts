@@ -1,5 +1,15 @@
 import { describe, expect, it, vi } from 'vitest';
-import { RateLimitError, ServerError, SluiceError, ValidationError, toSluiceError } from './errors.js';
+import {
+  AbortError,
+  ClosedError,
+  DeadlineError,
+  RateLimitError,
+  ServerError,
+  SluiceError,
+  TimeoutError,
+  ValidationError,
+  toSluiceError,
+} from './errors.js';
 import { statusCodes } from './test-helpers.js';
 import { errorFromUpstream, parseRetryAfter, redact } from './upstream-errors.js';
 
@@ -89,5 +99,41 @@ describe('parseRetryAfter', () => {
   it('ignores garbage and clamps the past to zero', () => {
     expect(parseRetryAfter({ 'retry-after': 'soon' }, now)).toBeUndefined();
     expect(parseRetryAfter({ 'retry-after': 'Wed, 31 Dec 2025 00:00:00 GMT' }, now)).toBe(0);
+  });
+});
+
+describe('errors as data', () => {
+  it.each([
+    ['a 5xx', new ServerError('503'), { retryable: true, final: false, upstreamFault: true }],
+    ['a caller abort', new AbortError(), { retryable: false, final: true, upstreamFault: false }],
+    ['the deadline', new DeadlineError(1_000), { code: 'DEADLINE_EXCEEDED', retryable: false, final: true, upstreamFault: false }],
+    ['a closed pipeline', new ClosedError(), { code: 'CLOSED', final: true }],
+    ['a bad option', new ValidationError('x', 'bad'), { final: true, upstreamFault: false }],
+    ['an attempt timeout', new TimeoutError('attempt', 60_000), { retryable: true, final: false, upstreamFault: true }],
+    ['a 429', new RateLimitError('slow', { retryAfterMs: 1_500 }), { retryable: true, upstreamFault: false, retryAfterMs: 1_500 }],
+  ])('%s says what others decide from', (_, error, expected) => {
+    expect(error).toMatchObject(expected);
+  });
+
+  it('drops a retryAfterMs that is not a finite non-negative number', () => {
+    expect(new SluiceError('X', 'x', { retryAfterMs: Number.NaN }).retryAfterMs).toBeUndefined();
+    expect(new SluiceError('X', 'x', { retryAfterMs: -1 }).retryAfterMs).toBeUndefined();
+  });
+
+  it('names errors with string literals, so minified class names change nothing', () => {
+    // What a minifier does: the class's own name is mangled.
+    const Mangled = class e extends ServerError {};
+    const error = new Mangled('503');
+    expect(error.name).toBe('ServerError');
+    expect(error).toBeInstanceOf(ServerError);
+  });
+
+  it('does not take a subclass without its own brand for its parent across copies', async () => {
+    class Custom extends SluiceError {}
+    vi.resetModules();
+    const second = './errors.js?copy2';
+    const copy = (await import(/* @vite-ignore */ second)) as typeof import('./errors.js');
+    expect(new copy.SluiceError('X', 'x')).not.toBeInstanceOf(Custom);
+    expect(new Custom('X', 'x')).toBeInstanceOf(copy.SluiceError);
   });
 });

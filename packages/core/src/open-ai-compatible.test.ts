@@ -241,7 +241,7 @@ describe('openAICompatible: timeouts and abort (fake time)', () => {
     const { upstream, llm } = await setup();
     upstream.enqueue({ kind: 'hang' });
     const call = llm.complete(ask(), { timeoutMs: 2_000 });
-    const settled = expect(call).rejects.toMatchObject({ code: 'TIMEOUT', phase: 'deadline', retryable: false });
+    const settled = expect(call).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED', final: true, retryable: false });
     await upstream.waitForRequests(1);
     await vi.advanceTimersByTimeAsync(2_000);
     await settled;

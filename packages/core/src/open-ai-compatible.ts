@@ -8,7 +8,7 @@ import { AbortSource } from './abort-source.js';
 import { abortReason, onAbort } from './call.js';
 import type { CompletionContext } from './context.js';
 import { AbortError, MalformedResponseError, SluiceError, StreamCutError, TimeoutError } from './errors.js';
-import type { Transport } from './pipeline.js';
+import type { Transport } from './transport.js';
 import type { ChatCompletion, ChatCompletionChunk, Usage } from './schemas.js';
 import { errorFromNetwork, errorFromUpstream, redact } from './upstream-errors.js';
 import { parseOptions } from './validate.js';

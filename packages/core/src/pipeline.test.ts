@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Middleware, Settlement } from './context.js';
 import { SluiceError } from './errors.js';
-import type { SluiceEvents } from './index.js';
+import type { SluiceEvents } from './augmentable.js';
 import { createPipeline } from './pipeline.js';
 import { ask, collect, setup } from './test-helpers.js';
 

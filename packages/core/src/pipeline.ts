@@ -1,26 +1,17 @@
 import { z } from 'zod';
 import { type Clock, systemClock } from './clock.js';
-import { compose } from './compose.js';
+import { checkMiddleware, compose } from './compose.js';
 import { abortReason, Call, type CallEnvironment } from './call.js';
-import type { CompletionContext, Middleware, Settlement, TransportInfo } from './context.js';
-import { AbortError, SluiceError, TimeoutError, UnexpectedError, ValidationError, toSluiceError } from './errors.js';
+import type { CompletionContext, Middleware, Settlement } from './context.js';
+import type { Transport } from './transport.js';
+import { AbortError, ClosedError, DeadlineError, SluiceError, UnexpectedError, ValidationError, toSluiceError } from './errors.js';
+import type { CallOptions } from './call-options.js';
 import { type SluiceEmitter, createEmitter } from './events.js';
 import { type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest, chatCompletionRequestSchema } from './schemas.js';
 import { SettleScope, SettlingStream } from './settlement.js';
 import { type Store, memoryStore } from './store.js';
 import { parseOptions } from './validate.js';
 import { type BatchOptions, type BatchResult, runBatch } from './batch.js';
-
-/**
- * The innermost step: sends `ctx.request` upstream and sets `ctx.response`
- * (non-stream) or `ctx.chunks` (stream, resolving once the upstream
- * accepted the request), and `ctx.usage` when known.
- */
-export interface Transport extends TransportInfo {
-  send(ctx: CompletionContext): Promise<void>;
-  /** Releases connections; the pipeline's `close()` calls it. */
-  close?(): Promise<void>;
-}
 
 /** Options of {@link createPipeline}. */
 export interface PipelineOptions {
@@ -35,13 +26,15 @@ export interface PipelineOptions {
   validateRequests?: boolean;
 }
 
-/** Per-call options. */
-export interface CallOptions {
-  signal?: AbortSignal;
-  /** One deadline for the whole call: every attempt, wait and middleware. */
-  timeoutMs?: number;
-  /** Labels (user, tenant, feature) that keyed middleware and reports use. */
-  tags?: Record<string, string>;
+/** Options of `pipeline.close()`. */
+export interface CloseOptions {
+  /**
+   * How long calls in flight may take to finish before they are aborted
+   * with `CLOSED` (default 10 s, on the pipeline's clock). After that the
+   * transport's connections are closed, and destroyed if they do not close
+   * within a further second.
+   */
+  graceMs?: number;
 }
 
 const pipelineOptionsSchema = z.object({
@@ -55,6 +48,8 @@ const pipelineOptionsSchema = z.object({
   validateRequests: z.boolean().optional(),
 });
 
+const closeOptionsSchema = z.strictObject({ graceMs: z.number().nonnegative().finite().optional() });
+
 const callOptionsSchema = z.object({
   signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal').optional(),
   timeoutMs: z.number().positive().finite().optional(),
@@ -62,7 +57,8 @@ const callOptionsSchema = z.object({
 });
 
 /**
- * A composed pipeline: add middleware with `use`, then call it.
+ * A composed pipeline: add middleware with `use`, then call it. Made by
+ * {@link createPipeline}.
  */
 export class Pipeline<S extends object = object> {
   readonly events: SluiceEmitter;
@@ -73,6 +69,10 @@ export class Pipeline<S extends object = object> {
   private readonly validateRequests: boolean;
   private readonly middleware: Middleware<S>[] = [];
   private composed: Middleware<S> | undefined;
+  /** Calls between entering and settling (streams the pipeline watches until they end). */
+  private readonly inFlight = new Set<Call<S>>();
+  private idleWaiters: Array<() => void> | undefined;
+  private closing: Promise<void> | undefined;
 
   constructor(options: PipelineOptions) {
     const parsed = parseOptions(pipelineOptionsSchema, options, 'createPipeline');
@@ -95,7 +95,7 @@ export class Pipeline<S extends object = object> {
    * @throws ValidationError when `middleware` is not a function
    */
   use<T extends object = object>(middleware: Middleware<T>): Pipeline<S & T> {
-    if (typeof middleware !== 'function') throw new ValidationError('middleware', 'must be a function');
+    checkMiddleware(middleware, 'middleware');
     this.middleware.push(middleware as unknown as Middleware<S>);
     this.composed = undefined;
     return this as unknown as Pipeline<S & T>;
@@ -126,9 +126,11 @@ export class Pipeline<S extends object = object> {
    * (for a stream, with `chunks` still to be read).
    */
   async run(request: ChatCompletionRequest, options?: CallOptions): Promise<CompletionContext<S>> {
+    if (this.closing) throw new ClosedError();
     const call = options === undefined ? {} : parseOptions(callOptionsSchema, options, 'options');
     const body = this.parseRequest(request);
     const ctx = new Call<S>(body, call.tags ? Object.freeze({ ...call.tags }) : noTags, call.timeoutMs, this.environment);
+    this.inFlight.add(ctx);
     if (this.events.listenerCount('request') > 0) {
       this.events.emit('request', { id: ctx.id, model: body.model, stream: ctx.stream, tags: ctx.tags });
     }
@@ -143,12 +145,19 @@ export class Pipeline<S extends object = object> {
       throw error;
     }
     if (ctx.stream) {
-      if (!ctx.chunks) throw new UnexpectedError(new Error('the pipeline finished a stream call without chunks'));
+      if (!ctx.chunks) {
+        release();
+        const error = new UnexpectedError(new Error('the pipeline finished a stream call without chunks'));
+        await this.finish(ctx, { outcome: 'error', error, response: undefined, streamedText: '', chunks: 0 });
+        throw error;
+      }
       // Nobody is left to hear about the response (no middleware wrapped it
       // or registered for it): hand the caller the transport's own stream,
       // as fast as the transport alone.
       if (ctx.chunks instanceof SettlingStream && ctx.chunks.unobserved()) ctx.chunks = ctx.chunks.source;
       if (release === noop && !ctx.scope.hasListeners && !ctx.pending && this.events.listenerCount('response') === 0) {
+        // Not watched to its end: close() reaches it through the transport.
+        this.settled(ctx);
         return ctx;
       }
       ctx.chunks = new SettlingStream(
@@ -182,9 +191,41 @@ export class Pipeline<S extends object = object> {
     return runBatch(this as unknown as Pipeline, requests, options);
   }
 
-  /** Closes the transport's connections. */
-  async close(): Promise<void> {
-    await this.transport.close?.();
+  /**
+   * Stops admitting calls (a later call rejects with a final `CLOSED`
+   * error, which no retry repeats and no breaker counts), lets calls in
+   * flight finish for `graceMs`, aborts the rest with `CLOSED`, then closes
+   * the transport's connections. Never hangs; calling it again returns the
+   * same promise.
+   *
+   * @param options - `graceMs` (default 10 000)
+   * @throws ValidationError for a bad option
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    const { graceMs = 10_000 } = parseOptions(closeOptionsSchema, options, 'close');
+    this.closing ??= this.shutdown(graceMs);
+    return this.closing;
+  }
+
+  private async shutdown(graceMs: number): Promise<void> {
+    await this.idleWithin(graceMs);
+    for (const call of this.inFlight) call.abortSource.abort(new ClosedError('The pipeline closed before this call finished'));
+    await this.idleWithin(1_000);
+    const closing = this.transport.close?.();
+    if (closing && !(await settlesWithin(closing, 1_000, this.clock))) await this.transport.destroy?.();
+  }
+
+  /** Resolves when no call is in flight, or after `ms`. */
+  private idleWithin(ms: number): Promise<boolean> {
+    if (this.inFlight.size === 0) return Promise.resolve(true);
+    return settlesWithin(new Promise<void>((resolve) => (this.idleWaiters ??= []).push(resolve)), ms, this.clock);
+  }
+
+  private settled(ctx: Call<S>): void {
+    if (!this.inFlight.delete(ctx) || this.inFlight.size > 0 || !this.idleWaiters) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = undefined;
+    for (const wake of waiters) wake();
   }
 
   private parseRequest(request: ChatCompletionRequest): ChatCompletionRequest {
@@ -197,8 +238,9 @@ export class Pipeline<S extends object = object> {
   /** Emits `response` and settles the call; returns a promise only when there is something to wait for. */
   private finish(
     ctx: Call<S>,
-    settlement: Omit<Settlement, 'durationMs' | 'stream' | 'usage'>,
+    settlement: Omit<Settlement, 'durationMs' | 'stream' | 'usage' | 'accepted'>,
   ): Promise<void> | undefined {
+    this.settled(ctx);
     const durationMs = this.clock.now() - ctx.startedAt;
     if (this.events.listenerCount('response') > 0) {
       this.events.emit('response', {
@@ -211,8 +253,8 @@ export class Pipeline<S extends object = object> {
         errorCode: settlement.error?.code,
       });
     }
-    const { usage, stream } = ctx;
-    const settling = ctx.scope.settle(() => ({ ...settlement, usage, stream, durationMs }));
+    const { usage, stream, accepted } = ctx;
+    const settling = ctx.scope.settle(() => ({ ...settlement, usage, stream, durationMs, accepted }));
     const draining = ctx.pending ? ctx.drain() : undefined;
     if (!settling && !draining) return undefined;
     return Promise.all([settling, draining]).then(() => ctx.drain());
@@ -229,7 +271,7 @@ export class Pipeline<S extends object = object> {
     const timer =
       timeoutMs === undefined
         ? undefined
-        : this.clock.setTimeout(() => source.abort(new TimeoutError('deadline', timeoutMs)), timeoutMs);
+        : this.clock.setTimeout(() => source.abort(new DeadlineError(timeoutMs)), timeoutMs);
     let released = false;
     return () => {
       if (released) return;
@@ -246,6 +288,7 @@ export class Pipeline<S extends object = object> {
     ctx.chunks = undefined;
     ctx.usage = undefined;
     ctx.responseHeaders = undefined;
+    ctx.accepted = false;
     const aborted = abortReason(ctx);
     if (aborted !== undefined) throw toSluiceError(aborted);
     const startedAt = this.clock.now();
@@ -260,10 +303,11 @@ export class Pipeline<S extends object = object> {
       ctx.current = scope;
       scope.settle({
         outcome: 'error', error, usage: undefined, response: undefined, streamedText: '', chunks: 0,
-        stream: ctx.stream, durationMs: this.clock.now() - startedAt,
+        stream: ctx.stream, durationMs: this.clock.now() - startedAt, accepted: false,
       });
       throw error;
     }
+    ctx.accepted = true;
     ctx.current = scope;
     if (ctx.stream) {
       if (!ctx.chunks) throw new SluiceError('TRANSPORT', `transport ${this.transport.name} set no chunks for a stream`);
@@ -285,12 +329,26 @@ export class Pipeline<S extends object = object> {
       const durationMs = this.clock.now() - startedAt;
       scope.settle(() => ({
         outcome: 'success', error: undefined, usage, response, streamedText: '', chunks: 0, stream: false, durationMs,
+        accepted: true,
       }));
     }
   }
 }
 
 const noop = () => {};
+
+/** Whether `promise` settled within `ms` on `clock` (the timer is cleared either way). */
+function settlesWithin(promise: Promise<unknown>, ms: number, clock: Clock): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = clock.setTimeout(() => resolve(false), ms);
+    const done = () => {
+      clock.clearTimeout(timer);
+      resolve(true);
+    };
+    promise.then(done, done);
+  });
+}
+
 const noTags: Readonly<Record<string, string>> = Object.freeze({});
 
 /**

@@ -155,6 +155,8 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
       chunks: this.chunks,
       stream: true,
       durationMs: this.watch.now() - this.startedAt,
+      // A stream exists only once the upstream accepted the request.
+      accepted: true,
     });
   }
 }

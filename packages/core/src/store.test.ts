@@ -65,3 +65,29 @@ describe('sleep', () => {
     await expect(waiting).rejects.toThrow('stop');
   });
 });
+
+describe('memoryStore bounds', () => {
+  it('evicts the least recently written record past maxEntries', async () => {
+    const store = memoryStore({ maxEntries: 3 });
+    for (const key of ['a', 'b', 'c']) await store.set(key, key);
+    await store.update<string>('a', (value) => `${value}!`);
+    await store.set('d', 'd');
+    expect(store.size).toBe(3);
+    expect(await store.get('b')).toBeUndefined();
+    expect(await store.get('a')).toBe('a!');
+  });
+
+  it('takes a TTL computed from the value written', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const store = memoryStore({ clock: systemClock });
+    await store.update<number>('short', () => 1, (value) => value * 1_000);
+    await store.update<number>('long', () => 5, (value) => value * 1_000);
+    vi.advanceTimersByTime(1_000);
+    expect(await store.get('short')).toBeUndefined();
+    expect(await store.get('long')).toBe(5);
+  });
+
+  it('names a bad maxEntries', () => {
+    expect(() => memoryStore({ maxEntries: 0 })).toThrow(expect.objectContaining({ field: 'memoryStore.maxEntries' }));
+  });
+});

@@ -1,12 +1,21 @@
 import { systemClock, type Clock } from './clock.js';
+import { ValidationError } from './errors.js';
+
+/** Marks stores that answer in-process, which need no timeout. */
+export const kInProcess = Symbol.for('sluice.store.in-process');
+
+/** A record's time to live: fixed, or computed from the value just written. */
+export type TimeToLive<T> = number | ((value: T) => number);
 
 /**
  * The state that stateful middleware (breaker, limiter, budget) share
  * between requests, and between processes when the store is distributed.
  *
  * Values are plain JSON-serialisable data. `update` is the one atomic
- * operation: a Redis store implements it with WATCH/MULTI or a script, the
- * memory store synchronously, so middleware never read-then-write racily.
+ * operation: a Redis store implements it with a script or compare-and-set,
+ * the memory store synchronously, so middleware never read-then-write
+ * racily. Middleware reach a store through `keyedState` (`@sluice/core/kit`),
+ * which adds the namespace, the TTL and the store-failure policy.
  */
 export interface Store {
   get<T>(key: string): Promise<T | undefined>;
@@ -15,9 +24,23 @@ export interface Store {
   /**
    * Atomically replaces the value with `update(current)` and returns it.
    * `update` must be pure: a distributed store may call it more than once.
+   *
+   * @param ttlMs - drop the key this long after the write; a function gets the new value
    */
-  update<T>(key: string, update: (current: T | undefined) => T, ttlMs?: number): Promise<T>;
+  update<T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>): Promise<T>;
   delete(key: string): Promise<void>;
+}
+
+/** Options of {@link memoryStore}. */
+export interface MemoryStoreOptions {
+  /** Time source for expiry (default the system clock; tests pass a fake one). */
+  clock?: Clock;
+  /**
+   * The most records kept (default 100 000). Past it, the least recently
+   * written record is evicted first, so memory has a bound whatever the
+   * number of keys (tenants, users) a pipeline sees.
+   */
+  maxEntries?: number;
 }
 
 interface Entry {
@@ -26,17 +49,21 @@ interface Entry {
 }
 
 /**
- * The default {@link Store}: a Map in this process, with expiry read from
- * the clock, so it follows fake time in tests.
+ * The default {@link Store}: a Map in this process, bounded, with expiry
+ * read from the clock, so it follows fake time in tests.
  *
+ * @param options - `clock` and `maxEntries`
  * @example
  * ```ts
- * const store = memoryStore();
+ * const store = memoryStore({ maxEntries: 10_000 });
  * createPipeline({ transport, store });
  * ```
  */
-export function memoryStore(options: { clock?: Clock } = {}): Store & { readonly size: number } {
-  const { clock = systemClock } = options;
+export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonly size: number } {
+  const { clock = systemClock, maxEntries = 100_000 } = options;
+  if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+    throw new ValidationError('memoryStore.maxEntries', 'must be a positive integer');
+  }
   const entries = new Map<string, Entry>();
   const live = (key: string): Entry | undefined => {
     const entry = entries.get(key);
@@ -47,16 +74,19 @@ export function memoryStore(options: { clock?: Clock } = {}): Store & { readonly
     return entry;
   };
   let writes = 0;
-  const put = (key: string, value: unknown, ttlMs?: number) => {
+  const put = (key: string, value: unknown, ttlMs: number | undefined) => {
+    const now = clock.now();
     // Keys that expire unread (one per user, say) would pile up; sweep now
     // and then so memory follows the live keys, not every key ever seen.
-    if (++writes % 1024 === 0) {
-      const now = clock.now();
-      for (const [k, entry] of entries) if (entry.expiresAt <= now) entries.delete(k);
-    }
-    entries.set(key, { value, expiresAt: ttlMs === undefined ? Infinity : clock.now() + ttlMs });
+    if (++writes % 1024 === 0) for (const [k, entry] of entries) if (entry.expiresAt <= now) entries.delete(k);
+    // Re-inserting moves the key to the end: the Map's order is then the
+    // order of last writes, and its first key the one to evict.
+    entries.delete(key);
+    entries.set(key, { value, expiresAt: ttlMs === undefined || !(ttlMs >= 0) ? Infinity : now + ttlMs });
+    if (entries.size > maxEntries) entries.delete(entries.keys().next().value as string);
   };
-  return {
+  const store: Store & { readonly size: number; [kInProcess]: true } = {
+    [kInProcess]: true,
     get size() {
       return entries.size;
     },
@@ -66,13 +96,14 @@ export function memoryStore(options: { clock?: Clock } = {}): Store & { readonly
     async set(key, value, ttlMs) {
       put(key, value, ttlMs);
     },
-    async update<T>(key: string, update: (current: T | undefined) => T, ttlMs?: number) {
+    async update<T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>) {
       const next = update(live(key)?.value as T | undefined);
-      put(key, next, ttlMs);
+      put(key, next, typeof ttlMs === 'function' ? ttlMs(next) : ttlMs);
       return next;
     },
     async delete(key) {
       entries.delete(key);
     },
   };
+  return store;
 }

@@ -16,6 +16,10 @@ import { ValidationError } from './errors.js';
  * ```
  */
 export function parseOptions<T extends z.ZodType>(schema: T, value: unknown, name: string): z.output<T> {
+  if (isCallContext(value)) {
+    // `use(retry)` instead of `use(retry())`: the factory was run as a middleware, with the call as its options.
+    throw new ValidationError(name, `${name} was given a call's context as options: it is a middleware factory, so call it, as in use(${name}())`);
+  }
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
@@ -25,4 +29,9 @@ export function parseOptions<T extends z.ZodType>(schema: T, value: unknown, nam
 
 function throwInvalid(field: string, message: string, cause: unknown): never {
   throw new ValidationError(field, message, { cause });
+}
+
+function isCallContext(value: unknown): boolean {
+  const candidate = value as { onSettled?: unknown; request?: unknown; remainingMs?: unknown } | null;
+  return typeof candidate?.onSettled === 'function' && typeof candidate.remainingMs === 'function' && candidate.request !== undefined;
 }

@@ -1,4 +1,5 @@
-import { type CompletionContext, type Middleware, type Store, ValidationError, parseOptions } from '@sluice/core';
+import { type CompletionContext, type Middleware, type Store, ValidationError } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { type BudgetBucket, releaseHold, reserveHold, reservedUsd, settleHold } from './budget-bucket.js';
 import { type BudgetPeriod, type BudgetScope, periodBucket } from './budget-period.js';
 import { costOfUsage } from './cost-of-usage.js';

@@ -1,4 +1,4 @@
-import { parseOptions } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { ratesFor } from './cost-of-usage.js';
 import { priceTableOption } from './options.js';

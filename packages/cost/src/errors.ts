@@ -13,6 +13,7 @@ import type { BudgetPeriod, BudgetScope } from './budget-period.js';
  * ```
  */
 export class UnknownModelError extends SluiceError {
+  static override readonly brand: string = 'UnknownModelError';
   /**
    * @param model - the model name that matched no entry (after snapshot and prefix matching)
    */
@@ -50,6 +51,7 @@ export interface BudgetExceededDetails {
  * ```
  */
 export class BudgetExceededError extends SluiceError implements BudgetExceededDetails {
+  static override readonly brand: string = 'BudgetExceededError';
   readonly scope: BudgetScope;
   readonly period: BudgetPeriod;
   readonly limitUsd: number;

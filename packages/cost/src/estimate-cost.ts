@@ -1,5 +1,6 @@
 import { countMessages } from '@sluice/context';
-import { type ChatCompletionRequest, chatCompletionRequestSchema, parseOptions } from '@sluice/core';
+import { type ChatCompletionRequest } from '@sluice/core';
+import { chatCompletionRequestSchema, parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { costOfTokens } from './cost-of-usage.js';
 import { type PriceMatch, type PriceTable, priceTable } from './price-table.js';

@@ -1,4 +1,5 @@
-import { ValidationError, parseOptions } from '@sluice/core';
+import { ValidationError } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import type { CostRow } from './compare-models.js';
 

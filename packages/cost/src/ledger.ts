@@ -1,4 +1,5 @@
-import { type Clock, parseOptions, systemClock } from '@sluice/core';
+import { type Clock, systemClock } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { periodBucket } from './budget-period.js';
 import type { CostEvent } from './events.js';

@@ -1,5 +1,6 @@
 import { registerContextWindows } from '@sluice/context';
-import { ValidationError, parseOptions } from '@sluice/core';
+import { ValidationError } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { PricesUnavailableError } from './errors.js';
 import { canonicalModel } from './model-name.js';

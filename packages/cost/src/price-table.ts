@@ -1,5 +1,5 @@
 import { contextWindow as sharedContextWindow } from '@sluice/context';
-import { parseOptions } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { defaultPrices } from './default-prices.js';
 import { canonicalModel } from './model-name.js';

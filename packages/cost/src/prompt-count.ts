@@ -1,5 +1,6 @@
 import { countMessages, countTokens } from '@sluice/context';
-import { type CompletionContext, type PromptTokens, promptTokens } from '@sluice/core';
+import { type CompletionContext } from '@sluice/core';
+import { type PromptTokens, promptTokens } from '@sluice/core/kit';
 
 /**
  * The prompt's token count for the request as it is now: the one another

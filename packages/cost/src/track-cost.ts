@@ -1,4 +1,5 @@
-import { type CompletionContext, type Middleware, type Settlement, parseOptions } from '@sluice/core';
+import { type CompletionContext, type Middleware, type Settlement } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { AnomalyDetector } from './anomaly-detector.js';
 import type { CostBuckets } from './cost-of-usage.js';
 import { type Ledger, memoryLedger } from './ledger.js';

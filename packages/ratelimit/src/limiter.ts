@@ -1,4 +1,4 @@
-import { abortReason, onAbort } from '@sluice/core';
+import { abortReason, onAbort } from '@sluice/core/kit';
 import { waitMs } from './bucket.js';
 import { type Caller, KeyQueue, KeyQueues, type Ticket, type Waiter } from './key-queue.js';
 import type { LimiterConfig } from './rate-limit-options.js';

@@ -1,12 +1,5 @@
-import {
-  type ChatCompletionRequest,
-  type CompletionContext,
-  estimateTokens,
-  parseOptions,
-  promptTokens,
-  type Store,
-  ValidationError,
-} from '@sluice/core';
+import { type ChatCompletionRequest, type CompletionContext, type Store, ValidationError } from '@sluice/core';
+import { estimateTokens, parseOptions, promptTokens } from '@sluice/core/kit';
 import { z } from 'zod';
 import { type Bucket, createBucket } from './bucket.js';
 

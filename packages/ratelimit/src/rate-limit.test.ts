@@ -275,7 +275,7 @@ describe('rateLimit: leaving the queue', () => {
     const late = track(llm.complete(ask('late'), { timeoutMs: 700 }));
     const patient = llm.complete(ask('patient'));
     await vi.advanceTimersByTimeAsync(700);
-    await expect(late.promise).rejects.toMatchObject({ code: 'TIMEOUT', phase: 'deadline' });
+    await expect(late.promise).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
     await vi.advanceTimersByTimeAsync(1_300);
     await Promise.all([slow, patient]);
     expect(arrivals(upstream)).toEqual(['slow', 'patient']);

@@ -20,6 +20,7 @@ export type LimitKind = 'requests' | 'tokens' | 'concurrency' | 'queue' | 'pause
  * ```
  */
 export class RateLimitedError extends SluiceError {
+  static override readonly brand: string = 'RateLimitedError';
   /**
    * @param limit - which limit refused the request
    * @param key - the limiter key (`global`, `model:gpt-4.1`, `tenant:acme`, …)
@@ -30,7 +31,7 @@ export class RateLimitedError extends SluiceError {
   constructor(
     readonly limit: LimitKind,
     readonly key: string,
-    readonly retryAfterMs: number | undefined,
+    override readonly retryAfterMs: number | undefined,
     message: string,
     options: SluiceErrorOptions = {},
   ) {

@@ -1,4 +1,5 @@
-import { parseOptions, type SluiceError } from '@sluice/core';
+import { type SluiceError } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 
 /**

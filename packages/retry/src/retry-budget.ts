@@ -1,4 +1,4 @@
-import { parseOptions } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 
 const retryBudgetSchema = z

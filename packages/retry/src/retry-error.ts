@@ -31,6 +31,7 @@ export interface RetryAttempt {
  * ```
  */
 export class RetryError extends SluiceError {
+  static override readonly brand: string = 'RetryError';
   /** The last attempt's error, also the `cause`. */
   readonly lastError: SluiceError;
 

@@ -1,4 +1,4 @@
-import { type Middleware, SluiceError, type SluiceState, TimeoutError } from '@sluice/core';
+import { type Middleware, SluiceError, type SluiceState, TimeoutError, DeadlineError } from '@sluice/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { constantBackoff } from './backoff.js';
 import { RetryError } from './retry-error.js';
@@ -65,7 +65,7 @@ describe('retry: what is retried', () => {
 
   it.each([
     ['an abort', new SluiceError('ABORTED', 'aborted', { retryable: true })],
-    ['a passed deadline', new TimeoutError('deadline', 1_000, { retryable: true })],
+    ['a passed deadline', new DeadlineError(1_000, { retryable: true })],
     ['an open circuit', new SluiceError('CIRCUIT_OPEN', 'open', { retryable: true })],
     ['a spent cost budget', new SluiceError('BUDGET_EXCEEDED', 'spent', { retryable: true })],
   ])('never retries %s, even when it claims to be retryable and retryOn says yes', async (_, error) => {

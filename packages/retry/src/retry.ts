@@ -1,12 +1,5 @@
-import {
-  type CompletionContext,
-  type Middleware,
-  parseOptions,
-  sleep,
-  type SluiceError,
-  toSluiceError,
-  ValidationError,
-} from '@sluice/core';
+import { type CompletionContext, type Middleware, sleep, type SluiceError, toSluiceError, ValidationError } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { type Backoff, type ExponentialBackoffOptions, exponentialBackoffFrom } from './backoff.js';
 import { withFirstChunk } from './first-chunk.js';
@@ -72,8 +65,7 @@ const neverRetried = new Set([
   'BUDGET_EXCEEDED',
 ]);
 
-const isNeverRetried = (error: SluiceError) =>
-  neverRetried.has(error.code) || (error.code === 'TIMEOUT' && (error as { phase?: unknown }).phase === 'deadline');
+const isNeverRetried = (error: SluiceError) => error.final || neverRetried.has(error.code);
 
 /** The server's asked-for wait, from any error that carries one (core's UpstreamError does). */
 function retryAfterOf(error: SluiceError): number | undefined {

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { systemClock } from './clock.js';
+import type { CompletionContext } from './context.js';
+import { createEmitter } from './events.js';
+import { keyedState, keyResolver } from './keyed-state.js';
+import { memoryStore, type Store } from './store.js';
+
+function fakeCall(overrides: Partial<CompletionContext> = {}): CompletionContext {
+  return {
+    id: 'call_1',
+    request: { model: 'gpt-4.1', messages: [] },
+    tags: { tenant: 'acme' },
+    transport: { name: 'openai-compatible', origin: 'https://api.example.com/v1' },
+    store: memoryStore(),
+    events: createEmitter(),
+    clock: systemClock,
+    ...overrides,
+  } as unknown as CompletionContext;
+}
+
+/** A store whose every call fails, or never answers. */
+function brokenStore(mode: 'reject' | 'hang'): Store {
+  const fail = () => (mode === 'reject' ? Promise.reject(new Error('ECONNREFUSED')) : new Promise<never>(() => {}));
+  return { get: fail, set: fail, update: fail, delete: fail };
+}
+
+describe('keyResolver', () => {
+  it('resolves every form of the shared key vocabulary', () => {
+    const ctx = fakeCall();
+    expect(keyResolver('global', 'x.key')(ctx)).toBe('global');
+    expect(keyResolver('model', 'x.key')(ctx)).toBe('model:gpt-4.1');
+    expect(keyResolver('origin-model', 'x.key')(ctx)).toBe('https://api.example.com/v1|gpt-4.1');
+    expect(keyResolver({ tag: 'tenant' }, 'x.key')(ctx)).toBe('tenant:acme');
+    expect(keyResolver({ tag: 'user', missing: 'anonymous' }, 'x.key')(ctx)).toBe('user:anonymous');
+    expect(keyResolver((call) => `custom:${call.request.model}`, 'x.key')(ctx)).toBe('custom:gpt-4.1');
+  });
+
+  it('names the option when it is malformed or a key function misbehaves', () => {
+    expect(() => keyResolver('tenant' as never, 'ratelimit.key')).toThrow(expect.objectContaining({ field: 'ratelimit.key' }));
+    const bad = keyResolver(() => '' as string, 'breaker.key');
+    expect(() => bad(fakeCall())).toThrow(expect.objectContaining({ field: 'breaker.key', code: 'VALIDATION' }));
+  });
+});
+
+describe('keyedState', () => {
+  it('namespaces records, binds to the call store and writes a TTL from the new value', async () => {
+    const ctx = fakeCall();
+    const state = keyedState({ name: 'demo', defaultKey: 'model', field: 'demo.key' });
+    const key = state.keyOf(ctx);
+    const next = await state.update<number>(ctx, key, (n = 0) => n + 1, { ttlMs: (n) => n * 1_000 });
+    expect(next).toBe(1);
+    expect(await ctx.store.get('sluice:demo:model:gpt-4.1')).toBe(1);
+    expect(state.storeFor()).toBe(ctx.store);
+    expect(await state.get(key)).toBe(1);
+  });
+
+  it("fails open by default: store-error, then the call goes ahead with no state", async () => {
+    const ctx = fakeCall({ store: brokenStore('reject') });
+    const errors: unknown[] = [];
+    ctx.events.on('store-error', (event) => errors.push(event));
+    const state = keyedState({ name: 'demo', defaultKey: 'global', field: 'demo.key' });
+    await expect(state.update(ctx, 'global', () => 1, { ttlMs: 1_000 })).resolves.toBeUndefined();
+    expect(errors).toMatchObject([{ name: 'demo', key: 'global', operation: 'update', policy: 'open', id: 'call_1' }]);
+  });
+
+  it('fails closed on admission with STORE_UNAVAILABLE, but never at settlement', async () => {
+    const ctx = fakeCall({ store: brokenStore('reject') });
+    const state = keyedState({ name: 'demo', defaultKey: 'global', field: 'demo.key', onStoreError: 'closed' });
+    await expect(state.update(ctx, 'global', () => 1, { ttlMs: 1_000 })).rejects.toMatchObject({
+      code: 'STORE_UNAVAILABLE',
+      middleware: 'demo',
+      retryable: true,
+      upstreamFault: false,
+    });
+    await expect(state.update(ctx, 'global', () => 1, { ttlMs: 1_000, phase: 'settle' })).resolves.toBeUndefined();
+  });
+
+  it('falls back to in-process state under the memory policy', async () => {
+    const ctx = fakeCall({ store: brokenStore('reject') });
+    const state = keyedState({ name: 'demo', defaultKey: 'global', field: 'demo.key', onStoreError: 'memory' });
+    await state.update<number>(ctx, 'global', (n = 0) => n + 1, { ttlMs: 1_000 });
+    await expect(state.update<number>(ctx, 'global', (n = 0) => n + 1, { ttlMs: 1_000 })).resolves.toBe(2);
+    await expect(state.get('global', ctx)).resolves.toBe(2);
+  });
+
+  it('times out a store that never answers instead of hanging the call', async () => {
+    const ctx = fakeCall({ store: brokenStore('hang') });
+    const errors: Array<{ error: unknown }> = [];
+    ctx.events.on('store-error', (event) => errors.push(event));
+    const state = keyedState({ name: 'demo', defaultKey: 'global', field: 'demo.key', timeoutMs: 5 });
+    await expect(state.update(ctx, 'global', () => 1, { ttlMs: 1_000 })).resolves.toBeUndefined();
+    expect(errors[0]?.error).toMatchObject({ code: 'STORE_UNAVAILABLE' });
+  });
+});

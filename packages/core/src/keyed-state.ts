@@ -1,0 +1,216 @@
+import type { StoreErrorPolicy } from './augmentable.js';
+import type { Clock } from './clock.js';
+import type { CompletionContext } from './context.js';
+import { StoreError, ValidationError } from './errors.js';
+import type { SluiceEmitter } from './events.js';
+import { kInProcess, memoryStore, type Store, type TimeToLive } from './store.js';
+
+/**
+ * What a stateful middleware's state is keyed by, the same vocabulary in
+ * every package: one state for all calls (`'global'`), one per model
+ * (`'model'` → `model:gpt-4.1`), one per upstream and model
+ * (`'origin-model'` → `https://api.x/v1|gpt-4.1`), one per value of a
+ * caller's tag (`{ tag: 'tenant' }` → `tenant:acme`; calls without the tag
+ * share `tenant:` plus `missing`, default empty), or your own function.
+ */
+export type KeyOption =
+  | 'global'
+  | 'model'
+  | 'origin-model'
+  | { tag: string; missing?: string }
+  | ((ctx: CompletionContext) => string);
+
+/**
+ * Turns a {@link KeyOption} into a function of the call.
+ *
+ * @param option - the user's option
+ * @param field - the option's name for errors (`breaker.key`)
+ * @throws ValidationError when the option is none of the forms; the
+ *   returned function throws it when a custom key function returns a
+ *   non-string or an empty string
+ */
+export function keyResolver(option: KeyOption, field: string): (ctx: CompletionContext) => string {
+  if (option === 'global') return () => 'global';
+  if (option === 'model') return (ctx) => `model:${ctx.request.model}`;
+  if (option === 'origin-model') return (ctx) => `${ctx.transport.origin}|${ctx.request.model}`;
+  if (typeof option === 'function') {
+    return (ctx) => {
+      const key = option(ctx);
+      if (typeof key !== 'string' || key === '') throw new ValidationError(field, 'must return a non-empty string');
+      return key;
+    };
+  }
+  if (typeof option === 'object' && option !== null && typeof option.tag === 'string' && option.tag !== '') {
+    const { tag, missing = '' } = option;
+    return (ctx) => `${tag}:${ctx.tags[tag] ?? missing}`;
+  }
+  throw new ValidationError(field, "must be 'global', 'model', 'origin-model', { tag } or a function");
+}
+
+/** Options of {@link keyedState}. */
+export interface KeyedStateOptions {
+  /** The middleware's name: its records live under `sluice:<name>:` and its events and errors name it. */
+  name: string;
+  /** The user's key option; `defaultKey` when undefined. */
+  key?: KeyOption | undefined;
+  defaultKey: KeyOption;
+  /** The key option's name in errors (`breaker.key`). */
+  field: string;
+  /** A store of the middleware's own; else each call's `ctx.store` (the pipeline's). */
+  store?: Store | undefined;
+  /** What a store failure does to a call (default `open`). */
+  onStoreError?: StoreErrorPolicy | undefined;
+  /**
+   * Longest a store call may take before it counts as failed (default 50 ms).
+   * In-process stores (`memoryStore`) answer synchronously and get no timer.
+   */
+  timeoutMs?: number | undefined;
+}
+
+/** Options of {@link KeyedState.update}. */
+export interface KeyedUpdateOptions<T> {
+  /** When the record expires after this write: every record does, so idle keys cost nothing. */
+  ttlMs: TimeToLive<T>;
+  /**
+   * `admit` (default): deciding whether a call goes ahead, where policy
+   * `closed` refuses it. `settle`: recording an outcome, where a store
+   * failure is reported and never replaces the call's own result.
+   */
+  phase?: 'admit' | 'settle';
+}
+
+/** One middleware's keyed records in a store: see {@link keyedState}. */
+export interface KeyedState {
+  /** `sluice:<name>:`, the prefix of every record. */
+  readonly namespace: string;
+  /** The call's key under the middleware's key option (without the namespace). */
+  keyOf(ctx: CompletionContext): string;
+  /** The store calls use: the middleware's own, else the call's, else the last call's. */
+  storeFor(ctx?: CompletionContext): Store;
+  /**
+   * Applies a pure `reducer` to the record at `key` atomically and returns
+   * the new value; on a store failure, emits `store-error` and applies the
+   * policy: `open` resolves `undefined`, `closed` rejects with
+   * `STORE_UNAVAILABLE` (in phase `settle`, it too resolves `undefined`),
+   * `memory` applies the reducer to in-process state instead.
+   */
+  update<T>(
+    ctx: CompletionContext | undefined,
+    key: string,
+    reducer: (current: T | undefined) => T,
+    options: KeyedUpdateOptions<T>,
+  ): Promise<T | undefined>;
+  /** Reads a record, outside the admission path (health, reports); failures follow the policy as in `settle`. */
+  get<T>(key: string, ctx?: CompletionContext): Promise<T | undefined>;
+  /** Deletes a record (manual resets). */
+  delete(key: string, ctx?: CompletionContext): Promise<void>;
+}
+
+/**
+ * The one way stateful middleware keep state: a key option resolved the
+ * same way everywhere, records namespaced `sluice:<name>:`, bound to the
+ * call's store (or the middleware's own), every write with a TTL, and one
+ * rule for store failures: a `store-error` event and the middleware's
+ * stated policy, never a hang (store calls time out) and never the
+ * upstream's own error replaced.
+ *
+ * @param options - see {@link KeyedStateOptions}
+ * @throws ValidationError for a bad key option
+ * @example
+ * ```ts
+ * const circuits = keyedState({ name: 'breaker', key: options.key, defaultKey: 'origin-model', field: 'breaker.key' });
+ * const record = await circuits.update(ctx, circuits.keyOf(ctx), (current) => admit(current, now), { ttlMs: 60_000 });
+ * ```
+ */
+export function keyedState(options: KeyedStateOptions): KeyedState {
+  const { name, field, onStoreError: policy = 'open', timeoutMs = 50 } = options;
+  const keyOf = keyResolver(options.key ?? options.defaultKey, field);
+  const namespace = `sluice:${name}:`;
+  let lastStore: Store | undefined;
+  let lastEvents: SluiceEmitter | undefined;
+  let lastClock: Clock | undefined;
+  let fallback: Store | undefined;
+
+  const storeFor = (ctx?: CompletionContext): Store => {
+    if (ctx) {
+      lastStore = ctx.store;
+      lastEvents = ctx.events;
+      lastClock = ctx.clock;
+    }
+    const store = options.store ?? ctx?.store ?? lastStore;
+    if (store) return store;
+    // Outside any call and with no store given: state lives in this process.
+    lastStore = memoryStore();
+    return lastStore;
+  };
+
+  /** Runs a store call within the timeout; in-process stores answer at once and get no timer. */
+  const bounded = <T>(store: Store, ctx: CompletionContext | undefined, run: () => Promise<T>): Promise<T> => {
+    const clock = ctx?.clock ?? lastClock;
+    if ((store as { [kInProcess]?: boolean })[kInProcess] || !clock) return run();
+    return new Promise<T>((resolve, reject) => {
+      const timer = clock.setTimeout(
+        () => reject(new StoreError(name, `the ${name} store did not answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      run().then(
+        (value) => {
+          clock.clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clock.clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  };
+
+  const report = (ctx: CompletionContext | undefined, key: string, operation: 'get' | 'update', error: unknown) => {
+    const events = ctx?.events ?? lastEvents;
+    events?.emit('store-error', { name, key, operation, policy, error, id: ctx?.id });
+  };
+
+  const memory = (ctx?: CompletionContext): Store => {
+    fallback ??= memoryStore(ctx?.clock || lastClock ? { clock: (ctx?.clock ?? lastClock) as Clock } : {});
+    return fallback;
+  };
+
+  return {
+    namespace,
+    keyOf,
+    storeFor,
+    async update<T>(
+      ctx: CompletionContext | undefined,
+      key: string,
+      reducer: (current: T | undefined) => T,
+      { ttlMs, phase = 'admit' }: KeyedUpdateOptions<T>,
+    ): Promise<T | undefined> {
+      const store = storeFor(ctx);
+      try {
+        return await bounded(store, ctx, () => store.update<T>(namespace + key, reducer, ttlMs));
+      } catch (error) {
+        report(ctx, key, 'update', error);
+        if (policy === 'memory') return memory(ctx).update<T>(namespace + key, reducer, ttlMs);
+        if (policy === 'closed' && phase === 'admit') {
+          throw error instanceof StoreError ? error : new StoreError(name, `the ${name} store failed`, { cause: error });
+        }
+        return undefined;
+      }
+    },
+    async get<T>(key: string, ctx?: CompletionContext): Promise<T | undefined> {
+      const store = storeFor(ctx);
+      try {
+        return await bounded(store, ctx, () => store.get<T>(namespace + key));
+      } catch (error) {
+        report(ctx, key, 'get', error);
+        return policy === 'memory' ? memory(ctx).get<T>(namespace + key) : undefined;
+      }
+    },
+    async delete(key: string, ctx?: CompletionContext): Promise<void> {
+      const store = storeFor(ctx);
+      await bounded(store, ctx, () => store.delete(namespace + key));
+      if (fallback) await fallback.delete(namespace + key);
+    },
+  };
+}

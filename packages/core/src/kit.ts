@@ -1,0 +1,26 @@
+/**
+ * @module @sluice/core/kit
+ *
+ * For authors of middleware: the helpers every sluice package builds on.
+ * `keyedState` is the one way a stateful middleware keeps state (key
+ * option, namespace, store binding, TTLs, the store-failure policy);
+ * `onAbort`/`abortReason` watch a call's abort without making a signal;
+ * `parseOptions` validates a factory's options with field paths; the zod
+ * schemas are the wire format's.
+ */
+export {
+  keyedState,
+  keyResolver,
+  type KeyOption,
+  type KeyedState,
+  type KeyedStateOptions,
+  type KeyedUpdateOptions,
+} from './keyed-state.js';
+export { compose } from './compose.js';
+export { onAbort, abortReason } from './call.js';
+export { parseOptions } from './validate.js';
+export { promptTokens, estimateTokens, type PromptTokens } from './prompt-tokens.js';
+export { parseRetryAfter, redact } from './upstream-errors.js';
+export { toSluiceError } from './errors.js';
+export { unrefTimer } from './clock.js';
+export * from './schemas.js';

@@ -1,0 +1,133 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { compose } from './compose.js';
+import type { CompletionContext, Middleware, Settlement } from './context.js';
+import { z } from 'zod';
+import { parseOptions } from './validate.js';
+import { ask, setup } from './test-helpers.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('pipeline.close()', () => {
+  it('refuses later calls with a final CLOSED error that reaches no middleware', async () => {
+    const { llm, upstream } = await setup();
+    const seen = vi.fn(async (_ctx: CompletionContext, next: () => Promise<void>) => next());
+    llm.use(seen);
+    await llm.close();
+    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'CLOSED', final: true, retryable: false, upstreamFault: false });
+    const chunks = llm.stream({ ...ask(), stream: true });
+    await expect(chunks[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: 'CLOSED' });
+    expect(seen).not.toHaveBeenCalled();
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it('lets a call in flight finish within the grace period', async () => {
+    const { llm, upstream } = await setup();
+    upstream.enqueue({ kind: 'delay', latencyMs: 50 });
+    const call = llm.complete(ask());
+    await vi.waitFor(() => expect(upstream.requests).toHaveLength(1));
+    const closing = llm.close({ graceMs: 5_000 });
+    await expect(call).resolves.toMatchObject({ object: 'chat.completion' });
+    await expect(closing).resolves.toBeUndefined();
+  });
+
+  it('aborts calls still in flight after the grace period with CLOSED, and never hangs', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { llm, upstream } = await setup();
+    upstream.enqueue({ kind: 'hang' });
+    const call = llm.complete(ask());
+    const failed = expect(call).rejects.toMatchObject({ code: 'CLOSED', final: true });
+    await vi.waitFor(() => expect(upstream.requests).toHaveLength(1));
+    const closing = llm.close({ graceMs: 1_000 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await failed;
+    await vi.advanceTimersByTimeAsync(2_000);
+    await expect(closing).resolves.toBeUndefined();
+  });
+
+  it('settles a stream cut by close() for its listeners', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { llm, upstream } = await setup();
+    upstream.enqueue({ kind: 'delay', chunkDelayMs: 10_000 });
+    const settlements: Settlement[] = [];
+    llm.use(async function listen(ctx, next) {
+      ctx.onSettled((settlement) => {
+        settlements.push(settlement);
+      });
+      await next();
+    });
+    const ctx = await llm.run({ ...ask(), stream: true });
+    const reading = (async () => {
+      for await (const _ of ctx.chunks ?? []) void _;
+    })();
+    const failed = expect(reading).rejects.toMatchObject({ code: 'CLOSED' });
+    const closing = llm.close({ graceMs: 100 });
+    await vi.advanceTimersByTimeAsync(100);
+    await failed;
+    await vi.advanceTimersByTimeAsync(2_000);
+    await closing;
+    expect(settlements).toMatchObject([{ outcome: 'error', accepted: true, error: { code: 'CLOSED' } }]);
+  });
+});
+
+describe('middleware factories used uncalled', () => {
+  function timing(options: { label?: string } = {}): Middleware {
+    const { label = 'timing' } = parseOptions(z.strictObject({ label: z.string().optional() }), options, 'timing');
+    return async function timing(ctx, next) {
+      void label;
+      await next();
+    };
+  }
+
+  it('says to call a factory that validates its options', async () => {
+    const { llm } = await setup();
+    llm.use(timing as unknown as Middleware);
+    await expect(llm.complete(ask())).rejects.toMatchObject({
+      code: 'VALIDATION',
+      message: expect.stringContaining('use(timing())'),
+    });
+  });
+
+  it('says to call a factory that returns the middleware without validating', async () => {
+    const { llm } = await setup();
+    const logger = () => async (_ctx: CompletionContext, next: () => Promise<void>) => next();
+    llm.use(logger as unknown as Middleware);
+    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('use(logger())') });
+  });
+});
+
+describe('compose', () => {
+  it('runs without a final next', async () => {
+    const order: string[] = [];
+    const run = compose([
+      async (_ctx, next) => {
+        order.push('a');
+        await next();
+      },
+      async (_ctx, next) => {
+        order.push('b');
+        await next();
+      },
+    ]);
+    await run({} as CompletionContext);
+    expect(order).toEqual(['a', 'b']);
+  });
+});
+
+describe('Settlement.accepted', () => {
+  it('is false for an attempt the upstream refused and true for one it answered', async () => {
+    const { llm, upstream } = await setup();
+    upstream.enqueue({ kind: 'status', status: 503 });
+    const accepted: boolean[] = [];
+    llm.use(async function listen(ctx, next) {
+      ctx.onSettled((settlement) => {
+        accepted.push(settlement.accepted);
+      });
+      await next();
+    });
+    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'SERVER_ERROR' });
+    await llm.complete(ask());
+    expect(accepted).toEqual([false, true]);
+  });
+});
