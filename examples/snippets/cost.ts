@@ -17,7 +17,7 @@ const llm = createPipeline({
   .use(budget({                                  // prices the trimmed prompt, reserves the worst case
     limits: [
       { limitUsd: 50, period: 'day' },
-      { scope: { tag: 'tenant' }, limitUsd: 5, period: 'day' },
+      { key: { tag: 'tenant' }, limitUsd: 5, period: 'day' },
     ],
     onExceed: { downgradeTo: 'gpt-4.1-mini' },
   }))

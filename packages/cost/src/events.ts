@@ -1,4 +1,4 @@
-import type { BudgetPeriod, BudgetScope } from './budget-period.js';
+import type { BudgetPeriod } from './budget-period.js';
 import type { CostBuckets } from './cost-of-usage.js';
 import type { BudgetExceededDetails } from './errors.js';
 
@@ -24,9 +24,12 @@ export interface PriceUnknownEvent {
   by: 'trackCost' | 'budget';
 }
 
-/** A budget's settled spend crossed a threshold, once per threshold per period (`budget-warning` event). */
+/** A budget's settled spend crossed a threshold, once per threshold, key and period (`budget-warning` event). */
 export interface BudgetWarningEvent {
-  scope: BudgetScope;
+  /** The call whose settlement crossed the threshold. */
+  id: string;
+  /** The limit's state key: `global`, `tenant:acme`. */
+  key: string;
   period: BudgetPeriod;
   /** The period's id: `2026-11-25T10`, `2026-11-25` or `2026-11` (UTC). */
   periodId: string;

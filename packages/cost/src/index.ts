@@ -5,7 +5,7 @@
  * table with sources and dates (refreshable from LiteLLM's community price
  * file with `loadLiteLLMPrices`), `estimateCost` (expected and worst case),
  * `trackCost` (real cost from usage, streams included, into a ledger, with
- * a spend anomaly alert), `budget` (limits per scope and period, enforced
+ * a spend anomaly alert), `budget` (limits per key and period, enforced
  * by atomic worst-case reservation), and cost reports (`compareModels`,
  * `projectSpend`, `formatCostTable`).
  */
@@ -33,7 +33,7 @@ export {
 } from './ledger.js';
 export { budget, type BudgetState } from './budget.js';
 export type { TrackCostOptions, AnomalyOptions, BudgetOptions, BudgetLimit, OnExceed } from './options.js';
-export type { BudgetPeriod, BudgetScope } from './budget-period.js';
+export type { BudgetPeriod } from './budget-period.js';
 export { compareModels, type CompareModelsOptions, type CostRow } from './compare-models.js';
 export { projectSpend } from './project-spend.js';
 export { formatCostTable, type FormatCostTableOptions } from './format-cost-table.js';

@@ -6,7 +6,7 @@ import { type CostRecord, memoryLedger } from './ledger.js';
 import { originalPrices } from './original-prices.js';
 import { priceTable } from './price-table.js';
 import { projectSpend } from './project-spend.js';
-import { manualClock } from './test-clock.js';
+import { manualClock } from '@sluice/testing/kit';
 
 const hour = 3_600_000;
 const day = 24 * hour;

@@ -1,4 +1,5 @@
-import type { Store } from '@sluice/core';
+import type { CompletionContext, Store, StoreErrorPolicy } from '@sluice/core';
+import type { KeyOption } from '@sluice/core/kit';
 import { z } from 'zod';
 import type { BudgetPeriod } from './budget-period.js';
 import type { AnomalyMetric } from './events.js';
@@ -11,6 +12,9 @@ export const priceTableOption = z.custom<PriceTable>(
   (value) => typeof (value as PriceTable | undefined)?.lookup === 'function',
   'must be a price table (priceTable())',
 );
+
+/** The `onStoreError` option of the stateful parts (budget, ledger); internal. */
+export const storeErrorPolicyOption = z.enum(['open', 'closed', 'memory']);
 
 /** The `unknownModel` option; internal. */
 export const unknownModelOption = z.enum(['error', 'warn', 'free']);
@@ -75,10 +79,16 @@ export const trackCostOptionsSchema = z.strictObject({
   anomaly: z.union([z.literal(false), anomalyOptionsSchema]).optional(),
 });
 
-/** One spending limit: `limitUsd` per `period` for a scope (every call, or each value of a tag). */
+/** One spending limit: `limitUsd` per `period`, kept per `key`. */
 export interface BudgetLimit {
-  /** `'global'` (default) or `{ tag: 'tenant' }`: one limit per tenant. Calls without the tag are not counted. */
-  scope?: 'global' | { tag: string };
+  /**
+   * What the limit is kept per, in the vocabulary every stateful sluice
+   * middleware shares: `'global'` (default: one limit for every call),
+   * `'model'`, `'origin-model'`, `{ tag: 'tenant' }` (one limit per tenant;
+   * calls without the tag share the key `tenant:` plus `missing`, default
+   * empty), or a function of the call returning the key.
+   */
+  key?: KeyOption;
   limitUsd: number;
   period: BudgetPeriod;
 }
@@ -86,7 +96,7 @@ export interface BudgetLimit {
 /** What to do with a call whose worst case does not fit. */
 export type OnExceed = 'reject' | 'warn' | { downgradeTo: string | string[] };
 
-/** Options of {@link budget}: one limit (`limitUsd`, `period`, `scope`) or several (`limits`). */
+/** Options of {@link budget}: one limit (`limitUsd`, `period`, `key`) or several (`limits`). */
 export interface BudgetOptions extends Partial<BudgetLimit> {
   limits?: BudgetLimit[];
   /**
@@ -101,20 +111,32 @@ export interface BudgetOptions extends Partial<BudgetLimit> {
   prices?: PriceTable;
   /** What an unknown model means (default `'error'`); `'warn'`/`'free'` reserve $0 for it. */
   unknownModel?: UnknownModelPolicy;
-  /** Where spend is kept (default: the pipeline's `ctx.store`). */
+  /** Where spend is kept (default: each call's `ctx.store`, the pipeline's), under `sluice:cost:`. */
   store?: Store;
+  /**
+   * What a store failure does to a call about to be sent (default
+   * `'closed'`: it is refused with `STORE_UNAVAILABLE`, since spend that
+   * cannot be reserved cannot be bounded). `'open'` sends it unmetered;
+   * `'memory'` meters it in this process until the store is back. When
+   * the call settles, a store failure is only reported (`store-error`).
+   */
+  onStoreError?: StoreErrorPolicy;
   /** Budgets with the same name and store share their spend (default `'budget'`). */
   name?: string;
 }
 
-const scopeSchema = z.union([z.literal('global'), z.strictObject({ tag: z.string().min(1) })]);
+const keySchema = z.union([
+  z.enum(['global', 'model', 'origin-model']),
+  z.strictObject({ tag: z.string().min(1), missing: z.string().optional() }),
+  z.custom<(ctx: CompletionContext) => string>((value) => typeof value === 'function', 'must be a KeyOption'),
+]);
 const periodSchema = z.enum(['hour', 'day', 'month']);
-const limitSchema = z.strictObject({ scope: scopeSchema.optional(), limitUsd: z.number().positive().finite(), period: periodSchema });
+const limitSchema = z.strictObject({ key: keySchema.optional(), limitUsd: z.number().positive().finite(), period: periodSchema });
 
 /** The zod schema of {@link BudgetOptions}; internal. */
 export const budgetOptionsSchema = z
   .strictObject({
-    scope: scopeSchema.optional(),
+    key: keySchema.optional(),
     limitUsd: z.number().positive().finite().optional(),
     period: periodSchema.optional(),
     limits: z.array(limitSchema).min(1).optional(),
@@ -128,18 +150,21 @@ export const budgetOptionsSchema = z
     prices: priceTableOption.optional(),
     unknownModel: unknownModelOption.optional(),
     store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
+    onStoreError: storeErrorPolicyOption.optional(),
     name: z.string().min(1).optional(),
   })
   .superRefine((options, issues) => {
-    const single = options.limitUsd !== undefined || options.period !== undefined || options.scope !== undefined;
-    if (options.limits && single) issues.addIssue({ code: 'custom', path: ['limits'], message: 'give either limits or limitUsd/period, not both' });
+    const single = options.limitUsd !== undefined || options.period !== undefined || options.key !== undefined;
+    if (options.limits && single) issues.addIssue({ code: 'custom', path: ['limits'], message: 'give either limits or limitUsd/period/key, not both' });
     if (!options.limits && options.limitUsd === undefined) issues.addIssue({ code: 'custom', path: ['limitUsd'], message: 'required (or give limits)' });
     if (!options.limits && options.period === undefined) issues.addIssue({ code: 'custom', path: ['period'], message: 'required (or give limits)' });
     const seen = new Map<string, number>();
     options.limits?.forEach((limit, index) => {
-      const key = `${JSON.stringify(limit.scope ?? 'global')}:${limit.period}`;
+      // Two function keys may differ; only plain keys can be told equal.
+      if (typeof limit.key === 'function') return;
+      const key = `${JSON.stringify(limit.key ?? 'global')}:${limit.period}`;
       const first = seen.get(key);
-      if (first !== undefined) issues.addIssue({ code: 'custom', path: ['limits', index], message: `same scope and period as limits.${first}` });
+      if (first !== undefined) issues.addIssue({ code: 'custom', path: ['limits', index], message: `same key and period as limits.${first}` });
       seen.set(key, index);
     });
   });

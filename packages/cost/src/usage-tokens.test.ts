@@ -1,4 +1,4 @@
-import { type ChatCompletion, type Transport, type Usage, createPipeline, memoryStore } from '@sluice/core';
+import { type ChatCompletion, type ChatMessage, type Transport, type Usage, createPipeline, memoryStore } from '@sluice/core';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BudgetBucket, releaseHold, reserveHold, settleHold } from './budget-bucket.js';
@@ -6,9 +6,10 @@ import { budget } from './budget.js';
 import { costOfUsage } from './cost-of-usage.js';
 import { memoryLedger } from './ledger.js';
 import { priceTable } from './price-table.js';
-import { messages } from './test-pipeline.js';
 import { trackCost } from './track-cost.js';
 import { usageTokens } from './usage-tokens.js';
+
+const messages: ChatMessage[] = [{ role: 'user', content: 'Tell me about sluice gates in one paragraph.' }];
 
 // Prompts are free and 100 output tokens of `big` cost $0.10: a call's worst case.
 const prices = priceTable({ big: { input: 0, output: 1_000, contextWindow: 10_000, maxOutput: 1_000 } });
@@ -50,8 +51,10 @@ function setup(usage: Record<string, unknown>, limitUsd: number) {
 
 async function holdsLeft(store: ReturnType<typeof memoryStore>): Promise<number> {
   const day = new Date().toISOString().slice(0, 10);
-  const bucket = await store.get<BudgetBucket>(`sluice:budget:budget:global:day:${day}`);
-  return Object.keys(bucket?.holds ?? {}).length;
+  const bucket = await store.get<BudgetBucket>(`sluice:cost:budget:global:day:${day}`);
+  if (!bucket) throw new Error('no budget record in the store');
+  expect(Number.isFinite(bucket.spentUsd)).toBe(true);
+  return Object.keys(bucket.holds).length;
 }
 
 describe('usageTokens', () => {
