@@ -22,9 +22,9 @@ export { estimateCost, type EstimateCostOptions, type CostEstimate } from './est
 export type { UnknownModelPolicy } from './resolve-price.js';
 export { trackCost, type TrackCostMiddleware, type CostState } from './track-cost.js';
 export {
-  memoryLedger,
+  spendLedger,
   type Ledger,
-  type MemoryLedgerOptions,
+  type SpendLedgerOptions,
   type CostRecord,
   type ReportQuery,
   type ReportGrouping,

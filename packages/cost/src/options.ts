@@ -63,7 +63,7 @@ export interface TrackCostOptions {
   prices?: PriceTable;
   /** What an unknown model means (default `'error'`: the call is refused before it is sent). */
   unknownModel?: UnknownModelPolicy;
-  /** Where each call's cost is recorded (default: a new `memoryLedger()`, exposed as `.ledger`). */
+  /** Where each call's cost is recorded (default: a new `spendLedger()`, exposed as `.ledger`). */
   ledger?: Ledger;
   /** The spend anomaly alert: its options, or `false` to turn it off (default on, factor 5). */
   anomaly?: AnomalyOptions | false;

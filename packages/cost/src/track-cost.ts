@@ -2,7 +2,7 @@ import { type CompletionContext, type Middleware, type Settlement } from '@sluic
 import { parseOptions } from '@sluice/core/kit';
 import { AnomalyDetector } from './anomaly-detector.js';
 import type { CostBuckets } from './cost-of-usage.js';
-import { type Ledger, memoryLedger } from './ledger.js';
+import { type Ledger, spendLedger } from './ledger.js';
 import { type TrackCostOptions, trackCostOptionsSchema } from './options.js';
 import { priceTable } from './price-table.js';
 import { resolvePrice } from './resolve-price.js';
@@ -47,7 +47,7 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
   const config = parseOptions(trackCostOptionsSchema, options, 'trackCost');
   const prices = config.prices ?? priceTable();
   const policy = config.unknownModel ?? 'error';
-  const ledger = config.ledger ?? memoryLedger();
+  const ledger = config.ledger ?? spendLedger();
   const detector = config.anomaly === false ? undefined : new AnomalyDetector(config.anomaly);
   const tracked = new WeakSet<CompletionContext>();
 
@@ -63,7 +63,7 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
     for (const event of detector?.observe({ id: ctx.id, model, tags: ctx.tags, tokens, usd, now }) ?? []) {
       ctx.events.emit('cost-anomaly', event);
     }
-    await ledger.record({ id: ctx.id, at: now, model, tags: ctx.tags, usd, buckets, estimated, priced });
+    await ledger.record({ id: ctx.id, at: now, model, tags: ctx.tags, usd, buckets, estimated, priced }, ctx);
   }
 
   const middleware = async function trackCost(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {

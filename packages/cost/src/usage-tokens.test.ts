@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type BudgetBucket, releaseHold, reserveHold, settleHold } from './budget-bucket.js';
 import { budget } from './budget.js';
 import { costOfUsage } from './cost-of-usage.js';
-import { memoryLedger } from './ledger.js';
+import { spendLedger } from './ledger.js';
 import { priceTable } from './price-table.js';
 import { trackCost } from './track-cost.js';
 import { usageTokens } from './usage-tokens.js';
@@ -40,7 +40,7 @@ afterEach(async () => {
 
 function setup(usage: Record<string, unknown>, limitUsd: number) {
   const store = memoryStore();
-  const ledger = memoryLedger();
+  const ledger = spendLedger();
   const costs = trackCost({ prices, ledger, anomaly: { warmupRequests: 1, warmupMinutes: 1 } });
   const llm = createPipeline({ transport: reporting(usage), store })
     .use(costs)
@@ -124,7 +124,7 @@ describe('unusable usage in the budget and the ledger', () => {
   });
 
   it('keeps ledger totals exact numbers whatever a custom caller records', async () => {
-    const ledger = memoryLedger();
+    const ledger = spendLedger();
     const buckets = { uncachedInput: { tokens: Number.NaN, usd: 0 }, cachedInput: { tokens: 'x', usd: 0 }, output: { tokens: 10, usd: 0, reasoningTokens: 0 } };
     await ledger.record({ id: '1', at: Date.now(), model: 'm', tags: {}, usd: Number.NaN, buckets, estimated: false, priced: true } as never);
     await ledger.record({ id: '2', at: Number.NaN, model: 'm', tags: {}, usd: 0.5, buckets, estimated: false, priced: true } as never);
