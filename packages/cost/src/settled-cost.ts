@@ -22,8 +22,9 @@ const unpriced: PriceEntry = { input: 0, output: 0, contextWindow: 1, maxOutput:
  * The cost of a settled call: from the usage the upstream reported, or,
  * when none arrived or a count in it is unusable (missing, negative, NaN,
  * not a number), from the prompt count and the tokens of the text that
- * was delivered (marked `estimated`). Undefined when nothing was produced
- * (an error before any answer); internal.
+ * was delivered (marked `estimated`), for a stream the upstream accepted
+ * and cut before its first chunk too (its prompt was billed). Undefined when
+ * the upstream never accepted the request (an error before any answer); internal.
  *
  * @param ctx - the call, whose `request` is what was finally sent
  * @param settlement - how it ended
@@ -42,7 +43,8 @@ export function settledCost(ctx: CompletionContext, settlement: Settlement, matc
   }
   let text: string | undefined;
   if (settlement.response) text = completionText(settlement.response);
-  else if (settlement.stream && settlement.chunks > 0) text = settlement.streamedText;
+  // A stream the upstream accepted was billed for its prompt even if it was cut before its first chunk.
+  else if (settlement.stream && (settlement.chunks > 0 || settlement.accepted)) text = settlement.streamedText;
   if (text === undefined && reported === undefined) return undefined;
   // What the upstream did report is kept; only the unusable counts are made here.
   const prompt = reported?.prompt ?? promptCount(ctx).count;

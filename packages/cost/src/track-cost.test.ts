@@ -1,8 +1,9 @@
 import type { ChatMessage } from '@sluice/core';
 import { countMessages, countTokens } from '@sluice/context';
-import { type Middleware, type Pipeline, createPipeline, openAICompatible } from '@sluice/core';
+import { type Middleware, type Pipeline, createPipeline, memoryStore, openAICompatible } from '@sluice/core';
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
 import { afterEach, describe, expect, it } from 'vitest';
+import { budget } from './budget.js';
 import { priceTable } from './price-table.js';
 import { trackCost } from './track-cost.js';
 import { drain, recordEvents } from '@sluice/testing/kit';
@@ -87,6 +88,22 @@ describe('trackCost', () => {
       expect(ctx.state.tokens).toMatchObject({ count: prompt, model: 'gpt-4.1' });
     });
   }
+
+  it('costs a stream accepted and then cut before its first chunk for its prompt, not $0, in the budget too', async () => {
+    const store = memoryStore();
+    await setup({}, budget({ limitUsd: 1, period: 'day', store }));
+    const costsRecorder = recordEvents(llm.events, ['cost']);
+    upstream.enqueue({ kind: 'cut', afterChunks: 0 });
+    const ctx = await llm.run({ model: 'gpt-4.1', messages, stream: true });
+    const { chunks, error } = await drain(ctx.chunks!);
+    expect(chunks).toHaveLength(0);
+    expect(error).toMatchObject({ code: 'STREAM_CUT' });
+    const prompt = countMessages(messages, 'gpt-4.1').tokens;
+    expect(costsRecorder.of('cost')).toEqual([expect.objectContaining({ estimated: true, usd: expect.closeTo((prompt * 2) / 1e6, 12) })]);
+    expect(costsRecorder.of('cost')[0]?.buckets.output.tokens).toBe(0);
+    const spent = await store.get<{ spentUsd: number; holds: object }>(`sluice:cost:budget:global:day:${new Date().toISOString().slice(0, 10)}`);
+    expect(spent).toMatchObject({ spentUsd: expect.closeTo((prompt * 2) / 1e6, 12), holds: {} });
+  });
 
   it('costs a stream the caller stopped reading as estimated', async () => {
     await setup();
