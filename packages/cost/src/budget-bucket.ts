@@ -1,7 +1,7 @@
 import { usdAmount } from './usage-tokens.js';
 
 /*
- * The stored state of one budget limit for one scope and period, and the
+ * The stored state of one budget limit for one key and period, and the
  * pure updates the budget applies to it with `store.update` (atomic; a
  * distributed store may run an update more than once, so each is a pure
  * function of the current value). Plain JSON.
