@@ -1,11 +1,10 @@
-import type { ChatMessage } from '@sluice/core';
-import { createPipeline, openAICompatible } from '@sluice/core';
+import { type ChatMessage, createPipeline, openAICompatible } from '@sluice/core';
 import { mockUpstream } from '@sluice/testing';
+import { manualClock, recordEvents } from '@sluice/testing/kit';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AnomalyDetector, type Observation } from './anomaly-detector.js';
 import { trackCost } from './track-cost.js';
-import { manualClock, recordEvents } from '@sluice/testing/kit';
 
 const messages: ChatMessage[] = [
   { role: 'system', content: 'You are terse.' },

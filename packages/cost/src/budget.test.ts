@@ -1,13 +1,12 @@
-import type { ChatMessage } from '@sluice/core';
-import { type Middleware, type Pipeline, createPipeline, memoryStore, openAICompatible } from '@sluice/core';
+import { type ChatMessage, type Middleware, type Pipeline, createPipeline, memoryStore, openAICompatible } from '@sluice/core';
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
+import { drain, manualClock, recordEvents } from '@sluice/testing/kit';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { budget } from './budget.js';
 import type { BudgetOptions } from './options.js';
 import { priceTable } from './price-table.js';
 import { trackCost } from './track-cost.js';
-import { drain, manualClock, recordEvents } from '@sluice/testing/kit';
 
 const messages: ChatMessage[] = [
   { role: 'system', content: 'You are terse.' },

@@ -1,7 +1,6 @@
 import { createPipeline, memoryStore, openAICompatible } from '@sluice/core';
 import { mockUpstream } from '@sluice/testing';
-import { checkedStore } from '@sluice/testing/kit';
-import { trackCost } from './track-cost.js';
+import { checkedStore, manualClock } from '@sluice/testing/kit';
 import { describe, expect, it } from 'vitest';
 import { compareModels } from './compare-models.js';
 import { costOfTokens } from './cost-of-usage.js';
@@ -10,7 +9,7 @@ import { type CostRecord, spendLedger } from './ledger.js';
 import { originalPrices } from './original-prices.js';
 import { priceTable } from './price-table.js';
 import { projectSpend } from './project-spend.js';
-import { manualClock } from '@sluice/testing/kit';
+import { trackCost } from './track-cost.js';
 
 const hour = 3_600_000;
 const day = 24 * hour;

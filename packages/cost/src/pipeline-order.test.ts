@@ -1,10 +1,10 @@
 import { trimContext } from '@sluice/context';
 import { type ChatMessage, createPipeline, openAICompatible } from '@sluice/core';
 import { mockUpstream } from '@sluice/testing';
+import { drain, recordEvents } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { budget } from './budget.js';
 import { trackCost } from './track-cost.js';
-import { drain, recordEvents } from '@sluice/testing/kit';
 
 const messages: ChatMessage[] = [
   { role: 'system', content: 'You are terse.' },

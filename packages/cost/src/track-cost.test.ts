@@ -1,12 +1,11 @@
-import type { ChatMessage } from '@sluice/core';
 import { countMessages, countTokens } from '@sluice/context';
-import { type Middleware, type Pipeline, createPipeline, memoryStore, openAICompatible } from '@sluice/core';
+import { type ChatMessage, type Middleware, type Pipeline, createPipeline, memoryStore, openAICompatible } from '@sluice/core';
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
+import { drain, recordEvents } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { budget } from './budget.js';
 import { priceTable } from './price-table.js';
 import { trackCost } from './track-cost.js';
-import { drain, recordEvents } from '@sluice/testing/kit';
 
 const messages: ChatMessage[] = [
   { role: 'system', content: 'You are terse.' },
