@@ -275,7 +275,7 @@ describe('the resilience pipeline under seeded faults (30% 503, 5% resets)', () 
         .use(circuit)
         .use(rateLimit({ rpm: 60_000, concurrency: 48 }));
       const seen: Record<string, number> = {};
-      const names = ['retry', 'retry-exhausted', 'retry-budget-exhausted', 'circuit-open', 'circuit-close', 'limit-wait'] as const;
+      const names = ['retry', 'retry-stop', 'circuit-open', 'circuit-close', 'limit-wait'] as const;
       for (const name of names) h.llm.events.on(name, () => void (seen[name] = (seen[name] ?? 0) + 1));
       const withIt = await load(h);
 

@@ -7,8 +7,8 @@ import { heading } from './format.js';
 
 const model = 'deepseek-v3.2';
 const openMs = 2_000;
-/** 40 requests a second, 8 at once after a quiet spell, then one every 31 ms. */
-const requests = { limit: 40, windowMs: 1_000, burst: 8 };
+/** At most 20 requests in any second: all 20 at once after a quiet spell, then each as an earlier one leaves the window. */
+const requests = { limit: 20, windowMs: 1_000 };
 
 const ask = (n: number): ChatCompletionRequest => ({ model, messages: [{ role: 'user', content: `Question number ${n}` }] });
 
@@ -16,7 +16,7 @@ const ask = (n: number): ChatCompletionRequest => ({ model, messages: [{ role: '
 /** The three, in the design's order, with waits short enough for a demo. */
 function resilientPipeline(baseUrl: string, seed: number) {
   return createPipeline({ transport: openAICompatible({ baseUrl, apiKey: 'sk-demo' }) })
-    .use(retry({ attempts: 3, backoff: exponentialBackoff({ baseMs: 100, capMs: 400, random: seededRandom(seed) }) }))
+    .use(retry({ attempts: 3, backoff: exponentialBackoff({ baseMs: 100, maxMs: 400, random: seededRandom(seed) }) }))
     .use(breaker({ failures: 10, openMs }))
     .use(rateLimit({ requests }));
 }
@@ -37,12 +37,14 @@ class Narrator {
       if (e.attempt === 2) this.firstAttemptFailed.add(e.id);
       this.line('retry', `${call(e.id)} attempt ${e.attempt} in ${Math.round(e.delayMs)} ms (${e.code})`);
     });
-    llm.events.on('retry-exhausted', (e) =>
-      this.line('retry-exhausted', `${call(e.id)} gave up after ${e.attempts} attempts: ${e.codes.join(', ')}`),
-    );
-    llm.events.on('retry-budget-exhausted', (e) => {
-      if (e.attempt === 1) this.firstAttemptFailed.add(e.id);
-      this.line('retry-budget', `${call(e.id)} not retried: the retry budget is spent (${e.code})`);
+    llm.events.on('retry-stop', (e) => {
+      if (e.reason === 'attempts') {
+        this.line('retry-stop', `${call(e.id)} gave up after ${e.attempts} attempts: ${e.codes.join(', ')}`);
+        return;
+      }
+      if (e.attempts === 1) this.firstAttemptFailed.add(e.id);
+      const why = e.reason === 'budget' ? 'the retry budget is spent' : `a ${Math.round(e.delayMs ?? 0)} ms wait is too long (${e.reason})`;
+      this.line('retry-stop', `${call(e.id)} not retried: ${why} (${e.code})`);
     });
     llm.events.on('circuit-open', (e) => {
       const why = e.reason === 'consecutive' ? `after ${e.failures} consecutive failures` : `(${e.reason})`;
@@ -83,7 +85,7 @@ export async function resilience(): Promise<void> {
   heading('Resilience: retry + breaker + rateLimit against injected faults');
   console.log(
     'retry({ attempts: 3, backoff: 100–400 ms }) → breaker({ failures: 10, openMs: 2 s })' +
-      ' → rateLimit({ 40 requests/s, burst 8 })',
+      ' → rateLimit({ 20 requests in any second })',
   );
 
   // 1. Random faults, seeded: every run sees the same ones.
@@ -147,8 +149,8 @@ export async function resilience(): Promise<void> {
     const reply = await llm.complete(ask(100));
     narrator.line('call answered', `in ${Math.round(performance.now() - started)} ms: "${reply.choices[0]?.message.content}"`);
 
-    const burst = 16;
-    narrator.section(`4. a burst of ${burst} calls at once meets the limit (40 a second, burst 8)`);
+    const burst = 30;
+    narrator.section(`4. a burst of ${burst} calls at once meets the limit (20 in any second)`);
     const durations = await Promise.all(
       Array.from({ length: burst }, async (_, i) => {
         const begin = performance.now();

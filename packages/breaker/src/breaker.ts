@@ -1,25 +1,31 @@
+import { type Clock, type CompletionContext, type Middleware, type Settlement, type SluiceEmitter, type Store, systemClock } from '@sluice/core';
+import { keyedState, toSluiceError } from '@sluice/core/kit';
+import type { CircuitStateName } from './events.js';
+import { type BreakerOptions, resolveBreakerOptions } from './options.js';
 import {
-  type Clock,
-  type CompletionContext,
-  memoryStore,
-  type Middleware,
-  type Settlement,
-  type SluiceEmitter,
-  type Store,
-  systemClock,
-  toSluiceError,
-  ValidationError,
-} from '@sluice/core';
-import type { CircuitStateName } from './breaker-events.js';
-import { type BreakerOptions, resolveBreakerOptions } from './breaker-options.js';
-import { admit, type CallOutcome, type CircuitRecord, isolate, reset, settle, type Ticket, type Transition } from './circuit.js';
-import { CircuitOpenError } from './circuit-open-error.js';
+  admit,
+  type CallOutcome,
+  type CircuitRecord,
+  isolate,
+  reset,
+  lifetimeMs,
+  settle,
+  type Mark,
+  type SettleContext,
+  type Step,
+  type Ticket,
+  type Transition,
+} from './circuit.js';
+import { CircuitViews } from './circuit-views.js';
+import { InFlight } from './in-flight.js';
+import { CircuitOpenError } from './errors.js';
 import { type CircuitSnapshot, snapshot } from './circuit-snapshot.js';
 
 /**
  * The middleware `breaker()` returns, with the circuits' manual controls
  * and health attached. Each method takes a circuit's key
- * (`${origin}|${model}` by default, e.g. `https://api.deepseek.com/v1|deepseek-v3.2`).
+ * as the `key` option makes it (`${origin}|${model}` by default, e.g.
+ * `https://api.deepseek.com/v1|deepseek-v3.2`).
  *
  * @example
  * ```ts
@@ -58,17 +64,20 @@ export interface BreakerMiddleware extends Middleware {
  * `backoff`) its calls fail fast with {@link CircuitOpenError} without
  * reaching the upstream; then it lets `probes` calls through (default 1)
  * while the rest still fail fast: their success closes it, a failure
- * reopens it. A stream counts when it settles: cut mid-way is a failure,
- * read to its end a success, cancelled by its consumer neither.
+ * reopens it. A call counts when the upstream answers it: a stream when the
+ * upstream accepted it (a success, turned into a failure if it is cut
+ * later), like an error at its headers; the failure rate allows for the
+ * calls still in flight, so fast errors cannot trip it ahead of slow successes.
  *
  * Circuits live as plain JSON in a core `Store` (`options.store`, else the
- * pipeline's), two store calls a request. Place it inside `retry` and
- * outside `rateLimit`: each attempt is judged, and an open circuit fails
- * fast without using any rate.
+ * pipeline's) under `sluice:breaker:`, each record with a lifetime that
+ * depends on its state; a call costs one store call, its result. Place it
+ * inside `retry` and outside `rateLimit`: each attempt is judged, and an
+ * open circuit fails fast without using any rate.
  *
  * @param options - see {@link BreakerOptions}; all optional
  * @returns the named middleware `breaker`, with `isolate`, `reset` and `state`
- * @throws ValidationError naming the bad option (`breaker.failures`, `breaker.failureRate.threshold`)
+ * @throws ValidationError naming the bad option (`breaker.failures`, `breaker.failureRate.threshold`, `breaker.key`)
  * @example
  * ```ts
  * const circuit = breaker({ failures: 10, openMs: 30_000 });
@@ -79,18 +88,43 @@ export interface BreakerMiddleware extends Middleware {
  */
 export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
   const config = resolveBreakerOptions(options);
-  const { rules, prefix } = config;
-  // One breaker, one set of circuits: the store is fixed at first use (see BreakerOptions.store).
-  let store = config.store;
+  const { rules } = config;
+  const circuits = keyedState({
+    name: 'breaker',
+    key: config.key,
+    defaultKey: 'origin-model',
+    field: 'breaker.key',
+    store: config.store,
+    onStoreError: config.onStoreError,
+  });
+  /** With policy `closed` every admission must reach the store, so no view stands in for it. */
+  const verify = config.onStoreError === 'closed';
+  const views = new CircuitViews();
+  const inFlight = new InFlight();
+  /** The emitter and clock of the last call seen, for the manual methods. */
   let events: SluiceEmitter | undefined;
   let clock: Clock | undefined;
   let sequence = 0;
 
-  const keyOf = (ctx: CompletionContext): string => {
-    const key = config.key(ctx);
-    if (typeof key !== 'string' || key === '') throw new ValidationError('breaker.key', 'must return a non-empty string');
-    return key;
-  };
+  /** Writes a change; sees and returns the stored record, or undefined when the store failed (policy `open`). */
+  async function write<S extends Step>(
+    ctx: CompletionContext | undefined,
+    key: string,
+    now: number,
+    change: (current: CircuitRecord | undefined) => S,
+    phase: 'admit' | 'settle',
+  ): Promise<{ record: CircuitRecord; step: S } | undefined> {
+    let step: S | undefined;
+    const record = await circuits.update<CircuitRecord>(ctx, key, (current) => (step = change(current)).record, {
+      ttlMs: (next) => lifetimeMs(next, now, rules),
+      phase,
+    });
+    if (record === undefined || step === undefined) return undefined;
+    views.see(circuits.storeFor(ctx), key, record, now, rules);
+    const emitter = ctx?.events ?? events;
+    if (emitter) emit(emitter, key, step.transitions);
+    return { record, step };
+  }
 
   /** A call that failed before any response is judged by its error alone. */
   const outcomeOfError = (error: unknown): CallOutcome => (config.isFailure(toSluiceError(error)) ? 'failure' : 'ignore');
@@ -102,91 +136,148 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     return settlement.outcome === 'success' ? 'success' : 'ignore';
   };
 
-  async function record(ctx: CompletionContext, circuits: Store, key: string, ticket: Ticket, outcome: CallOutcome) {
+  /** Records an outcome; returns the mark a counted success left, for a later failure to amend. */
+  async function record(ctx: CompletionContext, key: string, ticket: Ticket, outcome: CallOutcome, amends?: Mark) {
     // A normal call that counts neither way leaves the circuit as it is.
-    if (outcome === 'ignore' && ticket.kind === 'call') return;
+    if (outcome === 'ignore' && ticket.kind === 'call') return undefined;
     const now = ctx.clock.now();
-    let step: ReturnType<typeof settle> | undefined;
-    await circuits.update<CircuitRecord>(prefix + key, (current) => (step = settle(current, ticket, outcome, now, rules)).record);
-    if (step) emit(ctx.events, key, step.transitions);
+    const context: SettleContext = { pending: inFlight.count(key), ...(amends && { amends }) };
+    const written = await write(ctx, key, now, (current) => settle(current, ticket, outcome, now, rules, context), 'settle');
+    return written?.step.mark;
+  }
+
+  /**
+   * Admits a call, or says why not. A circuit this process knows only
+   * closed admits without a store call, one it saw open fails fast without
+   * one (see `circuit-views.ts`); the rest (half-open, due, isolated) read
+   * the store, and taking a probe slot updates it.
+   */
+  async function admitCall(ctx: CompletionContext, key: string, now: number): Promise<Ticket | Refusal> {
+    const store = circuits.storeFor(ctx);
+    const view = verify ? undefined : views.get(store, key, now);
+    if (!verify && !view) return { kind: 'call', at: now };
+    if (view?.state === 'open' && view.openUntil !== null && now < view.openUntil) {
+      return { refused: 'open', retryAfterMs: view.openUntil - now };
+    }
+    const id = `${ctx.id}#${++sequence}`;
+    let step = admit(verify ? undefined : await circuits.get<CircuitRecord>(key, ctx), id, now, rules);
+    let stored = step.record;
+    if (verify || step.changed) {
+      // Taking a probe slot must be atomic: decided again inside the update.
+      const written = await write(ctx, key, now, (current) => admit(current, id, now, rules), 'admit');
+      // The store failed under policy `open`: go ahead, as if closed.
+      if (!written) return { kind: 'call', at: now };
+      ({ step, record: stored } = written);
+    } else {
+      views.see(store, key, stored, now, rules);
+      emit(ctx.events, key, step.transitions);
+    }
+    if (step.ticket) return step.ticket;
+    const seen = snapshot(key, stored, now, rules);
+    return { refused: seen.state as Refusal['refused'], retryAfterMs: seen.retryAfterMs ?? undefined };
   }
 
   async function breaker(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
-    const key = keyOf(ctx);
-    store ??= ctx.store;
-    events ??= ctx.events;
-    clock ??= ctx.clock;
-    const circuits = store;
-    const id = `${ctx.id}#${++sequence}`;
+    const key = circuits.keyOf(ctx);
+    events = ctx.events;
+    clock = ctx.clock;
     const admittedAt = ctx.clock.now();
-    let step = admit(await circuits.get<CircuitRecord>(prefix + key), id, admittedAt, rules);
-    if (step.changed) {
-      // Taking a probe slot must be atomic: read again inside the update.
-      await circuits.update<CircuitRecord>(prefix + key, (current) => (step = admit(current, id, admittedAt, rules)).record);
-    }
-    emit(ctx.events, key, step.transitions);
     const { state } = ctx;
-    const { ticket } = step;
-    if (!ticket) {
-      const seen = snapshot(key, step.record, admittedAt, rules);
-      const open = seen.state as Exclude<CircuitStateName, 'closed'>;
-      state.breaker = { key, state: open };
-      throw new CircuitOpenError(key, open, seen.retryAfterMs ?? undefined);
+    const ticket = await admitCall(ctx, key, admittedAt);
+    if ('refused' in ticket) {
+      state.breaker = { key, state: ticket.refused };
+      throw new CircuitOpenError(key, ticket.refused, ticket.retryAfterMs);
     }
     state.breaker = { key, state: ticket.kind === 'probe' ? 'half-open' : 'closed' };
 
+    // A probe is judged alone, so only a closed circuit's calls count as in flight.
+    let pending = ticket.kind === 'call';
+    if (pending) inFlight.enter(key);
+    /** Takes the call out of those in flight, once: it is about to be judged. */
+    const judged = () => {
+      if (pending) inFlight.leave(key);
+      pending = false;
+    };
+
+    const calledAt = ctx.clock.now();
     try {
       await next();
     } catch (error) {
       // Judged from the error itself rather than a settlement listener: a
       // rejection by a layer before the transport (a limiter) has no response
       // for a listener to bind to, and would hand it the whole call's outcome.
-      try {
-        await record(ctx, circuits, key, ticket, outcomeOfError(error));
-      } catch (storeError) {
-        // The caller needs the upstream's error; a failing store must not hide it.
-        ctx.events.emit('listener-error', { id: ctx.id, error: storeError });
-      }
+      judged();
+      await record(ctx, key, ticket, outcomeOfError(error));
       throw error;
     }
     const respondedAt = ctx.clock.now();
+    if (ctx.stream && ticket.kind === 'call' && (config.slowCallMs === undefined || respondedAt - calledAt <= config.slowCallMs)) {
+      // A stream is judged when the upstream accepted it, the moment a
+      // failure before or at its headers is judged: counting its success
+      // only when it ends would let every fast error land before the slow
+      // successes of the same traffic and trip a healthy circuit. A stream
+      // cut later turns that success into a failure (one call, one count).
+      // `respondedAt - calledAt` bounds its time to headers from above, so
+      // below `slowCallMs` it is surely not slow; otherwise it is judged at
+      // its end, when its settlement says how long the upstream really took
+      // (until then it counts as in flight: one nobody reads never settles,
+      // which leaves the rate a call more lenient, never stricter).
+      judged();
+      const mark = await record(ctx, key, ticket, 'success');
+      ctx.onSettled(async (settlement: Settlement) => {
+        // Without a mark the success was not counted (the circuit moved on, or the store failed).
+        if (!mark || settlement.outcome !== 'error' || !settlement.error || !config.isFailure(settlement.error)) return;
+        await record(ctx, key, ticket, 'failure', mark);
+      });
+      return;
+    }
     // After `next()` resolved, this binds to this attempt's response: at once
     // for a non-stream answer, when the stream ends, breaks or is cancelled.
-    ctx.onSettled((settlement: Settlement) => {
+    ctx.onSettled(async (settlement: Settlement) => {
       // Slowness is the upstream's time to the response (a stream's headers),
       // from when the request was sent: the settlement's duration runs from
       // the transport's start, so time queued in an inner limiter is left out.
       const sentAt = ctx.clock.now() - settlement.durationMs;
-      return record(ctx, circuits, key, ticket, outcomeOfSettlement(settlement, respondedAt - sentAt));
+      judged();
+      await record(ctx, key, ticket, outcomeOfSettlement(settlement, respondedAt - sentAt));
     });
   }
 
-  /** Where manual calls act: the breaker's store, or its own memory store before any call. */
-  const manual = () => {
-    store ??= memoryStore();
-    return { circuits: store, now: (clock ?? systemClock).now() };
-  };
+  /**
+   * A manual change, straight on the store (the explicit one, else the last
+   * call's): an operator's action must fail loudly, not under a policy.
+   */
+  async function manual(key: string, change: (current: CircuitRecord | undefined, now: number) => Step) {
+    const now = (clock ?? systemClock).now();
+    const store = circuits.storeFor();
+    let step: Step | undefined;
+    const stored = await store.update<CircuitRecord>(
+      circuits.namespace + key,
+      (current) => (step = change(current, now)).record,
+      (next) => lifetimeMs(next, now, rules),
+    );
+    views.see(store, key, stored, now, rules);
+    if (step && events) emit(events, key, step.transitions);
+    return snapshot(key, stored, now, rules);
+  }
 
   return Object.assign(breaker, {
-    async isolate(key: string) {
-      const { circuits, now } = manual();
-      let step: ReturnType<typeof isolate> | undefined;
-      const stored = await circuits.update<CircuitRecord>(prefix + key, (current) => (step = isolate(current, now)).record);
-      if (step && events) emit(events, key, step.transitions);
-      return snapshot(key, stored, now, rules);
-    },
-    async reset(key: string) {
-      const { circuits, now } = manual();
-      let step: ReturnType<typeof reset> | undefined;
-      const stored = await circuits.update<CircuitRecord>(prefix + key, (current) => (step = reset(current)).record);
-      if (step && events) emit(events, key, step.transitions);
-      return snapshot(key, stored, now, rules);
-    },
+    isolate: (key: string) => manual(key, (current, now) => isolate(current, now)),
+    reset: (key: string) => manual(key, (current, now) => reset(current, now)),
     async state(key: string) {
-      const { circuits, now } = manual();
-      return snapshot(key, await circuits.get<CircuitRecord>(prefix + key), now, rules);
+      const now = (clock ?? systemClock).now();
+      const store = circuits.storeFor();
+      const stored = await store.get<CircuitRecord>(circuits.namespace + key);
+      views.see(store, key, stored, now, rules);
+      return snapshot(key, stored, now, rules);
     },
   });
+}
+
+/** Why a call was not admitted: the circuit's state and the time until half-open. */
+interface Refusal {
+  refused: Exclude<CircuitStateName, 'closed'>;
+  retryAfterMs: number | undefined;
 }
 
 function emit(events: SluiceEmitter, key: string, transitions: readonly Transition[]): void {

@@ -1,5 +1,6 @@
-import type { CircuitStateName, OpenReason } from './breaker-events.js';
-import { type CircuitRecord, type CircuitRules, probeLeaseMs, windowTotals } from './circuit.js';
+import type { CircuitStateName, OpenReason } from './events.js';
+import { type CircuitRecord, type CircuitRules, probeLeaseMs } from './circuit.js';
+import { windowTotals } from './failure-window.js';
 
 /**
  * A circuit's health, as `breaker.state(key)` reports it: plain JSON,

@@ -1,6 +1,19 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { admit, type CallOutcome, type CircuitRecord, type CircuitRules, isolate, probeLeaseMs, reset, settle, type Ticket } from './circuit.js';
+import {
+  admit,
+  type CallOutcome,
+  type CircuitRecord,
+  type CircuitRules,
+  isolate,
+  isolationMs,
+  lifetimeMs,
+  probeLeaseMs,
+  reset,
+  runMemoryMs,
+  settle,
+  type Ticket,
+} from './circuit.js';
 import { snapshot } from './circuit-snapshot.js';
 
 const rules = (overrides: Partial<CircuitRules> = {}): CircuitRules => ({
@@ -100,6 +113,41 @@ describe('circuit: failure rate', () => {
   });
 });
 
+describe('circuit: calls in flight and amended results', () => {
+  const rate = { threshold: 0.5, windowMs: 60_000, minimumCalls: 20, buckets: 10 };
+  const ticket: Ticket = { kind: 'call', at: 0 };
+
+  it('opens on the rate only when it is reached even if every call in flight succeeds', () => {
+    const r = rules({ failures: false, failureRate: rate });
+    let record: CircuitRecord | undefined;
+    for (let i = 0; i < 19; i++) record = settle(record, ticket, 'failure', i, r, { pending: 30 }).record;
+    expect(settle(record, ticket, 'failure', 19, r, { pending: 30 }).record.state).toBe('closed'); // 20 of 50
+    expect(settle(record, ticket, 'failure', 19, r, { pending: 20 }).record.state).toBe('open'); // 20 of 40
+  });
+
+  it('replaces a counted success with the failure that amends it, counting the call once', () => {
+    const r = rules({ failures: 5, failureRate: { ...rate, threshold: 1 } });
+    const counted = settle(undefined, ticket, 'success', 0, r);
+    expect(counted.mark).toEqual({ at: 0, judged: 1, run: 0 });
+    const amended = settle(counted.record, ticket, 'failure', 3_000, r, { amends: counted.mark });
+    expect(snapshot('k', amended.record, 3_000, r).window).toEqual({ calls: 1, failures: 1, rate: 1 });
+    // Once the success's slice has left the window, the failure is the call's only trace.
+    const late = settle(counted.record, ticket, 'failure', 70_000, r, { amends: counted.mark });
+    expect(snapshot('k', late.record, 70_000, r).window).toEqual({ calls: 1, failures: 1, rate: 1 });
+  });
+
+  it('lets an amending failure rejoin the run its success interrupted, unless something was counted since', () => {
+    const r = rules({ failures: 3 });
+    let record = settle(undefined, ticket, 'failure', 0, r).record;
+    record = settle(record, ticket, 'failure', 0, r).record;
+    const counted = settle(record, ticket, 'success', 0, r);
+    expect(counted.record.failures).toBe(0);
+    expect(settle(counted.record, ticket, 'failure', 0, r, { amends: counted.mark }).record).toMatchObject({ state: 'open', failures: 3 });
+    const since = settle(counted.record, ticket, 'success', 0, r).record;
+    expect(settle(since, ticket, 'failure', 0, r, { amends: counted.mark }).record).toMatchObject({ state: 'closed', failures: 1 });
+  });
+});
+
 describe('circuit: open, half-open, probes', () => {
   it('turns half-open when the open time is over, not a millisecond before', () => {
     const r = rules({ failures: 1 });
@@ -184,13 +232,15 @@ describe('circuit: manual control', () => {
     expect(isolate(step.record, 6).transitions).toEqual([]);
     expect(admit(step.record, 'a', Number.MAX_SAFE_INTEGER, r).ticket).toBeUndefined();
     expect(snapshot('k', step.record, 10, r)).toMatchObject({ state: 'isolated', retryAfterMs: null, openedAt: 5 });
-    const cleared = reset(step.record);
+    const cleared = reset(step.record, 10);
     expect(cleared.transitions).toEqual([{ to: 'closed', reason: 'reset' }]);
-    expect(admit(cleared.record, 'a', 10, r).ticket).toEqual({ kind: 'call', epoch: cleared.record.epoch });
+    expect(admit(cleared.record, 'a', 10, r).ticket).toEqual({ kind: 'call', at: 10 });
+    // A result of a call admitted before the reset is dropped.
+    expect(settle(cleared.record, { kind: 'call', at: 9 }, 'failure', 11, r).record).toEqual(cleared.record);
   });
 
   it('reports no close when resetting a closed circuit', () => {
-    expect(reset(undefined).transitions).toEqual([]);
+    expect(reset(undefined, 0).transitions).toEqual([]);
   });
 
   it('never mutates the record it is given', () => {
@@ -200,7 +250,30 @@ describe('circuit: manual control', () => {
     const admitted = admit(record, 'x', 1, r);
     settle(record, admitted.ticket as Ticket, 'failure', 1, r);
     isolate(record, 1);
-    reset(record);
+    reset(record, 1);
     expect(JSON.stringify(record)).toBe(frozen);
+  });
+});
+
+describe('circuit: record lifetimes', () => {
+  const ticket: Ticket = { kind: 'call', at: 0 };
+
+  it('keeps a closed circuit for its window, or a run of failures for an hour', () => {
+    const r = rules({ failures: 3, failureRate: { threshold: 0.5, windowMs: 60_000, minimumCalls: 20, buckets: 10 } });
+    const quiet = settle(undefined, ticket, 'success', 0, r).record;
+    expect(lifetimeMs(quiet, 0, r)).toBe(60_000);
+    expect(lifetimeMs(quiet, 0, rules())).toBe(30_000); // no window: the open time
+    const failing = settle(undefined, ticket, 'failure', 0, r).record;
+    expect(lifetimeMs(failing, 0, r)).toBe(runMemoryMs);
+  });
+
+  it('keeps an open circuit until half-open plus a margin for its probe and backoff, and an isolated one for a week', () => {
+    const r = rules({ failures: 1, openMs: 10_000, backoff: { factor: 2, maxMs: 600_000 } });
+    const open = settle(undefined, ticket, 'failure', 0, r).record;
+    expect(lifetimeMs(open, 4_000, r)).toBe(6_000 + 600_000);
+    expect(lifetimeMs(open, 4_000, rules({ failures: 1, openMs: 10_000 }))).toBe(6_000 + probeLeaseMs);
+    const probing = admit(open, 'p', 10_000, r).record;
+    expect(lifetimeMs(probing, 10_000, r)).toBe(600_000);
+    expect(lifetimeMs(isolate(undefined, 0).record, 0, r)).toBe(isolationMs);
   });
 });

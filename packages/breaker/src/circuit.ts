@@ -4,7 +4,8 @@
  * through `store.update`, which may run them more than once: nothing here
  * mutates its input or reads a clock.
  */
-import type { CircuitStateName, CloseReason, OpenReason } from './breaker-events.js';
+import type { CircuitStateName, CloseReason, OpenReason } from './events.js';
+import { countCall, uncount } from './failure-window.js';
 
 /**
  * The rules a circuit follows, every default filled in; internal.
@@ -32,8 +33,12 @@ export interface CircuitRules {
  */
 export interface CircuitRecord {
   state: CircuitStateName;
-  /** Bumped at every close and reset, so results of calls admitted before it are dropped. */
-  epoch: number;
+  /**
+   * When it last closed or was reset (null: never): results of calls
+   * admitted before then are dropped. A time rather than a counter, so a
+   * call can be admitted without reading the record (see `breaker`).
+   */
+  closedAt: number | null;
   /** Consecutive failures. */
   failures: number;
   /** The failure-rate window: at most `buckets` entries of `[slice index, calls, failures]`. */
@@ -50,6 +55,8 @@ export interface CircuitRecord {
   probes: Array<[id: string, at: number]>;
   /** Probes that succeeded in this half-open spell. */
   passed: number;
+  /** Results counted since the circuit last closed; a stream's later cut checks it (see {@link Mark}). */
+  judged: number;
 }
 
 /**
@@ -57,10 +64,10 @@ export interface CircuitRecord {
  *
  * @example
  * ```ts
- * const ticket: Ticket = { kind: 'probe', id: 'call_1#1' };
+ * const ticket: Ticket = { kind: 'call', at: Date.now() };
  * ```
  */
-export type Ticket = { kind: 'call'; epoch: number } | { kind: 'probe'; id: string };
+export type Ticket = { kind: 'call'; at: number } | { kind: 'probe'; id: string };
 
 /**
  * A state change, turned into an event by the middleware; internal.
@@ -96,6 +103,28 @@ export type CallOutcome = 'success' | 'failure' | 'ignore';
 export interface Step {
   record: CircuitRecord;
   transitions: Transition[];
+  /** Set when a normal call's success was counted: what a later failure of the same call amends. */
+  mark?: Mark;
+}
+
+/**
+ * Where a success was counted, so a failure of the same call found later
+ * (a stream cut after the upstream accepted it) replaces it rather than
+ * counting a second call; internal.
+ *
+ * @example
+ * ```ts
+ * const { mark } = settle(current, ticket, 'success', now, rules);
+ * settle(later, ticket, 'failure', now + 5_000, rules, { amends: mark });
+ * ```
+ */
+export interface Mark {
+  /** The clock's time it was counted at: its slice of the window. */
+  at: number;
+  /** The record's `judged` right after it, to tell whether anything was counted since. */
+  judged: number;
+  /** The consecutive failures it interrupted. */
+  run: number;
 }
 
 /**
@@ -110,13 +139,20 @@ export interface Step {
  */
 export const probeLeaseMs = 5 * 60_000;
 
-const fresh = (epoch = 0): CircuitRecord => ({
-  state: 'closed', epoch, failures: 0, window: [], openedAt: null, openUntil: null,
-  openMs: null, reason: null, trips: 0, probes: [], passed: 0,
+const fresh = (closedAt: number | null = null): CircuitRecord => ({
+  state: 'closed', closedAt, failures: 0, window: [], openedAt: null, openUntil: null,
+  openMs: null, reason: null, trips: 0, probes: [], passed: 0, judged: 0,
 });
 
 const copy = (record: CircuitRecord | undefined): CircuitRecord =>
-  record ? { ...record, window: record.window.map((slice) => [...slice]), probes: record.probes.map((probe) => [...probe]) } : fresh();
+  record
+    ? {
+        ...record,
+        window: record.window.map((slice) => [...slice]),
+        probes: record.probes.map((probe) => [...probe]),
+        judged: record.judged ?? 0,
+      }
+    : fresh();
 
 /** An open circuit whose time is over is half-open, whether or not a call has noticed yet. */
 const isDue = (record: CircuitRecord, now: number) =>
@@ -149,7 +185,7 @@ export function admit(
     Object.assign(record, { state: 'half-open', probes: [], passed: 0 });
     transitions.push({ to: 'half-open' });
   }
-  if (record.state === 'closed') return { record, transitions, ticket: { kind: 'call', epoch: record.epoch }, changed: false };
+  if (record.state === 'closed') return { record, transitions, ticket: { kind: 'call', at: now }, changed: false };
   if (record.state !== 'half-open') return { record, transitions, ticket: undefined, changed: false };
   record.probes = record.probes.filter(([, at]) => now - at < probeLeaseMs);
   if (record.probes.length + record.passed >= rules.probes) {
@@ -160,16 +196,42 @@ export function admit(
 }
 
 /**
+ * What the middleware knows about a call beyond its outcome; internal.
+ *
+ * - `pending`: the other calls of this circuit still in flight in this
+ *   process, admitted and not yet judged. The failure rate trips only when
+ *   it would be reached even if every one of them succeeded (see `settle`).
+ * - `amends`: set when a failure replaces the success this call was
+ *   counted as earlier (a stream judged when the upstream accepted it, then
+ *   cut): the {@link Mark} that success left.
+ */
+export interface SettleContext {
+  pending?: number;
+  amends?: Mark;
+}
+
+/**
  * Records how an admitted call ended; internal.
+ *
+ * Why the rate guard: failures often come back faster than successes (a
+ * 503 or a reset returns at once, an answer takes its generation time), so
+ * with many calls in flight the first calls judged are mostly failures
+ * even when the upstream fails a few of them. The window's rate is the
+ * share of failures among calls judged so far, and `minimumCalls` counts
+ * judged calls only; on top of that, the circuit opens on the rate only
+ * when `failures / (calls + pending) >= threshold`: the threshold is
+ * reached even if every call still in flight turned out a success. A
+ * circuit that must open still does, as soon as the failures alone prove it.
  *
  * @param current - the stored circuit, if any
  * @param ticket - what {@link admit} gave the call
  * @param outcome - success, failure, or neither
  * @param now - the clock's time
  * @param rules - the breaker's rules
+ * @param context - calls still in flight, and the success a failure replaces
  * @example
  * ```ts
- * const { record, transitions } = settle(current, ticket, 'failure', Date.now(), rules);
+ * const { record, transitions } = settle(current, ticket, 'failure', Date.now(), rules, { pending: 3 });
  * ```
  */
 export function settle(
@@ -178,23 +240,34 @@ export function settle(
   outcome: CallOutcome,
   now: number,
   rules: CircuitRules,
+  context: SettleContext = {},
 ): Step {
   const record = copy(current);
   if (ticket.kind === 'probe') return settleProbe(record, ticket.id, outcome, now, rules);
   // A result from before the circuit last opened, closed or was reset says nothing about it now.
-  if (record.state !== 'closed' || record.epoch !== ticket.epoch || outcome === 'ignore') return { record, transitions: [] };
+  const stale = record.closedAt !== null && ticket.at < record.closedAt;
+  if (record.state !== 'closed' || stale || outcome === 'ignore') return { record, transitions: [] };
   const failed = outcome === 'failure';
-  record.failures = failed ? record.failures + 1 : 0;
+  const { amends } = context;
+  const run = record.failures;
+  // A failure replacing a success that was the last result counted rejoins
+  // the run that success interrupted: cut after cut still trips the circuit.
+  if (failed && amends && amends.judged === record.judged) record.failures = amends.run + 1;
+  else record.failures = failed ? record.failures + 1 : 0;
+  record.judged += 1;
+  const mark: Mark | undefined = failed ? undefined : { at: now, judged: record.judged, run };
   if (rules.failures !== false && failed && record.failures >= rules.failures) {
     return { record, transitions: [open(record, now, 'consecutive', record.failures, rules)] };
   }
   const rate = rules.failureRate;
-  if (!rate) return { record, transitions: [] };
+  if (!rate) return { record, transitions: [], ...(mark && { mark }) };
+  if (amends) uncount(record, amends.at, rate);
   const tally = countCall(record, now, failed, rate);
-  if (tally.calls >= rate.minimumCalls && tally.failures / tally.calls >= rate.threshold) {
+  const pending = Math.max(0, context.pending ?? 0);
+  if (tally.calls >= rate.minimumCalls && tally.failures / (tally.calls + pending) >= rate.threshold) {
     return { record, transitions: [open(record, now, 'failure-rate', tally.failures, rules)] };
   }
-  return { record, transitions: [] };
+  return { record, transitions: [], ...(mark && { mark }) };
 }
 
 function settleProbe(record: CircuitRecord, id: string, outcome: CallOutcome, now: number, rules: CircuitRules): Step {
@@ -210,7 +283,7 @@ function settleProbe(record: CircuitRecord, id: string, outcome: CallOutcome, no
     record.passed += 1;
     record.failures = 0;
     if (record.passed >= rules.probes) {
-      Object.assign(record, fresh(record.epoch + 1));
+      Object.assign(record, fresh(now));
       return { record, transitions: [{ to: 'closed', reason: 'probe-succeeded' }] };
     }
   }
@@ -238,15 +311,77 @@ export function isolate(current: CircuitRecord | undefined, now: number): Step {
  * Closes the circuit and forgets its history; internal.
  *
  * @param current - the stored circuit, if any
+ * @param now - the clock's time
  * @example
  * ```ts
- * reset(current).record.state; // 'closed'
+ * reset(current, Date.now()).record.state; // 'closed'
  * ```
  */
-export function reset(current: CircuitRecord | undefined): Step {
-  const record = fresh((current?.epoch ?? 0) + 1);
+export function reset(current: CircuitRecord | undefined, now: number): Step {
+  const record = fresh(now);
   const wasClosed = current === undefined || current.state === 'closed';
   return { record, transitions: wasClosed ? [] : [{ to: 'closed', reason: 'reset' }] };
+}
+
+/**
+ * A closed circuit holding a run of consecutive failures keeps it this long
+ * after its last result: a run is about consecutive calls, not about time,
+ * so a slow trickle of failures still adds up, yet a circuit nobody calls
+ * is forgotten. Internal.
+ *
+ * @example
+ * ```ts
+ * lifetimeMs(record, now, rules) <= runMemoryMs;
+ * ```
+ */
+export const runMemoryMs = 60 * 60_000;
+
+/**
+ * An isolated circuit is held open until it is reset by hand, yet every
+ * record in a store expires: one left isolated this long closes. Internal.
+ *
+ * @example
+ * ```ts
+ * lifetimeMs(isolate(undefined, now).record, now, rules) === isolationMs;
+ * ```
+ */
+export const isolationMs = 7 * 24 * 60 * 60_000;
+
+/**
+ * How long the store keeps a circuit after a change, by its state, so no
+ * record lives forever; internal.
+ *
+ * - closed, with nothing to remember but its window: the window (`windowMs`),
+ *   or `openMs` without one: long enough to drop late results of calls sent
+ *   before it last closed;
+ * - closed with a run of failures: {@link runMemoryMs} (or the window, if longer);
+ * - open: until it turns half-open, plus a margin (the longest open time, at
+ *   least the probe lease) for a probe to come and for `backoff` to remember
+ *   its trips; a circuit nobody calls in that margin is forgotten, closed;
+ * - half-open: that margin again from its last change (a probe taken);
+ * - isolated: {@link isolationMs}.
+ *
+ * @param record - the circuit after the change
+ * @param now - the clock's time
+ * @param rules - the breaker's rules
+ * @example
+ * ```ts
+ * await store.update(key, reducer, (next) => lifetimeMs(next, now, rules));
+ * ```
+ */
+export function lifetimeMs(record: CircuitRecord, now: number, rules: CircuitRules): number {
+  const windowMs = rules.failureRate?.windowMs ?? 0;
+  const marginMs = Math.max(probeLeaseMs, rules.backoff?.maxMs ?? rules.openMs);
+  switch (record.state) {
+    case 'closed':
+      return Math.max(windowMs, record.failures > 0 ? runMemoryMs : rules.openMs);
+    case 'open':
+      return Math.max(0, (record.openUntil ?? now) - now) + marginMs;
+    case 'half-open':
+      return marginMs;
+    default:
+      return isolationMs;
+  }
 }
 
 function open(record: CircuitRecord, now: number, reason: OpenReason, failures: number, rules: CircuitRules): Transition {
@@ -256,50 +391,4 @@ function open(record: CircuitRecord, now: number, reason: OpenReason, failures: 
   // The window starts empty after the circuit closes again, as in Resilience4j.
   Object.assign(record, { state: 'open', openedAt: now, openUntil: now + openMs, openMs, reason, trips, window: [], probes: [], passed: 0 });
   return { to: 'open', reason, failures, openMs };
-}
-
-/** Adds a call to the window's current slice and returns the window's totals. */
-function countCall(
-  record: CircuitRecord,
-  now: number,
-  failed: boolean,
-  rate: NonNullable<CircuitRules['failureRate']>,
-): { calls: number; failures: number } {
-  const slice = Math.floor(now / (rate.windowMs / rate.buckets));
-  const live = record.window.filter(([index]) => index > slice - rate.buckets);
-  const current = live.find(([index]) => index === slice);
-  if (current) {
-    current[1] += 1;
-    current[2] += failed ? 1 : 0;
-  } else live.push([slice, 1, failed ? 1 : 0]);
-  record.window = live;
-  return windowTotals(record, now, rate);
-}
-
-/**
- * The calls and failures of the window at `now`; internal.
- *
- * @param record - the circuit
- * @param now - the clock's time
- * @param rate - the failure-rate rule
- * @example
- * ```ts
- * windowTotals(record, Date.now(), rate); // { calls: 20, failures: 9 }
- * ```
- */
-export function windowTotals(
-  record: CircuitRecord,
-  now: number,
-  rate: NonNullable<CircuitRules['failureRate']>,
-): { calls: number; failures: number } {
-  const slice = Math.floor(now / (rate.windowMs / rate.buckets));
-  let calls = 0;
-  let failures = 0;
-  for (const [index, c, f] of record.window) {
-    if (index > slice - rate.buckets && index <= slice) {
-      calls += c;
-      failures += f;
-    }
-  }
-  return { calls, failures };
 }

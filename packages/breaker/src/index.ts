@@ -7,8 +7,22 @@
  * health, kept in core's `Store`.
  */
 export { breaker, type BreakerMiddleware } from './breaker.js';
-export type { BreakerOptions } from './breaker-options.js';
-export { CircuitOpenError } from './circuit-open-error.js';
+export type { BreakerOptions } from './options.js';
+export { CircuitOpenError } from './errors.js';
 export type { CircuitSnapshot } from './circuit-snapshot.js';
 export { isBreakerFailure } from './is-breaker-failure.js';
-export type { BreakerEvents, BreakerState, CircuitStateName, CloseReason, OpenReason } from './breaker-events.js';
+export type { BreakerEvents, BreakerState, CircuitStateName, CloseReason, OpenReason } from './events.js';
+
+import type { BreakerEvents, BreakerState } from './events.js';
+
+declare module '@sluice/core' {
+  interface SluiceEvents {
+    'circuit-open': BreakerEvents['circuit-open'];
+    'circuit-half-open': BreakerEvents['circuit-half-open'];
+    'circuit-close': BreakerEvents['circuit-close'];
+  }
+  interface SluiceState {
+    breaker?: BreakerState;
+  }
+}
+

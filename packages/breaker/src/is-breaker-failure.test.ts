@@ -14,7 +14,7 @@ import {
   UnexpectedError,
 } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
-import { CircuitOpenError } from './circuit-open-error.js';
+import { CircuitOpenError } from './errors.js';
 import { isBreakerFailure } from './is-breaker-failure.js';
 
 describe('isBreakerFailure', () => {

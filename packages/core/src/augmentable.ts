@@ -1,4 +1,4 @@
-import type { Usage } from './schemas.js';
+import type { ChatMessage, Usage } from './schemas.js';
 
 // The two interfaces other packages augment. They live in this leaf module
 // so no file of core reaches back into `index.ts` for them; an augmentation
@@ -21,7 +21,27 @@ export type StoreErrorPolicy = 'open' | 'closed' | 'memory';
  * }
  * ```
  */
-export interface SluiceState {}
+export interface SluiceState {
+  /** The prompt's token count, if a middleware counted it (see {@link PromptTokens}). */
+  tokens?: PromptTokens;
+}
+
+/**
+ * A prompt's token count, made once and reused by every middleware that
+ * needs it (the limiter's reservation, the budget's estimate, the cost
+ * report), so a long history is never encoded twice.
+ */
+export interface PromptTokens {
+  count: number;
+  /** True when the count is an estimate (no public tokenizer, or bounded counting). */
+  approximate: boolean;
+  /**
+   * The exact `messages` array that was counted. A middleware that
+   * rewrites the request replaces the array, which makes this count stale.
+   */
+  messages: readonly ChatMessage[];
+  model: string;
+}
 
 /**
  * Every event a pipeline can emit, by name. Packages add theirs by

@@ -19,7 +19,8 @@ export {
 export { compose } from './compose.js';
 export { onAbort, abortReason } from './call.js';
 export { parseOptions } from './validate.js';
-export { promptTokens, estimateTokens, type PromptTokens } from './prompt-tokens.js';
+export { promptTokens, estimateTokens } from './prompt-tokens.js';
+export type { PromptTokens } from './augmentable.js';
 export { parseRetryAfter, redact } from './upstream-errors.js';
 export { toSluiceError } from './errors.js';
 export { unrefTimer } from './clock.js';

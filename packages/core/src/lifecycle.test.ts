@@ -85,7 +85,7 @@ describe('middleware factories used uncalled', () => {
     llm.use(timing as unknown as Middleware);
     await expect(llm.complete(ask())).rejects.toMatchObject({
       code: 'VALIDATION',
-      message: expect.stringContaining('use(timing())'),
+      message: expect.stringContaining('use(timing()), not use(timing)'),
     });
   });
 
@@ -129,5 +129,27 @@ describe('Settlement.accepted', () => {
     await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'SERVER_ERROR' });
     await llm.complete(ask());
     expect(accepted).toEqual([false, true]);
+  });
+});
+
+describe('a stream its caller never reads', () => {
+  it('settles at the call deadline, giving back what it holds, and a late read throws the deadline', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { llm, upstream } = await setup();
+    upstream.enqueue({ kind: 'delay', chunkDelayMs: 60_000 });
+    let held = 0;
+    llm.use(async function slot(ctx, next) {
+      held++;
+      ctx.onSettled(() => {
+        held--;
+      });
+      await next();
+    });
+    const ctx = await llm.run({ ...ask(), stream: true }, { timeoutMs: 1_000 });
+    expect(held).toBe(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await vi.waitFor(() => expect(held).toBe(0));
+    const reader = (ctx.chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    await expect(reader.next()).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
   });
 });

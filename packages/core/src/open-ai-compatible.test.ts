@@ -280,6 +280,49 @@ describe('openAICompatible: secrets', () => {
     expect(dump).not.toContain(apiKey);
     expect(dump).not.toMatch(/Bearer (?!\[redacted\])/);
   });
+
+  it('masks a key echoed in the error code, a response header, and across the 200-character cut', async () => {
+    const { upstream, llm } = await setup();
+    upstream.enqueue(
+      { kind: 'status', status: 401, code: apiKey, message: 'no' },
+      { kind: 'status', status: 429, headers: { 'x-echo-key': apiKey, 'x-echo-auth': `Bearer ${apiKey}` } },
+      { kind: 'html', status: 502, body: `<html><body>${'a'.repeat(190)}${apiKey} and the rest</body></html>` },
+    );
+    const seen: unknown[] = [];
+    llm.use(async function look(ctx, next) {
+      try {
+        await next();
+      } finally {
+        seen.push(ctx.responseHeaders);
+      }
+    });
+    const errors: unknown[] = [];
+    for (let i = 0; i < 3; i++) errors.push(await llm.complete(ask()).catch((e: unknown) => e));
+    expect(errors[0]).toMatchObject({ code: 'AUTHENTICATION', providerCode: '[redacted]' });
+    expect(errors[1]).toMatchObject({ headers: { 'x-echo-key': '[redacted]', 'x-echo-auth': 'Bearer [redacted]' } });
+    const dump = inspect([errors, seen], { depth: 20, showHidden: true });
+    expect(dump).not.toContain(apiKey.slice(0, 10));
+  });
+
+  it('masks a key echoed in a success response header from ctx.responseHeaders', async () => {
+    const { llm } = await setup({ upstream: { headers: { 'x-echo-key': apiKey } } });
+    let headers: Readonly<Record<string, string>> | undefined;
+    llm.use(async function look(ctx, next) {
+      await next();
+      headers = ctx.responseHeaders;
+    });
+    await llm.complete(ask());
+    expect(headers?.['x-echo-key']).toBe('[redacted]');
+    await collect(llm.stream(ask()));
+    expect(headers?.['x-echo-key']).toBe('[redacted]');
+  });
+
+  it('masks the value of a credential header passed in headers, like the key', async () => {
+    const { upstream, llm } = await setup({ transport: { apiKey: null, headers: { 'api-key': 'azure-secret-123' } } });
+    upstream.enqueue({ kind: 'status', status: 401, message: 'bad key azure-secret-123' });
+    const error = await llm.complete(ask()).catch((e: unknown) => e);
+    expect(inspect(error, { depth: 20 })).not.toContain('azure-secret-123');
+  });
 });
 
 describe('openAICompatible: options', () => {
@@ -290,5 +333,32 @@ describe('openAICompatible: options', () => {
     expect(() => openAICompatible({ baseUrl: 'http://127.0.0.1:1/v1', connections: 0 })).toThrow(
       expect.objectContaining({ field: 'openAICompatible.connections' }),
     );
+  });
+
+  it.each([
+    [{ baseURL: 'http://127.0.0.1:1/v1' }, 'openAICompatible.baseURL', 'did you mean baseUrl?'],
+    [{ baseUrl: 'http://127.0.0.1:1/v1', apikey: 'k' }, 'openAICompatible.apikey', 'did you mean apiKey?'],
+    [{ baseUrl: 'http://127.0.0.1:1/v1', idleTimeout: 5 }, 'openAICompatible.idleTimeout', 'did you mean idleTimeoutMs?'],
+    [{ baseUrl: 'http://127.0.0.1:1/v1', timeout: 5 }, 'openAICompatible.timeout', 'attemptTimeoutMs'],
+  ])('rejects an unknown option with what was meant: %o', (options, field, hint) => {
+    expect(() => openAICompatible(options as never)).toThrow(
+      expect.objectContaining({ code: 'VALIDATION', field, message: expect.stringContaining(hint) }),
+    );
+  });
+
+  it('rejects an apiKey present but undefined (an unset variable), saying how to ask for no key', () => {
+    const env: Record<string, string | undefined> = {};
+    expect(() => openAICompatible({ baseUrl: 'http://127.0.0.1:1/v1', apiKey: env.MISSING_KEY })).toThrow(
+      expect.objectContaining({ code: 'VALIDATION', field: 'openAICompatible.apiKey', message: expect.stringContaining('apiKey: null') }),
+    );
+    expect(() => openAICompatible({ baseUrl: 'http://127.0.0.1:1/v1', apiKey: '' })).toThrow(
+      expect.objectContaining({ field: 'openAICompatible.apiKey', message: expect.stringContaining('apiKey: null') }),
+    );
+  });
+
+  it('sends no Authorization header with apiKey: null', async () => {
+    const { upstream, llm } = await setup({ transport: { apiKey: null } });
+    await llm.complete(ask());
+    expect(upstream.requests[0]?.headers.authorization).toBeUndefined();
   });
 });

@@ -1,38 +1,54 @@
 import { isIP } from 'node:net';
-import { StringDecoder } from 'node:string_decoder';
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Agent, type Dispatcher, interceptors } from 'undici';
 import { z } from 'zod';
-import type { Clock } from './clock.js';
-import { AbortSource } from './abort-source.js';
-import { abortReason, onAbort } from './call.js';
+import { Attempt } from './attempt.js';
 import type { CompletionContext } from './context.js';
-import { AbortError, MalformedResponseError, SluiceError, StreamCutError, TimeoutError } from './errors.js';
+import { MalformedResponseError, ValidationError } from './errors.js';
 import type { Transport } from './transport.js';
-import type { ChatCompletion, ChatCompletionChunk, Usage } from './schemas.js';
-import { errorFromNetwork, errorFromUpstream, redact } from './upstream-errors.js';
+import { readBody } from './read-body.js';
+import { readEvents } from './read-events.js';
+import { errorFromNetwork, errorFromUpstream, redactHeaders } from './upstream-errors.js';
 import { parseOptions } from './validate.js';
+import { isErrorBody, parseJson, toCompletion } from './validate-response.js';
 
-const optionsSchema = z.object({
+const optionsSchema = z.strictObject({
   baseUrl: z.url({ protocol: /^https?$/ }),
-  apiKey: z.string().min(1).optional(),
+  apiKey: z.string().min(1, 'is empty: set it, or pass apiKey: null for a server that needs no key').nullable().optional(),
   headers: z.record(z.string(), z.string()).optional(),
   connections: z.number().int().positive().optional(),
   connectTimeoutMs: z.number().positive().optional(),
   firstByteTimeoutMs: z.number().positive().optional(),
   idleTimeoutMs: z.number().positive().optional(),
   attemptTimeoutMs: z.number().positive().optional(),
+  maxResponseBytes: z.number().int().positive().optional(),
   includeUsage: z.boolean().optional(),
   dnsCache: z.boolean().optional(),
   name: z.string().min(1).optional(),
   dispatcher: z.custom<Dispatcher>((value) => typeof (value as Dispatcher | undefined)?.dispatch === 'function').optional(),
 });
 
+const timeouts =
+  'set connectTimeoutMs, firstByteTimeoutMs, idleTimeoutMs or attemptTimeoutMs here, or timeoutMs on the call for its whole deadline';
+
+/** Keys people reach for that are not typos of an option. */
+const hints: Readonly<Record<string, string>> = {
+  timeout: timeouts,
+  timeoutMs: timeouts,
+  maxRetries: 'retries belong to the retry() middleware (@sluice/retry)',
+  retries: 'retries belong to the retry() middleware (@sluice/retry)',
+  fetch: 'pass an undici dispatcher to dispatcher',
+};
+
+/** Request headers whose values are credentials, masked like the API key. */
+const credentialHeaders = new Set(['authorization', 'api-key', 'x-api-key', 'proxy-authorization']);
+
 /** Options of {@link openAICompatible}. */
 export type OpenAICompatibleOptions = z.input<typeof optionsSchema>;
 
-/** Largest error body read, so a misbehaving upstream cannot fill memory. */
+/** Largest error body read (the rest is dropped), so a misbehaving upstream cannot fill memory. */
 const maxErrorBody = 64 * 1024;
+/** Default largest success body, and largest single SSE event. */
+const defaultMaxResponseBytes = 32 * 1024 * 1024;
 
 /**
  * A transport for any OpenAI-compatible `POST /chat/completions` endpoint,
@@ -40,17 +56,36 @@ const maxErrorBody = 64 * 1024;
  *
  * - `connections` per origin (default 100: the original client's 100 per host);
  * - timeouts: `connectTimeoutMs` 10 s, `firstByteTimeoutMs` (to response
- *   headers) 60 s, `idleTimeoutMs` between stream chunks 60 s, and
+ *   headers) 60 s, `idleTimeoutMs` between stream events 60 s, and
  *   `attemptTimeoutMs` 60 s for a whole non-stream attempt or a stream's
- *   start. All but connect run on the call's clock;
+ *   start. All but connect run on the call's clock. The idle limit counts
+ *   complete SSE events: bytes that finish none (a drip, `:` keep-alive
+ *   comments) do not reset it, and the time a consumer holds a chunk does
+ *   not count against it;
  * - DNS answers cached (undici's dns interceptor) unless `dnsCache: false`;
  * - streams parsed with eventsource-parser; `stream_options.include_usage`
  *   is requested unless `includeUsage: false`, and the usage chunk is
  *   hidden from a caller who did not ask for it;
- * - the API key goes only into the Authorization header, and is redacted
- *   from every error message.
+ * - every answer is checked: a caller gets a valid completion or chunk, or
+ *   a typed error (MALFORMED_RESPONSE for one that is not; rules and
+ *   sanitising in validate-response.ts); a usage with bad counts is dropped,
+ *   so no NaN reaches a counter;
+ * - `maxResponseBytes` (default 32 MiB) caps a JSON body and each SSE
+ *   event (in characters); past it, MALFORMED_RESPONSE. Error bodies are
+ *   read up to 64 KiB;
+ * - the API key goes only into the Authorization header, and is masked
+ *   in every error (message, provider code, headers) and in
+ *   `ctx.responseHeaders`, as are the values of credential `headers`
+ *   (`api-key`, `x-api-key`, `authorization`).
  *
- * @param options - `baseUrl` (with its `/v1`), `apiKey`, extra `headers`, pool and timeout settings
+ * `apiKey` is the key; `apiKey: null` (or leaving it out) says the server
+ * needs none (a local Ollama or vLLM). `apiKey: undefined` written out, as
+ * `process.env.KEY` gives when the variable is unset, is a ValidationError:
+ * a missing key should fail here, not as a 401 on the first call.
+ * Unknown options are rejected with the nearest known one (`baseURL` →
+ * `baseUrl`).
+ *
+ * @param options - `baseUrl` (with its `/v1`), `apiKey`, extra `headers`, pool, timeout and size settings
  * @throws ValidationError naming the bad option
  * @example
  * ```ts
@@ -59,16 +94,28 @@ const maxErrorBody = 64 * 1024;
  * ```
  */
 export function openAICompatible(options: OpenAICompatibleOptions): Transport {
-  const config = parseOptions(optionsSchema, options, 'openAICompatible');
+  if (typeof options === 'object' && options !== null && 'apiKey' in options && options.apiKey === undefined) {
+    throw new ValidationError(
+      'openAICompatible.apiKey',
+      'is undefined (an unset environment variable?): set it, or pass apiKey: null for a server that needs no key',
+    );
+  }
+  const config = parseOptions(optionsSchema, options, 'openAICompatible', hints);
   const url = new URL(config.baseUrl);
   const basePath = url.pathname.replace(/\/+$/, '');
   const origin = `${url.protocol}//${url.host}`;
-  const secrets = config.apiKey ? [config.apiKey] : [];
+  const secrets = [
+    ...(config.apiKey ? [config.apiKey] : []),
+    ...Object.entries(config.headers ?? {})
+      .filter(([name, value]) => credentialHeaders.has(name.toLowerCase()) && value !== '')
+      .map(([, value]) => value.replace(/^Bearer\s+/i, '')),
+  ];
   const connectTimeoutMs = config.connectTimeoutMs ?? 10_000;
   const firstByteTimeoutMs = config.firstByteTimeoutMs ?? 60_000;
   const idleTimeoutMs = config.idleTimeoutMs ?? 60_000;
   const attemptTimeoutMs = config.attemptTimeoutMs ?? 60_000;
   const includeUsage = config.includeUsage ?? true;
+  const maxResponseBytes = config.maxResponseBytes ?? defaultMaxResponseBytes;
   const ownAgent = config.dispatcher
     ? undefined
     : new Agent({
@@ -117,38 +164,62 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
       throw attempt.reason() ?? errorFromNetwork(error, connectTimeoutMs, secrets);
     }
     attempt.headersReceived();
-    const headers = flattenHeaders(response.headers);
+    const headers = flattenHeaders(response.headers, secrets);
     ctx.responseHeaders = headers;
-    const now = ctx.clock.now();
+    const status = response.statusCode;
 
-    if (response.statusCode < 200 || response.statusCode >= 300) {
-      const text = await readText(response.body, attempt, maxErrorBody);
-      attempt.done();
-      throw errorFromUpstream({ status: response.statusCode, body: parseJson(text) ?? text, headers, now, secrets });
+    if (status < 200 || status >= 300) {
+      let text = '';
+      try {
+        text = await readBody(response.body, attempt, { limit: maxErrorBody, atLimit: 'truncate', headers, secrets });
+      } catch {
+        // A timeout or abort stands; a body that broke does not hide the
+        // status, which alone decides (a 401 cut short must not be retried).
+        const reason = attempt.reason();
+        if (reason) throw reason;
+      } finally {
+        attempt.done();
+      }
+      throw errorFromUpstream({ status, body: parseJson(text) ?? text, headers, now: ctx.clock.now(), secrets });
     }
     const contentType = headers['content-type'] ?? '';
-    if (!ctx.stream || !contentType.includes('text/event-stream')) {
-      const text = await readText(response.body, attempt, Infinity);
-      attempt.done();
-      const json = parseJson(text);
-      if (isErrorBody(json)) throw errorFromUpstream({ status: undefined, body: json, headers, now, secrets });
-      if (!isCompletion(json)) {
-        const what = contentType.includes('html') ? 'an HTML page' : 'a body that is not a chat completion';
-        throw new MalformedResponseError(redact(`upstream answered ${response.statusCode} with ${what}`, secrets), {
-          status: response.statusCode,
-          headers,
-        });
-      }
-      if (ctx.stream) {
-        throw new MalformedResponseError('upstream answered a stream request without an event stream', { headers });
-      }
-      ctx.response = json;
-      ctx.usage = json.usage ?? undefined;
+    if (ctx.stream && contentType.includes('text/event-stream')) {
+      // The stream runs past the attempt timeout; the idle limit guards it.
+      attempt.streaming(idleTimeoutMs);
+      ctx.chunks = readEvents(ctx, response.body, attempt, {
+        hideUsage: !callerAskedUsage,
+        headers,
+        secrets,
+        maxEventSize: maxResponseBytes,
+      });
       return;
     }
-    // The stream runs past the attempt timeout; the idle limit guards it.
-    attempt.streaming(idleTimeoutMs);
-    ctx.chunks = readEvents(ctx, response.body, attempt, { hideUsage: !callerAskedUsage, headers, secrets });
+    const declared = Number(headers['content-length']);
+    if (declared > maxResponseBytes) {
+      const error = new MalformedResponseError(`the response body (${declared} bytes) exceeds maxResponseBytes (${maxResponseBytes})`, {
+        status,
+        headers,
+      });
+      attempt.abort(error);
+      attempt.done();
+      throw error;
+    }
+    let text: string;
+    try {
+      text = await readBody(response.body, attempt, { limit: maxResponseBytes, atLimit: 'fail', headers, secrets });
+    } finally {
+      attempt.done();
+    }
+    const json = parseJson(text);
+    if (isErrorBody(json)) throw errorFromUpstream({ status: undefined, body: json, headers, now: ctx.clock.now(), secrets });
+    if (json === undefined) {
+      const what = contentType.includes('html') ? 'an HTML page' : 'a body that is not JSON';
+      throw new MalformedResponseError(`upstream answered ${status} with ${what}`, { status, headers });
+    }
+    if (ctx.stream) throw new MalformedResponseError('upstream answered a stream request without an event stream', { status, headers });
+    const completion = toCompletion(json, { headers, secrets, status });
+    ctx.response = completion;
+    ctx.usage = completion.usage ?? undefined;
   }
 
   return {
@@ -162,196 +233,16 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
   };
 }
 
-/**
- * One HTTP attempt's abort source and its one timer. The timer is armed
- * for the nearest deadline and, when it fires early for a phase that has
- * moved on, re-arms for what is left: one timer per attempt instead of
- * one per phase (and none reset per chunk).
- */
-class Attempt {
-  private readonly source = new AbortSource();
-  private readonly unlink: () => void;
-  private timer: unknown;
-  private firstByteAt: number | undefined;
-  private attemptAt: number | undefined;
-  private idleMs: number | undefined;
-  /** When the stream last received bytes (idle phase only). */
-  lastActivity = 0;
-
-  constructor(
-    ctx: CompletionContext,
-    private readonly clock: Clock,
-    private readonly firstByteMs: number,
-    private readonly attemptMs: number,
-  ) {
-    this.unlink = onAbort(ctx, () => this.abort(abortReason(ctx)));
-    const now = clock.now();
-    this.firstByteAt = now + firstByteMs;
-    this.attemptAt = now + attemptMs;
-    this.arm(Math.min(firstByteMs, attemptMs));
-  }
-
-  /** What undici watches; it accepts any object with `aborted` and `addEventListener`. */
-  get signal(): AbortSource {
-    return this.source;
-  }
-
-  /** The headers are in: the first-byte limit is met. */
-  headersReceived(): void {
-    this.firstByteAt = undefined;
-  }
-
-  /** A stream has started: the attempt limit gives way to the idle limit between chunks. */
-  streaming(idleMs: number): void {
-    this.firstByteAt = undefined;
-    this.attemptAt = undefined;
-    this.idleMs = idleMs;
-    this.lastActivity = this.clock.now();
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    this.arm(idleMs);
-  }
-
-  private arm(ms: number): void {
-    this.timer = this.clock.setTimeout(() => this.check(), Math.max(0, ms));
-  }
-
-  private check(): void {
-    this.timer = undefined;
-    if (this.source.aborted) return;
-    const now = this.clock.now();
-    // The attempt limit wins a tie: it is the one a caller configures for the whole exchange.
-    if (this.attemptAt !== undefined && now >= this.attemptAt) return this.abort(new TimeoutError('attempt', this.attemptMs));
-    if (this.firstByteAt !== undefined && now >= this.firstByteAt) {
-      return this.abort(new TimeoutError('first-byte', this.firstByteMs));
-    }
-    if (this.idleMs !== undefined && now - this.lastActivity >= this.idleMs) {
-      return this.abort(new TimeoutError('idle', this.idleMs));
-    }
-    const next = Math.min(
-      this.firstByteAt ?? Infinity,
-      this.attemptAt ?? Infinity,
-      this.idleMs === undefined ? Infinity : this.lastActivity + this.idleMs,
-    );
-    if (next !== Infinity) this.arm(next - now);
-  }
-
-  abort(reason: unknown): void {
-    if (this.source.aborted) return;
-    this.source.abort(reason instanceof SluiceError ? reason : new AbortError('The call was aborted', { cause: reason }));
-  }
-
-  /** The typed reason this attempt was aborted for, if it was. */
-  reason(): SluiceError | undefined {
-    return this.source.aborted ? (this.source.reason as SluiceError) : undefined;
-  }
-
-  done(): void {
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    this.timer = undefined;
-    this.unlink();
-  }
-}
-
-/** Reads SSE events into chunks; the attempt's timer watches for silence between them. */
-async function* readEvents(
-  ctx: CompletionContext,
-  body: Dispatcher.ResponseData['body'],
-  attempt: Attempt,
-  options: { hideUsage: boolean; headers: Record<string, string>; secrets: readonly string[] },
-): AsyncGenerator<ChatCompletionChunk, void, undefined> {
-  const { clock } = ctx;
-  const { headers, secrets } = options;
-  const events: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => events.push(event) });
-  // Node's StringDecoder keeps a character split across packets whole, and
-  // costs less to make than a TextDecoder, once per stream.
-  const decoder = new StringDecoder('utf8');
-  let finished = false;
-  let received = 0;
-  try {
-    for await (const bytes of body) {
-      attempt.lastActivity = clock.now();
-      parser.feed(decoder.write(bytes as Buffer));
-      for (const event of events.splice(0)) {
-        if (finished) continue;
-        if (event.data === '[DONE]') {
-          finished = true;
-          continue;
-        }
-        const json = parseJson(event.data);
-        if (event.event === 'error' || isErrorBody(json)) {
-          throw errorFromUpstream({ status: undefined, body: json ?? event.data, headers, now: clock.now(), secrets });
-        }
-        if (!isChunk(json)) {
-          throw new MalformedResponseError(redact(`malformed SSE event: ${event.data.slice(0, 100)}`, secrets), { headers });
-        }
-        if (json.usage) ctx.usage = json.usage as Usage;
-        if (options.hideUsage && json.choices.length === 0 && json.usage) continue;
-        received++;
-        yield json;
-      }
-    }
-    if (!finished) throw new StreamCutError(`the stream ended without [DONE] after ${received} chunks`, received, { headers });
-  } catch (error) {
-    const reason = attempt.reason();
-    if (reason) throw reason;
-    if (error instanceof SluiceError) throw error;
-    throw new StreamCutError(`the stream broke after ${received} chunks: ${redact(String((error as Error)?.message ?? error), secrets)}`, received, {
-      cause: error,
-      headers,
-    });
-  } finally {
-    // Stopped before the end (break, error): abort so undici drops the socket
-    // instead of leaving it half-read in the pool.
-    if (!finished) attempt.abort(new AbortError('The stream was cancelled by its consumer'));
-    attempt.done();
-  }
-}
-
-async function readText(body: Dispatcher.ResponseData['body'], attempt: Attempt, limit: number): Promise<string> {
-  try {
-    if (limit === Infinity) return await body.text();
-    let text = '';
-    const decoder = new TextDecoder();
-    for await (const bytes of body) {
-      text += decoder.decode(bytes as Uint8Array, { stream: true });
-      if (text.length >= limit) {
-        body.destroy();
-        break;
-      }
-    }
-    return text;
-  } catch (error) {
-    throw attempt.reason() ?? new StreamCutError(`the response body broke: ${(error as Error)?.message}`, 0, { cause: error });
-  }
-}
-
-function flattenHeaders(headers: Dispatcher.ResponseData['headers']): Record<string, string> {
+/** Response headers as one lowercased string each, with any echoed secret masked. */
+function flattenHeaders(headers: Dispatcher.ResponseData['headers'], secrets: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
+  let suspect = false;
   for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined) out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+    if (value === undefined) continue;
+    const flat = Array.isArray(value) ? value.join(', ') : value;
+    out[name.toLowerCase()] = flat;
+    // Checked in the same pass: this runs on every response.
+    for (let i = 0; !suspect && i < secrets.length; i++) suspect = flat.includes(secrets[i] as string) || flat.includes('Bearer');
   }
-  return out;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
-
-function isErrorBody(value: unknown): boolean {
-  return isObject(value) && value.error !== undefined && value.error !== null && !Array.isArray(value.choices);
-}
-
-function isCompletion(value: unknown): value is ChatCompletion {
-  return isObject(value) && Array.isArray(value.choices);
-}
-
-function isChunk(value: unknown): value is ChatCompletionChunk {
-  return isObject(value) && Array.isArray(value.choices);
+  return suspect ? redactHeaders(out, secrets) : out;
 }

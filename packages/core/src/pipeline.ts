@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import { type Clock, systemClock } from './clock.js';
 import { checkMiddleware, compose } from './compose.js';
-import { abortReason, Call, type CallEnvironment } from './call.js';
+import { abortReason, Call, type CallEnvironment, onAbort } from './call.js';
 import type { CompletionContext, Middleware, Settlement } from './context.js';
 import type { Transport } from './transport.js';
 import { AbortError, ClosedError, DeadlineError, SluiceError, UnexpectedError, ValidationError, toSluiceError } from './errors.js';
 import type { CallOptions } from './call-options.js';
 import { type SluiceEmitter, createEmitter } from './events.js';
 import { type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest, chatCompletionRequestSchema } from './schemas.js';
+import { LazyStream } from './lazy-stream.js';
 import { SettleScope, SettlingStream } from './settlement.js';
 import { type Store, memoryStore } from './store.js';
 import { parseOptions } from './validate.js';
@@ -160,7 +161,7 @@ export class Pipeline<S extends object = object> {
         this.settled(ctx);
         return ctx;
       }
-      ctx.chunks = new SettlingStream(
+      const stream = new SettlingStream(
         ctx.chunks,
         {
           wantsText: () => ctx.scope.hasListeners,
@@ -168,12 +169,16 @@ export class Pipeline<S extends object = object> {
           abortReason: () => abortReason(ctx),
           now: () => this.clock.now(),
           done: (settlement) => {
+            unwatch();
             release();
             return this.finish(ctx, settlement);
           },
         },
         ctx.startedAt,
       );
+      // A stream its caller never reads must not hold what it holds past the call's abort.
+      const unwatch = onAbort(ctx, () => stream.abandon());
+      ctx.chunks = stream;
       return ctx;
     }
     release();
@@ -351,37 +356,6 @@ function settlesWithin(promise: Promise<unknown>, ms: number, clock: Clock): Pro
 
 const noTags: Readonly<Record<string, string>> = Object.freeze({});
 
-/**
- * The iterator `stream()` returns: runs the call on the first `next()`,
- * then passes straight through to the call's chunks.
- */
-class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
-  private inner: AsyncIterator<ChatCompletionChunk> | undefined;
-  private closed = false;
-
-  constructor(private readonly start: () => Promise<CompletionContext>) {}
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  async next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
-    if (this.closed) return { done: true, value: undefined };
-    if (!this.inner) {
-      const ctx = await this.start();
-      this.inner = (ctx.chunks ?? emptyChunks)[Symbol.asyncIterator]();
-    }
-    return this.inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>;
-  }
-
-  async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
-    this.closed = true;
-    await this.inner?.return?.();
-    return { done: true, value: undefined };
-  }
-}
-
-const emptyChunks: AsyncIterable<ChatCompletionChunk> = { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }) };
 
 /**
  * Each `next()` starts a new response: listeners registered from then on,

@@ -1,29 +1,6 @@
+import type { PromptTokens } from './augmentable.js';
 import type { CompletionContext } from './context.js';
 import type { ChatCompletionRequest, ChatMessage } from './schemas.js';
-
-/**
- * A prompt's token count, made once and reused by every middleware that
- * needs it (the limiter's reservation, the budget's estimate, the cost
- * report), so a long history is never encoded twice.
- */
-export interface PromptTokens {
-  count: number;
-  /** True when the count is an estimate (no public tokenizer, or bounded counting). */
-  approximate: boolean;
-  /**
-   * The exact `messages` array that was counted. A middleware that
-   * rewrites the request replaces the array, which makes this count stale.
-   */
-  messages: readonly ChatMessage[];
-  model: string;
-}
-
-declare module './index.js' {
-  interface SluiceState {
-    /** The prompt's token count, if a middleware counted it (see {@link PromptTokens}). */
-    tokens?: PromptTokens;
-  }
-}
 
 /**
  * The prompt token count some middleware already made for the request as

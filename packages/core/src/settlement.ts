@@ -1,5 +1,5 @@
 import type { SettleListener, Settlement } from './context.js';
-import { AbortError, toSluiceError } from './errors.js';
+import { AbortError, type SluiceError, toSluiceError } from './errors.js';
 import type { ChatCompletionChunk, Usage } from './schemas.js';
 
 /**
@@ -80,6 +80,11 @@ export interface StreamWatch {
 export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk> {
   private iterator: AsyncIterator<ChatCompletionChunk> | undefined;
   private finished = false;
+  private reading = false;
+  /** Set when the call was aborted while nobody was reading: what a later read throws. */
+  private failure: SluiceError | undefined;
+  /** The pull `abandon` started, which a read arriving meanwhile waits for. */
+  private pulling: Promise<unknown> | undefined;
   private chunks = 0;
   private streamedText = '';
 
@@ -110,14 +115,21 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
   }
 
   async next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
-    if (this.finished) return { done: true, value: undefined };
+    if (this.pulling) await this.pulling;
+    if (this.finished) {
+      if (this.failure) throw this.failure;
+      return { done: true, value: undefined };
+    }
     let result: IteratorResult<ChatCompletionChunk>;
+    this.reading = true;
     try {
       result = await this.inner.next();
     } catch (caught) {
       const error = toSluiceError(caught);
       await this.finish('error', error);
       throw error;
+    } finally {
+      this.reading = false;
     }
     if (result.done) {
       await this.finish('success', undefined);
@@ -141,6 +153,24 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
       }
     }
     return { done: true, value: undefined };
+  }
+
+  /**
+   * The call was aborted (deadline, caller, `close()`) while nobody was
+   * reading: pull once, so the abort surfaces through every wrapper and
+   * each settles with it (slots, reservations and the socket are given
+   * back now, not when the consumer gets round to reading, if ever). A
+   * later read throws the abort's error.
+   */
+  abandon(): void {
+    if (this.finished || this.reading) return;
+    const reason = this.watch.abortReason();
+    this.failure = reason === undefined ? undefined : toSluiceError(reason);
+    const pull = this.next();
+    this.pulling = pull.then(
+      (result) => (result.done ? undefined : this.return()),
+      () => {},
+    );
   }
 
   private finish(outcome: Settlement['outcome'], error: Settlement['error']): Promise<void> | undefined {

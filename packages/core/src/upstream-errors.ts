@@ -21,6 +21,41 @@ export function redact(text: string, secrets: readonly string[]): string {
 }
 
 /**
+ * At most `max` characters of `text`, secrets redacted first: truncating
+ * first could cut a key in two and leave its prefix for redaction to miss.
+ *
+ * @param text - what the upstream sent
+ * @param max - the longest result, not counting the ellipsis
+ * @param secrets - the API keys to mask
+ */
+export function excerpt(text: string, max: number, secrets: readonly string[]): string {
+  const safe = redact(text, secrets);
+  return safe.length > max ? `${safe.slice(0, max)}…` : safe;
+}
+
+/**
+ * Response headers with every secret masked in their values, as a new
+ * object only when one needed masking. An upstream (a relay) that echoes
+ * the key in a header must not put it in `ctx.responseHeaders` or an error.
+ *
+ * @param headers - names lowercased, one string each
+ * @param secrets - the API keys to mask
+ */
+export function redactHeaders(headers: Record<string, string>, secrets: readonly string[]): Record<string, string> {
+  let out: Record<string, string> | undefined;
+  for (const name in headers) {
+    const value = headers[name] as string;
+    // This runs on every response: plain loops, and redact() only on a hit.
+    let hit = value.includes('Bearer');
+    for (let i = 0; !hit && i < secrets.length; i++) hit = value.includes(secrets[i] as string);
+    if (!hit) continue;
+    out ??= { ...headers };
+    out[name] = redact(value, secrets);
+  }
+  return out ?? headers;
+}
+
+/**
  * Milliseconds to wait from `retry-after-ms` (milliseconds), or
  * `retry-after` (seconds, or an HTTP date), as openai-node reads them.
  */
@@ -46,6 +81,10 @@ interface ProviderError {
   status?: unknown;
 }
 
+/** An error message longer than this is cut (after redaction): errors end up in logs. */
+const maxMessageLength = 1000;
+const maxCodeLength = 100;
+
 const contextLength = /context[_ ]length|maximum context|context window|too many tokens|prompt is too long/i;
 
 /**
@@ -62,14 +101,16 @@ export function errorFromUpstream(input: {
 }): UpstreamError {
   const { headers, secrets } = input;
   const detail = providerError(input.body);
-  const providerCode = firstString(detail?.code, detail?.type);
+  const code = firstString(detail?.code, detail?.type);
+  const providerCode = code === undefined ? undefined : excerpt(code, maxCodeLength, secrets);
   const status = input.status ?? statusFromProvider(detail);
-  const raw = firstString(detail?.message) ?? (typeof input.body === 'string' ? summarise(input.body) : undefined);
+  const said = firstString(detail?.message);
+  const raw = said !== undefined ? excerpt(said, maxMessageLength, secrets) : typeof input.body === 'string' ? summarise(input.body, secrets) : undefined;
   const message = redact(`${status ?? 'upstream'} ${raw ?? 'error'}`, secrets);
   const shouldRetry = headers['x-should-retry'];
   const options: UpstreamErrorOptions = {
     status,
-    headers,
+    headers: redactHeaders(headers, secrets),
     providerCode,
     retryAfterMs: parseRetryAfter(headers, input.now),
     ...(shouldRetry === 'true' ? { retryable: true } : shouldRetry === 'false' ? { retryable: false } : {}),
@@ -109,11 +150,10 @@ function firstString(...values: unknown[]): string | undefined {
   return undefined;
 }
 
-/** The start of a non-JSON body (an HTML error page, say), without markup. */
-function summarise(body: string): string {
+/** The start of a non-JSON body (an HTML error page, say), without markup or secrets. */
+function summarise(body: string, secrets: readonly string[]): string {
   const title = /<title>([^<]*)<\/title>/i.exec(body)?.[1];
-  const text = (title ?? body).replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+  return excerpt((title ?? body).replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim(), 200, secrets);
 }
 
 const connectionCodes = new Set([

@@ -7,16 +7,14 @@
  *    beside the same pipeline without it, to show the middleware's share.
  */
 import { createEmitter, createPipeline, memoryStore, systemClock, type Transport } from '@sluice/core';
-import { createBucket, type Bucket } from '../src/bucket.js';
 import { Limiter } from '../src/limiter.js';
 import { rateLimit } from '../src/index.js';
 
-const bucket = (limit: number, burst: number): Bucket => createBucket({ limit, windowMs: 60_000, burst }) as Bucket;
 
 async function engine(keys: number, count: number): Promise<number> {
   const store = memoryStore();
   const limiter = new Limiter({
-    requests: bucket(1e9, 1e8), tokens: bucket(1e12, 1e11), concurrency: 1_000, mode: 'wait',
+    requests: { limit: 1e9, windowMs: 60_000 }, tokens: { limit: 1e12, windowMs: 60_000 }, concurrency: 1_000, mode: 'wait',
     maxWaitMs: Infinity, maxQueue: Infinity, store: undefined, prefix: 'bench',
   });
   const caller = { id: 'b', clock: systemClock, events: createEmitter(), signal: new AbortController().signal, store, remainingMs: () => Infinity };

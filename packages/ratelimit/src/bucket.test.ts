@@ -1,14 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { admits, correct, createBucket, decay, take, waitMs, type Bucket } from './bucket.js';
+import { book, emptyLog, liveTotal, type Log, maxEntries, prune, refund, waitMs, type SlidingWindow } from './bucket.js';
 
-function bucketOf(limit: number, windowMs: number, burst: number): Bucket {
-  const bucket = createBucket({ limit, windowMs, burst });
-  if (typeof bucket === 'string') throw new Error(bucket);
-  return bucket;
-}
-
-/** The largest total booked in any window [t, t + W) (bookings at integer times, sorted). */
+/** The largest total booked in any window [t, t + W) (bookings sorted by time). */
 function worstWindow(bookings: ReadonlyArray<{ at: number; amount: number }>, windowMs: number): number {
   let worst = 0;
   for (let i = 0; i < bookings.length; i++) {
@@ -20,36 +14,42 @@ function worstWindow(bookings: ReadonlyArray<{ at: number; amount: number }>, wi
   return worst;
 }
 
-const specs = fc
-  .record({ limit: fc.oneof(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 500 })), windowMs: fc.integer({ min: 1, max: 5_000 }), share: fc.double({ min: 0, max: 1, noNaN: true }) })
-  .map(({ limit, windowMs, share }) => ({ limit, windowMs, burst: Math.min(limit - 1, Math.floor(limit * share)) }));
+const windows = fc.record({
+  limit: fc.oneof(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 500 })),
+  windowMs: fc.integer({ min: 1, max: 5_000 }),
+});
 
-describe('bucket', () => {
-  it('admits at most the limit in every window, bursts and oversize costs included', () => {
+/** Deep-freezes a log, so a reducer that mutated its input would throw. */
+function frozen(log: Log): Log {
+  for (const entry of log.entries) Object.freeze(entry);
+  return Object.freeze({ total: log.total, entries: Object.freeze([...log.entries]) });
+}
+
+describe('sliding window log', () => {
+  it('admits at most the limit in every window, each wait exactly as long as needed', () => {
     fc.assert(
       fc.property(
-        specs,
-        fc.array(fc.record({ gap: fc.nat({ max: 3_000 }), share: fc.double({ min: 0, max: 1, noNaN: true }) }), { maxLength: 120 }),
-        (spec, arrivals) => {
-          const bucket = bucketOf(spec.limit, spec.windowMs, spec.burst);
-          let debt = 0;
-          let at = 0;
+        windows,
+        fc.array(fc.record({ gap: fc.nat({ max: 3_000 }), share: fc.double({ min: 0, max: 1, noNaN: true }) }), { maxLength: 150 }),
+        (window, arrivals) => {
+          let log = emptyLog;
           let now = 0;
           const admitted: Array<{ at: number; amount: number }> = [];
           for (const { gap, share } of arrivals) {
             now += gap;
-            const cost = Math.max(1, Math.ceil(spec.limit * share));
-            // A greedy client: each request waits exactly as long as the bucket says.
-            const current = decay(bucket, debt, at, now);
-            const admitAt = now + waitMs(bucket, current, cost, now);
-            const then = decay(bucket, debt, at, admitAt);
-            expect(admits(bucket, then, cost)).toBe(true);
-            debt = take(bucket, then, cost);
-            at = admitAt;
-            now = admitAt;
-            admitted.push({ at: admitAt, amount: cost });
+            const cost = Math.max(1, Math.ceil(window.limit * share));
+            // A greedy client: each request waits exactly as long as the log says.
+            const wait = waitMs(window, log, cost, now);
+            const at = now + wait;
+            expect(liveTotal(window, log, at) + cost).toBeLessThanOrEqual(window.limit);
+            // Exact: one millisecond earlier it would not have fitted.
+            if (wait > 0) expect(liveTotal(window, log, at - 1) + cost).toBeGreaterThan(window.limit);
+            log = book(window, frozen(log), cost, at);
+            now = at;
+            admitted.push({ at, amount: cost });
           }
-          expect(worstWindow(admitted, spec.windowMs)).toBeLessThanOrEqual(spec.limit);
+          expect(worstWindow(admitted, window.windowMs)).toBeLessThanOrEqual(window.limit);
+          expect(log.total).toBe(liveTotal(window, log, now));
         },
       ),
       { numRuns: 500 },
@@ -59,69 +59,85 @@ describe('bucket', () => {
   it('books at most the limit in every window when unused reservations are given back', () => {
     fc.assert(
       fc.property(
-        specs,
+        windows,
         fc.array(
           fc.record({ gap: fc.nat({ max: 3_000 }), share: fc.double({ min: 0, max: 1, noNaN: true }), used: fc.double({ min: 0, max: 1, noNaN: true }), holdMs: fc.nat({ max: 4_000 }) }),
           { maxLength: 80 },
         ),
-        (spec, arrivals) => {
-          const bucket = bucketOf(spec.limit, spec.windowMs, spec.burst);
-          // Events in time order: admissions as they arrive, refunds when their request settles.
+        (window, arrivals) => {
+          // The ledger: every booking at its time, net of what was refunded from it.
           const bookings: Array<{ at: number; amount: number }> = [];
-          let debt = 0;
-          let at = 0;
+          const refunds: Array<{ at: number; amount: number; booking: { at: number; amount: number } }> = [];
+          let log = emptyLog;
           let now = 0;
-          const refunds: Array<{ at: number; amount: number }> = [];
           const applyRefundsUntil = (time: number) => {
             refunds.sort((a, b) => a.at - b.at);
             while (refunds.length > 0 && (refunds[0]?.at ?? Infinity) <= time) {
-              const refund = refunds.shift() as { at: number; amount: number };
-              const before = decay(bucket, debt, at, refund.at);
-              debt = correct(bucket, before, -refund.amount);
-              at = refund.at;
-              // What the bucket actually gave back is what the ledger books.
-              bookings.push({ at: refund.at, amount: -(Math.max(before, 0) - Math.max(debt, 0)) / bucket.span });
+              const { at, amount, booking } = refunds.shift() as (typeof refunds)[number];
+              log = refund(window, frozen(log), amount, booking.at, at);
+              booking.amount -= amount;
             }
           };
           for (const { gap, share, used, holdMs } of arrivals) {
             now += gap;
-            const cost = Math.max(1, Math.ceil(spec.limit * share));
+            const cost = Math.max(1, Math.ceil(window.limit * share));
             for (;;) {
               applyRefundsUntil(now);
-              const current = decay(bucket, debt, at, now);
-              const wait = waitMs(bucket, current, cost, now);
-              const nextRefund = refunds.reduce((min, refund) => Math.min(min, refund.at), Infinity);
+              const wait = waitMs(window, log, cost, now);
               if (wait === 0) break;
+              const nextRefund = refunds.reduce((min, item) => Math.min(min, item.at), Infinity);
               now = Math.min(now + wait, nextRefund);
             }
-            debt = take(bucket, decay(bucket, debt, at, now), cost);
-            at = now;
-            bookings.push({ at: now, amount: cost });
+            log = book(window, frozen(log), cost, now);
+            const booking = { at: now, amount: cost };
+            bookings.push(booking);
             const unused = cost - Math.floor(cost * used);
-            if (unused > 0) refunds.push({ at: now + holdMs, amount: unused });
+            if (unused > 0) refunds.push({ at: now + holdMs, amount: unused, booking });
           }
           applyRefundsUntil(Infinity);
-          bookings.sort((a, b) => a.at - b.at);
-          // A refund booked at the same instant as an admission lowers that instant's total: the ledger is net.
-          expect(worstWindow(bookings, spec.windowMs)).toBeLessThanOrEqual(spec.limit + 1e-9);
+          expect(worstWindow(bookings, window.windowMs)).toBeLessThanOrEqual(window.limit);
         },
       ),
       { numRuns: 500 },
     );
   });
 
-  it('explains limits it cannot count exactly', () => {
-    expect(createBucket({ limit: 10, windowMs: 1_000, burst: 10 })).toMatch(/burst/);
-    expect(createBucket({ limit: 1e9, windowMs: 86_400_000, burst: 1 })).toMatchObject({ unit: 100 });
-    expect(createBucket({ limit: 1e12, windowMs: 86_400_001, burst: 1 })).toMatch(/too large/);
+  it('keeps the log bounded by merging the closest entries into the later one, never admitting more', () => {
+    const window: SlidingWindow = { limit: 5_000, windowMs: 60_000 };
+    let log = emptyLog;
+    let now = 0;
+    const admitted: Array<{ at: number; amount: number }> = [];
+    for (let i = 0; i < 6_000; i++) {
+      now += 1 + (i % 7);
+      const cost = 1 + (i % 3);
+      now += waitMs(window, log, cost, now);
+      log = book(window, log, cost, now);
+      admitted.push({ at: now, amount: cost });
+      expect(log.entries.length).toBeLessThanOrEqual(maxEntries);
+    }
+    expect(worstWindow(admitted, window.windowMs)).toBeLessThanOrEqual(window.limit);
+    // Merging only delays: the log never counts less than was really admitted in the window.
+    expect(log.total).toBeGreaterThanOrEqual(admitted.filter(({ at }) => at > now - window.windowMs).reduce((sum, { amount }) => sum + amount, 0));
   });
 
-  it('waits the exact time the next admission needs', () => {
-    const bucket = bucketOf(100, 60_000, 10);
-    let debt = 0;
-    for (let i = 0; i < 10; i++) debt = take(bucket, debt, 1);
-    expect(waitMs(bucket, debt, 1, 0)).toBe(667);
-    expect(admits(bucket, decay(bucket, debt, 0, 666), 1)).toBe(false);
-    expect(admits(bucket, decay(bucket, debt, 0, 667), 1)).toBe(true);
+  it('admits the whole limit at once, then waits until the first entries leave the window', () => {
+    const window: SlidingWindow = { limit: 100, windowMs: 60_000 };
+    let log = emptyLog;
+    for (let i = 0; i < 100; i++) log = book(window, log, 1, 0);
+    // Same-millisecond bookings share one entry.
+    expect(log).toEqual({ total: 100, entries: [[0, 100]] });
+    expect(waitMs(window, log, 1, 0)).toBe(60_000);
+    expect(waitMs(window, log, 1, 59_999)).toBe(1);
+    expect(prune(window, log, 60_000)).toBe(emptyLog);
+  });
+
+  it('takes a refund from the booking it belongs to, and none from a booking that has left the window', () => {
+    const window: SlidingWindow = { limit: 10, windowMs: 1_000 };
+    let log = book(window, book(window, emptyLog, 4, 100), 3, 200);
+    log = refund(window, log, 2, 200, 300);
+    expect(log).toEqual({ total: 5, entries: [[100, 4], [200, 1]] });
+    expect(refund(window, log, 4, 100, 1_100)).toEqual({ total: 1, entries: [[200, 1]] });
+    // A whole booking given back leaves nothing recorded.
+    expect(refund(window, log, 4, 100, 300)).toEqual({ total: 1, entries: [[200, 1]] });
   });
 });

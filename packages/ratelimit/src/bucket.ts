@@ -1,105 +1,195 @@
 /*
- * The arithmetic of one exact rate limit: a GCRA / token bucket kept as a
- * single "debt" number per key, in integers so that exactness is not at the
- * mercy of floating point.
+ * The arithmetic of one exact sliding window: a log of what was admitted,
+ * as `[at, amount]` entries in time order, each kept until it leaves the
+ * window. Plain JSON; every function here is pure and allocates only the
+ * log it returns.
  *
- * Units. Time is counted in `unit` milliseconds (1 ms unless limit × window
- * would overflow 2^50; then the smallest power of ten dividing the window
- * that fits). One token is worth `span` = windowMs / unit debt units, the
- * bucket holds `burst × span` of them and sheds `limit − burst` every time
- * unit, so it refills (limit − burst) tokens per window. Every product stays
- * an integer below 2^53.
+ * Rule. A window of `windowMs` (W) holds at most `limit` (L). An entry
+ * booked at T counts at time u while T > u − W, and is pruned once
+ * T ≤ u − W. An amount c is admitted at u only if live(u) + c ≤ L, where
+ * live(u) is the sum of the entries that count at u; it is then booked at
+ * u (or at the last entry's time, if another process's clock ran ahead).
  *
- * Debt ≥ 0 means the bucket holds (burst − debt / span) tokens. Negative debt
- * is idle credit: the time the bucket has sat full, down to −(limit − burst)
- * × span (one window's refill). Ordinary admissions need `debt + cost × span
- * ≤ burst × span` and throw idle credit away; a cost above `burst` can only
- * be admitted from credit, that is after the bucket sat full for
- * (cost − burst) / rate. Any window [t, t + W) therefore admits at most
- * burst + (limit − burst) = limit (see the README and bucket.test.ts).
+ * Bound. Take any window [s, s + W) and the last admission u in it. Every
+ * earlier admission in the window, at t with s ≤ t ≤ u, has t ≥ s > u − W,
+ * and its entry sits at some T with t ≤ T ≤ u (an entry only ever moves
+ * later: see merging below). So each of them counted in live(u), with at
+ * least its amount, when u was decided, and the window holds at most
+ * live(u) + c ≤ L. Refunds only lower an entry by part of its own booking,
+ * so what was counted then is at least what remains booked: the net
+ * bookings of every window stay within L too. Only usage above a
+ * reservation, which has already happened, is booked late (at settlement)
+ * and can pass the bound; see the README.
+ *
+ * Exactness. Entries keep the admissions' own times, so the first amount
+ * goes at once, a quiet window admits the whole limit, the sustained rate
+ * is L per W, and a refused amount waits exactly until enough old entries
+ * have left (`waitMs`). Entries of the same millisecond share one entry, so
+ * a request log never holds more than L entries. Past `maxEntries` (a huge
+ * limit under heavy traffic, or tokens from very many requests), the two
+ * entries closest in time are merged into the later one: its content then
+ * leaves the window a little later than it would have. That errs only on
+ * the safe side (the bound's argument holds for any T ≥ t), so the log
+ * stays bounded at the price of waits up to about W / maxEntries too long.
  */
 
-/** How one limit is declared: at most `limit` per `windowMs`, `burst` of it at once. */
-export interface BucketSpec {
-  limit: number;
-  windowMs: number;
-  burst: number;
+/** One booking: `[at, amount]`, `at` in `clock.now()` milliseconds. */
+export type Entry = readonly [at: number, amount: number];
+
+/** What a window holds: its entries, oldest first, and their sum. */
+export interface Log {
+  readonly total: number;
+  readonly entries: readonly Entry[];
 }
 
-/** A validated {@link BucketSpec} with its integer units. */
-export interface Bucket extends BucketSpec {
-  /** Milliseconds per time unit. */
-  readonly unit: number;
-  /** Debt units per token: `windowMs / unit`. */
-  readonly span: number;
-  /** Debt shed per time unit: `limit − burst`. */
-  readonly rate: number;
+/** How one limit is declared: at most `limit` in any `windowMs`. */
+export interface SlidingWindow {
+  readonly limit: number;
+  readonly windowMs: number;
 }
 
-const maxProduct = 2 ** 50;
+/** The log of a window nothing was admitted in. */
+export const emptyLog: Log = Object.freeze({ total: 0, entries: Object.freeze([]) as readonly Entry[] });
 
-/**
- * Builds the integer form of a limit, or explains why it cannot be exact.
- *
- * @param spec - limit, window and burst; integers with 0 ≤ burst < limit
- * @returns the bucket, or a string saying what is wrong
- * @example
- * ```ts
- * const bucket = createBucket({ limit: 100, windowMs: 60_000, burst: 10 });
- * ```
- */
-export function createBucket(spec: BucketSpec): Bucket | string {
-  const { limit, windowMs, burst } = spec;
-  if (!(burst >= 0 && burst < limit)) return `burst must be at least 0 and below the limit (${limit})`;
-  for (let unit = 1; unit <= windowMs; unit *= 10) {
-    if (windowMs % unit !== 0) break;
-    const span = windowMs / unit;
-    if (limit * span <= maxProduct) return { limit, windowMs, burst, unit, span, rate: limit - burst };
-  }
-  return `limit × windowMs is too large to count exactly (${limit} × ${windowMs}); use a window that is a multiple of 1000 ms`;
-}
+/** Most entries a log keeps before it merges the two closest; see the top of this file. */
+export const maxEntries = 1_000;
 
-/** Debt at `nowMs`, given the debt stored at `atMs`. */
-export function decay(bucket: Bucket, debt: number, atMs: number, nowMs: number): number {
-  const elapsed = Math.max(0, Math.floor(nowMs / bucket.unit) - Math.floor(atMs / bucket.unit));
-  const floor = -bucket.rate * bucket.span;
-  // For a long idle stretch the product can pass 2^53, but then the result is
-  // far below the floor, so the clamp still lands exactly on it.
-  return Math.max(floor, debt - bucket.rate * elapsed);
-}
-
-/** Whether `cost` can be admitted now (`debt` already decayed to now). */
-export function admits(bucket: Bucket, debt: number, cost: number): boolean {
-  return debt + cost * bucket.span <= bucket.burst * bucket.span;
-}
-
-/** The debt after admitting `cost`: idle credit is dropped, so no burst exceeds what the proof allows. */
-export function take(bucket: Bucket, debt: number, cost: number): number {
-  return Math.max(debt, 0) + cost * bucket.span;
+/** Index of the first entry still counting at `now`. */
+function firstLive(window: SlidingWindow, log: Log, now: number): number {
+  const { entries } = log;
+  const edge = now - window.windowMs;
+  let i = 0;
+  while (i < entries.length && (entries[i] as Entry)[0] <= edge) i++;
+  return i;
 }
 
 /**
- * Milliseconds from `nowMs` until `cost` would be admitted, given the debt at
- * `nowMs`; 0 when it is admitted now. `cost` must not exceed the limit.
+ * What counts at `now`, without allocating: the total of the entries not yet
+ * out of the window.
+ *
+ * @param window - the limit
+ * @param log - the log as stored
+ * @param now - the time to look at
  */
-export function waitMs(bucket: Bucket, debt: number, cost: number, nowMs: number): number {
-  const excess = debt + cost * bucket.span - bucket.burst * bucket.span;
+export function liveTotal(window: SlidingWindow, log: Log, now: number): number {
+  const { entries } = log;
+  const edge = now - window.windowMs;
+  let total = log.total;
+  for (let i = 0; i < entries.length && (entries[i] as Entry)[0] <= edge; i++) total -= (entries[i] as Entry)[1];
+  return total;
+}
+
+/**
+ * The log without the entries that left the window by `now`; the same
+ * object when none did.
+ *
+ * @param window - the limit
+ * @param log - the log as stored
+ * @param now - the time to prune at
+ */
+export function prune(window: SlidingWindow, log: Log, now: number): Log {
+  const first = firstLive(window, log, now);
+  if (first === 0) return log;
+  if (first === log.entries.length) return emptyLog;
+  return { total: liveTotal(window, log, now), entries: log.entries.slice(first) };
+}
+
+/**
+ * Milliseconds from `now` until `amount` fits (0 when it fits now): until
+ * the oldest entries holding the excess have left the window. A lower
+ * bound, `windowMs` per limit's worth beyond the first, when `amount` itself
+ * is more than a window holds (a queue ahead counted in).
+ *
+ * @param window - the limit
+ * @param log - the log, pruned or not
+ * @param amount - what must fit
+ * @param now - the time the wait counts from
+ */
+export function waitMs(window: SlidingWindow, log: Log, amount: number, now: number): number {
+  const { limit, windowMs } = window;
+  if (amount > limit) return Math.floor((amount - 1) / limit) * windowMs;
+  const { entries } = log;
+  const edge = now - windowMs;
+  let excess = liveTotal(window, log, now) + amount - limit;
   if (excess <= 0) return 0;
-  const units = Math.ceil(excess / bucket.rate);
-  return Math.max(0, (Math.floor(nowMs / bucket.unit) + units) * bucket.unit - nowMs);
+  for (const [at, booked] of entries) {
+    if (at <= edge) continue;
+    excess -= booked;
+    if (excess <= 0) return at + windowMs - now;
+  }
+  // Unreachable when the total is consistent: everything gone makes room for any amount ≤ limit.
+  return windowMs;
 }
 
 /**
- * The debt after a correction of `tokens` (positive: usage above the
- * reservation, charged now; negative: unused reservation given back, never
- * beyond a full bucket and never as idle credit).
+ * The log after booking `amount` at `at` (pruned to `at` first, `at` no
+ * earlier than the last entry). Same-millisecond bookings share an entry.
+ *
+ * @param window - the limit
+ * @param log - the log as stored
+ * @param amount - what was admitted, more than 0
+ * @param at - when, in `clock.now()` milliseconds
  */
-export function correct(bucket: Bucket, debt: number, tokens: number): number {
-  if (tokens >= 0) return Math.max(debt, 0) + tokens * bucket.span;
-  return debt <= 0 ? debt : Math.max(0, debt + tokens * bucket.span);
+export function book(window: SlidingWindow, log: Log, amount: number, at: number): Log {
+  const pruned = prune(window, log, at);
+  const { entries } = pruned;
+  const last = entries[entries.length - 1];
+  if (last && last[0] >= at) {
+    const next = entries.slice();
+    next[next.length - 1] = [last[0], last[1] + amount];
+    return { total: pruned.total + amount, entries: next };
+  }
+  const next = entries.slice();
+  next.push([at, amount]);
+  if (next.length > maxEntries) mergeClosest(next);
+  return { total: pruned.total + amount, entries: next };
 }
 
-/** Milliseconds until the bucket is full again (0 when it is). */
-export function fullInMs(bucket: Bucket, debt: number): number {
-  return debt <= 0 ? 0 : Math.ceil(debt / bucket.rate) * bucket.unit;
+/** Merges, in place, the two neighbouring entries closest in time into the later one (the earliest such pair). */
+function mergeClosest(entries: Entry[]): void {
+  let best = 0;
+  let gap = Infinity;
+  for (let i = 0; i + 1 < entries.length; i++) {
+    const between = (entries[i + 1] as Entry)[0] - (entries[i] as Entry)[0];
+    if (between < gap) {
+      gap = between;
+      best = i;
+    }
+  }
+  const [, earlier] = entries[best] as Entry;
+  const [at, later] = entries[best + 1] as Entry;
+  entries.splice(best, 2, [at, earlier + later]);
+}
+
+/**
+ * The log after taking back up to `amount` from the booking made at
+ * `bookedAt`: a refund of an unused reservation, or the whole of an
+ * admission that was never sent. A booking that has left the window by
+ * `now` has nothing left to give back.
+ *
+ * @param window - the limit
+ * @param log - the log as stored
+ * @param amount - what to take back, more than 0
+ * @param bookedAt - when the booking was made (the state's `at` it was admitted with)
+ * @param now - the time of the refund
+ */
+export function refund(window: SlidingWindow, log: Log, amount: number, bookedAt: number, now: number): Log {
+  const pruned = prune(window, log, now);
+  if (bookedAt <= now - window.windowMs) return pruned;
+  const { entries } = pruned;
+  // Merging only moves content later, so the booking is in the first entry at or after its time.
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((entries[mid] as Entry)[0] < bookedAt) lo = mid + 1;
+    else hi = mid;
+  }
+  const entry = entries[lo];
+  if (!entry) return pruned;
+  const taken = Math.min(amount, entry[1]);
+  const next = entries.slice();
+  if (taken === entry[1]) next.splice(lo, 1);
+  else next[lo] = [entry[0], entry[1] - taken];
+  return next.length === 0 ? emptyLog : { total: pruned.total - taken, entries: next };
 }

@@ -1,10 +1,11 @@
 import { createEmitter, memoryStore, systemClock } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
+import { emptyLog } from './bucket.js';
 import { type Caller, KeyQueue, KeyQueues, type Waiter } from './key-queue.js';
 import type { WindowState } from './window-state.js';
 
 const keep = (_queue: KeyQueue, current: WindowState | undefined): WindowState =>
-  current ?? { at: 0, requests: 0, tokens: 0, pausedUntil: 0 };
+  current ?? { at: 0, requests: emptyLog, tokens: emptyLog, pausedUntil: 0 };
 
 const caller: Caller = {
   id: 'call', clock: systemClock, events: createEmitter(), signal: new AbortController().signal, store: memoryStore(), remainingMs: () => Infinity,

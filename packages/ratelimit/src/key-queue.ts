@@ -1,5 +1,5 @@
 import type { Clock, CompletionContext, Store } from '@sluice/core';
-import type { LimitKind } from './rate-limited-error.js';
+import type { LimitKind } from './errors.js';
 import type { Decision, WindowState } from './window-state.js';
 
 /** The parts of a call the limiter uses (a whole `CompletionContext` will do). */

@@ -1,11 +1,12 @@
 import { setMaxListeners } from 'node:events';
-import { createEmitter, memoryStore, type Store, systemClock } from '@sluice/core';
+import { type Clock, createEmitter, memoryStore, type Store, systemClock } from '@sluice/core';
+import { keyedState } from '@sluice/core/kit';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createBucket, type Bucket } from './bucket.js';
+import type { SlidingWindow } from './bucket.js';
 import { type Caller, Limiter } from './limiter.js';
 import type { WindowState } from './window-state.js';
-import type { LimiterConfig } from './rate-limit-options.js';
+import type { LimiterConfig } from './options.js';
 
 beforeAll(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
@@ -14,11 +15,7 @@ afterAll(() => {
   vi.useRealTimers();
 });
 
-function bucketOf(limit: number, windowMs: number, burst: number): Bucket {
-  const bucket = createBucket({ limit, windowMs, burst });
-  if (typeof bucket === 'string') throw new Error(bucket);
-  return bucket;
-}
+const windowOf = (limit: number, windowMs: number): SlidingWindow => ({ limit, windowMs });
 
 function caller(store: Store = memoryStore()): Caller {
   const { signal } = new AbortController();
@@ -51,7 +48,7 @@ const config = (overrides: Partial<LimiterConfig>): LimiterConfig => ({
   mode: 'wait',
   maxWaitMs: Infinity,
   maxQueue: Infinity,
-  store: undefined,
+  state: keyedState({ name: 'ratelimit', defaultKey: 'global', field: 'rateLimit.key' }),
   prefix: 'test',
   ...overrides,
 });
@@ -70,8 +67,8 @@ function worstWindow(admitted: ReadonlyArray<{ at: number; amount: number }>, wi
 describe('Limiter', () => {
   it('never admits more than either limit in any window, nor more than the concurrency in flight, and keeps arrival order', async () => {
     const scenario = fc.record({
-      requests: fc.record({ limit: fc.integer({ min: 1, max: 20 }), windowMs: fc.integer({ min: 10, max: 2_000 }), share: fc.double({ min: 0, max: 0.99, noNaN: true }) }),
-      tokens: fc.record({ limit: fc.integer({ min: 1, max: 1_000 }), windowMs: fc.integer({ min: 10, max: 2_000 }), share: fc.double({ min: 0, max: 0.99, noNaN: true }) }),
+      requests: fc.record({ limit: fc.integer({ min: 1, max: 20 }), windowMs: fc.integer({ min: 10, max: 2_000 }) }),
+      tokens: fc.record({ limit: fc.integer({ min: 1, max: 1_000 }), windowMs: fc.integer({ min: 10, max: 2_000 }) }),
       concurrency: fc.option(fc.integer({ min: 1, max: 5 }), { nil: undefined }),
       // A store answering late keeps fast-path admissions with the store while others arrive.
       storeTicks: fc.nat({ max: 4 }),
@@ -81,9 +78,7 @@ describe('Limiter', () => {
       fc.asyncProperty(scenario, async ({ requests, tokens, concurrency, storeTicks, arrivals }) => {
         vi.clearAllTimers();
         vi.setSystemTime(0);
-        const requestBucket = bucketOf(requests.limit, requests.windowMs, Math.floor((requests.limit - 1) * requests.share));
-        const tokenBucket = bucketOf(tokens.limit, tokens.windowMs, Math.floor((tokens.limit - 1) * tokens.share));
-        const limiter = new Limiter(config({ requests: requestBucket, tokens: tokenBucket, concurrency }));
+        const limiter = new Limiter(config({ requests, tokens, concurrency }));
         const who = caller(lateStore(memoryStore(), storeTicks));
         const admitted: Array<{ index: number; at: number; cost: number }> = [];
         let inFlight = 0;
@@ -114,41 +109,71 @@ describe('Limiter', () => {
     );
   });
 
-  it('keeps a few numbers per key in the store, whatever the limit and the traffic', async () => {
+  it('keeps in the store only the admissions still inside the window, as plain JSON, and forgets an idle key', async () => {
     vi.setSystemTime(0);
     const store = memoryStore();
-    const limiter = new Limiter(config({ requests: bucketOf(1_000_000, 60_000, 100_000), tokens: bucketOf(10_000_000, 60_000, 1_000_000) }));
+    const limiter = new Limiter(config({ requests: windowOf(1_000_000, 60_000), tokens: windowOf(10_000_000, 60_000) }));
     const who = caller(store);
     for (let i = 0; i < 5_000; i++) {
       const ticket = await limiter.acquire(who, 'key', 50);
       await limiter.finish(ticket, who, { usedTokens: 20 });
+      if (i % 10 === 9) vi.advanceTimersByTime(100);
     }
-    const state = await store.get<WindowState>('test:key');
-    expect(Object.keys(state ?? {}).sort()).toEqual(['at', 'pausedUntil', 'requests', 'tokens']);
-    expect(Object.values(state ?? {}).every((value) => typeof value === 'number')).toBe(true);
-    expect(store.size).toBe(1);
+    const state = await store.get<WindowState>('sluice:ratelimit:test:key');
+    expect(JSON.parse(JSON.stringify(state))).toEqual(state);
+    // 500 ms apart for 50 s: one entry a millisecond used, each with its net tokens.
+    expect(state?.requests.entries).toHaveLength(500);
+    expect(state?.requests.total).toBe(5_000);
+    expect(state?.tokens.total).toBe(5_000 * 20);
+    vi.advanceTimersByTime(60_000);
+    expect(await store.get('sluice:ratelimit:test:key')).toBeUndefined();
+  });
+
+  it('never unrefs a timer a waiting request depends on, so a script waiting for its turn stays alive', async () => {
+    vi.setSystemTime(0);
+    const unrefs: number[] = [];
+    let armed = 0;
+    // Handles that record an unref, as Node's would obey it.
+    const clock: Clock = {
+      now: () => Date.now(),
+      setTimeout: (callback, ms) => {
+        armed++;
+        return { timer: setTimeout(callback, ms), unref: () => unrefs.push(ms), ref: () => {}, hasRef: () => true };
+      },
+      clearTimeout: (handle) => clearTimeout((handle as { timer: ReturnType<typeof setTimeout> }).timer),
+    };
+    const limiter = new Limiter(config({ requests: windowOf(1, 1_000), maxWaitMs: 5_000 }));
+    const who = { ...caller(), clock };
+    await limiter.acquire(who, 'key', 0);
+    const waiting = limiter.acquire(who, 'key', 0);
+    await vi.advanceTimersByTimeAsync(0);
+    // Its wake-up, and its maxWaitMs.
+    expect(armed).toBe(2);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await waiting;
+    expect(unrefs).toEqual([]);
   });
 
   it('shares one window between limiters on the same store, as two processes would', async () => {
     vi.setSystemTime(0);
     const store = memoryStore();
-    const spec = config({ requests: bucketOf(4, 1_000, 2), mode: 'reject' });
+    const spec = config({ requests: windowOf(2, 1_000), mode: 'reject' });
     const [one, two] = [new Limiter(spec), new Limiter(spec)] as const;
     await one.acquire(caller(store), 'key', 0);
+    vi.advanceTimersByTime(300);
     await two.acquire(caller(store), 'key', 0);
-    await expect(one.acquire(caller(store), 'key', 0)).rejects.toMatchObject({ code: 'LIMIT_REJECTED', limit: 'requests', retryAfterMs: 500 });
+    await expect(one.acquire(caller(store), 'key', 0)).rejects.toMatchObject({ code: 'LIMIT_REJECTED', limit: 'requests', retryAfterMs: 700 });
   });
 
   it('never lets a request admitted on the fast path overtake one queued for a slot, when the slot frees', async () => {
     // The waiter queues for the only slot; when it frees, the first call's
-    // usage (400 for the 100 reserved) leaves the waiter short of tokens,
+    // usage (700 for the 100 reserved) leaves the waiter short of tokens,
     // while a small newcomer would fit both. At every moment
     // around that (k microtask turns after finish() starts), the newcomer
     // queues behind the waiter.
     for (let k = 0; k <= 40; k++) {
       vi.setSystemTime(0);
-      // 1 000 a second, burst 500: 500 refilled a second.
-      const limiter = new Limiter(config({ concurrency: 1, tokens: bucketOf(1_000, 1_000, 500) }));
+      const limiter = new Limiter(config({ concurrency: 1, tokens: windowOf(1_000, 1_000) }));
       const who = caller(lateStore(memoryStore(), 2));
       const waits: unknown[] = [];
       who.events.on('limit-wait', (event) => waits.push(event));
@@ -158,14 +183,14 @@ describe('Limiter', () => {
       await vi.advanceTimersByTimeAsync(0);
       expect(waits).toEqual([expect.objectContaining({ limit: 'concurrency', queued: 1 })]);
 
-      const finishing = limiter.finish(first, who, { usedTokens: 400 });
+      const finishing = limiter.finish(first, who, { usedTokens: 700 });
       for (let turn = 0; turn < k; turn++) await Promise.resolve();
       const newcomer = limiter.acquire(who, 'key', 10).then((ticket) => (order.push('newcomer'), ticket));
       await finishing;
       await vi.advanceTimersByTimeAsync(0);
       expect(order).toEqual([]);
-      // 400 + 400 > 500: the waiter goes once 300 have refilled, 600 ms in.
-      await vi.advanceTimersByTimeAsync(600);
+      // 700 + 400 > 1 000: the waiter goes when the first call's tokens leave the window, 1 s in.
+      await vi.advanceTimersByTimeAsync(1_000);
       const ticket = await waiter;
       await vi.advanceTimersByTimeAsync(100);
       expect(order).toEqual(['waiter']);
@@ -178,9 +203,9 @@ describe('Limiter', () => {
   it('keeps the place of a request the store refuses on the fast path, ahead of those that came meanwhile', async () => {
     vi.setSystemTime(0);
     const store = memoryStore();
-    const spec = config({ requests: bucketOf(10, 1_000, 1) });
+    const spec = config({ requests: windowOf(1, 1_000) });
     // Another limiter on the same store (another process) takes the only
-    // slot of the burst, unseen by this one, whose last view says "room".
+    // place in the window, unseen by this one, whose last view says "room".
     const limiter = new Limiter(spec);
     const who = caller(lateStore(store, 3));
     await limiter.finish(await limiter.acquire(who, 'key', 0), who, {});

@@ -1,10 +1,9 @@
 import { abortReason, onAbort } from '@sluice/core/kit';
-import { waitMs } from './bucket.js';
-import { type Caller, KeyQueue, KeyQueues, type Ticket, type Waiter } from './key-queue.js';
-import type { LimiterConfig } from './rate-limit-options.js';
-import { type LimitKind, RateLimitedError } from './rate-limited-error.js';
-import './types.js';
-import { admitted, bringUp, corrected, type Decision, decide, givenBack, type WindowState, wouldAdmit } from './window-state.js';
+import { Admission } from './admission.js';
+import { type LimitKind, LimitRejectedError } from './errors.js';
+import { type Caller, type KeyQueue, KeyQueues, type Ticket, type Waiter } from './key-queue.js';
+import type { LimiterConfig } from './options.js';
+import { bringUp, type Decision, estimate, wouldAdmit } from './window-state.js';
 
 export type { Caller, Ticket } from './key-queue.js';
 
@@ -18,6 +17,8 @@ export interface Finish {
 
 interface TicketRecord extends Ticket {
   readonly queue: KeyQueue;
+  /** The state's `at` its booking was made at, to find it again for a refund; undefined when nothing was booked. */
+  readonly bookedAt: number | undefined;
   finished: boolean;
 }
 
@@ -26,34 +27,34 @@ type Refusal = { waitMs: number; limit: LimitKind };
 const noop = () => {};
 
 /**
- * The limiter behind the middleware: the window state in the store, the
- * concurrency slots and FIFO wait queues in this process, waking waiters
- * with timers on the callers' clock. One instance per `rateLimit()`.
+ * The limiter behind the middleware, as a scheduler: the concurrency slots
+ * and FIFO wait queues in this process, waking waiters with timers on the
+ * callers' clock. What may go is decided by {@link Admission}, against the
+ * window state in the store. One instance per `rateLimit()`.
  */
 export class Limiter {
   private readonly queues: KeyQueues;
-  /** How long a key's state outlives its last write: past that it is a full bucket anyway. */
-  private readonly keepMs: number;
+  private readonly admission: Admission;
 
   constructor(private readonly config: LimiterConfig) {
-    const windows = [config.requests, config.tokens].map((bucket) => bucket?.windowMs ?? 0);
-    this.keepMs = Math.max(3_600_000, 2 * Math.max(...windows));
-    this.queues = new KeyQueues(config.prefix, (queue, current) => this.admitFast(queue, current));
+    const admission = new Admission(config);
+    this.admission = admission;
+    this.queues = new KeyQueues(config.prefix, (queue, current) => admission.fastReducer(queue, current));
   }
 
   /**
    * Waits (or, in reject mode, does not) until `key` admits a request of
    * `cost` tokens, and takes one concurrency slot.
    *
-   * @throws RateLimitedError when it is refused; the signal's reason when the call aborts
+   * @throws LimitRejectedError when it is refused; the signal's reason when the call aborts
    */
   acquire(caller: Caller, key: string, cost: number): Promise<Ticket> {
-    const queue = this.queues.get(this.config.store ?? caller.store, key);
+    const queue = this.queues.get(this.admission.storeOf(caller), key);
     const { tokens } = this.config;
     // First in line (nobody queued, no admission with the store), a free slot, and room as last seen.
     if (
       this.config.mode === 'wait' && queue.live === 0 && !queue.fastBusy && !this.slotsFull(queue) &&
-      !(tokens && cost > tokens.limit) && !abortReason(caller) !== undefined
+      !(tokens && cost > tokens.limit) && abortReason(caller) === undefined
     ) {
       const now = caller.clock.now();
       if (wouldAdmit(this.config, queue.seen, cost, now)) return this.fast(caller, queue, cost, now);
@@ -72,9 +73,9 @@ export class Limiter {
     queue.fastCost = cost;
     queue.fastNow = now;
     let decision: Decision;
+    let bookedAt: number | undefined;
     try {
-      queue.seen = await queue.store.update<WindowState>(queue.storeKey, queue.admitFast, this.keepMs);
-      decision = queue.fastDecision as Decision;
+      [decision, bookedAt] = await this.admission.admitFast(queue, caller);
     } catch (error) {
       queue.fastBusy = false;
       queue.inFlight--;
@@ -83,9 +84,16 @@ export class Limiter {
     }
     queue.fastBusy = false;
     if (decision.admitted) {
+      const aborted = abortReason(caller);
+      if (aborted !== undefined) {
+        queue.inFlight--;
+        await this.admission.giveBack(queue, caller, cost, bookedAt);
+        if (queue.live > 0) this.pump(queue);
+        throw aborted;
+      }
       // Those who queued while the store answered were held back for it.
       if (queue.live > 0) this.pump(queue);
-      return this.ticket(queue, cost, 0);
+      return this.ticket(queue, cost, 0, bookedAt);
     }
     queue.inFlight--;
     try {
@@ -104,7 +112,7 @@ export class Limiter {
     }
     if (this.config.mode === 'reject') return this.tryOnce(caller, queue, cost);
     const now = caller.clock.now();
-    return this.enter(caller, queue, cost, now, this.estimate(queue, cost, now), false);
+    return this.enter(caller, queue, cost, now, this.expectedWait(queue, cost, now), false);
   }
 
   /**
@@ -146,8 +154,7 @@ export class Limiter {
     try {
       if (how.pause) await this.pause(caller, queue, how.pause.untilMs, how.pause.reason);
       if (this.config.tokens && how.usedTokens !== undefined && how.usedTokens !== record.reserved) {
-        const delta = how.usedTokens - record.reserved;
-        await this.update(queue, caller.clock.now(), (state) => corrected(this.config, state, delta));
+        await this.admission.correct(queue, caller, how.usedTokens - record.reserved, record.bookedAt);
       }
     } finally {
       queue.inFlight--;
@@ -159,17 +166,7 @@ export class Limiter {
   private async pause(caller: Caller, queue: KeyQueue, untilMs: number, reason: 'retry-after' | 'headers'): Promise<void> {
     const now = caller.clock.now();
     if (untilMs <= now) return;
-    let extended = false;
-    await this.update(
-      queue,
-      now,
-      (state) => {
-        extended = untilMs > state.pausedUntil;
-        return extended ? { ...state, pausedUntil: untilMs } : state;
-      },
-      untilMs - now,
-    );
-    if (!extended) return;
+    if (!(await this.admission.pause(queue, caller, untilMs))) return;
     caller.events.emit('limit-pause', { id: caller.id, key: queue.key, untilMs, pauseMs: untilMs - now, reason });
     // Waiters that cannot outlast the pause learn it now, not when their time is up.
     for (let i = queue.first; i < queue.waiters.length; i++) {
@@ -186,13 +183,20 @@ export class Limiter {
     }
     queue.inFlight++;
     let decision: Decision;
+    let bookedAt: number | undefined;
     try {
-      decision = await this.admit(queue, cost, caller.clock.now());
+      [decision, bookedAt] = await this.admission.admit(queue, caller, cost, caller.clock.now());
     } catch (error) {
       queue.inFlight--;
       throw error;
     }
-    if (decision.admitted) return this.ticket(queue, cost, 0);
+    if (decision.admitted) {
+      const aborted = abortReason(caller);
+      if (aborted === undefined) return this.ticket(queue, cost, 0, bookedAt);
+      queue.inFlight--;
+      await this.admission.giveBack(queue, caller, cost, bookedAt);
+      throw aborted;
+    }
     queue.inFlight--;
     throw this.refuse(caller, queue, decision.limit, decision.waitMs, `${queue.key} is over its ${decision.limit} limit`);
   }
@@ -230,8 +234,9 @@ export class Limiter {
       queue.inFlight++;
       queue.trying = head;
       let decision: Decision;
+      let bookedAt: number | undefined;
       try {
-        decision = await this.admit(queue, head.cost, now);
+        [decision, bookedAt] = await this.admission.admit(queue, head.caller, head.cost, now);
       } catch (error) {
         queue.inFlight--;
         this.leave(queue, head, error);
@@ -240,15 +245,16 @@ export class Limiter {
         queue.trying = undefined;
       }
       if (decision.admitted) {
-        if (head.gone) {
-          // Aborted while the store answered: give the admission back.
+        const aborted = abortReason(head.caller);
+        if (head.gone || aborted !== undefined) {
+          // Aborted while the store answered: an aborted call takes no slot, so the admission goes back.
           queue.inFlight--;
-          const cost = head.cost;
-          await this.update(queue, head.caller.clock.now(), (state) => givenBack(this.config, state, cost)).catch(() => {});
+          if (!head.gone) this.leave(queue, head, aborted);
+          await this.admission.giveBack(queue, head.caller, head.cost, bookedAt);
           continue;
         }
         this.leave(queue, head);
-        head.resolve(this.ticket(queue, head.cost, now - head.enqueuedAt));
+        head.resolve(this.ticket(queue, head.cost, now - head.enqueuedAt, bookedAt));
         continue;
       }
       queue.inFlight--;
@@ -269,68 +275,25 @@ export class Limiter {
     }
   }
 
-  /** One atomic read-decide-write of the key's state. */
-  private async admit(queue: KeyQueue, cost: number, now: number): Promise<Decision> {
-    let decision: Decision = { admitted: false, waitMs: 0, limit: 'requests' };
-    await this.update(queue, now, (state) => {
-      decision = decide(this.config, state, cost, now);
-      return decision.admitted ? admitted(this.config, state, cost) : state;
-    });
-    return decision;
-  }
-
-  /** {@link KeyQueue.admitFast}: {@link Limiter.admit} for the queue's fast-path admission, without a closure per call. */
-  private admitFast(queue: KeyQueue, current: WindowState | undefined): WindowState {
-    const now = queue.fastNow;
-    const state = bringUp(this.config, current, now);
-    const decision = decide(this.config, state, queue.fastCost, now);
-    queue.fastDecision = decision;
-    return decision.admitted ? admitted(this.config, state, queue.fastCost) : state;
-  }
-
-  /**
-   * Runs `change` on the key's state brought up to `now`, atomically.
-   * `change` stays pure: a distributed store may run it more than once.
-   */
-  private async update(queue: KeyQueue, now: number, change: (state: WindowState) => WindowState, holdMs = 0): Promise<void> {
-    queue.seen = await queue.store.update<WindowState>(
-      queue.storeKey,
-      (current) => change(bringUp(this.config, current, now)),
-      Math.max(this.keepMs, holdMs + this.keepMs),
-    );
-  }
-
   /**
    * A lower bound of how long a newcomer of `cost` waits, and for what: the
    * queue ahead (and a fast-path admission with the store) admitted back to
    * back from the state last seen. `undefined` means it should go at once.
    */
-  private estimate(queue: KeyQueue, cost: number, now: number): Refusal | undefined {
-    const state = bringUp(this.config, queue.seen, now);
-    const { requests, tokens, concurrency } = this.config;
+  private expectedWait(queue: KeyQueue, cost: number, now: number): Refusal | undefined {
     const pending = queue.fastBusy ? 1 : 0;
-    let wait = state.pausedUntil > now ? state.pausedUntil - now : 0;
-    let limit: LimitKind | undefined = wait > 0 ? 'pause' : undefined;
-    const requestWait = requests ? waitMs(requests, state.requests, queue.live + pending + 1, now) : 0;
-    if (requestWait > wait) {
-      wait = requestWait;
-      limit = 'requests';
-    }
-    const ahead = queue.liveCost + pending * queue.fastCost;
-    const tokenWait = tokens && cost > 0 ? waitMs(tokens, state.tokens, ahead + cost, now) : 0;
-    if (tokenWait > wait) {
-      wait = tokenWait;
-      limit = 'tokens';
-    }
-    if (limit) return { waitMs: wait, limit };
+    const ahead = { requests: queue.live + pending, tokens: queue.liveCost + pending * queue.fastCost };
+    const refusal = estimate(this.config, bringUp(this.config, queue.seen, now), ahead, cost, now);
+    if (refusal) return refusal;
     // A head being admitted already holds its slot: do not count it twice.
     const holders = queue.inFlight + queue.live - (queue.trying ? 1 : 0);
+    const { concurrency } = this.config;
     return concurrency !== undefined && holders >= concurrency ? { waitMs: 0, limit: 'concurrency' } : undefined;
   }
 
-  private refuse(caller: Caller, queue: KeyQueue, limit: LimitKind, retryAfterMs: number | undefined, why: string, retryable = true): RateLimitedError {
+  private refuse(caller: Caller, queue: KeyQueue, limit: LimitKind, retryAfterMs: number | undefined, why: string, retryable = true): LimitRejectedError {
     caller.events.emit('limit-reject', { id: caller.id, key: queue.key, limit, retryAfterMs });
-    return new RateLimitedError(limit, queue.key, retryAfterMs, `rate limit (${limit}) refused the request: ${why}`, { retryable });
+    return new LimitRejectedError(limit, queue.key, retryAfterMs, `rate limit (${limit}) refused the request: ${why}`, retryable);
   }
 
   /**
@@ -351,7 +314,7 @@ export class Limiter {
     const timer =
       waiter.bound === 'maxWaitMs'
         ? caller.clock.setTimeout(() => {
-            const retryAfterMs = this.estimate(queue, 0, caller.clock.now())?.waitMs;
+            const retryAfterMs = this.expectedWait(queue, 0, caller.clock.now())?.waitMs;
             this.leave(queue, waiter, this.refuse(caller, queue, waiter.limit, retryAfterMs || undefined, `it waited maxWaitMs (${maxWait} ms)`));
           }, Math.max(0, waiter.latestAt - caller.clock.now()))
         : undefined;
@@ -376,8 +339,8 @@ export class Limiter {
     return this.config.concurrency !== undefined && queue.inFlight >= this.config.concurrency;
   }
 
-  private ticket(queue: KeyQueue, reserved: number, waitedMs: number): TicketRecord {
-    return { key: queue.key, reserved, waitedMs, queue, finished: false };
+  private ticket(queue: KeyQueue, reserved: number, waitedMs: number, bookedAt: number | undefined): TicketRecord {
+    return { key: queue.key, reserved, waitedMs, queue, bookedAt, finished: false };
   }
 
   private clearTimer(queue: KeyQueue): void {

@@ -1,66 +1,166 @@
-import { vi, afterEach, describe, expect, it } from 'vitest';
-import { RateLimitedError } from './rate-limited-error.js';
-import { arrivals, ask, closeAll, harness, T0, track } from './test-harness.js';
+import { setMaxListeners } from 'node:events';
+import { type ChatCompletionRequest, memoryStore, type Middleware, type SluiceEvents, type Store } from '@sluice/core';
+import { type MockUpstream, type MockUpstreamOptions } from '@sluice/testing';
+import { chat, closeTestPipelines, testPipeline } from '@sluice/testing/kit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LimitRejectedError } from './errors.js';
+import type { RateLimitOptions } from './options.js';
+import { rateLimit } from './rate-limit.js';
+import type { WindowState } from './window-state.js';
 
-afterEach(closeAll);
+afterEach(closeTestPipelines);
+
+const limitEvents = ['limit-wait', 'limit-reject', 'limit-pause'] as const;
+type LimitEvent = { name: (typeof limitEvents)[number] } & Record<string, unknown>;
+
+/**
+ * `rateLimit(options)` in a kit pipeline (manual clock, purity-checking
+ * store, mock upstream on the same clock), with the limiter's events as one
+ * flat list and what passed the limiter as `{ at, text }`, `at` counted from
+ * the clock's start. Transport timeouts are out of the way: tests move the
+ * clock across minutes while sockets work in real time.
+ */
+async function setup(options: RateLimitOptions, upstream: MockUpstreamOptions = {}, outer: Middleware[] = []) {
+  const far = 1e9;
+  const harness = await testPipeline({
+    middleware: [...outer, rateLimit(options)],
+    upstream,
+    transport: { apiKey: 'sk-test', connectTimeoutMs: far, firstByteTimeoutMs: far, attemptTimeoutMs: far, idleTimeoutMs: far },
+  });
+  const events: LimitEvent[] = [];
+  for (const name of limitEvents) harness.llm.events.on(name, (payload: SluiceEvents[typeof name]) => events.push({ name, ...payload }));
+  const sent = () => harness.attempts.map((attempt) => ({ at: attempt.at - harness.clock.start, text: lastText(attempt.request) }));
+  return { ...harness, events, sent };
+}
+
+const lastText = (request: ChatCompletionRequest): string => String(request.messages[request.messages.length - 1]?.content);
+
+/** The last user message of what the upstream received, in arrival order. */
+const arrivals = (upstream: MockUpstream): string[] => upstream.requests.map((request) => lastText(request.body as ChatCompletionRequest));
+
+/** Remembers how a promise ended, without an unhandled rejection in the meantime. */
+function track<T>(promise: Promise<T>): { promise: Promise<T>; state: () => 'pending' | 'resolved' | 'rejected' } {
+  let state: 'pending' | 'resolved' | 'rejected' = 'pending';
+  promise.then(
+    () => (state = 'resolved'),
+    () => (state = 'rejected'),
+  );
+  return { promise, state: () => state };
+}
+
+/** The most timestamps in any window [t, t + W), t being one of them (sorted or not). */
+function mostInAnyWindow(times: readonly number[], windowMs: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let most = 0;
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (j < sorted.length && (sorted[j] as number) < (sorted[i] as number) + windowMs) j++;
+    most = Math.max(most, j - i);
+  }
+  return most;
+}
 
 describe('rateLimit: requests per window', () => {
-  it('lets 100 a minute through and makes the 101st wait until the window has room, then sends it', async () => {
-    const { llm, upstream, admitted } = await harness({ rpm: 100 });
-    const calls = Array.from({ length: 101 }, (_, i) => track(llm.complete(ask(`r${i}`))));
+  it('sends 100 of 150 calls at once against rpm 100, and the other 50 when the minute is up', async () => {
+    const { llm, upstream, sent, clock } = await setup({ rpm: 100 });
+    const calls = Array.from({ length: 150 }, (_, i) => track(llm.complete(chat(`r${i}`))));
 
-    // The burst (10% of the limit) goes at once; the rest is spread evenly.
-    await upstream.waitForRequests(10);
-    expect(admitted).toHaveLength(10);
-    await vi.advanceTimersByTimeAsync(60_666);
-    expect(admitted).toHaveLength(100);
+    await upstream.waitForRequests(100);
+    expect(sent()).toHaveLength(100);
+    expect(sent().every((entry) => entry.at === 0)).toBe(true);
+    await clock.advanceAsync(59_999);
+    expect(upstream.requests).toHaveLength(100);
     expect(calls[100]?.state()).toBe('pending');
-    await vi.advanceTimersByTimeAsync(1);
-    expect(admitted).toHaveLength(101);
-    // The 101st goes 60 667 ms in: 91 steps of 60 000 / 90 ms after the burst.
-    expect(admitted[100]).toEqual({ at: 60_667, text: 'r100' });
+    await clock.advanceAsync(1);
+    await upstream.waitForRequests(150);
     await Promise.all(calls.map((call) => call.promise));
-    expect(upstream.requests).toHaveLength(101);
+    expect(sent().slice(100).every((entry) => entry.at === 60_000)).toBe(true);
+    expect(arrivals(upstream)).toEqual(calls.map((_, i) => `r${i}`));
+    expect(mostInAnyWindow(upstream.requests.map((request) => request.at), 60_000)).toBe(100);
+  });
 
-    // No 60 s window ever held more than 100.
-    const times = admitted.map((entry) => entry.at);
-    for (const start of times) expect(times.filter((at) => at >= start && at < start + 60_000).length).toBeLessThanOrEqual(100);
+  it('sustains the limit under continuous load: about 1 000 in 10 minutes at rpm 100, never over 100 in a minute', async () => {
+    const { llm, upstream, sent, clock } = await setup({ rpm: 100 });
+    const controller = new AbortController();
+    // Every caller watches this one signal.
+    setMaxListeners(0, controller.signal);
+    let done = 0;
+    // 130 callers, arriving 450 ms apart, each calling again as soon as it has its answer.
+    const callers = Array.from({ length: 130 }, async (_, i) => {
+      await new Promise<void>((resolve) => clock.setTimeout(() => resolve(), i * 450));
+      while (!controller.signal.aborted) {
+        await llm.complete(chat(`c${i}`), { signal: controller.signal }).then(() => done++, () => {});
+      }
+    });
+    // Step from timer to timer, letting the real HTTP of each admission finish before time moves on,
+    // so the upstream sees each request at the clock time it was admitted.
+    while (clock.now() < clock.start + 600_000) {
+      await clock.advanceAsync((clock.nextAt() ?? Infinity) - clock.now());
+      await clock.until(() => done === sent().length);
+    }
+    controller.abort();
+    await Promise.all(callers);
+    const times = upstream.requests.map((request) => request.at).filter((at) => at < clock.start + 600_000);
+    // The first 100 go 0 to 44.55 s in; each later one exactly a window after the one whose place it takes.
+    expect(times).toHaveLength(1_000);
+    expect(mostInAnyWindow(times, 60_000)).toBe(100);
+  }, 60_000);
+
+  it('starts full: rpm 1 sends its first call at once, and the second a minute later', async () => {
+    const { llm, sent, clock } = await setup({ rpm: 1 });
+    await llm.complete(chat('first'));
+    const second = track(llm.complete(chat('second')));
+    await clock.advanceAsync(59_999);
+    expect(second.state()).toBe('pending');
+    await clock.advanceAsync(1);
+    await second.promise;
+    expect(sent()).toEqual([{ at: 0, text: 'first' }, { at: 60_000, text: 'second' }]);
   });
 
   it('counts in limit-wait’s queued the requests waiting, not those admitted at the same moment', async () => {
-    const { llm, upstream, events, admitted } = await harness({ requests: { limit: 100, windowMs: 60_000, burst: 8 } });
-    const calls = Array.from({ length: 16 }, (_, i) => llm.complete(ask(`r${i}`)));
+    const { llm, upstream, events, sent, clock } = await setup({ requests: { limit: 8, windowMs: 60_000 } });
+    const calls = Array.from({ length: 16 }, (_, i) => llm.complete(chat(`r${i}`)));
     await upstream.waitForRequests(8);
-    expect(admitted.map((entry) => entry.text)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7']);
+    expect(sent().map((entry) => entry.text)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7']);
     // The 9th is the first that really waits: it is alone in the queue.
     const waits = events.filter((event) => event.name === 'limit-wait');
     expect(waits[0]).toMatchObject({ limit: 'requests', queued: 1 });
     expect(waits.map((event) => event.queued)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    await vi.advanceTimersByTimeAsync(60_000);
+    await clock.advanceAsync(60_000);
     await Promise.all(calls);
     expect(upstream.requests).toHaveLength(16);
   });
 
   it('admits waiters in arrival order', async () => {
-    const { llm, upstream } = await harness({ requests: { limit: 3, windowMs: 1_000, burst: 1 } });
-    const calls = ['a', 'b', 'c', 'd', 'e'].map((text) => llm.complete(ask(text)));
-    await vi.advanceTimersByTimeAsync(3_000);
+    const { llm, upstream, clock } = await setup({ requests: { limit: 3, windowMs: 1_000 } });
+    const calls = ['a', 'b', 'c', 'd', 'e'].map((text) => llm.complete(chat(text)));
+    await clock.advanceAsync(3_000);
     await Promise.all(calls);
     expect(arrivals(upstream)).toEqual(['a', 'b', 'c', 'd', 'e']);
   });
 
   it('fails at once in reject mode, saying which limit and when to come back', async () => {
-    const { llm, upstream, events } = await harness({ requests: { limit: 10, windowMs: 60_000, burst: 2 }, mode: 'reject' });
-    await llm.complete(ask('1'));
-    await llm.complete(ask('2'));
-    const refused = llm.complete(ask('3'));
-    await expect(refused).rejects.toBeInstanceOf(RateLimitedError);
-    await expect(refused).rejects.toMatchObject({ code: 'LIMIT_REJECTED', retryable: true, limit: 'requests', key: 'global', retryAfterMs: 7_500 });
-    expect(events).toContainEqual(expect.objectContaining({ name: 'limit-reject', limit: 'requests', retryAfterMs: 7_500 }));
+    const { llm, upstream, events, clock } = await setup({ requests: { limit: 2, windowMs: 60_000 }, mode: 'reject' });
+    await llm.complete(chat('1'));
+    await clock.advanceAsync(7_500);
+    await llm.complete(chat('2'));
+    const refused = llm.complete(chat('3'));
+    await expect(refused).rejects.toBeInstanceOf(LimitRejectedError);
+    // The first call leaves the window 60 s after it went, 52.5 s from now.
+    await expect(refused).rejects.toMatchObject({
+      name: 'LimitRejectedError',
+      code: 'LIMIT_REJECTED',
+      retryable: true,
+      final: false,
+      upstreamFault: false,
+      limit: 'requests',
+      key: 'global',
+      retryAfterMs: 52_500,
+    });
+    expect(events).toContainEqual(expect.objectContaining({ name: 'limit-reject', limit: 'requests', retryAfterMs: 52_500 }));
     expect(upstream.requests).toHaveLength(2);
 
-    await vi.advanceTimersByTimeAsync(7_500);
-    await expect(llm.complete(ask('4'))).resolves.toMatchObject({ object: 'chat.completion' });
+    await clock.advanceAsync(52_500);
+    await expect(llm.complete(chat('4'))).resolves.toMatchObject({ object: 'chat.completion' });
   });
 });
 
@@ -69,52 +169,52 @@ describe('rateLimit: tokens per window', () => {
     text.startsWith('heavy') ? { prompt_tokens: 300, completion_tokens: 100 } : { prompt_tokens: 10, completion_tokens: 5 };
 
   it('reserves prompt plus output cap, then corrects the reservation to the usage the upstream reported', async () => {
-    // 1000 a minute, burst 400: 600 refilled a minute, 10 tokens a second.
-    const { llm, upstream, events } = await harness(
-      { tokens: { limit: 1_000, burst: 400 }, countTokens: () => 200 },
+    const { llm, upstream, events, clock } = await setup(
+      { tokens: { limit: 1_000 }, countTokens: () => 200 },
       { reply: (body) => ({ usage: usageFor(String(body.messages.at(-1)?.content)) }) },
     );
-    const first = await llm.run(ask('light 1', { max_tokens: 100 }));
+    const first = await llm.run(chat('light', { max_tokens: 100 }));
     expect(first.state.ratelimit).toEqual({ key: 'global', waitedMs: 0, reservedTokens: 300 });
-    // 300 reserved, 15 used: without the correction this would have to wait.
-    const second = await llm.run(ask('light 2', { max_tokens: 100 }));
-    expect(second.state.ratelimit?.waitedMs).toBe(0);
-    // 300 reserved, 400 used: the 100 above the reservation are charged too, leaving the bucket at −30.
-    await llm.complete(ask('heavy', { max_tokens: 100 }));
+    // 300 reserved, 15 used; then 300 reserved and 400 used, twice: the 100 above each reservation are booked too.
+    await clock.advanceAsync(10_000);
+    await llm.complete(chat('heavy 1', { max_tokens: 100 }));
+    await clock.advanceAsync(10_000);
+    await llm.complete(chat('heavy 2', { max_tokens: 100 }));
     expect(events).toEqual([]);
 
-    const fourth = track(llm.run(ask('light 3', { max_tokens: 100 })));
-    await vi.advanceTimersByTimeAsync(0);
-    expect(events).toEqual([expect.objectContaining({ name: 'limit-wait', limit: 'tokens', waitMs: 33_000, queued: 1 })]);
-    await vi.advanceTimersByTimeAsync(32_999);
+    // 15 + 400 + 400 booked, 300 more asked: 115 too many, so it waits until the first heavy call leaves the window.
+    const fourth = track(llm.run(chat('light 2', { max_tokens: 100 })));
+    await clock.advanceAsync(0);
+    expect(events).toEqual([expect.objectContaining({ name: 'limit-wait', limit: 'tokens', waitMs: 50_000, queued: 1 })]);
+    await clock.advanceAsync(49_999);
     expect(upstream.requests).toHaveLength(3);
-    await vi.advanceTimersByTimeAsync(1);
+    await clock.advanceAsync(1);
     const ctx = await fourth.promise;
-    expect(ctx.state.ratelimit).toEqual({ key: 'global', waitedMs: 33_000, reservedTokens: 300 });
+    expect(ctx.state.ratelimit).toEqual({ key: 'global', waitedMs: 50_000, reservedTokens: 300 });
   });
 
   it('holds a stream’s reservation until the stream ends, then corrects it to the stream’s usage', async () => {
-    const { llm, upstream, until } = await harness(
-      { tokens: { limit: 1_000, burst: 400 }, countTokens: () => 200 },
+    const { llm, upstream, clock } = await setup(
+      { tokens: { limit: 500 }, countTokens: () => 200 },
       { reply: (body) => ({ content: 'one two three', usage: usageFor(String(body.messages.at(-1)?.content)) }) },
     );
-    const iterator = llm.stream(ask('stream', { max_tokens: 100 }))[Symbol.asyncIterator]();
+    const iterator = llm.stream(chat('stream', { max_tokens: 100 }))[Symbol.asyncIterator]();
     await iterator.next();
-    // 300 of 400 are held while the stream is open: the next 300 must wait.
-    const waiting = track(llm.complete(ask('after', { max_tokens: 100 })));
-    await vi.advanceTimersByTimeAsync(0);
+    // 300 of 500 are held while the stream is open: the next 300 must wait.
+    const waiting = track(llm.complete(chat('after', { max_tokens: 100 })));
+    await clock.advanceAsync(0);
     expect(upstream.requests).toHaveLength(1);
 
     while (!(await iterator.next()).done);
     // The stream used 15: its refund lets the waiter go without any time passing.
-    await until(() => waiting.state() !== 'pending');
+    await clock.until(() => waiting.state() !== 'pending');
     expect(waiting.state()).toBe('resolved');
     expect(upstream.requests).toHaveLength(2);
   });
 
-  it('rejects at once a reservation the window can never hold, and waits for quiet for one above the burst', async () => {
-    const { llm, upstream, admitted } = await harness({ tokens: { limit: 1_000, burst: 100 }, countTokens: () => 0 });
-    await expect(llm.complete(ask('huge', { max_tokens: 1_001 }))).rejects.toMatchObject({
+  it('rejects at once a reservation the window can never hold, and lets one of the whole limit go after a quiet spell', async () => {
+    const { llm, upstream, sent, clock } = await setup({ tokens: { limit: 1_000 }, countTokens: () => 0 });
+    await expect(llm.complete(chat('huge', { max_tokens: 1_001 }))).rejects.toMatchObject({
       code: 'LIMIT_REJECTED',
       limit: 'tokens',
       retryable: false,
@@ -122,16 +222,14 @@ describe('rateLimit: tokens per window', () => {
     });
     expect(upstream.requests).toHaveLength(0);
 
-    // 400 > burst 100: admitted once the bucket has sat full for (400 − 100) / 900 a minute = 20 s.
-    const big = llm.complete(ask('big', { max_tokens: 400 }));
-    await vi.advanceTimersByTimeAsync(20_000);
-    await big;
-    expect(admitted).toEqual([{ at: 20_000, text: 'big' }]);
+    const whole = llm.complete(chat('whole', { max_tokens: 1_000 }));
+    await whole;
+    expect(sent()).toEqual([{ at: 0, text: 'whole' }]);
   });
 
   it('defaults the reservation to the shared prompt count, else core’s estimate, plus 1024 output tokens', async () => {
-    const { llm } = await harness({ tpm: 200_000 });
-    const ctx = await llm.run(ask('Hello there', { n: 2 }));
+    const { llm, clock } = await setup({ tpm: 200_000 });
+    const ctx = await llm.run(chat('Hello there', { n: 2 }));
     // estimateTokens: ceil(11 / 4) + 1 × 4 + 3 = 10; 1024 for each of the 2 choices.
     expect(ctx.state.ratelimit?.reservedTokens).toBe(10 + 2 * 1024);
   });
@@ -139,124 +237,155 @@ describe('rateLimit: tokens per window', () => {
 
 describe('rateLimit: concurrency', () => {
   it('caps requests in flight, holding each slot until its slow answer arrives', async () => {
-    const { llm, upstream, until, admitted, events } = await harness({ concurrency: 2 });
+    const { llm, upstream, sent, events, clock } = await setup({ concurrency: 2 });
     upstream.enqueue({ kind: 'delay', latencyMs: 1_000 }, { kind: 'delay', latencyMs: 1_000 }, { kind: 'delay', latencyMs: 1_000 });
-    const calls = ['a', 'b'].map((text) => track(llm.complete(ask(text))));
+    const calls = ['a', 'b'].map((text) => track(llm.complete(chat(text))));
     await upstream.waitForRequests(2);
     expect(events).toEqual([]);
-    calls.push(...['c', 'd', 'e'].map((text) => track(llm.complete(ask(text)))));
+    calls.push(...['c', 'd', 'e'].map((text) => track(llm.complete(chat(text)))));
     expect(events).toEqual(
       [1, 2, 3].map((queued) => expect.objectContaining({ name: 'limit-wait', key: 'global', limit: 'concurrency', waitMs: 0, queued })),
     );
-    await vi.advanceTimersByTimeAsync(999);
+    await clock.advanceAsync(999);
     expect(upstream.requests).toHaveLength(2);
 
-    await vi.advanceTimersByTimeAsync(1);
+    await clock.advanceAsync(1);
     await upstream.waitForRequests(4);
     // c is delayed too and d answers at once, so e takes d's slot.
-    await until(() => upstream.requests.length === 5);
+    await clock.until(() => upstream.requests.length === 5);
     expect(calls.filter((call) => call.state() === 'resolved').length).toBeGreaterThanOrEqual(2);
-    await vi.advanceTimersByTimeAsync(1_000);
+    await clock.advanceAsync(1_000);
     await Promise.all(calls.map((call) => call.promise));
     // c and d pass the limiter in order at the same instant; their sockets may race to the mock.
-    expect(admitted.map((entry) => entry.text)).toEqual(['a', 'b', 'c', 'd', 'e']);
-    expect(admitted.map((entry) => entry.at)).toEqual([0, 0, 1_000, 1_000, 1_000]);
+    expect(sent().map((entry) => entry.text)).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(sent().map((entry) => entry.at)).toEqual([0, 0, 1_000, 1_000, 1_000]);
   });
 
   it('frees the slot whatever the end: error, abort, cancelled stream, cut stream', async () => {
-    const { llm, upstream } = await harness({ concurrency: 1 });
+    const { llm, upstream, clock } = await setup({ concurrency: 1 });
     upstream.enqueue({ kind: 'status', status: 500 });
-    await expect(llm.complete(ask('error'))).rejects.toMatchObject({ code: 'SERVER_ERROR' });
+    await expect(llm.complete(chat('error'))).rejects.toMatchObject({ code: 'SERVER_ERROR' });
 
     upstream.enqueue({ kind: 'hang' });
     const controller = new AbortController();
-    const hung = llm.complete(ask('aborted'), { signal: controller.signal });
+    const hung = llm.complete(chat('aborted'), { signal: controller.signal });
     await upstream.waitForRequests(2);
     controller.abort();
     await expect(hung).rejects.toMatchObject({ code: 'ABORTED' });
 
-    for await (const _chunk of llm.stream(ask('cancelled stream'))) break;
+    for await (const _chunk of llm.stream(chat('cancelled stream'))) break;
 
     upstream.enqueue({ kind: 'cut', afterChunks: 2 });
     const cut = async () => {
-      for await (const _chunk of llm.stream(ask('cut stream')));
+      for await (const _chunk of llm.stream(chat('cut stream')));
     };
     await expect(cut()).rejects.toMatchObject({ code: 'STREAM_CUT' });
 
     upstream.enqueue({ kind: 'reset' });
-    await expect(llm.complete(ask('reset'))).rejects.toMatchObject({ code: 'CONNECTION' });
+    await expect(llm.complete(chat('reset'))).rejects.toMatchObject({ code: 'CONNECTION' });
 
     // With one slot, any leak would make this wait forever; no time passes.
-    await expect(llm.complete(ask('after'))).resolves.toMatchObject({ object: 'chat.completion' });
+    await expect(llm.complete(chat('after'))).resolves.toMatchObject({ object: 'chat.completion' });
     expect(upstream.requests).toHaveLength(6);
   });
 });
 
 describe('rateLimit: leaving the queue', () => {
   it('rejects at once when the wait would pass maxWaitMs, and when the queue is full', async () => {
-    const { llm, upstream, events } = await harness({ requests: { limit: 91, burst: 1 }, maxWaitMs: 500, maxQueue: 1 });
-    await llm.complete(ask('first'));
-    // 90 refilled a minute: the next slot is 667 ms away, more than maxWaitMs.
-    await expect(llm.complete(ask('too late'))).rejects.toMatchObject({
+    const { llm, upstream, events, clock } = await setup({ requests: { limit: 1, windowMs: 1_000 }, maxWaitMs: 500, maxQueue: 1 });
+    await llm.complete(chat('first'));
+    // The window has room again 1 000 ms from now, more than maxWaitMs.
+    await expect(llm.complete(chat('too late'))).rejects.toMatchObject({
       code: 'LIMIT_REJECTED',
       limit: 'requests',
-      retryAfterMs: 667,
+      retryAfterMs: 1_000,
       message: expect.stringMatching(/maxWaitMs/),
     });
-    await vi.advanceTimersByTimeAsync(400);
-    const queued = llm.complete(ask('queued'));
-    await expect(llm.complete(ask('overflow'))).rejects.toMatchObject({ code: 'LIMIT_REJECTED', limit: 'queue' });
-    await vi.advanceTimersByTimeAsync(267);
+    await clock.advanceAsync(600);
+    const queued = llm.complete(chat('queued'));
+    await expect(llm.complete(chat('overflow'))).rejects.toMatchObject({ code: 'LIMIT_REJECTED', limit: 'queue' });
+    await clock.advanceAsync(400);
     await queued;
     expect(arrivals(upstream)).toEqual(['first', 'queued']);
     expect(events.filter((event) => event.name === 'limit-reject').map((event) => event.limit)).toEqual(['requests', 'queue']);
   });
 
   it('with maxQueue 0, sends what can go at once and refuses anything that would wait', async () => {
-    const { llm, upstream } = await harness({ concurrency: 1, maxQueue: 0 });
+    const { llm, upstream, clock } = await setup({ concurrency: 1, maxQueue: 0 });
     upstream.enqueue({ kind: 'delay', latencyMs: 1_000 });
-    const first = llm.complete(ask('first'));
+    const first = llm.complete(chat('first'));
     await upstream.waitForRequests(1);
-    await expect(llm.complete(ask('second'))).rejects.toMatchObject({ code: 'LIMIT_REJECTED', limit: 'queue' });
-    await vi.advanceTimersByTimeAsync(1_000);
+    await expect(llm.complete(chat('second'))).rejects.toMatchObject({ code: 'LIMIT_REJECTED', limit: 'queue' });
+    await clock.advanceAsync(1_000);
     await first;
-    await llm.complete(ask('third'));
+    await llm.complete(chat('third'));
     expect(arrivals(upstream)).toEqual(['first', 'third']);
   });
 
   it('gives up a concurrency wait after maxWaitMs', async () => {
-    const { llm, upstream } = await harness({ concurrency: 1, maxWaitMs: 500 });
+    const { llm, upstream, clock } = await setup({ concurrency: 1, maxWaitMs: 500 });
     upstream.enqueue({ kind: 'delay', latencyMs: 1_000 });
-    const slow = llm.complete(ask('slow'));
+    const slow = llm.complete(chat('slow'));
     await upstream.waitForRequests(1);
-    const waiting = track(llm.complete(ask('waiting')));
-    await vi.advanceTimersByTimeAsync(499);
+    const waiting = track(llm.complete(chat('waiting')));
+    await clock.advanceAsync(499);
     expect(waiting.state()).toBe('pending');
-    await vi.advanceTimersByTimeAsync(1);
+    await clock.advanceAsync(1);
     await expect(waiting.promise).rejects.toMatchObject({ code: 'LIMIT_REJECTED', limit: 'concurrency' });
-    await vi.advanceTimersByTimeAsync(500);
+    await clock.advanceAsync(500);
     await slow;
     expect(upstream.requests).toHaveLength(1);
   });
 
   it('lets an aborted waiter leave at once, and the others keep their turn', async () => {
-    const { llm, upstream } = await harness({ requests: { limit: 2, windowMs: 1_000, burst: 1 } });
-    await llm.complete(ask('a'));
+    const { llm, upstream, clock } = await setup({ requests: { limit: 1, windowMs: 1_000 } });
+    await llm.complete(chat('a'));
     const controller = new AbortController();
-    const aborted = llm.complete(ask('b'), { signal: controller.signal });
-    const next = llm.complete(ask('c'));
+    const aborted = llm.complete(chat('b'), { signal: controller.signal });
+    const next = llm.complete(chat('c'));
     controller.abort();
     await expect(aborted).rejects.toMatchObject({ code: 'ABORTED' });
-    await vi.advanceTimersByTimeAsync(1_000);
+    await clock.advanceAsync(1_000);
     await next;
     expect(arrivals(upstream)).toEqual(['a', 'c']);
   });
 
+  it('gives an aborted waiter’s place in the window to the next: an aborted call takes no slot', async () => {
+    const { llm, upstream, clock } = await setup({ requests: { limit: 2, windowMs: 1_000 } });
+    await Promise.all([llm.complete(chat('a')), llm.complete(chat('b'))]);
+    const controller = new AbortController();
+    const aborted = llm.complete(chat('aborted'), { signal: controller.signal });
+    const waiting = llm.complete(chat('c'));
+    await clock.advanceAsync(500);
+    controller.abort();
+    await expect(aborted).rejects.toMatchObject({ code: 'ABORTED' });
+    await clock.advanceAsync(500);
+    await waiting;
+    // Had the aborted call taken a place at 1 000 ms, this one would wait until 2 000 ms.
+    await llm.complete(chat('d'));
+    expect(arrivals(upstream)).toEqual(['a', 'b', 'c', 'd']);
+    expect(upstream.requests.map((request) => request.at - clock.start)).toEqual([0, 0, 1_000, 1_000]);
+  });
+
+  it('records nothing for a call aborted while its admission is with the store', async () => {
+    const controller = new AbortController();
+    const inner = memoryStore();
+    // The call aborts while the store decides, as when the caller gives up during a slow store round trip.
+    const store: Store = { ...inner, update: (key, update, ttlMs) => inner.update(key, update, ttlMs).finally(() => controller.abort()) };
+    const { llm, upstream, sent, clock } = await setup({ rpm: 1, store });
+    await expect(llm.complete(chat('aborted'), { signal: controller.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(sent()).toEqual([]);
+    const state = await inner.get<WindowState>('sluice:ratelimit:r1/60000:global');
+    expect(state?.requests).toEqual({ total: 0, entries: [] });
+    await llm.complete(chat('next'));
+    expect(arrivals(upstream)).toEqual(['next']);
+  });
+
   it('turns away at once a waiter whose deadline comes before its turn', async () => {
-    const { llm, upstream, events } = await harness({ requests: { limit: 2, windowMs: 1_000, burst: 1 } });
-    await llm.complete(ask('a'));
+    const { llm, upstream, events, clock } = await setup({ requests: { limit: 1, windowMs: 1_000 } });
+    await llm.complete(chat('a'));
     // Its turn is 1 000 ms away; its deadline 500.
-    await expect(llm.complete(ask('b'), { timeoutMs: 500 })).rejects.toMatchObject({
+    await expect(llm.complete(chat('b'), { timeoutMs: 500 })).rejects.toMatchObject({
       code: 'LIMIT_REJECTED',
       limit: 'requests',
       retryAfterMs: 1_000,
@@ -267,16 +396,16 @@ describe('rateLimit: leaving the queue', () => {
   });
 
   it('drops a waiter for a slot when its deadline passes, and the queue goes on', async () => {
-    const { llm, upstream } = await harness({ concurrency: 1 });
+    const { llm, upstream, clock } = await setup({ concurrency: 1 });
     upstream.enqueue({ kind: 'delay', latencyMs: 2_000 });
-    const slow = llm.complete(ask('slow'));
+    const slow = llm.complete(chat('slow'));
     await upstream.waitForRequests(1);
     // Waiting for a slot has no known end, so it waits until its deadline passes.
-    const late = track(llm.complete(ask('late'), { timeoutMs: 700 }));
-    const patient = llm.complete(ask('patient'));
-    await vi.advanceTimersByTimeAsync(700);
+    const late = track(llm.complete(chat('late'), { timeoutMs: 700 }));
+    const patient = llm.complete(chat('patient'));
+    await clock.advanceAsync(700);
     await expect(late.promise).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
-    await vi.advanceTimersByTimeAsync(1_300);
+    await clock.advanceAsync(1_300);
     await Promise.all([slow, patient]);
     expect(arrivals(upstream)).toEqual(['slow', 'patient']);
   });
@@ -284,68 +413,77 @@ describe('rateLimit: leaving the queue', () => {
 
 describe('rateLimit: keys', () => {
   it('keeps a bucket per tenant: one tenant waiting does not hold up another', async () => {
-    const { llm, upstream, admitted } = await harness({ requests: { limit: 2, windowMs: 1_000, burst: 1 }, key: { tag: 'tenant' } });
-    await llm.complete(ask('acme 1'), { tags: { tenant: 'acme' } });
-    const acme = llm.run(ask('acme 2'), { tags: { tenant: 'acme' } });
-    const globex = await llm.run(ask('globex 1'), { tags: { tenant: 'globex' } });
+    const { llm, upstream, sent, clock } = await setup({ requests: { limit: 1, windowMs: 1_000 }, key: { tag: 'tenant' } });
+    await llm.complete(chat('acme 1'), { tags: { tenant: 'acme' } });
+    const acme = llm.run(chat('acme 2'), { tags: { tenant: 'acme' } });
+    const globex = await llm.run(chat('globex 1'), { tags: { tenant: 'globex' } });
     expect(globex.state.ratelimit).toEqual({ key: 'tenant:globex', waitedMs: 0, reservedTokens: 0 });
-    await vi.advanceTimersByTimeAsync(1_000);
+    await clock.advanceAsync(1_000);
     expect((await acme).state.ratelimit).toMatchObject({ key: 'tenant:acme', waitedMs: 1_000 });
-    expect(admitted.map((entry) => entry.text)).toEqual(['acme 1', 'globex 1', 'acme 2']);
+    expect(sent().map((entry) => entry.text)).toEqual(['acme 1', 'globex 1', 'acme 2']);
     expect(upstream.requests).toHaveLength(3);
   });
 
   it('keys per model, or by a function of the call', async () => {
-    const byModel = await harness({ requests: { limit: 2, windowMs: 1_000, burst: 1 }, key: 'model', mode: 'reject' });
-    await byModel.llm.complete(ask('x', { model: 'a' }));
-    await byModel.llm.complete(ask('x', { model: 'b' }));
-    await expect(byModel.llm.complete(ask('x', { model: 'a' }))).rejects.toMatchObject({ key: 'model:a' });
+    const byModel = await setup({ requests: { limit: 1, windowMs: 1_000 }, key: 'model', mode: 'reject' });
+    await byModel.llm.complete(chat('x', { model: 'a' }));
+    await byModel.llm.complete(chat('x', { model: 'b' }));
+    await expect(byModel.llm.complete(chat('x', { model: 'a' }))).rejects.toMatchObject({ key: 'model:a' });
 
-    const byFunction = await harness({ concurrency: 5, key: (ctx) => `feature:${ctx.tags.feature}` });
-    const ctx = await byFunction.llm.run(ask('x'), { tags: { feature: 'search' } });
+    const byFunction = await setup({ concurrency: 5, key: (ctx) => `feature:${ctx.tags.feature}` });
+    const ctx = await byFunction.llm.run(chat('x'), { tags: { feature: 'search' } });
     expect(ctx.state.ratelimit?.key).toBe('feature:search');
+  });
+
+  it('speaks the shared key vocabulary: origin-model, and a tag with a name for calls without it', async () => {
+    const byOrigin = await setup({ rpm: 10, key: 'origin-model' });
+    const ctx = await byOrigin.llm.run(chat('x', { model: 'deepseek-v3.2' }));
+    expect(ctx.state.ratelimit?.key).toBe(`${byOrigin.upstream.url}|deepseek-v3.2`);
+
+    const byTag = await setup({ rpm: 10, key: { tag: 'tenant', missing: 'anonymous' } });
+    expect((await byTag.llm.run(chat('x'))).state.ratelimit?.key).toBe('tenant:anonymous');
   });
 });
 
 describe('rateLimit: cooperative pause', () => {
   it('pauses the key on a 429 with Retry-After: queued requests reach the upstream only when it ends', async () => {
-    const { llm, upstream, events, admitted } = await harness({ concurrency: 1 });
+    const { llm, upstream, events, sent, clock } = await setup({ concurrency: 1 });
     upstream.enqueue({ kind: 'status', status: 429, headers: { 'retry-after': '2' } });
-    const first = llm.complete(ask('first'));
-    const queued = ['second', 'third'].map((text) => track(llm.complete(ask(text))));
+    const first = llm.complete(chat('first'));
+    const queued = ['second', 'third'].map((text) => track(llm.complete(chat(text))));
     await expect(first).rejects.toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: 2_000 });
-    expect(events).toContainEqual(expect.objectContaining({ name: 'limit-pause', key: 'global', untilMs: T0 + 2_000, pauseMs: 2_000, reason: 'retry-after' }));
+    expect(events).toContainEqual(expect.objectContaining({ name: 'limit-pause', key: 'global', untilMs: clock.start + 2_000, pauseMs: 2_000, reason: 'retry-after' }));
 
-    await vi.advanceTimersByTimeAsync(1_999);
+    await clock.advanceAsync(1_999);
     expect(upstream.requests).toHaveLength(1);
-    await vi.advanceTimersByTimeAsync(1);
+    await clock.advanceAsync(1);
     await Promise.all(queued.map((call) => call.promise));
     expect(arrivals(upstream)).toEqual(['first', 'second', 'third']);
-    expect(admitted.map((entry) => entry.at)).toEqual([0, 2_000, 2_000]);
+    expect(sent().map((entry) => entry.at)).toEqual([0, 2_000, 2_000]);
   });
 
   it('turns away waiters that cannot outlast the pause', async () => {
-    const { llm, upstream } = await harness({ concurrency: 1, maxWaitMs: 1_000 });
+    const { llm, upstream, clock } = await setup({ concurrency: 1, maxWaitMs: 1_000 });
     upstream.enqueue({ kind: 'status', status: 429, headers: { 'retry-after': '5' } });
-    const first = llm.complete(ask('first'));
-    const queued = llm.complete(ask('second'));
+    const first = llm.complete(chat('first'));
+    const queued = llm.complete(chat('second'));
     await expect(first).rejects.toMatchObject({ code: 'RATE_LIMITED' });
     await expect(queued).rejects.toMatchObject({ code: 'LIMIT_REJECTED', limit: 'pause', retryAfterMs: 5_000 });
   });
 
   it('with paceFromHeaders, pauses until the reset when a response says nothing remains', async () => {
-    const { llm, upstream, events } = await harness({ concurrency: 1, paceFromHeaders: true });
+    const { llm, upstream, events, clock } = await setup({ concurrency: 1, paceFromHeaders: true });
     upstream.enqueue({
       kind: 'status',
       status: 503,
       headers: { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '1m30s', 'x-ratelimit-remaining-tokens': '5000', 'x-ratelimit-reset-tokens': '20ms' },
     });
-    await expect(llm.complete(ask('first'))).rejects.toMatchObject({ code: 'SERVER_ERROR' });
+    await expect(llm.complete(chat('first'))).rejects.toMatchObject({ code: 'SERVER_ERROR' });
     expect(events).toContainEqual(expect.objectContaining({ name: 'limit-pause', pauseMs: 90_000, reason: 'headers' }));
-    const next = track(llm.complete(ask('second')));
-    await vi.advanceTimersByTimeAsync(89_999);
+    const next = track(llm.complete(chat('second')));
+    await clock.advanceAsync(89_999);
     expect(upstream.requests).toHaveLength(1);
-    await vi.advanceTimersByTimeAsync(1);
+    await clock.advanceAsync(1);
     await next.promise;
     expect(upstream.requests).toHaveLength(2);
   });
@@ -354,15 +492,59 @@ describe('rateLimit: cooperative pause', () => {
 describe('rateLimit: pacing from a successful response', () => {
   it('with paceFromHeaders, a 200 saying nothing remains pauses the key until its reset', async () => {
     const headers = { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '2s' };
-    const { llm, upstream, events } = await harness({ concurrency: 1, paceFromHeaders: true }, { headers });
-    await expect(llm.complete(ask('first'))).resolves.toBeDefined();
+    const { llm, upstream, events, clock } = await setup({ concurrency: 1, paceFromHeaders: true }, { headers });
+    await expect(llm.complete(chat('first'))).resolves.toBeDefined();
     expect(events).toContainEqual(expect.objectContaining({ name: 'limit-pause', pauseMs: 2_000, reason: 'headers' }));
-    const next = track(llm.complete(ask('second')));
-    await vi.advanceTimersByTimeAsync(1_999);
+    const next = track(llm.complete(chat('second')));
+    await clock.advanceAsync(1_999);
     expect(upstream.requests).toHaveLength(1);
-    await vi.advanceTimersByTimeAsync(1);
+    await clock.advanceAsync(1);
     await next.promise;
     expect(upstream.requests).toHaveLength(2);
+  });
+});
+
+describe('rateLimit: state in the store', () => {
+  /** A store whose every call fails, as a store across a network that is down. */
+  const downStore: Store = {
+    get: () => Promise.reject(new Error('store down')),
+    set: () => Promise.reject(new Error('store down')),
+    update: () => Promise.reject(new Error('store down')),
+    delete: () => Promise.reject(new Error('store down')),
+  };
+
+  it('keeps each key’s window under sluice:ratelimit:, and lets an idle key’s record expire after a window', async () => {
+    const { llm, store, clock } = await setup({ requests: { limit: 2, windowMs: 10_000 }, key: { tag: 'tenant' } });
+    await llm.complete(chat('x'), { tags: { tenant: 'acme' } });
+    const key = 'sluice:ratelimit:r2/10000:tenant:acme';
+    expect(await store.get<WindowState>(key)).toMatchObject({ requests: { total: 1, entries: [[clock.start, 1]] } });
+    await clock.advanceAsync(9_999);
+    expect(await store.get(key)).toBeDefined();
+    await clock.advanceAsync(1);
+    expect(await store.get(key)).toBeUndefined();
+  });
+
+  it('fails open by default: a call goes ahead when the store is down, and store-error says so', async () => {
+    const { llm, upstream } = await setup({ rpm: 1, store: downStore });
+    const errors: Array<SluiceEvents['store-error']> = [];
+    llm.events.on('store-error', (event) => errors.push(event));
+    await llm.complete(chat('a'));
+    await llm.complete(chat('b'));
+    expect(arrivals(upstream)).toEqual(['a', 'b']);
+    expect(errors[0]).toMatchObject({ name: 'ratelimit', key: 'r1/60000:global', operation: 'update', policy: 'open' });
+  });
+
+  it('with onStoreError closed, refuses the call with STORE_UNAVAILABLE and sends nothing', async () => {
+    const { llm, upstream } = await setup({ rpm: 1, store: downStore, onStoreError: 'closed' });
+    await expect(llm.complete(chat('a'))).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', retryable: true });
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it('with onStoreError memory, keeps limiting on this process’s own windows', async () => {
+    const { llm, upstream } = await setup({ rpm: 1, store: downStore, onStoreError: 'memory', mode: 'reject' });
+    await llm.complete(chat('a'));
+    await expect(llm.complete(chat('b'))).rejects.toMatchObject({ code: 'LIMIT_REJECTED', retryAfterMs: 60_000 });
+    expect(arrivals(upstream)).toEqual(['a']);
   });
 });
 
@@ -371,12 +553,13 @@ describe('rateLimit: options', () => {
     [{}, 'rateLimit', /at least one of/],
     [{ rpm: 0 }, 'rateLimit.rpm', /./],
     [{ rpm: 1.5 }, 'rateLimit.rpm', /./],
-    [{ requests: { limit: 10, burst: 10 } }, 'rateLimit.requests.burst', /below the limit/],
+    [{ requests: { limit: 10, burst: 1 } }, 'rateLimit.requests', /burst/],
     [{ tokens: { limit: 100, windowMs: -1 } }, 'rateLimit.tokens.windowMs', /./],
     [{ rpm: 10, requests: { limit: 10 } }, 'rateLimit.requests', /not both/],
     [{ concurrency: 0 }, 'rateLimit.concurrency', /./],
     [{ rpm: 10, mode: 'later' }, 'rateLimit.mode', /./],
-    [{ rpm: 10, key: { tag: '' } }, 'rateLimit.key.tag', /./],
+    [{ rpm: 10, key: { tag: '' } }, 'rateLimit.key', /./],
+    [{ rpm: 10, onStoreError: 'ignore' }, 'rateLimit.onStoreError', /./],
     [{ rpm: 10, key: 'user' }, 'rateLimit.key', /./],
     [{ rpm: 10, maxWaitMs: -5 }, 'rateLimit.maxWaitMs', /./],
     [{ rpm: 10, countTokens: 42 }, 'rateLimit.countTokens', /function/],

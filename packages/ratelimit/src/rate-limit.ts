@@ -1,26 +1,25 @@
 import { type CompletionContext, type Middleware, SluiceError, UpstreamError, type Usage } from '@sluice/core';
 import { type Finish, Limiter, type Ticket } from './limiter.js';
 import { headerPauseMs } from './pace-from-headers.js';
-import { outputCap, type RateLimitOptions, type ResolvedOptions, resolveOptions } from './rate-limit-options.js';
-import './types.js';
+import { outputCap, type RateLimitOptions, type ResolvedOptions, resolveOptions } from './options.js';
 
 /**
  * Limits requests per window, tokens per window and requests in flight,
  * each optional and all enforced together, per key (global, per model, per
  * tag, or your own function). A request over a limit waits its turn in a
  * FIFO queue (or, with `mode: 'reject'`, fails at once with a
- * `RateLimitedError`). The windows are exact: no window of `windowMs` ever
- * admits more than `limit` (a GCRA with a `burst`; see the README for the
- * trade-off). A token limit reserves the prompt plus the output cap before
- * sending and corrects it to the real usage when the response settles,
- * streams included. An upstream 429 with Retry-After pauses the key for
+ * `LimitRejectedError`). The windows are exact sliding windows: the whole
+ * limit goes at once after a quiet spell, the limit is also the sustained
+ * rate, and no window of `windowMs` ever admits more than `limit`. A token
+ * limit reserves the prompt plus the output cap before sending and corrects
+ * it to the real usage when the response settles, streams included. An upstream 429 with Retry-After pauses the key for
  * every waiter.
  *
  * Place it innermost (after retry and breaker), so every attempt that
  * really reaches the upstream is counted.
  *
  * @param options - limits, key, mode and queueing; see {@link RateLimitOptions}
- * @throws ValidationError naming the bad option (`rateLimit.tokens.burst`)
+ * @throws ValidationError naming the bad option (`rateLimit.tokens.windowMs`)
  * @example
  * ```ts
  * const llm = createPipeline({ transport })
@@ -34,7 +33,7 @@ export function rateLimit(options: RateLimitOptions): Middleware {
   const countsTokens = config.limiter.tokens !== undefined;
 
   return async function rateLimit(ctx, next) {
-    const key = config.keyOf(ctx);
+    const key = config.limiter.state.keyOf(ctx);
     let prompt = 0;
     let reserved = 0;
     if (countsTokens) {

@@ -1,53 +1,61 @@
-import { admits, type Bucket, correct, decay, take, waitMs } from './bucket.js';
-import type { LimitKind } from './rate-limited-error.js';
+import { book, emptyLog, liveTotal, type Log, prune, refund, waitMs, type SlidingWindow } from './bucket.js';
+import type { LimitKind } from './errors.js';
 
 /**
- * A key's shared window state, as stored: plain JSON, four numbers whatever
- * the limits and the traffic. Debts are in the buckets' integer units (see
- * bucket.ts). Every function here is pure, as `store.update` requires.
+ * A key's shared window state, as stored: plain JSON, the admissions still
+ * inside each window (see bucket.ts) and a pause. Every function here is
+ * pure, as `store.update` requires.
  */
 export interface WindowState {
-  /** `clock.now()` the debts were last brought up to. */
+  /** The latest `clock.now()` the state was brought up to; bookings are made at this time. */
   at: number;
-  requests: number;
-  tokens: number;
+  requests: Log;
+  tokens: Log;
   /** No admission before this `clock.now()` (0: not paused). */
   pausedUntil: number;
 }
 
 /** The limits a state is kept for. */
-export interface Buckets {
-  requests: Bucket | undefined;
-  tokens: Bucket | undefined;
+export interface Windows {
+  requests: SlidingWindow | undefined;
+  tokens: SlidingWindow | undefined;
 }
 
 /** Whether a request is admitted now, or how long it must wait and for what. */
 export type Decision = { admitted: true } | { admitted: false; waitMs: number; limit: LimitKind };
 
 /**
- * Decays both debts from `state.at` to `now`; a missing state is a full,
- * unpaused bucket (which is also what an expired one would have become).
+ * Prunes both logs to `now`; a missing state is an empty, unpaused window
+ * (which is also what an expired one would have become).
  */
-export function bringUp(buckets: Buckets, state: WindowState | undefined, now: number): WindowState {
-  if (!state) return { at: now, requests: 0, tokens: 0, pausedUntil: 0 };
-  const { requests, tokens } = buckets;
-  // Another process's clock may run a little ahead: never count time twice.
+export function bringUp(windows: Windows, state: WindowState | undefined, now: number): WindowState {
+  // A state of another shape (an older version's, say, in a shared store) is treated as empty, never misread.
+  if (!isWindowState(state)) return { at: now, requests: emptyLog, tokens: emptyLog, pausedUntil: 0 };
+  const { requests, tokens } = windows;
+  // Another process's clock may run a little ahead: keep bookings in time order.
   const at = Math.max(state.at, now);
   return {
     at,
-    requests: requests ? decay(requests, state.requests, state.at, at) : 0,
-    tokens: tokens ? decay(tokens, state.tokens, state.at, at) : 0,
+    requests: requests ? prune(requests, state.requests, at) : emptyLog,
+    tokens: tokens ? prune(tokens, state.tokens, at) : emptyLog,
     pausedUntil: state.pausedUntil > at ? state.pausedUntil : 0,
   };
+}
+
+function isWindowState(state: WindowState | undefined): state is WindowState {
+  return (
+    state !== undefined && Number.isFinite(state.at) && Array.isArray(state.requests?.entries) && Array.isArray(state.tokens?.entries)
+  );
 }
 
 /** The one admitting decision, shared: deciding allocates nothing when the request goes. */
 export const admitNow: Decision = Object.freeze({ admitted: true });
 
-/** Whether one request reserving `cost` tokens goes now (`state` brought up to `now`). */
-export function decide(buckets: Buckets, state: WindowState, cost: number, now: number): Decision {
+/** Whether one request reserving `cost` tokens goes at `state.at` (`state` brought up to it). */
+export function decide(windows: Windows, state: WindowState, cost: number): Decision {
+  const now = state.at;
   if (state.pausedUntil > now) return { admitted: false, waitMs: state.pausedUntil - now, limit: 'pause' };
-  const { requests, tokens } = buckets;
+  const { requests, tokens } = windows;
   const requestWait = requests ? waitMs(requests, state.requests, 1, now) : 0;
   const tokenWait = tokens && cost > 0 ? waitMs(tokens, state.tokens, cost, now) : 0;
   if (requestWait === 0 && tokenWait === 0) return admitNow;
@@ -61,36 +69,83 @@ export function decide(buckets: Buckets, state: WindowState, cost: number, now: 
  * state, without allocating: a cheap check on every call, against the state
  * last seen, before going to the store.
  */
-export function wouldAdmit(buckets: Buckets, state: WindowState | undefined, cost: number, now: number): boolean {
-  if (!state) return true;
+export function wouldAdmit(windows: Windows, state: WindowState | undefined, cost: number, now: number): boolean {
+  if (!isWindowState(state)) return true;
   const at = Math.max(state.at, now);
   if (state.pausedUntil > at) return false;
-  const { requests, tokens } = buckets;
-  if (requests && !admits(requests, decay(requests, state.requests, state.at, at), 1)) return false;
-  return !(tokens && cost > 0 && !admits(tokens, decay(tokens, state.tokens, state.at, at), cost));
+  const { requests, tokens } = windows;
+  if (requests && liveTotal(requests, state.requests, at) + 1 > requests.limit) return false;
+  return !(tokens && cost > 0 && liveTotal(tokens, state.tokens, at) + cost > tokens.limit);
 }
 
-/** The state after admitting one request reserving `cost` tokens. */
-export function admitted(buckets: Buckets, state: WindowState, cost: number): WindowState {
-  const { requests, tokens } = buckets;
+/** The state after admitting one request reserving `cost` tokens, booked at `state.at`. */
+export function admitted(windows: Windows, state: WindowState, cost: number): WindowState {
+  const { requests, tokens } = windows;
   return {
     ...state,
-    requests: requests ? take(requests, state.requests, 1) : 0,
-    tokens: tokens && cost > 0 ? take(tokens, state.tokens, cost) : state.tokens,
+    requests: requests ? book(requests, state.requests, 1, state.at) : emptyLog,
+    tokens: tokens && cost > 0 ? book(tokens, state.tokens, cost, state.at) : state.tokens,
   };
 }
 
-/** The state after un-admitting a request that was never sent. */
-export function givenBack(buckets: Buckets, state: WindowState, cost: number): WindowState {
-  const { requests, tokens } = buckets;
+/** The state after un-admitting a request booked at `bookedAt` that was never sent: nothing of it stays recorded. */
+export function givenBack(windows: Windows, state: WindowState, cost: number, bookedAt: number): WindowState {
+  const { requests, tokens } = windows;
   return {
     ...state,
-    requests: requests ? correct(requests, state.requests, -1) : 0,
-    tokens: tokens && cost > 0 ? correct(tokens, state.tokens, -cost) : state.tokens,
+    requests: requests ? refund(requests, state.requests, 1, bookedAt, state.at) : emptyLog,
+    tokens: tokens && cost > 0 ? refund(tokens, state.tokens, cost, bookedAt, state.at) : state.tokens,
   };
 }
 
-/** The state after correcting a reservation by `delta` tokens (usage minus reservation). */
-export function corrected(buckets: Buckets, state: WindowState, delta: number): WindowState {
-  return buckets.tokens ? { ...state, tokens: correct(buckets.tokens, state.tokens, delta) } : state;
+/**
+ * The state after correcting a reservation booked at `bookedAt` by `delta`
+ * tokens (usage minus reservation): an unused part is taken back from the
+ * booking itself; usage above it has already happened and is booked now.
+ */
+export function corrected(windows: Windows, state: WindowState, delta: number, bookedAt: number): WindowState {
+  const { tokens } = windows;
+  if (!tokens || delta === 0) return state;
+  return {
+    ...state,
+    tokens: delta < 0 ? refund(tokens, state.tokens, -delta, bookedAt, state.at) : book(tokens, state.tokens, delta, state.at),
+  };
+}
+
+/**
+ * How long a record must outlive a write that left it as `state`: until
+ * its last entry has left the window and its pause is over. An idle key's
+ * record then expires instead of being kept as an empty window.
+ */
+export function keepMs(windows: Windows, state: WindowState): number {
+  const windowMs = Math.max(windows.requests?.windowMs ?? 0, windows.tokens?.windowMs ?? 0);
+  return Math.max(windowMs, state.pausedUntil - state.at, 1);
+}
+
+/** The state paused until `untilMs`; the same object when it already was, as long or longer. */
+export function paused(state: WindowState, untilMs: number): WindowState {
+  return untilMs > state.pausedUntil ? { ...state, pausedUntil: untilMs } : state;
+}
+
+/** What waits ahead of a newcomer on this key: requests, and the tokens they reserve. */
+export interface Ahead {
+  requests: number;
+  tokens: number;
+}
+
+/**
+ * A lower bound of how long a newcomer reserving `cost` tokens waits, and
+ * for what, if everything `ahead` of it were admitted back to back from
+ * `state` (brought up to `now`); `undefined` when the windows would let it
+ * go at once.
+ */
+export function estimate(windows: Windows, state: WindowState, ahead: Ahead, cost: number, now: number): Exclude<Decision, { admitted: true }> | undefined {
+  let refusal: Exclude<Decision, { admitted: true }> | undefined =
+    state.pausedUntil > now ? { admitted: false, waitMs: state.pausedUntil - now, limit: 'pause' } : undefined;
+  const { requests, tokens } = windows;
+  const requestWait = requests ? waitMs(requests, state.requests, ahead.requests + 1, now) : 0;
+  if (requestWait > (refusal?.waitMs ?? 0)) refusal = { admitted: false, waitMs: requestWait, limit: 'requests' };
+  const tokenWait = tokens && cost > 0 ? waitMs(tokens, state.tokens, ahead.tokens + cost, now) : 0;
+  if (tokenWait > (refusal?.waitMs ?? 0)) refusal = { admitted: false, waitMs: tokenWait, limit: 'tokens' };
+  return refusal;
 }

@@ -6,7 +6,7 @@ import { constantBackoff, exponentialBackoff } from './backoff.js';
 const error = new ServerError('503 overloaded', { status: 503 });
 
 describe('exponentialBackoff', () => {
-  it('doubles from 1 s up to a 10 s cap by default, without jitter', () => {
+  it('doubles from 1 s up to a 10 s maximum by default, without jitter', () => {
     const backoff = exponentialBackoff({ jitter: 'none' });
     expect([1, 2, 3, 4, 5, 6, 20].map((attempt) => backoff(attempt, error))).toEqual([
       1_000, 2_000, 4_000, 8_000, 10_000, 10_000, 10_000,
@@ -23,8 +23,8 @@ describe('exponentialBackoff', () => {
     expect([1, 2, 5].map((attempt) => backoff(attempt, error))).toEqual([750, 1_500, 7_500]);
   });
 
-  it('follows baseMs, factor and capMs', () => {
-    const backoff = exponentialBackoff({ baseMs: 100, factor: 3, capMs: 2_000, jitter: 'none' });
+  it('follows baseMs, factor and maxMs', () => {
+    const backoff = exponentialBackoff({ baseMs: 100, factor: 3, maxMs: 2_000, jitter: 'none' });
     expect([1, 2, 3, 4].map((attempt) => backoff(attempt, error))).toEqual([100, 300, 900, 2_000]);
   });
 
@@ -48,9 +48,9 @@ describe('exponentialBackoff', () => {
         fc.integer({ min: 1, max: 2_000 }),
         fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
         fc.constantFrom('full' as const, 'equal' as const, 'none' as const),
-        (baseMs, factor, capMs, attempt, draw, jitter) => {
-          const wait = exponentialBackoff({ baseMs, factor, capMs, jitter, random: () => draw })(attempt, error);
-          const ceiling = baseMs === 0 ? 0 : Math.min(capMs, baseMs * factor ** (attempt - 1));
+        (baseMs, factor, maxMs, attempt, draw, jitter) => {
+          const wait = exponentialBackoff({ baseMs, factor, maxMs, jitter, random: () => draw })(attempt, error);
+          const ceiling = baseMs === 0 ? 0 : Math.min(maxMs, baseMs * factor ** (attempt - 1));
           expect(wait).toBeGreaterThanOrEqual(0);
           expect(wait).toBeLessThanOrEqual(ceiling);
           if (jitter === 'equal') expect(wait).toBeGreaterThanOrEqual(ceiling / 2);

@@ -26,7 +26,7 @@ const randomSchema = z.custom<() => number>((value) => typeof value === 'functio
 const exponentialBackoffSchema = z.strictObject({
   baseMs: z.number().nonnegative().optional(),
   factor: z.number().min(1).optional(),
-  capMs: z.number().nonnegative().optional(),
+  maxMs: z.number().nonnegative().optional(),
   jitter: z.enum(['full', 'equal', 'none']).optional(),
   random: randomSchema.optional(),
 });
@@ -38,7 +38,7 @@ export interface ExponentialBackoffOptions {
   /** What the ceiling is multiplied by after each further failure (default 2). */
   factor?: number;
   /** The largest ceiling, in ms (default 10,000). */
-  capMs?: number;
+  maxMs?: number;
   /** How the wait is drawn below the ceiling (default `'full'`). */
   jitter?: Jitter;
   /** A source of numbers in [0, 1) (default `Math.random`); inject a seeded one for deterministic tests. */
@@ -47,8 +47,8 @@ export interface ExponentialBackoffOptions {
 
 /**
  * Exponential backoff with jitter: after attempt `n` fails, the ceiling is
- * `min(capMs, baseMs * factor ** (n - 1))` and the wait is drawn below it
- * as `jitter` says. The defaults (1 s, ×2, 10 s cap, full jitter) wait on
+ * `min(maxMs, baseMs * factor ** (n - 1))` and the wait is drawn below it
+ * as `jitter` says. The defaults (1 s, ×2, 10 s maximum, full jitter) wait on
  * average 0.5 s, 1 s, 2 s, 4 s, 5 s, 5 s…
  *
  * @param options - base, factor, cap, jitter and random source; all optional
@@ -56,7 +56,7 @@ export interface ExponentialBackoffOptions {
  * @throws ValidationError naming the bad option (`exponentialBackoff.factor`)
  * @example
  * ```ts
- * const backoff = exponentialBackoff({ baseMs: 500, capMs: 8_000, jitter: 'equal' });
+ * const backoff = exponentialBackoff({ baseMs: 500, maxMs: 8_000, jitter: 'equal' });
  * const llm = createPipeline({ transport }).use(retry({ backoff }));
  * ```
  */
@@ -66,19 +66,19 @@ export function exponentialBackoff(options: ExponentialBackoffOptions = {}): Bac
 
 /**
  * {@link exponentialBackoff} validated under another name, so `retry({ backoff: { … } })`
- * reports `retry.backoff.capMs`; internal.
+ * reports `retry.backoff.maxMs`; internal.
  */
 export function exponentialBackoffFrom(options: unknown, name: string, defaultRandom?: () => number): Backoff {
   const parsed = parseOptions(exponentialBackoffSchema, options, name);
   const baseMs = parsed.baseMs ?? 1_000;
   const factor = parsed.factor ?? 2;
-  const capMs = parsed.capMs ?? 10_000;
+  const maxMs = parsed.maxMs ?? 10_000;
   const jitter = parsed.jitter ?? 'full';
   const random = parsed.random ?? defaultRandom ?? Math.random;
   return function exponential(attempt) {
     // factor ** n overflows to Infinity after enough attempts, which min() caps;
     // only a zero base would turn it into NaN (0 * Infinity).
-    const ceiling = baseMs === 0 ? 0 : Math.min(capMs, baseMs * factor ** Math.max(0, attempt - 1));
+    const ceiling = baseMs === 0 ? 0 : Math.min(maxMs, baseMs * factor ** Math.max(0, attempt - 1));
     if (jitter === 'none') return ceiling;
     const draw = clampUnit(random());
     return jitter === 'full' ? draw * ceiling : ceiling / 2 + (draw * ceiling) / 2;

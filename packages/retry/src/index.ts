@@ -6,8 +6,13 @@
  * retry budget so an outage does not multiply the load on a failing
  * provider. Backoff strategies and the budget are exported on their own.
  */
-export { retry, type RetryOptions } from './retry.js';
-export { RetryError, type RetryAttempt } from './retry-error.js';
+import type { RetryEvents } from './events.js';
+import type { RetryState } from './retry.js';
+
+export { retry, type RetryState } from './retry.js';
+export type { RetryOptions } from './options.js';
+export type { RetryEvents } from './events.js';
+export { RetryError, type RetryAttempt } from './errors.js';
 export {
   exponentialBackoff,
   constantBackoff,
@@ -16,4 +21,13 @@ export {
   type ExponentialBackoffOptions,
 } from './backoff.js';
 export { retryBudget, type RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
-export type { RetryState, RetryEvents } from './types.js';
+
+declare module '@sluice/core' {
+  interface SluiceEvents {
+    retry: RetryEvents['retry'];
+    'retry-stop': RetryEvents['retry-stop'];
+  }
+  interface SluiceState {
+    retry?: RetryState;
+  }
+}

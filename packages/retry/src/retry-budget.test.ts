@@ -1,9 +1,9 @@
-import type { Pipeline, SluiceError } from '@sluice/core';
+import type { SluiceError } from '@sluice/core';
+import { chat, closeTestPipelines, manualClock, testPipeline, type TestPipeline } from '@sluice/testing/kit';
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { retryBudget } from './retry-budget.js';
 import { retry } from './retry.js';
-import { chat, closeAll, collect, drive, start } from './test-pipeline.js';
 
 describe('retryBudget', () => {
   it('starts with a floor of 10 retries', () => {
@@ -28,8 +28,8 @@ describe('retryBudget', () => {
     expect(budget.balance(60_000)).toBe(10);
   });
 
-  it('holds at most maxTokens however many calls paid in', () => {
-    const budget = retryBudget({ maxTokens: 20 });
+  it('holds at most capacity however many calls paid in', () => {
+    const budget = retryBudget({ capacity: 20 });
     for (let call = 0; call < 1_000; call++) budget.deposit(0);
     expect(budget.balance(0)).toBe(20);
   });
@@ -52,7 +52,7 @@ describe('retryBudget', () => {
         fc.double({ min: 0, max: 1, noNaN: true }),
         fc.integer({ min: 0, max: 20 }),
         (ops, ratio, minPerSecond) => {
-          const budget = retryBudget({ ratio, minPerSecond, maxTokens: Math.max(1, minPerSecond) + 50 });
+          const budget = retryBudget({ ratio, minPerSecond, capacity: Math.max(1, minPerSecond) + 50 });
           let now = 0;
           let calls = 0;
           let granted = 0;
@@ -71,68 +71,71 @@ describe('retryBudget', () => {
 
   it('names the bad option', () => {
     expect(() => retryBudget({ ratio: -0.1 })).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'retryBudget.ratio' }));
-    expect(() => retryBudget({ minPerSecond: 20, maxTokens: 10 })).toThrow(
-      expect.objectContaining({ field: 'retryBudget.maxTokens' }),
+    expect(() => retryBudget({ minPerSecond: 20, capacity: 10 })).toThrow(
+      expect.objectContaining({ field: 'retryBudget.capacity' }),
     );
   });
 });
 
 describe('retry with its budget, over HTTP', () => {
-  beforeEach(() => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-  });
-  afterEach(async () => {
-    vi.useRealTimers();
-    await closeAll();
-  });
+  afterEach(closeTestPipelines);
 
   const outage = { faults: [{ probability: 1, fault: { kind: 'status' as const, status: 503 } }] };
-  const hundredCalls = (llm: Pipeline) =>
-    drive(Promise.allSettled(Array.from({ length: 100 }, (_, index) => llm.complete(chat(`call ${index}`)))));
+  const hundredCalls = ({ llm, clock }: TestPipeline) =>
+    clock.run(Promise.allSettled(Array.from({ length: 100 }, (_, index) => llm.complete(chat(`call ${index}`)))));
 
   it('lets retries add only 20% to 100 calls in a full outage (no floor)', async () => {
-    const { upstream, llm } = await start([retry({ random: () => 0.5, budget: { minPerSecond: 0 } })], outage);
-    const denied = collect(llm, 'retry-budget-exhausted');
+    const h = await testPipeline({ middleware: retry({ random: () => 0.5, budget: { minPerSecond: 0 } }), upstream: outage });
 
-    const results = await hundredCalls(llm);
+    const results = await hundredCalls(h);
+    const denied = h.events.of('retry-stop');
 
     // 100 calls earn 20 retries: 80 calls are denied their first retry,
     // the 20 retried ones their second.
-    expect(upstream.requests).toHaveLength(120);
+    expect(h.upstream.requests).toHaveLength(120);
     expect(denied).toHaveLength(100);
-    expect(denied.filter((event) => event.attempt === 1)).toHaveLength(80);
-    expect(denied[0]).toEqual({ id: expect.any(String), model: 'gpt-4.1', attempt: 1, code: 'SERVER_ERROR' });
+    expect(denied.filter((event) => event.attempts === 1)).toHaveLength(80);
+    expect(denied[0]).toEqual({
+      id: expect.any(String),
+      model: 'gpt-4.1',
+      reason: 'budget',
+      attempts: 1,
+      code: 'SERVER_ERROR',
+      codes: ['SERVER_ERROR'],
+      delayMs: undefined,
+    });
     // A call the budget stopped fails with the upstream error itself.
     const codes = results.map((result) => (result.status === 'rejected' ? (result.reason as SluiceError).code : 'ok'));
     expect(new Set(codes)).toEqual(new Set(['SERVER_ERROR']));
   });
 
   it('bounds a full outage to 1.2× the calls plus the floor with the defaults', async () => {
-    const { upstream, llm } = await start([retry({ random: () => 0.5 })], outage);
-    const startedAt = Date.now();
+    const h = await testPipeline({ middleware: retry({ random: () => 0.5 }), upstream: outage });
+    const { upstream, clock } = h;
 
-    await hundredCalls(llm);
+    await hundredCalls(h);
 
-    const seconds = (Date.now() - startedAt) / 1_000;
+    const seconds = (clock.now() - clock.start) / 1_000;
     // 20 earned by the calls, 10 to start with, 10 more per second of refill.
     expect(upstream.requests.length).toBeLessThanOrEqual(100 * 1.2 + 10 + 10 * seconds);
     expect(upstream.requests.length).toBeLessThan(200);
   });
 
   it('spends nothing with budget: false: every call gets every attempt', async () => {
-    const { upstream, llm } = await start([retry({ random: () => 0.5, budget: false })], outage);
-    await hundredCalls(llm);
-    expect(upstream.requests).toHaveLength(300);
+    const h = await testPipeline({ middleware: retry({ random: () => 0.5, budget: false }), upstream: outage });
+    await hundredCalls(h);
+    expect(h.upstream.requests).toHaveLength(300);
   });
 
   it('is shared by every call through one middleware, and by retry()s given the same budget', async () => {
-    const budget = retryBudget({ minPerSecond: 0, maxTokens: 2 });
-    for (let call = 0; call < 10; call++) budget.deposit(Date.now());
-    const first = await start([retry({ random: () => 0.5, budget })], outage);
-    const second = await start([retry({ random: () => 0.5, budget })], outage);
+    const clock = manualClock();
+    const budget = retryBudget({ minPerSecond: 0, capacity: 2 });
+    for (let call = 0; call < 10; call++) budget.deposit(clock.now());
+    const first = await testPipeline({ middleware: retry({ random: () => 0.5, budget }), upstream: outage, clock });
+    const second = await testPipeline({ middleware: retry({ random: () => 0.5, budget }), upstream: outage, clock });
 
-    await expect(drive(first.llm.complete(chat()))).rejects.toMatchObject({ code: 'RETRY_EXHAUSTED' });
-    await expect(drive(second.llm.complete(chat()))).rejects.toMatchObject({ code: 'SERVER_ERROR' });
+    await expect(clock.run(first.llm.complete(chat()))).rejects.toMatchObject({ code: 'RETRY_EXHAUSTED' });
+    await expect(clock.run(second.llm.complete(chat()))).rejects.toMatchObject({ code: 'SERVER_ERROR' });
     expect(first.upstream.requests).toHaveLength(3);
     expect(second.upstream.requests).toHaveLength(1);
   });

@@ -5,11 +5,11 @@ const retryBudgetSchema = z
   .strictObject({
     ratio: z.number().min(0).max(10).optional(),
     minPerSecond: z.number().min(0).finite().optional(),
-    maxTokens: z.number().min(1).finite().optional(),
+    capacity: z.number().min(1).finite().optional(),
   })
-  .refine((options) => options.maxTokens === undefined || options.maxTokens >= (options.minPerSecond ?? 10), {
+  .refine((options) => options.capacity === undefined || options.capacity >= (options.minPerSecond ?? 10), {
     message: 'must be at least minPerSecond',
-    path: ['maxTokens'],
+    path: ['capacity'],
   });
 
 /** Options of {@link retryBudget}. */
@@ -27,7 +27,7 @@ export interface RetryBudgetOptions {
    * when an outage begins after a long healthy spell (default 100, or
    * `minPerSecond` when that is more; at least `minPerSecond`).
    */
-  maxTokens?: number;
+  capacity?: number;
 }
 
 /**
@@ -48,7 +48,7 @@ export interface RetryBudget {
  * so that a full outage does not multiply the load on a failing
  * provider by the number of attempts: over any stretch of time, retries
  * are at most `ratio` × calls + `minPerSecond` × seconds + what was
- * banked (at most `maxTokens`).
+ * banked (at most `capacity`).
  *
  * The budget lives in this process. `retry()` makes one per middleware
  * instance; pass the same budget to several `retry()`s to share it.
@@ -72,7 +72,7 @@ export function retryBudgetFrom(options: unknown, name: string): RetryBudget {
   const parsed = parseOptions(retryBudgetSchema, options, name);
   const ratio = parsed.ratio ?? 0.2;
   const floor = parsed.minPerSecond ?? 10;
-  const maxTokens = parsed.maxTokens ?? Math.max(100, floor);
+  const capacity = parsed.capacity ?? Math.max(100, floor);
   let tokens = floor;
   let at: number | undefined;
 
@@ -87,7 +87,7 @@ export function retryBudgetFrom(options: unknown, name: string): RetryBudget {
   return {
     deposit(now) {
       refill(now);
-      tokens = Math.min(maxTokens, tokens + ratio);
+      tokens = Math.min(capacity, tokens + ratio);
     },
     withdraw(now) {
       refill(now);

@@ -42,6 +42,7 @@ describe('testPipeline', () => {
     await clock.run(llm.complete(chat()));
 
     expect(attempts.map((attempt) => attempt.at - start)).toEqual([0, 1_000]);
+    expect(attempts.map((attempt) => attempt.outcome)).toEqual(['error', 'success']);
     expect(upstream.requests.map((request) => request.at - start)).toEqual([0, 1_000]);
   });
 
@@ -65,6 +66,19 @@ describe('testPipeline', () => {
     expect(drained.chunks).toHaveLength(3);
     expect(drained.text).toBe('Echo: one ');
     expect(drained.error).toMatchObject({ code: 'STREAM_CUT' });
+  });
+
+  it('closes without hanging while a call waits on the manual clock, ending it with CLOSED', async () => {
+    const h = await testPipeline({ middleware: retryOnce(60_000) });
+    h.upstream.enqueue({ kind: 'status', status: 503 });
+    const call = h.llm.complete(chat());
+    void call.catch(() => {});
+    await h.clock.until(() => h.attempts[0]?.outcome === 'error' && h.clock.pending > 0);
+
+    await h.close();
+
+    await expect(call).rejects.toMatchObject({ code: 'CLOSED' });
+    expect(h.upstream.requests).toHaveLength(1);
   });
 
   it('fails close() when a middleware wrote impure state to the default store', async () => {

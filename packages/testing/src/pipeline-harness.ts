@@ -38,7 +38,7 @@ export interface Attempt {
   at: number;
   /** The request as the transport got it. */
   request: ChatCompletionRequest;
-  /** How it settled, once it has (a stream: read, cut or cancelled). */
+  /** How it settled, once it has: `error` when it failed before an answer came back; a stream's once it was read, cut or cancelled. */
   outcome: SettleOutcome | undefined;
 }
 
@@ -53,7 +53,8 @@ export interface TestPipeline<C extends Clock = ManualClock> {
   /** Every request that reached the transport, in order. */
   attempts: Attempt[];
   /**
-   * Closes the pipeline and the upstream it started; safe to call twice.
+   * Closes the pipeline, ending any call still in flight with `CLOSED`,
+   * then the upstream it started; safe to call twice.
    *
    * @throws AssertionError when the default checked store saw an impure reducer or non-JSON state
    */
@@ -107,7 +108,12 @@ export async function testPipeline<C extends Clock = ManualClock>(options: TestP
     llm.use(async function recordAttempt(ctx, next) {
       const attempt: Attempt = { at: ctx.clock.now(), request: ctx.request, outcome: undefined };
       attempts.push(attempt);
-      await next();
+      try {
+        await next();
+      } catch (error) {
+        attempt.outcome = 'error';
+        throw error;
+      }
       ctx.onSettled((settlement) => void (attempt.outcome = settlement.outcome));
     });
     harness = {
@@ -120,10 +126,13 @@ export async function testPipeline<C extends Clock = ManualClock>(options: TestP
       close() {
         closing ??= (async () => {
           open.delete(harness!);
+          // No grace: a call still in flight (waiting on a backoff, a hung
+          // upstream) is ended with CLOSED. close() times its steps on the
+          // pipeline's clock, so a manual clock must be driven meanwhile.
+          const closed = llm.close({ graceMs: 0 });
+          await (isManual(clock) ? clock.run(closed) : closed);
           events.stop();
-          // The upstream first: destroying its sockets ends any call still waiting on it.
           if (given === undefined) await upstream.close();
-          await llm.close();
           if (options.store === undefined) (store as CheckedStore).assertClean();
         })();
         return closing;
@@ -151,6 +160,10 @@ export async function closeTestPipelines(): Promise<void> {
   const results = await Promise.allSettled([...open].map((harness) => harness.close()));
   const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
   if (failed !== undefined) throw failed.reason;
+}
+
+function isManual(clock: Clock): clock is ManualClock {
+  return typeof (clock as Partial<ManualClock>).run === 'function';
 }
 
 function isUpstream(value: unknown): value is MockUpstream {

@@ -1,4 +1,4 @@
-import type { LimitKind } from './rate-limited-error.js';
+import type { LimitKind } from './errors.js';
 
 /** Payload of `limit-wait`: a request starts waiting for the limiter. */
 export interface LimitWaitEvent {
@@ -13,7 +13,7 @@ export interface LimitWaitEvent {
   queued: number;
 }
 
-/** Payload of `limit-reject`: the limiter refused a request with a `RateLimitedError`. */
+/** Payload of `limit-reject`: the limiter refused a request with a `LimitRejectedError`. */
 export interface LimitRejectEvent {
   id: string;
   key: string;
@@ -41,15 +41,4 @@ export interface RateLimitState {
   waitedMs: number;
   /** Tokens reserved for the latest attempt (0 without a token limit). */
   reservedTokens: number;
-}
-
-declare module '@sluice/core' {
-  interface SluiceEvents {
-    'limit-wait': LimitWaitEvent;
-    'limit-reject': LimitRejectEvent;
-    'limit-pause': LimitPauseEvent;
-  }
-  interface SluiceState {
-    ratelimit?: RateLimitState;
-  }
 }

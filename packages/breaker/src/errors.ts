@@ -1,5 +1,5 @@
 import { SluiceError } from '@sluice/core';
-import type { CircuitStateName } from './breaker-events.js';
+import type { CircuitStateName } from './events.js';
 
 /**
  * The call failed fast because its circuit is open, isolated, or half-open
@@ -15,7 +15,7 @@ import type { CircuitStateName } from './breaker-events.js';
  * ```
  */
 export class CircuitOpenError extends SluiceError {
-  static override readonly brand: string = 'CircuitOpenError';
+  static override readonly brand = 'CircuitOpenError';
   /**
    * @param key - the circuit's key (`${origin}|${model}` by default)
    * @param state - the circuit's state: `open`, `half-open` or `isolated`
@@ -25,9 +25,9 @@ export class CircuitOpenError extends SluiceError {
   constructor(
     readonly key: string,
     readonly state: Exclude<CircuitStateName, 'closed'>,
-    override readonly retryAfterMs: number | undefined,
+    retryAfterMs: number | undefined,
   ) {
-    super('CIRCUIT_OPEN', describe(key, state, retryAfterMs), { retryable: false });
+    super('CIRCUIT_OPEN', describe(key, state, retryAfterMs), { retryable: false, retryAfterMs });
   }
 }
 

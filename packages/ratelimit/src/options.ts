@@ -1,24 +1,19 @@
-import { type ChatCompletionRequest, type CompletionContext, type Store, ValidationError } from '@sluice/core';
-import { estimateTokens, parseOptions, promptTokens } from '@sluice/core/kit';
+import { type ChatCompletionRequest, type CompletionContext, type Store, type StoreErrorPolicy, ValidationError } from '@sluice/core';
+import { estimateTokens, type KeyedState, keyedState, type KeyOption, parseOptions, promptTokens } from '@sluice/core/kit';
 import { z } from 'zod';
-import { type Bucket, createBucket } from './bucket.js';
+import type { SlidingWindow } from './bucket.js';
 
-/** One limit in its general form: at most `limit` per `windowMs`. */
+/**
+ * One limit in its general form: at most `limit` in any sliding window of
+ * `windowMs`. The whole limit may go at once, and it is also the sustained
+ * rate.
+ */
 export interface WindowLimit {
   /** How many (requests, or tokens) a window may admit. */
   limit: number;
   /** The sliding window, in milliseconds. Default 60 000. */
   windowMs?: number;
-  /**
-   * How much of `limit` may go at once after a quiet spell; the rest is
-   * refilled evenly at (limit − burst) per window, so a larger burst means a
-   * lower sustained rate. At least 0, below `limit`. Default 10% of `limit`.
-   */
-  burst?: number;
 }
-
-/** Which bucket a request counts against. */
-export type RateLimitKey = 'global' | 'model' | { tag: string } | ((ctx: CompletionContext) => string);
 
 /** Options of {@link rateLimit}; every field is optional, but at least one limit must be set. */
 export interface RateLimitOptions {
@@ -26,15 +21,19 @@ export interface RateLimitOptions {
   rpm?: number;
   /** Tokens per minute: shorthand for `tokens: { limit: tpm, windowMs: 60_000 }`. */
   tpm?: number;
-  /** Requests per window, with an optional `burst`. */
+  /** Requests per sliding window. */
   requests?: WindowLimit;
   /** Tokens per window (prompt plus output cap reserved, corrected to real usage). */
   tokens?: WindowLimit;
   /** Requests in flight at once, per key, in this process. */
   concurrency?: number;
-  /** Which bucket a request counts against. Default `'global'`. */
-  key?: RateLimitKey;
-  /** `'wait'` (default): queue FIFO until admitted. `'reject'`: throw `RateLimitedError` at once. */
+  /**
+   * Which window a request counts against: `'global'` (default), `'model'`,
+   * `'origin-model'`, `{ tag, missing? }` or `(ctx) => string`, as in every
+   * stateful sluice middleware.
+   */
+  key?: KeyOption;
+  /** `'wait'` (default): queue FIFO until admitted. `'reject'`: throw `LimitRejectedError` at once. */
   mode?: 'wait' | 'reject';
   /** Longest a request may wait, in milliseconds. Default: no limit but the call's deadline. */
   maxWaitMs?: number;
@@ -53,7 +52,16 @@ export interface RateLimitOptions {
   paceFromHeaders?: boolean;
   /** Where the window state lives. Default: the pipeline's `ctx.store`. */
   store?: Store;
-  /** Names this limiter's keys in the store. Default: derived from its limits, so equal limiters share state. */
+  /**
+   * What a failing store does to a call. `'open'` (default): the call goes
+   * ahead unlimited and nothing is recorded, since a limiter that fails
+   * closed would turn a store outage into an outage of every call.
+   * `'closed'`: the call fails with `STORE_UNAVAILABLE`. `'memory'`: this
+   * process keeps limiting on its own in-memory windows. Either way a
+   * `store-error` event says so.
+   */
+  onStoreError?: StoreErrorPolicy;
+  /** Names this limiter's records in the store. Default: derived from its limits, so equal limiters share state. */
   id?: string;
 }
 
@@ -61,7 +69,6 @@ const positiveInt = z.number().int().positive();
 const windowLimitSchema = z.strictObject({
   limit: positiveInt,
   windowMs: positiveInt.optional(),
-  burst: z.number().int().nonnegative().optional(),
 });
 const isFunction = (value: unknown) => typeof value === 'function';
 const optionsSchema = z.strictObject({
@@ -70,14 +77,8 @@ const optionsSchema = z.strictObject({
   requests: windowLimitSchema.optional(),
   tokens: windowLimitSchema.optional(),
   concurrency: positiveInt.optional(),
-  key: z
-    .union([
-      z.literal('global'),
-      z.literal('model'),
-      z.strictObject({ tag: z.string().min(1) }),
-      z.custom<(ctx: CompletionContext) => string>(isFunction, "must be 'global', 'model', { tag } or a function"),
-    ])
-    .optional(),
+  // keyedState validates the key option itself, naming rateLimit.key.
+  key: z.custom<KeyOption>(() => true).optional(),
   mode: z.enum(['wait', 'reject']).optional(),
   maxWaitMs: z.number().nonnegative().optional(),
   maxQueue: z.number().int().nonnegative().optional(),
@@ -86,26 +87,27 @@ const optionsSchema = z.strictObject({
   pauseOn429: z.boolean().optional(),
   paceFromHeaders: z.boolean().optional(),
   store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
+  onStoreError: z.enum(['open', 'closed', 'memory']).optional(),
   id: z.string().min(1).optional(),
 });
 
 /** What the limiter engine needs, resolved from the options. */
 export interface LimiterConfig {
-  requests: Bucket | undefined;
-  tokens: Bucket | undefined;
+  requests: SlidingWindow | undefined;
+  tokens: SlidingWindow | undefined;
   concurrency: number | undefined;
   mode: 'wait' | 'reject';
   maxWaitMs: number;
   maxQueue: number;
-  store: Store | undefined;
-  /** Prefix of every store key. */
+  /** The windows' records, keyed and namespaced `sluice:ratelimit:`, on the store the policy says. */
+  state: KeyedState;
+  /** This limiter's part of every record's key (`r100/60000`), before the call's key. */
   prefix: string;
 }
 
 /** The resolved options: the engine's config and the per-request settings. */
 export interface ResolvedOptions {
   limiter: LimiterConfig;
-  keyOf: (ctx: CompletionContext) => string;
   /** The prompt's tokens; synchronous unless `countTokens` returns a promise. */
   countPrompt: (ctx: CompletionContext) => number | Promise<number>;
   defaultMaxTokens: number;
@@ -113,14 +115,11 @@ export interface ResolvedOptions {
   paceFromHeaders: boolean;
 }
 
-/** 10% of the limit (so ≥ 90% of it is sustained), at least 1 and below the limit. */
-export const defaultBurst = (limit: number): number => (limit === 1 ? 0 : Math.max(1, Math.floor(limit / 10)));
-
 /**
  * Validates and resolves {@link RateLimitOptions}; internal.
  *
  * @param options - what the caller passed to `rateLimit`
- * @throws ValidationError naming the field (`rateLimit.tokens.burst`)
+ * @throws ValidationError naming the field (`rateLimit.tokens.windowMs`)
  * @example
  * ```ts
  * const { limiter } = resolveOptions({ rpm: 100 });
@@ -130,14 +129,21 @@ export function resolveOptions(options: RateLimitOptions): ResolvedOptions {
   const parsed = parseOptions(optionsSchema, options, 'rateLimit');
   if (parsed.rpm !== undefined && parsed.requests) throw new ValidationError('rateLimit.requests', 'give rpm or requests, not both');
   if (parsed.tpm !== undefined && parsed.tokens) throw new ValidationError('rateLimit.tokens', 'give tpm or tokens, not both');
-  const requests = bucketOf('requests', parsed.requests ?? (parsed.rpm === undefined ? undefined : { limit: parsed.rpm }));
-  const tokens = bucketOf('tokens', parsed.tokens ?? (parsed.tpm === undefined ? undefined : { limit: parsed.tpm }));
+  const requests = windowOf(parsed.requests ?? (parsed.rpm === undefined ? undefined : { limit: parsed.rpm }));
+  const tokens = windowOf(parsed.tokens ?? (parsed.tpm === undefined ? undefined : { limit: parsed.tpm }));
   if (!requests && !tokens && parsed.concurrency === undefined) {
     throw new ValidationError('rateLimit', 'set at least one of rpm, tpm, requests, tokens or concurrency');
   }
-  const describe = (name: string, bucket: Bucket | undefined) =>
-    bucket ? [`${name}${bucket.limit}/${bucket.windowMs}/${bucket.burst}`] : [];
-  const prefix = `ratelimit:${parsed.id ?? [...describe('r', requests), ...describe('t', tokens)].join(',')}`;
+  const describe = (name: string, window: SlidingWindow | undefined) => (window ? [`${name}${window.limit}/${window.windowMs}`] : []);
+  const prefix = parsed.id ?? ([...describe('r', requests), ...describe('t', tokens)].join(',') || 'concurrency');
+  const state = keyedState({
+    name: 'ratelimit',
+    key: parsed.key,
+    defaultKey: 'global',
+    field: 'rateLimit.key',
+    store: parsed.store,
+    onStoreError: parsed.onStoreError ?? 'open',
+  });
   const countTokens = parsed.countTokens;
   return {
     limiter: {
@@ -147,10 +153,9 @@ export function resolveOptions(options: RateLimitOptions): ResolvedOptions {
       mode: parsed.mode ?? 'wait',
       maxWaitMs: parsed.maxWaitMs ?? Infinity,
       maxQueue: parsed.maxQueue ?? 10_000,
-      store: parsed.store,
+      state,
       prefix,
     },
-    keyOf: keyResolver(parsed.key ?? 'global'),
     countPrompt: (ctx) => {
       if (!countTokens) return checkedCount(promptTokens(ctx)?.count ?? estimateTokens(ctx.request));
       const count = countTokens(ctx.request, ctx);
@@ -170,31 +175,8 @@ function checkedCount(count: number): number {
   return Math.ceil(count);
 }
 
-function bucketOf(field: 'requests' | 'tokens', limit: WindowLimit | undefined): Bucket | undefined {
-  if (!limit) return undefined;
-  const bucket = createBucket({
-    limit: limit.limit,
-    windowMs: limit.windowMs ?? 60_000,
-    burst: limit.burst ?? defaultBurst(limit.limit),
-  });
-  if (typeof bucket === 'string') {
-    throw new ValidationError(`rateLimit.${field}.${bucket.startsWith('burst') ? 'burst' : 'limit'}`, bucket);
-  }
-  return bucket;
-}
-
-function keyResolver(key: RateLimitKey): (ctx: CompletionContext) => string {
-  if (key === 'global') return () => 'global';
-  if (key === 'model') return (ctx) => `model:${ctx.request.model}`;
-  if (typeof key === 'function') {
-    return (ctx) => {
-      const value = key(ctx);
-      if (typeof value !== 'string') throw new ValidationError('rateLimit.key', `must return a string, got ${typeof value}`);
-      return value;
-    };
-  }
-  const { tag } = key;
-  return (ctx) => `${tag}:${ctx.tags[tag] ?? ''}`;
+function windowOf(limit: WindowLimit | undefined): SlidingWindow | undefined {
+  return limit ? { limit: limit.limit, windowMs: limit.windowMs ?? 60_000 } : undefined;
 }
 
 /**

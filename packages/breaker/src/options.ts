@@ -1,5 +1,5 @@
-import { type CompletionContext, type SluiceError, type Store } from '@sluice/core';
-import { parseOptions } from '@sluice/core/kit';
+import type { SluiceError, Store, StoreErrorPolicy } from '@sluice/core';
+import { type KeyOption, parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import type { CircuitRules } from './circuit.js';
 import { isBreakerFailure } from './is-breaker-failure.js';
@@ -47,20 +47,31 @@ export interface BreakerOptions {
   /** Probes a half-open circuit lets through; it closes once that many succeeded (default 1). */
   probes?: number;
   /**
-   * The circuit a call belongs to (default `${ctx.transport.origin}|${ctx.request.model}`:
-   * one per model and upstream). Keep the number of keys bounded: circuits are kept until reset.
+   * The circuit a call belongs to, in the key vocabulary every sluice
+   * package shares: `'origin-model'` (default: one circuit per upstream and
+   * model, `https://api.deepseek.com/v1|deepseek-v3.2`), `'model'`,
+   * `'global'`, `{ tag: 'tenant' }`, or a function of the call.
    */
-  key?: (ctx: CompletionContext) => string;
-  /** Whether an error counts against the circuit, instead of {@link isBreakerFailure}. */
+  key?: KeyOption;
+  /**
+   * Whether an error counts against the circuit. Default
+   * {@link isBreakerFailure}: `error.upstreamFault`.
+   */
   isFailure?: (error: SluiceError) => boolean;
   /**
-   * Where circuits are kept. Default: the store of the pipeline of the
-   * first call the breaker serves, or, when `isolate`/`reset`/`state` run
-   * before any call, a memory store the breaker creates and keeps.
+   * Where circuits are kept (under `sluice:breaker:`). Default: each
+   * call's pipeline store; `isolate`, `reset` and `state` use the store of
+   * the last call seen, or, before any call, a memory store of the breaker's own.
    */
   store?: Store;
-  /** Prefix of the breaker's store keys (default `'breaker:'`); give two breakers sharing a store different ones. */
-  prefix?: string;
+  /**
+   * What a failing store does to calls. `'open'` (default): calls go ahead
+   * and the result is not recorded, so a broken store never stops traffic.
+   * `'closed'`: the circuit is read at every admission (two store calls a
+   * call) and a call it cannot read fails with `STORE_UNAVAILABLE`.
+   * `'memory'`: circuits live in this process until the store answers again.
+   */
+  onStoreError?: StoreErrorPolicy;
 }
 
 const isFunction = (value: unknown) => typeof value === 'function';
@@ -82,10 +93,11 @@ const breakerOptionsSchema = z
       .strictObject({ factor: z.number().min(1).finite(), maxMs: z.number().positive().finite() })
       .optional(),
     probes: z.number().int().min(1).optional(),
-    key: z.custom<(ctx: CompletionContext) => string>(isFunction, 'must be a function of the context').optional(),
+    // Checked by core's keyResolver, which names `breaker.key` too.
+    key: z.custom<KeyOption>(() => true).optional(),
     isFailure: z.custom<(error: SluiceError) => boolean>(isFunction, 'must be a function of an error').optional(),
     store: z.custom<Store>((value) => isFunction((value as Store | undefined)?.update), 'must be a Store').optional(),
-    prefix: z.string().min(1).optional(),
+    onStoreError: z.enum(['open', 'closed', 'memory']).optional(),
   })
   .superRefine((options, issues) => {
     if (options.backoff && options.backoff.maxMs < (options.openMs ?? 30_000)) {
@@ -104,10 +116,10 @@ const breakerOptionsSchema = z
 export interface BreakerConfig {
   rules: CircuitRules;
   slowCallMs: number | undefined;
-  key: (ctx: CompletionContext) => string;
+  key: KeyOption | undefined;
   isFailure: (error: SluiceError) => boolean;
   store: Store | undefined;
-  prefix: string;
+  onStoreError: StoreErrorPolicy;
 }
 
 /**
@@ -137,14 +149,9 @@ export function resolveBreakerOptions(options: BreakerOptions): BreakerConfig {
       probes: parsed.probes ?? 1,
     },
     slowCallMs: parsed.slowCallMs,
-    key: parsed.key ?? defaultKey,
+    key: parsed.key,
     isFailure: parsed.isFailure ?? isBreakerFailure,
     store: parsed.store,
-    prefix: parsed.prefix ?? 'breaker:',
+    onStoreError: parsed.onStoreError ?? 'open',
   };
-}
-
-/** One circuit per upstream and model. */
-function defaultKey(ctx: CompletionContext): string {
-  return `${ctx.transport.origin}|${ctx.request.model}`;
 }

@@ -20,7 +20,7 @@ export interface RetryAttempt {
  *
  * Only running out of attempts gives a `RetryError`: when `retry` stops
  * early (an error that is not retryable, a wait past `maxRetryAfterMs` or
- * the deadline, a spent budget) the upstream's error is thrown as it is.
+ * the deadline, a spent budget) the attempt's error is thrown as it is.
  *
  * @example
  * ```ts
@@ -32,6 +32,7 @@ export interface RetryAttempt {
  */
 export class RetryError extends SluiceError {
   static override readonly brand: string = 'RetryError';
+
   /** The last attempt's error, also the `cause`. */
   readonly lastError: SluiceError;
 

@@ -82,14 +82,3 @@ export interface BreakerEvents {
   /** A circuit closed: its probes succeeded, or it was reset. */
   'circuit-close': { key: string; reason: CloseReason };
 }
-
-declare module '@sluice/core' {
-  interface SluiceEvents {
-    'circuit-open': BreakerEvents['circuit-open'];
-    'circuit-half-open': BreakerEvents['circuit-half-open'];
-    'circuit-close': BreakerEvents['circuit-close'];
-  }
-  interface SluiceState {
-    breaker?: BreakerState;
-  }
-}

@@ -1,7 +1,7 @@
 import { ValidationError } from '@sluice/core';
 import { describe, expect, it } from 'vitest';
 import { breaker } from './breaker.js';
-import type { BreakerOptions } from './breaker-options.js';
+import type { BreakerOptions } from './options.js';
 
 describe('breaker options', () => {
   const invalid: Array<[unknown, string]> = [
@@ -19,10 +19,11 @@ describe('breaker options', () => {
     [{ backoff: { factor: 0.5, maxMs: 60_000 } }, 'breaker.backoff.factor'],
     [{ backoff: { factor: 2, maxMs: 10_000 } }, 'breaker.backoff.maxMs'],
     [{ probes: 0 }, 'breaker.probes'],
-    [{ key: 'model' }, 'breaker.key'],
+    [{ key: 'per-model' }, 'breaker.key'],
+    [{ key: { tag: '' } }, 'breaker.key'],
     [{ isFailure: true }, 'breaker.isFailure'],
     [{ store: new Map() }, 'breaker.store'],
-    [{ prefix: '' }, 'breaker.prefix'],
+    [{ onStoreError: 'retry' }, 'breaker.onStoreError'],
   ];
 
   it.each(invalid)('rejects %j naming %s', (options, field) => {
@@ -30,12 +31,15 @@ describe('breaker options', () => {
     expect(() => breaker(options as BreakerOptions)).toThrow(expect.objectContaining({ code: 'VALIDATION', field }));
   });
 
-  it('rejects an unknown option, naming it', () => {
+  it('rejects an unknown option, naming it, and the prefix option that the store namespace replaced', () => {
     expect(() => breaker({ failurs: 3 } as BreakerOptions)).toThrow(/failurs/);
+    expect(() => breaker({ prefix: 'llm:' } as BreakerOptions)).toThrow(/prefix/);
   });
 
-  it('accepts no options at all, and failures: false with a failure rate', () => {
+  it('accepts no options at all, every key form, and failures: false with a failure rate', () => {
     expect(breaker().name).toBe('breaker');
+    for (const key of ['global', 'model', 'origin-model', { tag: 'tenant' }, () => 'k'] as const) expect(() => breaker({ key })).not.toThrow();
+    for (const onStoreError of ['open', 'closed', 'memory'] as const) expect(() => breaker({ onStoreError })).not.toThrow();
     expect(() => breaker({ failures: false, failureRate: { threshold: 0.5, windowMs: 60_000, minimumCalls: 20 } })).not.toThrow();
   });
 });

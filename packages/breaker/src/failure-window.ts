@@ -1,0 +1,76 @@
+/*
+ * The failure-rate window of a circuit record: `buckets` slices of
+ * `windowMs / buckets`, each `[slice index, calls, failures]`, so a circuit's
+ * memory is constant however many calls it sees. The functions change the
+ * record they are given: `circuit.ts` hands them its own copy.
+ */
+import type { CircuitRecord, CircuitRules } from './circuit.js';
+
+/**
+ * Takes back a success counted at `at`, if its slice is still in the
+ * window, so the failure that replaces it is the call's only count. Once
+ * that slice has left the window there is nothing to take back. Internal.
+ *
+ * @param record - the circuit, changed in place (a copy the caller owns)
+ * @param at - when the success was counted
+ * @param rate - the failure-rate rule
+ */
+export function uncount(record: CircuitRecord, at: number, rate: NonNullable<CircuitRules['failureRate']>): void {
+  const index = Math.floor(at / (rate.windowMs / rate.buckets));
+  const slice = record.window.find(([candidate]) => candidate === index);
+  if (slice && slice[1] > slice[2]) slice[1] -= 1;
+}
+
+/**
+ * Adds a call to the window's current slice, drops the slices that left
+ * the window, and returns the window's totals; internal.
+ *
+ * @param record - the circuit, changed in place (a copy the caller owns)
+ * @param now - the clock's time
+ * @param failed - whether the call failed
+ * @param rate - the failure-rate rule
+ */
+export function countCall(
+  record: CircuitRecord,
+  now: number,
+  failed: boolean,
+  rate: NonNullable<CircuitRules['failureRate']>,
+): { calls: number; failures: number } {
+  const slice = Math.floor(now / (rate.windowMs / rate.buckets));
+  const live = record.window.filter(([index]) => index > slice - rate.buckets);
+  const current = live.find(([index]) => index === slice);
+  if (current) {
+    current[1] += 1;
+    current[2] += failed ? 1 : 0;
+  } else live.push([slice, 1, failed ? 1 : 0]);
+  record.window = live;
+  return windowTotals(record, now, rate);
+}
+
+/**
+ * The calls and failures of the window at `now`; internal.
+ *
+ * @param record - the circuit
+ * @param now - the clock's time
+ * @param rate - the failure-rate rule
+ * @example
+ * ```ts
+ * windowTotals(record, Date.now(), rate); // { calls: 20, failures: 9 }
+ * ```
+ */
+export function windowTotals(
+  record: CircuitRecord,
+  now: number,
+  rate: NonNullable<CircuitRules['failureRate']>,
+): { calls: number; failures: number } {
+  const slice = Math.floor(now / (rate.windowMs / rate.buckets));
+  let calls = 0;
+  let failures = 0;
+  for (const [index, c, f] of record.window) {
+    if (index > slice - rate.buckets && index <= slice) {
+      calls += c;
+      failures += f;
+    }
+  }
+  return { calls, failures };
+}

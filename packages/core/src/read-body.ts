@@ -1,0 +1,60 @@
+import type { Dispatcher } from 'undici';
+import type { Attempt } from './attempt.js';
+import { MalformedResponseError, StreamCutError } from './errors.js';
+import { redact } from './upstream-errors.js';
+
+/** What {@link readBody} does at its limit. */
+export interface ReadBodyOptions {
+  /** The most bytes read. */
+  limit: number;
+  /**
+   * `'truncate'`: keep the first `limit` bytes and stop reading (an error
+   * body: its start says enough). `'fail'`: a MalformedResponseError (a
+   * success body: half a completion is no completion).
+   */
+  atLimit: 'truncate' | 'fail';
+  /** Response headers for the error (already redacted). */
+  headers: Record<string, string>;
+  secrets: readonly string[];
+}
+
+/**
+ * Reads a whole response body as UTF-8 text, never more than `limit`
+ * bytes, so a misbehaving upstream cannot fill memory.
+ *
+ * @param body - the undici response body
+ * @param attempt - its abort carries the attempt's timeout, and on a breach
+ *   destroys the socket rather than reading the rest
+ * @param options - see {@link ReadBodyOptions}
+ * @throws MalformedResponseError past the limit with `atLimit: 'fail'`; the
+ *   attempt's TimeoutError or AbortError; StreamCutError when the body breaks
+ */
+export async function readBody(body: Dispatcher.ResponseData['body'], attempt: Attempt, options: ReadBodyOptions): Promise<string> {
+  const { limit, headers } = options;
+  const parts: Buffer[] = [];
+  let size = 0;
+  let breach: MalformedResponseError | undefined;
+  try {
+    for await (const part of body) {
+      const bytes = part as Buffer;
+      size += bytes.length;
+      if (size > limit) {
+        if (options.atLimit === 'truncate') {
+          parts.push(bytes.subarray(0, bytes.length - (size - limit)));
+          size = limit;
+          break;
+        }
+        breach = new MalformedResponseError(`the response body exceeded maxResponseBytes (${limit})`, { headers });
+        // Drops the socket instead of reading the rest.
+        attempt.abort(breach);
+        break;
+      }
+      parts.push(bytes);
+    }
+  } catch (error) {
+    const message = redact(String((error as Error)?.message ?? error), options.secrets);
+    throw attempt.reason() ?? new StreamCutError(`the response body broke: ${message}`, 0, { cause: error, headers });
+  }
+  if (breach) throw breach;
+  return parts.length === 1 ? (parts[0] as Buffer).toString('utf8') : Buffer.concat(parts, size).toString('utf8');
+}

@@ -1,0 +1,227 @@
+import type { z } from 'zod';
+import { MalformedResponseError } from './errors.js';
+import { chunkResponseSchema, completionResponseSchema } from './response-schemas.js';
+import type { ChatCompletion, ChatCompletionChunk, Usage } from './schemas.js';
+import { redact } from './upstream-errors.js';
+
+/*
+ * Every value the transport hands a caller has passed through here: a
+ * valid completion or chunk comes out, or a MalformedResponseError is
+ * thrown. The pass is hand-written (a few typeof checks per field a
+ * caller dereferences, sanitising in place) because it runs on every
+ * chunk; zod runs only on a rejected value, to name the bad field.
+ *
+ * The rules, decided per case:
+ * - Rejected (MALFORMED_RESPONSE): a body that is not an object; `choices`
+ *   not an array; a choice that is not an object; a completion choice
+ *   without a `message` object (a `delta` in its place, `null`, missing);
+ *   a chunk choice with a `message` and no `delta`, or with neither a
+ *   `delta` nor a `finish_reason` (`choices: [{}]`); a `delta` or
+ *   `message` that is not an object; `content`, `role`, `refusal` or
+ *   `finish_reason` of the wrong type; `index` not a number; `tool_calls`
+ *   not an array or holding a non-object; a tool call `type` other than
+ *   `'function'`; a completion's tool call without a string `id`,
+ *   `function.name` and `function.arguments`; `id` or `model` of a type
+ *   other than string. Message content parts are passed through unchecked
+ *   (providers add their own kinds). These are what a caller
+ *   dereferences (`chunk.choices[0].delta.content`): letting them through
+ *   would move the failure into the caller's code as a TypeError.
+ * - Sanitised: `delta: null` becomes `{}` (nothing new in this chunk, as
+ *   openai-node's own accumulator reads it); a finish-only chunk choice
+ *   without a delta gets `delta: {}`; a missing `index` becomes the
+ *   choice's (or tool call's) position; a missing `finish_reason` of a
+ *   completion becomes `null`; a missing message `role` becomes
+ *   `'assistant'`; `tool_calls: null` is removed; missing `id`/`model`
+ *   become `''`.
+ * - Usage is sanitised, never rejected, because the answer itself is good:
+ *   see {@link sanitiseUsage}.
+ */
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const isCount = (value: unknown): value is number => typeof value === 'number' && value >= 0 && Number.isFinite(value);
+
+const optionalString = (value: unknown): boolean => value === undefined || value === null || typeof value === 'string';
+
+/** Parses JSON, or returns undefined for text that is not JSON. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `value` is an error object (`{ error: … }`) rather than an answer. */
+export function isErrorBody(value: unknown): boolean {
+  return isObject(value) && value.error !== undefined && value.error !== null && !Array.isArray(value.choices);
+}
+
+/**
+ * Makes an upstream's usage safe to count, in place, and returns it; or
+ * returns undefined when nothing in it can be counted. No NaN, string or
+ * negative number reaches a counter:
+ * - not an object (a string, a number, an array) → dropped;
+ * - `prompt_tokens` or `completion_tokens` not a finite number ≥ 0
+ *   (`"12"`, `null`, `-5`, missing) → the whole usage is dropped, since
+ *   half a usage would be counted as if it were all of it; numeric strings
+ *   are not coerced, because a provider sending them is already guessing;
+ * - `total_tokens` bad or missing → their sum;
+ * - a `*_tokens_details` that is not an object is removed, and so is any
+ *   bad count inside one (`cached_tokens`, `reasoning_tokens`).
+ *
+ * @param usage - the `usage` field as received
+ * @returns the usage, sanitised, or undefined
+ */
+export function sanitiseUsage(usage: unknown): Usage | undefined {
+  if (!isObject(usage)) return undefined;
+  if (!isCount(usage.prompt_tokens) || !isCount(usage.completion_tokens)) return undefined;
+  if (!isCount(usage.total_tokens)) usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+  sanitiseDetails(usage, 'prompt_tokens_details');
+  sanitiseDetails(usage, 'completion_tokens_details');
+  return usage as Usage;
+}
+
+function sanitiseDetails(usage: Record<string, unknown>, field: string): void {
+  const details = usage[field];
+  if (details === undefined || details === null) return;
+  if (!isObject(details)) {
+    delete usage[field];
+    return;
+  }
+  for (const key of Object.keys(details)) if (key.endsWith('_tokens') && !isCount(details[key])) delete details[key];
+}
+
+/**
+ * Checks (and sanitises in place) a non-streamed completion.
+ *
+ * @param value - the parsed JSON body
+ * @param context - response headers and secrets for the error
+ * @throws MalformedResponseError naming the bad field
+ */
+export function toCompletion(value: unknown, context: ErrorContext): ChatCompletion {
+  if (checkEnvelope(value)) {
+    const choices = value.choices as unknown[];
+    let ok = true;
+    for (let i = 0; ok && i < choices.length; i++) ok = checkCompletionChoice(choices[i], i);
+    if (ok) return finishEnvelope(value) as ChatCompletion;
+  }
+  throw malformed('completion', completionResponseSchema, value, context);
+}
+
+/**
+ * Checks (and sanitises in place) one stream chunk.
+ *
+ * @param value - the parsed `data:` payload
+ * @param context - response headers and secrets for the error
+ * @throws MalformedResponseError naming the bad field
+ */
+export function toChunk(value: unknown, context: ErrorContext): ChatCompletionChunk {
+  if (checkEnvelope(value)) {
+    const choices = value.choices as unknown[];
+    let ok = true;
+    for (let i = 0; ok && i < choices.length; i++) ok = checkChunkChoice(choices[i], i);
+    if (ok) return finishEnvelope(value) as ChatCompletionChunk;
+  }
+  throw malformed('stream chunk', chunkResponseSchema, value, context);
+}
+
+/** What a MalformedResponseError is built with. */
+export interface ErrorContext {
+  headers: Record<string, string>;
+  secrets: readonly string[];
+  status?: number;
+}
+
+function checkEnvelope(value: unknown): value is Record<string, unknown> {
+  return isObject(value) && Array.isArray(value.choices) && optionalString(value.id) && optionalString(value.model);
+}
+
+function finishEnvelope(value: Record<string, unknown>): Record<string, unknown> {
+  if (typeof value.id !== 'string') value.id = '';
+  if (typeof value.model !== 'string') value.model = '';
+  // Informational only: a wrong type is dropped rather than failing the answer.
+  if (value.object !== undefined && typeof value.object !== 'string') delete value.object;
+  if (value.created !== undefined && typeof value.created !== 'number') delete value.created;
+  const usage = value.usage;
+  if (usage !== undefined && usage !== null && sanitiseUsage(usage) === undefined) delete value.usage;
+  return value;
+}
+
+/** An optional string field the wire type has no null for: absent, a string, or null (removed). */
+function stringOrAbsent(record: Record<string, unknown>, key: string): boolean {
+  const value = record[key];
+  if (value === undefined || typeof value === 'string') return true;
+  if (value !== null) return false;
+  delete record[key];
+  return true;
+}
+
+function checkIndex(choice: Record<string, unknown>, position: number): boolean {
+  if (choice.index === undefined) choice.index = position;
+  else if (typeof choice.index !== 'number') return false;
+  return true;
+}
+
+function checkCompletionChoice(choice: unknown, position: number): boolean {
+  if (!isObject(choice) || !checkIndex(choice, position)) return false;
+  const message = choice.message;
+  if (!isObject(message)) return false;
+  if (choice.finish_reason === undefined) choice.finish_reason = null;
+  else if (!optionalString(choice.finish_reason)) return false;
+  if (message.role === undefined) message.role = 'assistant';
+  else if (message.role !== 'assistant') return false;
+  const content = message.content;
+  if (!(optionalString(content) || Array.isArray(content)) || !optionalString(message.refusal)) return false;
+  if (!stringOrAbsent(message, 'name')) return false;
+  const calls = message.tool_calls;
+  if (calls === null) delete message.tool_calls;
+  else if (calls !== undefined) {
+    if (!Array.isArray(calls)) return false;
+    for (const call of calls) {
+      if (!isObject(call) || typeof call.id !== 'string') return false;
+      if (call.type === undefined) call.type = 'function';
+      else if (call.type !== 'function') return false;
+      const fn = call.function;
+      if (!isObject(fn) || typeof fn.name !== 'string' || typeof fn.arguments !== 'string') return false;
+    }
+  }
+  return true;
+}
+
+function checkChunkChoice(choice: unknown, position: number): boolean {
+  if (!isObject(choice) || !checkIndex(choice, position) || !optionalString(choice.finish_reason)) return false;
+  let delta = choice.delta;
+  if (delta === undefined) {
+    if (choice.message !== undefined || typeof choice.finish_reason !== 'string') return false;
+    delta = choice.delta = {};
+  } else if (delta === null) delta = choice.delta = {};
+  if (!isObject(delta)) return false;
+  if (!stringOrAbsent(delta, 'role') || !optionalString(delta.content) || !optionalString(delta.refusal)) return false;
+  const calls = delta.tool_calls;
+  if (calls === null) delete delta.tool_calls;
+  else if (calls !== undefined) {
+    if (!Array.isArray(calls)) return false;
+    for (let i = 0; i < calls.length; i++) {
+      const call: unknown = calls[i];
+      if (!isObject(call) || !checkIndex(call, i) || !stringOrAbsent(call, 'id') || !stringOrAbsent(call, 'type')) return false;
+      if (call.type !== undefined && call.type !== 'function') return false;
+      const fn = call.function;
+      if (fn === null) delete call.function;
+      else if (fn !== undefined && (!isObject(fn) || !stringOrAbsent(fn, 'name') || !stringOrAbsent(fn, 'arguments'))) return false;
+    }
+  }
+  return true;
+}
+
+function malformed(what: string, schema: z.ZodType, value: unknown, context: ErrorContext): MalformedResponseError {
+  const result = schema.safeParse(value);
+  const issue = result.success ? undefined : result.error.issues[0];
+  const where = issue && issue.path.length > 0 ? `${issue.path.map(String).join('.')}: ` : '';
+  const why = issue ? `${where}${issue.message}` : 'not a chat completion';
+  return new MalformedResponseError(redact(`upstream sent a malformed ${what}: ${why}`, context.secrets), {
+    status: context.status,
+    headers: context.headers,
+  });
+}
