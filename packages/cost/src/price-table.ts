@@ -1,3 +1,4 @@
+import { contextWindow as sharedContextWindow } from '@sluice/context';
 import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { defaultPrices } from './default-prices.js';
@@ -22,7 +23,12 @@ export const priceEntrySchema = z
     cachedInput: perMillion.optional(),
     /** Output tokens, reasoning tokens included. */
     output: perMillion,
-    contextWindow: z.number().int().positive(),
+    /**
+     * The model's context window in tokens, for a model `@sluice/context`'s
+     * shared window table does not know (your own models). Built-in entries
+     * leave it out: their windows live in that one table.
+     */
+    contextWindow: z.number().int().positive().optional(),
     /** The most output tokens one call can produce: the worst case when a request sets no cap. */
     maxOutput: z.number().int().positive(),
     /**
@@ -32,15 +38,21 @@ export const priceEntrySchema = z
     tiers: z.array(tierSchema).optional(),
     /** Other names of the model, matched like the key. */
     aliases: z.array(z.string().min(1)).optional(),
-    /** Where the price was read (a URL). */
+    /** The price's source: the provider's own pricing page for the built-in entries (a URL). */
     source: z.string().min(1).optional(),
-    /** When it was read, `YYYY-MM-DD`. */
+    /** When the price was checked, `YYYY-MM-DD`. */
     checkedAt: z.iso.date().optional(),
-    /** False when the figures could not be confirmed on `source` at `checkedAt`. */
+    /**
+     * A third-party page the figures were confirmed on at `checkedAt`, when
+     * the provider's own page (`source`) could not be: a last resort,
+     * named so you can judge it.
+     */
+    confirmedBy: z.string().min(1).optional(),
+    /** False when some figure could not be confirmed at `checkedAt` (`note` says which). */
     verified: z.boolean().optional(),
     note: z.string().optional(),
   })
-  .refine((entry) => entry.maxOutput <= entry.contextWindow, {
+  .refine((entry) => entry.contextWindow === undefined || entry.maxOutput <= entry.contextWindow, {
     message: 'must not exceed contextWindow',
     path: ['maxOutput'],
   });
@@ -68,6 +80,13 @@ export interface PriceTable {
   /** The entry for `model` (exact key first, then canonical match), or undefined. */
   lookup(model: string): PriceMatch | undefined;
   /**
+   * The model's context window: its entry's own `contextWindow`, else
+   * `@sluice/context`'s shared table (`contextWindow(model)`), else
+   * undefined. Pass it to `trimContext({ contextWindow: prices.contextWindow })`
+   * so windows you priced yourself are trimmed to as well.
+   */
+  contextWindow(model: string): number | undefined;
+  /**
    * A new table with `overrides` added; an override replaces the whole entry
    * of the same key (spread the old one to change one field).
    *
@@ -86,7 +105,7 @@ export interface PriceTable {
  * @example
  * ```ts
  * const prices = priceTable({
- *   'my-finetune': { input: 3, output: 12, contextWindow: 128_000, maxOutput: 16_384, source: 'contract' },
+ *   'my-finetune': { input: 3, output: 12, contextWindow: 128_000, maxOutput: 16_384, source: 'our contract' },
  *   'gpt-4.1': { ...priceTable().entries['gpt-4.1']!, input: 1.6 }, // a negotiated rate
  * });
  * prices.lookup('openai/gpt-4.1-2025-04-14')?.model; // 'gpt-4.1'
@@ -119,12 +138,17 @@ function createTable(
     for (const name of [key, ...(entry.aliases ?? [])]) byCanonical.set(canonicalModel(name), key);
   }
   const frozen = Object.freeze(entries);
+  const lookup = (model: string): PriceMatch | undefined => {
+    const key = Object.hasOwn(frozen, model) ? model : byCanonical.get(canonicalModel(model));
+    const entry = key === undefined ? undefined : frozen[key];
+    return key === undefined || entry === undefined ? undefined : { model: key, entry };
+  };
   return {
     entries: frozen,
-    lookup(model) {
-      const key = Object.hasOwn(frozen, model) ? model : byCanonical.get(canonicalModel(model));
-      const entry = key === undefined ? undefined : frozen[key];
-      return key === undefined || entry === undefined ? undefined : { model: key, entry };
+    lookup,
+    contextWindow(model) {
+      const own = lookup(model)?.entry.contextWindow;
+      return own ?? sharedContextWindow(model);
     },
     withPrices(more) {
       return createTable(frozen, more);
