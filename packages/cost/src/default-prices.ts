@@ -1,4 +1,4 @@
-import type { PriceEntryInput } from './price-table.js';
+import type { PriceEntryInput } from './price-entry.js';
 
 /*
  * List prices in USD per million tokens at the providers' standard tier (no
