@@ -200,10 +200,11 @@ describe('cache: single flight', () => {
   });
 
   it('tees one upstream stream to 100 identical concurrent streams, chunk for chunk', async () => {
-    const { llm, clock, upstream } = await cached({}, { latencyMs: 100, chunkDelayMs: 10 });
+    const { llm, clock, upstream, states } = await cached({}, { latencyMs: 100, chunkDelayMs: 10 });
     const all = await clock.run(Promise.all(Array.from({ length: 100 }, () => collect(llm.stream(streamed('a b c d e f'))))));
     expect(upstream.requests).toHaveLength(1);
     for (const chunks of all) expect(chunks).toEqual(all[0]);
+    expect(states.filter((state) => state?.status === 'shared' && state.savedUsage?.total_tokens)).toHaveLength(99);
     expect(all[0]?.length).toBeGreaterThan(3);
     // And it was stored whole.
     expect(await clock.run(collect(llm.stream(streamed('a b c d e f'))))).toEqual(all[0]);

@@ -109,8 +109,12 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     const ageMs = ctx.clock.now() - answer.at;
     if (answer.tee) {
       const tee = answer.tee;
-      ctx.chunks = tee.subscribe(() => (ctx.usage = tee.usage()));
       answered(ctx, 'shared', entryKey, ageMs, undefined);
+      // A shared stream's usage arrives with its end, like the stream's own.
+      ctx.chunks = tee.subscribe(() => {
+        ctx.usage = tee.usage();
+        if (ctx.usage && ctx.state.cache) ctx.state.cache.savedUsage = ctx.usage;
+      });
       return true;
     }
     ctx.response = JSON.parse(answer.response as string) as ChatCompletion;

@@ -32,7 +32,11 @@ export interface CacheHitEvent {
   /** `storage` for a stored answer, `flight` for one shared with an identical call in flight. */
   source: 'storage' | 'flight';
   ageMs: number;
-  /** The usage the answer cost when it was bought, which this call saved. */
+  /**
+   * The usage the answer cost when it was bought, which this call saved;
+   * for a stream shared in flight it is not known yet (see
+   * `ctx.state.cache.savedUsage` once the stream ended).
+   */
   savedUsage: Usage | undefined;
 }
 
