@@ -59,12 +59,12 @@ export class CallTelemetry {
   }
 
   /**
-   * Records a sluice event as a span event.
-   *
-   * @param onCall - record on the call's span even while an attempt is in flight (retry decisions)
+   * Records a sluice event as a span event, on the attempt in flight if
+   * any: retry decisions are taken between attempts, so they land on the
+   * call's span.
    */
-  event(name: string, attributes: Attributes, onCall = false): void {
-    (onCall ? this.span : this.current()).addEvent(name, attributes, this.ctx.clock.now());
+  event(name: string, attributes: Attributes): void {
+    this.current().addEvent(name, attributes, this.ctx.clock.now());
   }
 
   /** The circuit the call's latest attempt went through, if a breaker said so. */

@@ -27,9 +27,6 @@ const CALL_EVENTS = [
 
 const CIRCUIT_EVENTS = ['circuit-open', 'circuit-half-open', 'circuit-close'] as const;
 
-/** Decisions taken between attempts, which belong on the call's span rather than an attempt's. */
-const ON_CALL = new Set<string>(['retry', 'retry-stop']);
-
 type Payload = Readonly<Record<string, unknown>>;
 
 /** An emitter seen untyped: the events listened to are declared by packages this one does not import. */
@@ -96,7 +93,7 @@ export class EventRouter {
     const id = payload['id'];
     const call = typeof id === 'string' ? this.calls.get(id) : undefined;
     if (call === undefined) return;
-    call.event(`sluice.${name}`, payloadAttributes(payload), ON_CALL.has(name));
+    call.event(`sluice.${name}`, payloadAttributes(payload));
     const attributes = call.metricAttributes(false);
     if (name === 'retry') {
       const code = payload['code'];
