@@ -73,8 +73,13 @@ export class CallTelemetry {
     return typeof key === 'string' ? key : undefined;
   }
 
-  /** Opens the span of the next attempt, a child of the call's. */
-  startAttempt(): Span {
+  /**
+   * Opens the span of the next attempt, a child of the call's.
+   *
+   * @param reentered - the call's own pass was its first attempt (the call instrument sits inside retry)
+   */
+  startAttempt(reentered = false): Span {
+    if (reentered && this.attempts === 0) this.attempts = 1;
     this.attempts += 1;
     const parent = trace.setSpan(context.active(), this.span);
     const span = this.tracer.startSpan(

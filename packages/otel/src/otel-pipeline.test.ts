@@ -194,3 +194,18 @@ describe('otel in a pipeline: circuits', () => {
     expect(upstream.requests).toHaveLength(1);
   });
 });
+
+describe('otel in a pipeline: placement', () => {
+  it('placed inside retry alone, still records one call span, its re-entries as attempts', async () => {
+    const { llm, clock, upstream } = await testPipeline({ middleware: [retry({ attempts: 3, random: half }), otel(providers())] });
+    upstream.enqueue({ kind: 'status', status: 503 });
+
+    await clock.run(llm.complete(chat()));
+
+    const call = sdk.span('chat gpt-4.1');
+    expect(call.attributes['sluice.outcome']).toBe('success');
+    expect(call.status.code).toBe(SpanStatusCode.UNSET);
+    expect(sdk.span('sluice.attempt').attributes['sluice.attempt']).toBe(2);
+    expect(call.attributes['sluice.attempts']).toBe(2);
+  });
+});

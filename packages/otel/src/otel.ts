@@ -64,6 +64,10 @@ export function otel(options?: OtelOptions): OtelMiddleware {
 
   async function otel(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
     const router = routerOf(ctx);
+    // Placed inside retry by mistake, a re-entry is an attempt of the call
+    // already recorded, not a second call.
+    const known = router.get(ctx.id);
+    if (known !== undefined) return attempt(known, ctx, next, true);
     const call = new CallTelemetry(ctx, tracer, instruments, config);
     const stop = router.add(ctx.id, call);
     // Registered before any response exists, this hears the call's final
@@ -79,17 +83,22 @@ export function otel(options?: OtelOptions): OtelMiddleware {
   async function otelAttempt(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
     const call = routers.get(ctx.events)?.get(ctx.id);
     if (call === undefined) return next();
-    const span = call.startAttempt();
-    try {
-      await call.withSpan(span, next);
-    } catch (error) {
-      call.endAttempt(span, error);
-      throw error;
-    }
-    if (!ctx.stream) return call.endAttempt(span, undefined);
-    // After next() resolved this binds to this attempt's stream: it ends when the stream does.
-    ctx.onSettled((settlement) => call.endAttempt(span, settlement.outcome === 'error' ? settlement.error : undefined));
+    return attempt(call, ctx, next);
   }
 
   return Object.assign(otel, { attempt: otelAttempt });
+}
+
+/** Runs one attempt of a recorded call inside its own child span. */
+async function attempt(call: CallTelemetry, ctx: CompletionContext, next: () => Promise<void>, reentered = false): Promise<void> {
+  const span = call.startAttempt(reentered);
+  try {
+    await call.withSpan(span, next);
+  } catch (error) {
+    call.endAttempt(span, error);
+    throw error;
+  }
+  if (!ctx.stream) return call.endAttempt(span, undefined);
+  // After next() resolved this binds to this attempt's stream: it ends when the stream does.
+  ctx.onSettled((settlement) => call.endAttempt(span, settlement.outcome === 'error' ? settlement.error : undefined));
 }
