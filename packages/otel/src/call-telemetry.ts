@@ -30,6 +30,8 @@ export class CallTelemetry {
   private responseModel: string | undefined;
   private readonly finishReasons = new Map<number, string>();
   private readonly streamed = new Map<number, StreamedChoice>();
+  /** A stream's metric attributes, made once at its first chunk rather than at every chunk. */
+  private chunkAttributes: Attributes | undefined;
 
   constructor(
     private readonly ctx: CompletionContext,
@@ -45,7 +47,7 @@ export class CallTelemetry {
       'sluice.call.id': ctx.id,
     };
     if (options.captureContent) attributes[ATTR.inputMessages] = inputMessages(ctx.request.messages);
-    this.span = tracer.startSpan(`chat ${this.identity.model}`, { kind: SpanKind.CLIENT, attributes, startTime: this.startedAt });
+    this.span = tracer.startSpan(`chat ${this.identity.model}`, { kind: SpanKind.CLIENT, attributes, startTime: at(this.startedAt) });
   }
 
   /** Runs `next` with the call's span (or its attempt's) as the active one, so spans below nest. */
@@ -64,7 +66,7 @@ export class CallTelemetry {
    * call's span.
    */
   event(name: string, attributes: Attributes): void {
-    this.current().addEvent(name, attributes, this.ctx.clock.now());
+    this.current().addEvent(name, attributes, at(this.ctx.clock.now()));
   }
 
   /** The circuit the call's latest attempt went through, if a breaker said so. */
@@ -87,7 +89,7 @@ export class CallTelemetry {
       {
         kind: SpanKind.INTERNAL,
         attributes: { 'sluice.attempt': this.attempts, [ATTR.requestModel]: this.ctx.request.model },
-        startTime: this.ctx.clock.now(),
+        startTime: at(this.ctx.clock.now()),
       },
       parent,
     );
@@ -101,7 +103,7 @@ export class CallTelemetry {
     if (typeof breaker?.key === 'string') span.setAttribute('sluice.circuit.key', breaker.key);
     if (typeof breaker?.state === 'string') span.setAttribute('sluice.circuit.state', breaker.state);
     if (error !== undefined) fail(span, error);
-    span.end(this.ctx.clock.now());
+    span.end(at(this.ctx.clock.now()));
     if (this.attemptSpan === span) this.attemptSpan = undefined;
   }
 
@@ -132,16 +134,16 @@ export class CallTelemetry {
 
   private chunk(chunk: ChatCompletionChunk): void {
     const now = this.ctx.clock.now();
-    const attributes = this.metricAttributes();
-    if (this.firstChunkAt === undefined) {
-      this.firstChunkAt = now;
-      this.instruments.timeToFirstChunk.record((now - this.startedAt) / 1000, attributes);
-    } else if (this.lastChunkAt !== undefined) {
-      this.instruments.timePerOutputChunk.record((now - this.lastChunkAt) / 1000, attributes);
-    }
-    this.lastChunkAt = now;
     this.responseId ??= chunk.id || undefined;
     this.responseModel ??= chunk.model || undefined;
+    if (this.firstChunkAt === undefined) {
+      this.firstChunkAt = now;
+      this.chunkAttributes = this.metricAttributes();
+      this.instruments.timeToFirstChunk.record((now - this.startedAt) / 1000, this.chunkAttributes);
+    } else if (this.lastChunkAt !== undefined) {
+      this.instruments.timePerOutputChunk.record((now - this.lastChunkAt) / 1000, this.chunkAttributes);
+    }
+    this.lastChunkAt = now;
     for (const choice of chunk.choices) {
       if (choice.finish_reason) this.finishReasons.set(choice.index, choice.finish_reason);
       if (this.options.captureContent) {
@@ -183,7 +185,7 @@ export class CallTelemetry {
     span.setAttributes(attributes);
     const failed = settlement.outcome === 'error' ? settlement.error : undefined;
     if (failed !== undefined) fail(span, failed);
-    span.end(now);
+    span.end(at(now));
     this.record(settlement, now, failed);
   }
 
@@ -211,6 +213,15 @@ export class CallTelemetry {
     if (withResponse && this.responseModel !== undefined) attributes[ATTR.responseModel] = this.responseModel;
     return attributes;
   }
+}
+
+/**
+ * A clock reading as a span time. A `Date`, not a number: an SDK reads a
+ * small number as a `performance.now()` offset, and an injected clock may
+ * well be set in the past.
+ */
+function at(ms: number): Date {
+  return new Date(ms);
 }
 
 /** Marks a span failed, the way the conventions record errors: `error.type` and an error status. */

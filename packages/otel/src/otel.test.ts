@@ -163,8 +163,12 @@ describe('otel: metrics', () => {
       middleware: otel(providers()),
       upstream: { latencyMs: 1_500, reply: { content: 'ok', usage: { prompt_tokens: 40, completion_tokens: 2 } } },
     });
+    const started = clock.now();
     await clock.run(llm.complete(chat()));
 
+    const span = sdk.span('chat gpt-4.1');
+    expect(span.startTime).toEqual([Math.floor(started / 1000), (started % 1000) * 1e6]);
+    expect(span.duration).toEqual([1, 500_000_000]);
     const duration = await sdk.metric('gen_ai.client.operation.duration');
     expect(duration?.descriptor.unit).toBe('s');
     const [point] = await sdk.histogram('gen_ai.client.operation.duration');
