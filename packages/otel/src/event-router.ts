@@ -17,10 +17,13 @@ const CALL_EVENTS = [
   'limit-pause',
   'context-trim',
   'cost',
+  'budget-warning',
   'budget-reject',
   'budget-exceeded',
   'cost-anomaly',
   'anomaly',
+  'price-unknown',
+  'unknown-model',
   'cache-hit',
   'store-error',
 ] as const;

@@ -72,7 +72,12 @@ export function otel(options?: OtelOptions): OtelMiddleware {
     const stop = router.add(ctx.id, call);
     // Registered before any response exists, this hears the call's final
     // outcome: a stream's only once it was read to its end, cut or cancelled.
-    ctx.onSettled((settlement) => {
+    ctx.onSettled(async (settlement) => {
+      // Settlement listeners start one after the other, this one first (it
+      // is outermost): yielding once lets the others' synchronous part run,
+      // so what they emit as they start (trackCost's `cost`) reaches the span
+      // before it ends.
+      await null;
       stop();
       call.finish(settlement);
     });
