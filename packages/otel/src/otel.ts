@@ -7,7 +7,6 @@ import { type OtelOptions, resolveOptions } from './options.js';
 
 /** The instrumentation scope's name, what a backend shows as the library. */
 export const INSTRUMENTATION_NAME = '@sluice/otel';
-const INSTRUMENTATION_VERSION = '0.0.0';
 
 /**
  * The middleware {@link otel} returns, with its second instrument: `attempt`,
@@ -51,8 +50,8 @@ export interface OtelMiddleware extends Middleware {
  */
 export function otel(options?: OtelOptions): OtelMiddleware {
   const config = resolveOptions(options);
-  const tracer: Tracer = (config.tracerProvider ?? trace.getTracerProvider()).getTracer(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
-  const meter: Meter = (config.meterProvider ?? metrics.getMeterProvider()).getMeter(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
+  const tracer: Tracer = (config.tracerProvider ?? trace.getTracerProvider()).getTracer(INSTRUMENTATION_NAME);
+  const meter: Meter = (config.meterProvider ?? metrics.getMeterProvider()).getMeter(INSTRUMENTATION_NAME);
   const instruments: Instruments = createInstruments(meter);
   // One router per pipeline emitter: events are heard once, not once per call in flight.
   const routers = new WeakMap<SluiceEmitter, EventRouter>();
