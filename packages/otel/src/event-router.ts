@@ -88,6 +88,7 @@ export class EventRouter {
     };
   }
 
+  /** The telemetry of the call `id`, while it is in flight. */
   get(id: string): CallTelemetry | undefined {
     return this.calls.get(id);
   }

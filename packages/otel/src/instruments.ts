@@ -1,7 +1,14 @@
 import type { Counter, Gauge, Histogram, Meter } from '@opentelemetry/api';
 import { METRIC, SECONDS_BUCKETS, TOKEN_BUCKETS } from './semconv.js';
 
-/** sluice's own metric names, beside the conventions'. */
+/**
+ * sluice's own metric names, beside the conventions'.
+ *
+ * @example
+ * ```ts
+ * new View({ instrumentName: SLUICE_METRIC.cost, name: 'llm_spend_usd' });
+ * ```
+ */
 export const SLUICE_METRIC = {
   retries: 'sluice.retries',
   circuitState: 'sluice.circuit.state',

@@ -5,12 +5,25 @@ import { EventRouter } from './event-router.js';
 import { createInstruments, type Instruments } from './instruments.js';
 import { type OtelOptions, resolveOptions } from './options.js';
 
-/** The instrumentation scope's name, what a backend shows as the library. */
+/**
+ * The instrumentation scope's name, what a backend shows as the library.
+ *
+ * @example
+ * ```ts
+ * const ours = spans.filter((span) => span.instrumentationScope.name === INSTRUMENTATION_NAME);
+ * ```
+ */
 export const INSTRUMENTATION_NAME = '@sluice/otel';
 
 /**
  * The middleware {@link otel} returns, with its second instrument: `attempt`,
- * to `use` inside `retry`, opens one child span per attempt.
+ * to `use` right after `retry`, opens one child span per attempt.
+ *
+ * @example
+ * ```ts
+ * const telemetry: OtelMiddleware = otel();
+ * llm.use(telemetry).use(retry()).use(telemetry.attempt);
+ * ```
  */
 export interface OtelMiddleware extends Middleware {
   /**

@@ -22,7 +22,14 @@ export type SemconvVersion = 'v1.36' | 'latest';
 /** The value of `OTEL_SEMCONV_STABILITY_OPT_IN` that selects the newest GenAI conventions. */
 export const LATEST_OPT_IN = 'gen_ai_latest_experimental';
 
-/** `gen_ai.client.token.usage` boundaries, in tokens. */
+/**
+ * `gen_ai.client.token.usage` boundaries, in tokens.
+ *
+ * @example
+ * ```ts
+ * new View({ instrumentName: METRIC.tokenUsage, aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: [...TOKEN_BUCKETS] } } });
+ * ```
+ */
 export const TOKEN_BUCKETS: readonly number[] = [
   1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 ];
@@ -31,12 +38,24 @@ export const TOKEN_BUCKETS: readonly number[] = [
  * `gen_ai.client.operation.duration`, `…time_to_first_chunk` and
  * `…time_per_output_chunk` boundaries, in seconds (the conventions give
  * the three the same list).
+ *
+ * @example
+ * ```ts
+ * expect(point.value.buckets.boundaries).toEqual(SECONDS_BUCKETS);
+ * ```
  */
 export const SECONDS_BUCKETS: readonly number[] = [
   0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 ];
 
-/** The conventions' attribute names this package sets. */
+/**
+ * The conventions' attribute names this package sets.
+ *
+ * @example
+ * ```ts
+ * const tokens = span.attributes[ATTR.usageInputTokens];
+ * ```
+ */
 export const ATTR = {
   operationName: 'gen_ai.operation.name',
   /** The provider, from v1.37 on. */
@@ -70,7 +89,14 @@ export const ATTR = {
   errorType: 'error.type',
 } as const;
 
-/** The conventions' client metric names. */
+/**
+ * The conventions' client metric names.
+ *
+ * @example
+ * ```ts
+ * new View({ instrumentName: METRIC.operationDuration, attributesProcessors: [] });
+ * ```
+ */
 export const METRIC = {
   tokenUsage: 'gen_ai.client.token.usage',
   operationDuration: 'gen_ai.client.operation.duration',
