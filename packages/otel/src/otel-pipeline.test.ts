@@ -118,6 +118,28 @@ describe('otel in a pipeline: streams', () => {
     expect(sdk.spans()).toHaveLength(1);
   });
 
+  it('records a stream retried before its first chunk as two attempts of one span', async () => {
+    const telemetry = otel(providers());
+    const { llm, clock, upstream } = await testPipeline({
+      middleware: [telemetry, retry({ random: half }), telemetry.attempt],
+      upstream: { reply: 'one two three' },
+    });
+    upstream.enqueue({ kind: 'cut', afterChunks: 0 });
+
+    const result = await clock.run(drain(llm.stream(chat())));
+    expect(result.error).toBeUndefined();
+
+    const call = sdk.span('chat gpt-4.1');
+    expect(call.attributes).toMatchObject({ 'sluice.outcome': 'success', 'sluice.attempts': 2 });
+    const attempts = sdk.spans().filter((span) => span.name === 'sluice.attempt');
+    expect(attempts.map((span) => [span.attributes['sluice.attempt'], span.attributes['error.type']])).toEqual([
+      [1, 'STREAM_CUT'],
+      [2, undefined],
+    ]);
+    const [first] = await sdk.histogram('gen_ai.client.operation.time_to_first_chunk');
+    expect(first?.value.count).toBe(1);
+  });
+
   it('records a stream cut mid-way as an error, with the chunks it had', async () => {
     const telemetry = otel({ ...providers(), captureContent: true });
     const { llm, clock, upstream } = await testPipeline({
