@@ -25,6 +25,7 @@ it.each([
   ['cost', './cost.js'],
   ['context', './context.js'],
   ['otel', './otel.js'],
+  ['cache', './cache.js'],
 ])('the %s README example runs as written', async (_name, path) => {
   const before = upstream.requests.length;
   const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
