@@ -69,6 +69,12 @@ export class CallTelemetry {
     this.current().addEvent(name, attributes, at(this.ctx.clock.now()));
   }
 
+  /** The middleware that answered the call itself (`'cache'`), if one did. */
+  private answeredBy(): string | undefined {
+    const by = this.ctx.state.answeredBy;
+    return typeof by === 'string' ? by : undefined;
+  }
+
   /** The circuit the call's latest attempt went through, if a breaker said so. */
   circuitKey(): string | undefined {
     const key = (this.ctx.state as { breaker?: { key?: unknown } }).breaker?.key;
@@ -174,7 +180,11 @@ export class CallTelemetry {
     if (this.finishReasons.size > 0) {
       attributes[ATTR.responseFinishReasons] = [...this.finishReasons.entries()].sort(([a], [b]) => a - b).map(([, reason]) => reason);
     }
-    if (settlement.usage) Object.assign(attributes, usageAttributes(settlement.usage, options.semconv));
+    // A call a middleware answered itself (a cache hit) billed nothing: its
+    // usage is what the answer once cost, and the conventions count billed tokens.
+    const answeredBy = this.answeredBy();
+    if (answeredBy !== undefined) attributes['sluice.answered_by'] = answeredBy;
+    else if (settlement.usage) Object.assign(attributes, usageAttributes(settlement.usage, options.semconv));
     if (options.semconv === 'latest' && this.firstChunkAt !== undefined) {
       attributes[ATTR.responseTimeToFirstChunk] = (this.firstChunkAt - this.startedAt) / 1000;
     }
@@ -197,7 +207,7 @@ export class CallTelemetry {
       failed === undefined ? attributes : { ...attributes, [ATTR.errorType]: errorType(failed) },
     );
     const { usage } = settlement;
-    if (usage) {
+    if (usage && this.answeredBy() === undefined) {
       instruments.tokenUsage.record(usage.prompt_tokens, { ...attributes, [ATTR.tokenType]: 'input' });
       instruments.tokenUsage.record(usage.completion_tokens, { ...attributes, [ATTR.tokenType]: 'output' });
     }

@@ -25,6 +25,7 @@ const CALL_EVENTS = [
   'price-unknown',
   'unknown-model',
   'cache-hit',
+  'cache-miss',
   'store-error',
 ] as const;
 
