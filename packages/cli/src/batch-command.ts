@@ -8,10 +8,13 @@ import { type BatchConfig, mergeConfig, parseBatchConfig } from './options.js';
 import { startProgress } from './progress.js';
 import { runBatch } from './run-batch.js';
 
+/** A stream a command writes to; a terminal (`isTTY`) gets a live progress bar. */
+export type Output = NodeJS.WritableStream & { isTTY?: boolean };
+
 /** Where a command writes, what it reads, and what stops it. */
 export interface CommandIo {
-  stdout: NodeJS.WriteStream;
-  stderr: NodeJS.WriteStream;
+  stdout: Output;
+  stderr: Output;
   env: NodeJS.ProcessEnv;
   /** Aborted on Ctrl-C. */
   signal?: AbortSignal;

@@ -64,10 +64,12 @@ export function successLine(customId: string, completion: ChatCompletion, header
  * is `null` (a connection error, a timeout, a request refused locally).
  *
  * @param customId - the input line's `custom_id`
- * @param error - why it failed
+ * @param error - why it failed (for a call retried to exhaustion: the last attempt's error)
+ * @param note - added to the message (how many attempts were made)
  */
-export function failureLine(customId: string, error: SluiceError): string {
-  const status = error instanceof UpstreamError ? error.status : undefined;
+export function failureLine(customId: string, error: SluiceError, note?: string): string {
+  // An answer the upstream gave with a success status but that could not be read has no response to show.
+  const status = error instanceof UpstreamError && (error.status ?? 0) >= 400 ? error.status : undefined;
   const response =
     status === undefined
       ? null
@@ -76,5 +78,6 @@ export function failureLine(customId: string, error: SluiceError): string {
           request_id: (error as UpstreamError).headers?.['x-request-id'] ?? '',
           body: { error: { message: error.message, type: null, param: null, code: (error as UpstreamError).providerCode ?? null } },
         };
-  return JSON.stringify({ id: batchRequestId(), custom_id: customId, response, error: { code: error.code, message: error.message } });
+  const message = note === undefined ? error.message : `${error.message} (${note})`;
+  return JSON.stringify({ id: batchRequestId(), custom_id: customId, response, error: { code: error.code, message } });
 }

@@ -1,36 +1,15 @@
-import { readFileSync } from 'node:fs';
 import { breaker } from '@sluice/breaker';
 import { trimContext } from '@sluice/context';
 import { createPipeline, openAICompatible, type Pipeline, ValidationError } from '@sluice/core';
-import { budget, type PriceEntryInput, type PriceTable, priceTable, trackCost } from '@sluice/cost';
+import { budget, trackCost } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
 import { fileLedger } from './file-ledger.js';
+import { loadPrices } from './load-prices.js';
 import type { batchConfigSchema } from './options.js';
 import type { z } from 'zod';
 
 type Config = z.output<typeof batchConfigSchema>;
-
-/**
- * Reads a price override file (a JSON object of `priceTable()` entries by
- * model) and lays it over the built-in table.
- *
- * @param source - a file path, or the entries themselves
- * @param field - the option's name, for errors
- * @throws ValidationError naming the bad entry or an unreadable file
- */
-export function loadPrices(source: string | Record<string, unknown> | undefined, field = 'prices'): PriceTable {
-  if (source === undefined) return priceTable();
-  let entries: unknown = source;
-  if (typeof source === 'string') {
-    try {
-      entries = JSON.parse(readFileSync(source, 'utf8'));
-    } catch (error) {
-      throw new ValidationError(field, `cannot read ${source} as JSON (${(error as Error).message})`);
-    }
-  }
-  return priceTable(entries as Record<string, PriceEntryInput>);
-}
 
 /**
  * The API key from the environment: the variable `apiKeyEnv` names, which

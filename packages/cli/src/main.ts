@@ -1,8 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { SluiceError } from '@sluice/core';
-import { type CommandIo, batchCommand } from './batch-command.js';
-import { ledgerReport, parseGrouping, projectionReport } from './cost-report.js';
-import { loadPrices } from './build-pipeline.js';
+import type { CommandIo } from './batch-command.js';
 import type { BatchConfig } from './options.js';
 
 const number = (value: string) => {
@@ -97,6 +95,8 @@ function program(io: CommandIo, setCode: (code: number) => void): Command {
     .option('--ledger <file>', "append every call's cost to this JSONL ledger")
     .option('--progress-interval-ms <ms>', 'progress line interval when stderr is not a terminal (default 10000)', number)
     .action(async (input: string, flags: BatchFlags) => {
+      // Loaded on use: `sluice cost` starts without the resilience packages.
+      const { batchCommand } = await import('./batch-command.js');
       setCode(await batchCommand(input, flags.output, flagsToConfig(flags), flags.config, io));
     });
 
@@ -122,6 +122,7 @@ function program(io: CommandIo, setCode: (code: number) => void): Command {
       original?: boolean; prices?: string; daysPerMonth?: number; currency?: string; rate?: number;
       ledger?: string; by: string; since?: number; until?: number;
     }) => {
+      const { ledgerReport, parseGrouping, projectionReport } = await import('./cost-report.js');
       if (flags.ledger !== undefined) {
         const { text, skipped } = await ledgerReport(flags.ledger, parseGrouping(flags.by), {
           ...(flags.since === undefined ? {} : { since: flags.since }),
@@ -138,7 +139,7 @@ function program(io: CommandIo, setCode: (code: number) => void): Command {
         ...(flags.cachedInputTokens === undefined ? {} : { cachedInputTokens: flags.cachedInputTokens }),
         ...(flags.models ? { models: flags.models } : {}),
         original: flags.original === true,
-        prices: loadPrices(flags.prices),
+        prices: (await import('./load-prices.js')).loadPrices(flags.prices),
         ...(flags.daysPerMonth === undefined ? {} : { daysPerMonth: flags.daysPerMonth }),
         ...(flags.currency === undefined ? {} : { currency: flags.currency }),
         ...(flags.rate === undefined ? {} : { rate: flags.rate }),

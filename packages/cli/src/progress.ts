@@ -3,7 +3,7 @@ import type { BatchStats } from './batch-stats.js';
 
 /** Where progress goes and how often. */
 export interface ProgressOptions {
-  stream: NodeJS.WriteStream;
+  stream: NodeJS.WritableStream & { isTTY?: boolean };
   /** Requests the input holds, when known (for the bar and the ETA). */
   total: number | undefined;
   stats: BatchStats;
@@ -55,7 +55,7 @@ export function startProgress(options: ProgressOptions): Progress {
   if (options.stream.isTTY) {
     const bar = new cliProgress.SingleBar(
       {
-        stream: options.stream,
+        stream: options.stream as NodeJS.WriteStream,
         format:
           total === undefined
             ? '{value} done | {failed} failed | {rate} req/s | {tokens} tokens | ${usd}'

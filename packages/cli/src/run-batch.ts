@@ -2,6 +2,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { type CallOptions, type CompletionContext, type SluiceEmitter, type ChatCompletionRequest, sleep } from '@sluice/core';
 import { toSluiceError } from '@sluice/core/kit';
 import type { CostEvent } from '@sluice/cost';
+import { RetryError } from '@sluice/retry';
 import { failureLine, parseBatchLine, successLine } from './batch-line.js';
 import { BatchStats } from './batch-stats.js';
 import { finishedIds } from './finished-ids.js';
@@ -112,8 +113,10 @@ export async function runBatch(options: RunBatchOptions): Promise<RunBatchResult
             stop.abort(error);
             return;
           }
-          write(failureLine(customId, error));
-          stats.failure(body.model, performance.now() - started, error.code);
+          // Out of attempts: report what the upstream last said (its status, its code), and how often it was asked.
+          const reported = error instanceof RetryError ? error.lastError : error;
+          write(failureLine(customId, reported, error instanceof RetryError ? error.message : undefined));
+          stats.failure(body.model, performance.now() - started, reported.code);
           break;
         }
       }
