@@ -43,7 +43,10 @@ export function parseBatchLine(text: string): ParsedLine {
   return { ok: true, request: { customId, body: body as ChatCompletionRequest } };
 }
 
-const batchRequestId = () => `batch_req_${randomBytes(12).toString('hex')}`;
+// A random prefix per run and a counter: unique like a random id per line, without the cost of one.
+const runPrefix = randomBytes(6).toString('hex');
+let counter = 0;
+const batchRequestId = () => `batch_req_${runPrefix}${(counter++).toString(16).padStart(12, '0')}`;
 
 /**
  * The output line of a request that succeeded, in the Batch API's shape.
