@@ -1,11 +1,4 @@
-import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.package.js';
 
-export default defineConfig({
-  // bin.ts keeps its shebang and is marked executable; only the library entry gets types.
-  entry: ['src/index.ts', 'src/bin.ts'],
-  format: ['esm', 'cjs'],
-  dts: { entry: { index: 'src/index.ts' } },
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-});
+// bin.ts keeps its shebang and is marked executable; only the library entry gets types.
+export default packageBuild(['src/index.ts', 'src/bin.ts'], { dts: { entry: { index: 'src/index.ts' } } });

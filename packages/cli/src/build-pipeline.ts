@@ -1,7 +1,7 @@
 import { breaker } from '@sluice/breaker';
 import { trimContext } from '@sluice/context';
 import { createPipeline, openAICompatible, type Pipeline, ValidationError } from '@sluice/core';
-import { budget, trackCost } from '@sluice/cost';
+import { budget, type Ledger, trackCost } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
 import { fileLedger } from './file-ledger.js';
@@ -10,6 +10,14 @@ import type { batchConfigSchema } from './options.js';
 import type { z } from 'zod';
 
 type Config = z.output<typeof batchConfigSchema>;
+
+/** Keeps nothing: the batch sums its spend from `cost` events itself. */
+const noLedger: Ledger = {
+  async record() {},
+  async report() {
+    return { since: 0, until: 0, rows: [], usd: 0, requests: 0 };
+  },
+};
 
 /**
  * The API key from the environment: the variable `apiKeyEnv` names, which
@@ -46,7 +54,8 @@ export function buildPipeline(config: Config, env: NodeJS.ProcessEnv = process.e
   const unknownModel = config.unknownModel ?? 'warn';
   const transport = openAICompatible({ baseUrl, apiKey, connections: Math.max(concurrency, 10) });
   let pipeline: Pipeline = createPipeline({ transport }).use(
-    trackCost({ prices, unknownModel, anomaly: false, ...(config.ledger ? { ledger: fileLedger(config.ledger) } : {}) }),
+    // Never the default ledger: it keeps a cell per tag set, and every call here carries its own custom_id tag.
+    trackCost({ prices, unknownModel, anomaly: false, ledger: config.ledger ? fileLedger(config.ledger) : noLedger }),
   );
   if (config.trim) pipeline = pipeline.use(trimContext(config.trim === true ? {} : config.trim));
   if (config.budget) pipeline = pipeline.use(budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel }));
