@@ -53,9 +53,10 @@ export async function batchCommand(input: string, output: string, flags: BatchCo
     }
   }
   const config = parseBatchConfig(mergeConfig(file, flags), 'batch');
+  // Counted first: a missing input file fails before anything is opened.
+  const total = input === '-' ? undefined : await countLines(input);
   const pipeline = buildPipeline(config, io.env);
   const stats = new BatchStats();
-  const total = input === '-' ? undefined : await countLines(input);
   const progress = startProgress({ stream: io.stderr, total, stats, intervalMs: config.progressIntervalMs ?? 10_000 });
   const started = performance.now();
   const onStop = () => io.stderr.write('\nstopping: cancelling requests in flight; everything answered so far is kept (Ctrl-C again to quit at once)\n');

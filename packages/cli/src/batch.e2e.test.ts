@@ -103,13 +103,13 @@ describe('sluice batch', () => {
     const env = { OPENAI_API_KEY: 'sk-test-never-printed' };
 
     const first = spawnSluice(args, env);
-    await waitForLines(output, 3_000, first.child);
+    await waitForLines(output, 5_000, first.child);
     first.child.kill('SIGINT');
     const stopped = await first.done;
     expect(stopped.code, stopped.stderr).toBe(130);
     expect(stopped.stderr).toContain('run the same command again to resume');
     const partial = readOutput(output);
-    expect(partial.length).toBeGreaterThanOrEqual(3_000);
+    expect(partial.length).toBeGreaterThanOrEqual(5_000);
     expect(partial.length).toBeLessThan(10_000);
     expect(new Set(partial.map((line) => line.custom_id)).size).toBe(partial.length);
 

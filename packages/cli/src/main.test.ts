@@ -87,6 +87,12 @@ describe('sluice batch (in process)', () => {
     expect(outputLines(output)[0]?.error?.code).toBe('SERVER_ERROR');
   });
 
+  it('names an input file that does not exist and exits 1', async () => {
+    const io = captureIo();
+    expect(await main(['batch', join(dir, 'missing.jsonl'), '-o', join(dir, 'out.jsonl')], io)).toBe(1);
+    expect(io.err()).toContain('missing.jsonl');
+  });
+
   it('rejects an unknown flag as a usage error (exit 2)', async () => {
     const io = captureIo();
     expect(await main(['batch', 'x.jsonl', '-o', 'y.jsonl', '--concurrenc', '3'], io)).toBe(2);
