@@ -15,7 +15,7 @@ type Config = z.output<typeof batchConfigSchema>;
 const noLedger: Ledger = {
   async record() {},
   async report() {
-    return { since: 0, until: 0, rows: [], usd: 0, requests: 0 };
+    return { since: 0, until: 0, rows: [], usd: 0, requests: 0, savedUsd: 0 };
   },
 };
 

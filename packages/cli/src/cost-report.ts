@@ -81,7 +81,7 @@ export async function ledgerReport(path: string, by: ReportGrouping, span: { sin
   ];
   const totals = report.rows.reduce(
     (sum, r) => ({ ...sum, uncachedInputTokens: sum.uncachedInputTokens + r.uncachedInputTokens, cachedInputTokens: sum.cachedInputTokens + r.cachedInputTokens, outputTokens: sum.outputTokens + r.outputTokens }),
-    { key: 'total', usd: report.usd, requests: report.requests, estimatedRequests: 0, uncachedInputTokens: 0, cachedInputTokens: 0, outputTokens: 0 },
+    { key: 'total', usd: report.usd, requests: report.requests, estimatedRequests: 0, uncachedInputTokens: 0, cachedInputTokens: 0, outputTokens: 0, savedRequests: 0, savedUsd: 0 },
   );
   const from = new Date(report.since).toISOString();
   const to = new Date(report.until).toISOString();

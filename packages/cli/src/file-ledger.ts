@@ -60,20 +60,26 @@ export async function reportLedgerFile(path: string, query: ReportQuery = {}): P
     last = Math.max(last, record.at);
     const key = groupKey(record, by);
     let row = groups.get(key);
-    if (!row) groups.set(key, (row = { key, usd: 0, requests: 0, estimatedRequests: 0, uncachedInputTokens: 0, cachedInputTokens: 0, outputTokens: 0 }));
+    if (!row) {
+      row = { key, usd: 0, requests: 0, estimatedRequests: 0, uncachedInputTokens: 0, cachedInputTokens: 0, outputTokens: 0, savedRequests: 0, savedUsd: 0 };
+      groups.set(key, row);
+    }
     row.usd += record.usd;
     row.requests += 1;
     if (record.estimated) row.estimatedRequests += 1;
     row.uncachedInputTokens += record.buckets.uncachedInput.tokens;
     row.cachedInputTokens += record.buckets.cachedInput.tokens;
     row.outputTokens += record.buckets.output.tokens;
+    if (record.answeredBy !== undefined) row.savedRequests += 1;
+    row.savedUsd += record.savedUsd ?? 0;
     usd += record.usd;
     requests += 1;
   }
   const rows = [...groups.values()].sort((a, b) => b.usd - a.usd || a.key.localeCompare(b.key));
   const since = Number.isFinite(from) ? from : Number.isFinite(first) ? first : 0;
   const until = Number.isFinite(to) ? to : Number.isFinite(last) ? last + 1 : since;
-  return { since, until, rows, usd, requests, skipped };
+  const savedUsd = rows.reduce((sum, row) => sum + row.savedUsd, 0);
+  return { since, until, rows, usd, requests, savedUsd, skipped };
 }
 
 /** The group of a record: its model, a tag's value, a UTC period's id (`2026-11-25T10`, `2026-11-25`, `2026-11`) or `total`. */
