@@ -3,35 +3,27 @@
  * `retry` + `breaker` + `rateLimit`, over real HTTP, against a mock upstream
  * that answers 30% of requests with a 503 and resets the connection of 5%
  * (seeded), next to the same 10,000 calls through the empty pipeline.
- *
- * Every wait (retry backoff, the limiter's queue, the upstream's latency)
- * runs on fake time. Nothing sleeps: a driver loop lets real I/O run and
- * advances the clock to the next timer only when every request is either
- * waiting on a timer in the pipeline or parked on the upstream's latency
- * timer. So HTTP is real and the waits are the middleware's real waits,
- * only compressed.
+ * Every wait runs on fake time, driven by `fault-driver.ts`.
  */
 import {
   type ChatCompletion,
   type ChatCompletionRequest,
   createPipeline,
+  type Middleware,
   openAICompatible,
   type Pipeline,
   SluiceError,
-  type Transport,
 } from '@sluice/core';
 import { breaker } from '@sluice/breaker';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
-import { type FaultRule, type MockClock, type MockUpstream, mockUpstream, seededRandom } from '@sluice/testing';
+import { type FaultRule, type MockUpstream, mockUpstream, seededRandom } from '@sluice/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { counting, drive, latencyMs, parkingClock, percent, seconds, Traffic } from './fault-driver.js';
 
 const total = 10_000;
 const concurrency = 64;
 const seed = 42;
-/** Upstream latency, on fake time: requests overlap as they would for real. */
-const latencyMs = 50;
-const tickMs = 5;
 const openMs = 30_000;
 const faults: FaultRule[] = [
   { probability: 0.3, fault: { kind: 'status', status: 503 } },
@@ -39,8 +31,6 @@ const faults: FaultRule[] = [
 ];
 /** What a call may fail with here; anything else (UNEXPECTED above all) is a bug. */
 const expectedCodes = new Set(['SERVER_ERROR', 'CONNECTION', 'RETRY_EXHAUSTED', 'CIRCUIT_OPEN', 'LIMIT_REJECTED']);
-/** Turns the driver may stay idle with no timer to advance before it calls the run stuck. */
-const stuckTurns = 1_000;
 
 const ask = (index: number): ChatCompletionRequest => ({
   model: 'deepseek-v3.2',
@@ -49,126 +39,19 @@ const ask = (index: number): ChatCompletionRequest => ({
 });
 
 
-/**
- * Where the requests are: sent and not answered yet (`inFlight`, counted
- * by the transport), and parked on the upstream's latency timer
- * (`parked`). When every request in flight is parked, nothing but a timer
- * can make progress. `changed()` resolves at the next change of either.
- */
-class Traffic {
-  inFlight = 0;
-  parked = 0;
-  #wake: (() => void) | undefined;
-
-  /** True when every request in flight is parked on the upstream's timer (or none is out). */
-  idle(): boolean {
-    return this.inFlight <= this.parked;
-  }
-
-  changed(): Promise<void> {
-    return new Promise((resolve) => (this.#wake = resolve));
-  }
-
-  bump(field: 'inFlight' | 'parked', by: number): void {
-    this[field] += by;
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
-}
-
-/**
- * The upstream's clock (the faked globals), counting the requests parked
- * on its latency timer. Each wait is drawn between half and one and a half
- * times the latency (seeded), so answers arrive spread out as they do from
- * a real upstream, not all 64 at the same instant. Waits are rounded to
- * `tickMs`, so the few answers due at the same tick go out together: one
- * clock advance releases several, which keeps the run fast.
- */
-function parkingClock(traffic: Traffic, random: () => number): MockClock {
-  const pending = new Set<unknown>();
-  const release = (handle: unknown) => {
-    if (pending.delete(handle)) traffic.bump('parked', -1);
-  };
-  return {
-    setTimeout(callback, ms) {
-      const handle = setTimeout(
-        () => {
-          release(handle);
-          callback();
-        },
-        Math.round((ms * (0.5 + random())) / tickMs) * tickMs,
-      );
-      pending.add(handle);
-      traffic.bump('parked', 1);
-      return handle;
-    },
-    clearTimeout(handle) {
-      release(handle);
-      clearTimeout(handle as ReturnType<typeof setTimeout>);
-    },
-    now: () => Date.now(),
-  };
-}
-
-/** The real transport, counting the requests between `send()` and their answer. */
-function counting(inner: Transport, traffic: Traffic): Transport {
-  return {
-    name: inner.name,
-    origin: inner.origin,
-    async send(ctx) {
-      traffic.bump('inFlight', 1);
-      try {
-        await inner.send(ctx);
-      } finally {
-        traffic.bump('inFlight', -1);
-      }
-    },
-    close: async () => inner.close?.(),
-  };
-}
-
 interface Harness {
   upstream: MockUpstream;
   llm: Pipeline;
   traffic: Traffic;
 }
 
-async function harness(): Promise<Harness> {
+/** A pipeline of `middleware` (outermost first) against a fresh mock upstream, counting its traffic innermost. */
+async function harness(middleware: readonly Middleware[] = []): Promise<Harness> {
   const traffic = new Traffic();
   const upstream = await mockUpstream({ seed, faults, latencyMs, clock: parkingClock(traffic, seededRandom(seed + 1)) });
-  const transport = openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' });
-  const llm = createPipeline({ transport: counting(transport, traffic) });
+  const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' }) });
+  for (const step of [...middleware, counting(traffic)]) llm.use(step);
   return { upstream, llm, traffic };
-}
-
-/**
- * Lets I/O run until `done()`, and moves fake time to the next timer
- * whenever nothing but timers is left to happen. While requests are on
- * the wire it sleeps until the traffic changes (no busy loop). Throws when
- * nothing can happen any more and calls are still pending: a request left
- * hanging.
- */
-async function drive(done: () => boolean, traffic: Traffic, pending: () => number): Promise<number> {
-  let advances = 0;
-  let stuck = 0;
-  while (!done()) {
-    // One event-loop turn: microtasks run out, woken calls reach the transport.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    if (!traffic.idle()) {
-      stuck = 0;
-      await traffic.changed();
-    } else if (vi.getTimerCount() > 0) {
-      stuck = 0;
-      // To the next timer, then every other timer due at that instant.
-      vi.advanceTimersToNextTimer();
-      vi.advanceTimersByTime(0);
-      advances++;
-    } else if (++stuck > stuckTurns) {
-      throw new Error(`${pending()} call(s) pending with no I/O and no timer left`);
-    }
-  }
-  return advances;
 }
 
 type Result = { ok: true; value: ChatCompletion } | { ok: false; error: unknown };
@@ -224,8 +107,6 @@ async function load(h: Harness): Promise<LoadReport> {
 }
 
 const successRate = (report: LoadReport) => report.results.filter((result) => result.ok).length / total;
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-const percent = (rate: number) => `${(rate * 100).toFixed(1)}%`;
 
 function tally(report: LoadReport): Record<string, number> {
   const codes: Record<string, number> = {};
@@ -267,13 +148,9 @@ describe('the resilience pipeline under seeded faults (30% 503, 5% resets)', () 
       const without = await load(bare);
 
       // With it, in the design's order: retry outermost, the limiter innermost.
-      const h = await harness();
-      harnesses.push(h);
       const circuit = breaker({ failures: 10, openMs });
-      h.llm
-        .use(retry({ attempts: 3, random: seededRandom(seed) }))
-        .use(circuit)
-        .use(rateLimit({ rpm: 60_000, concurrency: 48 }));
+      const h = await harness([retry({ attempts: 3, random: seededRandom(seed) }), circuit, rateLimit({ rpm: 60_000, concurrency: 48 })]);
+      harnesses.push(h);
       const seen: Record<string, number> = {};
       const names = ['retry', 'retry-stop', 'circuit-open', 'circuit-close', 'limit-wait'] as const;
       for (const name of names) h.llm.events.on(name, () => void (seen[name] = (seen[name] ?? 0) + 1));

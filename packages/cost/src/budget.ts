@@ -2,7 +2,6 @@ import { type CompletionContext, type Middleware, ValidationError } from '@sluic
 import { type KeyedState, keyedState, parseOptions } from '@sluice/core/kit';
 import { type BudgetBucket, releaseHold, reserveHold, reservedUsd, settleHold } from './budget-bucket.js';
 import { type BudgetPeriod, periodBucket } from './budget-period.js';
-import { costOfUsage } from './cost-of-usage.js';
 import { type BudgetExceededDetails, BudgetExceededError } from './errors.js';
 import { priceEstimate } from './estimate-cost.js';
 import { type BudgetLimit, type BudgetOptions, budgetOptionsSchema } from './options.js';
@@ -206,8 +205,11 @@ export function budget(options: BudgetOptions): Middleware {
     try {
       await next();
     } catch (error) {
-      const match = prices.lookup(ctx.request.model);
-      await settle(ctx.usage && match ? costOfUsage(ctx.usage, match.entry).usd : 0);
+      // Bound to the response next() last produced, if any, and costed as
+      // trackCost costs it: a stream the upstream accepted and that failed
+      // at its first chunk, read inside a retry, was billed for its prompt.
+      // With no response at all, it runs when the call settles, at $0.
+      ctx.onSettled((settlement) => settle(settledCost(ctx, settlement, prices.lookup(ctx.request.model))?.usd ?? 0));
       throw error;
     }
     // Bound to the response next() produced: a stream settles when read to its end or cut.

@@ -21,6 +21,9 @@ import type { MockReply } from './mock-reply.js';
  *   (for a JSON answer: half the body, then a clean end).
  * - `sse-error`: after `afterChunks` chunks, an SSE error event, then the end (for a JSON answer: like `error-body`).
  * - `hang`: no answer at all until the client gives up or the server closes.
+ * - `raw`: status 200 with payloads of your own: the JSON `body`, or the stream's `chunks` (each a `data:` payload),
+ *   given as is or made from the normal ones; valid JSON that is not a valid answer, say.
+ * - `usage`: a normal answer whose `usage` is exactly this value (a string, a negative number, `null`, …).
  *
  * @example
  * ```ts
@@ -113,7 +116,33 @@ export type Fault =
       /** Replaces the whole `data:` payload: an object is sent as JSON, a string as is. */
       body?: object | string;
     }
-  | { kind: 'hang' };
+  | { kind: 'hang' }
+  | {
+      kind: 'raw';
+      /**
+       * A JSON request's body, sent with status 200: an object as JSON, a
+       * string as is, or a function of the normal completion returning
+       * either. The normal completion when omitted.
+       */
+      body?: object | string | ((completion: Record<string, unknown>) => object | string);
+      /**
+       * A stream's `data:` payloads, in order: an object as JSON, a string
+       * as is, or a function of the normal chunks returning them. The normal
+       * chunks when omitted.
+       */
+      chunks?: ReadonlyArray<object | string> | ((chunks: Array<Record<string, unknown>>) => ReadonlyArray<object | string>);
+      /** Whether the stream ends with `data: [DONE]`; true when omitted. */
+      done?: boolean;
+    }
+  | {
+      kind: 'usage';
+      /**
+       * The `usage` sent, whatever it is: in the JSON body, and in a stream's
+       * usage chunk (sent when the request asks for `include_usage`).
+       * `undefined` leaves the field out.
+       */
+      usage: unknown;
+    };
 
 /**
  * A probabilistic fault: on each completion request, `fault` happens with

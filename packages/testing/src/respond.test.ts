@@ -324,6 +324,63 @@ describe('faults', () => {
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
   });
 
+  it('raw: sends its own JSON body with status 200, as is or made from the normal completion', async () => {
+    upstream.enqueue(
+      { kind: 'raw', body: { id: 'x', object: 'chat.completion', choices: [null] } },
+      { kind: 'raw', body: (completion) => ({ ...completion, choices: 'not an array' }) },
+      { kind: 'raw', body: '{"choices":[{}]}' },
+    );
+    const given = await post(upstream, chat());
+    expect(given.status).toBe(200);
+    expect(given.headers.get('content-type')).toBe('application/json');
+    expect(await given.json()).toEqual({ id: 'x', object: 'chat.completion', choices: [null] });
+    expect(await (await post(upstream, chat())).json()).toMatchObject({ id: 'chatcmpl-mock-2', choices: 'not an array', usage: usageShape });
+    expect(await (await post(upstream, chat())).text()).toBe('{"choices":[{}]}');
+  });
+
+  it('raw: sends its own stream payloads, objects as JSON and strings as is, then [DONE] unless done is false', async () => {
+    upstream.enqueue(
+      { kind: 'raw', chunks: [{ choices: [{ delta: null }] }, '{"choices":[{"message":{"content":"Hi"}}]}'] },
+      { kind: 'raw', chunks: (chunks) => [chunks[0] ?? {}, { ...chunks[1], choices: [{}] }], done: false },
+    );
+    const given = sseEvents(await (await post(upstream, streamed())).text());
+    expect(given).toEqual([
+      { event: undefined, data: '{"choices":[{"delta":null}]}' },
+      { event: undefined, data: '{"choices":[{"message":{"content":"Hi"}}]}' },
+      { event: undefined, data: '[DONE]' },
+    ]);
+    const made = await (await post(upstream, streamed())).text();
+    expect(sseChunks(made)).toEqual([
+      expect.objectContaining({ choices: [expect.objectContaining({ delta: { role: 'assistant', content: '' } })] }),
+      expect.objectContaining({ id: 'chatcmpl-mock-2', object: 'chat.completion.chunk', choices: [{}] }),
+    ]);
+    expect(made).not.toContain('[DONE]');
+  });
+
+  it('raw: answers normally the request kind it has nothing for', async () => {
+    upstream.enqueue({ kind: 'raw', chunks: ['{}'] }, { kind: 'raw', body: {} });
+    expect(await (await post(upstream, chat())).json()).toMatchObject({ choices: [{ message: { content: 'Echo: Hello there, mock' } }] });
+    expect(contentOf(sseChunks(await (await post(upstream, streamed())).text()))).toBe('Echo: Hello there, mock');
+  });
+
+  it('usage: sends exactly the usage given, in the JSON body and in the stream usage chunk', async () => {
+    const odd = [{ prompt_tokens: 'abc', completion_tokens: -5, total_tokens: null }, 'lots', null];
+    upstream.enqueue(...odd.map((usage) => ({ kind: 'usage' as const, usage })), { kind: 'usage', usage: { prompt_tokens: -5 } });
+    for (const usage of odd) {
+      const completion = (await (await post(upstream, chat())).json()) as Record<string, unknown>;
+      expect(completion['usage']).toEqual(usage);
+      expect(completion).toMatchObject({ choices: [{ message: { content: 'Echo: Hello there, mock' } }] });
+    }
+    const chunks = sseChunks(await (await post(upstream, streamed({ stream_options: { include_usage: true } }))).text());
+    expect(chunks.at(-1)).toMatchObject({ choices: [], usage: { prompt_tokens: -5 } });
+    expect(chunks.slice(0, -1).every((chunk) => chunk['usage'] === null)).toBe(true);
+  });
+
+  it('usage: leaves the field out when the usage given is undefined', async () => {
+    upstream.enqueue({ kind: 'usage', usage: undefined });
+    expect(await (await post(upstream, chat())).json()).not.toHaveProperty('usage');
+  });
+
   it('ok: answers with its own scripted reply once', async () => {
     upstream.enqueue({ kind: 'ok', reply: 'scripted' });
     const first = (await (await post(upstream, chat())).json()) as { choices: Array<{ message: { content: string } }> };

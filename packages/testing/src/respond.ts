@@ -86,7 +86,13 @@ export async function respond(turn: Turn): Promise<void> {
 
 async function sendCompletion(turn: Turn, meta: PayloadMeta, reply: ResolvedReply): Promise<void> {
   const { exchange, fault } = turn;
-  const text = JSON.stringify(completionPayload(meta, reply));
+  const payload = completionPayload(meta, reply) as Record<string, unknown>;
+  if (fault?.kind === 'usage') payload['usage'] = fault.usage;
+  if (fault?.kind === 'raw' && fault.body !== undefined) {
+    const body = typeof fault.body === 'function' ? fault.body(payload) : fault.body;
+    return exchange.send(200, body);
+  }
+  const text = JSON.stringify(payload);
   const half = text.slice(0, Math.floor(text.length / 2));
   if (fault?.kind === 'reset') {
     // Promise the whole body, deliver half, then reset: a body cut by the network.
@@ -105,8 +111,13 @@ async function sendCompletion(turn: Turn, meta: PayloadMeta, reply: ResolvedRepl
 async function streamCompletion(turn: Turn, body: ChatRequestBody, meta: PayloadMeta, reply: ResolvedReply): Promise<void> {
   const { exchange, fault, options } = turn;
   const includeUsage = body.stream_options?.include_usage === true;
-  const chunks = completionChunks(meta, reply, options.chunks, includeUsage);
-  const events = chunks.map((chunk) => `data: ${JSON.stringify(chunk)}\n\n`);
+  const chunks = completionChunks(meta, reply, options.chunks, includeUsage) as Array<Record<string, unknown>>;
+  const last = chunks.at(-1);
+  if (fault?.kind === 'usage' && includeUsage && last !== undefined) last['usage'] = fault.usage;
+  const payloads = fault?.kind === 'raw' && fault.chunks !== undefined
+    ? typeof fault.chunks === 'function' ? fault.chunks(chunks) : fault.chunks
+    : chunks;
+  const events = payloads.map((chunk) => `data: ${typeof chunk === 'string' ? chunk : JSON.stringify(chunk)}\n\n`);
   const sent = (afterChunks: number | undefined) => events.slice(0, Math.max(0, afterChunks ?? DEFAULT_AFTER_CHUNKS));
   let finish: 'end' | 'reset' = 'end';
   let script: string[];
@@ -127,6 +138,9 @@ async function streamCompletion(turn: Turn, body: ChatRequestBody, meta: Payload
       script = [...sent(fault.afterChunks), fault.style === 'data' ? data : `event: error\n${data}`];
       break;
     }
+    case 'raw':
+      script = fault.done === false ? events : [...events, 'data: [DONE]\n\n'];
+      break;
     default:
       script = [...events, 'data: [DONE]\n\n'];
   }
