@@ -44,6 +44,9 @@ it('rejects what is not a Redis client, and a prefix with braces, naming the fie
   );
 });
 
+// A loaded CI machine can take longer than the default 50 ms; the timeout has its own test.
+const timeoutMs = 5_000;
+
 describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (name) => {
   const connect = clients[name]!;
   let redis: TestRedis;
@@ -64,7 +67,7 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
   });
 
   it('reads back what it wrote, and forgets what it deleted', async () => {
-    const store = redisStore({ client: await open(), prefix: `${name}:` });
+    const store = redisStore({ client: await open(), prefix: `${name}:`, timeoutMs });
     await store.set('a', { n: 1 }, 60_000);
     expect(await store.get('a')).toEqual({ n: 1 });
     expect(await store.update<{ n: number }>('a', (current) => ({ n: (current?.n ?? 0) + 1 }), 60_000)).toEqual({ n: 2 });
@@ -75,7 +78,7 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
 
   it('keeps each record under its own hash tag, with the TTL the write asked for', async () => {
     const client = await open();
-    const store = redisStore({ client, prefix: `${name}:ttl:` });
+    const store = redisStore({ client, prefix: `${name}:ttl:`, timeoutMs });
     await store.update('sluice:ratelimit:global', () => ({ at: 1 }), (value) => (value.at === 1 ? 30_000 : 0));
     const probe = await connect(redis.url);
     opened.push(probe);
@@ -90,7 +93,7 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
   });
 
   it('counts every update exactly when many stores hit one key at once', async () => {
-    const stores = await Promise.all([1, 2, 3, 4].map(async () => redisStore({ client: await open(), prefix: `${name}:race:` })));
+    const stores = await Promise.all([1, 2, 3, 4].map(async () => redisStore({ client: await open(), prefix: `${name}:race:`, timeoutMs })));
     const increments = stores.flatMap((store) =>
       Array.from({ length: 50 }, () => store.update<number>('n', (current) => (current ?? 0) + 1, 60_000)),
     );
@@ -102,7 +105,7 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
   });
 
   it('never lets two stores both take the last unit of a limit', async () => {
-    const stores = await Promise.all([1, 2, 3].map(async () => redisStore({ client: await open(), prefix: `${name}:limit:` })));
+    const stores = await Promise.all([1, 2, 3].map(async () => redisStore({ client: await open(), prefix: `${name}:limit:`, timeoutMs })));
     const take = (current: { used: number; granted: boolean } | undefined) => {
       const used = current?.used ?? 0;
       return used < 25 ? { used: used + 1, granted: true } : { used, granted: false };
@@ -112,14 +115,14 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
   });
 
   it('runs reducers that are pure, as checkedStore checks over Redis', async () => {
-    const store = checkedStore({ inner: redisStore({ client: await open(), prefix: `${name}:checked:` }) });
+    const store = checkedStore({ inner: redisStore({ client: await open(), prefix: `${name}:checked:`, timeoutMs }) });
     await Promise.all(Array.from({ length: 20 }, () => store.update<number[]>('log', (current) => [...(current ?? []), 1], 60_000)));
     expect(await store.get<number[]>('log')).toHaveLength(20);
     store.assertClean();
   });
 
   it('fails only the caller whose reducer throws, and writes nothing for it', async () => {
-    const store = redisStore({ client: await open(), prefix: `${name}:throw:` });
+    const store = redisStore({ client: await open(), prefix: `${name}:throw:`, timeoutMs });
     const boom = new Error('reducer failed');
     const [a, b, c] = await Promise.allSettled([
       store.update<number>('k', (current) => (current ?? 0) + 1, 60_000),
@@ -134,7 +137,7 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
 
   it('reloads its script when the server lost it', async () => {
     const client = await open();
-    const store = redisStore({ client, prefix: `${name}:noscript:` });
+    const store = redisStore({ client, prefix: `${name}:noscript:`, timeoutMs });
     await store.update('k', () => 1, 60_000);
     const probe = await connect(redis.url);
     opened.push(probe);
@@ -143,7 +146,7 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
   });
 
   it('offers a clock on Redis time, measured on every write', async () => {
-    const store = redisStore({ client: await open(), prefix: `${name}:clock:` });
+    const store = redisStore({ client: await open(), prefix: `${name}:clock:`, timeoutMs });
     await store.syncClock();
     await store.update('k', () => 1, 1_000);
     // Same machine: the offset is the measurement's own error, far below a second.
@@ -155,9 +158,20 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
 
   it('fails with STORE_UNAVAILABLE at once when the client is not connected, and recovers when it is', async () => {
     const client = await connect(redis.url);
-    const store = redisStore({ client, prefix: `${name}:down:` });
+    const store = redisStore({ client, prefix: `${name}:down:`, timeoutMs });
     await client.quit();
     await expect(store.update('k', () => 1, 1_000)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     await expect(store.get('k')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+  });
+
+  it('gives up on a Redis that does not answer within timeoutMs, and works again once it does', async () => {
+    const store = redisStore({ client: await open(), prefix: `${name}:paused:`, timeoutMs: 50 });
+    const probe = await open();
+    // Redis holds every write command (scripts included) for 1.5 s: the store must not wait for it.
+    await raw(probe, ['CLIENT', 'PAUSE', '1500', 'WRITE']);
+    await expect(store.update('k', () => 1, 60_000)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await raw(probe, ['CLIENT', 'UNPAUSE']);
+    const slow = redisStore({ client: await open(), prefix: `${name}:paused:`, timeoutMs });
+    expect(await slow.update<number>('k', (current) => (current ?? 0) + 1, 60_000)).toBeGreaterThanOrEqual(1);
   });
 });
