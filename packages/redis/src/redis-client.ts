@@ -65,8 +65,8 @@ export function redisCommands(client: RedisClientLike): RedisCommands | undefine
         }
       },
       command: ([name, ...args]) => client.call(name as string, ...args),
-      // A cluster reports 'ready' too; anything else (connecting, reconnecting, end) is down.
-      ready: () => client.status === undefined || client.status === 'ready',
+      // Down once it lost its connection; while it first connects, ioredis queues commands (bounded by our timeout).
+      ready: () => !['reconnecting', 'close', 'end'].includes(client.status ?? ''),
     };
   }
   if (isNodeRedis(client)) {
