@@ -111,7 +111,11 @@ export async function run(): Promise<void> {
     const windowMs = 60_000;
     const counter = (now: number) => (current: { start: number; count: number } | undefined) =>
       current && current.start + windowMs > now ? { start: current.start, count: current.count + 1 } : { start: now, count: 1 };
-    const stores = { 'redisStore (node-redis)': redisStore({ client: nodeRedis, timeoutMs: 5_000 }), 'redisStore (ioredis)': redisStore({ client: ioredis, timeoutMs: 5_000 }) };
+    // Each store its own keys: one that finds its records changed by the other would pay a conflict per decision.
+    const stores = {
+      'redisStore (node-redis)': redisStore({ client: nodeRedis, prefix: 'node-redis:', timeoutMs: 5_000 }),
+      'redisStore (ioredis)': redisStore({ client: ioredis, prefix: 'ioredis:', timeoutMs: 5_000 }),
+    };
     const limiter = new RateLimiterRedis({ storeClient: ioredisForLimiter, points: 1e12, duration: 60, keyPrefix: 'rlf' });
 
     console.log(`1. One decision (a fixed-window counter), concurrency 64, median of ${rounds} interleaved rounds × ${runMs} ms\n`);
@@ -152,8 +156,8 @@ export async function run(): Promise<void> {
     const contenders: Array<[string, () => Promise<unknown>]> = [
       ['no limiter', limited(undefined)],
       ['rateLimit, memory store', limited(memory)],
-      ['rateLimit, redisStore (node-redis)', limited(redisStore({ client: nodeRedis, timeoutMs: 5_000 }))],
-      ['rateLimit, redisStore (ioredis)', limited(redisStore({ client: ioredis, timeoutMs: 5_000 }))],
+      ['rateLimit, redisStore (node-redis)', limited(redisStore({ client: nodeRedis, prefix: 'limit-node-redis:', timeoutMs: 5_000 }))],
+      ['rateLimit, redisStore (ioredis)', limited(redisStore({ client: ioredis, prefix: 'limit-ioredis:', timeoutMs: 5_000 }))],
     ];
     const measured = [];
     for (const [label, call] of contenders) measured.push({ label, c64: await rate(call, 64), c1: await rate(call, 1) });
