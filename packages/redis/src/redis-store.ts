@@ -240,8 +240,11 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     const reply = (await within(commands.command(['TIME']), timeoutMs)) as unknown[];
     clock.sample(sentAt, Date.now(), int(reply[0]) * 1000 + int(reply[1]) / 1000);
   };
-  // A first offset before the first decision; a client still connecting gets one with the first write.
+  // A first offset, and the script loaded, before the first decision: a first call that has to load it
+  // costs two round trips and a compile, which can exceed a middleware's store timeout. Either may fail
+  // (a client still connecting); the first write then measures the clock and loads the script itself.
   syncClock().catch(() => undefined);
+  if (commands.ready()) commands.command(['SCRIPT', 'LOAD', compareAndSet]).catch(() => undefined);
 
   return {
     clock,
