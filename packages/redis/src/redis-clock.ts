@@ -2,8 +2,8 @@ import { systemClock, type Clock } from '@sluice/core';
 
 /**
  * A {@link Clock} on Redis's time: the local clock plus an offset to the
- * server's `TIME`, measured on every round trip the store makes (the
- * compare-and-set script returns `TIME`), so every instance that passes
+ * server's `TIME`, measured as the store writes (the compare-and-set
+ * script returns `TIME` on one write in 16), so every instance that passes
  * it to `createPipeline({ clock })` reads the same time, whatever its own
  * clock says.
  *

@@ -145,7 +145,7 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
     expect(await store.update<number>('k', (current) => (current ?? 0) + 1, 60_000)).toBe(2);
   });
 
-  it('offers a clock on Redis time, measured on every write', async () => {
+  it('offers a clock on Redis time, measured as it writes', async () => {
     const store = redisStore({ client: await open(), prefix: `${name}:clock:`, timeoutMs });
     await store.syncClock();
     await store.update('k', () => 1, 1_000);

@@ -37,7 +37,7 @@ export interface RedisStore extends Store {
    * from one clock, not from each process.
    */
   readonly clock: RedisClock;
-  /** Measures the clock's offset now with a `TIME` round trip (the store does it once at creation, then on every write). */
+  /** Measures the clock's offset now with a `TIME` round trip (the store does it at creation, then on one write in 16). */
   syncClock(): Promise<void>;
 }
 
@@ -48,7 +48,17 @@ interface Pending {
   reject(error: unknown): void;
   settled: boolean;
   timer: unknown;
+  group: Group | undefined;
 }
+
+/** The callers of one write in flight: when the last of them gave up waiting, so does the write. */
+interface Group {
+  left: number;
+  abandoned: Promise<typeof kAbandoned>;
+  release(): void;
+}
+
+const kAbandoned = Symbol('abandoned');
 
 interface Lane {
   queue: Pending[];
@@ -134,10 +144,11 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     systemClock.clearTimeout(pending.timer);
     if ('error' in outcome) pending.reject(outcome.error);
     else pending.resolve(outcome.value);
+    if (pending.group && --pending.group.left === 0) pending.group.release();
   };
 
   /** One attempt: reducers over the remembered value, then the script. True when written. */
-  async function attempt(key: string, batch: Pending[], deadline: number): Promise<boolean> {
+  async function attempt(key: string, batch: Pending[], group: Group): Promise<boolean> {
     const base = known.get(key);
     let value: unknown = base ? JSON.parse(base.json) : undefined;
     const outcomes: Array<{ value: unknown } | { error: unknown }> = [];
@@ -163,15 +174,18 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     const ttlArg = ttlMs === undefined || !(ttlMs >= 0) ? '' : String(Math.ceil(ttlMs));
     const version = `${instance}.${(written++).toString(36)}`;
     const json = JSON.stringify(value) ?? 'null';
+    // The clock is sampled on one write in 16 (and until it has a first sample): TIME costs the script a call.
+    const sampling = (written & 15) === 0 || clock.uncertaintyMs === Infinity;
     const sentAt = Date.now();
-    const reply = (await within(
-      commands!.script(compareAndSet, compareAndSetSha, [key], [base?.version ?? '', `${version}|${json}`, ttlArg]),
-      deadline - sentAt,
-    )) as unknown[];
-    const receivedAt = Date.now();
-    clock.sample(sentAt, receivedAt, int(reply[2]) * 1000 + int(reply[3]) / 1000);
-    if (int(reply[0]) !== 1) {
-      remember(key, parseRecord(reply[1]));
+    const reply = await Promise.race([
+      commands!.script(compareAndSet, compareAndSetSha, [key], [base?.version ?? '', `${version}|${json}`, ttlArg, sampling ? '1' : '']),
+      group.abandoned,
+    ]);
+    if (reply === kAbandoned) throw unavailable(`Redis did not answer within ${timeoutMs} ms`);
+    const answer = reply as unknown[];
+    if (sampling) clock.sample(sentAt, Date.now(), int(answer[2]) * 1000 + int(answer[3]) / 1000);
+    if (int(answer[0]) !== 1) {
+      remember(key, parseRecord(answer[1]));
       return false;
     }
     remember(key, ttlArg !== '' && Number(ttlArg) <= 0 ? undefined : { version, json });
@@ -180,13 +194,16 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   }
 
   async function runBatch(key: string, batch: Pending[]): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    let release = () => {};
+    const abandoned = new Promise<typeof kAbandoned>((resolve) => (release = () => resolve(kAbandoned)));
+    const group: Group = { left: batch.length, abandoned, release };
+    for (const pending of batch) pending.group = group;
     try {
       for (let conflicts = 0; conflicts < maxConflicts; conflicts++) {
         // Callers whose own time ran out are not applied on a retry.
         const live = batch.filter((pending) => !pending.settled);
         if (live.length === 0) return;
-        if (await attempt(key, live, deadline)) return;
+        if (await attempt(key, live, group)) return;
       }
       throw unavailable(`Redis record ${key} changed under ${maxConflicts} attempts in a row`);
     } catch (error) {
@@ -218,6 +235,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
         reject,
         settled: false,
         timer: undefined,
+        group: undefined,
       };
       pending.timer = systemClock.setTimeout(
         () => settle(pending, { error: unavailable(`Redis did not answer within ${timeoutMs} ms`) }),

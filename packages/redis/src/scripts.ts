@@ -19,14 +19,17 @@
 /**
  * KEYS[1] the record; ARGV[1] the version the caller computed from ('' for
  * absent), ARGV[2] the new `<version>|<json>`, ARGV[3] the TTL in ms ('' for
- * none; 0 or less deletes, as the memory store's immediate expiry does).
- * Returns { written (1/0), the current record on a conflict ('' if absent),
- * TIME seconds, TIME microseconds }: the server's clock comes back with
- * every decision, so the process's offset to it stays measured for free.
+ * none; 0 or less deletes, as the memory store's immediate expiry does),
+ * ARGV[4] '1' to read the server's TIME. Returns { written (1/0), the
+ * current record on a conflict ('' if absent), TIME seconds, TIME
+ * microseconds (0, 0 when not asked) }: the server's clock comes back with
+ * the decisions that ask for it, so the process's offset to it stays
+ * measured at no extra round trip.
  */
 export const compareAndSet = `
 local current = redis.call('GET', KEYS[1])
-local time = redis.call('TIME')
+local time = { 0, 0 }
+if ARGV[4] == '1' then time = redis.call('TIME') end
 local version = ''
 if current then
   local bar = string.find(current, '|', 1, true)
@@ -47,4 +50,4 @@ return { 1, '', time[1], time[2] }
 `;
 
 /** SHA-1 of {@link compareAndSet} (a test keeps it equal), so the fast path sends EVALSHA. */
-export const compareAndSetSha = '64b1686b33393d80cc849fe9b70d62c0eb6a8391';
+export const compareAndSetSha = '5d5b12d60994f816ce444a15b1492cf9f97b1169';
