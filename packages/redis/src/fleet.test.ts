@@ -122,7 +122,7 @@ describe.skipIf(skipRedis())('a fleet of 4 processes on one Redis', () => {
       expect(reports.map((report) => report.unhandled)).toEqual([0, 0, 0, 0]);
       // Each middleware's stated policy shows in its store-error events.
       const policies = new Set(reports.flatMap((report) => Object.keys(report.storeErrors)));
-      expect([...policies].every((policy) => ['ratelimit:open', 'ratelimit:closed', 'breaker:memory'].includes(policy))).toBe(true);
+      expect([...policies].every((policy) => ['ratelimit:open', 'ratelimit:closed', 'breaker:memory', 'cost:closed'].includes(policy))).toBe(true);
       expect(policies.size).toBeGreaterThan(0);
     } finally {
       await upstream.close();
