@@ -4,6 +4,7 @@
  * is installed). Run it with `pnpm demo`.
  */
 import { asyncClient } from './async-client.js';
+import { caching } from './caching.js';
 import { cost } from './cost.js';
 import { fleet } from './fleet.js';
 import { resilience } from './resilience.js';
@@ -11,4 +12,5 @@ import { resilience } from './resilience.js';
 await asyncClient();
 await resilience();
 await cost();
+await caching();
 await fleet();
