@@ -19,10 +19,12 @@ const llm = createPipeline({ transport: openAICompatible({ baseUrl, apiKey: 'sk-
   .use(rateLimit({ requests: { limit: 10, windowMs: 1_000 } }));
 
 let waits = 0;
+let storeErrors = 0;
 llm.events.on('limit-wait', () => waits++);
+llm.events.on('store-error', () => storeErrors++);
 const replies = await Promise.allSettled(
   Array.from({ length: 15 }, (_, n) => llm.complete({ model: 'deepseek-v3.2', messages: [{ role: 'user', content: `${name} asks ${n}` }] })),
 );
-console.log(JSON.stringify({ name, ok: replies.filter((reply) => reply.status === 'fulfilled').length, waits }));
+console.log(JSON.stringify({ name, ok: replies.filter((reply) => reply.status === 'fulfilled').length, waits, storeErrors }));
 await llm.close();
 await client.close();
