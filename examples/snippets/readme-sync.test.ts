@@ -20,6 +20,7 @@ describe('README examples', () => {
     ['otel', 'otel.ts'],
     ['cache', 'cache.ts'],
     ['testing', 'testing.test.ts'],
+    ['redis', 'redis.ts'],
   ])('packages/%s/README.md shows examples/snippets/%s as it is', (name, snippet) => {
     const example = firstExample(read(`../../packages/${name}/README.md`));
     expect(example.length).toBeGreaterThan(0);

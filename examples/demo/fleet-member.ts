@@ -1,0 +1,30 @@
+/**
+ * One process of the demo's "three processes, one limit": its own
+ * pipeline, its own Redis connection, the fleet's one limit. Started by
+ * fleet.ts as `node fleet-member.ts <redis url> <upstream url> <name>`.
+ */
+import { createPipeline, openAICompatible } from '@sluice/core';
+import { rateLimit } from '@sluice/ratelimit';
+import { redisStore } from '@sluice/redis';
+import { createClient } from 'redis';
+
+const [redisUrl, baseUrl, name] = process.argv.slice(2) as [string, string, string];
+const client = createClient({ url: redisUrl });
+client.on('error', () => undefined);
+await client.connect();
+
+const store = redisStore({ client });
+const llm = createPipeline({ transport: openAICompatible({ baseUrl, apiKey: 'sk-demo' }), store, clock: store.clock })
+  // 10 requests a second for the whole fleet, not for each process.
+  .use(rateLimit({ requests: { limit: 10, windowMs: 1_000 } }));
+
+let waits = 0;
+let storeErrors = 0;
+llm.events.on('limit-wait', () => waits++);
+llm.events.on('store-error', () => storeErrors++);
+const replies = await Promise.allSettled(
+  Array.from({ length: 15 }, (_, n) => llm.complete({ model: 'deepseek-v3.2', messages: [{ role: 'user', content: `${name} asks ${n}` }] })),
+);
+console.log(JSON.stringify({ name, ok: replies.filter((reply) => reply.status === 'fulfilled').length, waits, storeErrors }));
+await llm.close();
+await client.close();

@@ -1,0 +1,49 @@
+import { parseOptions } from '@sluice/core/kit';
+import { z } from 'zod';
+import type { RedisClientLike } from './redis-client.js';
+
+/** Options of {@link redisStore}. */
+export interface RedisStoreOptions {
+  /**
+   * Your connected client: node-redis v5 (`createClient()`) or ioredis v5
+   * (`new Redis()`). The store never connects, quits or reconnects it:
+   * reconnection is the client's job, and the store recovers when it does.
+   */
+  client: RedisClientLike;
+  /**
+   * Put before every key (default `''`), to share one Redis between
+   * applications: `'myapp:'` gives `myapp:{sluice:ratelimit:global}`.
+   * No braces: the record's own name is the key's hash tag.
+   */
+  prefix?: string;
+  /**
+   * Longest one store call may take, retries on conflict included, before
+   * it fails with `STORE_UNAVAILABLE` (default 50). A client that queues
+   * commands while disconnected would otherwise hold a call until Redis
+   * came back.
+   */
+  timeoutMs?: number;
+  /** Most records whose last value the process remembers, for one-round-trip updates (default 10 000). */
+  maxEntries?: number;
+}
+
+const schema = z.strictObject({
+  client: z.custom<RedisClientLike>((value) => typeof value === 'object' && value !== null, 'must be a node-redis or ioredis client'),
+  prefix: z.string().regex(/^[^{}]*$/, 'must not contain { or }').optional(),
+  timeoutMs: z.number().positive().max(60_000).optional(),
+  maxEntries: z.number().int().positive().optional(),
+});
+
+/** The options with defaults. */
+export type ResolvedRedisStoreOptions = Required<RedisStoreOptions>;
+
+/**
+ * Validates and completes {@link RedisStoreOptions}.
+ *
+ * @param options - the user's options
+ * @throws ValidationError naming the field (`redisStore.prefix`)
+ */
+export function resolveOptions(options: RedisStoreOptions): ResolvedRedisStoreOptions {
+  const parsed = parseOptions(schema, options, 'redisStore');
+  return { prefix: '', timeoutMs: 50, maxEntries: 10_000, ...parsed, client: options.client };
+}

@@ -1,0 +1,177 @@
+import { createHash } from 'node:crypto';
+import { checkedStore } from '@sluice/testing/kit';
+import { Redis } from 'ioredis';
+import { createClient } from 'redis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisStore } from './redis-store.js';
+import { compareAndSet, compareAndSetSha } from './scripts.js';
+import { skipRedis, startRedis, type TestRedis } from './test-redis-server.js';
+
+interface Client {
+  quit(): Promise<unknown>;
+}
+
+/** The two clients users bring, each connected to the test's server. */
+const clients: Record<string, (url: string) => Promise<Client & Parameters<typeof redisStore>[0]['client']>> = {
+  'node-redis': async (url) => {
+    const client = createClient({ url });
+    client.on('error', () => undefined);
+    await client.connect();
+    return client as never;
+  },
+  ioredis: async (url) => {
+    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    client.on('error', () => undefined);
+    await client.connect();
+    return client;
+  },
+};
+
+/** Sends a raw command with whichever client it is. */
+function raw(client: object, args: string[]): Promise<unknown> {
+  if (client instanceof Redis) return client.call(args[0]!, ...args.slice(1));
+  return (client as { sendCommand(a: string[]): Promise<unknown> }).sendCommand(args);
+}
+
+it('ships the SHA-1 of the script it sends', () => {
+  expect(createHash('sha1').update(compareAndSet).digest('hex')).toBe(compareAndSetSha);
+});
+
+it('rejects what is not a Redis client, and a prefix with braces, naming the field', () => {
+  expect(() => redisStore({ client: {} as never })).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'redisStore.client' }));
+  expect(() => redisStore({ client: { evalsha() {}, call() {}, eval() {} } as never, prefix: 'a{b}' })).toThrow(
+    expect.objectContaining({ field: 'redisStore.prefix' }),
+  );
+});
+
+// A loaded CI machine can take longer than the default 50 ms; the timeout has its own test.
+const timeoutMs = 5_000;
+
+describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (name) => {
+  const connect = clients[name]!;
+  let redis: TestRedis;
+  let opened: Client[] = [];
+  const open = async () => {
+    const client = await connect(redis.url);
+    opened.push(client);
+    return client;
+  };
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await Promise.all(opened.map((client) => client.quit().catch(() => undefined)));
+    opened = [];
+    await redis.stop();
+  });
+
+  it('reads back what it wrote, and forgets what it deleted', async () => {
+    const store = redisStore({ client: await open(), prefix: `${name}:`, timeoutMs });
+    await store.set('a', { n: 1 }, 60_000);
+    expect(await store.get('a')).toEqual({ n: 1 });
+    expect(await store.update<{ n: number }>('a', (current) => ({ n: (current?.n ?? 0) + 1 }), 60_000)).toEqual({ n: 2 });
+    await store.delete('a');
+    expect(await store.get('a')).toBeUndefined();
+    expect(await store.update<number>('a', (current) => (current ?? 10) + 1, 60_000)).toBe(11);
+  });
+
+  it('keeps each record under its own hash tag, with the TTL the write asked for', async () => {
+    const client = await open();
+    const store = redisStore({ client, prefix: `${name}:ttl:`, timeoutMs });
+    await store.update('sluice:ratelimit:global', () => ({ at: 1 }), (value) => (value.at === 1 ? 30_000 : 0));
+    const probe = await connect(redis.url);
+    opened.push(probe);
+    const command = (args: string[]) => raw(probe, args);
+    const ttl = Number(await command(['PTTL', `${name}:ttl:{sluice:ratelimit:global}`]));
+    expect(ttl).toBeGreaterThan(29_000);
+    expect(ttl).toBeLessThanOrEqual(30_000);
+    await store.update('no-ttl', () => 1);
+    expect(Number(await command(['PTTL', `${name}:ttl:{no-ttl}`]))).toBe(-1);
+    await store.update('gone', () => 1, 0);
+    expect(Number(await command(['EXISTS', `${name}:ttl:{gone}`]))).toBe(0);
+  });
+
+  it('counts every update exactly when many stores hit one key at once', async () => {
+    const stores = await Promise.all([1, 2, 3, 4].map(async () => redisStore({ client: await open(), prefix: `${name}:race:`, timeoutMs })));
+    const increments = stores.flatMap((store) =>
+      Array.from({ length: 50 }, () => store.update<number>('n', (current) => (current ?? 0) + 1, 60_000)),
+    );
+    const results = await Promise.all(increments);
+    // Linearisable: every caller saw its own distinct step, and none was lost.
+    expect(new Set(results).size).toBe(200);
+    expect(Math.max(...results)).toBe(200);
+    expect(await stores[0]!.get('n')).toBe(200);
+  });
+
+  it('never lets two stores both take the last unit of a limit', async () => {
+    const stores = await Promise.all([1, 2, 3].map(async () => redisStore({ client: await open(), prefix: `${name}:limit:`, timeoutMs })));
+    const take = (current: { used: number; granted: boolean } | undefined) => {
+      const used = current?.used ?? 0;
+      return used < 25 ? { used: used + 1, granted: true } : { used, granted: false };
+    };
+    const results = await Promise.all(stores.flatMap((store) => Array.from({ length: 30 }, () => store.update('units', take, 60_000))));
+    expect(results.filter((result) => result.granted)).toHaveLength(25);
+  });
+
+  it('runs reducers that are pure, as checkedStore checks over Redis', async () => {
+    const store = checkedStore({ inner: redisStore({ client: await open(), prefix: `${name}:checked:`, timeoutMs }) });
+    await Promise.all(Array.from({ length: 20 }, () => store.update<number[]>('log', (current) => [...(current ?? []), 1], 60_000)));
+    expect(await store.get<number[]>('log')).toHaveLength(20);
+    store.assertClean();
+  });
+
+  it('fails only the caller whose reducer throws, and writes nothing for it', async () => {
+    const store = redisStore({ client: await open(), prefix: `${name}:throw:`, timeoutMs });
+    const boom = new Error('reducer failed');
+    const [a, b, c] = await Promise.allSettled([
+      store.update<number>('k', (current) => (current ?? 0) + 1, 60_000),
+      store.update<number>('k', () => {
+        throw boom;
+      }, 60_000),
+      store.update<number>('k', (current) => (current ?? 0) + 1, 60_000),
+    ]);
+    expect([a, c].map((result) => (result as PromiseFulfilledResult<number>).value)).toEqual([1, 2]);
+    expect(b).toMatchObject({ status: 'rejected', reason: boom });
+  });
+
+  it('reloads its script when the server lost it', async () => {
+    const client = await open();
+    const store = redisStore({ client, prefix: `${name}:noscript:`, timeoutMs });
+    await store.update('k', () => 1, 60_000);
+    const probe = await connect(redis.url);
+    opened.push(probe);
+    await raw(probe, ['SCRIPT', 'FLUSH']);
+    expect(await store.update<number>('k', (current) => (current ?? 0) + 1, 60_000)).toBe(2);
+  });
+
+  it('offers a clock on Redis time, measured as it writes', async () => {
+    const store = redisStore({ client: await open(), prefix: `${name}:clock:`, timeoutMs });
+    await store.syncClock();
+    await store.update('k', () => 1, 1_000);
+    // Same machine: the offset is the measurement's own error, far below a second.
+    expect(Math.abs(store.clock.offsetMs)).toBeLessThan(1_000);
+    expect(store.clock.uncertaintyMs).toBeLessThan(1_000);
+    const first = store.clock.now();
+    expect(store.clock.now()).toBeGreaterThanOrEqual(first);
+  });
+
+  it('fails with STORE_UNAVAILABLE at once when the client is not connected, and recovers when it is', async () => {
+    const client = await connect(redis.url);
+    const store = redisStore({ client, prefix: `${name}:down:`, timeoutMs });
+    await client.quit();
+    await expect(store.update('k', () => 1, 1_000)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await expect(store.get('k')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+  });
+
+  it('gives up on a Redis that does not answer within timeoutMs, and works again once it does', async () => {
+    const store = redisStore({ client: await open(), prefix: `${name}:paused:`, timeoutMs: 50 });
+    const probe = await open();
+    // Redis holds every write command (scripts included) for 1.5 s: the store must not wait for it.
+    await raw(probe, ['CLIENT', 'PAUSE', '1500', 'WRITE']);
+    await expect(store.update('k', () => 1, 60_000)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await raw(probe, ['CLIENT', 'UNPAUSE']);
+    const slow = redisStore({ client: await open(), prefix: `${name}:paused:`, timeoutMs });
+    expect(await slow.update<number>('k', (current) => (current ?? 0) + 1, 60_000)).toBeGreaterThanOrEqual(1);
+  });
+});

@@ -1,0 +1,285 @@
+import { StoreError, systemClock, type Store, type TimeToLive } from '@sluice/core';
+import { ValidationError } from '@sluice/core';
+import { redisClock, type RedisClock } from './redis-clock.js';
+import { redisCommands, type RedisCommands } from './redis-client.js';
+import { resolveOptions, type RedisStoreOptions } from './options.js';
+import { compareAndSet, compareAndSetSha } from './scripts.js';
+
+/*
+ * How an update stays one round trip. The process remembers, per record,
+ * the last `<version>|<json>` it wrote or read. An update runs the reducer
+ * on that value and sends one EVALSHA: "if the version is still this, write
+ * that". When no other process wrote in between, that is the whole
+ * decision. When one did, the script answers with the current record, the
+ * reducer runs again on it, and the next attempt usually wins: a conflict
+ * costs a round trip, never a wrong answer.
+ *
+ * Updates of one record in one process never conflict with each other:
+ * they queue on the record's lane, and everything that queued while a
+ * write was in flight goes out as the next single write, each reducer
+ * applied to the previous one's result in arrival order, each caller
+ * answered with its own result. That is the same sequence of states the
+ * memory store would go through, written atomically, so 32 concurrent
+ * calls in one process cost about two round trips, not 32 retrying ones.
+ *
+ * Never a hang. Each caller waits at most `timeoutMs` from the moment it
+ * queued; a client that is not connected fails the call at once; a write
+ * that times out leaves the record's remembered version dropped, because
+ * it may still land later (then it lands as a whole batch, atomically, and
+ * only if nothing else wrote first).
+ */
+
+/** A Redis-backed {@link Store}, with the clock that reads Redis's time. */
+export interface RedisStore extends Store {
+  /**
+   * Redis's time as a {@link RedisClock}: pass it to `createPipeline({ clock })`
+   * on every instance so windows, circuits and budget periods compare times
+   * from one clock, not from each process.
+   */
+  readonly clock: RedisClock;
+  /** Measures the clock's offset now with a `TIME` round trip (the store does it at creation, then on one write in 16). */
+  syncClock(): Promise<void>;
+}
+
+interface Pending {
+  reducer: (current: unknown) => unknown;
+  ttl: TimeToLive<unknown> | undefined;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+  settled: boolean;
+  timer: unknown;
+  group: Group | undefined;
+}
+
+/** The callers of one write in flight: when the last of them gave up waiting, so does the write. */
+interface Group {
+  left: number;
+  abandoned: Promise<typeof kAbandoned>;
+  release(): void;
+}
+
+const kAbandoned = Symbol('abandoned');
+
+interface Lane {
+  queue: Pending[];
+}
+
+interface Known {
+  version: string;
+  json: string;
+}
+
+const maxConflicts = 64;
+const maxBatch = 512;
+
+/** Splits `<version>|<json>`; undefined for an absent or foreign value. */
+function parseRecord(raw: unknown): Known | undefined {
+  if (typeof raw !== 'string' || raw === '') return undefined;
+  const bar = raw.indexOf('|');
+  return bar < 1 ? undefined : { version: raw.slice(0, bar), json: raw.slice(bar + 1) };
+}
+
+/** Reads an integer reply, which node-redis and ioredis give as number or string. */
+const int = (value: unknown): number => Number(value);
+
+/**
+ * A {@link Store} on Redis or Valkey, for rate limits, circuits and
+ * budgets shared by every instance of a service. Updates are atomic
+ * compare-and-set over the same pure reducers the memory store runs, one
+ * round trip when the process holds the record's latest version; every
+ * record has a TTL and its own hash tag (`{sluice:ratelimit:global}`), so
+ * it works on a Redis Cluster too.
+ *
+ * @param options - `client` (node-redis or ioredis, connected), `prefix`, `timeoutMs`, `maxEntries`
+ * @throws ValidationError when `client` is neither a node-redis nor an ioredis client, or an option is out of range
+ * @example
+ * ```ts
+ * const client = await createClient({ url: process.env.REDIS_URL }).connect();
+ * const store = redisStore({ client });
+ * const llm = createPipeline({ transport, store, clock: store.clock }).use(rateLimit({ rpm: 100 }));
+ * ```
+ */
+export function redisStore(options: RedisStoreOptions): RedisStore {
+  const { client, prefix, timeoutMs, maxEntries } = resolveOptions(options);
+  const commands = redisCommands(client);
+  if (!commands) throw new ValidationError('redisStore.client', 'must be a node-redis (v5) or ioredis (v5) client');
+  const clock = redisClock();
+  const known = new Map<string, Known>();
+  const lanes = new Map<string, Lane>();
+  const instance = Math.random().toString(36).slice(2, 10) + Date.now().toString(36);
+  let written = 0;
+
+  const remember = (key: string, record: Known | undefined) => {
+    known.delete(key);
+    if (!record) return;
+    known.set(key, record);
+    if (known.size > maxEntries) known.delete(known.keys().next().value as string);
+  };
+
+  const unavailable = (message: string, cause?: unknown) =>
+    new StoreError('redis', message, cause === undefined ? {} : { cause });
+
+  /** Races `promise` against the time a caller may still wait. */
+  const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const timer = systemClock.setTimeout(
+        () => reject(unavailable(`Redis did not answer within ${timeoutMs} ms`)),
+        Math.max(0, ms),
+      );
+      promise.then(
+        (value) => {
+          systemClock.clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          systemClock.clearTimeout(timer);
+          reject(error instanceof StoreError ? error : unavailable('Redis failed', error));
+        },
+      );
+    });
+
+  const settle = (pending: Pending, outcome: { value: unknown } | { error: unknown }) => {
+    if (pending.settled) return;
+    pending.settled = true;
+    systemClock.clearTimeout(pending.timer);
+    if ('error' in outcome) pending.reject(outcome.error);
+    else pending.resolve(outcome.value);
+    if (pending.group && --pending.group.left === 0) pending.group.release();
+  };
+
+  /** One attempt: reducers over the remembered value, then the script. True when written. */
+  async function attempt(key: string, batch: Pending[], group: Group): Promise<boolean> {
+    const base = known.get(key);
+    let value: unknown = base ? JSON.parse(base.json) : undefined;
+    const outcomes: Array<{ value: unknown } | { error: unknown }> = [];
+    let ttl: TimeToLive<unknown> | undefined;
+    let changed = false;
+    for (const pending of batch) {
+      try {
+        const next = pending.reducer(value);
+        outcomes.push({ value: next });
+        value = next;
+        ttl = pending.ttl;
+        changed = true;
+      } catch (error) {
+        // A reducer that throws fails its own caller and writes nothing, as in the memory store.
+        outcomes.push({ error });
+      }
+    }
+    if (!changed) {
+      batch.forEach((pending, index) => settle(pending, outcomes[index] as { error: unknown }));
+      return true;
+    }
+    const ttlMs = typeof ttl === 'function' ? ttl(value) : ttl;
+    const ttlArg = ttlMs === undefined || !(ttlMs >= 0) ? '' : String(Math.ceil(ttlMs));
+    const version = `${instance}.${(written++).toString(36)}`;
+    const json = JSON.stringify(value) ?? 'null';
+    // The clock is sampled on one write in 16 (and until it has a first sample): TIME costs the script a call.
+    const sampling = (written & 15) === 0 || clock.uncertaintyMs === Infinity;
+    const sentAt = Date.now();
+    const reply = await Promise.race([
+      commands!.script(compareAndSet, compareAndSetSha, [key], [base?.version ?? '', `${version}|${json}`, ttlArg, sampling ? '1' : '']),
+      group.abandoned,
+    ]);
+    if (reply === kAbandoned) throw unavailable(`Redis did not answer within ${timeoutMs} ms`);
+    const answer = reply as unknown[];
+    if (sampling) clock.sample(sentAt, Date.now(), int(answer[2]) * 1000 + int(answer[3]) / 1000);
+    if (int(answer[0]) !== 1) {
+      remember(key, parseRecord(answer[1]));
+      return false;
+    }
+    remember(key, ttlArg !== '' && Number(ttlArg) <= 0 ? undefined : { version, json });
+    batch.forEach((pending, index) => settle(pending, outcomes[index] as { value: unknown }));
+    return true;
+  }
+
+  async function runBatch(key: string, batch: Pending[]): Promise<void> {
+    let release = () => {};
+    const abandoned = new Promise<typeof kAbandoned>((resolve) => (release = () => resolve(kAbandoned)));
+    const group: Group = { left: batch.length, abandoned, release };
+    for (const pending of batch) pending.group = group;
+    try {
+      for (let conflicts = 0; conflicts < maxConflicts; conflicts++) {
+        // Callers whose own time ran out are not applied on a retry.
+        const live = batch.filter((pending) => !pending.settled);
+        if (live.length === 0) return;
+        if (await attempt(key, live, group)) return;
+      }
+      throw unavailable(`Redis record ${key} changed under ${maxConflicts} attempts in a row`);
+    } catch (error) {
+      // The write may still land: forget the version so the next update reads what is there.
+      known.delete(key);
+      const failure = error instanceof StoreError ? error : unavailable('Redis failed', error);
+      for (const pending of batch) settle(pending, { error: failure });
+    }
+  }
+
+  async function drain(key: string, lane: Lane): Promise<void> {
+    while (lane.queue.length > 0) {
+      const batch = lane.queue.splice(0, maxBatch).filter((pending) => !pending.settled);
+      if (batch.length > 0) await runBatch(key, batch);
+    }
+    lanes.delete(key);
+  }
+
+  const redisKey = (key: string) => `${prefix}{${key}}`;
+
+  const update = <T>(key: string, reducer: (current: T | undefined) => T, ttlMs?: TimeToLive<T>): Promise<T> => {
+    if (!commands.ready()) return Promise.reject(unavailable('the Redis client is not connected'));
+    const full = redisKey(key);
+    return new Promise<T>((resolve, reject) => {
+      const pending: Pending = {
+        reducer: reducer as (current: unknown) => unknown,
+        ttl: ttlMs as TimeToLive<unknown> | undefined,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        settled: false,
+        timer: undefined,
+        group: undefined,
+      };
+      pending.timer = systemClock.setTimeout(
+        () => settle(pending, { error: unavailable(`Redis did not answer within ${timeoutMs} ms`) }),
+        timeoutMs,
+      );
+      let lane = lanes.get(full);
+      if (lane) {
+        lane.queue.push(pending);
+        return;
+      }
+      lane = { queue: [pending] };
+      lanes.set(full, lane);
+      void drain(full, lane);
+    });
+  };
+
+  const syncClock = async () => {
+    if (!commands.ready()) throw unavailable('the Redis client is not connected');
+    const sentAt = Date.now();
+    const reply = (await within(commands.command(['TIME']), timeoutMs)) as unknown[];
+    clock.sample(sentAt, Date.now(), int(reply[0]) * 1000 + int(reply[1]) / 1000);
+  };
+  // A first offset, and the script loaded, before the first decision: a first call that has to load it
+  // costs two round trips and a compile, which can exceed a middleware's store timeout. Either may fail
+  // (a client still connecting); the first write then measures the clock and loads the script itself.
+  syncClock().catch(() => undefined);
+  if (commands.ready()) commands.command(['SCRIPT', 'LOAD', compareAndSet]).catch(() => undefined);
+
+  return {
+    clock,
+    syncClock,
+    update,
+    async get<T>(key: string): Promise<T | undefined> {
+      if (!commands.ready()) throw unavailable('the Redis client is not connected');
+      const full = redisKey(key);
+      const record = parseRecord(await within(commands.command(['GET', full]), timeoutMs));
+      if (!lanes.has(full)) remember(full, record);
+      return record ? (JSON.parse(record.json) as T) : undefined;
+    },
+    async set<T>(key: string, value: T, ttlMs?: number): Promise<void> {
+      await update<T>(key, () => value, ttlMs);
+    },
+    async delete(key: string): Promise<void> {
+      await update<null>(key, () => null, 0);
+    },
+  };
+}

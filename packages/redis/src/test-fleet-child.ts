@@ -1,0 +1,80 @@
+// One instance of a fleet, run as its own Node process by fleet.test.ts:
+// a pipeline with a global request limit, a per-tenant token limit, a
+// breaker and a budget, all on one Redis, firing concurrent calls at the
+// mock upstream and printing what each call ended as, as one JSON line.
+import { createPipeline, openAICompatible, SluiceError, type Store } from '@sluice/core';
+import { breaker } from '@sluice/breaker';
+import { budget } from '@sluice/cost';
+import { rateLimit } from '@sluice/ratelimit';
+import { Redis } from 'ioredis';
+import { createClient } from 'redis';
+import { redisStore } from './redis-store.js';
+
+const [redisUrl, upstreamUrl, scenario, index] = process.argv.slice(2) as [string, string, 'limits' | 'outage' | 'restart', string];
+let unhandled = 0;
+process.on('unhandledRejection', () => unhandled++);
+
+// Half the fleet on node-redis, half on ioredis: both clients share the same records.
+async function connect(): Promise<{ store: ReturnType<typeof redisStore>; close(): Promise<unknown> }> {
+  if (Number(index) % 2 === 0) {
+    const client = createClient({ url: redisUrl, socket: { reconnectStrategy: () => 50 } });
+    client.on('error', () => undefined);
+    await client.connect();
+    return { store: redisStore({ client, timeoutMs: 2_000 }), close: () => client.close() };
+  }
+  const client = new Redis(redisUrl, { maxRetriesPerRequest: 0, retryStrategy: () => 50, lazyConnect: true });
+  client.on('error', () => undefined);
+  await client.connect();
+  return { store: redisStore({ client, timeoutMs: 2_000 }), close: async () => client.disconnect() };
+}
+
+const { store, close } = await connect();
+// Redis's time. Where bounds are asserted, the middleware's store timeout (keyedState's 50 ms, which
+// no middleware lets a user set yet) is stretched to 2 s: four processes starting on a loaded 2-core
+// machine miss 50 ms often, and every miss would refuse a call ('closed') instead of testing the bound.
+const patient = scenario !== 'restart';
+const clock = {
+  now: () => store.clock.now(),
+  setTimeout: (run: () => void, ms: number) => store.clock.setTimeout(run, patient && ms === 50 ? 2_000 : ms),
+  clearTimeout: (handle: unknown) => store.clock.clearTimeout(handle),
+};
+const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstreamUrl, apiKey: 'sk-test' }), store: store as Store, clock })
+  .use(budget({ limitUsd: 0.001, period: 'day', name: `budget-${scenario}` }))
+  // Where a bound is asserted, a slow store (a loaded test machine) refuses calls: 'closed'. With
+  // Redis stopped mid-run, the breaker falls back to memory and the global limit goes on without state.
+  .use(breaker({ failures: 5, openMs: 300, key: 'global', onStoreError: scenario === 'restart' ? 'memory' : 'closed' }))
+  .use(rateLimit({ requests: { limit: 16, windowMs: 1_000 }, onStoreError: scenario === 'restart' ? 'open' : 'closed' }))
+  .use(rateLimit({ key: { tag: 'tenant' }, tokens: { limit: 90, windowMs: 1_000 }, onStoreError: 'closed' }));
+
+const storeErrors: Record<string, number> = {};
+llm.events.on('store-error', (event) => {
+  storeErrors[`${event.name}:${event.policy}`] = (storeErrors[`${event.name}:${event.policy}`] ?? 0) + 1;
+});
+
+type Result = { ok: true; tenant: string; prompt: number; completion: number } | { ok: false; code: string; typed: boolean };
+const call = async (n: number): Promise<Result> => {
+  const tenant = n % 2 === 0 ? 'a' : 'b';
+  try {
+    const reply = await llm.complete(
+      { model: 'gpt-4.1', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, user: tenant },
+      { tags: { tenant }, timeoutMs: 20_000 },
+    );
+    return { ok: true, tenant, prompt: reply.usage?.prompt_tokens ?? -1, completion: reply.usage?.completion_tokens ?? -1 };
+  } catch (error) {
+    return { ok: false, code: (error as { code?: string }).code ?? String(error), typed: error instanceof SluiceError };
+  }
+};
+
+const results: Result[] = [];
+if (scenario === 'outage') {
+  // One call at a time per process, for a while, so the circuit's open periods come and go.
+  for (let n = 0; n < 60; n++) {
+    results.push(await call(n));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+} else {
+  results.push(...(await Promise.all(Array.from({ length: 32 }, (_, n) => call(n)))));
+}
+await llm.close();
+await close();
+console.log(JSON.stringify({ results, storeErrors, unhandled }));
