@@ -54,12 +54,13 @@ export class DeploymentPool {
     return deployment.maxConcurrency !== undefined && this.load(deployment.id) >= deployment.maxConcurrency;
   }
 
-  acquire(id: string): void {
+  /**
+   * Takes one of the deployment's slots; returns the function that gives
+   * it back (once). Taken in the same turn as the capacity check, so
+   * concurrent calls never overfill a deployment.
+   */
+  acquire(id: string): () => void {
     this.inFlight.set(id, this.load(id) + 1);
-  }
-
-  /** Gives a slot back once; returns the function to call. */
-  releaser(id: string): () => void {
     let released = false;
     return () => {
       if (released) return;

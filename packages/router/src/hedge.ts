@@ -2,6 +2,13 @@ import { type CompletionContext, SluiceError, toSluiceError } from '@sluice/core
 import type { Answer } from './hop.js';
 import type { ResolvedDeployment } from './options.js';
 
+/** A deployment picked for a hop, with the slot taken on it. */
+export interface Picked {
+  deployment: ResolvedDeployment;
+  sticky: boolean;
+  release: () => void;
+}
+
 /** One hop in flight, cancellable on its own. */
 export interface RunningHop {
   deployment: ResolvedDeployment;
@@ -11,12 +18,12 @@ export interface RunningHop {
 
 /** What the router gives {@link race}. */
 export interface RaceHooks {
-  /** Starts a hop to `deployment` with its own cancel. */
-  start(deployment: ResolvedDeployment): RunningHop;
+  /** Starts a hop to the picked deployment (its slot taken) with its own cancel. */
+  start(picked: Picked): RunningHop;
   /** The delay before hedging, now. */
   delayMs(): number;
   /** Picks the hedge's deployment and takes a hedge from the budget; undefined when none may go (it reports why). */
-  second(primary: ResolvedDeployment): ResolvedDeployment | undefined;
+  second(primary: ResolvedDeployment): Picked | undefined;
   /** A hedge was sent. */
   hedged(hop: RunningHop, primary: ResolvedDeployment, delayMs: number): void;
   /** The loser of the pair, cancelled (`error` set when it had failed before the winner answered). */
@@ -35,7 +42,7 @@ export interface RaceHooks {
  * @param hooks - how hops are started, picked and reported
  * @throws the primary's error when it fails before the delay; the later error when both fail
  */
-export async function race(ctx: CompletionContext, primary: ResolvedDeployment, hooks: RaceHooks): Promise<Answer> {
+export async function race(ctx: CompletionContext, primary: Picked, hooks: RaceHooks): Promise<Answer> {
   const first = hooks.start(primary);
   const delayMs = hooks.delayMs();
   const settledFirst = first.answer.then(
@@ -49,10 +56,10 @@ export async function race(ctx: CompletionContext, primary: ResolvedDeployment, 
   const answeredInTime = await Promise.race([settledFirst, due]);
   ctx.clock.clearTimeout(timer as never);
   if (answeredInTime) return first.answer;
-  const deployment = hooks.second(primary);
-  if (!deployment) return first.answer;
-  const second = hooks.start(deployment);
-  hooks.hedged(second, primary, delayMs);
+  const picked = hooks.second(primary.deployment);
+  if (!picked) return first.answer;
+  const second = hooks.start(picked);
+  hooks.hedged(second, primary.deployment, delayMs);
   return firstAnswer(first, second, hooks);
 }
 

@@ -19,13 +19,14 @@ export interface Answer {
  * for its answer: the response, or for a stream the first chunk. Reading
  * that chunk here means a stream that fails before its first chunk can
  * still go elsewhere, and it is what "first byte" means for hedging and
- * latency. Holds one of the deployment's slots until the answer is
- * delivered in full, fails, or is discarded.
+ * latency. Holds the deployment's slot the caller took (`release` gives
+ * it back) until the answer is delivered in full, fails, or is discarded.
  *
  * @param pool - the deployments' pipelines and slots
  * @param deployment - where to send it
  * @param ctx - the outer call
  * @param signal - the outer call's abort, or one combined with a hedge's cancel
+ * @param release - gives back the slot taken when the deployment was picked
  * @throws the inner pipeline's error (its breaker, limits, the upstream)
  */
 export async function sendHop(
@@ -33,11 +34,10 @@ export async function sendHop(
   deployment: ResolvedDeployment,
   ctx: CompletionContext,
   signal: AbortSignal,
+  release: () => void,
 ): Promise<Answer> {
   const pipeline = pool.pipelineFor(deployment, ctx);
   const startedAt = ctx.clock.now();
-  pool.acquire(deployment.id);
-  const release = pool.releaser(deployment.id);
   const remaining = ctx.remainingMs();
   try {
     const running = pipeline.run(

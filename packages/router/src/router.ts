@@ -11,7 +11,7 @@ import { DeploymentPool } from './deployment-pool.js';
 import { ContentFilteredError, NoDeploymentError } from './errors.js';
 import type { HopReason, RouterEvents, RouterState, SkipReason } from './events.js';
 import { type HedgeBudgetState, depositHedge, withdrawHedge } from './hedge-budget.js';
-import { type RunningHop, race } from './hedge.js';
+import { type Picked, type RunningHop, race } from './hedge.js';
 import { type Answer, sendHop } from './hop.js';
 import { LatencyTracker } from './latency.js';
 import { type ResolvedDeployment, type ResolvedOptions, type RouterOptions, resolveOptions } from './options.js';
@@ -135,6 +135,7 @@ class RoutedCall {
     if (config.hedge) budget.state = depositHedge(budget.state, config.hedge.ratio);
     let reason: HopReason = 'route';
     for (let index = 0; index < this.chain.length; ) {
+      if (config.maxHops !== undefined && this.hops >= config.maxHops) break;
       const group = this.chain[index] as string;
       const picked = await this.pick(group, index === this.chain.length - 1);
       if (!picked) {
@@ -142,11 +143,10 @@ class RoutedCall {
         if (reason === 'route') reason = 'fallback';
         continue;
       }
-      if (config.maxHops !== undefined && this.hops >= config.maxHops) break;
       const hopReason = picked.sticky ? 'sticky' : reason;
       let answer: Answer;
       try {
-        answer = await this.send(picked.deployment, group, hopReason);
+        answer = await this.send(picked, group, hopReason);
       } catch (caught) {
         const next = this.failed(picked.deployment, group, toSluiceError(caught));
         if (next === 'content-filter') index++;
@@ -166,9 +166,12 @@ class RoutedCall {
   }
 
   /** Picks a deployment of `group` that can take the call now; waits for a slot when all are full and none is left after. */
-  private async pick(group: string, last: boolean): Promise<{ deployment: ResolvedDeployment; sticky: boolean } | undefined> {
+  private async pick(group: string, last: boolean): Promise<Picked | undefined> {
     const { config, pool, latency, credit } = this.shared;
     const deployments = config.groups.get(group) ?? [];
+    // Read before the candidates are counted: no await may fall between
+    // checking a deployment's slots and taking one.
+    const pinnedId = group === this.primary ? await this.pinned() : undefined;
     for (;;) {
       const now = this.ctx.clock.now();
       const candidates: Candidate[] = [];
@@ -186,10 +189,9 @@ class RoutedCall {
         }
       }
       if (candidates.length > 0) {
-        const pinned = group === this.primary ? await this.pinned(candidates) : undefined;
-        if (pinned) return { deployment: pinned, sticky: true };
-        const deployment = selectDeployment(config.strategy, candidates, credit, config.random);
-        return { deployment, sticky: false };
+        const pinned = pinnedId === undefined ? undefined : candidates.find((candidate) => candidate.deployment.id === pinnedId);
+        const deployment = pinned?.deployment ?? selectDeployment(config.strategy, candidates, credit, config.random);
+        return { deployment, sticky: pinned !== undefined, release: pool.acquire(deployment.id) };
       }
       if (!full || !last) {
         if (full) for (const deployment of deployments) if (pool.isFull(deployment)) this.skip(deployment, 'busy');
@@ -199,25 +201,26 @@ class RoutedCall {
     }
   }
 
-  /** The sticky record's deployment, when it is among the candidates. */
-  private async pinned(candidates: readonly Candidate[]): Promise<ResolvedDeployment | undefined> {
+  /** The deployment the call's sticky record names, if any. */
+  private async pinned(): Promise<string | undefined> {
     const sticky = this.shared.sticky;
     if (!sticky) return undefined;
     const record = await sticky.get<{ deployment: string }>(sticky.keyOf(this.ctx), this.ctx);
-    return candidates.find((candidate) => candidate.deployment.id === record?.deployment)?.deployment;
+    return record?.deployment;
   }
 
   /** Sends to `deployment`, hedged when the router hedges. */
-  private async send(deployment: ResolvedDeployment, group: string, reason: HopReason): Promise<Answer> {
+  private async send(picked: Picked, group: string, reason: HopReason): Promise<Answer> {
     const { hedge } = this.shared.config;
+    const { deployment } = picked;
     this.tried.add(deployment.id);
     if (!hedge) {
       this.started(deployment, group, reason);
-      return sendHop(this.shared.pool, deployment, this.ctx, this.ctx.signal);
+      return sendHop(this.shared.pool, deployment, this.ctx, this.ctx.signal, picked.release);
     }
-    return race(this.ctx, deployment, {
+    return race(this.ctx, picked, {
       start: (target) => {
-        if (target === deployment) this.started(deployment, group, reason);
+        if (target.deployment === deployment) this.started(deployment, group, reason);
         return this.startCancellable(target);
       },
       delayMs: () => this.hedgeDelay(),
@@ -233,10 +236,10 @@ class RoutedCall {
     });
   }
 
-  private startCancellable(deployment: ResolvedDeployment): RunningHop {
+  private startCancellable({ deployment, release }: Picked): RunningHop {
     const controller = new AbortController();
     const signal = AbortSignal.any([this.ctx.signal, controller.signal]);
-    const answer = sendHop(this.shared.pool, deployment, this.ctx, signal);
+    const answer = sendHop(this.shared.pool, deployment, this.ctx, signal, release);
     return { deployment, answer, cancel: () => controller.abort(new SluiceError('HEDGE_LOST', 'another deployment answered first', { final: true })) };
   }
 
@@ -249,7 +252,7 @@ class RoutedCall {
   }
 
   /** Another deployment of the group for a hedge, if the budget allows one. */
-  private hedgeTarget(primary: ResolvedDeployment, group: string): ResolvedDeployment | undefined {
+  private hedgeTarget(primary: ResolvedDeployment, group: string): Picked | undefined {
     const { config, pool, latency, credit, budget } = this.shared;
     const now = this.ctx.clock.now();
     const candidates: Candidate[] = [];
@@ -272,7 +275,7 @@ class RoutedCall {
     const deployment = selectDeployment(config.strategy, candidates, credit, config.random);
     this.tried.add(deployment.id);
     this.hops++;
-    return deployment;
+    return { deployment, sticky: false, release: pool.acquire(deployment.id) };
   }
 
   private started(deployment: ResolvedDeployment, group: string, reason: HopReason): void {
