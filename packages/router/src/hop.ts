@@ -1,4 +1,5 @@
 import { type ChatCompletionChunk, type CompletionContext, toSluiceError } from '@sluice/core';
+import { abortReason, onAbort } from '@sluice/core/kit';
 import type { DeploymentPool } from './deployment-pool.js';
 import type { ResolvedDeployment } from './options.js';
 
@@ -25,32 +26,39 @@ export interface Answer {
  * @param pool - the deployments' pipelines and slots
  * @param deployment - where to send it
  * @param ctx - the outer call
- * @param signal - the outer call's abort, or one combined with a hedge's cancel
  * @param release - gives back the slot taken when the deployment was picked
+ * @param controller - aborts the hop: the outer call's abort is linked to it, and a hedge cancels through it
  * @throws the inner pipeline's error (its breaker, limits, the upstream)
  */
 export async function sendHop(
   pool: DeploymentPool,
   deployment: ResolvedDeployment,
   ctx: CompletionContext,
-  signal: AbortSignal,
   release: () => void,
+  controller: AbortController = new AbortController(),
 ): Promise<Answer> {
   const pipeline = pool.pipelineFor(deployment, ctx);
   const startedAt = ctx.clock.now();
+  // Linked through onAbort rather than ctx.signal: the outer call then makes
+  // no AbortSignal of its own, and a hedge cancels through the same controller.
+  const unlink = onAbort(ctx, () => controller.abort(abortReason(ctx)));
+  const done = () => {
+    unlink();
+    release();
+  };
   const remaining = ctx.remainingMs();
   try {
     const running = pipeline.run(
       { ...ctx.request, model: deployment.model },
       {
-        signal,
+        signal: controller.signal,
         tags: { ...ctx.tags, deployment: deployment.id },
         ...(Number.isFinite(remaining) ? { timeoutMs: Math.max(1, remaining) } : {}),
       },
     );
     const inner = await running;
     if (!ctx.stream) {
-      release();
+      done();
       return { deployment, inner, chunks: undefined, firstChunkMs: ctx.clock.now() - startedAt, discard: async () => {} };
     }
     const iterator = (inner.chunks as AsyncIterable<ChatCompletionChunk>)[Symbol.asyncIterator]();
@@ -61,7 +69,7 @@ export async function sendHop(
       await iterator.return?.().catch(() => {});
       throw caught;
     }
-    const chunks = new HopStream(first, iterator, inner, ctx, release);
+    const chunks = new HopStream(first, iterator, inner, ctx, done);
     return {
       deployment,
       inner,
@@ -70,7 +78,7 @@ export async function sendHop(
       discard: () => chunks.return().then(() => {}, () => {}),
     };
   } catch (caught) {
-    release();
+    done();
     throw toSluiceError(caught);
   }
 }

@@ -171,7 +171,7 @@ class RoutedCall {
     const deployments = config.groups.get(group) ?? [];
     // Read before the candidates are counted: no await may fall between
     // checking a deployment's slots and taking one.
-    const pinnedId = group === this.primary ? await this.pinned() : undefined;
+    const pinnedId = group === this.primary && this.shared.sticky ? await this.pinned() : undefined;
     for (;;) {
       const now = this.ctx.clock.now();
       const candidates: Candidate[] = [];
@@ -216,7 +216,7 @@ class RoutedCall {
     this.tried.add(deployment.id);
     if (!hedge) {
       this.started(deployment, group, reason);
-      return sendHop(this.shared.pool, deployment, this.ctx, this.ctx.signal, picked.release);
+      return sendHop(this.shared.pool, deployment, this.ctx, picked.release);
     }
     return race(this.ctx, picked, {
       start: (target) => {
@@ -238,8 +238,7 @@ class RoutedCall {
 
   private startCancellable({ deployment, release }: Picked): RunningHop {
     const controller = new AbortController();
-    const signal = AbortSignal.any([this.ctx.signal, controller.signal]);
-    const answer = sendHop(this.shared.pool, deployment, this.ctx, signal, release);
+    const answer = sendHop(this.shared.pool, deployment, this.ctx, release, controller);
     return { deployment, answer, cancel: () => controller.abort(new SluiceError('HEDGE_LOST', 'another deployment answered first', { final: true })) };
   }
 
