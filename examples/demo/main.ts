@@ -5,7 +5,9 @@
 import { asyncClient } from './async-client.js';
 import { cost } from './cost.js';
 import { resilience } from './resilience.js';
+import { routerDemo } from './router.js';
 
 await asyncClient();
 await resilience();
+await routerDemo();
 await cost();
