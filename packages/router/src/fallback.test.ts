@@ -1,5 +1,6 @@
 import { createPipeline, type Middleware, openAICompatible } from '@sluice/core';
 import { breaker } from '@sluice/breaker';
+import { trackCost } from '@sluice/cost';
 import { type MockUpstream, type MockUpstreamOptions, mockUpstream } from '@sluice/testing';
 import { chat, checkedStore, collect, manualClock, recordEvents } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -196,5 +197,33 @@ describe('router: fallback', () => {
     const { deployments } = await start([{ id: 'a', model: 'gpt-4.1' }]);
     const { llm } = pipeline({ deployments });
     await expect(clock.run(llm.complete(chat('Hi', { model: 'nope' })))).rejects.toMatchObject({ code: 'NO_DEPLOYMENT', final: true });
+  });
+
+  it("never falls back once the caller's deadline passed, and leaves no call pending", async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1', upstream: { latencyMs: 5_000 } },
+      { id: 'b', model: 'deepseek-v3.2' },
+    ]);
+    const { llm } = pipeline({ deployments, fallbacks: { 'gpt-4.1': ['deepseek-v3.2'] } });
+    await expect(clock.run(llm.complete(chat('Hi', { model: 'gpt-4.1' }), { timeoutMs: 1_000 }))).rejects.toMatchObject({
+      code: 'DEADLINE_EXCEEDED',
+    });
+    expect(mocks.a?.requests).toHaveLength(1);
+    expect(mocks.b?.requests).toHaveLength(0);
+  });
+
+  it('records the cost of every attempt in the ledger under its deployment', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'gpt-4.1' },
+    ]);
+    const costs = trackCost();
+    const { llm } = pipeline({ deployments, middleware: () => [costs] });
+    for (let i = 0; i < 4; i++) await clock.run(llm.complete(chat(`n${i}`, { model: 'gpt-4.1' })));
+    mocks.a?.enqueue({ kind: 'cut', afterChunks: 2 });
+    // A stream cut after its first chunk reached the caller is not moved, and is still costed.
+    await expect(clock.run(collect(llm.stream(chat('one two three four', { model: 'gpt-4.1' }))))).rejects.toMatchObject({ code: 'STREAM_CUT' });
+    const report = await costs.ledger.report({ by: { tag: 'deployment' } });
+    expect(Object.fromEntries(report.rows.map((row) => [row.key, row.requests]))).toEqual({ a: 3, b: 2 });
   });
 });
