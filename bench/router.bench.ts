@@ -16,7 +16,9 @@
  *    the same calls spread round robin over the same three without it.
  *    Every call must settle, and no rejection may go unhandled.
  *
- * `BENCH_QUICK=1` runs 2,000 calls instead of 10,000 and shorter rounds.
+ * `BENCH_QUICK=1` runs 2,000 calls instead of 10,000 and shorter rounds;
+ * `BENCH_ROUTER_PARTS=chaos` (or `overhead`, `weighted`, comma-separated)
+ * runs only those parts.
  *
  * @module
  */
@@ -215,13 +217,16 @@ async function weightedShares(): Promise<void> {
 
 interface ChaosResult {
   ok: number;
+  /** Failed calls by error code. */
+  codes: Map<string, number>;
   latencies: number[];
   requests: number[];
   elapsedMs: number;
 }
 
 /** Runs every call, `concurrency` at a time, each with a 10 s deadline; counts successes and latencies. */
-async function drive(call: (index: number) => Promise<unknown>): Promise<Pick<ChaosResult, 'ok' | 'latencies' | 'elapsedMs'>> {
+async function drive(call: (index: number) => Promise<unknown>): Promise<Pick<ChaosResult, 'ok' | 'latencies' | 'elapsedMs' | 'codes'>> {
+  const codes = new Map<string, number>();
   let next = 0;
   let ok = 0;
   let settled = 0;
@@ -234,8 +239,10 @@ async function drive(call: (index: number) => Promise<unknown>): Promise<Pick<Ch
       try {
         await call(index);
         ok++;
-      } catch {
+      } catch (error) {
         // Failures are what this run counts, not what stops it.
+        const code = (error as { code?: string }).code ?? 'unknown';
+        codes.set(code, (codes.get(code) ?? 0) + 1);
       } finally {
         settled++;
         latencies.push(performance.now() - at);
@@ -244,14 +251,14 @@ async function drive(call: (index: number) => Promise<unknown>): Promise<Pick<Ch
   };
   await Promise.all(Array.from({ length: settings.concurrency }, worker));
   if (settled !== settings.calls) throw new Error(`chaos: ${settings.calls - settled} calls never settled`);
-  return { ok, latencies, elapsedMs: performance.now() - started };
+  return { ok, latencies, codes, elapsedMs: performance.now() - started };
 }
 
 async function chaos(): Promise<void> {
   let unhandled = 0;
   const onUnhandled = () => void unhandled++;
   process.on('unhandledRejection', onUnhandled);
-  const rows: string[][] = [['run', 'success', 'p50 ms', 'p99 ms', 'down reqs', '30% 503 reqs', 'slow reqs', 'upstream reqs', 'wall s']];
+  const rows: string[][] = [['run', 'success', 'p50 ms', 'p99 ms', '30% 503 reqs', 'slow reqs', 'upstream reqs', 'wall s', 'failures']];
   try {
     for (const withRouter of [false, true]) {
       // A port that refuses: start a mock and close it.
@@ -287,11 +294,11 @@ async function chaos(): Promise<void> {
         `${fixed((result.ok / settings.calls) * 100, 2)}%`,
         fixed(percentile(result.latencies, 50), 1),
         fixed(percentile(result.latencies, 99), 1),
-        'refused',
         String(requests[1]),
         String(requests[2]),
         String(requests[1]! + requests[2]!),
         fixed(result.elapsedMs / 1000, 1),
+        [...result.codes].map(([code, count]) => `${code} ${count}`).join(', ') || 'none',
       ]);
       await Promise.all([flaky.close(), slow.close()]);
     }
@@ -316,9 +323,13 @@ async function chaos(): Promise<void> {
 export async function run(): Promise<void> {
   const started = performance.now();
   console.log(`router: node ${process.version}, load average ${(os.loadavg()[0] ?? 0).toFixed(1)} on ${os.cpus().length} cores\n`);
-  await inProcess();
-  await overhead();
-  await weightedShares();
-  await chaos();
+  // BENCH_ROUTER_PARTS=chaos (or a comma-separated list) runs only those parts.
+  const parts = process.env.BENCH_ROUTER_PARTS?.split(',') ?? ['overhead', 'weighted', 'chaos'];
+  if (parts.includes('overhead')) {
+    await inProcess();
+    await overhead();
+  }
+  if (parts.includes('weighted')) await weightedShares();
+  if (parts.includes('chaos')) await chaos();
   console.log(`\nrouter: ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }

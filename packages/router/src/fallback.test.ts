@@ -1,6 +1,7 @@
 import { createPipeline, type Middleware, openAICompatible } from '@sluice/core';
 import { breaker } from '@sluice/breaker';
 import { trackCost } from '@sluice/cost';
+import { retry } from '@sluice/retry';
 import { type MockUpstream, type MockUpstreamOptions, mockUpstream } from '@sluice/testing';
 import { chat, checkedStore, collect, manualClock, recordEvents } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -225,5 +226,37 @@ describe('router: fallback', () => {
     await expect(clock.run(collect(llm.stream(chat('one two three four', { model: 'gpt-4.1' }))))).rejects.toMatchObject({ code: 'STREAM_CUT' });
     const report = await costs.ledger.report({ by: { tag: 'deployment' } });
     expect(Object.fromEntries(report.rows.map((row) => [row.key, row.requests]))).toEqual({ a: 3, b: 2 });
+  });
+
+  it("falls back when a deployment's own retry gave up, judging by the last attempt's error", async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'deepseek-v3.2' },
+    ]);
+    const { llm } = pipeline({
+      deployments,
+      middleware: () => [retry({ attempts: 2, backoff: { baseMs: 10, maxMs: 10 } })],
+      fallbacks: { 'gpt-4.1': ['deepseek-v3.2'] },
+    });
+    mocks.a?.enqueue({ kind: 'status', status: 503 }, { kind: 'status', status: 503 });
+    const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })));
+    expect(ctx.state.router).toMatchObject({ deployment: 'b', hops: [{ deployment: 'a', code: 'RETRY_EXHAUSTED' }, { outcome: 'answered' }] });
+    expect(mocks.a?.requests).toHaveLength(2);
+  });
+});
+
+describe('router: options', () => {
+  it('names the bad field', () => {
+    const transport = openAICompatible({ baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'sk-test' });
+    expect(() => router({ deployments: [] })).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'router.deployments' }));
+    expect(() => router({ deployments: [{ id: 'a', model: 'm', transport }, { id: 'a', model: 'n', transport }] })).toThrow(
+      expect.objectContaining({ field: 'router.deployments.1.id' }),
+    );
+    expect(() => router({ deployments: [{ id: 'a', model: 'm', transport }], fallbacks: { m: ['nope'] } })).toThrow(
+      expect.objectContaining({ field: 'router.fallbacks.m.0' }),
+    );
+    expect(() => router({ deployments: [{ id: 'a', model: 'm', transport }], hedge: { ratio: 2 } })).toThrow(
+      expect.objectContaining({ field: 'router.hedge.ratio' }),
+    );
   });
 });

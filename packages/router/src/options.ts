@@ -1,4 +1,4 @@
-import { type Middleware, type SluiceError, type Store, type StoreErrorPolicy, type Transport, ValidationError } from '@sluice/core';
+import { type Middleware, SluiceError, type Store, type StoreErrorPolicy, type Transport, ValidationError } from '@sluice/core';
 import { type KeyOption, parseOptions } from '@sluice/core/kit';
 import { type PriceTable, priceTable } from '@sluice/cost';
 import { z } from 'zod';
@@ -234,7 +234,8 @@ function validation(field: string, message: string): ValidationError {
 function fallbackTest(option: RouterOptions['fallbackOn']): (error: SluiceError) => boolean {
   if (typeof option === 'function') return option;
   const on = { retryable: true, circuitOpen: true, rateLimit: true, timeout: true, contextLength: true, ...option };
-  return (error) => {
+  return (thrown) => {
+    const error = lastCause(thrown);
     switch (error.code) {
       case 'CIRCUIT_OPEN':
         return on.circuitOpen;
@@ -249,4 +250,16 @@ function fallbackTest(option: RouterOptions['fallbackOn']): (error: SluiceError)
         return on.retryable && (error.retryable || error.upstreamFault);
     }
   };
+}
+
+/**
+ * The error that decides: an error wrapping another (a retry that gave up
+ * wraps its last attempt's error, and is itself not retryable, since the
+ * same upstream failed every time) is judged by what it wraps, because
+ * another deployment is not the same upstream.
+ */
+export function lastCause(error: SluiceError): SluiceError {
+  let current = error;
+  for (let depth = 0; depth < 8 && !current.final && SluiceError.is(current.cause); depth++) current = current.cause;
+  return current;
 }

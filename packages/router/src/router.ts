@@ -14,7 +14,7 @@ import { type HedgeBudgetState, depositHedge, withdrawHedge } from './hedge-budg
 import { type Picked, type RunningHop, race } from './hedge.js';
 import { type Answer, sendHop } from './hop.js';
 import { LatencyTracker } from './latency.js';
-import { type ResolvedDeployment, type ResolvedOptions, type RouterOptions, resolveOptions } from './options.js';
+import { lastCause, type ResolvedDeployment, type ResolvedOptions, type RouterOptions, resolveOptions } from './options.js';
 import { type Candidate, selectDeployment } from './select.js';
 
 /** The `router` middleware, with the transport its outer pipeline ends in. */
@@ -288,18 +288,20 @@ class RoutedCall {
     this.state.hops.push({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'failed', code: error.code });
     const aborted = abortReason(ctx);
     if (aborted !== undefined) throw toSluiceError(aborted);
-    const filtered = error instanceof UpstreamError && isContentFilterCode(error.providerCode);
+    const cause = lastCause(error);
+    const filtered = cause instanceof UpstreamError && isContentFilterCode(cause.providerCode);
     if (filtered && this.redirect(group)) {
       this.lastError = error;
       return 'content-filter';
     }
-    if (error.final || !this.shared.config.fallbackOn(error)) throw error;
+    if (error.final || cause.final || !this.shared.config.fallbackOn(error)) throw error;
     this.lastError = error;
-    if (error.retryAfterMs !== undefined || error.code === 'CIRCUIT_OPEN' || error.code === 'LIMIT_REJECTED') {
-      this.shared.pool.cool(deployment.id, ctx.clock.now() + (error.retryAfterMs ?? this.shared.config.cooldownMs));
+    if (cause.retryAfterMs !== undefined || cause.code === 'CIRCUIT_OPEN' || cause.code === 'LIMIT_REJECTED') {
+      // A half-open circuit says 0 (its probe is in flight): wait the cooldown rather than retry at once.
+      this.shared.pool.cool(deployment.id, ctx.clock.now() + (cause.retryAfterMs || this.shared.config.cooldownMs));
     }
     this.emitIfHeard('route-fallback', { id: ctx.id, deployment: deployment.id, code: error.code, retryAfterMs: error.retryAfterMs });
-    if (error.code === 'CONTEXT_LENGTH_EXCEEDED') {
+    if (cause.code === 'CONTEXT_LENGTH_EXCEEDED') {
       // Only a larger window helps: deployments no larger are passed over from now on.
       this.needed = Math.max(this.needed, (deployment.contextWindow ?? this.needed) + 1);
       return 'context-length';
