@@ -1,6 +1,6 @@
 import { createPipeline, type Middleware, openAICompatible } from '@sluice/core';
 import { breaker } from '@sluice/breaker';
-import { trackCost } from '@sluice/cost';
+import { spendLedger, trackCost } from '@sluice/cost';
 import { retry } from '@sluice/retry';
 import { type MockUpstream, type MockUpstreamOptions, mockUpstream } from '@sluice/testing';
 import { chat, checkedStore, collect, manualClock, recordEvents } from '@sluice/testing/kit';
@@ -218,13 +218,13 @@ describe('router: fallback', () => {
       { id: 'a', model: 'gpt-4.1' },
       { id: 'b', model: 'gpt-4.1' },
     ]);
-    const costs = trackCost();
+    const costs = trackCost({ ledger: spendLedger({ clock }) });
     const { llm } = pipeline({ deployments, middleware: () => [costs] });
     for (let i = 0; i < 4; i++) await clock.run(llm.complete(chat(`n${i}`, { model: 'gpt-4.1' })));
     mocks.a?.enqueue({ kind: 'cut', afterChunks: 2 });
     // A stream cut after its first chunk reached the caller is not moved, and is still costed.
     await expect(clock.run(collect(llm.stream(chat('one two three four', { model: 'gpt-4.1' }))))).rejects.toMatchObject({ code: 'STREAM_CUT' });
-    const report = await costs.ledger.report({ by: { tag: 'deployment' } });
+    const report = await costs.ledger.report({ by: { tag: 'deployment' }, until: clock.now() + 1 });
     expect(Object.fromEntries(report.rows.map((row) => [row.key, row.requests]))).toEqual({ a: 3, b: 2 });
   });
 

@@ -1,5 +1,5 @@
 import { createPipeline, type Middleware, openAICompatible } from '@sluice/core';
-import { trackCost } from '@sluice/cost';
+import { spendLedger, trackCost } from '@sluice/cost';
 import { createServer, connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { type MockUpstream, type MockUpstreamOptions, mockUpstream } from '@sluice/testing';
@@ -90,7 +90,7 @@ describe('router: hedging', () => {
     const fast = await mockUpstream({ clock, latencyMs: 100 });
     upstreams.push(slow, fast);
     const watched = await relay(slow);
-    const costs = trackCost();
+    const costs = trackCost({ ledger: spendLedger({ clock }) });
     const { llm, events } = pipeline({
       deployments: [
         { id: 'slow', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: watched.url, apiKey: 'sk-test' }) },
@@ -114,7 +114,7 @@ describe('router: hedging', () => {
     await clock.until(() => watched.closed >= 1 && watched.open === 0);
     expect(slow.requests).toHaveLength(1);
     // The winner's cost is in the ledger under its deployment.
-    const report = await costs.ledger.report({ by: { tag: 'deployment' } });
+    const report = await costs.ledger.report({ by: { tag: 'deployment' }, until: clock.now() + 1 });
     expect(report.rows.map((row) => row.key)).toEqual(['fast']);
   });
 

@@ -24,7 +24,7 @@ export interface Deployment {
   weight?: number;
   /** Calls in flight this deployment takes at most; a full one is skipped without a request. */
   maxConcurrency?: number;
-  /** Prompt plus output tokens the model takes (default: the price table's `contextWindow`). */
+  /** Prompt plus output tokens the model takes (default: `prices.contextWindow(model)`, read when the router is made). */
   contextWindow?: number;
 }
 
@@ -187,7 +187,7 @@ export function resolveOptions(options: RouterOptions): ResolvedOptions {
       ...deployment,
       group: deployment.group ?? deployment.model,
       weight: deployment.weight ?? 1,
-      contextWindow: deployment.contextWindow ?? entry?.contextWindow,
+      contextWindow: deployment.contextWindow ?? prices.contextWindow(deployment.model),
       priceUsd: entry ? entry.input + entry.output : Infinity,
       index,
     };
