@@ -183,4 +183,25 @@ describe('router: hedging', () => {
     expect(hedge.delayMs).toBeGreaterThanOrEqual(100);
     expect(hedge.delayMs).toBeLessThan(300);
   });
+
+  it('falls back down the chain when both the primary and its hedge fail', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1', upstream: { latencyMs: 1_000 } },
+      { id: 'b', model: 'gpt-4.1', upstream: { latencyMs: 1_000 } },
+      { id: 'c', model: 'deepseek-v3.2' },
+    ]);
+    const { llm } = pipeline({ deployments, strategy: 'cost', fallbacks: { 'gpt-4.1': ['deepseek-v3.2'] }, hedge: { delayMs: 200, ratio: 1 } });
+    mocks.a?.enqueue({ kind: 'status', status: 503 });
+    mocks.b?.enqueue({ kind: 'status', status: 502 });
+    const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })), { stepMs: 20 });
+    expect(ctx.state.router).toMatchObject({
+      deployment: 'c',
+      hedged: true,
+      hops: [
+        { deployment: 'b', reason: 'hedge', outcome: 'failed' },
+        { deployment: 'a', outcome: 'failed', code: 'SERVER_ERROR' },
+        { deployment: 'c', outcome: 'answered' },
+      ],
+    });
+  });
 });

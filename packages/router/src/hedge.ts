@@ -1,4 +1,4 @@
-import { type CompletionContext, SluiceError, toSluiceError } from '@sluice/core';
+import { type CompletionContext, type SluiceError, toSluiceError } from '@sluice/core';
 import type { Answer } from './hop.js';
 import type { ResolvedDeployment } from './options.js';
 
@@ -28,6 +28,8 @@ export interface RaceHooks {
   hedged(hop: RunningHop, primary: ResolvedDeployment, delayMs: number): void;
   /** The loser of the pair, cancelled (`error` set when it had failed before the winner answered). */
   lost(hop: RunningHop, winner: ResolvedDeployment, error: SluiceError | undefined): void;
+  /** Both failed: the hedge's failure (the primary's is thrown). */
+  hedgeFailed(hop: RunningHop, error: SluiceError): void;
 }
 
 /**
@@ -40,7 +42,7 @@ export interface RaceHooks {
  * @param ctx - the outer call
  * @param primary - the deployment chosen first
  * @param hooks - how hops are started, picked and reported
- * @throws the primary's error when it fails before the delay; the later error when both fail
+ * @throws the primary's error when it fails before the delay, or when both fail
  */
 export async function race(ctx: CompletionContext, primary: Picked, hooks: RaceHooks): Promise<Answer> {
   const first = hooks.start(primary);
@@ -78,7 +80,11 @@ async function firstAnswer(a: RunningHop, b: RunningHop, hooks: RaceHooks): Prom
       );
     }
   });
-  if (!winner) throw failures.get(b) ?? failures.get(a) ?? new SluiceError('UNEXPECTED', 'both hedged hops failed');
+  if (!winner) {
+    const error = failures.get(b) as SluiceError;
+    hooks.hedgeFailed(b, error);
+    throw failures.get(a) ?? error;
+  }
   const loser = winner.hop === a ? b : a;
   loser.cancel();
   hooks.lost(loser, winner.answer.deployment, failures.get(loser));

@@ -233,6 +233,9 @@ class RoutedCall {
         this.state.hops.push({ deployment: hop.deployment.id, model: hop.deployment.model, reason: 'hedge', outcome: error ? 'failed' : 'cancelled', ...(error ? { code: error.code } : {}) });
         this.emitIfHeard('hedge-cancel', { id: this.ctx.id, deployment: hop.deployment.id, winner: winner.id });
       },
+      hedgeFailed: (hop, error) => {
+        this.state.hops.push({ deployment: hop.deployment.id, model: hop.deployment.model, reason: 'hedge', outcome: 'failed', code: error.code });
+      },
     });
   }
 
