@@ -3,6 +3,7 @@
  * in-memory state). Run it with `pnpm demo`.
  */
 import { asyncClient } from './async-client.js';
+import { caching } from './caching.js';
 import { cost } from './cost.js';
 import { resilience } from './resilience.js';
 import { routerDemo } from './router.js';
@@ -11,3 +12,4 @@ await asyncClient();
 await resilience();
 await routerDemo();
 await cost();
+await caching();

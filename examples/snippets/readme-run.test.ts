@@ -24,6 +24,7 @@ it.each([
   ['ratelimit', './ratelimit.js'],
   ['cost', './cost.js'],
   ['context', './context.js'],
+  ['cache', './cache.js'],
   ['router', './router.js'],
 ])('the %s README example runs as written', async (_name, path) => {
   const before = upstream.requests.length;

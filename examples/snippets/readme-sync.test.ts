@@ -17,6 +17,7 @@ describe('README examples', () => {
     ['ratelimit', 'ratelimit.ts'],
     ['context', 'context.ts'],
     ['cost', 'cost.ts'],
+    ['cache', 'cache.ts'],
     ['router', 'router.ts'],
     ['testing', 'testing.test.ts'],
   ])('packages/%s/README.md shows examples/snippets/%s as it is', (name, snippet) => {
