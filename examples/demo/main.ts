@@ -8,9 +8,11 @@ import { caching } from './caching.js';
 import { cost } from './cost.js';
 import { fleet } from './fleet.js';
 import { resilience } from './resilience.js';
+import { routerDemo } from './router.js';
 
 await asyncClient();
 await resilience();
+await routerDemo();
 await cost();
 await caching();
 await fleet();

@@ -26,6 +26,7 @@ it.each([
   ['context', './context.js'],
   ['otel', './otel.js'],
   ['cache', './cache.js'],
+  ['router', './router.js'],
 ])('the %s README example runs as written', async (_name, path) => {
   const before = upstream.requests.length;
   const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);

@@ -19,6 +19,7 @@ describe('README examples', () => {
     ['cost', 'cost.ts'],
     ['otel', 'otel.ts'],
     ['cache', 'cache.ts'],
+    ['router', 'router.ts'],
     ['testing', 'testing.test.ts'],
     ['redis', 'redis.ts'],
   ])('packages/%s/README.md shows examples/snippets/%s as it is', (name, snippet) => {

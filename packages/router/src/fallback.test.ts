@@ -1,0 +1,262 @@
+import { createPipeline, type Middleware, openAICompatible } from '@sluice/core';
+import { breaker } from '@sluice/breaker';
+import { spendLedger, trackCost } from '@sluice/cost';
+import { retry } from '@sluice/retry';
+import { type MockUpstream, type MockUpstreamOptions, mockUpstream } from '@sluice/testing';
+import { chat, checkedStore, collect, manualClock, recordEvents } from '@sluice/testing/kit';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Deployment } from './options.js';
+import { router, type RouterMiddleware } from './router.js';
+import type { RouterOptions } from './index.js';
+
+const clock = manualClock();
+const upstreams: MockUpstream[] = [];
+const closers: Array<() => Promise<void>> = [];
+
+afterEach(async () => {
+  for (const close of closers.splice(0)) await clock.run(close());
+  for (const upstream of upstreams.splice(0)) await upstream.close();
+});
+
+/** Starts one mock upstream per entry (on the test's clock) and a deployment for each. */
+async function start(specs: Array<Omit<Deployment, 'transport'> & { upstream?: MockUpstreamOptions }>) {
+  const deployments: Deployment[] = [];
+  const mocks: Record<string, MockUpstream> = {};
+  for (const { upstream: options, ...deployment } of specs) {
+    const upstream = await mockUpstream({ clock, ...options });
+    upstreams.push(upstream);
+    mocks[deployment.id] = upstream;
+    deployments.push({ ...deployment, transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' }) });
+  }
+  return { deployments, mocks };
+}
+
+/** An outer pipeline ending in the router, on the test's clock and a purity-checking store. */
+function pipeline(options: RouterOptions, outer: Middleware[] = []) {
+  const routed: RouterMiddleware = router(options);
+  const store = checkedStore({ clock });
+  const llm = createPipeline({ transport: routed.transport, clock, store });
+  for (const middleware of outer) llm.use(middleware);
+  llm.use(routed);
+  closers.push(async () => {
+    await llm.close({ graceMs: 0 });
+    store.assertClean();
+  });
+  return { llm, events: recordEvents(llm.events) };
+}
+
+describe('router: fallback', () => {
+  it('moves traffic to the fallback while the primary is down and back once its circuit closes', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'primary', model: 'gpt-4.1' },
+      { id: 'backup', model: 'deepseek-v3.2' },
+    ]);
+    const { llm, events } = pipeline({
+      deployments,
+      middleware: () => [breaker({ failures: 3, openMs: 30_000 })],
+      fallbacks: { 'gpt-4.1': ['deepseek-v3.2'] },
+    });
+    const primary = mocks.primary as MockUpstream;
+    const backup = mocks.backup as MockUpstream;
+    primary.enqueue(...Array.from({ length: 3 }, () => ({ kind: 'status' as const, status: 503 })));
+
+    const answeredBy: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const ctx = await clock.run(llm.run(chat(`call ${i}`, { model: 'gpt-4.1' })));
+      answeredBy.push(ctx.state.router?.deployment ?? '?');
+    }
+    expect(answeredBy).toEqual(Array(10).fill('backup'));
+    // Three failures opened the circuit; after that the primary is passed over without a request.
+    expect(primary.requests).toHaveLength(3);
+    expect(backup.requests).toHaveLength(10);
+    expect(events.names()).toContain('circuit-open');
+    expect(events.names()).toContain('route-skip');
+
+    await clock.advanceAsync(30_000);
+    const back: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const ctx = await clock.run(llm.run(chat(`later ${i}`, { model: 'gpt-4.1' })));
+      back.push(ctx.state.router?.deployment ?? '?');
+    }
+    expect(back).toEqual(Array(5).fill('primary'));
+    expect(events.names()).toContain('circuit-close');
+    expect(backup.requests).toHaveLength(10);
+  });
+
+  it('records every hop in ctx.state.router and emits route and route-fallback', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'deepseek-v3.2' },
+    ]);
+    const { llm, events } = pipeline({ deployments, fallbacks: { 'gpt-4.1': ['deepseek-v3.2'] } });
+    mocks.a?.enqueue({ kind: 'status', status: 502 });
+    const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })));
+    expect(ctx.response?.choices[0]?.message.content).toMatch(/Echo/);
+    expect(ctx.state.router).toMatchObject({
+      deployment: 'b',
+      hedged: false,
+      hops: [
+        { deployment: 'a', outcome: 'failed', code: 'SERVER_ERROR' },
+        { deployment: 'b', outcome: 'answered', model: 'deepseek-v3.2' },
+      ],
+    });
+    expect(events.names().filter((name) => name.startsWith('route'))).toEqual(['route', 'route-fallback', 'route']);
+    expect(mocks.b?.requests[0]?.body).toMatchObject({ model: 'deepseek-v3.2' });
+  });
+
+  it('never falls back on a 400 or a 401', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'gpt-4.1' },
+    ]);
+    const { llm } = pipeline({ deployments });
+    for (const status of [400, 401]) {
+      mocks.a?.enqueue({ kind: 'status', status });
+      mocks.b?.enqueue({ kind: 'status', status });
+      const code = status === 400 ? 'BAD_REQUEST' : 'AUTHENTICATION';
+      await expect(clock.run(llm.complete(chat('Hi', { model: 'gpt-4.1' })))).rejects.toMatchObject({ code });
+      expect((mocks.a?.requests.length ?? 0) + (mocks.b?.requests.length ?? 0)).toBe(1);
+      mocks.a?.reset();
+      mocks.b?.reset();
+    }
+  });
+
+  it('falls back only on what the caller chose', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'deepseek-v3.2' },
+    ]);
+    const { llm } = pipeline({ deployments, fallbacks: { 'gpt-4.1': ['deepseek-v3.2'] }, fallbackOn: { rateLimit: false } });
+    mocks.a?.enqueue({ kind: 'status', status: 429 });
+    await expect(clock.run(llm.complete(chat('Hi', { model: 'gpt-4.1' })))).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(mocks.b?.requests).toHaveLength(0);
+  });
+
+  it('sends a prompt too long for one window to the next model that fits', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'deepseek', model: 'deepseek-v3.2' },
+      { id: 'claude', model: 'claude-sonnet-4.5' },
+      { id: 'gemini', model: 'gemini-2.5-flash' },
+    ]);
+    const { llm, events } = pipeline({ deployments, fallbacks: { 'deepseek-v3.2': ['claude-sonnet-4.5', 'gemini-2.5-flash'] } });
+    // About 255k tokens: over deepseek's 128k and claude's 200k windows, inside gemini's 1M.
+    const long = 'lorem ipsum '.repeat(85_000);
+    const ctx = await clock.run(llm.run(chat(long, { model: 'deepseek-v3.2' })));
+    expect(ctx.state.router?.deployment).toBe('gemini');
+    expect(mocks.deepseek?.requests).toHaveLength(0);
+    expect(mocks.claude?.requests).toHaveLength(0);
+    expect(events.all.filter(({ name }) => name === 'route-skip').map(({ payload }) => payload)).toMatchObject([
+      { deployment: 'deepseek', reason: 'window' },
+      { deployment: 'claude', reason: 'window' },
+    ]);
+  });
+
+  it("falls back to a larger window when the upstream says the prompt is too long", async () => {
+    const { deployments, mocks } = await start([
+      { id: 'small', model: 'deepseek-v3.2' },
+      { id: 'large', model: 'gpt-4.1' },
+    ]);
+    const { llm } = pipeline({ deployments, fallbacks: { 'deepseek-v3.2': ['gpt-4.1'] } });
+    mocks.small?.enqueue({ kind: 'status', status: 400, code: 'context_length_exceeded' });
+    const ctx = await clock.run(llm.run(chat('Hi', { model: 'deepseek-v3.2' })));
+    expect(ctx.state.router).toMatchObject({ deployment: 'large', hops: [{ code: 'CONTEXT_LENGTH_EXCEEDED' }, { outcome: 'answered' }] });
+  });
+
+  it('sends a content-filter refusal where configured, and keeps it as the answer when nothing else answers', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'strict', model: 'gpt-4.1' },
+      { id: 'lenient', model: 'deepseek-v3.2' },
+    ]);
+    const { llm } = pipeline({ deployments, contentFilterFallbacks: { 'gpt-4.1': ['deepseek-v3.2'] } });
+    mocks.strict?.enqueue({ kind: 'ok', reply: { content: '', finishReason: 'content_filter' } });
+    const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })));
+    expect(ctx.state.router).toMatchObject({ deployment: 'lenient', hops: [{ deployment: 'strict', code: 'CONTENT_FILTERED' }, { outcome: 'answered' }] });
+
+    mocks.strict?.enqueue({ kind: 'ok', reply: { content: '', finishReason: 'content_filter' } });
+    mocks.lenient?.enqueue({ kind: 'status', status: 503 });
+    const refused = await clock.run(llm.complete(chat('Hi', { model: 'gpt-4.1' })));
+    expect(refused.choices[0]?.finish_reason).toBe('content_filter');
+  });
+
+  it('falls back when a stream fails before its first chunk, never after it reached the caller', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'deepseek-v3.2' },
+    ]);
+    const { llm } = pipeline({ deployments, fallbacks: { 'gpt-4.1': ['deepseek-v3.2'] } });
+    mocks.a?.enqueue({ kind: 'reset' });
+    const chunks = await clock.run(collect(llm.stream(chat('one two three', { model: 'gpt-4.1' }))));
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(mocks.b?.requests).toHaveLength(1);
+
+    mocks.a?.enqueue({ kind: 'reset', at: 'mid-stream', afterChunks: 2 });
+    await expect(clock.run(collect(llm.stream(chat('one two three', { model: 'gpt-4.1' }))))).rejects.toMatchObject({ code: 'STREAM_CUT' });
+    expect(mocks.b?.requests).toHaveLength(1);
+  });
+
+  it('rejects a model no deployment serves', async () => {
+    const { deployments } = await start([{ id: 'a', model: 'gpt-4.1' }]);
+    const { llm } = pipeline({ deployments });
+    await expect(clock.run(llm.complete(chat('Hi', { model: 'nope' })))).rejects.toMatchObject({ code: 'NO_DEPLOYMENT', final: true });
+  });
+
+  it("never falls back once the caller's deadline passed, and leaves no call pending", async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1', upstream: { latencyMs: 5_000 } },
+      { id: 'b', model: 'deepseek-v3.2' },
+    ]);
+    const { llm } = pipeline({ deployments, fallbacks: { 'gpt-4.1': ['deepseek-v3.2'] } });
+    await expect(clock.run(llm.complete(chat('Hi', { model: 'gpt-4.1' }), { timeoutMs: 1_000 }))).rejects.toMatchObject({
+      code: 'DEADLINE_EXCEEDED',
+    });
+    expect(mocks.a?.requests).toHaveLength(1);
+    expect(mocks.b?.requests).toHaveLength(0);
+  });
+
+  it('records the cost of every attempt in the ledger under its deployment', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'gpt-4.1' },
+    ]);
+    const costs = trackCost({ ledger: spendLedger({ clock }) });
+    const { llm } = pipeline({ deployments, middleware: () => [costs] });
+    for (let i = 0; i < 4; i++) await clock.run(llm.complete(chat(`n${i}`, { model: 'gpt-4.1' })));
+    mocks.a?.enqueue({ kind: 'cut', afterChunks: 2 });
+    // A stream cut after its first chunk reached the caller is not moved, and is still costed.
+    await expect(clock.run(collect(llm.stream(chat('one two three four', { model: 'gpt-4.1' }))))).rejects.toMatchObject({ code: 'STREAM_CUT' });
+    const report = await costs.ledger.report({ by: { tag: 'deployment' }, until: clock.now() + 1 });
+    expect(Object.fromEntries(report.rows.map((row) => [row.key, row.requests]))).toEqual({ a: 3, b: 2 });
+  });
+
+  it("falls back when a deployment's own retry gave up, judging by the last attempt's error", async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'deepseek-v3.2' },
+    ]);
+    const { llm } = pipeline({
+      deployments,
+      middleware: () => [retry({ attempts: 2, backoff: { baseMs: 10, maxMs: 10 } })],
+      fallbacks: { 'gpt-4.1': ['deepseek-v3.2'] },
+    });
+    mocks.a?.enqueue({ kind: 'status', status: 503 }, { kind: 'status', status: 503 });
+    const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })));
+    expect(ctx.state.router).toMatchObject({ deployment: 'b', hops: [{ deployment: 'a', code: 'RETRY_EXHAUSTED' }, { outcome: 'answered' }] });
+    expect(mocks.a?.requests).toHaveLength(2);
+  });
+});
+
+describe('router: options', () => {
+  it('names the bad field', () => {
+    const transport = openAICompatible({ baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'sk-test' });
+    expect(() => router({ deployments: [] })).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'router.deployments' }));
+    expect(() => router({ deployments: [{ id: 'a', model: 'm', transport }, { id: 'a', model: 'n', transport }] })).toThrow(
+      expect.objectContaining({ field: 'router.deployments.1.id' }),
+    );
+    expect(() => router({ deployments: [{ id: 'a', model: 'm', transport }], fallbacks: { m: ['nope'] } })).toThrow(
+      expect.objectContaining({ field: 'router.fallbacks.m.0' }),
+    );
+    expect(() => router({ deployments: [{ id: 'a', model: 'm', transport }], hedge: { ratio: 2 } })).toThrow(
+      expect.objectContaining({ field: 'router.hedge.ratio' }),
+    );
+  });
+});

@@ -1,0 +1,207 @@
+import { createPipeline, type Middleware, openAICompatible } from '@sluice/core';
+import { spendLedger, trackCost } from '@sluice/cost';
+import { createServer, connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { type MockUpstream, type MockUpstreamOptions, mockUpstream } from '@sluice/testing';
+import { chat, checkedStore, collect, manualClock, recordEvents } from '@sluice/testing/kit';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Deployment } from './options.js';
+import { router, type RouterMiddleware } from './router.js';
+import type { RouterOptions } from './index.js';
+
+const clock = manualClock();
+const upstreams: MockUpstream[] = [];
+const closers: Array<() => Promise<void>> = [];
+
+const proxies: Array<() => Promise<void>> = [];
+
+afterEach(async () => {
+  for (const close of proxies.splice(0)) await close();
+  for (const close of closers.splice(0)) await clock.run(close());
+  for (const upstream of upstreams.splice(0)) await upstream.close();
+});
+
+/** Starts one mock upstream per entry (on the test's clock) and a deployment for each. */
+async function start(specs: Array<Omit<Deployment, 'transport'> & { upstream?: MockUpstreamOptions }>) {
+  const deployments: Deployment[] = [];
+  const mocks: Record<string, MockUpstream> = {};
+  for (const { upstream: options, ...deployment } of specs) {
+    const upstream = await mockUpstream({ clock, ...options });
+    upstreams.push(upstream);
+    mocks[deployment.id] = upstream;
+    deployments.push({ ...deployment, transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' }) });
+  }
+  return { deployments, mocks };
+}
+
+/** An outer pipeline ending in the router, on the test's clock and a purity-checking store. */
+function pipeline(options: RouterOptions, outer: Middleware[] = []) {
+  const routed: RouterMiddleware = router(options);
+  const store = checkedStore({ clock });
+  const llm = createPipeline({ transport: routed.transport, clock, store });
+  for (const middleware of outer) llm.use(middleware);
+  llm.use(routed);
+  closers.push(async () => {
+    await llm.close({ graceMs: 0 });
+    store.assertClean();
+  });
+  return { llm, events: recordEvents(llm.events) };
+}
+
+/**
+ * A TCP relay in front of a mock upstream that counts the connections
+ * its clients closed: how a test sees that a cancelled request released
+ * its socket (the relay then closes its own to the mock).
+ */
+async function relay(target: MockUpstream) {
+  const { port } = new URL(target.url);
+  let closed = 0;
+  let open = 0;
+  const server = createServer((client) => {
+    open++;
+    const upstream = connect(Number(port), '127.0.0.1');
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => {});
+    upstream.on('error', () => {});
+    client.on('close', () => {
+      closed++;
+      open--;
+      upstream.destroy();
+    });
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxies.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+    get closed() {
+      return closed;
+    },
+    /** Connections the client holds open now. */
+    get open() {
+      return open;
+    },
+  };
+}
+
+describe('router: hedging', () => {
+  it('hedges a call without a first byte after the delay, takes the first answer and cancels the slower upstream', async () => {
+    const slow = await mockUpstream({ clock, latencyMs: 5_000 });
+    const fast = await mockUpstream({ clock, latencyMs: 100 });
+    upstreams.push(slow, fast);
+    const watched = await relay(slow);
+    const costs = trackCost({ ledger: spendLedger({ clock }) });
+    const { llm, events } = pipeline({
+      deployments: [
+        { id: 'slow', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: watched.url, apiKey: 'sk-test' }) },
+        { id: 'fast', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: fast.url, apiKey: 'sk-test' }) },
+      ],
+      // Equal prices: cost routing tries them in order, so the slow one goes first.
+      strategy: 'cost',
+      middleware: () => [costs],
+      hedge: { delayMs: 500, ratio: 1 },
+    });
+    const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })), { stepMs: 20 });
+    expect(ctx.state.router).toMatchObject({
+      deployment: 'fast',
+      hedged: true,
+      hops: [{ deployment: 'slow', outcome: 'cancelled' }, { deployment: 'fast', outcome: 'answered' }],
+    });
+    expect(events.all.filter(({ name }) => name.startsWith('hedge')).map(({ name, payload }) => ({ name, ...payload }))).toMatchObject([
+      { name: 'hedge', deployment: 'fast', primary: 'slow', delayMs: 500 },
+      { name: 'hedge-cancel', deployment: 'slow', winner: 'fast' },
+    ]);
+    await clock.until(() => watched.closed >= 1 && watched.open === 0);
+    expect(slow.requests).toHaveLength(1);
+    // The winner's cost is in the ledger under its deployment.
+    const report = await costs.ledger.report({ by: { tag: 'deployment' }, until: clock.now() + 1 });
+    expect(report.rows.map((row) => row.key)).toEqual(['fast']);
+  });
+
+  it('cancels the slower stream too, and the caller reads the winner to its end', async () => {
+    const slow = await mockUpstream({ clock, latencyMs: 5_000 });
+    const fast = await mockUpstream({ clock, latencyMs: 100 });
+    upstreams.push(slow, fast);
+    const watched = await relay(slow);
+    const { llm } = pipeline({
+      deployments: [
+        { id: 'slow', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: watched.url, apiKey: 'sk-test' }) },
+        { id: 'fast', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: fast.url, apiKey: 'sk-test' }) },
+      ],
+      strategy: 'cost',
+      hedge: { delayMs: 300, ratio: 1 },
+    });
+    const chunks = await clock.run(collect(llm.stream(chat('one two three', { model: 'gpt-4.1' }))), { stepMs: 20 });
+    expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('')).toContain('one two three');
+    await clock.until(() => watched.closed >= 1 && watched.open === 0);
+  });
+
+  it('holds hedges to the budget: at most ratio times the calls', async () => {
+    const slow = await mockUpstream({ clock, latencyMs: 2_000 });
+    const fast = await mockUpstream({ clock, latencyMs: 10 });
+    upstreams.push(slow, fast);
+    const { llm, events } = pipeline({
+      deployments: [
+        { id: 'slow', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: slow.url, apiKey: 'sk-test' }) },
+        { id: 'fast', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: fast.url, apiKey: 'sk-test' }) },
+      ],
+      strategy: 'cost',
+      hedge: { delayMs: 100, ratio: 0.1 },
+    });
+    const calls = Array.from({ length: 40 }, (_, i) => llm.complete(chat(`n${i}`, { model: 'gpt-4.1' })));
+    const results = await clock.run(Promise.allSettled(calls), { stepMs: 20 });
+    expect(results.every((result) => result.status === 'fulfilled')).toBe(true);
+    expect(events.names().filter((name) => name === 'hedge')).toHaveLength(4);
+    expect(events.names().filter((name) => name === 'hedge-skip')).toHaveLength(36);
+    expect(fast.requests).toHaveLength(4);
+  });
+
+  it('falls back at once when the primary fails before the hedge delay', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'gpt-4.1' },
+    ]);
+    const { llm, events } = pipeline({ deployments, strategy: 'cost', hedge: { delayMs: 1_000, ratio: 1 } });
+    mocks.a?.enqueue({ kind: 'status', status: 503 });
+    const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })));
+    expect(ctx.state.router).toMatchObject({ deployment: 'b', hedged: false });
+    expect(events.names()).not.toContain('hedge');
+  });
+
+  it('waits the percentile of recent times to first chunk once it has samples', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1', upstream: { latencyMs: 100 } },
+      { id: 'b', model: 'gpt-4.1', upstream: { latencyMs: 100 } },
+    ]);
+    const { llm, events } = pipeline({ deployments, strategy: 'cost', hedge: { delayMs: 5_000, percentile: 0.9, minMs: 50, ratio: 1 } });
+    for (let i = 0; i < 20; i++) await clock.run(llm.complete(chat(`n${i}`, { model: 'gpt-4.1' })), { stepMs: 25 });
+    expect(events.names()).not.toContain('hedge');
+    mocks.a?.enqueue({ kind: 'delay', latencyMs: 3_000 });
+    const ctx = await clock.run(llm.run(chat('late', { model: 'gpt-4.1' })), { stepMs: 25 });
+    expect(ctx.state.router?.deployment).toBe('b');
+    const hedge = events.all.find(({ name }) => name === 'hedge')?.payload as { delayMs: number };
+    expect(hedge.delayMs).toBeGreaterThanOrEqual(100);
+    expect(hedge.delayMs).toBeLessThan(300);
+  });
+
+  it('falls back down the chain when both the primary and its hedge fail', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1', upstream: { latencyMs: 1_000 } },
+      { id: 'b', model: 'gpt-4.1', upstream: { latencyMs: 1_000 } },
+      { id: 'c', model: 'deepseek-v3.2' },
+    ]);
+    const { llm } = pipeline({ deployments, strategy: 'cost', fallbacks: { 'gpt-4.1': ['deepseek-v3.2'] }, hedge: { delayMs: 200, ratio: 1 } });
+    mocks.a?.enqueue({ kind: 'status', status: 503 });
+    mocks.b?.enqueue({ kind: 'status', status: 502 });
+    const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })), { stepMs: 20 });
+    expect(ctx.state.router).toMatchObject({
+      deployment: 'c',
+      hedged: true,
+      hops: [
+        { deployment: 'b', reason: 'hedge', outcome: 'failed' },
+        { deployment: 'a', outcome: 'failed', code: 'SERVER_ERROR' },
+        { deployment: 'c', outcome: 'answered' },
+      ],
+    });
+  });
+});

@@ -1,0 +1,143 @@
+import { type ChatCompletionChunk, type CompletionContext, toSluiceError } from '@sluice/core';
+import { abortReason, onAbort } from '@sluice/core/kit';
+import type { DeploymentPool } from './deployment-pool.js';
+import type { ResolvedDeployment } from './options.js';
+
+/** A deployment's answer: its inner call, and for a stream the chunks from the first on. */
+export interface Answer {
+  deployment: ResolvedDeployment;
+  inner: CompletionContext;
+  /** For a stream: the first chunk already read, then the rest; gives the slot back when it ends. */
+  chunks: AsyncIterable<ChatCompletionChunk> | undefined;
+  /** Time from sending to the first chunk (stream) or the response. */
+  firstChunkMs: number;
+  /** Drops the answer unread (a hedge's loser that answered too late). */
+  discard(): Promise<void>;
+}
+
+/**
+ * Sends the call to one deployment through its inner pipeline and waits
+ * for its answer: the response, or for a stream the first chunk. Reading
+ * that chunk here means a stream that fails before its first chunk can
+ * still go elsewhere, and it is what "first byte" means for hedging and
+ * latency. Holds the deployment's slot the caller took (`release` gives
+ * it back) until the answer is delivered in full, fails, or is discarded.
+ *
+ * @param pool - the deployments' pipelines and slots
+ * @param deployment - where to send it
+ * @param ctx - the outer call
+ * @param release - gives back the slot taken when the deployment was picked
+ * @param controller - aborts the hop: the outer call's abort is linked to it, and a hedge cancels through it
+ * @throws the inner pipeline's error (its breaker, limits, the upstream)
+ */
+export async function sendHop(
+  pool: DeploymentPool,
+  deployment: ResolvedDeployment,
+  ctx: CompletionContext,
+  release: () => void,
+  controller: AbortController = new AbortController(),
+): Promise<Answer> {
+  const pipeline = pool.pipelineFor(deployment, ctx);
+  const startedAt = ctx.clock.now();
+  // Linked through onAbort rather than ctx.signal: the outer call then makes
+  // no AbortSignal of its own, and a hedge cancels through the same controller.
+  const unlink = onAbort(ctx, () => controller.abort(abortReason(ctx)));
+  const done = () => {
+    unlink();
+    release();
+  };
+  const remaining = ctx.remainingMs();
+  try {
+    const running = pipeline.run(
+      { ...ctx.request, model: deployment.model },
+      {
+        signal: controller.signal,
+        tags: { ...ctx.tags, deployment: deployment.id },
+        ...(Number.isFinite(remaining) ? { timeoutMs: Math.max(1, remaining) } : {}),
+      },
+    );
+    const inner = await running;
+    if (!ctx.stream) {
+      done();
+      return { deployment, inner, chunks: undefined, firstChunkMs: ctx.clock.now() - startedAt, discard: async () => {} };
+    }
+    const iterator = (inner.chunks as AsyncIterable<ChatCompletionChunk>)[Symbol.asyncIterator]();
+    let first: IteratorResult<ChatCompletionChunk>;
+    try {
+      first = await iterator.next();
+    } catch (caught) {
+      await iterator.return?.().catch(() => {});
+      throw caught;
+    }
+    const chunks = new HopStream(first, iterator, inner, ctx, done);
+    return {
+      deployment,
+      inner,
+      chunks,
+      firstChunkMs: ctx.clock.now() - startedAt,
+      discard: () => chunks.return().then(() => {}, () => {}),
+    };
+  } catch (caught) {
+    done();
+    throw toSluiceError(caught);
+  }
+}
+
+/**
+ * The first chunk, then the rest of the inner stream, copying the inner
+ * call's usage to the outer call as it arrives. A plain iterator, not an
+ * async generator: a generator that has not started ignores `return()`,
+ * and a caller that stops early must always cancel the upstream request.
+ */
+class HopStream implements AsyncIterableIterator<ChatCompletionChunk> {
+  private delivered = false;
+  private finished: boolean;
+
+  constructor(
+    private readonly first: IteratorResult<ChatCompletionChunk>,
+    private readonly rest: AsyncIterator<ChatCompletionChunk>,
+    private readonly inner: CompletionContext,
+    private readonly outer: CompletionContext,
+    private readonly release: () => void,
+  ) {
+    this.finished = first.done === true;
+    if (this.finished) release();
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    if (this.finished) return this.end();
+    if (!this.delivered) {
+      this.delivered = true;
+      return this.first as IteratorResult<ChatCompletionChunk, undefined>;
+    }
+    try {
+      const result = await this.rest.next();
+      if (this.inner.usage) this.outer.usage = this.inner.usage;
+      if (!result.done) return result;
+    } catch (error) {
+      this.end();
+      throw error;
+    }
+    return this.end();
+  }
+
+  async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    if (this.finished) return this.end();
+    try {
+      await this.rest.return?.();
+    } finally {
+      this.end();
+    }
+    return { done: true, value: undefined };
+  }
+
+  private end(): IteratorResult<ChatCompletionChunk, undefined> {
+    this.finished = true;
+    this.release();
+    return { done: true, value: undefined };
+  }
+}

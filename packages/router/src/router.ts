@@ -1,0 +1,384 @@
+import {
+  type CompletionContext,
+  type Middleware,
+  SluiceError,
+  type Transport,
+  UpstreamError,
+  toSluiceError,
+} from '@sluice/core';
+import { abortReason, estimateTokens, keyedState, type KeyedState, promptTokens } from '@sluice/core/kit';
+import { DeploymentPool } from './deployment-pool.js';
+import { ContentFilteredError, NoDeploymentError } from './errors.js';
+import type { HopReason, RouterEvents, RouterState, SkipReason } from './events.js';
+import { type HedgeBudgetState, depositHedge, withdrawHedge } from './hedge-budget.js';
+import { type Picked, type RunningHop, race } from './hedge.js';
+import { type Answer, sendHop } from './hop.js';
+import { LatencyTracker } from './latency.js';
+import { lastCause, type ResolvedDeployment, type ResolvedOptions, type RouterOptions, resolveOptions } from './options.js';
+import { type Candidate, selectDeployment } from './select.js';
+
+/** The `router` middleware, with the transport its outer pipeline ends in. */
+export type RouterMiddleware = Middleware & {
+  /**
+   * Give this to the outer pipeline's `createPipeline`: the router answers
+   * every call itself, so it is never sent to; closing the pipeline closes
+   * every deployment's inner pipeline through it.
+   */
+  readonly transport: Transport;
+};
+
+/**
+ * Sends each call to one of several deployments, each through its own
+ * inner pipeline (its own breaker, limits, budget and cost), and moves it
+ * on when a deployment fails in a way the caller chose: to an equivalent
+ * deployment of the same model, then down the model's `fallbacks`. A
+ * prompt too long for a model goes to the next one that fits; a content
+ * filter refusal goes where `contentFilterFallbacks` says. Final errors
+ * (400, 401, aborts, deadlines) never move, nor does a stream once its
+ * first chunk reached the caller. Within a group, a deployment is picked
+ * by `strategy`; deployments cooling after a refusal, full, or too small
+ * are passed over without a request. With `hedge`, a call without a first
+ * chunk after the delay is also sent to a second deployment, and the
+ * slower is cancelled.
+ *
+ * Use it last: it answers every call itself, so middleware `use`d after it
+ * never run; put per-deployment middleware in `middleware`.
+ *
+ * @param options - deployments, their middleware, strategy, fallbacks, hedging
+ * @throws ValidationError naming a bad option (`router.deployments.1.model`)
+ * @throws NoDeploymentError (from the middleware) when no deployment can take the call; else the last deployment's error
+ * @example
+ * ```ts
+ * const routed = router({
+ *   deployments: [
+ *     { id: 'openai', transport: openAICompatible({ baseUrl: openaiUrl, apiKey }), model: 'gpt-4.1' },
+ *     { id: 'azure', transport: openAICompatible({ baseUrl: azureUrl, apiKey: azureKey }), model: 'gpt-4.1', weight: 2 },
+ *     { id: 'deepseek', transport: openAICompatible({ baseUrl: deepseekUrl, apiKey: deepseekKey }), model: 'deepseek-v3.2' },
+ *   ],
+ *   middleware: () => [retry({ attempts: 2 }), breaker({ failures: 5 })],
+ *   fallbacks: { 'gpt-4.1': ['deepseek-v3.2'] },
+ * });
+ * const llm = createPipeline({ transport: routed.transport }).use(routed);
+ * ```
+ */
+export function router(options: RouterOptions): RouterMiddleware {
+  const config = resolveOptions(options);
+  const pool = new DeploymentPool(config);
+  const latency = new LatencyTracker();
+  const credit = new Map<string, number>();
+  const budget: { state: HedgeBudgetState } = { state: { tokens: 0 } };
+  const sticky =
+    config.sticky &&
+    keyedState({
+      name: 'router',
+      key: config.sticky.key,
+      defaultKey: 'global',
+      field: 'router.sticky.key',
+      store: config.store,
+      onStoreError: config.onStoreError,
+    });
+  const shared: Shared = { config, pool, latency, credit, budget, sticky };
+
+  const middleware = async function router(ctx: CompletionContext): Promise<void> {
+    await new RoutedCall(ctx, shared).run();
+  };
+  const transport: Transport = {
+    name: 'router',
+    origin: `router:${config.deployments.map((deployment) => deployment.id).join(',')}`,
+    send() {
+      throw new SluiceError('ROUTER_NOT_LAST', 'the router middleware was not in this pipeline, or a middleware after it called next()', { final: true });
+    },
+    close: () => pool.close(),
+  };
+  return Object.assign(middleware, { transport });
+}
+
+interface Shared {
+  config: ResolvedOptions;
+  pool: DeploymentPool;
+  latency: LatencyTracker;
+  credit: Map<string, number>;
+  budget: { state: HedgeBudgetState };
+  sticky: KeyedState | undefined;
+}
+
+/** One call's way through the deployments. */
+class RoutedCall {
+  private readonly state: RouterState = { deployment: undefined, hops: [], hedged: false };
+  private readonly tried = new Set<string>();
+  private readonly skipped = new Set<string>();
+  private readonly chain: string[];
+  private readonly primary: string;
+  private needed: number;
+  private hops = 0;
+  private lastError: SluiceError | undefined;
+  private refusal: Answer | undefined;
+  private soonest: number | undefined;
+
+  constructor(
+    private readonly ctx: CompletionContext,
+    private readonly shared: Shared,
+  ) {
+    ctx.state.router = this.state;
+    this.primary = ctx.request.model;
+    this.chain = [this.primary, ...(shared.config.fallbacks[this.primary] ?? [])];
+    const { request } = ctx;
+    const prompt = promptTokens(ctx)?.count ?? estimateTokens(request);
+    this.needed = prompt + (request.max_completion_tokens ?? request.max_tokens ?? 0);
+  }
+
+  async run(): Promise<void> {
+    const { config, budget } = this.shared;
+    if (!config.groups.has(this.primary)) {
+      throw new NoDeploymentError(this.primary, `no deployment serves model "${this.primary}"`, undefined);
+    }
+    if (config.hedge) budget.state = depositHedge(budget.state, config.hedge.ratio);
+    let reason: HopReason = 'route';
+    for (let index = 0; index < this.chain.length; ) {
+      if (config.maxHops !== undefined && this.hops >= config.maxHops) break;
+      const group = this.chain[index] as string;
+      const picked = await this.pick(group, index === this.chain.length - 1);
+      if (!picked) {
+        index++;
+        if (reason === 'route') reason = 'fallback';
+        continue;
+      }
+      const hopReason = picked.sticky ? 'sticky' : reason;
+      let answer: Answer;
+      try {
+        answer = await this.send(picked, group, hopReason);
+      } catch (caught) {
+        const next = this.failed(picked.deployment, group, toSluiceError(caught));
+        if (next === 'content-filter') index++;
+        reason = next === 'same-group' ? 'fallback' : next;
+        continue;
+      }
+      const redirect = this.refused(answer, group);
+      if (redirect) {
+        index++;
+        reason = 'content-filter';
+        continue;
+      }
+      return this.deliver(answer);
+    }
+    if (this.refusal) return this.deliver(this.refusal);
+    throw this.lastError ?? this.none();
+  }
+
+  /** Picks a deployment of `group` that can take the call now; waits for a slot when all are full and none is left after. */
+  private async pick(group: string, last: boolean): Promise<Picked | undefined> {
+    const { config, pool, latency, credit } = this.shared;
+    const deployments = config.groups.get(group) ?? [];
+    // Read before the candidates are counted: no await may fall between
+    // checking a deployment's slots and taking one.
+    const pinnedId = group === this.primary && this.shared.sticky ? await this.pinned() : undefined;
+    for (;;) {
+      const now = this.ctx.clock.now();
+      const candidates: Candidate[] = [];
+      let full = false;
+      for (const deployment of deployments) {
+        if (this.tried.has(deployment.id)) continue;
+        if (deployment.contextWindow !== undefined && this.needed > deployment.contextWindow) this.skip(deployment, 'window');
+        else {
+          const until = pool.coolingUntil(deployment.id, now);
+          if (until !== undefined) {
+            this.soonest = Math.min(this.soonest ?? Infinity, until - now);
+            this.skip(deployment, 'cooling');
+          } else if (pool.isFull(deployment)) full = true;
+          else candidates.push({ deployment, inFlight: pool.load(deployment.id), latencyMs: latency.of(deployment.id) });
+        }
+      }
+      if (candidates.length > 0) {
+        const pinned = pinnedId === undefined ? undefined : candidates.find((candidate) => candidate.deployment.id === pinnedId);
+        const deployment = pinned?.deployment ?? selectDeployment(config.strategy, candidates, credit, config.random);
+        return { deployment, sticky: pinned !== undefined, release: pool.acquire(deployment.id) };
+      }
+      if (!full || !last) {
+        if (full) for (const deployment of deployments) if (pool.isFull(deployment)) this.skip(deployment, 'busy');
+        return undefined;
+      }
+      await pool.waitForSlot(this.ctx);
+    }
+  }
+
+  /** The deployment the call's sticky record names, if any. */
+  private async pinned(): Promise<string | undefined> {
+    const sticky = this.shared.sticky;
+    if (!sticky) return undefined;
+    const record = await sticky.get<{ deployment: string }>(sticky.keyOf(this.ctx), this.ctx);
+    return record?.deployment;
+  }
+
+  /** Sends to `deployment`, hedged when the router hedges. */
+  private async send(picked: Picked, group: string, reason: HopReason): Promise<Answer> {
+    const { hedge } = this.shared.config;
+    const { deployment } = picked;
+    this.tried.add(deployment.id);
+    if (!hedge) {
+      this.started(deployment, group, reason);
+      return sendHop(this.shared.pool, deployment, this.ctx, picked.release);
+    }
+    return race(this.ctx, picked, {
+      start: (target) => {
+        if (target.deployment === deployment) this.started(deployment, group, reason);
+        return this.startCancellable(target);
+      },
+      delayMs: () => this.hedgeDelay(),
+      second: (primary) => this.hedgeTarget(primary, group),
+      hedged: (hop, primary, delayMs) => {
+        this.state.hedged = true;
+        this.emitIfHeard('hedge', { id: this.ctx.id, deployment: hop.deployment.id, primary: primary.id, delayMs });
+      },
+      lost: (hop, winner, error) => {
+        this.state.hops.push({ deployment: hop.deployment.id, model: hop.deployment.model, reason: 'hedge', outcome: error ? 'failed' : 'cancelled', ...(error ? { code: error.code } : {}) });
+        this.emitIfHeard('hedge-cancel', { id: this.ctx.id, deployment: hop.deployment.id, winner: winner.id });
+      },
+      hedgeFailed: (hop, error) => {
+        this.state.hops.push({ deployment: hop.deployment.id, model: hop.deployment.model, reason: 'hedge', outcome: 'failed', code: error.code });
+      },
+    });
+  }
+
+  private startCancellable({ deployment, release }: Picked): RunningHop {
+    const controller = new AbortController();
+    const answer = sendHop(this.shared.pool, deployment, this.ctx, release, controller);
+    return { deployment, answer, cancel: () => controller.abort(new SluiceError('HEDGE_LOST', 'another deployment answered first', { final: true })) };
+  }
+
+  private hedgeDelay(): number {
+    const hedge = this.shared.config.hedge;
+    if (!hedge) return Infinity;
+    const observed = hedge.percentile === undefined ? undefined : this.shared.latency.percentile(hedge.percentile);
+    if (observed === undefined) return hedge.delayMs;
+    return Math.min(hedge.maxMs, Math.max(hedge.minMs, observed));
+  }
+
+  /** Another deployment of the group for a hedge, if the budget allows one. */
+  private hedgeTarget(primary: ResolvedDeployment, group: string): Picked | undefined {
+    const { config, pool, latency, credit, budget } = this.shared;
+    const now = this.ctx.clock.now();
+    const candidates: Candidate[] = [];
+    for (const deployment of config.groups.get(group) ?? []) {
+      if (deployment === primary || this.tried.has(deployment.id) || pool.isFull(deployment)) continue;
+      if (deployment.contextWindow !== undefined && this.needed > deployment.contextWindow) continue;
+      if (pool.coolingUntil(deployment.id, now) !== undefined) continue;
+      candidates.push({ deployment, inFlight: pool.load(deployment.id), latencyMs: latency.of(deployment.id) });
+    }
+    if (candidates.length === 0) {
+      this.emitIfHeard('hedge-skip', { id: this.ctx.id, reason: 'no-deployment' });
+      return undefined;
+    }
+    const withdrawn = withdrawHedge(budget.state);
+    if (!withdrawn.allowed) {
+      this.emitIfHeard('hedge-skip', { id: this.ctx.id, reason: 'budget' });
+      return undefined;
+    }
+    budget.state = withdrawn.state;
+    const deployment = selectDeployment(config.strategy, candidates, credit, config.random);
+    this.tried.add(deployment.id);
+    this.hops++;
+    return { deployment, sticky: false, release: pool.acquire(deployment.id) };
+  }
+
+  private started(deployment: ResolvedDeployment, group: string, reason: HopReason): void {
+    this.hops++;
+    this.emitIfHeard('route', { id: this.ctx.id, deployment: deployment.id, group, model: deployment.model, reason, hop: this.hops });
+  }
+
+  /** Records a failed hop; says where to go next, or throws when the call must not move. */
+  private failed(deployment: ResolvedDeployment, group: string, error: SluiceError): 'same-group' | 'content-filter' | 'context-length' {
+    const { ctx } = this;
+    this.state.hops.push({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'failed', code: error.code });
+    const aborted = abortReason(ctx);
+    if (aborted !== undefined) throw toSluiceError(aborted);
+    const cause = lastCause(error);
+    const filtered = cause instanceof UpstreamError && isContentFilterCode(cause.providerCode);
+    if (filtered && this.redirect(group)) {
+      this.lastError = error;
+      return 'content-filter';
+    }
+    if (error.final || cause.final || !this.shared.config.fallbackOn(error)) throw error;
+    this.lastError = error;
+    if (cause.retryAfterMs !== undefined || cause.code === 'CIRCUIT_OPEN' || cause.code === 'LIMIT_REJECTED') {
+      // A half-open circuit says 0 (its probe is in flight): wait the cooldown rather than retry at once.
+      this.shared.pool.cool(deployment.id, ctx.clock.now() + (cause.retryAfterMs || this.shared.config.cooldownMs));
+    }
+    this.emitIfHeard('route-fallback', { id: ctx.id, deployment: deployment.id, code: error.code, retryAfterMs: error.retryAfterMs });
+    if (cause.code === 'CONTEXT_LENGTH_EXCEEDED') {
+      // Only a larger window helps: deployments no larger are passed over from now on.
+      this.needed = Math.max(this.needed, (deployment.contextWindow ?? this.needed) + 1);
+      return 'context-length';
+    }
+    return 'same-group';
+  }
+
+  /** A content-filter refusal from a group with somewhere else to go: keeps it as the answer of last resort. */
+  private refused(answer: Answer, group: string): boolean {
+    const response = answer.inner.response;
+    if (!response?.choices.some((choice) => choice.finish_reason === 'content_filter')) return false;
+    if (!this.redirect(group)) return false;
+    const { deployment } = answer;
+    this.state.hops.push({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'failed', code: 'CONTENT_FILTERED', attemptId: answer.inner.id });
+    this.refusal ??= answer;
+    this.lastError ??= new ContentFilteredError(deployment.id);
+    return true;
+  }
+
+  /** Puts the group's content-filter fallbacks next in the chain; false when it has none. */
+  private redirect(group: string): boolean {
+    const targets = this.shared.config.contentFilterFallbacks[group];
+    if (!targets || targets.length === 0) return false;
+    const at = this.chain.indexOf(group);
+    const fresh = targets.filter((target) => !this.chain.slice(0, at + 1).includes(target));
+    this.chain.splice(at + 1, 0, ...fresh.filter((target) => !this.chain.slice(at + 1).includes(target)));
+    // Deployments of the refusing group are not tried again.
+    for (const deployment of this.shared.config.groups.get(group) ?? []) this.tried.add(deployment.id);
+    return true;
+  }
+
+  /** Copies the winning answer into the outer call. */
+  private deliver(answer: Answer): void {
+    const { ctx, shared } = this;
+    const { deployment, inner } = answer;
+    shared.latency.observe(deployment.id, answer.firstChunkMs);
+    this.state.deployment = deployment.id;
+    this.state.hops.push({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'answered', attemptId: inner.id });
+    ctx.responseHeaders = inner.responseHeaders;
+    ctx.usage = inner.usage;
+    if (ctx.stream) ctx.chunks = answer.chunks;
+    else ctx.response = inner.response;
+    if (answer !== this.refusal) void this.refusal?.discard();
+    const sticky = shared.sticky;
+    if (sticky && deployment.group === this.primary) {
+      const ttlMs = shared.config.sticky?.ttlMs ?? 3_600_000;
+      void sticky
+        .update<{ deployment: string }>(ctx, sticky.keyOf(ctx), () => ({ deployment: deployment.id }), { ttlMs, phase: 'settle' })
+        .catch(() => {});
+    }
+  }
+
+  private skip(deployment: ResolvedDeployment, reason: SkipReason): void {
+    if (this.skipped.has(deployment.id)) return;
+    this.skipped.add(deployment.id);
+    this.state.hops.push({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'skipped', code: reason });
+    this.emitIfHeard('route-skip', { id: this.ctx.id, deployment: deployment.id, reason });
+  }
+
+  private none(): NoDeploymentError {
+    const soonest = this.soonest;
+    if (soonest !== undefined) {
+      return new NoDeploymentError(this.primary, `every deployment of "${this.primary}" is cooling down`, Math.max(0, soonest));
+    }
+    return new NoDeploymentError(this.primary, `no deployment of "${this.primary}" or its fallbacks can take this request`, undefined);
+  }
+
+  private emitIfHeard<K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]): void {
+    const events = this.ctx.events;
+    if (events.listenerCount(event) > 0) (events.emit as (name: K, value: RouterEvents[K]) => void)(event, payload);
+  }
+}
+
+function isContentFilterCode(code: string | undefined): boolean {
+  return code === 'content_filter' || code === 'content_policy_violation';
+}
+

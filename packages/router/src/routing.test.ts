@@ -1,0 +1,147 @@
+import { createPipeline, type Middleware, openAICompatible } from '@sluice/core';
+import { type MockUpstream, type MockUpstreamOptions, mockUpstream } from '@sluice/testing';
+import { chat, checkedStore, manualClock, recordEvents } from '@sluice/testing/kit';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Deployment } from './options.js';
+import { router, type RouterMiddleware } from './router.js';
+import type { RouterOptions } from './index.js';
+
+const clock = manualClock();
+const upstreams: MockUpstream[] = [];
+const closers: Array<() => Promise<void>> = [];
+
+afterEach(async () => {
+  for (const close of closers.splice(0)) await clock.run(close());
+  for (const upstream of upstreams.splice(0)) await upstream.close();
+});
+
+/** Starts one mock upstream per entry (on the test's clock) and a deployment for each. */
+async function start(specs: Array<Omit<Deployment, 'transport'> & { upstream?: MockUpstreamOptions }>) {
+  const deployments: Deployment[] = [];
+  const mocks: Record<string, MockUpstream> = {};
+  for (const { upstream: options, ...deployment } of specs) {
+    const upstream = await mockUpstream({ clock, ...options });
+    upstreams.push(upstream);
+    mocks[deployment.id] = upstream;
+    deployments.push({ ...deployment, transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' }) });
+  }
+  return { deployments, mocks };
+}
+
+/** An outer pipeline ending in the router, on the test's clock and a purity-checking store. */
+function pipeline(options: RouterOptions, outer: Middleware[] = []) {
+  const routed: RouterMiddleware = router(options);
+  const store = checkedStore({ clock });
+  const llm = createPipeline({ transport: routed.transport, clock, store });
+  for (const middleware of outer) llm.use(middleware);
+  llm.use(routed);
+  closers.push(async () => {
+    await llm.close({ graceMs: 0 });
+    store.assertClean();
+  });
+  return { llm, events: recordEvents(llm.events) };
+}
+
+
+/** Counts each deployment's calls in flight, inside its inner pipeline, and the most it ever had. */
+function concurrency() {
+  const now = new Map<string, number>();
+  const most = new Map<string, number>();
+  const factory = (deployment: Deployment): Middleware[] => [
+    async function count(_ctx, next) {
+      now.set(deployment.id, (now.get(deployment.id) ?? 0) + 1);
+      most.set(deployment.id, Math.max(most.get(deployment.id) ?? 0, now.get(deployment.id) ?? 0));
+      try {
+        await next();
+      } finally {
+        now.set(deployment.id, (now.get(deployment.id) ?? 0) - 1);
+      }
+    },
+  ];
+  return { factory, most };
+}
+
+describe('router: routing', () => {
+  it('weighted routing lands within 3% of its weights over real HTTP', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1', weight: 1 },
+      { id: 'b', model: 'gpt-4.1', weight: 2 },
+      { id: 'c', model: 'gpt-4.1', weight: 7 },
+    ]);
+    const { llm } = pipeline({ deployments });
+    // 2,000 calls keep the suite quick; the chaos run in bench/ checks 10,000.
+    const results = await llm.batch(Array.from({ length: 2_000 }, (_, i) => chat(`n${i}`, { model: 'gpt-4.1' })), { concurrency: 64 });
+    expect(results.filter((result) => !result.ok)).toHaveLength(0);
+    for (const [id, weight] of [['a', 0.1], ['b', 0.2], ['c', 0.7]] as const) {
+      const share = (mocks[id]?.requests.length ?? 0) / 2_000;
+      expect(Math.abs(share - weight) / weight).toBeLessThanOrEqual(0.03);
+    }
+  }, 30_000);
+
+  it('least-busy never sends a deployment more than its concurrency and spreads the rest', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1', maxConcurrency: 4, upstream: { latencyMs: 200 } },
+      { id: 'b', model: 'gpt-4.1', maxConcurrency: 6, upstream: { latencyMs: 300 } },
+      { id: 'c', model: 'gpt-4.1', maxConcurrency: 2, upstream: { latencyMs: 100 } },
+    ]);
+    const { factory, most } = concurrency();
+    const { llm } = pipeline({ deployments, strategy: 'least-busy', middleware: factory });
+    const calls = Array.from({ length: 60 }, (_, i) => llm.complete(chat(`n${i}`, { model: 'gpt-4.1' })));
+    const results = await clock.run(Promise.allSettled(calls));
+    expect(results.filter((result) => result.status === 'rejected')).toHaveLength(0);
+    expect(most.get('a')).toBe(4);
+    expect(most.get('b')).toBe(6);
+    expect(most.get('c')).toBe(2);
+    const sent = ['a', 'b', 'c'].map((id) => mocks[id]?.requests.length ?? 0);
+    expect(sent.reduce((sum, n) => sum + n, 0)).toBe(60);
+  });
+
+  it('latency routing prefers the deployment with the lowest recent time to first chunk', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'slow', model: 'gpt-4.1', upstream: { latencyMs: 400 } },
+      { id: 'fast', model: 'gpt-4.1', upstream: { latencyMs: 50 } },
+    ]);
+    const { llm } = pipeline({ deployments, strategy: 'latency' });
+    for (let i = 0; i < 12; i++) await clock.run(llm.complete(chat(`n${i}`, { model: 'gpt-4.1' })), { stepMs: 10 });
+    // Each is measured once; from then on the fast one takes everything.
+    expect(mocks.slow?.requests).toHaveLength(1);
+    expect(mocks.fast?.requests).toHaveLength(11);
+  });
+
+  it('cost routing picks the cheapest deployment whose window fits', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'gpt', model: 'gpt-4.1', group: 'chat' },
+      { id: 'deepseek', model: 'deepseek-v3.2', group: 'chat' },
+    ]);
+    const { llm } = pipeline({ deployments, strategy: 'cost' });
+    const short = await clock.run(llm.run(chat('Hi', { model: 'chat' })));
+    expect(short.state.router?.deployment).toBe('deepseek');
+    const long = await clock.run(llm.run(chat('lorem ipsum '.repeat(45_000), { model: 'chat' })));
+    expect(long.state.router?.deployment).toBe('gpt');
+    expect(mocks.deepseek?.requests).toHaveLength(1);
+  });
+
+  it('keeps one tenant on one deployment with sticky routing, and moves it when that one fails', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'gpt-4.1' },
+      { id: 'c', model: 'gpt-4.1' },
+    ]);
+    const { llm } = pipeline({ deployments, sticky: { key: { tag: 'tenant' } } });
+    const seen = new Map<string, Set<string>>();
+    for (let i = 0; i < 30; i++) {
+      const tenant = `t${i % 3}`;
+      const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' }), { tags: { tenant } }));
+      seen.set(tenant, (seen.get(tenant) ?? new Set()).add(ctx.state.router?.deployment ?? '?'));
+    }
+    for (const deployments of seen.values()) expect(deployments.size).toBe(1);
+    expect(mocks.a?.requests.length).toBeGreaterThan(0);
+
+    const [pinned] = [...(seen.get('t0') as Set<string>)];
+    mocks[pinned as string]?.enqueue({ kind: 'status', status: 503 });
+    const moved = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' }), { tags: { tenant: 't0' } }));
+    expect(moved.state.router?.deployment).not.toBe(pinned);
+    const again = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' }), { tags: { tenant: 't0' } }));
+    expect(again.state.router?.deployment).toBe(moved.state.router?.deployment);
+  });
+});
