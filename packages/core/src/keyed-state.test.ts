@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from './clock.js';
 import type { CompletionContext } from './context.js';
 import { createEmitter } from './events.js';
@@ -91,4 +91,20 @@ describe('keyedState', () => {
     await expect(state.update(ctx, 'global', () => 1, { ttlMs: 1_000 })).resolves.toBeUndefined();
     expect(errors[0]?.error).toMatchObject({ code: 'STORE_UNAVAILABLE' });
   });
+
+  it("takes the store's own timeout when the middleware names none", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const ctx = fakeCall({ store: { ...brokenStore('hang'), timeoutMs: 5_000 } as Store });
+    const state = keyedState({ name: 'demo', defaultKey: 'global', field: 'demo.key' });
+    let settled = false;
+    void state.update(ctx, 'global', () => 1, { ttlMs: 1_000 }).then(() => (settled = true));
+    await vi.advanceTimersByTimeAsync(50);
+    expect(settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(4_950);
+    expect(settled).toBe(true);
+  });
+});
+
+afterEach(() => {
+  vi.useRealTimers();
 });

@@ -61,8 +61,10 @@ export interface KeyedStateOptions {
   /** What a store failure does to a call (default `open`). */
   onStoreError?: StoreErrorPolicy | undefined;
   /**
-   * Longest a store call may take before it counts as failed (default 50 ms).
-   * In-process stores (`memoryStore`) answer synchronously and get no timer.
+   * Longest a store call may take before it counts as failed: this option,
+   * else the store's own `timeoutMs` (a `redisStore` says how long its
+   * round trips may take), else 50 ms. In-process stores (`memoryStore`)
+   * answer synchronously and get no timer.
    */
   timeoutMs?: number | undefined;
 }
@@ -123,7 +125,7 @@ export interface KeyedState {
  * ```
  */
 export function keyedState(options: KeyedStateOptions): KeyedState {
-  const { name, field, onStoreError: policy = 'open', timeoutMs = 50 } = options;
+  const { name, field, onStoreError: policy = 'open' } = options;
   const keyOf = keyResolver(options.key ?? options.defaultKey, field);
   const namespace = `sluice:${name}:`;
   let lastStore: Store | undefined;
@@ -148,6 +150,8 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
   const bounded = <T>(store: Store, ctx: CompletionContext | undefined, run: () => Promise<T>): Promise<T> => {
     const clock = ctx?.clock ?? lastClock;
     if ((store as { [kInProcess]?: boolean })[kInProcess] || !clock) return run();
+    const own = (store as { timeoutMs?: unknown }).timeoutMs;
+    const timeoutMs = options.timeoutMs ?? (typeof own === 'number' && own > 0 ? own : 50);
     return new Promise<T>((resolve, reject) => {
       const timer = clock.setTimeout(
         () => reject(new StoreError(name, `the ${name} store did not answer within ${timeoutMs} ms`)),

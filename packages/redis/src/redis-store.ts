@@ -37,6 +37,8 @@ export interface RedisStore extends Store {
    * from one clock, not from each process.
    */
   readonly clock: RedisClock;
+  /** How long one store call may take; middleware's `keyedState` uses it as its store timeout. */
+  readonly timeoutMs: number;
   /** Measures the clock's offset now with a `TIME` round trip (the store does it at creation, then on one write in 16). */
   syncClock(): Promise<void>;
 }
@@ -266,6 +268,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
 
   return {
     clock,
+    timeoutMs,
     syncClock,
     update,
     async get<T>(key: string): Promise<T | undefined> {
