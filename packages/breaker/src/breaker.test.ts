@@ -85,11 +85,15 @@ describe("breaker: the original client's timeline", () => {
     expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 0, trips: 0, openedAt: null });
     await expect(h.llm.complete(ask())).resolves.toMatchObject({ object: 'chat.completion' });
     expect(h.upstream.requests).toHaveLength(12);
+    const [opened, halfOpen, closed] = h.seen as Array<{ id?: string }>;
     expect(h.seen).toEqual([
-      { name: 'circuit-open', key: h.key(), reason: 'consecutive', failures: 10, openMs: 30_000 },
-      { name: 'circuit-half-open', key: h.key() },
-      { name: 'circuit-close', key: h.key(), reason: 'probe-succeeded' },
+      { name: 'circuit-open', id: expect.any(String), key: h.key(), reason: 'consecutive', failures: 10, openMs: 30_000 },
+      { name: 'circuit-half-open', id: expect.any(String), key: h.key() },
+      { name: 'circuit-close', id: expect.any(String), key: h.key(), reason: 'probe-succeeded' },
     ]);
+    // Each names the call that changed it: the tenth failure opened it; the probe turned and closed it.
+    expect(opened?.id).not.toBe(halfOpen?.id);
+    expect(halfOpen?.id).toBe(closed?.id);
   });
 
   it('reopens for another 30 s when the probe fails', async () => {
@@ -100,7 +104,7 @@ describe("breaker: the original client's timeline", () => {
     expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', reason: 'probe-failed', failures: 11, retryAfterMs: 30_000, trips: 2 });
     await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', retryAfterMs: 30_000 });
     expect(h.upstream.requests).toHaveLength(11);
-    expect(h.seen.at(-1)).toEqual({ name: 'circuit-open', key: h.key(), reason: 'probe-failed', failures: 11, openMs: 30_000 });
+    expect(h.seen.at(-1)).toEqual({ name: 'circuit-open', id: expect.any(String), key: h.key(), reason: 'probe-failed', failures: 11, openMs: 30_000 });
 
     await h.clock.advanceAsync(30_000);
     await expect(h.llm.complete(ask())).resolves.toMatchObject({ object: 'chat.completion' });
@@ -274,7 +278,7 @@ describe('breaker: failure rate', () => {
     expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', window: { calls: 19, failures: 10 } });
     await expect(h.llm.complete(ask())).resolves.toBeDefined(); // 10 of 20: the threshold, reached
     expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', reason: 'failure-rate' });
-    expect(h.seen).toEqual([{ name: 'circuit-open', key: h.key(), reason: 'failure-rate', failures: 10, openMs: 30_000 }]);
+    expect(h.seen).toEqual([{ name: 'circuit-open', id: expect.any(String), key: h.key(), reason: 'failure-rate', failures: 10, openMs: 30_000 }]);
   });
 
   it('forgets calls older than the window', async () => {

@@ -122,7 +122,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     if (record === undefined || step === undefined) return undefined;
     views.see(circuits.storeFor(ctx), key, record, now, rules);
     const emitter = ctx?.events ?? events;
-    if (emitter) emit(emitter, key, step.transitions);
+    if (emitter) emit(emitter, ctx?.id, key, step.transitions);
     return { record, step };
   }
 
@@ -170,7 +170,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       ({ step, record: stored } = written);
     } else {
       views.see(store, key, stored, now, rules);
-      emit(ctx.events, key, step.transitions);
+      emit(ctx.events, ctx.id, key, step.transitions);
     }
     if (step.ticket) return step.ticket;
     const seen = snapshot(key, stored, now, rules);
@@ -257,7 +257,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       (next) => lifetimeMs(next, now, rules),
     );
     views.see(store, key, stored, now, rules);
-    if (step && events) emit(events, key, step.transitions);
+    if (step && events) emit(events, undefined, key, step.transitions);
     return snapshot(key, stored, now, rules);
   }
 
@@ -280,12 +280,12 @@ interface Refusal {
   retryAfterMs: number | undefined;
 }
 
-function emit(events: SluiceEmitter, key: string, transitions: readonly Transition[]): void {
+function emit(events: SluiceEmitter, id: string | undefined, key: string, transitions: readonly Transition[]): void {
   for (const transition of transitions) {
     if (transition.to === 'open') {
       const { reason, failures, openMs } = transition;
-      events.emit('circuit-open', { key, reason, failures, openMs });
-    } else if (transition.to === 'half-open') events.emit('circuit-half-open', { key });
-    else events.emit('circuit-close', { key, reason: transition.reason });
+      events.emit('circuit-open', { id, key, reason, failures, openMs });
+    } else if (transition.to === 'half-open') events.emit('circuit-half-open', { id, key });
+    else events.emit('circuit-close', { id, key, reason: transition.reason });
   }
 }

@@ -66,6 +66,8 @@ export interface BreakerState {
 export interface BreakerEvents {
   /** A circuit opened (or reopened, after a failed probe), or was isolated. */
   'circuit-open': {
+    /** The call whose result (or admission) changed the circuit; `undefined` for `isolate()`. */
+    id: string | undefined;
     key: string;
     reason: OpenReason;
     /**
@@ -78,7 +80,7 @@ export interface BreakerEvents {
     openMs: number;
   };
   /** A circuit's open time is over: the next calls are its probes. */
-  'circuit-half-open': { key: string };
+  'circuit-half-open': { id: string | undefined; key: string };
   /** A circuit closed: its probes succeeded, or it was reset. */
-  'circuit-close': { key: string; reason: CloseReason };
+  'circuit-close': { id: string | undefined; key: string; reason: CloseReason };
 }

@@ -118,6 +118,11 @@ export class EventRouter {
     const state = name === 'circuit-open' ? 'open' : name === 'circuit-half-open' ? 'half-open' : 'closed';
     this.instruments.circuitState.record(CIRCUIT_STATE_VALUE[state] ?? 0, { 'sluice.circuit.key': key });
     const attributes = payloadAttributes(payload);
+    // The change names the call that made it; a manual isolate/reset names
+    // none, and then every call in flight on that circuit hears it.
+    const id = payload['id'];
+    const owner = typeof id === 'string' ? this.calls.get(id) : undefined;
+    if (owner) return owner.event(`sluice.${name}`, attributes);
     for (const call of this.calls.values()) {
       if (call.circuitKey() === key) call.event(`sluice.${name}`, attributes);
     }
