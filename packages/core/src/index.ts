@@ -34,3 +34,4 @@ export type {
   ToolDefinition,
   Usage,
 } from './schemas.js';
+export { toFetch, type FetchFunction, type ToFetchOptions, type RunsCompletions } from './to-fetch.js';
