@@ -1,4 +1,4 @@
-import { createPipeline, type ChatMessage, openAICompatible } from '@sluice/core';
+import { createPipeline, type ChatMessage, memoryStore, openAICompatible } from '@sluice/core';
 import { trimContext } from '@sluice/context';
 import { budget, compareModels, formatCostTable, originalPrices, trackCost } from '@sluice/cost';
 import { mockUpstream } from '@sluice/testing';
@@ -37,11 +37,13 @@ export async function cost(): Promise<void> {
   heading('Cost: history growing without bound, caught in minutes instead of on the bill');
   const upstream = await mockUpstream({ reply: 'Happy to help with that.' });
   const costs = trackCost({ anomaly: { warmupRequests: 10 } });
-  const unbounded = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-demo' }) })
+  // Both pipelines keep budget and ledger state in one store, so the ledger reports them together.
+  const store = memoryStore();
+  const unbounded = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-demo' }), store })
     .use(costs)
     .use(budget({ limitUsd: 0.1, period: 'day', warnAt: [0.5, 0.8], onExceed: 'reject' }));
   const figure = (metric: string, value: number) => (metric.startsWith('usd') ? `$${value.toFixed(5)}` : `${Math.round(value)}`);
-  unbounded.events.on('anomaly', (e) =>
+  unbounded.events.on('cost-anomaly', (e) =>
     console.log(
       `  anomaly       ${e.metric} is ${e.ratio.toFixed(0)}x its baseline (${figure(e.metric, e.value)} vs ${figure(e.metric, e.baseline)}) on ${e.model}`,
     ),
@@ -60,7 +62,7 @@ export async function cost(): Promise<void> {
   console.log(`  ${refused} of those 12 refused by the budget before reaching the upstream`);
 
   heading('Cost: the same conversation through trimContext');
-  const trimmed = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-demo' }) })
+  const trimmed = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-demo' }), store })
     .use(costs)
     .use(trimContext({ maxTokens: 600 }));
   trimmed.events.on('context-trim', (e) =>

@@ -5,7 +5,7 @@
  * mutates its input or reads a clock.
  */
 import type { CircuitStateName, CloseReason, OpenReason } from './events.js';
-import { countCall, uncount } from './failure-window.js';
+import { countCall, type FailureRateRules, uncount } from './failure-window.js';
 
 /**
  * The rules a circuit follows, every default filled in; internal.
@@ -17,7 +17,7 @@ import { countCall, uncount } from './failure-window.js';
  */
 export interface CircuitRules {
   failures: number | false;
-  failureRate: { threshold: number; windowMs: number; minimumCalls: number; buckets: number } | undefined;
+  failureRate: FailureRateRules | undefined;
   openMs: number;
   backoff: { factor: number; maxMs: number } | undefined;
   probes: number;

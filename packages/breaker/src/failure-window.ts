@@ -4,7 +4,18 @@
  * memory is constant however many calls it sees. The functions change the
  * record they are given: `circuit.ts` hands them its own copy.
  */
-import type { CircuitRecord, CircuitRules } from './circuit.js';
+/** The failure-rate rule, every default filled in; internal. */
+export interface FailureRateRules {
+  threshold: number;
+  windowMs: number;
+  minimumCalls: number;
+  buckets: number;
+}
+
+/** What of a circuit record the window reads and writes: at most `buckets` entries of `[slice index, calls, failures]`. */
+export interface WindowRecord {
+  window: Array<[slice: number, calls: number, failures: number]>;
+}
 
 /**
  * Takes back a success counted at `at`, if its slice is still in the
@@ -15,7 +26,7 @@ import type { CircuitRecord, CircuitRules } from './circuit.js';
  * @param at - when the success was counted
  * @param rate - the failure-rate rule
  */
-export function uncount(record: CircuitRecord, at: number, rate: NonNullable<CircuitRules['failureRate']>): void {
+export function uncount(record: WindowRecord, at: number, rate: FailureRateRules): void {
   const index = Math.floor(at / (rate.windowMs / rate.buckets));
   const slice = record.window.find(([candidate]) => candidate === index);
   if (slice && slice[1] > slice[2]) slice[1] -= 1;
@@ -31,10 +42,10 @@ export function uncount(record: CircuitRecord, at: number, rate: NonNullable<Cir
  * @param rate - the failure-rate rule
  */
 export function countCall(
-  record: CircuitRecord,
+  record: WindowRecord,
   now: number,
   failed: boolean,
-  rate: NonNullable<CircuitRules['failureRate']>,
+  rate: FailureRateRules,
 ): { calls: number; failures: number } {
   const slice = Math.floor(now / (rate.windowMs / rate.buckets));
   const live = record.window.filter(([index]) => index > slice - rate.buckets);
@@ -59,9 +70,9 @@ export function countCall(
  * ```
  */
 export function windowTotals(
-  record: CircuitRecord,
+  record: WindowRecord,
   now: number,
-  rate: NonNullable<CircuitRules['failureRate']>,
+  rate: FailureRateRules,
 ): { calls: number; failures: number } {
   const slice = Math.floor(now / (rate.windowMs / rate.buckets));
   let calls = 0;

@@ -1,10 +1,11 @@
+import { ValidationError } from '@sluice/core';
 import { baseModel } from './encodings.js';
 
 /*
- * Context windows, in tokens, as the providers document them (checked
- * 2025-11). Ordered: the first prefix that matches wins. @sluice/cost's
- * price table holds the same facts for the models it prices; pass
- * `contextWindow` to trimContext to use that (or any) table instead.
+ * The one table of context windows in sluice, in tokens: trimContext's
+ * default, and what @sluice/cost's price table answers for a model whose
+ * entry gives no window of its own. Ordered: the first prefix that matches
+ * wins. As the providers document them (checked 2025-11):
  *
  * - gpt-4.1 (all sizes): 1,047,576 (OpenAI model page). The original
  *   access layer said 128k, which wasted seven eighths of the window.
@@ -16,8 +17,12 @@ import { baseModel } from './encodings.js';
  * - deepseek-*: 128K (DeepSeek API docs for V3.1/V3.2, deepseek-chat and
  *   -reasoner; counted as 128,000). The original said 64k, the window of
  *   the first V3 API.
+ *
+ * Windows registered at run time (registerContextWindows, e.g. from
+ * LiteLLM's price file through @sluice/cost) are matched by exact name
+ * first and beat this table.
  */
-const windows: ReadonlyArray<readonly [prefix: string, window: number]> = [
+const builtIn: ReadonlyArray<readonly [prefix: string, window: number]> = [
   ['gpt-4.1', 1_047_576],
   ['gpt-4o', 128_000],
   ['chatgpt-4o', 128_000],
@@ -42,18 +47,50 @@ const windows: ReadonlyArray<readonly [prefix: string, window: number]> = [
   ['deepseek-', 128_000],
 ];
 
+// A dated snapshot never changes the window: `gpt-4.1-2025-04-14`, `claude-sonnet-4-5-20250929`.
+const snapshot = /(?:[-@](?:\d{4}-\d{2}-\d{2}|\d{8})|-latest)$/;
+const registered = new Map<string, number>();
+
 /**
- * The context window of `model` from the built-in table, or `undefined`
- * for a model it does not know; internal (trimContext's default).
+ * The context window of `model` in tokens: a window registered with
+ * {@link registerContextWindows}, else the built-in table's (see the
+ * README), else `undefined` for a model neither knows. Provider prefixes
+ * (`openai/gpt-4.1`) and dated snapshots are understood.
  *
- * @param model - a model name; provider prefixes and dated versions are understood
+ * @param model - a model name as sent
  * @example
  * ```ts
- * builtInContextWindow('gpt-4.1-2025-04-14'); // 1_047_576
+ * contextWindow('gpt-4.1-2025-04-14'); // 1_047_576
+ * contextWindow('my-finetune');        // undefined
  * ```
  */
-export function builtInContextWindow(model: string): number | undefined {
+export function contextWindow(model: string): number | undefined {
   const name = baseModel(model);
-  for (const [prefix, window] of windows) if (name.startsWith(prefix)) return window;
+  const known = registered.get(name) ?? registered.get(name.replace(snapshot, ''));
+  if (known !== undefined) return known;
+  for (const [prefix, window] of builtIn) if (name.startsWith(prefix)) return window;
   return undefined;
+}
+
+/**
+ * Adds or replaces context windows by model name, for every later
+ * {@link contextWindow} lookup in this process (and so for `trimContext`'s
+ * default and `@sluice/cost`'s price table). Use it to teach sluice a new
+ * model without waiting for a release; `@sluice/cost`'s
+ * `loadLiteLLMPrices({ registerWindows: true })` calls it.
+ *
+ * @param windows - tokens by model name, e.g. `{ 'my-finetune': 32_768 }`
+ * @throws ValidationError (field `contextWindows.<model>`) for a window that is not a positive integer; nothing is registered then
+ * @example
+ * ```ts
+ * registerContextWindows({ 'llama-3.3-70b': 131_072 });
+ * ```
+ */
+export function registerContextWindows(windows: Readonly<Record<string, number>>): void {
+  for (const [model, window] of Object.entries(windows)) {
+    if (!Number.isSafeInteger(window) || window <= 0) {
+      throw new ValidationError(`contextWindows.${model}`, `must be a positive integer number of tokens, got ${String(window)}`);
+    }
+  }
+  for (const [model, window] of Object.entries(windows)) registered.set(baseModel(model), window);
 }

@@ -8,6 +8,9 @@
  * `trimContext()` keeps each request inside its model's window, keeping
  * the system messages, the last user turn and whole tool-call groups.
  */
+import type { ContextTrimEvent } from './events.js';
+import type { ContextState } from './trim-context.js';
+
 export { countTokens } from './count-tokens.js';
 export { countMessages, type CountMessagesOptions } from './count-messages.js';
 export type { Tokenizer, TokenCount } from './tokenizer.js';
@@ -17,6 +20,17 @@ export { gptTokenizer } from './gpt-tokenizer.js';
 export { tiktokenWasm } from './tiktoken-wasm.js';
 export type { Encoding } from './encodings.js';
 export { configureTokenCache, type TokenCacheOptions } from './token-cache.js';
-export { trimContext, type TrimContextOptions } from './trim-context.js';
-export { ContextOverflowError } from './context-overflow-error.js';
-export type { ContextState, ContextTrimEvent } from './types.js';
+export { trimContext, type ContextState } from './trim-context.js';
+export type { TrimContextOptions } from './options.js';
+export { contextWindow, registerContextWindows } from './context-window.js';
+export { PromptTooLongError } from './errors.js';
+export type { ContextTrimEvent } from './events.js';
+
+declare module '@sluice/core' {
+  interface SluiceEvents {
+    'context-trim': ContextTrimEvent;
+  }
+  interface SluiceState {
+    context?: ContextState;
+  }
+}

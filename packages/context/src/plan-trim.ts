@@ -65,7 +65,7 @@ function unitsOf(messages: readonly ChatMessage[], counts: readonly number[]): U
  * @example
  * ```ts
  * const plan = planTrim(messages, counts, 3, 96_000);
- * if ('needed' in plan) throw new ContextOverflowError(model, plan.needed, 96_000);
+ * if ('needed' in plan) throw new PromptTooLongError(model, plan.needed, 96_000);
  * ```
  */
 export function planTrim(

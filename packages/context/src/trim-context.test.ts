@@ -2,11 +2,12 @@ import { type ChatCompletionRequest, type ChatMessage, type CompletionContext, c
 import { type PromptTokens, promptTokens } from '@sluice/core/kit';
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ContextOverflowError } from './context-overflow-error.js';
+import { PromptTooLongError } from './errors.js';
 import { countMessages } from './count-messages.js';
 import type { Tokenizer } from './tokenizer.js';
-import { type TrimContextOptions, trimContext } from './trim-context.js';
-import type { ContextState, ContextTrimEvent } from './types.js';
+import type { ContextTrimEvent } from './events.js';
+import type { TrimContextOptions } from './options.js';
+import { type ContextState, trimContext } from './trim-context.js';
 
 const open: Array<{ close(): Promise<void> }> = [];
 
@@ -164,13 +165,13 @@ describe('trimContext', () => {
     expect(countMessages(body, 'gpt-4o').tokens).toBeLessThanOrEqual(400);
   });
 
-  it('fails with CONTEXT_OVERFLOW, saying by how much, when the essentials alone do not fit', async () => {
+  it('fails with PROMPT_TOO_LONG, saying by how much, when the essentials alone do not fit', async () => {
     const { llm, upstream } = await start({ maxTokens: 50 });
     const messages = history(2);
     const needed = countMessages([messages[0] as ChatMessage, messages.at(-1) as ChatMessage], 'gpt-4o').tokens;
     const call = llm.complete({ model: 'gpt-4o', messages });
-    await expect(call).rejects.toMatchObject({ code: 'CONTEXT_OVERFLOW', retryable: false, needed, budget: 50, overBy: needed - 50 });
-    await expect(call).rejects.toBeInstanceOf(ContextOverflowError);
+    await expect(call).rejects.toMatchObject({ code: 'PROMPT_TOO_LONG', retryable: false, needed, budget: 50, overBy: needed - 50 });
+    await expect(call).rejects.toBeInstanceOf(PromptTooLongError);
     expect(upstream.requests).toHaveLength(0);
   });
 

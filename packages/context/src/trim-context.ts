@@ -1,71 +1,43 @@
-import { z } from 'zod';
 import { type ChatCompletionRequest, type ChatMessage, type CompletionContext, type Middleware } from '@sluice/core';
 import { chatMessageSchema, parseOptions } from '@sluice/core/kit';
-import { builtInContextWindow } from './context-window.js';
-import { ContextOverflowError } from './context-overflow-error.js';
+import { contextWindow } from './context-window.js';
+import { isTokenizer, type TrimContextOptions, trimContextOptionsSchema } from './options.js';
+import { PromptTooLongError } from './errors.js';
 import { chatFormat, messageTokens } from './count-messages.js';
 import { type TrimPlan, planTrim } from './plan-trim.js';
 import type { Tokenizer } from './tokenizer.js';
 import { loadTokenizer } from './tokenizer-for.js';
 import { toolDefinitionTokens } from './tool-tokens.js';
-import type { ContextState } from './types.js';
 
 /**
- * Options of {@link trimContext}.
+ * What `trimContext` did to a call, under `ctx.state.context`.
  *
  * @example
  * ```ts
- * const options: TrimContextOptions = {
- *   ratio: 0.8,
- *   contextWindow: (model) => prices.lookup(model)?.entry.contextWindow,
- *   summarize: async (dropped) => summarizer.complete(dropped),
- * };
+ * llm.use(async function logTrim(ctx, next) {
+ *   await next();
+ *   const trim = ctx.state.context;
+ *   if (trim && trim.dropped > 0) log.info(`${trim.tokensBefore} → ${trim.tokensAfter} tokens`);
+ * });
  * ```
  */
-export interface TrimContextOptions {
-  /** The share of the model's window the prompt plus the reserved output may use (default 0.8). */
-  ratio?: number;
+export interface ContextState {
+  /** Prompt tokens of the request as it came in. */
+  tokensBefore: number;
+  /** Prompt tokens of the request as it is sent (with any summary). */
+  tokensAfter: number;
   /**
-   * The prompt's token budget, used as is instead of window × `ratio` −
-   * reserved output (for a model the window table does not know, or a
-   * budget of your own).
+   * The prompt's token budget; `undefined` when the model's window is
+   * unknown and no `maxTokens` was given, in which case nothing was trimmed.
    */
-  maxTokens?: number;
-  /**
-   * The model's context window in tokens, or `undefined` when unknown
-   * (default: the built-in table in the README; wire @sluice/cost's price
-   * table here to keep one source). A request for a model with no window
-   * and no `maxTokens` is passed on untrimmed.
-   */
-  contextWindow?: (model: string) => number | undefined;
-  /** The tokenizer, or a function of the model (default: `loadTokenizer(model)`). */
-  tokenizer?: Tokenizer | ((model: string) => Tokenizer);
-  /**
-   * Replaces the dropped turns with a summary your function produces (a
-   * string becomes a `system` message), inserted after the leading
-   * system/developer messages and counted: if it does not fit in what the
-   * kept turns leave, older kept turns are dropped to make room.
-   */
-  summarize?: (dropped: ChatMessage[], ctx: CompletionContext) => Promise<string | ChatMessage>;
+  budget: number | undefined;
+  /** How many messages were dropped. */
+  dropped: number;
+  /** Whether a summary replaced the dropped messages. */
+  summarized: boolean;
+  /** Whether the counts are estimates (see `TokenCount.approximate`). */
+  approximate: boolean;
 }
-
-const isFunction = (value: unknown) => typeof value === 'function';
-const isTokenizer = (value: unknown) => isFunction((value as Tokenizer | undefined)?.count);
-
-const optionsSchema = z.strictObject({
-  ratio: z.number().gt(0).max(1).optional(),
-  maxTokens: z.number().int().positive().optional(),
-  contextWindow: z.custom<(model: string) => number | undefined>(isFunction, 'must be a function').optional(),
-  tokenizer: z
-    .custom<Tokenizer | ((model: string) => Tokenizer)>(
-      (value) => isFunction(value) || isTokenizer(value),
-      'must be a Tokenizer or a function of the model',
-    )
-    .optional(),
-  summarize: z
-    .custom<(dropped: ChatMessage[], ctx: CompletionContext) => Promise<string | ChatMessage>>(isFunction, 'must be a function')
-    .optional(),
-});
 
 /**
  * Fits each request into its model's context window before it is sent:
@@ -80,7 +52,7 @@ const optionsSchema = z.strictObject({
  *
  * @param options - see {@link TrimContextOptions}; all optional
  * @throws ValidationError naming a bad option (`trimContext.ratio`)
- * @throws ContextOverflowError (per call) when what cannot be dropped is over the budget
+ * @throws PromptTooLongError (per call) when what cannot be dropped is over the budget
  * @example
  * ```ts
  * const llm = createPipeline({ transport })
@@ -90,9 +62,9 @@ const optionsSchema = z.strictObject({
  * ```
  */
 export function trimContext(options: TrimContextOptions = {}): Middleware {
-  const parsed = parseOptions(optionsSchema, options, 'trimContext');
+  const parsed = parseOptions(trimContextOptionsSchema, options, 'trimContext');
   const ratio = parsed.ratio ?? 0.8;
-  const windowOf = parsed.contextWindow ?? builtInContextWindow;
+  const windowOf = parsed.contextWindow ?? contextWindow;
   const tokenizerOf = async (model: string): Promise<Tokenizer> => {
     const { tokenizer } = parsed;
     if (tokenizer === undefined) return loadTokenizer(model);
@@ -179,7 +151,7 @@ function budgetOf(
 }
 
 function fit(plan: TrimPlan | { needed: number }, model: string, budget: number): TrimPlan {
-  if ('needed' in plan) throw new ContextOverflowError(model, plan.needed, budget);
+  if ('needed' in plan) throw new PromptTooLongError(model, plan.needed, budget);
   return plan;
 }
 

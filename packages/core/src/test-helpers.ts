@@ -1,7 +1,10 @@
-import { mockUpstream, type MockUpstream, type MockUpstreamOptions } from '@sluice/testing';
+import type { MockUpstream, MockUpstreamOptions } from '@sluice/testing';
+import { closeTestPipelines, collect, testPipeline } from '@sluice/testing/kit';
+import { systemClock } from './clock.js';
+import { memoryStore } from './store.js';
 import { afterEach } from 'vitest';
-import { openAICompatible, type OpenAICompatibleOptions } from './open-ai-compatible.js';
-import { createPipeline, type Pipeline } from './pipeline.js';
+import type { OpenAICompatibleOptions } from './open-ai-compatible.js';
+import type { Pipeline } from './pipeline.js';
 import type { ChatCompletionRequest } from './schemas.js';
 
 export const apiKey = 'sk-test-9f8e7d6c5b4a';
@@ -11,27 +14,22 @@ export const ask = (content = 'Hello there', model = 'gpt-4.1'): ChatCompletionR
   messages: [{ role: 'user', content }],
 });
 
-const open: Array<{ close(): Promise<void> }> = [];
+afterEach(closeTestPipelines);
 
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((item) => item.close()));
-});
-
-/** A mock upstream and a pipeline pointed at it, both closed after the test. */
+/** A mock upstream and a pipeline pointed at it, on real time, both closed after the test. */
 export async function setup(
   options: { upstream?: MockUpstreamOptions; transport?: Partial<OpenAICompatibleOptions> } = {},
 ): Promise<{ upstream: MockUpstream; llm: Pipeline }> {
-  const upstream = await mockUpstream(options.upstream);
-  const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey, ...options.transport }) });
-  open.push(llm, upstream);
+  const { upstream, llm } = await testPipeline({
+    clock: systemClock,
+    store: memoryStore(),
+    ...(options.upstream ? { upstream: options.upstream } : {}),
+    transport: { apiKey, ...options.transport },
+  });
   return { upstream, llm };
 }
 
-export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of iterable) out.push(item);
-  return out;
-}
+export { collect };
 
 /** Every upstream status and the code and retryability it maps to. */
 export const statusCodes: Array<[status: number, code: string, retryable: boolean]> = [

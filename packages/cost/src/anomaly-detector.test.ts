@@ -1,11 +1,15 @@
-import { createPipeline, openAICompatible } from '@sluice/core';
+import { type ChatMessage, createPipeline, openAICompatible } from '@sluice/core';
 import { mockUpstream } from '@sluice/testing';
+import { manualClock, recordEvents } from '@sluice/testing/kit';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AnomalyDetector, type Observation } from './anomaly-detector.js';
-import { manualClock } from './test-clock.js';
-import { collect, messages } from './test-pipeline.js';
 import { trackCost } from './track-cost.js';
+
+const messages: ChatMessage[] = [
+  { role: 'system', content: 'You are terse.' },
+  { role: 'user', content: 'Tell me about sluice gates in one paragraph.' },
+];
 
 const start = Date.UTC(2026, 11, 1);
 let sequence = 0;
@@ -97,17 +101,17 @@ describe('spend anomaly alert', () => {
     const upstream = await mockUpstream({ reply: () => ({ content: 'ok', usage: { prompt_tokens: promptTokens, completion_tokens: 800 } }) });
     const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' }), clock }).use(trackCost());
     try {
-      const anomalies = collect(llm.events, 'anomaly');
+      const anomaliesRecorder = recordEvents(llm.events, ['cost-anomaly']);
       for (let i = 0; i < 25; i++) {
         clock.advance(5_000);
         await llm.complete({ model: 'gpt-4.1', messages }, { tags: { user: 'u1' } });
       }
-      expect(anomalies).toEqual([]);
+      expect(anomaliesRecorder.of('cost-anomaly')).toEqual([]);
       promptTokens = 47 * 3_800 - 800;
       await llm.complete({ model: 'gpt-4.1', messages }, { tags: { user: 'u1' } });
-      expect(anomalies.map((event) => event.metric)).toEqual(['tokens-per-request', 'usd-per-request']);
-      expect(anomalies[0]).toMatchObject({ model: 'gpt-4.1', tags: { user: 'u1' }, value: 47 * 3_800 });
-      expect(anomalies[0]?.ratio).toBeCloseTo(47, 6);
+      expect(anomaliesRecorder.of('cost-anomaly').map((event) => event.metric)).toEqual(['tokens-per-request', 'usd-per-request']);
+      expect(anomaliesRecorder.of('cost-anomaly')[0]).toMatchObject({ model: 'gpt-4.1', tags: { user: 'u1' }, value: 47 * 3_800 });
+      expect(anomaliesRecorder.of('cost-anomaly')[0]?.ratio).toBeCloseTo(47, 6);
     } finally {
       await llm.close();
       await upstream.close();

@@ -1,37 +1,6 @@
-import { z } from 'zod';
-import type { AnomalyEvent, AnomalyMetric } from './cost-events.js';
-
-/** Options of the spend anomaly alert (`trackCost({ anomaly })`). */
-export interface AnomalyOptions {
-  /** Fire when a figure reaches this many times its baseline (default 5). */
-  factor?: number;
-  /** Requests of a model seen before per-request figures can fire (default 20). */
-  warmupRequests?: number;
-  /** Active minutes of a model seen before per-minute figures can fire (default 5). */
-  warmupMinutes?: number;
-  /** Span of the per-request moving average, in requests (default 50). */
-  requestWindow?: number;
-  /** Span of the per-minute moving average, in active minutes (default 30). */
-  minuteWindow?: number;
-  /** Least time between two per-request events of one metric and model (default 60 000 ms). */
-  cooldownMs?: number;
-  /** Which figures to watch (default all four). */
-  metrics?: AnomalyMetric[];
-  /** Most models tracked at once; the least recently seen is dropped past it (default 256). */
-  maxModels?: number;
-}
-
-/** The zod schema of {@link AnomalyOptions}; internal. */
-export const anomalyOptionsSchema = z.strictObject({
-  factor: z.number().gt(1).finite().optional(),
-  warmupRequests: z.number().int().positive().optional(),
-  warmupMinutes: z.number().int().positive().optional(),
-  requestWindow: z.number().int().positive().optional(),
-  minuteWindow: z.number().int().positive().optional(),
-  cooldownMs: z.number().nonnegative().optional(),
-  metrics: z.array(z.enum(['tokens-per-request', 'usd-per-request', 'tokens-per-minute', 'usd-per-minute'])).optional(),
-  maxModels: z.number().int().positive().optional(),
-});
+import type { AnomalyMetric, CostAnomalyEvent } from './events.js';
+import type { AnomalyOptions } from './options.js';
+import { usdAmount } from './usage-tokens.js';
 
 /** An exponentially weighted moving average, a plain mean until `window` samples. */
 class Ewma {
@@ -74,7 +43,7 @@ export interface Observation {
  * @example
  * ```ts
  * const detector = new AnomalyDetector({ factor: 5 });
- * for (const event of detector.observe({ id, model, tags, tokens, usd, now })) emit('anomaly', event);
+ * for (const event of detector.observe({ id, model, tags, tokens, usd, now })) emit('cost-anomaly', event);
  * ```
  */
 export class AnomalyDetector {
@@ -87,9 +56,11 @@ export class AnomalyDetector {
     this.metrics = new Set(options.metrics ?? ['tokens-per-request', 'usd-per-request', 'tokens-per-minute', 'usd-per-minute']);
   }
 
-  observe(seen: Observation): AnomalyEvent[] {
+  observe(seen: Observation): CostAnomalyEvent[] {
+    // A figure that is not a number would poison the baseline for good (every later ratio NaN): left out.
+    if (usdAmount(seen.usd) === undefined || usdAmount(seen.tokens) === undefined || !Number.isFinite(seen.now)) return [];
     const state = this.state(seen.model);
-    const events: AnomalyEvent[] = [];
+    const events: CostAnomalyEvent[] = [];
     const check = (metric: AnomalyMetric, value: number, baseline: Ewma, warmup: number, canFire: () => boolean) => {
       if (!this.metrics.has(metric) || baseline.count < warmup || baseline.mean <= 0) return;
       const ratio = value / baseline.mean;

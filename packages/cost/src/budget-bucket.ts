@@ -1,5 +1,7 @@
+import { usdAmount } from './usage-tokens.js';
+
 /*
- * The stored state of one budget limit for one scope and period, and the
+ * The stored state of one budget limit for one key and period, and the
  * pure updates the budget applies to it with `store.update` (atomic; a
  * distributed store may run an update more than once, so each is a pure
  * function of the current value). Plain JSON.
@@ -24,6 +26,21 @@ export interface BudgetBucket {
 const tolerance = 1e-9;
 
 const empty = (): BudgetBucket => ({ spentUsd: 0, holds: {}, warned: {} });
+
+/**
+ * The stored bucket with every amount a finite number: a store that lost
+ * precision or a corrupted record (JSON turns NaN into null) must not turn
+ * the limit's arithmetic into NaN, where no comparison refuses anything.
+ */
+function readBucket(current: BudgetBucket | undefined): BudgetBucket {
+  if (!current) return empty();
+  let clean = usdAmount(current.spentUsd) === current.spentUsd;
+  for (const usd of Object.values(current.holds ?? {})) if (usdAmount(usd) !== usd) clean = false;
+  if (clean && current.holds && current.warned) return current;
+  const holds: Record<string, number> = {};
+  for (const [id, usd] of Object.entries(current.holds ?? {})) holds[id] = usdAmount(usd) ?? 0;
+  return { spentUsd: usdAmount(current.spentUsd) ?? 0, holds, warned: { ...current.warned } };
+}
 
 /**
  * The worst-case cost held by calls in flight; internal.
@@ -56,8 +73,10 @@ export function reservedUsd(bucket: BudgetBucket): number {
  */
 export function reserveHold(id: string, amountUsd: number, limitUsd: number, force: boolean) {
   return (current: BudgetBucket | undefined): BudgetBucket => {
-    const bucket = current ?? empty();
+    const bucket = readBucket(current);
     if (Object.hasOwn(bucket.holds, id)) return bucket;
+    // An amount that is not a price is never admitted, even forced: held, it would disable the limit.
+    if (usdAmount(amountUsd) === undefined) return bucket;
     if (!force && bucket.spentUsd + reservedUsd(bucket) + amountUsd > limitUsd + tolerance) return bucket;
     return { ...bucket, holds: { ...bucket.holds, [id]: amountUsd } };
   };
@@ -65,7 +84,9 @@ export function reserveHold(id: string, amountUsd: number, limitUsd: number, for
 
 /**
  * Replaces the hold `id` by the real cost `usd` (0 releases it), claiming
- * every threshold in `warnAt` the new spend crosses; internal.
+ * every threshold in `warnAt` the new spend crosses; internal. A cost that
+ * is not a finite amount ≥ 0 is charged as what the hold reserved: never
+ * NaN, and never less than the call may have cost.
  *
  * @param id - the call's hold id
  * @param usd - what the call really cost
@@ -79,9 +100,9 @@ export function reserveHold(id: string, amountUsd: number, limitUsd: number, for
  */
 export function settleHold(id: string, usd: number, limitUsd: number, warnAt: readonly number[]) {
   return (current: BudgetBucket | undefined): BudgetBucket => {
-    const bucket = current ?? empty();
-    const { [id]: _held, ...holds } = bucket.holds;
-    const spentUsd = bucket.spentUsd + usd;
+    const bucket = readBucket(current);
+    const { [id]: held, ...holds } = bucket.holds;
+    const spentUsd = bucket.spentUsd + (usdAmount(usd) ?? held ?? 0);
     const warned = { ...bucket.warned };
     for (const threshold of warnAt) {
       const key = String(threshold);

@@ -1,9 +1,6 @@
 /** A budget period, in UTC on the pipeline's clock. */
 export type BudgetPeriod = 'hour' | 'day' | 'month';
 
-/** Whose spend a limit counts: every call, or the calls sharing one value of a tag. */
-export type BudgetScope = 'global' | { tag: string; value: string };
-
 /** One period: its id (`2026-11-25`, `2026-11-25T10`, `2026-11`), start and end. */
 export interface PeriodBucket {
   id: string;

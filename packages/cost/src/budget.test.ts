@@ -1,12 +1,17 @@
-import { type Middleware, type Pipeline, createPipeline, memoryStore, openAICompatible } from '@sluice/core';
+import { type ChatMessage, type Middleware, type Pipeline, createPipeline, memoryStore, openAICompatible } from '@sluice/core';
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
+import { drain, manualClock, recordEvents } from '@sluice/testing/kit';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type BudgetOptions, budget } from './budget.js';
+import { budget } from './budget.js';
+import type { BudgetOptions } from './options.js';
 import { priceTable } from './price-table.js';
-import { manualClock } from './test-clock.js';
-import { collect, drain, messages } from './test-pipeline.js';
 import { trackCost } from './track-cost.js';
+
+const messages: ChatMessage[] = [
+  { role: 'system', content: 'You are terse.' },
+  { role: 'user', content: 'Tell me about sluice gates in one paragraph.' },
+];
 
 // Prompts are free here, so a call's worst case is exactly its output cap:
 // 100 tokens of `big` cost $0.10, of `small` $0.01.
@@ -96,17 +101,18 @@ describe('budget', () => {
     );
   });
 
-  it('refuses with the scope, limit, spend, reservations and period in the error', async () => {
+  it('refuses with the key, limit, spend, reservations and period in the error, as a final error', async () => {
     const clock = manualClock(Date.UTC(2026, 10, 25, 9, 30));
-    const { llm } = await setup({ budget: { scope: { tag: 'tenant' }, limitUsd: 0.25, period: 'day' }, clock });
-    const exceeded = collect(llm.events, 'budget-exceeded');
+    const { llm } = await setup({ budget: { key: { tag: 'tenant' }, limitUsd: 0.25, period: 'day' }, clock });
+    const exceededRecorder = recordEvents(llm.events, ['budget-reject']);
     await llm.complete(request, { tags: { tenant: 'acme' } });
     await llm.complete(request, { tags: { tenant: 'acme' } });
     await expect(llm.complete(request, { tags: { tenant: 'acme' } })).rejects.toMatchObject({
       name: 'BudgetExceededError',
       code: 'BUDGET_EXCEEDED',
       retryable: false,
-      scope: { tag: 'tenant', value: 'acme' },
+      final: true,
+      key: 'tenant:acme',
       period: 'day',
       limitUsd: 0.25,
       spentUsd: expect.closeTo(0.2, 9),
@@ -114,42 +120,52 @@ describe('budget', () => {
       requestedUsd: expect.closeTo(0.1, 9),
       resetsAt: Date.UTC(2026, 10, 26),
     });
-    expect(exceeded).toEqual([expect.objectContaining({ action: 'reject', model: 'big', scope: { tag: 'tenant', value: 'acme' } })]);
+    expect(exceededRecorder.of('budget-reject')).toEqual([expect.objectContaining({ action: 'reject', model: 'big', key: 'tenant:acme' })]);
   });
 
-  it('keeps one limit per value of a tag, and leaves calls without the tag alone', async () => {
-    const { llm } = await setup({ budget: { scope: { tag: 'tenant' }, limitUsd: 0.1, period: 'day' } });
+  it('keeps one limit per value of a tag; calls without the tag share the `missing` key', async () => {
+    const { llm } = await setup({ budget: { key: { tag: 'tenant', missing: 'untagged' }, limitUsd: 0.1, period: 'day' } });
     await llm.complete(request, { tags: { tenant: 'acme' } });
     await llm.complete(request, { tags: { tenant: 'globex' } });
     await expect(llm.complete(request, { tags: { tenant: 'acme' } })).rejects.toMatchObject({ code: 'BUDGET_EXCEEDED' });
     await llm.complete(request);
-    await llm.complete(request);
+    await expect(llm.complete(request)).rejects.toMatchObject({ key: 'tenant:untagged' });
+  });
+
+  it('keeps one limit per model with the shared key vocabulary, or per key a function gives', async () => {
+    const perModel = await setup({ budget: { key: 'model', limitUsd: 0.1, period: 'day' } });
+    await perModel.llm.complete(request);
+    await perModel.llm.complete({ ...request, model: 'small' });
+    await expect(perModel.llm.complete(request)).rejects.toMatchObject({ key: 'model:big' });
+    const custom = await setup({ budget: { key: (ctx) => `team-${ctx.tags.team ?? 'none'}`, limitUsd: 0.1, period: 'day' } });
+    await custom.llm.complete(request, { tags: { team: 'a' } });
+    await expect(custom.llm.complete(request, { tags: { team: 'a' } })).rejects.toMatchObject({ key: 'team-a' });
   });
 
   it('enforces several limits at once, and releases what it reserved in the others when one refuses', async () => {
     const { llm, costs } = await setup({
-      budget: { limits: [{ limitUsd: 0.5, period: 'day' }, { scope: { tag: 'tenant' }, limitUsd: 0.3, period: 'hour' }] },
+      budget: { limits: [{ limitUsd: 0.5, period: 'day' }, { key: { tag: 'tenant' }, limitUsd: 0.3, period: 'hour' }] },
     });
     for (let i = 0; i < 3; i++) await llm.complete(request, { tags: { tenant: 'acme' } });
-    await expect(llm.complete(request, { tags: { tenant: 'acme' } })).rejects.toMatchObject({ scope: { tag: 'tenant', value: 'acme' }, period: 'hour' });
+    await expect(llm.complete(request, { tags: { tenant: 'acme' } })).rejects.toMatchObject({ key: 'tenant:acme', period: 'hour' });
     // The refused call's global hold was released: globex still gets the last $0.20.
     await llm.complete(request, { tags: { tenant: 'globex' } });
     await llm.complete(request, { tags: { tenant: 'globex' } });
-    await expect(llm.complete(request, { tags: { tenant: 'globex' } })).rejects.toMatchObject({ scope: 'global', period: 'day' });
+    await expect(llm.complete(request, { tags: { tenant: 'globex' } })).rejects.toMatchObject({ key: 'global', period: 'day' });
     expect((await costs.ledger.report()).usd).toBeCloseTo(0.5, 9);
   });
 
   it('downgrades to a cheaper model that fits, rewriting the request', async () => {
     const { llm, upstream } = await setup({ budget: { limitUsd: 0.15, period: 'day', onExceed: { downgradeTo: 'small' } } });
-    const exceeded = collect(llm.events, 'budget-exceeded');
-    const costs = collect(llm.events, 'cost');
+    const exceededRecorder = recordEvents(llm.events, ['budget-reject']);
+    const costsRecorder = recordEvents(llm.events, ['cost']);
     await llm.complete(request);
     const ctx = await llm.run(request);
     expect(upstream.requests.map((sent) => (sent.body as { model: string }).model)).toEqual(['big', 'small']);
     expect(ctx.state.budget).toMatchObject({ model: 'small', downgradedFrom: 'big', reservedUsd: expect.closeTo(0.01, 9) });
-    expect(exceeded).toEqual([expect.objectContaining({ action: 'downgrade', model: 'big', downgradedTo: 'small' })]);
-    expect(costs.map((cost) => cost.model)).toEqual(['big', 'small']);
-    expect(costs[1]?.usd).toBeCloseTo(0.01, 9);
+    expect(exceededRecorder.of('budget-reject')).toEqual([expect.objectContaining({ action: 'downgrade', model: 'big', downgradedTo: 'small' })]);
+    expect(costsRecorder.of('cost').map((cost) => cost.model)).toEqual(['big', 'small']);
+    expect(costsRecorder.of('cost')[1]?.usd).toBeCloseTo(0.01, 9);
   });
 
   it('refuses when even the cheaper model does not fit', async () => {
@@ -160,24 +176,24 @@ describe('budget', () => {
 
   it("sends the call anyway under 'warn', with an event", async () => {
     const { llm, upstream } = await setup({ budget: { limitUsd: 0.1, period: 'day', onExceed: 'warn' } });
-    const exceeded = collect(llm.events, 'budget-exceeded');
+    const exceededRecorder = recordEvents(llm.events, ['budget-reject']);
     await llm.complete(request);
     await llm.complete(request);
     expect(upstream.requests).toHaveLength(2);
-    expect(exceeded).toEqual([expect.objectContaining({ action: 'warn', spentUsd: expect.closeTo(0.1, 9) })]);
+    expect(exceededRecorder.of('budget-reject')).toEqual([expect.objectContaining({ action: 'warn', spentUsd: expect.closeTo(0.1, 9) })]);
   });
 
   it('warns once per threshold per period, on the clock, in UTC', async () => {
     const clock = manualClock(Date.UTC(2026, 10, 25, 23, 0));
     const { llm } = await setup({ budget: { limitUsd: 1, period: 'day', warnAt: [0.5, 0.8] }, clock });
-    const warnings = collect(llm.events, 'budget-warning');
+    const warningsRecorder = recordEvents(llm.events, ['budget-warning']);
     for (let i = 0; i < 10; i++) await llm.complete(request);
-    expect(warnings.map((warning) => [warning.threshold, warning.periodId])).toEqual([[0.5, '2026-11-25'], [0.8, '2026-11-25']]);
-    expect(warnings[0]).toMatchObject({ scope: 'global', period: 'day', limitUsd: 1, spentUsd: expect.closeTo(0.5, 9) });
+    expect(warningsRecorder.of('budget-warning').map((warning) => [warning.threshold, warning.periodId])).toEqual([[0.5, '2026-11-25'], [0.8, '2026-11-25']]);
+    expect(warningsRecorder.of('budget-warning')[0]).toMatchObject({ key: 'global', period: 'day', limitUsd: 1, spentUsd: expect.closeTo(0.5, 9) });
     await expect(llm.complete(request)).rejects.toMatchObject({ code: 'BUDGET_EXCEEDED' });
     clock.advance(3_600_000);
     for (let i = 0; i < 5; i++) await llm.complete(request);
-    expect(warnings.map((warning) => [warning.threshold, warning.periodId])).toEqual([
+    expect(warningsRecorder.of('budget-warning').map((warning) => [warning.threshold, warning.periodId])).toEqual([
       [0.5, '2026-11-25'],
       [0.8, '2026-11-25'],
       [0.5, '2026-11-26'],
@@ -238,7 +254,7 @@ describe('budget', () => {
     expect(() => budget({ period: 'day' })).toThrow(expect.objectContaining({ field: 'budget.limitUsd' }));
     expect(() => budget({ limitUsd: 1, period: 'week' as never })).toThrow(expect.objectContaining({ field: 'budget.period' }));
     expect(() => budget({ limitUsd: 1, period: 'day', limits: [{ limitUsd: 1, period: 'day' }] })).toThrow(expect.objectContaining({ field: 'budget.limits' }));
-    expect(() => budget({ limits: [{ limitUsd: 1, period: 'day' }, { limitUsd: 2, period: 'day', scope: 'global' }] })).toThrow(
+    expect(() => budget({ limits: [{ limitUsd: 1, period: 'day' }, { limitUsd: 2, period: 'day', key: 'global' }] })).toThrow(
       expect.objectContaining({ field: 'budget.limits.1' }),
     );
     expect(() => budget({ limitUsd: 1, period: 'day', onExceed: { downgradeTo: 'gpt-9' } })).toThrow(

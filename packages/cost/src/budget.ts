@@ -1,91 +1,33 @@
-import { randomUUID } from 'node:crypto';
-import { type CompletionContext, type Middleware, type Store, ValidationError } from '@sluice/core';
-import { parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import { type CompletionContext, type Middleware, ValidationError } from '@sluice/core';
+import { type KeyedState, keyedState, parseOptions } from '@sluice/core/kit';
 import { type BudgetBucket, releaseHold, reserveHold, reservedUsd, settleHold } from './budget-bucket.js';
-import { type BudgetPeriod, type BudgetScope, periodBucket } from './budget-period.js';
-import './cost-events.js';
+import { type BudgetPeriod, periodBucket } from './budget-period.js';
 import { costOfUsage } from './cost-of-usage.js';
-import { BudgetExceededError } from './errors.js';
+import { type BudgetExceededDetails, BudgetExceededError } from './errors.js';
 import { priceEstimate } from './estimate-cost.js';
-import { priceTableOption, unknownModelOption } from './shared-options.js';
+import { type BudgetLimit, type BudgetOptions, budgetOptionsSchema } from './options.js';
 import { type PriceTable, priceTable } from './price-table.js';
 import { promptCount } from './prompt-count.js';
 import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';
 import { settledCost } from './settled-cost.js';
 
-/** One spending limit: `limitUsd` per `period` for a scope (every call, or each value of a tag). */
-export interface BudgetLimit {
-  /** `'global'` (default) or `{ tag: 'tenant' }`: one limit per tenant. Calls without the tag are not counted. */
-  scope?: 'global' | { tag: string };
-  limitUsd: number;
-  period: BudgetPeriod;
+/** What `budget` leaves in `ctx.state.budget` while the call is in flight. */
+export interface BudgetState {
+  /** The model the reservation was made for (the downgraded one, after a downgrade). */
+  model: string;
+  /** The worst-case cost reserved in every applicable limit. */
+  reservedUsd: number;
+  /** The model the caller asked for, when the budget downgraded it. */
+  downgradedFrom: string | undefined;
 }
-
-/** What to do with a call whose worst case does not fit. */
-export type OnExceed = 'reject' | 'warn' | { downgradeTo: string | string[] };
-
-/** Options of {@link budget}: one limit (`limitUsd`, `period`, `scope`) or several (`limits`). */
-export interface BudgetOptions extends Partial<BudgetLimit> {
-  limits?: BudgetLimit[];
-  /**
-   * `'reject'` (default) throws `BudgetExceededError`; `{ downgradeTo }` sends
-   * the call with the first cheaper model that fits; `'warn'` sends it anyway
-   * (events only).
-   */
-  onExceed?: OnExceed;
-  /** Shares of a limit at which `budget-warning` fires, once per period each (default `[0.8]`). */
-  warnAt?: number[];
-  /** Default: `priceTable()`, the built-in prices. */
-  prices?: PriceTable;
-  /** What an unknown model means (default `'error'`); `'warn'`/`'free'` reserve $0 for it. */
-  unknownModel?: UnknownModelPolicy;
-  /** Where spend is kept (default: the pipeline's `ctx.store`). */
-  store?: Store;
-  /** Budgets with the same name and store share their spend (default `'budget'`). */
-  name?: string;
-}
-
-const scopeSchema = z.union([z.literal('global'), z.strictObject({ tag: z.string().min(1) })]);
-const periodSchema = z.enum(['hour', 'day', 'month']);
-const limitSchema = z.strictObject({ scope: scopeSchema.optional(), limitUsd: z.number().positive().finite(), period: periodSchema });
-
-const optionsSchema = z
-  .strictObject({
-    scope: scopeSchema.optional(),
-    limitUsd: z.number().positive().finite().optional(),
-    period: periodSchema.optional(),
-    limits: z.array(limitSchema).min(1).optional(),
-    onExceed: z
-      .union([
-        z.enum(['reject', 'warn']),
-        z.strictObject({ downgradeTo: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]) }),
-      ])
-      .optional(),
-    warnAt: z.array(z.number().positive().finite()).optional(),
-    prices: priceTableOption.optional(),
-    unknownModel: unknownModelOption.optional(),
-    store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
-    name: z.string().min(1).optional(),
-  })
-  .superRefine((options, issues) => {
-    const single = options.limitUsd !== undefined || options.period !== undefined || options.scope !== undefined;
-    if (options.limits && single) issues.addIssue({ code: 'custom', path: ['limits'], message: 'give either limits or limitUsd/period, not both' });
-    if (!options.limits && options.limitUsd === undefined) issues.addIssue({ code: 'custom', path: ['limitUsd'], message: 'required (or give limits)' });
-    if (!options.limits && options.period === undefined) issues.addIssue({ code: 'custom', path: ['period'], message: 'required (or give limits)' });
-    const seen = new Map<string, number>();
-    options.limits?.forEach((limit, index) => {
-      const key = `${JSON.stringify(limit.scope ?? 'global')}:${limit.period}`;
-      const first = seen.get(key);
-      if (first !== undefined) issues.addIssue({ code: 'custom', path: ['limits', index], message: `same scope and period as limits.${first}` });
-      seen.set(key, index);
-    });
-  });
 
 interface Applicable {
   limit: BudgetLimit;
-  scope: BudgetScope;
+  state: KeyedState;
+  /** The state's key under the limit's key option (`global`, `tenant:acme`). */
   key: string;
+  /** The record's key within the namespace: budget name, key, period and period id. */
+  record: string;
   ttlMs: number;
   periodId: string;
   resetsAt: number;
@@ -96,33 +38,37 @@ type Reservation = { ok: true } | { ok: false; blocked: Applicable; bucket: Budg
 /**
  * Spending limits, enforced before a call is sent: the call's worst-case
  * cost (its output at the cap) is reserved atomically in every applicable
- * limit with the store's `update`, and settled to the real cost when the
+ * limit through the store's `update`, and settled to the real cost when the
  * call is done (released if it failed with no usage), so any number of
  * concurrent calls can never spend past a limit. Periods are UTC hours,
- * days or months on the pipeline's clock.
+ * days or months on the pipeline's clock; each record expires one period
+ * after its own ends. State lives under `sluice:cost:` in the call's store
+ * (or `store`); if the store fails before a call is sent, the call is
+ * refused (`onStoreError: 'closed'`, the default).
  *
  * Place it after `trimContext` (it prices the trimmed prompt and reuses its
  * count) and before `retry` (one reservation covers every attempt).
  *
- * @param options - the limit(s), what to do on exceeding, warning thresholds, prices, store
+ * @param options - the limit(s), what to do on exceeding, warning thresholds, prices, store and its failure policy
  * @throws ValidationError naming a bad option
- * @throws BudgetExceededError (from the middleware, code `BUDGET_EXCEEDED`) when a call does not fit and `onExceed` is `'reject'`
+ * @throws BudgetExceededError (from the middleware, code `BUDGET_EXCEEDED`, final) when a call does not fit and `onExceed` is `'reject'`
+ * @throws StoreError (from the middleware, code `STORE_UNAVAILABLE`) when the store fails before sending and `onStoreError` is `'closed'`
  * @throws UnknownModelError (from the middleware) when the model has no price and `unknownModel` is `'error'`
  * @example
  * ```ts
  * llm.use(budget({
- *   limits: [{ limitUsd: 50, period: 'day' }, { scope: { tag: 'tenant' }, limitUsd: 5, period: 'day' }],
+ *   limits: [{ limitUsd: 50, period: 'day' }, { key: { tag: 'tenant' }, limitUsd: 5, period: 'day' }],
  *   onExceed: { downgradeTo: 'gpt-4.1-mini' },
  * }));
  * await llm.complete(request, { tags: { tenant: 'acme' } });
  * ```
  */
 export function budget(options: BudgetOptions): Middleware {
-  const config = parseOptions(optionsSchema, options, 'budget');
+  const config = parseOptions(budgetOptionsSchema, options, 'budget');
   const prices = config.prices ?? priceTable();
   const policy = config.unknownModel ?? 'error';
   const limits: BudgetLimit[] = config.limits ?? [
-    { scope: config.scope, limitUsd: config.limitUsd as number, period: config.period as BudgetPeriod },
+    { key: config.key, limitUsd: config.limitUsd as number, period: config.period as BudgetPeriod },
   ];
   const warnAt = config.warnAt ?? [0.8];
   const onExceed = config.onExceed ?? 'reject';
@@ -130,62 +76,84 @@ export function budget(options: BudgetOptions): Middleware {
   for (const model of downgradeTo) {
     if (!prices.lookup(model)) throw new ValidationError('budget.onExceed.downgradeTo', `no price for "${model}" in the price table`);
   }
-  const prefix = `sluice:budget:${config.name ?? 'budget'}`;
+  const name = config.name ?? 'budget';
+  const states = limits.map((limit, index) =>
+    keyedState({
+      name: 'cost',
+      key: limit.key,
+      defaultKey: 'global',
+      field: config.limits ? `budget.limits.${index}.key` : 'budget.key',
+      store: config.store,
+      // A spend guard that cannot reserve cannot bound spend: refuse by default.
+      onStoreError: config.onStoreError ?? 'closed',
+    }),
+  );
 
   function applicable(ctx: CompletionContext): Applicable[] {
     const now = ctx.clock.now();
-    return limits.flatMap((limit) => {
-      const tag = limit.scope === undefined || limit.scope === 'global' ? undefined : limit.scope.tag;
-      const value = tag === undefined ? undefined : ctx.tags[tag];
-      if (tag !== undefined && value === undefined) return [];
-      const scope: BudgetScope = tag === undefined || value === undefined ? 'global' : { tag, value };
-      const scopeKey = scope === 'global' ? 'global' : `tag:${encodeURIComponent(scope.tag)}=${encodeURIComponent(scope.value)}`;
+    return limits.map((limit, index) => {
+      const state = states[index] as KeyedState;
+      const key = state.keyOf(ctx);
       const bucket = periodBucket(limit.period, now);
       // Kept one period past its end so a call settling late still finds its hold.
       const ttlMs = bucket.end - now + (bucket.end - bucket.start);
-      return [{ limit, scope, key: `${prefix}:${scopeKey}:${limit.period}:${bucket.id}`, ttlMs, periodId: bucket.id, resetsAt: bucket.end }];
+      const record = `${name}:${key}:${limit.period}:${bucket.id}`;
+      return { limit, state, key, record, ttlMs, periodId: bucket.id, resetsAt: bucket.end };
     });
   }
 
   function worstCase(ctx: CompletionContext): number {
     const match = resolvePrice(prices, ctx.request.model, policy);
     if (!match) {
-      if (policy === 'warn') ctx.events.emit('unknown-model', { id: ctx.id, model: ctx.request.model, by: 'budget' });
+      if (policy === 'warn') ctx.events.emit('price-unknown', { id: ctx.id, model: ctx.request.model, by: 'budget' });
       return 0;
     }
     const { count, approximate } = promptCount(ctx);
     return priceEstimate(match, ctx.request, count, approximate).worstCase;
   }
 
-  async function reserveAll(store: Store, targets: Applicable[], id: string, usd: number, force: boolean): Promise<Reservation> {
+  const release = (ctx: CompletionContext, targets: Applicable[], id: string) =>
+    Promise.all(targets.map((target) => target.state.update(ctx, target.record, releaseHold(id), { ttlMs: target.ttlMs, phase: 'settle' })));
+
+  async function reserveAll(ctx: CompletionContext, targets: Applicable[], id: string, usd: number, force: boolean): Promise<Reservation> {
     for (const [index, target] of targets.entries()) {
-      const bucket = await store.update(target.key, reserveHold(id, usd, target.limit.limitUsd, force), target.ttlMs);
-      if (Object.hasOwn(bucket.holds, id)) continue;
-      for (const done of targets.slice(0, index)) await store.update(done.key, releaseHold(id), done.ttlMs);
+      let bucket: BudgetBucket | undefined;
+      try {
+        bucket = await target.state.update<BudgetBucket>(ctx, target.record, reserveHold(id, usd, target.limit.limitUsd, force), { ttlMs: target.ttlMs });
+      } catch (error) {
+        await release(ctx, targets.slice(0, index), id);
+        throw error;
+      }
+      // Undefined: the store failed under the 'open' policy, so this limit lets the call through unmetered.
+      if (bucket === undefined || Object.hasOwn(bucket.holds, id)) continue;
+      await release(ctx, targets.slice(0, index), id);
       return { ok: false, blocked: target, bucket };
     }
     return { ok: true };
   }
 
-  async function settleAll(ctx: CompletionContext, store: Store, targets: Applicable[], id: string, usd: number): Promise<void> {
+  async function settleAll(ctx: CompletionContext, targets: Applicable[], id: string, usd: number): Promise<void> {
     for (const target of targets) {
-      const bucket = await store.update(target.key, settleHold(id, usd, target.limit.limitUsd, warnAt), target.ttlMs);
-      for (const [threshold, by] of Object.entries(bucket.warned)) {
-        if (by !== id) continue;
+      const { limit } = target;
+      const bucket = await target.state.update<BudgetBucket>(ctx, target.record, settleHold(id, usd, limit.limitUsd, warnAt), {
+        ttlMs: target.ttlMs,
+        phase: 'settle',
+      });
+      for (const [threshold, by] of Object.entries(bucket?.warned ?? {})) {
+        if (by !== id || !bucket) continue;
         ctx.events.emit('budget-warning', {
-          scope: target.scope, period: target.limit.period, periodId: target.periodId,
-          threshold: Number(threshold), limitUsd: target.limit.limitUsd, spentUsd: bucket.spentUsd,
+          id: ctx.id, key: target.key, period: limit.period, periodId: target.periodId,
+          threshold: Number(threshold), limitUsd: limit.limitUsd, spentUsd: bucket.spentUsd,
         });
       }
     }
   }
 
-  function exceeded(ctx: CompletionContext, refused: { ok: false; blocked: Applicable; bucket: BudgetBucket }, requestedUsd: number) {
+  function details(refused: { ok: false; blocked: Applicable; bucket: BudgetBucket }, requestedUsd: number): BudgetExceededDetails {
     const { blocked, bucket } = refused;
     return {
-      scope: blocked.scope, period: blocked.limit.period, limitUsd: blocked.limit.limitUsd,
+      key: blocked.key, period: blocked.limit.period, limitUsd: blocked.limit.limitUsd,
       spentUsd: bucket.spentUsd, reservedUsd: reservedUsd(bucket), requestedUsd, resetsAt: blocked.resetsAt,
-      id: ctx.id, model: ctx.request.model,
     };
   }
 
@@ -193,40 +161,39 @@ export function budget(options: BudgetOptions): Middleware {
    * Reserves the call's worst case in every target, or applies `onExceed`:
    * downgrades (rewriting `ctx.request.model`), forces the hold, or throws.
    */
-  async function admit(ctx: CompletionContext, store: Store, targets: Applicable[], id: string): Promise<number> {
+  async function admit(ctx: CompletionContext, targets: Applicable[], id: string): Promise<number> {
     const requested = ctx.request.model;
     let worst = worstCase(ctx);
-    let reservation = await reserveAll(store, targets, id, worst, false);
+    let reservation = await reserveAll(ctx, targets, id, worst, false);
     if (reservation.ok) return worst;
-    const refused = exceeded(ctx, reservation, worst);
+    const { resetsAt: _resetsAt, ...refused } = details(reservation, worst);
     if (onExceed === 'warn') {
-      ctx.events.emit('budget-exceeded', { ...refused, action: 'warn', downgradedTo: undefined });
-      await reserveAll(store, targets, id, worst, true);
+      ctx.events.emit('budget-reject', { ...refused, id: ctx.id, model: requested, action: 'warn', downgradedTo: undefined });
+      await reserveAll(ctx, targets, id, worst, true);
       return worst;
     }
     for (const model of downgradeTo) {
       if (model === ctx.request.model) continue;
       ctx.request = { ...ctx.request, model };
       worst = worstCase(ctx);
-      reservation = await reserveAll(store, targets, id, worst, false);
+      reservation = await reserveAll(ctx, targets, id, worst, false);
       if (reservation.ok) {
-        ctx.events.emit('budget-exceeded', { ...refused, action: 'downgrade', downgradedTo: model });
+        ctx.events.emit('budget-reject', { ...refused, id: ctx.id, model: requested, action: 'downgrade', downgradedTo: model });
         return worst;
       }
     }
-    const { id: _id, model: _model, ...details } = exceeded(ctx, reservation, worst);
+    const final = details(reservation, worst);
     ctx.request = { ...ctx.request, model: requested };
-    ctx.events.emit('budget-exceeded', { ...details, id: ctx.id, model: requested, action: 'reject', downgradedTo: undefined });
-    throw new BudgetExceededError(details);
+    const { resetsAt: _at, ...payload } = final;
+    ctx.events.emit('budget-reject', { ...payload, id: ctx.id, model: requested, action: 'reject', downgradedTo: undefined });
+    throw new BudgetExceededError(final);
   }
 
   return async function budget(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
     const targets = applicable(ctx);
-    if (targets.length === 0) return next();
-    const store = config.store ?? ctx.store;
-    const id = `${ctx.id}:${randomUUID()}`;
+    const id = `${ctx.id}:${crypto.randomUUID()}`;
     const requested = ctx.request.model;
-    const worst = await admit(ctx, store, targets, id);
+    const worst = await admit(ctx, targets, id);
     const downgradedFrom = ctx.request.model === requested ? undefined : requested;
     ctx.state.budget = { model: ctx.request.model, reservedUsd: worst, downgradedFrom };
 
@@ -234,7 +201,7 @@ export function budget(options: BudgetOptions): Middleware {
     const settle = async (usd: number) => {
       if (settled) return;
       settled = true;
-      await settleAll(ctx, store, targets, id, usd);
+      await settleAll(ctx, targets, id, usd);
     };
     try {
       await next();

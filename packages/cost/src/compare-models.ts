@@ -1,7 +1,7 @@
 import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { ratesFor } from './cost-of-usage.js';
-import { priceTableOption } from './shared-options.js';
+import { priceTableOption } from './options.js';
 import { type PriceTable, priceTable } from './price-table.js';
 import { resolvePrice } from './resolve-price.js';
 

@@ -1,5 +1,6 @@
 import type { Usage } from '@sluice/core';
 import type { PriceEntry } from './price-table.js';
+import { type UsageTokens, usageTokens } from './usage-tokens.js';
 
 /** Tokens of one kind and what they cost. */
 export interface CostBucket {
@@ -49,7 +50,10 @@ export function ratesFor(entry: PriceEntry, promptTokens: number): { input: numb
  * `prompt_tokens_details.cached_tokens` (OpenAI) or `prompt_cache_hit_tokens`
  * (DeepSeek); output is `completion_tokens`, which includes reasoning. When
  * `total_tokens` shows reasoning was reported outside `completion_tokens`
- * (some OpenAI-compatible endpoints do), it is added to the output.
+ * (some OpenAI-compatible endpoints do), it is added to the output. A
+ * field that is not a count (missing, negative, NaN, a string) counts as 0
+ * here, so the result is always a number; `trackCost` and `budget` count
+ * such a call's tokens themselves instead.
  *
  * @param usage - the usage the upstream reported
  * @param entry - the model's price entry
@@ -59,13 +63,25 @@ export function ratesFor(entry: PriceEntry, promptTokens: number): { input: numb
  * ```
  */
 export function costOfUsage(usage: Usage, entry: PriceEntry): CostBreakdown {
-  const prompt = Math.max(0, usage.prompt_tokens);
-  const reportedCached =
-    usage.prompt_tokens_details?.cached_tokens ?? numberField(usage, 'prompt_cache_hit_tokens') ?? 0;
-  const cached = Math.min(prompt, Math.max(0, reportedCached));
-  const reasoning = Math.max(0, usage.completion_tokens_details?.reasoning_tokens ?? 0);
-  let output = Math.max(0, usage.completion_tokens);
-  if (reasoning > 0 && usage.total_tokens === prompt + output + reasoning) output += reasoning;
+  return costOfUsageTokens(usageTokens(usage), entry);
+}
+
+/**
+ * Prices sanitised usage counts, 0 standing in for an unusable prompt or
+ * completion count; internal.
+ *
+ * @param tokens - from `usageTokens`
+ * @param entry - the model's price entry
+ * @example
+ * ```ts
+ * costOfUsageTokens(usageTokens(usage), entry).usd;
+ * ```
+ */
+export function costOfUsageTokens(tokens: UsageTokens, entry: PriceEntry): CostBreakdown {
+  const prompt = tokens.prompt ?? 0;
+  const { cached, reasoning } = tokens;
+  let output = tokens.completion ?? 0;
+  if (reasoning > 0 && tokens.total === prompt + output + reasoning) output += reasoning;
   return costOfTokens({ uncachedInput: prompt - cached, cachedInput: cached, output, reasoning }, entry);
 }
 
@@ -95,8 +111,3 @@ export function costOfTokens(
 }
 
 const bucket = (tokens: number, perMillion: number): CostBucket => ({ tokens, usd: (tokens * perMillion) / 1e6 });
-
-function numberField(usage: Usage, field: string): number | undefined {
-  const value = (usage as Record<string, unknown>)[field];
-  return typeof value === 'number' ? value : undefined;
-}

@@ -1,5 +1,5 @@
 import { SluiceError } from '@sluice/core';
-import type { BudgetPeriod, BudgetScope } from './budget-period.js';
+import type { BudgetPeriod } from './budget-period.js';
 
 /**
  * The price table has no entry for a model, and the `unknownModel` policy
@@ -27,7 +27,8 @@ export class UnknownModelError extends SluiceError {
 
 /** What a {@link BudgetExceededError} knows about the limit it hit. */
 export interface BudgetExceededDetails {
-  scope: BudgetScope;
+  /** The limit's state key under its key option: `global`, `tenant:acme`, `model:gpt-4.1`. */
+  key: string;
   period: BudgetPeriod;
   limitUsd: number;
   /** Settled spend in the current period. */
@@ -43,7 +44,9 @@ export interface BudgetExceededDetails {
 /**
  * A call's worst-case cost does not fit what is left of a budget (spent plus
  * reserved by calls in flight). Thrown before anything is sent. Not
- * retryable: retrying cannot make room before the period ends (`resetsAt`).
+ * retryable, and final: no layer may send the call again, here or on
+ * another upstream (a router's fallback included), before the period ends
+ * (`resetsAt`).
  *
  * @example
  * ```ts
@@ -52,7 +55,7 @@ export interface BudgetExceededDetails {
  */
 export class BudgetExceededError extends SluiceError implements BudgetExceededDetails {
   static override readonly brand: string = 'BudgetExceededError';
-  readonly scope: BudgetScope;
+  readonly key: string;
   readonly period: BudgetPeriod;
   readonly limitUsd: number;
   readonly spentUsd: number;
@@ -61,16 +64,16 @@ export class BudgetExceededError extends SluiceError implements BudgetExceededDe
   readonly resetsAt: number;
 
   /**
-   * @param details - the limit, its scope and period, and the spend that filled it
+   * @param details - the limit, its key and period, and the spend that filled it
    */
   constructor(details: BudgetExceededDetails) {
-    const scope = details.scope === 'global' ? 'global' : `${details.scope.tag}=${details.scope.value}`;
     super(
       'BUDGET_EXCEEDED',
-      `budget of $${details.limitUsd} per ${details.period} (${scope}) exceeded: ` +
+      `budget of $${details.limitUsd} per ${details.period} (${details.key}) exceeded: ` +
         `$${round(details.spentUsd)} spent, $${round(details.reservedUsd)} reserved, $${round(details.requestedUsd)} requested`,
+      { final: true },
     );
-    this.scope = details.scope;
+    this.key = details.key;
     this.period = details.period;
     this.limitUsd = details.limitUsd;
     this.spentUsd = details.spentUsd;
@@ -81,3 +84,24 @@ export class BudgetExceededError extends SluiceError implements BudgetExceededDe
 }
 
 const round = (usd: number) => Number(usd.toPrecision(6));
+
+/**
+ * `loadLiteLLMPrices` could not fetch its URL, or what came back was not
+ * JSON. Retryable: the file may be reachable later; meanwhile the prices
+ * you already have stay in force.
+ *
+ * @example
+ * ```ts
+ * const fresh = await loadLiteLLMPrices(url).catch((error) => (error instanceof PricesUnavailableError ? undefined : Promise.reject(error)));
+ * ```
+ */
+export class PricesUnavailableError extends SluiceError {
+  static override readonly brand: string = 'PricesUnavailableError';
+  /**
+   * @param message - what failed, naming the URL
+   * @param cause - the underlying fetch or parse error
+   */
+  constructor(message: string, cause?: unknown) {
+    super('PRICES_UNAVAILABLE', message, { cause, retryable: true });
+  }
+}

@@ -4,7 +4,7 @@ import { chatCompletionRequestSchema, parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { costOfTokens } from './cost-of-usage.js';
 import { type PriceMatch, type PriceTable, priceTable } from './price-table.js';
-import { expectedOutputOption, priceTableOption, unknownModelOption } from './shared-options.js';
+import { expectedOutputOption, priceTableOption, unknownModelOption } from './options.js';
 import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';
 
 /** The default typical answer length of an estimate: the original write-up's 800 tokens. */

@@ -1,12 +1,15 @@
+import { createPipeline, memoryStore, openAICompatible } from '@sluice/core';
+import { mockUpstream } from '@sluice/testing';
+import { checkedStore, manualClock } from '@sluice/testing/kit';
 import { describe, expect, it } from 'vitest';
 import { compareModels } from './compare-models.js';
 import { costOfTokens } from './cost-of-usage.js';
 import { formatCostTable } from './format-cost-table.js';
-import { type CostRecord, memoryLedger } from './ledger.js';
+import { type CostRecord, spendLedger } from './ledger.js';
 import { originalPrices } from './original-prices.js';
 import { priceTable } from './price-table.js';
 import { projectSpend } from './project-spend.js';
-import { manualClock } from './test-clock.js';
+import { trackCost } from './track-cost.js';
 
 const hour = 3_600_000;
 const day = 24 * hour;
@@ -17,9 +20,9 @@ function record(at: number, model: string, tags: Record<string, string>, tokens 
   return { id: `call_${at}`, at, model, tags, usd, buckets, estimated: false, priced: true };
 }
 
-describe('memoryLedger', () => {
+describe('spendLedger', () => {
   it('reports spend by model, by tag, by period and in total', async () => {
-    const ledger = memoryLedger({ clock: manualClock(start + 40 * day) });
+    const ledger = spendLedger({ clock: manualClock(start + 40 * day) });
     await ledger.record(record(start + 1 * hour, 'gpt-4.1', { tenant: 'acme' }));
     await ledger.record(record(start + 2 * hour, 'gpt-4.1', { tenant: 'globex' }));
     await ledger.record(record(start + day + hour, 'deepseek-v3.2', { tenant: 'acme' }));
@@ -42,9 +45,9 @@ describe('memoryLedger', () => {
     expect(total.rows).toEqual([expect.objectContaining({ key: 'total', requests: 2, usd: expect.closeTo(2 * 0.0124, 12) })]);
   });
 
-  it('keeps memory to hourly aggregates, and drops them after the retention', async () => {
+  it('keeps hourly aggregates, and drops them after the retention', async () => {
     const clock = manualClock(start);
-    const ledger = memoryLedger({ clock, retentionMs: 2 * day });
+    const ledger = spendLedger({ clock, retentionMs: 2 * day, store: memoryStore({ clock }) });
     for (let i = 0; i < 1_000; i++) await ledger.record(record(start + i, 'gpt-4.1', { tenant: 'acme' }));
     expect((await ledger.report()).rows).toEqual([expect.objectContaining({ requests: 1_000 })]);
     await ledger.record(record(start + 3 * day, 'gpt-4.1', { tenant: 'acme' }));
@@ -52,14 +55,42 @@ describe('memoryLedger', () => {
     expect((await ledger.report({ since: 0 })).requests).toBe(1);
   });
 
+  it("records into the calls' store through pure updates, so instances sharing a store share one ledger", async () => {
+    const upstream = await mockUpstream({ reply: { content: 'Fine.', usage: { prompt_tokens: 3_000, completion_tokens: 800 } } });
+    const store = checkedStore();
+    const instance = () => {
+      const ledger = spendLedger();
+      const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' }), store }).use(trackCost({ ledger, anomaly: false }));
+      return { ledger, llm };
+    };
+    const [one, two] = [instance(), instance()];
+    try {
+      await one.llm.complete({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'Hi' }] }, { tags: { tenant: 'acme' } });
+      await two.llm.complete({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'Hi' }] }, { tags: { tenant: 'acme' } });
+      const report = await one.ledger.report({ by: { tag: 'tenant' } });
+      expect(report.rows).toEqual([expect.objectContaining({ key: 'acme', requests: 2, usd: expect.closeTo(2 * 0.0124, 12) })]);
+      expect((await two.ledger.report()).requests).toBe(2);
+      store.assertClean();
+    } finally {
+      await Promise.all([one.llm.close(), two.llm.close(), upstream.close()]);
+    }
+  });
+
+  it("keeps recording in this process when the store fails ('memory', the default)", async () => {
+    const down = () => Promise.reject(new Error('connection refused'));
+    const ledger = spendLedger({ store: { get: down, set: down, update: down, delete: down } });
+    await ledger.record(record(Date.now(), 'gpt-4.1', {}));
+    expect((await ledger.report()).requests).toBe(1);
+  });
+
   it('names a bad query', async () => {
-    await expect(memoryLedger().report({ by: 'week' as never })).rejects.toMatchObject({ field: 'report.by' });
+    await expect(spendLedger().report({ by: 'week' as never })).rejects.toMatchObject({ field: 'report.by' });
   });
 });
 
 describe('projectSpend', () => {
   it('projects observed spend to a day, a month and a year', async () => {
-    const ledger = memoryLedger({ clock: manualClock(start + 2 * day) });
+    const ledger = spendLedger({ clock: manualClock(start + 2 * day) });
     // Two days of the original workload's shape, at 100 calls a day.
     for (let i = 0; i < 200; i++) await ledger.record(record(start + i * (day / 100), 'gpt-4.1', {}));
     const [row] = projectSpend(await ledger.report({ since: start, until: start + 2 * day }));

@@ -1,8 +1,9 @@
-import { type Clock, systemClock } from '@sluice/core';
-import { parseOptions } from '@sluice/core/kit';
+import { type Clock, type CompletionContext, type Store, type StoreErrorPolicy, systemClock } from '@sluice/core';
+import { keyedState, parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { periodBucket } from './budget-period.js';
-import type { CostEvent } from './cost-events.js';
+import type { CostEvent } from './events.js';
+import { tokenCount, usdAmount } from './usage-tokens.js';
 
 /** One settled call, as `trackCost` records it: its `cost` event and when it settled. */
 export interface CostRecord extends CostEvent {
@@ -46,26 +47,44 @@ export interface LedgerReport {
 }
 
 /**
- * Where `trackCost` records what each call cost. The default keeps hourly
- * aggregates in memory; implement this interface to keep them in a
- * database or a shared store instead.
+ * Where `trackCost` records what each call cost. The default,
+ * {@link spendLedger}, keeps hourly aggregates in the pipeline's store;
+ * implement this interface to keep them in a database instead.
  */
 export interface Ledger {
-  record(record: CostRecord): Promise<void>;
+  /**
+   * @param record - the settled call
+   * @param ctx - the call, when recorded from a pipeline (a store-backed ledger binds to its store)
+   */
+  record(record: CostRecord, ctx?: CompletionContext): Promise<void>;
   report(query?: ReportQuery): Promise<LedgerReport>;
 }
 
-/** Options of {@link memoryLedger}. */
-export interface MemoryLedgerOptions {
-  /** Time source for `report()`'s default `until` and for expiry (default: the system clock). */
+/** Options of {@link spendLedger}. */
+export interface SpendLedgerOptions {
+  /** Where the aggregates live (default: each call's `ctx.store`, the pipeline's), under `sluice:cost:`. */
+  store?: Store;
+  /**
+   * What a store failure does (default `'memory'`: the spend is kept in this
+   * process until the store is back, so a report here still shows it;
+   * `'open'` drops it). Either way a `store-error` event says so, and the
+   * call's own result is never touched.
+   */
+  onStoreError?: Exclude<StoreErrorPolicy, 'closed'>;
+  /** Time source for `report()`'s default `until` and for expiry outside a call (default: the system clock). */
   clock?: Clock;
   /** How long aggregates are kept (default 93 days: three months of reports). */
   retentionMs?: number;
+  /** Ledgers with the same name and store share their records (default `'ledger'`). */
+  name?: string;
 }
 
 const optionsSchema = z.strictObject({
+  store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
+  onStoreError: z.enum(['open', 'memory']).optional(),
   clock: z.custom<Clock>((value) => typeof (value as Clock | undefined)?.now === 'function', 'must be a Clock').optional(),
   retentionMs: z.number().positive().optional(),
+  name: z.string().min(1).optional(),
 });
 
 const querySchema = z.strictObject({
@@ -75,98 +94,123 @@ const querySchema = z.strictObject({
 });
 
 interface Cell {
-  hour: number;
   model: string;
   tags: Readonly<Record<string, string>>;
   row: Omit<ReportRow, 'key'>;
 }
 
+/** One hour's spend: a cell per model and tag set. Plain JSON. */
+interface HourRecord {
+  cells: Record<string, Cell>;
+}
+
 const hourMs = 3_600_000;
 
 /**
- * An in-memory {@link Ledger}: spend summed per hour, model and tag set,
- * so memory follows the number of distinct hours × models × tag sets kept,
- * not the number of calls. Reports have an hour's resolution: `since` is
- * rounded down to the hour and `until` up.
+ * A {@link Ledger} over the pipeline's store (through `keyedState`, under
+ * `sluice:cost:<name>:<hour>`): spend summed per hour, model and tag set,
+ * so storage follows the number of distinct hours × models × tag sets
+ * kept, not the number of calls, and every hour's record expires
+ * `retentionMs` after the hour ends. With a shared store (`@sluice/redis`),
+ * every instance records into, and reports from, the same ledger. Reports
+ * have an hour's resolution: `since` is rounded down to the hour and `until` up.
  *
- * @param options - clock and retention
+ * @param options - store and its failure policy, clock, retention, name
  * @throws ValidationError naming a bad option
  * @example
  * ```ts
- * const ledger = memoryLedger();
+ * const ledger = spendLedger({ retentionMs: 31 * 86_400_000 });
  * const llm = createPipeline({ transport }).use(trackCost({ ledger }));
  * const today = await ledger.report({ since: Date.now() - 86_400_000, by: { tag: 'tenant' } });
  * ```
  */
-export function memoryLedger(options: MemoryLedgerOptions = {}): Ledger {
-  const config = parseOptions(optionsSchema, options, 'memoryLedger');
+export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
+  const config = parseOptions(optionsSchema, options, 'spendLedger');
   const clock = config.clock ?? systemClock;
   const retentionMs = config.retentionMs ?? 93 * 24 * hourMs;
-  const cells = new Map<string, Cell>();
-  let newestHour = -Infinity;
-
-  const evict = (hour: number) => {
-    if (hour <= newestHour) return;
-    newestHour = hour;
-    for (const [key, cell] of cells) if (cell.hour < hour - retentionMs) cells.delete(key);
-  };
+  const name = config.name ?? 'ledger';
+  const state = keyedState({
+    name: 'cost',
+    defaultKey: 'global',
+    field: 'spendLedger.key',
+    store: config.store,
+    onStoreError: config.onStoreError ?? 'memory',
+  });
+  const recordKey = (hour: number) => `${name}:${new Date(hour).toISOString().slice(0, 13)}`;
 
   return {
-    async record(record) {
-      const hour = Math.floor(record.at / hourMs) * hourMs;
-      evict(hour);
-      const key = JSON.stringify([hour, record.model, Object.entries(record.tags).sort()]);
-      let cell = cells.get(key);
-      if (!cell) {
-        cell = { hour, model: record.model, tags: { ...record.tags }, row: emptyRow() };
-        cells.set(key, cell);
-      }
-      add(cell.row, record);
+    async record(record, ctx) {
+      const now = ctx?.clock.now() ?? clock.now();
+      // An unusable time files the record under now rather than under NaN, where no report finds it.
+      const at = Number.isFinite(record.at) ? record.at : now;
+      const hour = Math.floor(at / hourMs) * hourMs;
+      const ttlMs = hour + hourMs + retentionMs - now;
+      if (ttlMs <= 0) return;
+      const cell = JSON.stringify([record.model, Object.entries(record.tags).sort()]);
+      await state.update<HourRecord>(ctx, recordKey(hour), addTo(cell, record), { ttlMs, phase: 'settle' });
     },
     async report(query = {}) {
       const parsed = parseOptions(querySchema, query, 'report');
       const until = parsed.until === undefined ? clock.now() : Number(parsed.until);
-      let since = parsed.since === undefined ? Infinity : Number(parsed.since);
-      if (parsed.since === undefined) for (const cell of cells.values()) since = Math.min(since, cell.hour);
-      if (since === Infinity) since = until;
-      const from = Math.floor(since / hourMs) * hourMs;
+      const oldest = Math.floor((until - retentionMs) / hourMs) * hourMs;
+      const from = parsed.since === undefined ? oldest : Math.floor(Number(parsed.since) / hourMs) * hourMs;
       // Exclusive, rounded up to the hour; by default everything recorded so far.
       const to = Math.ceil((parsed.until === undefined ? until + 1 : until) / hourMs) * hourMs;
+      const hours: number[] = [];
+      for (let hour = Math.max(from, oldest); hour < to; hour += hourMs) hours.push(hour);
+      const records = await Promise.all(hours.map((hour) => state.get<HourRecord>(recordKey(hour))));
       const by = parsed.by ?? 'model';
       const groups = new Map<string, ReportRow>();
       const total = { key: 'total', ...emptyRow() };
-      for (const cell of cells.values()) {
-        if (cell.hour < from || cell.hour >= to) continue;
-        const key = groupKey(cell, by);
-        let row = groups.get(key);
-        if (!row) groups.set(key, (row = { key, ...emptyRow() }));
-        merge(row, cell.row);
-        merge(total, cell.row);
-      }
+      let first = Infinity;
+      records.forEach((hourRecord, index) => {
+        const hour = hours[index] as number;
+        for (const cell of Object.values(hourRecord?.cells ?? {})) {
+          first = Math.min(first, hour);
+          const key = groupKey(cell, hour, by);
+          let row = groups.get(key);
+          if (!row) groups.set(key, (row = { key, ...emptyRow() }));
+          merge(row, cell.row);
+          merge(total, cell.row);
+        }
+      });
+      const since = parsed.since !== undefined ? Number(parsed.since) : first === Infinity ? until : first;
       const rows = [...groups.values()].sort((a, b) => b.usd - a.usd || a.key.localeCompare(b.key));
       return { since, until, rows, usd: total.usd, requests: total.requests };
     },
   };
 }
 
-function groupKey(cell: Cell, by: ReportGrouping): string {
+/** A pure update adding `record` to the hour's cell `cell`. */
+function addTo(cell: string, record: CostRecord) {
+  return (current: HourRecord | undefined): HourRecord => {
+    const existing = current?.cells[cell];
+    const row = existing ? { ...existing.row } : emptyRow();
+    add(row, record);
+    const next: Cell = { model: record.model, tags: existing?.tags ?? { ...record.tags }, row };
+    return { cells: { ...current?.cells, [cell]: next } };
+  };
+}
+
+function groupKey(cell: Cell, hour: number, by: ReportGrouping): string {
   if (typeof by === 'object') return cell.tags[by.tag] ?? '(none)';
   if (by === 'model') return cell.model;
   if (by === 'total') return 'total';
-  return periodBucket(by, cell.hour).id;
+  return periodBucket(by, hour).id;
 }
 
 const emptyRow = (): Omit<ReportRow, 'key'> => ({
   usd: 0, requests: 0, estimatedRequests: 0, uncachedInputTokens: 0, cachedInputTokens: 0, outputTokens: 0,
 });
 
+// A record may come from any caller of `record()`: an unusable amount counts as 0, never NaN.
 function add(row: Omit<ReportRow, 'key'>, record: CostRecord): void {
-  row.usd += record.usd;
+  row.usd += usdAmount(record.usd) ?? 0;
   row.requests += 1;
   if (record.estimated) row.estimatedRequests += 1;
-  row.uncachedInputTokens += record.buckets.uncachedInput.tokens;
-  row.cachedInputTokens += record.buckets.cachedInput.tokens;
-  row.outputTokens += record.buckets.output.tokens;
+  row.uncachedInputTokens += tokenCount(record.buckets?.uncachedInput?.tokens) ?? 0;
+  row.cachedInputTokens += tokenCount(record.buckets?.cachedInput?.tokens) ?? 0;
+  row.outputTokens += tokenCount(record.buckets?.output?.tokens) ?? 0;
 }
 
 function merge(into: Omit<ReportRow, 'key'>, from: Omit<ReportRow, 'key'>): void {

@@ -1,10 +1,15 @@
 import { trimContext } from '@sluice/context';
 import { type ChatMessage, createPipeline, openAICompatible } from '@sluice/core';
 import { mockUpstream } from '@sluice/testing';
+import { drain, recordEvents } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { budget } from './budget.js';
-import { collect, drain, messages } from './test-pipeline.js';
 import { trackCost } from './track-cost.js';
+
+const messages: ChatMessage[] = [
+  { role: 'system', content: 'You are terse.' },
+  { role: 'user', content: 'Tell me about sluice gates in one paragraph.' },
+];
 
 // Watches the counting calls this package makes (trimContext counts with its own import).
 vi.mock('@sluice/context', async (importOriginal) => {
@@ -33,15 +38,15 @@ async function documentedPipeline(trim: Parameters<typeof trimContext>[0] = {}) 
 describe('in the documented order (trackCost, trimContext, budget)', () => {
   it('counts the prompt once: budget and trackCost reuse the count trimContext made', async () => {
     const { llm, upstream } = await documentedPipeline();
-    const costs = collect(llm.events, 'cost');
+    const costsRecorder = recordEvents(llm.events, ['cost']);
     upstream.enqueue({ kind: 'cut', afterChunks: 3 });
     const ctx = await llm.run({ model: 'gpt-4.1', messages, max_completion_tokens: 100, stream: true });
     await drain(ctx.chunks!);
     const count = ctx.state.tokens?.count ?? 0;
     expect(count).toBeGreaterThan(0);
     expect(ctx.state.budget?.reservedUsd).toBeCloseTo((count * 2 + 100 * 8) / 1e6, 12);
-    expect(costs[0]).toMatchObject({ estimated: true });
-    expect(costs[0]?.buckets.uncachedInput.tokens).toBe(count);
+    expect(costsRecorder.of('cost')[0]).toMatchObject({ estimated: true });
+    expect(costsRecorder.of('cost')[0]?.buckets.uncachedInput.tokens).toBe(count);
     expect(countMessages).not.toHaveBeenCalled();
   });
 

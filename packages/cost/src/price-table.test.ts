@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { contextWindow } from '@sluice/context';
 import { priceTable } from './price-table.js';
 
 describe('priceTable', () => {
@@ -12,6 +13,24 @@ describe('priceTable', () => {
       expect(entry.checkedAt, model).toMatch(/^\d{4}-\d{2}-\d{2}$/);
       expect(typeof entry.verified, model).toBe('boolean');
     }
+  });
+
+  it('cites the provider\'s own pricing page for every built-in price', () => {
+    const providers = ['developers.openai.com', 'platform.claude.com', 'ai.google.dev', 'api-docs.deepseek.com'];
+    for (const [model, entry] of Object.entries(priceTable().entries)) {
+      expect(providers, model).toContain(new URL(entry.source ?? '').host);
+      if (entry.confirmedBy !== undefined) expect(entry.confirmedBy, model).toMatch(/^https:\/\//);
+      if (entry.verified === false) expect(entry.note, model).toMatch(/unconfirmed/);
+    }
+  });
+
+  it('takes windows from the one shared table, unless an entry gives its own', () => {
+    const prices = priceTable({ 'my-finetune': { input: 1, output: 1, contextWindow: 32_768, maxOutput: 4_096 } });
+    expect(prices.entries['gpt-4.1']?.contextWindow).toBeUndefined();
+    expect(prices.contextWindow('openai/gpt-4.1-2025-04-14')).toBe(contextWindow('gpt-4.1'));
+    expect(prices.contextWindow('claude-sonnet-4.5')).toBe(200_000);
+    expect(prices.contextWindow('my-finetune')).toBe(32_768);
+    expect(prices.contextWindow('nobody-knows-this-model')).toBeUndefined();
   });
 
   it('has gpt-4.1 at $2 input, $0.50 cached input and $8 output, and gemini-2.5-flash at the current $0.30/$2.50', () => {

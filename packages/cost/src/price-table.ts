@@ -1,54 +1,12 @@
+import { contextWindow as sharedContextWindow } from '@sluice/context';
 import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { defaultPrices } from './default-prices.js';
 import { canonicalModel } from './model-name.js';
 
-const perMillion = z.number().finite().nonnegative();
+import { priceEntrySchema, type PriceEntry, type PriceEntryInput } from './price-entry.js';
 
-const tierSchema = z.strictObject({
-  /** The tier applies when the prompt has more tokens than this. */
-  abovePromptTokens: z.number().int().positive(),
-  input: perMillion,
-  cachedInput: perMillion.optional(),
-  output: perMillion,
-});
-
-/** One model's prices (USD per million tokens), limits and provenance. */
-export const priceEntrySchema = z
-  .strictObject({
-    /** Uncached input (prompt) tokens. */
-    input: perMillion,
-    /** Prompt tokens served from the provider's cache; charged as `input` when omitted. */
-    cachedInput: perMillion.optional(),
-    /** Output tokens, reasoning tokens included. */
-    output: perMillion,
-    contextWindow: z.number().int().positive(),
-    /** The most output tokens one call can produce: the worst case when a request sets no cap. */
-    maxOutput: z.number().int().positive(),
-    /**
-     * Higher prices for long prompts, e.g. `{ abovePromptTokens: 200_000, input: 6, output: 22.5 }`.
-     * As the providers bill it, the tier prices every token of the call.
-     */
-    tiers: z.array(tierSchema).optional(),
-    /** Other names of the model, matched like the key. */
-    aliases: z.array(z.string().min(1)).optional(),
-    /** Where the price was read (a URL). */
-    source: z.string().min(1).optional(),
-    /** When it was read, `YYYY-MM-DD`. */
-    checkedAt: z.iso.date().optional(),
-    /** False when the figures could not be confirmed on `source` at `checkedAt`. */
-    verified: z.boolean().optional(),
-    note: z.string().optional(),
-  })
-  .refine((entry) => entry.maxOutput <= entry.contextWindow, {
-    message: 'must not exceed contextWindow',
-    path: ['maxOutput'],
-  });
-
-/** A price table entry, as validated. */
-export type PriceEntry = z.output<typeof priceEntrySchema>;
-/** A price table entry as you write it. */
-export type PriceEntryInput = z.input<typeof priceEntrySchema>;
+export { priceEntrySchema, type PriceEntry, type PriceEntryInput };
 
 const entriesSchema = z.record(z.string().min(1), priceEntrySchema);
 
@@ -68,6 +26,13 @@ export interface PriceTable {
   /** The entry for `model` (exact key first, then canonical match), or undefined. */
   lookup(model: string): PriceMatch | undefined;
   /**
+   * The model's context window: its entry's own `contextWindow`, else
+   * `@sluice/context`'s shared table (`contextWindow(model)`), else
+   * undefined. Pass it to `trimContext({ contextWindow: prices.contextWindow })`
+   * so windows you priced yourself are trimmed to as well.
+   */
+  contextWindow(model: string): number | undefined;
+  /**
    * A new table with `overrides` added; an override replaces the whole entry
    * of the same key (spread the old one to change one field).
    *
@@ -86,7 +51,7 @@ export interface PriceTable {
  * @example
  * ```ts
  * const prices = priceTable({
- *   'my-finetune': { input: 3, output: 12, contextWindow: 128_000, maxOutput: 16_384, source: 'contract' },
+ *   'my-finetune': { input: 3, output: 12, contextWindow: 128_000, maxOutput: 16_384, source: 'our contract' },
  *   'gpt-4.1': { ...priceTable().entries['gpt-4.1']!, input: 1.6 }, // a negotiated rate
  * });
  * prices.lookup('openai/gpt-4.1-2025-04-14')?.model; // 'gpt-4.1'
@@ -119,12 +84,17 @@ function createTable(
     for (const name of [key, ...(entry.aliases ?? [])]) byCanonical.set(canonicalModel(name), key);
   }
   const frozen = Object.freeze(entries);
+  const lookup = (model: string): PriceMatch | undefined => {
+    const key = Object.hasOwn(frozen, model) ? model : byCanonical.get(canonicalModel(model));
+    const entry = key === undefined ? undefined : frozen[key];
+    return key === undefined || entry === undefined ? undefined : { model: key, entry };
+  };
   return {
     entries: frozen,
-    lookup(model) {
-      const key = Object.hasOwn(frozen, model) ? model : byCanonical.get(canonicalModel(model));
-      const entry = key === undefined ? undefined : frozen[key];
-      return key === undefined || entry === undefined ? undefined : { model: key, entry };
+    lookup,
+    contextWindow(model) {
+      const own = lookup(model)?.entry.contextWindow;
+      return own ?? sharedContextWindow(model);
     },
     withPrices(more) {
       return createTable(frozen, more);

@@ -4,7 +4,7 @@ import type { PriceMatch, PriceTable } from './price-table.js';
 /**
  * What to do with a model the price table does not know: `'error'` throws
  * {@link UnknownModelError} (the default), `'warn'` lets the call through at
- * $0 with an `unknown-model` event, `'free'` lets it through at $0 silently
+ * $0 with a `price-unknown` event, `'free'` lets it through at $0 silently
  * (a local model, say). Never a silent zero unless you chose `'free'`.
  */
 export type UnknownModelPolicy = 'error' | 'warn' | 'free';

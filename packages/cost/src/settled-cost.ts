@@ -1,7 +1,8 @@
 import type { ChatCompletion, CompletionContext, Settlement } from '@sluice/core';
-import { type CostBuckets, costOfTokens, costOfUsage } from './cost-of-usage.js';
+import { type CostBuckets, costOfTokens, costOfUsageTokens } from './cost-of-usage.js';
 import type { PriceEntry, PriceMatch } from './price-table.js';
 import { promptCount, streamedTokens } from './prompt-count.js';
+import { usageTokens } from './usage-tokens.js';
 
 /** What a settled call cost; internal. */
 export interface SettledCost {
@@ -19,9 +20,11 @@ const unpriced: PriceEntry = { input: 0, output: 0, contextWindow: 1, maxOutput:
 
 /**
  * The cost of a settled call: from the usage the upstream reported, or,
- * when none arrived, from the prompt count and the tokens of the text
- * that was delivered (marked `estimated`). Undefined when nothing was
- * produced (an error before any answer); internal.
+ * when none arrived or a count in it is unusable (missing, negative, NaN,
+ * not a number), from the prompt count and the tokens of the text that
+ * was delivered (marked `estimated`), for a stream the upstream accepted
+ * and cut before its first chunk too (its prompt was billed). Undefined when
+ * the upstream never accepted the request (an error before any answer); internal.
  *
  * @param ctx - the call, whose `request` is what was finally sent
  * @param settlement - how it ended
@@ -34,13 +37,20 @@ const unpriced: PriceEntry = { input: 0, output: 0, contextWindow: 1, maxOutput:
 export function settledCost(ctx: CompletionContext, settlement: Settlement, match: PriceMatch | undefined): SettledCost | undefined {
   const entry = match?.entry ?? unpriced;
   const base = { model: match?.model ?? ctx.request.model, priced: match !== undefined };
-  if (settlement.usage) return { ...base, ...costOfUsage(settlement.usage, entry), estimated: false };
-  let output: number;
-  if (settlement.response) output = streamedTokens(ctx, completionText(settlement.response));
-  else if (settlement.stream && settlement.chunks > 0) output = streamedTokens(ctx, settlement.streamedText);
-  else return undefined;
-  const prompt = promptCount(ctx).count;
-  const cost = costOfTokens({ uncachedInput: prompt, cachedInput: 0, output }, entry);
+  const reported = settlement.usage ? usageTokens(settlement.usage) : undefined;
+  if (reported?.prompt !== undefined && reported.completion !== undefined) {
+    return { ...base, ...costOfUsageTokens(reported, entry), estimated: false };
+  }
+  let text: string | undefined;
+  if (settlement.response) text = completionText(settlement.response);
+  // A stream the upstream accepted was billed for its prompt even if it was cut before its first chunk.
+  else if (settlement.stream && (settlement.chunks > 0 || settlement.accepted)) text = settlement.streamedText;
+  if (text === undefined && reported === undefined) return undefined;
+  // What the upstream did report is kept; only the unusable counts are made here.
+  const prompt = reported?.prompt ?? promptCount(ctx).count;
+  const output = reported?.completion ?? (text === undefined ? 0 : streamedTokens(ctx, text));
+  const cached = Math.min(reported?.cached ?? 0, prompt);
+  const cost = costOfTokens({ uncachedInput: prompt - cached, cachedInput: cached, output, reasoning: reported?.reasoning ?? 0 }, entry);
   return { ...base, usd: cost.usd, buckets: cost.buckets, estimated: true };
 }
 

@@ -1,10 +1,16 @@
 import { countMessages, countTokens } from '@sluice/context';
-import { type Middleware, type Pipeline, createPipeline, openAICompatible } from '@sluice/core';
+import { type ChatMessage, type Middleware, type Pipeline, createPipeline, memoryStore, openAICompatible } from '@sluice/core';
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
+import { drain, recordEvents } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
+import { budget } from './budget.js';
 import { priceTable } from './price-table.js';
-import { collect, drain, messages } from './test-pipeline.js';
 import { trackCost } from './track-cost.js';
+
+const messages: ChatMessage[] = [
+  { role: 'system', content: 'You are terse.' },
+  { role: 'user', content: 'Tell me about sluice gates in one paragraph.' },
+];
 
 const usage = {
   prompt_tokens: 1_000,
@@ -36,12 +42,12 @@ afterEach(async () => {
 describe('trackCost', () => {
   it('costs a completion from its usage, in disjoint buckets', async () => {
     await setup();
-    const costs = collect(llm.events, 'cost');
+    const costsRecorder = recordEvents(llm.events, ['cost']);
     await llm.complete({ model: 'gpt-4.1', messages }, { tags: { tenant: 'acme' } });
-    expect(costs).toHaveLength(1);
-    expect(costs[0]).toMatchObject({ model: 'gpt-4.1', tags: { tenant: 'acme' }, estimated: false, priced: true });
-    expect(costs[0]?.usd).toBeCloseTo(usageUsd, 12);
-    expect(costs[0]?.buckets).toEqual({
+    expect(costsRecorder.of('cost')).toHaveLength(1);
+    expect(costsRecorder.of('cost')[0]).toMatchObject({ model: 'gpt-4.1', tags: { tenant: 'acme' }, estimated: false, priced: true });
+    expect(costsRecorder.of('cost')[0]?.usd).toBeCloseTo(usageUsd, 12);
+    expect(costsRecorder.of('cost')[0]?.buckets).toEqual({
       uncachedInput: { tokens: 600, usd: 0.0012 },
       cachedInput: { tokens: 400, usd: 0.0002 },
       output: { tokens: 200, usd: 0.0016, reasoningTokens: 50 },
@@ -50,26 +56,26 @@ describe('trackCost', () => {
 
   it('costs a stream from the usage of its last chunk, once the caller has read it', async () => {
     await setup();
-    const costs = collect(llm.events, 'cost');
+    const costsRecorder = recordEvents(llm.events, ['cost']);
     const { text, error } = await drain(llm.stream({ model: 'gpt-4.1', messages }));
     expect(error).toBeUndefined();
     expect(text).toBe(reply);
-    expect(costs).toHaveLength(1);
-    expect(costs[0]).toMatchObject({ estimated: false });
-    expect(costs[0]?.usd).toBeCloseTo(usageUsd, 12);
+    expect(costsRecorder.of('cost')).toHaveLength(1);
+    expect(costsRecorder.of('cost')[0]).toMatchObject({ estimated: false });
+    expect(costsRecorder.of('cost')[0]?.usd).toBeCloseTo(usageUsd, 12);
   });
 
   for (const fault of [{ kind: 'cut', afterChunks: 4 }, { kind: 'reset', at: 'mid-stream', afterChunks: 4 }] as const) {
     it(`costs a stream cut before its usage (${fault.kind}) from what was streamed, marked estimated, never zero`, async () => {
       await setup();
-      const costs = collect(llm.events, 'cost');
+      const costsRecorder = recordEvents(llm.events, ['cost']);
       upstream.enqueue(fault);
       const ctx = await llm.run({ model: 'gpt-4.1', messages, stream: true });
       const { text, error } = await drain(ctx.chunks!);
       expect(error).toMatchObject({ code: 'STREAM_CUT' });
       expect(text.length).toBeGreaterThan(0);
-      expect(costs).toHaveLength(1);
-      const [cost] = costs;
+      expect(costsRecorder.of('cost')).toHaveLength(1);
+      const [cost] = costsRecorder.of('cost');
       const prompt = countMessages(messages, 'gpt-4.1').tokens;
       const output = countTokens(text, 'gpt-4.1').tokens;
       expect(cost).toMatchObject({ estimated: true, model: 'gpt-4.1' });
@@ -82,13 +88,29 @@ describe('trackCost', () => {
     });
   }
 
+  it('costs a stream accepted and then cut before its first chunk for its prompt, not $0, in the budget too', async () => {
+    const store = memoryStore();
+    await setup({}, budget({ limitUsd: 1, period: 'day', store }));
+    const costsRecorder = recordEvents(llm.events, ['cost']);
+    upstream.enqueue({ kind: 'cut', afterChunks: 0 });
+    const ctx = await llm.run({ model: 'gpt-4.1', messages, stream: true });
+    const { chunks, error } = await drain(ctx.chunks!);
+    expect(chunks).toHaveLength(0);
+    expect(error).toMatchObject({ code: 'STREAM_CUT' });
+    const prompt = countMessages(messages, 'gpt-4.1').tokens;
+    expect(costsRecorder.of('cost')).toEqual([expect.objectContaining({ estimated: true, usd: expect.closeTo((prompt * 2) / 1e6, 12) })]);
+    expect(costsRecorder.of('cost')[0]?.buckets.output.tokens).toBe(0);
+    const spent = await store.get<{ spentUsd: number; holds: object }>(`sluice:cost:budget:global:day:${new Date().toISOString().slice(0, 10)}`);
+    expect(spent).toMatchObject({ spentUsd: expect.closeTo((prompt * 2) / 1e6, 12), holds: {} });
+  });
+
   it('costs a stream the caller stopped reading as estimated', async () => {
     await setup();
-    const costs = collect(llm.events, 'cost');
+    const costsRecorder = recordEvents(llm.events, ['cost']);
     for await (const _chunk of llm.stream({ model: 'gpt-4.1', messages })) break;
-    expect(costs).toHaveLength(1);
-    expect(costs[0]).toMatchObject({ estimated: true });
-    expect(costs[0]?.usd).toBeGreaterThan(0);
+    expect(costsRecorder.of('cost')).toHaveLength(1);
+    expect(costsRecorder.of('cost')[0]).toMatchObject({ estimated: true });
+    expect(costsRecorder.of('cost')[0]?.usd).toBeGreaterThan(0);
   });
 
   it('reuses a prompt count another middleware made instead of counting again', async () => {
@@ -97,18 +119,18 @@ describe('trackCost', () => {
       await next();
     };
     await setup({}, countOnce);
-    const costs = collect(llm.events, 'cost');
+    const costsRecorder = recordEvents(llm.events, ['cost']);
     upstream.enqueue({ kind: 'cut', afterChunks: 3 });
     await drain(llm.stream({ model: 'gpt-4.1', messages }));
-    expect(costs[0]?.buckets.uncachedInput.tokens).toBe(12_345);
+    expect(costsRecorder.of('cost')[0]?.buckets.uncachedInput.tokens).toBe(12_345);
   });
 
   it('records nothing for a call that failed before any answer', async () => {
     const costs = await setup();
-    const events = collect(llm.events, 'cost');
+    const eventsRecorder = recordEvents(llm.events, ['cost']);
     upstream.enqueue({ kind: 'status', status: 503 });
     await expect(llm.complete({ model: 'gpt-4.1', messages })).rejects.toMatchObject({ code: 'SERVER_ERROR' });
-    expect(events).toHaveLength(0);
+    expect(eventsRecorder.of('cost')).toHaveLength(0);
     expect((await costs.ledger.report()).requests).toBe(0);
   });
 
@@ -123,19 +145,19 @@ describe('trackCost', () => {
     upstream = await mockUpstream({ reply: { content: reply, usage } });
     llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' }) }).use(again).use(trackCost());
     open.push(upstream, llm);
-    const costs = collect(llm.events, 'cost');
+    const costsRecorder = recordEvents(llm.events, ['cost']);
     upstream.enqueue({ kind: 'status', status: 503 });
     await llm.complete({ model: 'gpt-4.1', messages });
     expect(upstream.requests).toHaveLength(2);
-    expect(costs).toHaveLength(1);
+    expect(costsRecorder.of('cost')).toHaveLength(1);
   });
 
   it('prices dated snapshots and provider-prefixed names as their model', async () => {
     await setup();
-    const costs = collect(llm.events, 'cost');
+    const costsRecorder = recordEvents(llm.events, ['cost']);
     await llm.complete({ model: 'openai/gpt-4.1-2025-04-14', messages });
-    expect(costs[0]).toMatchObject({ model: 'gpt-4.1' });
-    expect(costs[0]?.usd).toBeCloseTo(usageUsd, 12);
+    expect(costsRecorder.of('cost')[0]).toMatchObject({ model: 'gpt-4.1' });
+    expect(costsRecorder.of('cost')[0]?.usd).toBeCloseTo(usageUsd, 12);
   });
 
   it("refuses a model with no price before sending it, by default", async () => {
@@ -146,29 +168,29 @@ describe('trackCost', () => {
 
   it("lets an unknown model through at an unpriced $0 with an event under 'warn'", async () => {
     const costs = await setup({ unknownModel: 'warn' });
-    const unknown = collect(llm.events, 'unknown-model');
-    const events = collect(llm.events, 'cost');
+    const unknownRecorder = recordEvents(llm.events, ['price-unknown']);
+    const eventsRecorder = recordEvents(llm.events, ['cost']);
     await llm.complete({ model: 'my-finetune', messages });
-    expect(unknown).toEqual([expect.objectContaining({ model: 'my-finetune', by: 'trackCost' })]);
-    expect(events[0]).toMatchObject({ model: 'my-finetune', usd: 0, priced: false });
-    expect(events[0]?.buckets.output.tokens).toBe(200);
+    expect(unknownRecorder.of('price-unknown')).toEqual([expect.objectContaining({ model: 'my-finetune', by: 'trackCost' })]);
+    expect(eventsRecorder.of('cost')[0]).toMatchObject({ model: 'my-finetune', usd: 0, priced: false });
+    expect(eventsRecorder.of('cost')[0]?.buckets.output.tokens).toBe(200);
     expect((await costs.ledger.report()).rows[0]).toMatchObject({ key: 'my-finetune', requests: 1, usd: 0 });
   });
 
   it("lets an unknown model through silently under 'free'", async () => {
     await setup({ unknownModel: 'free' });
-    const unknown = collect(llm.events, 'unknown-model');
-    const events = collect(llm.events, 'cost');
+    const unknownRecorder = recordEvents(llm.events, ['price-unknown']);
+    const eventsRecorder = recordEvents(llm.events, ['cost']);
     await llm.complete({ model: 'llama3.1:8b', messages });
-    expect(unknown).toHaveLength(0);
-    expect(events[0]).toMatchObject({ usd: 0, priced: false });
+    expect(unknownRecorder.of('price-unknown')).toHaveLength(0);
+    expect(eventsRecorder.of('cost')[0]).toMatchObject({ usd: 0, priced: false });
   });
 
   it('uses the prices it is given', async () => {
     await setup({ prices: priceTable({ 'my-finetune': { input: 10, output: 20, contextWindow: 10_000, maxOutput: 1_000 } }) });
-    const events = collect(llm.events, 'cost');
+    const eventsRecorder = recordEvents(llm.events, ['cost']);
     await llm.complete({ model: 'my-finetune', messages });
-    expect(events[0]?.usd).toBeCloseTo((1_000 * 10 + 200 * 20) / 1e6, 12);
+    expect(eventsRecorder.of('cost')[0]?.usd).toBeCloseTo((1_000 * 10 + 200 * 20) / 1e6, 12);
   });
 
   it('records every call in its ledger, by model and by tag', async () => {

@@ -1,34 +1,20 @@
 import { type CompletionContext, type Middleware, type Settlement } from '@sluice/core';
 import { parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
-import { AnomalyDetector, type AnomalyOptions, anomalyOptionsSchema } from './anomaly-detector.js';
-import './cost-events.js';
-import { priceTableOption, unknownModelOption } from './shared-options.js';
-import { type Ledger, memoryLedger } from './ledger.js';
-import { type PriceTable, priceTable } from './price-table.js';
-import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';
+import { AnomalyDetector } from './anomaly-detector.js';
+import type { CostBuckets } from './cost-of-usage.js';
+import { type Ledger, spendLedger } from './ledger.js';
+import { type TrackCostOptions, trackCostOptionsSchema } from './options.js';
+import { priceTable } from './price-table.js';
+import { resolvePrice } from './resolve-price.js';
 import { settledCost } from './settled-cost.js';
 
-/** Options of {@link trackCost}. */
-export interface TrackCostOptions {
-  /** Default: `priceTable()`, the built-in prices. */
-  prices?: PriceTable;
-  /** What an unknown model means (default `'error'`: the call is refused before it is sent). */
-  unknownModel?: UnknownModelPolicy;
-  /** Where each call's cost is recorded (default: a new `memoryLedger()`, exposed as `.ledger`). */
-  ledger?: Ledger;
-  /** The spend anomaly alert: its options, or `false` to turn it off (default on, factor 5). */
-  anomaly?: AnomalyOptions | false;
+/** What `trackCost` leaves in `ctx.state.cost` once the call settled. */
+export interface CostState {
+  model: string;
+  usd: number;
+  buckets: CostBuckets;
+  estimated: boolean;
 }
-
-const optionsSchema = z.strictObject({
-  prices: priceTableOption.optional(),
-  unknownModel: unknownModelOption.optional(),
-  ledger: z
-    .custom<Ledger>((value) => typeof (value as Ledger | undefined)?.record === 'function', 'must be a Ledger')
-    .optional(),
-  anomaly: z.union([z.literal(false), anomalyOptionsSchema]).optional(),
-});
 
 /** The `trackCost` middleware, with the ledger it records to. */
 export type TrackCostMiddleware = Middleware & { readonly ledger: Ledger };
@@ -38,7 +24,7 @@ export type TrackCostMiddleware = Middleware & { readonly ledger: Ledger };
  * reported, in disjoint buckets (uncached input, cached input, output with
  * reasoning), for streams too. A stream cut before its usage arrived is
  * costed from the prompt count and the streamed text and marked
- * `estimated`, never recorded as $0. Emits `cost` (and `anomaly`, when a
+ * `estimated`, never recorded as $0. Emits `cost` (and `cost-anomaly`, when a
  * call or a minute jumps past `factor` times its baseline), and records
  * to the ledger.
  *
@@ -58,10 +44,10 @@ export type TrackCostMiddleware = Middleware & { readonly ledger: Ledger };
  * ```
  */
 export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
-  const config = parseOptions(optionsSchema, options, 'trackCost');
+  const config = parseOptions(trackCostOptionsSchema, options, 'trackCost');
   const prices = config.prices ?? priceTable();
   const policy = config.unknownModel ?? 'error';
-  const ledger = config.ledger ?? memoryLedger();
+  const ledger = config.ledger ?? spendLedger();
   const detector = config.anomaly === false ? undefined : new AnomalyDetector(config.anomaly);
   const tracked = new WeakSet<CompletionContext>();
 
@@ -75,9 +61,9 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
     const now = ctx.clock.now();
     const tokens = buckets.uncachedInput.tokens + buckets.cachedInput.tokens + buckets.output.tokens;
     for (const event of detector?.observe({ id: ctx.id, model, tags: ctx.tags, tokens, usd, now }) ?? []) {
-      ctx.events.emit('anomaly', event);
+      ctx.events.emit('cost-anomaly', event);
     }
-    await ledger.record({ id: ctx.id, at: now, model, tags: ctx.tags, usd, buckets, estimated, priced });
+    await ledger.record({ id: ctx.id, at: now, model, tags: ctx.tags, usd, buckets, estimated, priced }, ctx);
   }
 
   const middleware = async function trackCost(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
@@ -86,7 +72,7 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
     if (tracked.has(ctx)) return next();
     tracked.add(ctx);
     if (!resolvePrice(prices, ctx.request.model, policy) && policy === 'warn') {
-      ctx.events.emit('unknown-model', { id: ctx.id, model: ctx.request.model, by: 'trackCost' });
+      ctx.events.emit('price-unknown', { id: ctx.id, model: ctx.request.model, by: 'trackCost' });
     }
     // Registered before next(): no response exists yet, so this hears the
     // whole call's final outcome (after retries, after the stream was read).

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { completionChunks, splitText } from './completion-payload.js';
-import type { ResolvedReply } from './mock-reply.js';
+import type { ResolvedReply } from './resolve-reply.js';
 
 const meta = { id: 'chatcmpl-mock-1', created: 1, model: 'm' };
 const reply = (content: string | null, toolCalls: ResolvedReply['toolCalls'] = []): ResolvedReply => ({

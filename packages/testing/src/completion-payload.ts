@@ -1,4 +1,4 @@
-import type { ResolvedReply } from './mock-reply.js';
+import type { ResolvedReply } from './resolve-reply.js';
 
 /**
  * What every payload of one answer shares; internal.

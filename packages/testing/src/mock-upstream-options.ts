@@ -2,7 +2,7 @@ import type { ChatRequestBody } from './chat-request-body.js';
 import { validateRules, type FaultRule } from './fault.js';
 import type { MockClock } from './mock-clock.js';
 import type { MockReply } from './mock-reply.js';
-import type { RecordedRequest } from './mock-upstream.js';
+import type { RecordedRequest } from './recorded-request.js';
 
 /**
  * How {@link mockUpstream} behaves. Every field is optional; the defaults

@@ -2,9 +2,9 @@ import { parseChatRequest, type ChatRequestBody } from './chat-request-body.js';
 import { completionChunks, completionPayload, type PayloadMeta } from './completion-payload.js';
 import type { Exchange } from './exchange.js';
 import { DEFAULT_AFTER_CHUNKS, type Fault } from './fault.js';
-import { resolveReply, type ResolvedReply } from './mock-reply.js';
+import { resolveReply, type ResolvedReply } from './resolve-reply.js';
 import type { MockUpstreamOptions } from './mock-upstream-options.js';
-import type { RecordedRequest } from './mock-upstream.js';
+import type { RecordedRequest } from './recorded-request.js';
 import { errorBody } from './openai-error.js';
 
 /**

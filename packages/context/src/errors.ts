@@ -4,19 +4,20 @@ import { SluiceError } from '@sluice/core';
  * What must be sent does not fit the token budget even with every
  * droppable turn dropped: the system/developer messages, the last user
  * turn (with any summary) and the tool definitions alone are over it.
- * Nothing was sent. Code `CONTEXT_OVERFLOW`, not retryable: the same
- * request overflows again.
+ * Nothing was sent. Code `PROMPT_TOO_LONG`, not retryable: the same
+ * request is too long again. (Core's `ContextLengthError` is the
+ * upstream's own refusal of a long prompt, after sending.)
  *
  * @example
  * ```ts
  * try { await llm.complete(request); }
  * catch (error) {
- *   if (error instanceof ContextOverflowError) reply(`Please shorten your message by about ${error.overBy} tokens.`);
+ *   if (error instanceof PromptTooLongError) reply(`Please shorten your message by about ${error.overBy} tokens.`);
  * }
  * ```
  */
-export class ContextOverflowError extends SluiceError {
-  static override readonly brand: string = 'ContextOverflowError';
+export class PromptTooLongError extends SluiceError {
+  static override readonly brand: string = 'PromptTooLongError';
   /** How many tokens are over: `needed − budget`. */
   readonly overBy: number;
 
@@ -31,7 +32,7 @@ export class ContextOverflowError extends SluiceError {
     readonly budget: number,
   ) {
     super(
-      'CONTEXT_OVERFLOW',
+      'PROMPT_TOO_LONG',
       `the prompt for ${model} needs ${needed} tokens without any droppable turn, over its budget of ${budget} by ${needed - budget}`,
       { retryable: false },
     );

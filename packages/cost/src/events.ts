@@ -1,4 +1,4 @@
-import type { BudgetPeriod, BudgetScope } from './budget-period.js';
+import type { BudgetPeriod } from './budget-period.js';
 import type { CostBuckets } from './cost-of-usage.js';
 import type { BudgetExceededDetails } from './errors.js';
 
@@ -16,17 +16,20 @@ export interface CostEvent {
   priced: boolean;
 }
 
-/** A model with no price went through under the `warn` policy (`unknown-model` event). */
-export interface UnknownModelEvent {
+/** A model with no price went through under the `warn` policy (`price-unknown` event). */
+export interface PriceUnknownEvent {
   id: string;
   model: string;
   /** Which middleware met it. */
   by: 'trackCost' | 'budget';
 }
 
-/** A budget's settled spend crossed a threshold, once per threshold per period (`budget-warning` event). */
+/** A budget's settled spend crossed a threshold, once per threshold, key and period (`budget-warning` event). */
 export interface BudgetWarningEvent {
-  scope: BudgetScope;
+  /** The call whose settlement crossed the threshold. */
+  id: string;
+  /** The limit's state key: `global`, `tenant:acme`. */
+  key: string;
   period: BudgetPeriod;
   /** The period's id: `2026-11-25T10`, `2026-11-25` or `2026-11` (UTC). */
   periodId: string;
@@ -36,8 +39,8 @@ export interface BudgetWarningEvent {
   spentUsd: number;
 }
 
-/** A call's worst case did not fit a budget (`budget-exceeded` event), whatever `onExceed` then did. */
-export interface BudgetExceededEvent extends Omit<BudgetExceededDetails, 'resetsAt'> {
+/** A call's worst case did not fit a budget (`budget-reject` event), whatever `onExceed` then did. */
+export interface BudgetRejectEvent extends Omit<BudgetExceededDetails, 'resetsAt'> {
   id: string;
   model: string;
   /** What happened next: refused, sent with a cheaper model, or sent anyway. */
@@ -46,11 +49,11 @@ export interface BudgetExceededEvent extends Omit<BudgetExceededDetails, 'resets
   downgradedTo: string | undefined;
 }
 
-/** Which rolling figure an {@link AnomalyEvent} is about. */
+/** Which rolling figure a {@link CostAnomalyEvent} is about. */
 export type AnomalyMetric = 'tokens-per-request' | 'usd-per-request' | 'tokens-per-minute' | 'usd-per-minute';
 
-/** Spend or token use jumped past `factor` times its rolling baseline (`anomaly` event). */
-export interface AnomalyEvent {
+/** Spend or token use jumped past `factor` times its rolling baseline (`cost-anomaly` event). */
+export interface CostAnomalyEvent {
   /** The call that pushed the figure over. */
   id: string;
   metric: AnomalyMetric;
@@ -60,36 +63,4 @@ export interface AnomalyEvent {
   ratio: number;
   model: string;
   tags: Readonly<Record<string, string>>;
-}
-
-/** What `trackCost` leaves in `ctx.state.cost` once the call settled. */
-export interface CostState {
-  model: string;
-  usd: number;
-  buckets: CostBuckets;
-  estimated: boolean;
-}
-
-/** What `budget` leaves in `ctx.state.budget` while the call is in flight. */
-export interface BudgetState {
-  /** The model the reservation was made for (the downgraded one, after a downgrade). */
-  model: string;
-  /** The worst-case cost reserved in every applicable limit. */
-  reservedUsd: number;
-  /** The model the caller asked for, when the budget downgraded it. */
-  downgradedFrom: string | undefined;
-}
-
-declare module '@sluice/core' {
-  interface SluiceEvents {
-    cost: CostEvent;
-    'unknown-model': UnknownModelEvent;
-    'budget-warning': BudgetWarningEvent;
-    'budget-exceeded': BudgetExceededEvent;
-    anomaly: AnomalyEvent;
-  }
-  interface SluiceState {
-    cost?: CostState;
-    budget?: BudgetState;
-  }
 }

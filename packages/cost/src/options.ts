@@ -1,0 +1,170 @@
+import type { CompletionContext, Store, StoreErrorPolicy } from '@sluice/core';
+import type { KeyOption } from '@sluice/core/kit';
+import { z } from 'zod';
+import type { BudgetPeriod } from './budget-period.js';
+import type { AnomalyMetric } from './events.js';
+import type { Ledger } from './ledger.js';
+import type { PriceTable } from './price-table.js';
+import type { UnknownModelPolicy } from './resolve-price.js';
+
+/** The `prices` option every factory takes; internal. */
+export const priceTableOption = z.custom<PriceTable>(
+  (value) => typeof (value as PriceTable | undefined)?.lookup === 'function',
+  'must be a price table (priceTable())',
+);
+
+/** The `onStoreError` option of the stateful parts (budget, ledger); internal. */
+export const storeErrorPolicyOption = z.enum(['open', 'closed', 'memory']);
+
+/** The `unknownModel` option; internal. */
+export const unknownModelOption = z.enum(['error', 'warn', 'free']);
+
+/** The `expectedOutput` option: a token count or a ratio of the prompt; internal. */
+export const expectedOutputOption = z.union([
+  z.number().int().nonnegative(),
+  z.strictObject({ ratio: z.number().nonnegative().finite() }),
+]);
+
+/** Options of the spend anomaly alert (`trackCost({ anomaly })`). */
+export interface AnomalyOptions {
+  /** Fire when a figure reaches this many times its baseline (default 5). */
+  factor?: number;
+  /** Requests of a model seen before per-request figures can fire (default 20). */
+  warmupRequests?: number;
+  /** Active minutes of a model seen before per-minute figures can fire (default 5). */
+  warmupMinutes?: number;
+  /** Span of the per-request moving average, in requests (default 50). */
+  requestWindow?: number;
+  /** Span of the per-minute moving average, in active minutes (default 30). */
+  minuteWindow?: number;
+  /** Least time between two per-request events of one metric and model (default 60 000 ms). */
+  cooldownMs?: number;
+  /** Which figures to watch (default all four). */
+  metrics?: AnomalyMetric[];
+  /** Most models tracked at once; the least recently seen is dropped past it (default 256). */
+  maxModels?: number;
+}
+
+/** The zod schema of {@link AnomalyOptions}; internal. */
+export const anomalyOptionsSchema = z.strictObject({
+  factor: z.number().gt(1).finite().optional(),
+  warmupRequests: z.number().int().positive().optional(),
+  warmupMinutes: z.number().int().positive().optional(),
+  requestWindow: z.number().int().positive().optional(),
+  minuteWindow: z.number().int().positive().optional(),
+  cooldownMs: z.number().nonnegative().optional(),
+  metrics: z.array(z.enum(['tokens-per-request', 'usd-per-request', 'tokens-per-minute', 'usd-per-minute'])).optional(),
+  maxModels: z.number().int().positive().optional(),
+});
+
+/** Options of {@link trackCost}. */
+export interface TrackCostOptions {
+  /** Default: `priceTable()`, the built-in prices. */
+  prices?: PriceTable;
+  /** What an unknown model means (default `'error'`: the call is refused before it is sent). */
+  unknownModel?: UnknownModelPolicy;
+  /** Where each call's cost is recorded (default: a new `spendLedger()`, exposed as `.ledger`). */
+  ledger?: Ledger;
+  /** The spend anomaly alert: its options, or `false` to turn it off (default on, factor 5). */
+  anomaly?: AnomalyOptions | false;
+}
+
+/** The zod schema of {@link TrackCostOptions}; internal. */
+export const trackCostOptionsSchema = z.strictObject({
+  prices: priceTableOption.optional(),
+  unknownModel: unknownModelOption.optional(),
+  ledger: z
+    .custom<Ledger>((value) => typeof (value as Ledger | undefined)?.record === 'function', 'must be a Ledger')
+    .optional(),
+  anomaly: z.union([z.literal(false), anomalyOptionsSchema]).optional(),
+});
+
+/** One spending limit: `limitUsd` per `period`, kept per `key`. */
+export interface BudgetLimit {
+  /**
+   * What the limit is kept per, in the vocabulary every stateful sluice
+   * middleware shares: `'global'` (default: one limit for every call),
+   * `'model'`, `'origin-model'`, `{ tag: 'tenant' }` (one limit per tenant;
+   * calls without the tag share the key `tenant:` plus `missing`, default
+   * empty), or a function of the call returning the key.
+   */
+  key?: KeyOption;
+  limitUsd: number;
+  period: BudgetPeriod;
+}
+
+/** What to do with a call whose worst case does not fit. */
+export type OnExceed = 'reject' | 'warn' | { downgradeTo: string | string[] };
+
+/** Options of {@link budget}: one limit (`limitUsd`, `period`, `key`) or several (`limits`). */
+export interface BudgetOptions extends Partial<BudgetLimit> {
+  limits?: BudgetLimit[];
+  /**
+   * `'reject'` (default) throws `BudgetExceededError`; `{ downgradeTo }` sends
+   * the call with the first cheaper model that fits; `'warn'` sends it anyway
+   * (events only).
+   */
+  onExceed?: OnExceed;
+  /** Shares of a limit at which `budget-warning` fires, once per period each (default `[0.8]`). */
+  warnAt?: number[];
+  /** Default: `priceTable()`, the built-in prices. */
+  prices?: PriceTable;
+  /** What an unknown model means (default `'error'`); `'warn'`/`'free'` reserve $0 for it. */
+  unknownModel?: UnknownModelPolicy;
+  /** Where spend is kept (default: each call's `ctx.store`, the pipeline's), under `sluice:cost:`. */
+  store?: Store;
+  /**
+   * What a store failure does to a call about to be sent (default
+   * `'closed'`: it is refused with `STORE_UNAVAILABLE`, since spend that
+   * cannot be reserved cannot be bounded). `'open'` sends it unmetered;
+   * `'memory'` meters it in this process until the store is back. When
+   * the call settles, a store failure is only reported (`store-error`).
+   */
+  onStoreError?: StoreErrorPolicy;
+  /** Budgets with the same name and store share their spend (default `'budget'`). */
+  name?: string;
+}
+
+const keySchema = z.union([
+  z.enum(['global', 'model', 'origin-model']),
+  z.strictObject({ tag: z.string().min(1), missing: z.string().optional() }),
+  z.custom<(ctx: CompletionContext) => string>((value) => typeof value === 'function', 'must be a KeyOption'),
+]);
+const periodSchema = z.enum(['hour', 'day', 'month']);
+const limitSchema = z.strictObject({ key: keySchema.optional(), limitUsd: z.number().positive().finite(), period: periodSchema });
+
+/** The zod schema of {@link BudgetOptions}; internal. */
+export const budgetOptionsSchema = z
+  .strictObject({
+    key: keySchema.optional(),
+    limitUsd: z.number().positive().finite().optional(),
+    period: periodSchema.optional(),
+    limits: z.array(limitSchema).min(1).optional(),
+    onExceed: z
+      .union([
+        z.enum(['reject', 'warn']),
+        z.strictObject({ downgradeTo: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]) }),
+      ])
+      .optional(),
+    warnAt: z.array(z.number().positive().finite()).optional(),
+    prices: priceTableOption.optional(),
+    unknownModel: unknownModelOption.optional(),
+    store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
+    onStoreError: storeErrorPolicyOption.optional(),
+    name: z.string().min(1).optional(),
+  })
+  .superRefine((options, issues) => {
+    const single = options.limitUsd !== undefined || options.period !== undefined || options.key !== undefined;
+    if (options.limits && single) issues.addIssue({ code: 'custom', path: ['limits'], message: 'give either limits or limitUsd/period/key, not both' });
+    if (!options.limits && options.limitUsd === undefined) issues.addIssue({ code: 'custom', path: ['limitUsd'], message: 'required (or give limits)' });
+    if (!options.limits && options.period === undefined) issues.addIssue({ code: 'custom', path: ['period'], message: 'required (or give limits)' });
+    const seen = new Map<string, number>();
+    options.limits?.forEach((limit, index) => {
+      // Two function keys may differ; only plain keys can be told equal.
+      if (typeof limit.key === 'function') return;
+      const key = `${JSON.stringify(limit.key ?? 'global')}:${limit.period}`;
+      const first = seen.get(key);
+      if (first !== undefined) issues.addIssue({ code: 'custom', path: ['limits', index], message: `same key and period as limits.${first}` });
+      seen.set(key, index);
+    });
+  });
