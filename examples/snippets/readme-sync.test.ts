@@ -18,6 +18,7 @@ describe('README examples', () => {
     ['context', 'context.ts'],
     ['cost', 'cost.ts'],
     ['testing', 'testing.test.ts'],
+    ['ai-sdk', 'ai-sdk.ts'],
   ])('packages/%s/README.md shows examples/snippets/%s as it is', (name, snippet) => {
     const example = firstExample(read(`../../packages/${name}/README.md`));
     expect(example.length).toBeGreaterThan(0);
