@@ -20,7 +20,7 @@ async function fetchSetup(options: Parameters<typeof mockUpstream>[0] = {}, tran
 }
 
 describe('openAICompatible: the runtime picks the client', () => {
-  it('sends with undici on Node (no fetch headers), loaded at the first send', async () => {
+  it('sends with undici on Node (no fetch headers)', async () => {
     const { upstream, llm } = await setup();
     await llm.complete(ask());
     expect(upstream.requests[0]?.headers['sec-fetch-mode']).toBeUndefined();

@@ -1,6 +1,7 @@
 import { Attempt } from './attempt.js';
 import type { CompletionContext } from './context.js';
-import { type Answer, readAnswer, webCodec } from './read-answer.js';
+import { type Answer, readAnswer } from './read-answer.js';
+import { webCodec } from './text-codec.js';
 import type { Transport } from './transport.js';
 import { ValidationError } from './errors.js';
 import { type OpenAICompatibleOptions, type TransportConfig, requestBody as requestBodyFor, transportConfig } from './transport-config.js';

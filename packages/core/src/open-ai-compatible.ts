@@ -1,15 +1,16 @@
-import type { CompletionContext } from './context.js';
+import { ValidationError } from './errors.js';
 import { fetchParts } from './fetch-transport.js';
 import type { Transport } from './transport.js';
-import { type OpenAICompatibleOptions, type TransportConfig, transportConfig } from './transport-config.js';
-import type { TransportParts } from './undici-transport.js';
+import { type OpenAICompatibleOptions, transportConfig } from './transport-config.js';
+import { loadNodeModules, undiciParts } from './undici-transport.js';
 
 export type { OpenAICompatibleOptions } from './transport-config.js';
 
 /**
  * A transport for any OpenAI-compatible `POST /chat/completions` endpoint:
- * on Node over an undici keep-alive pool (loaded at the first send, so
- * importing core loads neither undici nor any `node:` module); on Bun,
+ * on Node over an undici keep-alive pool (undici is loaded when this is
+ * called, never imported, so importing core loads neither undici nor any
+ * `node:` module, and bundles for the web hold neither); on Bun,
  * Deno, workers and browsers, or when `fetch` is given, over `fetch`.
  *
  * - `connections` per origin (default 100: the original client's 100 per host; undici only);
@@ -56,52 +57,14 @@ export type { OpenAICompatibleOptions } from './transport-config.js';
  */
 export function openAICompatible(options: OpenAICompatibleOptions): Transport {
   const config = transportConfig(options, 'openAICompatible');
-  const useUndici = config.dispatcher !== undefined || (config.fetch === undefined && onNode());
-  let parts: TransportParts | undefined = useUndici ? undefined : fetchParts(config);
-  let loading: Promise<TransportParts> | undefined;
-
-  function load(): Promise<TransportParts> {
-    loading ??= loadUndici(config).then((loaded) => (parts = loaded));
-    return loading;
-  }
-
-  return {
-    name: config.name,
-    origin: `${config.origin}${config.basePath}`,
-    send(ctx: CompletionContext): Promise<void> {
-      return parts ? parts.send(ctx) : load().then((loaded) => loaded.send(ctx));
-    },
-    async close() {
-      if (loading) await loading;
-      await parts?.close?.();
-    },
-    async destroy() {
-      if (loading) await loading;
-      await parts?.destroy?.();
-    },
-  };
+  const modules = config.fetch === undefined && (config.dispatcher !== undefined || onNode()) ? loadNodeModules() : null;
+  if (config.dispatcher && !modules) throw new ValidationError('openAICompatible.dispatcher', 'needs undici, which this runtime cannot load');
+  const parts = modules ? undiciParts(config, modules) : fetchParts(config);
+  return { name: config.name, origin: `${config.origin}${config.basePath}`, ...parts };
 }
 
-/** Whether this is Node itself (Bun and Deno say they are Node too, and have fetch of their own). */
+/** Whether this is Node itself (Bun and Deno say they are Node too, and have a fetch of their own). */
 function onNode(): boolean {
   const global = globalThis as { process?: { versions?: { node?: unknown } }; Bun?: unknown; Deno?: unknown };
   return typeof global.process?.versions?.node === 'string' && global.Bun === undefined && global.Deno === undefined;
-}
-
-/*
- * The specifier is built at run time so that no bundler follows it: a
- * bundle for the web or workers never contains undici or a `node:` module.
- * A Node bundle that left the package out loads it from node_modules, and
- * one without node_modules falls back on Node's own fetch.
- */
-const undiciEntry = ['@sluice', 'core', 'undici'].join('/');
-
-async function loadUndici(config: TransportConfig): Promise<TransportParts> {
-  let module: { undiciParts(config: TransportConfig): TransportParts };
-  try {
-    module = (await import(/* @vite-ignore */ /* webpackIgnore: true */ undiciEntry)) as typeof module;
-  } catch {
-    return fetchParts(config);
-  }
-  return module.undiciParts(config);
 }

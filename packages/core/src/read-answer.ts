@@ -3,31 +3,10 @@ import type { CompletionContext } from './context.js';
 import { MalformedResponseError, ResponseTooLargeError } from './errors.js';
 import { readBody } from './read-body.js';
 import { readEvents } from './read-events.js';
+import type { TextCodec } from './text-codec.js';
 import { maxErrorBody, type TransportConfig } from './transport-config.js';
 import { errorFromUpstream } from './upstream-errors.js';
 import { isErrorBody, parseJson, toCompletion } from './validate-response.js';
-
-/** How a runtime turns bytes into text: Node's Buffer and StringDecoder, or the web's TextDecoder. */
-export interface TextCodec {
-  /** A decoder for one stream, keeping a character split across reads whole. */
-  decoder(): { write(bytes: Uint8Array): string };
-  /** The whole body, from its parts. */
-  text(parts: Uint8Array[], size: number): string;
-}
-
-/** The web's codec: what every runtime has. */
-export const webCodec: TextCodec = {
-  decoder() {
-    const decoder = new TextDecoder();
-    return { write: (bytes) => decoder.decode(bytes, { stream: true }) };
-  },
-  text(parts) {
-    const decoder = new TextDecoder();
-    let text = '';
-    for (const part of parts) text += decoder.decode(part, { stream: true });
-    return text + decoder.decode();
-  },
-};
 
 /** An upstream's answer once its headers are in, whatever the HTTP client. */
 export interface Answer {

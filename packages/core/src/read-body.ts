@@ -1,6 +1,6 @@
 import type { Attempt } from './attempt.js';
 import { ResponseTooLargeError, StreamCutError } from './errors.js';
-import type { TextCodec } from './read-answer.js';
+import type { TextCodec } from './text-codec.js';
 import { redact } from './upstream-errors.js';
 
 /** What {@link readBody} does at its limit. */

@@ -5,8 +5,8 @@ import { Attempt } from './attempt.js';
 import { systemClock } from './clock.js';
 import type { CompletionContext } from './context.js';
 import { readEvents } from './read-events.js';
-import { type TextCodec, webCodec } from './read-answer.js';
-import { nodeCodec } from './undici-transport.js';
+import { type TextCodec, webCodec } from './text-codec.js';
+import { loadNodeModules } from './undici-transport.js';
 import type { Clock } from './clock.js';
 import { openAICompatible, type OpenAICompatibleOptions } from './open-ai-compatible.js';
 import { createPipeline } from './pipeline.js';
@@ -47,6 +47,9 @@ describe('readEvents', () => {
   const wire = Buffer.from(
     [...texts.map((text) => chunk({ index: 0, delta: { content: text } })), ': keep-alive\r\n\r\n', 'data: [DONE]\n\n'].join(''),
   );
+
+  const { StringDecoder } = loadNodeModules()!;
+  const nodeCodec: TextCodec = { decoder: () => new StringDecoder('utf8'), text: () => '' };
 
   async function read(parts: Buffer[], codec: TextCodec): Promise<string[]> {
     const ctx = { signal: new AbortController().signal, clock: systemClock, usage: undefined } as unknown as CompletionContext;

@@ -1,32 +1,72 @@
-import { isIP } from 'node:net';
-import { StringDecoder } from 'node:string_decoder';
-import { Agent, type Dispatcher, interceptors } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { Attempt } from './attempt.js';
 import type { CompletionContext } from './context.js';
-import { type TextCodec, readAnswer } from './read-answer.js';
+import { readAnswer } from './read-answer.js';
+import type { TextCodec } from './text-codec.js';
 import type { Transport } from './transport.js';
-import { type OpenAICompatibleOptions, type TransportConfig, requestBody, transportConfig } from './transport-config.js';
+import { type TransportConfig, requestBody } from './transport-config.js';
 import { errorFromNetwork, redactHeaders } from './upstream-errors.js';
 
-/** Node's codec: a StringDecoder costs less to make than a TextDecoder, and Buffer joins parts without copies. */
-export const nodeCodec: TextCodec = {
-  decoder: () => new StringDecoder('utf8') as { write(bytes: Uint8Array): string },
-  text: (parts, size) =>
-    parts.length === 1 ? (parts[0] as Buffer).toString('utf8') : Buffer.concat(parts, size).toString('utf8'),
-};
+/*
+ * undici and the Node built-ins are reached at run time, through
+ * `process.getBuiltinModule` and a `require` made from it, never through an
+ * import: importing core then loads none of them, and no bundler follows
+ * them into a bundle for the web or workers. On Node (>= 20.16, which the
+ * engines field already requires) they load synchronously, at the first
+ * `openAICompatible()`, so nothing about the Node path changes.
+ */
+interface NodeModules {
+  undici: typeof import('undici');
+  isIP: (input: string) => number;
+  StringDecoder: new (encoding: 'utf8') => { write(bytes: Uint8Array): string };
+}
 
-/** What the undici transport adds to a config: its send and its pool's lifetime. */
+let nodeModules: NodeModules | null | undefined;
+
+/** undici and the two built-ins the transport uses, or `null` where they cannot be loaded. */
+export function loadNodeModules(): NodeModules | null {
+  if (nodeModules !== undefined) return nodeModules;
+  nodeModules = null;
+  const getBuiltin = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
+  if (typeof getBuiltin !== 'function') return null;
+  try {
+    const { createRequire } = getBuiltin('node:module') as typeof import('node:module');
+    // __filename in the CommonJS build, import.meta.url in the ES module one.
+    const require = createRequire(typeof __filename === 'string' ? __filename : import.meta.url);
+    nodeModules = {
+      undici: require('undici') as typeof import('undici'),
+      isIP: (getBuiltin('node:net') as typeof import('node:net')).isIP,
+      StringDecoder: (getBuiltin('node:string_decoder') as typeof import('node:string_decoder')).StringDecoder as NodeModules['StringDecoder'],
+    };
+  } catch {
+    nodeModules = null;
+  }
+  return nodeModules;
+}
+
+/** Node's codec: a StringDecoder costs less to make than a TextDecoder, and Buffer joins parts without copies. */
+function nodeCodec(StringDecoder: NodeModules['StringDecoder']): TextCodec {
+  return {
+    decoder: () => new StringDecoder('utf8'),
+    text: (parts, size) =>
+      parts.length === 1 ? (parts[0] as Buffer).toString('utf8') : Buffer.concat(parts, size).toString('utf8'),
+  };
+}
+
+/** What a transport adds to a config: its send and its pool's lifetime. */
 export type TransportParts = Pick<Transport, 'send' | 'close' | 'destroy'>;
 
 /**
  * The undici half of `openAICompatible` on Node: a keep-alive pool of
  * `connections` per origin, the connect timeout, and DNS answers cached.
- * Loaded by `openAICompatible` at its first send, so that importing core
- * loads neither undici nor any `node:` module.
  *
  * @param config - the checked options
+ * @param modules - undici and the built-ins, from {@link loadNodeModules}
  */
-export function undiciParts(config: TransportConfig): TransportParts {
+export function undiciParts(config: TransportConfig, modules: NodeModules): TransportParts {
+  const { Agent, interceptors } = modules.undici;
+  const codec = nodeCodec(modules.StringDecoder);
+  const isIP = modules.isIP;
   const { origin, basePath, secrets, connectTimeoutMs, firstByteTimeoutMs, attemptTimeoutMs, jsonHeaders, streamHeaders } = config;
   const ownAgent = config.dispatcher
     ? undefined
@@ -62,7 +102,7 @@ export function undiciParts(config: TransportConfig): TransportParts {
       throw attempt.reason() ?? errorFromNetwork(error, connectTimeoutMs, secrets);
     }
     const answer = { status: response.statusCode, headers: flattenHeaders(response.headers, secrets), body: response.body };
-    return readAnswer(ctx, attempt, answer, config, callerAskedUsage, nodeCodec);
+    return readAnswer(ctx, attempt, answer, config, callerAskedUsage, codec);
   }
 
   return {
@@ -75,24 +115,6 @@ export function undiciParts(config: TransportConfig): TransportParts {
       await ownAgent?.destroy();
     },
   };
-}
-
-/**
- * The transport `openAICompatible` gives on Node, loaded at once rather
- * than at the first send: for a program that wants undici explicitly
- * (an undici `dispatcher` of its own, a proxy agent).
- *
- * @param options - as `openAICompatible`'s, without `fetch`
- * @throws ValidationError naming the bad option
- * @example
- * ```ts
- * import { undiciTransport } from '@sluice/core/undici';
- * const llm = createPipeline({ transport: undiciTransport({ baseUrl, apiKey, connections: 200 }) });
- * ```
- */
-export function undiciTransport(options: OpenAICompatibleOptions): Transport {
-  const config = transportConfig(options, 'undiciTransport');
-  return { name: config.name, origin: `${config.origin}${config.basePath}`, ...undiciParts(config) };
 }
 
 /** Response headers as one lowercased string each, with any echoed secret masked. */
