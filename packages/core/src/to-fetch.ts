@@ -142,8 +142,10 @@ async function streamResponse(
         await iterator.return?.();
       },
     },
-    // Pull only when the reader asks, so a slow reader holds the upstream back.
-    { highWaterMark: 0 },
+    // One chunk read ahead while the reader handles the last (a slow reader
+    // still holds the upstream back): without it every chunk waits a round
+    // trip between the SDK's read and the upstream's.
+    { highWaterMark: 1 },
   );
   headers['content-type'] = 'text/event-stream; charset=utf-8';
   headers['cache-control'] = 'no-cache';
