@@ -32,6 +32,18 @@ describe('README examples', () => {
     expect(read('./testing-kit.test.ts')).toContain(example);
   });
 
+  it.each(['openai', 'ai-sdk-fetch', 'server'])('the root README shows the %s region of examples/snippets/interop.ts as it is', (name) => {
+    const source = read('./interop.ts');
+    const body = new RegExp(`// #region ${name}\\n([\\s\\S]*?)\\n\\s*// #endregion ${name}`).exec(source)?.[1] ?? '';
+    const dedented = body.split('\n').map((line) => line.replace(/^ {2}/, '')).join('\n');
+    expect(dedented.length).toBeGreaterThan(0);
+    expect(read('../../README.md')).toContain(dedented);
+  });
+
+  it('the root README shows examples/snippets/ai-sdk.ts as it is', () => {
+    expect(read('../../README.md')).toContain(read('./ai-sdk.ts'));
+  });
+
   it('the root README shows examples/readme.ts as it is', () => {
     const root = read('../../README.md');
     const example = /## Fifteen lines\n\n```ts\n([\s\S]*?)```/.exec(root)?.[1] ?? '';
