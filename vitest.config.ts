@@ -10,6 +10,10 @@ export default defineConfig({
   resolve: { conditions },
   ssr: { resolve: { conditions } },
   test: {
+    // Real HTTP, child processes and seeded property runs on a 2-core machine
+    // that may be busy: no test asserts a duration, so timeouts only catch hangs.
+    testTimeout: 60_000,
+    hookTimeout: 30_000,
     projects: [
       ...packages.map((name) => ({
         extends: true as const,

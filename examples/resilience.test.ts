@@ -335,6 +335,6 @@ describe('the resilience pipeline under seeded faults (30% 503, 5% resets)', () 
     },
     // It takes about 20 s of CPU (mostly the 22,000 HTTP exchanges); the
     // margin is for a machine busy with other work.
-    120_000,
+    600_000,
   );
 });

@@ -3,9 +3,11 @@
  * in-memory state). Run it with `pnpm demo`.
  */
 import { asyncClient } from './async-client.js';
+import { caching } from './caching.js';
 import { cost } from './cost.js';
 import { resilience } from './resilience.js';
 
 await asyncClient();
 await resilience();
 await cost();
+await caching();

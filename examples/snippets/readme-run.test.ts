@@ -24,10 +24,14 @@ it.each([
   ['ratelimit', './ratelimit.js'],
   ['cost', './cost.js'],
   ['context', './context.js'],
+  ['otel', './otel.js'],
+  ['cache', './cache.js'],
 ])('the %s README example runs as written', async (_name, path) => {
   const before = upstream.requests.length;
   const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  // The otel example prints its spans with the SDK's console exporter.
+  const dir = vi.spyOn(console, 'dir').mockImplementation(() => undefined);
   try {
     await import(path);
     expect(upstream.requests.length).toBeGreaterThan(before);
@@ -35,5 +39,6 @@ it.each([
   } finally {
     log.mockRestore();
     write.mockRestore();
+    dir.mockRestore();
   }
 }, 60_000);

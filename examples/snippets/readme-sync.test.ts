@@ -17,6 +17,8 @@ describe('README examples', () => {
     ['ratelimit', 'ratelimit.ts'],
     ['context', 'context.ts'],
     ['cost', 'cost.ts'],
+    ['otel', 'otel.ts'],
+    ['cache', 'cache.ts'],
     ['testing', 'testing.test.ts'],
     ['ai-sdk', 'ai-sdk.ts'],
   ])('packages/%s/README.md shows examples/snippets/%s as it is', (name, snippet) => {

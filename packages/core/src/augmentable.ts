@@ -24,6 +24,14 @@ export type StoreErrorPolicy = 'open' | 'closed' | 'memory';
 export interface SluiceState {
   /** The prompt's token count, if a middleware counted it (see {@link PromptTokens}). */
   tokens?: PromptTokens;
+  /**
+   * The middleware that answered this call itself instead of the upstream
+   * (`'cache'` for a cache hit, or a call that shared an identical call's
+   * answer). Nothing was billed for the call; `ctx.usage` is what the
+   * answer cost when it was bought, so cost tracking can record $0 and that
+   * cost as saved without knowing which package answered.
+   */
+  answeredBy?: string;
 }
 
 /**

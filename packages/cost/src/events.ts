@@ -14,6 +14,14 @@ export interface CostEvent {
   estimated: boolean;
   /** False when the model has no price and the policy let it through (`warn`/`free`): `usd` is 0 then. */
   priced: boolean;
+  /**
+   * What a middleware that answered the call itself (a cache: see
+   * `ctx.state.answeredBy`) saved: the price of the answer it gave back.
+   * The call then costs `usd: 0`. 0 for calls the upstream answered.
+   */
+  savedUsd: number;
+  /** The middleware that answered instead of the upstream (`cache`), if one did. */
+  answeredBy: string | undefined;
 }
 
 /** A model with no price went through under the `warn` policy (`price-unknown` event). */

@@ -17,7 +17,7 @@ const start = Date.UTC(2026, 10, 1);
 
 function record(at: number, model: string, tags: Record<string, string>, tokens = { uncachedInput: 3_000, cachedInput: 0, output: 800 }): CostRecord {
   const { usd, buckets } = costOfTokens(tokens, priceTable().lookup(model)!.entry);
-  return { id: `call_${at}`, at, model, tags, usd, buckets, estimated: false, priced: true };
+  return { id: `call_${at}`, at, model, tags, usd, buckets, estimated: false, priced: true, savedUsd: 0, answeredBy: undefined };
 }
 
 describe('spendLedger', () => {
@@ -103,6 +103,6 @@ describe('projectSpend', () => {
   });
 
   it('refuses a report that spans no time', () => {
-    expect(() => projectSpend({ since: start, until: start, rows: [], usd: 0, requests: 0 })).toThrow(expect.objectContaining({ field: 'projectSpend.report' }));
+    expect(() => projectSpend({ since: start, until: start, rows: [], usd: 0, requests: 0, savedUsd: 0 })).toThrow(expect.objectContaining({ field: 'projectSpend.report' }));
   });
 });

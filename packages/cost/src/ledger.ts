@@ -35,6 +35,10 @@ export interface ReportRow {
   uncachedInputTokens: number;
   cachedInputTokens: number;
   outputTokens: number;
+  /** Calls a middleware answered without the upstream (cache hits). */
+  savedRequests: number;
+  /** What those answers would have cost. */
+  savedUsd: number;
 }
 
 /** Spend over a span, grouped. */
@@ -44,6 +48,8 @@ export interface LedgerReport {
   rows: ReportRow[];
   usd: number;
   requests: number;
+  /** What answers given without the upstream (cache hits) saved. */
+  savedUsd: number;
 }
 
 /**
@@ -176,7 +182,7 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
       });
       const since = parsed.since !== undefined ? Number(parsed.since) : first === Infinity ? until : first;
       const rows = [...groups.values()].sort((a, b) => b.usd - a.usd || a.key.localeCompare(b.key));
-      return { since, until, rows, usd: total.usd, requests: total.requests };
+      return { since, until, rows, usd: total.usd, requests: total.requests, savedUsd: total.savedUsd };
     },
   };
 }
@@ -201,6 +207,7 @@ function groupKey(cell: Cell, hour: number, by: ReportGrouping): string {
 
 const emptyRow = (): Omit<ReportRow, 'key'> => ({
   usd: 0, requests: 0, estimatedRequests: 0, uncachedInputTokens: 0, cachedInputTokens: 0, outputTokens: 0,
+  savedRequests: 0, savedUsd: 0,
 });
 
 // A record may come from any caller of `record()`: an unusable amount counts as 0, never NaN.
@@ -211,6 +218,8 @@ function add(row: Omit<ReportRow, 'key'>, record: CostRecord): void {
   row.uncachedInputTokens += tokenCount(record.buckets?.uncachedInput?.tokens) ?? 0;
   row.cachedInputTokens += tokenCount(record.buckets?.cachedInput?.tokens) ?? 0;
   row.outputTokens += tokenCount(record.buckets?.output?.tokens) ?? 0;
+  if (record.answeredBy !== undefined) row.savedRequests += 1;
+  row.savedUsd += usdAmount(record.savedUsd) ?? 0;
 }
 
 function merge(into: Omit<ReportRow, 'key'>, from: Omit<ReportRow, 'key'>): void {
@@ -220,4 +229,7 @@ function merge(into: Omit<ReportRow, 'key'>, from: Omit<ReportRow, 'key'>): void
   into.uncachedInputTokens += from.uncachedInputTokens;
   into.cachedInputTokens += from.cachedInputTokens;
   into.outputTokens += from.outputTokens;
+  // Rows stored before savings were recorded have neither field.
+  into.savedRequests += from.savedRequests ?? 0;
+  into.savedUsd += from.savedUsd ?? 0;
 }

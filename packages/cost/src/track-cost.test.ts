@@ -54,6 +54,29 @@ describe('trackCost', () => {
     });
   });
 
+  it('costs a call a middleware answered itself (a cache hit) at $0 and records what it saved', async () => {
+    const costs = await setup({}, async function answering(ctx) {
+      ctx.state.answeredBy = 'cache';
+      ctx.response = {
+        id: 'cached', object: 'chat.completion', created: 0, model: 'gpt-4.1',
+        choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: reply } }],
+        usage: { ...usage, total_tokens: 1_200 },
+      };
+      ctx.usage = { ...usage, total_tokens: 1_200 };
+    });
+    const recorder = recordEvents(llm.events, ['cost']);
+    await llm.complete({ model: 'gpt-4.1', messages });
+    expect(upstream.requests).toHaveLength(0);
+    const [event] = recorder.of('cost');
+    expect(event).toMatchObject({ usd: 0, answeredBy: 'cache' });
+    expect(event?.savedUsd).toBeCloseTo(usageUsd, 12);
+    expect(event?.buckets.uncachedInput).toEqual({ tokens: 600, usd: 0 });
+    const report = await costs.ledger.report({ by: 'total' });
+    expect(report).toMatchObject({ usd: 0, requests: 1 });
+    expect(report.savedUsd).toBeCloseTo(usageUsd, 12);
+    expect(report.rows[0]).toMatchObject({ savedRequests: 1 });
+  });
+
   it('costs a stream from the usage of its last chunk, once the caller has read it', async () => {
     await setup();
     const costsRecorder = recordEvents(llm.events, ['cost']);

@@ -53,17 +53,22 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
 
   async function record(ctx: CompletionContext, settlement: Settlement) {
     const match = resolvePrice(prices, ctx.request.model, policy === 'error' ? 'warn' : policy);
-    const cost = settledCost(ctx, settlement, match);
-    if (!cost) return;
+    const settled = settledCost(ctx, settlement, match);
+    if (!settled) return;
+    // Answered without the upstream (a cache hit): nothing was billed, and
+    // what the answer would have cost is the saving.
+    const { answeredBy } = ctx.state;
+    const cost = answeredBy === undefined ? settled : { ...settled, usd: 0, buckets: unbilled(settled.buckets) };
+    const savedUsd = answeredBy === undefined ? 0 : settled.usd;
     const { model, usd, buckets, estimated, priced } = cost;
     ctx.state.cost = { model, usd, buckets, estimated };
-    ctx.events.emit('cost', { id: ctx.id, model, tags: ctx.tags, usd, buckets, estimated, priced });
+    ctx.events.emit('cost', { id: ctx.id, model, tags: ctx.tags, usd, buckets, estimated, priced, savedUsd, answeredBy });
     const now = ctx.clock.now();
     const tokens = buckets.uncachedInput.tokens + buckets.cachedInput.tokens + buckets.output.tokens;
     for (const event of detector?.observe({ id: ctx.id, model, tags: ctx.tags, tokens, usd, now }) ?? []) {
       ctx.events.emit('cost-anomaly', event);
     }
-    await ledger.record({ id: ctx.id, at: now, model, tags: ctx.tags, usd, buckets, estimated, priced }, ctx);
+    await ledger.record({ id: ctx.id, at: now, model, tags: ctx.tags, usd, buckets, estimated, priced, savedUsd, answeredBy }, ctx);
   }
 
   const middleware = async function trackCost(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
@@ -80,4 +85,13 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
     await next();
   };
   return Object.assign(middleware, { ledger });
+}
+
+/** The same token counts at no cost: what a call answered without the upstream was billed. */
+function unbilled(buckets: CostBuckets): CostBuckets {
+  return {
+    uncachedInput: { ...buckets.uncachedInput, usd: 0 },
+    cachedInput: { ...buckets.cachedInput, usd: 0 },
+    output: { ...buckets.output, usd: 0 },
+  };
 }

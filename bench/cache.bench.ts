@@ -1,0 +1,143 @@
+/**
+ * What does `@sluice/cache` cost a call it cannot answer, and what does a
+ * hit save?
+ *
+ * 1. A miss, at concurrency 64: the empty pipeline against the same
+ *    pipeline with `cache()` in it, every request new (so every call hashes
+ *    its request, misses, leads a flight, and stores its answer in the LRU).
+ *    Target: the cached pipeline keeps ≥ 0.95 of the empty one's throughput.
+ * 2. A hit, at concurrency 1: raw undici's round trip to the mock (the
+ *    floor of any call that goes upstream) against a call the cache answers,
+ *    non-stream (latency) and stream (time to first chunk).
+ *
+ * Both contenders of a comparison run in the same rounds against the same
+ * upstream (a child process), order rotated each round.
+ *
+ * @module
+ */
+import { type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline } from '@sluice/core';
+import { cache } from '@sluice/cache';
+import { apiKey, contentChunks, rawUndici, reply, request, streamRequest } from './clients.js';
+import { type Contender, envNumber, fixed, interleave, median, pairedRatios, summarise, table } from './lib.js';
+import { startUpstream } from './upstream-server.js';
+
+/** Name to select this benchmark: `pnpm bench cache`. */
+export const name = 'cache';
+/** What it compares. */
+export const description = 'cache overhead on a miss (c=64, target ≥ 0.95 of the pipeline without it) and a hit against raw undici';
+
+const quick = process.env.BENCH_QUICK === '1';
+const settings = {
+  rounds: envNumber('BENCH_ROUNDS') ?? (quick ? 2 : 7),
+  warmupRounds: 1,
+  runMs: envNumber('BENCH_RUN_MS') ?? (quick ? 200 : 600),
+  maxRequests: 100_000,
+};
+
+let sequence = 0;
+/** A request no call has sent before: always a miss. */
+const fresh = (base: ChatCompletionRequest): ChatCompletionRequest => ({
+  ...base,
+  temperature: 0,
+  messages: [...base.messages.slice(0, -1), { role: 'user', content: `Question ${++sequence}: why compose middleware?` }],
+});
+
+function completeCall(llm: Pipeline, make: () => ChatCompletionRequest): Contender['call'] {
+  return async () => {
+    const reply = await llm.complete(make());
+    if (reply.choices.length === 0) throw new Error('no choices');
+  };
+}
+
+function streamCall(llm: Pipeline, make: () => ChatCompletionRequest): Contender['call'] {
+  return async (firstChunk) => {
+    let chunks = 0;
+    for await (const _chunk of llm.stream(make())) {
+      firstChunk();
+      chunks++;
+    }
+    if (chunks === 0) throw new Error('no chunks');
+  };
+}
+
+/**
+ * Runs the benchmark and prints its tables and verdicts.
+ *
+ * @throws when a call fails or the upstream child does not start
+ * @example
+ * ```ts
+ * await run();
+ * ```
+ */
+export async function run(): Promise<void> {
+  const upstream = await startUpstream({ reply, chunks: contentChunks });
+  const transport = () => openAICompatible({ baseUrl: upstream.url, apiKey });
+  const plain = createPipeline({ transport: transport() });
+  const cached = createPipeline({ transport: transport() }).use(cache());
+  const undici = rawUndici(upstream.url);
+  const limits = (concurrency: number) => ({ concurrency, maxRequests: settings.maxRequests, maxMs: settings.runMs });
+  const options = { rounds: settings.rounds, warmupRounds: settings.warmupRounds };
+  const afterRun = async () => (await upstream.reset()).cpuUs;
+  const verdicts: string[] = [];
+  try {
+    console.log(
+      `cache: node ${process.version}, ${settings.rounds} rounds (+${settings.warmupRounds} warm-up) of ${settings.runMs} ms per contender${quick ? ' (BENCH_QUICK)' : ''}\n`,
+    );
+    const missRows: string[][] = [['miss, c=64', 'contender', 'req/s', '× no cache', 'p50 ms', 'p99 ms', 'cpu µs/req']];
+    for (const stream of [false, true]) {
+      const label = stream ? 'stream' : 'non-stream';
+      const call = stream ? streamCall : completeCall;
+      const base = stream ? streamRequest : request;
+      const results = await interleave(
+        [
+          { name: 'pipeline', call: call(plain, () => fresh(base)) },
+          { name: 'pipeline + cache', call: call(cached, () => fresh(base)) },
+        ],
+        { ...options, limits: limits(64), afterRun },
+      );
+      const without = results.get('pipeline') ?? [];
+      const withCache = results.get('pipeline + cache') ?? [];
+      const ratios = pairedRatios(withCache, without, (run) => run.rps);
+      for (const [contender, runs] of [['pipeline', without], ['pipeline + cache', withCache]] as const) {
+        const summary = summarise(runs);
+        const ratio = contender === 'pipeline' ? 1 : median(ratios);
+        missRows.push([label, contender, fixed(summary.rps, 0), fixed(ratio, 3), fixed(summary.p50Ms, 3), fixed(summary.p99Ms, 3), fixed(summary.cpuUsPerRequest, 0)]);
+      }
+      const keeps = median(ratios);
+      verdicts.push(
+        `miss overhead, ${label}, c=64: keeps ${keeps.toFixed(3)} of the pipeline without cache (rounds ${Math.min(...ratios).toFixed(2)} … ${Math.max(...ratios).toFixed(2)}; target ≥ 0.95) ${keeps >= 0.95 ? 'PASS' : 'MISS'}`,
+      );
+    }
+    console.log(table(missRows));
+
+    // Warm the cache with the one request every hit sends.
+    const hit = { ...request, temperature: 0 };
+    const hitStream = { ...streamRequest, temperature: 0 };
+    await cached.complete(hit);
+    for await (const _chunk of cached.stream(hitStream));
+    const hitRows: string[][] = [['hit, c=1', 'contender', 'req/s', 'p50 ms', 'p99 ms', 'TTFC ms', 'cpu µs/req']];
+    for (const stream of [false, true]) {
+      const label = stream ? 'stream' : 'non-stream';
+      const results = await interleave(
+        [
+          { name: 'undici (upstream)', call: stream ? undici.stream : undici.complete },
+          { name: 'cache hit', call: stream ? streamCall(cached, () => hitStream) : completeCall(cached, () => hit) },
+        ],
+        { ...options, limits: limits(1), afterRun },
+      );
+      for (const [contender, runs] of results) {
+        const summary = summarise(runs);
+        hitRows.push([label, contender, fixed(summary.rps, 0), fixed(summary.p50Ms, 3), fixed(summary.p99Ms, 3), stream ? fixed(summary.ttfcMs, 3) : 'n/a', fixed(summary.cpuUsPerRequest, 0)]);
+      }
+      const pick = stream ? (run: { ttfcMs: number }) => run.ttfcMs : (run: { p50Ms: number }) => run.p50Ms;
+      const ratio = median(pairedRatios(results.get('cache hit') ?? [], results.get('undici (upstream)') ?? [], pick));
+      verdicts.push(`hit, ${label}: ${stream ? 'time to first chunk' : 'p50 latency'} is ${(ratio * 100).toFixed(1)}% of raw undici's round trip`);
+    }
+    console.log(`\n${table(hitRows)}`);
+    console.log(`\nratios are medians of per-round pairs; other figures are medians over rounds`);
+    console.log(`\n${verdicts.map((line) => `  ${line}`).join('\n')}`);
+  } finally {
+    await Promise.all([plain.close(), cached.close(), undici.close()]);
+    await upstream.close();
+  }
+}

@@ -1,0 +1,84 @@
+import type { ChatCompletion, ChatCompletionChunk, Usage } from '@sluice/core';
+
+/** A stored answer, as plain JSON (so any backend can keep it); internal. */
+export interface CacheEntry {
+  v: 1;
+  /** When it was stored and when it stops being served, in the cache's clock time. */
+  storedAt: number;
+  expiresAt: number;
+  /** The usage the answer cost when it was bought: what a hit saves. */
+  usage: Usage | null;
+  /** The completion, for a non-stream entry. */
+  response?: ChatCompletion;
+  /** The chunks in the order and with the boundaries they arrived with, for a stream entry. */
+  chunks?: ChatCompletionChunk[];
+}
+
+/**
+ * Serialises a completion entry; internal.
+ *
+ * @param response - the completion, already serialised (so a caller mutating its copy cannot reach the cache)
+ * @param usage - its usage, serialised, if it had one
+ */
+export function completionEntry(response: string, usage: string | undefined, storedAt: number, ttlMs: number): string {
+  return `{"v":1,"storedAt":${storedAt},"expiresAt":${storedAt + ttlMs},"usage":${usage ?? 'null'},"response":${response}}`;
+}
+
+/**
+ * Serialises a stream entry from chunks serialised one by one as they
+ * arrived (nothing is stringified twice); internal.
+ */
+export function streamEntry(chunks: readonly string[], usage: Usage | undefined, storedAt: number, ttlMs: number): string {
+  return `{"v":1,"storedAt":${storedAt},"expiresAt":${storedAt + ttlMs},"usage":${JSON.stringify(usage ?? null)},"chunks":[${chunks.join(',')}]}`;
+}
+
+/**
+ * Reads an entry back: `undefined` for one that expired, is of the other
+ * kind, or is not an entry at all (a damaged or foreign value is a miss,
+ * never a crash); internal.
+ *
+ * @param text - what the storage returned
+ * @param stream - the kind the call needs
+ * @param now - the cache's clock time
+ */
+export function parseEntry(text: string, stream: boolean, now: number): CacheEntry | undefined {
+  let entry: CacheEntry;
+  try {
+    entry = JSON.parse(text) as CacheEntry;
+  } catch {
+    return undefined;
+  }
+  if (entry === null || typeof entry !== 'object' || entry.v !== 1 || !(entry.expiresAt > now)) return undefined;
+  if (stream ? !Array.isArray(entry.chunks) : typeof entry.response !== 'object' || entry.response === null) return undefined;
+  return entry;
+}
+
+/**
+ * Replays stored chunks as a stream: the same chunks, the same boundaries,
+ * no waiting; internal.
+ *
+ * @param chunks - the entry's chunks (fresh objects, the caller's to keep)
+ * @param onEnd - runs once, before the end is reported (sets the call's usage)
+ */
+export function replay(chunks: readonly ChatCompletionChunk[], onEnd: () => void): AsyncIterableIterator<ChatCompletionChunk> {
+  let index = 0;
+  let ended = false;
+  const end = () => {
+    if (!ended) onEnd();
+    ended = true;
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next() {
+      if (!ended && index < chunks.length) return { done: false, value: chunks[index++] as ChatCompletionChunk };
+      end();
+      return { done: true, value: undefined };
+    },
+    async return() {
+      ended = true;
+      return { done: true, value: undefined };
+    },
+  };
+}

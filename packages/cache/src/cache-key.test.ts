@@ -1,0 +1,61 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { canonicalRequest, requestKey } from './cache-key.js';
+import { defaultIgnoredFields } from './options.js';
+
+const ignore = new Set([...defaultIgnoredFields, 'stream']);
+
+/** The same JSON value with every object's keys in another order. */
+function shuffled(value: unknown, random: () => number): unknown {
+  if (Array.isArray(value)) return value.map((item) => shuffled(item, random));
+  if (value === null || typeof value !== 'object') return value;
+  const entries = Object.entries(value).sort(() => random() - 0.5);
+  return Object.fromEntries(entries.map(([key, item]) => [key, shuffled(item, random)]));
+}
+
+describe('canonicalRequest', () => {
+  it('is the same whatever the order of keys, at any depth', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.integer(), (value, seed) => {
+        let state = seed;
+        const random = () => ((state = (state * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31 + 1) % 1;
+        const request = { model: 'm', messages: [{ role: 'user', content: 'x' }], extra: value } as never;
+        expect(canonicalRequest(shuffled(request, random) as never, ignore)).toBe(canonicalRequest(request, ignore));
+      }),
+    );
+  });
+
+  it('keeps the order of arrays: messages and tools are ordered', () => {
+    const a = canonicalRequest({ model: 'm', messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }] }, ignore);
+    const b = canonicalRequest({ model: 'm', messages: [{ role: 'user', content: 'b' }, { role: 'user', content: 'a' }] }, ignore);
+    expect(a).not.toBe(b);
+  });
+
+  it('leaves out fields that do not change the answer, and top-level nulls', () => {
+    const bare = canonicalRequest({ model: 'm', messages: [{ role: 'user', content: 'a' }] }, ignore);
+    const noisy = canonicalRequest(
+      { model: 'm', messages: [{ role: 'user', content: 'a' }], stream: true, user: 'u', temperature: null, metadata: { a: 1 } } as never,
+      ignore,
+    );
+    expect(noisy).toBe(bare);
+  });
+
+  it('tells apart values JSON tells apart', () => {
+    const of = (extra: object) => canonicalRequest({ model: 'm', messages: [{ role: 'user', content: 'a' }], ...extra } as never, ignore);
+    expect(new Set([of({ temperature: 0 }), of({ temperature: '0' }), of({ seed: 1 }), of({ tools: [] }), of({})]).size).toBe(5);
+  });
+});
+
+describe('requestKey', () => {
+  it('separates streams from completions and one upstream from another', () => {
+    const request = { model: 'm', messages: [{ role: 'user' as const, content: 'a' }] };
+    const keys = [
+      requestKey(request, false, 'https://a/v1', ignore),
+      requestKey(request, true, 'https://a/v1', ignore),
+      requestKey(request, false, 'https://b/v1', ignore),
+    ];
+    expect(new Set(keys).size).toBe(3);
+    expect(keys[0]).toMatch(/^completion:[0-9a-f]{64}$/);
+    expect(keys[1]).toMatch(/^stream:[0-9a-f]{64}$/);
+  });
+});

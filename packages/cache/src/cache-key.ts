@@ -1,0 +1,66 @@
+import type { ChatCompletionRequest } from '@sluice/core';
+import { sha256 } from './sha256.js';
+
+/**
+ * The request as canonical JSON: object keys sorted at every depth (so two
+ * requests that differ only in key order are one), arrays in order (the
+ * order of messages and tools is part of the prompt), `undefined` dropped
+ * as JSON drops it, and top-level `null`s dropped too (`temperature: null`
+ * asks for the default, as leaving it out does). Fields in `ignore` are
+ * left out; internal.
+ *
+ * @param request - the request as it will be sent
+ * @param ignore - top-level fields that do not change the answer
+ * @example
+ * ```ts
+ * canonicalRequest({ model: 'm', temperature: 0, messages }, new Set(['stream'])); // '{"messages":[…],"model":"m","temperature":0}'
+ * ```
+ */
+export function canonicalRequest(request: ChatCompletionRequest, ignore: ReadonlySet<string>): string {
+  const record = request as Record<string, unknown>;
+  let json = '{';
+  for (const field of Object.keys(record).sort()) {
+    const value = record[field];
+    if (value === undefined || value === null || ignore.has(field)) continue;
+    const encoded = canonicalJson(value);
+    if (encoded === undefined) continue;
+    json += (json.length > 1 ? ',' : '') + JSON.stringify(field) + ':' + encoded;
+  }
+  return json + '}';
+}
+
+function canonicalJson(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object') {
+    // Functions, symbols and undefined vanish from JSON; a NaN becomes null as JSON makes it.
+    return typeof value === 'function' || typeof value === 'symbol' || value === undefined ? undefined : JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item) ?? 'null').join(',')}]`;
+  const record = value as Record<string, unknown>;
+  let json = '{';
+  for (const key of Object.keys(record).sort()) {
+    const encoded = canonicalJson(record[key]);
+    if (encoded === undefined) continue;
+    json += (json.length > 1 ? ',' : '') + JSON.stringify(key) + ':' + encoded;
+  }
+  return json + '}';
+}
+
+/**
+ * The cache key of a request: its kind (a stream and a completion are
+ * stored apart, so each replays as what it was) and the SHA-256 of its
+ * upstream and canonical form. A cryptographic hash, because an
+ * exact-match cache that a crafted collision could poison would serve one
+ * tenant's answer to another; internal.
+ *
+ * @param request - the request as it will be sent
+ * @param stream - whether the call is a stream
+ * @param origin - the upstream it goes to (another upstream may answer otherwise)
+ * @param ignore - top-level fields left out
+ * @example
+ * ```ts
+ * const key = requestKey(ctx.request, ctx.stream, ctx.transport.origin, ignore); // 'stream:3fa9…'
+ * ```
+ */
+export function requestKey(request: ChatCompletionRequest, stream: boolean, origin: string, ignore: ReadonlySet<string>): string {
+  return `${stream ? 'stream' : 'completion'}:${sha256(`${origin}\n${canonicalRequest(request, ignore)}`)}`;
+}

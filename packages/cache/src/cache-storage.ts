@@ -1,0 +1,44 @@
+import type { Store } from '@sluice/core';
+
+/**
+ * Where the cache keeps its answers: serialised entries (JSON strings) by
+ * key, each with a time to live. Small on purpose, so a backend is a thin
+ * adapter: {@link lruStorage} in this process, {@link storeBackend} over any
+ * core `Store` (memory, Redis). The cache checks every entry's own expiry
+ * too, so a backend's TTL is housekeeping, not correctness.
+ */
+export interface CacheStorage {
+  /** The entry at `key`, or `undefined`. */
+  get(key: string): Promise<string | undefined>;
+  /** Stores `value` at `key` for `ttlMs`; a backend may decline (too large) silently. */
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** True when it answers in this process: the cache then runs no timeout around its calls. */
+  readonly inProcess?: boolean;
+}
+
+/**
+ * A {@link CacheStorage} over any core `Store`: entries are kept as strings
+ * with `store.set` and the entry's TTL, so it works unchanged on
+ * `memoryStore()` and on a Redis store shared by many instances. Keys are
+ * the cache's own (`sluice:cache:…`), used as given.
+ *
+ * @param store - the store to keep entries in
+ * @example
+ * ```ts
+ * const llm = createPipeline({ transport }).use(cache({ storage: storeBackend(redisStore({ client })) }));
+ * ```
+ */
+export function storeBackend(store: Store): CacheStorage {
+  return {
+    // core's memoryStore marks itself so: it answers synchronously and needs no timeout.
+    inProcess: (store as unknown as Record<symbol, unknown>)[Symbol.for('sluice.store.in-process')] === true,
+    async get(key) {
+      const value = await store.get<unknown>(key);
+      // Anything else under the key was not written by the cache: a miss, not a crash.
+      return typeof value === 'string' ? value : undefined;
+    },
+    set: (key, value, ttlMs) => store.set(key, value, ttlMs),
+    delete: (key) => store.delete(key),
+  };
+}

@@ -1,0 +1,306 @@
+import { memoryStore } from '@sluice/core';
+import { chat, closeTestPipelines, collect, drain, manualClock, testPipeline } from '@sluice/testing/kit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { cache } from './cache.js';
+import { storeBackend } from './cache-storage.js';
+import { lruStorage } from './lru-storage.js';
+import type { CacheState } from './events.js';
+import './index.js';
+
+afterEach(closeTestPipelines);
+
+const cold = (content = 'What is 2 + 2?', extra = {}) => chat(content, { temperature: 0, ...extra });
+const streamed = (content = 'Tell me a story', extra = {}) => chat(content, { temperature: 0, stream: true, ...extra });
+
+/** A pipeline with the cache outermost and a middleware outside it that keeps each call's cache state. */
+async function cached(options: Parameters<typeof cache>[0] = {}, upstream = {}) {
+  const states: Array<CacheState | undefined> = [];
+  const answeredBy: Array<string | undefined> = [];
+  const harness = await testPipeline({
+    middleware: [
+      async function observe(ctx, next) {
+        await next();
+        states.push(ctx.state.cache);
+        answeredBy.push(ctx.state.answeredBy);
+      },
+      cache(options),
+    ],
+    upstream,
+  });
+  return { ...harness, states, answeredBy };
+}
+
+describe('cache: completions', () => {
+  it('answers a repeated deterministic request from the cache, with the usage it cost', async () => {
+    const { llm, clock, upstream, states, answeredBy } = await cached();
+    const first = await clock.run(llm.complete(cold()));
+    const again = await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(1);
+    expect(again).toEqual(first);
+    expect(again).not.toBe(first);
+    expect(states.map((state) => state?.status)).toEqual(['miss', 'hit']);
+    expect(answeredBy).toEqual([undefined, 'cache']);
+    expect(states[1]?.savedUsage).toEqual(first.usage);
+  });
+
+  it('hands each caller its own copy: changing a reply changes nothing stored', async () => {
+    const { llm, clock } = await cached();
+    const first = await clock.run(llm.complete(cold()));
+    const original = structuredClone(first);
+    (first.choices[0] as { message: { content: string } }).message.content = 'changed';
+    expect(await clock.run(llm.complete(cold()))).toEqual(original);
+  });
+
+  it('keys on the request regardless of the order of its JSON keys', async () => {
+    const { llm, clock, upstream } = await cached();
+    await clock.run(llm.complete({ model: 'gpt-4.1', temperature: 0, messages: [{ role: 'user', content: 'Hi' }] }));
+    await clock.run(llm.complete({ temperature: 0, messages: [{ content: 'Hi', role: 'user' }], model: 'gpt-4.1' }));
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('sends a request that differs in anything that changes the answer', async () => {
+    const { llm, clock, upstream } = await cached();
+    await clock.run(llm.complete(cold('Hi')));
+    await clock.run(llm.complete(cold('Hi!')));
+    await clock.run(llm.complete(cold('Hi', { model: 'deepseek-v3.2' })));
+    await clock.run(llm.complete(cold('Hi', { max_tokens: 10 })));
+    await clock.run(llm.complete(chat('Hi', { seed: 7 } as object)));
+    await clock.run(llm.complete(chat('Hi', { seed: 8 } as object)));
+    expect(upstream.requests).toHaveLength(6);
+    // `user` names who asked, not what: it does not change the answer.
+    await clock.run(llm.complete(cold('Hi', { user: 'someone-else' })));
+    expect(upstream.requests).toHaveLength(6);
+  });
+
+  it('caches by default only temperature 0 or an explicit seed', async () => {
+    const { llm, clock, upstream, states } = await cached();
+    await clock.run(llm.complete(chat('Hi', { temperature: 0.7 })));
+    await clock.run(llm.complete(chat('Hi', { temperature: 0.7 })));
+    await clock.run(llm.complete(chat('Hi')));
+    expect(upstream.requests).toHaveLength(3);
+    expect(states.every((state) => state?.status === 'bypass')).toBe(true);
+  });
+
+  it('follows a call tag: on caches, off bypasses, refresh fetches anew and stores it', async () => {
+    const { llm, clock, upstream, states } = await cached();
+    await clock.run(llm.complete(chat('Hi', { temperature: 1 }), { tags: { cache: 'on' } }));
+    await clock.run(llm.complete(chat('Hi', { temperature: 1 }), { tags: { cache: 'on' } }));
+    expect(upstream.requests).toHaveLength(1);
+    await clock.run(llm.complete(cold('Hi'), { tags: { cache: 'off' } }));
+    await clock.run(llm.complete(cold('Hi')));
+    await clock.run(llm.complete(cold('Hi'), { tags: { cache: 'refresh' } }));
+    await clock.run(llm.complete(cold('Hi')));
+    expect(upstream.requests).toHaveLength(4);
+    expect(states.map((state) => state?.status)).toEqual(['miss', 'hit', 'bypass', 'miss', 'miss', 'hit']);
+  });
+
+  it('takes a predicate of its own', async () => {
+    const { llm, clock, upstream } = await cached({ when: (_request, ctx) => ctx.tags.feature === 'faq' });
+    await clock.run(llm.complete(chat('Hi', { temperature: 1 }), { tags: { feature: 'faq' } }));
+    await clock.run(llm.complete(chat('Hi', { temperature: 1 }), { tags: { feature: 'faq' } }));
+    await clock.run(llm.complete(cold('Hi')));
+    await clock.run(llm.complete(cold('Hi')));
+    expect(upstream.requests).toHaveLength(3);
+  });
+
+  it('serves an answer for ttlMs, then asks again', async () => {
+    const { llm, clock, upstream } = await cached({ ttlMs: 60_000 });
+    await clock.run(llm.complete(cold()));
+    await clock.advanceAsync(59_000);
+    await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(1);
+    await clock.advanceAsync(1_000);
+    await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('keeps tenants apart with a keyed scope', async () => {
+    const { llm, clock, upstream } = await cached({ key: { tag: 'tenant' } });
+    await clock.run(llm.complete(cold(), { tags: { tenant: 'a' } }));
+    await clock.run(llm.complete(cold(), { tags: { tenant: 'b' } }));
+    await clock.run(llm.complete(cold(), { tags: { tenant: 'a' } }));
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('never stores an error, and the next call asks again', async () => {
+    const { llm, clock, upstream } = await cached();
+    upstream.enqueue({ kind: 'status', status: 500 });
+    await expect(clock.run(llm.complete(cold()))).rejects.toMatchObject({ code: 'SERVER_ERROR' });
+    const reply = await clock.run(llm.complete(cold()));
+    expect(reply.choices[0]?.message.content).toContain('Echo');
+    expect(upstream.requests).toHaveLength(2);
+    await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('emits cache-miss and cache-hit with the saved usage', async () => {
+    const { llm, clock, events } = await cached();
+    const first = await clock.run(llm.complete(cold()));
+    await clock.advanceAsync(5_000);
+    await clock.run(llm.complete(cold()));
+    expect(events.names().filter((name) => name.startsWith('cache-'))).toEqual(['cache-miss', 'cache-hit']);
+    const [hit] = events.of('cache-hit');
+    expect(hit).toMatchObject({ source: 'storage', stream: false, savedUsage: first.usage });
+    // clock.run moves time in 50 ms steps while it waits.
+    expect(hit?.ageMs).toBeGreaterThanOrEqual(5_000);
+    expect(hit?.ageMs).toBeLessThanOrEqual(5_100);
+  });
+});
+
+describe('cache: streams', () => {
+  it('replays a stream chunk for chunk, with its usage', async () => {
+    const { llm, clock, upstream, states } = await cached();
+    const first = await clock.run(collect(llm.stream(streamed('one two three four five six'))));
+    const again = await clock.run(collect(llm.stream(streamed('one two three four five six'))));
+    expect(upstream.requests).toHaveLength(1);
+    expect(first.length).toBeGreaterThan(3);
+    expect(again).toEqual(first);
+    expect(states.map((state) => state?.status)).toEqual(['miss', 'hit']);
+    expect(states[1]?.key).toMatch(/^stream:/);
+  });
+
+  it('keeps streams and completions apart, each replayed as what it was', async () => {
+    const { llm, clock, upstream } = await cached();
+    await clock.run(collect(llm.stream(streamed('Hi'))));
+    const completion = await clock.run(llm.complete(cold('Hi')));
+    expect(upstream.requests).toHaveLength(2);
+    expect(completion.object).toBe('chat.completion');
+  });
+
+  it('never stores a cut stream', async () => {
+    const { llm, clock, upstream } = await cached();
+    upstream.enqueue({ kind: 'cut', afterChunks: 2 });
+    const cut = await clock.run(drain(llm.stream(streamed())));
+    expect(cut.error).toMatchObject({ code: 'STREAM_CUT' });
+    const whole = await clock.run(collect(llm.stream(streamed())));
+    await clock.run(collect(llm.stream(streamed())));
+    expect(upstream.requests).toHaveLength(2);
+    expect(whole.length).toBeGreaterThan(cut.chunks.length);
+  });
+
+  it('never stores a stream its reader left before the end', async () => {
+    const { llm, clock, upstream } = await cached();
+    const read = async () => {
+      for await (const _chunk of llm.stream(streamed())) break;
+    };
+    await clock.run(read());
+    await clock.run(collect(llm.stream(streamed())));
+    expect(upstream.requests).toHaveLength(2);
+  });
+});
+
+describe('cache: single flight', () => {
+  it('sends 100 identical concurrent calls upstream once', async () => {
+    const { llm, clock, upstream, states, answeredBy } = await cached({}, { latencyMs: 200 });
+    const replies = await clock.run(Promise.all(Array.from({ length: 100 }, () => llm.complete(cold()))));
+    expect(upstream.requests).toHaveLength(1);
+    expect(new Set(replies.map((reply) => JSON.stringify(reply))).size).toBe(1);
+    expect(states.filter((state) => state?.status === 'shared')).toHaveLength(99);
+    expect(answeredBy.filter((by) => by === 'cache')).toHaveLength(99);
+  });
+
+  it('tees one upstream stream to 100 identical concurrent streams, chunk for chunk', async () => {
+    const { llm, clock, upstream, states } = await cached({}, { latencyMs: 100, chunkDelayMs: 10 });
+    const all = await clock.run(Promise.all(Array.from({ length: 100 }, () => collect(llm.stream(streamed('a b c d e f'))))));
+    expect(upstream.requests).toHaveLength(1);
+    for (const chunks of all) expect(chunks).toEqual(all[0]);
+    expect(states.filter((state) => state?.status === 'shared' && state.savedUsage?.total_tokens)).toHaveLength(99);
+    expect(all[0]?.length).toBeGreaterThan(3);
+    // And it was stored whole.
+    expect(await clock.run(collect(llm.stream(streamed('a b c d e f'))))).toEqual(all[0]);
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('shares an upstream error with the calls that joined, and stores nothing', async () => {
+    const { llm, clock, upstream } = await cached({}, { latencyMs: 100 });
+    upstream.enqueue({ kind: 'status', status: 503 });
+    const results = await clock.run(Promise.allSettled([llm.complete(cold()), llm.complete(cold()), llm.complete(cold())]));
+    expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(upstream.requests).toHaveLength(1);
+    // A call after the failure is not handed it: it sends its own request.
+    await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('cuts every joined stream when the shared one is cut, and a later call sends its own', async () => {
+    const { llm, clock, upstream } = await cached({}, { latencyMs: 100, chunkDelayMs: 10 });
+    upstream.enqueue({ kind: 'cut', afterChunks: 2 });
+    const both = await clock.run(Promise.all([drain(llm.stream(streamed('a b c d e f'))), drain(llm.stream(streamed('a b c d e f')))]));
+    expect(both.map((read) => read.error)).toMatchObject([{ code: 'STREAM_CUT' }, { code: 'STREAM_CUT' }]);
+    expect(both[1]?.chunks).toEqual(both[0]?.chunks);
+    expect(upstream.requests).toHaveLength(1);
+    const whole = await clock.run(drain(llm.stream(streamed('a b c d e f'))));
+    expect(whole.error).toBeUndefined();
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('sends again for the joined calls when the sender aborted its own call', async () => {
+    const { llm, clock, upstream } = await cached({}, { latencyMs: 100 });
+    const controller = new AbortController();
+    const sender = llm.complete(cold(), { signal: controller.signal });
+    sender.catch(() => {});
+    await clock.until(() => upstream.requests.length === 1);
+    const joined = llm.complete(cold());
+    await clock.settle();
+    controller.abort();
+    await expect(sender).rejects.toMatchObject({ code: 'ABORTED' });
+    const reply = await clock.run(joined);
+    expect(reply.choices[0]?.message.content).toContain('Echo');
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('lets the joined streams finish (and stores it) when the sender stops reading', async () => {
+    const { llm, clock, upstream } = await cached({}, { latencyMs: 100, chunkDelayMs: 10 });
+    const sender = (async () => {
+      for await (const _chunk of llm.stream(streamed('a b c d e f'))) break;
+    })();
+    const joined = collect(llm.stream(streamed('a b c d e f')));
+    await clock.run(sender);
+    const chunks = await clock.run(joined);
+    expect(chunks.length).toBeGreaterThan(3);
+    expect(await clock.run(collect(llm.stream(streamed('a b c d e f'))))).toEqual(chunks);
+    expect(upstream.requests).toHaveLength(1);
+  });
+});
+
+describe('cache: storage', () => {
+  it('keeps answers in any core Store through storeBackend, with their TTL', async () => {
+    const clock = manualClock();
+    const store = memoryStore({ clock });
+    const { llm, upstream } = await testPipeline({ clock, middleware: cache({ storage: storeBackend(store), ttlMs: 10_000 }) });
+    await clock.run(llm.complete(cold()));
+    await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(1);
+    expect(store.size).toBe(1);
+    await clock.advanceAsync(10_000);
+    await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('goes upstream and reports store-error when its storage fails', async () => {
+    const broken = { get: () => Promise.reject(new Error('down')), set: () => Promise.reject(new Error('down')), delete: async () => {} };
+    const { llm, clock, upstream, events } = await cached({ storage: broken });
+    await clock.run(llm.complete(cold()));
+    await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(2);
+    expect(events.of('store-error').map((event) => event.operation)).toEqual(['get', 'update', 'get', 'update']);
+    expect(events.of('store-error')[0]).toMatchObject({ name: 'cache', policy: 'open' });
+  });
+
+  it('times out a storage that does not answer, without holding the call', async () => {
+    const silent = { get: () => new Promise<undefined>(() => {}), set: () => new Promise<void>(() => {}), delete: async () => {} };
+    const { llm, clock, upstream, events } = await cached({ storage: silent, timeoutMs: 20 });
+    await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(1);
+    await clock.advanceAsync(20);
+    expect(events.of('store-error').map((event) => event.error)).toMatchObject([{ code: 'STORE_UNAVAILABLE' }, { code: 'STORE_UNAVAILABLE' }]);
+  });
+
+  it('bounds the default LRU by entries', async () => {
+    const storage = lruStorage({ maxEntries: 2 });
+    const { llm, clock, upstream } = await cached({ storage });
+    for (const content of ['a', 'b', 'c', 'a']) await clock.run(llm.complete(cold(content)));
+    expect(storage.size).toBe(2);
+    expect(upstream.requests).toHaveLength(4);
+  });
+});

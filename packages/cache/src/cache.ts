@@ -1,0 +1,216 @@
+import { type ChatCompletion, type CompletionContext, type Middleware, SluiceError, StoreError, type Usage } from '@sluice/core';
+import { abortReason, keyResolver, onAbort, toSluiceError } from '@sluice/core/kit';
+import { requestKey } from './cache-key.js';
+import { completionEntry, parseEntry, replay, streamEntry } from './cache-entry.js';
+import type { CacheStorage } from './cache-storage.js';
+import type { CacheStatus } from './events.js';
+import { Flight, FlightFailure } from './flight.js';
+import { type CacheOptions, resolveCacheOptions } from './options.js';
+import { StreamTee } from './stream-tee.js';
+
+/** The `cache` middleware, with the storage it keeps answers in. */
+export type CacheMiddleware = Middleware & {
+  /** Where answers are kept, under `sluice:cache:<scope>:<key>` (to inspect or clear them). */
+  readonly storage: CacheStorage;
+};
+
+const namespace = 'sluice:cache:';
+/** How often a joined call goes round again after its sender's own abort before sending itself. */
+const maxRounds = 3;
+
+/**
+ * An exact-match response cache. A cacheable call (by default one with
+ * `temperature: 0` or a `seed`) is keyed by the hash of everything in the
+ * request that changes the answer, key order ignored; a stored answer is
+ * replayed as it came: a completion as a completion, a stream as a stream
+ * with the same chunks and boundaries and no wait for the first. Identical
+ * calls in flight at once send one upstream request between them (single
+ * flight; a stream is teed to all of them). Only a complete answer is
+ * stored: an error, a cut or a cancelled stream never is.
+ *
+ * An answered call sends nothing upstream and costs nothing: `ctx.usage` is
+ * what the answer cost when it was bought, `ctx.state.answeredBy` is
+ * `'cache'` and `ctx.state.cache` says how it was answered, so `trackCost`
+ * records $0 and the saving. Place it just inside `trackCost`, outside
+ * everything that spends (trimming, budget, retry, limits).
+ *
+ * @param options - `ttlMs`, `when`, `key`, `storage`, `ignoreFields`, `timeoutMs`
+ * @throws ValidationError naming a bad option (`cache.ttlMs`)
+ * @example
+ * ```ts
+ * const llm = createPipeline({ transport }).use(trackCost()).use(cache({ ttlMs: 3_600_000 })).use(retry());
+ * const first = await llm.complete({ model: 'gpt-4.1', temperature: 0, messages });  // upstream
+ * const again = await llm.complete({ model: 'gpt-4.1', temperature: 0, messages });  // cache, $0
+ * ```
+ */
+export function cache(options: CacheOptions = {}): CacheMiddleware {
+  const config = resolveCacheOptions(options);
+  const { storage, ttlMs } = config;
+  const scopeOf = keyResolver(config.key, 'cache.key');
+  const flights = new Map<string, Flight>();
+
+  const middleware = async function cache(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
+    const mode = ctx.tags.cache;
+    if (mode === 'off' || (mode !== 'on' && mode !== 'refresh' && !config.when(ctx.request, ctx))) {
+      ctx.state.cache = { status: 'bypass' };
+      return next();
+    }
+    const scope = scopeOf(ctx);
+    const entryKey = requestKey(ctx.request, ctx.stream, ctx.transport.origin, config.ignoreFields);
+    const key = `${scope}:${entryKey}`;
+    let read = mode !== 'refresh';
+    for (let round = 0; round < maxRounds; round++) {
+      const flight = flights.get(key);
+      if (flight) {
+        if (await follow(ctx, flight, entryKey)) return;
+        continue;
+      }
+      if (read) {
+        read = false;
+        if (await serveStored(ctx, key, entryKey)) return;
+        // Another identical call may have started while the storage answered.
+        if (flights.has(key)) {
+          round--;
+          continue;
+        }
+      }
+      break;
+    }
+    return lead(ctx, next, key, entryKey);
+  };
+
+  async function serveStored(ctx: CompletionContext, key: string, entryKey: string): Promise<boolean> {
+    const text = await bounded(ctx, key, 'get', () => storage.get(namespace + key));
+    const now = ctx.clock.now();
+    const entry = text === undefined ? undefined : parseEntry(text, ctx.stream, now);
+    if (!entry) return false;
+    const usage = entry.usage ?? undefined;
+    if (ctx.stream) ctx.chunks = replay(entry.chunks ?? [], () => (ctx.usage = usage));
+    else ctx.response = entry.response;
+    ctx.usage = usage;
+    answered(ctx, 'hit', entryKey, now - entry.storedAt, usage);
+    return true;
+  }
+
+  /** Joins an identical call in flight; false when its sender aborted its own call and this one should go round again. */
+  async function follow(ctx: CompletionContext, flight: Flight, entryKey: string): Promise<boolean> {
+    flight.join();
+    let answer;
+    try {
+      answer = await untilAborted(ctx, flight.answer);
+    } catch (caught) {
+      if (caught instanceof FlightFailure) {
+        if (caught.own) return false;
+        throw caught.error;
+      }
+      flight.leave();
+      throw caught;
+    }
+    const ageMs = ctx.clock.now() - answer.at;
+    if (answer.tee) {
+      const tee = answer.tee;
+      answered(ctx, 'shared', entryKey, ageMs, undefined);
+      // A shared stream's usage arrives with its end, like the stream's own.
+      ctx.chunks = tee.subscribe(() => {
+        ctx.usage = tee.usage();
+        if (ctx.usage && ctx.state.cache) ctx.state.cache.savedUsage = ctx.usage;
+      });
+      return true;
+    }
+    ctx.response = JSON.parse(answer.response as string) as ChatCompletion;
+    ctx.usage = answer.usage === undefined ? undefined : (JSON.parse(answer.usage) as Usage);
+    answered(ctx, 'shared', entryKey, ageMs, ctx.usage);
+    return true;
+  }
+
+  async function lead(ctx: CompletionContext, next: () => Promise<void>, key: string, entryKey: string): Promise<void> {
+    const flight = new Flight();
+    flights.set(key, flight);
+    const land = () => {
+      if (flights.get(key) === flight) flights.delete(key);
+    };
+    ctx.state.cache = { status: 'miss', key: entryKey };
+    if (ctx.events.listenerCount('cache-miss') > 0) {
+      ctx.events.emit('cache-miss', { id: ctx.id, key: entryKey, model: ctx.request.model, stream: ctx.stream });
+    }
+    try {
+      await next();
+    } catch (caught) {
+      land();
+      flight.fail(toSluiceError(caught), abortReason(ctx) !== undefined);
+      throw caught;
+    }
+    const at = ctx.clock.now();
+    if (ctx.stream && ctx.chunks) {
+      const leader = ctx;
+      const tee = new StreamTee(ctx.chunks, 1 + flight.joiners, () => leader.usage, {
+        complete: (chunks) => void write(leader, key, streamEntry(chunks, leader.usage, leader.clock.now(), ttlMs)).then(land),
+        fail: land,
+      });
+      ctx.chunks = tee.subscribe(() => {});
+      flight.succeed({ tee, at });
+    } else if (!ctx.stream && ctx.response) {
+      const response = JSON.stringify(ctx.response);
+      const usage = ctx.usage === undefined ? undefined : JSON.stringify(ctx.usage);
+      flight.succeed({ response, usage, at });
+      void write(ctx, key, completionEntry(response, usage, at, ttlMs)).then(land);
+    } else {
+      // Answered by something inside that left nothing to keep: nothing to share either.
+      land();
+      flight.fail(new SluiceError('CACHE_NO_ANSWER', 'the call inside the cache produced no answer to share'), true);
+    }
+  }
+
+  function answered(ctx: CompletionContext, status: CacheStatus, entryKey: string, ageMs: number, usage: Usage | undefined): void {
+    ctx.state.cache = usage ? { status, key: entryKey, ageMs, savedUsage: usage } : { status, key: entryKey, ageMs };
+    ctx.state.answeredBy = 'cache';
+    if (ctx.events.listenerCount('cache-hit') > 0) {
+      ctx.events.emit('cache-hit', {
+        id: ctx.id, key: entryKey, model: ctx.request.model, stream: ctx.stream,
+        source: status === 'hit' ? 'storage' : 'flight', ageMs, savedUsage: usage,
+      });
+    }
+  }
+
+  async function write(ctx: CompletionContext, key: string, entry: string): Promise<void> {
+    await bounded(ctx, key, 'update', () => storage.set(namespace + key, entry, ttlMs));
+  }
+
+  /**
+   * A storage call within `timeoutMs` (in-process storage gets no timer); a
+   * failure is a `store-error` event and a miss, never the call's error.
+   */
+  async function bounded<T>(ctx: CompletionContext, key: string, operation: 'get' | 'update', run: () => Promise<T>): Promise<T | undefined> {
+    try {
+      if (storage.inProcess) return await run();
+      return await new Promise<T>((resolve, reject) => {
+        const timer = ctx.clock.setTimeout(
+          () => reject(new StoreError('cache', `the cache storage did not answer within ${config.timeoutMs} ms`)),
+          config.timeoutMs,
+        );
+        run().then(
+          (value) => (ctx.clock.clearTimeout(timer), resolve(value)),
+          (error: unknown) => (ctx.clock.clearTimeout(timer), reject(error)),
+        );
+      });
+    } catch (error) {
+      ctx.events.emit('store-error', { name: 'cache', key, operation, policy: 'open', error, id: ctx.id });
+      return undefined;
+    }
+  }
+
+  return Object.assign(middleware, { storage });
+}
+
+/** `promise`, or the call's abort if that comes first. */
+function untilAborted<T>(ctx: CompletionContext, promise: Promise<T>): Promise<T> {
+  const reason = abortReason(ctx);
+  if (reason !== undefined) return Promise.reject(toSluiceError(reason));
+  return new Promise<T>((resolve, reject) => {
+    const unwatch = onAbort(ctx, () => reject(toSluiceError(abortReason(ctx))));
+    promise.then(
+      (value) => (unwatch(), resolve(value)),
+      (error: unknown) => (unwatch(), reject(error)),
+    );
+  });
+}

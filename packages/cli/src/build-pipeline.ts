@@ -1,0 +1,66 @@
+import { breaker } from '@sluice/breaker';
+import { trimContext } from '@sluice/context';
+import { createPipeline, openAICompatible, type Pipeline, ValidationError } from '@sluice/core';
+import { budget, type Ledger, trackCost } from '@sluice/cost';
+import { rateLimit } from '@sluice/ratelimit';
+import { retry } from '@sluice/retry';
+import { fileLedger } from './file-ledger.js';
+import { loadPrices } from './load-prices.js';
+import type { batchConfigSchema } from './options.js';
+import type { z } from 'zod';
+
+type Config = z.output<typeof batchConfigSchema>;
+
+/** Keeps nothing: the batch sums its spend from `cost` events itself. */
+const noLedger: Ledger = {
+  async record() {},
+  async report() {
+    return { since: 0, until: 0, rows: [], usd: 0, requests: 0 };
+  },
+};
+
+/**
+ * The API key from the environment: the variable `apiKeyEnv` names, which
+ * must then be set, or `OPENAI_API_KEY` when it is set. `null` means no key
+ * (a local vLLM or Ollama). The key never appears in an error or a log.
+ *
+ * @param apiKeyEnv - the variable named by the user, if any
+ * @param env - the environment
+ * @throws ValidationError when a named variable is unset or empty
+ */
+export function apiKeyFrom(apiKeyEnv: string | undefined, env: NodeJS.ProcessEnv = process.env): string | null {
+  const value = env[apiKeyEnv ?? 'OPENAI_API_KEY'];
+  if (value !== undefined && value !== '') return value;
+  if (apiKeyEnv !== undefined) throw new ValidationError('apiKeyEnv', `the environment variable ${apiKeyEnv} is not set`);
+  return null;
+}
+
+/**
+ * The pipeline a batch runs through, in the order DESIGN.md gives:
+ * cost outermost (it hears each call's final outcome), then trimming,
+ * the budget (prices the trimmed request), retry, the breaker (an open
+ * circuit uses no rate), and the rate limit innermost (every attempt is a
+ * real request).
+ *
+ * @param config - the validated configuration
+ * @param env - where the API key is read from
+ * @throws ValidationError naming a bad option
+ */
+export function buildPipeline(config: Config, env: NodeJS.ProcessEnv = process.env): Pipeline {
+  const apiKey = apiKeyFrom(config.apiKeyEnv, env);
+  const baseUrl = config.baseUrl ?? env.OPENAI_BASE_URL ?? 'https://api.openai.com/v1';
+  const concurrency = config.concurrency ?? 10;
+  const prices = loadPrices(config.prices);
+  const unknownModel = config.unknownModel ?? 'warn';
+  const transport = openAICompatible({ baseUrl, apiKey, connections: Math.max(concurrency, 10) });
+  let pipeline: Pipeline = createPipeline({ transport }).use(
+    // Never the default ledger: it keeps a cell per tag set, and every call here carries its own custom_id tag.
+    trackCost({ prices, unknownModel, anomaly: false, ledger: config.ledger ? fileLedger(config.ledger) : noLedger }),
+  );
+  if (config.trim) pipeline = pipeline.use(trimContext(config.trim === true ? {} : config.trim));
+  if (config.budget) pipeline = pipeline.use(budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel }));
+  if (config.retry !== false) pipeline = pipeline.use(retry(config.retry ?? {}));
+  if (config.breaker !== false) pipeline = pipeline.use(breaker(config.breaker ?? {}));
+  if (config.rpm !== undefined || config.tpm !== undefined) pipeline = pipeline.use(rateLimit({ rpm: config.rpm, tpm: config.tpm }));
+  return pipeline;
+}

@@ -1,0 +1,84 @@
+import { parseOptions } from '@sluice/core/kit';
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+const positive = z.number().positive().finite();
+
+/**
+ * What `sluice batch` takes, from a JSON config file (`--config`) with
+ * flags on top. The schema is the reference: every key is optional and
+ * an unknown key is an error with a "did you mean".
+ */
+export const batchConfigSchema = z.strictObject({
+  /** The OpenAI-compatible endpoint, with its `/v1`. */
+  baseUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** The environment variable holding the API key (default `OPENAI_API_KEY`). The key itself is never an option. */
+  apiKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+  /** Requests in flight at once (default 10). */
+  concurrency: positiveInt.max(10_000).optional(),
+  /** One deadline per request, retries included, in ms (default: none but the transport's own timeouts). */
+  timeoutMs: positive.optional(),
+  /** Requests per minute (`rateLimit({ rpm })`). */
+  rpm: positiveInt.optional(),
+  /** Tokens per minute (`rateLimit({ tpm })`). */
+  tpm: positiveInt.optional(),
+  /** `retry()` options, or `false` for none (default: 3 attempts, 1-10 s backoff). */
+  retry: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        attempts: positiveInt.optional(),
+        backoff: z.strictObject({ baseMs: positive.optional(), factor: z.number().min(1).optional(), maxMs: positive.optional() }).optional(),
+        maxRetryAfterMs: z.number().nonnegative().optional(),
+      }),
+    ])
+    .optional(),
+  /** `breaker()` options, or `false` for none (default: opens after 10 consecutive failures for 30 s). */
+  breaker: z.union([z.literal(false), z.strictObject({ failures: positiveInt.optional(), openMs: positive.optional() })]).optional(),
+  /** A spending limit: the batch stops (resumable) when the next request would exceed it. */
+  budget: z
+    .union([z.literal(false), z.strictObject({ limitUsd: positive, period: z.enum(['hour', 'day', 'month']).optional() })])
+    .optional(),
+  /** Trim each request's history to fit its model's window (`trimContext()`), or its options. */
+  trim: z.union([z.boolean(), z.strictObject({ ratio: z.number().gt(0).max(1).optional(), maxTokens: positiveInt.optional() })]).optional(),
+  /** Price overrides by model (`priceTable()` entries), or a JSON file of them. */
+  prices: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
+  /** What a model with no price does: `warn` (default: sent, costed $0), `free`, or `error` (refused). */
+  unknownModel: z.enum(['error', 'warn', 'free']).optional(),
+  /** A JSONL file every call's cost is appended to (`sluice cost --ledger` summarises it). */
+  ledger: z.string().min(1).optional(),
+  /** How often progress is printed when stderr is not a terminal (default 10,000 ms). */
+  progressIntervalMs: positive.optional(),
+});
+
+/** `sluice batch`'s configuration, as written. */
+export type BatchConfig = z.input<typeof batchConfigSchema>;
+
+/**
+ * Validates a configuration, naming the bad field (`config.retry.attempts`).
+ *
+ * @param value - the parsed config file, or flags merged over it
+ * @param name - prefix of field paths in errors
+ * @throws ValidationError naming the bad field
+ */
+export function parseBatchConfig(value: unknown, name = 'config'): z.output<typeof batchConfigSchema> {
+  return parseOptions(batchConfigSchema, value, name);
+}
+
+/**
+ * Lays flags over a config file's values: a flag wins, and a nested flag
+ * (`--attempts`) changes one field of its section, keeping the others.
+ *
+ * @param file - the config file's values
+ * @param flags - the values given as flags
+ */
+export function mergeConfig(file: BatchConfig, flags: BatchConfig): BatchConfig {
+  const merged: BatchConfig = { ...file };
+  for (const [key, value] of Object.entries(flags) as Array<[keyof BatchConfig, unknown]>) {
+    if (value === undefined) continue;
+    const base = file[key];
+    const both = typeof value === 'object' && value !== null && typeof base === 'object' && base !== null;
+    (merged as Record<string, unknown>)[key] = both ? { ...base, ...value } : value;
+  }
+  return merged;
+}
