@@ -22,6 +22,7 @@ describe('README examples', () => {
     ['router', 'router.ts'],
     ['testing', 'testing.test.ts'],
     ['redis', 'redis.ts'],
+    ['ai-sdk', 'ai-sdk.ts'],
   ])('packages/%s/README.md shows examples/snippets/%s as it is', (name, snippet) => {
     const example = firstExample(read(`../../packages/${name}/README.md`));
     expect(example.length).toBeGreaterThan(0);
@@ -33,6 +34,18 @@ describe('README examples', () => {
     const example = firstExample(section);
     expect(example.length).toBeGreaterThan(0);
     expect(read('./testing-kit.test.ts')).toContain(example);
+  });
+
+  it.each(['openai', 'ai-sdk-fetch', 'server'])('the root README shows the %s region of examples/snippets/interop.ts as it is', (name) => {
+    const source = read('./interop.ts');
+    const body = new RegExp(`// #region ${name}\\n([\\s\\S]*?)\\n\\s*// #endregion ${name}`).exec(source)?.[1] ?? '';
+    const dedented = body.split('\n').map((line) => line.replace(/^ {2}/, '')).join('\n');
+    expect(dedented.length).toBeGreaterThan(0);
+    expect(read('../../README.md')).toContain(dedented);
+  });
+
+  it('the root README shows examples/snippets/ai-sdk.ts as it is', () => {
+    expect(read('../../README.md')).toContain(read('./ai-sdk.ts'));
   });
 
   it('the root README shows examples/readme.ts as it is', () => {

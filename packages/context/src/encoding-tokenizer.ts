@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { SluiceError } from '@sluice/core';
 import { countBounded, encoderLimits } from './bounded-count.js';
 import { BytePairEncoder, type RankFile } from './byte-pair-encoder.js';
 import { type Encoding, patternOf } from './encodings.js';
@@ -8,14 +8,21 @@ import { encodeUtf8Into } from './utf8.js';
 /*
  * Rank files are loaded on the first exact count, never at import: the
  * o200k_base file is 2.3 MB of JavaScript. `count` is synchronous, so the
- * first count of an encoding loads it synchronously (createRequire) and is
- * exact, never a silent estimate; `loadTokenizer()` does the same work
- * ahead of time through a dynamic `import()`, e.g. at startup.
+ * first count of an encoding loads it synchronously and is exact, never a
+ * silent estimate; `loadTokenizer()` does the same work ahead of time
+ * through a dynamic `import()` that bundlers follow, e.g. at startup.
+ *
+ * The synchronous load needs a `require`, reached through
+ * `process.getBuiltinModule` (Node 20.16+, Bun) rather than an import of
+ * `node:module`, so bundles for the web and workers stay free of Node
+ * built-ins. Where there is none (a browser, a worker, a bundle without
+ * node_modules), a count before `loadTokenizer()` throws
+ * TOKENIZER_NOT_LOADED instead of estimating.
  */
 
 const encoders = new Map<Encoding, BytePairEncoder>();
 const loading = new Map<Encoding, Promise<BytePairEncoder>>();
-let requireRanks: NodeJS.Require | undefined;
+let requireRanks: ((id: string) => unknown) | null | undefined;
 
 function rankFileOf(module: RankFile | { default: RankFile }): RankFile {
   return 'default' in module ? module.default : module;
@@ -24,11 +31,38 @@ function rankFileOf(module: RankFile | { default: RankFile }): RankFile {
 function loadSync(encoding: Encoding): BytePairEncoder {
   let encoder = encoders.get(encoding);
   if (!encoder) {
-    requireRanks ??= createRequire(import.meta.url);
-    encoder = BytePairEncoder.fromRankFile(rankFileOf(requireRanks(`js-tiktoken/ranks/${encoding}`)));
+    requireRanks ??= nodeRequire();
+    let rankFile: RankFile | { default: RankFile } | undefined;
+    try {
+      rankFile = requireRanks?.(`js-tiktoken/ranks/${encoding}`) as RankFile | { default: RankFile } | undefined;
+    } catch {
+      rankFile = undefined;
+    }
+    if (!rankFile) {
+      throw new SluiceError(
+        'TOKENIZER_NOT_LOADED',
+        `the ${encoding} rank file cannot be loaded synchronously here: await loadTokenizer(model) before counting`,
+        { final: true },
+      );
+    }
+    encoder = BytePairEncoder.fromRankFile(rankFileOf(rankFile));
     encoders.set(encoding, encoder);
   }
   return encoder;
+}
+
+/** A `require` beside this module, where the runtime has one; `null` where it has none. */
+function nodeRequire(): ((id: string) => unknown) | null {
+  const runtime = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const module = runtime?.getBuiltinModule?.('node:module') as
+    | { createRequire(url: string): (id: string) => unknown }
+    | undefined;
+  if (!module) return null;
+  try {
+    return module.createRequire(import.meta.url);
+  } catch {
+    return null;
+  }
 }
 
 function loadAsync(encoding: Encoding): Promise<BytePairEncoder> {

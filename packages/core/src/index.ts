@@ -2,7 +2,8 @@
  * @module @sluice/core
  *
  * The sluice contract: a Koa-style `(ctx, next)` pipeline for
- * OpenAI-compatible chat completions, its undici transport, the error
+ * OpenAI-compatible chat completions, its transport (undici on Node,
+ * fetch elsewhere), `toFetch` (the pipeline as a fetch or a server handler), the error
  * family, the typed events, the clock and the store that stateful
  * middleware share. What a pipeline user needs is here; helpers for
  * middleware authors (keyed state, abort hooks, option parsing, schemas)
@@ -15,6 +16,7 @@ export type { BatchOptions, BatchResult } from './batch.js';
 export type * from './context.js';
 export type { SluiceState, SluiceEvents, SettleOutcome, StoreErrorPolicy } from './augmentable.js';
 export { openAICompatible, type OpenAICompatibleOptions } from './open-ai-compatible.js';
+export { fetchTransport } from './fetch-transport.js';
 export * from './errors.js';
 export { createEmitter, type SluiceEmitter, type SluiceEventListeners } from './events.js';
 export { systemClock, sleep, type Clock } from './clock.js';
@@ -34,3 +36,4 @@ export type {
   ToolDefinition,
   Usage,
 } from './schemas.js';
+export { toFetch, type FetchFunction, type ToFetchOptions, type RunsCompletions } from './to-fetch.js';

@@ -1,6 +1,6 @@
-import type { Dispatcher } from 'undici';
 import type { Attempt } from './attempt.js';
 import { ResponseTooLargeError, StreamCutError } from './errors.js';
+import type { TextCodec } from './text-codec.js';
 import { redact } from './upstream-errors.js';
 
 /** What {@link readBody} does at its limit. */
@@ -16,27 +16,29 @@ export interface ReadBodyOptions {
   /** Response headers for the error (already redacted). */
   headers: Record<string, string>;
   secrets: readonly string[];
+  /** How the bytes become text in this runtime. */
+  codec: TextCodec;
 }
 
 /**
  * Reads a whole response body as UTF-8 text, never more than `limit`
  * bytes, so a misbehaving upstream cannot fill memory.
  *
- * @param body - the undici response body
+ * @param body - the response body's bytes
  * @param attempt - its abort carries the attempt's timeout, and on a breach
  *   destroys the socket rather than reading the rest
  * @param options - see {@link ReadBodyOptions}
  * @throws ResponseTooLargeError past the limit with `atLimit: 'fail'`; the
  *   attempt's TimeoutError or AbortError; StreamCutError when the body breaks
  */
-export async function readBody(body: Dispatcher.ResponseData['body'], attempt: Attempt, options: ReadBodyOptions): Promise<string> {
+export async function readBody(body: AsyncIterable<Uint8Array>, attempt: Attempt, options: ReadBodyOptions): Promise<string> {
   const { limit, headers } = options;
-  const parts: Buffer[] = [];
+  const parts: Uint8Array[] = [];
   let size = 0;
   let breach: ResponseTooLargeError | undefined;
   try {
     for await (const part of body) {
-      const bytes = part as Buffer;
+      const bytes = part;
       size += bytes.length;
       if (size > limit) {
         if (options.atLimit === 'truncate') {
@@ -56,5 +58,5 @@ export async function readBody(body: Dispatcher.ResponseData['body'], attempt: A
     throw attempt.reason() ?? new StreamCutError(`the response body broke: ${message}`, 0, { cause: error, headers });
   }
   if (breach) throw breach;
-  return parts.length === 1 ? (parts[0] as Buffer).toString('utf8') : Buffer.concat(parts, size).toString('utf8');
+  return options.codec.text(parts, size);
 }

@@ -1,11 +1,12 @@
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
-import type { Dispatcher } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Attempt } from './attempt.js';
 import { systemClock } from './clock.js';
 import type { CompletionContext } from './context.js';
 import { readEvents } from './read-events.js';
+import { type TextCodec, webCodec } from './text-codec.js';
+import { loadNodeModules } from './undici-transport.js';
 import type { Clock } from './clock.js';
 import { openAICompatible, type OpenAICompatibleOptions } from './open-ai-compatible.js';
 import { createPipeline } from './pipeline.js';
@@ -47,23 +48,27 @@ describe('readEvents', () => {
     [...texts.map((text) => chunk({ index: 0, delta: { content: text } })), ': keep-alive\r\n\r\n', 'data: [DONE]\n\n'].join(''),
   );
 
-  async function read(parts: Buffer[]): Promise<string[]> {
+  const { StringDecoder } = loadNodeModules()!;
+  const nodeCodec: TextCodec = { decoder: () => new StringDecoder('utf8'), text: () => '' };
+
+  async function read(parts: Buffer[], codec: TextCodec): Promise<string[]> {
     const ctx = { signal: new AbortController().signal, clock: systemClock, usage: undefined } as unknown as CompletionContext;
     const attempt = new Attempt(ctx, systemClock, 60_000, 60_000);
     attempt.streaming(60_000);
-    const body = Readable.from(parts) as unknown as Dispatcher.ResponseData['body'];
-    const options = { hideUsage: true, headers: {}, secrets: [], maxEventSize: 1 << 20 };
+    const body = Readable.from(parts) as AsyncIterable<Uint8Array>;
+    const options = { hideUsage: true, headers: {}, secrets: [], maxEventSize: 1 << 20, decoder: codec.decoder() };
     const out: string[] = [];
     for await (const c of readEvents(ctx, body, attempt, options)) out.push(c.choices[0]?.delta.content ?? '');
     return out;
   }
 
-  it('yields the same chunks however the bytes are split, even inside a character', async () => {
+  it('yields the same chunks however the bytes are split, even inside a character, with the Node and the web decoders', async () => {
     await fc.assert(
       fc.asyncProperty(fc.uniqueArray(fc.integer({ min: 1, max: wire.length - 1 }), { maxLength: 30 }), async (cuts) => {
         const edges = [0, ...cuts.sort((a, b) => a - b), wire.length];
         const parts = edges.slice(1).map((end, i) => wire.subarray(edges[i], end));
-        expect(await read(parts)).toEqual(texts);
+        expect(await read(parts, nodeCodec)).toEqual(texts);
+        expect(await read(parts, webCodec)).toEqual(texts);
       }),
       { numRuns: 200 },
     );

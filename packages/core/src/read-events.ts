@@ -1,6 +1,4 @@
-import { StringDecoder } from 'node:string_decoder';
 import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser';
-import type { Dispatcher } from 'undici';
 import type { Attempt } from './attempt.js';
 import type { CompletionContext } from './context.js';
 import { AbortError, MalformedResponseError, ResponseTooLargeError, SluiceError, StreamCutError } from './errors.js';
@@ -17,6 +15,8 @@ export interface ReadEventsOptions {
   secrets: readonly string[];
   /** Largest single event, in characters once decoded. */
   maxEventSize: number;
+  /** Decodes the bytes, keeping a character split across reads whole. */
+  decoder: { write(bytes: Uint8Array): string };
 }
 
 /**
@@ -44,7 +44,7 @@ export interface ReadEventsOptions {
  */
 export async function* readEvents(
   ctx: CompletionContext,
-  body: Dispatcher.ResponseData['body'],
+  body: AsyncIterable<Uint8Array>,
   attempt: Attempt,
   options: ReadEventsOptions,
 ): AsyncGenerator<ChatCompletionChunk, void, undefined> {
@@ -68,15 +68,13 @@ export async function* readEvents(
     },
     maxBufferSize: options.maxEventSize,
   });
-  // Node's StringDecoder keeps a character split across packets whole, and
-  // costs less to make than a TextDecoder, once per stream.
-  const decoder = new StringDecoder('utf8');
+  const { decoder } = options;
   let finished = false;
   let received = 0;
   let failure: SluiceError | undefined;
   try {
     for await (const bytes of body) {
-      parser.feed(decoder.write(bytes as Buffer));
+      parser.feed(decoder.write(bytes));
       if (overflow) throw tooLarge(options.maxEventSize, headers);
       if (comments > 0) {
         comments = 0;

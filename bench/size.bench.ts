@@ -1,0 +1,67 @@
+/**
+ * How much sluice adds to a bundle: each package and the resilience set
+ * (core + retry + breaker + ratelimit) bundled by esbuild for
+ * `--platform=neutral`, minified, then gzipped, from the packages' source
+ * (the published build is the same code). Dependencies are included
+ * (zod, eventemitter3, eventsource-parser), peers are not (`ai`), nor are
+ * the tokenizer's rank files and optional adapters, which load only when
+ * used. Target: the resilience set under 60 KB gzipped.
+ *
+ * @module
+ */
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
+import { table } from './lib.js';
+
+/** Name to select this benchmark: `pnpm bench size`. */
+export const name = 'size';
+/** What it measures. */
+export const description = 'minified and gzipped bundle size of each package and of core + retry + breaker + ratelimit (target < 60 KB gzipped)';
+
+const external = ['ai', 'tiktoken', 'gpt-tokenizer', 'js-tiktoken/ranks/*'];
+
+/** Minified and gzipped bytes of a bundle of `code`, optionally leaving core out. */
+async function measureBundle(code: string, withoutCore = false, from = '.'): Promise<{ minified: number; gzipped: number }> {
+  const result = await build({
+    stdin: { contents: code, resolveDir: new URL(from, import.meta.url).pathname, loader: 'ts' },
+    bundle: true,
+    minify: true,
+    platform: 'neutral',
+    format: 'esm',
+    target: 'es2022',
+    conditions: ['@sluice/source', 'import', 'default'],
+    mainFields: ['module', 'main'],
+    external: withoutCore ? [...external, '@sluice/core', '@sluice/core/kit'] : external,
+    write: false,
+    logLevel: 'error',
+  });
+  const bytes = result.outputFiles[0]?.contents ?? new Uint8Array();
+  return { minified: bytes.length, gzipped: gzipSync(bytes, { level: 9 }).length };
+}
+
+const kb = (bytes: number) => (bytes / 1024).toFixed(1);
+
+/**
+ * Runs the benchmark and prints its table and verdict.
+ *
+ * @throws when a bundle does not build
+ */
+export async function run(): Promise<void> {
+  const packages = ['core', 'retry', 'breaker', 'ratelimit', 'context', 'cost', 'ai-sdk'];
+  const rows: string[][] = [['bundle', 'minified KB', 'gzipped KB', 'own (core left out) gz KB']];
+  for (const name of packages) {
+    const code = `export * from '@sluice/${name}';`;
+    const whole = await measureBundle(code);
+    const own = name === 'core' ? whole : await measureBundle(code, true);
+    rows.push([`@sluice/${name}`, kb(whole.minified), kb(whole.gzipped), kb(own.gzipped)]);
+  }
+  const set = await measureBundle(['core', 'retry', 'breaker', 'ratelimit'].map((name) => `export * from '@sluice/${name}';`).join('\n'));
+  rows.push(['core + retry + breaker + ratelimit', kb(set.minified), kb(set.gzipped), '']);
+  // What the set is made of: zod is most of it.
+  const zod = await measureBundle(`export { z } from 'zod';`, false, '../packages/core/');
+  rows.push(['of which zod (as the packages import it)', kb(zod.minified), kb(zod.gzipped), '']);
+  console.log(table(rows));
+  const pass = set.gzipped < 60 * 1024;
+  console.log(`\nbundles: esbuild --bundle --minify --platform=neutral, gzip -9; dependencies included, peers, rank files and optional adapters left out`);
+  console.log(`target: core + retry + breaker + ratelimit ${kb(set.gzipped)} KB gzipped (target < 60 KB) ${pass ? 'PASS' : 'MISS'}`);
+}

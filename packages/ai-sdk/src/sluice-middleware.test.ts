@@ -1,0 +1,131 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
+import { breaker } from '@sluice/breaker';
+import { createPipeline, SluiceError, type Usage } from '@sluice/core';
+import { retry } from '@sluice/retry';
+import { type MockUpstream, mockUpstream } from '@sluice/testing';
+import { APICallError, generateText, jsonSchema, streamText, tool, wrapLanguageModel } from 'ai';
+import { afterEach, describe, expect, it } from 'vitest';
+import { languageModels } from './language-model-transport.js';
+import { sluiceMiddleware } from './sluice-middleware.js';
+
+const open: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((item) => item.close()));
+});
+
+/** A real provider over HTTP to the mock, wrapped with a pipeline; `seen` is the usage each call settled with. */
+async function setup(options: { baseUrl?: string; failures?: number } = {}) {
+  const upstream: MockUpstream = await mockUpstream({ reply: 'Hi there, friend' });
+  const seen: Array<Usage | undefined> = [];
+  const llm = createPipeline({ transport: languageModels() })
+    .use(async function usage(ctx, next) {
+      ctx.onSettled((settled) => {
+        seen.push(settled.usage);
+      });
+      await next();
+    })
+    .use(retry({ attempts: 3, backoff: () => 0 }))
+    .use(breaker({ failures: options.failures ?? 10, openMs: 30_000 }));
+  open.push(llm, upstream);
+  const provider = createOpenAICompatible({ name: 'relay', baseURL: options.baseUrl ?? upstream.url, apiKey: 'sk-model', includeUsage: true });
+  const model = wrapLanguageModel({ model: provider.chatModel('gpt-4.1'), middleware: sluiceMiddleware(llm) });
+  return { upstream, model, seen, llm };
+}
+
+describe('sluiceMiddleware', () => {
+  it('generates text, with the model usage in the pipeline exactly', async () => {
+    const { upstream, model, seen } = await setup();
+    upstream.enqueue({ kind: 'ok', reply: { content: 'Hi there, friend', usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 } } });
+    const result = await generateText({ model, prompt: 'Hello', maxRetries: 0 });
+    expect(result.text).toBe('Hi there, friend');
+    expect(seen).toEqual([expect.objectContaining({ prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 })]);
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('streams text, with the usage from the finish part', async () => {
+    const { upstream, model, seen } = await setup();
+    upstream.enqueue({ kind: 'ok', reply: { content: 'Hi there, friend', usage: { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 } } });
+    const result = streamText({ model, prompt: 'Hello', maxRetries: 0 });
+    let text = '';
+    for await (const delta of result.textStream) text += delta;
+    expect(text).toBe('Hi there, friend');
+    expect((await result.usage).outputTokens).toBe(3);
+    expect(seen).toEqual([expect.objectContaining({ prompt_tokens: 5, completion_tokens: 3 })]);
+  });
+
+  it('returns tool calls, generated and streamed', async () => {
+    const { upstream, model } = await setup();
+    const reply = { kind: 'ok' as const, reply: { toolCalls: [{ id: 'call_1', name: 'weather', arguments: { city: 'Paris' } }] } };
+    upstream.enqueue(reply, reply);
+    const weather = tool({ inputSchema: jsonSchema<{ city: string }>({ type: 'object', properties: { city: { type: 'string' } } }) });
+    const generated = await generateText({ model, prompt: 'Weather?', tools: { weather }, maxRetries: 0 });
+    expect(generated.toolCalls).toMatchObject([{ toolName: 'weather', input: { city: 'Paris' } }]);
+    const streamed = streamText({ model, prompt: 'Weather?', tools: { weather }, maxRetries: 0 });
+    expect(await streamed.toolCalls).toMatchObject([{ toolName: 'weather', input: { city: 'Paris' } }]);
+  });
+
+  it('retries a 503: one model request per attempt', async () => {
+    const { upstream, model } = await setup();
+    upstream.enqueue({ kind: 'status', status: 503 });
+    const result = await generateText({ model, prompt: 'Hello', maxRetries: 0 });
+    expect(result.text).toBe('Hi there, friend');
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('surfaces exhausted retries as the model APICallError, not retryable, so the AI SDK adds none', async () => {
+    const { upstream, model } = await setup();
+    upstream.enqueue(...Array.from({ length: 3 }, () => ({ kind: 'status' as const, status: 503 })));
+    // maxRetries left at the AI SDK default (2): it must not retry on top.
+    const call = generateText({ model, prompt: 'Hello' });
+    await expect(call).rejects.toSatisfy((error) => APICallError.isInstance(error));
+    await expect(call).rejects.toMatchObject({ statusCode: 503, isRetryable: false });
+    expect(upstream.requests).toHaveLength(3);
+  });
+
+  it('surfaces a 400 as the model APICallError, sent once', async () => {
+    const { upstream, model } = await setup();
+    upstream.enqueue({ kind: 'status', status: 400, message: 'bad input' });
+    const call = generateText({ model, prompt: 'Hello', maxRetries: 0 });
+    await expect(call).rejects.toMatchObject({ statusCode: 400, isRetryable: false });
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('opens the circuit after failures and fails fast with CIRCUIT_OPEN, sending nothing', async () => {
+    const { upstream, model } = await setup({ failures: 3 });
+    upstream.enqueue(...Array.from({ length: 3 }, () => ({ kind: 'status' as const, status: 500 })));
+    await expect(generateText({ model, prompt: 'Hello', maxRetries: 0 })).rejects.toMatchObject({ statusCode: 500 });
+    const open = generateText({ model, prompt: 'Hello', maxRetries: 0 });
+    await expect(open).rejects.toBeInstanceOf(SluiceError);
+    await expect(open).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+    expect(upstream.requests).toHaveLength(3);
+  });
+
+  it('aborts mid-stream: the model request socket closes', async () => {
+    let closed!: () => void;
+    const socketClosed = new Promise<void>((resolve) => (closed = resolve));
+    const server = createServer((req, res) => {
+      req.socket.once('close', () => closed());
+      req.resume();
+      req.once('end', () => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        for (const content of ['Hello', ' world']) {
+          res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'gpt-4.1', choices: [{ index: 0, delta: { role: 'assistant', content }, finish_reason: null }] })}\n\n`);
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    open.push({ close: () => new Promise((resolve) => (server.closeAllConnections(), server.close(() => resolve()))) });
+    const { model } = await setup({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1` });
+    const controller = new AbortController();
+    const result = streamText({ model, prompt: 'Hello', abortSignal: controller.signal, maxRetries: 0, onError: () => {} });
+    let text = '';
+    for await (const delta of result.textStream) {
+      text += delta;
+      if (text === 'Hello world') controller.abort();
+    }
+    expect(text).toBe('Hello world');
+    await socketClosed;
+  });
+});

@@ -1,0 +1,101 @@
+import { type SluiceError, toSluiceError } from './errors.js';
+
+/**
+ * The HTTP status a server answers for sluice's own codes, for errors that
+ * carry no upstream status. An error that knows the upstream's status (an
+ * `UpstreamError`, or one caused by it, like retry's RETRY_EXHAUSTED) keeps
+ * it; an unknown code falls back on the error's data (below).
+ */
+const statusByCode: Readonly<Record<string, number>> = {
+  VALIDATION: 400,
+  ABORTED: 499,
+  TIMEOUT: 504,
+  DEADLINE_EXCEEDED: 504,
+  CONNECTION: 502,
+  MALFORMED_RESPONSE: 502,
+  RESPONSE_TOO_LARGE: 502,
+  STREAM_CUT: 502,
+  CLOSED: 503,
+  STORE_UNAVAILABLE: 503,
+  CIRCUIT_OPEN: 503,
+  LIMIT_REJECTED: 429,
+  BUDGET_EXCEEDED: 429,
+};
+
+/** OpenAI's `error.type` for a status, which SDKs show beside the message. */
+function typeFor(status: number): string {
+  if (status === 400 || status === 422) return 'invalid_request_error';
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 404) return 'not_found_error';
+  if (status === 429) return 'rate_limit_error';
+  return status >= 500 ? 'server_error' : 'api_error';
+}
+
+/** The OpenAI-shaped body of an error answer, with sluice's own code beside the provider's. */
+export interface OpenAIErrorPayload {
+  error: { message: string; type: string; param: string | null; code: string; sluice_code: string };
+}
+
+/** What {@link errorAnswer} gives: everything a `Response` needs. */
+export interface ErrorAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: OpenAIErrorPayload;
+}
+
+/** The upstream status on the error or on what caused it (retry's exhausted error keeps the last attempt's). */
+function upstreamStatus(error: SluiceError): number | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const status = (current as { status?: unknown }).status;
+    if (typeof status === 'number' && status >= 400 && status <= 599) return status;
+    current = current.cause;
+  }
+  return undefined;
+}
+
+/** The status for an error: the upstream's, sluice's for its code, else from its data. */
+export function statusFor(error: SluiceError): number {
+  const status = upstreamStatus(error) ?? statusByCode[error.code];
+  if (status !== undefined) return status;
+  if (error.retryAfterMs !== undefined) return 429;
+  return error.upstreamFault ? 502 : 500;
+}
+
+/**
+ * The HTTP answer for a failed call, as the OpenAI API gives it: the
+ * status, `{ error: { message, type, param, code } }`, and `retry-after`
+ * (seconds) with `retry-after-ms` when the error says when to come back.
+ * Every answer carries `x-should-retry: false`: sluice already retried as
+ * configured, so an SDK retrying on top would multiply the attempts.
+ * `error.code` is the provider's own (`context_length_exceeded`) when the
+ * upstream gave one, so code written against the provider keeps working.
+ * Carries nothing the error does not (never a key: errors are redacted).
+ *
+ * @param caught - what the pipeline threw
+ */
+export function errorAnswer(caught: unknown): ErrorAnswer {
+  const error = toSluiceError(caught);
+  const status = statusFor(error);
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'x-should-retry': 'false' };
+  if (error.retryAfterMs !== undefined) {
+    headers['retry-after'] = String(Math.ceil(error.retryAfterMs / 1000));
+    headers['retry-after-ms'] = String(Math.ceil(error.retryAfterMs));
+  }
+  const providerCode = (error as { providerCode?: unknown }).providerCode;
+  const param = (error as { param?: unknown }).param;
+  return {
+    status,
+    headers,
+    body: {
+      error: {
+        message: error.message,
+        type: typeFor(status),
+        param: typeof param === 'string' ? param : null,
+        code: typeof providerCode === 'string' && providerCode !== '' ? providerCode : error.code,
+        sluice_code: error.code,
+      },
+    },
+  };
+}

@@ -1,0 +1,91 @@
+import { Attempt } from './attempt.js';
+import type { CompletionContext } from './context.js';
+import { type Answer, readAnswer } from './read-answer.js';
+import { webCodec } from './text-codec.js';
+import type { Transport } from './transport.js';
+import { ValidationError } from './errors.js';
+import { type OpenAICompatibleOptions, type TransportConfig, requestBody as requestBodyFor, transportConfig } from './transport-config.js';
+import { errorFromNetwork, redactHeaders } from './upstream-errors.js';
+
+/**
+ * The fetch half of `openAICompatible`, for runtimes other than Node (Bun,
+ * Deno, workers, browsers) or when `fetch` is given: the same request,
+ * timeouts (first byte, attempt, idle between events; the connect limit is
+ * the runtime's own), abort, size limits, SSE parsing and checks as the
+ * undici transport, over `fetch` (the runtime's own pool and keep-alive).
+ *
+ * @param config - the checked options
+ */
+export function fetchParts(config: TransportConfig): Pick<Transport, 'send'> {
+  const { secrets, connectTimeoutMs, firstByteTimeoutMs, attemptTimeoutMs, jsonHeaders, streamHeaders } = config;
+  const url = `${config.origin}${config.basePath}/chat/completions`;
+
+  async function send(ctx: CompletionContext): Promise<void> {
+    const fetch = config.fetch ?? globalThis.fetch;
+    const { body, callerAskedUsage } = requestBodyFor(ctx, config.includeUsage);
+    const attempt = new Attempt(ctx, ctx.clock, firstByteTimeoutMs, attemptTimeoutMs);
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method: 'POST',
+        headers: ctx.stream ? streamHeaders : jsonHeaders,
+        body,
+        signal: attempt.signal.toSignal(),
+      });
+    } catch (error) {
+      attempt.done();
+      throw attempt.reason() ?? errorFromNetwork(error, connectTimeoutMs, secrets);
+    }
+    const answer: Answer = { status: response.status, headers: flattenHeaders(response.headers, secrets), body: bytesOf(response.body) };
+    return readAnswer(ctx, attempt, answer, config, callerAskedUsage, webCodec);
+  }
+  return { send };
+}
+
+/** A body's bytes as an async iterable; stopping early cancels the body, so the connection is not left half-read. */
+async function* bytesOf(body: ReadableStream<Uint8Array> | null): AsyncGenerator<Uint8Array, void, undefined> {
+  if (!body) return;
+  const reader = body.getReader();
+  let finished = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) {
+        finished = true;
+        return;
+      }
+      yield value;
+    }
+  } finally {
+    if (!finished) reader.cancel().catch(() => {});
+  }
+}
+
+/** Response headers as one lowercased string each, with any echoed secret masked. */
+function flattenHeaders(headers: Headers, secrets: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  let suspect = false;
+  headers.forEach((value, name) => {
+    out[name] = value;
+    for (let i = 0; !suspect && i < secrets.length; i++) suspect = value.includes(secrets[i] as string) || value.includes('Bearer');
+  });
+  return suspect ? redactHeaders(out, secrets) : out;
+}
+
+/**
+ * `openAICompatible` over `fetch` on every runtime, Node included: for a
+ * Node program that wants the runtime's fetch (a global dispatcher, a
+ * mocking library), or to run the same transport everywhere.
+ *
+ * @param options - as `openAICompatible`'s; `fetch` defaults to the global one, looked up at each send
+ * @throws ValidationError naming the bad option
+ * @example
+ * ```ts
+ * const llm = createPipeline({ transport: fetchTransport({ baseUrl: 'https://api.deepseek.com/v1', apiKey }) });
+ * ```
+ */
+export function fetchTransport(options: OpenAICompatibleOptions): Transport {
+  const config = transportConfig(options, 'fetchTransport');
+  if (config.dispatcher) throw new ValidationError('fetchTransport.dispatcher', 'is undici-only: use openAICompatible or undiciTransport');
+  return { name: config.name, origin: `${config.origin}${config.basePath}`, ...fetchParts(config) };
+}

@@ -1,0 +1,99 @@
+import type { Attempt } from './attempt.js';
+import type { CompletionContext } from './context.js';
+import { MalformedResponseError, ResponseTooLargeError } from './errors.js';
+import { readBody } from './read-body.js';
+import { readEvents } from './read-events.js';
+import type { TextCodec } from './text-codec.js';
+import { maxErrorBody, type TransportConfig } from './transport-config.js';
+import { errorFromUpstream } from './upstream-errors.js';
+import { isErrorBody, parseJson, toCompletion } from './validate-response.js';
+
+/** An upstream's answer once its headers are in, whatever the HTTP client. */
+export interface Answer {
+  status: number;
+  /** Lowercased, flattened and redacted. */
+  headers: Record<string, string>;
+  body: AsyncIterable<Uint8Array>;
+}
+
+/**
+ * Reads an answer into the call: an error status becomes its typed error;
+ * a stream sets `ctx.chunks`; a JSON body is checked and sets
+ * `ctx.response` and `ctx.usage`. The same for every transport, so they
+ * differ only in how they send.
+ *
+ * @param ctx - the call
+ * @param attempt - the attempt whose timer and abort govern the body
+ * @param answer - status, headers and body
+ * @param config - the transport's limits
+ * @param callerAskedUsage - whether to keep the usage-only chunk
+ * @param codec - how bytes become text here
+ * @throws the upstream's typed error; MalformedResponseError; ResponseTooLargeError; the attempt's TimeoutError or AbortError
+ */
+export async function readAnswer(
+  ctx: CompletionContext,
+  attempt: Attempt,
+  answer: Answer,
+  config: TransportConfig,
+  callerAskedUsage: boolean,
+  codec: TextCodec,
+): Promise<void> {
+  attempt.headersReceived();
+  const { status, headers, body } = answer;
+  const { secrets, maxResponseBytes } = config;
+  ctx.responseHeaders = headers;
+
+  if (status < 200 || status >= 300) {
+    let text = '';
+    try {
+      text = await readBody(body, attempt, { limit: maxErrorBody, atLimit: 'truncate', headers, secrets, codec });
+    } catch {
+      // A timeout or abort stands; a body that broke does not hide the
+      // status, which alone decides (a 401 cut short must not be retried).
+      const reason = attempt.reason();
+      if (reason) throw reason;
+    } finally {
+      attempt.done();
+    }
+    throw errorFromUpstream({ status, body: parseJson(text) ?? text, headers, now: ctx.clock.now(), secrets });
+  }
+  const contentType = headers['content-type'] ?? '';
+  if (ctx.stream && contentType.includes('text/event-stream')) {
+    // The stream runs past the attempt timeout; the idle limit guards it.
+    attempt.streaming(config.idleTimeoutMs);
+    ctx.chunks = readEvents(ctx, body, attempt, {
+      hideUsage: !callerAskedUsage,
+      headers,
+      secrets,
+      maxEventSize: maxResponseBytes,
+      decoder: codec.decoder(),
+    });
+    return;
+  }
+  const declared = Number(headers['content-length']);
+  if (declared > maxResponseBytes) {
+    const error = new ResponseTooLargeError(`the response body (${declared} bytes) exceeds maxResponseBytes (${maxResponseBytes})`, {
+      status,
+      headers,
+    });
+    attempt.abort(error);
+    attempt.done();
+    throw error;
+  }
+  let text: string;
+  try {
+    text = await readBody(body, attempt, { limit: maxResponseBytes, atLimit: 'fail', headers, secrets, codec });
+  } finally {
+    attempt.done();
+  }
+  const json = parseJson(text);
+  if (isErrorBody(json)) throw errorFromUpstream({ status: undefined, body: json, headers, now: ctx.clock.now(), secrets });
+  if (json === undefined) {
+    const what = contentType.includes('html') ? 'an HTML page' : 'a body that is not JSON';
+    throw new MalformedResponseError(`upstream answered ${status} with ${what}`, { status, headers });
+  }
+  if (ctx.stream) throw new MalformedResponseError('upstream answered a stream request without an event stream', { status, headers });
+  const completion = toCompletion(json, { headers, secrets, status });
+  ctx.response = completion;
+  ctx.usage = completion.usage ?? undefined;
+}

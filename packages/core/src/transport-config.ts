@@ -1,0 +1,129 @@
+import type { Dispatcher } from 'undici';
+import { z } from 'zod';
+import type { CompletionContext } from './context.js';
+import { ValidationError } from './errors.js';
+import type { FetchFunction } from './to-fetch.js';
+import { parseOptions } from './validate.js';
+
+const optionsSchema = z.strictObject({
+  baseUrl: z.url({ protocol: /^https?$/ }),
+  apiKey: z.string().min(1, 'is empty: set it, or pass apiKey: null for a server that needs no key').nullable().optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  connections: z.number().int().positive().optional(),
+  connectTimeoutMs: z.number().positive().optional(),
+  firstByteTimeoutMs: z.number().positive().optional(),
+  idleTimeoutMs: z.number().positive().optional(),
+  attemptTimeoutMs: z.number().positive().optional(),
+  maxResponseBytes: z.number().int().positive().optional(),
+  includeUsage: z.boolean().optional(),
+  dnsCache: z.boolean().optional(),
+  name: z.string().min(1).optional(),
+  dispatcher: z.custom<Dispatcher>((value) => typeof (value as Dispatcher | undefined)?.dispatch === 'function').optional(),
+  fetch: z.custom<FetchFunction>((value) => typeof value === 'function', 'must be a fetch function').optional(),
+});
+
+const timeouts =
+  'set connectTimeoutMs, firstByteTimeoutMs, idleTimeoutMs or attemptTimeoutMs here, or timeoutMs on the call for its whole deadline';
+
+/** Keys people reach for that are not typos of an option. */
+const hints: Readonly<Record<string, string>> = {
+  timeout: timeouts,
+  timeoutMs: timeouts,
+  maxRetries: 'retries belong to the retry() middleware (@sluice/retry)',
+  retries: 'retries belong to the retry() middleware (@sluice/retry)',
+};
+
+/** Request headers whose values are credentials, masked like the API key. */
+const credentialHeaders = new Set(['authorization', 'api-key', 'x-api-key', 'proxy-authorization']);
+
+/** Options of `openAICompatible` (and of `fetchTransport` and `undiciTransport`). */
+export type OpenAICompatibleOptions = z.input<typeof optionsSchema>;
+
+/** Largest error body read (the rest is dropped), so a misbehaving upstream cannot fill memory. */
+export const maxErrorBody = 64 * 1024;
+/** Default largest success body, and largest single SSE event. */
+const defaultMaxResponseBytes = 32 * 1024 * 1024;
+
+/** A transport's options, checked and with every default resolved. */
+export interface TransportConfig {
+  name: string;
+  url: URL;
+  origin: string;
+  basePath: string;
+  apiKey: string | null | undefined;
+  /** The API key and credential header values, masked in every error. */
+  secrets: readonly string[];
+  connections: number;
+  connectTimeoutMs: number;
+  firstByteTimeoutMs: number;
+  idleTimeoutMs: number;
+  attemptTimeoutMs: number;
+  includeUsage: boolean;
+  maxResponseBytes: number;
+  dnsCache: boolean;
+  dispatcher: Dispatcher | undefined;
+  fetch: FetchFunction | undefined;
+  jsonHeaders: Record<string, string>;
+  streamHeaders: Record<string, string>;
+}
+
+/**
+ * Checks a transport's options and resolves their defaults (see
+ * `openAICompatible` for what each means).
+ *
+ * @param options - what the factory was given
+ * @param factory - the factory's name, for error paths
+ * @throws ValidationError naming the bad option
+ */
+export function transportConfig(options: OpenAICompatibleOptions, factory: string): TransportConfig {
+  if (typeof options === 'object' && options !== null && 'apiKey' in options && options.apiKey === undefined) {
+    throw new ValidationError(
+      `${factory}.apiKey`,
+      'is undefined (an unset environment variable?): set it, or pass apiKey: null for a server that needs no key',
+    );
+  }
+  const config = parseOptions(optionsSchema, options, factory, hints);
+  if (config.dispatcher && config.fetch) throw new ValidationError(`${factory}.fetch`, 'cannot be used with dispatcher: pick one');
+  const url = new URL(config.baseUrl);
+  const secrets = [
+    ...(config.apiKey ? [config.apiKey] : []),
+    ...Object.entries(config.headers ?? {})
+      .filter(([name, value]) => credentialHeaders.has(name.toLowerCase()) && value !== '')
+      .map(([, value]) => value.replace(/^Bearer\s+/i, '')),
+  ];
+  const baseHeaders: Record<string, string> = { 'content-type': 'application/json', ...config.headers };
+  if (config.apiKey) baseHeaders.authorization = `Bearer ${config.apiKey}`;
+  return {
+    name: config.name ?? 'openai-compatible',
+    url,
+    origin: `${url.protocol}//${url.host}`,
+    basePath: url.pathname.replace(/\/+$/, ''),
+    apiKey: config.apiKey,
+    secrets,
+    connections: config.connections ?? 100,
+    connectTimeoutMs: config.connectTimeoutMs ?? 10_000,
+    firstByteTimeoutMs: config.firstByteTimeoutMs ?? 60_000,
+    idleTimeoutMs: config.idleTimeoutMs ?? 60_000,
+    attemptTimeoutMs: config.attemptTimeoutMs ?? 60_000,
+    includeUsage: config.includeUsage ?? true,
+    maxResponseBytes: config.maxResponseBytes ?? defaultMaxResponseBytes,
+    dnsCache: config.dnsCache !== false,
+    dispatcher: config.dispatcher,
+    fetch: config.fetch,
+    jsonHeaders: { ...baseHeaders, accept: 'application/json' },
+    streamHeaders: { ...baseHeaders, accept: 'text/event-stream' },
+  };
+}
+
+/** The JSON body sent for a call: `stream` set, and usage asked for on streams unless turned off. */
+export function requestBody(ctx: CompletionContext, includeUsage: boolean): { body: string; callerAskedUsage: boolean } {
+  const callerAskedUsage = ctx.request.stream_options?.include_usage === true;
+  const body = ctx.stream
+    ? {
+        ...ctx.request,
+        stream: true,
+        ...(includeUsage && !callerAskedUsage ? { stream_options: { ...ctx.request.stream_options, include_usage: true } } : {}),
+      }
+    : { ...ctx.request, stream: false };
+  return { body: JSON.stringify(body), callerAskedUsage };
+}

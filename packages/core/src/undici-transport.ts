@@ -1,0 +1,132 @@
+import type { Agent, Dispatcher } from 'undici';
+import { Attempt } from './attempt.js';
+import type { CompletionContext } from './context.js';
+import { readAnswer } from './read-answer.js';
+import type { TextCodec } from './text-codec.js';
+import type { Transport } from './transport.js';
+import { type TransportConfig, requestBody } from './transport-config.js';
+import { errorFromNetwork, redactHeaders } from './upstream-errors.js';
+
+/*
+ * undici and the Node built-ins are reached at run time, through
+ * `process.getBuiltinModule` and a `require` made from it, never through an
+ * import: importing core then loads none of them, and no bundler follows
+ * them into a bundle for the web or workers. On Node (>= 20.16, which the
+ * engines field already requires) they load synchronously, at the first
+ * `openAICompatible()`, so nothing about the Node path changes.
+ */
+interface NodeModules {
+  undici: typeof import('undici');
+  isIP: (input: string) => number;
+  StringDecoder: new (encoding: 'utf8') => { write(bytes: Uint8Array): string };
+}
+
+let nodeModules: NodeModules | null | undefined;
+
+/** undici and the two built-ins the transport uses, or `null` where they cannot be loaded. */
+export function loadNodeModules(): NodeModules | null {
+  if (nodeModules !== undefined) return nodeModules;
+  nodeModules = null;
+  const getBuiltin = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
+  if (typeof getBuiltin !== 'function') return null;
+  try {
+    const { createRequire } = getBuiltin('node:module') as typeof import('node:module');
+    // __filename in the CommonJS build, import.meta.url in the ES module one.
+    const require = createRequire(typeof __filename === 'string' ? __filename : import.meta.url);
+    nodeModules = {
+      undici: require('undici') as typeof import('undici'),
+      isIP: (getBuiltin('node:net') as typeof import('node:net')).isIP,
+      StringDecoder: (getBuiltin('node:string_decoder') as typeof import('node:string_decoder')).StringDecoder as NodeModules['StringDecoder'],
+    };
+  } catch {
+    nodeModules = null;
+  }
+  return nodeModules;
+}
+
+/** Node's codec: a StringDecoder costs less to make than a TextDecoder, and Buffer joins parts without copies. */
+function nodeCodec(StringDecoder: NodeModules['StringDecoder']): TextCodec {
+  return {
+    decoder: () => new StringDecoder('utf8'),
+    text: (parts, size) =>
+      parts.length === 1 ? (parts[0] as Buffer).toString('utf8') : Buffer.concat(parts, size).toString('utf8'),
+  };
+}
+
+/** What a transport adds to a config: its send and its pool's lifetime. */
+export type TransportParts = Pick<Transport, 'send' | 'close' | 'destroy'>;
+
+/**
+ * The undici half of `openAICompatible` on Node: a keep-alive pool of
+ * `connections` per origin, the connect timeout, and DNS answers cached.
+ *
+ * @param config - the checked options
+ * @param modules - undici and the built-ins, from {@link loadNodeModules}
+ */
+export function undiciParts(config: TransportConfig, modules: NodeModules): TransportParts {
+  const { Agent, interceptors } = modules.undici;
+  const codec = nodeCodec(modules.StringDecoder);
+  const isIP = modules.isIP;
+  const { origin, basePath, secrets, connectTimeoutMs, firstByteTimeoutMs, attemptTimeoutMs, jsonHeaders, streamHeaders } = config;
+  const ownAgent = config.dispatcher
+    ? undefined
+    : new Agent({
+        connections: config.connections,
+        connect: { timeout: connectTimeoutMs },
+        // Our own timers (on the call's clock) enforce these.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      });
+  // An IP literal (a local vLLM, the mock upstream) has nothing to resolve.
+  const cacheDns = config.dnsCache && isIP(config.url.hostname.replace(/^\[|\]$/g, '')) === 0;
+  const dispatcher: Dispatcher =
+    config.dispatcher ?? (cacheDns ? (ownAgent as Agent).compose(interceptors.dns()) : (ownAgent as Agent));
+  const path = `${basePath}/chat/completions`;
+  let closing: Promise<void> | undefined;
+
+  async function send(ctx: CompletionContext): Promise<void> {
+    const { body, callerAskedUsage } = requestBody(ctx, config.includeUsage);
+    const attempt = new Attempt(ctx, ctx.clock, firstByteTimeoutMs, attemptTimeoutMs);
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await dispatcher.request({
+        origin,
+        path,
+        method: 'POST',
+        headers: ctx.stream ? streamHeaders : jsonHeaders,
+        body,
+        signal: attempt.signal as unknown as AbortSignal,
+      });
+    } catch (error) {
+      attempt.done();
+      throw attempt.reason() ?? errorFromNetwork(error, connectTimeoutMs, secrets);
+    }
+    const answer = { status: response.statusCode, headers: flattenHeaders(response.headers, secrets), body: response.body };
+    return readAnswer(ctx, attempt, answer, config, callerAskedUsage, codec);
+  }
+
+  return {
+    send,
+    close() {
+      closing ??= ownAgent?.close() ?? Promise.resolve();
+      return closing;
+    },
+    async destroy() {
+      await ownAgent?.destroy();
+    },
+  };
+}
+
+/** Response headers as one lowercased string each, with any echoed secret masked. */
+function flattenHeaders(headers: Dispatcher.ResponseData['headers'], secrets: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  let suspect = false;
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const flat = Array.isArray(value) ? value.join(', ') : value;
+    out[name.toLowerCase()] = flat;
+    // Checked in the same pass: this runs on every response.
+    for (let i = 0; !suspect && i < secrets.length; i++) suspect = flat.includes(secrets[i] as string) || flat.includes('Bearer');
+  }
+  return suspect ? redactHeaders(out, secrets) : out;
+}
