@@ -1,19 +1,13 @@
 import type { Middleware } from '@sluice/core';
-import { chat, closeTestPipelines, testPipeline } from '@sluice/testing/kit';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { chat, testPipeline } from '@sluice/testing/kit';
+import { describe, expect, it } from 'vitest';
 import { otel } from './otel.js';
-import { type TestSdk, testSdk } from './test-sdk.js';
+import { providersOf, type TestSdk, useTestSdk } from './test-sdk.js';
 
 let sdk: TestSdk;
-beforeEach(() => {
-  sdk = testSdk();
-});
-afterEach(async () => {
-  await closeTestPipelines();
-  await sdk.shutdown();
-});
+useTestSdk((made) => (sdk = made));
 
-const providers = () => ({ tracerProvider: sdk.tracerProvider, meterProvider: sdk.meterProvider });
+const providers = () => providersOf(sdk);
 
 /** Emits, from inside the call, what another sluice package would (this package imports none of them). */
 function emitting(events: Array<[string, Record<string, unknown>]>, ratelimit?: { waitedMs: number }): Middleware {

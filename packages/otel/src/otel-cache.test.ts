@@ -1,22 +1,16 @@
 import { cache } from '@sluice/cache';
-import { chat, closeTestPipelines, testPipeline } from '@sluice/testing/kit';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { chat, testPipeline } from '@sluice/testing/kit';
+import { describe, expect, it } from 'vitest';
 import { otel } from './otel.js';
-import { pointWith, type TestSdk, testSdk } from './test-sdk.js';
+import { pointWith, providersOf, type TestSdk, useTestSdk } from './test-sdk.js';
 
 let sdk: TestSdk;
-beforeEach(() => {
-  sdk = testSdk();
-});
-afterEach(async () => {
-  await closeTestPipelines();
-  await sdk.shutdown();
-});
+useTestSdk((made) => (sdk = made));
 
 describe('otel with @sluice/cache', () => {
   it('records a cache hit, and no tokens for it: nothing was billed', async () => {
     const { llm, clock, upstream } = await testPipeline({
-      middleware: [otel({ tracerProvider: sdk.tracerProvider, meterProvider: sdk.meterProvider }), cache()],
+      middleware: [otel(providersOf(sdk)), cache()],
       upstream: { reply: { content: 'ok', usage: { prompt_tokens: 30, completion_tokens: 5 } } },
     });
     await clock.run(llm.complete(chat('same', { temperature: 0 })));

@@ -1,20 +1,14 @@
 import { SpanStatusCode } from '@opentelemetry/api';
 import { budget, trackCost } from '@sluice/cost';
-import { chat, closeTestPipelines, testPipeline } from '@sluice/testing/kit';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { chat, testPipeline } from '@sluice/testing/kit';
+import { describe, expect, it } from 'vitest';
 import { otel } from './otel.js';
-import { type TestSdk, testSdk } from './test-sdk.js';
+import { providersOf, type TestSdk, useTestSdk } from './test-sdk.js';
 
 let sdk: TestSdk;
-beforeEach(() => {
-  sdk = testSdk();
-});
-afterEach(async () => {
-  await closeTestPipelines();
-  await sdk.shutdown();
-});
+useTestSdk((made) => (sdk = made));
 
-const providers = () => ({ tracerProvider: sdk.tracerProvider, meterProvider: sdk.meterProvider });
+const providers = () => providersOf(sdk);
 
 describe('otel with @sluice/cost', () => {
   it('records the cost trackCost settles on, although both listen for the same settlement', async () => {

@@ -1,21 +1,15 @@
 import { trimContext } from '@sluice/context';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
-import { chat, closeTestPipelines, testPipeline } from '@sluice/testing/kit';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { chat, testPipeline } from '@sluice/testing/kit';
+import { describe, expect, it } from 'vitest';
 import { otel } from './otel.js';
-import { type TestSdk, testSdk } from './test-sdk.js';
+import { providersOf, type TestSdk, useTestSdk } from './test-sdk.js';
 
 let sdk: TestSdk;
-beforeEach(() => {
-  sdk = testSdk();
-});
-afterEach(async () => {
-  await closeTestPipelines();
-  await sdk.shutdown();
-});
+useTestSdk((made) => (sdk = made));
 
-const providers = () => ({ tracerProvider: sdk.tracerProvider, meterProvider: sdk.meterProvider });
+const providers = () => providersOf(sdk);
 
 describe('otel with @sluice/ratelimit and @sluice/context', () => {
   it('records a limiter wait on the attempt that waited, and the time waited', async () => {

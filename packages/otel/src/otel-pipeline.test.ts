@@ -1,22 +1,16 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { breaker } from '@sluice/breaker';
 import { retry } from '@sluice/retry';
-import { chat, closeTestPipelines, drain, testPipeline } from '@sluice/testing/kit';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { chat, drain, testPipeline } from '@sluice/testing/kit';
+import { describe, expect, it } from 'vitest';
 import { otel } from './otel.js';
 import { SECONDS_BUCKETS } from './semconv.js';
-import { type TestSdk, testSdk } from './test-sdk.js';
+import { providersOf, type TestSdk, useTestSdk } from './test-sdk.js';
 
 let sdk: TestSdk;
-beforeEach(() => {
-  sdk = testSdk();
-});
-afterEach(async () => {
-  await closeTestPipelines();
-  await sdk.shutdown();
-});
+useTestSdk((made) => (sdk = made));
 
-const providers = () => ({ tracerProvider: sdk.tracerProvider, meterProvider: sdk.meterProvider });
+const providers = () => providersOf(sdk);
 const half = () => 0.5;
 
 describe('otel in a pipeline: retries', () => {

@@ -1,21 +1,17 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { chat, closeTestPipelines, testPipeline } from '@sluice/testing/kit';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { chat, testPipeline } from '@sluice/testing/kit';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { otel } from './otel.js';
 import { SECONDS_BUCKETS, TOKEN_BUCKETS } from './semconv.js';
-import { pointWith, type TestSdk, testSdk } from './test-sdk.js';
+import { pointWith, providersOf, type TestSdk, useTestSdk } from './test-sdk.js';
 
 let sdk: TestSdk;
-beforeEach(() => {
-  sdk = testSdk();
-});
-afterEach(async () => {
-  await closeTestPipelines();
-  await sdk.shutdown();
+useTestSdk((made) => (sdk = made));
+afterEach(() => {
   vi.unstubAllEnvs();
 });
 
-const providers = () => ({ tracerProvider: sdk.tracerProvider, meterProvider: sdk.meterProvider });
+const providers = () => providersOf(sdk);
 
 describe('otel: the call span', () => {
   it('records a completion as a CLIENT span "chat {model}" with the request, response and usage attributes', async () => {

@@ -1,4 +1,6 @@
 import type { Attributes } from '@opentelemetry/api';
+import { closeTestPipelines } from '@sluice/testing/kit';
+import { afterEach, beforeEach } from 'vitest';
 import {
   AggregationTemporality,
   type DataPoint,
@@ -68,3 +70,24 @@ export function testSdk(): TestSdk {
 export function pointWith<P extends { attributes: Attributes }>(points: readonly P[], attributes: Attributes): P | undefined {
   return points.find((point) => Object.entries(attributes).every(([key, value]) => point.attributes[key] === value));
 }
+
+/**
+ * Gives each test of the file a fresh {@link TestSdk} through `use`, and
+ * after it closes the test's pipelines, then the SDK.
+ *
+ * @param use - receives the test's SDK
+ */
+export function useTestSdk(use: (sdk: TestSdk) => void): void {
+  let current: TestSdk | undefined;
+  beforeEach(() => {
+    current = testSdk();
+    use(current);
+  });
+  afterEach(async () => {
+    await closeTestPipelines();
+    await current?.shutdown();
+  });
+}
+
+/** The options `otel()` takes to record into `sdk`. */
+export const providersOf = (sdk: TestSdk) => ({ tracerProvider: sdk.tracerProvider, meterProvider: sdk.meterProvider });
