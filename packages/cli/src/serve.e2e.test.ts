@@ -7,7 +7,7 @@ import { type MockUpstream, mockUpstream } from '@sluice/testing';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ServeConfig } from './serve-options.js';
-import { type SluiceRun, spawnSluice } from './test-spawn.js';
+import { runSluice, type SluiceRun, spawnSluice } from './test-spawn.js';
 
 const upstreamKey = 'sk-upstream-SECRET-0123456789abcdef';
 const aliceKey = 'sk-alice-0123456789abcdef';
@@ -85,6 +85,21 @@ describe('sluice serve', () => {
     }
   });
 
+  it('answers a raw HTTP client with server-sent events ending in [DONE]', async () => {
+    const response = await fetch(`${url}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${aliceKey}` },
+      body: JSON.stringify({ model: 'gpt-4.1', messages: prompt, stream: true }),
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const events = (await response.text()).split('\n\n').filter((event) => event !== '');
+    expect(events.at(-1)).toBe('data: [DONE]');
+    const chunks = events.slice(0, -1).map((event) => JSON.parse(event.replace(/^data: /, '')) as { object: string; choices: Array<{ delta: { content?: string } }> });
+    expect(chunks.every((chunk) => chunk.object === 'chat.completion.chunk')).toBe(true);
+    expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('')).toBe('Hi from upstream, all good');
+  });
+
   it('answers a wrong or missing key 401 invalid_api_key, repeating neither key', async () => {
     for (const authorization of [`Bearer ${wrongKey}`, undefined]) {
       const response = await fetch(`${url}/chat/completions`, {
@@ -144,6 +159,15 @@ describe('sluice serve', () => {
 
 describe('sluice serve, per tenant and at shutdown', () => {
   afterEach(stopAll);
+
+  it('refuses to start on a bad config, naming the field and printing no key', async () => {
+    const path = join(dir, 'bad.json');
+    writeFileSync(path, JSON.stringify({ upstream: {}, keys: [{ key: aliceKey, tenant: '' }] }));
+    const end = await runSluice(['serve', '--config', path], { UPSTREAM_KEY: upstreamKey });
+    expect(end.code).toBe(1);
+    expect(end.stderr).toContain('config.keys.0');
+    expect(end.stderr + end.stdout).not.toContain(aliceKey);
+  });
 
   it('keeps a budget per tenant: one tenant refused 429 while the other is still served', async () => {
     const upstream = await mockUpstream({ reply: 'ok' });
