@@ -47,7 +47,7 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
     { tag: 'tenant' },
   );
   const handler = serveHandler({ pipeline, tenantOf, allowAnonymous, maxBodyBytes, models, circuit, origin });
-  const server = createServer({ requestTimeout: 0 }, handler.listener);
+  const server = createServer(handler.listener);
   if (io.signal?.aborted) return 0;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

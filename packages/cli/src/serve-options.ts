@@ -17,7 +17,8 @@ const keySchema = z.union([
  * kept per tenant here). Unknown keys are errors with a "did you mean".
  */
 export const serveConfigSchema = batchConfigSchema
-  .omit({ baseUrl: true, apiKeyEnv: true, progressIntervalMs: true })
+  // No per-request deadline or concurrency cap yet: a server's callers set their own timeouts.
+  .omit({ baseUrl: true, apiKeyEnv: true, progressIntervalMs: true, timeoutMs: true, concurrency: true })
   .extend({
     /** The real endpoint and the variable holding its key; the key never leaves the server. */
     upstream: z.strictObject({
