@@ -27,7 +27,7 @@ export class CircuitOpenError extends SluiceError {
     readonly state: Exclude<CircuitStateName, 'closed'>,
     retryAfterMs: number | undefined,
   ) {
-    super('CIRCUIT_OPEN', describe(key, state, retryAfterMs), { retryable: false, retryAfterMs });
+    super('CIRCUIT_OPEN', describe(key, state, retryAfterMs), { retryable: false, retryAfterMs, httpStatus: 503 });
   }
 }
 

@@ -1,26 +1,5 @@
 import { type SluiceError, toSluiceError } from './errors.js';
 
-/**
- * The HTTP status a server answers for sluice's own codes, for errors that
- * carry no upstream status. An error that knows the upstream's status (an
- * `UpstreamError`, or one caused by it, like retry's RETRY_EXHAUSTED) keeps
- * it; an unknown code falls back on the error's data (below).
- */
-const statusByCode: Readonly<Record<string, number>> = {
-  VALIDATION: 400,
-  ABORTED: 499,
-  TIMEOUT: 504,
-  DEADLINE_EXCEEDED: 504,
-  CONNECTION: 502,
-  MALFORMED_RESPONSE: 502,
-  RESPONSE_TOO_LARGE: 502,
-  STREAM_CUT: 502,
-  CLOSED: 503,
-  STORE_UNAVAILABLE: 503,
-  CIRCUIT_OPEN: 503,
-  LIMIT_REJECTED: 429,
-  BUDGET_EXCEEDED: 429,
-};
 
 /** OpenAI's `error.type` for a status, which SDKs show beside the message. */
 function typeFor(status: number): string {
@@ -55,12 +34,18 @@ function upstreamStatus(error: SluiceError): number | undefined {
   return undefined;
 }
 
-/** The status for an error: the upstream's, sluice's for its code, else from its data. */
+/**
+ * The status for an error, from its data alone (no list of codes): the
+ * upstream's own; else the one the error names (`httpStatus`: an open
+ * circuit 503, a refused limit or budget 429); else a timeout of ours 504,
+ * another upstream fault 502, a wait to respect 429, anything else 500.
+ */
 export function statusFor(error: SluiceError): number {
-  const status = upstreamStatus(error) ?? statusByCode[error.code];
+  const status = upstreamStatus(error) ?? error.httpStatus;
   if (status !== undefined) return status;
-  if (error.retryAfterMs !== undefined) return 429;
-  return error.upstreamFault ? 502 : 500;
+  if (error.code === 'TIMEOUT') return 504;
+  if (error.upstreamFault) return 502;
+  return error.retryAfterMs !== undefined ? 429 : 500;
 }
 
 /**

@@ -21,6 +21,8 @@ export interface SluiceErrorOptions {
   upstreamFault?: boolean;
   /** How long to wait before trying again, when known. */
   retryAfterMs?: number;
+  /** The HTTP status a server (`toFetch`, `sluice serve`) answers this error with, when it is not the upstream's. */
+  httpStatus?: number;
 }
 
 /** The brands of `ctor` and its ancestors, nearest first. */
@@ -60,6 +62,8 @@ export class SluiceError extends Error {
   readonly upstreamFault: boolean;
   /** How long to wait before trying again, when the upstream or a limit said. */
   readonly retryAfterMs: number | undefined;
+  /** The HTTP status to answer with, for an error sluice raised itself (an open circuit: 503). */
+  readonly httpStatus: number | undefined;
   declare readonly [kKinds]: readonly string[];
 
   /**
@@ -77,6 +81,8 @@ export class SluiceError extends Error {
     this.upstreamFault = options.upstreamFault ?? false;
     const after = options.retryAfterMs;
     this.retryAfterMs = typeof after === 'number' && Number.isFinite(after) && after >= 0 ? after : undefined;
+    const status = options.httpStatus;
+    this.httpStatus = typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 599 ? status : undefined;
     Object.defineProperty(this, kKinds, { value: kinds, enumerable: false });
   }
 
@@ -105,7 +111,7 @@ export class ValidationError extends SluiceError {
     message: string,
     options: SluiceErrorOptions = {},
   ) {
-    super('VALIDATION', `${field}: ${message}`, { final: true, ...options });
+    super('VALIDATION', `${field}: ${message}`, { final: true, httpStatus: 400, ...options });
   }
 }
 
@@ -231,7 +237,7 @@ export class DeadlineError extends SluiceError {
     readonly timeoutMs: number,
     options: SluiceErrorOptions = {},
   ) {
-    super('DEADLINE_EXCEEDED', `the call's ${timeoutMs} ms deadline passed`, { final: true, ...options });
+    super('DEADLINE_EXCEEDED', `the call's ${timeoutMs} ms deadline passed`, { final: true, httpStatus: 504, ...options });
   }
 }
 
@@ -239,7 +245,7 @@ export class DeadlineError extends SluiceError {
 export class ClosedError extends SluiceError {
   static override readonly brand: string = 'ClosedError';
   constructor(message = 'The pipeline is closed', options: SluiceErrorOptions = {}) {
-    super('CLOSED', message, { final: true, ...options });
+    super('CLOSED', message, { final: true, httpStatus: 503, ...options });
   }
 }
 
@@ -260,7 +266,7 @@ export class StoreError extends SluiceError {
     message: string,
     options: SluiceErrorOptions = {},
   ) {
-    super('STORE_UNAVAILABLE', message, { retryable: true, ...options });
+    super('STORE_UNAVAILABLE', message, { retryable: true, httpStatus: 503, ...options });
   }
 }
 
@@ -268,7 +274,7 @@ export class StoreError extends SluiceError {
 export class AbortError extends SluiceError {
   static override readonly brand: string = 'AbortError';
   constructor(message = 'The call was aborted', options: SluiceErrorOptions = {}) {
-    super('ABORTED', message, { final: true, ...options });
+    super('ABORTED', message, { final: true, httpStatus: 499, ...options });
   }
 }
 

@@ -36,10 +36,10 @@ describe('toFetch as a server handler', () => {
     expect(upstream.requests).toHaveLength(0);
   });
 
-  it('answers a local refusal with its status, retry-after and x-should-retry: false', async () => {
+  it('answers a local refusal with the status it names, retry-after and x-should-retry: false', async () => {
     const { llm, upstream } = await setup();
     llm.use(async function circuit() {
-      throw new SluiceError('CIRCUIT_OPEN', 'circuit open for model gpt-4.1', { retryAfterMs: 2_500 });
+      throw new SluiceError('CIRCUIT_OPEN', 'circuit open for model gpt-4.1', { retryAfterMs: 2_500, httpStatus: 503 });
     });
     const response = await toFetch(llm)(post(ask()));
     expect(response.status).toBe(503);

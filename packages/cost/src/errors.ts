@@ -71,7 +71,8 @@ export class BudgetExceededError extends SluiceError implements BudgetExceededDe
       'BUDGET_EXCEEDED',
       `budget of $${details.limitUsd} per ${details.period} (${details.key}) exceeded: ` +
         `$${round(details.spentUsd)} spent, $${round(details.reservedUsd)} reserved, $${round(details.requestedUsd)} requested`,
-      { final: true },
+      // 429, as a spent quota is answered by the providers and gateways users know.
+      { final: true, httpStatus: 429 },
     );
     this.key = details.key;
     this.period = details.period;

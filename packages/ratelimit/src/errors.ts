@@ -39,6 +39,6 @@ export class LimitRejectedError extends SluiceError {
     message: string,
     retryable = true,
   ) {
-    super('LIMIT_REJECTED', message, { retryable, retryAfterMs });
+    super('LIMIT_REJECTED', message, { retryable, retryAfterMs, httpStatus: 429 });
   }
 }
