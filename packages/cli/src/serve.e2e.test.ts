@@ -193,20 +193,62 @@ describe('sluice serve, per tenant and at shutdown', () => {
     const { url, run } = await startServe(upstream);
     const openai = new OpenAI({ apiKey: aliceKey, baseURL: url, maxRetries: 0 });
     const stream = await openai.chat.completions.create({ model: 'gpt-4.1', messages: prompt, stream: true });
+    const stopping = new Promise<void>((resolve) => {
+      let seen = '';
+      run.child.stderr?.on('data', (text: string) => {
+        seen += text;
+        if (seen.includes('stopping:')) resolve();
+      });
+    });
     let text = '';
-    let signalled = false;
+    let newConnection: Promise<string> | undefined;
     for await (const chunk of stream) {
       text += chunk.choices[0]?.delta.content ?? '';
-      if (!signalled && text !== '') {
-        signalled = true;
+      if (newConnection === undefined && text !== '') {
         run.child.kill('SIGTERM');
+        await stopping;
+        // While the stream drains, the server no longer listens.
+        newConnection = fetch(`${url}/models`, { headers: { authorization: `Bearer ${aliceKey}` } }).then(
+          (response) => `answered ${response.status}`,
+          () => 'refused',
+        );
       }
     }
-    expect(signalled).toBe(true);
+    expect(await newConnection).toBe('refused');
     expect(text).toBe('one two three four five six seven eight');
     const end = await run.done;
     expect(end).toMatchObject({ code: 0, signal: null });
+    expect(end.stderr).toContain('stopping: 1 request(s) in flight');
     expect(end.stderr).toContain('every request answered');
-    await expect(fetch(`${url}/models`, { headers: { authorization: `Bearer ${aliceKey}` } })).rejects.toThrow();
+  });
+
+  it('reports an open circuit on /health once a model fails', async () => {
+    const upstream = await mockUpstream({ reply: 'ok' });
+    const { url } = await startServe(upstream, { breaker: { failures: 1 } });
+    upstream.enqueue({ kind: 'status', status: 500 });
+    const bob = new OpenAI({ apiKey: bobKey, baseURL: url, maxRetries: 0 });
+    await expect(bob.chat.completions.create({ model: 'gpt-4.1', messages: prompt })).rejects.toMatchObject({ status: 500 });
+    await expect(bob.chat.completions.create({ model: 'gpt-4.1', messages: prompt })).rejects.toMatchObject({ status: 503, error: { sluice_code: 'CIRCUIT_OPEN' } });
+    const health = await fetch(url.replace(/\/v1$/, '/healthz'), { headers: { authorization: `Bearer ${bobKey}` } });
+    expect(await health.json()).toMatchObject({ status: 'degraded', circuits: [{ model: 'gpt-4.1', state: 'open', reason: expect.any(String) }, { model: 'test-model', state: 'closed' }] });
+  });
+
+  it('cuts a stream still running when the grace period ends, and still exits 0', async () => {
+    const upstream = await mockUpstream({ reply: 'one two three four five six seven eight nine ten', chunkDelayMs: 300 });
+    const { url, run } = await startServe(upstream, { shutdownGraceMs: 100 });
+    const openai = new OpenAI({ apiKey: aliceKey, baseURL: url, maxRetries: 0 });
+    const stream = await openai.chat.completions.create({ model: 'gpt-4.1', messages: prompt, stream: true });
+    const read = (async () => {
+      let text = '';
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta.content ?? '';
+        if (text !== '' && run.child.exitCode === null && !run.child.killed) run.child.kill('SIGTERM');
+      }
+      return text;
+    })();
+    await expect(read).rejects.toThrow();
+    const end = await run.done;
+    expect(end).toMatchObject({ code: 0, signal: null });
+    expect(end.stderr).toContain('1 request(s) cut');
   });
 });
