@@ -1,26 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ValidationError } from '@sluice/core';
 import { apiKeys } from './api-keys.js';
 import type { CommandIo } from './batch-command.js';
 import { buildPipelineParts } from './build-pipeline.js';
 import { parseServeConfig } from './serve-options.js';
 import { serveHandler } from './serve-handler.js';
-
-function readConfig(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new ValidationError('config', `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new ValidationError('config', `${path} is not JSON (${(error as Error).message})`);
-  }
-}
+import { readConfigFile } from './read-config.js';
 
 /**
  * `sluice serve --config <file>`: an OpenAI-compatible server in front of
@@ -36,7 +21,7 @@ function readConfig(path: string): unknown {
  * @throws ValidationError naming a bad option or an unset key variable
  */
 export async function serveCommand(configPath: string, overrides: { port?: number; host?: string }, io: CommandIo): Promise<number> {
-  const file = readConfig(configPath);
+  const file = readConfigFile(configPath);
   const merged = typeof file === 'object' && file !== null ? { ...file, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } : file;
   const config = parseServeConfig(merged);
   const { upstream, keys, allowAnonymous, maxBodyBytes, port, host, models, shutdownGraceMs, ...pipelineOptions } = config;

@@ -78,9 +78,8 @@ export function serveHandler(options: ServeHandlerOptions): {
     }
     if (method === 'GET' && (path === '/health' || path === '/healthz')) {
       request.resume();
-      const circuits = options.circuit
-        ? await Promise.all((options.models ?? []).map(async (model) => ({ model, ...(await options.circuit!.state(`${options.origin}|${model}`)) })))
-        : [];
+      const circuit = options.circuit;
+      const circuits = circuit ? await Promise.all((options.models ?? []).map(async (model) => ({ model, ...(await circuit.state(`${options.origin}|${model}`)) }))) : [];
       // The key is the upstream URL and model: internal detail, left out.
       const states = circuits.map(({ key: _key, ...rest }) => rest);
       return json(target, 200, { status: states.some((c) => c.state !== 'closed') ? 'degraded' : 'ok', circuits: states });
