@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ValidationError } from '@sluice/core';
 import { apiKeys } from './api-keys.js';
 import type { CommandIo } from './batch-command.js';
 import { buildPipelineParts } from './build-pipeline.js';
@@ -18,7 +19,7 @@ import { readConfigFile } from './read-config.js';
  * @param overrides - `port` and `host` from flags, over the file's
  * @param io - streams, environment, stop signal
  * @returns the exit code
- * @throws ValidationError naming a bad option or an unset key variable
+ * @throws ValidationError naming a bad option, an unset key variable, or a port it cannot listen on
  */
 export async function serveCommand(configPath: string, overrides: { port?: number; host?: string }, io: CommandIo): Promise<number> {
   const file = readConfigFile(configPath);
@@ -34,10 +35,15 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
   const handler = serveHandler({ pipeline, tenantOf, allowAnonymous, maxBodyBytes, models, circuit, origin });
   const server = createServer(handler.listener);
   if (io.signal?.aborted) return 0;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+  } catch (error) {
+    await pipeline.close({ graceMs: 0 }).catch(() => {});
+    throw new ValidationError('port', `cannot listen on ${host}:${port} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
   const address = server.address() as AddressInfo;
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   io.stdout.write(`sluice serve: listening on http://${shown}:${address.port}/v1\n`);
@@ -53,7 +59,8 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
   // A keep-alive connection that goes idle after its last answer closes too.
-  server.on('request', (_request, target) => target.setHeader('connection', 'close'));
+  // Prepended: the handler may answer synchronously, and headers cannot change once sent.
+  server.prependListener('request', (_request, target) => target.setHeader('connection', 'close'));
   let timer: NodeJS.Timeout | undefined;
   const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, shutdownGraceMs)));
   await Promise.race([handler.idle(), graceOver]);

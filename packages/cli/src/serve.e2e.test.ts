@@ -143,6 +143,14 @@ describe('sluice serve', () => {
     expect(elsewhere.status).toBe(404);
   });
 
+  it('names a port already in use instead of crashing', async () => {
+    const path = join(dir, 'taken.json');
+    writeFileSync(path, JSON.stringify({ upstream: { baseUrl: upstream.url }, keys: [{ key: aliceKey, tenant: 'alice' }] }));
+    const end = await runSluice(['serve', '--config', path, '--port', new URL(url).port]);
+    expect(end.code).toBe(1);
+    expect(end.stderr).toMatch(/port: cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\)/);
+  });
+
   it('lists the configured models and reports their circuits without secrets', async () => {
     const openai = new OpenAI({ apiKey: aliceKey, baseURL: url, maxRetries: 0 });
     const models = await openai.models.list();
