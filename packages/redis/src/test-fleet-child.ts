@@ -2,7 +2,7 @@
 // a pipeline with a global request limit, a per-tenant token limit, a
 // breaker and a budget, all on one Redis, firing concurrent calls at the
 // mock upstream and printing what each call ended as, as one JSON line.
-import { createPipeline, openAICompatible, SluiceError, type Store } from '@sluice/core';
+import { type CompletionContext, createPipeline, openAICompatible, SluiceError, type Store } from '@sluice/core';
 import { breaker } from '@sluice/breaker';
 import { budget } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
@@ -38,13 +38,30 @@ const clock = {
   setTimeout: (run: () => void, ms: number) => store.clock.setTimeout(run, patient && ms === 50 ? 2_000 : ms),
   clearTimeout: (handle: unknown) => store.clock.clearTimeout(handle),
 };
+/**
+ * Records, in the request the upstream sees, the instant the limit just
+ * outside it admitted the attempt, on the fleet's one (Redis) clock. The
+ * upstream's own arrival times add each process's delivery delay and any
+ * wait at a later limiter, which on a busy machine is far from when the
+ * limit booked the request.
+ */
+function stamp(field: 'requests_at' | 'tokens_at') {
+  return async function stampAdmission(ctx: CompletionContext, next: () => Promise<void>) {
+    const metadata = (ctx.request.metadata ?? {}) as Record<string, string>;
+    ctx.request = { ...ctx.request, metadata: { ...metadata, [field]: String(clock.now()) } };
+    await next();
+  };
+}
+
 const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstreamUrl, apiKey: 'sk-test' }), store: store as Store, clock })
   .use(budget({ limitUsd: 0.001, period: 'day', name: `budget-${scenario}` }))
   // Where a bound is asserted, a slow store (a loaded test machine) refuses calls: 'closed'. With
   // Redis stopped mid-run, the breaker falls back to memory and the global limit goes on without state.
   .use(breaker({ failures: 5, openMs: 300, key: 'global', onStoreError: scenario === 'restart' ? 'memory' : 'closed' }))
   .use(rateLimit({ requests: { limit: 16, windowMs: 1_000 }, onStoreError: scenario === 'restart' ? 'open' : 'closed' }))
-  .use(rateLimit({ key: { tag: 'tenant' }, tokens: { limit: 90, windowMs: 1_000 }, onStoreError: 'closed' }));
+  .use(stamp('requests_at'))
+  .use(rateLimit({ key: { tag: 'tenant' }, tokens: { limit: 90, windowMs: 1_000 }, onStoreError: 'closed' }))
+  .use(stamp('tokens_at'));
 
 const storeErrors: Record<string, number> = {};
 llm.events.on('store-error', (event) => {

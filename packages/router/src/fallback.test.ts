@@ -1,49 +1,14 @@
-import { createPipeline, type Middleware, openAICompatible } from '@sluice/core';
+import { openAICompatible } from '@sluice/core';
 import { breaker } from '@sluice/breaker';
 import { spendLedger, trackCost } from '@sluice/cost';
 import { retry } from '@sluice/retry';
-import { type MockUpstream, type MockUpstreamOptions, mockUpstream } from '@sluice/testing';
-import { chat, checkedStore, collect, manualClock, recordEvents } from '@sluice/testing/kit';
+import { type MockUpstream } from '@sluice/testing';
+import { chat, collect } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Deployment } from './options.js';
-import { router, type RouterMiddleware } from './router.js';
-import type { RouterOptions } from './index.js';
+import { router } from './router.js';
+import { clock, closeDeployments, pipeline, start } from './test-deployments.js';
 
-const clock = manualClock();
-const upstreams: MockUpstream[] = [];
-const closers: Array<() => Promise<void>> = [];
-
-afterEach(async () => {
-  for (const close of closers.splice(0)) await clock.run(close());
-  for (const upstream of upstreams.splice(0)) await upstream.close();
-});
-
-/** Starts one mock upstream per entry (on the test's clock) and a deployment for each. */
-async function start(specs: Array<Omit<Deployment, 'transport'> & { upstream?: MockUpstreamOptions }>) {
-  const deployments: Deployment[] = [];
-  const mocks: Record<string, MockUpstream> = {};
-  for (const { upstream: options, ...deployment } of specs) {
-    const upstream = await mockUpstream({ clock, ...options });
-    upstreams.push(upstream);
-    mocks[deployment.id] = upstream;
-    deployments.push({ ...deployment, transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' }) });
-  }
-  return { deployments, mocks };
-}
-
-/** An outer pipeline ending in the router, on the test's clock and a purity-checking store. */
-function pipeline(options: RouterOptions, outer: Middleware[] = []) {
-  const routed: RouterMiddleware = router(options);
-  const store = checkedStore({ clock });
-  const llm = createPipeline({ transport: routed.transport, clock, store });
-  for (const middleware of outer) llm.use(middleware);
-  llm.use(routed);
-  closers.push(async () => {
-    await llm.close({ graceMs: 0 });
-    store.assertClean();
-  });
-  return { llm, events: recordEvents(llm.events) };
-}
+afterEach(closeDeployments);
 
 describe('router: fallback', () => {
   it('moves traffic to the fallback while the primary is down and back once its circuit closes', async () => {
