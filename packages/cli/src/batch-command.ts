@@ -1,11 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { ValidationError } from '@sluice/core';
 import { countLines } from './read-lines.js';
 import { formatSummary } from './batch-summary.js';
 import { BatchStats } from './batch-stats.js';
 import { buildPipeline } from './build-pipeline.js';
 import { type BatchConfig, mergeConfig, parseBatchConfig } from './options.js';
 import { startProgress } from './progress.js';
+import { readConfigFile } from './read-config.js';
 import { runBatch } from './run-batch.js';
 
 /** A stream a command writes to; a terminal (`isTTY`) gets a live progress bar. */
@@ -38,20 +37,7 @@ export const exitCodes = { complete: 0, budget: 3, interrupted: 130 } as const;
  */
 export async function batchCommand(input: string, output: string, flags: BatchConfig, configPath: string | undefined, io: CommandIo): Promise<number> {
   let file: BatchConfig = {};
-  if (configPath !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(configPath, 'utf8');
-    } catch (error) {
-      throw new ValidationError('config', `cannot read ${configPath} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-    }
-    try {
-      file = parseBatchConfig(JSON.parse(text), 'config');
-    } catch (error) {
-      if (error instanceof SyntaxError) throw new ValidationError('config', `${configPath} is not JSON (${error.message})`);
-      throw error;
-    }
-  }
+  if (configPath !== undefined) file = parseBatchConfig(readConfigFile(configPath), 'config');
   const config = parseBatchConfig(mergeConfig(file, flags), 'batch');
   // Counted first: a missing input file fails before anything is opened.
   const total = input === '-' ? undefined : await countLines(input);

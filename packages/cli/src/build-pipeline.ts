@@ -1,6 +1,7 @@
-import { breaker } from '@sluice/breaker';
+import { breaker, type BreakerMiddleware } from '@sluice/breaker';
 import { trimContext } from '@sluice/context';
 import { createPipeline, openAICompatible, type Pipeline, ValidationError } from '@sluice/core';
+import type { KeyOption } from '@sluice/core/kit';
 import { budget, type Ledger, trackCost } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
@@ -35,32 +36,53 @@ export function apiKeyFrom(apiKeyEnv: string | undefined, env: NodeJS.ProcessEnv
   return null;
 }
 
+/** A pipeline, the breaker in it (for health), and the upstream's origin (the breaker's key prefix). */
+export interface BuiltPipeline {
+  pipeline: Pipeline;
+  circuit: BreakerMiddleware | undefined;
+  origin: string;
+}
+
 /**
- * The pipeline a batch runs through, in the order DESIGN.md gives:
- * cost outermost (it hears each call's final outcome), then trimming,
- * the budget (prices the trimmed request), retry, the breaker (an open
- * circuit uses no rate), and the rate limit innermost (every attempt is a
- * real request).
+ * The pipeline a batch or a server runs through, in the order DESIGN.md
+ * gives: cost outermost (it hears each call's final outcome), then
+ * trimming, the budget (prices the trimmed request), retry, the breaker
+ * (an open circuit uses no rate), and the rate limit innermost (every
+ * attempt is a real request).
  *
  * @param config - the validated configuration
  * @param env - where the API key is read from
+ * @param limitKey - what the budget and the rate limit are kept by (`{ tag: 'tenant' }` for a server; default global)
  * @throws ValidationError naming a bad option
  */
-export function buildPipeline(config: Config, env: NodeJS.ProcessEnv = process.env): Pipeline {
+export function buildPipelineParts(config: Omit<Config, 'progressIntervalMs'>, env: NodeJS.ProcessEnv = process.env, limitKey?: KeyOption): BuiltPipeline {
   const apiKey = apiKeyFrom(config.apiKeyEnv, env);
   const baseUrl = config.baseUrl ?? env.OPENAI_BASE_URL ?? 'https://api.openai.com/v1';
   const concurrency = config.concurrency ?? 10;
   const prices = loadPrices(config.prices);
   const unknownModel = config.unknownModel ?? 'warn';
   const transport = openAICompatible({ baseUrl, apiKey, connections: Math.max(concurrency, 10) });
+  const key = limitKey === undefined ? {} : { key: limitKey };
   let pipeline: Pipeline = createPipeline({ transport }).use(
     // Never the default ledger: it keeps a cell per tag set, and every call here carries its own custom_id tag.
     trackCost({ prices, unknownModel, anomaly: false, ledger: config.ledger ? fileLedger(config.ledger) : noLedger }),
   );
   if (config.trim) pipeline = pipeline.use(trimContext(config.trim === true ? {} : config.trim));
-  if (config.budget) pipeline = pipeline.use(budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel }));
+  if (config.budget) pipeline = pipeline.use(budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel, ...key }));
   if (config.retry !== false) pipeline = pipeline.use(retry(config.retry ?? {}));
-  if (config.breaker !== false) pipeline = pipeline.use(breaker(config.breaker ?? {}));
-  if (config.rpm !== undefined || config.tpm !== undefined) pipeline = pipeline.use(rateLimit({ rpm: config.rpm, tpm: config.tpm }));
-  return pipeline;
+  let circuit: BreakerMiddleware | undefined;
+  if (config.breaker !== false) pipeline = pipeline.use((circuit = breaker(config.breaker ?? {})));
+  if (config.rpm !== undefined || config.tpm !== undefined) pipeline = pipeline.use(rateLimit({ rpm: config.rpm, tpm: config.tpm, ...key }));
+  return { pipeline, circuit, origin: transport.origin };
+}
+
+/**
+ * The pipeline a batch runs through ({@link buildPipelineParts}, one global budget and rate).
+ *
+ * @param config - the validated configuration
+ * @param env - where the API key is read from
+ * @throws ValidationError naming a bad option
+ */
+export function buildPipeline(config: Config, env: NodeJS.ProcessEnv = process.env): Pipeline {
+  return buildPipelineParts(config, env).pipeline;
 }

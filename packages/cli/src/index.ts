@@ -4,7 +4,8 @@
  * The `sluice` command line, and what it is made of for programs that
  * want the same: `runBatch` (an OpenAI Batch API file through any sluice
  * pipeline, streamed, resumable), `fileLedger` (spend appended to a JSONL
- * file), and `main` (the command line itself).
+ * file), `serveConfigSchema` (what `sluice serve` takes), and `main` (the
+ * command line itself).
  */
 export { main } from './main.js';
 export type { CommandIo } from './batch-command.js';
@@ -13,3 +14,4 @@ export { BatchStats, type ModelStats } from './batch-stats.js';
 export { fileLedger, reportLedgerFile } from './file-ledger.js';
 export { parseBatchLine, type BatchRequest, type ParsedLine } from './batch-line.js';
 export { batchConfigSchema, type BatchConfig } from './options.js';
+export { serveConfigSchema, type ServeConfig } from './serve-options.js';

@@ -62,7 +62,7 @@ function flagsToConfig(flags: BatchFlags): BatchConfig {
   return Object.fromEntries(Object.entries(config).filter(([, value]) => value !== undefined)) as BatchConfig;
 }
 
-/** The `sluice` program: `batch` and `cost`. */
+/** The `sluice` program: `batch`, `serve` and `cost`. */
 function program(io: CommandIo, setCode: (code: number) => void): Command {
   const root = new Command('sluice')
     .description('Run OpenAI Batch API files against any OpenAI-compatible endpoint, and project LLM spend.')
@@ -98,6 +98,17 @@ function program(io: CommandIo, setCode: (code: number) => void): Command {
       // Loaded on use: `sluice cost` starts without the resilience packages.
       const { batchCommand } = await import('./batch-command.js');
       setCode(await batchCommand(input, flags.output, flagsToConfig(flags), flags.config, io));
+    });
+
+  root
+    .command('serve')
+    .description('an OpenAI-compatible server (/v1/chat/completions, /v1/models, /health) in front of the pipeline, with virtual keys per tenant')
+    .requiredOption('-c, --config <file>', 'a JSON config file: upstream, keys, and the pipeline options of batch')
+    .option('--port <n>', 'port to listen on (0: any free port; default 8787)', number)
+    .option('--host <host>', 'interface to listen on (default 127.0.0.1)')
+    .action(async (flags: { config: string; port?: number; host?: string }) => {
+      const { serveCommand } = await import('./serve-command.js');
+      setCode(await serveCommand(flags.config, { port: flags.port, host: flags.host }, io));
     });
 
   root
@@ -152,7 +163,8 @@ function program(io: CommandIo, setCode: (code: number) => void): Command {
 /**
  * Runs the `sluice` command line and resolves to its exit code: 0 done,
  * 1 a bad option or file (named in the message), 2 bad usage, 3 a batch
- * stopped by its budget, 130 a batch interrupted by Ctrl-C.
+ * stopped by its budget, 130 a batch interrupted by Ctrl-C (a server
+ * stopped by a signal exits 0 once drained).
  *
  * @param argv - the arguments after the program name
  * @param io - streams, environment and the Ctrl-C signal

@@ -69,7 +69,8 @@ export function errorAnswer(caught: unknown): ErrorAnswer {
     headers['retry-after-ms'] = String(Math.ceil(error.retryAfterMs));
   }
   const providerCode = (error as { providerCode?: unknown }).providerCode;
-  const param = (error as { param?: unknown }).param;
+  // A ValidationError names its field: OpenAI's `param` is the same thing.
+  const param = (error as { param?: unknown }).param ?? (error as { field?: unknown }).field;
   return {
     status,
     headers,

@@ -32,7 +32,7 @@ describe('toFetch as a server handler', () => {
     expect((await handle(new Request('http://sluice.local/v1/models'))).status).toBe(404);
     const bad = await handle(new Request('http://sluice.local/v1/chat/completions', { method: 'POST', body: '{' }));
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toMatchObject({ error: { sluice_code: 'VALIDATION', type: 'invalid_request_error' } });
+    expect(await bad.json()).toMatchObject({ error: { sluice_code: 'VALIDATION', type: 'invalid_request_error', param: 'body' } });
     expect(upstream.requests).toHaveLength(0);
   });
 

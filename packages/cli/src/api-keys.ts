@@ -1,0 +1,36 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { ValidationError } from '@sluice/core';
+
+/** A virtual key as configured: the key or the variable holding it, and its tenant. */
+export type KeyEntry = { key: string; tenant: string } | { keyEnv: string; tenant: string };
+
+/** Finds the tenant of a presented key, or `undefined` for an unknown or missing key. */
+export type TenantOf = (authorization: string | undefined) => string | undefined;
+
+const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
+
+/**
+ * The virtual keys as a lookup from an `Authorization` header to a tenant.
+ * Keys are compared as sha256 digests with `timingSafeEqual`, every key
+ * every time, so neither a key's length nor its first differing byte
+ * shows in the time an answer takes.
+ *
+ * @param entries - the configured keys
+ * @param env - where `keyEnv` keys are read from
+ * @throws ValidationError naming a `keyEnv` that is unset or empty (`keys.1.keyEnv`)
+ */
+export function apiKeys(entries: readonly KeyEntry[], env: NodeJS.ProcessEnv): TenantOf {
+  const known = entries.map((entry, index) => {
+    const key = 'key' in entry ? entry.key : env[entry.keyEnv];
+    if (key === undefined || key === '') throw new ValidationError(`keys.${index}.keyEnv`, `the environment variable ${(entry as { keyEnv: string }).keyEnv} is not set`);
+    return { digest: digest(key), tenant: entry.tenant };
+  });
+  return (authorization) => {
+    const match = authorization === undefined ? undefined : /^Bearer +(\S+) *$/i.exec(authorization);
+    if (!match) return undefined;
+    const presented = digest(match[1] as string);
+    let tenant: string | undefined;
+    for (const entry of known) if (timingSafeEqual(entry.digest, presented) && tenant === undefined) tenant = entry.tenant;
+    return tenant;
+  };
+}

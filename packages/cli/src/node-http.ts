@@ -1,0 +1,69 @@
+import { once } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** The request body, or why it was not read. */
+export type BodyRead = { ok: true; body: Buffer } | { ok: false; reason: 'too-large' | 'aborted' };
+
+/**
+ * Reads a request's body into memory, up to `maxBytes`. Past that it
+ * stops keeping it but goes on reading (up to `discardBytes` in all), so
+ * the client, still sending, gets to read the 413 instead of a reset
+ * connection; a body larger still is cut at once.
+ *
+ * @param request - the incoming request
+ * @param maxBytes - the largest body kept
+ * @param discardBytes - the most read and dropped before the connection is cut (default 16 MiB or 4 × `maxBytes`)
+ */
+export async function readBody(request: IncomingMessage, maxBytes: number, discardBytes = Math.max(16 << 20, 4 * maxBytes)): Promise<BodyRead> {
+  const declared = Number(request.headers['content-length']);
+  if (Number.isFinite(declared) && declared > discardBytes) return { ok: false, reason: 'too-large' };
+  const parts: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const part of request as AsyncIterable<Buffer>) {
+      size += part.length;
+      if (size > discardBytes) return { ok: false, reason: 'too-large' };
+      if (size <= maxBytes) parts.push(part);
+    }
+  } catch {
+    return { ok: false, reason: 'aborted' };
+  }
+  return size > maxBytes ? { ok: false, reason: 'too-large' } : { ok: true, body: Buffer.concat(parts, size) };
+}
+
+/**
+ * Writes a WHATWG `Response` to a Node `ServerResponse`: status, headers,
+ * then the body chunk by chunk, waiting for `drain` when the socket's
+ * buffer is full, so a slow client holds the stream (and the upstream)
+ * back instead of filling memory. When the client goes away the body is
+ * cancelled, which ends the pipeline's call and its upstream request.
+ *
+ * @param response - the answer
+ * @param target - where it goes
+ */
+export async function sendResponse(response: Response, target: ServerResponse): Promise<void> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => (headers[name] = value));
+  target.writeHead(response.status, headers);
+  if (response.body === null) {
+    target.end();
+    return;
+  }
+  const reader = response.body.getReader();
+  const gone = () => void reader.cancel().catch(() => {});
+  target.once('close', gone);
+  try {
+    for (;;) {
+      const next = await reader.read();
+      if (next.done) break;
+      if (target.destroyed) return;
+      if (!target.write(next.value)) await Promise.race([once(target, 'drain'), once(target, 'close')]);
+    }
+    target.end();
+  } catch {
+    // The body failed past its headers (or the client left): nothing more can be said on this response.
+    target.destroy();
+  } finally {
+    target.off('close', gone);
+  }
+}

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { parseServeConfig } from './serve-options.js';
+
+describe('parseServeConfig', () => {
+  const upstream = { baseUrl: 'http://127.0.0.1:1/v1' };
+
+  it('fills the defaults: local only, 1 MiB bodies, no anonymous access', () => {
+    expect(parseServeConfig({ upstream, keys: [{ key: 'sk-0123456789abcdef', tenant: 't' }] })).toMatchObject({
+      host: '127.0.0.1',
+      port: 8787,
+      maxBodyBytes: 1 << 20,
+      allowAnonymous: false,
+    });
+  });
+
+  it('refuses a server no key opens unless anonymous access is asked for', () => {
+    expect(() => parseServeConfig({ upstream })).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'config.keys' }));
+    expect(parseServeConfig({ upstream, allowAnonymous: true }).keys).toEqual([]);
+  });
+
+  it('names a bad or unknown field', () => {
+    expect(() => parseServeConfig({ upstream, keys: [{ key: 'short', tenant: 't' }] })).toThrow(expect.objectContaining({ field: 'config.keys.0.key' }));
+    expect(() => parseServeConfig({ upstream, allowAnonymous: true, baseUrl: 'http://x/v1' })).toThrow(expect.objectContaining({ code: 'VALIDATION' }));
+  });
+});

@@ -1,0 +1,262 @@
+// The real `sluice serve` binary against a real mock upstream, with the openai SDK and raw HTTP as clients.
+import { writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type MockUpstream, mockUpstream } from '@sluice/testing';
+import OpenAI from 'openai';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ServeConfig } from './serve-options.js';
+import { runSluice, type SluiceRun, spawnSluice } from './test-spawn.js';
+
+const upstreamKey = 'sk-upstream-SECRET-0123456789abcdef';
+const aliceKey = 'sk-alice-0123456789abcdef';
+const bobKey = 'sk-bob-0123456789abcdefgh';
+const wrongKey = 'sk-wrong-PRESENTED-0123456789';
+const prompt = [{ role: 'user' as const, content: 'hello there' }];
+
+let dir: string;
+const running: Array<{ run: SluiceRun; upstream: MockUpstream }> = [];
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sluice-serve-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Starts `sluice serve` on a free port with `config` over the basics, and resolves its base URL once it listens. */
+async function startServe(upstream: MockUpstream, config: Partial<ServeConfig> = {}): Promise<{ url: string; run: SluiceRun }> {
+  const path = join(dir, `serve-${running.length}.json`);
+  const full: ServeConfig = {
+    upstream: { baseUrl: upstream.url, apiKeyEnv: 'UPSTREAM_KEY' },
+    keys: [{ key: aliceKey, tenant: 'alice' }, { keyEnv: 'BOB_KEY', tenant: 'bob' }],
+    models: ['gpt-4.1', 'test-model'],
+    retry: false,
+    ...config,
+  };
+  writeFileSync(path, JSON.stringify(full));
+  const run = spawnSluice(['serve', '--config', path, '--port', '0'], { UPSTREAM_KEY: upstreamKey, BOB_KEY: bobKey });
+  running.push({ run, upstream });
+  const url = await new Promise<string>((resolve, reject) => {
+    let seen = '';
+    run.child.stdout?.on('data', (text: string) => {
+      seen += text;
+      const found = /listening on (http:\/\/\S+)/.exec(seen);
+      if (found) resolve(found[1] as string);
+    });
+    run.done.then((end) => reject(new Error(`serve exited ${end.code}: ${end.stderr}`)), reject);
+  });
+  return { url, run };
+}
+
+async function stopAll(): Promise<void> {
+  for (const { run, upstream } of running.splice(0)) {
+    if (run.child.exitCode === null) run.child.kill('SIGKILL');
+    await run.done.catch(() => {});
+    await upstream.close();
+  }
+}
+
+describe('sluice serve', () => {
+  let upstream: MockUpstream;
+  let url: string;
+  beforeAll(async () => {
+    upstream = await mockUpstream({ reply: 'Hi from upstream, all good' });
+    ({ url } = await startServe(upstream));
+  });
+  afterAll(stopAll);
+
+  it('answers the openai SDK with JSON and with a stream, and sends the upstream its own key, never the virtual one', async () => {
+    const openai = new OpenAI({ apiKey: aliceKey, baseURL: url, maxRetries: 0 });
+    const reply = await openai.chat.completions.create({ model: 'gpt-4.1', messages: prompt });
+    expect(reply.choices[0]?.message.content).toBe('Hi from upstream, all good');
+
+    const bob = new OpenAI({ apiKey: bobKey, baseURL: url, maxRetries: 0 });
+    const stream = await bob.chat.completions.create({ model: 'gpt-4.1', messages: prompt, stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    expect(text).toBe('Hi from upstream, all good');
+
+    const sent = upstream.requests.filter((r) => r.path.endsWith('/chat/completions'));
+    expect(sent.length).toBeGreaterThanOrEqual(2);
+    for (const request of sent) {
+      expect(request.headers.authorization).toBe(`Bearer ${upstreamKey}`);
+      expect(JSON.stringify(request.headers)).not.toContain('x-sluice-tenant');
+    }
+  });
+
+  it('answers a raw HTTP client with server-sent events ending in [DONE]', async () => {
+    const response = await fetch(`${url}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${aliceKey}` },
+      body: JSON.stringify({ model: 'gpt-4.1', messages: prompt, stream: true }),
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const events = (await response.text()).split('\n\n').filter((event) => event !== '');
+    expect(events.at(-1)).toBe('data: [DONE]');
+    const chunks = events.slice(0, -1).map((event) => JSON.parse(event.replace(/^data: /, '')) as { object: string; choices: Array<{ delta: { content?: string } }> });
+    expect(chunks.every((chunk) => chunk.object === 'chat.completion.chunk')).toBe(true);
+    expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('')).toBe('Hi from upstream, all good');
+  });
+
+  it('answers a wrong or missing key 401 invalid_api_key, repeating neither key', async () => {
+    for (const authorization of [`Bearer ${wrongKey}`, undefined]) {
+      const response = await fetch(`${url}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+        body: JSON.stringify({ model: 'gpt-4.1', messages: prompt }),
+      });
+      const text = await response.text();
+      const headers = JSON.stringify([...response.headers]);
+      expect(response.status).toBe(401);
+      expect(JSON.parse(text)).toMatchObject({ error: { code: 'invalid_api_key', type: 'invalid_request_error' } });
+      for (const secret of [upstreamKey, wrongKey, aliceKey, bobKey]) {
+        expect(text).not.toContain(secret);
+        expect(headers).not.toContain(secret);
+      }
+    }
+    // The SDK sees the same as an AuthenticationError; nothing reached the upstream with the wrong key.
+    const openai = new OpenAI({ apiKey: wrongKey, baseURL: url, maxRetries: 0 });
+    await expect(openai.models.list()).rejects.toMatchObject({ status: 401, code: 'invalid_api_key' });
+    expect(upstream.requests.some((r) => JSON.stringify(r.headers).includes(wrongKey))).toBe(false);
+  });
+
+  it('answers a 2 MiB body 413 and a bad one 400 naming the field', async () => {
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${aliceKey}` };
+    const big = JSON.stringify({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'x'.repeat(2 << 20) }] });
+    const tooLarge = await fetch(`${url}/chat/completions`, { method: 'POST', headers, body: big });
+    expect(tooLarge.status).toBe(413);
+    expect(await tooLarge.json()).toMatchObject({ error: { code: 'request_too_large' } });
+
+    const cases: Array<[string, string, number, string]> = [
+      ['{not json', 'body', 400, 'invalid_json'],
+      [JSON.stringify({ messages: prompt }), 'model', 400, 'missing_required_parameter'],
+      [JSON.stringify({ model: 'gpt-4.1', messages: [] }), 'messages', 400, 'missing_required_parameter'],
+      [JSON.stringify({ model: 'not-served', messages: prompt }), 'model', 404, 'model_not_found'],
+    ];
+    for (const [body, param, status, code] of cases) {
+      const response = await fetch(`${url}/chat/completions`, { method: 'POST', headers, body });
+      expect({ status: response.status, body: await response.json() }).toMatchObject({ status, body: { error: { param, code } } });
+    }
+    const elsewhere = await fetch(`${url}/embeddings`, { method: 'POST', headers, body: '{}' });
+    expect(elsewhere.status).toBe(404);
+  });
+
+  it('names a port already in use instead of crashing', async () => {
+    const path = join(dir, 'taken.json');
+    writeFileSync(path, JSON.stringify({ upstream: { baseUrl: upstream.url }, keys: [{ key: aliceKey, tenant: 'alice' }] }));
+    const end = await runSluice(['serve', '--config', path, '--port', new URL(url).port]);
+    expect(end.code).toBe(1);
+    expect(end.stderr).toMatch(/port: cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\)/);
+  });
+
+  it('lists the configured models and reports their circuits without secrets', async () => {
+    const openai = new OpenAI({ apiKey: aliceKey, baseURL: url, maxRetries: 0 });
+    const models = await openai.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(['gpt-4.1', 'test-model']);
+
+    const health = await fetch(url.replace(/\/v1$/, '/health'), { headers: { authorization: `Bearer ${aliceKey}` } });
+    const text = await health.text();
+    expect(health.status).toBe(200);
+    expect(JSON.parse(text)).toMatchObject({ status: 'ok', circuits: [{ model: 'gpt-4.1', state: 'closed' }, { model: 'test-model', state: 'closed' }] });
+    expect(text).not.toContain(upstreamKey);
+    expect(text).not.toContain(upstream.url);
+  });
+});
+
+describe('sluice serve, per tenant and at shutdown', () => {
+  afterEach(stopAll);
+
+  it('refuses to start on a bad config, naming the field and printing no key', async () => {
+    const path = join(dir, 'bad.json');
+    writeFileSync(path, JSON.stringify({ upstream: {}, keys: [{ key: aliceKey, tenant: '' }] }));
+    const end = await runSluice(['serve', '--config', path], { UPSTREAM_KEY: upstreamKey });
+    expect(end.code).toBe(1);
+    expect(end.stderr).toContain('config.keys.0');
+    expect(end.stderr + end.stdout).not.toContain(aliceKey);
+  });
+
+  it('keeps a budget per tenant: one tenant refused 429 while the other is still served', async () => {
+    const upstream = await mockUpstream({ reply: 'ok' });
+    // A dollar a token: a call costs a few dollars, so a $20 budget lasts a few calls.
+    const { url } = await startServe(upstream, {
+      budget: { limitUsd: 20 },
+      prices: { 'test-model': { input: 1_000_000, output: 1_000_000, maxOutput: 4 } },
+    });
+    const alice = new OpenAI({ apiKey: aliceKey, baseURL: url, maxRetries: 0 });
+    const bob = new OpenAI({ apiKey: bobKey, baseURL: url, maxRetries: 0 });
+    const ask = (client: OpenAI) => client.chat.completions.create({ model: 'test-model', messages: prompt, max_tokens: 2 });
+
+    let refused: unknown;
+    for (let call = 0; call < 10 && refused === undefined; call++) await ask(alice).catch((error: unknown) => (refused = error));
+    expect(refused).toMatchObject({ status: 429, error: { sluice_code: 'BUDGET_EXCEEDED' } });
+    const reply = await ask(bob);
+    expect(reply.choices[0]?.message.content).toBe('ok');
+    await expect(ask(alice)).rejects.toMatchObject({ status: 429 });
+  });
+
+  it('on SIGTERM lets a stream in flight finish, refuses new connections, and exits 0', async () => {
+    const upstream = await mockUpstream({ reply: 'one two three four five six seven eight', chunkDelayMs: 150 });
+    const { url, run } = await startServe(upstream);
+    const openai = new OpenAI({ apiKey: aliceKey, baseURL: url, maxRetries: 0 });
+    const stream = await openai.chat.completions.create({ model: 'gpt-4.1', messages: prompt, stream: true });
+    const stopping = new Promise<void>((resolve) => {
+      let seen = '';
+      run.child.stderr?.on('data', (text: string) => {
+        seen += text;
+        if (seen.includes('stopping:')) resolve();
+      });
+    });
+    let text = '';
+    let newConnection: Promise<string> | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      if (newConnection === undefined && text !== '') {
+        run.child.kill('SIGTERM');
+        await stopping;
+        // While the stream drains, the server no longer listens.
+        newConnection = fetch(`${url}/models`, { headers: { authorization: `Bearer ${aliceKey}` } }).then(
+          (response) => `answered ${response.status}`,
+          () => 'refused',
+        );
+      }
+    }
+    expect(await newConnection).toBe('refused');
+    expect(text).toBe('one two three four five six seven eight');
+    const end = await run.done;
+    expect(end).toMatchObject({ code: 0, signal: null });
+    expect(end.stderr).toContain('stopping: 1 request(s) in flight');
+    expect(end.stderr).toContain('every request answered');
+  });
+
+  it('reports an open circuit on /health once a model fails', async () => {
+    const upstream = await mockUpstream({ reply: 'ok' });
+    const { url } = await startServe(upstream, { breaker: { failures: 1 } });
+    upstream.enqueue({ kind: 'status', status: 500 });
+    const bob = new OpenAI({ apiKey: bobKey, baseURL: url, maxRetries: 0 });
+    await expect(bob.chat.completions.create({ model: 'gpt-4.1', messages: prompt })).rejects.toMatchObject({ status: 500 });
+    await expect(bob.chat.completions.create({ model: 'gpt-4.1', messages: prompt })).rejects.toMatchObject({ status: 503, error: { sluice_code: 'CIRCUIT_OPEN' } });
+    const health = await fetch(url.replace(/\/v1$/, '/healthz'), { headers: { authorization: `Bearer ${bobKey}` } });
+    expect(await health.json()).toMatchObject({ status: 'degraded', circuits: [{ model: 'gpt-4.1', state: 'open', reason: expect.any(String) }, { model: 'test-model', state: 'closed' }] });
+  });
+
+  it('cuts a stream still running when the grace period ends, and still exits 0', async () => {
+    const upstream = await mockUpstream({ reply: 'one two three four five six seven eight nine ten', chunkDelayMs: 300 });
+    const { url, run } = await startServe(upstream, { shutdownGraceMs: 100 });
+    const openai = new OpenAI({ apiKey: aliceKey, baseURL: url, maxRetries: 0 });
+    const stream = await openai.chat.completions.create({ model: 'gpt-4.1', messages: prompt, stream: true });
+    const read = (async () => {
+      let text = '';
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta.content ?? '';
+        if (text !== '' && run.child.exitCode === null && !run.child.killed) run.child.kill('SIGTERM');
+      }
+      return text;
+    })();
+    await expect(read).rejects.toThrow();
+    const end = await run.done;
+    expect(end).toMatchObject({ code: 0, signal: null });
+    expect(end.stderr).toContain('1 request(s) cut');
+  });
+});
