@@ -24,7 +24,12 @@ async function connect(): Promise<{ store: ReturnType<typeof redisStore>; close(
   }
   const client = new Redis(redisUrl, { maxRetriesPerRequest: 0, retryStrategy: () => 50, lazyConnect: true });
   client.on('error', () => undefined);
-  await client.connect();
+  // Wait for the client to be ready rather than for connect(): a child that starts slowly may meet
+  // Redis stopped by the restart scenario, and connect() then rejects while the client goes on
+  // reconnecting (every 50 ms) until Redis is back.
+  const ready = new Promise((resolve) => client.once('ready', resolve));
+  client.connect().catch(() => undefined);
+  await ready;
   return { store: redisStore({ client, timeoutMs: 2_000 }), close: async () => client.disconnect() };
 }
 
