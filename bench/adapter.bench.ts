@@ -9,9 +9,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createPipeline, openAICompatible, toFetch } from '@sluice/core';
-import OpenAI from 'openai';
-import { apiKey, type Client, contentChunks, emptyPipeline, openaiSdk, reply, request, streamRequest } from './clients.js';
-import { type Contender, envNumber, fixed, interleave, median, pairedRatios, summarise, table } from './lib.js';
+import { apiKey, type Client, contentChunks, emptyPipeline, openaiSdk, reply, request } from './clients.js';
+import { type Contender, fixed, interleave, median, pairedRatios, summarise, table, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
 
 /** Name to select this benchmark: `pnpm bench adapter`. */
@@ -19,11 +18,8 @@ export const name = 'adapter';
 /** What it compares. */
 export const description = 'the openai SDK through toFetch(pipeline) against the SDK alone and pipeline.complete, JSON and stream at concurrency 64';
 
-const quick = process.env.BENCH_QUICK === '1';
 const settings = {
-  rounds: envNumber('BENCH_ROUNDS') ?? (quick ? 2 : 7),
-  warmupRounds: 1,
-  runMs: envNumber('BENCH_RUN_MS') ?? (quick ? 200 : 600),
+  ...roundSettings(),
   maxRequests: 100_000,
 };
 const concurrency = 64;
@@ -31,23 +27,7 @@ const concurrency = 64;
 /** The openai SDK whose fetch is an empty pipeline's `toFetch`. */
 function sdkThroughAdapter(baseUrl: string): Client {
   const llm = createPipeline({ transport: openAICompatible({ baseUrl, apiKey }) });
-  const openai = new OpenAI({ baseURL: baseUrl, apiKey: 'unused', maxRetries: 0, fetch: toFetch(llm) });
-  let sink = 0;
-  return {
-    name: 'openai+toFetch',
-    async complete() {
-      await openai.chat.completions.create(request);
-    },
-    async stream(firstChunk) {
-      const stream = await openai.chat.completions.create(streamRequest);
-      for await (const chunk of stream) {
-        firstChunk();
-        sink += chunk.choices[0]?.delta?.content?.length ?? 0;
-      }
-      if (sink < 0) throw new Error('unreachable');
-    },
-    close: () => llm.close(),
-  };
+  return openaiSdk(baseUrl, { name: 'openai+toFetch', fetch: toFetch(llm), close: () => llm.close() });
 }
 
 /**

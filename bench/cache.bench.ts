@@ -18,7 +18,7 @@
 import { type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline } from '@sluice/core';
 import { cache } from '@sluice/cache';
 import { apiKey, contentChunks, rawUndici, reply, request, streamRequest } from './clients.js';
-import { type Contender, envNumber, fixed, interleave, median, pairedRatios, summarise, table } from './lib.js';
+import { type Contender, fixed, interleave, median, pairedRatios, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
 
 /** Name to select this benchmark: `pnpm bench cache`. */
@@ -26,11 +26,8 @@ export const name = 'cache';
 /** What it compares. */
 export const description = 'cache overhead on a miss (c=64, target ≥ 0.95 of the pipeline without it) and a hit against raw undici';
 
-const quick = process.env.BENCH_QUICK === '1';
 const settings = {
-  rounds: envNumber('BENCH_ROUNDS') ?? (quick ? 2 : 7),
-  warmupRounds: 1,
-  runMs: envNumber('BENCH_RUN_MS') ?? (quick ? 200 : 600),
+  ...roundSettings(),
   maxRequests: 100_000,
 };
 

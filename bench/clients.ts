@@ -108,11 +108,17 @@ export function rawUndici(baseUrl: string): Client {
   };
 }
 
-/** The openai SDK as users run it: its default fetch, no retries. */
-export function openaiSdk(baseUrl: string): Client {
-  const openai = new OpenAI({ baseURL: baseUrl, apiKey, maxRetries: 0 });
+/**
+ * The openai SDK as users run it: its default fetch (or the one given,
+ * under another name), no retries.
+ */
+export function openaiSdk(
+  baseUrl: string,
+  through?: { name: string; fetch: typeof globalThis.fetch; close(): Promise<void> },
+): Client {
+  const openai = new OpenAI({ baseURL: baseUrl, apiKey, maxRetries: 0, ...(through ? { fetch: through.fetch } : {}) });
   return {
-    name: 'openai',
+    name: through?.name ?? 'openai',
     async complete() {
       await openai.chat.completions.create(request);
     },
@@ -123,7 +129,7 @@ export function openaiSdk(baseUrl: string): Client {
         consume(chunk);
       }
     },
-    close: async () => {},
+    close: async () => through?.close(),
   };
 }
 

@@ -12,7 +12,7 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { type Client, consumed, contentChunks, emptyPipeline, openaiSdk, rawUndici, reply } from './clients.js';
-import { type Contender, envNumber, fixed, interleave, median, pairedRatio, pairedRatios, type RunResult, summarise, table } from './lib.js';
+import { type Contender, fixed, interleave, median, pairedRatio, pairedRatios, type RunResult, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
 
 /** Name to select this benchmark: `pnpm bench core`. */
@@ -20,11 +20,8 @@ export const name = 'core';
 /** What it compares. */
 export const description = 'the empty pipeline against raw undici and the openai SDK, non-stream and stream, concurrency 1 and 64';
 
-const quick = process.env.BENCH_QUICK === '1';
 const settings = {
-  rounds: envNumber('BENCH_ROUNDS') ?? (quick ? 2 : 7),
-  warmupRounds: 1,
-  runMs: envNumber('BENCH_RUN_MS') ?? (quick ? 200 : 600),
+  ...roundSettings(),
   maxRequests: 100_000,
 };
 

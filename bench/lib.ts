@@ -269,3 +269,18 @@ export function envNumber(variable: string): number | undefined {
   if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${variable} must be a positive number, got ${raw}`);
   return value;
 }
+
+/** `BENCH_QUICK=1`: fewer and shorter rounds, for a smoke run. */
+export const quick = process.env.BENCH_QUICK === '1';
+
+/**
+ * The rounds every throughput benchmark runs: 7 (2 quick) of 600 ms (200
+ * quick) after one warm-up, `BENCH_ROUNDS` and `BENCH_RUN_MS` overriding.
+ */
+export function roundSettings() {
+  return {
+    rounds: envNumber('BENCH_ROUNDS') ?? (quick ? 2 : 7),
+    warmupRounds: 1,
+    runMs: envNumber('BENCH_RUN_MS') ?? (quick ? 200 : 600),
+  };
+}

@@ -36,7 +36,7 @@ import { breaker } from '@sluice/breaker';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
 import { apiKey, type Client, consumed, contentChunks, emptyPipeline, pipelineClient, reply, request, streamRequest } from './clients.js';
-import { type Contender, envNumber, fixed, interleave, median, pairedRatio, pairedRatios, summarise, table } from './lib.js';
+import { type Contender, fixed, interleave, median, pairedRatio, pairedRatios, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
 
 /** Name to select this benchmark: `pnpm bench resilience`. */
@@ -45,11 +45,8 @@ export const name = 'resilience';
 export const description =
   'retry + breaker + rateLimit on the happy path: ns per middleware, limiter decisions/s, memory per key, throughput vs the empty pipeline at c=64';
 
-const quick = process.env.BENCH_QUICK === '1';
 const settings = {
-  rounds: envNumber('BENCH_ROUNDS') ?? (quick ? 2 : 7),
-  warmupRounds: 1,
-  runMs: envNumber('BENCH_RUN_MS') ?? (quick ? 200 : 600),
+  ...roundSettings(),
   probeMs: quick ? 60 : 200,
   keys: quick ? 20_000 : 100_000,
   concurrency: 64,

@@ -30,7 +30,7 @@ import { retry } from '@sluice/retry';
 import { router } from '@sluice/router';
 import { mockUpstream } from '@sluice/testing';
 import { apiKey, type Client, contentChunks, pipelineClient, reply } from './clients.js';
-import { envNumber, fixed, interleave, median, pairedRatios, percentile, summarise, table } from './lib.js';
+import { envNumber, fixed, interleave, median, pairedRatios, percentile, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
 
 /** Name to select this benchmark: `pnpm bench router`. */
@@ -39,11 +39,8 @@ export const name = 'router';
 export const description =
   'router overhead vs the same pipeline without it at c=64 (target ≥ 0.95), weighted shares over 10,000 calls, a chaos run with and without the router';
 
-const quick = process.env.BENCH_QUICK === '1';
 const settings = {
-  rounds: envNumber('BENCH_ROUNDS') ?? (quick ? 2 : 7),
-  warmupRounds: 1,
-  runMs: envNumber('BENCH_RUN_MS') ?? (quick ? 200 : 600),
+  ...roundSettings(),
   concurrency: 64,
   calls: envNumber('BENCH_CALLS') ?? (quick ? 2_000 : 10_000),
 };
