@@ -2,7 +2,7 @@
 // a pipeline with a global request limit, a per-tenant token limit, a
 // breaker and a budget, all on one Redis, firing concurrent calls at the
 // mock upstream and printing what each call ended as, as one JSON line.
-import { type CompletionContext, createPipeline, openAICompatible, SluiceError, type Store } from '@sluice/core';
+import { type CompletionContext, createPipeline, openAICompatible, SluiceError, type Store, type TimeToLive } from '@sluice/core';
 import { breaker } from '@sluice/breaker';
 import { budget } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
@@ -44,29 +44,55 @@ const clock = {
   clearTimeout: (handle: unknown) => store.clock.clearTimeout(handle),
 };
 /**
- * Records, in the request the upstream sees, the instant the limit just
- * outside it admitted the attempt, on the fleet's one (Redis) clock. The
- * upstream's own arrival times add each process's delivery delay and any
- * wait at a later limiter, which on a busy machine is far from when the
- * limit booked the request.
+ * Each call's view of the store: it notes the time each limit booked the
+ * call's request at, on the fleet's one clock, as the `at` of the window
+ * state its admitting update wrote (bookings are made at that time: see
+ * ratelimit's window-state.ts). Any clock reading taken after an admission
+ * (the upstream's arrival time, or `clock.now()` once the limit lets the
+ * call go) adds that process's store round trip and event-loop delay, which
+ * on a loaded 2-core machine runs past 50 ms and blurs the windows. A limit
+ * reads and writes through the store of the call it is admitting (even when
+ * it admits a queued call from another call's turn), so this store is seen
+ * by exactly that call's updates.
  */
-function stamp(field: 'requests_at' | 'tokens_at') {
+function noteBookings(ctx: CompletionContext, next: () => Promise<void>) {
+  const booked = new Map<string, number>();
+  const shared = ctx.store;
+  const mine: Store = Object.create(shared, {
+    update: {
+      value: async <T>(key: string, reducer: (current: T | undefined) => T, ttlMs?: TimeToLive<T>): Promise<T> => {
+        const state = await shared.update(key, reducer, ttlMs);
+        const at = (state as { at?: unknown } | undefined)?.at;
+        if (key.includes(':ratelimit:') && typeof at === 'number') booked.set(key, at);
+        return state;
+      },
+    },
+  });
+  Object.defineProperty(ctx, 'store', { value: mine });
+  bookings.set(ctx, booked);
+  return next();
+}
+const bookings = new WeakMap<CompletionContext, Map<string, number>>();
+/** Records, in the request the upstream sees, when the limit just outside it booked the attempt. */
+function stamp(field: 'requests_at' | 'tokens_at', keyPart: string) {
   return async function stampAdmission(ctx: CompletionContext, next: () => Promise<void>) {
     const metadata = (ctx.request.metadata ?? {}) as Record<string, string>;
-    ctx.request = { ...ctx.request, metadata: { ...metadata, [field]: String(clock.now()) } };
+    const at = [...(bookings.get(ctx) ?? [])].find(([key]) => key.includes(keyPart))?.[1];
+    ctx.request = { ...ctx.request, metadata: { ...metadata, [field]: String(at) } };
     await next();
   };
 }
 
 const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstreamUrl, apiKey: 'sk-test' }), store: store as Store, clock })
-  .use(budget({ limitUsd: 0.001, period: 'day', name: `budget-${scenario}` }))
+  .use(noteBookings)
+  .use(budget({ limitUsd: 0.0015, period: 'day', name: `budget-${scenario}` }))
   // Where a bound is asserted, a slow store (a loaded test machine) refuses calls: 'closed'. With
   // Redis stopped mid-run, the breaker falls back to memory and the global limit goes on without state.
   .use(breaker({ failures: 5, openMs: 300, key: 'global', onStoreError: scenario === 'restart' ? 'memory' : 'closed' }))
   .use(rateLimit({ requests: { limit: 16, windowMs: 1_000 }, onStoreError: scenario === 'restart' ? 'open' : 'closed' }))
-  .use(stamp('requests_at'))
+  .use(stamp('requests_at', ':global'))
   .use(rateLimit({ key: { tag: 'tenant' }, tokens: { limit: 90, windowMs: 1_000 }, onStoreError: 'closed' }))
-  .use(stamp('tokens_at'));
+  .use(stamp('tokens_at', ':tenant'));
 
 const storeErrors: Record<string, number> = {};
 llm.events.on('store-error', (event) => {
