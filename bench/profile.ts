@@ -6,15 +6,19 @@
  *   bench/profile.ts pipeline stream 1 10
  * ```
  *
- * Arguments: client (`undici`, `openai`, `pipeline`), mode (`complete`,
+ * Arguments: client (`undici`, `openai`, `transport`, `pipeline`, `full`), mode (`complete`,
  * `stream`), concurrency (default 1), seconds (default 10). The upstream
  * runs in its own process, so the profile holds only the client.
  *
  * @module
  */
-import { clientFactories, contentChunks, reply } from './clients.js';
+import { clientFactories as coreClients, contentChunks, reply } from './clients.js';
+import { fullPipeline } from './pipeline.bench.js';
 import { fixed, measure } from './lib.js';
 import { startUpstream } from './upstream-server.js';
+
+/** The core clients, and the full recommended pipeline of `pipeline.bench.ts`. */
+const clientFactories = { ...coreClients, full: fullPipeline };
 
 async function main(): Promise<void> {
   const [clientName = 'pipeline', mode = 'complete', concurrency = '1', seconds = '10'] = process.argv.slice(2);

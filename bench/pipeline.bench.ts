@@ -1,0 +1,238 @@
+/**
+ * The pipeline benchmark: does the whole recommended pipeline run at the
+ * speed of the wire?
+ *
+ * Four clients send the same request to the same mock upstream (in its own
+ * process): raw undici (the floor), the empty pipeline, the full pipeline
+ * in the root README's order (trackCost → trimContext → budget → retry →
+ * breaker → rateLimit, limits set so nothing ever waits or is refused) and
+ * the openai SDK for scale. JSON and stream, at concurrency 1, 64 and 512,
+ * interleaved rounds with the order rotated each round.
+ *
+ * @module
+ */
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { breaker } from '@sluice/breaker';
+import { trimContext } from '@sluice/context';
+import { createPipeline, openAICompatible } from '@sluice/core';
+import { budget, trackCost } from '@sluice/cost';
+import { rateLimit } from '@sluice/ratelimit';
+import { retry } from '@sluice/retry';
+import {
+  apiKey,
+  type Client,
+  consumed,
+  contentChunks,
+  emptyPipeline,
+  openaiSdk,
+  pipelineClient,
+  rawUndici,
+  reply,
+} from './clients.js';
+import {
+  type Contender,
+  envNumber,
+  fixed,
+  interleave,
+  median,
+  pairedRatios,
+  quick,
+  roundSettings,
+  type RunResult,
+  summarise,
+  table,
+} from './lib.js';
+import { startUpstream } from './upstream-server.js';
+
+/** Name to select this benchmark: `pnpm bench pipeline`. */
+export const name = 'pipeline';
+/** What it compares. */
+export const description =
+  'the full recommended pipeline and the empty one against raw undici (and the openai SDK), JSON and stream, concurrency 1, 64 and 512';
+
+const settings = {
+  ...roundSettings(),
+  // Quick mode: 6 modes × 4 clients × 3 rounds must stay under ~20 s.
+  runMs: envNumber('BENCH_RUN_MS') ?? (quick ? 150 : 600),
+  maxRequests: 100_000,
+};
+
+type Mode = { stream: boolean; concurrency: number };
+/** `BENCH_ONLY=json:64,stream:1` runs only those modes (to compare one change quickly). */
+const only = process.env.BENCH_ONLY?.split(',').map((mode) => mode.trim());
+const modes: Mode[] = [1, 64, 512]
+  .flatMap((concurrency) => [
+    { stream: false, concurrency },
+    { stream: true, concurrency },
+  ])
+  .filter((mode) => !only || only.includes(`${mode.stream ? 'stream' : 'json'}:${mode.concurrency}`));
+/** `BENCH_SKIP_OPENAI=1` leaves the openai SDK out (it only gives scale, and is the slowest). */
+const skipOpenai = process.env.BENCH_SKIP_OPENAI === '1';
+
+/** The issue's targets, each against raw undici in the same round. */
+const targets = {
+  fullThroughput: 0.8,
+  fullCpu: 1.5,
+  emptyThroughput: 0.95,
+  fullTtfcAdded: 0.1,
+};
+
+/**
+ * The root README's full pipeline, in its order. Its limits are the README's
+ * shapes with values no run reaches (`rpm: 100` would make this a benchmark
+ * of waiting): every middleware decides every call and admits it.
+ */
+export function fullPipeline(baseUrl: string): Client {
+  const llm = createPipeline({ transport: openAICompatible({ baseUrl, apiKey }) })
+    .use(trackCost())
+    .use(trimContext())
+    .use(budget({ limitUsd: 1_000_000_000, period: 'day' }))
+    .use(retry())
+    .use(breaker())
+    .use(rateLimit({ rpm: 1_000_000_000 }));
+  return pipelineClient('full', llm);
+}
+
+/** One call of each kind per client, checking every client reads the whole reply as a stream. */
+async function checkClients(clients: readonly Client[]): Promise<void> {
+  for (const client of clients) {
+    await client.complete(() => {});
+    let chunks = 0;
+    const before = consumed();
+    await client.stream(() => chunks++);
+    const text = consumed() - before;
+    if (chunks === 0 || text !== reply.length) {
+      throw new Error(`${client.name}: expected the ${reply.length}-character reply as a stream, got ${text} characters`);
+    }
+  }
+}
+
+/**
+ * Runs the benchmark and prints its table and one verdict per target.
+ *
+ * @throws when a client fails a request or the upstream child does not start
+ * @example
+ * ```ts
+ * await run();
+ * ```
+ */
+export async function run(): Promise<void> {
+  const upstream = await startUpstream({ reply, chunks: contentChunks });
+  const clients = [rawUndici(upstream.url), emptyPipeline(upstream.url), fullPipeline(upstream.url)];
+  if (!skipOpenai) clients.push(openaiSdk(upstream.url));
+  const started = performance.now();
+  try {
+    await checkClients(clients);
+    await upstream.reset();
+    console.log(
+      `pipeline: node ${process.version}, load average ${loadAverage()}, upstream pid ${upstream.pid}\n` +
+        `          ${settings.rounds} rounds (+${settings.warmupRounds} warm-up) of ${settings.runMs} ms per client and mode, ` +
+        `order rotated each round${quick ? ' (BENCH_QUICK)' : ''}\n` +
+        `          full = trackCost → trimContext → budget → retry → breaker → rateLimit (limits never reached)\n`,
+    );
+    const rows: string[][] = [
+      ['mode', 'conc', 'client', 'req/s', '×undici', 'rounds', 'cpu µs/req', 'cpu ×undici', 'p50 ms', 'p99 ms', 'TTFC ms', 'TTFC vs undici', 'upstream busy'],
+    ];
+    const verdicts: string[] = [];
+    for (const mode of modes) {
+      const modeStarted = performance.now();
+      const contenders: Contender[] = clients.map((client) => ({
+        name: client.name,
+        call: mode.stream ? client.stream : client.complete,
+      }));
+      const results = await interleave(contenders, {
+        rounds: settings.rounds,
+        warmupRounds: settings.warmupRounds,
+        limits: { concurrency: mode.concurrency, maxRequests: settings.maxRequests, maxMs: settings.runMs },
+        afterRun: async () => (await upstream.reset()).cpuUs,
+      });
+      const label = modeLabel(mode);
+      process.stderr.write(`  ${label}: ${((performance.now() - modeStarted) / 1000).toFixed(1)} s\n`);
+      const undici = results.get('undici') ?? [];
+      for (const client of clients) {
+        const runs = results.get(client.name) ?? [];
+        const summary = summarise(runs);
+        const rps = pairedRatios(runs, undici, (run) => run.rps);
+        const cpu = pairedRatios(runs, undici, (run) => run.cpuUsPerRequest);
+        const ttfc = pairedRatios(runs, undici, (run) => run.ttfcMs);
+        rows.push([
+          mode.stream ? 'stream' : 'json',
+          String(mode.concurrency),
+          client.name,
+          fixed(summary.rps, 0),
+          fixed(median(rps), 3),
+          spread(rps, (value) => value.toFixed(2)),
+          fixed(summary.cpuUsPerRequest, 0),
+          fixed(median(cpu), 2),
+          fixed(summary.p50Ms, 3),
+          fixed(summary.p99Ms, 3),
+          mode.stream ? fixed(summary.ttfcMs, 3) : 'n/a',
+          mode.stream ? signedPercent(median(ttfc) - 1) : 'n/a',
+          `${fixed(summary.upstreamBusy * 100, 0)}%`,
+        ]);
+      }
+      verdicts.push(...judge(mode, results, undici));
+    }
+    console.log(table(rows));
+    console.log(
+      `\n×undici, cpu ×undici and TTFC vs undici are medians of per-round ratios (same round, seconds apart);` +
+        `\n"rounds" is the lowest … highest per-round throughput ratio; other figures are medians over rounds`,
+    );
+    console.log(`\ntargets, against raw undici:\n${verdicts.map((line) => `  ${line}`).join('\n')}`);
+    const misses = verdicts.filter((line) => line.endsWith('MISS')).length;
+    console.log(`\n  ${verdicts.length - misses} of ${verdicts.length} targets met`);
+    console.log(`\npipeline: ${((performance.now() - started) / 1000).toFixed(1)} s, load average now ${loadAverage()}`);
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+    await upstream.close();
+  }
+}
+
+/** One verdict line per target that applies to the mode. */
+function judge(mode: Mode, results: Map<string, RunResult[]>, undici: readonly RunResult[]): string[] {
+  const label = modeLabel(mode);
+  const full = results.get('full') ?? [];
+  const empty = results.get('pipeline') ?? [];
+  const two = (value: number) => value.toFixed(2);
+  const verdicts = [
+    atLeast(`full pipeline throughput, ${label}`, pairedRatios(full, undici, (run) => run.rps), targets.fullThroughput),
+    atMost(`full pipeline CPU/call, ${label}`, pairedRatios(full, undici, (run) => run.cpuUsPerRequest), targets.fullCpu, two, '×'),
+    atLeast(`empty pipeline throughput, ${label}`, pairedRatios(empty, undici, (run) => run.rps), targets.emptyThroughput),
+  ];
+  if (mode.stream && mode.concurrency === 1) {
+    const added = pairedRatios(full, undici, (run) => run.ttfcMs).map((ratio) => ratio - 1);
+    verdicts.push(atMost(`full pipeline time to first chunk, ${label}`, added, targets.fullTtfcAdded, signedPercent, ''));
+  }
+  return verdicts;
+}
+
+function atLeast(what: string, ratios: number[], target: number): string {
+  const value = median(ratios);
+  const format = (each: number) => each.toFixed(2);
+  return `${what}: keeps ${fixed(value, 3)} (${spread(ratios, format)}; target ≥ ${target}) ${value >= target ? 'PASS' : 'MISS'}`;
+}
+
+function atMost(what: string, ratios: number[], target: number, format: (value: number) => string, unit: string): string {
+  const value = median(ratios);
+  return `${what}: ${format(value)}${unit} (${spread(ratios, format)}; target ≤ ${format(target)}${unit}) ${value <= target ? 'PASS' : 'MISS'}`;
+}
+
+function spread(ratios: number[], format: (value: number) => string): string {
+  const kept = ratios.filter((value) => !Number.isNaN(value));
+  if (kept.length === 0) return 'n/a';
+  return `${format(Math.min(...kept))} … ${format(Math.max(...kept))}`;
+}
+
+function modeLabel(mode: Mode): string {
+  return `${mode.stream ? 'stream' : 'json'} c=${mode.concurrency}`;
+}
+
+/** The 1-minute load average against the core count: a busy machine makes every figure noisier. */
+function loadAverage(): string {
+  return `${(os.loadavg()[0] ?? 0).toFixed(1)} on ${os.cpus().length} cores`;
+}
+
+function signedPercent(value: number): string {
+  return Number.isNaN(value) ? 'n/a' : `${value >= 0 ? '+' : ''}${(value * 100).toFixed(1)}%`;
+}
