@@ -60,3 +60,27 @@ export async function readBody(body: AsyncIterable<Uint8Array>, attempt: Attempt
   if (breach) throw breach;
   return options.codec.text(parts, size);
 }
+
+/**
+ * Reads a body whose length the answer declared (within the limit) by the
+ * HTTP client's own path: no async iterator and no part list per call.
+ *
+ * @param text - the client's read of the whole body
+ * @param attempt - its abort carries the attempt's timeout
+ * @param headers - response headers for the error (already redacted)
+ * @param secrets - masked in the error's message
+ * @throws the attempt's TimeoutError or AbortError; StreamCutError when the body breaks
+ */
+export async function readDeclared(
+  text: () => Promise<string>,
+  attempt: Attempt,
+  headers: Record<string, string>,
+  secrets: readonly string[],
+): Promise<string> {
+  try {
+    return await text();
+  } catch (error) {
+    const message = redact(String((error as Error)?.message ?? error), secrets);
+    throw attempt.reason() ?? new StreamCutError(`the response body broke: ${message}`, 0, { cause: error, headers });
+  }
+}

@@ -162,6 +162,37 @@ describe('openAICompatible: size caps', () => {
     await llm.close();
   });
 
+  it('fails a JSON body cut short of its content-length with STREAM_CUT and drops the socket', async () => {
+    const upstream = await rawUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('{"id":"c","model":"m","choices":[');
+      setTimeout(() => res.destroy(), 20);
+    });
+    const llm = pipelineFor(upstream.url);
+    await expect(llm.complete(ask())).rejects.toMatchObject({ code: 'STREAM_CUT', retryable: true });
+    await upstream.socketClosed(1);
+    await llm.close();
+  });
+
+  it('times a JSON body of declared length out at the attempt limit while it trickles', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    let stop: (() => void) | undefined;
+    const upstream = await rawUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('{"id":"c","model":"m","choices":[');
+      stop = () => res.destroy();
+    });
+    const llm = pipelineFor(upstream.url, { attemptTimeoutMs: 5_000 });
+    const call = llm.complete(ask());
+    const settled = expect(call).rejects.toMatchObject({ code: 'TIMEOUT', phase: 'attempt' });
+    while (!stop) await vi.advanceTimersByTimeAsync(0);
+    await vi.advanceTimersByTimeAsync(5_000);
+    await settled;
+    await upstream.socketClosed(1);
+    stop();
+    await llm.close();
+  });
+
   it('rejects an SSE event past maxResponseBytes, and streams events under it', async () => {
     const { upstream, llm } = await setup({ upstream: { chunks: 1 }, transport: { maxResponseBytes: 2_000 } });
     upstream.enqueue({ kind: 'ok', reply: 'x'.repeat(5_000) });

@@ -2,6 +2,7 @@ import type { Agent, Dispatcher } from 'undici';
 import { Attempt } from './attempt.js';
 import type { CompletionContext } from './context.js';
 import { readAnswer } from './read-answer.js';
+import { type AnswerHead, UndiciAnswer } from './undici-answer.js';
 import type { TextCodec } from './text-codec.js';
 import type { Transport } from './transport.js';
 import { type TransportConfig, requestBody } from './transport-config.js';
@@ -64,7 +65,8 @@ export type TransportParts = Pick<Transport, 'send' | 'close' | 'destroy'>;
  * @param modules - undici and the built-ins, from {@link loadNodeModules}
  */
 export function undiciParts(config: TransportConfig, modules: NodeModules): TransportParts {
-  const { Agent, interceptors } = modules.undici;
+  const { Agent, interceptors, util } = modules.undici;
+  const parseHeaders = util.parseHeaders as (raw: Buffer[]) => AnswerHead['headers'];
   const codec = nodeCodec(modules.StringDecoder);
   const isIP = modules.isIP;
   const { origin, basePath, secrets, connectTimeoutMs, firstByteTimeoutMs, attemptTimeoutMs, jsonHeaders, streamHeaders } = config;
@@ -87,22 +89,23 @@ export function undiciParts(config: TransportConfig, modules: NodeModules): Tran
   async function send(ctx: CompletionContext): Promise<void> {
     const { body, callerAskedUsage } = requestBody(ctx, config.includeUsage);
     const attempt = new Attempt(ctx, ctx.clock, firstByteTimeoutMs, attemptTimeoutMs);
-    let response: Dispatcher.ResponseData;
+    const answer = new UndiciAnswer(attempt.signal, parseHeaders);
+    let head: AnswerHead;
     try {
-      response = await dispatcher.request({
-        origin,
-        path,
-        method: 'POST',
-        headers: ctx.stream ? streamHeaders : jsonHeaders,
-        body,
-        signal: attempt.signal as unknown as AbortSignal,
-      });
+      dispatcher.dispatch({ origin, path, method: 'POST', headers: ctx.stream ? streamHeaders : jsonHeaders, body }, answer);
+      head = await answer.head;
     } catch (error) {
       attempt.done();
       throw attempt.reason() ?? errorFromNetwork(error, connectTimeoutMs, secrets);
     }
-    const answer = { status: response.statusCode, headers: flattenHeaders(response.headers, secrets), body: response.body };
-    return readAnswer(ctx, attempt, answer, config, callerAskedUsage, codec);
+    return readAnswer(
+      ctx,
+      attempt,
+      { status: head.status, headers: flattenHeaders(head.headers, secrets), body: answer, text: () => answer.text(codec.text) },
+      config,
+      callerAskedUsage,
+      codec,
+    );
   }
 
   return {
@@ -118,7 +121,7 @@ export function undiciParts(config: TransportConfig, modules: NodeModules): Tran
 }
 
 /** Response headers as one lowercased string each, with any echoed secret masked. */
-function flattenHeaders(headers: Dispatcher.ResponseData['headers'], secrets: readonly string[]): Record<string, string> {
+function flattenHeaders(headers: AnswerHead['headers'], secrets: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   let suspect = false;
   for (const [name, value] of Object.entries(headers)) {
