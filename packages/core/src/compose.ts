@@ -27,8 +27,17 @@ export function compose<S extends object = object>(
 ): (ctx: CompletionContext<S>, next?: () => Promise<void>) => Promise<void> {
   middleware.forEach((fn, index) => checkMiddleware(fn, `middleware.${index}`));
   return function composed(ctx: CompletionContext<S>, last: () => Promise<void> = done): Promise<void> {
-    const dispatch = async (index: number): Promise<void> => {
-      if (index === middleware.length) return last();
+    // The innermost step is called directly: an async wrapper around it
+    // would add a promise and a microtask to every call for nothing.
+    const dispatch = (index: number): Promise<void> => {
+      if (index < middleware.length) return step(index);
+      try {
+        return last();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    };
+    const step = async (index: number): Promise<void> => {
       const fn = middleware[index] as Middleware<S>;
       let pending: Promise<void> | undefined;
       const next = (): Promise<void> => {

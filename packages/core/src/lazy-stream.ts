@@ -15,12 +15,17 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
     return this;
   }
 
-  async next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
-    if (this.closed) return { done: true, value: undefined };
-    if (!this.inner) {
-      const ctx = await this.start();
-      this.inner = (ctx.chunks ?? emptyChunks)[Symbol.asyncIterator]();
-    }
+  next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    // Not async: once started, each chunk goes straight through, without a
+    // promise and a microtask of this layer's own.
+    if (this.closed) return Promise.resolve({ done: true, value: undefined });
+    if (this.inner) return this.inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>;
+    return this.first();
+  }
+
+  private async first(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    const ctx = await this.start();
+    this.inner = (ctx.chunks ?? emptyChunks)[Symbol.asyncIterator]();
     return this.inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>;
   }
 
