@@ -42,10 +42,17 @@ export class Call<S extends object = object> implements CompletionContext<S> {
   readonly abortSource = new AbortSource();
   /** The response the transport produced last, while it is the current one. */
   current: SettleScope | undefined = undefined;
-  readonly scope: SettleScope;
   /** Async listeners still running; the call resolves after them. */
   pending: Promise<void>[] | undefined = undefined;
+  /** The pipeline's list of calls in flight, linked through the calls themselves (no Set to hash into). */
+  inFlight = false;
+  previousInFlight: Call<S> | undefined = undefined;
+  nextInFlight: Call<S> | undefined = undefined;
   private signalCache: AbortSignal | undefined = undefined;
+  /** The call's own scope, made when a listener first needs it (most calls have none). */
+  private callScope: SettleScope | undefined = undefined;
+  /** How the call settled, kept for a scope made afterwards. */
+  private settledWith: (() => Settlement) | undefined = undefined;
 
   constructor(
     public request: ChatCompletionRequest,
@@ -60,7 +67,30 @@ export class Call<S extends object = object> implements CompletionContext<S> {
     this.transport = environment.transport;
     this.startedAt = this.clock.now();
     this.deadline = timeoutMs === undefined ? undefined : this.startedAt + timeoutMs;
-    this.scope = new SettleScope(this.runListener);
+  }
+
+  /** The scope of the call as a whole (its final outcome). */
+  get scope(): SettleScope {
+    if (this.callScope === undefined) {
+      this.callScope = new SettleScope(this);
+      if (this.settledWith !== undefined) this.callScope.settle(this.settledWith);
+    }
+    return this.callScope;
+  }
+
+  /** Whether anyone listens for the call's final outcome (without making its scope). */
+  get hasListeners(): boolean {
+    return this.callScope?.hasListeners === true;
+  }
+
+  /**
+   * Settles the call's scope; returns a promise only when there are
+   * listeners to wait for. With no scope yet, only keeps how it settled.
+   */
+  settle(settlement: () => Settlement): Promise<void> | undefined {
+    if (this.callScope !== undefined) return this.callScope.settle(settlement);
+    this.settledWith ??= settlement;
+    return undefined;
   }
 
   get signal(): AbortSignal {
@@ -78,13 +108,13 @@ export class Call<S extends object = object> implements CompletionContext<S> {
   }
 
   /** Runs one listener; a throw becomes a `listener-error` event, never the call's error. */
-  readonly runListener = async (listener: SettleListener, settlement: Settlement): Promise<void> => {
+  async runListener(listener: SettleListener, settlement: Settlement): Promise<void> {
     try {
       await listener(settlement);
     } catch (error) {
       this.events.emit('listener-error', { id: this.id, error });
     }
-  };
+  }
 
   /** Waits for async listeners that were registered after their response settled. */
   drain(): Promise<void> | undefined {

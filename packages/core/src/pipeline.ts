@@ -73,8 +73,13 @@ export class Pipeline<S extends object = object> {
   private readonly validateRequests: boolean;
   private readonly middleware: Middleware<S>[] = [];
   private composed: Middleware<S> | undefined;
-  /** Calls between entering and settling (streams the pipeline watches until they end). */
-  private readonly inFlight = new Set<Call<S>>();
+  /**
+   * Calls between entering and settling (streams the pipeline watches until
+   * they end), for `close()`: a list linked through the calls, which costs a
+   * call two writes where a Set would hash it in and out.
+   */
+  private firstInFlight: Call<S> | undefined;
+  private inFlightCount = 0;
   private idleWaiters: Array<() => void> | undefined;
   private closing: Promise<void> | undefined;
 
@@ -134,7 +139,7 @@ export class Pipeline<S extends object = object> {
     const call = options === undefined ? {} : parseOptions(callOptionsSchema, options, 'options', callHints);
     const body = this.parseRequest(request);
     const ctx = new Call<S>(body, call.tags ? Object.freeze({ ...call.tags }) : noTags, call.timeoutMs, this.environment);
-    this.inFlight.add(ctx);
+    this.admit(ctx);
     if (this.events.listenerCount('request') > 0) {
       this.events.emit('request', { id: ctx.id, model: body.model, stream: ctx.stream, tags: ctx.tags });
     }
@@ -159,7 +164,7 @@ export class Pipeline<S extends object = object> {
       // or registered for it): hand the caller the transport's own stream,
       // as fast as the transport alone.
       if (ctx.chunks instanceof SettlingStream && ctx.chunks.unobserved()) ctx.chunks = ctx.chunks.source;
-      if (release === noop && !ctx.scope.hasListeners && !ctx.pending && this.events.listenerCount('response') === 0) {
+      if (release === noop && !ctx.hasListeners && !ctx.pending && this.events.listenerCount('response') === 0) {
         // Not watched to its end: close() reaches it through the transport.
         this.settled(ctx);
         return ctx;
@@ -167,7 +172,7 @@ export class Pipeline<S extends object = object> {
       const stream = new SettlingStream(
         ctx.chunks,
         {
-          wantsText: () => ctx.scope.hasListeners,
+          wantsText: () => ctx.hasListeners,
           usage: () => ctx.usage,
           abortReason: () => abortReason(ctx),
           now: () => this.clock.now(),
@@ -217,7 +222,10 @@ export class Pipeline<S extends object = object> {
 
   private async shutdown(graceMs: number): Promise<void> {
     await this.idleWithin(graceMs);
-    for (const call of this.inFlight) call.abortSource.abort(new ClosedError('The pipeline closed before this call finished'));
+    // Collected first: an abort may settle a call, which unlinks it.
+    const calls: Call<S>[] = [];
+    for (let call = this.firstInFlight; call !== undefined; call = call.nextInFlight) calls.push(call);
+    for (const call of calls) call.abortSource.abort(new ClosedError('The pipeline closed before this call finished'));
     await this.idleWithin(1_000);
     const closing = this.transport.close?.();
     if (closing && !(await settlesWithin(closing, 1_000, this.clock))) await this.transport.destroy?.();
@@ -225,12 +233,27 @@ export class Pipeline<S extends object = object> {
 
   /** Resolves when no call is in flight, or after `ms`. */
   private idleWithin(ms: number): Promise<boolean> {
-    if (this.inFlight.size === 0) return Promise.resolve(true);
+    if (this.inFlightCount === 0) return Promise.resolve(true);
     return settlesWithin(new Promise<void>((resolve) => (this.idleWaiters ??= []).push(resolve)), ms, this.clock);
   }
 
+  private admit(ctx: Call<S>): void {
+    ctx.inFlight = true;
+    ctx.nextInFlight = this.firstInFlight;
+    if (this.firstInFlight) this.firstInFlight.previousInFlight = ctx;
+    this.firstInFlight = ctx;
+    this.inFlightCount++;
+  }
+
   private settled(ctx: Call<S>): void {
-    if (!this.inFlight.delete(ctx) || this.inFlight.size > 0 || !this.idleWaiters) return;
+    if (!ctx.inFlight) return;
+    ctx.inFlight = false;
+    const { previousInFlight: previous, nextInFlight: next } = ctx;
+    if (previous) previous.nextInFlight = next;
+    else this.firstInFlight = next;
+    if (next) next.previousInFlight = previous;
+    ctx.previousInFlight = ctx.nextInFlight = undefined;
+    if (--this.inFlightCount > 0 || !this.idleWaiters) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = undefined;
     for (const wake of waiters) wake();
@@ -262,7 +285,7 @@ export class Pipeline<S extends object = object> {
       });
     }
     const { usage, stream, accepted } = ctx;
-    const settling = ctx.scope.settle(() => ({ ...settlement, usage, stream, durationMs, accepted }));
+    const settling = ctx.settle(() => ({ ...settlement, usage, stream, durationMs, accepted }));
     const draining = ctx.pending ? ctx.drain() : undefined;
     if (!settling && !draining) return undefined;
     return Promise.all([settling, draining]).then(() => ctx.drain());
@@ -300,7 +323,7 @@ export class Pipeline<S extends object = object> {
     const aborted = abortReason(ctx);
     if (aborted !== undefined) throw toSluiceError(aborted);
     const startedAt = this.clock.now();
-    const scope = new SettleScope(ctx.runListener);
+    const scope = new SettleScope(ctx);
     const base = ctx as unknown as CompletionContext;
     try {
       await this.transport.send(base);

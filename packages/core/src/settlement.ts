@@ -2,6 +2,11 @@ import type { SettleListener, Settlement } from './context.js';
 import { AbortError, type SluiceError, toSluiceError } from './errors.js';
 import type { ChatCompletionChunk, Usage } from './schemas.js';
 
+/** What runs a scope's listeners: a throw becomes an event, never the call's error. */
+export interface ListenerRunner {
+  runListener(listener: SettleListener, settlement: Settlement): Promise<void>;
+}
+
 /**
  * The listeners waiting for one response (or for the whole call) to be
  * completely done. Settles once; a listener added afterwards runs at once
@@ -11,7 +16,8 @@ export class SettleScope {
   private listeners: SettleListener[] | undefined;
   private settlement: Settlement | (() => Settlement) | undefined;
 
-  constructor(private readonly run: (listener: SettleListener, settlement: Settlement) => Promise<void>) {}
+  /** @param owner - runs each listener (the call, so that no closure is made per scope) */
+  constructor(private readonly owner: ListenerRunner) {}
 
   get hasListeners(): boolean {
     return this.listeners !== undefined;
@@ -25,7 +31,7 @@ export class SettleScope {
 
   add(listener: SettleListener): Promise<void> | undefined {
     const settled = this.settled;
-    if (settled) return this.run(listener, settled);
+    if (settled) return this.owner.runListener(listener, settled);
     (this.listeners ??= []).push(listener);
     return undefined;
   }
@@ -42,8 +48,8 @@ export class SettleScope {
     this.listeners = undefined;
     if (!listeners) return undefined;
     const settled = this.settled as Settlement;
-    if (listeners.length === 1) return this.run(listeners[0] as SettleListener, settled);
-    return Promise.all(listeners.map((listener) => this.run(listener, settled))).then(() => undefined);
+    if (listeners.length === 1) return this.owner.runListener(listeners[0] as SettleListener, settled);
+    return Promise.all(listeners.map((listener) => this.owner.runListener(listener, settled))).then(() => undefined);
   }
 }
 
