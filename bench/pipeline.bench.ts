@@ -15,7 +15,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { breaker } from '@sluice/breaker';
 import { trimContext } from '@sluice/context';
-import { createPipeline, openAICompatible } from '@sluice/core';
+import { type ChatCompletion, type ChatCompletionChunk, createPipeline, type Middleware, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
 import { budget, trackCost } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
@@ -29,6 +29,8 @@ import {
   pipelineClient,
   rawUndici,
   reply,
+  request,
+  streamRequest,
 } from './clients.js';
 import {
   type Contender,
@@ -78,20 +80,109 @@ const targets = {
   fullTtfcAdded: 0.1,
 };
 
+/** The full pipeline's middleware, outermost first, each made afresh (limits never reached). */
+const recommended: ReadonlyArray<[string, () => Middleware]> = [
+  ['trackCost', () => trackCost() as unknown as Middleware],
+  ['trimContext', () => trimContext() as unknown as Middleware],
+  ['budget', () => budget({ limitUsd: 1_000_000_000, period: 'day' }) as unknown as Middleware],
+  ['retry', () => retry() as unknown as Middleware],
+  ['breaker', () => breaker() as unknown as Middleware],
+  ['rateLimit', () => rateLimit({ rpm: 1_000_000_000 }) as unknown as Middleware],
+];
+
 /**
  * The root README's full pipeline, in its order. Its limits are the README's
  * shapes with values no run reaches (`rpm: 100` would make this a benchmark
  * of waiting): every middleware decides every call and admits it.
  */
 export function fullPipeline(baseUrl: string): Client {
-  const llm = createPipeline({ transport: openAICompatible({ baseUrl, apiKey }) })
-    .use(trackCost())
-    .use(trimContext())
-    .use(budget({ limitUsd: 1_000_000_000, period: 'day' }))
-    .use(retry())
-    .use(breaker())
-    .use(rateLimit({ rpm: 1_000_000_000 }));
+  const llm = createPipeline({ transport: openAICompatible({ baseUrl, apiKey }) });
+  for (const [, make] of recommended) llm.use(make());
   return pipelineClient('full', llm);
+}
+
+const memoryCompletion: ChatCompletion = {
+  id: 'chatcmpl-memory',
+  object: 'chat.completion',
+  created: 0,
+  model: request.model,
+  choices: [{ index: 0, message: { role: 'assistant', content: reply }, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 30, completion_tokens: 25, total_tokens: 55 },
+};
+const memoryChunks: ChatCompletionChunk[] = reply.split(' ').map((word) => ({
+  id: 'chatcmpl-memory',
+  object: 'chat.completion.chunk',
+  created: 0,
+  model: request.model,
+  choices: [{ index: 0, delta: { content: `${word} ` }, finish_reason: null }],
+}));
+
+/** Answers from memory, so that only the middleware are left to time. */
+const memoryTransport: Transport = {
+  name: 'memory',
+  origin: 'memory://bench',
+  async send(ctx) {
+    if (ctx.stream) {
+      ctx.chunks = (async function* () {
+        yield* memoryChunks;
+        ctx.usage = memoryCompletion.usage ?? undefined;
+      })();
+      return;
+    }
+    ctx.response = memoryCompletion;
+    ctx.usage = memoryCompletion.usage ?? undefined;
+  },
+};
+
+/**
+ * Each middleware of the full pipeline alone around an in-memory
+ * transport, and all of them: CPU per call added to the empty pipeline's,
+ * medians of per-round differences (the evidence for who to make cheaper).
+ */
+async function perMiddleware(): Promise<void> {
+  const stacks: Array<[string, Pipeline]> = [['empty', createPipeline({ transport: memoryTransport })]];
+  for (const [label, make] of recommended) stacks.push([label, createPipeline({ transport: memoryTransport }).use(make())]);
+  const all = createPipeline({ transport: memoryTransport });
+  for (const [, make] of recommended) all.use(make());
+  stacks.push(['all six', all]);
+  const probeMs = quick ? 40 : 150;
+  const rows: string[][] = [['middleware', 'json ns/call', '+ns vs empty', 'stream ns/call', '+ns vs empty']];
+  const samples = stacks.map(() => ({ json: [] as number[], stream: [] as number[] }));
+  let sink = 0;
+  for (let round = 0; round <= settings.rounds; round++) {
+    for (let offset = 0; offset < stacks.length; offset++) {
+      const index = (offset + round) % stacks.length;
+      const llm = (stacks[index] as [string, Pipeline])[1];
+      for (const stream of [false, true]) {
+        let calls = 0;
+        const started = performance.now();
+        const before = process.cpuUsage();
+        while (performance.now() - started < probeMs) {
+          for (let batch = 0; batch < 20; batch++, calls++) {
+            if (!stream) await llm.complete(request);
+            else for await (const chunk of llm.stream(streamRequest)) sink += chunk.choices.length;
+          }
+        }
+        const cpu = process.cpuUsage(before);
+        if (round > 0) samples[index]?.[stream ? 'stream' : 'json'].push(((cpu.user + cpu.system) * 1000) / calls);
+      }
+    }
+  }
+  const empty = samples[0] as { json: number[]; stream: number[] };
+  const added = (runs: number[], base: number[]) => median(runs.map((value, index) => value - (base[index] as number)));
+  stacks.forEach(([label], index) => {
+    const { json, stream } = samples[index] as { json: number[]; stream: number[] };
+    rows.push([
+      label,
+      fixed(median(json), 0),
+      index === 0 ? '' : `+${fixed(added(json, empty.json), 0)}`,
+      fixed(median(stream), 0),
+      index === 0 ? '' : `+${fixed(added(stream, empty.stream), 0)}`,
+    ]);
+  });
+  console.log(`\nin process, in-memory transport, one call after another (CPU, medians of ${settings.rounds} rounds):\n`);
+  console.log(table(rows));
+  if (sink < 0) console.log(sink);
 }
 
 /** One call of each kind per client, checking every client reads the whole reply as a stream. */
@@ -182,6 +273,8 @@ export async function run(): Promise<void> {
     console.log(`\ntargets, against raw undici:\n${verdicts.map((line) => `  ${line}`).join('\n')}`);
     const misses = verdicts.filter((line) => line.endsWith('MISS')).length;
     console.log(`\n  ${verdicts.length - misses} of ${verdicts.length} targets met`);
+    // `BENCH_SKIP_MIDDLEWARE=1` leaves out the in-process table of each middleware's cost.
+    if (process.env.BENCH_SKIP_MIDDLEWARE !== '1') await perMiddleware();
     console.log(`\npipeline: ${((performance.now() - started) / 1000).toFixed(1)} s, load average now ${loadAverage()}`);
   } finally {
     await Promise.all(clients.map((client) => client.close()));
