@@ -1,4 +1,4 @@
-import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser';
+import { createParser, type EventSourceMessage, type EventSourceParser, type ParseError } from 'eventsource-parser';
 import type { Attempt } from './attempt.js';
 import type { CompletionContext } from './context.js';
 import { AbortError, MalformedResponseError, ResponseTooLargeError, SluiceError, StreamCutError } from './errors.js';
@@ -42,85 +42,184 @@ export interface ReadEventsOptions {
  *   for a malformed event, ResponseTooLargeError for an oversized one; StreamCutError when the stream ends
  *   without `[DONE]` or breaks; the attempt's TimeoutError or AbortError
  */
-export async function* readEvents(
+export function readEvents(
   ctx: CompletionContext,
   body: AsyncIterable<Uint8Array>,
   attempt: Attempt,
   options: ReadEventsOptions,
-): AsyncGenerator<ChatCompletionChunk, void, undefined> {
-  const { clock } = ctx;
-  const { headers, secrets } = options;
-  const events: EventSourceMessage[] = [];
-  let comments = 0;
-  let overflow: ParseError | undefined;
-  const parser = createParser({
-    // An event without data is not dispatched (the SSE spec; some relays
-    // send `data:` alone as a keep-alive): like a comment, it neither
-    // fails the stream nor counts as progress.
-    onEvent: (event) => {
-      if (event.data !== '') events.push(event);
-    },
-    onComment: () => {
-      comments++;
-    },
-    onError: (error) => {
-      if (error.type === 'max-buffer-size-exceeded') overflow = error;
-    },
-    maxBufferSize: options.maxEventSize,
-  });
-  const { decoder } = options;
-  let finished = false;
-  let received = 0;
-  let failure: SluiceError | undefined;
-  try {
-    for await (const bytes of body) {
-      parser.feed(decoder.write(bytes));
-      if (overflow) throw tooLarge(options.maxEventSize, headers);
-      if (comments > 0) {
-        comments = 0;
-        attempt.lastActivity = clock.now();
+): AsyncIterableIterator<ChatCompletionChunk> {
+  return new EventReader(ctx, body, attempt, options);
+}
+
+/**
+ * {@link readEvents}' iterator. Hand-written rather than an async
+ * generator: it sits on every chunk of every stream, and a chunk already
+ * parsed from the last read is handed over in a resolved promise, without
+ * a generator's queue and resumption.
+ */
+class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
+  private readonly parser: EventSourceParser;
+  /** Events parsed from the reads so far, and how many of them were handled. */
+  private events: EventSourceMessage[] = [];
+  private position = 0;
+  private comments = 0;
+  private overflow: ParseError | undefined;
+  private source: AsyncIterator<Uint8Array> | undefined;
+  /** `[DONE]` arrived (the rest of the body is read, and ignored). */
+  private finished = false;
+  private received = 0;
+  /** The consumer holds a chunk: the idle limit waits until it asks for the next. */
+  private holding = false;
+  private closed = false;
+
+  constructor(
+    private readonly ctx: CompletionContext,
+    private readonly body: AsyncIterable<Uint8Array>,
+    private readonly attempt: Attempt,
+    private readonly options: ReadEventsOptions,
+  ) {
+    this.parser = createParser({
+      // An event without data is not dispatched (the SSE spec; some relays
+      // send `data:` alone as a keep-alive): like a comment, it neither
+      // fails the stream nor counts as progress.
+      onEvent: (event) => {
+        if (event.data !== '') this.events.push(event);
+      },
+      onComment: () => {
+        this.comments++;
+      },
+      onError: (error) => {
+        if (error.type === 'max-buffer-size-exceeded') this.overflow = error;
+      },
+      maxBufferSize: options.maxEventSize,
+    });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    if (this.closed) return Promise.resolve({ done: true, value: undefined });
+    if (this.holding) {
+      this.holding = false;
+      this.attempt.release();
+    }
+    let chunk: ChatCompletionChunk | undefined;
+    try {
+      chunk = this.take();
+    } catch (error) {
+      return Promise.reject(this.fail(error));
+    }
+    return chunk === undefined ? this.pull() : Promise.resolve(this.give(chunk));
+  }
+
+  /** The consumer stopped early (`break`): the attempt is aborted, so undici drops the socket. */
+  return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    this.close(undefined, false);
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  /** Reads until an event yields a chunk, or the body ends. */
+  private async pull(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    try {
+      this.source ??= this.body[Symbol.asyncIterator]();
+      for (;;) {
+        const read = await this.source.next();
+        if (read.done) break;
+        this.feed(read.value);
+        const chunk = this.take();
+        if (chunk !== undefined) return this.give(chunk);
       }
-      if (events.length === 0) continue;
-      attempt.lastActivity = clock.now();
-      for (const event of events.splice(0)) {
-        if (finished) continue;
-        // The parser bounds what it buffers across reads; an event that
-        // arrived whole in one read is measured here.
-        if (event.data.length > options.maxEventSize) throw tooLarge(options.maxEventSize, headers);
-        if (event.data === '[DONE]') {
-          finished = true;
-          continue;
-        }
-        const json = parseJson(event.data);
-        if (event.event === 'error' || isErrorBody(json)) {
-          throw errorFromUpstream({ status: undefined, body: json ?? event.data, headers, now: clock.now(), secrets });
-        }
-        if (json === undefined) {
-          throw new MalformedResponseError(`malformed SSE event: ${excerpt(event.data, 100, secrets)}`, { headers });
-        }
-        const usageChunk = (json as { usage?: unknown }).usage != null;
-        const chunk = toChunk(json, { headers, secrets });
-        if (chunk.usage) ctx.usage = chunk.usage;
-        if (options.hideUsage && usageChunk && chunk.choices.length === 0) continue;
-        received++;
-        // The consumer's own time between chunks is not upstream silence.
-        attempt.hold();
-        yield chunk;
-        attempt.release();
+    } catch (error) {
+      throw this.fail(error);
+    }
+    if (!this.finished) {
+      throw this.fail(new StreamCutError(`the stream ended without [DONE] after ${this.received} chunks`, this.received, { headers: this.options.headers }));
+    }
+    this.close(undefined, true);
+    return { done: true, value: undefined };
+  }
+
+  private feed(bytes: Uint8Array): void {
+    const { clock } = this.ctx;
+    this.parser.feed(this.options.decoder.write(bytes));
+    if (this.overflow) throw tooLarge(this.options.maxEventSize, this.options.headers);
+    if (this.comments > 0) {
+      this.comments = 0;
+      this.attempt.lastActivity = clock.now();
+    }
+    if (this.position < this.events.length) this.attempt.lastActivity = clock.now();
+  }
+
+  /** The next chunk from the events already parsed, if any; throws for an error or malformed event. */
+  private take(): ChatCompletionChunk | undefined {
+    const { ctx, options } = this;
+    const { headers, secrets } = options;
+    while (this.position < this.events.length) {
+      const event = this.events[this.position++] as EventSourceMessage;
+      if (this.finished) continue;
+      // The parser bounds what it buffers across reads; an event that
+      // arrived whole in one read is measured here.
+      if (event.data.length > options.maxEventSize) throw tooLarge(options.maxEventSize, headers);
+      if (event.data === '[DONE]') {
+        this.finished = true;
+        continue;
+      }
+      const json = parseJson(event.data);
+      if (event.event === 'error' || isErrorBody(json)) {
+        throw errorFromUpstream({ status: undefined, body: json ?? event.data, headers, now: ctx.clock.now(), secrets });
+      }
+      if (json === undefined) {
+        throw new MalformedResponseError(`malformed SSE event: ${excerpt(event.data, 100, secrets)}`, { headers });
+      }
+      const usageChunk = (json as { usage?: unknown }).usage != null;
+      const chunk = toChunk(json, { headers, secrets });
+      if (chunk.usage) ctx.usage = chunk.usage;
+      if (options.hideUsage && usageChunk && chunk.choices.length === 0) continue;
+      return chunk;
+    }
+    this.events = [];
+    this.position = 0;
+    return undefined;
+  }
+
+  private give(chunk: ChatCompletionChunk): IteratorResult<ChatCompletionChunk, undefined> {
+    this.received++;
+    // The consumer's own time between chunks is not upstream silence.
+    this.attempt.hold();
+    this.holding = true;
+    return { done: false, value: chunk };
+  }
+
+  /** The typed error a failure surfaces as (the attempt's own abort first); ends the stream. */
+  private fail(error: unknown): SluiceError {
+    let failure = this.attempt.reason();
+    if (!failure) {
+      if (error instanceof SluiceError) failure = error;
+      else {
+        const message = redact(String((error as Error)?.message ?? error), this.options.secrets);
+        failure = new StreamCutError(`the stream broke after ${this.received} chunks: ${message}`, this.received, {
+          cause: error,
+          headers: this.options.headers,
+        });
       }
     }
-    if (!finished) throw new StreamCutError(`the stream ended without [DONE] after ${received} chunks`, received, { headers });
-  } catch (error) {
-    failure = attempt.reason();
-    if (failure) throw failure;
-    if (error instanceof SluiceError) throw (failure = error);
-    const message = redact(String((error as Error)?.message ?? error), secrets);
-    throw (failure = new StreamCutError(`the stream broke after ${received} chunks: ${message}`, received, { cause: error, headers }));
-  } finally {
-    // Stopped before the end (an error, the consumer's break): abort so
-    // undici drops the socket instead of leaving it half-read in the pool.
-    if (!finished) attempt.abort(failure ?? new AbortError('The stream was cancelled by its consumer'));
-    attempt.done();
+    this.close(failure, false);
+    return failure;
+  }
+
+  /**
+   * Ends the stream once. Stopped before the end (an error, the consumer's
+   * break): the body is let go and the attempt aborted, so undici drops the
+   * socket instead of leaving it half-read in the pool.
+   */
+  private close(failure: SluiceError | undefined, ended: boolean): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (!ended) this.source?.return?.()?.catch(() => {});
+    if (!this.finished) this.attempt.abort(failure ?? new AbortError('The stream was cancelled by its consumer'));
+    this.attempt.done();
   }
 }
 
