@@ -175,9 +175,9 @@ async function perMiddleware(): Promise<void> {
     rows.push([
       label,
       fixed(median(json), 0),
-      index === 0 ? '' : `+${fixed(added(json, empty.json), 0)}`,
+      index === 0 ? '' : signed(added(json, empty.json)),
       fixed(median(stream), 0),
-      index === 0 ? '' : `+${fixed(added(stream, empty.stream), 0)}`,
+      index === 0 ? '' : signed(added(stream, empty.stream)),
     ]);
   });
   console.log(`\nin process, in-memory transport, one call after another (CPU, medians of ${settings.rounds} rounds):\n`);
@@ -328,4 +328,8 @@ function loadAverage(): string {
 
 function signedPercent(value: number): string {
   return Number.isNaN(value) ? 'n/a' : `${value >= 0 ? '+' : ''}${(value * 100).toFixed(1)}%`;
+}
+
+function signed(value: number): string {
+  return Number.isNaN(value) ? 'n/a' : `${value >= 0 ? '+' : ''}${value.toFixed(0)}`;
 }
