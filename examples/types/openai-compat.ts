@@ -151,6 +151,8 @@ export async function misspellingsAreErrors(): Promise<void> {
   await llm.complete({ model: 'gpt-4.1', messages, temprature: 0.2 });
   // @ts-expect-error max_token
   await llm.complete({ model: 'gpt-4.1', messages, max_token: 100 });
+  // @ts-expect-error temprature, next to a spread of openai-node's params
+  await llm.complete({ ...nonStreaming, temprature: 0.2 });
   // @ts-expect-error max_token, in a stream
   llm.stream({ model: 'gpt-4.1', messages, max_token: 100 });
   // @ts-expect-error temprature, in run
