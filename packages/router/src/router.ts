@@ -241,7 +241,7 @@ class RoutedCall {
 
   private startCancellable({ deployment, release }: Picked): RunningHop {
     const controller = new AbortController();
-    const answer = sendHop(this.shared.pool, deployment, this.ctx, release, controller);
+    const answer = sendHop(this.shared.pool, deployment, this.ctx, release, controller.signal);
     return { deployment, answer, cancel: () => controller.abort(new SluiceError('HEDGE_LOST', 'another deployment answered first', { final: true })) };
   }
 
