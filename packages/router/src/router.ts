@@ -11,6 +11,7 @@ import { DeploymentPool } from './deployment-pool.js';
 import { ContentFilteredError, NoDeploymentError } from './errors.js';
 import type { HopReason, RouterEvents, RouterState, SkipReason } from './events.js';
 import { type HedgeBudgetState, depositHedge, withdrawHedge } from './hedge-budget.js';
+import { hedgeLoss } from './hedge-loss.js';
 import { type Picked, type RunningHop, race } from './hedge.js';
 import { type Answer, sendHop } from './hop.js';
 import { LatencyTracker } from './latency.js';
@@ -242,7 +243,7 @@ class RoutedCall {
   private startCancellable({ deployment, release }: Picked): RunningHop {
     const controller = new AbortController();
     const answer = sendHop(this.shared.pool, deployment, this.ctx, release, controller.signal);
-    return { deployment, answer, cancel: () => controller.abort(new SluiceError('HEDGE_LOST', 'another deployment answered first', { final: true })) };
+    return { deployment, answer, cancel: () => controller.abort(hedgeLoss()) };
   }
 
   private hedgeDelay(): number {
