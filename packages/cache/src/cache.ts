@@ -15,6 +15,7 @@ export type CacheMiddleware = Middleware & {
 };
 
 const namespace = 'sluice:cache:';
+const done = Promise.resolve();
 /** How often a joined call goes round again after its sender's own abort before sending itself. */
 const maxRounds = 3;
 
@@ -52,7 +53,9 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
   // An in-process storage that answers at once: no promise on the way in or out.
   const sync = storage.getSync && storage.setSync ? { get: storage.getSync.bind(storage), set: storage.setSync.bind(storage) } : undefined;
 
-  const middleware = async function cache(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
+  // Not async: a call the cache leaves alone, answers from the LRU or sends
+  // on makes no promise of its own (compose turns a throw into a rejection).
+  const middleware = function cache(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
     const mode = ctx.tags.cache;
     if (mode === 'off' || (mode !== 'on' && mode !== 'refresh' && !config.when(ctx.request, ctx))) {
       ctx.state.cache = { status: 'bypass' };
@@ -61,7 +64,16 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     const scope = scopeOf(ctx);
     const entryKey = requestKey(ctx.request, ctx.stream, ctx.transport.origin, config.ignoreFields);
     const key = `${scope}:${entryKey}`;
-    let read = mode !== 'refresh';
+    if (sync && !flights.has(key)) {
+      // Nothing is awaited between looking at the flights and leading one: no identical call can slip in.
+      if (mode !== 'refresh' && serve(ctx, guarded(ctx, key, 'get', () => sync.get(namespace + key)), entryKey)) return done;
+      return lead(ctx, next, key, entryKey);
+    }
+    return joinOrLead(ctx, next, key, entryKey, mode !== 'refresh');
+  };
+
+  /** Joins an identical call in flight, reads the storage, or sends the call: the path with promises. */
+  async function joinOrLead(ctx: CompletionContext, next: () => Promise<void>, key: string, entryKey: string, read: boolean): Promise<void> {
     for (let round = 0; round < maxRounds; round++) {
       const flight = flights.get(key);
       if (flight) {
@@ -70,14 +82,10 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       }
       if (read) {
         read = false;
-        if (sync) {
-          // Nothing awaited since the flights were looked at: no flight can have started.
-          if (serve(ctx, guarded(ctx, key, 'get', () => sync.get(namespace + key)), entryKey)) return;
-          break;
-        }
-        if (serve(ctx, await bounded(ctx, key, 'get', () => storage.get(namespace + key)), entryKey)) return;
+        const text = sync ? guarded(ctx, key, 'get', () => sync.get(namespace + key)) : await bounded(ctx, key, 'get', () => storage.get(namespace + key));
+        if (serve(ctx, text, entryKey)) return;
         // Another identical call may have started while the storage answered.
-        if (flights.has(key)) {
+        if (!sync && flights.has(key)) {
           round--;
           continue;
         }
@@ -85,7 +93,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       break;
     }
     return lead(ctx, next, key, entryKey);
-  };
+  }
 
   /** Answers the call from a stored entry, if `text` is one that is still fresh and of the call's kind. */
   function serve(ctx: CompletionContext, text: string | undefined, entryKey: string): boolean {

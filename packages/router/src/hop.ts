@@ -41,8 +41,10 @@ export async function sendHop(
   try {
     // The inner call is made for the outer one: it is aborted with it and
     // keeps its deadline, without an AbortController or a timer of its own.
+    const { request } = ctx;
+    // The inner pipeline copies the request anyway; a copy here only to set the same model would be waste.
     const running = pipeline.run(
-      { ...ctx.request, model: deployment.model },
+      request.model === deployment.model ? request : { ...request, model: deployment.model },
       { parent: ctx, tags: { ...ctx.tags, deployment: deployment.id }, ...(cancel ? { signal: cancel } : {}) },
     );
     const inner = await running;
