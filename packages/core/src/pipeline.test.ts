@@ -127,7 +127,7 @@ describe('a call made for a parent call', () => {
     const deadlines: Array<number | undefined> = [];
     inner.use(async function hang(ctx) {
       deadlines.push(ctx.deadline);
-      if (deadlines.length < 3) return void (ctx.response = { id: 'quick', model: ctx.request.model, choices: [] });
+      if (deadlines.length < 3) return void (ctx.response = { id: 'quick', object: 'chat.completion', created: 0, model: ctx.request.model, choices: [] });
       await new Promise((_resolve, reject) => onAbort(ctx, () => reject(abortReason(ctx))));
     });
     let child: Promise<unknown> | undefined;
