@@ -117,13 +117,25 @@ export function transportConfig(options: OpenAICompatibleOptions, factory: strin
 
 /** The JSON body sent for a call: `stream` set, and usage asked for on streams unless turned off. */
 export function requestBody(ctx: CompletionContext, includeUsage: boolean): { body: string; callerAskedUsage: boolean } {
-  const callerAskedUsage = ctx.request.stream_options?.include_usage === true;
-  const body = ctx.stream
-    ? {
-        ...ctx.request,
-        stream: true,
-        ...(includeUsage && !callerAskedUsage ? { stream_options: { ...ctx.request.stream_options, include_usage: true } } : {}),
+  const { request } = ctx;
+  const callerAskedUsage = request.stream_options?.include_usage === true;
+  const addUsage = ctx.stream && includeUsage && !callerAskedUsage;
+  // The common cases append what is missing to the serialised request: a
+  // copy of the request with a field added costs more than serialising it.
+  const json = JSON.stringify(request);
+  if (json.length > 2 && json.endsWith('}')) {
+    if (!ctx.stream) {
+      if (request.stream === false) return { body: json, callerAskedUsage };
+      if (request.stream === undefined) return { body: `${json.slice(0, -1)},"stream":false}`, callerAskedUsage };
+    } else if (request.stream === true) {
+      if (!addUsage) return { body: json, callerAskedUsage };
+      if (request.stream_options === undefined) {
+        return { body: `${json.slice(0, -1)},"stream_options":{"include_usage":true}}`, callerAskedUsage };
       }
-    : { ...ctx.request, stream: false };
+    }
+  }
+  const body = ctx.stream
+    ? { ...request, stream: true, ...(addUsage ? { stream_options: { ...request.stream_options, include_usage: true } } : {}) }
+    : { ...request, stream: false };
   return { body: JSON.stringify(body), callerAskedUsage };
 }
