@@ -90,7 +90,7 @@ describe('budget state', () => {
       origin: 'memory://test',
       async send(ctx) {
         ctx.response = answer;
-        ctx.usage = answer.usage;
+        ctx.usage = answer.usage ?? undefined;
       },
     };
     let open = (): void => {};
