@@ -126,7 +126,7 @@ export interface BudgetOptions extends Partial<BudgetLimit> {
   /**
    * The longest a call's reservation is held (default 900 000: 15 minutes;
    * at least 1 000). A call with a deadline (`timeoutMs`) holds it until
-   * then, a few seconds more, and never past this. A hold that outlives
+   * then plus one slot (`holdMs / 16`), and never past this. A hold that outlives
    * its call, because the process holding it crashed, is released when it
    * expires; a call still running past it is charged in full when it
    * settles, but no longer holds back the calls admitted meanwhile.
