@@ -82,7 +82,7 @@ describe('budget state', () => {
     const store = checkedStore();
     const answer: ChatCompletion = {
       id: 'c', object: 'chat.completion', created: 0, model: 'big',
-      choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+      choices: [{ index: 0, message: { role: 'assistant', content: 'ok', refusal: null }, finish_reason: 'stop', logprobs: null }],
       usage: { prompt_tokens: 0, completion_tokens: 10, total_tokens: 10 },
     };
     const memory: Transport = {
