@@ -114,6 +114,37 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
     expect(results.filter((result) => result.granted)).toHaveLength(25);
   });
 
+  it('sends the writes to many records that are ready together as one command, each record decided on its own', async () => {
+    const probe = await open();
+    const scriptCalls = async () => {
+      const info = String(await raw(probe, ['INFO', 'commandstats']));
+      return [...info.matchAll(/cmdstat_(evalsha|eval):calls=(\d+)/g)].reduce((sum, match) => sum + Number(match[2]), 0);
+    };
+    const [a, b] = [redisStore({ client: await open(), prefix: `${name}:many:`, timeoutMs }), redisStore({ client: await open(), prefix: `${name}:many:`, timeoutMs })];
+    const keys = Array.from({ length: 100 }, (_, index) => `k${index}`);
+    const increment = (current: number | undefined) => (current ?? 0) + 1;
+    const before = await scriptCalls();
+    expect(await Promise.all(keys.map((key) => a.update<number>(key, increment, 60_000)))).toEqual(keys.map(() => 1));
+    // 100 records, one command (a batch holds up to 128 keys).
+    expect((await scriptCalls()) - before).toBe(1);
+    // Two stores on the same 100 records at once: every record's conflicts are settled on their own, none lost.
+    const results = await Promise.all(keys.flatMap((key) => [a, b, a, b].map((store) => store.update<number>(key, increment, 60_000).then((value) => [key, value] as const))));
+    for (const key of keys) {
+      expect(results.filter(([k]) => k === key).map(([, value]) => value).sort()).toEqual([2, 3, 4, 5]);
+      expect(await b.get(key)).toBe(5);
+    }
+  });
+
+  it('fails only the callers of a record that holds something else, not the records batched with it', async () => {
+    const probe = await open();
+    await raw(probe, ['HSET', `${name}:foreign:{bad}`, 'field', '1']);
+    const store = redisStore({ client: await open(), prefix: `${name}:foreign:`, timeoutMs });
+    const [bad, good] = await Promise.allSettled([store.update('bad', () => 1, 60_000), store.update('good', () => 1, 60_000)]);
+    expect(bad).toMatchObject({ status: 'rejected', reason: { code: 'STORE_UNAVAILABLE' } });
+    expect(good).toEqual({ status: 'fulfilled', value: 1 });
+    expect(await store.get('good')).toBe(1);
+  });
+
   it('runs reducers that are pure, as checkedStore checks over Redis', async () => {
     const store = checkedStore({ inner: redisStore({ client: await open(), prefix: `${name}:checked:`, timeoutMs }) });
     await Promise.all(Array.from({ length: 20 }, () => store.update<number[]>('log', (current) => [...(current ?? []), 1], 60_000)));
