@@ -52,8 +52,14 @@ interface Queued {
 /** Queues one write; `resolve` gets its outcome, `reject` the failure of its command (the write may still have landed). */
 export type CasSend = (write: CasWrite, resolve: (outcome: CasOutcome) => void, reject: (error: unknown) => void) => void;
 
-/** Bounds the time one script holds Redis (a few µs a key) and the size of one command. */
-const maxKeysPerCall = 128;
+/**
+ * Keys per command. Enough to make the per-command cost small beside the
+ * per-key one; few enough that a turn's writes go out as several commands,
+ * so Redis runs the first while the process still reads the replies to
+ * others (one command for everything would leave one of the two idle
+ * while the other works), and one script holds Redis only briefly.
+ */
+const maxKeysPerCall = 16;
 
 /** The end of this turn of the event loop, after every I/O callback and microtask of it. */
 const endOfTurn: (callback: () => void) => void =
