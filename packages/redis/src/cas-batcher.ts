@@ -9,8 +9,8 @@ import { compareAndSet, compareAndSetSha } from './scripts.js';
  * client, its own read, parse and script call in Redis, its own reply;
  * on a busy machine that per-command cost, not the network, is what
  * bounds decisions per second. So the writes that become ready in one
- * turn wait for the end of it and go out as one EVALSHA over all their
- * keys: one command per turn, however many keys. Nothing is lost for
+ * turn wait for the end of it and go out as EVALSHAs of up to 16 keys
+ * each: a command per 16 decisions, not one per decision. Nothing is lost for
  * exactness: each key still gets its own compare-and-set inside the
  * script, and a conflict on one never touches another.
  *

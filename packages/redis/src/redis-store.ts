@@ -23,8 +23,8 @@ import { compareAndSet } from './scripts.js';
  * memory store would go through, written atomically, so 32 concurrent
  * calls in one process cost about two round trips, not 32 retrying ones.
  * Writes to different records that are ready in the same turn of the
- * event loop go out together, as one script call over all their keys
- * (cas-batcher.ts): one command per turn, not one per decision.
+ * event loop go out together, as script calls of up to 16 keys each
+ * (cas-batcher.ts): a command per 16 decisions, not one per decision.
  *
  * Never a hang. Each caller waits at most `timeoutMs` from the moment it
  * queued; a client that is not connected fails the call at once; a write
@@ -43,7 +43,7 @@ export interface RedisStore extends Store {
   readonly clock: RedisClock;
   /** How long one store call may take; middleware's `keyedState` uses it as its store timeout. */
   readonly timeoutMs: number;
-  /** Measures the clock's offset now with a `TIME` round trip (the store does it at creation, then on one write in 16). */
+  /** Measures the clock's offset now with a `TIME` round trip (the store does it at creation, then on one command in 16). */
   syncClock(): Promise<void>;
 }
 
