@@ -47,6 +47,30 @@ it('rejects what is not a Redis client, and a prefix with braces, naming the fie
 // A loaded CI machine can take longer than the default 50 ms; the timeout has its own test.
 const timeoutMs = 5_000;
 
+it('batches the keys of different records into one script only where they may share it: never on a cluster client', async () => {
+  /** An ioredis look-alike recording the keys of each script call and answering "written" for each. */
+  const client = (isCluster: boolean) => {
+    const calls: string[][] = [];
+    return {
+      calls,
+      status: 'ready',
+      isCluster,
+      async evalsha(_sha: string, keyCount: number, ...rest: string[]) {
+        calls.push(rest.slice(0, keyCount));
+        return ['0', '0', ...rest.slice(0, keyCount).flatMap(() => [1, ''])];
+      },
+      eval: async () => [],
+      call: async () => ['0', '0'],
+    };
+  };
+  for (const isCluster of [false, true]) {
+    const fake = client(isCluster);
+    const store = redisStore({ client: fake, timeoutMs });
+    expect(await Promise.all(['a', 'b', 'c'].map((key) => store.update(key, () => key, 1_000)))).toEqual(['a', 'b', 'c']);
+    expect(fake.calls).toEqual(isCluster ? [['{a}'], ['{b}'], ['{c}']] : [['{a}', '{b}', '{c}']]);
+  }
+});
+
 describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (name) => {
   const connect = clients[name]!;
   let redis: TestRedis;
