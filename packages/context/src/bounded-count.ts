@@ -1,14 +1,16 @@
 /*
- * Bounded counting. Every BPE implementation measured (js-tiktoken,
- * gpt-tokenizer, tiktoken's WASM build) is quadratic or worse in the length
- * of one pre-tokenizer piece, and a piece is as long as a run the pattern
- * cannot split: 100,000 repeated `a`, a Chinese paragraph without
- * punctuation, a base64 blob without digits. So a piece longer than
- * `pieceLimit` UTF-16 units is cut into segments of `segmentLength` units,
- * each counted alone, and every cut adds `boundaryMargin` tokens. The result
- * is then flagged approximate. Ordinary text never has such pieces (a word,
- * a number, a clause between two punctuation marks) and keeps its exact
- * count; the work per piece is bounded, so counting is linear in the text.
+ * Bounded counting. Every BPE library measured (js-tiktoken, gpt-tokenizer,
+ * tiktoken's WASM build) is quadratic or worse in the length of one
+ * pre-tokenizer piece, and a piece is as long as a run the pattern cannot
+ * split: 100,000 repeated `a`, a Chinese paragraph without punctuation, a
+ * base64 blob without digits. So a piece longer than `pieceLimit` UTF-16
+ * units is either handed to `countLong` (the default tokenizer merges it in
+ * overlapping windows, see `encoding-tokenizer.ts`) or cut into segments of
+ * `segmentLength` units, each counted alone, every cut adding
+ * `boundaryMargin` tokens (the adapters). Either way the result is flagged
+ * approximate. Ordinary text never has such pieces (a word, a number, a
+ * clause between two punctuation marks) and keeps its exact count; the work
+ * per piece is bounded, so counting is linear in the text.
  */
 
 import type { TokenCount } from './tokenizer.js';
