@@ -17,7 +17,8 @@ import { sha256 } from './sha256.js';
  * ```
  */
 export function canonicalRequest(request: ChatCompletionRequest, ignore: ReadonlySet<string>): string {
-  const record = request as Record<string, unknown>;
+  // Every field counts, the undeclared ones a provider takes included.
+  const record = request as unknown as Record<string, unknown>;
   let json = '{';
   for (const field of Object.keys(record).sort()) {
     const value = record[field];

@@ -74,7 +74,7 @@ describe('pipeline.complete', () => {
   it('lets a middleware answer without calling the transport', async () => {
     const { upstream, llm } = await setup();
     llm.use(async function cache(ctx) {
-      ctx.response = { id: 'cached', model: ctx.request.model, choices: [] };
+      ctx.response = { id: 'cached', object: 'chat.completion', created: 0, model: ctx.request.model, choices: [] };
     });
     await expect(llm.complete(ask())).resolves.toMatchObject({ id: 'cached' });
     expect(upstream.requests).toHaveLength(0);

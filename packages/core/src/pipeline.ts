@@ -106,7 +106,9 @@ export class Pipeline<S extends object = object> {
   }
 
   /**
-   * Sends a non-streaming request and resolves to the completion.
+   * Sends a non-streaming request and resolves to the completion. Takes
+   * openai-node's `ChatCompletionCreateParamsNonStreaming` as is, and the
+   * completion is assignable to its `ChatCompletion`.
    *
    * @throws ValidationError for a malformed request; the typed upstream error otherwise
    */
@@ -119,7 +121,9 @@ export class Pipeline<S extends object = object> {
 
   /**
    * Streams a request's chunks. Nothing is sent until iteration starts;
-   * `break` or an abort cancels the upstream request.
+   * `break` or an abort cancels the upstream request. Takes either of
+   * openai-node's `ChatCompletionCreateParams` (it sends `stream: true`
+   * itself); each chunk is assignable to its `ChatCompletionChunk`.
    */
   stream(request: ChatCompletionRequest, options?: CallOptions): AsyncIterable<ChatCompletionChunk> {
     return { [Symbol.asyncIterator]: () => new LazyStream(() => this.run({ ...request, stream: true }, options)) };
@@ -239,7 +243,8 @@ export class Pipeline<S extends object = object> {
   private parseRequest(request: ChatCompletionRequest): ChatCompletionRequest {
     // zod builds new objects and arrays, so middleware rewriting the
     // request can never reach the caller's own object.
-    if (this.validateRequests) return parseOptions(chatCompletionRequestSchema, request, 'request');
+    // The loose schema returns the caller's fields as they came, so the result has the request's type.
+    if (this.validateRequests) return parseOptions(chatCompletionRequestSchema, request, 'request') as ChatCompletionRequest;
     return { ...request, messages: [...request.messages] };
   }
 
