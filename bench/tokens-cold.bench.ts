@@ -216,7 +216,7 @@ async function firstCountSection(): Promise<void> {
     const cpu = median(figures.cpu);
     const pass = figures.cpu.length > 0 && cpu < firstCountTargetMs;
     if (!pass) misses++;
-    const baseline = baselineKilled ? `> ${baselineLimitMs} wall (killed)` : quick ? 'not run' : spread(figures.baseline);
+    const baseline = baselineKilled ? `> ${baselineLimitMs} wall (killed)` : quick || withoutBaseline ? 'not run' : spread(figures.baseline);
     const ratio = figures.baseline.length > 0 ? `${fixed(cpu / median(figures.baseline), 2)}×` : '';
     rows.push([kind, tokens, spread(figures.cpu), spread(figures.wall), spread(figures.warm), baseline, ratio, pass ? 'PASS' : 'MISS']);
   }
