@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { type Clock, systemClock } from './clock.js';
 import { checkMiddleware, compose } from './compose.js';
 import { abortReason, Call, type CallEnvironment, onAbort } from './call.js';
@@ -43,21 +43,21 @@ const pipelineOptionsSchema = z.strictObject({
     (value) => typeof (value as Transport | undefined)?.send === 'function',
     'must be a transport with a send(ctx) method',
   ),
-  clock: z.custom<Clock>((value) => typeof (value as Clock | undefined)?.now === 'function', 'must be a Clock').optional(),
-  store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
-  events: z.custom<SluiceEmitter>((value) => typeof (value as SluiceEmitter | undefined)?.emit === 'function').optional(),
-  validateRequests: z.boolean().optional(),
+  clock: z.optional(z.custom<Clock>((value) => typeof (value as Clock | undefined)?.now === 'function', 'must be a Clock')),
+  store: z.optional(z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store')),
+  events: z.optional(z.custom<SluiceEmitter>((value) => typeof (value as SluiceEmitter | undefined)?.emit === 'function')),
+  validateRequests: z.optional(z.boolean()),
 });
 
 /** Answers for keys other libraries use for the same thing. */
 const callHints = { timeout: 'use timeoutMs', deadline: 'use timeoutMs', abortSignal: 'use signal', metadata: 'use tags' };
 
-const closeOptionsSchema = z.strictObject({ graceMs: z.number().nonnegative().finite().optional() });
+const closeOptionsSchema = z.strictObject({ graceMs: z.optional(z.number().check(z.nonnegative())) });
 
 const callOptionsSchema = z.strictObject({
-  signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal').optional(),
-  timeoutMs: z.number().positive().finite().optional(),
-  tags: z.record(z.string(), z.string()).optional(),
+  signal: z.optional(z.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal')),
+  timeoutMs: z.optional(z.number().check(z.positive())),
+  tags: z.optional(z.record(z.string(), z.string())),
 });
 
 /**

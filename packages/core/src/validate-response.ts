@@ -1,8 +1,9 @@
-import type { z } from 'zod';
+import * as z from 'zod/mini';
 import { MalformedResponseError } from './errors.js';
 import { chunkResponseSchema, completionResponseSchema } from './response-schemas.js';
 import type { ChatCompletion, ChatCompletionChunk, Usage } from './schemas.js';
 import { redact } from './upstream-errors.js';
+import { parseParams } from './validate.js';
 
 /*
  * Every value the transport hands a caller has passed through here: a
@@ -215,8 +216,8 @@ function checkChunkChoice(choice: unknown, position: number): boolean {
   return true;
 }
 
-function malformed(what: string, schema: z.ZodType, value: unknown, context: ErrorContext): MalformedResponseError {
-  const result = schema.safeParse(value);
+function malformed(what: string, schema: z.core.$ZodType, value: unknown, context: ErrorContext): MalformedResponseError {
+  const result = z.safeParse(schema, value, parseParams);
   const issue = result.success ? undefined : result.error.issues[0];
   const where = issue && issue.path.length > 0 ? `${issue.path.map(String).join('.')}: ` : '';
   const why = issue ? `${where}${issue.message}` : 'not a chat completion';
