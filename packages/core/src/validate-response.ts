@@ -3,7 +3,6 @@ import { MalformedResponseError } from './errors.js';
 import { chunkResponseSchema, completionResponseSchema } from './response-schemas.js';
 import type { ChatCompletion, ChatCompletionChunk, Usage } from './schemas.js';
 import { redact } from './upstream-errors.js';
-import { parseParams } from './validate.js';
 
 /*
  * Every value the transport hands a caller has passed through here: a
@@ -217,7 +216,8 @@ function checkChunkChoice(choice: unknown, position: number): boolean {
 }
 
 function malformed(what: string, schema: z.core.$ZodType, value: unknown, context: ErrorContext): MalformedResponseError {
-  const result = z.safeParse(schema, value, parseParams);
+  // In English (validate.ts sets the locale): a transport's options were parsed there before any response.
+  const result = z.safeParse(schema, value);
   const issue = result.success ? undefined : result.error.issues[0];
   const where = issue && issue.path.length > 0 ? `${issue.path.map(String).join('.')}: ` : '';
   const why = issue ? `${where}${issue.message}` : 'not a chat completion';

@@ -2,23 +2,11 @@ import { en } from 'zod/locales';
 import * as z from 'zod/mini';
 import { ValidationError } from './errors.js';
 
-let english: z.core.$ZodErrorMap | undefined;
-
-/**
- * Issue messages in English, as the `zod` import gives them, for schemas
- * built with `zod/mini` (which loads no locale: every message would read
- * "Invalid input"). A locale or error map the application configured
- * globally still wins, so the messages are the same whichever form of zod
- * built the schema.
- */
-export const parseParams: z.core.ParseContext<z.core.$ZodIssue> = {
-  error: (issue) => {
-    const config = z.config();
-    if (config.customError || config.localeError) return undefined;
-    english ??= en().localeError;
-    return english(issue);
-  },
-};
+// zod/mini loads no locale, so every issue would read "Invalid input".
+// English becomes the default the way the classic `zod` import makes it
+// (when it builds its first schema, and sluice's schemas were classic
+// before): only when no locale is set, so an application's own wins.
+if (!z.config().localeError) z.config(en());
 
 /**
  * Parses `value` with `schema`, throwing a {@link ValidationError} that
@@ -54,7 +42,7 @@ export function parseOptions<T extends z.core.$ZodType>(
     // `use(retry)` instead of `use(retry())`: the factory was run as a middleware, with the call as its options.
     throw new ValidationError(name, `got a call's context as its options: it is a middleware factory, so use(${name}()), not use(${name})`);
   }
-  const result = z.safeParse(schema, value, parseParams);
+  const result = z.safeParse(schema, value);
   if (result.success) return result.data;
   const { issues } = result.error;
   let unknown: z.core.$ZodIssueUnrecognizedKeys | undefined;
