@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { parseOptions } from '@sluice/core/kit';
 import type { TokenCount, Tokenizer } from './tokenizer.js';
 
@@ -22,8 +22,8 @@ export interface TokenCacheOptions {
 }
 
 const optionsSchema = z.strictObject({
-  maxEntries: z.number().int().min(0).optional(),
-  maxChars: z.number().int().min(0).optional(),
+  maxEntries: z.optional(z.number().check(z.int(), z.minimum(0))),
+  maxChars: z.optional(z.number().check(z.int(), z.minimum(0))),
 });
 
 const limits = { maxEntries: 20_000, maxChars: 8_000_000 };
