@@ -61,7 +61,7 @@ const ping = (port: number) =>
 
 const completion = {
   id: 'c', object: 'chat.completion' as const, created: 0, model: 'gpt-4.1',
-  choices: [{ index: 0, message: { role: 'assistant' as const, content: 'ok' }, finish_reason: 'stop' as const, logprobs: null }],
+  choices: [{ index: 0, message: { role: 'assistant' as const, content: 'ok', refusal: null }, finish_reason: 'stop' as const, logprobs: null }],
   usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 },
 };
 const transport: Transport = {

@@ -22,7 +22,7 @@ const refusalPart = z.looseObject({ type: z.literal('refusal'), refusal: z.strin
 
 /** One part of a message's content array. */
 export const contentPartSchema = z.union([textPart, imagePart, audioPart, filePart, refusalPart]);
-export type ContentPart = z.infer<typeof contentPartSchema>;
+export type { ContentPart } from './chat-completion-request.js';
 
 /** A function call the assistant asked for. */
 export const toolCallSchema = z.looseObject({
@@ -30,7 +30,7 @@ export const toolCallSchema = z.looseObject({
   type: z.literal('function'),
   function: z.looseObject({ name: z.string(), arguments: z.string() }),
 });
-export type ToolCall = z.infer<typeof toolCallSchema>;
+export type { ToolCall } from './chat-completion-request.js';
 
 const content = z.union([z.string(), z.array(contentPartSchema)]);
 
@@ -71,11 +71,7 @@ export const chatMessageSchema = z.discriminatedUnion('role', [
   toolMessageSchema,
   functionMessageSchema,
 ]);
-export type ChatMessage = z.infer<typeof chatMessageSchema>;
-export type SystemMessage = z.infer<typeof systemMessageSchema>;
-export type UserMessage = z.infer<typeof userMessageSchema>;
-export type AssistantMessage = z.infer<typeof assistantMessageSchema>;
-export type ToolMessage = z.infer<typeof toolMessageSchema>;
+export type { ChatMessage, SystemMessage, UserMessage, AssistantMessage, ToolMessage } from './chat-completion-request.js';
 
 /** A tool the model may call. */
 export const toolDefinitionSchema = z.looseObject({
@@ -87,7 +83,7 @@ export const toolDefinitionSchema = z.looseObject({
     strict: z.nullish(z.boolean()),
   }),
 });
-export type ToolDefinition = z.infer<typeof toolDefinitionSchema>;
+export type { ToolDefinition } from './chat-completion-request.js';
 
 /** The body of `POST /chat/completions`. */
 export const chatCompletionRequestSchema = z.looseObject({
@@ -104,7 +100,7 @@ export const chatCompletionRequestSchema = z.looseObject({
   tool_choice: z.optional(z.unknown()),
   user: z.optional(z.string()),
 });
-export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
+export type { ChatCompletionRequest } from './chat-completion-request.js';
 
 /** Token accounting as the API reports it. */
 export const usageSchema = z.looseObject({
@@ -114,7 +110,7 @@ export const usageSchema = z.looseObject({
   prompt_tokens_details: z.nullish(z.looseObject({ cached_tokens: z.optional(z.number()) })),
   completion_tokens_details: z.nullish(z.looseObject({ reasoning_tokens: z.optional(z.number()) })),
 });
-export type Usage = z.infer<typeof usageSchema>;
+export type { Usage } from './chat-completion.js';
 
 /** The fields a completion and each of its stream chunks share. */
 const completionEnvelope = {
@@ -136,7 +132,7 @@ export const chatCompletionSchema = z.looseObject({
     }),
   ),
 });
-export type ChatCompletion = z.infer<typeof chatCompletionSchema>;
+export type { ChatCompletion } from './chat-completion.js';
 
 /** The incremental part of a streamed tool call. */
 export const toolCallDeltaSchema = z.looseObject({
@@ -145,7 +141,7 @@ export const toolCallDeltaSchema = z.looseObject({
   type: z.optional(z.literal('function')),
   function: z.optional(z.looseObject({ name: z.optional(z.string()), arguments: z.optional(z.string()) })),
 });
-export type ToolCallDelta = z.infer<typeof toolCallDeltaSchema>;
+export type { ToolCallDelta } from './chat-completion.js';
 
 /** One `data:` event of a streamed completion. */
 export const chatCompletionChunkSchema = z.looseObject({
@@ -163,4 +159,4 @@ export const chatCompletionChunkSchema = z.looseObject({
     }),
   ),
 });
-export type ChatCompletionChunk = z.infer<typeof chatCompletionChunkSchema>;
+export type { ChatCompletionChunk } from './chat-completion.js';
