@@ -79,7 +79,7 @@ describe('pipeline.complete', () => {
       name: 'memory',
       origin: 'memory://',
       async send(ctx) {
-        ctx.response = { id: 'r', model: ctx.request.model, choices: [] };
+        ctx.response = { id: 'r', object: 'chat.completion', created: 0, model: ctx.request.model, choices: [] };
       },
     };
     const seen: ChatCompletionRequest[] = [];
