@@ -8,7 +8,7 @@ import { retry } from '@sluice/retry';
 import { fileLedger } from './file-ledger.js';
 import { loadPrices } from './load-prices.js';
 import type { batchConfigSchema } from './options.js';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 
 type Config = z.output<typeof batchConfigSchema>;
 

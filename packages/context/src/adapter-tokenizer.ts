@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { SluiceError } from '@sluice/core';
 import { parseOptions } from '@sluice/core/kit';
 import { adapterLimits, countBounded } from './bounded-count.js';

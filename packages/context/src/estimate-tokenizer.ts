@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { parseOptions } from '@sluice/core/kit';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -19,7 +19,7 @@ export interface EstimateTokenizerOptions {
 }
 
 // Built on the first call with options, not at import.
-const optionsSchema = () => z.strictObject({ factor: z.number().min(1).max(10).finite().optional() });
+const optionsSchema = () => z.strictObject({ factor: z.optional(z.number().check(z.minimum(1), z.maximum(10))) });
 
 /*
  * The base estimate imitates a BPE pre-tokenizer without a vocabulary:

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { parseOptions } from '@sluice/core/kit';
 import type { TokenCount, Tokenizer } from './tokenizer.js';
 
@@ -24,8 +24,8 @@ export interface TokenCacheOptions {
 // Built on the first call, not at import.
 const optionsSchema = () =>
   z.strictObject({
-    maxEntries: z.number().int().min(0).optional(),
-    maxChars: z.number().int().min(0).optional(),
+    maxEntries: z.optional(z.number().check(z.int(), z.minimum(0))),
+    maxChars: z.optional(z.number().check(z.int(), z.minimum(0))),
   });
 
 const limits = { maxEntries: 20_000, maxChars: 8_000_000 };

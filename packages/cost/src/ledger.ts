@@ -1,6 +1,6 @@
 import { type Clock, type CompletionContext, type Store, type StoreErrorPolicy, systemClock } from '@sluice/core';
 import { keyedState, parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { periodBucket } from './budget-period.js';
 import type { CostEvent } from './events.js';
 import { type Cell, type CellIndex, addTo, admitCell, cellKey, chosenCell, emptyRow, merge, overflowKey } from './ledger-cells.js';
@@ -98,19 +98,19 @@ export interface SpendLedgerOptions {
 }
 
 const optionsSchema = z.strictObject({
-  store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
-  onStoreError: z.enum(['open', 'memory']).optional(),
-  clock: z.custom<Clock>((value) => typeof (value as Clock | undefined)?.now === 'function', 'must be a Clock').optional(),
-  retentionMs: z.number().positive().optional(),
-  name: z.string().min(1).optional(),
-  tags: z.array(z.string().min(1)).optional(),
-  maxCellsPerHour: z.number().int().positive().max(100_000).optional(),
+  store: z.optional(z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store')),
+  onStoreError: z.optional(z.enum(['open', 'memory'])),
+  clock: z.optional(z.custom<Clock>((value) => typeof (value as Clock | undefined)?.now === 'function', 'must be a Clock')),
+  retentionMs: z.optional(z.number().check(z.positive())),
+  name: z.optional(z.string().check(z.minLength(1))),
+  tags: z.optional(z.array(z.string().check(z.minLength(1)))),
+  maxCellsPerHour: z.optional(z.number().check(z.int(), z.positive(), z.maximum(100_000))),
 });
 
 const querySchema = z.strictObject({
-  since: z.union([z.number(), z.date()]).optional(),
-  until: z.union([z.number(), z.date()]).optional(),
-  by: z.union([z.enum(['model', 'hour', 'day', 'month', 'total']), z.strictObject({ tag: z.string().min(1) })]).optional(),
+  since: z.optional(z.union([z.number(), z.date()])),
+  until: z.optional(z.union([z.number(), z.date()])),
+  by: z.optional(z.union([z.enum(['model', 'hour', 'day', 'month', 'total']), z.strictObject({ tag: z.string().check(z.minLength(1)) })])),
 });
 
 /** One hour's spend as the earlier versions stored it: every cell in one record. Plain JSON. */
