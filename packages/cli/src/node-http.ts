@@ -1,5 +1,4 @@
-import { once } from 'node:events';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 
 /** The request body, or why it was not read. */
 export type BodyRead = { ok: true; body: Buffer } | { ok: false; reason: 'too-large' | 'aborted' };
@@ -29,41 +28,4 @@ export async function readBody(request: IncomingMessage, maxBytes: number, disca
     return { ok: false, reason: 'aborted' };
   }
   return size > maxBytes ? { ok: false, reason: 'too-large' } : { ok: true, body: Buffer.concat(parts, size) };
-}
-
-/**
- * Writes a WHATWG `Response` to a Node `ServerResponse`: status, headers,
- * then the body chunk by chunk, waiting for `drain` when the socket's
- * buffer is full, so a slow client holds the stream (and the upstream)
- * back instead of filling memory. When the client goes away the body is
- * cancelled, which ends the pipeline's call and its upstream request.
- *
- * @param response - the answer
- * @param target - where it goes
- */
-export async function sendResponse(response: Response, target: ServerResponse): Promise<void> {
-  const headers: Record<string, string> = {};
-  response.headers.forEach((value, name) => (headers[name] = value));
-  target.writeHead(response.status, headers);
-  if (response.body === null) {
-    target.end();
-    return;
-  }
-  const reader = response.body.getReader();
-  const gone = () => void reader.cancel().catch(() => {});
-  target.once('close', gone);
-  try {
-    for (;;) {
-      const next = await reader.read();
-      if (next.done) break;
-      if (target.destroyed) return;
-      if (!target.write(next.value)) await Promise.race([once(target, 'drain'), once(target, 'close')]);
-    }
-    target.end();
-  } catch {
-    // The body failed past its headers (or the client left): nothing more can be said on this response.
-    target.destroy();
-  } finally {
-    target.off('close', gone);
-  }
 }

@@ -2,6 +2,7 @@ import { parseOptions } from '@sluice/core/kit';
 import { z } from 'zod';
 import { batchConfigSchema } from './options.js';
 
+const positiveMs = z.number().positive().finite();
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
 
 /** One virtual API key: the key itself or the variable holding it, and the tenant it stands for. */
@@ -17,14 +18,30 @@ const keySchema = z.union([
  * kept per tenant here). Unknown keys are errors with a "did you mean".
  */
 export const serveConfigSchema = batchConfigSchema
-  // No per-request deadline or concurrency cap yet: a server's callers set their own timeouts.
+  // No concurrency cap: the server's clients decide how many calls they make (rpm and tpm bound them per tenant).
   .omit({ baseUrl: true, apiKeyEnv: true, progressIntervalMs: true, timeoutMs: true, concurrency: true })
   .extend({
     /** The real endpoint and the variable holding its key; the key never leaves the server. */
     upstream: z.strictObject({
       baseUrl: z.url({ protocol: /^https?$/ }).optional(),
       apiKeyEnv: envName.optional(),
+      /** Connections kept open to the upstream; requests beyond them wait for one. Default 128. */
+      connections: z.number().int().positive().max(10_000).default(128),
     }),
+    /**
+     * Each request's deadline in ms, retries and waits included, when the
+     * client sends no `x-sluice-timeout-ms` header. Default: none (the
+     * transport's own timeouts). A call past its deadline is answered 504.
+     */
+    timeoutMs: positiveMs.optional(),
+    /** The longest deadline a client may ask for with `x-sluice-timeout-ms`; longer ones are cut to it. Default: no bound. */
+    maxTimeoutMs: positiveMs.optional(),
+    /**
+     * Answer `GET /health` (and `/healthz`) without a key, with
+     * `{ "status": "ok" }` alone: a liveness probe for a load balancer or
+     * an orchestrator. The circuits stay behind a key. Default false.
+     */
+    publicHealth: z.boolean().default(false),
     /** The keys clients present (`Authorization: Bearer …`), each mapped to a tenant. */
     keys: z.array(keySchema).default([]),
     /** Answer requests without a valid key (as the tenant `anonymous`). Default false. */
@@ -43,6 +60,9 @@ export const serveConfigSchema = batchConfigSchema
   .superRefine((config, issues) => {
     if (config.keys.length === 0 && !config.allowAnonymous) {
       issues.addIssue({ code: 'custom', path: ['keys'], message: 'give at least one key, or set allowAnonymous: true' });
+    }
+    if (config.timeoutMs !== undefined && config.maxTimeoutMs !== undefined && config.timeoutMs > config.maxTimeoutMs) {
+      issues.addIssue({ code: 'custom', path: ['timeoutMs'], message: `must not exceed maxTimeoutMs (${config.maxTimeoutMs})` });
     }
   });
 
