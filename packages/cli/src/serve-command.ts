@@ -37,6 +37,8 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
     },
     io.env,
     { tag: 'tenant' },
+    // Costing a call nobody records or refuses is CPU for nothing: the budget prices its own calls.
+    'when-used',
   );
   const handler = serveHandler({ pipeline, tenantOf, allowAnonymous, maxBodyBytes, models, circuit, origin, publicHealth, deadline: { timeoutMs, maxTimeoutMs } });
   const server = createServer(handler.listener);
