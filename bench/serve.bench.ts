@@ -27,7 +27,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Agent } from 'undici';
 import { contentChunks, reply, request, streamRequest } from './clients.js';
-import { type Call, type Contender, fixed, interleave, median, pairedRatios, quick, roundSettings, summarise, table } from './lib.js';
+import { type Call, type Contender, envNumber, fixed, interleave, measure, median, pairedRatios, quick, roundSettings, summarise, table } from './lib.js';
 import { startPortkey } from './portkey-gateway.js';
 import { startUpstream } from './upstream-server.js';
 
@@ -36,7 +36,13 @@ export const name = 'serve';
 /** What it compares. */
 export const description = 'sluice serve as a proxy against undici straight to the upstream and the Portkey gateway, JSON and stream at concurrency 64';
 
-const settings = { ...roundSettings(), maxRequests: 100_000 };
+const settings = {
+  ...roundSettings(),
+  maxRequests: 100_000,
+  // A proxy's JIT needs thousands of calls, not the few hundred of one warm-up round on a busy machine.
+  warmupRequests: envNumber('BENCH_WARMUP_REQUESTS') ?? (quick ? 500 : 3_000),
+  warmupMaxMs: quick ? 10_000 : 60_000,
+};
 const concurrency = 64;
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const upstreamKey = 'sk-bench-upstream';
@@ -200,8 +206,8 @@ export async function run(): Promise<void> {
     await upstream.reset();
     console.log(
       `serve: node ${process.version}, load average ${loadAverage()}, portkey gateway ${portkey.version}, c=${concurrency}\n` +
-        `       ${settings.rounds} rounds (+${settings.warmupRounds} warm-up) of ${settings.runMs} ms per route and mode, ` +
-        `order rotated each round${quick ? ' (BENCH_QUICK)' : ''}\n`,
+        `       per route and mode: ${settings.warmupRequests} warm-up requests (at most ${settings.warmupMaxMs / 1000} s), then ` +
+        `${settings.rounds} rounds (+${settings.warmupRounds} warm-up) of ${settings.runMs} ms, order rotated each round${quick ? ' (BENCH_QUICK)' : ''}\n`,
     );
 
     const rows: string[][] = [['mode', 'route', 'req/s', '×direct', '×portkey', 'p50 ms', 'p99 ms', 'TTFC ms', 'proxy cpu µs/req', 'upstream busy']];
@@ -228,6 +234,10 @@ export async function run(): Promise<void> {
         };
       });
       const modeStarted = performance.now();
+      for (const route of routes) {
+        await measure(stream ? route.stream : route.complete, { concurrency, maxRequests: settings.warmupRequests, maxMs: settings.warmupMaxMs });
+      }
+      await upstream.reset();
       const results = await interleave(contenders, {
         rounds: settings.rounds,
         warmupRounds: settings.warmupRounds,
