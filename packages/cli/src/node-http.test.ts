@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readBody } from './node-http.js';
@@ -25,5 +25,37 @@ describe('readBody', () => {
     const send = (body: string) => fetch(url, { method: 'POST', body }).then((r) => r.text());
     expect(await send('0123456789')).toBe('ok 0123456789');
     expect(await send('0123456789x')).toBe('too-large');
+  });
+
+  it('answers aborted when the client leaves mid-body, and cuts a body past discardBytes at once', async () => {
+    const reads: Array<Promise<string>> = [];
+    const url = await listen((request, response) => {
+      const read = readBody(request, 10, 20).then((result) => (result.ok ? 'ok' : result.reason));
+      reads.push(read);
+      void read.then((reason) => response.end(reason));
+    });
+    /** The `index`th request's read, once the server has it. */
+    const read = async (index: number) => {
+      while (reads.length <= index) await new Promise((resolve) => setImmediate(resolve));
+      return reads[index];
+    };
+
+    const gone = httpRequest(url, { method: 'POST', headers: { 'content-length': '15' } });
+    gone.on('error', () => {});
+    gone.write('0123456789');
+    const first = read(0);
+    while (reads.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    gone.destroy();
+    expect(await first).toBe('aborted');
+
+    // No length declared: it is read until it passes discardBytes, then the connection is cut.
+    const flood = httpRequest(url, { method: 'POST' });
+    const ending = new Promise<string>((resolve) => {
+      flood.on('error', () => resolve('cut'));
+      flood.on('response', (response) => resolve(`answered ${response.statusCode}`));
+    });
+    flood.write('x'.repeat(30));
+    expect(await read(1)).toBe('too-large');
+    expect(await ending).toBe('cut');
   });
 });
