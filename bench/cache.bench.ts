@@ -2,6 +2,11 @@
  * What does `@sluice/cache` cost a call it cannot answer, and what does a
  * hit save?
  *
+ * 0. In process, CPU µs per call at concurrency 64 against an in-memory
+ *    transport (what the cache adds, free of network noise): the empty
+ *    pipeline, the same with `cache()` on a cacheable miss (`temperature:
+ *    0`, every request new), and on a call its default `when` leaves alone
+ *    (`temperature: 0.7`, bypassed).
  * 1. A miss, at concurrency 64: the empty pipeline against the same
  *    pipeline with `cache()` in it, every request new (so every call hashes
  *    its request, misses, leads a flight, and stores its answer in the LRU).
@@ -15,7 +20,9 @@
  *
  * @module
  */
-import { type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline } from '@sluice/core';
+import { performance } from 'node:perf_hooks';
+import os from 'node:os';
+import { type ChatCompletion, type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
 import { cache } from '@sluice/cache';
 import { apiKey, contentChunks, rawUndici, reply, request, streamRequest } from './clients.js';
 import { type Contender, fixed, interleave, median, pairedRatios, summarise, table, quick, roundSettings } from './lib.js';
@@ -38,6 +45,66 @@ const fresh = (base: ChatCompletionRequest): ChatCompletionRequest => ({
   temperature: 0,
   messages: [...base.messages.slice(0, -1), { role: 'user', content: `Question ${++sequence}: why compose middleware?` }],
 });
+
+const completion: ChatCompletion = {
+  id: 'chatcmpl-memory',
+  object: 'chat.completion',
+  created: 0,
+  model: 'gpt-4.1',
+  choices: [{ index: 0, message: { role: 'assistant', content: reply, refusal: null }, finish_reason: 'stop', logprobs: null }],
+  usage: { prompt_tokens: 30, completion_tokens: 25, total_tokens: 55 },
+};
+
+/** Answers one event-loop turn later from memory, so calls overlap as over a network. */
+const memoryTransport: Transport = {
+  name: 'memory',
+  origin: 'memory://bench',
+  async send(ctx) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    ctx.response = completion;
+    ctx.usage = completion.usage ?? undefined;
+  },
+};
+
+/** CPU µs per call of `llm`, 64 calls at a time, for about `ms`. */
+async function cpuPerCall(llm: Pipeline, make: () => ChatCompletionRequest, ms: number): Promise<number> {
+  let calls = 0;
+  const started = performance.now();
+  const before = process.cpuUsage();
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (performance.now() - started < ms) for (let batch = 0; batch < 20; batch++, calls++) await llm.complete(make());
+    }),
+  );
+  const cpu = process.cpuUsage(before);
+  return (cpu.user + cpu.system) / calls;
+}
+
+async function inProcess(): Promise<string> {
+  const contenders: Array<[string, Pipeline, () => ChatCompletionRequest]> = [
+    ['pipeline', createPipeline({ transport: memoryTransport }), () => fresh(request)],
+    ['+ cache, miss (temperature 0)', createPipeline({ transport: memoryTransport }).use(cache()), () => fresh(request)],
+    ['+ cache, bypass (temperature 0.7)', createPipeline({ transport: memoryTransport }).use(cache()), () => ({ ...fresh(request), temperature: 0.7 })],
+  ];
+  const samples: number[][] = contenders.map(() => []);
+  for (let round = 0; round <= settings.rounds; round++) {
+    for (let offset = 0; offset < contenders.length; offset++) {
+      const index = (offset + round) % contenders.length;
+      const [, llm, make] = contenders[index] as (typeof contenders)[number];
+      const micros = await cpuPerCall(llm, make, settings.runMs);
+      if (round > 0) samples[index]?.push(micros);
+    }
+  }
+  const base = samples[0] as number[];
+  const rows = [['in process, c=64', 'cpu µs/call', '+µs vs pipeline (rounds)']];
+  contenders.forEach(([label], index) => {
+    const runs = samples[index] as number[];
+    const added = runs.map((value, round) => value - (base[round] as number));
+    rows.push([label, fixed(median(runs), 1), index === 0 ? '' : `+${fixed(median(added), 1)} (${fixed(Math.min(...added), 1)} … ${fixed(Math.max(...added), 1)})`]);
+  });
+  await Promise.all(contenders.map(([, llm]) => llm.close()));
+  return table(rows);
+}
 
 function completeCall(llm: Pipeline, make: () => ChatCompletionRequest): Contender['call'] {
   return async () => {
@@ -67,6 +134,11 @@ function streamCall(llm: Pipeline, make: () => ChatCompletionRequest): Contender
  * ```
  */
 export async function run(): Promise<void> {
+  console.log(
+    `cache: node ${process.version}, load average ${(os.loadavg()[0] ?? 0).toFixed(1)} on ${os.cpus().length} cores, ` +
+      `${settings.rounds} rounds (+${settings.warmupRounds} warm-up) of ${settings.runMs} ms per contender${quick ? ' (BENCH_QUICK)' : ''}\n`,
+  );
+  console.log(`${await inProcess()}\n`);
   const upstream = await startUpstream({ reply, chunks: contentChunks });
   const transport = () => openAICompatible({ baseUrl: upstream.url, apiKey });
   const plain = createPipeline({ transport: transport() });
@@ -77,9 +149,6 @@ export async function run(): Promise<void> {
   const afterRun = async () => (await upstream.reset()).cpuUs;
   const verdicts: string[] = [];
   try {
-    console.log(
-      `cache: node ${process.version}, ${settings.rounds} rounds (+${settings.warmupRounds} warm-up) of ${settings.runMs} ms per contender${quick ? ' (BENCH_QUICK)' : ''}\n`,
-    );
     const missRows: string[][] = [['miss, c=64', 'contender', 'req/s', '× no cache', 'p50 ms', 'p99 ms', 'cpu µs/req']];
     for (const stream of [false, true]) {
       const label = stream ? 'stream' : 'non-stream';

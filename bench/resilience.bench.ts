@@ -60,7 +60,7 @@ const completion: ChatCompletion = {
   object: 'chat.completion',
   created: 0,
   model: request.model,
-  choices: [{ index: 0, message: { role: 'assistant', content: reply }, finish_reason: 'stop' }],
+  choices: [{ index: 0, message: { role: 'assistant', content: reply, refusal: null }, finish_reason: 'stop', logprobs: null }],
   usage: { prompt_tokens: 30, completion_tokens: 25, total_tokens: 55 },
 };
 

@@ -724,7 +724,7 @@ async function trimSection(history: ChatMessage[], naives: readonly Naive[]): Pr
     name: 'memory',
     origin: 'memory://',
     async send(ctx) {
-      ctx.response = { id: 'x', model: ctx.request.model, choices: [] };
+      ctx.response = { id: 'x', object: 'chat.completion', created: 0, model: ctx.request.model, choices: [] };
     },
   };
   const total = countMessages(history, model).tokens;

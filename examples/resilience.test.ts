@@ -188,7 +188,11 @@ describe('the resilience pipeline under seeded faults (30% 503, 5% resets)', () 
           }
         }
       }
-      expect(without.upstreamRequests).toBe(total);
+      // Without the middleware, never more than one request a call. A request can fail as CONNECTION
+      // before the upstream records it (sent on a keep-alive socket the server is just closing after a
+      // reset: a race a loaded machine widens), so only those may be missing.
+      expect(without.upstreamRequests).toBeLessThanOrEqual(total);
+      expect(without.upstreamRequests).toBeGreaterThanOrEqual(total - (tally(without).CONNECTION ?? 0));
       expect(successRate(withIt)).toBeGreaterThan(successRate(without));
       // The retry budget bounds the extra load: its first 10 tokens, 0.2 a call, 10 a second.
       const budget = 10 + total * 0.2 + 10 * Math.ceil(withIt.virtualMs / 1000);

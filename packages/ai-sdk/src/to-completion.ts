@@ -1,4 +1,4 @@
-import type { ChatCompletion, ChatCompletionChunk, ToolCall, Usage } from '@sluice/core';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessage, FinishReason, Usage } from '@sluice/core';
 import type { GenerateResult, ModelFinishReason, ModelUsage, StreamPart } from './model-types.js';
 
 /**
@@ -25,16 +25,18 @@ export function toUsage(usage: ModelUsage | undefined): Usage | undefined {
   };
 }
 
-const finishReasons: Record<string, string> = {
+// The AI SDK's `error` has no OpenAI name: it passes through as a
+// provider's own finish reason does (see `FinishReason`).
+const finishReasons: Record<string, FinishReason> = {
   stop: 'stop',
   length: 'length',
   'content-filter': 'content_filter',
   'tool-calls': 'tool_calls',
-  error: 'error',
+  error: 'error' as FinishReason,
   other: 'stop',
 };
 
-function toFinishReason(reason: ModelFinishReason): string {
+function toFinishReason(reason: ModelFinishReason): FinishReason {
   const unified = typeof reason === 'string' ? reason : reason.unified;
   return finishReasons[unified] ?? 'stop';
 }
@@ -49,7 +51,7 @@ function toFinishReason(reason: ModelFinishReason): string {
  */
 export function toCompletion(modelId: string, result: GenerateResult, id: string): ChatCompletion {
   let text = '';
-  const toolCalls: ToolCall[] = [];
+  const toolCalls: NonNullable<ChatCompletionMessage['tool_calls']> = [];
   for (const part of result.content) {
     if (part.type === 'text') text += part.text;
     else if (part.type === 'tool-call') {
@@ -65,8 +67,14 @@ export function toCompletion(modelId: string, result: GenerateResult, id: string
     choices: [
       {
         index: 0,
-        message: { role: 'assistant', content: text === '' && toolCalls.length > 0 ? null : text, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) },
+        message: {
+          role: 'assistant',
+          content: text === '' && toolCalls.length > 0 ? null : text,
+          refusal: null,
+          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+        },
         finish_reason: toFinishReason(result.finishReason),
+        logprobs: null,
       },
     ],
     ...(usage ? { usage } : {}),
@@ -91,14 +99,14 @@ export type PartChunk = ChatCompletionChunk & { [partOf]?: StreamPart };
  * @param toolIndex - the index of each tool call by its id, filled as calls start
  */
 export function toChunk(part: StreamPart, modelId: string, id: string, toolIndex: Map<string, number>): PartChunk {
-  const chunk: PartChunk = { id, object: 'chat.completion.chunk', model: modelId, choices: [] };
-  if (part.type === 'text-delta') chunk.choices = [{ index: 0, delta: { content: part.delta } }];
+  const chunk: PartChunk = { id, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: modelId, choices: [] };
+  if (part.type === 'text-delta') chunk.choices = [{ index: 0, delta: { content: part.delta }, finish_reason: null }];
   else if (part.type === 'tool-input-start') {
     const index = toolIndex.size;
     toolIndex.set(part.id, index);
-    chunk.choices = [{ index: 0, delta: { tool_calls: [{ index, id: part.id, type: 'function', function: { name: part.toolName, arguments: '' } }] } }];
+    chunk.choices = [{ index: 0, delta: { tool_calls: [{ index, id: part.id, type: 'function', function: { name: part.toolName, arguments: '' } }] }, finish_reason: null }];
   } else if (part.type === 'tool-input-delta') {
-    chunk.choices = [{ index: 0, delta: { tool_calls: [{ index: toolIndex.get(part.id) ?? 0, function: { arguments: part.delta } }] } }];
+    chunk.choices = [{ index: 0, delta: { tool_calls: [{ index: toolIndex.get(part.id) ?? 0, function: { arguments: part.delta } }] }, finish_reason: null }];
   } else if (part.type === 'finish') {
     chunk.choices = [{ index: 0, delta: {}, finish_reason: toFinishReason(part.finishReason) }];
     const usage = toUsage(part.usage);

@@ -17,7 +17,8 @@ import { sha256 } from './sha256.js';
  * ```
  */
 export function canonicalRequest(request: ChatCompletionRequest, ignore: ReadonlySet<string>): string {
-  const record = request as Record<string, unknown>;
+  // Every field counts, the undeclared ones a provider takes included.
+  const record = request as unknown as Record<string, unknown>;
   let json = '{';
   for (const field of Object.keys(record).sort()) {
     const value = record[field];
@@ -29,18 +30,47 @@ export function canonicalRequest(request: ChatCompletionRequest, ignore: Readonl
   return json + '}';
 }
 
+// Hand-rolled rather than map/join and a JSON.stringify per value: this runs
+// on every cacheable call, and the request's strings are most of its bytes.
 function canonicalJson(value: unknown): string | undefined {
-  if (value === null || typeof value !== 'object') {
-    // Functions, symbols and undefined vanish from JSON; a NaN becomes null as JSON makes it.
-    return typeof value === 'function' || typeof value === 'symbol' || value === undefined ? undefined : JSON.stringify(value);
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      // As JSON writes numbers: a NaN or an infinity becomes null.
+      return Number.isFinite(value) ? String(value) : 'null';
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object':
+      if (value === null) return 'null';
+      return Array.isArray(value) ? canonicalArray(value) : canonicalObject(value as Record<string, unknown>);
+    case 'bigint':
+      // JSON refuses it; so does the key.
+      return JSON.stringify(value);
+    default:
+      // Functions, symbols and undefined vanish from JSON.
+      return undefined;
   }
-  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item) ?? 'null').join(',')}]`;
-  const record = value as Record<string, unknown>;
+}
+
+function canonicalArray(items: readonly unknown[]): string {
+  let json = '[';
+  for (let index = 0; index < items.length; index++) {
+    if (index > 0) json += ',';
+    json += canonicalJson(items[index]) ?? 'null';
+  }
+  return json + ']';
+}
+
+function canonicalObject(record: Record<string, unknown>): string {
+  const keys = Object.keys(record);
+  if (keys.length > 1) keys.sort();
   let json = '{';
-  for (const key of Object.keys(record).sort()) {
+  for (const key of keys) {
     const encoded = canonicalJson(record[key]);
     if (encoded === undefined) continue;
-    json += (json.length > 1 ? ',' : '') + JSON.stringify(key) + ':' + encoded;
+    if (json.length > 1) json += ',';
+    json += JSON.stringify(key) + ':' + encoded;
   }
   return json + '}';
 }

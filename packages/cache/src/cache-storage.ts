@@ -15,6 +15,14 @@ export interface CacheStorage {
   delete(key: string): Promise<void>;
   /** True when it answers in this process: the cache then runs no timeout around its calls. */
   readonly inProcess?: boolean;
+  /**
+   * The entry at `key`, at once: a storage in this process may offer it,
+   * and the cache then reads and writes without a promise (`get` and `set`
+   * stay for everyone else). Optional; `setSync` goes with it.
+   */
+  getSync?(key: string): string | undefined;
+  /** Stores `value` at `key` for `ttlMs`, at once (with `getSync`). */
+  setSync?(key: string, value: string, ttlMs: number): void;
 }
 
 /**

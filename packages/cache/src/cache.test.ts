@@ -199,6 +199,17 @@ describe('cache: single flight', () => {
     expect(answeredBy.filter((by) => by === 'cache')).toHaveLength(99);
   });
 
+  it('sends identical concurrent calls upstream once over a storage that answers asynchronously too', async () => {
+    const store = memoryStore();
+    const { llm, clock, upstream, states } = await cached({ storage: storeBackend(store) }, { latencyMs: 200 });
+    await clock.run(Promise.all(Array.from({ length: 20 }, () => llm.complete(cold()))));
+    expect(upstream.requests).toHaveLength(1);
+    expect(states.filter((state) => state?.status === 'shared')).toHaveLength(19);
+    await clock.run(llm.complete(cold()));
+    expect(states.at(-1)?.status).toBe('hit');
+    expect(store.size).toBe(1);
+  });
+
   it('tees one upstream stream to 100 identical concurrent streams, chunk for chunk', async () => {
     const { llm, clock, upstream, states } = await cached({}, { latencyMs: 100, chunkDelayMs: 10 });
     const all = await clock.run(Promise.all(Array.from({ length: 100 }, () => collect(llm.stream(streamed('a b c d e f'))))));
@@ -285,6 +296,31 @@ describe('cache: storage', () => {
     expect(upstream.requests).toHaveLength(2);
     expect(events.of('store-error').map((event) => event.operation)).toEqual(['get', 'update', 'get', 'update']);
     expect(events.of('store-error')[0]).toMatchObject({ name: 'cache', policy: 'open' });
+  });
+
+  it('goes upstream and reports store-error when a synchronous storage throws', async () => {
+    const down = () => {
+      throw new Error('down');
+    };
+    const broken = { get: async () => undefined, set: async () => {}, delete: async () => {}, getSync: down, setSync: down };
+    const { llm, clock, upstream, events } = await cached({ storage: broken });
+    await clock.run(llm.complete(cold()));
+    await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(2);
+    expect(events.of('store-error').map((event) => event.operation)).toEqual(['get', 'update', 'get', 'update']);
+  });
+
+  it('reads and writes the default LRU synchronously, and answers from it', async () => {
+    const storage = lruStorage();
+    const reads: string[] = [];
+    const watched = { ...storage, get: () => Promise.reject(new Error('not used')), getSync: (key: string) => (reads.push(key), storage.getSync(key)) };
+    const { llm, clock, upstream, states } = await cached({ storage: watched });
+    await clock.run(llm.complete(cold()));
+    await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(1);
+    expect(states.map((state) => state?.status)).toEqual(['miss', 'hit']);
+    expect(reads).toHaveLength(2);
+    expect(reads[0]).toMatch(/^sluice:cache:global:completion:[0-9a-f]{64}$/);
   });
 
   it('times out a storage that does not answer, without holding the call', async () => {

@@ -15,6 +15,7 @@ export type CacheMiddleware = Middleware & {
 };
 
 const namespace = 'sluice:cache:';
+const done = Promise.resolve();
 /** How often a joined call goes round again after its sender's own abort before sending itself. */
 const maxRounds = 3;
 
@@ -49,7 +50,12 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
   const scopeOf = keyResolver(config.key, 'cache.key');
   const flights = new Map<string, Flight>();
 
-  const middleware = async function cache(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
+  // An in-process storage that answers at once: no promise on the way in or out.
+  const sync = storage.getSync && storage.setSync ? { get: storage.getSync.bind(storage), set: storage.setSync.bind(storage) } : undefined;
+
+  // Not async: a call the cache leaves alone, answers from the LRU or sends
+  // on makes no promise of its own (compose turns a throw into a rejection).
+  const middleware = function cache(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
     const mode = ctx.tags.cache;
     if (mode === 'off' || (mode !== 'on' && mode !== 'refresh' && !config.when(ctx.request, ctx))) {
       ctx.state.cache = { status: 'bypass' };
@@ -58,7 +64,16 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     const scope = scopeOf(ctx);
     const entryKey = requestKey(ctx.request, ctx.stream, ctx.transport.origin, config.ignoreFields);
     const key = `${scope}:${entryKey}`;
-    let read = mode !== 'refresh';
+    if (sync && !flights.has(key)) {
+      // Nothing is awaited between looking at the flights and leading one: no identical call can slip in.
+      if (mode !== 'refresh' && serve(ctx, guarded(ctx, key, 'get', () => sync.get(namespace + key)), entryKey)) return done;
+      return lead(ctx, next, key, entryKey);
+    }
+    return joinOrLead(ctx, next, key, entryKey, mode !== 'refresh');
+  };
+
+  /** Joins an identical call in flight, reads the storage, or sends the call: the path with promises. */
+  async function joinOrLead(ctx: CompletionContext, next: () => Promise<void>, key: string, entryKey: string, read: boolean): Promise<void> {
     for (let round = 0; round < maxRounds; round++) {
       const flight = flights.get(key);
       if (flight) {
@@ -67,9 +82,10 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       }
       if (read) {
         read = false;
-        if (await serveStored(ctx, key, entryKey)) return;
+        const text = sync ? guarded(ctx, key, 'get', () => sync.get(namespace + key)) : await bounded(ctx, key, 'get', () => storage.get(namespace + key));
+        if (serve(ctx, text, entryKey)) return;
         // Another identical call may have started while the storage answered.
-        if (flights.has(key)) {
+        if (!sync && flights.has(key)) {
           round--;
           continue;
         }
@@ -77,12 +93,13 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       break;
     }
     return lead(ctx, next, key, entryKey);
-  };
+  }
 
-  async function serveStored(ctx: CompletionContext, key: string, entryKey: string): Promise<boolean> {
-    const text = await bounded(ctx, key, 'get', () => storage.get(namespace + key));
+  /** Answers the call from a stored entry, if `text` is one that is still fresh and of the call's kind. */
+  function serve(ctx: CompletionContext, text: string | undefined, entryKey: string): boolean {
+    if (text === undefined) return false;
     const now = ctx.clock.now();
-    const entry = text === undefined ? undefined : parseEntry(text, ctx.stream, now);
+    const entry = parseEntry(text, ctx.stream, now);
     if (!entry) return false;
     const usage = entry.usage ?? undefined;
     if (ctx.stream) ctx.chunks = replay(entry.chunks ?? [], () => (ctx.usage = usage));
@@ -144,7 +161,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     if (ctx.stream && ctx.chunks) {
       const leader = ctx;
       const tee = new StreamTee(ctx.chunks, 1 + flight.joiners, () => leader.usage, {
-        complete: (chunks) => void write(leader, key, streamEntry(chunks, leader.usage, leader.clock.now(), ttlMs)).then(land),
+        complete: (chunks) => write(leader, key, streamEntry(chunks, leader.usage, leader.clock.now(), ttlMs), land),
         fail: land,
       });
       ctx.chunks = tee.subscribe(() => {});
@@ -153,7 +170,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       const response = JSON.stringify(ctx.response);
       const usage = ctx.usage === undefined ? undefined : JSON.stringify(ctx.usage);
       flight.succeed({ response, usage, at });
-      void write(ctx, key, completionEntry(response, usage, at, ttlMs)).then(land);
+      write(ctx, key, completionEntry(response, usage, at, ttlMs), land);
     } else {
       // Answered by something inside that left nothing to keep: nothing to share either.
       land();
@@ -172,8 +189,24 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     }
   }
 
-  async function write(ctx: CompletionContext, key: string, entry: string): Promise<void> {
-    await bounded(ctx, key, 'update', () => storage.set(namespace + key, entry, ttlMs));
+  /** Stores an entry, then lets `land` end the flight: until the entry can be read, identical calls join the flight instead. */
+  function write(ctx: CompletionContext, key: string, entry: string, land: () => void): void {
+    if (sync) {
+      guarded(ctx, key, 'update', () => sync.set(namespace + key, entry, ttlMs));
+      land();
+      return;
+    }
+    void bounded(ctx, key, 'update', () => storage.set(namespace + key, entry, ttlMs)).then(land);
+  }
+
+  /** A synchronous storage call; a failure is a `store-error` event and a miss, never the call's error. */
+  function guarded<T>(ctx: CompletionContext, key: string, operation: 'get' | 'update', run: () => T): T | undefined {
+    try {
+      return run();
+    } catch (error) {
+      ctx.events.emit('store-error', { name: 'cache', key, operation, policy: 'open', error, id: ctx.id });
+      return undefined;
+    }
   }
 
   /**

@@ -23,23 +23,31 @@ export class FlightFailure {
 
 /**
  * One request in flight upstream for a cache key, which identical calls
- * join instead of sending their own (single flight); internal.
+ * join instead of sending their own (single flight). Most flights are
+ * never joined, so the promise joiners wait on is made only for the first
+ * of them; internal.
  */
 export class Flight {
   /** Calls that joined before a stream's tee existed; the tee counts them among its readers. */
   joiners = 0;
   tee: StreamTee | undefined;
-  readonly answer: Promise<FlightAnswer>;
-  private resolve!: (answer: FlightAnswer) => void;
-  private reject!: (failure: FlightFailure) => void;
+  private outcome: { answer: FlightAnswer } | { failure: FlightFailure } | undefined;
+  private waiting: Promise<FlightAnswer> | undefined;
+  private resolve: ((answer: FlightAnswer) => void) | undefined;
+  private reject: ((failure: FlightFailure) => void) | undefined;
 
-  constructor() {
-    this.answer = new Promise<FlightAnswer>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-    // Nobody may have joined: a failure nobody waits for is not unhandled.
-    this.answer.catch(() => {});
+  /** The answer, or a {@link FlightFailure}, once the call that sent the request has it. */
+  get answer(): Promise<FlightAnswer> {
+    if (this.waiting) return this.waiting;
+    const outcome = this.outcome;
+    if (outcome) this.waiting = 'answer' in outcome ? Promise.resolve(outcome.answer) : Promise.reject(outcome.failure);
+    else {
+      this.waiting = new Promise<FlightAnswer>((resolve, reject) => {
+        this.resolve = resolve;
+        this.reject = reject;
+      });
+    }
+    return this.waiting;
   }
 
   /** A call joins: it will read the answer (and subscribe to the stream). */
@@ -56,10 +64,13 @@ export class Flight {
 
   succeed(answer: FlightAnswer): void {
     this.tee = answer.tee;
-    this.resolve(answer);
+    this.outcome = { answer };
+    this.resolve?.(answer);
   }
 
   fail(error: SluiceError, own: boolean): void {
-    this.reject(new FlightFailure(error, own));
+    const failure = new FlightFailure(error, own);
+    this.outcome = { failure };
+    this.reject?.(failure);
   }
 }

@@ -26,7 +26,9 @@ export interface LruStorageOptions {
  * cache({ storage: lruStorage({ maxEntries: 1_000, maxBytes: 16 * 1024 * 1024 }) });
  * ```
  */
-export function lruStorage(options: LruStorageOptions = {}): CacheStorage & { readonly size: number; readonly bytes: number } {
+export function lruStorage(
+  options: LruStorageOptions = {},
+): CacheStorage & Required<Pick<CacheStorage, 'getSync' | 'setSync'>> & { readonly size: number; readonly bytes: number } {
   const { maxEntries = 10_000, maxBytes = 64 * 1024 * 1024, clock } = options;
   for (const [field, value] of [['maxEntries', maxEntries], ['maxBytes', maxBytes]] as const) {
     if (!Number.isSafeInteger(value) || value < 1) throw new ValidationError(`lruStorage.${field}`, 'must be a positive integer');
@@ -52,14 +54,22 @@ export function lruStorage(options: LruStorageOptions = {}): CacheStorage & { re
     async set(key, value, ttlMs) {
       lru.set(key, value, { ttl: ttlMs });
     },
+    getSync: (key) => lru.get(key),
+    setSync(key, value, ttlMs) {
+      lru.set(key, value, { ttl: ttlMs });
+    },
     async delete(key) {
       lru.delete(key);
     },
   };
 }
 
+const nonAscii = /[^\x00-\x7f]/;
+
 /** The UTF-8 length of `text`, without encoding it (no Buffer: the package runs beyond Node). */
 function utf8Bytes(text: string): number {
+  // Most entries are ASCII JSON: one native scan instead of a loop over every unit.
+  if (!nonAscii.test(text)) return Math.max(1, text.length);
   let bytes = text.length;
   for (let index = 0; index < text.length; index++) {
     const code = text.charCodeAt(index);

@@ -32,7 +32,7 @@ describe('parseBatchLine', () => {
 describe('output lines', () => {
   const completion = {
     id: 'chatcmpl-1', object: 'chat.completion' as const, created: 1, model: 'gpt-4.1',
-    choices: [{ index: 0, message: { role: 'assistant' as const, content: 'hello' }, finish_reason: 'stop' as const }],
+    choices: [{ index: 0, message: { role: 'assistant' as const, content: 'hello', refusal: null }, finish_reason: 'stop' as const, logprobs: null }],
   };
 
   it('writes a success in the Batch API shape, with the upstream request id', () => {

@@ -78,7 +78,7 @@ export function messageTokens(message: ChatMessage, tokenizer: Tokenizer, format
       // Audio and file parts are not counted: their size in tokens is not published.
     }
   }
-  if (typeof message.name === 'string') {
+  if ('name' in message && typeof message.name === 'string') {
     add(sum, tokenizer, message.name);
     sum.tokens += format.perName;
   }
@@ -86,8 +86,8 @@ export function messageTokens(message: ChatMessage, tokenizer: Tokenizer, format
     if (typeof message.refusal === 'string') add(sum, tokenizer, message.refusal);
     for (const call of message.tool_calls ?? []) {
       sum.tokens += perToolCall;
-      add(sum, tokenizer, call.function.name);
-      add(sum, tokenizer, call.function.arguments);
+      add(sum, tokenizer, call.type === 'custom' ? call.custom.name : call.function.name);
+      add(sum, tokenizer, call.type === 'custom' ? call.custom.input : call.function.arguments);
       sum.approximate = true;
     }
   } else if (message.role === 'tool') {

@@ -21,10 +21,12 @@ export interface TokenCacheOptions {
   maxChars?: number;
 }
 
-const optionsSchema = z.strictObject({
-  maxEntries: z.number().int().min(0).optional(),
-  maxChars: z.number().int().min(0).optional(),
-});
+// Built on the first call, not at import.
+const optionsSchema = () =>
+  z.strictObject({
+    maxEntries: z.number().int().min(0).optional(),
+    maxChars: z.number().int().min(0).optional(),
+  });
 
 const limits = { maxEntries: 20_000, maxChars: 8_000_000 };
 
@@ -112,7 +114,7 @@ export function cachedCount(tokenizer: Tokenizer, text: string): TokenCount {
  * ```
  */
 export function configureTokenCache(options: TokenCacheOptions): void {
-  const parsed = parseOptions(optionsSchema, options, 'configureTokenCache');
+  const parsed = parseOptions(optionsSchema(), options, 'configureTokenCache');
   limits.maxEntries = parsed.maxEntries ?? limits.maxEntries;
   limits.maxChars = parsed.maxChars ?? limits.maxChars;
 }

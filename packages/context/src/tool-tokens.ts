@@ -36,7 +36,10 @@ export function toolDefinitionTokens(
   if (tools.length === 0) return 0;
   const count = (text: string) => cachedCount(tokenizer, text).tokens;
   let total = 12;
-  for (const { function: fn } of tools) {
+  for (const tool of tools) {
+    // A custom tool has a name and description but no parameters to count.
+    const fn: { name: string; description?: string; parameters?: Record<string, unknown> } =
+      tool.type === 'custom' ? tool.custom : tool.function;
     total += encoding === 'cl100k_base' ? 10 : 7;
     total += count(`${fn.name}:${withoutPeriod(fn.description ?? '')}`);
     const properties = fn.parameters?.['properties'];

@@ -23,8 +23,7 @@ export { systemClock, sleep, type Clock } from './clock.js';
 export { memoryStore, type Store, type MemoryStoreOptions, type TimeToLive } from './store.js';
 export type {
   ChatCompletionRequest,
-  ChatCompletion,
-  ChatCompletionChunk,
+  ChatCompletionExtras,
   ChatMessage,
   SystemMessage,
   UserMessage,
@@ -32,8 +31,15 @@ export type {
   ToolMessage,
   ContentPart,
   ToolCall,
-  ToolCallDelta,
   ToolDefinition,
+} from './chat-completion-request.js';
+export type {
+  ChatCompletion,
+  ChatCompletionMessage,
+  ChatCompletionMessageExtras,
+  ChatCompletionChunk,
+  FinishReason,
+  ToolCallDelta,
   Usage,
-} from './schemas.js';
+} from './chat-completion.js';
 export { toFetch, type FetchFunction, type ToFetchOptions, type RunsCompletions } from './to-fetch.js';

@@ -27,3 +27,5 @@ export { parseRetryAfter, redact, excerpt, redactHeaders } from './upstream-erro
 export { toSluiceError } from './errors.js';
 export { unrefTimer } from './clock.js';
 export * from './schemas.js';
+export type * from './chat-completion-request.js';
+export type * from './chat-completion.js';

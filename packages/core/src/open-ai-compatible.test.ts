@@ -37,7 +37,9 @@ describe('openAICompatible: requests', () => {
 
   it('passes unknown request fields through untouched', async () => {
     const { upstream, llm } = await setup();
-    await llm.complete({ ...ask(), reasoning_effort: 'low', provider: { order: ['a'] } });
+    // A field no type declares (a provider's own) reaches the upstream all the same.
+    const request = { ...ask(), reasoning_effort: 'low', provider: { order: ['a'] } };
+    await llm.complete(request);
     expect(upstream.requests[0]?.body).toMatchObject({ reasoning_effort: 'low', provider: { order: ['a'] } });
   });
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Middleware, Settlement } from './context.js';
 import { SluiceError } from './errors.js';
+import { abortReason, onAbort } from './call.js';
 import type { SluiceEvents } from './augmentable.js';
 import { createPipeline } from './pipeline.js';
 import { ask, collect, setup } from './test-helpers.js';
@@ -74,7 +75,7 @@ describe('pipeline.complete', () => {
   it('lets a middleware answer without calling the transport', async () => {
     const { upstream, llm } = await setup();
     llm.use(async function cache(ctx) {
-      ctx.response = { id: 'cached', model: ctx.request.model, choices: [] };
+      ctx.response = { id: 'cached', object: 'chat.completion', created: 0, model: ctx.request.model, choices: [] };
     });
     await expect(llm.complete(ask())).resolves.toMatchObject({ id: 'cached' });
     expect(upstream.requests).toHaveLength(0);
@@ -115,6 +116,52 @@ describe('pipeline.complete', () => {
     expect(events[0]?.[1]).toMatchObject({ model: 'gpt-4.1', stream: false, tags: { tenant: 'acme' } });
     expect(events[1]?.[1]).toMatchObject({ outcome: 'success', usage: { total_tokens: expect.any(Number) } });
     expect(events[3]?.[1]).toMatchObject({ outcome: 'error', errorCode: 'SERVER_ERROR' });
+  });
+});
+
+describe('a call made for a parent call', () => {
+  it('is aborted when its parent is, with the same reason, and inherits its deadline when that is sooner', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: 1_000 });
+    const { llm: outer } = await setup();
+    const { llm: inner } = await setup();
+    const deadlines: Array<number | undefined> = [];
+    inner.use(async function hang(ctx) {
+      deadlines.push(ctx.deadline);
+      if (deadlines.length < 3) return void (ctx.response = { id: 'quick', object: 'chat.completion', created: 0, model: ctx.request.model, choices: [] });
+      await new Promise((_resolve, reject) => onAbort(ctx, () => reject(abortReason(ctx))));
+    });
+    let child: Promise<unknown> | undefined;
+    outer.use(async function hop(ctx) {
+      await inner.run(ask(), { parent: ctx, timeoutMs: 1_000 });
+      await inner.run(ask(), { parent: ctx, timeoutMs: 60_000 });
+      child = inner.run(ask(), { parent: ctx });
+      await child;
+    });
+    const controller = new AbortController();
+    const call = outer.complete(ask(), { signal: controller.signal, timeoutMs: 5_000 });
+    await vi.waitFor(() => expect(deadlines).toHaveLength(3));
+    controller.abort();
+    const error = await call.catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'ABORTED' });
+    await expect(child).rejects.toBe(error);
+    expect(deadlines).toEqual([2_000, 6_000, 6_000]);
+  });
+
+  it('is aborted at once when its parent already was, before anything is sent', async () => {
+    const { llm: outer } = await setup();
+    const { upstream, llm: inner } = await setup();
+    const controller = new AbortController();
+    outer.use(async function hop(ctx) {
+      controller.abort();
+      await inner.run(ask(), { parent: ctx });
+    });
+    await expect(outer.complete(ask(), { signal: controller.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it('names a parent that is not a call', async () => {
+    const { llm } = await setup();
+    await expect(llm.complete(ask(), { parent: {} as never })).rejects.toMatchObject({ code: 'VALIDATION', field: 'options.parent' });
   });
 });
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { type Clock, systemClock } from './clock.js';
 import { checkMiddleware, compose } from './compose.js';
-import { abortReason, Call, type CallEnvironment, onAbort } from './call.js';
+import { abortReason, Call, type CallEnvironment, onAbort, onAbort as watchAbort } from './call.js';
 import type { CompletionContext, Middleware, Settlement } from './context.js';
 import type { Transport } from './transport.js';
 import { AbortError, ClosedError, DeadlineError, SluiceError, UnexpectedError, ValidationError, toSluiceError } from './errors.js';
@@ -58,6 +58,9 @@ const callOptionsSchema = z.strictObject({
   signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal').optional(),
   timeoutMs: z.number().positive().finite().optional(),
   tags: z.record(z.string(), z.string()).optional(),
+  parent: z
+    .custom<CompletionContext>((value) => typeof (value as CompletionContext | undefined)?.remainingMs === 'function', 'must be a CompletionContext')
+    .optional(),
 });
 
 /**
@@ -106,7 +109,9 @@ export class Pipeline<S extends object = object> {
   }
 
   /**
-   * Sends a non-streaming request and resolves to the completion.
+   * Sends a non-streaming request and resolves to the completion. Takes
+   * openai-node's `ChatCompletionCreateParamsNonStreaming` as is, and the
+   * completion is assignable to its `ChatCompletion`.
    *
    * @throws ValidationError for a malformed request; the typed upstream error otherwise
    */
@@ -119,7 +124,9 @@ export class Pipeline<S extends object = object> {
 
   /**
    * Streams a request's chunks. Nothing is sent until iteration starts;
-   * `break` or an abort cancels the upstream request.
+   * `break` or an abort cancels the upstream request. Takes either of
+   * openai-node's `ChatCompletionCreateParams` (it sends `stream: true`
+   * itself); each chunk is assignable to its `ChatCompletionChunk`.
    */
   stream(request: ChatCompletionRequest, options?: CallOptions): AsyncIterable<ChatCompletionChunk> {
     return { [Symbol.asyncIterator]: () => new LazyStream(() => this.run({ ...request, stream: true }, options)) };
@@ -133,7 +140,7 @@ export class Pipeline<S extends object = object> {
     if (this.closing) throw new ClosedError();
     const call = options === undefined ? {} : parseOptions(callOptionsSchema, options, 'options', callHints);
     const body = this.parseRequest(request);
-    const ctx = new Call<S>(body, call.tags ? Object.freeze({ ...call.tags }) : noTags, call.timeoutMs, this.environment);
+    const ctx = new Call<S>(body, call.tags ? Object.freeze({ ...call.tags }) : noTags, timeoutOf(call), this.environment);
     this.inFlight.add(ctx);
     if (this.events.listenerCount('request') > 0) {
       this.events.emit('request', { id: ctx.id, model: body.model, stream: ctx.stream, tags: ctx.tags });
@@ -239,7 +246,8 @@ export class Pipeline<S extends object = object> {
   private parseRequest(request: ChatCompletionRequest): ChatCompletionRequest {
     // zod builds new objects and arrays, so middleware rewriting the
     // request can never reach the caller's own object.
-    if (this.validateRequests) return parseOptions(chatCompletionRequestSchema, request, 'request');
+    // The loose schema returns the caller's fields as they came, so the result has the request's type.
+    if (this.validateRequests) return parseOptions(chatCompletionRequestSchema, request, 'request') as ChatCompletionRequest;
     return { ...request, messages: [...request.messages] };
   }
 
@@ -270,9 +278,11 @@ export class Pipeline<S extends object = object> {
 
   /** Links the caller's signal and the deadline to the call's abort; returns the cleanup. */
   private armDeadline(ctx: Call<S>, call: CallOptions): () => void {
-    const { signal, timeoutMs } = call;
-    if (!signal && timeoutMs === undefined) return noop;
+    const { signal, timeoutMs, parent } = call;
+    if (!signal && timeoutMs === undefined && !parent) return noop;
     const source = ctx.abortSource;
+    // The parent's own timer enforces the deadline this call inherits.
+    const unlink = parent ? watchAbort(parent, () => source.abort(abortReason(parent))) : noop;
     const onAbort = () => source.abort(new AbortError('The call was aborted', { cause: signal?.reason }));
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
@@ -284,6 +294,7 @@ export class Pipeline<S extends object = object> {
     return () => {
       if (released) return;
       released = true;
+      unlink();
       signal?.removeEventListener('abort', onAbort);
       if (timer !== undefined) this.clock.clearTimeout(timer);
     };
@@ -344,6 +355,13 @@ export class Pipeline<S extends object = object> {
 }
 
 const noop = () => {};
+
+/** The call's own timeout, or what is left of its parent's deadline if that is sooner. */
+function timeoutOf(call: CallOptions): number | undefined {
+  const inherited = call.parent?.remainingMs() ?? Infinity;
+  if (inherited === Infinity) return call.timeoutMs;
+  return Math.max(0, Math.min(call.timeoutMs ?? Infinity, inherited));
+}
 
 /** Whether `promise` settled within `ms` on `clock` (the timer is cleared either way). */
 function settlesWithin(promise: Promise<unknown>, ms: number, clock: Clock): Promise<boolean> {

@@ -28,7 +28,9 @@ export function estimateTokens(request: Pick<ChatCompletionRequest, 'messages' |
     if (typeof content === 'string') chars += content.length;
     else if (Array.isArray(content)) for (const part of content) chars += 'text' in part ? String(part.text).length : 256;
     if (message.role === 'assistant' && message.tool_calls) {
-      for (const call of message.tool_calls) chars += call.function.name.length + call.function.arguments.length;
+      for (const call of message.tool_calls) {
+        chars += call.type === 'custom' ? call.custom.name.length + call.custom.input.length : call.function.name.length + call.function.arguments.length;
+      }
     }
   }
   if (request.tools) chars += JSON.stringify(request.tools).length;

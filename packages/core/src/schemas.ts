@@ -22,7 +22,7 @@ const refusalPart = z.looseObject({ type: z.literal('refusal'), refusal: z.strin
 
 /** One part of a message's content array. */
 export const contentPartSchema = z.union([textPart, imagePart, audioPart, filePart, refusalPart]);
-export type ContentPart = z.infer<typeof contentPartSchema>;
+export type { ContentPart } from './chat-completion-request.js';
 
 /** A function call the assistant asked for. */
 export const toolCallSchema = z.looseObject({
@@ -30,7 +30,7 @@ export const toolCallSchema = z.looseObject({
   type: z.literal('function'),
   function: z.looseObject({ name: z.string(), arguments: z.string() }),
 });
-export type ToolCall = z.infer<typeof toolCallSchema>;
+export type { ToolCall } from './chat-completion-request.js';
 
 const content = z.union([z.string(), z.array(contentPartSchema)]);
 
@@ -71,11 +71,7 @@ export const chatMessageSchema = z.discriminatedUnion('role', [
   toolMessageSchema,
   functionMessageSchema,
 ]);
-export type ChatMessage = z.infer<typeof chatMessageSchema>;
-export type SystemMessage = z.infer<typeof systemMessageSchema>;
-export type UserMessage = z.infer<typeof userMessageSchema>;
-export type AssistantMessage = z.infer<typeof assistantMessageSchema>;
-export type ToolMessage = z.infer<typeof toolMessageSchema>;
+export type { ChatMessage, SystemMessage, UserMessage, AssistantMessage, ToolMessage } from './chat-completion-request.js';
 
 /** A tool the model may call. */
 export const toolDefinitionSchema = z.looseObject({
@@ -87,7 +83,7 @@ export const toolDefinitionSchema = z.looseObject({
     strict: z.boolean().nullable().optional(),
   }),
 });
-export type ToolDefinition = z.infer<typeof toolDefinitionSchema>;
+export type { ToolDefinition } from './chat-completion-request.js';
 
 /** The body of `POST /chat/completions`. */
 export const chatCompletionRequestSchema = z.looseObject({
@@ -104,7 +100,7 @@ export const chatCompletionRequestSchema = z.looseObject({
   tool_choice: z.unknown().optional(),
   user: z.string().optional(),
 });
-export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
+export type { ChatCompletionRequest } from './chat-completion-request.js';
 
 /** Token accounting as the API reports it. */
 export const usageSchema = z.looseObject({
@@ -117,7 +113,7 @@ export const usageSchema = z.looseObject({
     .nullable()
     .optional(),
 });
-export type Usage = z.infer<typeof usageSchema>;
+export type { Usage } from './chat-completion.js';
 
 /** The fields a completion and each of its stream chunks share. */
 const completionEnvelope = {
@@ -139,7 +135,7 @@ export const chatCompletionSchema = z.looseObject({
     }),
   ),
 });
-export type ChatCompletion = z.infer<typeof chatCompletionSchema>;
+export type { ChatCompletion } from './chat-completion.js';
 
 /** The incremental part of a streamed tool call. */
 export const toolCallDeltaSchema = z.looseObject({
@@ -148,7 +144,7 @@ export const toolCallDeltaSchema = z.looseObject({
   type: z.literal('function').optional(),
   function: z.looseObject({ name: z.string().optional(), arguments: z.string().optional() }).optional(),
 });
-export type ToolCallDelta = z.infer<typeof toolCallDeltaSchema>;
+export type { ToolCallDelta } from './chat-completion.js';
 
 /** One `data:` event of a streamed completion. */
 export const chatCompletionChunkSchema = z.looseObject({
@@ -166,4 +162,4 @@ export const chatCompletionChunkSchema = z.looseObject({
     }),
   ),
 });
-export type ChatCompletionChunk = z.infer<typeof chatCompletionChunkSchema>;
+export type { ChatCompletionChunk } from './chat-completion.js';

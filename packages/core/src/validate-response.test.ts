@@ -87,7 +87,45 @@ describe('response checks', () => {
       choices: [{ index: 0, finish_reason: null, message: { role: 'assistant', content: 'x' } }],
     });
   });
+
+  it("fills what the public types (and openai-node's) require but an upstream left out", () => {
+    expect(toCompletion({ choices: [{ message: {} }], usage: null, created: 'now' }, context)).toEqual({
+      id: '',
+      object: 'chat.completion',
+      created: 0,
+      model: '',
+      choices: [{ index: 0, finish_reason: null, logprobs: null, message: { role: 'assistant', content: null, refusal: null } }],
+    });
+    expect(toChunk({ object: 'chat.completion', choices: [{ delta: { content: 'x' }, logprobs: 'none' }] }, context)).toEqual({
+      id: '',
+      object: 'chat.completion.chunk',
+      created: 0,
+      model: '',
+      choices: [{ index: 0, finish_reason: null, delta: { content: 'x' } }],
+    });
+  });
+
+  it('keeps what the upstream sent where it has the right type', () => {
+    const logprobs = { content: [], refusal: null };
+    const value = toCompletion(completion([{ index: 0, message: { ...message, refusal: 'no' }, finish_reason: 'stop', logprobs }], { created: 1_700_000_000 }), context);
+    expect(value).toMatchObject({ created: 1_700_000_000, choices: [{ logprobs, message: { content: 'hi', refusal: 'no' } }] });
+  });
 });
+
+/** What the exported types promise beyond the zod schemas: the fields openai-node requires are there. */
+function meetsPublicType(value: Record<string, unknown>, object: 'chat.completion' | 'chat.completion.chunk'): boolean {
+  if (value.object !== object || typeof value.created !== 'number') return false;
+  const usage = value.usage as Record<string, unknown> | null | undefined;
+  if (usage === null && object === 'chat.completion') return false;
+  if (usage && (usage.prompt_tokens_details === null || usage.completion_tokens_details === null)) return false;
+  return (value.choices as Array<Record<string, unknown>>).every((choice) => {
+    if (choice.finish_reason === undefined) return false;
+    if (choice.logprobs !== undefined && choice.logprobs !== null && typeof choice.logprobs !== 'object') return false;
+    if (object === 'chat.completion.chunk') return true;
+    const message = choice.message as Record<string, unknown>;
+    return choice.logprobs !== undefined && message.content !== undefined && message.refusal !== undefined;
+  });
+}
 
 const odd: unknown[] = [null, {}, [], [null], [{}], '12', '', -5, 0, 1.5, true, 'x', { content: 1 }, { index: 0 }, undefined];
 
@@ -142,6 +180,7 @@ describe('response checks against random damage', () => {
       }
       expect(accepted, JSON.stringify(value)).toBe(true);
       expect(chatCompletionChunkSchema.safeParse(result).success, JSON.stringify(value)).toBe(true);
+      expect(meetsPublicType(result as Record<string, unknown>, 'chat.completion.chunk'), JSON.stringify(value)).toBe(true);
       expect(countsAreSafe(result as object), JSON.stringify(value)).toBe(true);
     }
   });
@@ -163,6 +202,7 @@ describe('response checks against random damage', () => {
       // Content parts pass through unchecked (providers add their own kinds).
       for (const choice of result.choices) if (Array.isArray(choice.message.content)) choice.message.content = '';
       expect(chatCompletionSchema.safeParse(result).success, JSON.stringify(value)).toBe(true);
+      expect(meetsPublicType(result as unknown as Record<string, unknown>, 'chat.completion'), JSON.stringify(value)).toBe(true);
       expect(countsAreSafe(result as object), JSON.stringify(value)).toBe(true);
     }
   });
@@ -189,6 +229,8 @@ describe('sanitiseUsage', () => {
       completion_tokens_details: 'none',
     };
     expect(sanitiseUsage(value)).toEqual({ prompt_tokens: 3, completion_tokens: 2, total_tokens: 5, prompt_tokens_details: { audio_tokens: 1 } });
+    // openai-node types the details as optional objects, never null.
+    expect(sanitiseUsage({ ...usage, prompt_tokens_details: null })).toEqual(usage);
   });
 
   it('drops a bad usage from a completion instead of rejecting it', () => {

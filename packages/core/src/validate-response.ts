@@ -32,7 +32,14 @@ import { redact } from './upstream-errors.js';
  *   choice's (or tool call's) position; a missing `finish_reason` of a
  *   completion becomes `null`; a missing message `role` becomes
  *   `'assistant'`; `tool_calls: null` is removed; missing `id`/`model`
- *   become `''`.
+ *   become `''`; `object` becomes `'chat.completion'` or
+ *   `'chat.completion.chunk'`, and a missing or non-numeric `created`
+ *   becomes `0`; a completion's missing `content`, `refusal` and `logprobs`
+ *   become `null` (as does a `logprobs` that is not an object), and its
+ *   `usage: null` is removed; a chunk's missing `finish_reason` becomes
+ *   `null` and a `logprobs` that is neither an object nor null is removed.
+ *   With these the values are what the exported types (and openai-node's)
+ *   say they are.
  * - Usage is sanitised, never rejected, because the answer itself is good:
  *   see {@link sanitiseUsage}.
  */
@@ -80,12 +87,12 @@ export function sanitiseUsage(usage: unknown): Usage | undefined {
   if (!isCount(usage.total_tokens)) usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
   sanitiseDetails(usage, 'prompt_tokens_details');
   sanitiseDetails(usage, 'completion_tokens_details');
-  return usage as Usage;
+  return usage as unknown as Usage;
 }
 
 function sanitiseDetails(usage: Record<string, unknown>, field: string): void {
   const details = usage[field];
-  if (details === undefined || details === null) return;
+  if (details === undefined) return;
   if (!isObject(details)) {
     delete usage[field];
     return;
@@ -105,7 +112,10 @@ export function toCompletion(value: unknown, context: ErrorContext): ChatComplet
     const choices = value.choices as unknown[];
     let ok = true;
     for (let i = 0; ok && i < choices.length; i++) ok = checkCompletionChoice(choices[i], i);
-    if (ok) return finishEnvelope(value) as ChatCompletion;
+    if (ok) {
+      if (value.usage === null) delete value.usage;
+      return finishEnvelope(value, 'chat.completion') as unknown as ChatCompletion;
+    }
   }
   throw malformed('completion', completionResponseSchema, value, context);
 }
@@ -122,7 +132,7 @@ export function toChunk(value: unknown, context: ErrorContext): ChatCompletionCh
     const choices = value.choices as unknown[];
     let ok = true;
     for (let i = 0; ok && i < choices.length; i++) ok = checkChunkChoice(choices[i], i);
-    if (ok) return finishEnvelope(value) as ChatCompletionChunk;
+    if (ok) return finishEnvelope(value, 'chat.completion.chunk') as unknown as ChatCompletionChunk;
   }
   throw malformed('stream chunk', chunkResponseSchema, value, context);
 }
@@ -138,12 +148,12 @@ function checkEnvelope(value: unknown): value is Record<string, unknown> {
   return isObject(value) && Array.isArray(value.choices) && optionalString(value.id) && optionalString(value.model);
 }
 
-function finishEnvelope(value: Record<string, unknown>): Record<string, unknown> {
+function finishEnvelope(value: Record<string, unknown>, object: 'chat.completion' | 'chat.completion.chunk'): Record<string, unknown> {
   if (typeof value.id !== 'string') value.id = '';
   if (typeof value.model !== 'string') value.model = '';
-  // Informational only: a wrong type is dropped rather than failing the answer.
-  if (value.object !== undefined && typeof value.object !== 'string') delete value.object;
-  if (value.created !== undefined && typeof value.created !== 'number') delete value.created;
+  // Informational only: what is missing or of a wrong type is filled rather than failing the answer.
+  if (value.object !== object) value.object = object;
+  if (typeof value.created !== 'number') value.created = 0;
   const usage = value.usage;
   if (usage !== undefined && usage !== null && sanitiseUsage(usage) === undefined) delete value.usage;
   return value;
@@ -170,10 +180,13 @@ function checkCompletionChoice(choice: unknown, position: number): boolean {
   if (!isObject(message)) return false;
   if (choice.finish_reason === undefined) choice.finish_reason = null;
   else if (!optionalString(choice.finish_reason)) return false;
+  if (!isObject(choice.logprobs)) choice.logprobs = null;
   if (message.role === undefined) message.role = 'assistant';
   else if (message.role !== 'assistant') return false;
   const content = message.content;
   if (!(optionalString(content) || Array.isArray(content)) || !optionalString(message.refusal)) return false;
+  if (content === undefined) message.content = null;
+  if (message.refusal === undefined) message.refusal = null;
   if (!stringOrAbsent(message, 'name')) return false;
   const calls = message.tool_calls;
   if (calls === null) delete message.tool_calls;
@@ -192,6 +205,8 @@ function checkCompletionChoice(choice: unknown, position: number): boolean {
 
 function checkChunkChoice(choice: unknown, position: number): boolean {
   if (!isObject(choice) || !checkIndex(choice, position) || !optionalString(choice.finish_reason)) return false;
+  if (choice.finish_reason === undefined) choice.finish_reason = null;
+  if (choice.logprobs !== undefined && choice.logprobs !== null && !isObject(choice.logprobs)) delete choice.logprobs;
   let delta = choice.delta;
   if (delta === undefined) {
     if (choice.message !== undefined || typeof choice.finish_reason !== 'string') return false;

@@ -25,10 +25,9 @@ describe('costOfUsage', () => {
   });
 
   it('reads DeepSeek cache hits from prompt_cache_hit_tokens', () => {
-    const cost = costOfUsage(
-      { prompt_tokens: 1_000_000, completion_tokens: 0, total_tokens: 1_000_000, prompt_cache_hit_tokens: 900_000, prompt_cache_miss_tokens: 100_000 },
-      entry('deepseek-v3.2'),
-    );
+    // DeepSeek's own usage fields, which the Usage type does not declare.
+    const usage = { prompt_tokens: 1_000_000, completion_tokens: 0, total_tokens: 1_000_000, prompt_cache_hit_tokens: 900_000, prompt_cache_miss_tokens: 100_000 };
+    const cost = costOfUsage(usage, entry('deepseek-v3.2'));
     expect(cost.buckets.cachedInput.tokens).toBe(900_000);
     expect(cost.usd).toBeCloseTo(0.1 * 0.28 + 0.9 * 0.028, 12);
   });

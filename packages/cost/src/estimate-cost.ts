@@ -66,7 +66,8 @@ export interface CostEstimate {
  */
 export function estimateCost(request: ChatCompletionRequest, options: EstimateCostOptions = {}): CostEstimate {
   const config = parseOptions(optionsSchema, options, 'estimateCost');
-  const body = parseOptions(chatCompletionRequestSchema, request, 'request');
+  // The loose schema returns the caller's fields as they came, so the result has the request's type.
+  const body = parseOptions(chatCompletionRequestSchema, request, 'request') as ChatCompletionRequest;
   const match = resolvePrice(config.prices ?? priceTable(), body.model, config.unknownModel ?? 'error');
   if (config.promptTokens !== undefined) return priceEstimate(match, body, config.promptTokens, false, config);
   const counted = countMessages(body.messages, body.model, body.tools ? { tools: body.tools } : undefined);

@@ -123,6 +123,15 @@ export interface BudgetOptions extends Partial<BudgetLimit> {
   onStoreError?: StoreErrorPolicy;
   /** Budgets with the same name and store share their spend (default `'budget'`). */
   name?: string;
+  /**
+   * The longest a call's reservation is held (default 900 000: 15 minutes;
+   * at least 1 000). A call with a deadline (`timeoutMs`) holds it until
+   * then plus one slot (`holdMs / 16`), and never past this. A hold that outlives
+   * its call, because the process holding it crashed, is released when it
+   * expires; a call still running past it is charged in full when it
+   * settles, but no longer holds back the calls admitted meanwhile.
+   */
+  holdMs?: number;
 }
 
 const keySchema = z.union([
@@ -152,6 +161,7 @@ export const budgetOptionsSchema = z
     store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
     onStoreError: storeErrorPolicyOption.optional(),
     name: z.string().min(1).optional(),
+    holdMs: z.number().int().min(1_000).max(7 * 86_400_000).optional(),
   })
   .superRefine((options, issues) => {
     const single = options.limitUsd !== undefined || options.period !== undefined || options.key !== undefined;

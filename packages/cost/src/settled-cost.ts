@@ -57,9 +57,10 @@ export function settledCost(ctx: CompletionContext, settlement: Settlement, matc
 function completionText(response: ChatCompletion): string {
   let text = '';
   for (const { message } of response.choices) {
-    const { content } = message;
+    // Typed as a string, but a provider may answer with an array of parts, which passes through.
+    const content: unknown = message.content;
     if (typeof content === 'string') text += content;
-    else if (Array.isArray(content)) for (const part of content) if ('text' in part) text += String(part.text);
+    else if (Array.isArray(content)) for (const part of content) if (typeof part === 'object' && part !== null && 'text' in part) text += String(part.text);
     if (message.refusal) text += message.refusal;
     for (const call of message.tool_calls ?? []) text += call.function.name + call.function.arguments;
   }

@@ -59,7 +59,7 @@ describe('trackCost', () => {
       ctx.state.answeredBy = 'cache';
       ctx.response = {
         id: 'cached', object: 'chat.completion', created: 0, model: 'gpt-4.1',
-        choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: reply } }],
+        choices: [{ index: 0, finish_reason: 'stop', logprobs: null, message: { role: 'assistant', content: reply, refusal: null } }],
         usage: { ...usage, total_tokens: 1_200 },
       };
       ctx.usage = { ...usage, total_tokens: 1_200 };

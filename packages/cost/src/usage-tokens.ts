@@ -69,7 +69,7 @@ export interface UsageTokens {
  * ```
  */
 export function usageTokens(usage: Usage): UsageTokens {
-  const fields = usage as Record<string, unknown>;
+  const fields = usage as unknown as Record<string, unknown>;
   const details = (key: string, field: string) => (fields[key] as Record<string, unknown> | null | undefined)?.[field];
   const prompt = tokenCount(fields.prompt_tokens);
   const cached = tokenCount(details('prompt_tokens_details', 'cached_tokens')) ?? tokenCount(fields.prompt_cache_hit_tokens) ?? 0;

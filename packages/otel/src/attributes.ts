@@ -92,9 +92,9 @@ export function baseAttributes(identity: CallIdentity, semconv: ResolvedOtelOpti
   return attributes;
 }
 
-/** A request field that may be absent, null, or (being loose) of another type. */
-function numberField(request: ChatCompletionRequest, name: string): number | undefined {
-  const value = (request as Record<string, unknown>)[name];
+/** A request field that may be absent, null, or (unchecked with `validateRequests: false`) of another type. */
+function numberField(request: ChatCompletionRequest, name: keyof ChatCompletionRequest): number | undefined {
+  const value: unknown = request[name];
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
 
@@ -123,7 +123,7 @@ export function requestAttributes(request: ChatCompletionRequest, stream: boolea
   }
   const n = numberField(request, 'n');
   if (n !== undefined && n !== 1) attributes[ATTR.requestChoiceCount] = n;
-  const stop = (request as Record<string, unknown>)['stop'];
+  const stop: unknown = request.stop;
   if (typeof stop === 'string') attributes[ATTR.requestStopSequences] = [stop];
   else if (Array.isArray(stop) && stop.every((entry) => typeof entry === 'string')) attributes[ATTR.requestStopSequences] = stop;
   const format = (request as { response_format?: { type?: unknown } }).response_format?.type;

@@ -54,7 +54,8 @@ export function inputMessages(messages: readonly ChatMessage[]): string {
     const parts = partsOf(message.content);
     if (message.role === 'assistant') {
       for (const call of message.tool_calls ?? []) {
-        parts.push({ type: 'tool_call', id: call.id, name: call.function.name, arguments: parsed(call.function.arguments) });
+        if (call.type === 'custom') parts.push({ type: 'tool_call', id: call.id, name: call.custom.name, arguments: call.custom.input });
+        else parts.push({ type: 'tool_call', id: call.id, name: call.function.name, arguments: parsed(call.function.arguments) });
       }
     }
     return { role: message.role, parts };

@@ -1,5 +1,6 @@
 import { type CompletionContext, createEmitter, createPipeline, type Pipeline, type SluiceEmitter } from '@sluice/core';
 import { abortReason, onAbort } from '@sluice/core/kit';
+import { hedgeLossCost } from './hedge-loss.js';
 import type { ResolvedDeployment, ResolvedOptions } from './options.js';
 
 /**
@@ -40,6 +41,8 @@ export class DeploymentPool {
         validateRequests: false,
       });
       for (const middleware of this.options.middleware(deployment)) pipeline = pipeline.use(middleware);
+      // Only a hedged router cancels hops it would have to cost; the others skip the extra step.
+      if (this.options.hedge) pipeline = pipeline.use(hedgeLossCost);
       byId.set(deployment.id, pipeline);
       this.all.add(pipeline);
     }

@@ -80,9 +80,15 @@ describe('router: hedging', () => {
     ]);
     await clock.until(() => watched.closed >= 1 && watched.open === 0);
     expect(slow.requests).toHaveLength(1);
-    // The winner's cost is in the ledger under its deployment.
+    // Both attempts are in the ledger under their deployments: the loser was
+    // sent and may be billed its prompt, so it is costed as an estimate.
     const report = await costs.ledger.report({ by: { tag: 'deployment' }, until: clock.now() + 1 });
-    expect(report.rows.map((row) => row.key)).toEqual(['fast']);
+    const rows = Object.fromEntries(report.rows.map((row) => [row.key, row]));
+    expect(Object.keys(rows).sort()).toEqual(['fast', 'slow']);
+    expect(rows.fast).toMatchObject({ requests: 1, estimatedRequests: 0, outputTokens: expect.any(Number) });
+    expect(rows.slow).toMatchObject({ requests: 1, estimatedRequests: 1, outputTokens: 0 });
+    expect(rows.slow?.uncachedInputTokens).toBeGreaterThan(0);
+    expect(rows.slow?.usd).toBeGreaterThan(0);
   });
 
   it('cancels the slower stream too, and the caller reads the winner to its end', async () => {
@@ -90,17 +96,57 @@ describe('router: hedging', () => {
     const fast = await mockUpstream({ clock, latencyMs: 100 });
     upstreams.push(slow, fast);
     const watched = await relay(slow);
+    const costs = trackCost({ ledger: spendLedger({ clock }) });
     const { llm } = pipeline({
       deployments: [
         { id: 'slow', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: watched.url, apiKey: 'sk-test' }) },
         { id: 'fast', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: fast.url, apiKey: 'sk-test' }) },
       ],
       strategy: 'cost',
+      middleware: () => [costs],
       hedge: { delayMs: 300, ratio: 1 },
     });
     const chunks = await clock.run(collect(llm.stream(chat('one two three', { model: 'gpt-4.1' }))), { stepMs: 20 });
     expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('')).toContain('one two three');
     await clock.until(() => watched.closed >= 1 && watched.open === 0);
+    const report = await costs.ledger.report({ by: { tag: 'deployment' }, until: clock.now() + 1 });
+    expect(report.rows.map(({ key, requests, estimatedRequests }) => ({ key, requests, estimatedRequests }))).toEqual(
+      expect.arrayContaining([
+        { key: 'fast', requests: 1, estimatedRequests: 0 },
+        { key: 'slow', requests: 1, estimatedRequests: 1 },
+      ]),
+    );
+  });
+
+  it('costs nothing for a hedge loser cancelled before it was sent', async () => {
+    const fast = await mockUpstream({ clock, latencyMs: 100 });
+    const slow = await mockUpstream({ clock, latencyMs: 5_000 });
+    upstreams.push(fast, slow);
+    const costs = trackCost({ ledger: spendLedger({ clock }) });
+    // The primary waits at its own gate past the hedge delay, then the hedge wins: it never sent a request.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const { llm } = pipeline({
+      deployments: [
+        { id: 'held', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: slow.url, apiKey: 'sk-test' }) },
+        { id: 'fast', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: fast.url, apiKey: 'sk-test' }) },
+      ],
+      strategy: 'cost',
+      middleware: (deployment) => [
+        costs,
+        async function held(ctx, next) {
+          if (deployment.id === 'held') await Promise.race([gate, new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)))]);
+          await next();
+        },
+      ],
+      hedge: { delayMs: 300, ratio: 1 },
+    });
+    const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })), { stepMs: 20 });
+    open();
+    expect(ctx.state.router).toMatchObject({ deployment: 'fast', hops: [{ deployment: 'held', outcome: 'cancelled' }, { deployment: 'fast' }] });
+    expect(slow.requests).toHaveLength(0);
+    const report = await costs.ledger.report({ by: { tag: 'deployment' }, until: clock.now() + 1 });
+    expect(report.rows.map((row) => row.key)).toEqual(['fast']);
   });
 
   it('holds hedges to the budget: at most ratio times the calls', async () => {

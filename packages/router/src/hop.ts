@@ -1,5 +1,4 @@
 import { type ChatCompletionChunk, type CompletionContext, toSluiceError } from '@sluice/core';
-import { abortReason, onAbort } from '@sluice/core/kit';
 import type { DeploymentPool } from './deployment-pool.js';
 import type { ResolvedDeployment } from './options.js';
 
@@ -27,7 +26,7 @@ export interface Answer {
  * @param deployment - where to send it
  * @param ctx - the outer call
  * @param release - gives back the slot taken when the deployment was picked
- * @param controller - aborts the hop: the outer call's abort is linked to it, and a hedge cancels through it
+ * @param cancel - a hedge's own cancel, beside the outer call's abort (which the hop inherits, with its deadline)
  * @throws the inner pipeline's error (its breaker, limits, the upstream)
  */
 export async function sendHop(
@@ -35,30 +34,22 @@ export async function sendHop(
   deployment: ResolvedDeployment,
   ctx: CompletionContext,
   release: () => void,
-  controller: AbortController = new AbortController(),
+  cancel?: AbortSignal,
 ): Promise<Answer> {
   const pipeline = pool.pipelineFor(deployment, ctx);
   const startedAt = ctx.clock.now();
-  // Linked through onAbort rather than ctx.signal: the outer call then makes
-  // no AbortSignal of its own, and a hedge cancels through the same controller.
-  const unlink = onAbort(ctx, () => controller.abort(abortReason(ctx)));
-  const done = () => {
-    unlink();
-    release();
-  };
-  const remaining = ctx.remainingMs();
   try {
+    // The inner call is made for the outer one: it is aborted with it and
+    // keeps its deadline, without an AbortController or a timer of its own.
+    const { request } = ctx;
+    // The inner pipeline copies the request anyway; a copy here only to set the same model would be waste.
     const running = pipeline.run(
-      { ...ctx.request, model: deployment.model },
-      {
-        signal: controller.signal,
-        tags: { ...ctx.tags, deployment: deployment.id },
-        ...(Number.isFinite(remaining) ? { timeoutMs: Math.max(1, remaining) } : {}),
-      },
+      request.model === deployment.model ? request : { ...request, model: deployment.model },
+      { parent: ctx, tags: { ...ctx.tags, deployment: deployment.id }, ...(cancel ? { signal: cancel } : {}) },
     );
     const inner = await running;
     if (!ctx.stream) {
-      done();
+      release();
       return { deployment, inner, chunks: undefined, firstChunkMs: ctx.clock.now() - startedAt, discard: async () => {} };
     }
     const iterator = (inner.chunks as AsyncIterable<ChatCompletionChunk>)[Symbol.asyncIterator]();
@@ -69,7 +60,7 @@ export async function sendHop(
       await iterator.return?.().catch(() => {});
       throw caught;
     }
-    const chunks = new HopStream(first, iterator, inner, ctx, done);
+    const chunks = new HopStream(first, iterator, inner, ctx, release);
     return {
       deployment,
       inner,
@@ -78,7 +69,7 @@ export async function sendHop(
       discard: () => chunks.return().then(() => {}, () => {}),
     };
   } catch (caught) {
-    done();
+    release();
     throw toSluiceError(caught);
   }
 }

@@ -11,6 +11,7 @@ import { DeploymentPool } from './deployment-pool.js';
 import { ContentFilteredError, NoDeploymentError } from './errors.js';
 import type { HopReason, RouterEvents, RouterState, SkipReason } from './events.js';
 import { type HedgeBudgetState, depositHedge, withdrawHedge } from './hedge-budget.js';
+import { hedgeLoss } from './hedge-loss.js';
 import { type Picked, type RunningHop, race } from './hedge.js';
 import { type Answer, sendHop } from './hop.js';
 import { LatencyTracker } from './latency.js';
@@ -106,7 +107,7 @@ interface Shared {
 class RoutedCall {
   private readonly state: RouterState = { deployment: undefined, hops: [], hedged: false };
   private readonly tried = new Set<string>();
-  private readonly skipped = new Set<string>();
+  private skipped: Set<string> | undefined;
   private readonly chain: string[];
   private readonly primary: string;
   private needed: number;
@@ -137,7 +138,8 @@ class RoutedCall {
     for (let index = 0; index < this.chain.length; ) {
       if (config.maxHops !== undefined && this.hops >= config.maxHops) break;
       const group = this.chain[index] as string;
-      const picked = await this.pick(group, index === this.chain.length - 1);
+      let picked = this.pick(group, index === this.chain.length - 1);
+      if (picked instanceof Promise) picked = await picked;
       if (!picked) {
         index++;
         if (reason === 'route') reason = 'fallback';
@@ -165,40 +167,60 @@ class RoutedCall {
     throw this.lastError ?? this.none();
   }
 
-  /** Picks a deployment of `group` that can take the call now; waits for a slot when all are full and none is left after. */
-  private async pick(group: string, last: boolean): Promise<Picked | undefined> {
-    const { config, pool, latency, credit } = this.shared;
-    const deployments = config.groups.get(group) ?? [];
+  /**
+   * Picks a deployment of `group` that can take the call now; waits for a
+   * slot when all are full and none is left after. Synchronous unless it
+   * must read a sticky record or wait: most calls make no promise here.
+   */
+  private pick(group: string, last: boolean): Picked | undefined | Promise<Picked | undefined> {
+    if (group === this.primary && this.shared.sticky) return this.pickPinned(group, last);
+    const picked = this.pickNow(group, last, undefined);
+    return picked === full ? this.pickWhenFree(group, last, undefined) : picked;
+  }
+
+  private async pickPinned(group: string, last: boolean): Promise<Picked | undefined> {
     // Read before the candidates are counted: no await may fall between
     // checking a deployment's slots and taking one.
-    const pinnedId = group === this.primary && this.shared.sticky ? await this.pinned() : undefined;
+    const pinnedId = await this.pinned();
+    const picked = this.pickNow(group, last, pinnedId);
+    return picked === full ? this.pickWhenFree(group, last, pinnedId) : picked;
+  }
+
+  private async pickWhenFree(group: string, last: boolean, pinnedId: string | undefined): Promise<Picked | undefined> {
     for (;;) {
-      const now = this.ctx.clock.now();
-      const candidates: Candidate[] = [];
-      let full = false;
-      for (const deployment of deployments) {
-        if (this.tried.has(deployment.id)) continue;
-        if (deployment.contextWindow !== undefined && this.needed > deployment.contextWindow) this.skip(deployment, 'window');
-        else {
-          const until = pool.coolingUntil(deployment.id, now);
-          if (until !== undefined) {
-            this.soonest = Math.min(this.soonest ?? Infinity, until - now);
-            this.skip(deployment, 'cooling');
-          } else if (pool.isFull(deployment)) full = true;
-          else candidates.push({ deployment, inFlight: pool.load(deployment.id), latencyMs: latency.of(deployment.id) });
-        }
-      }
-      if (candidates.length > 0) {
-        const pinned = pinnedId === undefined ? undefined : candidates.find((candidate) => candidate.deployment.id === pinnedId);
-        const deployment = pinned?.deployment ?? selectDeployment(config.strategy, candidates, credit, config.random);
-        return { deployment, sticky: pinned !== undefined, release: pool.acquire(deployment.id) };
-      }
-      if (!full || !last) {
-        if (full) for (const deployment of deployments) if (pool.isFull(deployment)) this.skip(deployment, 'busy');
-        return undefined;
-      }
-      await pool.waitForSlot(this.ctx);
+      await this.shared.pool.waitForSlot(this.ctx);
+      const picked = this.pickNow(group, last, pinnedId);
+      if (picked !== full) return picked;
     }
+  }
+
+  /** A deployment of `group` that can take the call now; `full` when the call should wait for a slot. */
+  private pickNow(group: string, last: boolean, pinnedId: string | undefined): Picked | undefined | typeof full {
+    const { config, pool, latency, credit } = this.shared;
+    const deployments = config.groups.get(group) ?? [];
+    const now = this.ctx.clock.now();
+    const candidates: Candidate[] = [];
+    let busy = false;
+    for (const deployment of deployments) {
+      if (this.tried.has(deployment.id)) continue;
+      if (deployment.contextWindow !== undefined && this.needed > deployment.contextWindow) this.skip(deployment, 'window');
+      else {
+        const until = pool.coolingUntil(deployment.id, now);
+        if (until !== undefined) {
+          this.soonest = Math.min(this.soonest ?? Infinity, until - now);
+          this.skip(deployment, 'cooling');
+        } else if (pool.isFull(deployment)) busy = true;
+        else candidates.push({ deployment, inFlight: pool.load(deployment.id), latencyMs: latency.of(deployment.id) });
+      }
+    }
+    if (candidates.length > 0) {
+      const pinned = pinnedId === undefined ? undefined : candidates.find((candidate) => candidate.deployment.id === pinnedId);
+      const deployment = pinned?.deployment ?? selectDeployment(config.strategy, candidates, credit, config.random);
+      return { deployment, sticky: pinned !== undefined, release: pool.acquire(deployment.id) };
+    }
+    if (busy && last) return full;
+    if (busy) for (const deployment of deployments) if (pool.isFull(deployment)) this.skip(deployment, 'busy');
+    return undefined;
   }
 
   /** The deployment the call's sticky record names, if any. */
@@ -210,7 +232,7 @@ class RoutedCall {
   }
 
   /** Sends to `deployment`, hedged when the router hedges. */
-  private async send(picked: Picked, group: string, reason: HopReason): Promise<Answer> {
+  private send(picked: Picked, group: string, reason: HopReason): Promise<Answer> {
     const { hedge } = this.shared.config;
     const { deployment } = picked;
     this.tried.add(deployment.id);
@@ -241,8 +263,8 @@ class RoutedCall {
 
   private startCancellable({ deployment, release }: Picked): RunningHop {
     const controller = new AbortController();
-    const answer = sendHop(this.shared.pool, deployment, this.ctx, release, controller);
-    return { deployment, answer, cancel: () => controller.abort(new SluiceError('HEDGE_LOST', 'another deployment answered first', { final: true })) };
+    const answer = sendHop(this.shared.pool, deployment, this.ctx, release, controller.signal);
+    return { deployment, answer, cancel: () => controller.abort(hedgeLoss()) };
   }
 
   private hedgeDelay(): number {
@@ -358,6 +380,8 @@ class RoutedCall {
   }
 
   private skip(deployment: ResolvedDeployment, reason: SkipReason): void {
+    // Made on the first skip: most calls skip nothing.
+    this.skipped ??= new Set();
     if (this.skipped.has(deployment.id)) return;
     this.skipped.add(deployment.id);
     this.state.hops.push({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'skipped', code: reason });
@@ -377,6 +401,9 @@ class RoutedCall {
     if (events.listenerCount(event) > 0) (events.emit as (name: K, value: RouterEvents[K]) => void)(event, payload);
   }
 }
+
+/** What `pickNow` says when every deployment left is full and the call should wait for a slot. */
+const full = Symbol('full');
 
 function isContentFilterCode(code: string | undefined): boolean {
   return code === 'content_filter' || code === 'content_policy_violation';
