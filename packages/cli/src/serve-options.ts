@@ -2,6 +2,7 @@ import { parseOptions } from '@sluice/core/kit';
 import * as z from 'zod/mini';
 import { batchConfigSchema } from './options.js';
 
+const positiveMs = z.number().check(z.positive());
 const envName = z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'));
 
 /** One virtual API key: the key itself or the variable holding it, and the tenant it stands for. */
@@ -18,14 +19,30 @@ const keySchema = z.union([
  */
 export const serveConfigSchema = z
   .extend(
-    // No per-request deadline or concurrency cap yet: a server's callers set their own timeouts.
+    // No concurrency cap: the server's clients decide how many calls they make (rpm and tpm bound them per tenant).
     z.omit(batchConfigSchema, { baseUrl: true, apiKeyEnv: true, progressIntervalMs: true, timeoutMs: true, concurrency: true }),
     {
       /** The real endpoint and the variable holding its key; the key never leaves the server. */
       upstream: z.strictObject({
         baseUrl: z.optional(z.url({ protocol: /^https?$/ })),
         apiKeyEnv: z.optional(envName),
+        /** Connections kept open to the upstream; requests beyond them wait for one. Default 128. */
+        connections: z._default(z.number().check(z.int(), z.positive(), z.maximum(10_000)), 128),
       }),
+      /**
+       * Each request's deadline in ms, retries and waits included, when the
+       * client sends no `x-sluice-timeout-ms` header. Default: none (the
+       * transport's own timeouts). A call past its deadline is answered 504.
+       */
+      timeoutMs: z.optional(positiveMs),
+      /** The longest deadline a client may ask for with `x-sluice-timeout-ms`; longer ones are cut to it. Default: no bound. */
+      maxTimeoutMs: z.optional(positiveMs),
+      /**
+       * Answer `GET /health` (and `/healthz`) without a key, with
+       * `{ "status": "ok" }` alone: a liveness probe for a load balancer or
+       * an orchestrator. The circuits stay behind a key. Default false.
+       */
+      publicHealth: z._default(z.boolean(), false),
       /** The keys clients present (`Authorization: Bearer …`), each mapped to a tenant. */
       keys: z._default(z.array(keySchema), []),
       /** Answer requests without a valid key (as the tenant `anonymous`). Default false. */
@@ -46,6 +63,9 @@ export const serveConfigSchema = z
     z.superRefine((config, issues) => {
       if (config.keys.length === 0 && !config.allowAnonymous) {
         issues.addIssue({ code: 'custom', path: ['keys'], message: 'give at least one key, or set allowAnonymous: true' });
+      }
+      if (config.timeoutMs !== undefined && config.maxTimeoutMs !== undefined && config.timeoutMs > config.maxTimeoutMs) {
+        issues.addIssue({ code: 'custom', path: ['timeoutMs'], message: `must not exceed maxTimeoutMs (${config.maxTimeoutMs})` });
       }
     }),
   );
