@@ -7,13 +7,20 @@
  *    computes: one increment per decision, a TTL of one window) as a
  *    reducer through `redisStore().update`, over node-redis and ioredis,
  *    against `RateLimiterRedis.consume()` over ioredis, on one hot key and
- *    spread over 1,000 keys, at concurrency 64: decisions per second, and
- *    Redis commands per decision (from `INFO commandstats`). Target: at
- *    least rate-limiter-flexible's throughput at one round trip per decision.
+ *    spread over 1,000 keys, at concurrency 64. Interleaved rounds (who
+ *    goes first rotates, one warm-up round thrown away); for each round the
+ *    ratio to rate-limiter-flexible's run of the same round, and the median
+ *    and spread of those ratios. Beside throughput: CPU per decision of
+ *    this process and of Redis (both share the machine), and Redis
+ *    commands per decision (`INFO commandstats`: scripts and
+ *    transactions, each one request and one reply). Target: at least
+ *    rate-limiter-flexible's throughput, each decision waiting on one
+ *    round trip.
  * 2. The middleware: a pipeline with `rateLimit` (the exact sliding window)
  *    over an in-memory transport, memory store against Redis store:
  *    decisions per second at concurrency 64 and the latency one call adds
- *    at concurrency 1 (median, against the same pipeline without a limiter).
+ *    at concurrency 1 (median, against the same pipeline without a
+ *    limiter), interleaved rounds.
  *
  * It starts its own redis-server on a free port, persistence off, and says
  * how to install one when there is none.
@@ -28,7 +35,7 @@ import { redisStore } from '@sluice/redis';
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { createClient } from 'redis';
-import { envNumber, fixed, measure, median, table } from './lib.js';
+import { type Contender, envNumber, fixed, interleave, measure, median, pairedRatios, percentile, type RunResult, roundSettings, summarise, table } from './lib.js';
 
 /** Name to select this benchmark: `pnpm bench redis`. */
 export const name = 'redis';
@@ -36,9 +43,11 @@ export const name = 'redis';
 export const description =
   'redisStore decisions/s and round trips vs rate-limiter-flexible RateLimiterRedis; rateLimit on memory vs Redis store (decisions/s at c=64, latency added at c=1)';
 
-const quick = process.env.BENCH_QUICK === '1';
-const rounds = envNumber('BENCH_ROUNDS') ?? (quick ? 1 : 3);
-const runMs = envNumber('BENCH_RUN_MS') ?? (quick ? 300 : 1_500);
+const { rounds, warmupRounds, runMs } = roundSettings();
+// Part 1 runs three times as many rounds, each a third as long: the two runs a ratio pairs are closer in
+// time, so less of the shared machine's drift gets between them, and a median of more ratios moves less.
+const storeRounds = envNumber('BENCH_ROUNDS') ?? rounds * 3;
+const storeRunMs = envNumber('BENCH_RUN_MS') ?? Math.max(100, Math.round(runMs / 3));
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -74,12 +83,16 @@ const transport: Transport = {
 };
 const request = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
 
-/** Median decisions/s over the rounds. */
-async function rate(call: () => Promise<unknown>, concurrency: number): Promise<{ rps: number; p50Ms: number }> {
-  const results = [];
-  for (let round = 0; round < rounds; round++) results.push(await measure(async () => void (await call()), { concurrency, maxRequests: Infinity, maxMs: runMs }));
-  return { rps: median(results.map((r) => r.rps)), p50Ms: median(results.map((r) => r.p50Ms)) };
+/** A contender's runs of part 1, with what Redis did during each. */
+interface StoreRun extends RunResult {
+  /** Scripts and transactions Redis ran, per decision. */
+  commandsPerDecision: number;
+  /** Redis's CPU (user + system) per decision, µs. */
+  redisCpuUs: number;
 }
+
+/** The spread of per-round ratios: the middle half of the rounds, `p25–p75`. */
+const spread = (ratios: number[]) => `${fixed(percentile(ratios, 25), 2)}–${fixed(percentile(ratios, 75), 2)}`;
 
 export async function run(): Promise<void> {
   try {
@@ -99,13 +112,14 @@ export async function run(): Promise<void> {
     const [ioredis, ioredisForLimiter, admin] = [new Redis(url), new Redis(url), new Redis(url)];
     for (const client of [ioredis, ioredisForLimiter, admin]) client.on('error', () => undefined);
     await Promise.all([ioredis, ioredisForLimiter, admin].map((client) => client.ping()));
-    // A round trip is one top-level request: a script (EVALSHA/EVAL) or a transaction (EXEC, what
-    // rate-limiter-flexible sends); the commands inside them are not round trips of their own.
-    const roundTrips = async () => {
-      const info = (await admin.info('commandstats')) as string;
-      let calls = 0;
-      for (const match of info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) if (['evalsha', 'eval', 'exec'].includes(match[1] as string)) calls += Number(match[2]);
-      return calls;
+    // A command here is one top-level request: a script (EVALSHA/EVAL) or a transaction (EXEC); the
+    // commands a script or a transaction runs inside are not requests of their own.
+    const redisStats = async () => {
+      const [commandstats, cpu] = (await Promise.all([admin.info('commandstats'), admin.info('cpu')])) as [string, string];
+      let commands = 0;
+      for (const match of commandstats.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) if (['evalsha', 'eval', 'exec'].includes(match[1] as string)) commands += Number(match[2]);
+      const seconds = (field: string) => Number(new RegExp(`${field}:([\\d.]+)`).exec(cpu)?.[1] ?? Number.NaN);
+      return { commands, cpuUs: (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6 };
     };
 
     const windowMs = 60_000;
@@ -118,31 +132,63 @@ export async function run(): Promise<void> {
     };
     const limiter = new RateLimiterRedis({ storeClient: ioredisForLimiter, points: 1e12, duration: 60, keyPrefix: 'rlf' });
 
-    console.log(`1. One decision (a fixed-window counter), concurrency 64, median of ${rounds} interleaved rounds × ${runMs} ms\n`);
-    const rows: string[][] = [['contender', 'keys', 'decisions/s', 'round trips per decision', 'vs rate-limiter-flexible']];
+    console.log(
+      `1. One decision (a fixed-window counter), concurrency 64, ${storeRounds} interleaved rounds × ${storeRunMs} ms after ${warmupRounds} warm-up;` +
+        ` ratios are medians of per-round ratios to rate-limiter-flexible's run of the same round, spread the middle half of the rounds (p25–p75)\n`,
+    );
+    const rows: string[][] = [
+      ['contender', 'keys', 'decisions/s', 'vs RLF', 'spread', 'client CPU µs', 'Redis CPU µs', 'CPU vs RLF', 'spread', 'commands'],
+    ];
+    const baselineLabel = 'RateLimiterRedis.consume (ioredis)';
     for (const keys of [1, 1_000]) {
       let i = 0;
       const key = () => `k${i++ % keys}`;
       const contenders: Array<[string, () => Promise<unknown>]> = [
-        ['RateLimiterRedis.consume (ioredis)', () => limiter.consume(key())],
+        [baselineLabel, () => limiter.consume(key())],
         ...Object.entries(stores).map(([label, store]): [string, () => Promise<unknown>] => [label, () => store.update(`bench:${key()}`, counter(Date.now()), windowMs)]),
       ];
-      const measured = new Map<string, { rps: number[]; trips: number[] }>(contenders.map(([label]) => [label, { rps: [], trips: [] }]));
-      for (let round = 0; round < rounds + 1; round++) {
-        // Rotate who goes first, and throw the first round away (connections, JIT).
+      const measured = new Map<string, StoreRun[]>(contenders.map(([label]) => [label, []]));
+      for (let round = 0; round < warmupRounds + storeRounds; round++) {
+        // Rotate who goes first, so no contender always runs on a warmer (or busier) machine.
         for (let c = 0; c < contenders.length; c++) {
           const [label, call] = contenders[(c + round) % contenders.length]!;
-          const before = await roundTrips();
-          const result = await measure(async () => void (await call()), { concurrency: 64, maxRequests: Infinity, maxMs: runMs });
-          if (round === 0) continue;
-          measured.get(label)!.rps.push(result.rps);
-          measured.get(label)!.trips.push(((await roundTrips()) - before) / result.requests);
+          const before = await redisStats();
+          const result = await measure(async () => void (await call()), { concurrency: 64, maxRequests: Infinity, maxMs: storeRunMs });
+          const after = await redisStats();
+          if (round < warmupRounds) continue;
+          measured.get(label)!.push({
+            ...result,
+            upstreamBusy: Number.NaN,
+            commandsPerDecision: (after.commands - before.commands) / result.requests,
+            redisCpuUs: (after.cpuUs - before.cpuUs) / result.requests,
+          });
         }
       }
-      const baseline = median(measured.get(contenders[0]![0])!.rps);
-      for (const [label, m] of measured) rows.push([label, String(keys), fixed(median(m.rps), 0), fixed(median(m.trips), 2), fixed(median(m.rps) / baseline, 2)]);
+      const baseline = measured.get(baselineLabel)!;
+      for (const [label, runs] of measured) {
+        const ratios = pairedRatios(runs, baseline, (run) => run.rps);
+        // What a decision costs the machine, both processes: steadier than throughput on a shared machine.
+        const cpuRatios = pairedRatios(runs, baseline, (run) => run.cpuUsPerRequest + (run as StoreRun).redisCpuUs);
+        rows.push([
+          label,
+          String(keys),
+          fixed(summarise(runs).rps, 0),
+          label === baselineLabel ? '1.00' : fixed(median(ratios), 2),
+          label === baselineLabel ? '' : spread(ratios),
+          fixed(median(runs.map((run) => run.cpuUsPerRequest)), 1),
+          fixed(median(runs.map((run) => run.redisCpuUs)), 1),
+          label === baselineLabel ? '1.00' : fixed(median(cpuRatios), 2),
+          label === baselineLabel ? '' : spread(cpuRatios),
+          fixed(median(runs.map((run) => run.commandsPerDecision)), 3),
+        ]);
+      }
     }
     console.log(table(rows));
+    console.log(
+      '\nPer decision: CPU of this process and of Redis, µs, and Redis commands (scripts and transactions).' +
+        ' Every decision waits on one round trip on the fast path (a conflict with another process costs one more);' +
+        ' redisStore sends the decisions that are ready in the same event-loop turn as script calls of up to 16 keys, hence under one command per decision.',
+    );
 
     console.log(`\n2. rateLimit (exact sliding window, 1e9 a second: a log of up to 1,000 entries) in a pipeline over an in-memory transport\n`);
     let storeErrors = 0;
@@ -153,19 +199,27 @@ export async function run(): Promise<void> {
       return () => llm.complete(request);
     };
     const memory = memoryStore();
-    const contenders: Array<[string, () => Promise<unknown>]> = [
+    const pipelines: Array<[string, () => Promise<unknown>]> = [
       ['no limiter', limited(undefined)],
       ['rateLimit, memory store', limited(memory)],
       ['rateLimit, redisStore (node-redis)', limited(redisStore({ client: nodeRedis, prefix: 'limit-node-redis:', timeoutMs: 5_000 }))],
       ['rateLimit, redisStore (ioredis)', limited(redisStore({ client: ioredis, prefix: 'limit-ioredis:', timeoutMs: 5_000 }))],
     ];
-    const measured = [];
-    for (const [label, call] of contenders) measured.push({ label, c64: await rate(call, 64), c1: await rate(call, 1) });
-    const base = measured[0]!.c1.p50Ms;
+    const contenders = (): Contender[] => pipelines.map(([label, call]) => ({ name: label, call: async () => void (await call()) }));
+    const at64 = await interleave(contenders(), { rounds, warmupRounds, limits: { concurrency: 64, maxRequests: Infinity, maxMs: runMs } });
+    const at1 = await interleave(contenders(), { rounds, warmupRounds, limits: { concurrency: 1, maxRequests: Infinity, maxMs: runMs } });
+    const memoryRuns = at64.get('rateLimit, memory store')!;
+    const bare = at1.get('no limiter')!;
     console.log(
       table([
-        ['pipeline', 'calls/s c=64', 'p50 ms c=1', 'added per call, ms'],
-        ...measured.map((m) => [m.label, fixed(m.c64.rps, 0), fixed(m.c1.p50Ms, 3), fixed(m.c1.p50Ms - base, 3)]),
+        ['pipeline', 'calls/s c=64', 'vs memory store', 'p50 ms c=1', 'added per call, ms'],
+        ...pipelines.map(([label]) => {
+          const fast = at64.get(label)!;
+          const single = at1.get(label)!;
+          // The latency a limiter adds, paired by round like the ratios.
+          const added = single.map((run, index) => run.p50Ms - (bare[index] as RunResult).p50Ms);
+          return [label, fixed(summarise(fast).rps, 0), fixed(median(pairedRatios(fast, memoryRuns, (run) => run.rps)), 2), fixed(summarise(single).p50Ms, 3), fixed(median(added), 3)];
+        }),
       ]),
     );
     console.log(`store errors (a store call over keyedState's 50 ms; the calls went ahead, policy 'open'): ${storeErrors}`);

@@ -1,6 +1,6 @@
 import type { SluiceError, Store, StoreErrorPolicy } from '@sluice/core';
 import { type KeyOption, parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { CircuitRules } from './circuit.js';
 import { isBreakerFailure } from './is-breaker-failure.js';
 
@@ -78,32 +78,32 @@ const isFunction = (value: unknown) => typeof value === 'function';
 
 const breakerOptionsSchema = z
   .strictObject({
-    failures: z.union([z.number().int().min(1), z.literal(false)]).optional(),
-    failureRate: z
-      .strictObject({
-        threshold: z.number().gt(0).max(1),
-        windowMs: z.number().int().positive().finite(),
-        minimumCalls: z.number().int().min(1).optional(),
-        buckets: z.number().int().min(1).max(1_000).optional(),
-      })
-      .optional(),
-    slowCallMs: z.number().positive().finite().optional(),
-    openMs: z.number().positive().finite().optional(),
-    backoff: z
-      .strictObject({ factor: z.number().min(1).finite(), maxMs: z.number().positive().finite() })
-      .optional(),
-    probes: z.number().int().min(1).optional(),
+    failures: z.optional(z.union([z.number().check(z.int(), z.minimum(1)), z.literal(false)])),
+    failureRate: z.optional(
+      z.strictObject({
+        threshold: z.number().check(z.gt(0), z.maximum(1)),
+        windowMs: z.number().check(z.int(), z.positive()),
+        minimumCalls: z.optional(z.number().check(z.int(), z.minimum(1))),
+        buckets: z.optional(z.number().check(z.int(), z.minimum(1), z.maximum(1_000))),
+      }),
+    ),
+    slowCallMs: z.optional(z.number().check(z.positive())),
+    openMs: z.optional(z.number().check(z.positive())),
+    backoff: z.optional(z.strictObject({ factor: z.number().check(z.minimum(1)), maxMs: z.number().check(z.positive()) })),
+    probes: z.optional(z.number().check(z.int(), z.minimum(1))),
     // Checked by core's keyResolver, which names `breaker.key` too.
-    key: z.custom<KeyOption>(() => true).optional(),
-    isFailure: z.custom<(error: SluiceError) => boolean>(isFunction, 'must be a function of an error').optional(),
-    store: z.custom<Store>((value) => isFunction((value as Store | undefined)?.update), 'must be a Store').optional(),
-    onStoreError: z.enum(['open', 'closed', 'memory']).optional(),
+    key: z.optional(z.custom<KeyOption>(() => true)),
+    isFailure: z.optional(z.custom<(error: SluiceError) => boolean>(isFunction, 'must be a function of an error')),
+    store: z.optional(z.custom<Store>((value) => isFunction((value as Store | undefined)?.update), 'must be a Store')),
+    onStoreError: z.optional(z.enum(['open', 'closed', 'memory'])),
   })
-  .superRefine((options, issues) => {
-    if (options.backoff && options.backoff.maxMs < (options.openMs ?? 30_000)) {
-      issues.addIssue({ code: 'custom', path: ['backoff', 'maxMs'], message: 'must be at least openMs' });
-    }
-  });
+  .check(
+    z.superRefine((options, issues) => {
+      if (options.backoff && options.backoff.maxMs < (options.openMs ?? 30_000)) {
+        issues.addIssue({ code: 'custom', path: ['backoff', 'maxMs'], message: 'must be at least openMs' });
+      }
+    }),
+  );
 
 /**
  * The options with every default filled in; internal.

@@ -1,6 +1,6 @@
 import type { ChatCompletionRequest, CompletionContext } from '@sluice/core';
 import { type KeyOption, parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { CacheStorage } from './cache-storage.js';
 import { lruStorage } from './lru-storage.js';
 
@@ -65,22 +65,22 @@ const isFunction = (value: unknown) => typeof value === 'function';
 
 const keySchema = z.union([
   z.enum(['global', 'model', 'origin-model']),
-  z.strictObject({ tag: z.string().min(1), missing: z.string().optional() }),
+  z.strictObject({ tag: z.string().check(z.minLength(1)), missing: z.optional(z.string()) }),
   z.custom<(ctx: CompletionContext) => string>(isFunction, 'must be a function'),
 ]);
 
 const cacheOptionsSchema = z.strictObject({
-  ttlMs: z.number().int().positive().finite().optional(),
-  when: z.custom<CacheOptions['when']>(isFunction, 'must be a function').optional(),
-  key: keySchema.optional(),
-  storage: z
-    .custom<CacheStorage>(
+  ttlMs: z.optional(z.number().check(z.int(), z.positive())),
+  when: z.optional(z.custom<CacheOptions['when']>(isFunction, 'must be a function')),
+  key: z.optional(keySchema),
+  storage: z.optional(
+    z.custom<CacheStorage>(
       (value) => isFunction((value as CacheStorage | undefined)?.get) && isFunction((value as CacheStorage | undefined)?.set),
       'must be a CacheStorage (get, set, delete)',
-    )
-    .optional(),
-  ignoreFields: z.array(z.string().min(1)).optional(),
-  timeoutMs: z.number().positive().finite().optional(),
+    ),
+  ),
+  ignoreFields: z.optional(z.array(z.string().check(z.minLength(1)))),
+  timeoutMs: z.optional(z.number().check(z.positive())),
 });
 
 /** Answers for keys other caches use for the same thing. */

@@ -8,7 +8,7 @@ import { retry } from '@sluice/retry';
 import { fileLedger } from './file-ledger.js';
 import { loadPrices } from './load-prices.js';
 import type { batchConfigSchema } from './options.js';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 
 type Config = z.output<typeof batchConfigSchema>;
 
@@ -53,9 +53,16 @@ export interface BuiltPipeline {
  * @param config - the validated configuration
  * @param env - where the API key is read from
  * @param limitKey - what the budget and the rate limit are kept by (`{ tag: 'tenant' }` for a server; default global)
+ * @param costTracking - `'always'` (a batch sums its spend from the `cost` events), or `'when-used'`: only with a
+ *   `ledger` or `unknownModel: 'error'` (a server, where nobody else hears the events)
  * @throws ValidationError naming a bad option
  */
-export function buildPipelineParts(config: Omit<Config, 'progressIntervalMs'>, env: NodeJS.ProcessEnv = process.env, limitKey?: KeyOption): BuiltPipeline {
+export function buildPipelineParts(
+  config: Omit<Config, 'progressIntervalMs'>,
+  env: NodeJS.ProcessEnv = process.env,
+  limitKey?: KeyOption,
+  costTracking: 'always' | 'when-used' = 'always',
+): BuiltPipeline {
   const apiKey = apiKeyFrom(config.apiKeyEnv, env);
   const baseUrl = config.baseUrl ?? env.OPENAI_BASE_URL ?? 'https://api.openai.com/v1';
   const concurrency = config.concurrency ?? 10;
@@ -63,10 +70,11 @@ export function buildPipelineParts(config: Omit<Config, 'progressIntervalMs'>, e
   const unknownModel = config.unknownModel ?? 'warn';
   const transport = openAICompatible({ baseUrl, apiKey, connections: Math.max(concurrency, 10) });
   const key = limitKey === undefined ? {} : { key: limitKey };
-  let pipeline: Pipeline = createPipeline({ transport }).use(
+  let pipeline: Pipeline = createPipeline({ transport });
+  if (costTracking === 'always' || config.ledger !== undefined || unknownModel === 'error') {
     // Never the default ledger: it keeps a cell per tag set, and every call here carries its own custom_id tag.
-    trackCost({ prices, unknownModel, anomaly: false, ledger: config.ledger ? fileLedger(config.ledger) : noLedger }),
-  );
+    pipeline = pipeline.use(trackCost({ prices, unknownModel, anomaly: false, ledger: config.ledger ? fileLedger(config.ledger) : noLedger }));
+  }
   if (config.trim) pipeline = pipeline.use(trimContext(config.trim === true ? {} : config.trim));
   if (config.budget) pipeline = pipeline.use(budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel, ...key }));
   if (config.retry !== false) pipeline = pipeline.use(retry(config.retry ?? {}));

@@ -1,7 +1,7 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readBody, sendResponse } from './node-http.js';
+import { readBody } from './node-http.js';
 
 let server: Server | undefined;
 afterEach(async () => {
@@ -26,45 +26,36 @@ describe('readBody', () => {
     expect(await send('0123456789')).toBe('ok 0123456789');
     expect(await send('0123456789x')).toBe('too-large');
   });
-});
 
-describe('sendResponse', () => {
-  it('writes status, headers and every chunk', async () => {
-    const url = await listen((_request, response) => {
-      const body = new ReadableStream<Uint8Array>({
-        start(controller) {
-          for (const part of ['a', 'b', 'c']) controller.enqueue(new TextEncoder().encode(part));
-          controller.close();
-        },
-      });
-      void sendResponse(new Response(body, { status: 201, headers: { 'x-one': '1' } }), response);
+  it('answers aborted when the client leaves mid-body, and cuts a body past discardBytes at once', async () => {
+    const reads: Array<Promise<string>> = [];
+    const url = await listen((request, response) => {
+      const read = readBody(request, 10, 20).then((result) => (result.ok ? 'ok' : result.reason));
+      reads.push(read);
+      void read.then((reason) => response.end(reason));
     });
-    const answer = await fetch(url);
-    expect({ status: answer.status, header: answer.headers.get('x-one'), text: await answer.text() }).toEqual({ status: 201, header: '1', text: 'abc' });
-  });
+    /** The `index`th request's read, once the server has it. */
+    const read = async (index: number) => {
+      while (reads.length <= index) await new Promise((resolve) => setImmediate(resolve));
+      return reads[index];
+    };
 
-  it('cancels the body when the client goes away mid-stream', async () => {
-    let cancelled!: () => void;
-    const cancel = new Promise<void>((resolve) => (cancelled = resolve));
-    let first!: () => void;
-    const firstPulled = new Promise<void>((resolve) => (first = resolve));
-    const url = await listen((_request, response) => {
-      const body = new ReadableStream<Uint8Array>({
-        pull(controller) {
-          controller.enqueue(new Uint8Array(1024));
-          first();
-          // Never ends: only the client leaving stops it.
-          return new Promise(() => {});
-        },
-        cancel: () => cancelled(),
-      });
-      void sendResponse(new Response(body), response);
+    const gone = httpRequest(url, { method: 'POST', headers: { 'content-length': '15' } });
+    gone.on('error', () => {});
+    gone.write('0123456789');
+    const first = read(0);
+    while (reads.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    gone.destroy();
+    expect(await first).toBe('aborted');
+
+    // No length declared: it is read until it passes discardBytes, then the connection is cut.
+    const flood = httpRequest(url, { method: 'POST' });
+    const ending = new Promise<string>((resolve) => {
+      flood.on('error', () => resolve('cut'));
+      flood.on('response', (response) => resolve(`answered ${response.statusCode}`));
     });
-    const client = httpRequest(url);
-    client.on('error', () => {});
-    client.on('response', () => void firstPulled.then(() => client.destroy()));
-    client.end();
-    await cancel;
-    expect(client.destroyed).toBe(true);
+    flood.write('x'.repeat(30));
+    expect(await read(1)).toBe('too-large');
+    expect(await ending).toBe('cut');
   });
 });

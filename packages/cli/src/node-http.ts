@@ -1,5 +1,4 @@
-import { once } from 'node:events';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 
 /** The request body, or why it was not read. */
 export type BodyRead = { ok: true; body: Buffer } | { ok: false; reason: 'too-large' | 'aborted' };
@@ -14,56 +13,32 @@ export type BodyRead = { ok: true; body: Buffer } | { ok: false; reason: 'too-la
  * @param maxBytes - the largest body kept
  * @param discardBytes - the most read and dropped before the connection is cut (default 16 MiB or 4 × `maxBytes`)
  */
-export async function readBody(request: IncomingMessage, maxBytes: number, discardBytes = Math.max(16 << 20, 4 * maxBytes)): Promise<BodyRead> {
+export function readBody(request: IncomingMessage, maxBytes: number, discardBytes = Math.max(16 << 20, 4 * maxBytes)): Promise<BodyRead> {
   const declared = Number(request.headers['content-length']);
-  if (Number.isFinite(declared) && declared > discardBytes) return { ok: false, reason: 'too-large' };
-  const parts: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const part of request as AsyncIterable<Buffer>) {
+  if (Number.isFinite(declared) && declared > discardBytes) return Promise.resolve({ ok: false, reason: 'too-large' });
+  // Events, not `for await`: an async iterator per request costs a server more than the body it reads.
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (result: BodyRead) => {
+      if (settled) return;
+      settled = true;
+      request.off('data', onData);
+      resolve(result);
+    };
+    const onData = (part: Buffer) => {
       size += part.length;
-      if (size > discardBytes) return { ok: false, reason: 'too-large' };
-      if (size <= maxBytes) parts.push(part);
-    }
-  } catch {
-    return { ok: false, reason: 'aborted' };
-  }
-  return size > maxBytes ? { ok: false, reason: 'too-large' } : { ok: true, body: Buffer.concat(parts, size) };
-}
-
-/**
- * Writes a WHATWG `Response` to a Node `ServerResponse`: status, headers,
- * then the body chunk by chunk, waiting for `drain` when the socket's
- * buffer is full, so a slow client holds the stream (and the upstream)
- * back instead of filling memory. When the client goes away the body is
- * cancelled, which ends the pipeline's call and its upstream request.
- *
- * @param response - the answer
- * @param target - where it goes
- */
-export async function sendResponse(response: Response, target: ServerResponse): Promise<void> {
-  const headers: Record<string, string> = {};
-  response.headers.forEach((value, name) => (headers[name] = value));
-  target.writeHead(response.status, headers);
-  if (response.body === null) {
-    target.end();
-    return;
-  }
-  const reader = response.body.getReader();
-  const gone = () => void reader.cancel().catch(() => {});
-  target.once('close', gone);
-  try {
-    for (;;) {
-      const next = await reader.read();
-      if (next.done) break;
-      if (target.destroyed) return;
-      if (!target.write(next.value)) await Promise.race([once(target, 'drain'), once(target, 'close')]);
-    }
-    target.end();
-  } catch {
-    // The body failed past its headers (or the client left): nothing more can be said on this response.
-    target.destroy();
-  } finally {
-    target.off('close', gone);
-  }
+      if (size > discardBytes) {
+        settle({ ok: false, reason: 'too-large' });
+        request.destroy();
+      } else if (size <= maxBytes) parts.push(part);
+    };
+    request.on('data', onData);
+    request.once('end', () => settle(size > maxBytes ? { ok: false, reason: 'too-large' } : { ok: true, body: Buffer.concat(parts, size) }));
+    // Kept after settling: an error with no listener would crash the server.
+    request.on('error', () => settle({ ok: false, reason: 'aborted' }));
+    // Closed before its end: the client went away mid-body.
+    request.once('close', () => settle({ ok: false, reason: 'aborted' }));
+  });
 }

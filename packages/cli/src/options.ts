@@ -1,8 +1,8 @@
 import { parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
-const positiveInt = z.number().int().positive();
-const positive = z.number().positive().finite();
+const positiveInt = z.number().check(z.int(), z.positive());
+const positive = z.number().check(z.positive());
 
 /**
  * What `sluice batch` takes, from a JSON config file (`--config`) with
@@ -11,44 +11,42 @@ const positive = z.number().positive().finite();
  */
 export const batchConfigSchema = z.strictObject({
   /** The OpenAI-compatible endpoint, with its `/v1`. */
-  baseUrl: z.url({ protocol: /^https?$/ }).optional(),
+  baseUrl: z.optional(z.url({ protocol: /^https?$/ })),
   /** The environment variable holding the API key (default `OPENAI_API_KEY`). The key itself is never an option. */
-  apiKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+  apiKeyEnv: z.optional(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'))),
   /** Requests in flight at once (default 10). */
-  concurrency: positiveInt.max(10_000).optional(),
+  concurrency: z.optional(positiveInt.check(z.maximum(10_000))),
   /** One deadline per request, retries included, in ms (default: none but the transport's own timeouts). */
-  timeoutMs: positive.optional(),
+  timeoutMs: z.optional(positive),
   /** Requests per minute (`rateLimit({ rpm })`). */
-  rpm: positiveInt.optional(),
+  rpm: z.optional(positiveInt),
   /** Tokens per minute (`rateLimit({ tpm })`). */
-  tpm: positiveInt.optional(),
+  tpm: z.optional(positiveInt),
   /** `retry()` options, or `false` for none (default: 3 attempts, 1-10 s backoff). */
-  retry: z
-    .union([
+  retry: z.optional(
+    z.union([
       z.literal(false),
       z.strictObject({
-        attempts: positiveInt.optional(),
-        backoff: z.strictObject({ baseMs: positive.optional(), factor: z.number().min(1).optional(), maxMs: positive.optional() }).optional(),
-        maxRetryAfterMs: z.number().nonnegative().optional(),
+        attempts: z.optional(positiveInt),
+        backoff: z.optional(z.strictObject({ baseMs: z.optional(positive), factor: z.optional(z.number().check(z.minimum(1))), maxMs: z.optional(positive) })),
+        maxRetryAfterMs: z.optional(z.number().check(z.nonnegative())),
       }),
-    ])
-    .optional(),
+    ]),
+  ),
   /** `breaker()` options, or `false` for none (default: opens after 10 consecutive failures for 30 s). */
-  breaker: z.union([z.literal(false), z.strictObject({ failures: positiveInt.optional(), openMs: positive.optional() })]).optional(),
+  breaker: z.optional(z.union([z.literal(false), z.strictObject({ failures: z.optional(positiveInt), openMs: z.optional(positive) })])),
   /** A spending limit: the batch stops (resumable) when the next request would exceed it. */
-  budget: z
-    .union([z.literal(false), z.strictObject({ limitUsd: positive, period: z.enum(['hour', 'day', 'month']).optional() })])
-    .optional(),
+  budget: z.optional(z.union([z.literal(false), z.strictObject({ limitUsd: positive, period: z.optional(z.enum(['hour', 'day', 'month'])) })])),
   /** Trim each request's history to fit its model's window (`trimContext()`), or its options. */
-  trim: z.union([z.boolean(), z.strictObject({ ratio: z.number().gt(0).max(1).optional(), maxTokens: positiveInt.optional() })]).optional(),
+  trim: z.optional(z.union([z.boolean(), z.strictObject({ ratio: z.optional(z.number().check(z.gt(0), z.maximum(1))), maxTokens: z.optional(positiveInt) })])),
   /** Price overrides by model (`priceTable()` entries), or a JSON file of them. */
-  prices: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
+  prices: z.optional(z.union([z.string().check(z.minLength(1)), z.record(z.string(), z.unknown())])),
   /** What a model with no price does: `warn` (default: sent, costed $0), `free`, or `error` (refused). */
-  unknownModel: z.enum(['error', 'warn', 'free']).optional(),
+  unknownModel: z.optional(z.enum(['error', 'warn', 'free'])),
   /** A JSONL file every call's cost is appended to (`sluice cost --ledger` summarises it). */
-  ledger: z.string().min(1).optional(),
+  ledger: z.optional(z.string().check(z.minLength(1))),
   /** How often progress is printed when stderr is not a terminal (default 10,000 ms). */
-  progressIntervalMs: positive.optional(),
+  progressIntervalMs: z.optional(positive),
 });
 
 /** `sluice batch`'s configuration, as written. */

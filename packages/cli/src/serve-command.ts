@@ -25,14 +25,22 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
   const file = readConfigFile(configPath);
   const merged = typeof file === 'object' && file !== null ? { ...file, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } : file;
   const config = parseServeConfig(merged);
-  const { upstream, keys, allowAnonymous, maxBodyBytes, port, host, models, shutdownGraceMs, ...pipelineOptions } = config;
+  const { upstream, keys, allowAnonymous, maxBodyBytes, port, host, models, shutdownGraceMs, timeoutMs, maxTimeoutMs, publicHealth, ...pipelineOptions } = config;
   const tenantOf = apiKeys(keys, io.env);
   const { pipeline, circuit, origin } = buildPipelineParts(
-    { ...pipelineOptions, ...(upstream.baseUrl ? { baseUrl: upstream.baseUrl } : {}), ...(upstream.apiKeyEnv ? { apiKeyEnv: upstream.apiKeyEnv } : {}) },
+    {
+      ...pipelineOptions,
+      ...(upstream.baseUrl ? { baseUrl: upstream.baseUrl } : {}),
+      ...(upstream.apiKeyEnv ? { apiKeyEnv: upstream.apiKeyEnv } : {}),
+      // Sizes the upstream connection pool: a server's calls in flight are its clients', not a batch's ten.
+      concurrency: upstream.connections,
+    },
     io.env,
     { tag: 'tenant' },
+    // Costing a call nobody records or refuses is CPU for nothing: the budget prices its own calls.
+    'when-used',
   );
-  const handler = serveHandler({ pipeline, tenantOf, allowAnonymous, maxBodyBytes, models, circuit, origin });
+  const handler = serveHandler({ pipeline, tenantOf, allowAnonymous, maxBodyBytes, models, circuit, origin, publicHealth, deadline: { timeoutMs, maxTimeoutMs } });
   const server = createServer(handler.listener);
   if (io.signal?.aborted) return 0;
   try {

@@ -1,8 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BreakerMiddleware } from '@sluice/breaker';
-import { type RunsCompletions, toFetch } from '@sluice/core';
+import type { CallOptions, ChatCompletionRequest, RunsCompletions } from '@sluice/core';
 import type { TenantOf } from './api-keys.js';
-import { readBody, sendResponse } from './node-http.js';
+import { readBody } from './node-http.js';
+import { answerCompletion } from './serve-completion.js';
+import { type DeadlineOptions, requestDeadline } from './request-deadline.js';
 
 /** What {@link serveHandler} serves. */
 export interface ServeHandlerOptions {
@@ -17,10 +19,11 @@ export interface ServeHandlerOptions {
   /** The breaker whose circuits `/health` reports, and the upstream origin its keys start with. */
   circuit: BreakerMiddleware | undefined;
   origin: string;
+  /** Answer `GET /health` without a key, with the status alone. */
+  publicHealth: boolean;
+  /** The default deadline and the bound of a client's `x-sluice-timeout-ms`. */
+  deadline: DeadlineOptions;
 }
-
-/** Carries the authenticated tenant from the server to the pipeline's tags; never taken from a client. */
-const tenantHeader = 'x-sluice-tenant';
 
 function json(target: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -37,12 +40,15 @@ function error(target: ServerResponse, status: number, type: string, code: strin
  * API in front of a pipeline. Every route needs a configured key (unless
  * `allowAnonymous`), checked before anything else is looked at:
  *
- * - `POST /v1/chat/completions`: JSON or SSE through the pipeline (core's
- *   `toFetch`), tagged `{ tenant }` so budgets and rate limits keyed by
- *   tenant apply; bodies over `maxBodyBytes` get 413, bad ones 400 naming
- *   the field as OpenAI's `param`;
+ * - `POST /v1/chat/completions`: JSON or SSE through the pipeline (answered
+ *   as core's `toFetch` answers), tagged `{ tenant }` so budgets and rate
+ *   limits keyed by tenant apply, with the deadline of
+ *   {@link requestDeadline}; bodies over `maxBodyBytes` get 413, bad ones
+ *   400 naming the field as OpenAI's `param`;
  * - `GET /v1/models`: the configured models;
  * - `GET /health` (or `/healthz`): each configured model's circuit state;
+ *   with `publicHealth`, a request with no `Authorization` header gets
+ *   `{ "status": "ok" }` alone (liveness), and a key still gets the circuits;
  * - anything else: 404.
  *
  * The client's `Authorization` header never reaches the upstream (the
@@ -56,21 +62,21 @@ export function serveHandler(options: ServeHandlerOptions): {
   inFlight: () => number;
   idle: () => Promise<void>;
 } {
-  const fetchCompletions = toFetch(options.pipeline, {
-    fallback: null,
-    tags: (headers) => ({ tenant: headers.get(tenantHeader) ?? 'anonymous' }),
-  });
   let active = 0;
   let waiters: Array<() => void> = [];
 
   async function handle(request: IncomingMessage, target: ServerResponse): Promise<void> {
+    const path = pathOf(request.url);
+    const method = request.method ?? 'GET';
     const tenant = options.tenantOf(request.headers.authorization) ?? (options.allowAnonymous ? 'anonymous' : undefined);
     if (tenant === undefined) {
       request.resume();
+      // Liveness only: no key was presented, so nothing but "the server answers" is told.
+      if (options.publicHealth && request.headers.authorization === undefined && method === 'GET' && (path === '/health' || path === '/healthz')) {
+        return json(target, 200, { status: 'ok' }, { 'cache-control': 'no-store' });
+      }
       return error(target, 401, 'invalid_request_error', 'invalid_api_key', 'Incorrect or missing API key.', null, { 'www-authenticate': 'Bearer' });
     }
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '');
-    const method = request.method ?? 'GET';
     if (method === 'GET' && path === '/v1/models') {
       request.resume();
       const data = (options.models ?? []).map((id) => ({ id, object: 'model', created: 0, owned_by: 'sluice' }));
@@ -97,29 +103,19 @@ export function serveHandler(options: ServeHandlerOptions): {
       if (read.reason === 'aborted') return void target.destroy();
       return error(target, 413, 'invalid_request_error', 'request_too_large', `the request body is larger than ${options.maxBodyBytes} bytes`, null, { connection: 'close' });
     }
-    const problem = checkBody(read.body, options.models);
-    if (problem) return error(target, problem.status, problem.status === 404 ? 'not_found_error' : 'invalid_request_error', problem.code, problem.message, problem.param);
+    const checked = checkBody(read.body, options.models);
+    if (!checked.ok) return error(target, checked.status, checked.status === 404 ? 'not_found_error' : 'invalid_request_error', checked.code, checked.message, checked.param);
+    const deadline = requestDeadline(request.headers, options.deadline);
+    if (!deadline.ok) return error(target, 400, 'invalid_request_error', 'invalid_value', deadline.message, deadline.param);
 
     const stop = new AbortController();
     // The client left before the answer was sent in full: end the call and its upstream request.
     target.once('close', () => {
       if (!target.writableFinished) stop.abort(new Error('the client closed the connection'));
     });
-    let response: Response;
-    try {
-      response = await fetchCompletions(
-        new Request('http://sluice.local/v1/chat/completions', {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', [tenantHeader]: tenant },
-          body: read.body,
-          signal: stop.signal,
-        }),
-      );
-    } catch {
-      // Only the client's own abort rejects: there is no one left to answer.
-      return void target.destroy();
-    }
-    await sendResponse(response, target);
+    const call: CallOptions = { signal: stop.signal, tags: { tenant } };
+    if (deadline.timeoutMs !== undefined) call.timeoutMs = deadline.timeoutMs;
+    await answerCompletion(options.pipeline, checked.body, call, target);
   }
 
   return {
@@ -140,25 +136,31 @@ export function serveHandler(options: ServeHandlerOptions): {
   };
 }
 
-interface BodyProblem {
-  status: 400 | 404;
-  code: string;
-  param: string;
-  message: string;
+/** The parsed body, or what is wrong with it. */
+type CheckedBody = { ok: true; body: ChatCompletionRequest } | { ok: false; status: 400 | 404; code: string; param: string; message: string };
+
+/** The path without its query and trailing slashes; no URL object for the usual `/v1/chat/completions`. */
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return '';
+  const query = url.indexOf('?');
+  const path = query === -1 ? url : url.slice(0, query);
+  if (path.startsWith('/') && !path.startsWith('//') && !path.includes('%') && !path.includes('.')) return path.replace(/\/+$/, '');
+  return new URL(url, 'http://localhost').pathname.replace(/\/+$/, '');
 }
 
 /** What OpenAI would refuse before the call: not JSON, no model, no messages, or a model not served. */
-function checkBody(body: Buffer, models: readonly string[] | undefined): BodyProblem | undefined {
+function checkBody(body: Buffer, models: readonly string[] | undefined): CheckedBody {
   let value: unknown;
   try {
     value = JSON.parse(body.toString('utf8'));
   } catch {
-    return { status: 400, code: 'invalid_json', param: 'body', message: 'the request body is not valid JSON' };
+    return { ok: false, status: 400, code: 'invalid_json', param: 'body', message: 'the request body is not valid JSON' };
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { status: 400, code: 'invalid_type', param: 'body', message: 'the request body must be a JSON object' };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, status: 400, code: 'invalid_type', param: 'body', message: 'the request body must be a JSON object' };
   const { model, messages } = value as { model?: unknown; messages?: unknown };
-  if (typeof model !== 'string' || model === '') return { status: 400, code: 'missing_required_parameter', param: 'model', message: 'model: a model name is required' };
-  if (!Array.isArray(messages) || messages.length === 0) return { status: 400, code: 'missing_required_parameter', param: 'messages', message: 'messages: a non-empty array is required' };
-  if (models && !models.includes(model)) return { status: 404, code: 'model_not_found', param: 'model', message: `model: ${JSON.stringify(model.slice(0, 100))} is not served here` };
-  return undefined;
+  if (typeof model !== 'string' || model === '') return { ok: false, status: 400, code: 'missing_required_parameter', param: 'model', message: 'model: a model name is required' };
+  if (!Array.isArray(messages) || messages.length === 0) return { ok: false, status: 400, code: 'missing_required_parameter', param: 'messages', message: 'messages: a non-empty array is required' };
+  if (models && !models.includes(model)) return { ok: false, status: 404, code: 'model_not_found', param: 'model', message: `model: ${JSON.stringify(model.slice(0, 100))} is not served here` };
+  // The pipeline validates the rest against the request schema, naming the field.
+  return { ok: true, body: value as ChatCompletionRequest };
 }

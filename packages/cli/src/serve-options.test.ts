@@ -22,4 +22,10 @@ describe('parseServeConfig', () => {
     expect(() => parseServeConfig({ upstream, keys: [{ key: 'short', tenant: 't' }] })).toThrow(expect.objectContaining({ field: 'config.keys.0.key' }));
     expect(() => parseServeConfig({ upstream, allowAnonymous: true, baseUrl: 'http://x/v1' })).toThrow(expect.objectContaining({ code: 'VALIDATION' }));
   });
+
+  it('refuses a default deadline longer than its bound', () => {
+    const keys = [{ key: 'sk-0123456789abcdef', tenant: 't' }];
+    expect(() => parseServeConfig({ upstream, keys, timeoutMs: 60_000, maxTimeoutMs: 30_000 })).toThrow(expect.objectContaining({ field: 'config.timeoutMs' }));
+    expect(parseServeConfig({ upstream, keys, timeoutMs: 30_000, maxTimeoutMs: 30_000 })).toMatchObject({ timeoutMs: 30_000, publicHealth: false, upstream: { connections: 128 } });
+  });
 });

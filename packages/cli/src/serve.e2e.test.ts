@@ -156,6 +156,8 @@ describe('sluice serve', () => {
     const models = await openai.models.list();
     expect(models.data.map((m) => m.id)).toEqual(['gpt-4.1', 'test-model']);
 
+    // Without publicHealth, health is behind a key like every route.
+    expect((await fetch(url.replace(/\/v1$/, '/health'))).status).toBe(401);
     const health = await fetch(url.replace(/\/v1$/, '/health'), { headers: { authorization: `Bearer ${aliceKey}` } });
     const text = await health.text();
     expect(health.status).toBe(200);
@@ -258,5 +260,49 @@ describe('sluice serve, per tenant and at shutdown', () => {
     const end = await run.done;
     expect(end).toMatchObject({ code: 0, signal: null });
     expect(end.stderr).toContain('1 request(s) cut');
+  });
+
+  it('with publicHealth answers a keyless health check with the status alone, and the circuits only behind a key', async () => {
+    const upstream = await mockUpstream({ reply: 'ok' });
+    const { url } = await startServe(upstream, { publicHealth: true, breaker: { failures: 1 } });
+    const health = url.replace(/\/v1$/, '/health');
+    upstream.enqueue({ kind: 'status', status: 500 });
+    const alice = new OpenAI({ apiKey: aliceKey, baseURL: url, maxRetries: 0 });
+    await expect(alice.chat.completions.create({ model: 'gpt-4.1', messages: prompt })).rejects.toMatchObject({ status: 500 });
+
+    for (const path of [health, url.replace(/\/v1$/, '/healthz/')]) {
+      const open = await fetch(path);
+      expect({ status: open.status, body: await open.json() }).toEqual({ status: 200, body: { status: 'ok' } });
+    }
+    const detail = await fetch(health, { headers: { authorization: `Bearer ${aliceKey}` } });
+    expect(await detail.json()).toMatchObject({ status: 'degraded', circuits: [{ model: 'gpt-4.1', state: 'open' }, { model: 'test-model', state: 'closed' }] });
+    // A wrong key is still refused, and no other route opens.
+    expect((await fetch(health, { headers: { authorization: `Bearer ${wrongKey}` } })).status).toBe(401);
+    expect((await fetch(`${url}/models`)).status).toBe(401);
+    const keyless = await fetch(`${url}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4.1', messages: prompt }) });
+    expect(keyless.status).toBe(401);
+  });
+
+  it('gives each request a deadline from x-sluice-timeout-ms or the default, bounded by maxTimeoutMs, and answers one that passes 504', async () => {
+    // The deadlines are real time in the server's process: short, and the slow answers are cancelled, not waited for.
+    const upstream = await mockUpstream({ reply: 'in time' });
+    const { url } = await startServe(upstream, { timeoutMs: 300, maxTimeoutMs: 1_500 });
+    const post = (headers: Record<string, string>, body: object = { model: 'gpt-4.1', messages: prompt }) =>
+      fetch(`${url}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${aliceKey}`, ...headers }, body: JSON.stringify(body) });
+    const expired = { status: 504, body: { error: { type: 'server_error', code: 'DEADLINE_EXCEEDED', sluice_code: 'DEADLINE_EXCEEDED' } } };
+
+    for (const [headers, stream] of [[{ 'x-sluice-timeout-ms': '300' }, false], [{}, false], [{ 'x-sluice-timeout-ms': '60000' }, false], [{}, true]] as const) {
+      upstream.enqueue({ kind: 'delay', latencyMs: 4_000 });
+      const response = await post(headers, { model: 'gpt-4.1', messages: prompt, stream });
+      expect({ status: response.status, body: await response.json() }).toMatchObject(expired);
+    }
+    // Asked for generously but bounded, an answer in time is served.
+    const served = await post({ 'x-sluice-timeout-ms': '60000' });
+    expect({ status: served.status, body: await served.json() }).toMatchObject({ status: 200, body: { choices: [{ message: { content: 'in time' } }] } });
+
+    for (const bad of ['abc', '0', '-5', '1.5']) {
+      const response = await post({ 'x-sluice-timeout-ms': bad });
+      expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 400, body: { error: { code: 'invalid_value', param: 'x-sluice-timeout-ms' } } });
+    }
   });
 });

@@ -1,11 +1,12 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { SluiceError } from '@sluice/core';
 import { parseOptions } from '@sluice/core/kit';
 import { adapterLimits, countBounded } from './bounded-count.js';
-import { type Encoding, encodings, patternOf } from './encodings.js';
+import { type Encoding, encodings, piecePattern } from './encodings.js';
 import type { Tokenizer } from './tokenizer.js';
 
-const encodingSchema = z.enum(encodings as [Encoding, ...Encoding[]]);
+// Built on the first call, not at import.
+const encodingSchema = () => z.enum(encodings as [Encoding, ...Encoding[]]);
 
 /**
  * Validates the `encoding` argument of an adapter factory; internal.
@@ -15,7 +16,7 @@ const encodingSchema = z.enum(encodings as [Encoding, ...Encoding[]]);
  * @throws ValidationError when it is not an {@link Encoding}
  */
 export function parseEncoding(encoding: unknown, factory: string): Encoding {
-  return parseOptions(encodingSchema, encoding, `${factory}.encoding`);
+  return parseOptions(encodingSchema(), encoding, `${factory}.encoding`);
 }
 
 /**
@@ -45,8 +46,7 @@ export async function importPeer<T>(load: () => Promise<T>, name: string): Promi
  * @param countSpan - the library's count of a text
  */
 export function adapterTokenizer(name: string, encoding: Encoding, countSpan: (text: string) => number): Tokenizer {
-  const pattern = new RegExp(patternOf(encoding), 'gu');
   const measure = (text: string) =>
-    countBounded(text, pattern, (from, to) => countSpan(text.slice(from, to)), { coalesce: true, limits: adapterLimits });
+    countBounded(text, piecePattern(encoding), (from, to) => countSpan(text.slice(from, to)), { coalesce: true, limits: adapterLimits });
   return { name, approximate: false, measure, count: (text) => measure(text).tokens };
 }

@@ -20,19 +20,26 @@ export interface RankFile {
   bpe_ranks: string;
 }
 
-/** The longest piece, in bytes, that {@link BytePairEncoder.count} accepts. */
-export const maxPieceBytes = 4096;
+/** The longest piece, in bytes, that the default encoder merges at once. */
+export const maxPieceBytes = 8192;
 
-const base64 = new Int8Array(128).fill(-1);
-for (const [index, char] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'].entries()) {
-  base64[char.charCodeAt(0)] = index;
+let base64: Int8Array | undefined;
+
+/** The value of each base64 digit by char code (-1: none), built on the first rank file read. */
+function base64Digits(): Int8Array {
+  if (!base64) {
+    base64 = new Int8Array(128).fill(-1);
+    const digits = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    for (let index = 0; index < digits.length; index++) base64[digits.charCodeAt(index)] = index;
+  }
+  return base64;
 }
 
-/** FNV-1a over `bytes[start, end)`. */
+/** FNV-1a over `bytes[start, end)`, as an Int32. */
 function hashBytes(bytes: Uint8Array, start: number, end: number): number {
   let hash = 0x811c9dc5;
   for (let i = start; i < end; i++) hash = Math.imul(hash ^ (bytes[i] as number), 0x01000193);
-  return hash >>> 0;
+  return hash | 0;
 }
 
 /**
@@ -49,27 +56,44 @@ export class BytePairEncoder {
   /** Every token's bytes, back to back; token `r` is `bytes[start[r], start[r + 1])`. */
   private readonly bytes: Uint8Array;
   private readonly start: Int32Array;
-  /** Open addressing: slot → rank + 1 (0 is empty). */
+  /**
+   * Open addressing, two ints a slot: rank + 1 (0 is empty), then the
+   * token's hash, so a probe that meets another token (most lookups are
+   * of pairs that are no token) is settled without reading its bytes.
+   */
   private readonly table: Int32Array;
   private readonly mask: number;
   private readonly longestToken: number;
   /** The token of each single byte (every byte is one in a byte-level BPE). */
   private readonly byteToken = new Int32Array(256);
   private readonly pairs = new PairCache();
+  /** What two single bytes merge into, by `first << 8 | second`: {@link unknownPair} until looked up. */
+  private readonly bytePairs = new Int32Array(65_536).fill(unknownPair);
+  /** The longest piece, in bytes, that this encoder merges. */
+  readonly capacity: number;
   // Scratch space of the merge, reused: counting is synchronous.
-  private readonly next = new Int32Array(maxPieceBytes + 1);
-  private readonly prev = new Int32Array(maxPieceBytes + 1);
-  private readonly pairRank = new Int32Array(maxPieceBytes + 1);
+  private readonly next: Int32Array;
+  private readonly prev: Int32Array;
+  private readonly pairRank: Int32Array;
   /** The token each part is. */
-  private readonly token = new Int32Array(maxPieceBytes + 1);
-  private readonly heap = new Int32Array(3 * maxPieceBytes + 3);
+  private readonly token: Int32Array;
+  /** Candidate pairs, rank × capacity + position: exact in a double for any capacity used here. */
+  private readonly heap: Float64Array;
+  /** Where {@link BytePairEncoder.countBefore} stopped counting, in bytes. */
+  boundary = 0;
 
-  private constructor(bytes: Uint8Array, start: Int32Array, count: number) {
+  private constructor(bytes: Uint8Array, start: Int32Array, count: number, capacity: number) {
+    this.capacity = capacity;
+    this.next = new Int32Array(capacity + 1);
+    this.prev = new Int32Array(capacity + 1);
+    this.pairRank = new Int32Array(capacity + 1);
+    this.token = new Int32Array(capacity + 1);
+    this.heap = new Float64Array(3 * capacity + 3);
     this.bytes = bytes;
     this.start = start;
     let size = 1;
     while (size < count * 2) size *= 2;
-    this.table = new Int32Array(size);
+    this.table = new Int32Array(2 * size);
     this.mask = size - 1;
     let longest = 0;
     for (let rank = 0; rank < count; rank++) {
@@ -77,9 +101,11 @@ export class BytePairEncoder {
       const to = start[rank + 1] as number;
       if (to === from) continue;
       longest = Math.max(longest, to - from);
-      let slot = hashBytes(bytes, from, to) & this.mask;
-      while (this.table[slot] !== 0) slot = (slot + 1) & this.mask;
-      this.table[slot] = rank + 1;
+      const hash = hashBytes(bytes, from, to);
+      let slot = hash & this.mask;
+      while (this.table[2 * slot] !== 0) slot = (slot + 1) & this.mask;
+      this.table[2 * slot] = rank + 1;
+      this.table[2 * slot + 1] = hash;
     }
     this.longestToken = longest;
     const single = new Uint8Array(1);
@@ -96,8 +122,9 @@ export class BytePairEncoder {
    * <base64 token>…`, ranks consecutive from the first.
    *
    * @param file - a js-tiktoken rank file
+   * @param capacity - the longest piece it merges, in bytes (the tests' reference merges longer ones)
    */
-  static fromRankFile(file: RankFile): BytePairEncoder {
+  static fromRankFile(file: RankFile, capacity = maxPieceBytes): BytePairEncoder {
     const text = file.bpe_ranks;
     const bytes = new Uint8Array(Math.ceil((text.length * 3) / 4));
     const starts: number[] = [];
@@ -120,17 +147,19 @@ export class BytePairEncoder {
     }
     starts.push(length);
     // Copied to its used length: base64 with separators overestimates it by a third.
-    return new BytePairEncoder(bytes.slice(0, length), Int32Array.from(starts), starts.length - 1);
+    return new BytePairEncoder(bytes.slice(0, length), Int32Array.from(starts), starts.length - 1, capacity);
   }
 
   /** The rank of `bytes[from, to)`, or -1 when it is not a token. */
   private rankOf(bytes: Uint8Array, from: number, to: number): number {
     const length = to - from;
     if (length > this.longestToken) return -1;
-    let slot = hashBytes(bytes, from, to) & this.mask;
-    for (;;) {
-      const entry = this.table[slot] as number;
+    const hash = hashBytes(bytes, from, to);
+    const { table } = this;
+    for (let slot = hash & this.mask; ; slot = (slot + 1) & this.mask) {
+      const entry = table[2 * slot] as number;
       if (entry === 0) return -1;
+      if (table[2 * slot + 1] !== hash) continue;
       const rank = entry - 1;
       const tokenStart = this.start[rank] as number;
       if ((this.start[rank + 1] as number) - tokenStart === length) {
@@ -143,7 +172,6 @@ export class BytePairEncoder {
         }
         if (same) return rank;
       }
-      slot = (slot + 1) & this.mask;
     }
   }
 
@@ -151,71 +179,75 @@ export class BytePairEncoder {
    * The number of tokens of the piece `bytes[0, length)`.
    *
    * @param bytes - the piece's UTF-8 bytes
-   * @param length - how many of them; at most {@link maxPieceBytes}
-   * @throws RangeError when `length` exceeds {@link maxPieceBytes}
+   * @param length - how many of them; at most {@link BytePairEncoder.capacity}
+   * @throws RangeError when `length` exceeds {@link BytePairEncoder.capacity}
    */
   count(bytes: Uint8Array, length: number): number {
     if (length < 2) return length;
-    if (length > maxPieceBytes) throw new RangeError(`piece of ${length} bytes exceeds ${maxPieceBytes}`);
+    if (length > this.capacity) throw new RangeError(`piece of ${length} bytes exceeds ${this.capacity}`);
     if (this.rankOf(bytes, 0, length) >= 0) return 1;
-    const { next, prev, pairRank, heap, token, pairs } = this;
-    // Heap entries pack (rank, position) in one int: rank × 4096 + position,
-    // so the smallest is the lowest rank and, on a tie, the leftmost pair.
-    let size = 0;
-    const push = (value: number) => {
-      let at = size++;
-      while (at > 0) {
-        const parent = (at - 1) >> 1;
-        const above = heap[parent] as number;
-        if (above <= value) break;
-        heap[at] = above;
-        at = parent;
+    return this.merge(bytes, length);
+  }
+
+  /**
+   * Merges the piece `bytes[0, length)` whole, then counts only its tokens
+   * that start before `limit`: the window step of a run too long to merge
+   * at once. {@link boundary} is set to the byte where the first token not
+   * counted starts, the last token start at or before `limit` that is also
+   * the start of a character (0 when there is none: then nothing is counted).
+   *
+   * @param bytes - the window's UTF-8 bytes
+   * @param length - how many of them; at most {@link BytePairEncoder.capacity}
+   * @param limit - no token starting after this byte is counted
+   * @throws RangeError when `length` exceeds {@link BytePairEncoder.capacity}
+   */
+  countBefore(bytes: Uint8Array, length: number, limit: number): number {
+    if (length > this.capacity) throw new RangeError(`piece of ${length} bytes exceeds ${this.capacity}`);
+    this.boundary = 0;
+    if (length < 2) return 0;
+    this.merge(bytes, length);
+    const { next } = this;
+    let tokens = 0;
+    let counted = 0;
+    for (let at = 0; at < length && at <= limit; at = next[at] as number) {
+      // A continuation byte (10xxxxxx) cannot start the next window.
+      if (at > 0 && ((bytes[at] as number) & 0xc0) !== 0x80) {
+        this.boundary = at;
+        counted = tokens;
       }
-      heap[at] = value;
-    };
-    // What the parts starting at `at` and `second` merge into: the pair
-    // cache by their tokens, else the rank of their bytes.
-    const merge = (at: number, second: number): number => {
-      const left = token[at] as number;
-      const right = token[second] as number;
-      let merged = pairs.get(left, right);
-      if (merged === unknownPair) {
-        merged = this.rankOf(bytes, at, next[second] as number);
-        pairs.set(left, right, merged);
-      }
-      return merged;
-    };
-    const pairAt = (at: number): number => {
-      const second = next[at] as number;
-      return second >= length ? -1 : merge(at, second);
-    };
+      tokens++;
+    }
+    return counted;
+  }
+
+  /*
+   * The merge: parts are a linked list over `bytes` (`next`, `prev`), the
+   * candidate pairs a binary heap of (rank, position) packed in one int:
+   * rank × capacity + position, so the smallest is the lowest rank
+   * and, on a tie, the leftmost pair. Written without closures: it is the
+   * hot loop of a cold process, and plain methods on typed arrays are
+   * what the baseline compiler and the optimiser handle soonest.
+   */
+  private merge(bytes: Uint8Array, length: number): number {
+    const { next, prev, pairRank, heap, token, byteToken, capacity } = this;
     for (let at = 0; at < length; at++) {
       next[at] = at + 1;
       prev[at] = at - 1;
-      token[at] = this.byteToken[bytes[at] as number] as number;
+      token[at] = byteToken[bytes[at] as number] as number;
     }
+    let size = 0;
     for (let at = 0; at < length - 1; at++) {
-      const rank = merge(at, at + 1);
+      const rank = this.bytePairOf(bytes, at);
       pairRank[at] = rank;
-      if (rank >= 0) push(rank * maxPieceBytes + at);
+      if (rank >= 0) size = this.push(size, rank * capacity + at);
     }
     pairRank[length - 1] = -1;
     let parts = length;
     while (size > 0) {
       const top = heap[0] as number;
-      const last = heap[--size] as number;
-      let at = 0;
-      for (;;) {
-        let child = 2 * at + 1;
-        if (child >= size) break;
-        if (child + 1 < size && (heap[child + 1] as number) < (heap[child] as number)) child++;
-        if ((heap[child] as number) >= last) break;
-        heap[at] = heap[child] as number;
-        at = child;
-      }
-      heap[at] = last;
-      const rank = Math.floor(top / maxPieceBytes);
-      const left = top - rank * maxPieceBytes;
+      size = this.pop(size);
+      const rank = Math.floor(top / capacity);
+      const left = top - rank * capacity;
       // A stale entry: the pair starting here has changed since it was pushed.
       if (pairRank[left] !== rank) continue;
       const right = next[left] as number;
@@ -225,21 +257,79 @@ export class BytePairEncoder {
       if (after < length) prev[after] = left;
       pairRank[right] = -1;
       parts--;
-      const merged = pairAt(left);
-      pairRank[left] = merged;
-      if (merged >= 0) push(merged * maxPieceBytes + left);
-      const before = prev[left] as number;
-      if (before >= 0) {
-        const extended = pairAt(before);
-        pairRank[before] = extended;
-        if (extended >= 0) push(extended * maxPieceBytes + before);
+      // The two pairs the merge changed: the new part with the next, then the previous with it.
+      // One call site each for pairOf and push keeps the optimised loop small to compile.
+      for (let first = left, step = 0; step < 2; step++) {
+        if (step === 1) {
+          first = prev[left] as number;
+          if (first < 0) break;
+        }
+        const second = next[first] as number;
+        const pair = second < length ? this.pairOf(bytes, first, second) : -1;
+        pairRank[first] = pair;
+        if (pair >= 0) size = this.push(size, pair * capacity + first);
       }
     }
     return parts;
   }
+
+  /** What the parts starting at `at` and `second` merge into: the pair cache by their tokens, else the rank of their bytes. */
+  private pairOf(bytes: Uint8Array, at: number, second: number): number {
+    const left = this.token[at] as number;
+    const right = this.token[second] as number;
+    let merged = this.pairs.get(left, right);
+    if (merged === unknownPair) {
+      merged = this.rankOf(bytes, at, this.next[second] as number);
+      this.pairs.set(left, right, merged);
+    }
+    return merged;
+  }
+
+  /** What the single bytes at `at` and `at + 1` merge into. */
+  private bytePairOf(bytes: Uint8Array, at: number): number {
+    const key = ((bytes[at] as number) << 8) | (bytes[at + 1] as number);
+    let merged = this.bytePairs[key] as number;
+    if (merged === unknownPair) {
+      merged = this.rankOf(bytes, at, at + 2);
+      this.bytePairs[key] = merged;
+    }
+    return merged;
+  }
+
+  private push(size: number, value: number): number {
+    const { heap } = this;
+    let at = size;
+    while (at > 0) {
+      const parent = (at - 1) >> 1;
+      const above = heap[parent] as number;
+      if (above <= value) break;
+      heap[at] = above;
+      at = parent;
+    }
+    heap[at] = value;
+    return size + 1;
+  }
+
+  /** Removes the heap's top; returns the new size. */
+  private pop(size: number): number {
+    const { heap } = this;
+    const last = heap[--size] as number;
+    let at = 0;
+    for (;;) {
+      let child = 2 * at + 1;
+      if (child >= size) break;
+      if (child + 1 < size && (heap[child + 1] as number) < (heap[child] as number)) child++;
+      if ((heap[child] as number) >= last) break;
+      heap[at] = heap[child] as number;
+      at = child;
+    }
+    heap[at] = last;
+    return size;
+  }
 }
 
 function decodeBase64(text: string, from: number, to: number, out: Uint8Array, at: number): number {
+  const base64 = base64Digits();
   let buffer = 0;
   let bits = 0;
   for (let i = from; i < to; i++) {

@@ -8,7 +8,7 @@ import { tokenizerFor } from './tokenizer-for.js';
  * first count of an encoding loads its rank file, see
  * {@link loadTokenizer}); an estimate flagged `approximate` for models
  * whose tokenizer is not public. Time is bounded for any input: a run
- * the pre-tokenizer cannot split is counted in segments and flagged.
+ * the pre-tokenizer cannot split is merged in overlapping windows and flagged.
  * Counts are cached by text.
  *
  * @param text - the text

@@ -1,7 +1,7 @@
 import { SluiceError } from '@sluice/core';
-import { countBounded, encoderLimits } from './bounded-count.js';
-import { BytePairEncoder, type RankFile } from './byte-pair-encoder.js';
-import { type Encoding, patternOf } from './encodings.js';
+import { boundaryMargin, countBounded, encoderLimits, segmentEnd } from './bounded-count.js';
+import { BytePairEncoder, maxPieceBytes, type RankFile } from './byte-pair-encoder.js';
+import { type Encoding, piecePattern } from './encodings.js';
 import type { TokenCount, Tokenizer } from './tokenizer.js';
 import { encodeUtf8Into } from './utf8.js';
 
@@ -89,18 +89,78 @@ function loadAsync(encoding: Encoding): Promise<BytePairEncoder> {
   return pending;
 }
 
-// Room for the UTF-8 bytes of the longest piece the splitter lets through.
-const scratch = new Uint8Array(3 * encoderLimits.pieceLimit + 4);
+// Room for the UTF-8 bytes of the longest piece counted whole, or of one window.
+const scratch = new Uint8Array(maxPieceBytes);
+
+/*
+ * A run longer than `pieceLimit` is merged in windows of `segmentLength`
+ * units. Of each window only the tokens that start at least
+ * `windowOverlap` bytes before its end are counted, and the next window
+ * starts where the first uncounted token started; the overlap, twice the
+ * longest token of either encoding (128 bytes), is re-merged with what
+ * follows. A BPE merge near the window's end can change what is merged
+ * further left only through a chain of competing merges, which 256 bytes
+ * of overlap leave out in practice (the tests and `bench/tokens-cold`
+ * find the windowed count equal to the whole merge on every class of run
+ * measured), so the count stays flagged approximate but no longer pays a
+ * token per cut: a run of spaces used to count 50% high.
+ */
+const windowOverlap = 256;
+
+/** The count of the long piece `text[from, to)`, window by window. */
+function countLong(encoder: BytePairEncoder, text: string, from: number, to: number): number {
+  const { segmentLength } = encoderLimits;
+  let tokens = 0;
+  let at = from;
+  // The last window counted, reused when the next has the same text (a run of one repeated character).
+  let previous = -1;
+  let previousCount = 0;
+  let previousAdvance = 0;
+  while (to - at > segmentLength) {
+    const end = segmentEnd(text, at, at + segmentLength);
+    if (previous >= 0 && end - at === segmentLength && sameUnits(text, previous, at, segmentLength)) {
+      tokens += previousCount;
+      at += previousAdvance;
+      continue;
+    }
+    const length = encodeUtf8Into(text, at, end, scratch);
+    let counted = encoder.countBefore(scratch, length, length - windowOverlap);
+    let advance = unitsIn(scratch, encoder.boundary);
+    if (encoder.boundary === 0) {
+      // No token starts a character in the window: cut at its end, erring high.
+      counted = encoder.count(scratch, length) + boundaryMargin;
+      advance = end - at;
+    }
+    if (end - at === segmentLength) [previous, previousCount, previousAdvance] = [at, counted, advance];
+    tokens += counted;
+    at += advance;
+  }
+  return tokens + encoder.count(scratch, encodeUtf8Into(text, at, to, scratch));
+}
+
+/** Whether `text[a, a + length)` and `text[b, b + length)` are the same. */
+function sameUnits(text: string, a: number, b: number, length: number): boolean {
+  for (let i = 0; i < length; i++) if (text.charCodeAt(a + i) !== text.charCodeAt(b + i)) return false;
+  return true;
+}
+
+/** How many UTF-16 units the UTF-8 bytes `bytes[0, length)` encode (whole characters). */
+function unitsIn(bytes: Uint8Array, length: number): number {
+  let units = 0;
+  for (let i = 0; i < length; i++) {
+    const byte = bytes[i] as number;
+    if ((byte & 0xc0) !== 0x80) units += byte >= 0xf0 ? 2 : 1;
+  }
+  return units;
+}
 
 /** The exact tokenizer of an OpenAI encoding, over js-tiktoken's rank files; internal. */
 export class EncodingTokenizer implements Tokenizer {
   readonly name: string;
   readonly approximate = false;
-  private readonly pattern: RegExp;
 
   constructor(readonly encoding: Encoding) {
     this.name = encoding;
-    this.pattern = new RegExp(patternOf(encoding), 'gu');
   }
 
   /** Whether the rank file is loaded, so a count costs no load. */
@@ -120,12 +180,10 @@ export class EncodingTokenizer implements Tokenizer {
   measure(text: string): TokenCount {
     if (text.length === 0) return { tokens: 0, approximate: false };
     const encoder = loadSync(this.encoding);
-    return countBounded(
-      text,
-      this.pattern,
-      (from, to) => encoder.count(scratch, encodeUtf8Into(text, from, to, scratch)),
-      { limits: encoderLimits },
-    );
+    return countBounded(text, piecePattern(this.encoding), (from, to) => encoder.count(scratch, encodeUtf8Into(text, from, to, scratch)), {
+      limits: encoderLimits,
+      countLong: (from, to) => countLong(encoder, text, from, to),
+    });
   }
 }
 

@@ -55,6 +55,33 @@ export function patternOf(encoding: Encoding): string {
   return patterns[encoding];
 }
 
+const piecePatterns = new Map<Encoding, RegExp>();
+
+/**
+ * The pre-tokenizer of `encoding` as the counters run it, compiled once
+ * per encoding on first use (not at import: compiling its Unicode classes
+ * takes milliseconds): sticky (`y`), so a piece is found with `test()`
+ * where the last one ended without building a match array, and with the
+ * contractions' group non-capturing. Shared: counting is synchronous, so
+ * no two counts use its `lastIndex` at once.
+ *
+ * @param encoding - the encoding
+ * @example
+ * ```ts
+ * const pattern = piecePattern('o200k_base');
+ * pattern.lastIndex = 0;
+ * pattern.test('Hello world'); // true, and pattern.lastIndex is 5
+ * ```
+ */
+export function piecePattern(encoding: Encoding): RegExp {
+  let pattern = piecePatterns.get(encoding);
+  if (!pattern) {
+    pattern = new RegExp(patternOf(encoding).replaceAll(contractions, `(?:${contractions.slice(1)}`), 'guy');
+    piecePatterns.set(encoding, pattern);
+  }
+  return pattern;
+}
+
 const o200k = /^(?:gpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|gpt-oss|chatgpt-4o|o1|o3|o4|codex-mini|computer-use)(?![a-z])/;
 const cl100k = /^(?:gpt-4|gpt-3\.5|gpt-35|text-embedding-3|text-embedding-ada-002)(?![a-z])/;
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { parseOptions } from '@sluice/core/kit';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -18,7 +18,8 @@ export interface EstimateTokenizerOptions {
   factor?: number;
 }
 
-const optionsSchema = z.strictObject({ factor: z.number().min(1).max(10).finite().optional() });
+// Built on the first call with options, not at import.
+const optionsSchema = () => z.strictObject({ factor: z.optional(z.number().check(z.minimum(1), z.maximum(10))) });
 
 /*
  * The base estimate imitates a BPE pre-tokenizer without a vocabulary:
@@ -142,7 +143,7 @@ export function baseEstimate(text: string): number {
  * ```
  */
 export function estimateTokenizer(options: EstimateTokenizerOptions = {}): Tokenizer {
-  const { factor = 1.2 } = parseOptions(optionsSchema, options, 'estimateTokenizer');
+  const { factor = 1.2 } = options === defaults ? defaults : parseOptions(optionsSchema(), options, 'estimateTokenizer');
   return {
     name: `estimate×${factor}`,
     approximate: true,
@@ -150,5 +151,7 @@ export function estimateTokenizer(options: EstimateTokenizerOptions = {}): Token
   };
 }
 
-/** The estimate `tokenizerFor` uses for models without a public tokenizer. */
-export const defaultEstimate: Tokenizer = estimateTokenizer();
+const defaults: EstimateTokenizerOptions = {};
+
+/** The estimate `tokenizerFor` uses for models without a public tokenizer (its options need no validation). */
+export const defaultEstimate: Tokenizer = estimateTokenizer(defaults);

@@ -1,5 +1,5 @@
 import type { ChatMessage, CompletionContext } from '@sluice/core';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { Tokenizer } from './tokenizer.js';
 
 /**
@@ -46,18 +46,26 @@ export const isFunction = (value: unknown) => typeof value === 'function';
 /** Whether `value` is a {@link Tokenizer}; internal. */
 export const isTokenizer = (value: unknown) => isFunction((value as Tokenizer | undefined)?.count);
 
-/** The zod schema of {@link TrimContextOptions}; internal. */
-export const trimContextOptionsSchema = z.strictObject({
-  ratio: z.number().gt(0).max(1).optional(),
-  maxTokens: z.number().int().positive().optional(),
-  contextWindow: z.custom<(model: string) => number | undefined>(isFunction, 'must be a function').optional(),
-  tokenizer: z
-    .custom<Tokenizer | ((model: string) => Tokenizer)>(
-      (value) => isFunction(value) || isTokenizer(value),
-      'must be a Tokenizer or a function of the model',
-    )
-    .optional(),
-  summarize: z
-    .custom<(dropped: ChatMessage[], ctx: CompletionContext) => Promise<string | ChatMessage>>(isFunction, 'must be a function')
-    .optional(),
-});
+const buildSchema = () =>
+  z.strictObject({
+    ratio: z.optional(z.number().check(z.gt(0), z.maximum(1))),
+    maxTokens: z.optional(z.number().check(z.int(), z.positive())),
+    contextWindow: z.optional(z.custom<(model: string) => number | undefined>(isFunction, 'must be a function')),
+    tokenizer: z.optional(
+      z.custom<Tokenizer | ((model: string) => Tokenizer)>(
+        (value) => isFunction(value) || isTokenizer(value),
+        'must be a Tokenizer or a function of the model',
+      ),
+    ),
+    summarize: z.optional(
+      z.custom<(dropped: ChatMessage[], ctx: CompletionContext) => Promise<string | ChatMessage>>(isFunction, 'must be a function'),
+    ),
+  });
+
+let schema: ReturnType<typeof buildSchema> | undefined;
+
+/** The zod schema of {@link TrimContextOptions}, built on the first `trimContext()` rather than at import; internal. */
+export function trimContextOptionsSchema(): ReturnType<typeof buildSchema> {
+  schema ??= buildSchema();
+  return schema;
+}

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { Tiktoken } from 'js-tiktoken/lite';
 import { countBounded } from './bounded-count.js';
 import { BytePairEncoder, type RankFile } from './byte-pair-encoder.js';
-import { type Encoding, patternOf } from './encodings.js';
+import { type Encoding, piecePattern } from './encodings.js';
 import { encodeUtf8Into } from './utf8.js';
 
 const requireRanks = createRequire(import.meta.url);
@@ -27,17 +27,19 @@ export function jsTiktokenCount(text: string, encoding: Encoding): number {
 
 const encoders = new Map<Encoding, BytePairEncoder>();
 
-/** This package's encoder with no cut below 1,365 units: exact for pieces of up to 4,096 bytes. */
+/** The longest piece, in UTF-16 units, that {@link uncutCount} merges whole. */
+export const uncutUnits = 16_384;
+
+/** This package's merge with no cut and no window up to {@link uncutUnits}: exact for any piece that long. */
 export function uncutCount(text: string, encoding: Encoding): number {
   let encoder = encoders.get(encoding);
   if (!encoder) {
-    encoder = BytePairEncoder.fromRankFile(rankFile(encoding));
+    encoder = BytePairEncoder.fromRankFile(rankFile(encoding), 3 * uncutUnits);
     encoders.set(encoding, encoder);
   }
-  const bytes = new Uint8Array(4 * 1365);
-  const pattern = new RegExp(patternOf(encoding), 'gu');
+  const bytes = new Uint8Array(3 * uncutUnits);
   const run = (from: number, to: number) => (encoder as BytePairEncoder).count(bytes, encodeUtf8Into(text, from, to, bytes));
-  return countBounded(text, pattern, run, { limits: { pieceLimit: 1365, segmentLength: 1365 } }).tokens;
+  return countBounded(text, piecePattern(encoding), run, { limits: { pieceLimit: uncutUnits, segmentLength: uncutUnits } }).tokens;
 }
 
 /** Ordinary text: English prose, TypeScript and Chinese paragraphs. */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { parseOptions } from '@sluice/core/kit';
 import type { TokenCount, Tokenizer } from './tokenizer.js';
 
@@ -21,10 +21,12 @@ export interface TokenCacheOptions {
   maxChars?: number;
 }
 
-const optionsSchema = z.strictObject({
-  maxEntries: z.number().int().min(0).optional(),
-  maxChars: z.number().int().min(0).optional(),
-});
+// Built on the first call, not at import.
+const optionsSchema = () =>
+  z.strictObject({
+    maxEntries: z.optional(z.number().check(z.int(), z.minimum(0))),
+    maxChars: z.optional(z.number().check(z.int(), z.minimum(0))),
+  });
 
 const limits = { maxEntries: 20_000, maxChars: 8_000_000 };
 
@@ -112,7 +114,7 @@ export function cachedCount(tokenizer: Tokenizer, text: string): TokenCount {
  * ```
  */
 export function configureTokenCache(options: TokenCacheOptions): void {
-  const parsed = parseOptions(optionsSchema, options, 'configureTokenCache');
+  const parsed = parseOptions(optionsSchema(), options, 'configureTokenCache');
   limits.maxEntries = parsed.maxEntries ?? limits.maxEntries;
   limits.maxChars = parsed.maxChars ?? limits.maxChars;
 }

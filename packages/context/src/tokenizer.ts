@@ -10,7 +10,8 @@ export interface TokenCount {
   tokens: number;
   /**
    * True when the count is an estimate: the model's tokenizer is not public,
-   * an over-long piece was cut (it then errs high), or the message carried
+   * an over-long piece was merged in windows (the default tokenizer) or cut
+   * (the adapters; it then errs high), or the message carried
    * parts counted by formula (images, tool definitions, tool calls).
    */
   approximate: boolean;

@@ -62,7 +62,7 @@ export interface ContextState {
  * ```
  */
 export function trimContext(options: TrimContextOptions = {}): Middleware {
-  const parsed = parseOptions(trimContextOptionsSchema, options, 'trimContext');
+  const parsed = parseOptions(trimContextOptionsSchema(), options, 'trimContext');
   const ratio = parsed.ratio ?? 0.8;
   const windowOf = parsed.contextWindow ?? contextWindow;
   const tokenizerOf = async (model: string): Promise<Tokenizer> => {

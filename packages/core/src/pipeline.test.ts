@@ -4,6 +4,8 @@ import { SluiceError } from './errors.js';
 import { abortReason, onAbort } from './call.js';
 import type { SluiceEvents } from './augmentable.js';
 import { createPipeline } from './pipeline.js';
+import type { ChatCompletionRequest } from './schemas.js';
+import type { Transport } from './transport.js';
 import { ask, collect, setup } from './test-helpers.js';
 
 afterEach(() => {
@@ -70,6 +72,39 @@ describe('pipeline.complete', () => {
     await llm.complete(request);
     expect(request).toEqual(before);
     expect(upstream.requests[0]?.body).toMatchObject({ model: 'cheaper-model' });
+  });
+
+  it('validates requests the same once enough calls have the request schema compiled', async () => {
+    const transport: Transport = {
+      name: 'memory',
+      origin: 'memory://',
+      async send(ctx) {
+        ctx.response = { id: 'r', object: 'chat.completion', created: 0, model: ctx.request.model, choices: [] };
+      },
+    };
+    const seen: ChatCompletionRequest[] = [];
+    const llm = createPipeline({ transport }).use(async function record(ctx, next) {
+      seen.push(ctx.request);
+      await next();
+    });
+    // Past the 100 parses after which the schema is compiled, however many calls other tests made.
+    for (let i = 0; i < 101; i++) await llm.complete(ask());
+    await expect(llm.complete({ model: 'gpt-4.1', messages: [{ role: 'wizard', content: 'x' }] } as never)).rejects.toMatchObject({
+      field: 'request.messages.0.role',
+    });
+    await expect(llm.complete({ ...ask(), max_tokens: 1.5 })).rejects.toMatchObject({
+      field: 'request.max_tokens',
+      message: 'request.max_tokens: Invalid input: expected int, received number',
+    });
+    await expect(llm.complete({ ...ask(), messages: [] })).rejects.toMatchObject({
+      message: 'request.messages: Too small: expected array to have >=1 items',
+    });
+    const request = { ...ask(), provider: { order: ['a'] }, messages: [{ role: 'user' as const, content: 'hi', cache_control: { type: 'x' } }] };
+    const before = structuredClone(request);
+    await llm.complete(request);
+    expect(seen.at(-1)).toEqual(before);
+    expect(seen.at(-1)?.messages).not.toBe(request.messages);
+    expect(seen.at(-1)?.messages[0]).not.toBe(request.messages[0]);
   });
 
   it('lets a middleware answer without calling the transport', async () => {

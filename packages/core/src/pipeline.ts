@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { type Clock, systemClock } from './clock.js';
 import { checkMiddleware, compose } from './compose.js';
 import { abortReason, Call, type CallEnvironment, onAbort, onAbort as watchAbort } from './call.js';
@@ -43,25 +43,45 @@ const pipelineOptionsSchema = z.strictObject({
     (value) => typeof (value as Transport | undefined)?.send === 'function',
     'must be a transport with a send(ctx) method',
   ),
-  clock: z.custom<Clock>((value) => typeof (value as Clock | undefined)?.now === 'function', 'must be a Clock').optional(),
-  store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
-  events: z.custom<SluiceEmitter>((value) => typeof (value as SluiceEmitter | undefined)?.emit === 'function').optional(),
-  validateRequests: z.boolean().optional(),
+  clock: z.optional(z.custom<Clock>((value) => typeof (value as Clock | undefined)?.now === 'function', 'must be a Clock')),
+  store: z.optional(z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store')),
+  events: z.optional(z.custom<SluiceEmitter>((value) => typeof (value as SluiceEmitter | undefined)?.emit === 'function')),
+  validateRequests: z.optional(z.boolean()),
 });
 
 /** Answers for keys other libraries use for the same thing. */
 const callHints = { timeout: 'use timeoutMs', deadline: 'use timeoutMs', abortSignal: 'use signal', metadata: 'use tags' };
 
-const closeOptionsSchema = z.strictObject({ graceMs: z.number().nonnegative().finite().optional() });
+const closeOptionsSchema = z.strictObject({ graceMs: z.optional(z.number().check(z.nonnegative())) });
 
 const callOptionsSchema = z.strictObject({
-  signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal').optional(),
-  timeoutMs: z.number().positive().finite().optional(),
-  tags: z.record(z.string(), z.string()).optional(),
-  parent: z
-    .custom<CompletionContext>((value) => typeof (value as CompletionContext | undefined)?.remainingMs === 'function', 'must be a CompletionContext')
-    .optional(),
+  signal: z.optional(z.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal')),
+  timeoutMs: z.optional(z.number().check(z.positive())),
+  tags: z.optional(z.record(z.string(), z.string())),
+  parent: z.optional(
+    z.custom<CompletionContext>((value) => typeof (value as CompletionContext | undefined)?.remainingMs === 'function', 'must be a CompletionContext'),
+  ),
 });
+
+let compiledRequestSchema: typeof chatCompletionRequestSchema | undefined;
+let requestsParsed = 0;
+
+/**
+ * The request schema as calls parse it, compiled by zod once 100 requests
+ * have been parsed in this process. zod/mini interprets object schemas
+ * where classic zod JIT-compiled them, which made this parse, paid by
+ * every call, about four times slower; the compiled parser is faster than
+ * either, and hands a request it rejects to the interpreter, so errors are
+ * the same. Compiling costs tens of milliseconds once, which a short-lived
+ * process (a cold start, a few CLI calls) would never earn back. Never
+ * under `jitless`, the setting for runtimes that forbid generated code.
+ */
+function requestSchema(): typeof chatCompletionRequestSchema {
+  if (compiledRequestSchema) return compiledRequestSchema;
+  if (++requestsParsed <= 100 || z.config().jitless) return chatCompletionRequestSchema;
+  compiledRequestSchema = z.compile(chatCompletionRequestSchema);
+  return compiledRequestSchema;
+}
 
 /**
  * A composed pipeline: add middleware with `use`, then call it. Made by
@@ -270,7 +290,7 @@ export class Pipeline<S extends object = object> {
     // zod builds new objects and arrays, so middleware rewriting the
     // request can never reach the caller's own object.
     // The loose schema returns the caller's fields as they came, so the result has the request's type.
-    if (this.validateRequests) return parseOptions(chatCompletionRequestSchema, request, 'request') as ChatCompletionRequest;
+    if (this.validateRequests) return parseOptions(requestSchema(), request, 'request') as ChatCompletionRequest;
     return { ...request, messages: [...request.messages] };
   }
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /*
  * What the transport accepts from an upstream, as zod schemas. The
@@ -15,25 +15,25 @@ import { z } from 'zod';
  */
 
 const envelope = {
-  id: z.string().nullish(),
-  model: z.string().nullish(),
-  usage: z.unknown().optional(),
+  id: z.nullish(z.string()),
+  model: z.nullish(z.string()),
+  usage: z.optional(z.unknown()),
 };
 
-const finishReason = z.string().nullish();
+const finishReason = z.nullish(z.string());
 
 const toolCall = z.looseObject({
   id: z.string(),
-  type: z.literal('function').optional(),
+  type: z.optional(z.literal('function')),
   function: z.looseObject({ name: z.string(), arguments: z.string() }),
 });
 
 const message = z.looseObject({
-  role: z.literal('assistant').optional(),
-  content: z.union([z.string(), z.array(z.unknown())]).nullish(),
-  refusal: z.string().nullish(),
-  name: z.string().nullish(),
-  tool_calls: z.array(toolCall).nullish(),
+  role: z.optional(z.literal('assistant')),
+  content: z.nullish(z.union([z.string(), z.array(z.unknown())])),
+  refusal: z.nullish(z.string()),
+  name: z.nullish(z.string()),
+  tool_calls: z.nullish(z.array(toolCall)),
 });
 
 /**
@@ -45,8 +45,8 @@ export const completionResponseSchema = z.looseObject({
   choices: z.array(
     z
       .looseObject({
-        index: z.number().optional(),
-        message: message.optional(),
+        index: z.optional(z.number()),
+        message: z.optional(message),
         finish_reason: finishReason,
       })
       .check((ctx) => {
@@ -66,23 +66,23 @@ export const completionResponseSchema = z.looseObject({
 });
 
 const toolCallDelta = z.looseObject({
-  index: z.number().optional(),
-  id: z.string().nullish(),
-  type: z.literal('function').nullish(),
-  function: z.looseObject({ name: z.string().nullish(), arguments: z.string().nullish() }).nullish(),
+  index: z.optional(z.number()),
+  id: z.nullish(z.string()),
+  type: z.nullish(z.literal('function')),
+  function: z.nullish(z.looseObject({ name: z.nullish(z.string()), arguments: z.nullish(z.string()) })),
 });
 
 const delta = z.looseObject({
-  role: z.string().nullish(),
-  content: z.string().nullish(),
-  refusal: z.string().nullish(),
-  tool_calls: z.array(toolCallDelta).nullish(),
+  role: z.nullish(z.string()),
+  content: z.nullish(z.string()),
+  refusal: z.nullish(z.string()),
+  tool_calls: z.nullish(z.array(toolCallDelta)),
 });
 
 const chunkChoice = z
   .looseObject({
-    index: z.number().optional(),
-    delta: delta.nullish(),
+    index: z.optional(z.number()),
+    delta: z.nullish(delta),
     finish_reason: finishReason,
   })
   .check((ctx) => {

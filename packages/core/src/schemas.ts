@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /*
  * Wire types for the OpenAI-compatible chat-completions API.
@@ -11,7 +11,7 @@ import { z } from 'zod';
 const textPart = z.looseObject({ type: z.literal('text'), text: z.string() });
 const imagePart = z.looseObject({
   type: z.literal('image_url'),
-  image_url: z.looseObject({ url: z.string(), detail: z.enum(['auto', 'low', 'high']).optional() }),
+  image_url: z.looseObject({ url: z.string(), detail: z.optional(z.enum(['auto', 'low', 'high'])) }),
 });
 const audioPart = z.looseObject({
   type: z.literal('input_audio'),
@@ -37,19 +37,19 @@ const content = z.union([z.string(), z.array(contentPartSchema)]);
 export const systemMessageSchema = z.looseObject({
   role: z.enum(['system', 'developer']),
   content,
-  name: z.string().optional(),
+  name: z.optional(z.string()),
 });
 export const userMessageSchema = z.looseObject({
   role: z.literal('user'),
   content,
-  name: z.string().optional(),
+  name: z.optional(z.string()),
 });
 export const assistantMessageSchema = z.looseObject({
   role: z.literal('assistant'),
-  content: content.nullable().optional(),
-  name: z.string().optional(),
-  refusal: z.string().nullable().optional(),
-  tool_calls: z.array(toolCallSchema).optional(),
+  content: z.nullish(content),
+  name: z.optional(z.string()),
+  refusal: z.nullish(z.string()),
+  tool_calls: z.optional(z.array(toolCallSchema)),
 });
 export const toolMessageSchema = z.looseObject({
   role: z.literal('tool'),
@@ -59,7 +59,7 @@ export const toolMessageSchema = z.looseObject({
 /** The deprecated `function` role, still spoken by some relays. */
 export const functionMessageSchema = z.looseObject({
   role: z.literal('function'),
-  content: z.string().nullable(),
+  content: z.nullable(z.string()),
   name: z.string(),
 });
 
@@ -78,27 +78,27 @@ export const toolDefinitionSchema = z.looseObject({
   type: z.literal('function'),
   function: z.looseObject({
     name: z.string(),
-    description: z.string().optional(),
-    parameters: z.record(z.string(), z.unknown()).optional(),
-    strict: z.boolean().nullable().optional(),
+    description: z.optional(z.string()),
+    parameters: z.optional(z.record(z.string(), z.unknown())),
+    strict: z.nullish(z.boolean()),
   }),
 });
 export type { ToolDefinition } from './chat-completion-request.js';
 
 /** The body of `POST /chat/completions`. */
 export const chatCompletionRequestSchema = z.looseObject({
-  model: z.string().min(1),
-  messages: z.array(chatMessageSchema).min(1),
-  stream: z.boolean().nullable().optional(),
-  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullable().optional(),
-  max_tokens: z.number().int().positive().nullable().optional(),
-  max_completion_tokens: z.number().int().positive().nullable().optional(),
-  n: z.number().int().positive().nullable().optional(),
-  temperature: z.number().nullable().optional(),
-  top_p: z.number().nullable().optional(),
-  tools: z.array(toolDefinitionSchema).optional(),
-  tool_choice: z.unknown().optional(),
-  user: z.string().optional(),
+  model: z.string().check(z.minLength(1)),
+  messages: z.array(chatMessageSchema).check(z.minLength(1)),
+  stream: z.nullish(z.boolean()),
+  stream_options: z.nullish(z.looseObject({ include_usage: z.optional(z.boolean()) })),
+  max_tokens: z.nullish(z.number().check(z.int(), z.positive())),
+  max_completion_tokens: z.nullish(z.number().check(z.int(), z.positive())),
+  n: z.nullish(z.number().check(z.int(), z.positive())),
+  temperature: z.nullish(z.number()),
+  top_p: z.nullish(z.number()),
+  tools: z.optional(z.array(toolDefinitionSchema)),
+  tool_choice: z.optional(z.unknown()),
+  user: z.optional(z.string()),
 });
 export type { ChatCompletionRequest } from './chat-completion-request.js';
 
@@ -107,21 +107,18 @@ export const usageSchema = z.looseObject({
   prompt_tokens: z.number(),
   completion_tokens: z.number(),
   total_tokens: z.number(),
-  prompt_tokens_details: z.looseObject({ cached_tokens: z.number().optional() }).nullable().optional(),
-  completion_tokens_details: z
-    .looseObject({ reasoning_tokens: z.number().optional() })
-    .nullable()
-    .optional(),
+  prompt_tokens_details: z.nullish(z.looseObject({ cached_tokens: z.optional(z.number()) })),
+  completion_tokens_details: z.nullish(z.looseObject({ reasoning_tokens: z.optional(z.number()) })),
 });
 export type { Usage } from './chat-completion.js';
 
 /** The fields a completion and each of its stream chunks share. */
 const completionEnvelope = {
   id: z.string(),
-  object: z.string().optional(),
-  created: z.number().optional(),
+  object: z.optional(z.string()),
+  created: z.optional(z.number()),
   model: z.string(),
-  usage: usageSchema.nullable().optional(),
+  usage: z.nullish(usageSchema),
 };
 
 /** A non-streamed completion. */
@@ -131,7 +128,7 @@ export const chatCompletionSchema = z.looseObject({
     z.looseObject({
       index: z.number(),
       message: assistantMessageSchema,
-      finish_reason: z.string().nullable(),
+      finish_reason: z.nullable(z.string()),
     }),
   ),
 });
@@ -140,9 +137,9 @@ export type { ChatCompletion } from './chat-completion.js';
 /** The incremental part of a streamed tool call. */
 export const toolCallDeltaSchema = z.looseObject({
   index: z.number(),
-  id: z.string().optional(),
-  type: z.literal('function').optional(),
-  function: z.looseObject({ name: z.string().optional(), arguments: z.string().optional() }).optional(),
+  id: z.optional(z.string()),
+  type: z.optional(z.literal('function')),
+  function: z.optional(z.looseObject({ name: z.optional(z.string()), arguments: z.optional(z.string()) })),
 });
 export type { ToolCallDelta } from './chat-completion.js';
 
@@ -153,12 +150,12 @@ export const chatCompletionChunkSchema = z.looseObject({
     z.looseObject({
       index: z.number(),
       delta: z.looseObject({
-        role: z.string().optional(),
-        content: z.string().nullable().optional(),
-        refusal: z.string().nullable().optional(),
-        tool_calls: z.array(toolCallDeltaSchema).optional(),
+        role: z.optional(z.string()),
+        content: z.nullish(z.string()),
+        refusal: z.nullish(z.string()),
+        tool_calls: z.optional(z.array(toolCallDeltaSchema)),
       }),
-      finish_reason: z.string().nullable().optional(),
+      finish_reason: z.nullish(z.string()),
     }),
   ),
 });

@@ -37,7 +37,16 @@ describe('memoryStore', () => {
     for (let i = 0; i < 2_000; i++) await store.set(`user-${i}`, i, 10);
     vi.advanceTimersByTime(11);
     for (let i = 0; i < 1_024; i++) await store.set(`fresh-${i}`, i);
-    expect(store.size).toBeLessThan(2_000);
+    // Two entries looked at per write: 1,024 writes have visited all 2,000 expired ones.
+    expect(store.size).toBe(1_024);
+  });
+
+  it('takes a TTL of 0 or less as already run out, as Redis does', async () => {
+    const store = memoryStore();
+    await store.set('gone', 1, -5);
+    await store.update('zero', () => 1, 0);
+    expect(await store.get('gone')).toBeUndefined();
+    expect(await store.get('zero')).toBeUndefined();
   });
 });
 
@@ -75,6 +84,27 @@ describe('memoryStore bounds', () => {
     expect(store.size).toBe(3);
     expect(await store.get('b')).toBeUndefined();
     expect(await store.get('a')).toBe('a!');
+  });
+
+  it('evicts in order of last write over many writes, re-writes and deletes', async () => {
+    const store = memoryStore({ maxEntries: 8 });
+    const order: string[] = [];
+    let seed = 7;
+    const next = () => (seed = (seed * 48_271) % 2_147_483_647);
+    for (let i = 0; i < 5_000; i++) {
+      const key = `k${next() % 20}`;
+      if (next() % 10 === 0) {
+        await store.delete(key);
+        order.splice(order.indexOf(key) >>> 0, order.includes(key) ? 1 : 0);
+        continue;
+      }
+      await store.set(key, i);
+      if (order.includes(key)) order.splice(order.indexOf(key), 1);
+      order.push(key);
+      if (order.length > 8) order.shift();
+    }
+    expect(store.size).toBe(order.length);
+    for (const key of order) expect(await store.get(key)).toBeDefined();
   });
 
   it('takes a TTL computed from the value written', async () => {

@@ -73,17 +73,40 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
     }
     return entry;
   };
-  let writes = 0;
+  // Live iterators over the Map, kept between writes: one finds the oldest
+  // key to evict, the other sweeps a few entries per write. A fresh
+  // iterator would step again over every deleted slot at the Map's front,
+  // which made each eviction cost more the more keys had passed through.
+  let oldest = entries.keys();
+  let sweeping = entries.entries();
+  const sweep = (now: number) => {
+    // Keys that expire unread (one per user, say) would pile up: two
+    // entries looked at per write visit every entry within size / 2 writes,
+    // so memory follows the live keys, at a constant cost per write.
+    for (let i = 0; i < 2; i++) {
+      const step = sweeping.next();
+      if (step.done) {
+        sweeping = entries.entries();
+        return;
+      }
+      if (step.value[1].expiresAt <= now) entries.delete(step.value[0]);
+    }
+  };
   const put = (key: string, value: unknown, ttlMs: number | undefined) => {
     const now = clock.now();
-    // Keys that expire unread (one per user, say) would pile up; sweep now
-    // and then so memory follows the live keys, not every key ever seen.
-    if (++writes % 1024 === 0) for (const [k, entry] of entries) if (entry.expiresAt <= now) entries.delete(k);
+    sweep(now);
     // Re-inserting moves the key to the end: the Map's order is then the
     // order of last writes, and its first key the one to evict.
     entries.delete(key);
-    entries.set(key, { value, expiresAt: ttlMs === undefined || !(ttlMs >= 0) ? Infinity : now + ttlMs });
-    if (entries.size > maxEntries) entries.delete(entries.keys().next().value as string);
+    // A TTL of 0 or less has run out already (as Redis drops such a key); none, or NaN, never runs out.
+    const expiresAt = ttlMs === undefined || Number.isNaN(ttlMs) ? Infinity : ttlMs <= 0 ? now : now + ttlMs;
+    entries.set(key, { value, expiresAt });
+    if (entries.size > maxEntries) {
+      let first = oldest.next();
+      // An iterator that has once said done stays done, even after new keys.
+      if (first.done) first = (oldest = entries.keys()).next();
+      entries.delete(first.value as string);
+    }
   };
   const store: Store & { readonly size: number; [kInProcess]: true } = {
     [kInProcess]: true,

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { CompletionContext } from './context.js';
 import { ValidationError } from './errors.js';
 import type { FetchFunction } from './to-fetch.js';
@@ -7,19 +7,19 @@ import { parseOptions } from './validate.js';
 
 const optionsSchema = z.strictObject({
   baseUrl: z.url({ protocol: /^https?$/ }),
-  apiKey: z.string().min(1, 'is empty: set it, or pass apiKey: null for a server that needs no key').nullable().optional(),
-  headers: z.record(z.string(), z.string()).optional(),
-  connections: z.number().int().positive().optional(),
-  connectTimeoutMs: z.number().positive().optional(),
-  firstByteTimeoutMs: z.number().positive().optional(),
-  idleTimeoutMs: z.number().positive().optional(),
-  attemptTimeoutMs: z.number().positive().optional(),
-  maxResponseBytes: z.number().int().positive().optional(),
-  includeUsage: z.boolean().optional(),
-  dnsCache: z.boolean().optional(),
-  name: z.string().min(1).optional(),
-  dispatcher: z.custom<Dispatcher>((value) => typeof (value as Dispatcher | undefined)?.dispatch === 'function').optional(),
-  fetch: z.custom<FetchFunction>((value) => typeof value === 'function', 'must be a fetch function').optional(),
+  apiKey: z.nullish(z.string().check(z.minLength(1, 'is empty: set it, or pass apiKey: null for a server that needs no key'))),
+  headers: z.optional(z.record(z.string(), z.string())),
+  connections: z.optional(z.number().check(z.int(), z.positive())),
+  connectTimeoutMs: z.optional(z.number().check(z.positive())),
+  firstByteTimeoutMs: z.optional(z.number().check(z.positive())),
+  idleTimeoutMs: z.optional(z.number().check(z.positive())),
+  attemptTimeoutMs: z.optional(z.number().check(z.positive())),
+  maxResponseBytes: z.optional(z.number().check(z.int(), z.positive())),
+  includeUsage: z.optional(z.boolean()),
+  dnsCache: z.optional(z.boolean()),
+  name: z.optional(z.string().check(z.minLength(1))),
+  dispatcher: z.optional(z.custom<Dispatcher>((value) => typeof (value as Dispatcher | undefined)?.dispatch === 'function')),
+  fetch: z.optional(z.custom<FetchFunction>((value) => typeof value === 'function', 'must be a fetch function')),
 });
 
 const timeouts =

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import * as z from 'zod/mini';
 import { MalformedResponseError } from './errors.js';
 import { chunkResponseSchema, completionResponseSchema } from './response-schemas.js';
 import type { ChatCompletion, ChatCompletionChunk, Usage } from './schemas.js';
@@ -230,8 +230,9 @@ function checkChunkChoice(choice: unknown, position: number): boolean {
   return true;
 }
 
-function malformed(what: string, schema: z.ZodType, value: unknown, context: ErrorContext): MalformedResponseError {
-  const result = schema.safeParse(value);
+function malformed(what: string, schema: z.core.$ZodType, value: unknown, context: ErrorContext): MalformedResponseError {
+  // In English (validate.ts sets the locale): a transport's options were parsed there before any response.
+  const result = z.safeParse(schema, value);
   const issue = result.success ? undefined : result.error.issues[0];
   const where = issue && issue.path.length > 0 ? `${issue.path.map(String).join('.')}: ` : '';
   const why = issue ? `${where}${issue.message}` : 'not a chat completion';

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { closestKey, parseOptions } from './validate.js';
 
 const schema = z.strictObject({
   baseUrl: z.string(),
-  apiKey: z.string().optional(),
-  backoff: z.strictObject({ maxMs: z.number().optional(), baseMs: z.number().optional() }).optional(),
-  rules: z.array(z.strictObject({ limit: z.number() })).optional(),
+  apiKey: z.optional(z.string()),
+  backoff: z.optional(z.strictObject({ maxMs: z.optional(z.number()), baseMs: z.optional(z.number()) })),
+  rules: z.optional(z.array(z.strictObject({ limit: z.number().check(z.int(), z.minimum(1)) }))),
 });
 
 describe('parseOptions', () => {
@@ -16,6 +16,24 @@ describe('parseOptions', () => {
 
   it('names the first bad field', () => {
     expect(() => parseOptions(schema, { baseUrl: 1 }, 'f')).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'f.baseUrl' }));
+  });
+
+  it("gives zod's English messages for zod/mini schemas, which load no locale", () => {
+    expect(() => parseOptions(schema, { baseUrl: 'x', rules: [{ limit: '1' }] }, 'f')).toThrow(
+      expect.objectContaining({ message: 'f.rules.0.limit: Invalid input: expected number, received string' }),
+    );
+    expect(() => parseOptions(schema, { baseUrl: 'x', rules: [{ limit: 0 }] }, 'f')).toThrow(
+      expect.objectContaining({ message: 'f.rules.0.limit: Too small: expected number to be >=1' }),
+    );
+  });
+
+  it('leaves the messages to an error map the application configured', () => {
+    z.config({ customError: () => 'bad, says the app' });
+    try {
+      expect(() => parseOptions(schema, { baseUrl: 1 }, 'f')).toThrow(expect.objectContaining({ message: 'f.baseUrl: bad, says the app' }));
+    } finally {
+      z.config({ customError: undefined });
+    }
   });
 
   it('reports an unknown key before the missing field it was meant to be, with the nearest known key', () => {

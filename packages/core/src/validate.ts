@@ -1,14 +1,22 @@
-import type { z } from 'zod';
+import { en } from 'zod/locales';
+import * as z from 'zod/mini';
 import { ValidationError } from './errors.js';
+
+// zod/mini loads no locale, so every issue would read "Invalid input".
+// English becomes the default the way the classic `zod` import makes it
+// (when it builds its first schema, and sluice's schemas were classic
+// before): only when no locale is set, so an application's own wins.
+if (!z.config().localeError) z.config(en());
 
 /**
  * Parses `value` with `schema`, throwing a {@link ValidationError} that
  * names the first bad field (`retry.attempts`, `request.messages.2.role`).
  * Every factory in sluice validates its options through this.
  *
- * Declare the schema with `z.strictObject` (at any depth) and an unknown
- * key is reported before anything else, with the nearest known key by
- * edit distance: `openAICompatible.baseURL: is not an option; did you mean
+ * Any zod 4 schema works: `zod/mini`'s (sluice's own, for bundle size)
+ * or `zod`'s. Declare it with `z.strictObject` (at any depth) and an
+ * unknown key is reported before anything else, with the nearest known
+ * key by edit distance: `openAICompatible.baseURL: is not an option; did you mean
  * baseUrl?`. A typo otherwise shows up as a missing field, or not at all
  * (the option silently ignored). `hints` answers keys that are not typos
  * but a different idea (`timeout` where there are four timeouts).
@@ -20,10 +28,11 @@ import { ValidationError } from './errors.js';
  * @throws ValidationError naming the field and what is wrong with it
  * @example
  * ```ts
- * const options = parseOptions(z.strictObject({ attempts: z.number().int().min(1) }), input, 'retry');
+ * import * as z from 'zod/mini';
+ * const options = parseOptions(z.strictObject({ attempts: z.optional(z.number().check(z.int(), z.minimum(1))) }), input, 'retry');
  * ```
  */
-export function parseOptions<T extends z.ZodType>(
+export function parseOptions<T extends z.core.$ZodType>(
   schema: T,
   value: unknown,
   name: string,
@@ -33,7 +42,7 @@ export function parseOptions<T extends z.ZodType>(
     // `use(retry)` instead of `use(retry())`: the factory was run as a middleware, with the call as its options.
     throw new ValidationError(name, `got a call's context as its options: it is a middleware factory, so use(${name}()), not use(${name})`);
   }
-  const result = schema.safeParse(value);
+  const result = z.safeParse(schema, value);
   if (result.success) return result.data;
   const { issues } = result.error;
   let unknown: z.core.$ZodIssueUnrecognizedKeys | undefined;
@@ -81,19 +90,19 @@ function didYouMean(key: string, known: readonly string[]): string | undefined {
 
 interface SchemaDef {
   type?: string;
-  shape?: Record<string, z.ZodType>;
-  innerType?: z.ZodType;
-  element?: z.ZodType;
-  valueType?: z.ZodType;
-  in?: z.ZodType;
+  shape?: Record<string, z.core.$ZodType>;
+  innerType?: z.core.$ZodType;
+  element?: z.core.$ZodType;
+  valueType?: z.core.$ZodType;
+  in?: z.core.$ZodType;
 }
 
 /** The keys of the object schema at `path` inside `schema`, unwrapping optional, nullable, default, arrays and records. */
-function knownKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
-  let current: z.ZodType | undefined = schema;
+function knownKeys(schema: z.core.$ZodType, path: readonly PropertyKey[]): string[] {
+  let current: z.core.$ZodType | undefined = schema;
   let index = 0;
   while (current !== undefined) {
-    const def: SchemaDef = (current as unknown as { _zod: { def: SchemaDef } })._zod.def;
+    const def: SchemaDef = current._zod.def as SchemaDef;
     if (def.innerType !== undefined) current = def.innerType;
     else if (def.type === 'pipe') current = def.in;
     else if (index === path.length) return def.type === 'object' && def.shape ? Object.keys(def.shape) : [];

@@ -4,123 +4,224 @@ import { usdAmount } from './usage-tokens.js';
  * The stored state of one budget limit for one key and period, and the
  * pure updates the budget applies to it with `store.update` (atomic; a
  * distributed store may run an update more than once, so each is a pure
- * function of the current value). Plain JSON.
+ * function of the current value and of its arguments, `now` included).
+ * Plain JSON.
  *
- * Each call in flight holds its worst-case cost under its own id, so
- * admission sees every reservation, settling is idempotent, and a threshold
- * is claimed by exactly one call (the one whose settlement crossed it), which
- * is how `budget-warning` fires once per threshold per period even across
- * processes.
+ * Calls in flight are not kept one by one: a call's hold is added to the
+ * *slot* its hold expires in (slots are a fixed width on the clock), and
+ * the call remembers its own amount and slot to settle. A record therefore
+ * holds at most (longest hold / slot width) + 2 slots however many calls
+ * are in flight, and reserving or settling reads and copies that many
+ * numbers: the cost of a call is flat in the number of calls in flight.
+ * Why each guarantee of the per-call design survives:
+ *
+ * - No overspend: admission still compares spent + held + the call's
+ *   worst case with the limit in one atomic update, and the sum over
+ *   slots is the sum over the holds they aggregate.
+ * - A crashed process's holds expire: every update first drops the slots
+ *   whose end has passed, which releases what they held.
+ * - Nothing is released twice: a dropped slot never comes back, since a
+ *   new hold always ends after `now`, so a settlement that finds its slot
+ *   gone (expired, hence already released) subtracts nothing. A slot
+ *   counts its holds and disappears when the last is settled, so
+ *   floating-point residue never accumulates, and its amount is clamped
+ *   at 0. Each hold is settled once: the middleware settles once per call.
+ * - `warned` thresholds are claimed by the hold id whose settlement
+ *   crossed them, so `budget-warning` fires once per threshold per period,
+ *   across processes too; `admitted` names the hold the update admitted,
+ *   which is how the caller learns that its reservation went through.
+ *
+ * Records written before slots (`{ spentUsd, holds: { [id]: usd }, warned }`,
+ * no `v`) are read as one slot, ending where the caller's hold ends, that
+ * holds all of their holds: they are then released on that slot's expiry.
  */
 
 /** One limit's spend in one period; internal. */
 export interface BudgetBucket {
+  v: 2;
   spentUsd: number;
-  /** Worst-case cost reserved by each call in flight, by hold id. */
-  holds: Record<string, number>;
+  /** What calls in flight hold, per slot: the slot's end (epoch ms) → [usd, number of holds]. */
+  holds: Record<string, [usd: number, count: number]>;
   /** Thresholds crossed this period, each with the hold id that crossed it. */
   warned: Record<string, string>;
+  /** The hold id the update that wrote this record admitted, if it admitted one. */
+  admitted?: string;
+}
+
+/** One call's reservation in one limit, as the call remembers it to settle; internal. */
+export interface Hold {
+  id: string;
+  /** What was reserved. */
+  usd: number;
+  /** The end of the slot it is held in (epoch ms). */
+  slot: number;
 }
 
 // Floating-point sums of prices must not refuse a call that fits exactly.
 const tolerance = 1e-9;
 
-const empty = (): BudgetBucket => ({ spentUsd: 0, holds: {}, warned: {} });
+/** Slots per hold lifetime: the record holds at most this many slots, plus 2. */
+const slotsPerHold = 16;
+
+const empty = (): BudgetBucket => ({ v: 2, spentUsd: 0, holds: {}, warned: {} });
 
 /**
- * The stored bucket with every amount a finite number: a store that lost
- * precision or a corrupted record (JSON turns NaN into null) must not turn
- * the limit's arithmetic into NaN, where no comparison refuses anything.
+ * Where a hold made at `now` ends: at the call's deadline (and one slot of
+ * grace for the settlement to land) when it has one, never later than
+ * `holdMs`, rounded up to the end of a slot `holdMs / 16` wide; internal.
+ *
+ * @param now - `ctx.clock.now()`
+ * @param holdMs - the longest a hold lives
+ * @param deadline - `ctx.deadline`, if the call has one
+ * @example
+ * ```ts
+ * holdSlot(Date.UTC(2026, 10, 25, 10, 0, 10), 960_000, undefined); // 10:16:00 (slots of 60 s)
+ * ```
  */
-function readBucket(current: BudgetBucket | undefined): BudgetBucket {
-  if (!current) return empty();
-  let clean = usdAmount(current.spentUsd) === current.spentUsd;
-  for (const usd of Object.values(current.holds ?? {})) if (usdAmount(usd) !== usd) clean = false;
-  if (clean && current.holds && current.warned) return current;
-  const holds: Record<string, number> = {};
-  for (const [id, usd] of Object.entries(current.holds ?? {})) holds[id] = usdAmount(usd) ?? 0;
-  return { spentUsd: usdAmount(current.spentUsd) ?? 0, holds, warned: { ...current.warned } };
+export function holdSlot(now: number, holdMs: number, deadline: number | undefined): number {
+  const width = Math.max(1_000, Math.ceil(holdMs / slotsPerHold));
+  const ends = deadline === undefined ? now + holdMs : Math.min(Math.max(deadline, now) + width, now + holdMs);
+  return Math.ceil((ends + 1) / width) * width;
+}
+
+const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
+
+/** Whether a stored slot entry is `[usd ≥ 0, count ≥ 1]`. */
+function cleanSlot(entry: unknown): entry is [number, number] {
+  return Array.isArray(entry) && entry.length === 2 && usdAmount(entry[0]) === entry[0] && isCount(entry[1]);
+}
+
+function cleanWarned(warned: unknown): Record<string, string> {
+  const clean: Record<string, string> = {};
+  if (typeof warned !== 'object' || warned === null) return clean;
+  for (const [threshold, by] of Object.entries(warned)) if (typeof by === 'string') clean[threshold] = by;
+  return clean;
 }
 
 /**
- * The worst-case cost held by calls in flight; internal.
+ * The stored record, validated, without the slots that ended by `now`.
+ * A store that lost precision, a corrupted record (JSON turns NaN into
+ * null) or a record of the earlier shape must not turn the limit's
+ * arithmetic into NaN, where no comparison refuses anything. A clean
+ * record with nothing expired is returned as it is: no copy.
+ */
+function readBucket(current: BudgetBucket | undefined, now: number, legacySlot: number): BudgetBucket {
+  if (current === undefined || current === null || typeof current !== 'object') return empty();
+  const spentUsd = usdAmount(current.spentUsd) ?? 0;
+  const stored: unknown = current.holds;
+  const holds: Record<string, [number, number]> = {};
+  if (current.v !== 2) {
+    // The earlier shape: one hold per call id, with no end of its own.
+    let usd = 0;
+    let count = 0;
+    if (typeof stored === 'object' && stored !== null) {
+      for (const amount of Object.values(stored)) {
+        usd += usdAmount(amount) ?? 0;
+        count += 1;
+      }
+    }
+    if (count > 0) holds[legacySlot] = [usd, count];
+    return { v: 2, spentUsd, holds, warned: cleanWarned(current.warned) };
+  }
+  let clean = spentUsd === current.spentUsd && typeof stored === 'object' && stored !== null && typeof current.warned === 'object' && current.warned !== null;
+  if (typeof stored === 'object' && stored !== null) {
+    for (const [slot, entry] of Object.entries(stored)) {
+      if (Number(slot) > now && cleanSlot(entry)) holds[slot] = entry;
+      else clean = false;
+    }
+  }
+  if (clean) return current;
+  return { v: 2, spentUsd, holds, warned: cleanWarned(current.warned) };
+}
+
+/**
+ * The worst-case cost held by calls in flight, as stored; internal.
  *
  * @param bucket - a limit's stored state
  * @example
  * ```ts
- * reservedUsd({ spentUsd: 1, holds: { a: 0.1, b: 0.2 }, warned: {} }); // 0.3
+ * heldUsd({ v: 2, spentUsd: 1, holds: { '1764064560000': [0.3, 2] }, warned: {} }); // 0.3
  * ```
  */
-export function reservedUsd(bucket: BudgetBucket): number {
+export function heldUsd(bucket: BudgetBucket): number {
   let sum = 0;
-  for (const usd of Object.values(bucket.holds)) sum += usd;
+  for (const entry of Object.values(bucket.holds)) sum += entry[0];
   return sum;
 }
 
 /**
- * Adds a hold of `amountUsd` if it fits under `limitUsd` (or always, with
- * `force`); the result holds `id` exactly when it was admitted; internal.
+ * Adds `hold` if it fits under `limitUsd` (or always, with `force`); the
+ * result's `admitted` is `hold.id` exactly when it was admitted; internal.
  *
- * @param id - the call's hold id
- * @param amountUsd - its worst-case cost
+ * @param hold - the call's hold id, worst-case cost and slot
  * @param limitUsd - the limit
  * @param force - hold even past the limit (`onExceed: 'warn'`)
+ * @param now - the caller's `clock.now()`: slots that ended by then are dropped
  * @example
  * ```ts
- * const bucket = await store.update(key, reserveHold('h1', 0.25, 5, false), ttlMs);
- * const admitted = 'h1' in bucket.holds;
+ * const bucket = await store.update(key, reserveHold(hold, 5, false, now), ttlMs);
+ * const admitted = bucket.admitted === hold.id;
  * ```
  */
-export function reserveHold(id: string, amountUsd: number, limitUsd: number, force: boolean) {
+export function reserveHold(hold: Hold, limitUsd: number, force: boolean, now: number) {
   return (current: BudgetBucket | undefined): BudgetBucket => {
-    const bucket = readBucket(current);
-    if (Object.hasOwn(bucket.holds, id)) return bucket;
+    const bucket = readBucket(current, now, hold.slot);
     // An amount that is not a price is never admitted, even forced: held, it would disable the limit.
-    if (usdAmount(amountUsd) === undefined) return bucket;
-    if (!force && bucket.spentUsd + reservedUsd(bucket) + amountUsd > limitUsd + tolerance) return bucket;
-    return { ...bucket, holds: { ...bucket.holds, [id]: amountUsd } };
+    if (usdAmount(hold.usd) === undefined || !(hold.slot > now)) return bucket;
+    if (!force && bucket.spentUsd + heldUsd(bucket) + hold.usd > limitUsd + tolerance) return bucket;
+    const [usd, count] = bucket.holds[hold.slot] ?? [0, 0];
+    return { ...bucket, holds: { ...bucket.holds, [hold.slot]: [usd + hold.usd, count + 1] }, admitted: hold.id };
   };
 }
 
 /**
- * Replaces the hold `id` by the real cost `usd` (0 releases it), claiming
- * every threshold in `warnAt` the new spend crosses; internal. A cost that
- * is not a finite amount ≥ 0 is charged as what the hold reserved: never
- * NaN, and never less than the call may have cost.
+ * Settles a call: takes its hold out of its slot (when `held`: the call
+ * did reserve here, and the slot has not expired) and adds the real cost
+ * `usd` to the spend, claiming every threshold in `warnAt` the new spend
+ * crosses; internal. A cost that is not a finite amount ≥ 0 is charged as
+ * what the hold reserved: never NaN, and never less than the call may have cost.
  *
- * @param id - the call's hold id
- * @param usd - what the call really cost
+ * @param hold - the call's hold
+ * @param held - whether the reservation was written here (false when the store failed open at admission)
+ * @param usd - what the call really cost (0 releases the hold)
  * @param limitUsd - the limit
  * @param warnAt - thresholds, as shares of the limit
+ * @param now - the caller's `clock.now()`
  * @example
  * ```ts
- * const bucket = await store.update(key, settleHold('h1', 0.03, 5, [0.8]), ttlMs);
- * const crossed = Object.entries(bucket.warned).filter(([, by]) => by === 'h1');
+ * const bucket = await store.update(key, settleHold(hold, true, 0.03, 5, [0.8], now), ttlMs);
+ * const crossed = Object.entries(bucket.warned).filter(([, by]) => by === hold.id);
  * ```
  */
-export function settleHold(id: string, usd: number, limitUsd: number, warnAt: readonly number[]) {
+export function settleHold(hold: Hold, held: boolean, usd: number, limitUsd: number, warnAt: readonly number[], now: number) {
   return (current: BudgetBucket | undefined): BudgetBucket => {
-    const bucket = readBucket(current);
-    const { [id]: held, ...holds } = bucket.holds;
-    const spentUsd = bucket.spentUsd + (usdAmount(usd) ?? held ?? 0);
-    const warned = { ...bucket.warned };
+    const bucket = readBucket(current, now, hold.slot);
+    let holds = bucket.holds;
+    const entry = held ? holds[hold.slot] : undefined;
+    if (entry) {
+      const { [hold.slot]: _settled, ...others } = holds;
+      holds = entry[1] > 1 ? { ...others, [hold.slot]: [Math.max(0, entry[0] - (usdAmount(hold.usd) ?? 0)), entry[1] - 1] } : others;
+    }
+    const spentUsd = bucket.spentUsd + (usdAmount(usd) ?? usdAmount(hold.usd) ?? 0);
+    let warned = bucket.warned;
     for (const threshold of warnAt) {
       const key = String(threshold);
-      if (!Object.hasOwn(warned, key) && spentUsd >= threshold * limitUsd - tolerance) warned[key] = id;
+      if (!Object.hasOwn(warned, key) && spentUsd >= threshold * limitUsd - tolerance) warned = { ...warned, [key]: hold.id };
     }
-    return { spentUsd, holds, warned };
+    return { v: 2, spentUsd, holds, warned };
   };
 }
 
 /**
- * Drops the hold `id` without spending anything (a refused or failed call); internal.
+ * Drops `hold` without spending anything (a refused or failed call); internal.
  *
- * @param id - the hold to drop
+ * @param hold - the hold to drop
+ * @param now - the caller's `clock.now()`
  * @example
  * ```ts
- * await store.update(key, releaseHold('h1'), ttlMs);
+ * await store.update(key, releaseHold(hold, now), ttlMs);
  * ```
  */
-export function releaseHold(id: string) {
-  return settleHold(id, 0, Infinity, []);
+export function releaseHold(hold: Hold, now: number) {
+  return settleHold(hold, true, 0, Infinity, [], now);
 }

@@ -1,7 +1,8 @@
-import { type ChatMessage, type Store, createPipeline, memoryStore, openAICompatible } from '@sluice/core';
+import { type ChatCompletion, type ChatMessage, type Middleware, type Store, type Transport, createPipeline, memoryStore, openAICompatible } from '@sluice/core';
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
-import { checkedStore, recordEvents } from '@sluice/testing/kit';
+import { checkedStore, manualClock, recordEvents } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { BudgetBucket } from './budget-bucket.js';
 import { budget } from './budget.js';
 import type { BudgetOptions } from './options.js';
 import { priceTable } from './price-table.js';
@@ -30,7 +31,7 @@ async function setup(options: Omit<BudgetOptions, 'prices'>, store: Store = memo
 }
 
 describe('budget state', () => {
-  it('keeps its records under sluice:cost:, each with a TTL one period past its end, through pure reducers', async () => {
+  it('keeps its records under sluice:cost:, each with a TTL past its period, through pure reducers', async () => {
     const store = checkedStore();
     const { llm } = await setup({ limits: [{ limitUsd: 1, period: 'day' }, { key: { tag: 'tenant' }, limitUsd: 0.3, period: 'hour' }] }, store);
     const results = await Promise.allSettled(Array.from({ length: 8 }, () => llm.complete(request, { tags: { tenant: 'acme' } })));
@@ -77,9 +78,86 @@ describe('budget state', () => {
     await expect(llm.complete(request)).resolves.toMatchObject({ choices: [expect.anything()] });
   });
 
+  it('keeps one record of a bounded size with 1,000 calls in flight, and holds nothing once they settle', async () => {
+    const store = checkedStore();
+    const answer: ChatCompletion = {
+      id: 'c', object: 'chat.completion', created: 0, model: 'big',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'ok', refusal: null }, finish_reason: 'stop', logprobs: null }],
+      usage: { prompt_tokens: 0, completion_tokens: 10, total_tokens: 10 },
+    };
+    const memory: Transport = {
+      name: 'memory',
+      origin: 'memory://test',
+      async send(ctx) {
+        ctx.response = answer;
+        ctx.usage = answer.usage ?? undefined;
+      },
+    };
+    let open = (): void => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let waiting = 0;
+    const held: Middleware = async function heldInFlight(_ctx, next) {
+      waiting++;
+      await gate;
+      await next();
+    };
+    const llm = createPipeline({ transport: memory, store }).use(budget({ prices, limitUsd: 1_000, period: 'day' })).use(held);
+    const calls = Array.from({ length: 1_000 }, () => llm.complete(request));
+    while (waiting < 1_000) await new Promise<void>((resolve) => setImmediate(resolve));
+    const key = `sluice:cost:budget:global:day:${new Date().toISOString().slice(0, 10)}`;
+    const inFlight = JSON.parse(store.raw(key) ?? 'null') as BudgetBucket;
+    expect(Object.values(inFlight.holds).reduce((sum, [, count]) => sum + count, 0)).toBe(1_000);
+    expect(Object.keys(inFlight.holds).length).toBeLessThanOrEqual(2);
+    expect(store.raw(key)!.length).toBeLessThan(300);
+    open();
+    await Promise.all(calls);
+    expect(JSON.parse(store.raw(key) ?? 'null')).toMatchObject({ holds: {}, spentUsd: expect.closeTo(10, 9) });
+    store.assertClean();
+    await llm.close();
+  });
+
+  it('releases the holds of a process that crashed mid-call after holdMs, not at the end of the period', async () => {
+    const clock = manualClock(Date.UTC(2026, 10, 25, 9));
+    const store = memoryStore({ clock });
+    const upstream = await mockUpstream({ reply: { content: 'Fine.', usage: { prompt_tokens: 10, completion_tokens: 100 } } });
+    open.push(upstream);
+    const instance = () =>
+      createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' }), store, clock }).use(
+        budget({ prices, limitUsd: 0.15, period: 'day', holdMs: 120_000 }),
+      );
+    const crashed = instance();
+    // Admitted, then stuck for good, as a call of a process that died is: it never settles.
+    crashed.use(async function neverReturns() {
+      await new Promise(() => {});
+    });
+    void crashed.complete(request);
+    const alive = instance();
+    open.push(alive);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await expect(alive.complete(request)).rejects.toMatchObject({ code: 'BUDGET_EXCEEDED', reservedUsd: expect.closeTo(0.1, 9) });
+    clock.advance(120_000 + 10_000);
+    await expect(alive.complete(request)).resolves.toMatchObject({ choices: [expect.anything()] });
+  });
+
+  it('reads a record an earlier version wrote in a shared store (a hold per call id) without NaN, and lets its holds expire', async () => {
+    const clock = manualClock(Date.UTC(2026, 10, 25, 9));
+    const store = memoryStore({ clock });
+    await store.set('sluice:cost:budget:global:day:2026-11-25', { spentUsd: 0.05, holds: { 'old-call': 0.1, broken: null }, warned: {} });
+    const upstream = await mockUpstream({ reply: { content: 'Fine.', usage: { prompt_tokens: 10, completion_tokens: 100 } } });
+    const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' }), store, clock }).use(
+      budget({ prices, limitUsd: 0.2, period: 'day', holdMs: 60_000 }),
+    );
+    open.push(upstream, llm);
+    await expect(llm.complete(request)).rejects.toMatchObject({ spentUsd: 0.05, reservedUsd: expect.closeTo(0.1, 9) });
+    clock.advance(120_000);
+    await llm.complete(request);
+    expect(await store.get('sluice:cost:budget:global:day:2026-11-25')).toMatchObject({ v: 2, spentUsd: expect.closeTo(0.15, 9), holds: {} });
+  });
+
   it('names a bad key option', () => {
     expect(() => budget({ limitUsd: 1, period: 'day', key: { tag: '' } })).toThrow(expect.objectContaining({ field: 'budget.key.tag' }));
     expect(() => budget({ limits: [{ limitUsd: 1, period: 'day', key: 'tenant' as never }] })).toThrow(expect.objectContaining({ field: 'budget.limits.0.key' }));
     expect(() => budget({ limitUsd: 1, period: 'day', onStoreError: 'retry' as never })).toThrow(expect.objectContaining({ field: 'budget.onStoreError' }));
+    expect(() => budget({ limitUsd: 1, period: 'day', holdMs: 10 })).toThrow(expect.objectContaining({ field: 'budget.holdMs' }));
   });
 });

@@ -1,7 +1,7 @@
 import { type CompletionContext, type Middleware, ValidationError } from '@sluice/core';
 import { type KeyedState, keyedState, parseOptions } from '@sluice/core/kit';
-import { type BudgetBucket, releaseHold, reserveHold, reservedUsd, settleHold } from './budget-bucket.js';
-import { type BudgetPeriod, periodBucket } from './budget-period.js';
+import { type BudgetBucket, type Hold, heldUsd, holdSlot, releaseHold, reserveHold, settleHold } from './budget-bucket.js';
+import { type BudgetPeriod, type PeriodBucket, periodBucket } from './budget-period.js';
 import { type BudgetExceededDetails, BudgetExceededError } from './errors.js';
 import { priceEstimate } from './estimate-cost.js';
 import { type BudgetLimit, type BudgetOptions, budgetOptionsSchema } from './options.js';
@@ -27,28 +27,41 @@ interface Applicable {
   key: string;
   /** The record's key within the namespace: budget name, key, period and period id. */
   record: string;
-  ttlMs: number;
+  /** When the record expires (epoch ms): once its period ended and every hold made in it has expired. */
+  expiresAt: number;
   periodId: string;
   resetsAt: number;
 }
 
-type Reservation = { ok: true } | { ok: false; blocked: Applicable; bucket: BudgetBucket };
+/** Which targets hold the reservation: false where the store failed open and the call went unmetered. */
+type Reservation = { ok: true; held: boolean[] } | { ok: false; blocked: Applicable; bucket: BudgetBucket };
+
+/** A call's reservation, and the targets it was written to. */
+interface Admitted {
+  hold: Hold;
+  held: boolean[];
+}
+
+const minuteMs = 60_000;
 
 /**
  * Spending limits, enforced before a call is sent: the call's worst-case
  * cost (its output at the cap) is reserved atomically in every applicable
  * limit through the store's `update`, and settled to the real cost when the
  * call is done (released if it failed with no usage), so any number of
- * concurrent calls can never spend past a limit. Periods are UTC hours,
- * days or months on the pipeline's clock; each record expires one period
- * after its own ends. State lives under `sluice:cost:` in the call's store
+ * concurrent calls can never spend past a limit. A reservation is held
+ * until the call settles, or at most until the call's deadline or
+ * `holdMs` (so the holds of a process that crashed are released), and
+ * costs the same however many calls are in flight. Periods are UTC hours,
+ * days or months on the pipeline's clock; each record expires `2 × holdMs`
+ * after its period ends. State lives under `sluice:cost:` in the call's store
  * (or `store`); if the store fails before a call is sent, the call is
  * refused (`onStoreError: 'closed'`, the default).
  *
  * Place it after `trimContext` (it prices the trimmed prompt and reuses its
  * count) and before `retry` (one reservation covers every attempt).
  *
- * @param options - the limit(s), what to do on exceeding, warning thresholds, prices, store and its failure policy
+ * @param options - the limit(s), what to do on exceeding, warning thresholds, prices, how long a hold lives, store and its failure policy
  * @throws ValidationError naming a bad option
  * @throws BudgetExceededError (from the middleware, code `BUDGET_EXCEEDED`, final) when a call does not fit and `onExceed` is `'reject'`
  * @throws StoreError (from the middleware, code `STORE_UNAVAILABLE`) when the store fails before sending and `onStoreError` is `'closed'`
@@ -88,16 +101,20 @@ export function budget(options: BudgetOptions): Middleware {
     }),
   );
 
-  function applicable(ctx: CompletionContext): Applicable[] {
-    const now = ctx.clock.now();
+  const holdMs = config.holdMs ?? 15 * minuteMs;
+  // The period each limit is in, kept until it ends: most calls fall in the same one.
+  const periods: Array<PeriodBucket | undefined> = limits.map(() => undefined);
+
+  function applicable(ctx: CompletionContext, now: number): Applicable[] {
     return limits.map((limit, index) => {
       const state = states[index] as KeyedState;
       const key = state.keyOf(ctx);
-      const bucket = periodBucket(limit.period, now);
-      // Kept one period past its end so a call settling late still finds its hold.
-      const ttlMs = bucket.end - now + (bucket.end - bucket.start);
+      let bucket = periods[index];
+      if (!bucket || now < bucket.start || now >= bucket.end) periods[index] = bucket = periodBucket(limit.period, now);
+      // Kept until every hold made in the period has expired, so a call settling late still finds its hold.
+      const expiresAt = bucket.end + 2 * holdMs;
       const record = `${name}:${key}:${limit.period}:${bucket.id}`;
-      return { limit, state, key, record, ttlMs, periodId: bucket.id, resetsAt: bucket.end };
+      return { limit, state, key, record, expiresAt, periodId: bucket.id, resetsAt: bucket.end };
     });
   }
 
@@ -111,48 +128,75 @@ export function budget(options: BudgetOptions): Middleware {
     return priceEstimate(match, ctx.request, count, approximate).worstCase;
   }
 
-  const release = (ctx: CompletionContext, targets: Applicable[], id: string) =>
-    Promise.all(targets.map((target) => target.state.update(ctx, target.record, releaseHold(id), { ttlMs: target.ttlMs, phase: 'settle' })));
+  /**
+   * Writes a settling update to every target that holds the call (or to
+   * every target, for a settlement that spends), skipping a record that
+   * has already expired: its period is over, and a write would bring it back.
+   */
+  async function settleEach(
+    ctx: CompletionContext,
+    targets: Applicable[],
+    reducer: (target: Applicable, index: number) => ((current: BudgetBucket | undefined) => BudgetBucket) | undefined,
+  ): Promise<Array<BudgetBucket | undefined>> {
+    const now = ctx.clock.now();
+    return Promise.all(
+      targets.map((target, index) => {
+        const update = reducer(target, index);
+        if (!update || target.expiresAt <= now) return undefined;
+        return target.state.update<BudgetBucket>(ctx, target.record, update, { ttlMs: target.expiresAt - now, phase: 'settle' });
+      }),
+    );
+  }
 
-  async function reserveAll(ctx: CompletionContext, targets: Applicable[], id: string, usd: number, force: boolean): Promise<Reservation> {
+  const release = (ctx: CompletionContext, targets: Applicable[], hold: Hold, held: boolean[]) =>
+    settleEach(ctx, targets, (_target, index) => (held[index] ? releaseHold(hold, ctx.clock.now()) : undefined));
+
+  async function reserveAll(ctx: CompletionContext, targets: Applicable[], hold: Hold, force: boolean): Promise<Reservation> {
+    const held: boolean[] = [];
     for (const [index, target] of targets.entries()) {
+      const now = ctx.clock.now();
       let bucket: BudgetBucket | undefined;
       try {
-        bucket = await target.state.update<BudgetBucket>(ctx, target.record, reserveHold(id, usd, target.limit.limitUsd, force), { ttlMs: target.ttlMs });
+        bucket = await target.state.update<BudgetBucket>(ctx, target.record, reserveHold(hold, target.limit.limitUsd, force, now), {
+          ttlMs: target.expiresAt - now,
+        });
       } catch (error) {
-        await release(ctx, targets.slice(0, index), id);
+        await release(ctx, targets.slice(0, index), hold, held);
         throw error;
       }
       // Undefined: the store failed under the 'open' policy, so this limit lets the call through unmetered.
-      if (bucket === undefined || Object.hasOwn(bucket.holds, id)) continue;
-      await release(ctx, targets.slice(0, index), id);
+      held.push(bucket !== undefined);
+      if (bucket === undefined || bucket.admitted === hold.id) continue;
+      await release(ctx, targets.slice(0, index), hold, held);
       return { ok: false, blocked: target, bucket };
     }
-    return { ok: true };
+    return { ok: true, held };
   }
 
-  async function settleAll(ctx: CompletionContext, targets: Applicable[], id: string, usd: number): Promise<void> {
-    for (const target of targets) {
+  async function settleAll(ctx: CompletionContext, targets: Applicable[], hold: Hold, held: boolean[], usd: number): Promise<void> {
+    const now = ctx.clock.now();
+    const buckets = await settleEach(ctx, targets, (target, index) =>
+      settleHold(hold, held[index] ?? false, usd, target.limit.limitUsd, warnAt, now),
+    );
+    targets.forEach((target, index) => {
+      const bucket = buckets[index];
+      if (!bucket) return;
       const { limit } = target;
-      const bucket = await target.state.update<BudgetBucket>(ctx, target.record, settleHold(id, usd, limit.limitUsd, warnAt), {
-        ttlMs: target.ttlMs,
-        phase: 'settle',
-      });
-      for (const [threshold, by] of Object.entries(bucket?.warned ?? {})) {
-        if (by !== id || !bucket) continue;
+      for (const [threshold, by] of Object.entries(bucket.warned)) {
+        if (by !== hold.id) continue;
         ctx.events.emit('budget-warning', {
           id: ctx.id, key: target.key, period: limit.period, periodId: target.periodId,
           threshold: Number(threshold), limitUsd: limit.limitUsd, spentUsd: bucket.spentUsd,
         });
       }
-    }
+    });
   }
 
   function details(refused: { ok: false; blocked: Applicable; bucket: BudgetBucket }, requestedUsd: number): BudgetExceededDetails {
     const { blocked, bucket } = refused;
     return {
       key: blocked.key, period: blocked.limit.period, limitUsd: blocked.limit.limitUsd,
-      spentUsd: bucket.spentUsd, reservedUsd: reservedUsd(bucket), requestedUsd, resetsAt: blocked.resetsAt,
+      spentUsd: bucket.spentUsd, reservedUsd: heldUsd(bucket), requestedUsd, resetsAt: blocked.resetsAt,
     };
   }
 
@@ -160,28 +204,28 @@ export function budget(options: BudgetOptions): Middleware {
    * Reserves the call's worst case in every target, or applies `onExceed`:
    * downgrades (rewriting `ctx.request.model`), forces the hold, or throws.
    */
-  async function admit(ctx: CompletionContext, targets: Applicable[], id: string): Promise<number> {
+  async function admit(ctx: CompletionContext, targets: Applicable[], id: string, slot: number): Promise<Admitted> {
     const requested = ctx.request.model;
-    let worst = worstCase(ctx);
-    let reservation = await reserveAll(ctx, targets, id, worst, false);
-    if (reservation.ok) return worst;
-    const { resetsAt: _resetsAt, ...refused } = details(reservation, worst);
+    let hold: Hold = { id, usd: worstCase(ctx), slot };
+    let reservation = await reserveAll(ctx, targets, hold, false);
+    if (reservation.ok) return { hold, held: reservation.held };
+    const { resetsAt: _resetsAt, ...refused } = details(reservation, hold.usd);
     if (onExceed === 'warn') {
       ctx.events.emit('budget-reject', { ...refused, id: ctx.id, model: requested, action: 'warn', downgradedTo: undefined });
-      await reserveAll(ctx, targets, id, worst, true);
-      return worst;
+      const forced = await reserveAll(ctx, targets, hold, true);
+      return { hold, held: forced.ok ? forced.held : [] };
     }
     for (const model of downgradeTo) {
       if (model === ctx.request.model) continue;
       ctx.request = { ...ctx.request, model };
-      worst = worstCase(ctx);
-      reservation = await reserveAll(ctx, targets, id, worst, false);
+      hold = { id, usd: worstCase(ctx), slot };
+      reservation = await reserveAll(ctx, targets, hold, false);
       if (reservation.ok) {
         ctx.events.emit('budget-reject', { ...refused, id: ctx.id, model: requested, action: 'downgrade', downgradedTo: model });
-        return worst;
+        return { hold, held: reservation.held };
       }
     }
-    const final = details(reservation, worst);
+    const final = details(reservation, hold.usd);
     ctx.request = { ...ctx.request, model: requested };
     const { resetsAt: _at, ...payload } = final;
     ctx.events.emit('budget-reject', { ...payload, id: ctx.id, model: requested, action: 'reject', downgradedTo: undefined });
@@ -189,18 +233,18 @@ export function budget(options: BudgetOptions): Middleware {
   }
 
   return async function budget(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
-    const targets = applicable(ctx);
-    const id = `${ctx.id}:${crypto.randomUUID()}`;
+    const now = ctx.clock.now();
+    const targets = applicable(ctx, now);
     const requested = ctx.request.model;
-    const worst = await admit(ctx, targets, id);
+    const { hold, held } = await admit(ctx, targets, `${ctx.id}:${crypto.randomUUID()}`, holdSlot(now, holdMs, ctx.deadline));
     const downgradedFrom = ctx.request.model === requested ? undefined : requested;
-    ctx.state.budget = { model: ctx.request.model, reservedUsd: worst, downgradedFrom };
+    ctx.state.budget = { model: ctx.request.model, reservedUsd: hold.usd, downgradedFrom };
 
     let settled = false;
     const settle = async (usd: number) => {
       if (settled) return;
       settled = true;
-      await settleAll(ctx, targets, id, usd);
+      await settleAll(ctx, targets, hold, held, usd);
     };
     try {
       await next();

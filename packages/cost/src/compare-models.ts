@@ -1,5 +1,5 @@
 import { parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { ratesFor } from './cost-of-usage.js';
 import { priceTableOption } from './options.js';
 import { type PriceTable, priceTable } from './price-table.js';
@@ -39,13 +39,13 @@ export interface CompareModelsOptions {
 }
 
 const optionsSchema = z.strictObject({
-  requestsPerDay: z.number().nonnegative().finite(),
-  inputTokens: z.number().int().nonnegative(),
-  outputTokens: z.number().int().nonnegative(),
-  cachedInputTokens: z.number().int().nonnegative().optional(),
-  models: z.array(z.string().min(1)).min(1).optional(),
-  prices: priceTableOption.optional(),
-  daysPerMonth: z.number().positive().max(31).optional(),
+  requestsPerDay: z.number().check(z.nonnegative()),
+  inputTokens: z.number().check(z.int(), z.nonnegative()),
+  outputTokens: z.number().check(z.int(), z.nonnegative()),
+  cachedInputTokens: z.optional(z.number().check(z.int(), z.nonnegative())),
+  models: z.optional(z.array(z.string().check(z.minLength(1))).check(z.minLength(1))),
+  prices: z.optional(priceTableOption),
+  daysPerMonth: z.optional(z.number().check(z.positive(), z.maximum(31))),
 });
 
 /**

@@ -1,7 +1,7 @@
 import { countMessages } from '@sluice/context';
 import { type ChatCompletionRequest } from '@sluice/core';
 import { chatCompletionRequestSchema, parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { costOfTokens } from './cost-of-usage.js';
 import { type PriceMatch, type PriceTable, priceTable } from './price-table.js';
 import { expectedOutputOption, priceTableOption, unknownModelOption } from './options.js';
@@ -11,11 +11,11 @@ import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';
 export const defaultExpectedOutput = 800;
 
 const optionsSchema = z.strictObject({
-  prices: priceTableOption.optional(),
-  unknownModel: unknownModelOption.optional(),
-  expectedOutput: expectedOutputOption.optional(),
-  promptTokens: z.number().int().nonnegative().optional(),
-  cachedInputTokens: z.number().int().nonnegative().optional(),
+  prices: z.optional(priceTableOption),
+  unknownModel: z.optional(unknownModelOption),
+  expectedOutput: z.optional(expectedOutputOption),
+  promptTokens: z.optional(z.number().check(z.int(), z.nonnegative())),
+  cachedInputTokens: z.optional(z.number().check(z.int(), z.nonnegative())),
 });
 
 /** Options of {@link estimateCost}. */

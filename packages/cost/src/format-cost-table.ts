@@ -1,6 +1,6 @@
 import { ValidationError } from '@sluice/core';
 import { parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { CostRow } from './compare-models.js';
 
 /** Options of {@link formatCostTable}. */
@@ -14,9 +14,9 @@ export interface FormatCostTableOptions {
 }
 
 const optionsSchema = z.strictObject({
-  currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR').optional(),
-  rate: z.number().positive().finite().optional(),
-  locale: z.string().min(1).optional(),
+  currency: z.optional(z.string().check(z.regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR'))),
+  rate: z.optional(z.number().check(z.positive())),
+  locale: z.optional(z.string().check(z.minLength(1))),
 });
 
 /**

@@ -83,8 +83,80 @@ describe('spendLedger', () => {
     expect((await ledger.report()).requests).toBe(1);
   });
 
-  it('names a bad query', async () => {
+  it('writes one small record per call however many cells the hour has, and lists each cell once', async () => {
+    const clock = manualClock(start + hour);
+    const store = checkedStore({ clock });
+    const ledger = spendLedger({ clock, store });
+    for (let i = 0; i < 2_000; i++) await ledger.record(record(start + hour, 'gpt-4.1', { tenant: `t${i}` }));
+    const before = store.counts.update;
+    await ledger.record(record(start + hour, 'gpt-4.1', { tenant: 't7' }));
+    expect(store.counts.update - before).toBe(1); // the cell alone: the index already lists it
+    const cell = store.raw(`sluice:cost:ledger:2026-11-01T01:${JSON.stringify(['gpt-4.1', [['tenant', 't7']]])}`);
+    expect(cell?.length).toBeLessThan(400);
+    expect((JSON.parse(cell!) as { row: { requests: number } }).row.requests).toBe(2);
+    const index = JSON.parse(store.raw('sluice:cost:ledger:2026-11-01T01:cells') ?? 'null') as { cells: string[] };
+    expect(index.cells).toHaveLength(1_000 + 1); // 1,000 tenants, then gpt-4.1's overflow cell
+    const report = await ledger.report({ by: { tag: 'tenant' } });
+    expect(report.requests).toBe(2_001);
+    expect(report.rows.find((row) => row.key === '(other)')).toMatchObject({ requests: 1_000 });
+    expect(report.rows.find((row) => row.key === 't7')).toMatchObject({ requests: 2 });
+    store.assertClean();
+  });
+
+  it('keeps a tag with a value per call (a request id) to a bounded number of cells, with exact totals', async () => {
+    const store = memoryStore();
+    const ledger = spendLedger({ store, clock: manualClock(start + hour), maxCellsPerHour: 10 });
+    let usd = 0;
+    for (let i = 0; i < 500; i++) {
+      const each = record(start + (i % 2) * 1_000, i % 3 === 0 ? 'deepseek-v3.2' : 'gpt-4.1', { request: `r${i}`, tenant: 'acme' });
+      usd += each.usd;
+      await ledger.record(each);
+    }
+    expect(store.size).toBeLessThanOrEqual(10 + 2 + 1); // 10 cells, 2 models' overflow cells, the index
+    const byModel = await ledger.report();
+    expect(byModel.requests).toBe(500);
+    expect(byModel.usd).toBeCloseTo(usd, 9);
+    expect(byModel.rows.map((row) => [row.key, row.requests])).toEqual([['gpt-4.1', 333], ['deepseek-v3.2', 167]]);
+  });
+
+  it('keeps only the tags it is told to, so a report by them stays small', async () => {
+    const ledger = spendLedger({ clock: manualClock(start + hour), tags: ['tenant'] });
+    for (let i = 0; i < 20; i++) await ledger.record(record(start, 'gpt-4.1', { tenant: i % 2 ? 'acme' : 'globex', request: `r${i}` }));
+    const byTenant = await ledger.report({ by: { tag: 'tenant' } });
+    expect(byTenant.rows.map((row) => [row.key, row.requests])).toEqual([['acme', 10], ['globex', 10]]);
+    expect((await ledger.report({ by: { tag: 'request' } })).rows).toEqual([expect.objectContaining({ key: '(none)', requests: 20 })]);
+  });
+
+  it('shares the index between instances: each reports the cells the others created', async () => {
+    const clock = manualClock(start + hour);
+    const store = checkedStore({ clock });
+    const [one, two] = [spendLedger({ clock, store }), spendLedger({ clock, store })];
+    await one.record(record(start, 'gpt-4.1', { tenant: 'acme' }));
+    await two.record(record(start, 'gpt-4.1', { tenant: 'globex' }));
+    await one.record(record(start, 'gpt-4.1', { tenant: 'acme' }));
+    await two.record(record(start, 'gpt-4.1', { tenant: 'acme' }));
+    for (const ledger of [one, two]) {
+      const report = await ledger.report({ by: { tag: 'tenant' } });
+      expect(report.rows.map((row) => [row.key, row.requests])).toEqual([['acme', 3], ['globex', 1]]);
+    }
+    store.assertClean();
+  });
+
+  it('reports the hourly records an earlier version wrote beside the new ones', async () => {
+    const store = memoryStore();
+    const ledger = spendLedger({ store, clock: manualClock(start + hour) });
+    const old = record(start, 'gpt-4.1', { tenant: 'acme' });
+    const row = { usd: old.usd, requests: 1, estimatedRequests: 0, uncachedInputTokens: 3_000, cachedInputTokens: 0, outputTokens: 800 };
+    await store.set('sluice:cost:ledger:2026-11-01T00', { cells: { x: { model: 'gpt-4.1', tags: { tenant: 'acme' }, row } } });
+    await ledger.record(record(start + 1_000, 'gpt-4.1', { tenant: 'acme' }));
+    const report = await ledger.report({ by: { tag: 'tenant' } });
+    expect(report.rows).toEqual([expect.objectContaining({ key: 'acme', requests: 2, savedRequests: 0, usd: expect.closeTo(2 * old.usd, 12) })]);
+  });
+
+  it('names a bad query or option', async () => {
     await expect(spendLedger().report({ by: 'week' as never })).rejects.toMatchObject({ field: 'report.by' });
+    expect(() => spendLedger({ maxCellsPerHour: 0 })).toThrow(expect.objectContaining({ field: 'spendLedger.maxCellsPerHour' }));
+    expect(() => spendLedger({ tags: [''] })).toThrow(expect.objectContaining({ field: 'spendLedger.tags.0' }));
   });
 });
 

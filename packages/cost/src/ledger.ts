@@ -1,9 +1,9 @@
 import { type Clock, type CompletionContext, type Store, type StoreErrorPolicy, systemClock } from '@sluice/core';
 import { keyedState, parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { periodBucket } from './budget-period.js';
 import type { CostEvent } from './events.js';
-import { tokenCount, usdAmount } from './usage-tokens.js';
+import { type Cell, type CellIndex, addTo, admitCell, cellKey, chosenCell, emptyRow, merge, overflowKey } from './ledger-cells.js';
 
 /** One settled call, as `trackCost` records it: its `cost` event and when it settled. */
 export interface CostRecord extends CostEvent {
@@ -83,49 +83,69 @@ export interface SpendLedgerOptions {
   retentionMs?: number;
   /** Ledgers with the same name and store share their records (default `'ledger'`). */
   name?: string;
+  /**
+   * Which of a call's tags the ledger keeps and reports by (default: all
+   * of them). List the tags you report by and leave out those with a value
+   * per call (a request id): each distinct tag set is a cell of its own.
+   */
+  tags?: string[];
+  /**
+   * The most distinct cells (model and tag set) an hour keeps (default
+   * 1 000). A call with one more tag set is summed into its model's
+   * `(other)` cell, tags dropped, so totals stay exact and storage bounded.
+   */
+  maxCellsPerHour?: number;
 }
 
 const optionsSchema = z.strictObject({
-  store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
-  onStoreError: z.enum(['open', 'memory']).optional(),
-  clock: z.custom<Clock>((value) => typeof (value as Clock | undefined)?.now === 'function', 'must be a Clock').optional(),
-  retentionMs: z.number().positive().optional(),
-  name: z.string().min(1).optional(),
+  store: z.optional(z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store')),
+  onStoreError: z.optional(z.enum(['open', 'memory'])),
+  clock: z.optional(z.custom<Clock>((value) => typeof (value as Clock | undefined)?.now === 'function', 'must be a Clock')),
+  retentionMs: z.optional(z.number().check(z.positive())),
+  name: z.optional(z.string().check(z.minLength(1))),
+  tags: z.optional(z.array(z.string().check(z.minLength(1)))),
+  maxCellsPerHour: z.optional(z.number().check(z.int(), z.positive(), z.maximum(100_000))),
 });
 
 const querySchema = z.strictObject({
-  since: z.union([z.number(), z.date()]).optional(),
-  until: z.union([z.number(), z.date()]).optional(),
-  by: z.union([z.enum(['model', 'hour', 'day', 'month', 'total']), z.strictObject({ tag: z.string().min(1) })]).optional(),
+  since: z.optional(z.union([z.number(), z.date()])),
+  until: z.optional(z.union([z.number(), z.date()])),
+  by: z.optional(z.union([z.enum(['model', 'hour', 'day', 'month', 'total']), z.strictObject({ tag: z.string().check(z.minLength(1)) })])),
 });
 
-interface Cell {
-  model: string;
-  tags: Readonly<Record<string, string>>;
-  row: Omit<ReportRow, 'key'>;
-}
-
-/** One hour's spend: a cell per model and tag set. Plain JSON. */
+/** One hour's spend as the earlier versions stored it: every cell in one record. Plain JSON. */
 interface HourRecord {
   cells: Record<string, Cell>;
 }
+
+/** What this process knows of one hour's index: where each cell it met is recorded, and whether the index is full. */
+interface HourCells {
+  into: Map<string, string>;
+  full: boolean;
+}
+
+/** Hours whose index this process remembers, per store: the current one, and late settlements into the last ones. */
+const hoursKept = 4;
 
 const hourMs = 3_600_000;
 
 /**
  * A {@link Ledger} over the pipeline's store (through `keyedState`, under
- * `sluice:cost:<name>:<hour>`): spend summed per hour, model and tag set,
- * so storage follows the number of distinct hours × models × tag sets
- * kept, not the number of calls, and every hour's record expires
- * `retentionMs` after the hour ends. With a shared store (`@sluice/redis`),
- * every instance records into, and reports from, the same ledger. Reports
- * have an hour's resolution: `since` is rounded down to the hour and `until` up.
+ * `sluice:cost:<name>:<hour>:`): spend summed per hour, model and tag set
+ * (a *cell*), one record per cell, so recording a call updates one small
+ * record however many cells there are, and storage follows hours × cells,
+ * not calls. Each hour keeps at most `maxCellsPerHour` cells (a call with
+ * one more tag set goes into its model's `(other)` cell), and every record
+ * expires `retentionMs` after its hour ends. With a shared store
+ * (`@sluice/redis`), every instance records into, and reports from, the
+ * same ledger. Reports have an hour's resolution: `since` is rounded down
+ * to the hour and `until` up.
  *
- * @param options - store and its failure policy, clock, retention, name
+ * @param options - store and its failure policy, clock, retention, name, the tags kept and the cells per hour
  * @throws ValidationError naming a bad option
  * @example
  * ```ts
- * const ledger = spendLedger({ retentionMs: 31 * 86_400_000 });
+ * const ledger = spendLedger({ retentionMs: 31 * 86_400_000, tags: ['tenant', 'feature'] });
  * const llm = createPipeline({ transport }).use(trackCost({ ledger }));
  * const today = await ledger.report({ since: Date.now() - 86_400_000, by: { tag: 'tenant' } });
  * ```
@@ -135,6 +155,8 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
   const clock = config.clock ?? systemClock;
   const retentionMs = config.retentionMs ?? 93 * 24 * hourMs;
   const name = config.name ?? 'ledger';
+  const kept = config.tags ? new Set(config.tags) : undefined;
+  const maxCells = config.maxCellsPerHour ?? 1_000;
   const state = keyedState({
     name: 'cost',
     defaultKey: 'global',
@@ -142,7 +164,36 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
     store: config.store,
     onStoreError: config.onStoreError ?? 'memory',
   });
-  const recordKey = (hour: number) => `${name}:${new Date(hour).toISOString().slice(0, 13)}`;
+  const hourId = (hour: number) => `${name}:${new Date(hour).toISOString().slice(0, 13)}`;
+  const known = new WeakMap<Store, Map<string, HourCells>>();
+
+  /** This process's knowledge of the hour's index in `store`, forgetting the oldest hours past a few. */
+  function hourCells(store: Store, hour: string): HourCells {
+    let hours = known.get(store);
+    if (!hours) known.set(store, (hours = new Map()));
+    let cells = hours.get(hour);
+    if (!cells) {
+      hours.set(hour, (cells = { into: new Map(), full: false }));
+      if (hours.size > hoursKept) hours.delete(hours.keys().next().value as string);
+    }
+    return cells;
+  }
+
+  /** The cell a call goes into: from memory, or by listing it in the hour's index the first time this process meets it. */
+  async function cellFor(ctx: CompletionContext | undefined, hour: string, key: string, model: string, ttlMs: number): Promise<string | undefined> {
+    const cells = hourCells(state.storeFor(ctx), hour);
+    const overflow = overflowKey(model);
+    const into = cells.into.get(key) ?? (cells.full ? cells.into.get(overflow) : undefined);
+    if (into !== undefined) return into;
+    const index = await state.update<CellIndex>(ctx, `${hour}:cells`, admitCell(key, overflow, maxCells), { ttlMs, phase: 'settle' });
+    if (!index) return undefined;
+    const chosen = chosenCell(index, key, overflow);
+    // Remembered: every ordinary cell (at most maxCells), and where each model overflows, never each tag set that did.
+    if (chosen === key) cells.into.set(key, key);
+    else cells.into.set(overflow, chosen);
+    if (index.cells.length >= maxCells) cells.full = true;
+    return chosen;
+  }
 
   return {
     async record(record, ctx) {
@@ -152,8 +203,11 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
       const hour = Math.floor(at / hourMs) * hourMs;
       const ttlMs = hour + hourMs + retentionMs - now;
       if (ttlMs <= 0) return;
-      const cell = JSON.stringify([record.model, Object.entries(record.tags).sort()]);
-      await state.update<HourRecord>(ctx, recordKey(hour), addTo(cell, record), { ttlMs, phase: 'settle' });
+      const tags = keptTags(record.tags, kept);
+      const id = hourId(hour);
+      const into = await cellFor(ctx, id, cellKey(record.model, tags), record.model, ttlMs);
+      if (into === undefined) return;
+      await state.update<Cell>(ctx, `${id}:${into}`, addTo(into, record, tags), { ttlMs, phase: 'settle' });
     },
     async report(query = {}) {
       const parsed = parseOptions(querySchema, query, 'report');
@@ -164,14 +218,14 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
       const to = Math.ceil((parsed.until === undefined ? until + 1 : until) / hourMs) * hourMs;
       const hours: number[] = [];
       for (let hour = Math.max(from, oldest); hour < to; hour += hourMs) hours.push(hour);
-      const records = await Promise.all(hours.map((hour) => state.get<HourRecord>(recordKey(hour))));
+      const cellsByHour = await Promise.all(hours.map((hour) => readHour(hourId(hour))));
       const by = parsed.by ?? 'model';
       const groups = new Map<string, ReportRow>();
       const total = { key: 'total', ...emptyRow() };
       let first = Infinity;
-      records.forEach((hourRecord, index) => {
+      cellsByHour.forEach((cells, index) => {
         const hour = hours[index] as number;
-        for (const cell of Object.values(hourRecord?.cells ?? {})) {
+        for (const cell of cells) {
           first = Math.min(first, hour);
           const key = groupKey(cell, hour, by);
           let row = groups.get(key);
@@ -185,51 +239,28 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
       return { since, until, rows, usd: total.usd, requests: total.requests, savedUsd: total.savedUsd };
     },
   };
+
+  /** An hour's cells: those its index lists, and those of a record the earlier versions wrote. */
+  async function readHour(hour: string): Promise<Cell[]> {
+    const [index, legacy] = await Promise.all([state.get<CellIndex>(`${hour}:cells`), state.get<HourRecord>(hour)]);
+    const listed = Array.isArray(index?.cells) ? index.cells : [];
+    const cells = await Promise.all(listed.map((key) => state.get<Cell>(`${hour}:${key}`)));
+    const found = cells.filter((cell): cell is Cell => typeof cell?.row === 'object' && cell.row !== null);
+    return [...found, ...Object.values(legacy?.cells ?? {})];
+  }
 }
 
-/** A pure update adding `record` to the hour's cell `cell`. */
-function addTo(cell: string, record: CostRecord) {
-  return (current: HourRecord | undefined): HourRecord => {
-    const existing = current?.cells[cell];
-    const row = existing ? { ...existing.row } : emptyRow();
-    add(row, record);
-    const next: Cell = { model: record.model, tags: existing?.tags ?? { ...record.tags }, row };
-    return { cells: { ...current?.cells, [cell]: next } };
-  };
+/** The tags the ledger keeps of a call's: all of them, or those listed. */
+function keptTags(tags: Readonly<Record<string, string>>, kept: Set<string> | undefined): Readonly<Record<string, string>> {
+  if (!kept) return tags;
+  const chosen: Record<string, string> = {};
+  for (const [tag, value] of Object.entries(tags)) if (kept.has(tag)) chosen[tag] = value;
+  return chosen;
 }
 
 function groupKey(cell: Cell, hour: number, by: ReportGrouping): string {
-  if (typeof by === 'object') return cell.tags[by.tag] ?? '(none)';
+  if (typeof by === 'object') return cell.other ? '(other)' : (cell.tags[by.tag] ?? '(none)');
   if (by === 'model') return cell.model;
   if (by === 'total') return 'total';
   return periodBucket(by, hour).id;
-}
-
-const emptyRow = (): Omit<ReportRow, 'key'> => ({
-  usd: 0, requests: 0, estimatedRequests: 0, uncachedInputTokens: 0, cachedInputTokens: 0, outputTokens: 0,
-  savedRequests: 0, savedUsd: 0,
-});
-
-// A record may come from any caller of `record()`: an unusable amount counts as 0, never NaN.
-function add(row: Omit<ReportRow, 'key'>, record: CostRecord): void {
-  row.usd += usdAmount(record.usd) ?? 0;
-  row.requests += 1;
-  if (record.estimated) row.estimatedRequests += 1;
-  row.uncachedInputTokens += tokenCount(record.buckets?.uncachedInput?.tokens) ?? 0;
-  row.cachedInputTokens += tokenCount(record.buckets?.cachedInput?.tokens) ?? 0;
-  row.outputTokens += tokenCount(record.buckets?.output?.tokens) ?? 0;
-  if (record.answeredBy !== undefined) row.savedRequests += 1;
-  row.savedUsd += usdAmount(record.savedUsd) ?? 0;
-}
-
-function merge(into: Omit<ReportRow, 'key'>, from: Omit<ReportRow, 'key'>): void {
-  into.usd += from.usd;
-  into.requests += from.requests;
-  into.estimatedRequests += from.estimatedRequests;
-  into.uncachedInputTokens += from.uncachedInputTokens;
-  into.cachedInputTokens += from.cachedInputTokens;
-  into.outputTokens += from.outputTokens;
-  // Rows stored before savings were recorded have neither field.
-  into.savedRequests += from.savedRequests ?? 0;
-  into.savedUsd += from.savedUsd ?? 0;
 }

@@ -1,7 +1,7 @@
 import { registerContextWindows } from '@sluice/context';
 import { ValidationError } from '@sluice/core';
 import { parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { PricesUnavailableError } from './errors.js';
 import { canonicalModel } from './model-name.js';
 import { type PriceEntry, type PriceEntryInput, type PriceTable, priceEntrySchema, priceTable } from './price-table.js';
@@ -51,22 +51,22 @@ export interface LiteLLMPrices {
 }
 
 const optionsSchema = z.strictObject({
-  providers: z.union([z.literal('all'), z.array(z.string().min(1)).min(1)]).optional(),
-  into: priceTableOption.optional(),
-  registerWindows: z.boolean().optional(),
-  checkedAt: z.iso.date().optional(),
+  providers: z.optional(z.union([z.literal('all'), z.array(z.string().check(z.minLength(1))).check(z.minLength(1))])),
+  into: z.optional(priceTableOption),
+  registerWindows: z.optional(z.boolean()),
+  checkedAt: z.optional(z.iso.date()),
 });
 
-const perToken = z.number().finite().nonnegative();
-const tokens = z.number().int().positive();
+const perToken = z.number().check(z.nonnegative());
+const tokens = z.number().check(z.int(), z.positive());
 const entrySchema = z.object({
-  litellm_provider: z.string().min(1),
+  litellm_provider: z.string().check(z.minLength(1)),
   input_cost_per_token: perToken,
   output_cost_per_token: perToken,
-  cache_read_input_token_cost: perToken.nullish(),
-  max_input_tokens: tokens.nullish(),
-  max_output_tokens: tokens.nullish(),
-  max_tokens: tokens.nullish(),
+  cache_read_input_token_cost: z.nullish(perToken),
+  max_input_tokens: z.nullish(tokens),
+  max_output_tokens: z.nullish(tokens),
+  max_tokens: z.nullish(tokens),
 });
 
 const firstParty = ['openai', 'anthropic', 'gemini', 'deepseek'];

@@ -1,6 +1,6 @@
 import type { CompletionContext, Store, StoreErrorPolicy } from '@sluice/core';
 import type { KeyOption } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { BudgetPeriod } from './budget-period.js';
 import type { AnomalyMetric } from './events.js';
 import type { Ledger } from './ledger.js';
@@ -21,8 +21,8 @@ export const unknownModelOption = z.enum(['error', 'warn', 'free']);
 
 /** The `expectedOutput` option: a token count or a ratio of the prompt; internal. */
 export const expectedOutputOption = z.union([
-  z.number().int().nonnegative(),
-  z.strictObject({ ratio: z.number().nonnegative().finite() }),
+  z.number().check(z.int(), z.nonnegative()),
+  z.strictObject({ ratio: z.number().check(z.nonnegative()) }),
 ]);
 
 /** Options of the spend anomaly alert (`trackCost({ anomaly })`). */
@@ -47,14 +47,14 @@ export interface AnomalyOptions {
 
 /** The zod schema of {@link AnomalyOptions}; internal. */
 export const anomalyOptionsSchema = z.strictObject({
-  factor: z.number().gt(1).finite().optional(),
-  warmupRequests: z.number().int().positive().optional(),
-  warmupMinutes: z.number().int().positive().optional(),
-  requestWindow: z.number().int().positive().optional(),
-  minuteWindow: z.number().int().positive().optional(),
-  cooldownMs: z.number().nonnegative().optional(),
-  metrics: z.array(z.enum(['tokens-per-request', 'usd-per-request', 'tokens-per-minute', 'usd-per-minute'])).optional(),
-  maxModels: z.number().int().positive().optional(),
+  factor: z.optional(z.number().check(z.gt(1))),
+  warmupRequests: z.optional(z.number().check(z.int(), z.positive())),
+  warmupMinutes: z.optional(z.number().check(z.int(), z.positive())),
+  requestWindow: z.optional(z.number().check(z.int(), z.positive())),
+  minuteWindow: z.optional(z.number().check(z.int(), z.positive())),
+  cooldownMs: z.optional(z.number().check(z.nonnegative())),
+  metrics: z.optional(z.array(z.enum(['tokens-per-request', 'usd-per-request', 'tokens-per-minute', 'usd-per-minute']))),
+  maxModels: z.optional(z.number().check(z.int(), z.positive())),
 });
 
 /** Options of {@link trackCost}. */
@@ -71,12 +71,10 @@ export interface TrackCostOptions {
 
 /** The zod schema of {@link TrackCostOptions}; internal. */
 export const trackCostOptionsSchema = z.strictObject({
-  prices: priceTableOption.optional(),
-  unknownModel: unknownModelOption.optional(),
-  ledger: z
-    .custom<Ledger>((value) => typeof (value as Ledger | undefined)?.record === 'function', 'must be a Ledger')
-    .optional(),
-  anomaly: z.union([z.literal(false), anomalyOptionsSchema]).optional(),
+  prices: z.optional(priceTableOption),
+  unknownModel: z.optional(unknownModelOption),
+  ledger: z.optional(z.custom<Ledger>((value) => typeof (value as Ledger | undefined)?.record === 'function', 'must be a Ledger')),
+  anomaly: z.optional(z.union([z.literal(false), anomalyOptionsSchema])),
 });
 
 /** One spending limit: `limitUsd` per `period`, kept per `key`. */
@@ -123,48 +121,60 @@ export interface BudgetOptions extends Partial<BudgetLimit> {
   onStoreError?: StoreErrorPolicy;
   /** Budgets with the same name and store share their spend (default `'budget'`). */
   name?: string;
+  /**
+   * The longest a call's reservation is held (default 900 000: 15 minutes;
+   * at least 1 000). A call with a deadline (`timeoutMs`) holds it until
+   * then plus one slot (`holdMs / 16`), and never past this. A hold that outlives
+   * its call, because the process holding it crashed, is released when it
+   * expires; a call still running past it is charged in full when it
+   * settles, but no longer holds back the calls admitted meanwhile.
+   */
+  holdMs?: number;
 }
 
 const keySchema = z.union([
   z.enum(['global', 'model', 'origin-model']),
-  z.strictObject({ tag: z.string().min(1), missing: z.string().optional() }),
+  z.strictObject({ tag: z.string().check(z.minLength(1)), missing: z.optional(z.string()) }),
   z.custom<(ctx: CompletionContext) => string>((value) => typeof value === 'function', 'must be a KeyOption'),
 ]);
 const periodSchema = z.enum(['hour', 'day', 'month']);
-const limitSchema = z.strictObject({ key: keySchema.optional(), limitUsd: z.number().positive().finite(), period: periodSchema });
+const limitSchema = z.strictObject({ key: z.optional(keySchema), limitUsd: z.number().check(z.positive()), period: periodSchema });
 
 /** The zod schema of {@link BudgetOptions}; internal. */
 export const budgetOptionsSchema = z
   .strictObject({
-    key: keySchema.optional(),
-    limitUsd: z.number().positive().finite().optional(),
-    period: periodSchema.optional(),
-    limits: z.array(limitSchema).min(1).optional(),
-    onExceed: z
-      .union([
+    key: z.optional(keySchema),
+    limitUsd: z.optional(z.number().check(z.positive())),
+    period: z.optional(periodSchema),
+    limits: z.optional(z.array(limitSchema).check(z.minLength(1))),
+    onExceed: z.optional(
+      z.union([
         z.enum(['reject', 'warn']),
-        z.strictObject({ downgradeTo: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]) }),
-      ])
-      .optional(),
-    warnAt: z.array(z.number().positive().finite()).optional(),
-    prices: priceTableOption.optional(),
-    unknownModel: unknownModelOption.optional(),
-    store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
-    onStoreError: storeErrorPolicyOption.optional(),
-    name: z.string().min(1).optional(),
+        z.strictObject({ downgradeTo: z.union([z.string().check(z.minLength(1)), z.array(z.string().check(z.minLength(1))).check(z.minLength(1))]) }),
+      ]),
+    ),
+    warnAt: z.optional(z.array(z.number().check(z.positive()))),
+    prices: z.optional(priceTableOption),
+    unknownModel: z.optional(unknownModelOption),
+    store: z.optional(z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store')),
+    onStoreError: z.optional(storeErrorPolicyOption),
+    name: z.optional(z.string().check(z.minLength(1))),
+    holdMs: z.optional(z.number().check(z.int(), z.minimum(1_000), z.maximum(7 * 86_400_000))),
   })
-  .superRefine((options, issues) => {
-    const single = options.limitUsd !== undefined || options.period !== undefined || options.key !== undefined;
-    if (options.limits && single) issues.addIssue({ code: 'custom', path: ['limits'], message: 'give either limits or limitUsd/period/key, not both' });
-    if (!options.limits && options.limitUsd === undefined) issues.addIssue({ code: 'custom', path: ['limitUsd'], message: 'required (or give limits)' });
-    if (!options.limits && options.period === undefined) issues.addIssue({ code: 'custom', path: ['period'], message: 'required (or give limits)' });
-    const seen = new Map<string, number>();
-    options.limits?.forEach((limit, index) => {
-      // Two function keys may differ; only plain keys can be told equal.
-      if (typeof limit.key === 'function') return;
-      const key = `${JSON.stringify(limit.key ?? 'global')}:${limit.period}`;
-      const first = seen.get(key);
-      if (first !== undefined) issues.addIssue({ code: 'custom', path: ['limits', index], message: `same key and period as limits.${first}` });
-      seen.set(key, index);
-    });
-  });
+  .check(
+    z.superRefine((options, issues) => {
+      const single = options.limitUsd !== undefined || options.period !== undefined || options.key !== undefined;
+      if (options.limits && single) issues.addIssue({ code: 'custom', path: ['limits'], message: 'give either limits or limitUsd/period/key, not both' });
+      if (!options.limits && options.limitUsd === undefined) issues.addIssue({ code: 'custom', path: ['limitUsd'], message: 'required (or give limits)' });
+      if (!options.limits && options.period === undefined) issues.addIssue({ code: 'custom', path: ['period'], message: 'required (or give limits)' });
+      const seen = new Map<string, number>();
+      options.limits?.forEach((limit, index) => {
+        // Two function keys may differ; only plain keys can be told equal.
+        if (typeof limit.key === 'function') return;
+        const key = `${JSON.stringify(limit.key ?? 'global')}:${limit.period}`;
+        const first = seen.get(key);
+        if (first !== undefined) issues.addIssue({ code: 'custom', path: ['limits', index], message: `same key and period as limits.${first}` });
+        seen.set(key, index);
+      });
+    }),
+  );

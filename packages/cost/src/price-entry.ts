@@ -1,12 +1,12 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
-const perMillion = z.number().finite().nonnegative();
+const perMillion = z.number().check(z.nonnegative());
 
 const tierSchema = z.strictObject({
   /** The tier applies when the prompt has more tokens than this. */
-  abovePromptTokens: z.number().int().positive(),
+  abovePromptTokens: z.number().check(z.int(), z.positive()),
   input: perMillion,
-  cachedInput: perMillion.optional(),
+  cachedInput: z.optional(perMillion),
   output: perMillion,
 });
 
@@ -16,7 +16,7 @@ export const priceEntrySchema = z
     /** Uncached input (prompt) tokens. */
     input: perMillion,
     /** Prompt tokens served from the provider's cache; charged as `input` when omitted. */
-    cachedInput: perMillion.optional(),
+    cachedInput: z.optional(perMillion),
     /** Output tokens, reasoning tokens included. */
     output: perMillion,
     /**
@@ -24,34 +24,36 @@ export const priceEntrySchema = z
      * shared window table does not know (your own models). Built-in entries
      * leave it out: their windows live in that one table.
      */
-    contextWindow: z.number().int().positive().optional(),
+    contextWindow: z.optional(z.number().check(z.int(), z.positive())),
     /** The most output tokens one call can produce: the worst case when a request sets no cap. */
-    maxOutput: z.number().int().positive(),
+    maxOutput: z.number().check(z.int(), z.positive()),
     /**
      * Higher prices for long prompts, e.g. `{ abovePromptTokens: 200_000, input: 6, output: 22.5 }`.
      * As the providers bill it, the tier prices every token of the call.
      */
-    tiers: z.array(tierSchema).optional(),
+    tiers: z.optional(z.array(tierSchema)),
     /** Other names of the model, matched like the key. */
-    aliases: z.array(z.string().min(1)).optional(),
+    aliases: z.optional(z.array(z.string().check(z.minLength(1)))),
     /** The price's source: the provider's own pricing page for the built-in entries (a URL). */
-    source: z.string().min(1).optional(),
+    source: z.optional(z.string().check(z.minLength(1))),
     /** When the price was checked, `YYYY-MM-DD`. */
-    checkedAt: z.iso.date().optional(),
+    checkedAt: z.optional(z.iso.date()),
     /**
      * A third-party page the figures were confirmed on at `checkedAt`, when
      * the provider's own page (`source`) could not be: a last resort,
      * named so you can judge it.
      */
-    confirmedBy: z.string().min(1).optional(),
+    confirmedBy: z.optional(z.string().check(z.minLength(1))),
     /** False when some figure could not be confirmed at `checkedAt` (`note` says which). */
-    verified: z.boolean().optional(),
-    note: z.string().optional(),
+    verified: z.optional(z.boolean()),
+    note: z.optional(z.string()),
   })
-  .refine((entry) => entry.contextWindow === undefined || entry.maxOutput <= entry.contextWindow, {
-    message: 'must not exceed contextWindow',
-    path: ['maxOutput'],
-  });
+  .check(
+    z.refine((entry) => entry.contextWindow === undefined || entry.maxOutput <= entry.contextWindow, {
+      message: 'must not exceed contextWindow',
+      path: ['maxOutput'],
+    }),
+  );
 
 /** A price table entry, as validated. */
 export type PriceEntry = z.output<typeof priceEntrySchema>;

@@ -1,6 +1,6 @@
 import { contextWindow as sharedContextWindow } from '@sluice/context';
 import { parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { defaultPrices } from './default-prices.js';
 import { canonicalModel } from './model-name.js';
 
@@ -8,7 +8,7 @@ import { priceEntrySchema, type PriceEntry, type PriceEntryInput } from './price
 
 export { priceEntrySchema, type PriceEntry, type PriceEntryInput };
 
-const entriesSchema = z.record(z.string().min(1), priceEntrySchema);
+const entriesSchema = z.record(z.string().check(z.minLength(1)), priceEntrySchema);
 
 /** A model name matched to its table entry. */
 export interface PriceMatch {

@@ -114,13 +114,15 @@ describe('unusable usage in the budget and the ledger', () => {
   });
 
   it('keeps a bucket\'s figures numbers when a hold settles with NaN or the stored state is corrupt', () => {
-    let bucket = reserveHold('a', 0.1, 5, false)(undefined);
-    bucket = settleHold('a', Number.NaN, 5, [0.8])(bucket);
-    expect(bucket).toEqual({ spentUsd: 0.1, holds: {}, warned: {} }); // charged its reservation
-    expect(reserveHold('b', Number.NaN, 5, true)(bucket).holds).toEqual({});
-    const corrupt = { spentUsd: null, holds: { c: 'x' }, warned: {} } as unknown as BudgetBucket;
-    expect(releaseHold('c')(corrupt)).toEqual({ spentUsd: 0, holds: {}, warned: {} });
-    expect(reserveHold('d', 6, 5, false)(corrupt).holds).toEqual({ c: 0 }); // the limit still refuses
+    const now = 1_000_000;
+    const hold = (id: string, usd: number) => ({ id, usd, slot: now + 60_000 });
+    let bucket = reserveHold(hold('a', 0.1), 5, false, now)(undefined);
+    bucket = settleHold(hold('a', 0.1), true, Number.NaN, 5, [0.8], now)(bucket);
+    expect(bucket).toEqual({ v: 2, spentUsd: 0.1, holds: {}, warned: {} }); // charged its reservation
+    expect(reserveHold(hold('b', Number.NaN), 5, true, now)(bucket).holds).toEqual({});
+    const corrupt = { v: 2, spentUsd: null, holds: { [now + 1]: [null, 1], [now + 2]: [0.5, 'x'] }, warned: { 0.8: 7 } } as unknown as BudgetBucket;
+    expect(releaseHold(hold('c', 0.1), now)(corrupt)).toEqual({ v: 2, spentUsd: 0, holds: {}, warned: {} });
+    expect(reserveHold(hold('d', 6), 5, false, now)(corrupt).admitted).toBeUndefined(); // the limit still refuses
   });
 
   it('keeps ledger totals exact numbers whatever a custom caller records', async () => {

@@ -1,6 +1,6 @@
 import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
 import { parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { readOptIn, type SemconvVersion, semconvFromOptIn } from './semconv.js';
 
 /**
@@ -50,11 +50,11 @@ const hasMethod = (method: string) => (value: unknown) =>
   typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>)[method] === 'function';
 
 const schema = z.strictObject({
-  tracerProvider: z.custom<TracerProvider>(hasMethod('getTracer'), 'must be a TracerProvider (an object with getTracer)').optional(),
-  meterProvider: z.custom<MeterProvider>(hasMethod('getMeter'), 'must be a MeterProvider (an object with getMeter)').optional(),
-  captureContent: z.boolean().optional(),
-  semconv: z.enum(['v1.36', 'latest']).optional(),
-  provider: z.string().min(1).optional(),
+  tracerProvider: z.optional(z.custom<TracerProvider>(hasMethod('getTracer'), 'must be a TracerProvider (an object with getTracer)')),
+  meterProvider: z.optional(z.custom<MeterProvider>(hasMethod('getMeter'), 'must be a MeterProvider (an object with getMeter)')),
+  captureContent: z.optional(z.boolean()),
+  semconv: z.optional(z.enum(['v1.36', 'latest'])),
+  provider: z.optional(z.string().check(z.minLength(1))),
 });
 
 /**

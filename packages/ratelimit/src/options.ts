@@ -1,6 +1,6 @@
 import { type ChatCompletionRequest, type CompletionContext, type Store, type StoreErrorPolicy, ValidationError } from '@sluice/core';
 import { estimateTokens, type KeyedState, keyedState, type KeyOption, parseOptions, promptTokens } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { SlidingWindow } from './bucket.js';
 
 /**
@@ -65,30 +65,30 @@ export interface RateLimitOptions {
   id?: string;
 }
 
-const positiveInt = z.number().int().positive();
+const positiveInt = z.number().check(z.int(), z.positive());
 const windowLimitSchema = z.strictObject({
   limit: positiveInt,
-  windowMs: positiveInt.optional(),
+  windowMs: z.optional(positiveInt),
 });
 const isFunction = (value: unknown) => typeof value === 'function';
 const optionsSchema = z.strictObject({
-  rpm: positiveInt.optional(),
-  tpm: positiveInt.optional(),
-  requests: windowLimitSchema.optional(),
-  tokens: windowLimitSchema.optional(),
-  concurrency: positiveInt.optional(),
+  rpm: z.optional(positiveInt),
+  tpm: z.optional(positiveInt),
+  requests: z.optional(windowLimitSchema),
+  tokens: z.optional(windowLimitSchema),
+  concurrency: z.optional(positiveInt),
   // keyedState validates the key option itself, naming rateLimit.key.
-  key: z.custom<KeyOption>(() => true).optional(),
-  mode: z.enum(['wait', 'reject']).optional(),
-  maxWaitMs: z.number().nonnegative().optional(),
-  maxQueue: z.number().int().nonnegative().optional(),
-  defaultMaxTokens: positiveInt.optional(),
-  countTokens: z.custom<RateLimitOptions['countTokens']>(isFunction, 'must be a function').optional(),
-  pauseOn429: z.boolean().optional(),
-  paceFromHeaders: z.boolean().optional(),
-  store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
-  onStoreError: z.enum(['open', 'closed', 'memory']).optional(),
-  id: z.string().min(1).optional(),
+  key: z.optional(z.custom<KeyOption>(() => true)),
+  mode: z.optional(z.enum(['wait', 'reject'])),
+  maxWaitMs: z.optional(z.number().check(z.nonnegative())),
+  maxQueue: z.optional(z.number().check(z.int(), z.nonnegative())),
+  defaultMaxTokens: z.optional(positiveInt),
+  countTokens: z.optional(z.custom<RateLimitOptions['countTokens']>(isFunction, 'must be a function')),
+  pauseOn429: z.optional(z.boolean()),
+  paceFromHeaders: z.optional(z.boolean()),
+  store: z.optional(z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store')),
+  onStoreError: z.optional(z.enum(['open', 'closed', 'memory'])),
+  id: z.optional(z.string().check(z.minLength(1))),
 });
 
 /** What the limiter engine needs, resolved from the options. */

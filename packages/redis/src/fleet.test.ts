@@ -1,15 +1,17 @@
 // Four real Node processes, one Redis: the fleet shares one request limit,
 // one per-tenant token limit, one breaker and one budget. Real time runs
 // here (fake time cannot cross processes), so the windows are short and
-// every assertion is a count or an invariant, never a duration.
-import { execFile } from 'node:child_process';
+// every assertion is a count or an invariant, never a duration. The four
+// processes start once and run each test's scenario in turn, each on a
+// client, a store and a pipeline of its own (see test-fleet-child.ts):
+// starting a process costs seconds on a loaded machine, a scenario less.
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { mockUpstream, type MockUpstream } from '@sluice/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipRedis, startRedis, type TestRedis } from './test-redis-server.js';
 
-const run = promisify(execFile);
 const child = fileURLToPath(new URL('./test-fleet-child.ts', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 const processes = 4;
@@ -21,14 +23,47 @@ interface Report {
   unhandled: number;
 }
 
-async function fleet(redis: TestRedis, upstream: MockUpstream, scenario: string): Promise<Report[]> {
-  return Promise.all(
-    Array.from({ length: processes }, async (_, index) => {
-      const args = ['--conditions=@sluice/source', '--import', 'tsx', child, redis.url, upstream.url, scenario, String(index)];
-      const { stdout } = await run(process.execPath, args, { cwd: repoRoot, timeout: 80_000 });
-      return JSON.parse(stdout.trim().split('\n').at(-1) as string) as Report;
-    }),
-  );
+/** One process of the fleet: sends it a scenario, resolves with its report. */
+interface Member {
+  run(scenario: string, upstreamUrl: string): Promise<Report>;
+  stop(): void;
+}
+
+function member(redis: TestRedis, index: number): Member {
+  const args = ['--conditions=@sluice/source', '--import', 'tsx', child, redis.url, String(index)];
+  const spawned: ChildProcessWithoutNullStreams = spawn(process.execPath, args, { cwd: repoRoot });
+  let stderr = '';
+  spawned.stderr.on('data', (data: Buffer) => (stderr = (stderr + data.toString()).slice(-4_000)));
+  const waiting: Array<{ scenario: string; resolve(report: Report): void; reject(error: Error): void }> = [];
+  createInterface({ input: spawned.stdout }).on('line', (line) => {
+    let message: { scenario?: string; report?: Report };
+    try {
+      message = JSON.parse(line) as typeof message;
+    } catch {
+      return; // not a report
+    }
+    const next = waiting[0];
+    if (!next || message.scenario !== next.scenario || !message.report) return;
+    waiting.shift();
+    next.resolve(message.report);
+  });
+  spawned.on('exit', (code, signal) => {
+    for (const next of waiting.splice(0)) next.reject(new Error(`fleet process ${index} exited (${code ?? signal}) during ${next.scenario}: ${stderr}`));
+  });
+  return {
+    run: (scenario, upstreamUrl) =>
+      new Promise<Report>((resolve, reject) => {
+        if (spawned.exitCode !== null || spawned.signalCode !== null) return reject(new Error(`fleet process ${index} is gone: ${stderr}`));
+        const timer = setTimeout(() => reject(new Error(`fleet process ${index} did not finish ${scenario} within 80 s: ${stderr}`)), 80_000);
+        const done = <T>(settle: (value: T) => void) => (value: T) => {
+          clearTimeout(timer);
+          settle(value);
+        };
+        waiting.push({ scenario, resolve: done(resolve), reject: done(reject) });
+        spawned.stdin.write(`${JSON.stringify({ scenario, upstreamUrl })}\n`);
+      }),
+    stop: () => spawned.kill('SIGKILL'),
+  };
 }
 
 /** Most arrivals in any window of `windowMs`, weighted. */
@@ -54,17 +89,21 @@ const admittedAt = (request: { body: unknown }, field: 'requests_at' | 'tokens_a
 
 describe.skipIf(skipRedis())('a fleet of 4 processes on one Redis', () => {
   let redis: TestRedis;
+  let members: Member[] = [];
+  const fleet = (upstream: MockUpstream, scenario: string) => Promise.all(members.map((one) => one.run(scenario, upstream.url)));
   beforeAll(async () => {
     redis = await startRedis();
+    members = Array.from({ length: processes }, (_, index) => member(redis, index));
   });
   afterAll(async () => {
+    for (const one of members) one.stop();
     await redis.stop();
   });
 
   it('holds one request window, one token window per tenant and one budget across every process', async () => {
     const upstream = await mockUpstream();
     try {
-      const reports = await fleet(redis, upstream, 'limits');
+      const reports = await fleet(upstream, 'limits');
       const results = reports.flatMap((report) => report.results);
       expect(results).toHaveLength(processes * 32);
       expect(results.filter((result) => !result.ok && !result.typed)).toEqual([]);
@@ -97,7 +136,7 @@ describe.skipIf(skipRedis())('a fleet of 4 processes on one Redis', () => {
   it('stops the whole fleet calling a dead upstream after one shared count of failures', async () => {
     const upstream = await mockUpstream({ faults: [{ probability: 1, fault: { kind: 'status', status: 503 } }] });
     try {
-      const reports = await fleet(redis, upstream, 'outage');
+      const reports = await fleet(upstream, 'outage');
       const results = reports.flatMap((report) => report.results);
       expect(results.every((result) => !result.ok && result.typed)).toBe(true);
       expect(results.some((result) => !result.ok && result.code === 'CIRCUIT_OPEN')).toBe(true);
@@ -115,7 +154,7 @@ describe.skipIf(skipRedis())('a fleet of 4 processes on one Redis', () => {
   it('keeps every call answered when Redis stops mid-run and comes back', async () => {
     const upstream = await mockUpstream();
     try {
-      const running = fleet(redis, upstream, 'restart');
+      const running = fleet(upstream, 'restart');
       // Stop Redis once the fleet is calling (or once it is done, on a machine too slow to catch it mid-run).
       await Promise.race([upstream.waitForRequests(3), running]);
       await redis.stop();

@@ -1,5 +1,5 @@
 import { parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { RedisClientLike } from './redis-client.js';
 
 /** Options of {@link redisStore}. */
@@ -29,9 +29,9 @@ export interface RedisStoreOptions {
 
 const schema = z.strictObject({
   client: z.custom<RedisClientLike>((value) => typeof value === 'object' && value !== null, 'must be a node-redis or ioredis client'),
-  prefix: z.string().regex(/^[^{}]*$/, 'must not contain { or }').optional(),
-  timeoutMs: z.number().positive().max(60_000).optional(),
-  maxEntries: z.number().int().positive().optional(),
+  prefix: z.optional(z.string().check(z.regex(/^[^{}]*$/, 'must not contain { or }'))),
+  timeoutMs: z.optional(z.number().check(z.positive(), z.maximum(60_000))),
+  maxEntries: z.optional(z.number().check(z.int(), z.positive())),
 });
 
 /** The options with defaults. */

@@ -12,6 +12,8 @@ export interface NodeRedisLike {
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   sendCommand(args: string[]): Promise<unknown>;
   readonly isReady?: boolean;
+  /** Present on a node-redis cluster (`createCluster()`). */
+  readonly masters?: unknown;
 }
 
 /** An ioredis v5 client (or cluster), as far as the store uses it. */
@@ -20,6 +22,8 @@ export interface IORedisLike {
   eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>;
   call(command: string, ...args: string[]): Promise<unknown>;
   readonly status?: string;
+  /** True on an ioredis cluster (`new Cluster()`). */
+  readonly isCluster?: boolean;
 }
 
 /** What `redisStore({ client })` accepts: a node-redis or an ioredis client. */
@@ -32,6 +36,8 @@ export interface RedisCommands {
   command(args: string[]): Promise<unknown>;
   /** False when the client says it is not connected: the store then fails at once instead of queueing. */
   ready(): boolean;
+  /** Whether the client talks to a Redis Cluster, where the keys of one script must share a slot. */
+  readonly cluster: boolean;
 }
 
 function isIORedis(client: RedisClientLike): client is IORedisLike {
@@ -67,6 +73,7 @@ export function redisCommands(client: RedisClientLike): RedisCommands | undefine
       command: ([name, ...args]) => client.call(name as string, ...args),
       // Down once it lost its connection; while it first connects, ioredis queues commands (bounded by our timeout).
       ready: () => !['reconnecting', 'close', 'end'].includes(client.status ?? ''),
+      cluster: client.isCluster === true,
     };
   }
   if (isNodeRedis(client)) {
@@ -81,6 +88,7 @@ export function redisCommands(client: RedisClientLike): RedisCommands | undefine
       },
       command: (args) => client.sendCommand(args),
       ready: () => client.isReady !== false,
+      cluster: 'masters' in client,
     };
   }
   return undefined;

@@ -3,7 +3,7 @@ import { systemClock, type Clock } from '@sluice/core';
 /**
  * A {@link Clock} on Redis's time: the local clock plus an offset to the
  * server's `TIME`, measured as the store writes (the compare-and-set
- * script returns `TIME` on one write in 16), so every instance that passes
+ * script returns `TIME` on one command in 16), so every instance that passes
  * it to `createPipeline({ clock })` reads the same time, whatever its own
  * clock says.
  *

@@ -47,6 +47,30 @@ it('rejects what is not a Redis client, and a prefix with braces, naming the fie
 // A loaded CI machine can take longer than the default 50 ms; the timeout has its own test.
 const timeoutMs = 5_000;
 
+it('batches the keys of different records into one script only where they may share it: never on a cluster client', async () => {
+  /** An ioredis look-alike recording the keys of each script call and answering "written" for each. */
+  const client = (isCluster: boolean) => {
+    const calls: string[][] = [];
+    return {
+      calls,
+      status: 'ready',
+      isCluster,
+      async evalsha(_sha: string, keyCount: number, ...rest: string[]) {
+        calls.push(rest.slice(0, keyCount));
+        return ['0', '0', ...rest.slice(0, keyCount).flatMap(() => [1, ''])];
+      },
+      eval: async () => [],
+      call: async () => ['0', '0'],
+    };
+  };
+  for (const isCluster of [false, true]) {
+    const fake = client(isCluster);
+    const store = redisStore({ client: fake, timeoutMs });
+    expect(await Promise.all(['a', 'b', 'c'].map((key) => store.update(key, () => key, 1_000)))).toEqual(['a', 'b', 'c']);
+    expect(fake.calls).toEqual(isCluster ? [['{a}'], ['{b}'], ['{c}']] : [['{a}', '{b}', '{c}']]);
+  }
+});
+
 describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (name) => {
   const connect = clients[name]!;
   let redis: TestRedis;
@@ -112,6 +136,37 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
     };
     const results = await Promise.all(stores.flatMap((store) => Array.from({ length: 30 }, () => store.update('units', take, 60_000))));
     expect(results.filter((result) => result.granted)).toHaveLength(25);
+  });
+
+  it('sends the writes to many records that are ready together as one command, each record decided on its own', async () => {
+    const probe = await open();
+    const scriptCalls = async () => {
+      const info = String(await raw(probe, ['INFO', 'commandstats']));
+      return [...info.matchAll(/cmdstat_(evalsha|eval):calls=(\d+)/g)].reduce((sum, match) => sum + Number(match[2]), 0);
+    };
+    const [a, b] = [redisStore({ client: await open(), prefix: `${name}:many:`, timeoutMs }), redisStore({ client: await open(), prefix: `${name}:many:`, timeoutMs })];
+    const keys = Array.from({ length: 100 }, (_, index) => `k${index}`);
+    const increment = (current: number | undefined) => (current ?? 0) + 1;
+    const before = await scriptCalls();
+    expect(await Promise.all(keys.map((key) => a.update<number>(key, increment, 60_000)))).toEqual(keys.map(() => 1));
+    // 100 records, 16 to a command.
+    expect((await scriptCalls()) - before).toBe(7);
+    // Two stores on the same 100 records at once: every record's conflicts are settled on their own, none lost.
+    const results = await Promise.all(keys.flatMap((key) => [a, b, a, b].map((store) => store.update<number>(key, increment, 60_000).then((value) => [key, value] as const))));
+    for (const key of keys) {
+      expect(results.filter(([k]) => k === key).map(([, value]) => value).sort()).toEqual([2, 3, 4, 5]);
+      expect(await b.get(key)).toBe(5);
+    }
+  });
+
+  it('fails only the callers of a record that holds something else, not the records batched with it', async () => {
+    const probe = await open();
+    await raw(probe, ['HSET', `${name}:foreign:{bad}`, 'field', '1']);
+    const store = redisStore({ client: await open(), prefix: `${name}:foreign:`, timeoutMs });
+    const [bad, good] = await Promise.allSettled([store.update('bad', () => 1, 60_000), store.update('good', () => 1, 60_000)]);
+    expect(bad).toMatchObject({ status: 'rejected', reason: { code: 'STORE_UNAVAILABLE' } });
+    expect(good).toEqual({ status: 'fulfilled', value: 1 });
+    expect(await store.get('good')).toBe(1);
   });
 
   it('runs reducers that are pure, as checkedStore checks over Redis', async () => {

@@ -3,7 +3,8 @@ import { ValidationError } from '@sluice/core';
 import { redisClock, type RedisClock } from './redis-clock.js';
 import { redisCommands, type RedisCommands } from './redis-client.js';
 import { resolveOptions, type RedisStoreOptions } from './options.js';
-import { compareAndSet, compareAndSetSha } from './scripts.js';
+import { casBatcher, type CasOutcome } from './cas-batcher.js';
+import { compareAndSet } from './scripts.js';
 
 /*
  * How an update stays one round trip. The process remembers, per record,
@@ -21,6 +22,9 @@ import { compareAndSet, compareAndSetSha } from './scripts.js';
  * answered with its own result. That is the same sequence of states the
  * memory store would go through, written atomically, so 32 concurrent
  * calls in one process cost about two round trips, not 32 retrying ones.
+ * Writes to different records that are ready in the same turn of the
+ * event loop go out together, as script calls of up to 16 keys each
+ * (cas-batcher.ts): a command per 16 decisions, not one per decision.
  *
  * Never a hang. Each caller waits at most `timeoutMs` from the moment it
  * queued; a client that is not connected fails the call at once; a write
@@ -39,7 +43,7 @@ export interface RedisStore extends Store {
   readonly clock: RedisClock;
   /** How long one store call may take; middleware's `keyedState` uses it as its store timeout. */
   readonly timeoutMs: number;
-  /** Measures the clock's offset now with a `TIME` round trip (the store does it at creation, then on one write in 16). */
+  /** Measures the clock's offset now with a `TIME` round trip (the store does it at creation, then on one command in 16). */
   syncClock(): Promise<void>;
 }
 
@@ -56,8 +60,8 @@ interface Pending {
 /** The callers of one write in flight: when the last of them gave up waiting, so does the write. */
 interface Group {
   left: number;
-  abandoned: Promise<typeof kAbandoned>;
-  release(): void;
+  /** Ends the wait of the attempt in flight. */
+  wake(reply: typeof kAbandoned): void;
 }
 
 const kAbandoned = Symbol('abandoned');
@@ -106,6 +110,13 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   const commands = redisCommands(client);
   if (!commands) throw new ValidationError('redisStore.client', 'must be a node-redis (v5) or ioredis (v5) client');
   const clock = redisClock();
+  let calls = 0;
+  const cas = casBatcher(commands, {
+    oneKeyPerCall: commands.cluster,
+    // The clock is sampled on one command in 16 (and until it has a first sample): TIME costs the script a call.
+    wantsTime: () => (calls++ & 15) === 0 || clock.uncertaintyMs === Infinity,
+    onTime: (sentAt, receivedAt, serverMs) => clock.sample(sentAt, receivedAt, serverMs),
+  });
   const known = new Map<string, Known>();
   const lanes = new Map<string, Lane>();
   const instance = Math.random().toString(36).slice(2, 10) + Date.now().toString(36);
@@ -146,7 +157,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     systemClock.clearTimeout(pending.timer);
     if ('error' in outcome) pending.reject(outcome.error);
     else pending.resolve(outcome.value);
-    if (pending.group && --pending.group.left === 0) pending.group.release();
+    if (pending.group && --pending.group.left === 0) pending.group.wake(kAbandoned);
   };
 
   /** One attempt: reducers over the remembered value, then the script. True when written. */
@@ -176,18 +187,15 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     const ttlArg = ttlMs === undefined || !(ttlMs >= 0) ? '' : String(Math.ceil(ttlMs));
     const version = `${instance}.${(written++).toString(36)}`;
     const json = JSON.stringify(value) ?? 'null';
-    // The clock is sampled on one write in 16 (and until it has a first sample): TIME costs the script a call.
-    const sampling = (written & 15) === 0 || clock.uncertaintyMs === Infinity;
-    const sentAt = Date.now();
-    const reply = await Promise.race([
-      commands!.script(compareAndSet, compareAndSetSha, [key], [base?.version ?? '', `${version}|${json}`, ttlArg, sampling ? '1' : '']),
-      group.abandoned,
-    ]);
+    const write = { key, expected: base?.version ?? '', record: `${version}|${json}`, ttl: ttlArg };
+    const reply = await new Promise<CasOutcome | typeof kAbandoned>((resolve, reject) => {
+      if (group.left === 0) return resolve(kAbandoned);
+      group.wake = resolve;
+      cas(write, resolve, reject);
+    });
     if (reply === kAbandoned) throw unavailable(`Redis did not answer within ${timeoutMs} ms`);
-    const answer = reply as unknown[];
-    if (sampling) clock.sample(sentAt, Date.now(), int(answer[2]) * 1000 + int(answer[3]) / 1000);
-    if (int(answer[0]) !== 1) {
-      remember(key, parseRecord(answer[1]));
+    if (!reply.written) {
+      remember(key, parseRecord(reply.current));
       return false;
     }
     remember(key, ttlArg !== '' && Number(ttlArg) <= 0 ? undefined : { version, json });
@@ -196,14 +204,12 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   }
 
   async function runBatch(key: string, batch: Pending[]): Promise<void> {
-    let release = () => {};
-    const abandoned = new Promise<typeof kAbandoned>((resolve) => (release = () => resolve(kAbandoned)));
-    const group: Group = { left: batch.length, abandoned, release };
+    const group: Group = { left: batch.length, wake: () => undefined };
     for (const pending of batch) pending.group = group;
     try {
       for (let conflicts = 0; conflicts < maxConflicts; conflicts++) {
         // Callers whose own time ran out are not applied on a retry.
-        const live = batch.filter((pending) => !pending.settled);
+        const live = group.left === batch.length ? batch : batch.filter((pending) => !pending.settled);
         if (live.length === 0) return;
         if (await attempt(key, live, group)) return;
       }
@@ -218,7 +224,11 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
 
   async function drain(key: string, lane: Lane): Promise<void> {
     while (lane.queue.length > 0) {
-      const batch = lane.queue.splice(0, maxBatch).filter((pending) => !pending.settled);
+      let batch = lane.queue;
+      if (batch.length <= maxBatch) lane.queue = [];
+      else batch = lane.queue.splice(0, maxBatch);
+      // Callers that gave up while queued are left out.
+      if (batch.some((pending) => pending.settled)) batch = batch.filter((pending) => !pending.settled);
       if (batch.length > 0) await runBatch(key, batch);
     }
     lanes.delete(key);

@@ -17,37 +17,62 @@
  */
 
 /**
- * KEYS[1] the record; ARGV[1] the version the caller computed from ('' for
- * absent), ARGV[2] the new `<version>|<json>`, ARGV[3] the TTL in ms ('' for
- * none; 0 or less deletes, as the memory store's immediate expiry does),
- * ARGV[4] '1' to read the server's TIME. Returns { written (1/0), the
- * current record on a conflict ('' if absent), TIME seconds, TIME
- * microseconds (0, 0 when not asked) }: the server's clock comes back with
- * the decisions that ask for it, so the process's offset to it stays
- * measured at no extra round trip.
+ * Compare-and-set on every key it is given, each on its own. KEYS[i] is a
+ * record; ARGV[1] is '1' to read the server's TIME; then three arguments
+ * per key: ARGV[3i-1] the version the caller computed from ('' for
+ * absent), ARGV[3i] the new `<version>|<json>`, ARGV[3i+1] the TTL in ms
+ * ('' for none; 0 or less deletes, as the memory store's immediate expiry
+ * does). Returns { TIME seconds, TIME microseconds (0, 0 when not asked),
+ * then two entries per key: 1 and '' when written; 0 and the current
+ * record ('' if absent) on a conflict; -1 and the error when the key holds
+ * something GET cannot read }. The server's clock comes back with the
+ * decisions that ask for it, so the process's offset to it stays measured
+ * at no extra round trip.
+ *
+ * Many keys in one call keep a process that decides over many records at
+ * once at one command per batch, not one per decision (cas-batcher.ts).
+ * No key's outcome depends on another's: it is the single-key
+ * compare-and-set run once per key, a conflict on one key writes nothing
+ * for it and leaves the others written, and a key of a foreign type fails
+ * its own callers only (`pcall`: an error raised in a script would abort
+ * it half-way, failing every key's callers after some writes landed).
  */
 export const compareAndSet = `
-local current = redis.call('GET', KEYS[1])
 local time = { 0, 0 }
-if ARGV[4] == '1' then time = redis.call('TIME') end
-local version = ''
-if current then
-  local bar = string.find(current, '|', 1, true)
-  if bar then version = string.sub(current, 1, bar - 1) end
+if ARGV[1] == '1' then time = redis.call('TIME') end
+local reply = { time[1], time[2] }
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local at = 3 * i - 1
+  local current = redis.pcall('GET', key)
+  if type(current) == 'table' then
+    reply[#reply + 1] = -1
+    reply[#reply + 1] = tostring(current.err)
+  else
+    local version = ''
+    if current then
+      local bar = string.find(current, '|', 1, true)
+      if bar then version = string.sub(current, 1, bar - 1) end
+    end
+    if version ~= ARGV[at] then
+      reply[#reply + 1] = 0
+      reply[#reply + 1] = current or ''
+    else
+      local ttl = tonumber(ARGV[at + 2])
+      if ttl == nil then
+        redis.call('SET', key, ARGV[at + 1])
+      elseif ttl > 0 then
+        redis.call('SET', key, ARGV[at + 1], 'PX', ttl)
+      else
+        redis.call('DEL', key)
+      end
+      reply[#reply + 1] = 1
+      reply[#reply + 1] = ''
+    end
+  end
 end
-if version ~= ARGV[1] then
-  return { 0, current or '', time[1], time[2] }
-end
-local ttl = tonumber(ARGV[3])
-if ttl == nil then
-  redis.call('SET', KEYS[1], ARGV[2])
-elseif ttl > 0 then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
-else
-  redis.call('DEL', KEYS[1])
-end
-return { 1, '', time[1], time[2] }
+return reply
 `;
 
 /** SHA-1 of {@link compareAndSet} (a test keeps it equal), so the fast path sends EVALSHA. */
-export const compareAndSetSha = '5d5b12d60994f816ce444a15b1492cf9f97b1169';
+export const compareAndSetSha = '0c6c5dffd7f09f63c6f47b9f1788398233a5d833';

@@ -2,6 +2,10 @@
 // a pipeline with a global request limit, a per-tenant token limit, a
 // breaker and a budget, all on one Redis, firing concurrent calls at the
 // mock upstream and printing what each call ended as, as one JSON line.
+// The process runs every scenario the test sends it, one JSON line each on
+// stdin (`{ "scenario", "upstreamUrl" }`), in order, each on a client, a
+// store and a pipeline of its own, so the fleet's processes start once.
+import { createInterface } from 'node:readline';
 import { type CompletionContext, createPipeline, openAICompatible, SluiceError, type Store, type TimeToLive } from '@sluice/core';
 import { breaker } from '@sluice/breaker';
 import { budget } from '@sluice/cost';
@@ -10,7 +14,8 @@ import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { redisStore } from './redis-store.js';
 
-const [redisUrl, upstreamUrl, scenario, index] = process.argv.slice(2) as [string, string, 'limits' | 'outage' | 'restart', string];
+type Scenario = 'limits' | 'outage' | 'restart';
+const [redisUrl, index] = process.argv.slice(2) as [string, string];
 let unhandled = 0;
 process.on('unhandledRejection', () => unhandled++);
 
@@ -33,16 +38,9 @@ async function connect(): Promise<{ store: ReturnType<typeof redisStore>; close(
   return { store: redisStore({ client, timeoutMs: 2_000 }), close: async () => client.disconnect() };
 }
 
-const { store, close } = await connect();
-// Redis's time. Where bounds are asserted, the middleware's store timeout (keyedState's 50 ms, which
-// no middleware lets a user set yet) is stretched to 2 s: four processes starting on a loaded 2-core
-// machine miss 50 ms often, and every miss would refuse a call ('closed') instead of testing the bound.
-const patient = scenario !== 'restart';
-const clock = {
-  now: () => store.clock.now(),
-  setTimeout: (run: () => void, ms: number) => store.clock.setTimeout(run, patient && ms === 50 ? 2_000 : ms),
-  clearTimeout: (handle: unknown) => store.clock.clearTimeout(handle),
-};
+const bookings = new WeakMap<CompletionContext, Map<string, number>>();
+type Result = { ok: true; tenant: string; prompt: number; completion: number } | { ok: false; code: string; typed: boolean };
+
 /**
  * Each call's view of the store: it notes the time each limit booked the
  * call's request at, on the fleet's one clock, as the `at` of the window
@@ -72,7 +70,6 @@ function noteBookings(ctx: CompletionContext, next: () => Promise<void>) {
   bookings.set(ctx, booked);
   return next();
 }
-const bookings = new WeakMap<CompletionContext, Map<string, number>>();
 /** Records, in the request the upstream sees, when the limit just outside it booked the attempt. */
 function stamp(field: 'requests_at' | 'tokens_at', keyPart: string) {
   return async function stampAdmission(ctx: CompletionContext, next: () => Promise<void>) {
@@ -83,46 +80,63 @@ function stamp(field: 'requests_at' | 'tokens_at', keyPart: string) {
   };
 }
 
-const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstreamUrl, apiKey: 'sk-test' }), store: store as Store, clock })
-  .use(noteBookings)
-  .use(budget({ limitUsd: 0.0015, period: 'day', name: `budget-${scenario}` }))
-  // Where a bound is asserted, a slow store (a loaded test machine) refuses calls: 'closed'. With
-  // Redis stopped mid-run, the breaker falls back to memory and the global limit goes on without state.
-  .use(breaker({ failures: 5, openMs: 300, key: 'global', onStoreError: scenario === 'restart' ? 'memory' : 'closed' }))
-  .use(rateLimit({ requests: { limit: 16, windowMs: 1_000 }, onStoreError: scenario === 'restart' ? 'open' : 'closed' }))
-  .use(stamp('requests_at', ':global'))
-  .use(rateLimit({ key: { tag: 'tenant' }, tokens: { limit: 90, windowMs: 1_000 }, onStoreError: 'closed' }))
-  .use(stamp('tokens_at', ':tenant'));
+async function runScenario(scenario: Scenario, upstreamUrl: string): Promise<{ results: Result[]; storeErrors: Record<string, number>; unhandled: number }> {
+  const unhandledBefore = unhandled;
+  const { store, close } = await connect();
+  // Redis's time. Where bounds are asserted, the middleware's store timeout (keyedState's 50 ms, which
+  // no middleware lets a user set yet) is stretched to 2 s: four processes starting on a loaded 2-core
+  // machine miss 50 ms often, and every miss would refuse a call ('closed') instead of testing the bound.
+  const patient = scenario !== 'restart';
+  const clock = {
+    now: () => store.clock.now(),
+    setTimeout: (run: () => void, ms: number) => store.clock.setTimeout(run, patient && ms === 50 ? 2_000 : ms),
+    clearTimeout: (handle: unknown) => store.clock.clearTimeout(handle),
+  };
+  const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstreamUrl, apiKey: 'sk-test' }), store: store as Store, clock })
+    .use(noteBookings)
+    .use(budget({ limitUsd: 0.0015, period: 'day', name: `budget-${scenario}` }))
+    // Where a bound is asserted, a slow store (a loaded test machine) refuses calls: 'closed'. With
+    // Redis stopped mid-run, the breaker falls back to memory and the global limit goes on without state.
+    .use(breaker({ failures: 5, openMs: 300, key: 'global', onStoreError: scenario === 'restart' ? 'memory' : 'closed' }))
+    .use(rateLimit({ requests: { limit: 16, windowMs: 1_000 }, onStoreError: scenario === 'restart' ? 'open' : 'closed' }))
+    .use(stamp('requests_at', ':global'))
+    .use(rateLimit({ key: { tag: 'tenant' }, tokens: { limit: 90, windowMs: 1_000 }, onStoreError: 'closed' }))
+    .use(stamp('tokens_at', ':tenant'));
 
-const storeErrors: Record<string, number> = {};
-llm.events.on('store-error', (event) => {
-  storeErrors[`${event.name}:${event.policy}`] = (storeErrors[`${event.name}:${event.policy}`] ?? 0) + 1;
-});
+  const storeErrors: Record<string, number> = {};
+  llm.events.on('store-error', (event) => {
+    storeErrors[`${event.name}:${event.policy}`] = (storeErrors[`${event.name}:${event.policy}`] ?? 0) + 1;
+  });
 
-type Result = { ok: true; tenant: string; prompt: number; completion: number } | { ok: false; code: string; typed: boolean };
-const call = async (n: number): Promise<Result> => {
-  const tenant = n % 2 === 0 ? 'a' : 'b';
-  try {
-    const reply = await llm.complete(
-      { model: 'gpt-4.1', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, user: tenant },
-      { tags: { tenant }, timeoutMs: 20_000 },
-    );
-    return { ok: true, tenant, prompt: reply.usage?.prompt_tokens ?? -1, completion: reply.usage?.completion_tokens ?? -1 };
-  } catch (error) {
-    return { ok: false, code: (error as { code?: string }).code ?? String(error), typed: error instanceof SluiceError };
+  const call = async (n: number): Promise<Result> => {
+    const tenant = n % 2 === 0 ? 'a' : 'b';
+    try {
+      const reply = await llm.complete(
+        { model: 'gpt-4.1', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, user: tenant },
+        { tags: { tenant }, timeoutMs: 20_000 },
+      );
+      return { ok: true, tenant, prompt: reply.usage?.prompt_tokens ?? -1, completion: reply.usage?.completion_tokens ?? -1 };
+    } catch (error) {
+      return { ok: false, code: (error as { code?: string }).code ?? String(error), typed: error instanceof SluiceError };
+    }
+  };
+
+  const results: Result[] = [];
+  if (scenario === 'outage') {
+    // One call at a time per process, for a while, so the circuit's open periods come and go.
+    for (let n = 0; n < 60; n++) {
+      results.push(await call(n));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  } else {
+    results.push(...(await Promise.all(Array.from({ length: 32 }, (_, n) => call(n)))));
   }
-};
-
-const results: Result[] = [];
-if (scenario === 'outage') {
-  // One call at a time per process, for a while, so the circuit's open periods come and go.
-  for (let n = 0; n < 60; n++) {
-    results.push(await call(n));
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-} else {
-  results.push(...(await Promise.all(Array.from({ length: 32 }, (_, n) => call(n)))));
+  await llm.close();
+  await close();
+  return { results, storeErrors, unhandled: unhandled - unhandledBefore };
 }
-await llm.close();
-await close();
-console.log(JSON.stringify({ results, storeErrors, unhandled }));
+
+for await (const line of createInterface({ input: process.stdin })) {
+  const { scenario, upstreamUrl } = JSON.parse(line) as { scenario: Scenario; upstreamUrl: string };
+  console.log(JSON.stringify({ scenario, report: await runScenario(scenario, upstreamUrl) }));
+}

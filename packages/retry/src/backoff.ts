@@ -1,6 +1,6 @@
 import { type SluiceError } from '@sluice/core';
 import { parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /**
  * A backoff strategy: how long to wait after a failed attempt before the
@@ -24,11 +24,11 @@ export type Jitter = 'full' | 'equal' | 'none';
 const randomSchema = z.custom<() => number>((value) => typeof value === 'function', 'must be a function returning [0, 1)');
 
 const exponentialBackoffSchema = z.strictObject({
-  baseMs: z.number().nonnegative().optional(),
-  factor: z.number().min(1).optional(),
-  maxMs: z.number().nonnegative().optional(),
-  jitter: z.enum(['full', 'equal', 'none']).optional(),
-  random: randomSchema.optional(),
+  baseMs: z.optional(z.number().check(z.nonnegative())),
+  factor: z.optional(z.number().check(z.minimum(1))),
+  maxMs: z.optional(z.number().check(z.nonnegative())),
+  jitter: z.optional(z.enum(['full', 'equal', 'none'])),
+  random: z.optional(randomSchema),
 });
 
 /** Options of {@link exponentialBackoff}. */
@@ -97,7 +97,7 @@ export function exponentialBackoffFrom(options: unknown, name: string, defaultRa
  * ```
  */
 export function constantBackoff(ms: number): Backoff {
-  const wait = parseOptions(z.number().nonnegative(), ms, 'constantBackoff.ms');
+  const wait = parseOptions(z.number().check(z.nonnegative()), ms, 'constantBackoff.ms');
   return function constant() {
     return wait;
   };

@@ -1,18 +1,18 @@
 import type { SluiceError } from '@sluice/core';
 import { parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { type Backoff, type ExponentialBackoffOptions, exponentialBackoffFrom } from './backoff.js';
 import { type RetryBudget, type RetryBudgetOptions, retryBudgetFrom } from './retry-budget.js';
 
 const isFunction = (value: unknown) => typeof value === 'function';
 
 const retryOptionsSchema = z.strictObject({
-  attempts: z.number().int().min(1).optional(),
-  backoff: z.unknown().optional(),
-  random: z.custom<() => number>(isFunction, 'must be a function returning [0, 1)').optional(),
-  retryOn: z.custom<(error: SluiceError, attempt: number) => boolean>(isFunction, 'must be a function').optional(),
-  maxRetryAfterMs: z.number().nonnegative().optional(),
-  budget: z.unknown().optional(),
+  attempts: z.optional(z.number().check(z.int(), z.minimum(1))),
+  backoff: z.optional(z.unknown()),
+  random: z.optional(z.custom<() => number>(isFunction, 'must be a function returning [0, 1)')),
+  retryOn: z.optional(z.custom<(error: SluiceError, attempt: number) => boolean>(isFunction, 'must be a function')),
+  maxRetryAfterMs: z.optional(z.number().check(z.nonnegative())),
+  budget: z.optional(z.unknown()),
 });
 
 /** Options of `retry()`. */

@@ -1,16 +1,18 @@
 import { parseOptions } from '@sluice/core/kit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 const retryBudgetSchema = z
   .strictObject({
-    ratio: z.number().min(0).max(10).optional(),
-    minPerSecond: z.number().min(0).finite().optional(),
-    capacity: z.number().min(1).finite().optional(),
+    ratio: z.optional(z.number().check(z.minimum(0), z.maximum(10))),
+    minPerSecond: z.optional(z.number().check(z.minimum(0))),
+    capacity: z.optional(z.number().check(z.minimum(1))),
   })
-  .refine((options) => options.capacity === undefined || options.capacity >= (options.minPerSecond ?? 10), {
-    message: 'must be at least minPerSecond',
-    path: ['capacity'],
-  });
+  .check(
+    z.refine((options) => options.capacity === undefined || options.capacity >= (options.minPerSecond ?? 10), {
+      message: 'must be at least minPerSecond',
+      path: ['capacity'],
+    }),
+  );
 
 /** Options of {@link retryBudget}. */
 export interface RetryBudgetOptions {

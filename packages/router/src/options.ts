@@ -1,7 +1,7 @@
 import { type Middleware, SluiceError, type Store, type StoreErrorPolicy, type Transport, ValidationError } from '@sluice/core';
 import { type KeyOption, parseOptions } from '@sluice/core/kit';
 import { type PriceTable, priceTable } from '@sluice/cost';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /**
  * One place a model is served: a transport (base URL, key, provider) and
@@ -91,51 +91,51 @@ export interface RouterOptions {
 const isFunction = (value: unknown) => typeof value === 'function';
 
 const deploymentSchema = z.strictObject({
-  id: z.string().min(1),
+  id: z.string().check(z.minLength(1)),
   transport: z.custom<Transport>((value) => typeof (value as Transport | undefined)?.send === 'function', 'must be a transport'),
-  model: z.string().min(1),
-  group: z.string().min(1).optional(),
-  weight: z.number().positive().finite().optional(),
-  maxConcurrency: z.number().int().positive().optional(),
-  contextWindow: z.number().int().positive().optional(),
+  model: z.string().check(z.minLength(1)),
+  group: z.optional(z.string().check(z.minLength(1))),
+  weight: z.optional(z.number().check(z.positive())),
+  maxConcurrency: z.optional(z.number().check(z.int(), z.positive())),
+  contextWindow: z.optional(z.number().check(z.int(), z.positive())),
 });
 
-const chain = z.record(z.string(), z.array(z.string().min(1)).readonly()).optional();
+const chain = z.optional(z.record(z.string(), z.readonly(z.array(z.string().check(z.minLength(1))))));
 
 const optionsSchema = z.strictObject({
-  deployments: z.array(deploymentSchema).min(1).readonly(),
-  middleware: z.custom<RouterOptions['middleware']>(isFunction, 'must be a function of the deployment').optional(),
-  strategy: z.enum(['weighted', 'least-busy', 'latency', 'cost']).optional(),
+  deployments: z.readonly(z.array(deploymentSchema).check(z.minLength(1))),
+  middleware: z.optional(z.custom<RouterOptions['middleware']>(isFunction, 'must be a function of the deployment')),
+  strategy: z.optional(z.enum(['weighted', 'least-busy', 'latency', 'cost'])),
   fallbacks: chain,
   contentFilterFallbacks: chain,
-  fallbackOn: z
-    .union([
+  fallbackOn: z.optional(
+    z.union([
       z.custom<(error: SluiceError) => boolean>(isFunction),
       z.strictObject({
-        retryable: z.boolean().optional(),
-        circuitOpen: z.boolean().optional(),
-        rateLimit: z.boolean().optional(),
-        timeout: z.boolean().optional(),
-        contextLength: z.boolean().optional(),
+        retryable: z.optional(z.boolean()),
+        circuitOpen: z.optional(z.boolean()),
+        rateLimit: z.optional(z.boolean()),
+        timeout: z.optional(z.boolean()),
+        contextLength: z.optional(z.boolean()),
       }),
-    ])
-    .optional(),
-  maxHops: z.number().int().positive().optional(),
-  sticky: z.strictObject({ key: z.custom<KeyOption>(), ttlMs: z.number().positive().finite().optional() }).optional(),
-  hedge: z
-    .strictObject({
-      delayMs: z.number().nonnegative().finite().optional(),
-      percentile: z.number().min(0).max(1).optional(),
-      minMs: z.number().nonnegative().finite().optional(),
-      maxMs: z.number().positive().optional(),
-      ratio: z.number().min(0).max(1).optional(),
-    })
-    .optional(),
-  prices: z.custom<PriceTable>((value) => typeof (value as PriceTable | undefined)?.lookup === 'function', 'must be a PriceTable').optional(),
-  cooldownMs: z.number().nonnegative().finite().optional(),
-  store: z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store').optional(),
-  onStoreError: z.enum(['open', 'closed', 'memory']).optional(),
-  random: z.custom<() => number>(isFunction, 'must be a function').optional(),
+    ]),
+  ),
+  maxHops: z.optional(z.number().check(z.int(), z.positive())),
+  sticky: z.optional(z.strictObject({ key: z.custom<KeyOption>(), ttlMs: z.optional(z.number().check(z.positive())) })),
+  hedge: z.optional(
+    z.strictObject({
+      delayMs: z.optional(z.number().check(z.nonnegative())),
+      percentile: z.optional(z.number().check(z.minimum(0), z.maximum(1))),
+      minMs: z.optional(z.number().check(z.nonnegative())),
+      maxMs: z.optional(z.number().check(z.positive())),
+      ratio: z.optional(z.number().check(z.minimum(0), z.maximum(1))),
+    }),
+  ),
+  prices: z.optional(z.custom<PriceTable>((value) => typeof (value as PriceTable | undefined)?.lookup === 'function', 'must be a PriceTable')),
+  cooldownMs: z.optional(z.number().check(z.nonnegative())),
+  store: z.optional(z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store')),
+  onStoreError: z.optional(z.enum(['open', 'closed', 'memory'])),
+  random: z.optional(z.custom<() => number>(isFunction, 'must be a function')),
 });
 
 /** A deployment with its defaults filled in and its window and price looked up; internal. */

@@ -1,0 +1,382 @@
+/**
+ * The budget benchmark: is what `budget` and `trackCost` cost a call flat
+ * in the number of calls in flight and in the number of keys, and does
+ * memory stay flat over a million distinct keys?
+ *
+ * 1. Reserve + settle, the store update pairs alone: CPU per pair on a
+ *    memory store with 1, 64 and 512 other holds in flight on the same
+ *    record, for the slotted record and, in the same run, for the record
+ *    of the last release before it (one hold per call id, read from git).
+ * 2. `budget` in a pipeline, in process: CPU per call added to the empty
+ *    pipeline's at 1, 64 and 512 calls in flight (one global limit, so all
+ *    of them share one record), against the figure at 1 in flight.
+ * 3. `budget({ key: { tag } })` and `trackCost()` per call over 10, 10,000
+ *    and 1,000,000 distinct keys (tenants), each on its own default memory
+ *    store filled first, against the figure at 10 keys.
+ * 4. Memory: a child process (`--expose-gc`) runs trackCost + a keyed
+ *    budget over distinct tenants, one call each, on the default memory
+ *    store (bounded at 100,000 records), and reads its RSS after a full GC
+ *    at 100,000 and at 1,000,000 calls. Target: within 50 MB.
+ *
+ * Figures are CPU time (`process.cpuUsage()`), medians over interleaved
+ * rounds; ratios are medians of per-round ratios, with their spread.
+ *
+ * @module
+ */
+import { execFileSync, fork } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { type ChatCompletion, createPipeline, type Middleware, memoryStore, type Pipeline, type Store, type Transport } from '@sluice/core';
+import { budget, trackCost } from '@sluice/cost';
+import { holdSlot, reserveHold, settleHold } from '../packages/cost/src/budget-bucket.js';
+import { request } from './clients.js';
+import { fixed, median, quick, roundSettings, table } from './lib.js';
+
+/** Name to select this benchmark: `pnpm bench budget`. */
+export const name = 'budget';
+/** What it compares. */
+export const description =
+  'budget and trackCost per call: flat in calls in flight (1/64/512) and in keys (10/10k/1M), and memory over 1M distinct keys';
+
+const settings = {
+  ...roundSettings(),
+  probeMs: quick ? 60 : 200,
+  inFlight: [1, 64, 512],
+  keys: quick ? [10, 1_000, 10_000] : [10, 10_000, 1_000_000],
+  /** Checkpoints of the memory run; the first is also its store's bound (100,000 is memoryStore's default). */
+  memoryCalls: quick ? [10_000, 30_000] : [100_000, 1_000_000],
+};
+
+/** A ratio to the 1-in-flight or 10-key figure up to this counts as flat (the rest is noise on a shared machine). */
+const flatUpTo = 1.5;
+
+/** The commit before budget records aggregated holds into slots: its reducers are the "before" figures. */
+const before = '34930d918d15f62923ee0dafc71d848c5ab17777';
+
+const completion: ChatCompletion = {
+  id: 'chatcmpl-memory',
+  object: 'chat.completion',
+  created: 0,
+  model: request.model,
+  choices: [{ index: 0, message: { role: 'assistant', content: 'ok', refusal: null }, finish_reason: 'stop', logprobs: null }],
+  usage: { prompt_tokens: 30, completion_tokens: 25, total_tokens: 55 },
+};
+
+/** Answers at once from memory. */
+const memoryTransport: Transport = {
+  name: 'memory',
+  origin: 'memory://bench',
+  async send(ctx) {
+    ctx.response = completion;
+    ctx.usage = completion.usage ?? undefined;
+  },
+};
+
+/** The same answer one event-loop turn later, so that calls overlap as they do over a network. */
+const overlappingTransport: Transport = {
+  name: 'memory-overlapping',
+  origin: 'memory://bench',
+  async send(ctx) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    ctx.response = completion;
+    ctx.usage = completion.usage ?? undefined;
+  },
+};
+
+/** A limit no run reaches: every call is reserved for and admitted. */
+const unreachable = 1e12;
+
+interface Probe {
+  fn: () => Promise<unknown>;
+  concurrency?: number;
+}
+
+/** CPU µs per call of a probe, `concurrency` calls at a time, for about `ms`. */
+async function perCall(probe: Probe, ms: number): Promise<number> {
+  let calls = 0;
+  const started = performance.now();
+  const cpuBefore = process.cpuUsage();
+  const worker = async () => {
+    while (performance.now() - started < ms) {
+      for (let batch = 0; batch < 20; batch++) {
+        calls++;
+        await probe.fn();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: probe.concurrency ?? 1 }, worker));
+  const cpu = process.cpuUsage(cpuBefore);
+  return (cpu.user + cpu.system) / calls;
+}
+
+/** Every probe once per round, order rotated, after one warm-up round: samples[probe][round]. */
+async function probeRounds(probes: readonly Probe[]): Promise<number[][]> {
+  const samples = probes.map(() => [] as number[]);
+  for (let round = 0; round <= settings.rounds; round++) {
+    for (let offset = 0; offset < probes.length; offset++) {
+      const index = (offset + round) % probes.length;
+      const micros = await perCall(probes[index] as Probe, settings.probeMs);
+      if (round > 0) samples[index]?.push(micros);
+    }
+  }
+  return samples;
+}
+
+/** Per-round ratios of `runs` to `baseline`: median, lowest and highest. */
+function ratio(runs: readonly number[], baseline: readonly number[]): { median: number; low: number; high: number } {
+  const ratios = runs.map((value, index) => value / (baseline[index] as number));
+  return { median: median(ratios), low: Math.min(...ratios), high: Math.max(...ratios) };
+}
+
+const spread = (r: { low: number; high: number }) => `${fixed(r.low, 2)} … ${fixed(r.high, 2)}`;
+const verdict = (r: { median: number }) => (r.median <= flatUpTo ? 'flat' : 'NOT FLAT');
+
+// ---------------------------------------------------------------- 1. reducers
+
+/** A budget record's reserve and settle, as one implementation writes them. */
+interface Reducers {
+  label: string;
+  /** Reserves a hold; resolves its settle. */
+  reserve(store: Store, index: number): Promise<() => Promise<unknown>>;
+}
+
+const slotted: Reducers = {
+  label: 'slotted (this version)',
+  async reserve(store, index) {
+    const now = Date.now();
+    const hold = { id: `call-${index}`, usd: 0.01, slot: holdSlot(now, 900_000, undefined) };
+    await store.update('k', reserveHold(hold, unreachable, false, now));
+    return () => store.update('k', settleHold(hold, true, 0.005, unreachable, [0.8], Date.now()));
+  },
+};
+
+interface OldBucketModule {
+  reserveHold(id: string, usd: number, limitUsd: number, force: boolean): (current: unknown) => unknown;
+  settleHold(id: string, usd: number, limitUsd: number, warnAt: readonly number[]): (current: unknown) => unknown;
+}
+
+/** The reducers of the commit before slots, from git, or undefined when git or the commit is not at hand. */
+async function previousReducers(): Promise<Reducers | undefined> {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  let source: string;
+  try {
+    source = execFileSync('git', ['show', `${before}:packages/cost/src/budget-bucket.ts`], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return undefined;
+  }
+  const usage = pathToFileURL(join(root, 'packages/cost/src/usage-tokens.ts')).href;
+  const file = join(mkdtempSync(join(os.tmpdir(), 'sluice-budget-')), 'budget-bucket.ts');
+  writeFileSync(file, source.replace("'./usage-tokens.js'", `'${usage}'`));
+  const old = (await import(pathToFileURL(file).href)) as OldBucketModule;
+  return {
+    label: `one hold per call (${before.slice(0, 7)})`,
+    async reserve(store, index) {
+      const id = `call-${index}`;
+      await store.update('k', old.reserveHold(id, 0.01, unreachable, false));
+      return () => store.update('k', old.settleHold(id, 0.005, unreachable, [0.8]));
+    },
+  };
+}
+
+/** A probe doing one reserve + settle pair per call while `inFlight` other holds stay on the record. */
+function pairProbe(reducers: Reducers, inFlight: number): Probe {
+  const store = memoryStore();
+  const pending: Array<() => Promise<unknown>> = [];
+  let index = 0;
+  return {
+    async fn() {
+      while (pending.length < inFlight) pending.push(await reducers.reserve(store, index++));
+      pending.push(await reducers.reserve(store, index++));
+      await (pending.shift() as () => Promise<unknown>)();
+    },
+  };
+}
+
+async function reducerPairs(): Promise<void> {
+  const previous = await previousReducers();
+  const implementations = previous ? [slotted, previous] : [slotted];
+  const probes = implementations.flatMap((reducers) => settings.inFlight.map((count) => pairProbe(reducers, count)));
+  const samples = await probeRounds(probes);
+  const rows: string[][] = [['record', 'holds in flight', 'µs / reserve+settle', '× at 1 in flight (rounds)', 'verdict']];
+  implementations.forEach((reducers, which) => {
+    const base = samples[which * settings.inFlight.length] as number[];
+    settings.inFlight.forEach((count, offset) => {
+      const runs = samples[which * settings.inFlight.length + offset] as number[];
+      const r = ratio(runs, base);
+      rows.push([reducers.label, String(count), fixed(median(runs), 2), `${fixed(r.median, 2)} (${spread(r)})`, verdict(r)]);
+    });
+  });
+  console.log('1. reserve + settle on one budget record (memory store, the store updates alone):\n');
+  console.log(table(rows));
+  if (!previous) console.log(`\n  (the previous reducers were not measured: commit ${before.slice(0, 7)} is not in this checkout)`);
+  console.log('  the issue measured the previous record at 9 µs (0 in flight), 175 µs (64) and 636 µs (256) per pair');
+}
+
+// ---------------------------------------------------------------- 2. in flight
+
+async function inFlight(): Promise<void> {
+  const probes = settings.inFlight.flatMap((concurrency): Probe[] => {
+    const empty = createPipeline({ transport: overlappingTransport });
+    const budgeted = createPipeline({ transport: overlappingTransport }).use(budget({ limitUsd: unreachable, period: 'day' }));
+    return [
+      { fn: () => empty.complete(request), concurrency },
+      { fn: () => budgeted.complete(request), concurrency },
+    ];
+  });
+  const samples = await probeRounds(probes);
+  const added = settings.inFlight.map((_, index) => {
+    const empty = samples[2 * index] as number[];
+    return (samples[2 * index + 1] as number[]).map((value, round) => value - (empty[round] as number));
+  });
+  const rows: string[][] = [['in flight', 'empty µs/call', 'with budget µs/call', 'budget adds µs', '× empty', 'added × at 1 (rounds)', 'verdict']];
+  settings.inFlight.forEach((count, index) => {
+    const empty = samples[2 * index] as number[];
+    const withBudget = samples[2 * index + 1] as number[];
+    const r = ratio(added[index] as number[], added[0] as number[]);
+    rows.push([
+      String(count),
+      fixed(median(empty), 1),
+      fixed(median(withBudget), 1),
+      fixed(median(added[index] as number[]), 1),
+      fixed(ratio(withBudget, empty).median, 2),
+      `${fixed(r.median, 2)} (${spread(r)})`,
+      verdict(r),
+    ]);
+  });
+  console.log('\n2. budget() in a pipeline, in process, calls overlapping (one global limit: every call in flight shares its record):\n');
+  console.log(table(rows));
+  console.log('  the issue measured budget() alone at 3.25× the empty pipeline\'s CPU at concurrency 64 before this change');
+}
+
+// ---------------------------------------------------------------- 3. keys
+
+/** A pipeline over its own default memory store, cycling through `keys` tenants, filled before it is measured. */
+async function keyedProbe(middleware: Middleware, keys: number): Promise<Probe> {
+  const store = memoryStore();
+  const llm: Pipeline = createPipeline({ transport: memoryTransport, store }).use(middleware);
+  let next = 0;
+  const call = () => llm.complete(request, { tags: { tenant: `t${next++ % keys}` } });
+  // Filled as a long-running process would be: every key seen, or the store at its bound.
+  for (let index = Math.min(keys, 110_000); index > 0; index--) await call();
+  return { fn: call };
+}
+
+/** Two updates of a small record in a default memory store, per call, cycling through `keys` keys: the store's own share. */
+async function storeProbe(keys: number): Promise<Probe> {
+  const store = memoryStore();
+  let next = 0;
+  const call = async () => {
+    const key = `sluice:cost:budget:tenant:t${next++ % keys}:day:2026-12-02`;
+    await store.update<{ n: number }>(key, (current) => ({ n: (current?.n ?? 0) + 1 }), 60_000);
+    await store.update<{ n: number }>(key, (current) => ({ n: (current?.n ?? 0) + 1 }), 60_000);
+  };
+  for (let index = Math.min(keys, 110_000); index > 0; index--) await call();
+  return { fn: call };
+}
+
+async function perKey(): Promise<void> {
+  const empty = createPipeline({ transport: memoryTransport });
+  const kinds = [
+    { label: 'budget({ key: { tag } })', probe: (keys: number) => keyedProbe(budget({ key: { tag: 'tenant' }, limitUsd: unreachable, period: 'day' }), keys) },
+    { label: 'trackCost()', probe: (keys: number) => keyedProbe(trackCost(), keys) },
+    { label: 'memoryStore: 2 updates alone', probe: storeProbe },
+  ];
+  const probes: Probe[] = [{ fn: () => empty.complete(request) }];
+  for (const kind of kinds) for (const keys of settings.keys) probes.push(await kind.probe(keys));
+  const samples = await probeRounds(probes);
+  const base = samples[0] as number[];
+  const rows: string[][] = [['measured', 'keys', 'µs/call', 'adds µs', 'added × at 10 keys (rounds)', 'verdict']];
+  kinds.forEach((kind, which) => {
+    const alone = which === kinds.length - 1;
+    const added = settings.keys.map((_, index) =>
+      (samples[1 + which * settings.keys.length + index] as number[]).map((value, round) => (alone ? value : value - (base[round] as number))),
+    );
+    settings.keys.forEach((keys, index) => {
+      const runs = samples[1 + which * settings.keys.length + index] as number[];
+      const r = ratio(added[index] as number[], added[0] as number[]);
+      rows.push([kind.label, keys.toLocaleString('en-US'), fixed(median(runs), 1), alone ? '' : fixed(median(added[index] as number[]), 1), `${fixed(r.median, 2)} (${spread(r)})`, verdict(r)]);
+    });
+  });
+  console.log(`\n3. per call over distinct keys (tenants), one call after another; the empty pipeline costs ${fixed(median(base), 1)} µs/call:\n`);
+  console.log(table(rows));
+  console.log(
+    '  each has its own memoryStore() (default bound: 100,000 records), filled before it is measured; past its bound, every' +
+      '\n  call of the keyed budget creates a record and evicts one, which the "memoryStore alone" rows time without sluice',
+  );
+}
+
+// ---------------------------------------------------------------- 4. memory
+
+interface MemoryPoint {
+  calls: number;
+  rssMb: number;
+  heapMb: number;
+  records: number;
+}
+
+/** The child: trackCost + a keyed budget over distinct tenants, RSS after a full GC at each checkpoint. */
+async function memoryChild(checkpoints: number[]): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run the memory child with --expose-gc');
+  const store = memoryStore({ maxEntries: checkpoints[0] as number });
+  const llm = createPipeline({ transport: memoryTransport, store })
+    .use(trackCost())
+    .use(budget({ key: { tag: 'tenant' }, limitUsd: unreachable, period: 'day' }));
+  let calls = 0;
+  for (const checkpoint of checkpoints) {
+    for (; calls < checkpoint; calls++) await llm.complete(request, { tags: { tenant: `tenant-${calls}` } });
+    gc();
+    gc();
+    const usage = process.memoryUsage();
+    const point: MemoryPoint = { calls, rssMb: usage.rss / 2 ** 20, heapMb: usage.heapUsed / 2 ** 20, records: store.size };
+    process.send?.(point);
+  }
+  await llm.close();
+}
+
+async function memory(): Promise<void> {
+  const child = fork(fileURLToPath(import.meta.url), ['--memory-child', ...settings.memoryCalls.map(String)], {
+    execArgv: [...process.execArgv, '--expose-gc'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const points: MemoryPoint[] = [];
+  child.on('message', (point: MemoryPoint) => points.push(point));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0 || points.length !== settings.memoryCalls.length) throw new Error(`the memory child exited with ${code}`);
+  const [first, last] = [points[0] as MemoryPoint, points[points.length - 1] as MemoryPoint];
+  const grew = last.rssMb - first.rssMb;
+  console.log(
+    `\n4. memory: trackCost() + budget({ key: { tag } }), one call per distinct tenant, on a memoryStore of ${first.calls.toLocaleString('en-US')} records at most:\n`,
+  );
+  console.log(
+    table([
+      ['calls', 'rss MB (after gc)', 'heap MB', 'store records'],
+      ...points.map((point) => [point.calls.toLocaleString('en-US'), fixed(point.rssMb, 1), fixed(point.heapMb, 1), point.records.toLocaleString('en-US')]),
+    ]),
+  );
+  console.log(
+    `\n  RSS grew ${fixed(grew, 1)} MB from ${first.calls.toLocaleString('en-US')} to ${last.calls.toLocaleString('en-US')} calls (target: within 50 MB): ${Math.abs(grew) <= 50 ? 'pass' : 'MISS'}`,
+  );
+}
+
+// ---------------------------------------------------------------- run
+
+/** Runs the four parts in this process (the memory part forks its child). */
+export async function run(): Promise<void> {
+  console.log(`load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}; ${settings.rounds} rounds of ${settings.probeMs} ms per figure\n`);
+  await reducerPairs();
+  await inFlight();
+  await perKey();
+  await memory();
+  console.log(`\n  flat: the median per-round ratio is at most ${flatUpTo}; load average now ${os.loadavg()[0]?.toFixed(2)}`);
+}
+
+if (process.argv[2] === '--memory-child') {
+  memoryChild(process.argv.slice(3).map(Number)).catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,117 @@
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { type CallOptions, type ChatCompletionChunk, type ChatCompletionRequest, type RunsCompletions, toFetch } from '@sluice/core';
+
+/** Upstream headers worth handing back, as core's `toFetch` does: the request id and the rate-limit figures. */
+const forwarded = /^(x-request-id|x-ratelimit-|openai-processing-ms$)/;
+const noChunks: AsyncIterable<ChatCompletionChunk> = { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }) };
+
+/** What an error is answered with: status, headers and the OpenAI error body as text. */
+export interface ErrorAnswerText {
+  status: number;
+  headers: Record<string, string>;
+  text: string;
+}
+
+/**
+ * The answer core's `toFetch` gives for a failed call (the status from the
+ * error's data, the OpenAI error body, `retry-after`, `x-should-retry`):
+ * got from `toFetch` itself over a pipeline that fails with `error`, so
+ * the server and every SDK's fetch answer an error alike.
+ *
+ * @param error - what the pipeline threw
+ */
+export async function errorAnswerText(error: unknown): Promise<ErrorAnswerText> {
+  const failing: RunsCompletions = { run: () => Promise.reject(error) };
+  const response = await toFetch(failing, { fallback: null })('http://sluice.local/v1/chat/completions', { method: 'POST', body: '{}' });
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => (headers[name] = value));
+  return { status: response.status, headers, text: await response.text() };
+}
+
+/**
+ * Sends a request through the pipeline and writes the answer to a Node
+ * response, as core's `toFetch` would answer it but without building a
+ * WHATWG `Request`, `Response` and `ReadableStream` per call (which cost a
+ * proxy more CPU than the pipeline itself):
+ *
+ * - a completion is JSON, written in one piece with its length;
+ * - a stream is `text/event-stream`, answered once the first chunk is in
+ *   (so a failure before it, after sluice's retries, is still an HTTP
+ *   error), each chunk as `data: {…}`, then `data: [DONE]`; a failure
+ *   after it is a `data: {"error": …}` event. Chunks that arrive together
+ *   leave in one write;
+ * - a failed call is the OpenAI error answer of {@link errorAnswerText};
+ * - when `call.signal` aborts (the client left), the call and its
+ *   upstream request end and the connection is dropped.
+ *
+ * @param pipeline - what runs the call
+ * @param body - the parsed request
+ * @param call - signal, tags, deadline
+ * @param target - the response to write
+ */
+export async function answerCompletion(pipeline: RunsCompletions, body: ChatCompletionRequest, call: CallOptions, target: ServerResponse): Promise<void> {
+  let ctx: Awaited<ReturnType<RunsCompletions['run']>>;
+  try {
+    ctx = await pipeline.run(body, call);
+  } catch (error) {
+    if (call.signal?.aborted) return void target.destroy();
+    return sendError(target, error);
+  }
+  const headers: Record<string, string> = {};
+  const upstream = ctx.responseHeaders;
+  if (upstream) for (const name in upstream) if (forwarded.test(name)) headers[name] = upstream[name] as string;
+  if (!ctx.stream) {
+    const text = JSON.stringify(ctx.response);
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = String(Buffer.byteLength(text));
+    target.writeHead(200, headers);
+    return void target.end(text);
+  }
+
+  const iterator = (ctx.chunks ?? noChunks)[Symbol.asyncIterator]();
+  let next: IteratorResult<ChatCompletionChunk>;
+  try {
+    next = await iterator.next();
+  } catch (error) {
+    if (call.signal?.aborted) return void target.destroy();
+    return sendError(target, error);
+  }
+  headers['content-type'] = 'text/event-stream; charset=utf-8';
+  headers['cache-control'] = 'no-cache';
+  target.writeHead(200, headers);
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    target.uncork();
+  };
+  // Chunks parsed from one upstream read arrive within one tick: corked, they leave in one write.
+  const write = (text: string) => {
+    if (!corked) {
+      corked = true;
+      target.cork();
+      process.nextTick(uncork);
+    }
+    return target.write(text);
+  };
+  try {
+    while (!next.done) {
+      if (target.destroyed) return void (await iterator.return?.());
+      if (!write(`data: ${JSON.stringify(next.value)}\n\n`)) await Promise.race([once(target, 'drain'), once(target, 'close')]);
+      next = await iterator.next();
+    }
+    write('data: [DONE]\n\n');
+    target.end();
+  } catch (error) {
+    if (call.signal?.aborted || target.destroyed) return void target.destroy();
+    // Past the first chunk the status is sent: the error goes in the stream, as OpenAI sends it.
+    target.end(`data: ${(await errorAnswerText(error)).text}\n\n`);
+  }
+}
+
+async function sendError(target: ServerResponse, error: unknown): Promise<void> {
+  const answer = await errorAnswerText(error);
+  answer.headers['content-length'] = String(Buffer.byteLength(answer.text));
+  target.writeHead(answer.status, answer.headers);
+  target.end(answer.text);
+}

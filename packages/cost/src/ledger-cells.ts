@@ -1,0 +1,183 @@
+import type { CostEvent } from './events.js';
+import { tokenCount, usdAmount } from './usage-tokens.js';
+
+/*
+ * The ledger's stored state, plain JSON, and the pure updates applied to
+ * it with `store.update` (a distributed store may run one twice).
+ *
+ * One record per cell (an hour, a model and a tag set) holds that cell's
+ * sums, so recording a call copies one small row, however many cells the
+ * hour has. One index per hour lists the hour's cells so that a report
+ * can find them (a store has no scan); it is written only when a process
+ * meets a cell it has not seen this hour, and it holds at most
+ * `maxCells` cells plus a few overflow cells: a call whose tag set would
+ * be one more is summed into its model's overflow cell (tags dropped,
+ * reported as `(other)`), or, past those, into one catch-all cell, so
+ * totals stay exact and storage stays bounded whatever the tags carry.
+ */
+
+/** A report row's figures, without its key (see `ReportRow`); internal. */
+export interface Row {
+  usd: number;
+  requests: number;
+  estimatedRequests: number;
+  uncachedInputTokens: number;
+  cachedInputTokens: number;
+  outputTokens: number;
+  savedRequests: number;
+  savedUsd: number;
+}
+
+/** One cell's sums; internal. */
+export interface Cell {
+  model: string;
+  tags: Readonly<Record<string, string>>;
+  row: Row;
+  /** An overflow cell: calls whose tag sets did not fit in the hour's index. */
+  other?: true;
+}
+
+/** The cells of one hour, by cell key; internal. */
+export interface CellIndex {
+  v: 2;
+  cells: string[];
+}
+
+/** Overflow cells an index takes past `maxCells`, one per model, before the catch-all. */
+const overflowModels = 64;
+
+/** The catch-all overflow cell's key and model. */
+export const catchAllKey = JSON.stringify(['(other)']);
+
+/**
+ * A cell's key: its model and sorted tags, as JSON; internal.
+ *
+ * @param model - the call's model
+ * @param tags - the tags the ledger keeps
+ * @example
+ * ```ts
+ * cellKey('gpt-4.1', { tenant: 'acme' }); // '["gpt-4.1",[["tenant","acme"]]]'
+ * ```
+ */
+export function cellKey(model: string, tags: Readonly<Record<string, string>>): string {
+  return JSON.stringify([model, Object.entries(tags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+}
+
+/**
+ * A model's overflow cell key; internal.
+ *
+ * @param model - the call's model
+ * @example
+ * ```ts
+ * overflowKey('gpt-4.1'); // '["(other)","gpt-4.1"]'
+ * ```
+ */
+export function overflowKey(model: string): string {
+  return JSON.stringify(['(other)', model]);
+}
+
+/**
+ * Adds `key` to the hour's index if it fits, else the model's overflow
+ * cell `overflow`, else the catch-all; the caller records into the first
+ * of the three the result lists. Returns the index as it is when `key`
+ * is already listed; internal.
+ *
+ * @param key - the call's cell key
+ * @param overflow - its model's overflow cell key
+ * @param maxCells - the most ordinary cells an hour keeps
+ * @example
+ * ```ts
+ * const index = await store.update(indexKey, admitCell(key, overflowKey(model), 1_000), ttlMs);
+ * const into = chosenCell(index, key, overflowKey(model));
+ * ```
+ */
+export function admitCell(key: string, overflow: string, maxCells: number) {
+  return (current: CellIndex | undefined): CellIndex => {
+    const cells = Array.isArray(current?.cells) ? current.cells : [];
+    const index: CellIndex = current?.v === 2 && cells === current.cells ? current : { v: 2, cells };
+    if (cells.includes(key)) return index;
+    if (cells.length < maxCells) return { v: 2, cells: [...cells, key] };
+    if (cells.includes(overflow)) return index;
+    if (cells.length < maxCells + overflowModels) return { v: 2, cells: [...cells, overflow] };
+    return cells.includes(catchAllKey) ? index : { v: 2, cells: [...cells, catchAllKey] };
+  };
+}
+
+/**
+ * Which cell a call goes into, given the index {@link admitCell} returned; internal.
+ *
+ * @param index - the hour's index
+ * @param key - the call's cell key
+ * @param overflow - its model's overflow cell key
+ * @example
+ * ```ts
+ * chosenCell({ v: 2, cells: [overflowKey('m')] }, cellKey('m', { id: '1' }), overflowKey('m')); // overflowKey('m')
+ * ```
+ */
+export function chosenCell(index: CellIndex, key: string, overflow: string): string {
+  if (index.cells.includes(key)) return key;
+  return index.cells.includes(overflow) ? overflow : catchAllKey;
+}
+
+/**
+ * A pure update adding `record` to the cell `key` (whose model and tags
+ * it takes when it creates it); internal.
+ *
+ * @param key - the cell key, as {@link chosenCell} gave it
+ * @param record - the settled call
+ * @param tags - the call's tags the ledger keeps
+ * @example
+ * ```ts
+ * await store.update(`${hour}:${key}`, addTo(key, record, tags), ttlMs);
+ * ```
+ */
+export function addTo(key: string, record: CostEvent, tags: Readonly<Record<string, string>>) {
+  return (current: Cell | undefined): Cell => {
+    const row = current?.row ? { ...current.row } : emptyRow();
+    add(row, record);
+    if (current?.model !== undefined) return { ...current, row };
+    if (key === catchAllKey) return { model: '(other)', tags: {}, row, other: true };
+    if (key.startsWith('["(other)",')) return { model: record.model, tags: {}, row, other: true };
+    return { model: record.model, tags, row };
+  };
+}
+
+/** A row of zeros; internal. */
+export const emptyRow = (): Row => ({
+  usd: 0, requests: 0, estimatedRequests: 0, uncachedInputTokens: 0, cachedInputTokens: 0, outputTokens: 0,
+  savedRequests: 0, savedUsd: 0,
+});
+
+// A record may come from any caller of `record()`: an unusable amount counts as 0, never NaN.
+function add(row: Row, record: CostEvent): void {
+  row.usd += usdAmount(record.usd) ?? 0;
+  row.requests += 1;
+  if (record.estimated) row.estimatedRequests += 1;
+  row.uncachedInputTokens += tokenCount(record.buckets?.uncachedInput?.tokens) ?? 0;
+  row.cachedInputTokens += tokenCount(record.buckets?.cachedInput?.tokens) ?? 0;
+  row.outputTokens += tokenCount(record.buckets?.output?.tokens) ?? 0;
+  if (record.answeredBy !== undefined) row.savedRequests += 1;
+  row.savedUsd += usdAmount(record.savedUsd) ?? 0;
+}
+
+/**
+ * Adds a stored row's figures to `into`; internal.
+ *
+ * @param into - the row summed into
+ * @param from - a stored row
+ * @example
+ * ```ts
+ * merge(total, cell.row);
+ * ```
+ */
+export function merge(into: Row, from: Row): void {
+  into.usd += from.usd;
+  into.requests += from.requests;
+  into.estimatedRequests += from.estimatedRequests;
+  into.uncachedInputTokens += from.uncachedInputTokens;
+  into.cachedInputTokens += from.cachedInputTokens;
+  into.outputTokens += from.outputTokens;
+  // Rows stored before savings were recorded have neither field.
+  into.savedRequests += from.savedRequests ?? 0;
+  into.savedUsd += from.savedUsd ?? 0;
+}

@@ -1,0 +1,118 @@
+import type { RedisCommands } from './redis-client.js';
+import { compareAndSet, compareAndSetSha } from './scripts.js';
+
+/*
+ * Why writes to different records share one command. A process deciding
+ * over many keys at once (a limit per tenant, a circuit per model) has
+ * many records' writes ready in the same turn of the event loop. Sent one
+ * by one, each is a command of its own: its own socket write in the
+ * client, its own read, parse and script call in Redis, its own reply;
+ * on a busy machine that per-command cost, not the network, is what
+ * bounds decisions per second. So the writes that become ready in one
+ * turn wait for the end of it and go out as EVALSHAs of up to 16 keys
+ * each: a command per 16 decisions, not one per decision. Nothing is lost for
+ * exactness: each key still gets its own compare-and-set inside the
+ * script, and a conflict on one never touches another.
+ *
+ * A cluster client sends each key alone: the keys of one script must
+ * share a slot, and records are spread over slots on purpose.
+ */
+
+/** One compare-and-set of one record. */
+export interface CasWrite {
+  /** The record's full Redis key. */
+  key: string;
+  /** The version the new value was computed from, '' for an absent record. */
+  expected: string;
+  /** The new `<version>|<json>`. */
+  record: string;
+  /** The TTL in ms as the script reads it: '' for none, 0 or less to delete. */
+  ttl: string;
+}
+
+/** What the script said about one write: written, or the record it found instead. */
+export type CasOutcome = { written: true } | { written: false; current: unknown };
+
+/** Options of {@link casBatcher}. */
+export interface CasBatcherOptions {
+  /** Send each key in a command of its own (a cluster client). */
+  oneKeyPerCall: boolean;
+  /** Whether the next command should read the server's `TIME`. */
+  wantsTime(): boolean;
+  /** Receives the `TIME` a command read, with the local times around its round trip. */
+  onTime(sentAt: number, receivedAt: number, serverMs: number): void;
+}
+
+interface Queued {
+  write: CasWrite;
+  resolve(outcome: CasOutcome): void;
+  reject(error: unknown): void;
+}
+
+/** Queues one write; `resolve` gets its outcome, `reject` the failure of its command (the write may still have landed). */
+export type CasSend = (write: CasWrite, resolve: (outcome: CasOutcome) => void, reject: (error: unknown) => void) => void;
+
+/**
+ * Keys per command. Enough to make the per-command cost small beside the
+ * per-key one; few enough that a turn's writes go out as several commands,
+ * so Redis runs the first while the process still reads the replies to
+ * others (one command for everything would leave one of the two idle
+ * while the other works), and one script holds Redis only briefly.
+ */
+const maxKeysPerCall = 16;
+
+/** The end of this turn of the event loop, after every I/O callback and microtask of it. */
+const endOfTurn: (callback: () => void) => void =
+  typeof globalThis.setImmediate === 'function' ? (callback) => void globalThis.setImmediate(callback) : (callback) => void setTimeout(callback, 0);
+
+const int = (value: unknown): number => Number(value);
+
+/**
+ * Collects compare-and-set writes and sends those that became ready in
+ * the same turn of the event loop as one script call.
+ *
+ * @param commands - the client's commands
+ * @param options - cluster mode and the clock's sampling
+ * @returns the function that queues one write
+ */
+export function casBatcher(commands: RedisCommands, options: CasBatcherOptions): CasSend {
+  let queue: Queued[] = [];
+
+  async function send(batch: Queued[]): Promise<void> {
+    const time = options.wantsTime();
+    const keys: string[] = [];
+    const args: string[] = [time ? '1' : ''];
+    for (const { write } of batch) {
+      keys.push(write.key);
+      args.push(write.expected, write.record, write.ttl);
+    }
+    const sentAt = Date.now();
+    let reply: unknown[];
+    try {
+      reply = (await commands.script(compareAndSet, compareAndSetSha, keys, args)) as unknown[];
+    } catch (error) {
+      for (const queued of batch) queued.reject(error);
+      return;
+    }
+    if (time) options.onTime(sentAt, Date.now(), int(reply[0]) * 1000 + int(reply[1]) / 1000);
+    batch.forEach((queued, index) => {
+      const written = int(reply[2 + 2 * index]);
+      const detail = reply[3 + 2 * index];
+      if (written === 1) queued.resolve({ written: true });
+      else if (written === 0) queued.resolve({ written: false, current: detail });
+      else queued.reject(new Error(`Redis could not read ${queued.write.key}: ${String(detail)}`));
+    });
+  }
+
+  const flush = () => {
+    const ready = queue;
+    queue = [];
+    const size = options.oneKeyPerCall ? 1 : maxKeysPerCall;
+    for (let start = 0; start < ready.length; start += size) void send(ready.slice(start, start + size));
+  };
+
+  return (write, resolve, reject) => {
+    if (queue.length === 0) endOfTurn(flush);
+    queue.push({ write, resolve, reject });
+  };
+}
