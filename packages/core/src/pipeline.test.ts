@@ -60,6 +60,28 @@ describe('pipeline.complete', () => {
     expect(upstream.requests).toHaveLength(1);
   });
 
+  it("accepts openai's custom tools and custom tool calls, and sends them as given", async () => {
+    const { upstream, llm } = await setup();
+    const tools: ChatCompletionRequest['tools'] = [{ type: 'custom', custom: { name: 'grep', description: 'free-form input' } }];
+    await llm.complete({
+      model: 'm',
+      tools,
+      messages: [
+        { role: 'user', content: 'Find it.' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'custom', custom: { name: 'grep', input: 'needle' } }] },
+        { role: 'tool', tool_call_id: 'c1', content: 'found' },
+      ],
+    });
+    expect(upstream.requests[0]?.body).toMatchObject({ tools, messages: [{}, { tool_calls: [{ custom: { input: 'needle' } }] }, {}] });
+    // A tool call of neither kind is still refused, naming it.
+    await expect(
+      llm.complete({
+        model: 'm',
+        messages: [{ role: 'assistant', content: null, tool_calls: [{ id: 'c2', type: 'other', other: {} } as never] }],
+      }),
+    ).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('messages.0.tool_calls.0') });
+  });
+
   it("lets middleware rewrite the request without touching the caller's object", async () => {
     const { upstream, llm } = await setup();
     llm.use(async function swap(ctx, next) {

@@ -1,7 +1,9 @@
 import * as z from 'zod/mini';
 
 /*
- * Wire types for the OpenAI-compatible chat-completions API.
+ * The runtime schemas of the OpenAI-compatible chat-completions API (the
+ * types users see are written by hand in chat-completion-request.ts and
+ * chat-completion.ts; these check what arrives).
  *
  * Objects are "loose": fields this library does not know pass through
  * untouched, because providers add their own (reasoning_content, provider
@@ -24,12 +26,19 @@ const refusalPart = z.looseObject({ type: z.literal('refusal'), refusal: z.strin
 export const contentPartSchema = z.union([textPart, imagePart, audioPart, filePart, refusalPart]);
 export type { ContentPart } from './chat-completion-request.js';
 
-/** A function call the assistant asked for. */
-export const toolCallSchema = z.looseObject({
-  id: z.string(),
-  type: z.literal('function'),
-  function: z.looseObject({ name: z.string(), arguments: z.string() }),
-});
+/** A call the assistant asked for: of a function, or of a custom (free-form input) tool. */
+export const toolCallSchema = z.discriminatedUnion('type', [
+  z.looseObject({
+    id: z.string(),
+    type: z.literal('function'),
+    function: z.looseObject({ name: z.string(), arguments: z.string() }),
+  }),
+  z.looseObject({
+    id: z.string(),
+    type: z.literal('custom'),
+    custom: z.looseObject({ name: z.string(), input: z.string() }),
+  }),
+]);
 export type { ToolCall } from './chat-completion-request.js';
 
 const content = z.union([z.string(), z.array(contentPartSchema)]);
@@ -73,16 +82,22 @@ export const chatMessageSchema = z.discriminatedUnion('role', [
 ]);
 export type { ChatMessage, SystemMessage, UserMessage, AssistantMessage, ToolMessage } from './chat-completion-request.js';
 
-/** A tool the model may call. */
-export const toolDefinitionSchema = z.looseObject({
-  type: z.literal('function'),
-  function: z.looseObject({
-    name: z.string(),
-    description: z.optional(z.string()),
-    parameters: z.optional(z.record(z.string(), z.unknown())),
-    strict: z.nullish(z.boolean()),
+/** A tool the model may call: a function, or a custom tool taking free-form input. */
+export const toolDefinitionSchema = z.discriminatedUnion('type', [
+  z.looseObject({
+    type: z.literal('function'),
+    function: z.looseObject({
+      name: z.string(),
+      description: z.optional(z.string()),
+      parameters: z.optional(z.record(z.string(), z.unknown())),
+      strict: z.nullish(z.boolean()),
+    }),
   }),
-});
+  z.looseObject({
+    type: z.literal('custom'),
+    custom: z.looseObject({ name: z.string(), description: z.optional(z.string()) }),
+  }),
+]);
 export type { ToolDefinition } from './chat-completion-request.js';
 
 /** The body of `POST /chat/completions`. */
