@@ -36,10 +36,13 @@ const unpriced: PriceEntry = { input: 0, output: 0, contextWindow: 1, maxOutput:
  */
 export function settledCost(ctx: CompletionContext, settlement: Settlement, match: PriceMatch | undefined): SettledCost | undefined {
   const entry = match?.entry ?? unpriced;
-  const base = { model: match?.model ?? ctx.request.model, priced: match !== undefined };
+  const model = match?.model ?? ctx.request.model;
+  const priced = match !== undefined;
   const reported = settlement.usage ? usageTokens(settlement.usage) : undefined;
   if (reported?.prompt !== undefined && reported.completion !== undefined) {
-    return { ...base, ...costOfUsageTokens(reported, entry), estimated: false };
+    // Written out rather than spread: this runs on every call a cost middleware settles.
+    const { usd, buckets } = costOfUsageTokens(reported, entry);
+    return { model, priced, usd, buckets, estimated: false };
   }
   let text: string | undefined;
   if (settlement.response) text = completionText(settlement.response);
@@ -51,7 +54,7 @@ export function settledCost(ctx: CompletionContext, settlement: Settlement, matc
   const output = reported?.completion ?? (text === undefined ? 0 : streamedTokens(ctx, text));
   const cached = Math.min(reported?.cached ?? 0, prompt);
   const cost = costOfTokens({ uncachedInput: prompt - cached, cachedInput: cached, output, reasoning: reported?.reasoning ?? 0 }, entry);
-  return { ...base, usd: cost.usd, buckets: cost.buckets, estimated: true };
+  return { model, priced, usd: cost.usd, buckets: cost.buckets, estimated: true };
 }
 
 function completionText(response: ChatCompletion): string {
