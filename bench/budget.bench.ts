@@ -29,10 +29,11 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type ChatCompletion, createPipeline, type Middleware, memoryStore, type Pipeline, type Store, type Transport } from '@sluice/core';
+import { type ChatCompletion, createPipeline, type Middleware, memoryStore, type Pipeline, type Store } from '@sluice/core';
 import { budget, trackCost } from '@sluice/cost';
 import { holdSlot, reserveHold, settleHold } from '../packages/cost/src/budget-bucket.js';
 import { request } from './clients.js';
+import { memoryTransport } from './memory-transport.js';
 import { fixed, median, quick, roundSettings, table } from './lib.js';
 
 /** Name to select this benchmark: `pnpm bench budget`. */
@@ -66,25 +67,9 @@ const completion: ChatCompletion = {
 };
 
 /** Answers at once from memory. */
-const memoryTransport: Transport = {
-  name: 'memory',
-  origin: 'memory://bench',
-  async send(ctx) {
-    ctx.response = completion;
-    ctx.usage = completion.usage ?? undefined;
-  },
-};
-
+const inMemory = memoryTransport(completion);
 /** The same answer one event-loop turn later, so that calls overlap as they do over a network. */
-const overlappingTransport: Transport = {
-  name: 'memory-overlapping',
-  origin: 'memory://bench',
-  async send(ctx) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    ctx.response = completion;
-    ctx.usage = completion.usage ?? undefined;
-  },
-};
+const overlappingTransport = memoryTransport(completion, { overlap: true });
 
 /** A limit no run reaches: every call is reserved for and admitted. */
 const unreachable = 1e12;
@@ -256,7 +241,7 @@ async function inFlight(): Promise<void> {
 /** A pipeline over its own default memory store, cycling through `keys` tenants, filled before it is measured. */
 async function keyedProbe(middleware: Middleware, keys: number): Promise<Probe> {
   const store = memoryStore();
-  const llm: Pipeline = createPipeline({ transport: memoryTransport, store }).use(middleware);
+  const llm: Pipeline = createPipeline({ transport: inMemory, store }).use(middleware);
   let next = 0;
   const call = () => llm.complete(request, { tags: { tenant: `t${next++ % keys}` } });
   // Filled as a long-running process would be: every key seen, or the store at its bound.
@@ -278,7 +263,7 @@ async function storeProbe(keys: number): Promise<Probe> {
 }
 
 async function perKey(): Promise<void> {
-  const empty = createPipeline({ transport: memoryTransport });
+  const empty = createPipeline({ transport: inMemory });
   const kinds = [
     { label: 'budget({ key: { tag } })', probe: (keys: number) => keyedProbe(budget({ key: { tag: 'tenant' }, limitUsd: unreachable, period: 'day' }), keys) },
     { label: 'trackCost()', probe: (keys: number) => keyedProbe(trackCost(), keys) },
@@ -322,7 +307,7 @@ async function memoryChild(checkpoints: number[]): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('run the memory child with --expose-gc');
   const store = memoryStore({ maxEntries: checkpoints[0] as number });
-  const llm = createPipeline({ transport: memoryTransport, store })
+  const llm = createPipeline({ transport: inMemory, store })
     .use(trackCost())
     .use(budget({ key: { tag: 'tenant' }, limitUsd: unreachable, period: 'day' }));
   let calls = 0;

@@ -22,11 +22,12 @@
  */
 import { performance } from 'node:perf_hooks';
 import os from 'node:os';
-import { type ChatCompletion, type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
+import { type ChatCompletion, type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline } from '@sluice/core';
 import { cache } from '@sluice/cache';
 import { apiKey, contentChunks, rawUndici, reply, request, streamRequest } from './clients.js';
 import { type Contender, fixed, interleave, median, pairedRatios, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
+import { memoryTransport } from './memory-transport.js';
 
 /** Name to select this benchmark: `pnpm bench cache`. */
 export const name = 'cache';
@@ -56,15 +57,7 @@ const completion: ChatCompletion = {
 };
 
 /** Answers one event-loop turn later from memory, so calls overlap as over a network. */
-const memoryTransport: Transport = {
-  name: 'memory',
-  origin: 'memory://bench',
-  async send(ctx) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    ctx.response = completion;
-    ctx.usage = completion.usage ?? undefined;
-  },
-};
+const transport = memoryTransport(completion, { overlap: true });
 
 /** CPU µs per call of `llm`, 64 calls at a time, for about `ms`. */
 async function cpuPerCall(llm: Pipeline, make: () => ChatCompletionRequest, ms: number): Promise<number> {
@@ -82,9 +75,9 @@ async function cpuPerCall(llm: Pipeline, make: () => ChatCompletionRequest, ms: 
 
 async function inProcess(): Promise<string> {
   const contenders: Array<[string, Pipeline, () => ChatCompletionRequest]> = [
-    ['pipeline', createPipeline({ transport: memoryTransport }), () => fresh(request)],
-    ['+ cache, miss (temperature 0)', createPipeline({ transport: memoryTransport }).use(cache()), () => fresh(request)],
-    ['+ cache, bypass (temperature 0.7)', createPipeline({ transport: memoryTransport }).use(cache()), () => ({ ...fresh(request), temperature: 0.7 })],
+    ['pipeline', createPipeline({ transport }), () => fresh(request)],
+    ['+ cache, miss (temperature 0)', createPipeline({ transport }).use(cache()), () => fresh(request)],
+    ['+ cache, bypass (temperature 0.7)', createPipeline({ transport }).use(cache()), () => ({ ...fresh(request), temperature: 0.7 })],
   ];
   const samples: number[][] = contenders.map(() => []);
   for (let round = 0; round <= settings.rounds; round++) {

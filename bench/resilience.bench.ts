@@ -38,6 +38,7 @@ import { retry } from '@sluice/retry';
 import { apiKey, type Client, consumed, contentChunks, emptyPipeline, pipelineClient, reply, request, streamRequest } from './clients.js';
 import { type Contender, fixed, interleave, median, pairedRatio, pairedRatios, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
+import { memoryTransport } from './memory-transport.js';
 
 /** Name to select this benchmark: `pnpm bench resilience`. */
 export const name = 'resilience';
@@ -84,7 +85,7 @@ async function* memoryChunks(ctx: { usage: ChatCompletion['usage'] | undefined }
 }
 
 /** Answers at once from memory: no network, no parsing. */
-const memoryTransport: Transport = {
+const inMemory: Transport = {
   name: 'memory',
   origin: 'memory://bench',
   async send(ctx) {
@@ -98,15 +99,7 @@ const memoryTransport: Transport = {
 };
 
 /** The same answer one event-loop turn later, so that calls overlap as they do over a network. */
-const overlappingTransport: Transport = {
-  name: 'memory-overlapping',
-  origin: 'memory://bench',
-  async send(ctx) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    ctx.response = completion;
-    ctx.usage = completion.usage ?? undefined;
-  },
-};
+const overlappingTransport = memoryTransport(completion, { overlap: true });
 
 let sink = 0;
 
@@ -178,7 +171,7 @@ function pairedDifference(runs: readonly number[], baseline: readonly number[]):
 
 async function middlewareOverhead(): Promise<void> {
   const stacks: Stack[] = ['empty', 'retry', 'breaker', 'rateLimit', 'all three'];
-  const pipelines = stacks.map((stack) => resilient(memoryTransport, stack));
+  const pipelines = stacks.map((stack) => resilient(inMemory, stack));
   const overlapping = stacks.map((stack) => resilient(overlappingTransport, stack));
   const modes = ['non-stream', `stream (${chunks.length} chunks)`, `non-stream, ${settings.concurrency} at once`];
   const probes: Probe[] = [
@@ -216,11 +209,11 @@ async function limiterDecisions(): Promise<void> {
     { label: 'rateLimit, 1 key', keys: 1 },
     { label: 'rateLimit, 1,000 keys (tag)', keys: 1_000 },
   ];
-  const empty = createPipeline({ transport: memoryTransport });
+  const empty = createPipeline({ transport: inMemory });
   const probes = [
     { fn: () => empty.complete(request) },
     ...variants.map((variant) => {
-      const llm = createPipeline({ transport: memoryTransport }).use(rateLimit({ ...neverWaits, key: { tag: 'tenant' } }));
+      const llm = createPipeline({ transport: inMemory }).use(rateLimit({ ...neverWaits, key: { tag: 'tenant' } }));
       return { fn: (index: number) => llm.complete(request, { tags: { tenant: `t${index % variant.keys}` } }) };
     }),
   ];
@@ -272,7 +265,7 @@ async function memoryPerKey(): Promise<void> {
   ];
   for (const each of cases) {
     const store = memoryStore();
-    const llm = createPipeline({ transport: memoryTransport, store }).use(each.build());
+    const llm = createPipeline({ transport: inMemory, store }).use(each.build());
     const tenants = Array.from({ length: settings.keys }, (_, index) => `tenant-${index}`);
     const bytes = await bytesPerKey(
       (index) => llm.complete(request, { tags: { tenant: index < 0 ? 'warm-up' : (tenants[index] as string) } }),

@@ -32,6 +32,7 @@ import { mockUpstream } from '@sluice/testing';
 import { apiKey, type Client, contentChunks, pipelineClient, reply } from './clients.js';
 import { envNumber, fixed, interleave, median, pairedRatios, percentile, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
+import { memoryTransport } from './memory-transport.js';
 
 /** Name to select this benchmark: `pnpm bench router`. */
 export const name = 'router';
@@ -69,15 +70,7 @@ const completion: ChatCompletion = {
 };
 
 /** Answers one event-loop turn later from memory, so calls overlap as over a network. */
-const memoryTransport: Transport = {
-  name: 'memory',
-  origin: 'memory://bench',
-  async send(ctx) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    ctx.response = completion;
-    ctx.usage = completion.usage ?? undefined;
-  },
-};
+const inMemory = memoryTransport(completion, { overlap: true });
 
 /** CPU µs per call of `llm`, `concurrency` calls at a time, for about `ms`. */
 async function cpuPerCall(llm: Pipeline, ms: number): Promise<number> {
@@ -95,9 +88,9 @@ async function cpuPerCall(llm: Pipeline, ms: number): Promise<number> {
 }
 
 async function inProcess(): Promise<void> {
-  const without = createPipeline({ transport: memoryTransport });
+  const without = createPipeline({ transport: inMemory });
   for (const middleware of resilience()) without.use(middleware);
-  const contenders = [without, routed(memoryTransport)];
+  const contenders = [without, routed(inMemory)];
   const samples: number[][] = [[], []];
   for (let round = 0; round <= settings.rounds; round++) {
     for (let offset = 0; offset < contenders.length; offset++) {
