@@ -29,11 +29,11 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type ChatCompletion, createPipeline, type Middleware, memoryStore, type Pipeline, type Store } from '@sluice/core';
+import { createPipeline, type Middleware, memoryStore, type Pipeline, type Store } from '@sluice/core';
 import { budget, trackCost } from '@sluice/cost';
 import { holdSlot, reserveHold, settleHold } from '../packages/cost/src/budget-bucket.js';
 import { request } from './clients.js';
-import { memoryTransport } from './memory-transport.js';
+import { memoryCompletion, memoryTransport } from './memory-transport.js';
 import { fixed, median, quick, roundSettings, table } from './lib.js';
 
 /** Name to select this benchmark: `pnpm bench budget`. */
@@ -57,14 +57,7 @@ const flatUpTo = 1.5;
 /** The commit before budget records aggregated holds into slots: its reducers are the "before" figures. */
 const before = '34930d918d15f62923ee0dafc71d848c5ab17777';
 
-const completion: ChatCompletion = {
-  id: 'chatcmpl-memory',
-  object: 'chat.completion',
-  created: 0,
-  model: request.model,
-  choices: [{ index: 0, message: { role: 'assistant', content: 'ok', refusal: null }, finish_reason: 'stop', logprobs: null }],
-  usage: { prompt_tokens: 30, completion_tokens: 25, total_tokens: 55 },
-};
+const completion = memoryCompletion('ok');
 
 /** Answers at once from memory. */
 const inMemory = memoryTransport(completion);

@@ -22,12 +22,12 @@
  */
 import { performance } from 'node:perf_hooks';
 import os from 'node:os';
-import { type ChatCompletion, type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline } from '@sluice/core';
+import { type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline } from '@sluice/core';
 import { cache } from '@sluice/cache';
 import { apiKey, contentChunks, rawUndici, reply, request, streamRequest } from './clients.js';
 import { type Contender, fixed, interleave, median, pairedRatios, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
-import { memoryTransport } from './memory-transport.js';
+import { memoryCompletion, memoryTransport } from './memory-transport.js';
 
 /** Name to select this benchmark: `pnpm bench cache`. */
 export const name = 'cache';
@@ -47,14 +47,7 @@ const fresh = (base: ChatCompletionRequest): ChatCompletionRequest => ({
   messages: [...base.messages.slice(0, -1), { role: 'user', content: `Question ${++sequence}: why compose middleware?` }],
 });
 
-const completion: ChatCompletion = {
-  id: 'chatcmpl-memory',
-  object: 'chat.completion',
-  created: 0,
-  model: 'gpt-4.1',
-  choices: [{ index: 0, message: { role: 'assistant', content: reply, refusal: null }, finish_reason: 'stop', logprobs: null }],
-  usage: { prompt_tokens: 30, completion_tokens: 25, total_tokens: 55 },
-};
+const completion = memoryCompletion();
 
 /** Answers one event-loop turn later from memory, so calls overlap as over a network. */
 const transport = memoryTransport(completion, { overlap: true });

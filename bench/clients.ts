@@ -49,6 +49,25 @@ export function consumed(): number {
   return sink;
 }
 
+/**
+ * One call of each kind per client, checking every client reads the whole
+ * reply as a stream (so no client is timed doing less work than the others).
+ *
+ * @throws when a client's stream carried less than the reply
+ */
+export async function checkClients(clients: readonly Client[]): Promise<void> {
+  for (const client of clients) {
+    await client.complete(() => {});
+    let chunks = 0;
+    const before = consumed();
+    await client.stream(() => chunks++);
+    const text = consumed() - before;
+    if (chunks === 0 || text !== reply.length) {
+      throw new Error(`${client.name}: expected the ${reply.length}-character reply as a stream, got ${text} characters`);
+    }
+  }
+}
+
 /** What every client does with a chunk, so each pays the same to look at it. */
 function consume(chunk: { choices: ReadonlyArray<{ delta?: { content?: string | null } }> }): void {
   sink += chunk.choices[0]?.delta?.content?.length ?? 0;

@@ -11,7 +11,7 @@
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { type Client, consumed, contentChunks, emptyPipeline, openaiSdk, rawUndici, reply } from './clients.js';
+import { checkClients, contentChunks, emptyPipeline, openaiSdk, rawUndici, reply } from './clients.js';
 import { type Contender, fixed, interleave, median, pairedRatio, pairedRatios, type RunResult, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
 
@@ -32,20 +32,6 @@ const modes: Mode[] = [
   { stream: true, concurrency: 1 },
   { stream: true, concurrency: 64 },
 ];
-
-/** One call of each kind per client, checking all three see the same stream. */
-async function checkClients(clients: readonly Client[]): Promise<void> {
-  for (const client of clients) {
-    await client.complete(() => {});
-    let chunks = 0;
-    const before = consumed();
-    await client.stream(() => chunks++);
-    const text = consumed() - before;
-    if (chunks === 0 || text !== reply.length) {
-      throw new Error(`${client.name}: expected the ${reply.length}-character reply as a stream, got ${text} characters`);
-    }
-  }
-}
 
 /**
  * Runs the benchmark and prints its table and verdicts.

@@ -5,6 +5,19 @@
  * @module
  */
 import type { ChatCompletion, Transport } from '@sluice/core';
+import { reply, request } from './clients.js';
+
+/** A completion of the benchmarks' request, `content` (default: the shared reply) and 30 + 25 tokens of usage. */
+export function memoryCompletion(content: string = reply): ChatCompletion {
+  return {
+    id: 'chatcmpl-memory',
+    object: 'chat.completion',
+    created: 0,
+    model: request.model,
+    choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, finish_reason: 'stop', logprobs: null }],
+    usage: { prompt_tokens: 30, completion_tokens: 25, total_tokens: 55 },
+  };
+}
 
 /**
  * Answers every call with `completion` (and its usage) from memory: at

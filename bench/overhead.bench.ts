@@ -12,11 +12,12 @@
  * @module
  */
 import { performance } from 'node:perf_hooks';
-import { type ChatCompletion, type ChatCompletionChunk, createPipeline, systemClock, type Transport } from '@sluice/core';
+import { type ChatCompletionChunk, createPipeline, systemClock, type Transport } from '@sluice/core';
 import { chatCompletionRequestSchema, parseOptions } from '@sluice/core/kit';
 import { bareTransport, type Client, contentChunks, emptyPipeline, rawUndici, reply, request, streamRequest } from './clients.js';
 import { fixed, interleave, median, summarise, table } from './lib.js';
 import { startUpstream } from './upstream-server.js';
+import { memoryCompletion } from './memory-transport.js';
 
 /** Name to select this benchmark: `pnpm bench overhead`. */
 export const name = 'overhead';
@@ -28,14 +29,7 @@ const rounds = quick ? 2 : 5;
 const runMs = quick ? 200 : 500;
 const probeMs = quick ? 60 : 150;
 
-const completion: ChatCompletion = {
-  id: 'chatcmpl-memory',
-  object: 'chat.completion',
-  created: 0,
-  model: 'gpt-4.1',
-  choices: [{ index: 0, message: { role: 'assistant', content: reply, refusal: null }, finish_reason: 'stop', logprobs: null }],
-  usage: { prompt_tokens: 30, completion_tokens: 25, total_tokens: 55 },
-};
+const completion = memoryCompletion();
 const chunks: ChatCompletionChunk[] = Array.from({ length: contentChunks + 4 }, (_, index) => ({
   id: 'chatcmpl-memory',
   object: 'chat.completion.chunk',

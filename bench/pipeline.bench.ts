@@ -15,14 +15,14 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { breaker } from '@sluice/breaker';
 import { trimContext } from '@sluice/context';
-import { type ChatCompletion, type ChatCompletionChunk, createPipeline, type Middleware, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
+import { type ChatCompletionChunk, createPipeline, type Middleware, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
 import { budget, trackCost } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
 import {
   apiKey,
   type Client,
-  consumed,
+  checkClients,
   contentChunks,
   emptyPipeline,
   openaiSdk,
@@ -46,6 +46,7 @@ import {
   table,
 } from './lib.js';
 import { startUpstream } from './upstream-server.js';
+import { memoryCompletion } from './memory-transport.js';
 
 /** Name to select this benchmark: `pnpm bench pipeline`. */
 export const name = 'pipeline';
@@ -102,14 +103,7 @@ export function fullPipeline(baseUrl: string): Client {
   return pipelineClient('full', llm);
 }
 
-const memoryCompletion: ChatCompletion = {
-  id: 'chatcmpl-memory',
-  object: 'chat.completion',
-  created: 0,
-  model: request.model,
-  choices: [{ index: 0, message: { role: 'assistant', content: reply, refusal: null }, finish_reason: 'stop', logprobs: null }],
-  usage: { prompt_tokens: 30, completion_tokens: 25, total_tokens: 55 },
-};
+const completion = memoryCompletion();
 const memoryChunks: ChatCompletionChunk[] = reply.split(' ').map((word) => ({
   id: 'chatcmpl-memory',
   object: 'chat.completion.chunk',
@@ -126,12 +120,12 @@ const memoryTransport: Transport = {
     if (ctx.stream) {
       ctx.chunks = (async function* () {
         yield* memoryChunks;
-        ctx.usage = memoryCompletion.usage ?? undefined;
+        ctx.usage = completion.usage ?? undefined;
       })();
       return;
     }
-    ctx.response = memoryCompletion;
-    ctx.usage = memoryCompletion.usage ?? undefined;
+    ctx.response = completion;
+    ctx.usage = completion.usage ?? undefined;
   },
 };
 
@@ -184,20 +178,6 @@ async function perMiddleware(): Promise<void> {
   console.log(`\nin process, in-memory transport, one call after another (CPU, medians of ${settings.rounds} rounds):\n`);
   console.log(table(rows));
   if (sink < 0) console.log(sink);
-}
-
-/** One call of each kind per client, checking every client reads the whole reply as a stream. */
-async function checkClients(clients: readonly Client[]): Promise<void> {
-  for (const client of clients) {
-    await client.complete(() => {});
-    let chunks = 0;
-    const before = consumed();
-    await client.stream(() => chunks++);
-    const text = consumed() - before;
-    if (chunks === 0 || text !== reply.length) {
-      throw new Error(`${client.name}: expected the ${reply.length}-character reply as a stream, got ${text} characters`);
-    }
-  }
 }
 
 /**

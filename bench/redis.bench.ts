@@ -27,14 +27,13 @@
  *
  * @module
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { createServer, Socket } from 'node:net';
 import { createPipeline, memoryStore, type Store, type Transport } from '@sluice/core';
 import { rateLimit } from '@sluice/ratelimit';
 import { redisStore } from '@sluice/redis';
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { createClient } from 'redis';
+import { hasRedisServer, startRedis } from '../packages/redis/src/test-redis-server.js';
 import { type Contender, envNumber, fixed, interleave, measure, median, pairedRatios, percentile, type RunResult, roundSettings, summarise, table } from './lib.js';
 
 /** Name to select this benchmark: `pnpm bench redis`. */
@@ -48,25 +47,6 @@ const { rounds, warmupRounds, runMs } = roundSettings();
 // time, so less of the shared machine's drift gets between them, and a median of more ratios moves less.
 const storeRounds = envNumber('BENCH_ROUNDS') ?? rounds * 3;
 const storeRunMs = envNumber('BENCH_RUN_MS') ?? Math.max(100, Math.round(runMs / 3));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-const ping = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = new Socket();
-    socket.once('error', () => resolve(false));
-    socket.connect(port, '127.0.0.1', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => {
-      socket.destroy();
-      resolve(data.toString().startsWith('+PONG'));
-    });
-  });
 
 const completion = {
   id: 'c', object: 'chat.completion' as const, created: 0, model: 'gpt-4.1',
@@ -95,17 +75,13 @@ interface StoreRun extends RunResult {
 const spread = (ratios: number[]) => `${fixed(percentile(ratios, 25), 2)}–${fixed(percentile(ratios, 75), 2)}`;
 
 export async function run(): Promise<void> {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-  } catch {
+  if (!hasRedisServer) {
     console.log('redis-server is not installed: apt-get install -y redis-server (or brew install redis), then run pnpm bench redis');
     return;
   }
-  const port = await freePort();
-  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const server = await startRedis();
   try {
-    while (!(await ping(port))) await new Promise((resolve) => setTimeout(resolve, 20));
-    const url = `redis://127.0.0.1:${port}`;
+    const { url } = server;
     const nodeRedis = createClient({ url });
     nodeRedis.on('error', () => undefined);
     await nodeRedis.connect();
@@ -225,6 +201,6 @@ export async function run(): Promise<void> {
     console.log(`store errors (a store call over keyedState's 50 ms; the calls went ahead, policy 'open'): ${storeErrors}`);
     await Promise.all([nodeRedis.close(), ioredis.quit(), ioredisForLimiter.quit(), admin.quit()]);
   } finally {
-    server.kill('SIGKILL');
+    await server.stop();
   }
 }

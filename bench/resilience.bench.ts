@@ -38,7 +38,7 @@ import { retry } from '@sluice/retry';
 import { apiKey, type Client, consumed, contentChunks, emptyPipeline, pipelineClient, reply, request, streamRequest } from './clients.js';
 import { type Contender, fixed, interleave, median, pairedRatio, pairedRatios, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
-import { memoryTransport } from './memory-transport.js';
+import { memoryCompletion, memoryTransport } from './memory-transport.js';
 
 /** Name to select this benchmark: `pnpm bench resilience`. */
 export const name = 'resilience';
@@ -56,14 +56,7 @@ const settings = {
 /** Limits no benchmark run reaches: the limiter decides every call, and admits it. */
 const neverWaits = { rpm: 1_000_000_000, tpm: 1_000_000_000_000, concurrency: 10_000 };
 
-const completion: ChatCompletion = {
-  id: 'chatcmpl-memory',
-  object: 'chat.completion',
-  created: 0,
-  model: request.model,
-  choices: [{ index: 0, message: { role: 'assistant', content: reply, refusal: null }, finish_reason: 'stop', logprobs: null }],
-  usage: { prompt_tokens: 30, completion_tokens: 25, total_tokens: 55 },
-};
+const completion = memoryCompletion();
 
 /** The same answer as a stream: a role delta, one chunk per content piece, the finish, the usage. */
 const chunk = (delta: { role?: 'assistant'; content?: string }, finish: 'stop' | null = null): ChatCompletionChunk => ({

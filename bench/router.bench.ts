@@ -24,7 +24,7 @@
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { type ChatCompletion, type ChatCompletionRequest, createPipeline, type Middleware, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
+import { type ChatCompletionRequest, createPipeline, type Middleware, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
 import { breaker } from '@sluice/breaker';
 import { retry } from '@sluice/retry';
 import { router } from '@sluice/router';
@@ -32,7 +32,7 @@ import { mockUpstream } from '@sluice/testing';
 import { apiKey, type Client, contentChunks, pipelineClient, reply } from './clients.js';
 import { envNumber, fixed, interleave, median, pairedRatios, percentile, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
-import { memoryTransport } from './memory-transport.js';
+import { memoryCompletion, memoryTransport } from './memory-transport.js';
 
 /** Name to select this benchmark: `pnpm bench router`. */
 export const name = 'router';
@@ -60,14 +60,7 @@ function routed(transport: Transport): Pipeline {
   return createPipeline({ transport: route.transport }).use(route);
 }
 
-const completion: ChatCompletion = {
-  id: 'chatcmpl-memory',
-  object: 'chat.completion',
-  created: 0,
-  model: 'gpt-4.1',
-  choices: [{ index: 0, message: { role: 'assistant', content: reply, refusal: null }, finish_reason: 'stop', logprobs: null }],
-  usage: { prompt_tokens: 30, completion_tokens: 25, total_tokens: 55 },
-};
+const completion = memoryCompletion();
 
 /** Answers one event-loop turn later from memory, so calls overlap as over a network. */
 const inMemory = memoryTransport(completion, { overlap: true });
