@@ -39,10 +39,39 @@ export interface CostBreakdown {
  * ```
  */
 export function ratesFor(entry: PriceEntry, promptTokens: number): { input: number; cachedInput: number; output: number; tier: number | undefined } {
-  const tier = entry.tiers?.findLast((candidate) => promptTokens > candidate.abovePromptTokens);
+  const tier = tierFor(entry, promptTokens);
   const prices = tier ?? entry;
   // No cached price means no discount is assumed: never under-count.
   return { input: prices.input, cachedInput: prices.cachedInput ?? prices.input, output: prices.output, tier: tier?.abovePromptTokens };
+}
+
+/** The highest tier `promptTokens` is above (tiers are sorted), without a closure: this runs on every call priced. */
+function tierFor(entry: PriceEntry, promptTokens: number): NonNullable<PriceEntry['tiers']>[number] | undefined {
+  const { tiers } = entry;
+  if (tiers === undefined) return undefined;
+  for (let index = tiers.length - 1; index >= 0; index--) {
+    const tier = tiers[index];
+    if (tier !== undefined && promptTokens > tier.abovePromptTokens) return tier;
+  }
+  return undefined;
+}
+
+/**
+ * What token counts cost in USD, as {@link costOfTokens} prices them,
+ * without building the buckets: what `budget` reserves on every call; internal.
+ *
+ * @param entry - the model's price entry
+ * @param uncachedInput - prompt tokens not served from the cache
+ * @param cachedInput - prompt tokens served from the cache
+ * @param output - output tokens
+ * @example
+ * ```ts
+ * usdOfTokens(entry, 3_000, 0, 800); // 0.0124 for gpt-4.1
+ * ```
+ */
+export function usdOfTokens(entry: PriceEntry, uncachedInput: number, cachedInput: number, output: number): number {
+  const prices = tierFor(entry, uncachedInput + cachedInput) ?? entry;
+  return (uncachedInput * prices.input + cachedInput * (prices.cachedInput ?? prices.input) + output * prices.output) / 1e6;
 }
 
 /**
@@ -102,7 +131,7 @@ export function costOfTokens(
   const rates = ratesFor(entry, tokens.uncachedInput + tokens.cachedInput);
   const uncachedInput = bucket(tokens.uncachedInput, rates.input);
   const cachedInput = bucket(tokens.cachedInput, rates.cachedInput);
-  const output = { ...bucket(tokens.output, rates.output), reasoningTokens: tokens.reasoning ?? 0 };
+  const output = { tokens: tokens.output, usd: (tokens.output * rates.output) / 1e6, reasoningTokens: tokens.reasoning ?? 0 };
   return {
     usd: (tokens.uncachedInput * rates.input + tokens.cachedInput * rates.cachedInput + tokens.output * rates.output) / 1e6,
     buckets: { uncachedInput, cachedInput, output },
