@@ -58,15 +58,19 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
     // Answered without the upstream (a cache hit): nothing was billed, and
     // what the answer would have cost is the saving.
     const { answeredBy } = ctx.state;
-    const cost = answeredBy === undefined ? settled : { ...settled, usd: 0, buckets: unbilled(settled.buckets) };
+    const { model, estimated, priced } = settled;
+    const usd = answeredBy === undefined ? settled.usd : 0;
+    const buckets = answeredBy === undefined ? settled.buckets : unbilled(settled.buckets);
     const savedUsd = answeredBy === undefined ? 0 : settled.usd;
-    const { model, usd, buckets, estimated, priced } = cost;
     ctx.state.cost = { model, usd, buckets, estimated };
-    ctx.events.emit('cost', { id: ctx.id, model, tags: ctx.tags, usd, buckets, estimated, priced, savedUsd, answeredBy });
+    // Built only for a listener: most pipelines read spend from the ledger.
+    if (ctx.events.listenerCount('cost') > 0) {
+      ctx.events.emit('cost', { id: ctx.id, model, tags: ctx.tags, usd, buckets, estimated, priced, savedUsd, answeredBy });
+    }
     const now = ctx.clock.now();
-    const tokens = buckets.uncachedInput.tokens + buckets.cachedInput.tokens + buckets.output.tokens;
-    for (const event of detector?.observe({ id: ctx.id, model, tags: ctx.tags, tokens, usd, now }) ?? []) {
-      ctx.events.emit('cost-anomaly', event);
+    if (detector) {
+      const tokens = buckets.uncachedInput.tokens + buckets.cachedInput.tokens + buckets.output.tokens;
+      for (const event of detector.observe({ id: ctx.id, model, tags: ctx.tags, tokens, usd, now })) ctx.events.emit('cost-anomaly', event);
     }
     await ledger.record({ id: ctx.id, at: now, model, tags: ctx.tags, usd, buckets, estimated, priced, savedUsd, answeredBy }, ctx);
   }
@@ -82,7 +86,7 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
     // Registered before next(): no response exists yet, so this hears the
     // whole call's final outcome (after retries, after the stream was read).
     ctx.onSettled((settlement) => record(ctx, settlement));
-    await next();
+    return next();
   };
   return Object.assign(middleware, { ledger });
 }
