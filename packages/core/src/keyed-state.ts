@@ -208,6 +208,8 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
     ): Promise<T | undefined> {
       const store = storeFor(ctx);
       try {
+        // An in-process store needs no timeout: called directly, without a closure for `bounded` (every call writes).
+        if ((store as { [kInProcess]?: boolean })[kInProcess]) return await store.update<T>(namespace + key, reducer, ttlMs);
         return await bounded(store, ctx, () => store.update<T>(namespace + key, reducer, ttlMs));
       } catch (error) {
         report(ctx, key, 'update', error);
