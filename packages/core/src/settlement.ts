@@ -4,7 +4,8 @@ import type { ChatCompletionChunk, Usage } from './schemas.js';
 
 /** What runs a scope's listeners: a throw becomes an event, never the call's error. */
 export interface ListenerRunner {
-  runListener(listener: SettleListener, settlement: Settlement): Promise<void>;
+  /** Returns a promise only for a listener that returned one. */
+  runListener(listener: SettleListener, settlement: Settlement): Promise<void> | undefined;
 }
 
 /**
@@ -49,7 +50,12 @@ export class SettleScope {
     if (!listeners) return undefined;
     const settled = this.settled as Settlement;
     if (listeners.length === 1) return this.owner.runListener(listeners[0] as SettleListener, settled);
-    return Promise.all(listeners.map((listener) => this.owner.runListener(listener, settled))).then(() => undefined);
+    let running: Array<Promise<void>> | undefined;
+    for (const listener of listeners) {
+      const run = this.owner.runListener(listener, settled);
+      if (run) (running ??= []).push(run);
+    }
+    return running && Promise.all(running).then(() => undefined);
   }
 }
 
