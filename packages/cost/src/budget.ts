@@ -8,7 +8,7 @@ import { type BudgetLimit, type BudgetOptions, budgetOptionsSchema } from './opt
 import { type PriceTable, priceTable } from './price-table.js';
 import { promptCount } from './prompt-count.js';
 import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';
-import { settledCost } from './settled-cost.js';
+import { settledUsd } from './settled-cost.js';
 
 /** What `budget` leaves in `ctx.state.budget` while the call is in flight. */
 export interface BudgetState {
@@ -271,7 +271,7 @@ export function budget(options: BudgetOptions): Middleware {
 
     // One listener, registered once: on the way out, or on the way back of an error.
     const settle = (settlement: Settlement) =>
-      settleAll(ctx, targets, hold, held, settledCost(ctx, settlement, prices.lookup(ctx.request.model))?.usd ?? 0);
+      settleAll(ctx, targets, hold, held, settledUsd(ctx, settlement, prices.lookup(ctx.request.model)) ?? 0);
     try {
       await next();
     } catch (error) {

@@ -109,9 +109,29 @@ export function costOfUsage(usage: Usage, entry: PriceEntry): CostBreakdown {
 export function costOfUsageTokens(tokens: UsageTokens, entry: PriceEntry): CostBreakdown {
   const prompt = tokens.prompt ?? 0;
   const { cached, reasoning } = tokens;
-  let output = tokens.completion ?? 0;
-  if (reasoning > 0 && tokens.total === prompt + output + reasoning) output += reasoning;
-  return costOfTokens({ uncachedInput: prompt - cached, cachedInput: cached, output, reasoning }, entry);
+  return costOfTokens({ uncachedInput: prompt - cached, cachedInput: cached, output: billedOutput(tokens), reasoning }, entry);
+}
+
+/**
+ * {@link costOfUsageTokens}' USD alone, without its buckets; internal.
+ *
+ * @param tokens - from `usageTokens`
+ * @param entry - the model's price entry
+ * @example
+ * ```ts
+ * usdOfUsageTokens(usageTokens(usage), entry) === costOfUsageTokens(usageTokens(usage), entry).usd; // true
+ * ```
+ */
+export function usdOfUsageTokens(tokens: UsageTokens, entry: PriceEntry): number {
+  const prompt = tokens.prompt ?? 0;
+  return usdOfTokens(entry, prompt - tokens.cached, tokens.cached, billedOutput(tokens));
+}
+
+/** Output tokens as billed: reasoning reported outside `completion_tokens` (the total shows it) is added. */
+function billedOutput(tokens: UsageTokens): number {
+  const output = tokens.completion ?? 0;
+  const prompt = tokens.prompt ?? 0;
+  return tokens.reasoning > 0 && tokens.total === prompt + output + tokens.reasoning ? output + tokens.reasoning : output;
 }
 
 /**
