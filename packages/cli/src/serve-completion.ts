@@ -40,7 +40,7 @@ export async function errorAnswerText(error: unknown): Promise<ErrorAnswerText> 
  *   (so a failure before it, after sluice's retries, is still an HTTP
  *   error), each chunk as `data: {…}`, then `data: [DONE]`; a failure
  *   after it is a `data: {"error": …}` event. Chunks that arrive together
- *   leave in one write;
+ *   leave in one write (one chunk of the chunked encoding);
  * - a failed call is the OpenAI error answer of {@link errorAnswerText};
  * - when `call.signal` aborts (the client left), the call and its
  *   upstream request end and the connection is dropped.
@@ -80,32 +80,67 @@ export async function answerCompletion(pipeline: RunsCompletions, body: ChatComp
   headers['content-type'] = 'text/event-stream; charset=utf-8';
   headers['cache-control'] = 'no-cache';
   target.writeHead(200, headers);
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    target.uncork();
-  };
-  // Chunks parsed from one upstream read arrive within one tick: corked, they leave in one write.
-  const write = (text: string) => {
-    if (!corked) {
-      corked = true;
-      target.cork();
-      process.nextTick(uncork);
-    }
-    return target.write(text);
-  };
+  const events = new EventBatch(target);
   try {
     while (!next.done) {
       if (target.destroyed) return void (await iterator.return?.());
-      if (!write(`data: ${JSON.stringify(next.value)}\n\n`)) await Promise.race([once(target, 'drain'), once(target, 'close')]);
+      if (!events.add(`data: ${JSON.stringify(next.value)}\n\n`)) await events.drained();
       next = await iterator.next();
     }
-    write('data: [DONE]\n\n');
-    target.end();
+    events.end('data: [DONE]\n\n');
   } catch (error) {
     if (call.signal?.aborted || target.destroyed) return void target.destroy();
     // Past the first chunk the status is sent: the error goes in the stream, as OpenAI sends it.
-    target.end(`data: ${(await errorAnswerText(error)).text}\n\n`);
+    events.end(`data: ${(await errorAnswerText(error)).text}\n\n`);
+  }
+}
+
+/**
+ * The SSE events of one answer, joined into one `write` per tick. Chunks
+ * parsed from one upstream read reach the loop within one tick; written
+ * one by one, each would be a chunk of the chunked encoding (four socket
+ * writes: size, CRLF, data, CRLF), which cost a streamed call more than
+ * parsing and checking its chunks.
+ */
+class EventBatch {
+  private text = '';
+  private scheduled = false;
+  /** False once a write was refused (the socket's buffer is full): the loop waits for `drain`. */
+  private flowing = true;
+
+  constructor(private readonly target: ServerResponse) {}
+
+  /** Queues an event; false when the loop should wait for {@link drained} before the next. */
+  add(event: string): boolean {
+    this.text += event;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(() => this.flush());
+    }
+    return this.flowing;
+  }
+
+  /** Resolves once the socket took what was written, or closed. */
+  async drained(): Promise<void> {
+    this.flush();
+    if (this.flowing || this.target.destroyed) return;
+    await Promise.race([once(this.target, 'drain'), once(this.target, 'close')]);
+    this.flowing = true;
+  }
+
+  /** Writes what is queued and `last`, and ends the answer. */
+  end(last: string): void {
+    const text = this.text + last;
+    this.text = '';
+    this.target.end(text);
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.text === '' || this.target.writableEnded || this.target.destroyed) return;
+    const text = this.text;
+    this.text = '';
+    if (!this.target.write(text)) this.flowing = false;
   }
 }
 
