@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { type CallOptions, type ChatCompletionChunk, type ChatCompletionRequest, type RunsCompletions, toFetch } from '@sluice/core';
+import { type CallOptions, type ChatCompletionChunk, type ChatCompletionRequest, type RunsCompletions, rawJson, toFetch } from '@sluice/core';
 
 /** Upstream headers worth handing back, as core's `toFetch` does: the request id and the rate-limit figures. */
 const forwarded = /^(x-request-id|x-ratelimit-|openai-processing-ms$)/;
@@ -36,6 +36,10 @@ export async function errorAnswerText(error: unknown): Promise<ErrorAnswerText> 
  * proxy more CPU than the pipeline itself):
  *
  * - a completion is JSON, written in one piece with its length;
+ * - an answer the transport checked and left as parsed is written as the
+ *   upstream's own text (`rawJson`, with a transport made with
+ *   `keepRawJson`), not serialised again: the pipeline's middleware must
+ *   then not rewrite answers in place (none of sluice's do);
  * - a stream is `text/event-stream`, answered once the first chunk is in
  *   (so a failure before it, after sluice's retries, is still an HTTP
  *   error), each chunk as `data: {…}`, then `data: [DONE]`; a failure
@@ -62,7 +66,8 @@ export async function answerCompletion(pipeline: RunsCompletions, body: ChatComp
   const upstream = ctx.responseHeaders;
   if (upstream) for (const name in upstream) if (forwarded.test(name)) headers[name] = upstream[name] as string;
   if (!ctx.stream) {
-    const text = JSON.stringify(ctx.response);
+    const response = ctx.response;
+    const text = (response && rawJson(response)) ?? JSON.stringify(response);
     headers['content-type'] = 'application/json';
     headers['content-length'] = String(Buffer.byteLength(text));
     target.writeHead(200, headers);
@@ -84,7 +89,7 @@ export async function answerCompletion(pipeline: RunsCompletions, body: ChatComp
   try {
     while (!next.done) {
       if (target.destroyed) return void (await iterator.return?.());
-      if (!events.add(`data: ${JSON.stringify(next.value)}\n\n`)) await events.drained();
+      if (!events.add(`data: ${rawJson(next.value) ?? JSON.stringify(next.value)}\n\n`)) await events.drained();
       next = await iterator.next();
     }
     events.end('data: [DONE]\n\n');

@@ -26,8 +26,8 @@ async function listen(server: Server): Promise<string> {
 }
 
 /** `sluice serve`'s listener over a pipeline to `baseUrl`, listening; resolves its origin. */
-async function serve(baseUrl: string): Promise<{ origin: string; pipeline: Pipeline }> {
-  const pipeline = createPipeline({ transport: openAICompatible({ baseUrl, apiKey: 'sk-upstream' }) });
+async function serve(baseUrl: string, keepRawJson = false): Promise<{ origin: string; pipeline: Pipeline }> {
+  const pipeline = createPipeline({ transport: openAICompatible({ baseUrl, apiKey: 'sk-upstream', keepRawJson }) });
   pipelines.push(pipeline);
   const handler = serveHandler({
     pipeline,
@@ -132,5 +132,25 @@ describe('serveHandler', () => {
     expect(sent.at(-1)).toBe('data: [DONE]');
     expect(sent.slice(0, -1).map((event) => JSON.parse(event.slice('data: '.length)).choices[0].delta.content).join('')).toBe(' one two three');
     expect(frames.length).toBeLessThan(sent.length);
+  });
+
+  it("forwards the upstream's own text of an answer the check left as it was, and re-encodes one it sanitised", async () => {
+    const exact = '{"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok", "refusal": null}, "logprobs": null, "finish_reason": "stop"}]}';
+    const partial = '{"id": "c2", "choices": [{"message": {"content": "ok"}}]}';
+    const answers = [exact, partial];
+    const upstreamUrl = await listen(
+      createServer((request, response) => {
+        request.resume();
+        const answer = answers.shift() ?? '';
+        response.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(answer)) });
+        response.end(answer);
+      }),
+    );
+    const { origin } = await serve(`${upstreamUrl}/v1`, true);
+    const ask = () => fetch(`${origin}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: body(false) }).then((response) => response.text());
+    expect(await ask()).toBe(exact);
+    const sanitised = await ask();
+    expect(sanitised).not.toBe(partial);
+    expect(JSON.parse(sanitised)).toMatchObject({ id: 'c2', object: 'chat.completion', choices: [{ index: 0, finish_reason: null, message: { role: 'assistant', content: 'ok', refusal: null } }] });
   });
 });
