@@ -7,14 +7,18 @@
  *
  * - `direct`: undici straight to the upstream (the floor: no proxy);
  * - `sluice serve`: the real binary in its own process, with a config file
- *   whose pipeline is the default one (cost tracking, retry, breaker)
- *   pointed at the upstream, and a virtual key;
+ *   whose pipeline is the default one (retry, breaker) pointed at the
+ *   upstream, and a virtual key;
  * - `portkey`: the Portkey AI gateway (`@portkey-ai/gateway`) in its own
  *   process, routed to the same upstream with `x-portkey-provider: openai`
  *   and `x-portkey-custom-host` (see `portkey-gateway.ts`).
  *
  * Targets: `sluice serve` keeps at least 0.5 of the direct throughput and
- * has at least 10× Portkey's.
+ * has at least 10× Portkey's. Beside throughput it prints CPU per request
+ * in each process (proxy, client, upstream), serve's against Portkey's and
+ * against raw undici's client, and the throughput those CPU costs allow on
+ * this machine's cores: three single-threaded processes share them, which
+ * caps any proxy's share whatever its code does.
  *
  * @module
  */
