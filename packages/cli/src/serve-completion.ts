@@ -103,9 +103,9 @@ export async function answerCompletion(pipeline: RunsCompletions, body: ChatComp
 /**
  * The SSE events of one answer, joined into one `write` per tick. Chunks
  * parsed from one upstream read reach the loop within one tick; written
- * one by one, each would be a chunk of the chunked encoding (four socket
- * writes: size, CRLF, data, CRLF), which cost a streamed call more than
- * parsing and checking its chunks.
+ * one by one, each would be a chunk of the chunked encoding, four writes
+ * into the socket's buffer (size, CRLF, data, CRLF) before the one
+ * `writev` that Node's cork makes of them anyway.
  */
 class EventBatch {
   private text = '';
