@@ -43,14 +43,27 @@ export interface CasBatcherOptions {
   onTime(sentAt: number, receivedAt: number, serverMs: number): void;
 }
 
-interface Queued {
-  write: CasWrite;
+/** One queued write and who waits for it. */
+export interface CasRequest {
+  /**
+   * Computes the write as its command is about to go, so that what it
+   * decides is decided as late as possible (after the rest of the turn);
+   * `undefined` when there is nothing to write, and the request is done.
+   */
+  prepare(): CasWrite | undefined;
+  /** Called when the write's command goes to the client: where its time with Redis starts. */
+  sent(): void;
+  /** Gets the write's outcome. */
   resolve(outcome: CasOutcome): void;
+  /** Gets the failure of its command (the write may still have landed). */
   reject(error: unknown): void;
 }
 
-/** Queues one write; `resolve` gets its outcome, `reject` the failure of its command (the write may still have landed). */
-export type CasSend = (write: CasWrite, resolve: (outcome: CasOutcome) => void, reject: (error: unknown) => void) => void;
+/** Queues one write. */
+export type CasSend = (request: CasRequest) => void;
+
+/** A request with its write computed. */
+type Prepared = Omit<CasRequest, 'prepare'> & { write: CasWrite };
 
 /**
  * Keys per command. Enough to make the per-command cost small beside the
@@ -76,9 +89,9 @@ const int = (value: unknown): number => Number(value);
  * @returns the function that queues one write
  */
 export function casBatcher(commands: RedisCommands, options: CasBatcherOptions): CasSend {
-  let queue: Queued[] = [];
+  let queue: CasRequest[] = [];
 
-  async function send(batch: Queued[]): Promise<void> {
+  async function send(batch: Prepared[]): Promise<void> {
     const time = options.wantsTime();
     const keys: string[] = [];
     const args: string[] = [time ? '1' : ''];
@@ -89,7 +102,9 @@ export function casBatcher(commands: RedisCommands, options: CasBatcherOptions):
     const sentAt = Date.now();
     let reply: unknown[];
     try {
-      reply = (await commands.script(compareAndSet, compareAndSetSha, keys, args)) as unknown[];
+      const answer = commands.script(compareAndSet, compareAndSetSha, keys, args);
+      for (const queued of batch) queued.sent();
+      reply = (await answer) as unknown[];
     } catch (error) {
       for (const queued of batch) queued.reject(error);
       return;
@@ -105,14 +120,18 @@ export function casBatcher(commands: RedisCommands, options: CasBatcherOptions):
   }
 
   const flush = () => {
-    const ready = queue;
+    const ready: Prepared[] = [];
+    for (const request of queue) {
+      const write = request.prepare();
+      if (write) ready.push({ write, sent: request.sent, resolve: request.resolve, reject: request.reject });
+    }
     queue = [];
     const size = options.oneKeyPerCall ? 1 : maxKeysPerCall;
     for (let start = 0; start < ready.length; start += size) void send(ready.slice(start, start + size));
   };
 
-  return (write, resolve, reject) => {
+  return (request) => {
     if (queue.length === 0) endOfTurn(flush);
-    queue.push({ write, resolve, reject });
+    queue.push(request);
   };
 }
