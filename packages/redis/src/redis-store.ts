@@ -321,7 +321,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     async get<T>(key: string): Promise<T | undefined> {
       if (!commands.ready()) throw unavailable('the Redis client is not connected');
       const full = redisKey(key);
-      const record = parseRecord(await within(commands.command(['GET', full])));
+      const record = parseRecord(await within(commands.command(['GET', full], full, true)));
       if (!lanes.has(full)) remember(full, record);
       return record ? (JSON.parse(record.json) as T) : undefined;
     },
