@@ -8,9 +8,10 @@ import { compareAndSet, compareAndSetSha } from './scripts.js';
  * by one, each is a command of its own: its own socket write in the
  * client, its own read, parse and script call in Redis, its own reply;
  * on a busy machine that per-command cost, not the network, is what
- * bounds decisions per second. So the writes that become ready in one
- * turn wait for the end of it and go out as EVALSHAs of up to 16 keys
- * each: a command per 16 decisions, not one per decision. Nothing is lost for
+ * bounds decisions per second. So the writes that become ready together
+ * (in one task and the continuations it sets off: see `endOfTurn`) go out
+ * as EVALSHAs of up to 16 keys each: a command per 16 decisions, not one
+ * per decision. Nothing is lost for
  * exactness: each key still gets its own compare-and-set inside the
  * script, and a conflict on one never touches another.
  *
@@ -74,9 +75,27 @@ type Prepared = Omit<CasRequest, 'prepare'> & { write: CasWrite };
  */
 const maxKeysPerCall = 16;
 
-/** The end of this turn of the event loop, after every I/O callback and microtask of it. */
+const nextTick = (globalThis as { process?: { nextTick?: (callback: () => void) => void } }).process?.nextTick;
+
+/**
+ * When the writes queued so far go out: once the task that queued them and
+ * every promise continuation it set off have run (Node's `nextTick` runs
+ * after the microtask queue is drained). The replies to a whole batch
+ * arrive in one socket read, and every decision they wake up queues its
+ * next write within that drain, so they all still go out together; but in
+ * the same turn of the event loop, not the next one. That matters for
+ * node-redis, which defers its own socket write to `setImmediate`: flushed
+ * at `setImmediate` too, a batch reached the socket a whole turn later than
+ * over ioredis, which writes at once, and each of those turns is a pass of
+ * the event loop (timers, I/O poll) that 64 callers wait through. Where
+ * there is no `nextTick`, the end of the turn.
+ */
 const endOfTurn: (callback: () => void) => void =
-  typeof globalThis.setImmediate === 'function' ? (callback) => void globalThis.setImmediate(callback) : (callback) => void setTimeout(callback, 0);
+  typeof nextTick === 'function'
+    ? (callback) => nextTick(callback)
+    : typeof globalThis.setImmediate === 'function'
+      ? (callback) => void globalThis.setImmediate(callback)
+      : (callback) => void setTimeout(callback, 0);
 
 const int = (value: unknown): number => Number(value);
 
