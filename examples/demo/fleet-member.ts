@@ -21,9 +21,9 @@ await new Promise<void>((resolve) => process.stdin.once('data', () => resolve())
 const llm = createPipeline({ transport: openAICompatible({ baseUrl, apiKey: 'sk-demo' }), store, clock: store.clock })
   // 10 requests a second for the whole fleet, not for each process.
   .use(rateLimit({ requests: { limit: 10, windowMs: 1_000 } }))
-  // When the fleet's limit let the call through, on the fleet's one clock: fleet.ts checks these.
+  // When the fleet's window booked the call, on the fleet's one clock (none if it went unrecorded): fleet.ts checks these.
   .use(async function stampAdmission(ctx, next) {
-    ctx.request = { ...ctx.request, metadata: { ...ctx.request.metadata, admitted_at: String(ctx.clock.now()) } };
+    ctx.request = { ...ctx.request, metadata: { ...ctx.request.metadata, admitted_at: String(ctx.state.ratelimit?.admittedAt) } };
     await next();
   });
 

@@ -13,17 +13,18 @@ interface Report {
 }
 
 /** One member process: resolves `ready` once it is connected, `report` with its figures once it ran. */
-function startMember(args: string[]): { ready: Promise<void>; go(): void; report: Promise<Report> } {
+function startMember(args: string[]): { ready: Promise<void>; go(): void; report: Promise<Report>; stop(): void } {
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   let ready!: () => void;
   let done!: (report: Report) => void;
   let fail!: (error: Error) => void;
-  const readyPromise = new Promise<void>((resolve) => (ready = resolve));
   const report = new Promise<Report>((resolve, reject) => {
     done = resolve;
     fail = reject;
   });
+  // A process that dies before it is ready must not leave the others waiting for it.
+  const readyPromise = Promise.race([new Promise<void>((resolve) => (ready = resolve)), report.then(() => undefined)]);
   lines.on('line', (line) => {
     if (line === 'ready') return ready();
     try {
@@ -33,7 +34,7 @@ function startMember(args: string[]): { ready: Promise<void>; go(): void; report
     }
   });
   child.on('exit', (code) => fail(new Error(`a fleet process exited (${code}) before reporting`)));
-  return { ready: readyPromise, go: () => child.stdin.end('go\n'), report };
+  return { ready: readyPromise, go: () => child.stdin.end('go\n'), report, stop: () => child.kill('SIGKILL') };
 }
 
 const installed = () => {
@@ -88,6 +89,7 @@ export async function fleet(): Promise<void> {
   const port = await freePort();
   const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   const upstream = await mockUpstream();
+  const started: Array<{ stop(): void }> = [];
   try {
     while (!(await ping(port))) await new Promise((resolve) => setTimeout(resolve, 20));
     console.log('3 processes × 15 calls, each with rateLimit({ requests: { limit: 10, windowMs: 1_000 } }) on one redisStore');
@@ -95,6 +97,7 @@ export async function fleet(): Promise<void> {
     const members = ['alpha', 'beta', 'gamma'].map((name) =>
       startMember(['--conditions=@sluice/source', '--import', 'tsx', member, `redis://127.0.0.1:${port}`, upstream.url, name]),
     );
+    started.push(...members);
     // Starting a process costs far more than a second here: they start their calls together, once all three are up.
     await Promise.all(members.map((one) => one.ready));
     for (const one of members) one.go();
@@ -118,6 +121,7 @@ export async function fleet(): Promise<void> {
     );
     if (!held) process.exitCode = 1;
   } finally {
+    for (const one of started) one.stop();
     await upstream.close();
     server.kill('SIGKILL');
   }

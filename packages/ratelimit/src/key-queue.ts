@@ -12,6 +12,8 @@ export interface Ticket {
   readonly reserved: number;
   /** How long it waited. */
   readonly waitedMs: number;
+  /** The state's `at` its booking was made at; undefined when nothing was booked (the store failed, policy open). */
+  readonly bookedAt: number | undefined;
 }
 
 /** A request in a key's queue. */

@@ -17,8 +17,6 @@ export interface Finish {
 
 interface TicketRecord extends Ticket {
   readonly queue: KeyQueue;
-  /** The state's `at` its booking was made at, to find it again for a refund; undefined when nothing was booked. */
-  readonly bookedAt: number | undefined;
   finished: boolean;
 }
 
