@@ -9,6 +9,7 @@ import {
   type Decision,
   decide,
   givenBack,
+  isWindowState,
   keepMs,
   paused,
   type WindowState,
@@ -68,9 +69,11 @@ export class Admission {
    */
   async admitMany(queue: KeyQueue, caller: Caller, costs: readonly number[], now: number): Promise<[Decision[], number | undefined]> {
     let decisions: Decision[] = [];
+    let decidedAt = now;
     const state = await this.update(queue, caller, now, 'admit', (current) => {
       // Fresh on every run: a distributed store may run the reducer more than once.
       decisions = [];
+      decidedAt = current.at;
       let next = current;
       for (const cost of costs) {
         const decision = decide(this.config, next, cost);
@@ -81,7 +84,7 @@ export class Admission {
       return next;
     });
     // A store failure the policy lets through lets the first through, as a single admission would: not a whole queue.
-    return state ? [decisions, state.at] : [[admitNow], undefined];
+    return state ? [decisions, decidedAt] : [[admitNow], undefined];
   }
 
   /**
@@ -109,7 +112,8 @@ export class Admission {
     const state = bringUp(this.config, current, queue.fastNow);
     const decision = decide(this.config, state, queue.fastCost);
     queue.fastDecision = decision;
-    return decision.admitted ? admitted(this.config, state, queue.fastCost) : state;
+    if (decision.admitted) return admitted(this.config, state, queue.fastCost);
+    return isWindowState(current) ? current : state;
   }
 
   /** Takes back an admission whose call aborted before it was sent; a store failure here only leaves it booked. */
@@ -160,7 +164,13 @@ export class Admission {
     const state = await this.config.state.update<WindowState>(
       asContext(caller),
       queue.storeKey,
-      (current) => change(bringUp(this.config, current, (at ??= Math.max(now, caller.clock.now())))),
+      (current) => {
+        const up = bringUp(this.config, current, (at ??= Math.max(now, caller.clock.now())));
+        const next = change(up);
+        // Nothing changed but the time: the stored value stays as it is, so a shared store need not write
+        // (a new version would make every other process's next write a conflict).
+        return next === up && isWindowState(current) ? current : next;
+      },
       { ttlMs: this.ttlMs, phase },
     );
     if (state) queue.seen = state;

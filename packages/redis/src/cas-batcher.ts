@@ -25,7 +25,7 @@ export interface CasWrite {
   key: string;
   /** The version the new value was computed from, '' for an absent record. */
   expected: string;
-  /** The new `<version>|<json>`. */
+  /** The new `<version>|<json>`; '' to only check the version (and refresh the TTL): the value is unchanged. */
   record: string;
   /** The TTL in ms as the script reads it: '' for none, 0 or less to delete. */
   ttl: string;

@@ -175,7 +175,13 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   };
 
   /** One attempt: reducers over the remembered value, then the script. True when written. */
-  async function attempt(key: string, batch: Pending[], group: Group): Promise<boolean> {
+  /**
+   * One attempt. `fresh` when the remembered record was just read by the
+   * script (a conflict's answer): a batch that leaves it as it is (every
+   * request refused, say) is then decided without another round trip, at
+   * the moment of that read.
+   */
+  async function attempt(key: string, batch: Pending[], group: Group, fresh: boolean): Promise<boolean> {
     let base: Known | undefined;
     let outcomes: Array<{ value: unknown } | { error: unknown }> = [];
     let version = '';
@@ -203,8 +209,14 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       if (!changed) return undefined;
       const ttlMs = typeof ttl === 'function' ? ttl(value) : ttl;
       ttlArg = ttlMs === undefined || !(ttlMs >= 0) ? '' : String(Math.ceil(ttlMs));
-      version = `${instance}.${(written++).toString(36)}`;
       json = JSON.stringify(value) ?? 'null';
+      // Unchanged: no new version, so other processes' remembered one stays good and they do not conflict.
+      if (base && json === base.json && ttlArg !== '' && Number(ttlArg) > 0) {
+        if (fresh) return undefined;
+        version = base.version;
+        return { key, expected: base.version, record: '', ttl: ttlArg };
+      }
+      version = `${instance}.${(written++).toString(36)}`;
       return { key, expected: base?.version ?? '', record: `${version}|${json}`, ttl: ttlArg };
     };
     const reply = await new Promise<CasOutcome | typeof kAbandoned | typeof kNothing>((resolve, reject) => {
@@ -223,7 +235,8 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     });
     if (reply === kAbandoned) throw timedOut();
     if (reply === kNothing) {
-      batch.forEach((pending, index) => settle(pending, outcomes[index] as { error: unknown }));
+      // Every reducer threw, or the batch left a record just read as it was: nothing to write.
+      batch.forEach((pending, index) => settle(pending, outcomes[index] as { value: unknown } | { error: unknown }));
       return true;
     }
     if (!reply.written) {
@@ -251,7 +264,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
         // Callers whose own time ran out are not applied on a retry.
         const live = group.left === batch.length ? batch : batch.filter((pending) => !pending.settled);
         if (live.length === 0) return;
-        if (await attempt(key, live, group)) return;
+        if (await attempt(key, live, group, conflicts > 0)) return;
       }
       throw unavailable(`Redis record ${key} changed under ${maxConflicts} attempts in a row`);
     } catch (error) {
