@@ -1,4 +1,5 @@
 import type { ChatCompletion, ChatCompletionChunk, Usage } from '@sluice/core';
+import { extraUtf8Bytes } from './utf8-bytes.js';
 
 /** A stored answer, as plain JSON (so any backend can keep it); internal. */
 export interface CacheEntry {
@@ -26,10 +27,26 @@ export function completionEntry(response: string, usage: string | undefined, sto
 
 /**
  * Serialises a stream entry from chunks serialised one by one as they
- * arrived (nothing is stringified twice); internal.
+ * arrived, already joined with commas (nothing is stringified twice); internal.
+ *
+ * @param chunks - the chunks' JSON, comma-separated
+ * @param usage - the stream's usage, serialised (`null` for none)
  */
-export function streamEntry(chunks: readonly string[], usage: Usage | undefined, storedAt: number, ttlMs: number): string {
-  return `{"v":1,"storedAt":${storedAt},"expiresAt":${storedAt + ttlMs},"usage":${JSON.stringify(usage ?? null)},"chunks":[${chunks.join(',')}]}`;
+export function streamEntry(chunks: string, usage: string, storedAt: number, ttlMs: number): string {
+  return `{"v":1,"storedAt":${storedAt},"expiresAt":${storedAt + ttlMs},"usage":${usage},"chunks":[${chunks}]}`;
+}
+
+/**
+ * The UTF-8 bytes of an entry built from `parts` (the JSON it embeds):
+ * everything else in it is ASCII, so the entry is never measured whole,
+ * which would first copy its pieces into one string; internal.
+ *
+ * @param entry - the entry
+ * @param body - the embedded response, or the chunks joined
+ * @param usage - the embedded usage, if any
+ */
+export function entryBytes(entry: string, body: string, usage: string | undefined): number {
+  return entry.length + extraUtf8Bytes(body) + (usage === undefined ? 0 : extraUtf8Bytes(usage));
 }
 
 /**

@@ -13,7 +13,25 @@ function shuffled(value: unknown, random: () => number): unknown {
   return Object.fromEntries(entries.map(([key, item]) => [key, shuffled(item, random)]));
 }
 
+/** The plain definition the hand-written serialiser must agree with: keys sorted by `sort()`, values as JSON writes them. */
+function reference(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((item) => reference(item)).join(',')}]`;
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  const record = value as Record<string, unknown>;
+  return `{${Object.keys(record).sort().map((key) => `${JSON.stringify(key)}:${reference(record[key])}`).join(',')}}`;
+}
+
 describe('canonicalRequest', () => {
+  it('is the JSON of the request with every object\'s keys sorted, small objects and large', () => {
+    const wide = fc.dictionary(fc.string({ unit: 'binary', maxLength: 4 }), fc.jsonValue({ maxDepth: 1 }), { minKeys: 10, maxKeys: 30 });
+    fc.assert(
+      fc.property(fc.oneof(fc.jsonValue(), wide), (value) => {
+        const request = { model: 'm', messages: [{ role: 'user', content: 'x', name: 'n' }], extra: value } as never;
+        expect(canonicalRequest(request, ignore)).toBe(reference(value === null ? { messages: (request as { messages: unknown }).messages, model: 'm' } : request));
+      }),
+    );
+  });
+
   it('is the same whatever the order of keys, at any depth', () => {
     fc.assert(
       fc.property(fc.jsonValue(), fc.integer(), (value, seed) => {

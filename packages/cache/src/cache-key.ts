@@ -19,13 +19,15 @@ import { sha256 } from './sha256.js';
 export function canonicalRequest(request: ChatCompletionRequest, ignore: ReadonlySet<string>): string {
   // Every field counts, the undeclared ones a provider takes included.
   const record = request as unknown as Record<string, unknown>;
+  const fields = sortedKeys(record);
   let json = '{';
-  for (const field of Object.keys(record).sort()) {
+  for (let index = 0; index < fields.length; index++) {
+    const field = fields[index] as string;
     const value = record[field];
     if (value === undefined || value === null || ignore.has(field)) continue;
     const encoded = canonicalJson(value);
     if (encoded === undefined) continue;
-    json += (json.length > 1 ? ',' : '') + JSON.stringify(field) + ':' + encoded;
+    json += (json.length > 1 ? ',' : '') + encodeKey(field) + ':' + encoded;
   }
   return json + '}';
 }
@@ -63,16 +65,51 @@ function canonicalArray(items: readonly unknown[]): string {
 }
 
 function canonicalObject(record: Record<string, unknown>): string {
-  const keys = Object.keys(record);
-  if (keys.length > 1) keys.sort();
+  const keys = sortedKeys(record);
   let json = '{';
-  for (const key of keys) {
+  for (let index = 0; index < keys.length; index++) {
+    const key = keys[index] as string;
     const encoded = canonicalJson(record[key]);
     if (encoded === undefined) continue;
     if (json.length > 1) json += ',';
-    json += JSON.stringify(key) + ':' + encoded;
+    json += encodeKey(key) + ':' + encoded;
   }
   return json + '}';
+}
+
+/**
+ * The object's own keys in code-unit order, as `sort()` orders them. A
+ * request's objects have a handful of keys (a message two or three), for
+ * which an insertion sort in place costs a fraction of a call to `sort`.
+ */
+function sortedKeys(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record);
+  if (keys.length > 12) return keys.sort();
+  for (let index = 1; index < keys.length; index++) {
+    const key = keys[index] as string;
+    let at = index - 1;
+    while (at >= 0 && (keys[at] as string) > key) {
+      keys[at + 1] = keys[at] as string;
+      at--;
+    }
+    keys[at + 1] = key;
+  }
+  return keys;
+}
+
+// A request's keys come from a small vocabulary (model, messages, role,
+// content…), so each is JSON-encoded once; the map stops growing at a bound
+// so that keys a caller makes up (a tool's JSON schema) cannot fill memory.
+const encodedKeys = new Map<string, string>();
+const maxEncodedKeys = 512;
+
+function encodeKey(key: string): string {
+  let encoded = encodedKeys.get(key);
+  if (encoded === undefined) {
+    encoded = JSON.stringify(key);
+    if (encodedKeys.size < maxEncodedKeys) encodedKeys.set(key, encoded);
+  }
+  return encoded;
 }
 
 /**
