@@ -337,7 +337,8 @@ describe('cache: storage', () => {
     const { llm, clock, states } = await cached({ storage });
     const encoder = new TextEncoder();
     let total = 0;
-    for (const call of [() => llm.complete(cold('héllo wörld 😀 世界')), () => collect(llm.stream(streamed('ça va 😀 très bien 世界')))]) {
+    const calls: Array<() => Promise<unknown>> = [() => llm.complete(cold('héllo wörld 😀 世界')), () => collect(llm.stream(streamed('ça va 😀 très bien 世界')))];
+    for (const call of calls) {
       await clock.run(call());
       total += encoder.encode(storage.getSync(`sluice:cache:global:${states.at(-1)?.key}`)).length;
       expect(storage.bytes).toBe(total);
