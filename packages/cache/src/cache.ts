@@ -56,9 +56,10 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
   const owner: FlightOwner = {
     land(flight) {
       if (flights.get(flight.key) === flight) flights.delete(flight.key);
+      flight.land();
     },
     recorded(flight, chunks) {
-      const sender = flight.sender;
+      const sender = flight.sender as CompletionContext;
       const joined = chunks.join(',');
       const usage = JSON.stringify(sender.usage ?? null);
       const entry = streamEntry(joined, usage, sender.clock.now(), ttlMs);
@@ -171,8 +172,9 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     try {
       await next();
     } catch (caught) {
-      owner.land(flight);
+      // Failed first: the calls that joined hear it before the flight lets go of them.
       flight.fail(toSluiceError(caught), abortReason(ctx) !== undefined);
+      owner.land(flight);
       throw caught;
     }
     const at = ctx.clock.now();
@@ -189,8 +191,8 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       write(ctx, flight, entry, entryBytes(entry, response, usage));
     } else {
       // Answered by something inside that left nothing to keep: nothing to share either.
-      owner.land(flight);
       flight.fail(new SluiceError('CACHE_NO_ANSWER', 'the call inside the cache produced no answer to share'), true);
+      owner.land(flight);
     }
   }
 

@@ -1,4 +1,4 @@
-import type { CompletionContext, SluiceError } from '@sluice/core';
+import { type CompletionContext, SluiceError } from '@sluice/core';
 import type { StreamTee, TeeHooks } from './stream-tee.js';
 
 /** What a call that sent a request upstream shares with the identical calls that joined it; internal. */
@@ -21,6 +21,9 @@ export class FlightFailure {
   ) {}
 }
 
+/** What a call that asks a landed flight for its answer gets: go round again. */
+const landedFailure = new FlightFailure(new SluiceError('CACHE_FLIGHT_LANDED', 'the flight this call joined has landed'), true);
+
 /** What a flight asks of the cache that started it; one per cache, so a flight holds no closures of its own; internal. */
 export interface FlightOwner {
   /** The flight is over: identical calls from now on read the storage (or start their own). */
@@ -34,7 +37,14 @@ export interface FlightOwner {
  * join instead of sending their own (single flight). Most flights are
  * never joined, so nothing is made for joiners until the first of them
  * comes: the answer is kept in fields, and the promise joiners wait on is
- * made only when one asks; internal.
+ * made only when one asks.
+ *
+ * Once it has landed it lets go of everything it held (the sender's call,
+ * the answer, the stream). The calls that joined have their answer by
+ * then; and a landed flight that something still points at costs nothing:
+ * measured, a landed flight holding its answer got its answer and its
+ * sender's call promoted to the old generation on every miss (twice the
+ * GC of the whole pipeline), as if the map still held it; internal.
  */
 export class Flight implements TeeHooks {
   /** Calls that joined before a stream's tee existed; the tee counts them among its readers. */
@@ -56,12 +66,20 @@ export class Flight implements TeeHooks {
    */
   constructor(
     readonly key: string,
-    readonly sender: CompletionContext,
+    sender: CompletionContext,
     private readonly owner: FlightOwner,
-  ) {}
+  ) {
+    this.sender = sender;
+  }
+
+  /** The call that sent the request; undefined once the flight landed. */
+  sender: CompletionContext | undefined;
+  private landed = false;
 
   /** The answer, or a {@link FlightFailure}, once the call that sent the request has it. */
   get answer(): Promise<FlightAnswer> {
+    // Nothing asks once the flight left the map; if something did, it would go round again.
+    if (this.landed) return Promise.reject(landedFailure);
     if (this.waiting) return this.waiting;
     if (this.answered) this.waiting = Promise.resolve(this.shared());
     else if (this.failure) this.waiting = Promise.reject(this.failure);
@@ -83,7 +101,7 @@ export class Flight implements TeeHooks {
   /** A call that joined gives up before reading (its own abort): it no longer holds the stream open. */
   leave(): void {
     if (this.tee) this.tee.leave();
-    else this.joiners--;
+    else if (!this.landed) this.joiners--;
   }
 
   /** The sender has its answer: a serialised completion (and usage), or the stream it tees. */
@@ -99,6 +117,18 @@ export class Flight implements TeeHooks {
   fail(error: SluiceError, own: boolean): void {
     this.failure = new FlightFailure(error, own);
     this.reject?.(this.failure);
+  }
+
+  /** The flight is over and out of the map: it drops what it holds. */
+  land(): void {
+    this.landed = true;
+    this.sender = undefined;
+    this.tee = undefined;
+    this.response = undefined;
+    this.usage = undefined;
+    this.waiting = undefined;
+    this.resolve = undefined;
+    this.reject = undefined;
   }
 
   /** The tee's stream ended cleanly (the tee's hook). */
