@@ -39,6 +39,9 @@ export class StreamTee {
   private landed: Promise<void> | undefined = undefined;
   private wake: (() => void) | undefined = undefined;
   private readonly iterator: AsyncIterator<ChatCompletionChunk>;
+  // Bound once per stream, not made per chunk (and not as arrow fields, which a keep-names build names one by one).
+  private readonly onPulled = this.pulled.bind(this);
+  private readonly onPullFailed = this.pullRejected.bind(this);
 
   /**
    * @param source - the upstream stream (the transport's, as the middleware inside saw it)
@@ -122,8 +125,8 @@ export class StreamTee {
     return pulled.then(this.onPulled, this.onPullFailed);
   }
 
-  // Made once per stream, not per chunk: they find the reader in `puller`.
-  private readonly onPulled = (result: IteratorResult<ChatCompletionChunk>): Result => {
+  /** A pull landed: the chunk is serialised before anyone holds it, and handed to the reader in `puller`. */
+  private pulled(result: IteratorResult<ChatCompletionChunk>): Result {
     const reader = this.puller as TeeReader;
     this.puller = undefined;
     if (result.done) {
@@ -138,11 +141,11 @@ export class StreamTee {
     reader.index++;
     this.land();
     return result;
-  };
+  }
 
-  private readonly onPullFailed = (caught: unknown): never => {
+  private pullRejected(caught: unknown): never {
     throw this.pullFailed(this.puller as TeeReader, caught);
-  };
+  }
 
   private pullFailed(reader: TeeReader, caught: unknown): SluiceError {
     this.puller = undefined;
