@@ -37,16 +37,16 @@ export function streamEntry(chunks: string, usage: string, storedAt: number, ttl
 }
 
 /**
- * The UTF-8 bytes of an entry built from `parts` (the JSON it embeds):
- * everything else in it is ASCII, so the entry is never measured whole,
- * which would first copy its pieces into one string; internal.
+ * The UTF-8 bytes of a stream entry from its parts: everything but the
+ * chunks and the usage is ASCII, so the entry (a few KiB) is never copied
+ * into one string just to be measured; the chunks, joined, already are one; internal.
  *
  * @param entry - the entry
- * @param body - the embedded response, or the chunks joined
- * @param usage - the embedded usage, if any
+ * @param chunks - the chunks' JSON, joined
+ * @param usage - the usage's JSON
  */
-export function entryBytes(entry: string, body: string, usage: string | undefined): number {
-  return entry.length + extraUtf8Bytes(body) + (usage === undefined ? 0 : extraUtf8Bytes(usage));
+export function streamEntryBytes(entry: string, chunks: string, usage: string): number {
+  return entry.length + extraUtf8Bytes(chunks) + extraUtf8Bytes(usage);
 }
 
 /**

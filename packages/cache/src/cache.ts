@@ -1,12 +1,13 @@
 import { type ChatCompletion, type CompletionContext, type Middleware, SluiceError, StoreError, type Usage } from '@sluice/core';
 import { abortReason, keyResolver, onAbort, toSluiceError } from '@sluice/core/kit';
 import { requestKey } from './cache-key.js';
-import { completionEntry, entryBytes, parseEntry, replay, streamEntry } from './cache-entry.js';
+import { completionEntry, parseEntry, replay, streamEntry, streamEntryBytes } from './cache-entry.js';
 import type { CacheStorage } from './cache-storage.js';
 import type { CacheStatus } from './events.js';
 import { Flight, FlightFailure, type FlightOwner } from './flight.js';
 import { type CacheOptions, resolveCacheOptions } from './options.js';
 import { StreamTee } from './stream-tee.js';
+import { utf8Bytes } from './utf8-bytes.js';
 
 /** The `cache` middleware, with the storage it keeps answers in. */
 export type CacheMiddleware = Middleware & {
@@ -63,7 +64,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       const joined = chunks.join(',');
       const usage = JSON.stringify(sender.usage ?? null);
       const entry = streamEntry(joined, usage, sender.clock.now(), ttlMs);
-      write(sender, flight, entry, entryBytes(entry, joined, usage));
+      write(sender, flight, entry, streamEntryBytes(entry, joined, usage));
     },
   };
 
@@ -188,7 +189,9 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       const usage = ctx.usage === undefined ? undefined : JSON.stringify(ctx.usage);
       flight.succeed(response, usage, undefined, at);
       const entry = completionEntry(response, usage, at, ttlMs);
-      write(ctx, flight, entry, entryBytes(entry, response, usage));
+      // Measured whole, which copies it into one string: JSON.stringify's result is a tree of
+      // pieces, and one string is what an LRU of thousands of entries should keep (and the GC trace).
+      write(ctx, flight, entry, utf8Bytes(entry));
     } else {
       // Answered by something inside that left nothing to keep: nothing to share either.
       flight.fail(new SluiceError('CACHE_NO_ANSWER', 'the call inside the cache produced no answer to share'), true);
