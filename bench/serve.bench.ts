@@ -49,6 +49,7 @@ const settings = {
 };
 const concurrency = 64;
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const fromSource = process.execArgv.some((arg) => arg.includes('@sluice/source'));
 const upstreamKey = 'sk-bench-upstream';
 const virtualKey = 'sk-bench-virtual-key-0123456789';
 
@@ -117,7 +118,7 @@ interface ServeProcess {
   close(): Promise<void>;
 }
 
-/** `sluice serve --config <file> --port 0` from source, as a user would start it, in its own process. */
+/** `sluice serve --config <file> --port 0`, as a user would start it, in its own process. */
 async function startServe(upstreamUrl: string, dir: string): Promise<ServeProcess> {
   const config = join(dir, 'serve.json');
   await writeFile(
@@ -127,8 +128,11 @@ async function startServe(upstreamUrl: string, dir: string): Promise<ServeProces
       keys: [{ key: virtualKey, tenant: 'bench' }],
     }),
   );
-  const bin = join(repoRoot, 'packages/cli/src/bin.ts');
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', '--conditions=@sluice/source', bin, 'serve', '--config', config, '--port', '0'], {
+  // `pnpm bench` times the build, started by plain node as `npx sluice serve` starts it; `pnpm bench:source` the TS sources.
+  const command = fromSource
+    ? ['--import', 'tsx', '--conditions=@sluice/source', join(repoRoot, 'packages/cli/src/bin.ts')]
+    : [join(repoRoot, 'packages/cli/dist/bin.js')];
+  const child: ChildProcess = spawn(process.execPath, [...command, 'serve', '--config', config, '--port', '0'], {
     cwd: repoRoot,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', UPSTREAM_KEY: upstreamKey },
     stdio: ['ignore', 'pipe', 'pipe'],
