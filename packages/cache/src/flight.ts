@@ -41,10 +41,11 @@ export interface FlightOwner {
  *
  * Once it has landed it lets go of everything it held (the sender's call,
  * the answer, the stream). The calls that joined have their answer by
- * then; and a landed flight that something still points at costs nothing:
- * measured, a landed flight holding its answer got its answer and its
- * sender's call promoted to the old generation on every miss (twice the
- * GC of the whole pipeline), as if the map still held it; internal.
+ * then, and a landed flight that something still points at then costs
+ * nothing: V8 keeps a Map's replaced hash tables, and what their entries
+ * pointed at, alive for a while, and landed flights that still held their
+ * answers had it promoted to the old generation on most misses (about
+ * three times the heap growth per scavenge); internal.
  */
 export class Flight implements TeeHooks {
   /** Calls that joined before a stream's tee existed; the tee counts them among its readers. */
