@@ -22,7 +22,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import os from 'node:os';
-import { type ChatCompletionChunk, type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
+import { type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline } from '@sluice/core';
 import { cache } from '@sluice/cache';
 import { apiKey, contentChunks, rawUndici, reply, request, streamRequest } from './clients.js';
 import { type Contender, fixed, interleave, median, pairedRatios, summarise, table, quick, roundSettings } from './lib.js';
@@ -49,34 +49,8 @@ const fresh = (base: ChatCompletionRequest): ChatCompletionRequest => ({
 
 const completion = memoryCompletion();
 
-/** Answers one event-loop turn later from memory, so calls overlap as over a network. */
+/** Answers one event-loop turn later from memory, JSON or stream, so calls overlap as over a network. */
 const transport = memoryTransport(completion, { overlap: true });
-
-const words = reply.split(' ');
-
-/**
- * Streams the reply from memory one event-loop turn later: a role chunk,
- * a chunk a word, a finish chunk (22 in all), each a new object as a
- * transport parses them, and the usage at the end.
- */
-const streamTransport: Transport = {
-  name: 'memory-stream',
-  origin: 'memory://bench',
-  async send(ctx) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    const usage = completion.usage ?? undefined;
-    ctx.chunks = (async function* () {
-      const chunk = (delta: { role?: 'assistant'; content?: string }, finish: 'stop' | null): ChatCompletionChunk => ({
-        id: 'chatcmpl-memory', object: 'chat.completion.chunk', created: 0, model: request.model,
-        choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
-      });
-      yield chunk({ role: 'assistant', content: '' }, null);
-      for (const word of words) yield chunk({ content: `${word} ` }, null);
-      yield chunk({}, 'stop');
-      ctx.usage = usage;
-    })();
-  },
-};
 
 /** CPU µs per call of `llm`, 64 calls at a time, for about `ms`; a stream is read to its end. */
 async function cpuPerCall(llm: Pipeline, stream: boolean, make: () => ChatCompletionRequest, ms: number): Promise<number> {
@@ -100,11 +74,10 @@ async function cpuPerCall(llm: Pipeline, stream: boolean, make: () => ChatComple
 async function inProcess(): Promise<string> {
   const rows = [['in process, c=64', 'contender', 'cpu µs/call', '+µs vs pipeline: median (rounds)']];
   for (const stream of [false, true]) {
-    const use = stream ? streamTransport : transport;
     const contenders: Array<[string, Pipeline, () => ChatCompletionRequest]> = [
-      ['pipeline', createPipeline({ transport: use }), () => fresh(request)],
-      ['+ cache, miss (temperature 0)', createPipeline({ transport: use }).use(cache()), () => fresh(request)],
-      ['+ cache, bypass (temperature 0.7)', createPipeline({ transport: use }).use(cache()), () => ({ ...fresh(request), temperature: 0.7 })],
+      ['pipeline', createPipeline({ transport }), () => fresh(request)],
+      ['+ cache, miss (temperature 0)', createPipeline({ transport }).use(cache()), () => fresh(request)],
+      ['+ cache, bypass (temperature 0.7)', createPipeline({ transport }).use(cache()), () => ({ ...fresh(request), temperature: 0.7 })],
     ];
     const samples: number[][] = contenders.map(() => []);
     for (let round = 0; round <= settings.rounds; round++) {

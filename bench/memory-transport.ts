@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ChatCompletion, Transport } from '@sluice/core';
+import type { ChatCompletion, ChatCompletionChunk, CompletionContext, Transport } from '@sluice/core';
 import { reply, request } from './clients.js';
 
 /** A completion of the benchmarks' request, `content` (default: the shared reply) and 30 + 25 tokens of usage. */
@@ -22,17 +22,40 @@ export function memoryCompletion(content: string = reply): ChatCompletion {
 /**
  * Answers every call with `completion` (and its usage) from memory: at
  * once, or with `overlap` one event-loop turn later, so that calls overlap
- * as they do over a network.
+ * as they do over a network. A streamed call gets the same answer as
+ * chunks: a role chunk, one chunk a word of its content, a finish chunk,
+ * each a new object as a transport parses them, and the usage at the end.
  */
 export function memoryTransport(completion: ChatCompletion, { overlap = false }: { overlap?: boolean } = {}): Transport {
   const usage = completion.usage ?? undefined;
+  const words = (completion.choices[0]?.message.content ?? '').split(' ');
+  const chunk = (delta: { role?: 'assistant'; content?: string }, finish: 'stop' | null): ChatCompletionChunk => ({
+    id: completion.id,
+    object: 'chat.completion.chunk',
+    created: completion.created,
+    model: completion.model,
+    choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+  });
+  async function* chunks(ctx: CompletionContext): AsyncGenerator<ChatCompletionChunk> {
+    yield chunk({ role: 'assistant', content: '' }, null);
+    for (const word of words) yield chunk({ content: `${word} ` }, null);
+    yield chunk({}, 'stop');
+    ctx.usage = usage;
+  }
+  const answer = (ctx: CompletionContext) => {
+    if (ctx.stream) {
+      ctx.chunks = chunks(ctx);
+      return;
+    }
+    ctx.response = completion;
+    ctx.usage = usage;
+  };
   if (!overlap) {
     return {
       name: 'memory',
       origin: 'memory://bench',
       async send(ctx) {
-        ctx.response = completion;
-        ctx.usage = usage;
+        answer(ctx);
       },
     };
   }
@@ -41,8 +64,7 @@ export function memoryTransport(completion: ChatCompletion, { overlap = false }:
     origin: 'memory://bench',
     async send(ctx) {
       await new Promise<void>((resolve) => setImmediate(resolve));
-      ctx.response = completion;
-      ctx.usage = usage;
+      answer(ctx);
     },
   };
 }

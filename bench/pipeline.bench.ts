@@ -15,7 +15,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { breaker } from '@sluice/breaker';
 import { trimContext } from '@sluice/context';
-import { type ChatCompletionChunk, createPipeline, type Middleware, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
+import { createPipeline, type Middleware, openAICompatible, type Pipeline } from '@sluice/core';
 import { budget, trackCost } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
@@ -49,7 +49,7 @@ import {
   table,
 } from './lib.js';
 import { startUpstream } from './upstream-server.js';
-import { memoryCompletion } from './memory-transport.js';
+import { memoryCompletion, memoryTransport } from './memory-transport.js';
 
 /** Name to select this benchmark: `pnpm bench pipeline`. */
 export const name = 'pipeline';
@@ -106,31 +106,8 @@ export function fullPipeline(baseUrl: string): Client {
   return pipelineClient('full', llm);
 }
 
-const completion = memoryCompletion();
-const memoryChunks: ChatCompletionChunk[] = reply.split(' ').map((word) => ({
-  id: 'chatcmpl-memory',
-  object: 'chat.completion.chunk',
-  created: 0,
-  model: request.model,
-  choices: [{ index: 0, delta: { content: `${word} ` }, finish_reason: null }],
-}));
-
-/** Answers from memory, so that only the middleware are left to time. */
-const memoryTransport: Transport = {
-  name: 'memory',
-  origin: 'memory://bench',
-  async send(ctx) {
-    if (ctx.stream) {
-      ctx.chunks = (async function* () {
-        yield* memoryChunks;
-        ctx.usage = completion.usage ?? undefined;
-      })();
-      return;
-    }
-    ctx.response = completion;
-    ctx.usage = completion.usage ?? undefined;
-  },
-};
+/** Answers from memory, JSON or stream, so that only the middleware are left to time. */
+const inMemory = memoryTransport(memoryCompletion());
 
 /**
  * Each middleware of the full pipeline alone around an in-memory
@@ -138,9 +115,9 @@ const memoryTransport: Transport = {
  * medians of per-round differences (the evidence for who to make cheaper).
  */
 async function perMiddleware(): Promise<void> {
-  const stacks: Array<[string, Pipeline]> = [['empty', createPipeline({ transport: memoryTransport })]];
-  for (const [label, make] of recommended) stacks.push([label, createPipeline({ transport: memoryTransport }).use(make())]);
-  const all = createPipeline({ transport: memoryTransport });
+  const stacks: Array<[string, Pipeline]> = [['empty', createPipeline({ transport: inMemory })]];
+  for (const [label, make] of recommended) stacks.push([label, createPipeline({ transport: inMemory }).use(make())]);
+  const all = createPipeline({ transport: inMemory });
   for (const [, make] of recommended) all.use(make());
   stacks.push(['all six', all]);
   const probeMs = quick ? 40 : 150;

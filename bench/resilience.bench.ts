@@ -24,7 +24,6 @@ import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
-  type ChatCompletion,
   type ChatCompletionChunk,
   createPipeline,
   memoryStore,
@@ -58,38 +57,8 @@ const neverWaits = { rpm: 1_000_000_000, tpm: 1_000_000_000_000, concurrency: 10
 
 const completion = memoryCompletion();
 
-/** The same answer as a stream: a role delta, one chunk per content piece, the finish, the usage. */
-const chunk = (delta: { role?: 'assistant'; content?: string }, finish: 'stop' | null = null): ChatCompletionChunk => ({
-  id: 'chatcmpl-memory',
-  object: 'chat.completion.chunk',
-  created: 0,
-  model: request.model,
-  choices: [{ index: 0, delta, finish_reason: finish }],
-});
-const chunks: ChatCompletionChunk[] = [
-  chunk({ role: 'assistant', content: '' }),
-  ...Array.from({ length: contentChunks }, (_, index) => chunk({ content: `word${index} ` })),
-  chunk({}, 'stop'),
-];
-
-async function* memoryChunks(ctx: { usage: ChatCompletion['usage'] | undefined }): AsyncGenerator<ChatCompletionChunk> {
-  for (const chunk of chunks) yield chunk;
-  ctx.usage = completion.usage;
-}
-
-/** Answers at once from memory: no network, no parsing. */
-const inMemory: Transport = {
-  name: 'memory',
-  origin: 'memory://bench',
-  async send(ctx) {
-    if (ctx.stream) {
-      ctx.chunks = memoryChunks(ctx);
-      return;
-    }
-    ctx.response = completion;
-    ctx.usage = completion.usage ?? undefined;
-  },
-};
+/** Answers at once from memory, JSON or stream: no network, no parsing. */
+const inMemory = memoryTransport(completion);
 
 /** The same answer one event-loop turn later, so that calls overlap as they do over a network. */
 const overlappingTransport = memoryTransport(completion, { overlap: true });
@@ -166,7 +135,7 @@ async function middlewareOverhead(): Promise<void> {
   const stacks: Stack[] = ['empty', 'retry', 'breaker', 'rateLimit', 'all three'];
   const pipelines = stacks.map((stack) => resilient(inMemory, stack));
   const overlapping = stacks.map((stack) => resilient(overlappingTransport, stack));
-  const modes = ['non-stream', `stream (${chunks.length} chunks)`, `non-stream, ${settings.concurrency} at once`];
+  const modes = ['non-stream', `stream (${contentChunks + 2} chunks)`, `non-stream, ${settings.concurrency} at once`];
   const probes: Probe[] = [
     ...pipelines.map((llm) => ({ fn: () => llm.complete(request) })),
     ...pipelines.map((llm) => ({ fn: () => drain(llm.stream(streamRequest)) })),

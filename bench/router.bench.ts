@@ -25,7 +25,7 @@
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { type ChatCompletionChunk, type ChatCompletionRequest, createPipeline, type Middleware, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
+import { type ChatCompletionRequest, createPipeline, type Middleware, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
 import { breaker } from '@sluice/breaker';
 import { retry } from '@sluice/retry';
 import { router } from '@sluice/router';
@@ -66,32 +66,6 @@ const completion = memoryCompletion();
 /** Answers one event-loop turn later from memory, so calls overlap as over a network. */
 const inMemory = memoryTransport(completion, { overlap: true });
 
-const words = reply.split(' ');
-
-/**
- * Streams the reply from memory one event-loop turn later: a role chunk,
- * a chunk a word, a finish chunk (22 in all), each a new object as a
- * transport parses them, and the usage at the end.
- */
-const inMemoryStream: Transport = {
-  name: 'memory-stream',
-  origin: 'memory://bench',
-  async send(ctx) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    const usage = completion.usage ?? undefined;
-    ctx.chunks = (async function* () {
-      const chunk = (delta: { role?: 'assistant'; content?: string }, finish: 'stop' | null): ChatCompletionChunk => ({
-        id: 'chatcmpl-memory', object: 'chat.completion.chunk', created: 0, model: completion.model,
-        choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
-      });
-      yield chunk({ role: 'assistant', content: '' }, null);
-      for (const word of words) yield chunk({ content: `${word} ` }, null);
-      yield chunk({}, 'stop');
-      ctx.usage = usage;
-    })();
-  },
-};
-
 /** CPU µs per call of `llm`, `concurrency` calls at a time, for about `ms`; a stream is read to its end. */
 async function cpuPerCall(llm: Pipeline, stream: boolean, ms: number): Promise<number> {
   let calls = 0;
@@ -114,8 +88,8 @@ async function cpuPerCall(llm: Pipeline, stream: boolean, ms: number): Promise<n
 
 async function inProcess(): Promise<void> {
   const rows = [['mode', 'pipeline', 'cpu µs/call', '+µs vs without: median (rounds)', '× cpu']];
+  const transport = inMemory;
   for (const stream of [false, true]) {
-    const transport = stream ? inMemoryStream : inMemory;
     const without = createPipeline({ transport });
     for (const middleware of resilience()) without.use(middleware);
     const contenders = [without, routed(transport)];
