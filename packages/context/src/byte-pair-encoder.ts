@@ -105,8 +105,8 @@ export class BytePairEncoder {
   private readonly heap: Float64Array;
   /** Where {@link BytePairEncoder.countBefore} stopped counting, in bytes. */
   boundary = 0;
-  /** Where tokens span boundaries between wide characters; null when cutting is off (or the pairs overflow). */
-  private readonly crossing: CrossingPairs | null;
+  /** Where tokens span boundaries between wide characters: undefined until read, null when cutting is off. */
+  private crossing: CrossingPairs | null | undefined;
   /** {@link BytePairEncoder.charInfo} by code point (0: not looked up yet); built on first use. */
   private charInfos: Uint8Array | undefined;
   private readonly charBytes = new Uint8Array(8);
@@ -125,8 +125,6 @@ export class BytePairEncoder {
     this.table = new Int32Array(2 * size);
     this.mask = size - 1;
     let longest = 0;
-    // The pairs are read in the same pass as the hashes: a few milliseconds of a load, where a pass of their own cost a cold count 20–30.
-    let crossing: CrossingPairs | null = cut ? new CrossingPairs() : null;
     for (let rank = 0; rank < count; rank++) {
       const from = start[rank] as number;
       const to = start[rank + 1] as number;
@@ -137,14 +135,8 @@ export class BytePairEncoder {
       while (this.table[2 * slot] !== 0) slot = (slot + 1) & this.mask;
       this.table[2 * slot] = rank + 1;
       this.table[2 * slot + 1] = hash;
-      for (let q = from + 1; q < to && crossing !== null; q++) {
-        // A wide character's lead byte after a continuation byte (of a wide character, or of a token's first, cut one).
-        if ((bytes[q] as number) >= 0xe0 && ((bytes[q - 1] as number) & 0xc0) === 0x80 && !crossing.addAround(bytes, from, q, to)) {
-          crossing = null;
-        }
-      }
     }
-    this.crossing = crossing;
+    this.crossing = cut ? undefined : null;
     this.longestToken = longest;
     const single = new Uint8Array(1);
     for (let byte = 0; byte < 256; byte++) {
@@ -229,6 +221,19 @@ export class BytePairEncoder {
   }
 
   /**
+   * Reads where tokens span the boundaries between wide characters, unless
+   * already read: what cutting a run needs, done on the first such run or
+   * ahead of time by `loadTokenizer()` (milliseconds, but a cold process
+   * runs this one loop slowly before it is compiled).
+   *
+   * @returns the pairs, or null when cutting is off
+   */
+  crossingPairs(): CrossingPairs | null {
+    if (this.crossing === undefined) this.crossing = CrossingPairs.fromTokens(this.bytes, this.start, this.start.length - 1);
+    return this.crossing;
+  }
+
+  /**
    * What the counters need of the character `point` alone, in one byte:
    * its tokens (bits 0–2), whether it is wide (3 or 4 UTF-8 bytes; bit 3),
    * whether it may end (bit 4) or start (bit 5) a token spanning a
@@ -243,8 +248,8 @@ export class BytePairEncoder {
       const bytes = this.charBytes;
       const length = encodePoint(point, bytes, 0);
       info = this.countShort(bytes, 0, length);
-      const { crossing } = this;
-      if (length >= 3 && crossing !== null) {
+      const crossing = length >= 3 ? this.crossingPairs() : null;
+      if (crossing !== null) {
         info |= charWide;
         if (crossing.mayEndPair(bytes, 0, length)) info |= charMayEnd;
         if (crossing.mayStartPair(bytes, 0, length)) info |= charMayStart;
@@ -265,7 +270,8 @@ export class BytePairEncoder {
     const bytes = this.charBytes;
     const middle = encodePoint(a, bytes, 0);
     const end = encodePoint(b, bytes, middle);
-    return this.crossing === null || this.crossing.spanned(bytes, 0, middle, end);
+    const crossing = this.crossingPairs();
+    return crossing === null || crossing.spanned(bytes, 0, middle, end);
   }
 
   /**

@@ -43,7 +43,7 @@ function sideHash(side: number): number {
  * @example
  * ```ts
  * const pairs = new CrossingPairs();
- * for (const [from, q, to] of boundariesInTokens) pairs.addAround(vocabulary, from, q, to);
+ * for (const [from, to] of tokens) pairs.addToken(vocabulary, from, to);
  * pairs.spanned(utf8, 0, p, length); // false: the merge can be cut at p
  * ```
  */
@@ -57,17 +57,39 @@ export class CrossingPairs {
   private size = 0;
 
   /**
-   * Records the pair around `q` in the token `bytes[from, to)`, where `q`
-   * starts a wide character right after a continuation byte; false when
-   * the table is full (no OpenAI encoding comes near: o200k_base has under
-   * 16,600 pairs), and then it must not be used.
+   * Reads the pairs of every token of a vocabulary; null when they are too
+   * many (no OpenAI encoding comes near: o200k_base has under 16,600).
    *
-   * @param bytes - the token's bytes, among others
-   * @param from - where the token starts
-   * @param q - the boundary inside it
-   * @param to - where it ends
+   * @param bytes - every token's bytes, back to back
+   * @param start - token `r` is `bytes[start[r], start[r + 1])`
+   * @param count - how many tokens
    */
-  addAround(bytes: Uint8Array, from: number, q: number, to: number): boolean {
+  static fromTokens(bytes: Uint8Array, start: Int32Array, count: number): CrossingPairs | null {
+    const pairs = new CrossingPairs();
+    // Four bytes at a time where all are ASCII (most of a vocabulary), then one flat loop over the rest,
+    // calling out only at a boundary: it runs once, in a cold process, so it must compile quickly.
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteOffset % 4 === 0 ? bytes.length >> 2 : 0);
+    let rank = 0;
+    for (let word = 0, q = 1; q < bytes.length; q++) {
+      if ((q & 3) === 0 && q >> 2 < words.length) {
+        word = words[q >> 2] as number;
+        // Skip a word of ASCII bytes whose first byte is not a lead byte after a continuation byte.
+        if ((word & 0x80808080) === 0) {
+          q += 3;
+          continue;
+        }
+      }
+      // A wide character's lead byte after a continuation byte (of a wide character, or of a token's first, cut one).
+      if ((bytes[q] as number) < 0xe0 || ((bytes[q - 1] as number) & 0xc0) !== 0x80) continue;
+      while ((start[rank + 1] as number) <= q) rank++;
+      const from = start[rank] as number;
+      if (from < q && rank < count && !pairs.addAround(bytes, from, q, start[rank + 1] as number)) return null;
+    }
+    return pairs;
+  }
+
+  /** Records the pair around `q` in the token `bytes[from, to)`, where `q` starts a wide character right after a continuation byte. */
+  private addAround(bytes: Uint8Array, from: number, q: number, to: number): boolean {
     // The left side: back to the lead byte of the character ending at q, or to the token's start.
     let s = q - 1;
     while (s > from && ((bytes[s] as number) & 0xc0) === 0x80 && q - s < maxSide) s--;

@@ -85,6 +85,8 @@ function loadAsync(encoding: Encoding): Promise<BytePairEncoder> {
     pending = rankFile.then(
       (module) => {
         const encoder = encoders.get(encoding) ?? BytePairEncoder.fromRankFile(rankFileOf(module));
+        // Ahead of time, as asked: the first long run of CJK or emoji then costs no more than the next.
+        encoder.crossingPairs();
         encoders.set(encoding, encoder);
         return encoder;
       },
@@ -248,11 +250,25 @@ export class EncodingTokenizer implements Tokenizer {
   measure(text: string): TokenCount {
     if (text.length === 0) return { tokens: 0, approximate: false };
     const encoder = loadSync(this.encoding);
-    return countBounded(text, narrowPattern(this.encoding, text), (from, to) => encoder.count(scratch, encodeUtf8Into(text, from, to, scratch)), {
+    return countBounded(text, narrowPattern(this.encoding, text), (from, to) => countPiece(encoder, text, from, to), {
       limits: encoderLimits,
       countLong: (from, to) => countLong(encoder, text, from, to),
     });
   }
+}
+
+/** The shortest piece, in UTF-16 units, worth cutting: a shorter one (a word) merges whole faster. */
+const cutFrom = 8;
+
+/**
+ * The count of the piece `text[from, to)`: a clause of wide characters
+ * (CJK, kana, Hangul, Indic scripts, emoji) cut where no token spans, so
+ * most of its characters are counted alone, once per process; anything
+ * else merged whole.
+ */
+function countPiece(encoder: BytePairEncoder, text: string, from: number, to: number): number {
+  if (to - from >= cutFrom && text.charCodeAt(to - 1) >= 0x800) return countCuts(encoder, text, from, to, to - from);
+  return encoder.count(scratch, encodeUtf8Into(text, from, to, scratch));
 }
 
 /** One tokenizer per encoding, shared, so their caches are too. */
