@@ -135,16 +135,17 @@ function countLong(encoder: BytePairEncoder, text: string, from: number, to: num
   let previousCount = 0;
   let previousAdvance = 0;
   for (;;) {
+    // The same text as the last window (which had no place to cut, and is all countCuts reads): the same count.
+    if (previous >= 0 && to - at > segmentLength && sameUnits(text, previous, at, segmentLength)) {
+      tokens += previousCount;
+      at += previousAdvance;
+      continue;
+    }
     tokens += countCuts(encoder, text, at, to, segmentLength);
     at = stopped;
     if (at >= to) return { tokens, approximate };
     approximate = true;
     const end = segmentEnd(text, at, at + segmentLength);
-    if (previous >= 0 && end - at === segmentLength && sameUnits(text, previous, at, segmentLength)) {
-      tokens += previousCount;
-      at += previousAdvance;
-      continue;
-    }
     const length = encodeUtf8Into(text, at, end, scratch);
     let counted = encoder.countBefore(scratch, length, length - windowOverlap);
     let advance = unitsIn(scratch, encoder.boundary);
@@ -164,7 +165,8 @@ let stopped = 0;
 
 /**
  * Counts `text[from, to)` part by part, cutting between two wide characters
- * no token spans, until `to` or until `limit` units pass with no cut.
+ * no token spans, until `to` or until `limit` units pass with no cut; reads
+ * no further than `limit` units past the last cut.
  */
 function countCuts(encoder: BytePairEncoder, text: string, from: number, to: number, limit: number): number {
   let tokens = 0;
@@ -183,17 +185,19 @@ function countCuts(encoder: BytePairEncoder, text: string, from: number, to: num
         units = 2;
       } else point = 0xfffd;
     }
-    const info = encoder.charInfo(point);
+    if (at - part >= limit) {
+      stopped = part;
+      return tokens;
+    }
+    // Only wide characters are ever cut between: the others need no lookup (a run of spaces walks on).
+    const info = point >= 0x800 ? encoder.charInfo(point) : 0;
     if (
       (lastInfo & info & charWide) !== 0 &&
       ((lastInfo & charMayEnd) === 0 || (info & charMayStart) === 0 || !encoder.spansBetween(last, point))
     ) {
-      tokens += chars === 1 ? lastInfo & charTokens : countPart(encoder, text, part, at);
+      tokens += chars === 1 && lastInfo !== 0 ? lastInfo & charTokens : countPart(encoder, text, part, at);
       part = at;
       chars = 0;
-    } else if (at - part >= limit) {
-      stopped = part;
-      return tokens;
     }
     chars++;
     last = point;
@@ -201,7 +205,7 @@ function countCuts(encoder: BytePairEncoder, text: string, from: number, to: num
     at += units;
   }
   stopped = to;
-  return tokens + (chars === 1 ? lastInfo & charTokens : countPart(encoder, text, part, to));
+  return tokens + (chars === 1 && lastInfo !== 0 ? lastInfo & charTokens : countPart(encoder, text, part, to));
 }
 
 function countPart(encoder: BytePairEncoder, text: string, from: number, to: number): number {

@@ -52,6 +52,8 @@ interface Classes {
   astral: number[];
   /** Character-class bodies by class code, as ranges of `\u{…}`. */
   ranges: string[];
+  /** The same, of Latin-1 only. */
+  latin1: string[];
 }
 
 let classes: Classes | undefined;
@@ -60,6 +62,7 @@ function decode(): Classes {
   const bmp = new Uint8Array(0x10000);
   const astral: number[] = [];
   const ranges: string[] = ['', '', '', '', '', '', ''];
+  const latin1: string[] = ['', '', '', '', '', '', ''];
   let point = 0;
   for (let i = 0; i < runs.length; ) {
     const code = classCodes[runs.charAt(i)] ?? unknown;
@@ -71,26 +74,35 @@ function decode(): Classes {
       if (point < 0x10000) bmp.fill(code, point, last + 1);
       else astral.push(point, last, code);
       ranges[code] += `\\u{${point.toString(16)}}-\\u{${last.toString(16)}}`;
+      if (point <= 0xff) latin1[code] += `\\u{${point.toString(16)}}-\\u{${Math.min(last, 0xff).toString(16)}}`;
     }
     point = last + 1;
     i = end;
   }
-  return { bmp, astral, ranges };
+  return { bmp, astral, ranges, latin1 };
 }
 
 function isUpperCase(code: number): boolean {
   return code >= 0x41 && code <= 0x5a;
 }
 
-/** Whether every character of `text` is in the blocks, lone surrogates excluded. */
-function inBlocks(text: string, bmp: Uint8Array, astral: number[]): boolean {
+/** Where the characters of `text` are: all Latin-1, all in the blocks, or not (a lone surrogate is not). */
+const enum Span {
+  Outside,
+  Latin1,
+  Blocks,
+}
+
+function spanOf(text: string, bmp: Uint8Array, astral: number[]): Span {
+  let span = Span.Latin1;
   for (let i = 0; i < text.length; i++) {
     const unit = text.charCodeAt(i);
-    if (unit < 0x80) continue;
+    if (unit < 0x100) continue;
+    span = Span.Blocks;
     if (bmp[unit] !== unknown) continue;
-    if (unit < 0xd800 || unit > 0xdbff) return false;
+    if (unit < 0xd800 || unit > 0xdbff) return Span.Outside;
     const low = text.charCodeAt(i + 1);
-    if ((low & 0xfc00) !== 0xdc00) return false;
+    if ((low & 0xfc00) !== 0xdc00) return Span.Outside;
     const point = 0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00);
     let found = false;
     for (let k = 0; k < astral.length; k += 3) {
@@ -99,10 +111,10 @@ function inBlocks(text: string, bmp: Uint8Array, astral: number[]): boolean {
         break;
       }
     }
-    if (!found) return false;
+    if (!found) return Span.Outside;
     i++;
   }
-  return true;
+  return span;
 }
 
 /**
@@ -125,7 +137,7 @@ export function classInBlocks(point: number): string | undefined {
   return code === unknown ? undefined : 'XULOMNP'.charAt(code);
 }
 
-const narrowed = new Map<Encoding, RegExp | null>();
+const narrowed = new Map<string, RegExp | null>();
 
 /** The pattern of `encoding` with its classes narrowed to the blocks; null if it has a class this does not know. */
 function narrowPatternOf(encoding: Encoding, ranges: string[]): RegExp | null {
@@ -158,11 +170,14 @@ function narrowPatternOf(encoding: Encoding, ranges: string[]): RegExp | null {
  */
 export function narrowPattern(encoding: Encoding, text: string): RegExp {
   classes ??= decode();
-  if (!inBlocks(text, classes.bmp, classes.astral)) return piecePattern(encoding);
-  let pattern = narrowed.get(encoding);
+  const span = spanOf(text, classes.bmp, classes.astral);
+  if (span === Span.Outside) return piecePattern(encoding);
+  // Latin-1 text gets classes of a few ranges: V8 matches a long one-byte string against hundreds of ranges slowly.
+  const key = span === Span.Latin1 ? `${encoding} latin1` : encoding;
+  let pattern = narrowed.get(key);
   if (pattern === undefined) {
-    pattern = narrowPatternOf(encoding, classes.ranges);
-    narrowed.set(encoding, pattern);
+    pattern = narrowPatternOf(encoding, span === Span.Latin1 ? classes.latin1 : classes.ranges);
+    narrowed.set(key, pattern);
   }
   return pattern ?? piecePattern(encoding);
 }
