@@ -70,6 +70,19 @@ describe('narrowPattern', () => {
     );
   });
 
+  it('splits Latin-1 text, narrowed to Latin-1, into the pieces the full pattern finds', () => {
+    const text = fc.array(fc.integer({ min: 0, max: 0xff }), { minLength: 1, maxLength: 60 }).map((points) => String.fromCharCode(...points));
+    fc.assert(
+      fc.property(text, fc.constantFrom(...encodings), (sample, encoding) => {
+        const narrow = narrowPattern(encoding, sample);
+        expect(narrow).not.toBe(piecePattern(encoding));
+        expect(narrow).not.toBe(narrowPattern(encoding, `${sample}中`));
+        expect(pieces(sample, narrow)).toEqual(pieces(sample, piecePattern(encoding)));
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
   it('takes the full pattern for a character outside the blocks or a lone surrogate', () => {
     for (const text of ['Բարեւ', 'a\ud800b', 'x\udc00', '𝔘𝔫𝔦']) {
       expect(narrowPattern('o200k_base', text)).toBe(piecePattern('o200k_base'));
