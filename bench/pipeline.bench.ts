@@ -190,6 +190,12 @@ async function perMiddleware(): Promise<void> {
  * ```
  */
 export async function run(): Promise<void> {
+  // `BENCH_ONLY=middleware` runs only the in-process table (to compare one middleware change quickly).
+  if (only?.includes('middleware') && modes.length === 0) {
+    console.log(`pipeline: node ${process.version}, load average ${loadAverage()}, in-process table only${quick ? ' (BENCH_QUICK)' : ''}`);
+    await perMiddleware();
+    return;
+  }
   const upstream = await startUpstream({ reply, chunks: contentChunks });
   const clients = [rawUndici(upstream.url), emptyPipeline(upstream.url), fullPipeline(upstream.url)];
   if (!skipOpenai) clients.push(openaiSdk(upstream.url));

@@ -7,14 +7,18 @@
  *
  * - `direct`: undici straight to the upstream (the floor: no proxy);
  * - `sluice serve`: the real binary in its own process, with a config file
- *   whose pipeline is the default one (cost tracking, retry, breaker)
- *   pointed at the upstream, and a virtual key;
+ *   whose pipeline is the default one (retry, breaker) pointed at the
+ *   upstream, and a virtual key;
  * - `portkey`: the Portkey AI gateway (`@portkey-ai/gateway`) in its own
  *   process, routed to the same upstream with `x-portkey-provider: openai`
  *   and `x-portkey-custom-host` (see `portkey-gateway.ts`).
  *
  * Targets: `sluice serve` keeps at least 0.5 of the direct throughput and
- * has at least 10× Portkey's.
+ * has at least 10× Portkey's. Beside throughput it prints CPU per request
+ * in each process (proxy, client, upstream), serve's against Portkey's and
+ * against raw undici's client, and the throughput those CPU costs allow on
+ * this machine's cores: three single-threaded processes share them, which
+ * caps any proxy's share whatever its code does.
  *
  * @module
  */
@@ -45,6 +49,7 @@ const settings = {
 };
 const concurrency = 64;
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const fromSource = process.execArgv.some((arg) => arg.includes('@sluice/source'));
 const upstreamKey = 'sk-bench-upstream';
 const virtualKey = 'sk-bench-virtual-key-0123456789';
 
@@ -113,7 +118,7 @@ interface ServeProcess {
   close(): Promise<void>;
 }
 
-/** `sluice serve --config <file> --port 0` from source, as a user would start it, in its own process. */
+/** `sluice serve --config <file> --port 0`, as a user would start it, in its own process. */
 async function startServe(upstreamUrl: string, dir: string): Promise<ServeProcess> {
   const config = join(dir, 'serve.json');
   await writeFile(
@@ -123,8 +128,11 @@ async function startServe(upstreamUrl: string, dir: string): Promise<ServeProces
       keys: [{ key: virtualKey, tenant: 'bench' }],
     }),
   );
-  const bin = join(repoRoot, 'packages/cli/src/bin.ts');
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', '--conditions=@sluice/source', bin, 'serve', '--config', config, '--port', '0'], {
+  // `pnpm bench` times the build, started by plain node as `npx sluice serve` starts it; `pnpm bench:source` the TS sources.
+  const command = fromSource
+    ? ['--import', 'tsx', '--conditions=@sluice/source', join(repoRoot, 'packages/cli/src/bin.ts')]
+    : [join(repoRoot, 'packages/cli/dist/bin.js')];
+  const child: ChildProcess = spawn(process.execPath, [...command, 'serve', '--config', config, '--port', '0'], {
     cwd: repoRoot,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', UPSTREAM_KEY: upstreamKey },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -210,8 +218,12 @@ export async function run(): Promise<void> {
         `${settings.rounds} rounds (+${settings.warmupRounds} warm-up) of ${settings.runMs} ms, order rotated each round${quick ? ' (BENCH_QUICK)' : ''}\n`,
     );
 
-    const rows: string[][] = [['mode', 'route', 'req/s', '×direct', '×portkey', 'p50 ms', 'p99 ms', 'TTFC ms', 'proxy cpu µs/req', 'upstream busy']];
+    const rows: string[][] = [
+      ['mode', 'route', 'req/s', '×direct', '×portkey', 'p50 ms', 'p99 ms', 'TTFC ms', 'proxy µs/req', 'client µs/req', 'upstream µs/req'],
+    ];
+    const cpuRows: string[][] = [['mode', 'serve µs/req', 'portkey µs/req', 'portkey ÷ serve', 'raw undici client µs/req', 'serve ÷ raw client']];
     const verdicts: string[] = [];
+    const ceilings: string[] = [];
     for (const stream of [false, true]) {
       const label = stream ? 'stream' : 'JSON';
       // Which route ran each run, to charge its proxy's CPU to it: interleave runs them in a known order.
@@ -255,35 +267,64 @@ export async function run(): Promise<void> {
       process.stderr.write(`  ${label}: ${((performance.now() - modeStarted) / 1000).toFixed(1)} s\n`);
       const direct = results.get('direct') ?? [];
       const viaPortkey = results.get('portkey') ?? [];
+      // Per route: each measured round's CPU per request in the three processes (the warm-up round's proxy CPU left out like its throughput).
+      const cpu = new Map<string, { proxy: number[]; client: number[]; upstream: number[] }>();
       for (const route of routes) {
         const runs = results.get(route.name) ?? [];
         const summary = summarise(runs);
-        // The first run of each route is the warm-up's: left out like its throughput.
-        const cpu = median((proxyCpu.get(route.name) ?? []).slice(settings.warmupRounds));
+        const perRound = {
+          proxy: (proxyCpu.get(route.name) ?? []).slice(settings.warmupRounds),
+          client: runs.map((run) => run.cpuUsPerRequest),
+          upstream: runs.map((run) => (run.upstreamBusy * run.elapsedMs * 1000) / Math.max(run.requests, 1)),
+        };
+        cpu.set(route.name, perRound);
         rows.push([
           label,
           route.name,
           fixed(summary.rps, 0),
-          fixed(median(pairedRatios(runs, direct, (r) => r.rps)), 3),
-          fixed(median(pairedRatios(runs, viaPortkey, (r) => r.rps)), 2),
+          spread(pairedRatios(runs, direct, (r) => r.rps), 3),
+          spread(pairedRatios(runs, viaPortkey, (r) => r.rps), 2),
           fixed(summary.p50Ms, 2),
           fixed(summary.p99Ms, 2),
           stream ? fixed(summary.ttfcMs, 2) : 'n/a',
-          fixed(cpu, 0),
-          `${fixed(summary.upstreamBusy * 100, 0)}%`,
+          route.pid === undefined ? 'n/a' : spread(perRound.proxy, 0),
+          spread(perRound.client, 0),
+          spread(perRound.upstream, 0),
         ]);
       }
       const serveRuns = results.get('sluice serve') ?? [];
+      const serveCpu = cpu.get('sluice serve')?.proxy ?? [];
+      const portkeyCpu = cpu.get('portkey')?.proxy ?? [];
+      const rawClientCpu = cpu.get('direct')?.client ?? [];
+      cpuRows.push([
+        label,
+        spread(serveCpu, 0),
+        spread(portkeyCpu, 0),
+        spread(serveCpu.map((serve, round) => (portkeyCpu[round] ?? Number.NaN) / serve), 1),
+        spread(rawClientCpu, 0),
+        spread(serveCpu.map((serve, round) => serve / (rawClientCpu[round] ?? Number.NaN)), 2),
+      ]);
       verdicts.push(
         verdict(`${label}: sluice serve keeps`, pairedRatios(serveRuns, direct, (r) => r.rps), 'of the direct throughput', 0.5),
         verdict(`${label}: sluice serve has`, pairedRatios(serveRuns, viaPortkey, (r) => r.rps), "× Portkey's throughput", 10),
       );
+      const cpuRatios = serveCpu.map((serve, round) => (portkeyCpu[round] ?? Number.NaN) / serve).filter(Number.isFinite);
+      // No target of its own: how much CPU 10× Portkey's throughput needs depends on the client's and the upstream's (see the ceilings).
+      verdicts.push(
+        `${label}: sluice serve spends ${median(cpuRatios).toFixed(1)}× less CPU per request than Portkey ` +
+          `(rounds ${Math.min(...cpuRatios).toFixed(1)} … ${Math.max(...cpuRatios).toFixed(1)})`,
+      );
+      ceilings.push(...ceiling(label, cpu));
     }
     console.log(table(rows));
     console.log(
-      `\nratios are medians of per-round pairs (same round, seconds apart); other figures are medians over rounds; ` +
-        `proxy cpu is the proxy process's own (n/a for direct)`,
+      `\nratios are medians of per-round pairs (same round, seconds apart), other figures medians over rounds, each with its ` +
+        `range over rounds in brackets; proxy µs/req is the proxy process's own CPU (all its threads, from /proc), client ` +
+        `µs/req the driving client's (the same undici client on every route; on direct it is raw undici's cost of the call), ` +
+        `upstream µs/req the mock's`,
     );
+    console.log(`\nCPU per request, the steadier comparison on a shared machine (per-round ratios, median [range]):\n${table(cpuRows)}`);
+    console.log(`\nwhat these CPU costs allow on ${os.cpus().length} cores (client, proxy and upstream each one thread, nothing else running):\n${ceilings.map((line) => `  ${line}`).join('\n')}`);
     console.log(`\ntargets, c=${concurrency}:\n${verdicts.map((line) => `  ${line}`).join('\n')}`);
     console.log(`\nserve: ${((performance.now() - started) / 1000).toFixed(1)} s, load average now ${loadAverage()}`);
   } finally {
@@ -291,6 +332,50 @@ export async function run(): Promise<void> {
     await Promise.all(processes.map((child) => child.close()));
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A median with the range over rounds: `248 [231…270]`. */
+function spread(values: readonly number[], digits: number): string {
+  const kept = values.filter((value) => Number.isFinite(value));
+  if (kept.length === 0) return 'n/a';
+  return `${median(kept).toFixed(digits)} [${Math.min(...kept).toFixed(digits)}…${Math.max(...kept).toFixed(digits)}]`;
+}
+
+/**
+ * The throughput each route's CPU costs allow, and what the targets would
+ * need. Each of the three processes runs on one thread, so a route is
+ * bound by the machine (cores ÷ the three processes' CPU per request
+ * together) and by its busiest process (one core ÷ its CPU per request).
+ * The figures are ceilings, from medians: the other work on a shared
+ * machine only lowers them, but their ratios are what a quiet machine
+ * would show.
+ */
+function ceiling(label: string, cpu: Map<string, { proxy: number[]; client: number[]; upstream: number[] }>): string[] {
+  const cores = os.cpus().length;
+  const costs = (name: string) => {
+    const figures = cpu.get(name);
+    const proxy = figures ? median(figures.proxy) : Number.NaN;
+    return { client: figures ? median(figures.client) : Number.NaN, proxy: Number.isNaN(proxy) ? 0 : proxy, upstream: figures ? median(figures.upstream) : Number.NaN };
+  };
+  const bound = ({ client, proxy, upstream }: { client: number; proxy: number; upstream: number }) =>
+    Math.min((cores * 1e6) / (client + proxy + upstream), 1e6 / Math.max(client, proxy, upstream));
+  const direct = bound(costs('direct'));
+  const serveCosts = costs('sluice serve');
+  const serve = bound(serveCosts);
+  const portkey = bound(costs('portkey'));
+  /** The largest proxy CPU per request that still allows `rps` beside serve's client and upstream costs. */
+  const proxyFor = (rps: number) => {
+    const { client, upstream } = serveCosts;
+    const budget = Math.min((cores * 1e6) / rps - client - upstream, 1e6 / rps);
+    if (budget > 0 && 1e6 / rps >= Math.max(client, upstream)) return `${budget.toFixed(0)} µs/req`;
+    return `nothing: the client and the upstream alone allow ${bound({ client, proxy: 0, upstream }).toFixed(0)} req/s`;
+  };
+  return [
+    `${label}: ceilings direct ${direct.toFixed(0)}, serve ${serve.toFixed(0)}, portkey ${portkey.toFixed(0)} req/s: ` +
+      `serve at most ${(serve / direct).toFixed(2)} of direct and ${(serve / portkey).toFixed(1)}× Portkey`,
+    `${label}: 0.5 of direct needs serve at ≤ ${proxyFor(direct / 2)}; 10× Portkey needs ≤ ${proxyFor(portkey * 10)} ` +
+      `(serve uses ${serveCosts.proxy.toFixed(0)})`,
+  ];
 }
 
 function verdict(subject: string, ratios: number[], what: string, target: number): string {

@@ -14,9 +14,18 @@ client.on('error', () => undefined);
 await client.connect();
 
 const store = redisStore({ client });
+// Connected and the clock measured: tell fleet.ts, and wait until all three are, so they start together.
+await store.syncClock();
+console.log('ready');
+await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
 const llm = createPipeline({ transport: openAICompatible({ baseUrl, apiKey: 'sk-demo' }), store, clock: store.clock })
   // 10 requests a second for the whole fleet, not for each process.
-  .use(rateLimit({ requests: { limit: 10, windowMs: 1_000 } }));
+  .use(rateLimit({ requests: { limit: 10, windowMs: 1_000 } }))
+  // When the fleet's window booked the call, on the fleet's one clock (none if it went unrecorded): fleet.ts checks these.
+  .use(async function stampAdmission(ctx, next) {
+    ctx.request = { ...ctx.request, metadata: { ...ctx.request.metadata, admitted_at: String(ctx.state.ratelimit?.admittedAt) } };
+    await next();
+  });
 
 let waits = 0;
 let storeErrors = 0;

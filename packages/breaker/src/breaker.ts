@@ -141,7 +141,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     // A normal call that counts neither way leaves the circuit as it is.
     if (outcome === 'ignore' && ticket.kind === 'call') return undefined;
     const now = ctx.clock.now();
-    const context: SettleContext = { pending: inFlight.count(key), ...(amends && { amends }) };
+    const context: SettleContext = { pending: inFlight.count(key), amends };
     const written = await write(ctx, key, now, (current) => settle(current, ticket, outcome, now, rules, context), 'settle');
     return written?.step.mark;
   }

@@ -144,15 +144,22 @@ const fresh = (closedAt: number | null = null): CircuitRecord => ({
   openMs: null, reason: null, trips: 0, probes: [], passed: 0, judged: 0,
 });
 
+// Written out rather than spread (a clone, then three fields written
+// again): every call a breaker settles copies its circuit. The window's
+// slices and the probes are copied too, since settling changes them in place.
 const copy = (record: CircuitRecord | undefined): CircuitRecord =>
   record
     ? {
-        ...record,
-        window: record.window.map((slice) => [...slice]),
-        probes: record.probes.map((probe) => [...probe]),
-        judged: record.judged ?? 0,
+        state: record.state, closedAt: record.closedAt, failures: record.failures,
+        window: record.window.length === 0 ? [] : record.window.map(copySlice),
+        openedAt: record.openedAt, openUntil: record.openUntil, openMs: record.openMs, reason: record.reason,
+        trips: record.trips, probes: record.probes.length === 0 ? [] : record.probes.map(copyProbe),
+        passed: record.passed, judged: record.judged ?? 0,
       }
     : fresh();
+
+const copySlice = (slice: [number, number, number]): [number, number, number] => [slice[0], slice[1], slice[2]];
+const copyProbe = (probe: [string, number]): [string, number] => [probe[0], probe[1]];
 
 /** An open circuit whose time is over is half-open, whether or not a call has noticed yet. */
 const isDue = (record: CircuitRecord, now: number) =>
@@ -260,14 +267,14 @@ export function settle(
     return { record, transitions: [open(record, now, 'consecutive', record.failures, rules)] };
   }
   const rate = rules.failureRate;
-  if (!rate) return { record, transitions: [], ...(mark && { mark }) };
+  if (!rate) return { record, transitions: [], mark };
   if (amends) uncount(record, amends.at, rate);
   const tally = countCall(record, now, failed, rate);
   const pending = Math.max(0, context.pending ?? 0);
   if (tally.calls >= rate.minimumCalls && tally.failures / (tally.calls + pending) >= rate.threshold) {
     return { record, transitions: [open(record, now, 'failure-rate', tally.failures, rules)] };
   }
-  return { record, transitions: [], ...(mark && { mark }) };
+  return { record, transitions: [], mark };
 }
 
 function settleProbe(record: CircuitRecord, id: string, outcome: CallOutcome, now: number, rules: CircuitRules): Step {

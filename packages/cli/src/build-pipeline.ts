@@ -55,6 +55,8 @@ export interface BuiltPipeline {
  * @param limitKey - what the budget and the rate limit are kept by (`{ tag: 'tenant' }` for a server; default global)
  * @param costTracking - `'always'` (a batch sums its spend from the `cost` events), or `'when-used'`: only with a
  *   `ledger` or `unknownModel: 'error'` (a server, where nobody else hears the events)
+ * @param keepRawJson - keep each checked answer's JSON text for core's `rawJson` (a server forwards it as is; none of
+ *   the middleware added here rewrites an answer in place)
  * @throws ValidationError naming a bad option
  */
 export function buildPipelineParts(
@@ -62,13 +64,14 @@ export function buildPipelineParts(
   env: NodeJS.ProcessEnv = process.env,
   limitKey?: KeyOption,
   costTracking: 'always' | 'when-used' = 'always',
+  keepRawJson = false,
 ): BuiltPipeline {
   const apiKey = apiKeyFrom(config.apiKeyEnv, env);
   const baseUrl = config.baseUrl ?? env.OPENAI_BASE_URL ?? 'https://api.openai.com/v1';
   const concurrency = config.concurrency ?? 10;
   const prices = loadPrices(config.prices);
   const unknownModel = config.unknownModel ?? 'warn';
-  const transport = openAICompatible({ baseUrl, apiKey, connections: Math.max(concurrency, 10) });
+  const transport = openAICompatible({ baseUrl, apiKey, connections: Math.max(concurrency, 10), keepRawJson });
   const key = limitKey === undefined ? {} : { key: limitKey };
   let pipeline: Pipeline = createPipeline({ transport });
   if (costTracking === 'always' || config.ledger !== undefined || unknownModel === 'error') {

@@ -39,6 +39,8 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
     { tag: 'tenant' },
     // Costing a call nobody records or refuses is CPU for nothing: the budget prices its own calls.
     'when-used',
+    // Answers the check left as parsed are forwarded as the upstream's text, not serialised again.
+    true,
   );
   const handler = serveHandler({ pipeline, tenantOf, allowAnonymous, maxBodyBytes, models, circuit, origin, publicHealth, deadline: { timeoutMs, maxTimeoutMs } });
   const server = createServer(handler.listener);

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { type CallOptions, type ChatCompletionChunk, type ChatCompletionRequest, type RunsCompletions, toFetch } from '@sluice/core';
+import { type CallOptions, type ChatCompletionChunk, type ChatCompletionRequest, type RunsCompletions, rawJson, toFetch } from '@sluice/core';
 
 /** Upstream headers worth handing back, as core's `toFetch` does: the request id and the rate-limit figures. */
 const forwarded = /^(x-request-id|x-ratelimit-|openai-processing-ms$)/;
@@ -36,11 +36,15 @@ export async function errorAnswerText(error: unknown): Promise<ErrorAnswerText> 
  * proxy more CPU than the pipeline itself):
  *
  * - a completion is JSON, written in one piece with its length;
+ * - an answer the transport checked and left as parsed is written as the
+ *   upstream's own text (`rawJson`, with a transport made with
+ *   `keepRawJson`), not serialised again: the pipeline's middleware must
+ *   then not rewrite answers in place (none of sluice's do);
  * - a stream is `text/event-stream`, answered once the first chunk is in
  *   (so a failure before it, after sluice's retries, is still an HTTP
  *   error), each chunk as `data: {…}`, then `data: [DONE]`; a failure
  *   after it is a `data: {"error": …}` event. Chunks that arrive together
- *   leave in one write;
+ *   leave in one write (one chunk of the chunked encoding);
  * - a failed call is the OpenAI error answer of {@link errorAnswerText};
  * - when `call.signal` aborts (the client left), the call and its
  *   upstream request end and the connection is dropped.
@@ -62,7 +66,8 @@ export async function answerCompletion(pipeline: RunsCompletions, body: ChatComp
   const upstream = ctx.responseHeaders;
   if (upstream) for (const name in upstream) if (forwarded.test(name)) headers[name] = upstream[name] as string;
   if (!ctx.stream) {
-    const text = JSON.stringify(ctx.response);
+    const response = ctx.response;
+    const text = (response && rawJson(response)) ?? JSON.stringify(response);
     headers['content-type'] = 'application/json';
     headers['content-length'] = String(Buffer.byteLength(text));
     target.writeHead(200, headers);
@@ -80,32 +85,67 @@ export async function answerCompletion(pipeline: RunsCompletions, body: ChatComp
   headers['content-type'] = 'text/event-stream; charset=utf-8';
   headers['cache-control'] = 'no-cache';
   target.writeHead(200, headers);
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    target.uncork();
-  };
-  // Chunks parsed from one upstream read arrive within one tick: corked, they leave in one write.
-  const write = (text: string) => {
-    if (!corked) {
-      corked = true;
-      target.cork();
-      process.nextTick(uncork);
-    }
-    return target.write(text);
-  };
+  const events = new EventBatch(target);
   try {
     while (!next.done) {
       if (target.destroyed) return void (await iterator.return?.());
-      if (!write(`data: ${JSON.stringify(next.value)}\n\n`)) await Promise.race([once(target, 'drain'), once(target, 'close')]);
+      if (!events.add(`data: ${rawJson(next.value) ?? JSON.stringify(next.value)}\n\n`)) await events.drained();
       next = await iterator.next();
     }
-    write('data: [DONE]\n\n');
-    target.end();
+    events.end('data: [DONE]\n\n');
   } catch (error) {
     if (call.signal?.aborted || target.destroyed) return void target.destroy();
     // Past the first chunk the status is sent: the error goes in the stream, as OpenAI sends it.
-    target.end(`data: ${(await errorAnswerText(error)).text}\n\n`);
+    events.end(`data: ${(await errorAnswerText(error)).text}\n\n`);
+  }
+}
+
+/**
+ * The SSE events of one answer, joined into one `write` per tick. Chunks
+ * parsed from one upstream read reach the loop within one tick; written
+ * one by one, each would be a chunk of the chunked encoding, four writes
+ * into the socket's buffer (size, CRLF, data, CRLF) before the one
+ * `writev` that Node's cork makes of them anyway.
+ */
+class EventBatch {
+  private text = '';
+  private scheduled = false;
+  /** False once a write was refused (the socket's buffer is full): the loop waits for `drain`. */
+  private flowing = true;
+
+  constructor(private readonly target: ServerResponse) {}
+
+  /** Queues an event; false when the loop should wait for {@link drained} before the next. */
+  add(event: string): boolean {
+    this.text += event;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(() => this.flush());
+    }
+    return this.flowing;
+  }
+
+  /** Resolves once the socket took what was written, or closed. */
+  async drained(): Promise<void> {
+    this.flush();
+    if (this.flowing || this.target.destroyed) return;
+    await Promise.race([once(this.target, 'drain'), once(this.target, 'close')]);
+    this.flowing = true;
+  }
+
+  /** Writes what is queued and `last`, and ends the answer. */
+  end(last: string): void {
+    const text = this.text + last;
+    this.text = '';
+    this.target.end(text);
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.text === '' || this.target.writableEnded || this.target.destroyed) return;
+    const text = this.text;
+    this.text = '';
+    if (!this.target.write(text)) this.flowing = false;
   }
 }
 

@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { setMaxListeners } from 'node:events';
 import type { BreakerMiddleware } from '@sluice/breaker';
 import type { CallOptions, ChatCompletionRequest, RunsCompletions } from '@sluice/core';
 import type { TenantOf } from './api-keys.js';
@@ -108,24 +110,22 @@ export function serveHandler(options: ServeHandlerOptions): {
     const deadline = requestDeadline(request.headers, options.deadline);
     if (!deadline.ok) return error(target, 400, 'invalid_request_error', 'invalid_value', deadline.message, deadline.param);
 
-    const stop = new AbortController();
-    // The client left before the answer was sent in full: end the call and its upstream request.
-    target.once('close', () => {
-      if (!target.writableFinished) stop.abort(new Error('the client closed the connection'));
-    });
-    const call: CallOptions = { signal: stop.signal, tags: { tenant } };
+    const call: CallOptions = { signal: connectionSignal(request.socket), tags: { tenant } };
     if (deadline.timeoutMs !== undefined) call.timeoutMs = deadline.timeoutMs;
     await answerCompletion(options.pipeline, checked.body, call, target);
   }
 
+  // One function for every response, not a closure each: a response closes once.
+  const answered = () => {
+    if (--active > 0) return;
+    for (const wake of waiters) wake();
+    waiters = [];
+  };
+
   return {
     listener(request, target) {
       active++;
-      target.once('close', () => {
-        if (--active > 0) return;
-        for (const wake of waiters) wake();
-        waiters = [];
-      });
+      target.on('close', answered);
       handle(request, target).catch(() => {
         if (!target.headersSent) error(target, 500, 'server_error', 'internal_error', 'internal error');
         else target.destroy();
@@ -134,6 +134,30 @@ export function serveHandler(options: ServeHandlerOptions): {
     inFlight: () => active,
     idle: () => (active === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
   };
+}
+
+const connectionAborts = new WeakMap<Socket, AbortSignal>();
+
+/**
+ * The signal that aborts when a connection closes: the client left, so
+ * every call still answering a request on it ends, and its upstream
+ * request with it. One per connection rather than per request (a keep-alive
+ * connection carries many): an `AbortController` and its signal cost a
+ * call more than anything else the server does before the pipeline. A
+ * response is answered on its request's connection, and it is only cut
+ * short by that connection closing, so the two signals abort alike.
+ */
+function connectionSignal(socket: Socket): AbortSignal {
+  let signal = connectionAborts.get(socket);
+  if (signal) return signal;
+  const controller = new AbortController();
+  signal = controller.signal;
+  // A client that pipelines requests has a call in flight for each on one connection: no leak warning for those.
+  setMaxListeners(0, signal);
+  connectionAborts.set(socket, signal);
+  if (socket.destroyed) controller.abort(new Error('the client closed the connection'));
+  else socket.once('close', () => controller.abort(new Error('the client closed the connection')));
+  return signal;
 }
 
 /** The parsed body, or what is wrong with it. */

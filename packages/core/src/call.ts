@@ -108,12 +108,20 @@ export class Call<S extends object = object> implements CompletionContext<S> {
   }
 
   /** Runs one listener; a throw becomes a `listener-error` event, never the call's error. */
-  async runListener(listener: SettleListener, settlement: Settlement): Promise<void> {
+  runListener(listener: SettleListener, settlement: Settlement): Promise<void> | undefined {
+    // Not async: a listener that finishes at once costs no promise, and an
+    // async one costs its own and one `then`, not an async frame's too.
+    let result: void | Promise<void>;
     try {
-      await listener(settlement);
+      result = listener(settlement);
     } catch (error) {
       this.events.emit('listener-error', { id: this.id, error });
+      return undefined;
     }
+    if (result === undefined || typeof (result as { then?: unknown }).then !== 'function') return undefined;
+    return (result as Promise<void>).then(undefined, (error: unknown) => {
+      this.events.emit('listener-error', { id: this.id, error });
+    });
   }
 
   /** Waits for async listeners that were registered after their response settled. */

@@ -15,6 +15,7 @@ const done = () => Promise.resolve();
  *
  * @param middleware - the steps, outermost first; the composed function's
  *   own `next` is optional (without it, the innermost `next()` does nothing)
+ * @param onNext - runs each time a step calls `next()`, before the next step starts
  * @throws ValidationError when an entry is not a function
  * @example
  * ```ts
@@ -24,51 +25,74 @@ const done = () => Promise.resolve();
  */
 export function compose<S extends object = object>(
   middleware: readonly Middleware<S>[],
+  onNext?: (ctx: CompletionContext<S>) => void,
 ): (ctx: CompletionContext<S>, next?: () => Promise<void>) => Promise<void> {
   middleware.forEach((fn, index) => checkMiddleware(fn, `middleware.${index}`));
+  const steps = [...middleware];
   return function composed(ctx: CompletionContext<S>, last: () => Promise<void> = done): Promise<void> {
-    // The innermost step is called directly: an async wrapper around it
-    // would add a promise and a microtask to every call for nothing.
-    const dispatch = (index: number): Promise<void> => {
-      if (index < middleware.length) return step(index);
-      try {
-        return last();
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    };
-    const step = async (index: number): Promise<void> => {
-      const fn = middleware[index] as Middleware<S>;
-      let pending: Promise<void> | undefined;
-      const next = (): Promise<void> => {
-        if (pending) {
-          return Promise.reject(
-            new SluiceError('NEXT_PENDING', `${nameOf(fn)} called next() again while its previous call was pending`),
-          );
-        }
-        const call = dispatch(index + 1);
-        pending = call;
-        // Registered before the caller's own `await`, so it runs first.
-        const clear = () => {
-          if (pending === call) pending = undefined;
-        };
-        call.then(clear, clear);
-        return call;
-      };
-      const returned: unknown = await fn(ctx, next);
-      // A factory used uncalled (`use(timing)` for `use(timing())`) returns the middleware it made.
-      if (typeof returned === 'function') {
-        throw new ValidationError(`middleware.${index}`, `${nameOf(fn)} returned a function: it is a middleware factory, so call it, as in use(${nameOf(fn)}())`);
-      }
-      if (pending) {
-        pending.catch(() => {});
-        throw new SluiceError(
-          'MISSING_AWAIT',
-          `${nameOf(fn)} resolved while its next() was still pending: is an \`await\` missing?`,
-        );
-      }
-    };
-    return dispatch(0);
+    return dispatch({ steps, ctx, last, onNext }, 0);
+  };
+}
+
+/** One composed call: what every step of it shares (one object, where closures per call would be two). */
+interface Run<S extends object> {
+  steps: readonly Middleware<S>[];
+  ctx: CompletionContext<S>;
+  last: () => Promise<void>;
+  onNext: ((ctx: CompletionContext<S>) => void) | undefined;
+}
+
+// The innermost step is called directly: an async wrapper around it
+// would add a promise and a microtask to every call for nothing.
+function dispatch<S extends object>(run: Run<S>, index: number): Promise<void> {
+  if (index < run.steps.length) return step(run, index);
+  try {
+    return run.last();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+async function step<S extends object>(run: Run<S>, index: number): Promise<void> {
+  const fn = run.steps[index] as Middleware<S>;
+  const link = new Link(run, index);
+  const returned: unknown = await fn(run.ctx, link.next);
+  // A factory used uncalled (`use(timing)` for `use(timing())`) returns the middleware it made.
+  if (typeof returned === 'function') {
+    throw new ValidationError(`middleware.${index}`, `${nameOf(fn)} returned a function: it is a middleware factory, so call it, as in use(${nameOf(fn)}())`);
+  }
+  if (link.pending) {
+    link.pending.catch(() => {});
+    throw new SluiceError('MISSING_AWAIT', `${nameOf(fn)} resolved while its next() was still pending: is an \`await\` missing?`);
+  }
+}
+
+/** The `next` a step's middleware gets, and the call it has pending. */
+class Link<S extends object> {
+  pending: Promise<void> | undefined = undefined;
+
+  constructor(
+    private readonly run: Run<S>,
+    private readonly index: number,
+  ) {}
+
+  readonly next = (): Promise<void> => {
+    if (this.pending) {
+      const fn = this.run.steps[this.index] as Middleware<S>;
+      return Promise.reject(new SluiceError('NEXT_PENDING', `${nameOf(fn)} called next() again while its previous call was pending`));
+    }
+    this.run.onNext?.(this.run.ctx);
+    const call = dispatch(this.run, this.index + 1);
+    this.pending = call;
+    // Registered before the caller's own `await`, so it runs first: a call
+    // settles before its middleware can call next() again, so the pending
+    // call it clears is always this one.
+    call.then(this.clear, this.clear);
+    return call;
+  };
+
+  private readonly clear = (): void => {
+    this.pending = undefined;
   };
 }
 

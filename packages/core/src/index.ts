@@ -17,6 +17,7 @@ export type * from './context.js';
 export type { SluiceState, SluiceEvents, SettleOutcome, StoreErrorPolicy } from './augmentable.js';
 export { openAICompatible, type OpenAICompatibleOptions } from './open-ai-compatible.js';
 export { fetchTransport } from './fetch-transport.js';
+export { rawJson } from './raw-json.js';
 export * from './errors.js';
 export { createEmitter, type SluiceEmitter, type SluiceEventListeners } from './events.js';
 export { systemClock, sleep, type Clock } from './clock.js';

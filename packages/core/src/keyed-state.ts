@@ -32,7 +32,21 @@ export type KeyOption =
 export function keyResolver(option: KeyOption, field: string): (ctx: CompletionContext) => string {
   if (option === 'global') return () => 'global';
   if (option === 'model') return (ctx) => `model:${ctx.request.model}`;
-  if (option === 'origin-model') return (ctx) => `${ctx.transport.origin}|${ctx.request.model}`;
+  if (option === 'origin-model') {
+    // Most calls go to the origin and model the last one did: its key is
+    // reused rather than built again (the default key of breaker and limiter).
+    let origin: string | undefined;
+    let model: string | undefined;
+    let key = '';
+    return (ctx) => {
+      if (ctx.transport.origin !== origin || ctx.request.model !== model) {
+        origin = ctx.transport.origin;
+        model = ctx.request.model;
+        key = `${origin}|${model}`;
+      }
+      return key;
+    };
+  }
   if (typeof option === 'function') {
     return (ctx) => {
       const key = option(ctx);
@@ -194,6 +208,8 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
     ): Promise<T | undefined> {
       const store = storeFor(ctx);
       try {
+        // An in-process store needs no timeout: called directly, without a closure for `bounded` (every call writes).
+        if ((store as { [kInProcess]?: boolean })[kInProcess]) return await store.update<T>(namespace + key, reducer, ttlMs);
         return await bounded(store, ctx, () => store.update<T>(namespace + key, reducer, ttlMs));
       } catch (error) {
         report(ctx, key, 'update', error);

@@ -32,6 +32,9 @@ export type { OpenAICompatibleOptions } from './transport-config.js';
  *   a typed error (MALFORMED_RESPONSE for one that is not; rules and
  *   sanitising in validate-response.ts); a usage with bad counts is dropped,
  *   so no NaN reaches a counter;
+ * - `keepRawJson: true` keeps each answer's JSON text, when its check
+ *   changed nothing, for `rawJson()` (a proxy forwards it instead of
+ *   serialising the value again);
  * - `maxResponseBytes` (default 32 MiB) caps a JSON body and each SSE
  *   event (in characters); past it, MALFORMED_RESPONSE. Error bodies are
  *   read up to 64 KiB;

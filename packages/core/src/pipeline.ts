@@ -172,7 +172,7 @@ export class Pipeline<S extends object = object> {
     }
     const release = this.armDeadline(ctx, call);
     try {
-      this.composed ??= compose(this.middleware.map(unbindOnNext));
+      this.composed ??= compose(this.middleware, unbindOnNext);
       await this.composed(ctx, () => this.send(ctx));
     } catch (caught) {
       const error = toSluiceError(caught);
@@ -439,15 +439,8 @@ const noTags: Readonly<Record<string, string>> = Object.freeze({});
  * until the transport answers, belong to the call as a whole, never to a
  * response an earlier attempt produced.
  */
-function unbindOnNext<S extends object>(middleware: Middleware<S>): Middleware<S> {
-  const named = {
-    [middleware.name]: (ctx: CompletionContext<S>, next: () => Promise<void>) =>
-      middleware(ctx, () => {
-        (ctx as unknown as Call).current = undefined;
-        return next();
-      }),
-  };
-  return named[middleware.name] as Middleware<S>;
+function unbindOnNext(ctx: CompletionContext): void {
+  (ctx as unknown as Call).current = undefined;
 }
 
 /**

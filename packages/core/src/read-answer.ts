@@ -6,7 +6,8 @@ import { readEvents } from './read-events.js';
 import type { TextCodec } from './text-codec.js';
 import { maxErrorBody, type TransportConfig } from './transport-config.js';
 import { errorFromUpstream } from './upstream-errors.js';
-import { isErrorBody, parseJson, toCompletion } from './validate-response.js';
+import { keepRawJson } from './raw-json.js';
+import { editCount, isErrorBody, parseJson, toCompletion } from './validate-response.js';
 
 /** An upstream's answer once its headers are in, whatever the HTTP client. */
 export interface Answer {
@@ -74,6 +75,7 @@ export async function readAnswer(
       secrets,
       maxEventSize: maxResponseBytes,
       decoder: codec.decoder(),
+      keepRawJson: config.keepRawJson,
     });
     return;
   }
@@ -103,7 +105,9 @@ export async function readAnswer(
     throw new MalformedResponseError(`upstream answered ${status} with ${what}`, { status, headers });
   }
   if (ctx.stream) throw new MalformedResponseError('upstream answered a stream request without an event stream', { status, headers });
+  const edits = editCount();
   const completion = toCompletion(json, { headers, secrets, status });
+  if (config.keepRawJson && editCount() === edits) keepRawJson(completion, text);
   ctx.response = completion;
   ctx.usage = completion.usage ?? undefined;
 }

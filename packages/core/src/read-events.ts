@@ -4,7 +4,8 @@ import type { CompletionContext } from './context.js';
 import { AbortError, MalformedResponseError, ResponseTooLargeError, SluiceError, StreamCutError } from './errors.js';
 import type { ChatCompletionChunk } from './schemas.js';
 import { errorFromUpstream, excerpt, redact } from './upstream-errors.js';
-import { isErrorBody, parseJson, toChunk } from './validate-response.js';
+import { keepRawJson } from './raw-json.js';
+import { editCount, isErrorBody, parseJson, toChunk } from './validate-response.js';
 
 /** What {@link readEvents} needs besides the body. */
 export interface ReadEventsOptions {
@@ -17,6 +18,8 @@ export interface ReadEventsOptions {
   maxEventSize: number;
   /** Decodes the bytes, keeping a character split across reads whole. */
   decoder: { write(bytes: Uint8Array): string };
+  /** Keep each chunk's `data:` text for `rawJson()` when its check changed nothing. */
+  keepRawJson?: boolean;
 }
 
 /**
@@ -174,7 +177,9 @@ class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
         throw new MalformedResponseError(`malformed SSE event: ${excerpt(event.data, 100, secrets)}`, { headers });
       }
       const usageChunk = (json as { usage?: unknown }).usage != null;
+      const edits = editCount();
       const chunk = toChunk(json, { headers, secrets });
+      if (options.keepRawJson && editCount() === edits) keepRawJson(chunk, event.data);
       if (chunk.usage) ctx.usage = chunk.usage;
       if (options.hideUsage && usageChunk && chunk.choices.length === 0) continue;
       return chunk;

@@ -4,7 +4,8 @@ import type { ChatCompletionChunk, Usage } from './schemas.js';
 
 /** What runs a scope's listeners: a throw becomes an event, never the call's error. */
 export interface ListenerRunner {
-  runListener(listener: SettleListener, settlement: Settlement): Promise<void>;
+  /** Returns a promise only for a listener that returned one. */
+  runListener(listener: SettleListener, settlement: Settlement): Promise<void> | undefined;
 }
 
 /**
@@ -49,7 +50,12 @@ export class SettleScope {
     if (!listeners) return undefined;
     const settled = this.settled as Settlement;
     if (listeners.length === 1) return this.owner.runListener(listeners[0] as SettleListener, settled);
-    return Promise.all(listeners.map((listener) => this.owner.runListener(listener, settled))).then(() => undefined);
+    let running: Array<Promise<void>> | undefined;
+    for (const listener of listeners) {
+      const run = this.owner.runListener(listener, settled);
+      if (run) (running ??= []).push(run);
+    }
+    return running && Promise.all(running).then(() => undefined);
   }
 }
 
@@ -64,6 +70,8 @@ export function chunkText(chunk: ChatCompletionChunk): string {
   }
   return text;
 }
+
+const ended = (): IteratorResult<ChatCompletionChunk, undefined> => ({ done: true, value: undefined });
 
 /** What a stream's observer needs from its call. */
 export interface StreamWatch {
@@ -120,31 +128,45 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
     return this;
   }
 
-  async next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
-    if (this.pulling) await this.pulling;
-    if (this.finished) {
-      if (this.failure) throw this.failure;
-      return { done: true, value: undefined };
-    }
-    let result: IteratorResult<ChatCompletionChunk>;
+  next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    // A read arriving while `abandon` pulls waits for that pull.
+    if (this.pulling) return this.pulling.then(() => this.read());
+    return this.read();
+  }
+
+  private read(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    if (this.finished) return this.failure ? Promise.reject(this.failure) : Promise.resolve(ended());
     this.reading = true;
+    let read: Promise<IteratorResult<ChatCompletionChunk>>;
     try {
-      result = await this.inner.next();
+      read = this.inner.next();
     } catch (caught) {
-      const error = toSluiceError(caught);
-      await this.finish('error', error);
-      throw error;
-    } finally {
-      this.reading = false;
+      return this.failed(caught);
     }
+    // Not async: each chunk costs this layer one `then`, not an async
+    // function's promise and an await (a third of a stream's CPU per layer).
+    return read.then(this.passed, this.failed);
+  }
+
+  /** A chunk (or the end) read from the source. */
+  private readonly passed = (result: IteratorResult<ChatCompletionChunk>): IteratorResult<ChatCompletionChunk, undefined> | Promise<IteratorResult<ChatCompletionChunk, undefined>> => {
+    this.reading = false;
     if (result.done) {
-      await this.finish('success', undefined);
-      return { done: true, value: undefined };
+      const finishing = this.finish('success', undefined);
+      return finishing ? finishing.then(ended) : ended();
     }
     this.chunks++;
     if (this.watch.wantsText()) this.streamedText += chunkText(result.value);
     return result;
-  }
+  };
+
+  /** Reading the source threw: settles with the error, then rethrows it. */
+  private readonly failed = (caught: unknown): Promise<never> => {
+    this.reading = false;
+    const error = toSluiceError(caught);
+    const finishing = this.finish('error', error);
+    return finishing ? finishing.then(() => Promise.reject(error)) : Promise.reject(error);
+  };
 
   async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
     if (!this.finished) {

@@ -16,6 +16,7 @@ const optionsSchema = z.strictObject({
   attemptTimeoutMs: z.optional(z.number().check(z.positive())),
   maxResponseBytes: z.optional(z.number().check(z.int(), z.positive())),
   includeUsage: z.optional(z.boolean()),
+  keepRawJson: z.optional(z.boolean()),
   dnsCache: z.optional(z.boolean()),
   name: z.optional(z.string().check(z.minLength(1))),
   dispatcher: z.optional(z.custom<Dispatcher>((value) => typeof (value as Dispatcher | undefined)?.dispatch === 'function')),
@@ -59,6 +60,8 @@ export interface TransportConfig {
   idleTimeoutMs: number;
   attemptTimeoutMs: number;
   includeUsage: boolean;
+  /** Keep each answer's JSON text for `rawJson()`. */
+  keepRawJson: boolean;
   maxResponseBytes: number;
   dnsCache: boolean;
   dispatcher: Dispatcher | undefined;
@@ -106,6 +109,7 @@ export function transportConfig(options: OpenAICompatibleOptions, factory: strin
     idleTimeoutMs: config.idleTimeoutMs ?? 60_000,
     attemptTimeoutMs: config.attemptTimeoutMs ?? 60_000,
     includeUsage: config.includeUsage ?? true,
+    keepRawJson: config.keepRawJson ?? false,
     maxResponseBytes: config.maxResponseBytes ?? defaultMaxResponseBytes,
     dnsCache: config.dnsCache !== false,
     dispatcher: config.dispatcher,

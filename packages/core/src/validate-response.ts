@@ -51,6 +51,24 @@ const isCount = (value: unknown): value is number => typeof value === 'number' &
 
 const optionalString = (value: unknown): boolean => value === undefined || value === null || typeof value === 'string';
 
+/** Changes made by the sanitising below, ever: a value whose check left this unchanged is exactly as parsed. */
+let edits = 0;
+
+/** How many fields the checks have sanitised so far in this process (see `raw-json.ts`). */
+export function editCount(): number {
+  return edits;
+}
+
+function set(record: Record<string, unknown>, key: string, value: unknown): void {
+  record[key] = value;
+  edits++;
+}
+
+function drop(record: Record<string, unknown>, key: string): void {
+  delete record[key];
+  edits++;
+}
+
 /** Parses JSON, or returns undefined for text that is not JSON. */
 export function parseJson(text: string): unknown {
   try {
@@ -84,7 +102,7 @@ export function isErrorBody(value: unknown): boolean {
 export function sanitiseUsage(usage: unknown): Usage | undefined {
   if (!isObject(usage)) return undefined;
   if (!isCount(usage.prompt_tokens) || !isCount(usage.completion_tokens)) return undefined;
-  if (!isCount(usage.total_tokens)) usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+  if (!isCount(usage.total_tokens)) set(usage, 'total_tokens', usage.prompt_tokens + usage.completion_tokens);
   sanitiseDetails(usage, 'prompt_tokens_details');
   sanitiseDetails(usage, 'completion_tokens_details');
   return usage as unknown as Usage;
@@ -94,10 +112,10 @@ function sanitiseDetails(usage: Record<string, unknown>, field: string): void {
   const details = usage[field];
   if (details === undefined) return;
   if (!isObject(details)) {
-    delete usage[field];
+    drop(usage, field);
     return;
   }
-  for (const key of Object.keys(details)) if (key.endsWith('_tokens') && !isCount(details[key])) delete details[key];
+  for (const key of Object.keys(details)) if (key.endsWith('_tokens') && !isCount(details[key])) drop(details, key);
 }
 
 /**
@@ -113,7 +131,7 @@ export function toCompletion(value: unknown, context: ErrorContext): ChatComplet
     let ok = true;
     for (let i = 0; ok && i < choices.length; i++) ok = checkCompletionChoice(choices[i], i);
     if (ok) {
-      if (value.usage === null) delete value.usage;
+      if (value.usage === null) drop(value, 'usage');
       return finishEnvelope(value, 'chat.completion') as unknown as ChatCompletion;
     }
   }
@@ -149,13 +167,13 @@ function checkEnvelope(value: unknown): value is Record<string, unknown> {
 }
 
 function finishEnvelope(value: Record<string, unknown>, object: 'chat.completion' | 'chat.completion.chunk'): Record<string, unknown> {
-  if (typeof value.id !== 'string') value.id = '';
-  if (typeof value.model !== 'string') value.model = '';
+  if (typeof value.id !== 'string') set(value, 'id', '');
+  if (typeof value.model !== 'string') set(value, 'model', '');
   // Informational only: what is missing or of a wrong type is filled rather than failing the answer.
-  if (value.object !== object) value.object = object;
-  if (typeof value.created !== 'number') value.created = 0;
+  if (value.object !== object) set(value, 'object', object);
+  if (typeof value.created !== 'number') set(value, 'created', 0);
   const usage = value.usage;
-  if (usage !== undefined && usage !== null && sanitiseUsage(usage) === undefined) delete value.usage;
+  if (usage !== undefined && usage !== null && sanitiseUsage(usage) === undefined) drop(value, 'usage');
   return value;
 }
 
@@ -164,12 +182,12 @@ function stringOrAbsent(record: Record<string, unknown>, key: string): boolean {
   const value = record[key];
   if (value === undefined || typeof value === 'string') return true;
   if (value !== null) return false;
-  delete record[key];
+  drop(record, key);
   return true;
 }
 
 function checkIndex(choice: Record<string, unknown>, position: number): boolean {
-  if (choice.index === undefined) choice.index = position;
+  if (choice.index === undefined) set(choice, 'index', position);
   else if (typeof choice.index !== 'number') return false;
   return true;
 }
@@ -178,23 +196,23 @@ function checkCompletionChoice(choice: unknown, position: number): boolean {
   if (!isObject(choice) || !checkIndex(choice, position)) return false;
   const message = choice.message;
   if (!isObject(message)) return false;
-  if (choice.finish_reason === undefined) choice.finish_reason = null;
+  if (choice.finish_reason === undefined) set(choice, 'finish_reason', null);
   else if (!optionalString(choice.finish_reason)) return false;
-  if (!isObject(choice.logprobs)) choice.logprobs = null;
-  if (message.role === undefined) message.role = 'assistant';
+  if (choice.logprobs !== null && !isObject(choice.logprobs)) set(choice, 'logprobs', null);
+  if (message.role === undefined) set(message, 'role', 'assistant');
   else if (message.role !== 'assistant') return false;
   const content = message.content;
   if (!(optionalString(content) || Array.isArray(content)) || !optionalString(message.refusal)) return false;
-  if (content === undefined) message.content = null;
-  if (message.refusal === undefined) message.refusal = null;
+  if (content === undefined) set(message, 'content', null);
+  if (message.refusal === undefined) set(message, 'refusal', null);
   if (!stringOrAbsent(message, 'name')) return false;
   const calls = message.tool_calls;
-  if (calls === null) delete message.tool_calls;
+  if (calls === null) drop(message, 'tool_calls');
   else if (calls !== undefined) {
     if (!Array.isArray(calls)) return false;
     for (const call of calls) {
       if (!isObject(call) || typeof call.id !== 'string') return false;
-      if (call.type === undefined) call.type = 'function';
+      if (call.type === undefined) set(call, 'type', 'function');
       else if (call.type !== 'function') return false;
       const fn = call.function;
       if (!isObject(fn) || typeof fn.name !== 'string' || typeof fn.arguments !== 'string') return false;
@@ -205,17 +223,17 @@ function checkCompletionChoice(choice: unknown, position: number): boolean {
 
 function checkChunkChoice(choice: unknown, position: number): boolean {
   if (!isObject(choice) || !checkIndex(choice, position) || !optionalString(choice.finish_reason)) return false;
-  if (choice.finish_reason === undefined) choice.finish_reason = null;
-  if (choice.logprobs !== undefined && choice.logprobs !== null && !isObject(choice.logprobs)) delete choice.logprobs;
+  if (choice.finish_reason === undefined) set(choice, 'finish_reason', null);
+  if (choice.logprobs !== undefined && choice.logprobs !== null && !isObject(choice.logprobs)) drop(choice, 'logprobs');
   let delta = choice.delta;
   if (delta === undefined) {
     if (choice.message !== undefined || typeof choice.finish_reason !== 'string') return false;
-    delta = choice.delta = {};
-  } else if (delta === null) delta = choice.delta = {};
+    set(choice, 'delta', (delta = {}));
+  } else if (delta === null) set(choice, 'delta', (delta = {}));
   if (!isObject(delta)) return false;
   if (!stringOrAbsent(delta, 'role') || !optionalString(delta.content) || !optionalString(delta.refusal)) return false;
   const calls = delta.tool_calls;
-  if (calls === null) delete delta.tool_calls;
+  if (calls === null) drop(delta, 'tool_calls');
   else if (calls !== undefined) {
     if (!Array.isArray(calls)) return false;
     for (let i = 0; i < calls.length; i++) {
@@ -223,7 +241,7 @@ function checkChunkChoice(choice: unknown, position: number): boolean {
       if (!isObject(call) || !checkIndex(call, i) || !stringOrAbsent(call, 'id') || !stringOrAbsent(call, 'type')) return false;
       if (call.type !== undefined && call.type !== 'function') return false;
       const fn = call.function;
-      if (fn === null) delete call.function;
+      if (fn === null) drop(call, 'function');
       else if (fn !== undefined && (!isObject(fn) || !stringOrAbsent(fn, 'name') || !stringOrAbsent(fn, 'arguments'))) return false;
     }
   }

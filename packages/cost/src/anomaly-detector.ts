@@ -24,6 +24,8 @@ interface ModelState {
   lastFired: Map<AnomalyMetric, number>;
 }
 
+const none: readonly CostAnomalyEvent[] = Object.freeze([]);
+
 /** One settled call, as the detector sees it; internal. */
 export interface Observation {
   id: string;
@@ -48,6 +50,8 @@ export interface Observation {
  */
 export class AnomalyDetector {
   private readonly models = new Map<string, ModelState>();
+  /** The model observed last, which is last in `models`' order. */
+  private lastModel: string | undefined;
   private readonly factor: number;
   private readonly metrics: ReadonlySet<AnomalyMetric>;
 
@@ -56,26 +60,15 @@ export class AnomalyDetector {
     this.metrics = new Set(options.metrics ?? ['tokens-per-request', 'usd-per-request', 'tokens-per-minute', 'usd-per-minute']);
   }
 
-  observe(seen: Observation): CostAnomalyEvent[] {
+  observe(seen: Observation): readonly CostAnomalyEvent[] {
     // A figure that is not a number would poison the baseline for good (every later ratio NaN): left out.
-    if (usdAmount(seen.usd) === undefined || usdAmount(seen.tokens) === undefined || !Number.isFinite(seen.now)) return [];
+    if (usdAmount(seen.usd) === undefined || usdAmount(seen.tokens) === undefined || !Number.isFinite(seen.now)) return none;
     const state = this.state(seen.model);
-    const events: CostAnomalyEvent[] = [];
-    const check = (metric: AnomalyMetric, value: number, baseline: Ewma, warmup: number, canFire: () => boolean) => {
-      if (!this.metrics.has(metric) || baseline.count < warmup || baseline.mean <= 0) return;
-      const ratio = value / baseline.mean;
-      if (ratio < this.factor || !canFire()) return;
-      events.push({ id: seen.id, metric, value, baseline: baseline.mean, ratio, model: seen.model, tags: seen.tags });
-    };
+    // Runs on every settled call: no closure or array is made unless an event fires.
+    let events: CostAnomalyEvent[] | undefined;
     const warmupRequests = this.options.warmupRequests ?? 20;
-    const cooldown = (metric: AnomalyMetric) => () => {
-      const last = state.lastFired.get(metric);
-      if (last !== undefined && seen.now - last < (this.options.cooldownMs ?? 60_000)) return false;
-      state.lastFired.set(metric, seen.now);
-      return true;
-    };
-    check('tokens-per-request', seen.tokens, state.requestTokens, warmupRequests, cooldown('tokens-per-request'));
-    check('usd-per-request', seen.usd, state.requestUsd, warmupRequests, cooldown('usd-per-request'));
+    events = this.check(events, seen, state, 'tokens-per-request', seen.tokens, state.requestTokens, warmupRequests);
+    events = this.check(events, seen, state, 'usd-per-request', seen.usd, state.requestUsd, warmupRequests);
     state.requestTokens.add(seen.tokens);
     state.requestUsd.add(seen.usd);
 
@@ -88,16 +81,48 @@ export class AnomalyDetector {
     const minute = (state.minute ??= { start: minuteStart, tokens: 0, usd: 0, fired: new Set() });
     minute.tokens += seen.tokens;
     minute.usd += seen.usd;
-    const onceThisMinute = (metric: AnomalyMetric) => () => !minute.fired.has(metric) && Boolean(minute.fired.add(metric));
     const warmupMinutes = this.options.warmupMinutes ?? 5;
-    check('tokens-per-minute', minute.tokens, state.minuteTokens, warmupMinutes, onceThisMinute('tokens-per-minute'));
-    check('usd-per-minute', minute.usd, state.minuteUsd, warmupMinutes, onceThisMinute('usd-per-minute'));
+    events = this.check(events, seen, state, 'tokens-per-minute', minute.tokens, state.minuteTokens, warmupMinutes);
+    events = this.check(events, seen, state, 'usd-per-minute', minute.usd, state.minuteUsd, warmupMinutes);
+    return events ?? none;
+  }
+
+  /** Adds `metric`'s event to `events` when `value` is past `factor` times its baseline and the metric may fire again. */
+  private check(
+    events: CostAnomalyEvent[] | undefined,
+    seen: Observation,
+    state: ModelState,
+    metric: AnomalyMetric,
+    value: number,
+    baseline: Ewma,
+    warmup: number,
+  ): CostAnomalyEvent[] | undefined {
+    if (!this.metrics.has(metric) || baseline.count < warmup || baseline.mean <= 0) return events;
+    const ratio = value / baseline.mean;
+    if (ratio < this.factor || !this.mayFire(state, metric, seen.now)) return events;
+    (events ??= []).push({ id: seen.id, metric, value, baseline: baseline.mean, ratio, model: seen.model, tags: seen.tags });
     return events;
+  }
+
+  /** Per-request metrics fire at most once per cooldown, per-minute ones once a minute; claims the firing. */
+  private mayFire(state: ModelState, metric: AnomalyMetric, now: number): boolean {
+    if (metric === 'tokens-per-minute' || metric === 'usd-per-minute') {
+      const fired = (state.minute as NonNullable<ModelState['minute']>).fired;
+      if (fired.has(metric)) return false;
+      fired.add(metric);
+      return true;
+    }
+    const last = state.lastFired.get(metric);
+    if (last !== undefined && now - last < (this.options.cooldownMs ?? 60_000)) return false;
+    state.lastFired.set(metric, now);
+    return true;
   }
 
   private state(model: string): ModelState {
     let state = this.models.get(model);
     if (state) {
+      // The model seen last is already last in the Map's order: most calls.
+      if (model === this.lastModel) return state;
       // Re-inserted so the Map's order is least recently seen first.
       this.models.delete(model);
     } else {
@@ -117,6 +142,7 @@ export class AnomalyDetector {
       }
     }
     this.models.set(model, state);
+    this.lastModel = model;
     return state;
   }
 }

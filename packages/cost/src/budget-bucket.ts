@@ -98,20 +98,28 @@ function cleanWarned(warned: unknown): Record<string, string> {
   return clean;
 }
 
+/** Whether every stored `warned` entry is a hold id (checked without copying). */
+function isCleanWarned(warned: unknown): warned is Record<string, string> {
+  if (typeof warned !== 'object' || warned === null) return false;
+  for (const threshold in warned) if (typeof (warned as Record<string, unknown>)[threshold] !== 'string') return false;
+  return true;
+}
+
 /**
  * The stored record, validated, without the slots that ended by `now`.
  * A store that lost precision, a corrupted record (JSON turns NaN into
  * null) or a record of the earlier shape must not turn the limit's
  * arithmetic into NaN, where no comparison refuses anything. A clean
- * record with nothing expired is returned as it is: no copy.
+ * record with nothing expired is returned as it is, checked in one pass
+ * that copies nothing: this runs twice on every call a budget admits.
  */
 function readBucket(current: BudgetBucket | undefined, now: number, legacySlot: number): BudgetBucket {
   if (current === undefined || current === null || typeof current !== 'object') return empty();
   const spentUsd = usdAmount(current.spentUsd) ?? 0;
   const stored: unknown = current.holds;
-  const holds: Record<string, [number, number]> = {};
   if (current.v !== 2) {
     // The earlier shape: one hold per call id, with no end of its own.
+    const holds: Record<string, [number, number]> = {};
     let usd = 0;
     let count = 0;
     if (typeof stored === 'object' && stored !== null) {
@@ -123,15 +131,32 @@ function readBucket(current: BudgetBucket | undefined, now: number, legacySlot: 
     if (count > 0) holds[legacySlot] = [usd, count];
     return { v: 2, spentUsd, holds, warned: cleanWarned(current.warned) };
   }
-  let clean = spentUsd === current.spentUsd && typeof stored === 'object' && stored !== null && typeof current.warned === 'object' && current.warned !== null;
-  if (typeof stored === 'object' && stored !== null) {
-    for (const [slot, entry] of Object.entries(stored)) {
-      if (Number(slot) > now && cleanSlot(entry)) holds[slot] = entry;
-      else clean = false;
+  const storedHolds = typeof stored === 'object' && stored !== null ? (stored as Record<string, unknown>) : undefined;
+  let clean = spentUsd === current.spentUsd && storedHolds !== undefined && isCleanWarned(current.warned);
+  if (clean) {
+    for (const slot in storedHolds) {
+      if (!(Number(slot) > now && cleanSlot(storedHolds[slot]))) {
+        clean = false;
+        break;
+      }
     }
   }
   if (clean) return current;
+  const holds: Record<string, [number, number]> = {};
+  for (const slot in storedHolds) {
+    const entry = storedHolds[slot];
+    if (Number(slot) > now && cleanSlot(entry)) holds[slot] = entry;
+  }
   return { v: 2, spentUsd, holds, warned: cleanWarned(current.warned) };
+}
+
+/** `holds` with `slot` set to `entry` (or left out, when undefined): a new object, the stored one untouched. */
+function withSlot(holds: BudgetBucket['holds'], slot: number, entry: [number, number] | undefined): BudgetBucket['holds'] {
+  const copy: BudgetBucket['holds'] = {};
+  const skipped = String(slot);
+  for (const key in holds) if (key !== skipped) copy[key] = holds[key] as [number, number];
+  if (entry !== undefined) copy[slot] = entry;
+  return copy;
 }
 
 /**
@@ -145,7 +170,7 @@ function readBucket(current: BudgetBucket | undefined, now: number, legacySlot: 
  */
 export function heldUsd(bucket: BudgetBucket): number {
   let sum = 0;
-  for (const entry of Object.values(bucket.holds)) sum += entry[0];
+  for (const slot in bucket.holds) sum += (bucket.holds[slot] as [number, number])[0];
   return sum;
 }
 
@@ -169,8 +194,9 @@ export function reserveHold(hold: Hold, limitUsd: number, force: boolean, now: n
     // An amount that is not a price is never admitted, even forced: held, it would disable the limit.
     if (usdAmount(hold.usd) === undefined || !(hold.slot > now)) return bucket;
     if (!force && bucket.spentUsd + heldUsd(bucket) + hold.usd > limitUsd + tolerance) return bucket;
-    const [usd, count] = bucket.holds[hold.slot] ?? [0, 0];
-    return { ...bucket, holds: { ...bucket.holds, [hold.slot]: [usd + hold.usd, count + 1] }, admitted: hold.id };
+    const entry = bucket.holds[hold.slot];
+    const holds = withSlot(bucket.holds, hold.slot, entry ? [entry[0] + hold.usd, entry[1] + 1] : [hold.usd, 1]);
+    return { v: 2, spentUsd: bucket.spentUsd, holds, warned: bucket.warned, admitted: hold.id };
   };
 }
 
@@ -199,8 +225,7 @@ export function settleHold(hold: Hold, held: boolean, usd: number, limitUsd: num
     let holds = bucket.holds;
     const entry = held ? holds[hold.slot] : undefined;
     if (entry) {
-      const { [hold.slot]: _settled, ...others } = holds;
-      holds = entry[1] > 1 ? { ...others, [hold.slot]: [Math.max(0, entry[0] - (usdAmount(hold.usd) ?? 0)), entry[1] - 1] } : others;
+      holds = withSlot(holds, hold.slot, entry[1] > 1 ? [Math.max(0, entry[0] - (usdAmount(hold.usd) ?? 0)), entry[1] - 1] : undefined);
     }
     const spentUsd = bucket.spentUsd + (usdAmount(usd) ?? usdAmount(hold.usd) ?? 0);
     let warned = bucket.warned;

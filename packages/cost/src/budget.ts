@@ -1,14 +1,14 @@
-import { type CompletionContext, type Middleware, ValidationError } from '@sluice/core';
+import { type CompletionContext, type Middleware, type Settlement, ValidationError } from '@sluice/core';
 import { type KeyedState, keyedState, parseOptions } from '@sluice/core/kit';
 import { type BudgetBucket, type Hold, heldUsd, holdSlot, releaseHold, reserveHold, settleHold } from './budget-bucket.js';
 import { type BudgetPeriod, type PeriodBucket, periodBucket } from './budget-period.js';
 import { type BudgetExceededDetails, BudgetExceededError } from './errors.js';
-import { priceEstimate } from './estimate-cost.js';
+import { worstCaseUsd } from './estimate-cost.js';
 import { type BudgetLimit, type BudgetOptions, budgetOptionsSchema } from './options.js';
 import { type PriceTable, priceTable } from './price-table.js';
 import { promptCount } from './prompt-count.js';
 import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';
-import { settledCost } from './settled-cost.js';
+import { settledUsd } from './settled-cost.js';
 
 /** What `budget` leaves in `ctx.state.budget` while the call is in flight. */
 export interface BudgetState {
@@ -104,18 +104,40 @@ export function budget(options: BudgetOptions): Middleware {
   const holdMs = config.holdMs ?? 15 * minuteMs;
   // The period each limit is in, kept until it ends: most calls fall in the same one.
   const periods: Array<PeriodBucket | undefined> = limits.map(() => undefined);
+  // The last target of each limit, reused while the key and period stay the
+  // same (a global limit: every call), so a call builds no record key.
+  const lastTargets: Array<Applicable | undefined> = limits.map(() => undefined);
+  let lastAll: Applicable[] | undefined;
+  // Hold ids unique across processes sharing a store, without a random UUID per call.
+  const holdPrefix = `${crypto.randomUUID()}:`;
+  let holds = 0;
+
+  function target(ctx: CompletionContext, now: number, index: number): Applicable {
+    const limit = limits[index] as BudgetLimit;
+    const state = states[index] as KeyedState;
+    const key = state.keyOf(ctx);
+    let bucket = periods[index];
+    if (!bucket || now < bucket.start || now >= bucket.end) periods[index] = bucket = periodBucket(limit.period, now);
+    const last = lastTargets[index];
+    if (last !== undefined && last.key === key && last.periodId === bucket.id) return last;
+    // Kept until every hold made in the period has expired, so a call settling late still finds its hold.
+    const expiresAt = bucket.end + 2 * holdMs;
+    const record = `${name}:${key}:${limit.period}:${bucket.id}`;
+    const made: Applicable = { limit, state, key, record, expiresAt, periodId: bucket.id, resetsAt: bucket.end };
+    lastTargets[index] = made;
+    return made;
+  }
 
   function applicable(ctx: CompletionContext, now: number): Applicable[] {
-    return limits.map((limit, index) => {
-      const state = states[index] as KeyedState;
-      const key = state.keyOf(ctx);
-      let bucket = periods[index];
-      if (!bucket || now < bucket.start || now >= bucket.end) periods[index] = bucket = periodBucket(limit.period, now);
-      // Kept until every hold made in the period has expired, so a call settling late still finds its hold.
-      const expiresAt = bucket.end + 2 * holdMs;
-      const record = `${name}:${key}:${limit.period}:${bucket.id}`;
-      return { limit, state, key, record, expiresAt, periodId: bucket.id, resetsAt: bucket.end };
-    });
+    if (limits.length === 1) {
+      const only = target(ctx, now, 0);
+      // Never changed by a caller: reused as long as its one target is.
+      if (lastAll?.[0] !== only) lastAll = [only];
+      return lastAll;
+    }
+    const targets: Applicable[] = [];
+    for (let index = 0; index < limits.length; index++) targets.push(target(ctx, now, index));
+    return targets;
   }
 
   function worstCase(ctx: CompletionContext): number {
@@ -124,8 +146,7 @@ export function budget(options: BudgetOptions): Middleware {
       if (policy === 'warn') ctx.events.emit('price-unknown', { id: ctx.id, model: ctx.request.model, by: 'budget' });
       return 0;
     }
-    const { count, approximate } = promptCount(ctx);
-    return priceEstimate(match, ctx.request, count, approximate).worstCase;
+    return worstCaseUsd(match, ctx.request, promptCount(ctx).count);
   }
 
   /**
@@ -139,13 +160,19 @@ export function budget(options: BudgetOptions): Middleware {
     reducer: (target: Applicable, index: number) => ((current: BudgetBucket | undefined) => BudgetBucket) | undefined,
   ): Promise<Array<BudgetBucket | undefined>> {
     const now = ctx.clock.now();
-    return Promise.all(
-      targets.map((target, index) => {
-        const update = reducer(target, index);
-        if (!update || target.expiresAt <= now) return undefined;
-        return target.state.update<BudgetBucket>(ctx, target.record, update, { ttlMs: target.expiresAt - now, phase: 'settle' });
-      }),
-    );
+    const writes: Array<Promise<BudgetBucket | undefined> | undefined> = [];
+    for (let index = 0; index < targets.length; index++) {
+      const target = targets[index] as Applicable;
+      const update = reducer(target, index);
+      writes.push(
+        !update || target.expiresAt <= now
+          ? undefined
+          : target.state.update<BudgetBucket>(ctx, target.record, update, { ttlMs: target.expiresAt - now, phase: 'settle' }),
+      );
+    }
+    // One limit (the usual case): awaited as it is, without Promise.all's array and promise.
+    if (writes.length === 1) return [await writes[0]];
+    return Promise.all(writes);
   }
 
   const release = (ctx: CompletionContext, targets: Applicable[], hold: Hold, held: boolean[]) =>
@@ -153,7 +180,8 @@ export function budget(options: BudgetOptions): Middleware {
 
   async function reserveAll(ctx: CompletionContext, targets: Applicable[], hold: Hold, force: boolean): Promise<Reservation> {
     const held: boolean[] = [];
-    for (const [index, target] of targets.entries()) {
+    for (let index = 0; index < targets.length; index++) {
+      const target = targets[index] as Applicable;
       const now = ctx.clock.now();
       let bucket: BudgetBucket | undefined;
       try {
@@ -178,18 +206,19 @@ export function budget(options: BudgetOptions): Middleware {
     const buckets = await settleEach(ctx, targets, (target, index) =>
       settleHold(hold, held[index] ?? false, usd, target.limit.limitUsd, warnAt, now),
     );
-    targets.forEach((target, index) => {
+    for (let index = 0; index < targets.length; index++) {
+      const target = targets[index] as Applicable;
       const bucket = buckets[index];
-      if (!bucket) return;
+      if (!bucket) continue;
       const { limit } = target;
-      for (const [threshold, by] of Object.entries(bucket.warned)) {
-        if (by !== hold.id) continue;
+      for (const threshold in bucket.warned) {
+        if (bucket.warned[threshold] !== hold.id) continue;
         ctx.events.emit('budget-warning', {
           id: ctx.id, key: target.key, period: limit.period, periodId: target.periodId,
           threshold: Number(threshold), limitUsd: limit.limitUsd, spentUsd: bucket.spentUsd,
         });
       }
-    });
+    }
   }
 
   function details(refused: { ok: false; blocked: Applicable; bucket: BudgetBucket }, requestedUsd: number): BudgetExceededDetails {
@@ -236,16 +265,13 @@ export function budget(options: BudgetOptions): Middleware {
     const now = ctx.clock.now();
     const targets = applicable(ctx, now);
     const requested = ctx.request.model;
-    const { hold, held } = await admit(ctx, targets, `${ctx.id}:${crypto.randomUUID()}`, holdSlot(now, holdMs, ctx.deadline));
+    const { hold, held } = await admit(ctx, targets, `${holdPrefix}${(++holds).toString(36)}`, holdSlot(now, holdMs, ctx.deadline));
     const downgradedFrom = ctx.request.model === requested ? undefined : requested;
     ctx.state.budget = { model: ctx.request.model, reservedUsd: hold.usd, downgradedFrom };
 
-    let settled = false;
-    const settle = async (usd: number) => {
-      if (settled) return;
-      settled = true;
-      await settleAll(ctx, targets, hold, held, usd);
-    };
+    // One listener, registered once: on the way out, or on the way back of an error.
+    const settle = (settlement: Settlement) =>
+      settleAll(ctx, targets, hold, held, settledUsd(ctx, settlement, prices.lookup(ctx.request.model)) ?? 0);
     try {
       await next();
     } catch (error) {
@@ -253,10 +279,10 @@ export function budget(options: BudgetOptions): Middleware {
       // trackCost costs it: a stream the upstream accepted and that failed
       // at its first chunk, read inside a retry, was billed for its prompt.
       // With no response at all, it runs when the call settles, at $0.
-      ctx.onSettled((settlement) => settle(settledCost(ctx, settlement, prices.lookup(ctx.request.model))?.usd ?? 0));
+      ctx.onSettled(settle);
       throw error;
     }
     // Bound to the response next() produced: a stream settles when read to its end or cut.
-    ctx.onSettled((settlement) => settle(settledCost(ctx, settlement, prices.lookup(ctx.request.model))?.usd ?? 0));
+    ctx.onSettled(settle);
   };
 }

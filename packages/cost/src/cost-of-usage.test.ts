@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { costOfUsage } from './cost-of-usage.js';
+import { costOfUsage, costOfUsageTokens, usdOfUsageTokens } from './cost-of-usage.js';
 import { priceTable } from './price-table.js';
+import { usageTokens } from './usage-tokens.js';
 
 const entry = (model: string) => priceTable().lookup(model)!.entry;
 
@@ -77,4 +78,29 @@ describe('costOfUsage', () => {
       ),
     );
   });
+
+  it('gives budget the same USD without buckets as with them, reasoning, cache hits and long-prompt tiers included', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('gpt-4.1', 'gemini-2.5-pro', 'deepseek-v3.2', 'claude-sonnet-4.5'),
+        fc.nat(400_000),
+        fc.nat(50_000),
+        fc.nat(400_000),
+        fc.nat(20_000),
+        fc.boolean(),
+        (model, prompt, completion, cached, reasoning, outside) => {
+          const usage = {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion + (outside ? reasoning : 0),
+            prompt_tokens_details: { cached_tokens: cached },
+            completion_tokens_details: { reasoning_tokens: reasoning },
+          };
+          const tokens = usageTokens(usage);
+          expect(usdOfUsageTokens(tokens, entry(model))).toBe(costOfUsageTokens(tokens, entry(model)).usd);
+        },
+      ),
+    );
+  });
 });
+

@@ -39,10 +39,39 @@ export interface CostBreakdown {
  * ```
  */
 export function ratesFor(entry: PriceEntry, promptTokens: number): { input: number; cachedInput: number; output: number; tier: number | undefined } {
-  const tier = entry.tiers?.findLast((candidate) => promptTokens > candidate.abovePromptTokens);
+  const tier = tierFor(entry, promptTokens);
   const prices = tier ?? entry;
   // No cached price means no discount is assumed: never under-count.
   return { input: prices.input, cachedInput: prices.cachedInput ?? prices.input, output: prices.output, tier: tier?.abovePromptTokens };
+}
+
+/** The highest tier `promptTokens` is above (tiers are sorted), without a closure: this runs on every call priced. */
+function tierFor(entry: PriceEntry, promptTokens: number): NonNullable<PriceEntry['tiers']>[number] | undefined {
+  const { tiers } = entry;
+  if (tiers === undefined) return undefined;
+  for (let index = tiers.length - 1; index >= 0; index--) {
+    const tier = tiers[index];
+    if (tier !== undefined && promptTokens > tier.abovePromptTokens) return tier;
+  }
+  return undefined;
+}
+
+/**
+ * What token counts cost in USD, as {@link costOfTokens} prices them,
+ * without building the buckets: what `budget` reserves on every call; internal.
+ *
+ * @param entry - the model's price entry
+ * @param uncachedInput - prompt tokens not served from the cache
+ * @param cachedInput - prompt tokens served from the cache
+ * @param output - output tokens
+ * @example
+ * ```ts
+ * usdOfTokens(entry, 3_000, 0, 800); // 0.0124 for gpt-4.1
+ * ```
+ */
+export function usdOfTokens(entry: PriceEntry, uncachedInput: number, cachedInput: number, output: number): number {
+  const prices = tierFor(entry, uncachedInput + cachedInput) ?? entry;
+  return (uncachedInput * prices.input + cachedInput * (prices.cachedInput ?? prices.input) + output * prices.output) / 1e6;
 }
 
 /**
@@ -80,9 +109,29 @@ export function costOfUsage(usage: Usage, entry: PriceEntry): CostBreakdown {
 export function costOfUsageTokens(tokens: UsageTokens, entry: PriceEntry): CostBreakdown {
   const prompt = tokens.prompt ?? 0;
   const { cached, reasoning } = tokens;
-  let output = tokens.completion ?? 0;
-  if (reasoning > 0 && tokens.total === prompt + output + reasoning) output += reasoning;
-  return costOfTokens({ uncachedInput: prompt - cached, cachedInput: cached, output, reasoning }, entry);
+  return costOfTokens({ uncachedInput: prompt - cached, cachedInput: cached, output: billedOutput(tokens), reasoning }, entry);
+}
+
+/**
+ * {@link costOfUsageTokens}' USD alone, without its buckets; internal.
+ *
+ * @param tokens - from `usageTokens`
+ * @param entry - the model's price entry
+ * @example
+ * ```ts
+ * usdOfUsageTokens(usageTokens(usage), entry) === costOfUsageTokens(usageTokens(usage), entry).usd; // true
+ * ```
+ */
+export function usdOfUsageTokens(tokens: UsageTokens, entry: PriceEntry): number {
+  const prompt = tokens.prompt ?? 0;
+  return usdOfTokens(entry, prompt - tokens.cached, tokens.cached, billedOutput(tokens));
+}
+
+/** Output tokens as billed: reasoning reported outside `completion_tokens` (the total shows it) is added. */
+function billedOutput(tokens: UsageTokens): number {
+  const output = tokens.completion ?? 0;
+  const prompt = tokens.prompt ?? 0;
+  return tokens.reasoning > 0 && tokens.total === prompt + output + tokens.reasoning ? output + tokens.reasoning : output;
 }
 
 /**
@@ -102,7 +151,7 @@ export function costOfTokens(
   const rates = ratesFor(entry, tokens.uncachedInput + tokens.cachedInput);
   const uncachedInput = bucket(tokens.uncachedInput, rates.input);
   const cachedInput = bucket(tokens.cachedInput, rates.cachedInput);
-  const output = { ...bucket(tokens.output, rates.output), reasoningTokens: tokens.reasoning ?? 0 };
+  const output = { tokens: tokens.output, usd: (tokens.output * rates.output) / 1e6, reasoningTokens: tokens.reasoning ?? 0 };
   return {
     usd: (tokens.uncachedInput * rates.input + tokens.cachedInput * rates.cachedInput + tokens.output * rates.output) / 1e6,
     buckets: { uncachedInput, cachedInput, output },

@@ -2,7 +2,7 @@ import { countMessages } from '@sluice/context';
 import { type ChatCompletionRequest } from '@sluice/core';
 import { chatCompletionRequestSchema, parseOptions } from '@sluice/core/kit';
 import * as z from 'zod/mini';
-import { costOfTokens } from './cost-of-usage.js';
+import { costOfTokens, usdOfTokens } from './cost-of-usage.js';
 import { type PriceMatch, type PriceTable, priceTable } from './price-table.js';
 import { expectedOutputOption, priceTableOption, unknownModelOption } from './options.js';
 import { type UnknownModelPolicy, resolvePrice } from './resolve-price.js';
@@ -95,13 +95,35 @@ export function priceEstimate(
   options: { expectedOutput?: number | { ratio: number }; cachedInputTokens?: number } = {},
 ): CostEstimate {
   const choices = request.n ?? 1;
-  const cap = request.max_completion_tokens ?? request.max_tokens ?? match?.entry.maxOutput ?? 0;
+  const cap = outputCap(match, request);
   const typical = options.expectedOutput ?? defaultExpectedOutput;
   const perChoice = typeof typical === 'number' ? typical : Math.ceil(typical.ratio * inputTokens);
   const outputTokens = { expected: Math.min(perChoice, cap) * choices, max: cap * choices };
   if (!match) return { model: undefined, priced: false, expected: 0, worstCase: 0, inputTokens, outputTokens, approximate };
   const cached = Math.min(options.cachedInputTokens ?? 0, inputTokens);
   const expected = costOfTokens({ uncachedInput: inputTokens - cached, cachedInput: cached, output: outputTokens.expected }, match.entry);
-  const worst = costOfTokens({ uncachedInput: inputTokens, cachedInput: 0, output: outputTokens.max }, match.entry);
-  return { model: match.model, priced: true, expected: expected.usd, worstCase: worst.usd, inputTokens, outputTokens, approximate };
+  const worst = worstCaseUsd(match, request, inputTokens);
+  return { model: match.model, priced: true, expected: expected.usd, worstCase: worst, inputTokens, outputTokens, approximate };
+}
+
+/**
+ * A request's worst-case cost (every choice's answer at its cap, nothing
+ * from the cache) for a prompt already counted: what `budget` reserves,
+ * without building a whole estimate; internal.
+ *
+ * @param match - the model's price
+ * @param request - the request (its caps and `n`)
+ * @param inputTokens - the prompt's tokens
+ * @example
+ * ```ts
+ * const reserved = worstCaseUsd(match, ctx.request, count);
+ * ```
+ */
+export function worstCaseUsd(match: PriceMatch, request: ChatCompletionRequest, inputTokens: number): number {
+  return usdOfTokens(match.entry, inputTokens, 0, outputCap(match, request) * (request.n ?? 1));
+}
+
+/** The most output tokens one choice may have: the request's cap, else the model's. */
+function outputCap(match: PriceMatch | undefined, request: ChatCompletionRequest): number {
+  return request.max_completion_tokens ?? request.max_tokens ?? match?.entry.maxOutput ?? 0;
 }

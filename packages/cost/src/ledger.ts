@@ -3,7 +3,7 @@ import { keyedState, parseOptions } from '@sluice/core/kit';
 import * as z from 'zod/mini';
 import { periodBucket } from './budget-period.js';
 import type { CostEvent } from './events.js';
-import { type Cell, type CellIndex, addTo, admitCell, cellKey, chosenCell, emptyRow, merge, overflowKey } from './ledger-cells.js';
+import { type Cell, type CellIndex, addTo, admitCell, cellKeyCache, chosenCell, emptyRow, merge, overflowKey } from './ledger-cells.js';
 
 /** One settled call, as `trackCost` records it: its `cost` event and when it settled. */
 export interface CostRecord extends CostEvent {
@@ -157,6 +157,7 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
   const name = config.name ?? 'ledger';
   const kept = config.tags ? new Set(config.tags) : undefined;
   const maxCells = config.maxCellsPerHour ?? 1_000;
+  const cellKeys = cellKeyCache();
   const state = keyedState({
     name: 'cost',
     defaultKey: 'global',
@@ -164,11 +165,26 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
     store: config.store,
     onStoreError: config.onStoreError ?? 'memory',
   });
-  const hourId = (hour: number) => `${name}:${new Date(hour).toISOString().slice(0, 13)}`;
+  // The hour's id, remembered for the hour most calls fall in (toISOString costs a microsecond).
+  let lastHour = Number.NaN;
+  let lastHourId = '';
+  const hourId = (hour: number) => {
+    if (hour === lastHour) return lastHourId;
+    const id = `${name}:${new Date(hour).toISOString().slice(0, 13)}`;
+    if (hour >= lastHour || Number.isNaN(lastHour)) {
+      lastHour = hour;
+      lastHourId = id;
+    }
+    return id;
+  };
   const known = new WeakMap<Store, Map<string, HourCells>>();
+  // The store and hour of the last call, whose cells most calls go into.
+  let lastStore: Store | undefined;
+  let lastHourCells: [string, HourCells] | undefined;
 
   /** This process's knowledge of the hour's index in `store`, forgetting the oldest hours past a few. */
   function hourCells(store: Store, hour: string): HourCells {
+    if (store === lastStore && hour === lastHourCells?.[0]) return lastHourCells[1];
     let hours = known.get(store);
     if (!hours) known.set(store, (hours = new Map()));
     let cells = hours.get(hour);
@@ -176,14 +192,18 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
       hours.set(hour, (cells = { into: new Map(), full: false }));
       if (hours.size > hoursKept) hours.delete(hours.keys().next().value as string);
     }
+    lastStore = store;
+    lastHourCells = [hour, cells];
     return cells;
   }
 
   /** The cell a call goes into: from memory, or by listing it in the hour's index the first time this process meets it. */
   async function cellFor(ctx: CompletionContext | undefined, hour: string, key: string, model: string, ttlMs: number): Promise<string | undefined> {
     const cells = hourCells(state.storeFor(ctx), hour);
+    const known = cells.into.get(key);
+    if (known !== undefined) return known;
     const overflow = overflowKey(model);
-    const into = cells.into.get(key) ?? (cells.full ? cells.into.get(overflow) : undefined);
+    const into = cells.full ? cells.into.get(overflow) : undefined;
     if (into !== undefined) return into;
     const index = await state.update<CellIndex>(ctx, `${hour}:cells`, admitCell(key, overflow, maxCells), { ttlMs, phase: 'settle' });
     if (!index) return undefined;
@@ -205,7 +225,7 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
       if (ttlMs <= 0) return;
       const tags = keptTags(record.tags, kept);
       const id = hourId(hour);
-      const into = await cellFor(ctx, id, cellKey(record.model, tags), record.model, ttlMs);
+      const into = await cellFor(ctx, id, cellKeys.of(record.model, tags), record.model, ttlMs);
       if (into === undefined) return;
       await state.update<Cell>(ctx, `${id}:${into}`, addTo(into, record, tags), { ttlMs, phase: 'settle' });
     },

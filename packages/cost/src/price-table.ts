@@ -65,6 +65,9 @@ export function priceTable(
   return Object.keys(overrides).length === 0 ? defaultTable() : createTable(defaultTable().entries, overrides);
 }
 
+/** Model names a table remembers the match of. */
+const maxMatches = 1_024;
+
 let builtIn: PriceTable | undefined;
 function defaultTable(): PriceTable {
   builtIn ??= createTable({}, defaultPrices);
@@ -84,10 +87,19 @@ function createTable(
     for (const name of [key, ...(entry.aliases ?? [])]) byCanonical.set(canonicalModel(name), key);
   }
   const frozen = Object.freeze(entries);
+  // Looked up two or three times per call (budget, trackCost): each name is
+  // matched once (the canonical match runs three regular expressions) and
+  // its match shared, frozen. Bounded, since model names come from callers.
+  const matches = new Map<string, PriceMatch | null>();
   const lookup = (model: string): PriceMatch | undefined => {
+    const known = matches.get(model);
+    if (known !== undefined) return known ?? undefined;
     const key = Object.hasOwn(frozen, model) ? model : byCanonical.get(canonicalModel(model));
     const entry = key === undefined ? undefined : frozen[key];
-    return key === undefined || entry === undefined ? undefined : { model: key, entry };
+    const match = key === undefined || entry === undefined ? undefined : Object.freeze({ model: key, entry });
+    if (matches.size >= maxMatches) matches.clear();
+    matches.set(model, match ?? null);
+    return match;
   };
   return {
     entries: frozen,

@@ -1,5 +1,5 @@
 import type { ChatCompletion, CompletionContext, Settlement } from '@sluice/core';
-import { type CostBuckets, costOfTokens, costOfUsageTokens } from './cost-of-usage.js';
+import { type CostBuckets, costOfTokens, costOfUsageTokens, usdOfUsageTokens } from './cost-of-usage.js';
 import type { PriceEntry, PriceMatch } from './price-table.js';
 import { promptCount, streamedTokens } from './prompt-count.js';
 import { usageTokens } from './usage-tokens.js';
@@ -55,6 +55,27 @@ export function settledCost(ctx: CompletionContext, settlement: Settlement, matc
   const cached = Math.min(reported?.cached ?? 0, prompt);
   const cost = costOfTokens({ uncachedInput: prompt - cached, cachedInput: cached, output, reasoning: reported?.reasoning ?? 0 }, entry);
   return { model, priced, usd: cost.usd, buckets: cost.buckets, estimated: true };
+}
+
+/**
+ * What a settled call cost in USD, as {@link settledCost} prices it, built
+ * without its buckets when the upstream reported usable usage (the usual
+ * case): what `budget` charges on every call it settles; internal.
+ *
+ * @param ctx - the call, whose `request` is what was finally sent
+ * @param settlement - how it ended
+ * @param match - the model's price, if it has one
+ * @example
+ * ```ts
+ * ctx.onSettled((settlement) => charge(settledUsd(ctx, settlement, prices.lookup(ctx.request.model)) ?? 0));
+ * ```
+ */
+export function settledUsd(ctx: CompletionContext, settlement: Settlement, match: PriceMatch | undefined): number | undefined {
+  if (settlement.usage) {
+    const reported = usageTokens(settlement.usage);
+    if (reported.prompt !== undefined && reported.completion !== undefined) return usdOfUsageTokens(reported, (match?.entry ?? unpriced));
+  }
+  return settledCost(ctx, settlement, match)?.usd;
 }
 
 function completionText(response: ChatCompletion): string {

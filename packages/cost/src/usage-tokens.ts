@@ -70,14 +70,18 @@ export interface UsageTokens {
  */
 export function usageTokens(usage: Usage): UsageTokens {
   const fields = usage as unknown as Record<string, unknown>;
-  const details = (key: string, field: string) => (fields[key] as Record<string, unknown> | null | undefined)?.[field];
   const prompt = tokenCount(fields.prompt_tokens);
-  const cached = tokenCount(details('prompt_tokens_details', 'cached_tokens')) ?? tokenCount(fields.prompt_cache_hit_tokens) ?? 0;
+  const cached = tokenCount(detail(fields.prompt_tokens_details, 'cached_tokens')) ?? tokenCount(fields.prompt_cache_hit_tokens) ?? 0;
   return {
     prompt,
     completion: tokenCount(fields.completion_tokens),
     cached: Math.min(prompt ?? 0, cached),
-    reasoning: tokenCount(details('completion_tokens_details', 'reasoning_tokens')) ?? 0,
+    reasoning: tokenCount(detail(fields.completion_tokens_details, 'reasoning_tokens')) ?? 0,
     total: tokenCount(fields.total_tokens),
   };
+}
+
+/** A field of a usage's details object, whatever the details hold. */
+function detail(details: unknown, field: string): unknown {
+  return typeof details === 'object' && details !== null ? (details as Record<string, unknown>)[field] : undefined;
 }

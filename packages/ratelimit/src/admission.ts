@@ -9,6 +9,7 @@ import {
   type Decision,
   decide,
   givenBack,
+  isWindowState,
   keepMs,
   paused,
   type WindowState,
@@ -56,6 +57,37 @@ export class Admission {
   }
 
   /**
+   * Admits requests of `costs`, in order, in one store update, up to the
+   * first that must wait (its decision is the last one returned): a queue
+   * whose requests fit is admitted in one round trip, not one each, and in
+   * its order, since no request is decided past one that waits. Returns
+   * the decisions and the time they were made (the admitted ones' booking
+   * time); when the store failed and the policy lets calls go on, only the
+   * first goes, unrecorded (time `undefined`), and the others stay queued.
+   *
+   * @throws StoreError when the store fails under the `closed` policy
+   */
+  async admitMany(queue: KeyQueue, caller: Caller, costs: readonly number[], now: number): Promise<[Decision[], number | undefined]> {
+    let decisions: Decision[] = [];
+    let decidedAt = now;
+    const state = await this.update(queue, caller, now, 'admit', (current) => {
+      // Fresh on every run: a distributed store may run the reducer more than once.
+      decisions = [];
+      decidedAt = current.at;
+      let next = current;
+      for (const cost of costs) {
+        const decision = decide(this.config, next, cost);
+        decisions.push(decision);
+        if (!decision.admitted) break;
+        next = admitted(this.config, next, cost);
+      }
+      return next;
+    });
+    // A store failure the policy lets through lets the first through, as a single admission would: not a whole queue.
+    return state ? [decisions, decidedAt] : [[admitNow], undefined];
+  }
+
+  /**
    * {@link Admission.admit} for the queue's one fast-path admission, with
    * the reducer the queue made once ({@link KeyQueue.admitFast}) instead of
    * a closure per call.
@@ -72,10 +104,16 @@ export class Admission {
 
   /** The reducer behind {@link KeyQueue.admitFast}: reads the fast admission's cost and time from the queue. */
   fastReducer(queue: KeyQueue, current: WindowState | undefined): WindowState {
+    // Decided at the time the store runs it, read once (see Admission.update).
+    if (queue.fastClock) {
+      queue.fastNow = Math.max(queue.fastNow, queue.fastClock.now());
+      queue.fastClock = undefined;
+    }
     const state = bringUp(this.config, current, queue.fastNow);
     const decision = decide(this.config, state, queue.fastCost);
     queue.fastDecision = decision;
-    return decision.admitted ? admitted(this.config, state, queue.fastCost) : state;
+    if (decision.admitted) return admitted(this.config, state, queue.fastCost);
+    return isWindowState(current) ? current : state;
   }
 
   /** Takes back an admission whose call aborted before it was sent; a store failure here only leaves it booked. */
@@ -102,9 +140,18 @@ export class Admission {
   }
 
   /**
-   * Runs `change` on the key's state brought up to `now`, atomically;
-   * `undefined` when the store failed and the policy let the call go on.
-   * `change` stays pure: a distributed store may run it more than once.
+   * Runs `change` on the key's state brought up to the time the store runs
+   * it (not before `now`), atomically; `undefined` when the store failed and
+   * the policy let the call go on.
+   *
+   * Why the time is read inside the reducer. A remote store runs it later
+   * than it was called: after the rest of the turn, behind a write in
+   * flight, after a stall of this process. Booked at the time of the call,
+   * a request that goes out only then would be counted as if it had gone
+   * earlier, and leave the window early: a later window could admit the
+   * whole limit beside it. Read at the first run and kept for any re-run
+   * (a conflict retry, checkedStore's second call), it keeps `change`
+   * pure: the same input gives the same state.
    */
   private async update(
     queue: KeyQueue,
@@ -113,10 +160,17 @@ export class Admission {
     phase: 'admit' | 'settle',
     change: (state: WindowState) => WindowState,
   ): Promise<WindowState | undefined> {
+    let at: number | undefined;
     const state = await this.config.state.update<WindowState>(
       asContext(caller),
       queue.storeKey,
-      (current) => change(bringUp(this.config, current, now)),
+      (current) => {
+        const up = bringUp(this.config, current, (at ??= Math.max(now, caller.clock.now())));
+        const next = change(up);
+        // Nothing changed but the time: the stored value stays as it is, so a shared store need not write
+        // (a new version would make every other process's next write a conflict).
+        return next === up && isWindowState(current) ? current : next;
+      },
       { ttlMs: this.ttlMs, phase },
     );
     if (state) queue.seen = state;

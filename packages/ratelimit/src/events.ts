@@ -41,4 +41,11 @@ export interface RateLimitState {
   waitedMs: number;
   /** Tokens reserved for the latest attempt (0 without a token limit). */
   reservedTokens: number;
+  /**
+   * When the window booked the latest attempt, on the pipeline's clock (with
+   * `@sluice/redis`, the fleet's); `undefined` when it went unrecorded (the
+   * store failed and the policy let it go). No window of these times holds
+   * more than the limit.
+   */
+  admittedAt?: number | undefined;
 }

@@ -12,6 +12,8 @@ export interface Ticket {
   readonly reserved: number;
   /** How long it waited. */
   readonly waitedMs: number;
+  /** The state's `at` its booking was made at; undefined when nothing was booked (the store failed, policy open). */
+  readonly bookedAt: number | undefined;
 }
 
 /** A request in a key's queue. */
@@ -50,8 +52,8 @@ export class KeyQueue {
   timer: { handle: unknown; clock: Clock } | undefined = undefined;
   pumping = false;
   again = false;
-  /** The head while its admission is with the store (it holds a slot already). */
-  trying: Waiter | undefined = undefined;
+  /** How many waiters from the head are being admitted with the store (each holds a slot already). */
+  trying = 0;
   /** The state as last read or written, for wait estimates. */
   seen: WindowState | undefined = undefined;
   /** A fast-path admission is with the store: it holds a slot, and nobody else may be admitted before it answers. */
@@ -59,6 +61,8 @@ export class KeyQueue {
   /** That admission's cost and time, read by {@link KeyQueue.admitFast}. */
   fastCost = 0;
   fastNow = 0;
+  /** The clock its reducer reads the decision time from once, at its first run; cleared then. */
+  fastClock: Clock | undefined = undefined;
   /** What the store decided for it. */
   fastDecision: Decision | undefined = undefined;
   /** The sweep epoch this record was last used in. */

@@ -3,7 +3,7 @@ import { type Clock, createEmitter, memoryStore, type Store, systemClock } from 
 import { keyedState } from '@sluice/core/kit';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { SlidingWindow } from './bucket.js';
+import { maxEntries, type SlidingWindow } from './bucket.js';
 import { type Caller, Limiter } from './limiter.js';
 import type { WindowState } from './window-state.js';
 import type { LimiterConfig } from './options.js';
@@ -121,8 +121,9 @@ describe('Limiter', () => {
     }
     const state = await store.get<WindowState>('sluice:ratelimit:test:key');
     expect(JSON.parse(JSON.stringify(state))).toEqual(state);
-    // 500 ms apart for 50 s: one entry a millisecond used, each with its net tokens.
-    expect(state?.requests.entries).toHaveLength(500);
+    // 500 distinct milliseconds over 50 s, kept in a bounded log (bucket.ts): the totals stay exact.
+    expect(state?.requests.entries).toHaveLength(maxEntries);
+    expect(state?.tokens.entries.length).toBeLessThanOrEqual(maxEntries);
     expect(state?.requests.total).toBe(5_000);
     expect(state?.tokens.total).toBe(5_000 * 20);
     vi.advanceTimersByTime(60_000);
@@ -218,5 +219,42 @@ describe('Limiter', () => {
     await Promise.all(calls);
     expect(order).toEqual(['a', 'b', 'c']);
   });
-});
 
+  it('admits a queue that fits in one store update, in order, up to the first that must wait', async () => {
+    vi.setSystemTime(0);
+    let updates = 0;
+    const inner = memoryStore();
+    const counted: Store = { ...inner, update: (key, update, ttlMs) => (updates++, inner.update(key, update, ttlMs)) };
+    const store = lateStore(counted, 3);
+    const limiter = new Limiter(config({ requests: windowOf(20, 1_000) }));
+    const who = caller(store);
+    const order: number[] = [];
+    const calls = Array.from({ length: 30 }, (_, n) => limiter.acquire(who, 'key', 0).then(() => order.push(n)));
+    await vi.advanceTimersByTimeAsync(0);
+    // The first on the fast path, then the 19 queued behind it that fit, in one update; the 21st waits.
+    expect(order).toEqual(Array.from({ length: 20 }, (_, n) => n));
+    expect(updates).toBe(2);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await Promise.all(calls);
+    expect(order).toEqual(Array.from({ length: 30 }, (_, n) => n));
+    expect(updates).toBe(3);
+  });
+
+  it('books an admission at the time the store decides it, not the time it was asked for', async () => {
+    vi.setSystemTime(0);
+    const inner = memoryStore();
+    // A store that runs the reducer only 500 ms after it was asked (a process stalled, a write queued).
+    const slow: Store = {
+      ...inner,
+      update: (key, update, ttlMs) => new Promise((resolve) => setTimeout(() => resolve(inner.update(key, update, ttlMs)), 500)),
+    };
+    const limiter = new Limiter(config({ requests: windowOf(1, 1_000) }));
+    const who = caller(slow);
+    const first = limiter.acquire(who, 'key', 0);
+    await vi.advanceTimersByTimeAsync(500);
+    await first;
+    // Booked at 500, when it really went: it counts until 1 500, not 1 000.
+    const state = await inner.get<WindowState>('sluice:ratelimit:test:key');
+    expect(state?.requests.entries).toEqual([[500, 1]]);
+  });
+});

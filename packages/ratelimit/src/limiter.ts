@@ -17,14 +17,15 @@ export interface Finish {
 
 interface TicketRecord extends Ticket {
   readonly queue: KeyQueue;
-  /** The state's `at` its booking was made at, to find it again for a refund; undefined when nothing was booked. */
-  readonly bookedAt: number | undefined;
   finished: boolean;
 }
 
 type Refusal = { waitMs: number; limit: LimitKind };
 
 const noop = () => {};
+
+/** Most waiters one admission decides; each costs the reducer a booking, so a group stays small. */
+const maxGroup = 64;
 
 /**
  * The limiter behind the middleware, as a scheduler: the concurrency slots
@@ -72,6 +73,7 @@ export class Limiter {
     queue.fastBusy = true;
     queue.fastCost = cost;
     queue.fastNow = now;
+    queue.fastClock = caller.clock;
     let decision: Decision;
     let bookedAt: number | undefined;
     try {
@@ -231,48 +233,77 @@ export class Limiter {
       }
       this.clearTimer(queue);
       const now = head.caller.clock.now();
-      queue.inFlight++;
-      queue.trying = head;
-      let decision: Decision;
-      let bookedAt: number | undefined;
+      const group = this.group(queue);
+      queue.inFlight += group.length;
+      queue.trying = group.length;
+      let decisions: Decision[];
+      let decidedAt: number | undefined;
       try {
-        [decision, bookedAt] = await this.admission.admit(queue, head.caller, head.cost, now);
+        [decisions, decidedAt] = await this.admission.admitMany(queue, head.caller, group.map((waiter) => waiter.cost), now);
       } catch (error) {
-        queue.inFlight--;
+        queue.inFlight -= group.length;
         this.leave(queue, head, error);
         continue;
       } finally {
-        queue.trying = undefined;
+        queue.trying = 0;
       }
-      if (decision.admitted) {
-        const aborted = abortReason(head.caller);
-        if (head.gone || aborted !== undefined) {
+      // Those decided past the last decision were not tried: their slots go back, they stay queued.
+      queue.inFlight -= group.length - decisions.length;
+      let refused: { waiter: Waiter; decision: Exclude<Decision, { admitted: true }> } | undefined;
+      for (let i = 0; i < decisions.length; i++) {
+        const waiter = group[i] as Waiter;
+        const decision = decisions[i] as Decision;
+        if (!decision.admitted) {
+          queue.inFlight--;
+          refused = { waiter, decision };
+          break;
+        }
+        const aborted = abortReason(waiter.caller);
+        if (waiter.gone || aborted !== undefined) {
           // Aborted while the store answered: an aborted call takes no slot, so the admission goes back.
           queue.inFlight--;
-          if (!head.gone) this.leave(queue, head, aborted);
-          await this.admission.giveBack(queue, head.caller, head.cost, bookedAt);
+          if (!waiter.gone) this.leave(queue, waiter, aborted);
+          await this.admission.giveBack(queue, waiter.caller, waiter.cost, decidedAt);
           continue;
         }
-        this.leave(queue, head);
-        head.resolve(this.ticket(queue, head.cost, now - head.enqueuedAt, bookedAt));
+        this.leave(queue, waiter);
+        waiter.resolve(this.ticket(queue, waiter.cost, (decidedAt ?? now) - waiter.enqueuedAt, decidedAt));
+      }
+      if (!refused) continue;
+      const { waiter: first, decision } = refused;
+      // Everything decided before it went, so it is the head now (unless it left meanwhile).
+      if (first.gone) continue;
+      first.limit = decision.limit;
+      if ((decidedAt ?? now) + decision.waitMs > first.latestAt) {
+        this.leave(queue, first, this.refuse(first.caller, queue, decision.limit, decision.waitMs, `it would wait ${decision.waitMs} ms more, past its ${first.bound}`));
         continue;
       }
-      queue.inFlight--;
-      if (head.gone) continue;
-      head.limit = decision.limit;
-      if (now + decision.waitMs > head.latestAt) {
-        this.leave(queue, head, this.refuse(head.caller, queue, decision.limit, decision.waitMs, `it would wait ${decision.waitMs} ms more, past its ${head.bound}`));
-        continue;
-      }
-      if (!head.announced) this.announce(queue, head, decision.limit, decision.waitMs);
+      if (!first.announced) this.announce(queue, first, decision.limit, decision.waitMs);
       if (queue.again) continue;
-      const { clock } = head.caller;
+      const { clock } = first.caller;
       queue.timer = { clock, handle: clock.setTimeout(() => {
         queue.timer = undefined;
         this.pump(queue);
       }, decision.waitMs) };
       return;
     }
+  }
+
+  /**
+   * The waiters the next admission decides, in queue order: the head and
+   * those right behind it, as many as there are free slots (at most
+   * {@link maxGroup}). With a remote store each admission is a round trip,
+   * so a queue that fits goes in one, not one request after another.
+   */
+  private group(queue: KeyQueue): Waiter[] {
+    const { concurrency } = this.config;
+    const room = Math.min(maxGroup, concurrency === undefined ? maxGroup : concurrency - queue.inFlight);
+    const group: Waiter[] = [];
+    for (let i = queue.first; i < queue.waiters.length && group.length < room; i++) {
+      const waiter = queue.waiters[i] as Waiter;
+      if (!waiter.gone) group.push(waiter);
+    }
+    return group;
   }
 
   /**
@@ -286,7 +317,7 @@ export class Limiter {
     const refusal = estimate(this.config, bringUp(this.config, queue.seen, now), ahead, cost, now);
     if (refusal) return refusal;
     // A head being admitted already holds its slot: do not count it twice.
-    const holders = queue.inFlight + queue.live - (queue.trying ? 1 : 0);
+    const holders = queue.inFlight + queue.live - queue.trying;
     const { concurrency } = this.config;
     return concurrency !== undefined && holders >= concurrency ? { waitMs: 0, limit: 'concurrency' } : undefined;
   }

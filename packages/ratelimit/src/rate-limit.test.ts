@@ -174,7 +174,7 @@ describe('rateLimit: tokens per window', () => {
       { reply: (body) => ({ usage: usageFor(String(body.messages.at(-1)?.content)) }) },
     );
     const first = await llm.run(chat('light', { max_tokens: 100 }));
-    expect(first.state.ratelimit).toEqual({ key: 'global', waitedMs: 0, reservedTokens: 300 });
+    expect(first.state.ratelimit).toEqual({ key: 'global', waitedMs: 0, reservedTokens: 300, admittedAt: clock.start });
     // 300 reserved, 15 used; then 300 reserved and 400 used, twice: the 100 above each reservation are booked too.
     await clock.advanceAsync(10_000);
     await llm.complete(chat('heavy 1', { max_tokens: 100 }));
@@ -190,7 +190,7 @@ describe('rateLimit: tokens per window', () => {
     expect(upstream.requests).toHaveLength(3);
     await clock.advanceAsync(1);
     const ctx = await fourth.promise;
-    expect(ctx.state.ratelimit).toEqual({ key: 'global', waitedMs: 50_000, reservedTokens: 300 });
+    expect(ctx.state.ratelimit).toEqual({ key: 'global', waitedMs: 50_000, reservedTokens: 300, admittedAt: clock.start + 70_000 });
   });
 
   it('holds a stream’s reservation until the stream ends, then corrects it to the stream’s usage', async () => {
@@ -417,7 +417,7 @@ describe('rateLimit: keys', () => {
     await llm.complete(chat('acme 1'), { tags: { tenant: 'acme' } });
     const acme = llm.run(chat('acme 2'), { tags: { tenant: 'acme' } });
     const globex = await llm.run(chat('globex 1'), { tags: { tenant: 'globex' } });
-    expect(globex.state.ratelimit).toEqual({ key: 'tenant:globex', waitedMs: 0, reservedTokens: 0 });
+    expect(globex.state.ratelimit).toEqual({ key: 'tenant:globex', waitedMs: 0, reservedTokens: 0, admittedAt: clock.start });
     await clock.advanceAsync(1_000);
     expect((await acme).state.ratelimit).toMatchObject({ key: 'tenant:acme', waitedMs: 1_000 });
     expect(sent().map((entry) => entry.text)).toEqual(['acme 1', 'globex 1', 'acme 2']);

@@ -43,7 +43,12 @@ export function rateLimit(options: RateLimitOptions): Middleware {
     }
     const ticket = await limiter.acquire(ctx, key, reserved);
     const { state } = ctx;
-    state.ratelimit = { key, waitedMs: (state.ratelimit?.waitedMs ?? 0) + ticket.waitedMs, reservedTokens: reserved };
+    state.ratelimit = {
+      key,
+      waitedMs: (state.ratelimit?.waitedMs ?? 0) + ticket.waitedMs,
+      reservedTokens: reserved,
+      admittedAt: ticket.bookedAt,
+    };
     try {
       await next();
     } catch (caught) {

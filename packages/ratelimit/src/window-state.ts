@@ -42,7 +42,8 @@ export function bringUp(windows: Windows, state: WindowState | undefined, now: n
   };
 }
 
-function isWindowState(state: WindowState | undefined): state is WindowState {
+/** Whether a stored value is a window state this version reads (an older version's, in a shared store, is not). */
+export function isWindowState(state: WindowState | undefined): state is WindowState {
   return (
     state !== undefined && Number.isFinite(state.at) && Array.isArray(state.requests?.entries) && Array.isArray(state.tokens?.entries)
   );

@@ -8,9 +8,10 @@ import { compareAndSet, compareAndSetSha } from './scripts.js';
  * by one, each is a command of its own: its own socket write in the
  * client, its own read, parse and script call in Redis, its own reply;
  * on a busy machine that per-command cost, not the network, is what
- * bounds decisions per second. So the writes that become ready in one
- * turn wait for the end of it and go out as EVALSHAs of up to 16 keys
- * each: a command per 16 decisions, not one per decision. Nothing is lost for
+ * bounds decisions per second. So the writes that become ready together
+ * (in one task and the continuations it sets off: see `endOfTurn`) go out
+ * as EVALSHAs of up to 16 keys each: a command per 16 decisions, not one
+ * per decision. Nothing is lost for
  * exactness: each key still gets its own compare-and-set inside the
  * script, and a conflict on one never touches another.
  *
@@ -24,7 +25,7 @@ export interface CasWrite {
   key: string;
   /** The version the new value was computed from, '' for an absent record. */
   expected: string;
-  /** The new `<version>|<json>`. */
+  /** The new `<version>|<json>`; '' to only check the version (and refresh the TTL): the value is unchanged. */
   record: string;
   /** The TTL in ms as the script reads it: '' for none, 0 or less to delete. */
   ttl: string;
@@ -43,14 +44,27 @@ export interface CasBatcherOptions {
   onTime(sentAt: number, receivedAt: number, serverMs: number): void;
 }
 
-interface Queued {
-  write: CasWrite;
+/** One queued write and who waits for it. */
+export interface CasRequest {
+  /**
+   * Computes the write as its command is about to go, so that what it
+   * decides is decided as late as possible (after the rest of the turn);
+   * `undefined` when there is nothing to write, and the request is done.
+   */
+  prepare(): CasWrite | undefined;
+  /** Called when the write's command goes to the client: where its time with Redis starts. */
+  sent(): void;
+  /** Gets the write's outcome. */
   resolve(outcome: CasOutcome): void;
+  /** Gets the failure of its command (the write may still have landed). */
   reject(error: unknown): void;
 }
 
-/** Queues one write; `resolve` gets its outcome, `reject` the failure of its command (the write may still have landed). */
-export type CasSend = (write: CasWrite, resolve: (outcome: CasOutcome) => void, reject: (error: unknown) => void) => void;
+/** Queues one write. */
+export type CasSend = (request: CasRequest) => void;
+
+/** A request with its write computed. */
+type Prepared = Omit<CasRequest, 'prepare'> & { write: CasWrite };
 
 /**
  * Keys per command. Enough to make the per-command cost small beside the
@@ -61,9 +75,27 @@ export type CasSend = (write: CasWrite, resolve: (outcome: CasOutcome) => void, 
  */
 const maxKeysPerCall = 16;
 
-/** The end of this turn of the event loop, after every I/O callback and microtask of it. */
+const nextTick = (globalThis as { process?: { nextTick?: (callback: () => void) => void } }).process?.nextTick;
+
+/**
+ * When the writes queued so far go out: once the task that queued them and
+ * every promise continuation it set off have run (Node's `nextTick` runs
+ * after the microtask queue is drained). The replies to a whole batch
+ * arrive in one socket read, and every decision they wake up queues its
+ * next write within that drain, so they all still go out together; but in
+ * the same turn of the event loop, not the next one. That matters for
+ * node-redis, which defers its own socket write to `setImmediate`: flushed
+ * at `setImmediate` too, a batch reached the socket a whole turn later than
+ * over ioredis, which writes at once, and each of those turns is a pass of
+ * the event loop (timers, I/O poll) that 64 callers wait through. Where
+ * there is no `nextTick`, the end of the turn.
+ */
 const endOfTurn: (callback: () => void) => void =
-  typeof globalThis.setImmediate === 'function' ? (callback) => void globalThis.setImmediate(callback) : (callback) => void setTimeout(callback, 0);
+  typeof nextTick === 'function'
+    ? (callback) => nextTick(callback)
+    : typeof globalThis.setImmediate === 'function'
+      ? (callback) => void globalThis.setImmediate(callback)
+      : (callback) => void setTimeout(callback, 0);
 
 const int = (value: unknown): number => Number(value);
 
@@ -76,9 +108,9 @@ const int = (value: unknown): number => Number(value);
  * @returns the function that queues one write
  */
 export function casBatcher(commands: RedisCommands, options: CasBatcherOptions): CasSend {
-  let queue: Queued[] = [];
+  let queue: CasRequest[] = [];
 
-  async function send(batch: Queued[]): Promise<void> {
+  async function send(batch: Prepared[]): Promise<void> {
     const time = options.wantsTime();
     const keys: string[] = [];
     const args: string[] = [time ? '1' : ''];
@@ -89,7 +121,9 @@ export function casBatcher(commands: RedisCommands, options: CasBatcherOptions):
     const sentAt = Date.now();
     let reply: unknown[];
     try {
-      reply = (await commands.script(compareAndSet, compareAndSetSha, keys, args)) as unknown[];
+      const answer = commands.script(compareAndSet, compareAndSetSha, keys, args);
+      for (const queued of batch) queued.sent();
+      reply = (await answer) as unknown[];
     } catch (error) {
       for (const queued of batch) queued.reject(error);
       return;
@@ -105,14 +139,18 @@ export function casBatcher(commands: RedisCommands, options: CasBatcherOptions):
   }
 
   const flush = () => {
-    const ready = queue;
+    const ready: Prepared[] = [];
+    for (const request of queue) {
+      const write = request.prepare();
+      if (write) ready.push({ write, sent: request.sent, resolve: request.resolve, reject: request.reject });
+    }
     queue = [];
     const size = options.oneKeyPerCall ? 1 : maxKeysPerCall;
     for (let start = 0; start < ready.length; start += size) void send(ready.slice(start, start + size));
   };
 
-  return (write, resolve, reject) => {
+  return (request) => {
     if (queue.length === 0) endOfTurn(flush);
-    queue.push({ write, resolve, reject });
+    queue.push(request);
   };
 }

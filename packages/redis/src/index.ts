@@ -8,4 +8,4 @@
 export { redisStore, type RedisStore } from './redis-store.js';
 export type { RedisStoreOptions } from './options.js';
 export type { RedisClock } from './redis-clock.js';
-export type { RedisClientLike, NodeRedisLike, IORedisLike } from './redis-client.js';
+export type { RedisClientLike, NodeRedisLike, NodeRedisClusterLike, IORedisLike } from './redis-client.js';

@@ -17,10 +17,13 @@ export interface RedisStoreOptions {
    */
   prefix?: string;
   /**
-   * Longest one store call may take, retries on conflict included, before
-   * it fails with `STORE_UNAVAILABLE` (default 50). A client that queues
-   * commands while disconnected would otherwise hold a call until Redis
-   * came back.
+   * Longest Redis may take to answer a write, retries on conflict included,
+   * before the call fails with `STORE_UNAVAILABLE` (default 50). Counted
+   * from when the write goes to Redis, not from when it queued behind this
+   * process's own work, and a stall of this process itself (a long task, a
+   * starved CPU) is given back once: the timeout measures Redis, not the
+   * caller. A client that queues commands while disconnected would
+   * otherwise hold a call until Redis came back.
    */
   timeoutMs?: number;
   /** Most records whose last value the process remembers, for one-round-trip updates (default 10 000). */

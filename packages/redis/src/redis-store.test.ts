@@ -116,6 +116,23 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
     expect(Number(await command(['EXISTS', `${name}:ttl:{gone}`]))).toBe(0);
   });
 
+  it('leaves a record an update does not change at its version, refreshing only its TTL, so others do not conflict', async () => {
+    const a = redisStore({ client: await open(), prefix: `${name}:same:`, timeoutMs });
+    const b = redisStore({ client: await open(), prefix: `${name}:same:`, timeoutMs });
+    const probe = await open();
+    const key = `${name}:same:{k}`;
+    await a.update<number>('k', () => 1, 10_000);
+    const written = await raw(probe, ['GET', key]);
+    // b has not seen it: its first try conflicts, and the unchanged result needs no second round trip.
+    expect(await b.update<number>('k', (current) => current ?? 0, 60_000)).toBe(1);
+    // b's remembered copy is current: a check of the version, which refreshes the TTL only.
+    expect(await b.update<number>('k', (current) => current ?? 0, 60_000)).toBe(1);
+    expect(await raw(probe, ['GET', key])).toBe(written);
+    expect(Number(await raw(probe, ['PTTL', key]))).toBeGreaterThan(10_000);
+    // a still holds the current version: its next write goes through on the first try.
+    expect(await a.update<number>('k', (current) => (current ?? 0) + 1, 10_000)).toBe(2);
+  });
+
   it('counts every update exactly when many stores hit one key at once', async () => {
     const stores = await Promise.all([1, 2, 3, 4].map(async () => redisStore({ client: await open(), prefix: `${name}:race:`, timeoutMs })));
     const increments = stores.flatMap((store) =>

@@ -1,15 +1,18 @@
-import { StoreError, systemClock, type Store, type TimeToLive } from '@sluice/core';
+import { StoreError, type Store, type TimeToLive } from '@sluice/core';
 import { ValidationError } from '@sluice/core';
 import { redisClock, type RedisClock } from './redis-clock.js';
 import { redisCommands, type RedisCommands } from './redis-client.js';
 import { resolveOptions, type RedisStoreOptions } from './options.js';
-import { casBatcher, type CasOutcome } from './cas-batcher.js';
+import { casBatcher, type CasOutcome, type CasWrite } from './cas-batcher.js';
 import { compareAndSet } from './scripts.js';
+import { storeDeadline, type StoreDeadline } from './store-deadline.js';
 
 /*
  * How an update stays one round trip. The process remembers, per record,
  * the last `<version>|<json>` it wrote or read. An update runs the reducer
- * on that value and sends one EVALSHA: "if the version is still this, write
+ * on that value as its write is about to go (at the end of the turn of the
+ * event loop, so a decision that reads the time reads it then, not before
+ * a long task) and sends one EVALSHA: "if the version is still this, write
  * that". When no other process wrote in between, that is the whole
  * decision. When one did, the script answers with the current record, the
  * reducer runs again on it, and the next attempt usually wins: a conflict
@@ -26,11 +29,14 @@ import { compareAndSet } from './scripts.js';
  * event loop go out together, as script calls of up to 16 keys each
  * (cas-batcher.ts): a command per 16 decisions, not one per decision.
  *
- * Never a hang. Each caller waits at most `timeoutMs` from the moment it
- * queued; a client that is not connected fails the call at once; a write
- * that times out leaves the record's remembered version dropped, because
- * it may still land later (then it lands as a whole batch, atomically, and
- * only if nothing else wrote first).
+ * Never a hang. A batch's callers wait at most `timeoutMs` of Redis's time
+ * from the moment its first write goes out, conflict retries included,
+ * measured so that the process's own stalls do not count (store-deadline.ts);
+ * a caller queued behind a batch in flight waits for that one first, which
+ * is itself bounded. A client that is not connected fails the call at once;
+ * a write that times out leaves the record's remembered version dropped,
+ * because it may still land later (then it lands as a whole batch,
+ * atomically, and only if nothing else wrote first).
  */
 
 /** A Redis-backed {@link Store}, with the clock that reads Redis's time. */
@@ -41,7 +47,14 @@ export interface RedisStore extends Store {
    * from one clock, not from each process.
    */
   readonly clock: RedisClock;
-  /** How long one store call may take; middleware's `keyedState` uses it as its store timeout. */
+  /**
+   * The longest one store call can take by the store's own deadline, which
+   * middleware's `keyedState` enforces as a backstop: four times the
+   * `timeoutMs` option (a caller may wait for the write in flight before
+   * its own, and Redis gets back up to one timeout of this process's own
+   * stalls for each). The store itself gives up on a Redis that has not
+   * answered a write within the option's `timeoutMs` (store-deadline.ts).
+   */
   readonly timeoutMs: number;
   /** Measures the clock's offset now with a `TIME` round trip (the store does it at creation, then on one command in 16). */
   syncClock(): Promise<void>;
@@ -53,18 +66,21 @@ interface Pending {
   resolve(value: unknown): void;
   reject(error: unknown): void;
   settled: boolean;
-  timer: unknown;
   group: Group | undefined;
 }
 
-/** The callers of one write in flight: when the last of them gave up waiting, so does the write. */
+/** The callers of one batch: when the last of them gave up waiting, so does the write in flight. */
 interface Group {
   left: number;
   /** Ends the wait of the attempt in flight. */
   wake(reply: typeof kAbandoned): void;
+  /** Runs from the batch's first write to Redis until it is done. */
+  deadline: StoreDeadline | undefined;
 }
 
 const kAbandoned = Symbol('abandoned');
+/** Every reducer of the batch threw: nothing to write. */
+const kNothing = Symbol('nothing');
 
 interface Lane {
   queue: Pending[];
@@ -132,20 +148,19 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   const unavailable = (message: string, cause?: unknown) =>
     new StoreError('redis', message, cause === undefined ? {} : { cause });
 
-  /** Races `promise` against the time a caller may still wait. */
-  const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
+  const timedOut = () => unavailable(`Redis did not answer within ${timeoutMs} ms`);
+
+  /** Races a single command against the store's deadline (store-deadline.ts). */
+  const within = <T>(promise: Promise<T>): Promise<T> =>
     new Promise<T>((resolve, reject) => {
-      const timer = systemClock.setTimeout(
-        () => reject(unavailable(`Redis did not answer within ${timeoutMs} ms`)),
-        Math.max(0, ms),
-      );
+      const deadline = storeDeadline(timeoutMs, () => reject(timedOut()));
       promise.then(
         (value) => {
-          systemClock.clearTimeout(timer);
+          deadline.cancel();
           resolve(value);
         },
         (error: unknown) => {
-          systemClock.clearTimeout(timer);
+          deadline.cancel();
           reject(error instanceof StoreError ? error : unavailable('Redis failed', error));
         },
       );
@@ -154,46 +169,76 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   const settle = (pending: Pending, outcome: { value: unknown } | { error: unknown }) => {
     if (pending.settled) return;
     pending.settled = true;
-    systemClock.clearTimeout(pending.timer);
     if ('error' in outcome) pending.reject(outcome.error);
     else pending.resolve(outcome.value);
     if (pending.group && --pending.group.left === 0) pending.group.wake(kAbandoned);
   };
 
   /** One attempt: reducers over the remembered value, then the script. True when written. */
-  async function attempt(key: string, batch: Pending[], group: Group): Promise<boolean> {
-    const base = known.get(key);
-    let value: unknown = base ? JSON.parse(base.json) : undefined;
-    const outcomes: Array<{ value: unknown } | { error: unknown }> = [];
-    let ttl: TimeToLive<unknown> | undefined;
-    let changed = false;
-    for (const pending of batch) {
-      try {
-        const next = pending.reducer(value);
-        outcomes.push({ value: next });
-        value = next;
-        ttl = pending.ttl;
-        changed = true;
-      } catch (error) {
-        // A reducer that throws fails its own caller and writes nothing, as in the memory store.
-        outcomes.push({ error });
+  /**
+   * One attempt. `fresh` when the remembered record was just read by the
+   * script (a conflict's answer): a batch that leaves it as it is (every
+   * request refused, say) is then decided without another round trip, at
+   * the moment of that read.
+   */
+  async function attempt(key: string, batch: Pending[], group: Group, fresh: boolean): Promise<boolean> {
+    let base: Known | undefined;
+    let outcomes: Array<{ value: unknown } | { error: unknown }> = [];
+    let version = '';
+    let json = '';
+    let ttlArg = '';
+    /** Runs the reducers over the remembered value: as the write is about to go, not when it queued. */
+    const prepare = (): CasWrite | undefined => {
+      base = known.get(key);
+      let value: unknown = base ? JSON.parse(base.json) : undefined;
+      outcomes = [];
+      let ttl: TimeToLive<unknown> | undefined;
+      let changed = false;
+      for (const pending of batch) {
+        try {
+          const next = pending.reducer(value);
+          outcomes.push({ value: next });
+          value = next;
+          ttl = pending.ttl;
+          changed = true;
+        } catch (error) {
+          // A reducer that throws fails its own caller and writes nothing, as in the memory store.
+          outcomes.push({ error });
+        }
       }
-    }
-    if (!changed) {
-      batch.forEach((pending, index) => settle(pending, outcomes[index] as { error: unknown }));
-      return true;
-    }
-    const ttlMs = typeof ttl === 'function' ? ttl(value) : ttl;
-    const ttlArg = ttlMs === undefined || !(ttlMs >= 0) ? '' : String(Math.ceil(ttlMs));
-    const version = `${instance}.${(written++).toString(36)}`;
-    const json = JSON.stringify(value) ?? 'null';
-    const write = { key, expected: base?.version ?? '', record: `${version}|${json}`, ttl: ttlArg };
-    const reply = await new Promise<CasOutcome | typeof kAbandoned>((resolve, reject) => {
+      if (!changed) return undefined;
+      const ttlMs = typeof ttl === 'function' ? ttl(value) : ttl;
+      ttlArg = ttlMs === undefined || !(ttlMs >= 0) ? '' : String(Math.ceil(ttlMs));
+      json = JSON.stringify(value) ?? 'null';
+      // Unchanged: no new version, so other processes' remembered one stays good and they do not conflict.
+      if (base && json === base.json && ttlArg !== '' && Number(ttlArg) > 0) {
+        if (fresh) return undefined;
+        version = base.version;
+        return { key, expected: base.version, record: '', ttl: ttlArg };
+      }
+      version = `${instance}.${(written++).toString(36)}`;
+      return { key, expected: base?.version ?? '', record: `${version}|${json}`, ttl: ttlArg };
+    };
+    const reply = await new Promise<CasOutcome | typeof kAbandoned | typeof kNothing>((resolve, reject) => {
       if (group.left === 0) return resolve(kAbandoned);
       group.wake = resolve;
-      cas(write, resolve, reject);
+      cas({
+        prepare: () => {
+          const write = group.left === 0 ? undefined : prepare();
+          if (!write) resolve(group.left === 0 ? kAbandoned : kNothing);
+          return write;
+        },
+        sent: () => startDeadline(batch, group),
+        resolve,
+        reject,
+      });
     });
-    if (reply === kAbandoned) throw unavailable(`Redis did not answer within ${timeoutMs} ms`);
+    if (reply === kAbandoned) throw timedOut();
+    if (reply === kNothing) {
+      // Every reducer threw, or the batch left a record just read as it was: nothing to write.
+      batch.forEach((pending, index) => settle(pending, outcomes[index] as { value: unknown } | { error: unknown }));
+      return true;
+    }
     if (!reply.written) {
       remember(key, parseRecord(reply.current));
       return false;
@@ -203,15 +248,23 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     return true;
   }
 
+  /** Starts the batch's deadline at its first write to Redis (retries run on the same one). */
+  const startDeadline = (batch: Pending[], group: Group) => {
+    group.deadline ??= storeDeadline(timeoutMs, () => {
+      const error = timedOut();
+      for (const pending of batch) settle(pending, { error });
+    });
+  };
+
   async function runBatch(key: string, batch: Pending[]): Promise<void> {
-    const group: Group = { left: batch.length, wake: () => undefined };
+    const group: Group = { left: batch.length, wake: () => undefined, deadline: undefined };
     for (const pending of batch) pending.group = group;
     try {
       for (let conflicts = 0; conflicts < maxConflicts; conflicts++) {
         // Callers whose own time ran out are not applied on a retry.
         const live = group.left === batch.length ? batch : batch.filter((pending) => !pending.settled);
         if (live.length === 0) return;
-        if (await attempt(key, live, group)) return;
+        if (await attempt(key, live, group, conflicts > 0)) return;
       }
       throw unavailable(`Redis record ${key} changed under ${maxConflicts} attempts in a row`);
     } catch (error) {
@@ -219,6 +272,8 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       known.delete(key);
       const failure = error instanceof StoreError ? error : unavailable('Redis failed', error);
       for (const pending of batch) settle(pending, { error: failure });
+    } finally {
+      group.deadline?.cancel();
     }
   }
 
@@ -246,13 +301,8 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
         resolve: resolve as (value: unknown) => void,
         reject,
         settled: false,
-        timer: undefined,
         group: undefined,
       };
-      pending.timer = systemClock.setTimeout(
-        () => settle(pending, { error: unavailable(`Redis did not answer within ${timeoutMs} ms`) }),
-        timeoutMs,
-      );
       let lane = lanes.get(full);
       if (lane) {
         lane.queue.push(pending);
@@ -267,7 +317,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   const syncClock = async () => {
     if (!commands.ready()) throw unavailable('the Redis client is not connected');
     const sentAt = Date.now();
-    const reply = (await within(commands.command(['TIME']), timeoutMs)) as unknown[];
+    const reply = (await within(commands.command(['TIME']))) as unknown[];
     clock.sample(sentAt, Date.now(), int(reply[0]) * 1000 + int(reply[1]) / 1000);
   };
   // A first offset, and the script loaded, before the first decision: a first call that has to load it
@@ -278,13 +328,13 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
 
   return {
     clock,
-    timeoutMs,
+    timeoutMs: 4 * timeoutMs,
     syncClock,
     update,
     async get<T>(key: string): Promise<T | undefined> {
       if (!commands.ready()) throw unavailable('the Redis client is not connected');
       const full = redisKey(key);
-      const record = parseRecord(await within(commands.command(['GET', full]), timeoutMs));
+      const record = parseRecord(await within(commands.command(['GET', full], full, true)));
       if (!lanes.has(full)) remember(full, record);
       return record ? (JSON.parse(record.json) as T) : undefined;
     },

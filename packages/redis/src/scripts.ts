@@ -20,7 +20,10 @@
  * Compare-and-set on every key it is given, each on its own. KEYS[i] is a
  * record; ARGV[1] is '1' to read the server's TIME; then three arguments
  * per key: ARGV[3i-1] the version the caller computed from ('' for
- * absent), ARGV[3i] the new `<version>|<json>`, ARGV[3i+1] the TTL in ms
+ * absent), ARGV[3i] the new `<version>|<json>` ('' when the value is
+ * unchanged: then only the version is checked and the TTL refreshed, so
+ * the record keeps its version and nobody else's copy of it goes stale),
+ * ARGV[3i+1] the TTL in ms
  * ('' for none; 0 or less deletes, as the memory store's immediate expiry
  * does). Returns { TIME seconds, TIME microseconds (0, 0 when not asked),
  * then two entries per key: 1 and '' when written; 0 and the current
@@ -57,6 +60,11 @@ for i = 1, #KEYS do
     if version ~= ARGV[at] then
       reply[#reply + 1] = 0
       reply[#reply + 1] = current or ''
+    elseif ARGV[at + 1] == '' then
+      local ttl = tonumber(ARGV[at + 2])
+      if ttl ~= nil and ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+      reply[#reply + 1] = 1
+      reply[#reply + 1] = ''
     else
       local ttl = tonumber(ARGV[at + 2])
       if ttl == nil then
@@ -75,4 +83,4 @@ return reply
 `;
 
 /** SHA-1 of {@link compareAndSet} (a test keeps it equal), so the fast path sends EVALSHA. */
-export const compareAndSetSha = '0c6c5dffd7f09f63c6f47b9f1788398233a5d833';
+export const compareAndSetSha = 'd1043935e31ce9eaf489f6c4cd06d3e706cd9175';

@@ -44,19 +44,18 @@ function prepend<T>(first: IteratorResult<T>, rest: AsyncIterator<T>): AsyncIter
     [Symbol.asyncIterator]() {
       return this;
     },
-    async next() {
-      if (finished) return done();
+    next() {
+      if (finished) return Promise.resolve(done());
       if (!delivered) {
         delivered = true;
-        return first;
+        return Promise.resolve(first);
       }
+      // Every later chunk goes straight through, without a promise and an
+      // await of this layer's own: the source ends and fails on its own.
       try {
-        const result = await rest.next();
-        if (result.done) finished = true;
-        return result;
+        return rest.next();
       } catch (error) {
-        finished = true;
-        throw error;
+        return Promise.reject(error);
       }
     },
     async return() {

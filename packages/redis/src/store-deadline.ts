@@ -1,0 +1,74 @@
+import { systemClock } from '@sluice/core';
+
+/*
+ * Why a store call's deadline is not a plain timer started when the call
+ * is made. The timeout is there to catch a Redis that does not answer. What
+ * it must not catch is this process being the slow one, which is what the
+ * demo's three processes on two cores showed: every store-error there came
+ * from a single round trip (no conflict retry) whose reply was late because
+ * the process itself had not run (a sibling compiling at start-up took the
+ * CPU; the process's own first calls ran cold code), by 50 to 400 ms, while
+ * Redis answered in well under a millisecond. Three things follow.
+ *
+ * - The deadline starts when the write goes to Redis, not when the call
+ *   queued: time spent behind the process's own work (the rest of a busy
+ *   turn of the event loop, an earlier write to the same record) is not
+ *   Redis being slow.
+ * - When it passes, it looks once more after the I/O that is due has run:
+ *   a timer that fires after a long task sees the timers phase before the
+ *   poll phase, so a reply already waiting on the socket would otherwise be
+ *   called missing.
+ * - A timer that fires late by more than a quarter of the timeout means the
+ *   process could not read any reply for that long: Redis gets that time
+ *   back, once, up to one more timeout. A Redis that is really down is
+ *   still given up on after the timeout (the timer is on time then, since
+ *   nothing else runs), and no call waits past twice the timeout plus the
+ *   process's own stalls: never a hang.
+ */
+
+/** Runs `callback` after the I/O that is due now (setImmediate's check phase comes after the poll phase). */
+const afterDueIo: (callback: () => void) => void =
+  typeof globalThis.setImmediate === 'function'
+    ? (callback) => void globalThis.setImmediate(callback)
+    : (callback) => void systemClock.setTimeout(callback, 0);
+
+/** A running deadline: `cancel` stops it for good. */
+export interface StoreDeadline {
+  cancel(): void;
+}
+
+/**
+ * Calls `expire` once Redis has had `timeoutMs` of this process's attention
+ * without the deadline being cancelled; see the top of this file.
+ *
+ * @param timeoutMs - how long Redis may take to answer
+ * @param expire - called at most once, unless cancelled first
+ */
+export function storeDeadline(timeoutMs: number, expire: () => void): StoreDeadline {
+  let done = false;
+  let graced = false;
+  let due = Date.now() + timeoutMs;
+  let timer: unknown;
+  const check = () => {
+    const late = Date.now() - due;
+    afterDueIo(() => {
+      if (done) return;
+      if (!graced && late > timeoutMs / 4) {
+        graced = true;
+        const extra = Math.min(late, timeoutMs);
+        due = Date.now() + extra;
+        timer = systemClock.setTimeout(check, extra);
+        return;
+      }
+      done = true;
+      expire();
+    });
+  };
+  timer = systemClock.setTimeout(check, timeoutMs);
+  return {
+    cancel() {
+      done = true;
+      systemClock.clearTimeout(timer);
+    },
+  };
+}
