@@ -21,7 +21,6 @@
  * @module
  */
 import { execFile, fork } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { countTokens, gptTokenizer, loadTokenizer } from '@sluice/context';
 import { countBounded } from '../packages/context/src/bounded-count.js';
@@ -123,16 +122,7 @@ const importScripts: Record<string, string> = {
     await timed('@sluice/context itself', () => import('@sluice/context'));`,
 };
 
-/*
- * Users import the build, so the build is measured when there is one (`pnpm
- * --filter @sluice/core --filter @sluice/context build`), with plain node
- * and no condition; else the source, through tsx, whose transpiling of
- * every module then dominates the figure.
- */
-const built = ['../packages/context/dist/index.js', '../packages/core/dist/index.js'].every((path) =>
-  existsSync(fileURLToPath(new URL(path, import.meta.url))),
-);
-const fromSource = !built && process.execArgv.some((arg) => arg.includes('@sluice/source'));
+const fromSource = process.execArgv.some((arg) => arg.includes('@sluice/source'));
 
 function runImportScript(mode: string): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
@@ -152,7 +142,7 @@ function runImportScript(mode: string): Promise<ChildRun> {
 async function importSection(): Promise<void> {
   console.log(
     fromSource
-      ? 'from source, through tsx (its transpiling included; build core and context to measure what users import)\n'
+      ? 'from source, through tsx (its transpiling included; `pnpm bench` measures the build users import)\n'
       : 'the build (dist), plain node\n',
   );
   const steps = new Map<string, { ms: number[]; cpuMs: number[] }>();
