@@ -268,10 +268,15 @@ const cutFrom = 8;
  * The count of the piece `text[from, to)`: a clause of wide characters
  * (CJK, kana, Hangul, Indic scripts, emoji) cut where no token spans, so
  * most of its characters are counted alone, once per process; anything
- * else merged whole.
+ * else merged whole. A piece ending in a CJK ideograph is cut however
+ * short: ideographic text has no spaces, so its pieces are clauses, not
+ * words (a Chinese paragraph's first count takes about a third less).
  */
 function countPiece(encoder: BytePairEncoder, text: string, from: number, to: number): number {
-  if (to - from >= cutFrom && text.charCodeAt(to - 1) >= 0x800) return countCuts(encoder, text, from, to, to - from);
+  const last = text.charCodeAt(to - 1);
+  if (last >= 0x800 && (to - from >= cutFrom || (last >= 0x3400 && last <= 0x9fff))) {
+    return countCuts(encoder, text, from, to, to - from);
+  }
   return encoder.count(scratch, encodeUtf8Into(text, from, to, scratch));
 }
 
