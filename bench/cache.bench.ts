@@ -3,10 +3,10 @@
  * hit save?
  *
  * 0. In process, CPU µs per call at concurrency 64 against an in-memory
- *    transport (what the cache adds, free of network noise): the empty
- *    pipeline, the same with `cache()` on a cacheable miss (`temperature:
- *    0`, every request new), and on a call its default `when` leaves alone
- *    (`temperature: 0.7`, bypassed).
+ *    transport (what the cache adds, free of network noise), non-stream and
+ *    stream (22 chunks): the empty pipeline, the same with `cache()` on a
+ *    cacheable miss (`temperature: 0`, every request new), and on a call
+ *    its default `when` leaves alone (`temperature: 0.7`, bypassed).
  * 1. A miss, at concurrency 64: the empty pipeline against the same
  *    pipeline with `cache()` in it, every request new (so every call hashes
  *    its request, misses, leads a flight, and stores its answer in the LRU).
@@ -22,7 +22,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import os from 'node:os';
-import { type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline } from '@sluice/core';
+import { type ChatCompletionChunk, type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
 import { cache } from '@sluice/cache';
 import { apiKey, contentChunks, rawUndici, reply, request, streamRequest } from './clients.js';
 import { type Contender, fixed, interleave, median, pairedRatios, summarise, table, quick, roundSettings } from './lib.js';
@@ -52,14 +52,45 @@ const completion = memoryCompletion();
 /** Answers one event-loop turn later from memory, so calls overlap as over a network. */
 const transport = memoryTransport(completion, { overlap: true });
 
-/** CPU µs per call of `llm`, 64 calls at a time, for about `ms`. */
-async function cpuPerCall(llm: Pipeline, make: () => ChatCompletionRequest, ms: number): Promise<number> {
+const words = reply.split(' ');
+
+/**
+ * Streams the reply from memory one event-loop turn later: a role chunk,
+ * a chunk a word, a finish chunk (22 in all), each a new object as a
+ * transport parses them, and the usage at the end.
+ */
+const streamTransport: Transport = {
+  name: 'memory-stream',
+  origin: 'memory://bench',
+  async send(ctx) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const usage = completion.usage ?? undefined;
+    ctx.chunks = (async function* () {
+      const chunk = (delta: { role?: 'assistant'; content?: string }, finish: 'stop' | null): ChatCompletionChunk => ({
+        id: 'chatcmpl-memory', object: 'chat.completion.chunk', created: 0, model: request.model,
+        choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+      });
+      yield chunk({ role: 'assistant', content: '' }, null);
+      for (const word of words) yield chunk({ content: `${word} ` }, null);
+      yield chunk({}, 'stop');
+      ctx.usage = usage;
+    })();
+  },
+};
+
+/** CPU µs per call of `llm`, 64 calls at a time, for about `ms`; a stream is read to its end. */
+async function cpuPerCall(llm: Pipeline, stream: boolean, make: () => ChatCompletionRequest, ms: number): Promise<number> {
   let calls = 0;
   const started = performance.now();
   const before = process.cpuUsage();
   await Promise.all(
     Array.from({ length: 64 }, async () => {
-      while (performance.now() - started < ms) for (let batch = 0; batch < 20; batch++, calls++) await llm.complete(make());
+      while (performance.now() - started < ms) {
+        for (let batch = 0; batch < 20; batch++, calls++) {
+          if (!stream) await llm.complete(make());
+          else for await (const _chunk of llm.stream(make()));
+        }
+      }
     }),
   );
   const cpu = process.cpuUsage(before);
@@ -67,28 +98,36 @@ async function cpuPerCall(llm: Pipeline, make: () => ChatCompletionRequest, ms: 
 }
 
 async function inProcess(): Promise<string> {
-  const contenders: Array<[string, Pipeline, () => ChatCompletionRequest]> = [
-    ['pipeline', createPipeline({ transport }), () => fresh(request)],
-    ['+ cache, miss (temperature 0)', createPipeline({ transport }).use(cache()), () => fresh(request)],
-    ['+ cache, bypass (temperature 0.7)', createPipeline({ transport }).use(cache()), () => ({ ...fresh(request), temperature: 0.7 })],
-  ];
-  const samples: number[][] = contenders.map(() => []);
-  for (let round = 0; round <= settings.rounds; round++) {
-    for (let offset = 0; offset < contenders.length; offset++) {
-      const index = (offset + round) % contenders.length;
-      const [, llm, make] = contenders[index] as (typeof contenders)[number];
-      const micros = await cpuPerCall(llm, make, settings.runMs);
-      if (round > 0) samples[index]?.push(micros);
+  const rows = [['in process, c=64', 'contender', 'cpu µs/call', '+µs vs pipeline: median (rounds)']];
+  for (const stream of [false, true]) {
+    const use = stream ? streamTransport : transport;
+    const contenders: Array<[string, Pipeline, () => ChatCompletionRequest]> = [
+      ['pipeline', createPipeline({ transport: use }), () => fresh(request)],
+      ['+ cache, miss (temperature 0)', createPipeline({ transport: use }).use(cache()), () => fresh(request)],
+      ['+ cache, bypass (temperature 0.7)', createPipeline({ transport: use }).use(cache()), () => ({ ...fresh(request), temperature: 0.7 })],
+    ];
+    const samples: number[][] = contenders.map(() => []);
+    for (let round = 0; round <= settings.rounds; round++) {
+      for (let offset = 0; offset < contenders.length; offset++) {
+        const index = (offset + round) % contenders.length;
+        const [, llm, make] = contenders[index] as (typeof contenders)[number];
+        const micros = await cpuPerCall(llm, stream, make, settings.runMs);
+        if (round > 0) samples[index]?.push(micros);
+      }
     }
+    const base = samples[0] as number[];
+    contenders.forEach(([label], index) => {
+      const runs = samples[index] as number[];
+      const added = runs.map((value, round) => value - (base[round] as number));
+      rows.push([
+        stream ? 'stream' : 'non-stream',
+        label,
+        fixed(median(runs), 1),
+        index === 0 ? '' : `+${fixed(median(added), 1)} (${fixed(Math.min(...added), 1)} … ${fixed(Math.max(...added), 1)})`,
+      ]);
+    });
+    await Promise.all(contenders.map(([, llm]) => llm.close()));
   }
-  const base = samples[0] as number[];
-  const rows = [['in process, c=64', 'cpu µs/call', '+µs vs pipeline (rounds)']];
-  contenders.forEach(([label], index) => {
-    const runs = samples[index] as number[];
-    const added = runs.map((value, round) => value - (base[round] as number));
-    rows.push([label, fixed(median(runs), 1), index === 0 ? '' : `+${fixed(median(added), 1)} (${fixed(Math.min(...added), 1)} … ${fixed(Math.max(...added), 1)})`]);
-  });
-  await Promise.all(contenders.map(([, llm]) => llm.close()));
   return table(rows);
 }
 
@@ -135,7 +174,7 @@ export async function run(): Promise<void> {
   const afterRun = async () => (await upstream.reset()).cpuUs;
   const verdicts: string[] = [];
   try {
-    const missRows: string[][] = [['miss, c=64', 'contender', 'req/s', '× no cache', 'p50 ms', 'p99 ms', 'cpu µs/req']];
+    const missRows: string[][] = [['miss, c=64', 'contender', 'req/s', '× no cache', 'p50 ms', 'p99 ms', 'cpu µs/req', '+cpu µs (× cpu)']];
     for (const stream of [false, true]) {
       const label = stream ? 'stream' : 'non-stream';
       const call = stream ? streamCall : completeCall;
@@ -150,14 +189,21 @@ export async function run(): Promise<void> {
       const without = results.get('pipeline') ?? [];
       const withCache = results.get('pipeline + cache') ?? [];
       const ratios = pairedRatios(withCache, without, (run) => run.rps);
+      // CPU per call, paired by round too: the steadier figure on a shared machine.
+      const addedCpu = median(withCache.map((run, round) => run.cpuUsPerRequest - (without[round]?.cpuUsPerRequest ?? Number.NaN)));
+      const cpuRatio = median(pairedRatios(withCache, without, (run) => run.cpuUsPerRequest));
       for (const [contender, runs] of [['pipeline', without], ['pipeline + cache', withCache]] as const) {
         const summary = summarise(runs);
         const ratio = contender === 'pipeline' ? 1 : median(ratios);
-        missRows.push([label, contender, fixed(summary.rps, 0), fixed(ratio, 3), fixed(summary.p50Ms, 3), fixed(summary.p99Ms, 3), fixed(summary.cpuUsPerRequest, 0)]);
+        missRows.push([
+          label, contender, fixed(summary.rps, 0), fixed(ratio, 3), fixed(summary.p50Ms, 3), fixed(summary.p99Ms, 3), fixed(summary.cpuUsPerRequest, 0),
+          contender === 'pipeline' ? '' : `+${fixed(addedCpu, 1)} (×${fixed(cpuRatio, 3)})`,
+        ]);
       }
       const keeps = median(ratios);
       verdicts.push(
-        `miss overhead, ${label}, c=64: keeps ${keeps.toFixed(3)} of the pipeline without cache (rounds ${Math.min(...ratios).toFixed(2)} … ${Math.max(...ratios).toFixed(2)}; target ≥ 0.95) ${keeps >= 0.95 ? 'PASS' : 'MISS'}`,
+        `miss overhead, ${label}, c=64: keeps ${keeps.toFixed(3)} of the pipeline without cache (rounds ${Math.min(...ratios).toFixed(2)} … ${Math.max(...ratios).toFixed(2)}; target ≥ 0.95) ${keeps >= 0.95 ? 'PASS' : 'MISS'}; ` +
+          `CPU per call +${fixed(addedCpu, 1)} µs, ×${fixed(cpuRatio, 3)} (target ≤ 1.05) ${cpuRatio <= 1.05 ? 'PASS' : 'MISS'}`,
       );
     }
     console.log(table(missRows));

@@ -284,3 +284,49 @@ export function roundSettings() {
     runMs: envNumber('BENCH_RUN_MS') ?? (quick ? 200 : 600),
   };
 }
+
+/** Each contender's times to first chunk from {@link alternateFirstChunks}, in ms, in call order. */
+export type FirstChunkTimes = Map<string, number[]>;
+
+/**
+ * Time to first chunk at concurrency 1, one call of each contender after
+ * another (the order rotated every call), so that every contender's calls
+ * meet the same machine: a round of hundreds of milliseconds per client
+ * lets a noisy neighbour land on one client's round and not the next, and
+ * at concurrency 1 that noise is larger than the difference measured.
+ *
+ * @param contenders - the clients, each a stream call
+ * @param calls - calls per contender that count (a tenth more run first as warm-up)
+ */
+export async function alternateFirstChunks(contenders: readonly Contender[], calls: number): Promise<FirstChunkTimes> {
+  const times: FirstChunkTimes = new Map(contenders.map((contender) => [contender.name, [] as number[]]));
+  const warmup = Math.ceil(calls / 10);
+  for (let index = 0; index < warmup + calls; index++) {
+    for (let offset = 0; offset < contenders.length; offset++) {
+      const contender = contenders[(index + offset) % contenders.length] as Contender;
+      const started = performance.now();
+      let first = 0;
+      await contender.call(() => {
+        if (first === 0) first = performance.now();
+      });
+      if (index >= warmup) times.get(contender.name)?.push(first - started);
+    }
+  }
+  return times;
+}
+
+/**
+ * Per block of consecutive calls, the ratio of `candidate`'s median time to
+ * first chunk to `baseline`'s over the same calls: the median of these is
+ * the figure, their lowest and highest its spread.
+ *
+ * @param blocks - how many blocks to cut the calls into
+ */
+export function blockRatios(candidate: readonly number[], baseline: readonly number[], blocks: number): number[] {
+  const size = Math.max(1, Math.floor(Math.min(candidate.length, baseline.length) / blocks));
+  const ratios: number[] = [];
+  for (let start = 0; start + size <= Math.min(candidate.length, baseline.length); start += size) {
+    ratios.push(median(candidate.slice(start, start + size)) / median(baseline.slice(start, start + size)));
+  }
+  return ratios;
+}

@@ -33,12 +33,15 @@ import {
   streamRequest,
 } from './clients.js';
 import {
+  alternateFirstChunks,
+  blockRatios,
   type Contender,
   envNumber,
   fixed,
   interleave,
   median,
   pairedRatios,
+  percentile,
   quick,
   roundSettings,
   type RunResult,
@@ -257,7 +260,9 @@ export async function run(): Promise<void> {
       `\n×undici, cpu ×undici and TTFC vs undici are medians of per-round ratios (same round, seconds apart);` +
         `\n"rounds" is the lowest … highest per-round throughput ratio; other figures are medians over rounds`,
     );
+    const callByCall = modes.some((mode) => mode.stream && mode.concurrency === 1) ? await firstChunkCallByCall(clients) : undefined;
     console.log(`\ntargets, against raw undici:\n${verdicts.map((line) => `  ${line}`).join('\n')}`);
+    if (callByCall) console.log(`  ${callByCall}`);
     const misses = verdicts.filter((line) => line.endsWith('MISS')).length;
     console.log(`\n  ${verdicts.length - misses} of ${verdicts.length} targets met`);
     // `BENCH_SKIP_MIDDLEWARE=1` leaves out the in-process table of each middleware's cost.
@@ -285,6 +290,30 @@ function judge(mode: Mode, results: Map<string, RunResult[]>, undici: readonly R
     verdicts.push(atMost(`full pipeline time to first chunk, ${label}`, added, targets.fullTtfcAdded, signedPercent, ''));
   }
   return verdicts;
+}
+
+/**
+ * Time to first chunk at concurrency 1, a second way: calls alternate one by
+ * one between raw undici and the two pipelines (`alternateFirstChunks`), so
+ * that a neighbour's load falls on every client alike. It disagrees with the
+ * per-round figure (a round of one client alone, as a user's process runs)
+ * by more than noise explains, so both are printed and the verdict stays
+ * with the per-round one.
+ */
+async function firstChunkCallByCall(clients: readonly Client[]): Promise<string> {
+  const calls = envNumber('BENCH_TTFC_CALLS') ?? (quick ? 300 : 3_000);
+  const contenders = clients.filter((client) => client.name !== 'openai').map((client) => ({ name: client.name, call: client.stream }));
+  const times = await alternateFirstChunks(contenders, calls);
+  const undici = times.get('undici') ?? [];
+  const rows: string[][] = [['client', 'TTFC p50 ms', 'p90 ms', 'vs undici (p50)']];
+  for (const { name: client } of contenders) {
+    const own = times.get(client) ?? [];
+    rows.push([client, fixed(median(own), 3), fixed(percentile(own, 90), 3), signedPercent(median(blockRatios(own, undici, 10)) - 1)]);
+  }
+  console.log(`\ntime to first chunk, stream c=1, ${calls} calls each, one client after another call by call:\n`);
+  console.log(table(rows));
+  const added = blockRatios(times.get('full') ?? [], undici, 10).map((ratio) => ratio - 1);
+  return `full pipeline time to first chunk, stream c=1, call by call: ${signedPercent(median(added))} (${spread(added, signedPercent)}; no verdict: the per-round line above has it)`;
 }
 
 function atLeast(what: string, ratios: number[], target: number): string {

@@ -4,7 +4,8 @@
  * 1. Overhead: the same pipeline (retry + breaker) with and without the
  *    router in front of it (one deployment, so every call takes the same
  *    path). In process, CPU µs per call at concurrency 64 against an
- *    in-memory transport (what the router adds, free of network noise);
+ *    in-memory transport, non-stream and stream (22 chunks): what the
+ *    router adds, free of network noise;
  *    then over the network at concurrency 64, non-stream and stream,
  *    interleaved rounds, the ratio of their throughputs. Target: the
  *    router keeps at least 0.95 (under 5% overhead).
@@ -24,7 +25,7 @@
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { type ChatCompletionRequest, createPipeline, type Middleware, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
+import { type ChatCompletionChunk, type ChatCompletionRequest, createPipeline, type Middleware, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
 import { breaker } from '@sluice/breaker';
 import { retry } from '@sluice/retry';
 import { router } from '@sluice/router';
@@ -65,15 +66,46 @@ const completion = memoryCompletion();
 /** Answers one event-loop turn later from memory, so calls overlap as over a network. */
 const inMemory = memoryTransport(completion, { overlap: true });
 
-/** CPU µs per call of `llm`, `concurrency` calls at a time, for about `ms`. */
-async function cpuPerCall(llm: Pipeline, ms: number): Promise<number> {
+const words = reply.split(' ');
+
+/**
+ * Streams the reply from memory one event-loop turn later: a role chunk,
+ * a chunk a word, a finish chunk (22 in all), each a new object as a
+ * transport parses them, and the usage at the end.
+ */
+const inMemoryStream: Transport = {
+  name: 'memory-stream',
+  origin: 'memory://bench',
+  async send(ctx) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const usage = completion.usage ?? undefined;
+    ctx.chunks = (async function* () {
+      const chunk = (delta: { role?: 'assistant'; content?: string }, finish: 'stop' | null): ChatCompletionChunk => ({
+        id: 'chatcmpl-memory', object: 'chat.completion.chunk', created: 0, model: completion.model,
+        choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+      });
+      yield chunk({ role: 'assistant', content: '' }, null);
+      for (const word of words) yield chunk({ content: `${word} ` }, null);
+      yield chunk({}, 'stop');
+      ctx.usage = usage;
+    })();
+  },
+};
+
+/** CPU µs per call of `llm`, `concurrency` calls at a time, for about `ms`; a stream is read to its end. */
+async function cpuPerCall(llm: Pipeline, stream: boolean, ms: number): Promise<number> {
   let calls = 0;
   const started = performance.now();
   const before = process.cpuUsage();
   const request = ask(0);
   await Promise.all(
     Array.from({ length: settings.concurrency }, async () => {
-      while (performance.now() - started < ms) for (let batch = 0; batch < 20; batch++, calls++) await llm.complete(request);
+      while (performance.now() - started < ms) {
+        for (let batch = 0; batch < 20; batch++, calls++) {
+          if (!stream) await llm.complete(request);
+          else for await (const _chunk of llm.stream(request));
+        }
+      }
     }),
   );
   const cpu = process.cpuUsage(before);
@@ -81,27 +113,30 @@ async function cpuPerCall(llm: Pipeline, ms: number): Promise<number> {
 }
 
 async function inProcess(): Promise<void> {
-  const without = createPipeline({ transport: inMemory });
-  for (const middleware of resilience()) without.use(middleware);
-  const contenders = [without, routed(inMemory)];
-  const samples: number[][] = [[], []];
-  for (let round = 0; round <= settings.rounds; round++) {
-    for (let offset = 0; offset < contenders.length; offset++) {
-      const index = (offset + round) % contenders.length;
-      const micros = await cpuPerCall(contenders[index] as Pipeline, settings.runMs);
-      if (round > 0) samples[index]?.push(micros);
+  const rows = [['mode', 'pipeline', 'cpu µs/call', '+µs vs without: median (rounds)', '× cpu']];
+  for (const stream of [false, true]) {
+    const transport = stream ? inMemoryStream : inMemory;
+    const without = createPipeline({ transport });
+    for (const middleware of resilience()) without.use(middleware);
+    const contenders = [without, routed(transport)];
+    const samples: number[][] = [[], []];
+    for (let round = 0; round <= settings.rounds; round++) {
+      for (let offset = 0; offset < contenders.length; offset++) {
+        const index = (offset + round) % contenders.length;
+        const micros = await cpuPerCall(contenders[index] as Pipeline, stream, settings.runMs);
+        if (round > 0) samples[index]?.push(micros);
+      }
     }
+    const [base, withRouter] = samples as [number[], number[]];
+    const added = withRouter.map((value, index) => value - (base[index] as number));
+    const ratio = median(withRouter.map((value, index) => value / (base[index] as number)));
+    const mode = stream ? 'stream' : 'non-stream';
+    rows.push([mode, 'retry + breaker', fixed(median(base), 1), '', '']);
+    rows.push([mode, 'router → retry + breaker', fixed(median(withRouter), 1), `+${fixed(median(added), 1)} (${fixed(Math.min(...added), 1)} … ${fixed(Math.max(...added), 1)})`, fixed(ratio, 3)]);
+    await Promise.all(contenders.map((llm) => llm.close()));
   }
-  const [base, withRouter] = samples as [number[], number[]];
-  const added = median(withRouter.map((value, index) => value - (base[index] as number)));
   console.log(`in process, in-memory transport, c=${settings.concurrency} (CPU µs per call, medians of ${settings.rounds} rounds):\n`);
-  console.log(
-    table([
-      ['pipeline', 'cpu µs/call', '+µs vs without'],
-      ['retry + breaker', fixed(median(base), 1), ''],
-      ['router → retry + breaker', fixed(median(withRouter), 1), `+${fixed(added, 1)}`],
-    ]),
-  );
+  console.log(table(rows));
   console.log(`\n  the router's cost is about one more pipeline pass (its inner pipeline) and its own bookkeeping\n`);
 }
 
@@ -111,7 +146,7 @@ async function overhead(): Promise<void> {
     pipelineClient('without', plain(upstream.url)),
     pipelineClient('router', routed(openAICompatible({ baseUrl: upstream.url, apiKey }))),
   ];
-  const rows: string[][] = [['mode', 'conc', 'client', 'req/s', '×without', 'p50 ms', 'p99 ms', 'cpu µs/req', '+cpu µs']];
+  const rows: string[][] = [['mode', 'conc', 'client', 'req/s', '×without', 'p50 ms', 'p99 ms', 'cpu µs/req', '+cpu µs (× cpu)']];
   const verdicts: string[] = [];
   try {
     for (const client of clients) {
@@ -130,7 +165,10 @@ async function overhead(): Promise<void> {
         },
       );
       const without = results.get('without') ?? [];
-      const base = summarise(without);
+      const routedRuns = results.get('router') ?? [];
+      // CPU per call, paired by round: the steadier figure on a shared machine.
+      const addedCpu = median(routedRuns.map((run, round) => run.cpuUsPerRequest - (without[round]?.cpuUsPerRequest ?? Number.NaN)));
+      const cpuRatio = median(pairedRatios(routedRuns, without, (run) => run.cpuUsPerRequest));
       const label = stream ? 'stream' : 'non-stream';
       for (const client of clients) {
         const runs = results.get(client.name) ?? [];
@@ -144,14 +182,15 @@ async function overhead(): Promise<void> {
           fixed(summary.p50Ms, 3),
           fixed(summary.p99Ms, 3),
           fixed(summary.cpuUsPerRequest, 0),
-          client.name === 'router' ? `+${fixed(summary.cpuUsPerRequest - base.cpuUsPerRequest, 0)}` : '',
+          client.name === 'router' ? `+${fixed(addedCpu, 1)} (×${fixed(cpuRatio, 3)})` : '',
         ]);
       }
       const ratios = pairedRatios(results.get('router') ?? [], without, (run) => run.rps);
       const keeps = median(ratios);
       verdicts.push(
         `${label}, c=${settings.concurrency}: keeps ${fixed(keeps, 3)} of the pipeline without it ` +
-          `(rounds ${fixed(Math.min(...ratios), 2)} … ${fixed(Math.max(...ratios), 2)}; target ≥ 0.95) ${keeps >= 0.95 ? 'PASS' : 'MISS'}`,
+          `(rounds ${fixed(Math.min(...ratios), 2)} … ${fixed(Math.max(...ratios), 2)}; target ≥ 0.95) ${keeps >= 0.95 ? 'PASS' : 'MISS'}; ` +
+          `CPU per call +${fixed(addedCpu, 1)} µs, ×${fixed(cpuRatio, 3)} (target ≤ 1.05) ${cpuRatio <= 1.05 ? 'PASS' : 'MISS'}`,
       );
     }
   } finally {

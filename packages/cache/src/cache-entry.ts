@@ -1,4 +1,5 @@
 import type { ChatCompletion, ChatCompletionChunk, Usage } from '@sluice/core';
+import { extraUtf8Bytes } from './utf8-bytes.js';
 
 /** A stored answer, as plain JSON (so any backend can keep it); internal. */
 export interface CacheEntry {
@@ -26,10 +27,26 @@ export function completionEntry(response: string, usage: string | undefined, sto
 
 /**
  * Serialises a stream entry from chunks serialised one by one as they
- * arrived (nothing is stringified twice); internal.
+ * arrived, already joined with commas (nothing is stringified twice); internal.
+ *
+ * @param chunks - the chunks' JSON, comma-separated
+ * @param usage - the stream's usage, serialised (`null` for none)
  */
-export function streamEntry(chunks: readonly string[], usage: Usage | undefined, storedAt: number, ttlMs: number): string {
-  return `{"v":1,"storedAt":${storedAt},"expiresAt":${storedAt + ttlMs},"usage":${JSON.stringify(usage ?? null)},"chunks":[${chunks.join(',')}]}`;
+export function streamEntry(chunks: string, usage: string, storedAt: number, ttlMs: number): string {
+  return `{"v":1,"storedAt":${storedAt},"expiresAt":${storedAt + ttlMs},"usage":${usage},"chunks":[${chunks}]}`;
+}
+
+/**
+ * The UTF-8 bytes of a stream entry from its parts: everything but the
+ * chunks and the usage is ASCII, so the entry (a few KiB) is never copied
+ * into one string just to be measured; the chunks, joined, already are one; internal.
+ *
+ * @param entry - the entry
+ * @param chunks - the chunks' JSON, joined
+ * @param usage - the usage's JSON
+ */
+export function streamEntryBytes(entry: string, chunks: string, usage: string): number {
+  return entry.length + extraUtf8Bytes(chunks) + extraUtf8Bytes(usage);
 }
 
 /**

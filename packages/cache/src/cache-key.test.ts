@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalRequest, requestKey } from './cache-key.js';
+import { canonicalRequest } from './canonical-json.js';
+import { requestKey } from './cache-key.js';
 import { defaultIgnoredFields } from './options.js';
 
 const ignore = new Set([...defaultIgnoredFields, 'stream']);
@@ -13,7 +14,41 @@ function shuffled(value: unknown, random: () => number): unknown {
   return Object.fromEntries(entries.map(([key, item]) => [key, shuffled(item, random)]));
 }
 
+/** The plain definition the hand-written serialiser must agree with: keys sorted by `sort()`, values as JSON writes them. */
+function reference(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((item) => reference(item)).join(',')}]`;
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  const record = value as Record<string, unknown>;
+  return `{${Object.keys(record).sort().map((key) => `${JSON.stringify(key)}:${reference(record[key])}`).join(',')}}`;
+}
+
 describe('canonicalRequest', () => {
+  it('gives the keys earlier versions gave, so entries kept in a shared store stay found', () => {
+    const request = {
+      model: 'gpt-4.1', temperature: 0, seed: 7, user: 'u1',
+      messages: [{ role: 'system', content: 'Be "terse".\n' }, { content: 'héllo 😀 \ud800', role: 'user' }],
+      tools: [{ type: 'function', function: { name: 'f', parameters: { b: 1, a: [true, null, 1.5] } } }],
+    } as never;
+    expect(requestKey(request, false, 'https://api.example.com/v1', ignore)).toBe('completion:51909f3c66a015f493ccaa3ef595b8c1779e29351a90376496aad82193e7b2b5');
+  });
+
+  it('is the same when built again after a build that threw', () => {
+    const request = { model: 'm', messages: [{ role: 'user', content: 'a' }] } as never;
+    const before = canonicalRequest(request, ignore);
+    expect(() => canonicalRequest({ model: 'm', messages: [], a: [1, 2, 3, 4, 5, 6, 7, 8], z: 1n } as never, ignore)).toThrow(TypeError);
+    expect(canonicalRequest(request, ignore)).toBe(before);
+  });
+
+  it('is the JSON of the request with every object\'s keys sorted, small objects and large', () => {
+    const wide = fc.dictionary(fc.string({ unit: 'binary', maxLength: 4 }), fc.jsonValue({ maxDepth: 1, stringUnit: 'binary' }), { minKeys: 10, maxKeys: 30 });
+    fc.assert(
+      fc.property(fc.oneof(fc.jsonValue({ stringUnit: 'binary' }), wide), (value) => {
+        const request = { model: 'm', messages: [{ role: 'user', content: 'x', name: 'n' }], extra: value } as never;
+        expect(canonicalRequest(request, ignore)).toBe(reference(value === null ? { messages: (request as { messages: unknown }).messages, model: 'm' } : request));
+      }),
+    );
+  });
+
   it('is the same whatever the order of keys, at any depth', () => {
     fc.assert(
       fc.property(fc.jsonValue(), fc.integer(), (value, seed) => {

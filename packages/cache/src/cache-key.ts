@@ -1,79 +1,6 @@
 import type { ChatCompletionRequest } from '@sluice/core';
+import { canonicalRequest } from './canonical-json.js';
 import { sha256 } from './sha256.js';
-
-/**
- * The request as canonical JSON: object keys sorted at every depth (so two
- * requests that differ only in key order are one), arrays in order (the
- * order of messages and tools is part of the prompt), `undefined` dropped
- * as JSON drops it, and top-level `null`s dropped too (`temperature: null`
- * asks for the default, as leaving it out does). Fields in `ignore` are
- * left out; internal.
- *
- * @param request - the request as it will be sent
- * @param ignore - top-level fields that do not change the answer
- * @example
- * ```ts
- * canonicalRequest({ model: 'm', temperature: 0, messages }, new Set(['stream'])); // '{"messages":[…],"model":"m","temperature":0}'
- * ```
- */
-export function canonicalRequest(request: ChatCompletionRequest, ignore: ReadonlySet<string>): string {
-  // Every field counts, the undeclared ones a provider takes included.
-  const record = request as unknown as Record<string, unknown>;
-  let json = '{';
-  for (const field of Object.keys(record).sort()) {
-    const value = record[field];
-    if (value === undefined || value === null || ignore.has(field)) continue;
-    const encoded = canonicalJson(value);
-    if (encoded === undefined) continue;
-    json += (json.length > 1 ? ',' : '') + JSON.stringify(field) + ':' + encoded;
-  }
-  return json + '}';
-}
-
-// Hand-rolled rather than map/join and a JSON.stringify per value: this runs
-// on every cacheable call, and the request's strings are most of its bytes.
-function canonicalJson(value: unknown): string | undefined {
-  switch (typeof value) {
-    case 'string':
-      return JSON.stringify(value);
-    case 'number':
-      // As JSON writes numbers: a NaN or an infinity becomes null.
-      return Number.isFinite(value) ? String(value) : 'null';
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'object':
-      if (value === null) return 'null';
-      return Array.isArray(value) ? canonicalArray(value) : canonicalObject(value as Record<string, unknown>);
-    case 'bigint':
-      // JSON refuses it; so does the key.
-      return JSON.stringify(value);
-    default:
-      // Functions, symbols and undefined vanish from JSON.
-      return undefined;
-  }
-}
-
-function canonicalArray(items: readonly unknown[]): string {
-  let json = '[';
-  for (let index = 0; index < items.length; index++) {
-    if (index > 0) json += ',';
-    json += canonicalJson(items[index]) ?? 'null';
-  }
-  return json + ']';
-}
-
-function canonicalObject(record: Record<string, unknown>): string {
-  const keys = Object.keys(record);
-  if (keys.length > 1) keys.sort();
-  let json = '{';
-  for (const key of keys) {
-    const encoded = canonicalJson(record[key]);
-    if (encoded === undefined) continue;
-    if (json.length > 1) json += ',';
-    json += JSON.stringify(key) + ':' + encoded;
-  }
-  return json + '}';
-}
 
 /**
  * The cache key of a request: its kind (a stream and a completion are
@@ -92,5 +19,5 @@ function canonicalObject(record: Record<string, unknown>): string {
  * ```
  */
 export function requestKey(request: ChatCompletionRequest, stream: boolean, origin: string, ignore: ReadonlySet<string>): string {
-  return `${stream ? 'stream' : 'completion'}:${sha256(`${origin}\n${canonicalRequest(request, ignore)}`)}`;
+  return (stream ? 'stream:' : 'completion:') + sha256(canonicalRequest(request, ignore, origin));
 }

@@ -10,8 +10,14 @@ import type { Store } from '@sluice/core';
 export interface CacheStorage {
   /** The entry at `key`, or `undefined`. */
   get(key: string): Promise<string | undefined>;
-  /** Stores `value` at `key` for `ttlMs`; a backend may decline (too large) silently. */
-  set(key: string, value: string, ttlMs: number): Promise<void>;
+  /**
+   * Stores `value` at `key` for `ttlMs`; a backend may decline (too large)
+   * silently. `bytes`, when given, is the value's UTF-8 length, which the
+   * cache knows from the entry's parts: a backend that bounds its size may
+   * take it instead of measuring the value (never less than the true
+   * length: at most an over-estimate, so a bound still holds).
+   */
+  set(key: string, value: string, ttlMs: number, bytes?: number): Promise<void>;
   delete(key: string): Promise<void>;
   /** True when it answers in this process: the cache then runs no timeout around its calls. */
   readonly inProcess?: boolean;
@@ -21,8 +27,8 @@ export interface CacheStorage {
    * stay for everyone else). Optional; `setSync` goes with it.
    */
   getSync?(key: string): string | undefined;
-  /** Stores `value` at `key` for `ttlMs`, at once (with `getSync`). */
-  setSync?(key: string, value: string, ttlMs: number): void;
+  /** Stores `value` at `key` for `ttlMs`, at once (with `getSync`); `bytes` as for `set`. */
+  setSync?(key: string, value: string, ttlMs: number, bytes?: number): void;
 }
 
 /**

@@ -332,6 +332,19 @@ describe('cache: storage', () => {
     expect(events.of('store-error').map((event) => event.error)).toMatchObject([{ code: 'STORE_UNAVAILABLE' }, { code: 'STORE_UNAVAILABLE' }]);
   });
 
+  it('sizes each entry at exactly its UTF-8 bytes from its parts, completions and streams, so maxBytes holds', async () => {
+    const storage = lruStorage();
+    const { llm, clock, states } = await cached({ storage });
+    const encoder = new TextEncoder();
+    let total = 0;
+    const calls: Array<() => Promise<unknown>> = [() => llm.complete(cold('héllo wörld 😀 世界')), () => collect(llm.stream(streamed('ça va 😀 très bien 世界')))];
+    for (const call of calls) {
+      await clock.run(call());
+      total += encoder.encode(storage.getSync(`sluice:cache:global:${states.at(-1)?.key}`)).length;
+      expect(storage.bytes).toBe(total);
+    }
+  });
+
   it('bounds the default LRU by entries', async () => {
     const storage = lruStorage({ maxEntries: 2 });
     const { llm, clock, upstream } = await cached({ storage });

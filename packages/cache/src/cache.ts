@@ -1,12 +1,13 @@
 import { type ChatCompletion, type CompletionContext, type Middleware, SluiceError, StoreError, type Usage } from '@sluice/core';
 import { abortReason, keyResolver, onAbort, toSluiceError } from '@sluice/core/kit';
 import { requestKey } from './cache-key.js';
-import { completionEntry, parseEntry, replay, streamEntry } from './cache-entry.js';
+import { completionEntry, parseEntry, replay, streamEntry, streamEntryBytes } from './cache-entry.js';
 import type { CacheStorage } from './cache-storage.js';
 import type { CacheStatus } from './events.js';
-import { Flight, FlightFailure } from './flight.js';
+import { Flight, FlightFailure, type FlightOwner } from './flight.js';
 import { type CacheOptions, resolveCacheOptions } from './options.js';
 import { StreamTee } from './stream-tee.js';
+import { utf8Bytes } from './utf8-bytes.js';
 
 /** The `cache` middleware, with the storage it keeps answers in. */
 export type CacheMiddleware = Middleware & {
@@ -53,6 +54,20 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
   // An in-process storage that answers at once: no promise on the way in or out.
   const sync = storage.getSync && storage.setSync ? { get: storage.getSync.bind(storage), set: storage.setSync.bind(storage) } : undefined;
 
+  const owner: FlightOwner = {
+    land(flight) {
+      if (flights.get(flight.key) === flight) flights.delete(flight.key);
+      flight.land();
+    },
+    recorded(flight, chunks) {
+      const sender = flight.sender as CompletionContext;
+      const joined = chunks.join(',');
+      const usage = JSON.stringify(sender.usage ?? null);
+      const entry = streamEntry(joined, usage, sender.clock.now(), ttlMs);
+      write(sender, flight, entry, streamEntryBytes(entry, joined, usage));
+    },
+  };
+
   // Not async: a call the cache leaves alone, answers from the LRU or sends
   // on makes no promise of its own (compose turns a throw into a rejection).
   const middleware = function cache(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
@@ -61,12 +76,20 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       ctx.state.cache = { status: 'bypass' };
       return next();
     }
-    const scope = scopeOf(ctx);
     const entryKey = requestKey(ctx.request, ctx.stream, ctx.transport.origin, config.ignoreFields);
-    const key = `${scope}:${entryKey}`;
+    // One string for the flights and the storage alike: hashed once, however often it is looked up.
+    const key = namespace + scopeOf(ctx) + ':' + entryKey;
     if (sync && !flights.has(key)) {
       // Nothing is awaited between looking at the flights and leading one: no identical call can slip in.
-      if (mode !== 'refresh' && serve(ctx, guarded(ctx, key, 'get', () => sync.get(namespace + key)), entryKey)) return done;
+      if (mode !== 'refresh') {
+        let text: string | undefined;
+        try {
+          text = sync.get(key);
+        } catch (error) {
+          storeError(ctx, key, 'get', error);
+        }
+        if (text !== undefined && serve(ctx, text, entryKey)) return done;
+      }
       return lead(ctx, next, key, entryKey);
     }
     return joinOrLead(ctx, next, key, entryKey, mode !== 'refresh');
@@ -82,7 +105,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       }
       if (read) {
         read = false;
-        const text = sync ? guarded(ctx, key, 'get', () => sync.get(namespace + key)) : await bounded(ctx, key, 'get', () => storage.get(namespace + key));
+        const text = sync ? guarded(ctx, key, 'get', () => sync.get(key)) : await bounded(ctx, key, 'get', () => storage.get(key));
         if (serve(ctx, text, entryKey)) return;
         // Another identical call may have started while the storage answered.
         if (!sync && flights.has(key)) {
@@ -141,11 +164,8 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
   }
 
   async function lead(ctx: CompletionContext, next: () => Promise<void>, key: string, entryKey: string): Promise<void> {
-    const flight = new Flight();
+    const flight = new Flight(key, ctx, owner);
     flights.set(key, flight);
-    const land = () => {
-      if (flights.get(key) === flight) flights.delete(key);
-    };
     ctx.state.cache = { status: 'miss', key: entryKey };
     if (ctx.events.listenerCount('cache-miss') > 0) {
       ctx.events.emit('cache-miss', { id: ctx.id, key: entryKey, model: ctx.request.model, stream: ctx.stream });
@@ -153,28 +173,29 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     try {
       await next();
     } catch (caught) {
-      land();
+      // Failed first: the calls that joined hear it before the flight lets go of them.
       flight.fail(toSluiceError(caught), abortReason(ctx) !== undefined);
+      owner.land(flight);
       throw caught;
     }
     const at = ctx.clock.now();
     if (ctx.stream && ctx.chunks) {
-      const leader = ctx;
-      const tee = new StreamTee(ctx.chunks, 1 + flight.joiners, () => leader.usage, {
-        complete: (chunks) => write(leader, key, streamEntry(chunks, leader.usage, leader.clock.now(), ttlMs), land),
-        fail: land,
-      });
-      ctx.chunks = tee.subscribe(() => {});
-      flight.succeed({ tee, at });
+      const tee = new StreamTee(ctx.chunks, 1 + flight.joiners, ctx, flight);
+      ctx.chunks = tee.subscribe();
+      flight.succeed(undefined, undefined, tee, at);
     } else if (!ctx.stream && ctx.response) {
+      // Serialised at once: what is stored and shared is the answer as it came, whatever its caller does to it.
       const response = JSON.stringify(ctx.response);
       const usage = ctx.usage === undefined ? undefined : JSON.stringify(ctx.usage);
-      flight.succeed({ response, usage, at });
-      write(ctx, key, completionEntry(response, usage, at, ttlMs), land);
+      flight.succeed(response, usage, undefined, at);
+      const entry = completionEntry(response, usage, at, ttlMs);
+      // Measured whole, which copies it into one string: JSON.stringify's result is a tree of
+      // pieces, and one string is what an LRU of thousands of entries should keep (and the GC trace).
+      write(ctx, flight, entry, utf8Bytes(entry));
     } else {
       // Answered by something inside that left nothing to keep: nothing to share either.
-      land();
       flight.fail(new SluiceError('CACHE_NO_ANSWER', 'the call inside the cache produced no answer to share'), true);
+      owner.land(flight);
     }
   }
 
@@ -189,14 +210,23 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     }
   }
 
-  /** Stores an entry, then lets `land` end the flight: until the entry can be read, identical calls join the flight instead. */
-  function write(ctx: CompletionContext, key: string, entry: string, land: () => void): void {
+  /** Stores an entry, then lands the flight: until the entry can be read, identical calls join the flight instead. */
+  function write(ctx: CompletionContext, flight: Flight, entry: string, bytes: number): void {
     if (sync) {
-      guarded(ctx, key, 'update', () => sync.set(namespace + key, entry, ttlMs));
-      land();
+      try {
+        sync.set(flight.key, entry, ttlMs, bytes);
+      } catch (error) {
+        storeError(ctx, flight.key, 'update', error);
+      }
+      owner.land(flight);
       return;
     }
-    void bounded(ctx, key, 'update', () => storage.set(namespace + key, entry, ttlMs)).then(land);
+    void bounded(ctx, flight.key, 'update', () => storage.set(flight.key, entry, ttlMs, bytes)).then(() => owner.land(flight));
+  }
+
+  /** A storage failure: a `store-error` event (keyed without the namespace), and the call goes on as a miss. */
+  function storeError(ctx: CompletionContext, key: string, operation: 'get' | 'update', error: unknown): void {
+    ctx.events.emit('store-error', { name: 'cache', key: key.slice(namespace.length), operation, policy: 'open', error, id: ctx.id });
   }
 
   /** A synchronous storage call; a failure is a `store-error` event and a miss, never the call's error. */
@@ -204,7 +234,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     try {
       return run();
     } catch (error) {
-      ctx.events.emit('store-error', { name: 'cache', key, operation, policy: 'open', error, id: ctx.id });
+      storeError(ctx, key, operation, error);
       return undefined;
     }
   }
@@ -227,7 +257,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
         );
       });
     } catch (error) {
-      ctx.events.emit('store-error', { name: 'cache', key, operation, policy: 'open', error, id: ctx.id });
+      storeError(ctx, key, operation, error);
       return undefined;
     }
   }

@@ -1,6 +1,8 @@
 import { manualClock } from '@sluice/testing/kit';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { lruStorage } from './lru-storage.js';
+import { portableUtf8Bytes, utf8Bytes } from './utf8-bytes.js';
 
 describe('lruStorage', () => {
   it('evicts the least recently used past maxEntries', async () => {
@@ -24,6 +26,31 @@ describe('lruStorage', () => {
     expect(await storage.get('a')).toBeUndefined();
     await storage.set('d', 'x'.repeat(11), 60_000);
     expect(await storage.get('d')).toBeUndefined();
+  });
+
+  it('sizes an entry at exactly its UTF-8 bytes, natively and in plain JavaScript, lone surrogates included', () => {
+    const encoder = new TextEncoder();
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (text) => {
+        const bytes = encoder.encode(text).length;
+        expect(utf8Bytes(text)).toBe(bytes);
+        expect(portableUtf8Bytes(text)).toBe(bytes);
+      }),
+      { numRuns: 200 },
+    );
+    for (const text of ['\ud800', 'a\udc00b', '😀\ud83d', '\ud83d😀', 'é€😀']) expect(portableUtf8Bytes(text)).toBe(encoder.encode(text).length);
+    expect(utf8Bytes).not.toBe(portableUtf8Bytes);
+  });
+
+  it('takes the size its caller gives, and still keeps its total within maxBytes', async () => {
+    const storage = lruStorage({ maxBytes: 10 });
+    storage.setSync('a', 'aaaa', 60_000, 6);
+    expect(storage.bytes).toBe(6);
+    storage.setSync('b', 'bbbb', 60_000, 6);
+    expect(storage.bytes).toBe(6);
+    expect(storage.getSync('a')).toBeUndefined();
+    await storage.set('c', 'c', 60_000, 11);
+    expect(await storage.get('c')).toBeUndefined();
   });
 
   it('expires entries on its clock', async () => {

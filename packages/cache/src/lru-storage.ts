@@ -1,14 +1,15 @@
 import { type Clock, ValidationError } from '@sluice/core';
 import { LRUCache } from 'lru-cache';
 import type { CacheStorage } from './cache-storage.js';
+import { utf8Bytes } from './utf8-bytes.js';
 
 /** Options of {@link lruStorage}. */
 export interface LruStorageOptions {
   /** The most entries kept (default 10 000); past it, the least recently used goes first. */
   maxEntries?: number;
   /**
-   * The most bytes of serialised entries kept (default 64 MiB); an entry
-   * larger than this alone is not kept at all.
+   * The most bytes of serialised entries kept (default 64 MiB), counted
+   * exactly in UTF-8; an entry larger than this alone is not kept at all.
    */
   maxBytes?: number;
   /** Time source for expiry (default: the runtime's monotonic clock). */
@@ -36,7 +37,8 @@ export function lruStorage(
   const lru = new LRUCache<string, string>({
     max: maxEntries,
     maxSize: maxBytes,
-    sizeCalculation: utf8Bytes,
+    // lru-cache needs a positive size; an empty string is still an entry.
+    sizeCalculation: (text) => Math.max(1, utf8Bytes(text)),
     // lru-cache otherwise reuses one reading of the time for a millisecond, which a manual clock never lets pass.
     ...(clock ? { perf: { now: () => clock.now() }, ttlResolution: 0 } : {}),
   });
@@ -51,31 +53,16 @@ export function lruStorage(
     async get(key) {
       return lru.get(key);
     },
-    async set(key, value, ttlMs) {
-      lru.set(key, value, { ttl: ttlMs });
+    async set(key, value, ttlMs, bytes) {
+      lru.set(key, value, bytes === undefined ? { ttl: ttlMs } : { ttl: ttlMs, size: Math.max(1, bytes) });
     },
     getSync: (key) => lru.get(key),
-    setSync(key, value, ttlMs) {
-      lru.set(key, value, { ttl: ttlMs });
+    setSync(key, value, ttlMs, bytes) {
+      // The cache knows an entry's bytes from its parts: measuring the whole would copy it into one string first.
+      lru.set(key, value, bytes === undefined ? { ttl: ttlMs } : { ttl: ttlMs, size: Math.max(1, bytes) });
     },
     async delete(key) {
       lru.delete(key);
     },
   };
-}
-
-const nonAscii = /[^\x00-\x7f]/;
-
-/** The UTF-8 length of `text`, without encoding it (no Buffer: the package runs beyond Node). */
-function utf8Bytes(text: string): number {
-  // Most entries are ASCII JSON: one native scan instead of a loop over every unit.
-  if (!nonAscii.test(text)) return Math.max(1, text.length);
-  let bytes = text.length;
-  for (let index = 0; index < text.length; index++) {
-    const code = text.charCodeAt(index);
-    if (code < 0x80) continue;
-    // Two bytes up to U+07FF, three for the rest of the BMP; a surrogate pair (two units) is four.
-    bytes += code < 0x800 || (code >= 0xd800 && code <= 0xdfff) ? 1 : 2;
-  }
-  return Math.max(1, bytes);
 }

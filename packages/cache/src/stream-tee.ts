@@ -6,8 +6,12 @@ export interface TeeHooks {
   /** The upstream stream ended cleanly: every chunk, serialised as it arrived. */
   complete(chunks: readonly string[]): void;
   /** It broke, or every reader left before its end: nothing of it may be kept. */
-  fail(error: SluiceError): void;
+  abandon(): void;
 }
+
+type Result = IteratorResult<ChatCompletionChunk, undefined>;
+
+const end = (): Result => ({ done: true, value: undefined });
 
 /**
  * One upstream stream read by several callers (the call that sent it and
@@ -15,27 +19,40 @@ export interface TeeHooks {
  * its boundaries, from the first; the upstream is pulled at the pace of
  * the fastest reader and cancelled only when every reader has left.
  *
- * Each chunk is serialised once as it arrives: the reader that pulled it
- * gets the upstream's object, the others fresh copies, so no caller's
- * mutation reaches another caller or the stored entry; internal.
+ * Each chunk is serialised once as it arrives, before any caller holds it:
+ * the reader that pulled it gets the upstream's object, the others fresh
+ * copies, so no caller's mutation reaches another caller or the stored
+ * entry. Most streams are never joined, and their one reader pulls every
+ * chunk itself: that path is a plain `then` on the upstream's promise with
+ * handlers made once per stream, so a chunk costs its serialisation and
+ * one promise, where an async function per layer would cost three; internal.
  */
 export class StreamTee {
   /** The chunks so far, serialised. */
   readonly chunks: string[] = [];
-  private pulling: Promise<unknown> | undefined;
+  private pulling = false;
   private ended = false;
-  private error: SluiceError | undefined;
+  private error: SluiceError | undefined = undefined;
+  /** The reader whose pull is out: it gets the upstream's object and moves past it. */
+  private puller: TeeReader | undefined = undefined;
+  /** Settles when the pull in progress lands; made only when a reader catches up with it and must wait. */
+  private landed: Promise<void> | undefined = undefined;
+  private wake: (() => void) | undefined = undefined;
   private readonly iterator: AsyncIterator<ChatCompletionChunk>;
+  // Bound once per stream, not made per chunk (and not as arrow fields, which a keep-names build names one by one).
+  private readonly onPulled = this.pulled.bind(this);
+  private readonly onPullFailed = this.pullRejected.bind(this);
 
   /**
    * @param source - the upstream stream (the transport's, as the middleware inside saw it)
    * @param readers - how many readers will subscribe (the sender and the calls that joined it so far)
-   * @param usage - the sender's usage, known once the stream ended
+   * @param sender - the call that sent it, whose usage is known once the stream ended
+   * @param hooks - told when the stream ended cleanly or was abandoned
    */
   constructor(
     source: AsyncIterable<ChatCompletionChunk>,
     private readers: number,
-    private readonly senderUsage: () => Usage | undefined,
+    private readonly sender: { readonly usage: Usage | undefined },
     private readonly hooks: TeeHooks,
   ) {
     this.iterator = source[Symbol.asyncIterator]();
@@ -43,7 +60,7 @@ export class StreamTee {
 
   /** The stream's usage, a copy for each reader that asks (once it ended). */
   usage(): Usage | undefined {
-    const usage = this.senderUsage();
+    const usage = this.sender.usage;
     return usage === undefined ? undefined : (JSON.parse(JSON.stringify(usage)) as Usage);
   }
 
@@ -57,81 +74,139 @@ export class StreamTee {
    *
    * @param onEnd - runs once when the stream ended cleanly, before the end is reported
    */
-  subscribe(onEnd: () => void): AsyncIterableIterator<ChatCompletionChunk> {
-    let index = 0;
-    let left = false;
-    const leave = () => {
-      if (left) return;
-      left = true;
-      this.leave();
-    };
-    return {
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-      next: async () => {
-        if (left) return { done: true, value: undefined };
-        let chunk: ChatCompletionChunk | undefined;
-        try {
-          chunk = await this.read(index);
-        } catch (error) {
-          leave();
-          throw error;
-        }
-        if (chunk === undefined) {
-          leave();
-          onEnd();
-          return { done: true, value: undefined };
-        }
-        index++;
-        return { done: false, value: chunk };
-      },
-      return: async () => {
-        leave();
-        return { done: true, value: undefined };
-      },
-    };
+  subscribe(onEnd?: () => void): AsyncIterableIterator<ChatCompletionChunk> {
+    return new TeeReader(this, onEnd);
   }
 
-  /** The chunk at `index` (pulling it if nobody has yet), or `undefined` at the end. */
-  private async read(index: number): Promise<ChatCompletionChunk | undefined> {
-    for (;;) {
-      if (index < this.chunks.length) return JSON.parse(this.chunks[index] as string) as ChatCompletionChunk;
-      if (this.error) throw this.error;
-      if (this.ended) return undefined;
-      if (!this.pulling) return this.pull();
-      await this.pulling;
-    }
+  /** The next result for `reader`, at its `index`: pulled from upstream when it is the first to ask, else caught up. */
+  read(reader: TeeReader, index: number): Promise<Result> {
+    if (index === this.chunks.length && !this.pulling && !this.ended && this.error === undefined) return this.pull(reader);
+    return this.catchUp(reader, index);
   }
 
-  private pull(): Promise<ChatCompletionChunk | undefined> {
-    const pulled = this.iterator.next().then(
-      (result) => {
-        this.pulling = undefined;
-        if (result.done) {
-          this.ended = true;
-          this.hooks.complete(this.chunks);
-          return undefined;
-        }
-        this.chunks.push(JSON.stringify(result.value));
-        return result.value;
-      },
-      (caught: unknown) => {
-        this.pulling = undefined;
-        this.error = toSluiceError(caught);
-        this.hooks.fail(this.error);
-        throw this.error;
-      },
-    );
-    this.pulling = pulled.catch(() => {});
-    return pulled;
-  }
-
-  private leave(): void {
+  /** A reader leaves (it ended, broke off, or never subscribed); the last one to leave early cancels the upstream. */
+  leave(): void {
     if (--this.readers > 0 || this.ended || this.error) return;
     // Nobody is reading any more: the upstream request is given up, and what came of it is not kept.
     this.error = new AbortError('Every reader of the stream left before its end');
-    this.hooks.fail(this.error);
+    this.hooks.abandon();
     void this.iterator.return?.()?.catch?.(() => {});
+  }
+
+  /** For a reader behind the others: copies of what is stored, then a wait for the pull in progress. */
+  private async catchUp(reader: TeeReader, index: number): Promise<Result> {
+    for (;;) {
+      if (index < this.chunks.length) {
+        reader.index++;
+        return { done: false, value: JSON.parse(this.chunks[index] as string) as ChatCompletionChunk };
+      }
+      if (this.error) {
+        reader.leave();
+        throw this.error;
+      }
+      if (this.ended) {
+        reader.finish();
+        return end();
+      }
+      if (!this.pulling) return this.pull(reader);
+      await (this.landed ??= new Promise<void>((resolve) => (this.wake = resolve)));
+    }
+  }
+
+  private pull(reader: TeeReader): Promise<Result> {
+    this.pulling = true;
+    this.puller = reader;
+    let pulled: Promise<IteratorResult<ChatCompletionChunk>>;
+    try {
+      pulled = this.iterator.next();
+    } catch (caught) {
+      return Promise.reject(this.pullFailed(reader, caught));
+    }
+    return pulled.then(this.onPulled, this.onPullFailed);
+  }
+
+  /** A pull landed: the chunk is serialised before anyone holds it, and handed to the reader in `puller`. */
+  private pulled(result: IteratorResult<ChatCompletionChunk>): Result {
+    const reader = this.puller as TeeReader;
+    this.puller = undefined;
+    if (result.done) {
+      this.ended = true;
+      this.land();
+      // A stream abandoned while its last pull was out is not kept, even if that pull ended it.
+      if (this.error === undefined) this.hooks.complete(this.chunks);
+      reader.finish();
+      return end();
+    }
+    this.chunks.push(JSON.stringify(result.value));
+    reader.index++;
+    this.land();
+    return result;
+  }
+
+  private pullRejected(caught: unknown): never {
+    throw this.pullFailed(this.puller as TeeReader, caught);
+  }
+
+  private pullFailed(reader: TeeReader, caught: unknown): SluiceError {
+    this.puller = undefined;
+    this.error = toSluiceError(caught);
+    this.land();
+    this.hooks.abandon();
+    reader.leave();
+    return this.error;
+  }
+
+  /** The pull in progress is over: readers waiting for it go round again. */
+  private land(): void {
+    this.pulling = false;
+    const wake = this.wake;
+    if (wake === undefined) return;
+    this.wake = undefined;
+    this.landed = undefined;
+    wake();
+  }
+}
+
+/**
+ * One reader's iterator over a {@link StreamTee}: a class rather than an
+ * object of closures, and no async function: the tee hands over each
+ * result and does the reader's bookkeeping (`index`, `finish`, `leave`),
+ * so a chunk makes no promise here beyond the one the tee returns.
+ */
+class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
+  /** The next chunk this reader gets; moved on by the tee as it hands one over. */
+  index = 0;
+  private left = false;
+
+  constructor(
+    private readonly tee: StreamTee,
+    private readonly onEnd: (() => void) | undefined,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<Result> {
+    if (this.left) return Promise.resolve(end());
+    return this.tee.read(this, this.index);
+  }
+
+  async return(): Promise<Result> {
+    this.leave();
+    return end();
+  }
+
+  /** The stream ended cleanly: this reader is done, and hears it before the end is reported. */
+  finish(): void {
+    this.leave();
+    this.onEnd?.();
+  }
+
+  /** This reader is done with the stream (its end, an error, or its own choice). */
+  leave(): void {
+    if (this.left) return;
+    this.left = true;
+    this.tee.leave();
   }
 }

@@ -20,6 +20,7 @@ export class DeploymentPool {
   private readonly inFlight = new Map<string, number>();
   private readonly coolUntil = new Map<string, number>();
   private waiters: Array<() => void> = [];
+  private readonly tagsOnly = new Map<string, Readonly<Record<string, string>>>();
 
   constructor(private readonly options: ResolvedOptions) {}
 
@@ -58,21 +59,36 @@ export class DeploymentPool {
   }
 
   /**
-   * Takes one of the deployment's slots; returns the function that gives
-   * it back (once). Taken in the same turn as the capacity check, so
+   * Takes one of the deployment's slots; the picked deployment gives it
+   * back (once). Taken in the same turn as the capacity check, so
    * concurrent calls never overfill a deployment.
+   *
+   * @param sticky - whether the call's sticky record chose it
    */
-  acquire(id: string): () => void {
-    this.inFlight.set(id, this.load(id) + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.inFlight.set(id, this.load(id) - 1);
-      const waiters = this.waiters;
-      this.waiters = [];
-      for (const wake of waiters) wake();
-    };
+  acquire(deployment: ResolvedDeployment, sticky: boolean): Picked {
+    this.inFlight.set(deployment.id, this.load(deployment.id) + 1);
+    return new Picked(deployment, sticky, this);
+  }
+
+  /** Gives back a slot of `id` and wakes the calls waiting for one; through {@link Picked.release}. */
+  giveBack(id: string): void {
+    this.inFlight.set(id, this.load(id) - 1);
+    const waiters = this.waiters;
+    if (waiters.length === 0) return;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** The tags a hop to `deployment` carries: the outer call's and `deployment: <id>`. */
+  hopTags(deployment: ResolvedDeployment, ctx: CompletionContext): Record<string, string> {
+    // Most calls carry no tags: their hops share one frozen object per deployment instead of a copy each.
+    for (const _ in ctx.tags) return { ...ctx.tags, deployment: deployment.id };
+    let tags = this.tagsOnly.get(deployment.id);
+    if (!tags) {
+      tags = Object.freeze({ deployment: deployment.id });
+      this.tagsOnly.set(deployment.id, tags);
+    }
+    return tags;
   }
 
   /** Passes the deployment over until `until` (clock time). */
@@ -107,6 +123,27 @@ export class DeploymentPool {
   /** Closes every inner pipeline (and so every deployment's transport). */
   async close(): Promise<void> {
     await Promise.all([...this.all].map((pipeline) => pipeline.close({ graceMs: 1_000 })));
+  }
+}
+
+/**
+ * A deployment picked for a hop, holding one of its slots until
+ * `release()` (which gives it back once). One object per hop: no closure
+ * and no flag of its own beside it.
+ */
+export class Picked {
+  private released = false;
+
+  constructor(
+    readonly deployment: ResolvedDeployment,
+    readonly sticky: boolean,
+    private readonly pool: DeploymentPool,
+  ) {}
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.pool.giveBack(this.deployment.id);
   }
 }
 

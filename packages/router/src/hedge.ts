@@ -1,13 +1,7 @@
 import { type CompletionContext, type SluiceError, toSluiceError } from '@sluice/core';
+import type { Picked } from './deployment-pool.js';
 import type { Answer } from './hop.js';
 import type { ResolvedDeployment } from './options.js';
-
-/** A deployment picked for a hop, with the slot taken on it. */
-export interface Picked {
-  deployment: ResolvedDeployment;
-  sticky: boolean;
-  release: () => void;
-}
 
 /** One hop in flight, cancellable on its own. */
 export interface RunningHop {

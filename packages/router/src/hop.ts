@@ -1,5 +1,5 @@
 import { type ChatCompletionChunk, type CompletionContext, toSluiceError } from '@sluice/core';
-import type { DeploymentPool } from './deployment-pool.js';
+import type { DeploymentPool, Picked } from './deployment-pool.js';
 import type { ResolvedDeployment } from './options.js';
 
 /** A deployment's answer: its inner call, and for a stream the chunks from the first on. */
@@ -14,43 +14,40 @@ export interface Answer {
   discard(): Promise<void>;
 }
 
+/** What a non-stream answer, or one already read, does when dropped: nothing. */
+const discardNothing = (): Promise<void> => Promise.resolve();
+
 /**
  * Sends the call to one deployment through its inner pipeline and waits
  * for its answer: the response, or for a stream the first chunk. Reading
  * that chunk here means a stream that fails before its first chunk can
  * still go elsewhere, and it is what "first byte" means for hedging and
- * latency. Holds the deployment's slot the caller took (`release` gives
- * it back) until the answer is delivered in full, fails, or is discarded.
+ * latency. Holds the deployment's slot the caller took (`picked.release()`
+ * gives it back) until the answer is delivered in full, fails, or is discarded.
  *
  * @param pool - the deployments' pipelines and slots
- * @param deployment - where to send it
+ * @param picked - where to send it, with the slot taken on it
  * @param ctx - the outer call
- * @param release - gives back the slot taken when the deployment was picked
  * @param cancel - a hedge's own cancel, beside the outer call's abort (which the hop inherits, with its deadline)
  * @throws the inner pipeline's error (its breaker, limits, the upstream)
  */
-export async function sendHop(
-  pool: DeploymentPool,
-  deployment: ResolvedDeployment,
-  ctx: CompletionContext,
-  release: () => void,
-  cancel?: AbortSignal,
-): Promise<Answer> {
+export async function sendHop(pool: DeploymentPool, picked: Picked, ctx: CompletionContext, cancel?: AbortSignal): Promise<Answer> {
+  const { deployment } = picked;
   const pipeline = pool.pipelineFor(deployment, ctx);
   const startedAt = ctx.clock.now();
   try {
     // The inner call is made for the outer one: it is aborted with it and
     // keeps its deadline, without an AbortController or a timer of its own.
     const { request } = ctx;
+    const tags = pool.hopTags(deployment, ctx);
     // The inner pipeline copies the request anyway; a copy here only to set the same model would be waste.
-    const running = pipeline.run(
+    const inner = await pipeline.run(
       request.model === deployment.model ? request : { ...request, model: deployment.model },
-      { parent: ctx, tags: { ...ctx.tags, deployment: deployment.id }, ...(cancel ? { signal: cancel } : {}) },
+      cancel ? { parent: ctx, tags, signal: cancel } : { parent: ctx, tags },
     );
-    const inner = await running;
     if (!ctx.stream) {
-      release();
-      return { deployment, inner, chunks: undefined, firstChunkMs: ctx.clock.now() - startedAt, discard: async () => {} };
+      picked.release();
+      return { deployment, inner, chunks: undefined, firstChunkMs: ctx.clock.now() - startedAt, discard: discardNothing };
     }
     const iterator = (inner.chunks as AsyncIterable<ChatCompletionChunk>)[Symbol.asyncIterator]();
     let first: IteratorResult<ChatCompletionChunk>;
@@ -60,63 +57,62 @@ export async function sendHop(
       await iterator.return?.().catch(() => {});
       throw caught;
     }
-    const chunks = new HopStream(first, iterator, inner, ctx, release);
-    return {
-      deployment,
-      inner,
-      chunks,
-      firstChunkMs: ctx.clock.now() - startedAt,
-      discard: () => chunks.return().then(() => {}, () => {}),
-    };
+    const chunks = new HopStream(first, iterator, inner, ctx, picked);
+    return { deployment, inner, chunks, firstChunkMs: ctx.clock.now() - startedAt, discard: () => chunks.discard() };
   } catch (caught) {
-    release();
+    picked.release();
     throw toSluiceError(caught);
   }
 }
+
+type Result = IteratorResult<ChatCompletionChunk, undefined>;
 
 /**
  * The first chunk, then the rest of the inner stream, copying the inner
  * call's usage to the outer call as it arrives. A plain iterator, not an
  * async generator: a generator that has not started ignores `return()`,
  * and a caller that stops early must always cancel the upstream request.
+ * And no async function per chunk: a chunk is one `then` on the inner
+ * stream's promise, with handlers made once per stream.
  */
 class HopStream implements AsyncIterableIterator<ChatCompletionChunk> {
   private delivered = false;
   private finished: boolean;
+  // Bound once per stream, not made per chunk (and not as arrow fields, which a keep-names build names one by one).
+  private readonly onResult = this.result.bind(this);
+  private readonly onError = this.error.bind(this);
 
   constructor(
     private readonly first: IteratorResult<ChatCompletionChunk>,
     private readonly rest: AsyncIterator<ChatCompletionChunk>,
     private readonly inner: CompletionContext,
     private readonly outer: CompletionContext,
-    private readonly release: () => void,
+    private readonly picked: Picked,
   ) {
     this.finished = first.done === true;
-    if (this.finished) release();
+    if (this.finished) picked.release();
   }
 
   [Symbol.asyncIterator](): this {
     return this;
   }
 
-  async next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
-    if (this.finished) return this.end();
+  next(): Promise<Result> {
+    if (this.finished) return Promise.resolve(this.end());
     if (!this.delivered) {
       this.delivered = true;
-      return this.first as IteratorResult<ChatCompletionChunk, undefined>;
+      return Promise.resolve(this.first as Result);
     }
+    let pulled: Promise<IteratorResult<ChatCompletionChunk>>;
     try {
-      const result = await this.rest.next();
-      if (this.inner.usage) this.outer.usage = this.inner.usage;
-      if (!result.done) return result;
+      pulled = this.rest.next();
     } catch (error) {
-      this.end();
-      throw error;
+      return Promise.reject(this.failed(error));
     }
-    return this.end();
+    return pulled.then(this.onResult, this.onError);
   }
 
-  async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+  async return(): Promise<Result> {
     if (this.finished) return this.end();
     try {
       await this.rest.return?.();
@@ -126,9 +122,31 @@ class HopStream implements AsyncIterableIterator<ChatCompletionChunk> {
     return { done: true, value: undefined };
   }
 
-  private end(): IteratorResult<ChatCompletionChunk, undefined> {
+  /** Drops the stream unread (a hedge's loser that answered too late). */
+  discard(): Promise<void> {
+    return this.return().then(
+      () => {},
+      () => {},
+    );
+  }
+
+  private result(result: IteratorResult<ChatCompletionChunk>): Result {
+    if (this.inner.usage) this.outer.usage = this.inner.usage;
+    return result.done ? this.end() : (result as Result);
+  }
+
+  private error(error: unknown): never {
+    throw this.failed(error);
+  }
+
+  private failed(error: unknown): unknown {
+    this.end();
+    return error;
+  }
+
+  private end(): Result {
     this.finished = true;
-    this.release();
+    this.picked.release();
     return { done: true, value: undefined };
   }
 }

@@ -7,12 +7,12 @@ import {
   toSluiceError,
 } from '@sluice/core';
 import { abortReason, estimateTokens, keyedState, type KeyedState, promptTokens } from '@sluice/core/kit';
-import { DeploymentPool } from './deployment-pool.js';
+import { DeploymentPool, type Picked } from './deployment-pool.js';
 import { ContentFilteredError, NoDeploymentError } from './errors.js';
 import type { HopReason, RouterEvents, RouterState, SkipReason } from './events.js';
 import { type HedgeBudgetState, depositHedge, withdrawHedge } from './hedge-budget.js';
 import { hedgeLoss } from './hedge-loss.js';
-import { type Picked, type RunningHop, race } from './hedge.js';
+import { type RunningHop, race } from './hedge.js';
 import { type Answer, sendHop } from './hop.js';
 import { LatencyTracker } from './latency.js';
 import { lastCause, type ResolvedDeployment, type ResolvedOptions, type RouterOptions, resolveOptions } from './options.js';
@@ -78,10 +78,14 @@ export function router(options: RouterOptions): RouterMiddleware {
       store: config.store,
       onStoreError: config.onStoreError,
     });
-  const shared: Shared = { config, pool, latency, credit, budget, sticky };
+  // Each model's chain (itself, then its fallbacks), made once: a call copies it only to change it.
+  const chains = new Map<string, readonly string[]>();
+  for (const model of config.groups.keys()) chains.set(model, [model, ...(config.fallbacks[model] ?? [])]);
+  const shared: Shared = { config, pool, latency, credit, budget, sticky, chains };
 
-  const middleware = async function router(ctx: CompletionContext): Promise<void> {
-    await new RoutedCall(ctx, shared).run();
+  // Not async: the call's own promise is the one the middleware returns.
+  const middleware = function router(ctx: CompletionContext): Promise<void> {
+    return new RoutedCall(ctx, shared).run();
   };
   const transport: Transport = {
     name: 'router',
@@ -101,16 +105,21 @@ interface Shared {
   credit: Map<string, number>;
   budget: { state: HedgeBudgetState };
   sticky: KeyedState | undefined;
+  chains: ReadonlyMap<string, readonly string[]>;
 }
 
 /** One call's way through the deployments. */
 class RoutedCall {
   private readonly state: RouterState = { deployment: undefined, hops: [], hedged: false };
-  private readonly tried = new Set<string>();
+  /** The first deployment tried, then a set once there are more: most calls try one. */
+  private firstTried: string | undefined;
+  private moreTried: Set<string> | undefined;
   private skipped: Set<string> | undefined;
-  private readonly chain: string[];
+  /** The shared chain until the call changes its own (a content-filter redirect copies it). */
+  private chain: readonly string[];
   private readonly primary: string;
-  private needed: number;
+  /** Prompt plus output tokens, counted when a deployment's window is first compared. */
+  private neededTokens: number | undefined;
   private hops = 0;
   private lastError: SluiceError | undefined;
   private refusal: Answer | undefined;
@@ -122,10 +131,35 @@ class RoutedCall {
   ) {
     ctx.state.router = this.state;
     this.primary = ctx.request.model;
-    this.chain = [this.primary, ...(shared.config.fallbacks[this.primary] ?? [])];
-    const { request } = ctx;
-    const prompt = promptTokens(ctx)?.count ?? estimateTokens(request);
-    this.needed = prompt + (request.max_completion_tokens ?? request.max_tokens ?? 0);
+    this.chain = shared.chains.get(this.primary) ?? [this.primary];
+  }
+
+  private get needed(): number {
+    if (this.neededTokens === undefined) {
+      const { request } = this.ctx;
+      const prompt = promptTokens(this.ctx)?.count ?? estimateTokens(request);
+      this.neededTokens = prompt + (request.max_completion_tokens ?? request.max_tokens ?? 0);
+    }
+    return this.neededTokens;
+  }
+
+  private set needed(tokens: number) {
+    this.neededTokens = tokens;
+  }
+
+  private tried(id: string): boolean {
+    return this.firstTried === id || this.moreTried?.has(id) === true;
+  }
+
+  private markTried(id: string): void {
+    if (this.firstTried === undefined || this.firstTried === id) this.firstTried = id;
+    else (this.moreTried ??= new Set()).add(id);
+  }
+
+  /** Adds a hop to `ctx.state.router.hops`; the first makes an array of one. */
+  private record(hop: RouterState['hops'][number]): void {
+    if (this.state.hops.length === 0) this.state.hops = [hop];
+    else this.state.hops.push(hop);
   }
 
   async run(): Promise<void> {
@@ -199,10 +233,12 @@ class RoutedCall {
     const { config, pool, latency, credit } = this.shared;
     const deployments = config.groups.get(group) ?? [];
     const now = this.ctx.clock.now();
-    const candidates: Candidate[] = [];
+    // The first candidate alone, and a list from the second on: most groups offer one.
+    let only: ResolvedDeployment | undefined;
+    let candidates: Candidate[] | undefined;
     let busy = false;
     for (const deployment of deployments) {
-      if (this.tried.has(deployment.id)) continue;
+      if (this.tried(deployment.id)) continue;
       if (deployment.contextWindow !== undefined && this.needed > deployment.contextWindow) this.skip(deployment, 'window');
       else {
         const until = pool.coolingUntil(deployment.id, now);
@@ -210,17 +246,30 @@ class RoutedCall {
           this.soonest = Math.min(this.soonest ?? Infinity, until - now);
           this.skip(deployment, 'cooling');
         } else if (pool.isFull(deployment)) busy = true;
-        else candidates.push({ deployment, inFlight: pool.load(deployment.id), latencyMs: latency.of(deployment.id) });
+        else if (only === undefined && candidates === undefined) only = deployment;
+        else {
+          if (candidates === undefined) {
+            candidates = [this.candidate(only as ResolvedDeployment)];
+            only = undefined;
+          }
+          candidates.push(this.candidate(deployment));
+        }
       }
     }
-    if (candidates.length > 0) {
+    if (only !== undefined) return pool.acquire(only, only.id === pinnedId);
+    if (candidates !== undefined) {
       const pinned = pinnedId === undefined ? undefined : candidates.find((candidate) => candidate.deployment.id === pinnedId);
       const deployment = pinned?.deployment ?? selectDeployment(config.strategy, candidates, credit, config.random);
-      return { deployment, sticky: pinned !== undefined, release: pool.acquire(deployment.id) };
+      return pool.acquire(deployment, pinned !== undefined);
     }
     if (busy && last) return full;
     if (busy) for (const deployment of deployments) if (pool.isFull(deployment)) this.skip(deployment, 'busy');
     return undefined;
+  }
+
+  private candidate(deployment: ResolvedDeployment): Candidate {
+    const { pool, latency } = this.shared;
+    return { deployment, inFlight: pool.load(deployment.id), latencyMs: latency.of(deployment.id) };
   }
 
   /** The deployment the call's sticky record names, if any. */
@@ -235,10 +284,10 @@ class RoutedCall {
   private send(picked: Picked, group: string, reason: HopReason): Promise<Answer> {
     const { hedge } = this.shared.config;
     const { deployment } = picked;
-    this.tried.add(deployment.id);
+    this.markTried(deployment.id);
     if (!hedge) {
       this.started(deployment, group, reason);
-      return sendHop(this.shared.pool, deployment, this.ctx, picked.release);
+      return sendHop(this.shared.pool, picked, this.ctx);
     }
     return race(this.ctx, picked, {
       start: (target) => {
@@ -249,22 +298,22 @@ class RoutedCall {
       second: (primary) => this.hedgeTarget(primary, group),
       hedged: (hop, primary, delayMs) => {
         this.state.hedged = true;
-        this.emitIfHeard('hedge', { id: this.ctx.id, deployment: hop.deployment.id, primary: primary.id, delayMs });
+        if (this.heard('hedge')) this.emit('hedge', { id: this.ctx.id, deployment: hop.deployment.id, primary: primary.id, delayMs });
       },
       lost: (hop, winner, error) => {
-        this.state.hops.push({ deployment: hop.deployment.id, model: hop.deployment.model, reason: 'hedge', outcome: error ? 'failed' : 'cancelled', ...(error ? { code: error.code } : {}) });
-        this.emitIfHeard('hedge-cancel', { id: this.ctx.id, deployment: hop.deployment.id, winner: winner.id });
+        this.record({ deployment: hop.deployment.id, model: hop.deployment.model, reason: 'hedge', outcome: error ? 'failed' : 'cancelled', ...(error ? { code: error.code } : {}) });
+        if (this.heard('hedge-cancel')) this.emit('hedge-cancel', { id: this.ctx.id, deployment: hop.deployment.id, winner: winner.id });
       },
       hedgeFailed: (hop, error) => {
-        this.state.hops.push({ deployment: hop.deployment.id, model: hop.deployment.model, reason: 'hedge', outcome: 'failed', code: error.code });
+        this.record({ deployment: hop.deployment.id, model: hop.deployment.model, reason: 'hedge', outcome: 'failed', code: error.code });
       },
     });
   }
 
-  private startCancellable({ deployment, release }: Picked): RunningHop {
+  private startCancellable(picked: Picked): RunningHop {
     const controller = new AbortController();
-    const answer = sendHop(this.shared.pool, deployment, this.ctx, release, controller.signal);
-    return { deployment, answer, cancel: () => controller.abort(hedgeLoss()) };
+    const answer = sendHop(this.shared.pool, picked, this.ctx, controller.signal);
+    return { deployment: picked.deployment, answer, cancel: () => controller.abort(hedgeLoss()) };
   }
 
   private hedgeDelay(): number {
@@ -281,36 +330,36 @@ class RoutedCall {
     const now = this.ctx.clock.now();
     const candidates: Candidate[] = [];
     for (const deployment of config.groups.get(group) ?? []) {
-      if (deployment === primary || this.tried.has(deployment.id) || pool.isFull(deployment)) continue;
+      if (deployment === primary || this.tried(deployment.id) || pool.isFull(deployment)) continue;
       if (deployment.contextWindow !== undefined && this.needed > deployment.contextWindow) continue;
       if (pool.coolingUntil(deployment.id, now) !== undefined) continue;
       candidates.push({ deployment, inFlight: pool.load(deployment.id), latencyMs: latency.of(deployment.id) });
     }
     if (candidates.length === 0) {
-      this.emitIfHeard('hedge-skip', { id: this.ctx.id, reason: 'no-deployment' });
+      if (this.heard('hedge-skip')) this.emit('hedge-skip', { id: this.ctx.id, reason: 'no-deployment' });
       return undefined;
     }
     const withdrawn = withdrawHedge(budget.state);
     if (!withdrawn.allowed) {
-      this.emitIfHeard('hedge-skip', { id: this.ctx.id, reason: 'budget' });
+      if (this.heard('hedge-skip')) this.emit('hedge-skip', { id: this.ctx.id, reason: 'budget' });
       return undefined;
     }
     budget.state = withdrawn.state;
     const deployment = selectDeployment(config.strategy, candidates, credit, config.random);
-    this.tried.add(deployment.id);
+    this.markTried(deployment.id);
     this.hops++;
-    return { deployment, sticky: false, release: pool.acquire(deployment.id) };
+    return pool.acquire(deployment, false);
   }
 
   private started(deployment: ResolvedDeployment, group: string, reason: HopReason): void {
     this.hops++;
-    this.emitIfHeard('route', { id: this.ctx.id, deployment: deployment.id, group, model: deployment.model, reason, hop: this.hops });
+    if (this.heard('route')) this.emit('route', { id: this.ctx.id, deployment: deployment.id, group, model: deployment.model, reason, hop: this.hops });
   }
 
   /** Records a failed hop; says where to go next, or throws when the call must not move. */
   private failed(deployment: ResolvedDeployment, group: string, error: SluiceError): 'same-group' | 'content-filter' | 'context-length' {
     const { ctx } = this;
-    this.state.hops.push({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'failed', code: error.code });
+    this.record({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'failed', code: error.code });
     const aborted = abortReason(ctx);
     if (aborted !== undefined) throw toSluiceError(aborted);
     const cause = lastCause(error);
@@ -325,7 +374,7 @@ class RoutedCall {
       // A half-open circuit says 0 (its probe is in flight): wait the cooldown rather than retry at once.
       this.shared.pool.cool(deployment.id, ctx.clock.now() + (cause.retryAfterMs || this.shared.config.cooldownMs));
     }
-    this.emitIfHeard('route-fallback', { id: ctx.id, deployment: deployment.id, code: error.code, retryAfterMs: error.retryAfterMs });
+    if (this.heard('route-fallback')) this.emit('route-fallback', { id: ctx.id, deployment: deployment.id, code: error.code, retryAfterMs: error.retryAfterMs });
     if (cause.code === 'CONTEXT_LENGTH_EXCEEDED') {
       // Only a larger window helps: deployments no larger are passed over from now on.
       this.needed = Math.max(this.needed, (deployment.contextWindow ?? this.needed) + 1);
@@ -337,10 +386,10 @@ class RoutedCall {
   /** A content-filter refusal from a group with somewhere else to go: keeps it as the answer of last resort. */
   private refused(answer: Answer, group: string): boolean {
     const response = answer.inner.response;
-    if (!response?.choices.some((choice) => choice.finish_reason === 'content_filter')) return false;
+    if (!response || !filtered(response.choices)) return false;
     if (!this.redirect(group)) return false;
     const { deployment } = answer;
-    this.state.hops.push({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'failed', code: 'CONTENT_FILTERED', attemptId: answer.inner.id });
+    this.record({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'failed', code: 'CONTENT_FILTERED', attemptId: answer.inner.id });
     this.refusal ??= answer;
     this.lastError ??= new ContentFilteredError(deployment.id);
     return true;
@@ -350,11 +399,14 @@ class RoutedCall {
   private redirect(group: string): boolean {
     const targets = this.shared.config.contentFilterFallbacks[group];
     if (!targets || targets.length === 0) return false;
-    const at = this.chain.indexOf(group);
-    const fresh = targets.filter((target) => !this.chain.slice(0, at + 1).includes(target));
-    this.chain.splice(at + 1, 0, ...fresh.filter((target) => !this.chain.slice(at + 1).includes(target)));
+    // The chain is shared by every call of the model until one changes its own.
+    const chain = [...this.chain];
+    const at = chain.indexOf(group);
+    const fresh = targets.filter((target) => !chain.slice(0, at + 1).includes(target));
+    chain.splice(at + 1, 0, ...fresh.filter((target) => !chain.slice(at + 1).includes(target)));
+    this.chain = chain;
     // Deployments of the refusing group are not tried again.
-    for (const deployment of this.shared.config.groups.get(group) ?? []) this.tried.add(deployment.id);
+    for (const deployment of this.shared.config.groups.get(group) ?? []) this.markTried(deployment.id);
     return true;
   }
 
@@ -364,7 +416,7 @@ class RoutedCall {
     const { deployment, inner } = answer;
     shared.latency.observe(deployment.id, answer.firstChunkMs);
     this.state.deployment = deployment.id;
-    this.state.hops.push({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'answered', attemptId: inner.id });
+    this.record({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'answered', attemptId: inner.id });
     ctx.responseHeaders = inner.responseHeaders;
     ctx.usage = inner.usage;
     if (ctx.stream) ctx.chunks = answer.chunks;
@@ -384,8 +436,8 @@ class RoutedCall {
     this.skipped ??= new Set();
     if (this.skipped.has(deployment.id)) return;
     this.skipped.add(deployment.id);
-    this.state.hops.push({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'skipped', code: reason });
-    this.emitIfHeard('route-skip', { id: this.ctx.id, deployment: deployment.id, reason });
+    this.record({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'skipped', code: reason });
+    if (this.heard('route-skip')) this.emit('route-skip', { id: this.ctx.id, deployment: deployment.id, reason });
   }
 
   private none(): NoDeploymentError {
@@ -396,14 +448,24 @@ class RoutedCall {
     return new NoDeploymentError(this.primary, `no deployment of "${this.primary}" or its fallbacks can take this request`, undefined);
   }
 
-  private emitIfHeard<K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]): void {
-    const events = this.ctx.events;
-    if (events.listenerCount(event) > 0) (events.emit as (name: K, value: RouterEvents[K]) => void)(event, payload);
+  // Asked before the payload is built: most calls have no listener, and then make no payload.
+  private heard(event: keyof RouterEvents): boolean {
+    return this.ctx.events.listenerCount(event) > 0;
+  }
+
+  private emit<K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]): void {
+    (this.ctx.events.emit as (name: K, value: RouterEvents[K]) => void)(event, payload);
   }
 }
 
 /** What `pickNow` says when every deployment left is full and the call should wait for a slot. */
 const full = Symbol('full');
+
+/** Whether any choice was cut by a content filter (a loop: this runs on every answer). */
+function filtered(choices: ReadonlyArray<{ finish_reason: string | null }>): boolean {
+  for (let index = 0; index < choices.length; index++) if (choices[index]?.finish_reason === 'content_filter') return true;
+  return false;
+}
 
 function isContentFilterCode(code: string | undefined): boolean {
   return code === 'content_filter' || code === 'content_policy_violation';
