@@ -579,8 +579,9 @@ function pathologicalSection(contenders: readonly Contender[], probes: Map<Child
   }
   console.log(
     '\n   Pathological input: one character repeated, one pre-tokenizer piece; one run each. sluice and its adapters run\n' +
-      '   here (a piece over 1,024 units, 256 for the adapters, is cut in segments and the count flagged approximate; the\n' +
-      "   adapters' identical segments hit gpt-tokenizer's merge cache). The libraries alone run in the load child, lengths\n" +
+      '   here (sluice cuts a piece over 2,048 units where no token spans, exactly, as between two 中, else merges it in\n' +
+      '   windows, flagged approximate, as for a; the adapters cut a piece over 256 units in segments, flagged approximate,\n' +
+      "   and their identical segments hit gpt-tokenizer's merge cache). The libraries alone run in the load child, lengths\n" +
       `   growing until the next is predicted (quadratically) over ${probeCapMs} ms; n/a (>X s) extrapolates quadratically from\n` +
       '   the largest length run: a lower bound where time grows at least quadratically (see the growth lines below).\n',
   );

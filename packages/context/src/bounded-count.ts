@@ -4,11 +4,12 @@
  * pre-tokenizer piece, and a piece is as long as a run the pattern cannot
  * split: 100,000 repeated `a`, a Chinese paragraph without punctuation, a
  * base64 blob without digits. So a piece longer than `pieceLimit` UTF-16
- * units is either handed to `countLong` (the default tokenizer merges it in
- * overlapping windows, see `encoding-tokenizer.ts`) or cut into segments of
+ * units is either handed to `countLong` (the default tokenizer cuts it
+ * where no token spans, exactly, or else merges it in overlapping windows,
+ * flagged approximate; see `encoding-tokenizer.ts`) or cut into segments of
  * `segmentLength` units, each counted alone, every cut adding
- * `boundaryMargin` tokens (the adapters). Either way the result is flagged
- * approximate. Ordinary text never has such pieces (a word, a number, a
+ * `boundaryMargin` tokens, flagged approximate (the adapters). Ordinary
+ * text never has such pieces (a word, a number, a
  * clause between two punctuation marks) and keeps its exact count; the work
  * per piece is bounded, so counting is linear in the text.
  */
@@ -45,7 +46,8 @@ export const adapterLimits: BoundedLimits = { pieceLimit: 256, segmentLength: 12
  * @param countRun - counts `text[from, to)`: an exact piece, a run of them, or a segment
  * @param options - `coalesce` hands consecutive ordinary pieces to `countRun` in one run
  *   (for backends that pre-tokenize themselves); `limits` override the default ones;
- *   `countLong` counts a piece longer than `pieceLimit` instead of cutting it into segments
+ *   `countLong` counts a piece longer than `pieceLimit` instead of cutting it into segments,
+ *   and says whether its count is approximate
  * @example
  * ```ts
  * countBounded(text, /\S+|\s+/guy, (from, to) => to - from, { limits: encoderLimits });
@@ -55,7 +57,7 @@ export function countBounded(
   text: string,
   pattern: RegExp,
   countRun: (from: number, to: number) => number,
-  options: { coalesce?: boolean; limits: BoundedLimits; countLong?: (from: number, to: number) => number },
+  options: { coalesce?: boolean; limits: BoundedLimits; countLong?: (from: number, to: number) => TokenCount },
 ): TokenCount {
   const { pieceLimit, segmentLength } = options.limits;
   const coalesce = options.coalesce ?? false;
@@ -80,10 +82,12 @@ export function countBounded(
       continue;
     }
     if (coalesce && spanStart < from) tokens += countRun(spanStart, from);
-    cut = true;
     if (options.countLong) {
-      tokens += options.countLong(from, to);
+      const long = options.countLong(from, to);
+      tokens += long.tokens;
+      cut ||= long.approximate;
     } else {
+      cut = true;
       for (let at = from; at < to; ) {
         const end = segmentEnd(text, at, Math.min(to, at + segmentLength));
         tokens += countRun(at, end);

@@ -12,7 +12,9 @@
  * for a piece of n bytes.
  */
 
+import { CrossingPairs } from './crossing-pairs.js';
 import { PairCache, unknownPair } from './pair-cache.js';
+import { encodePoint } from './utf8.js';
 
 /** The shape of js-tiktoken's rank files (`js-tiktoken/ranks/*`). */
 export interface RankFile {
@@ -22,6 +24,28 @@ export interface RankFile {
 
 /** The longest piece, in bytes, that the default encoder merges at once. */
 export const maxPieceBytes = 8192;
+
+/** {@link BytePairEncoder.charInfo}: the character alone is this many tokens (1–4). */
+export const charTokens = 0b111;
+/** {@link BytePairEncoder.charInfo}: the character has 3 or 4 UTF-8 bytes. */
+export const charWide = 0b1000;
+/** {@link BytePairEncoder.charInfo}: some token may span from inside or before it into the next character. */
+export const charMayEnd = 0b1_0000;
+/** {@link BytePairEncoder.charInfo}: some token may span from the previous character into it. */
+export const charMayStart = 0b10_0000;
+
+/** Options of {@link BytePairEncoder.fromRankFile}. */
+export interface EncoderOptions {
+  /** The longest piece it merges, in bytes (default {@link maxPieceBytes}; the tests' reference merges longer ones). */
+  capacity?: number;
+  /**
+   * Whether it records where tokens span the boundaries between wide
+   * characters (see `crossing-pairs.ts`), so {@link BytePairEncoder.charInfo}
+   * and {@link BytePairEncoder.spansBetween} tell the counters where a piece
+   * can be cut (default true; the tests' reference merges every piece whole).
+   */
+  cut?: boolean;
+}
 
 let base64: Int8Array | undefined;
 
@@ -81,8 +105,13 @@ export class BytePairEncoder {
   private readonly heap: Float64Array;
   /** Where {@link BytePairEncoder.countBefore} stopped counting, in bytes. */
   boundary = 0;
+  /** Where tokens span boundaries between wide characters: undefined until read, null when cutting is off. */
+  private crossing: CrossingPairs | null | undefined;
+  /** {@link BytePairEncoder.charInfo} by code point (0: not looked up yet); built on first use. */
+  private charInfos: Uint8Array | undefined;
+  private readonly charBytes = new Uint8Array(8);
 
-  private constructor(bytes: Uint8Array, start: Int32Array, count: number, capacity: number) {
+  private constructor(bytes: Uint8Array, start: Int32Array, count: number, capacity: number, cut: boolean) {
     this.capacity = capacity;
     this.next = new Int32Array(capacity + 1);
     this.prev = new Int32Array(capacity + 1);
@@ -107,6 +136,7 @@ export class BytePairEncoder {
       this.table[2 * slot] = rank + 1;
       this.table[2 * slot + 1] = hash;
     }
+    this.crossing = cut ? undefined : null;
     this.longestToken = longest;
     const single = new Uint8Array(1);
     for (let byte = 0; byte < 256; byte++) {
@@ -122,9 +152,9 @@ export class BytePairEncoder {
    * <base64 token>…`, ranks consecutive from the first.
    *
    * @param file - a js-tiktoken rank file
-   * @param capacity - the longest piece it merges, in bytes (the tests' reference merges longer ones)
+   * @param options - `capacity` and `cut`
    */
-  static fromRankFile(file: RankFile, capacity = maxPieceBytes): BytePairEncoder {
+  static fromRankFile(file: RankFile, options: EncoderOptions = {}): BytePairEncoder {
     const text = file.bpe_ranks;
     const bytes = new Uint8Array(Math.ceil((text.length * 3) / 4));
     const starts: number[] = [];
@@ -147,7 +177,8 @@ export class BytePairEncoder {
     }
     starts.push(length);
     // Copied to its used length: base64 with separators overestimates it by a third.
-    return new BytePairEncoder(bytes.slice(0, length), Int32Array.from(starts), starts.length - 1, capacity);
+    const { capacity = maxPieceBytes, cut = true } = options;
+    return new BytePairEncoder(bytes.slice(0, length), Int32Array.from(starts), starts.length - 1, capacity, cut);
   }
 
   /** The rank of `bytes[from, to)`, or -1 when it is not a token. */
@@ -186,7 +217,83 @@ export class BytePairEncoder {
     if (length < 2) return length;
     if (length > this.capacity) throw new RangeError(`piece of ${length} bytes exceeds ${this.capacity}`);
     if (this.rankOf(bytes, 0, length) >= 0) return 1;
-    return this.merge(bytes, length);
+    return this.merge(bytes, 0, length);
+  }
+
+  /**
+   * Reads where tokens span the boundaries between wide characters, unless
+   * already read: what cutting a run needs, done on the first such run or
+   * ahead of time by `loadTokenizer()` (milliseconds, but a cold process
+   * runs this one loop slowly before it is compiled).
+   *
+   * @returns the pairs, or null when cutting is off
+   */
+  crossingPairs(): CrossingPairs | null {
+    if (this.crossing === undefined) this.crossing = CrossingPairs.fromTokens(this.bytes, this.start, this.start.length - 1);
+    return this.crossing;
+  }
+
+  /**
+   * What the counters need of the character `point` alone, in one byte:
+   * its tokens (bits 0–2), whether it is wide (3 or 4 UTF-8 bytes; bit 3),
+   * whether it may end (bit 4) or start (bit 5) a token spanning a
+   * boundary between two wide characters; cached by code point.
+   *
+   * @param point - a code point (U+FFFD for a lone surrogate, as UTF-8 encodes it)
+   */
+  charInfo(point: number): number {
+    const infos = this.charInfos ?? (this.charInfos = new Uint8Array(0x110000));
+    let info = infos[point] as number;
+    if (info === 0) {
+      const bytes = this.charBytes;
+      const length = encodePoint(point, bytes, 0);
+      info = this.countShort(bytes, 0, length);
+      const crossing = length >= 3 ? this.crossingPairs() : null;
+      if (crossing !== null) {
+        info |= charWide;
+        if (crossing.mayEndPair(bytes, 0, length)) info |= charMayEnd;
+        if (crossing.mayStartPair(bytes, 0, length)) info |= charMayStart;
+      }
+      infos[point] = info;
+    }
+    return info;
+  }
+
+  /**
+   * Whether a token spans the boundary between the wide characters `a` and
+   * `b`, so a merge cannot be cut there.
+   *
+   * @param a - the code point before
+   * @param b - the code point after
+   */
+  spansBetween(a: number, b: number): boolean {
+    const bytes = this.charBytes;
+    const middle = encodePoint(a, bytes, 0);
+    const end = encodePoint(b, bytes, middle);
+    const crossing = this.crossingPairs();
+    return crossing === null || crossing.spanned(bytes, 0, middle, end);
+  }
+
+  /**
+   * The merge of 1 to 4 bytes, without the heap: once two parts are left,
+   * they merge only if the whole is a token, so the order of the first
+   * merge decides nothing but which pair a four-byte character keeps.
+   */
+  private countShort(bytes: Uint8Array, from: number, to: number): number {
+    if (to - from < 2 || this.rankOf(bytes, from, to) >= 0) return to - from < 1 ? 0 : 1;
+    if (to - from === 2) return 2;
+    const first = this.rankOf(bytes, from, from + 2);
+    const second = this.rankOf(bytes, from + 1, from + 3);
+    if (to - from === 3) return first >= 0 || second >= 0 ? 2 : 3;
+    const third = this.rankOf(bytes, from + 2, to);
+    if (first < 0 && second < 0 && third < 0) return 4;
+    // The lowest-ranked pair merges first (the leftmost on a tie); then one of the two new pairs must be a token.
+    const lowest = Math.min(first < 0 ? Infinity : first, second < 0 ? Infinity : second, third < 0 ? Infinity : third);
+    let merged: boolean;
+    if (lowest === first) merged = this.rankOf(bytes, from, from + 3) >= 0 || third >= 0;
+    else if (lowest === second) merged = this.rankOf(bytes, from, from + 3) >= 0 || this.rankOf(bytes, from + 1, to) >= 0;
+    else merged = first >= 0 || this.rankOf(bytes, from + 1, to) >= 0;
+    return merged ? 2 : 3;
   }
 
   /**
@@ -205,7 +312,7 @@ export class BytePairEncoder {
     if (length > this.capacity) throw new RangeError(`piece of ${length} bytes exceeds ${this.capacity}`);
     this.boundary = 0;
     if (length < 2) return 0;
-    this.merge(bytes, length);
+    this.merge(bytes, 0, length);
     const { next } = this;
     let tokens = 0;
     let counted = 0;
@@ -228,21 +335,21 @@ export class BytePairEncoder {
    * hot loop of a cold process, and plain methods on typed arrays are
    * what the baseline compiler and the optimiser handle soonest.
    */
-  private merge(bytes: Uint8Array, length: number): number {
+  private merge(bytes: Uint8Array, from: number, to: number): number {
     const { next, prev, pairRank, heap, token, byteToken, capacity } = this;
-    for (let at = 0; at < length; at++) {
+    for (let at = from; at < to; at++) {
       next[at] = at + 1;
       prev[at] = at - 1;
       token[at] = byteToken[bytes[at] as number] as number;
     }
     let size = 0;
-    for (let at = 0; at < length - 1; at++) {
+    for (let at = from; at < to - 1; at++) {
       const rank = this.bytePairOf(bytes, at);
       pairRank[at] = rank;
       if (rank >= 0) size = this.push(size, rank * capacity + at);
     }
-    pairRank[length - 1] = -1;
-    let parts = length;
+    pairRank[to - 1] = -1;
+    let parts = to - from;
     while (size > 0) {
       const top = heap[0] as number;
       size = this.pop(size);
@@ -254,7 +361,7 @@ export class BytePairEncoder {
       const after = next[right] as number;
       next[left] = after;
       token[left] = rank;
-      if (after < length) prev[after] = left;
+      if (after < to) prev[after] = left;
       pairRank[right] = -1;
       parts--;
       // The two pairs the merge changed: the new part with the next, then the previous with it.
@@ -262,10 +369,10 @@ export class BytePairEncoder {
       for (let first = left, step = 0; step < 2; step++) {
         if (step === 1) {
           first = prev[left] as number;
-          if (first < 0) break;
+          if (first < from) break;
         }
         const second = next[first] as number;
-        const pair = second < length ? this.pairOf(bytes, first, second) : -1;
+        const pair = second < to ? this.pairOf(bytes, first, second) : -1;
         pairRank[first] = pair;
         if (pair >= 0) size = this.push(size, pair * capacity + first);
       }

@@ -57,12 +57,22 @@ describe('countTokens on OpenAI models', () => {
 describe('bounded counting', () => {
   it.each([
     ['100,000 repeated "a"', 'a'.repeat(100_000)],
-    ['100,000 repeated "中"', '中'.repeat(100_000)],
     ['100,000 spaces between two words', `x${' '.repeat(100_000)}y`],
   ])('counts %s in bounded time, flagged approximate', (_, text) => {
     const counted = countTokens(text, 'gpt-4o');
     expect(counted.approximate).toBe(true);
     expect(counted.tokens).toBeGreaterThan(0);
+  });
+
+  it('counts 100,000 CJK characters or emoji without punctuation exactly, cut where no token spans', () => {
+    for (const [unit, encoding, model] of [['中', 'o200k_base', 'gpt-4o'], ['😀', 'cl100k_base', 'gpt-4']] as const) {
+      // No token of either encoding spans two of these characters, so the count is the sum of theirs.
+      expect(uncutCount(unit.repeat(6_000), encoding)).toBe(6_000 * jsTiktokenCount(unit, encoding));
+      expect(countTokens(unit.repeat(100_000 / unit.length), model)).toEqual({
+        tokens: (100_000 / unit.length) * jsTiktokenCount(unit, encoding),
+        approximate: false,
+      });
+    }
   });
 
   it('counts 100,000 random code units (lone surrogates included) in bounded time', () => {
@@ -80,11 +90,14 @@ describe('bounded counting', () => {
     }
   });
 
-  it('counts a longer run window by window, flagged, as the whole merge counts it', () => {
-    const runs = ['a'.repeat(9_000), '中'.repeat(9_000), `x${' '.repeat(9_000)}y`, '😀'.repeat(4_500), `${'ab'.repeat(4_000)}c`];
-    for (const text of runs) {
-      for (const [model, encoding] of [['gpt-4o', 'o200k_base'], ['gpt-4', 'cl100k_base']] as const) {
-        expect(countTokens(text, model)).toEqual({ tokens: uncutCount(text, encoding), approximate: true });
+  it('counts a longer run as the whole merge counts it: cut exactly between wide characters, else window by window, flagged', () => {
+    const windowed = ['a'.repeat(9_000), `x${' '.repeat(9_000)}y`, `${'ab'.repeat(4_000)}c`, 'абв'.repeat(3_000)];
+    const cut = ['中'.repeat(9_000), '😀'.repeat(4_500), '自然语言处理是人工智能的一个重要分支'.repeat(500), 'こんにちは世界🎉'.repeat(1_000)];
+    for (const [runs, approximate] of [[windowed, true], [cut, false]] as const) {
+      for (const text of runs) {
+        for (const [model, encoding] of [['gpt-4o', 'o200k_base'], ['gpt-4', 'cl100k_base']] as const) {
+          expect(countTokens(text, model)).toEqual({ tokens: uncutCount(text, encoding), approximate });
+        }
       }
     }
   });
@@ -99,6 +112,12 @@ describe('bounded counting', () => {
       'абвгдежзийклмн',
       'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+/',
       '😀🎉🚀👍🏽',
+      // Words that are tokens across their characters, where most boundaries cannot be cut.
+      '中国人民共和国的一是不了我在有他这为',
+      'こんにちはありがとうカタカナ',
+      '안녕하세요감사합니다',
+      'नमस्तेधन्यवाद',
+      '\u4e00\u4e8c\u9fa5\u3400\u4dbf\uac00\ud7a3\u3042',
     ];
     const run = fc
       .tuple(fc.constantFrom(...alphabets), fc.integer({ min: 2_049, max: 7_000 }), fc.integer())
@@ -114,6 +133,24 @@ describe('bounded counting', () => {
         expect(countTokens(text, encoding === 'o200k_base' ? 'gpt-4o' : 'gpt-4').tokens).toBe(uncutCount(text, encoding));
       }),
       { numRuns: 40 },
+    );
+  }, 60_000);
+
+  it('counts random runs of wide characters from many blocks as the whole merge does', () => {
+    const wide = fc.oneof(
+      fc.integer({ min: 0x4e00, max: 0x9fff }),
+      fc.integer({ min: 0x3040, max: 0x30ff }),
+      fc.integer({ min: 0xac00, max: 0xd7a3 }),
+      fc.integer({ min: 0x0900, max: 0x097f }),
+      fc.integer({ min: 0x1f300, max: 0x1f6ff }),
+      fc.constantFrom(0x7684, 0x4e00, 0x662f, 0x4e0d, 0x4e86, 0x4eba, 0x6211, 0xfffd),
+    );
+    const run = fc.array(wide, { minLength: 2_100, maxLength: 3_000 }).map((points) => String.fromCodePoint(...points));
+    fc.assert(
+      fc.property(run, fc.constantFrom(...encodings), (text, encoding) => {
+        expect(countTokens(text, encoding === 'o200k_base' ? 'gpt-4o' : 'gpt-4').tokens).toBe(uncutCount(text, encoding));
+      }),
+      { numRuns: 30 },
     );
   }, 60_000);
 

@@ -1,7 +1,16 @@
 import { SluiceError } from '@sluice/core';
 import { boundaryMargin, countBounded, encoderLimits, segmentEnd } from './bounded-count.js';
-import { BytePairEncoder, maxPieceBytes, type RankFile } from './byte-pair-encoder.js';
-import { type Encoding, piecePattern } from './encodings.js';
+import {
+  BytePairEncoder,
+  charMayEnd,
+  charMayStart,
+  charTokens,
+  charWide,
+  maxPieceBytes,
+  type RankFile,
+} from './byte-pair-encoder.js';
+import type { Encoding } from './encodings.js';
+import { narrowPattern } from './narrow-pattern.js';
 import type { TokenCount, Tokenizer } from './tokenizer.js';
 import { encodeUtf8Into } from './utf8.js';
 
@@ -76,6 +85,8 @@ function loadAsync(encoding: Encoding): Promise<BytePairEncoder> {
     pending = rankFile.then(
       (module) => {
         const encoder = encoders.get(encoding) ?? BytePairEncoder.fromRankFile(rankFileOf(module));
+        // Ahead of time, as asked: the first long run of CJK or emoji then costs no more than the next.
+        encoder.crossingPairs();
         encoders.set(encoding, encoder);
         return encoder;
       },
@@ -93,36 +104,48 @@ function loadAsync(encoding: Encoding): Promise<BytePairEncoder> {
 const scratch = new Uint8Array(maxPieceBytes);
 
 /*
- * A run longer than `pieceLimit` is merged in windows of `segmentLength`
- * units. Of each window only the tokens that start at least
- * `windowOverlap` bytes before its end are counted, and the next window
- * starts where the first uncounted token started; the overlap, twice the
- * longest token of either encoding (128 bytes), is re-merged with what
- * follows. A BPE merge near the window's end can change what is merged
- * further left only through a chain of competing merges, which 256 bytes
- * of overlap leave out in practice (the tests and `bench/tokens-cold`
- * find the windowed count equal to the whole merge on every class of run
- * measured), so the count stays flagged approximate but no longer pays a
- * token per cut: a run of spaces used to count 50% high.
+ * A run longer than `pieceLimit` is cut where no token spans the boundary
+ * between two wide characters (see `crossing-pairs.ts`), character by
+ * character, and each part is counted alone: exactly, as the whole merge
+ * would count it. Nearly every boundary of CJK or emoji text is such a
+ * place, so those runs count exactly, unflagged, at the cost of a lookup
+ * per character. Where `segmentLength` units pass with no such place (a run
+ * of ASCII letters, spaces, or a script of 2-byte characters), one window
+ * of that length is merged whole, and only the tokens that start at least
+ * `windowOverlap` bytes before its end are counted; cutting resumes where
+ * the first uncounted token started, and the overlap, twice the longest
+ * token of either encoding (128 bytes), is re-merged with what follows. A
+ * BPE merge near the window's end can change what is merged further left
+ * only through a chain of competing merges, which 256 bytes of overlap
+ * leave out in practice (the tests and `bench/tokens-cold` find the
+ * windowed count equal to the whole merge on every class of run measured),
+ * so such a count is flagged approximate but pays no token per cut: a run
+ * of spaces used to count 50% high.
  */
 const windowOverlap = 256;
 
-/** The count of the long piece `text[from, to)`, window by window. */
-function countLong(encoder: BytePairEncoder, text: string, from: number, to: number): number {
+/** The count of the long piece `text[from, to)`: cut where no token spans, else window by window. */
+function countLong(encoder: BytePairEncoder, text: string, from: number, to: number): TokenCount {
   const { segmentLength } = encoderLimits;
   let tokens = 0;
+  let approximate = false;
   let at = from;
   // The last window counted, reused when the next has the same text (a run of one repeated character).
   let previous = -1;
   let previousCount = 0;
   let previousAdvance = 0;
-  while (to - at > segmentLength) {
-    const end = segmentEnd(text, at, at + segmentLength);
-    if (previous >= 0 && end - at === segmentLength && sameUnits(text, previous, at, segmentLength)) {
+  for (;;) {
+    // The same text as the last window (which had no place to cut, and is all countCuts reads): the same count.
+    if (previous >= 0 && to - at > segmentLength && sameUnits(text, previous, at, segmentLength)) {
       tokens += previousCount;
       at += previousAdvance;
       continue;
     }
+    tokens += countCuts(encoder, text, at, to, segmentLength);
+    at = stopped;
+    if (at >= to) return { tokens, approximate };
+    approximate = true;
+    const end = segmentEnd(text, at, at + segmentLength);
     const length = encodeUtf8Into(text, at, end, scratch);
     let counted = encoder.countBefore(scratch, length, length - windowOverlap);
     let advance = unitsIn(scratch, encoder.boundary);
@@ -135,7 +158,58 @@ function countLong(encoder: BytePairEncoder, text: string, from: number, to: num
     tokens += counted;
     at += advance;
   }
-  return tokens + encoder.count(scratch, encodeUtf8Into(text, at, to, scratch));
+}
+
+/** Where {@link countCuts} stopped: `to`, or the start of `limit` units with no place to cut. */
+let stopped = 0;
+
+/**
+ * Counts `text[from, to)` part by part, cutting between two wide characters
+ * no token spans, until `to` or until `limit` units pass with no cut; reads
+ * no further than `limit` units past the last cut.
+ */
+function countCuts(encoder: BytePairEncoder, text: string, from: number, to: number, limit: number): number {
+  let tokens = 0;
+  // The part being read: where it starts, its characters, its last character and what is known of it.
+  let part = from;
+  let chars = 0;
+  let last = 0;
+  let lastInfo = 0;
+  for (let at = from; at < to; ) {
+    let point = text.charCodeAt(at);
+    let units = 1;
+    if (point >= 0xd800 && point <= 0xdfff) {
+      const low = text.charCodeAt(at + 1);
+      if (point <= 0xdbff && at + 1 < to && (low & 0xfc00) === 0xdc00) {
+        point = 0x10000 + ((point - 0xd800) << 10) + (low - 0xdc00);
+        units = 2;
+      } else point = 0xfffd;
+    }
+    if (at - part >= limit) {
+      stopped = part;
+      return tokens;
+    }
+    // Only wide characters are ever cut between: the others need no lookup (a run of spaces walks on).
+    const info = point >= 0x800 ? encoder.charInfo(point) : 0;
+    if (
+      (lastInfo & info & charWide) !== 0 &&
+      ((lastInfo & charMayEnd) === 0 || (info & charMayStart) === 0 || !encoder.spansBetween(last, point))
+    ) {
+      tokens += chars === 1 && lastInfo !== 0 ? lastInfo & charTokens : countPart(encoder, text, part, at);
+      part = at;
+      chars = 0;
+    }
+    chars++;
+    last = point;
+    lastInfo = info;
+    at += units;
+  }
+  stopped = to;
+  return tokens + (chars === 1 && lastInfo !== 0 ? lastInfo & charTokens : countPart(encoder, text, part, to));
+}
+
+function countPart(encoder: BytePairEncoder, text: string, from: number, to: number): number {
+  return encoder.count(scratch, encodeUtf8Into(text, from, to, scratch));
 }
 
 /** Whether `text[a, a + length)` and `text[b, b + length)` are the same. */
@@ -180,11 +254,30 @@ export class EncodingTokenizer implements Tokenizer {
   measure(text: string): TokenCount {
     if (text.length === 0) return { tokens: 0, approximate: false };
     const encoder = loadSync(this.encoding);
-    return countBounded(text, piecePattern(this.encoding), (from, to) => encoder.count(scratch, encodeUtf8Into(text, from, to, scratch)), {
+    return countBounded(text, narrowPattern(this.encoding, text), (from, to) => countPiece(encoder, text, from, to), {
       limits: encoderLimits,
       countLong: (from, to) => countLong(encoder, text, from, to),
     });
   }
+}
+
+/** The shortest piece, in UTF-16 units, worth cutting: a shorter one (a word) merges whole faster. */
+const cutFrom = 8;
+
+/**
+ * The count of the piece `text[from, to)`: a clause of wide characters
+ * (CJK, kana, Hangul, Indic scripts, emoji) cut where no token spans, so
+ * most of its characters are counted alone, once per process; anything
+ * else merged whole. A piece ending in a CJK ideograph is cut however
+ * short: ideographic text has no spaces, so its pieces are clauses, not
+ * words (a Chinese paragraph's first count takes about a third less).
+ */
+function countPiece(encoder: BytePairEncoder, text: string, from: number, to: number): number {
+  const last = text.charCodeAt(to - 1);
+  if (last >= 0x800 && (to - from >= cutFrom || (last >= 0x3400 && last <= 0x9fff))) {
+    return countCuts(encoder, text, from, to, to - from);
+  }
+  return encoder.count(scratch, encodeUtf8Into(text, from, to, scratch));
 }
 
 /** One tokenizer per encoding, shared, so their caches are too. */

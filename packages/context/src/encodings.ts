@@ -76,10 +76,24 @@ const piecePatterns = new Map<Encoding, RegExp>();
 export function piecePattern(encoding: Encoding): RegExp {
   let pattern = piecePatterns.get(encoding);
   if (!pattern) {
-    pattern = new RegExp(patternOf(encoding).replaceAll(contractions, `(?:${contractions.slice(1)}`), 'guy');
+    pattern = new RegExp(piecePatternSource(encoding), 'guy');
     piecePatterns.set(encoding, pattern);
   }
   return pattern;
+}
+
+/**
+ * The source of {@link piecePattern}: the pattern of `encoding` with the
+ * contractions' group non-capturing; internal.
+ *
+ * @param encoding - the encoding
+ * @example
+ * ```ts
+ * new RegExp(piecePatternSource('o200k_base'), 'guy');
+ * ```
+ */
+export function piecePatternSource(encoding: Encoding): string {
+  return patternOf(encoding).replaceAll(contractions, `(?:${contractions.slice(1)}`);
 }
 
 const o200k = /^(?:gpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|gpt-oss|chatgpt-4o|o1|o3|o4|codex-mini|computer-use)(?![a-z])/;

@@ -34,7 +34,7 @@ export const uncutUnits = 16_384;
 export function uncutCount(text: string, encoding: Encoding): number {
   let encoder = encoders.get(encoding);
   if (!encoder) {
-    encoder = BytePairEncoder.fromRankFile(rankFile(encoding), 3 * uncutUnits);
+    encoder = BytePairEncoder.fromRankFile(rankFile(encoding), { capacity: 3 * uncutUnits, cut: false });
     encoders.set(encoding, encoder);
   }
   const bytes = new Uint8Array(3 * uncutUnits);

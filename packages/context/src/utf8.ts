@@ -38,3 +38,38 @@ export function encodeUtf8Into(text: string, from: number, to: number, out: Uint
   }
   return at;
 }
+
+/**
+ * Writes the UTF-8 bytes of the code point `point` at `bytes[at]` and
+ * returns where they end.
+ *
+ * @param point - a code point, not a surrogate
+ * @param bytes - where the bytes go (room for 4 at `at`)
+ * @param at - where they start
+ * @example
+ * ```ts
+ * encodePoint(0x4e2d, out, 0); // 3: '中' is E4 B8 AD
+ * ```
+ */
+export function encodePoint(point: number, bytes: Uint8Array, at: number): number {
+  if (point < 0x80) {
+    bytes[at] = point;
+    return at + 1;
+  }
+  if (point < 0x800) {
+    bytes[at] = 0xc0 | (point >> 6);
+    bytes[at + 1] = 0x80 | (point & 0x3f);
+    return at + 2;
+  }
+  if (point < 0x10000) {
+    bytes[at] = 0xe0 | (point >> 12);
+    bytes[at + 1] = 0x80 | ((point >> 6) & 0x3f);
+    bytes[at + 2] = 0x80 | (point & 0x3f);
+    return at + 3;
+  }
+  bytes[at] = 0xf0 | (point >> 18);
+  bytes[at + 1] = 0x80 | ((point >> 12) & 0x3f);
+  bytes[at + 2] = 0x80 | ((point >> 6) & 0x3f);
+  bytes[at + 3] = 0x80 | (point & 0x3f);
+  return at + 4;
+}
