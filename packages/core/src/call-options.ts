@@ -1,3 +1,4 @@
+import * as z from 'zod/mini';
 import type { CompletionContext } from './context.js';
 
 /** Per-call options of `complete`, `stream`, `run` and `batch`. */
@@ -14,4 +15,58 @@ export interface CallOptions {
    * `signal` and `timeoutMs` along: no AbortSignal, no second timer.
    */
   parent?: CompletionContext;
+}
+
+/** The schema of {@link CallOptions}: its parse gives every error about them. */
+export const callOptionsSchema = z.strictObject({
+  signal: z.optional(z.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal')),
+  timeoutMs: z.optional(z.number().check(z.positive())),
+  tags: z.optional(z.record(z.string(), z.string())),
+  parent: z.optional(
+    z.custom<CompletionContext>((value) => typeof (value as CompletionContext | undefined)?.remainingMs === 'function', 'must be a CompletionContext'),
+  ),
+});
+
+/**
+ * The options of a call, when a plain look can vouch for them: only known
+ * keys, each of the type the schema asks for. Anything else (an unknown or
+ * misspelt key, a wrong type, a tags object that is not a plain record of
+ * strings) returns `undefined`, and the caller parses with the schema, so
+ * every error and its message come from one place. Every hop of a router
+ * and every request of `sluice serve` passes options; the schema's parse
+ * of them cost more than the rest of an empty pipeline's own bookkeeping.
+ *
+ * @param options - what the caller passed
+ */
+export function plainCallOptions(options: unknown): CallOptions | undefined {
+  if (typeof options !== 'object' || options === null || Object.getPrototypeOf(options) !== Object.prototype) return undefined;
+  const given = options as Record<string, unknown>;
+  for (const key of Object.keys(given)) {
+    const value = given[key];
+    switch (key) {
+      case 'signal':
+        if (value !== undefined && !(value instanceof AbortSignal)) return undefined;
+        break;
+      case 'timeoutMs':
+        if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)) return undefined;
+        break;
+      case 'tags':
+        if (value !== undefined && !isStringRecord(value)) return undefined;
+        break;
+      case 'parent':
+        if (value !== undefined && typeof (value as Partial<CompletionContext> | null)?.remainingMs !== 'function') return undefined;
+        break;
+      default:
+        return undefined;
+    }
+  }
+  return given as CallOptions;
+}
+
+function isStringRecord(value: unknown): value is Record<string, string> {
+  if (typeof value !== 'object' || value === null) return false;
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return false;
+  for (const key of Object.keys(value)) if (typeof (value as Record<string, unknown>)[key] !== 'string') return false;
+  return true;
 }

@@ -5,7 +5,7 @@ import { abortReason, Call, type CallEnvironment, onAbort, onAbort as watchAbort
 import type { CompletionContext, Middleware, Settlement } from './context.js';
 import type { Transport } from './transport.js';
 import { AbortError, ClosedError, DeadlineError, SluiceError, UnexpectedError, ValidationError, toSluiceError } from './errors.js';
-import type { CallOptions } from './call-options.js';
+import { type CallOptions, callOptionsSchema, plainCallOptions } from './call-options.js';
 import { type SluiceEmitter, createEmitter } from './events.js';
 import { type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest, chatCompletionRequestSchema } from './schemas.js';
 import { LazyStream } from './lazy-stream.js';
@@ -53,15 +53,6 @@ const pipelineOptionsSchema = z.strictObject({
 const callHints = { timeout: 'use timeoutMs', deadline: 'use timeoutMs', abortSignal: 'use signal', metadata: 'use tags' };
 
 const closeOptionsSchema = z.strictObject({ graceMs: z.optional(z.number().check(z.nonnegative())) });
-
-const callOptionsSchema = z.strictObject({
-  signal: z.optional(z.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal')),
-  timeoutMs: z.optional(z.number().check(z.positive())),
-  tags: z.optional(z.record(z.string(), z.string())),
-  parent: z.optional(
-    z.custom<CompletionContext>((value) => typeof (value as CompletionContext | undefined)?.remainingMs === 'function', 'must be a CompletionContext'),
-  ),
-});
 
 let compiledRequestSchema: typeof chatCompletionRequestSchema | undefined;
 let requestsParsed = 0;
@@ -163,9 +154,9 @@ export class Pipeline<S extends object = object> {
    */
   async run(request: ChatCompletionRequest, options?: CallOptions): Promise<CompletionContext<S>> {
     if (this.closing) throw new ClosedError();
-    const call = options === undefined ? {} : parseOptions(callOptionsSchema, options, 'options', callHints);
+    const call = options === undefined ? {} : (plainCallOptions(options) ?? parseOptions(callOptionsSchema, options, 'options', callHints));
     const body = this.parseRequest(request);
-    const ctx = new Call<S>(body, call.tags ? Object.freeze({ ...call.tags }) : noTags, timeoutOf(call), this.environment);
+    const ctx = new Call<S>(body, call.tags ? (Object.isFrozen(call.tags) ? call.tags : Object.freeze({ ...call.tags })) : noTags, timeoutOf(call), this.environment);
     this.admit(ctx);
     if (this.events.listenerCount('request') > 0) {
       this.events.emit('request', { id: ctx.id, model: body.model, stream: ctx.stream, tags: ctx.tags });
