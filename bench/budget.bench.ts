@@ -27,14 +27,13 @@ import { execFileSync, fork } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createPipeline, type Middleware, memoryStore, type Pipeline, type Store } from '@sluice/core';
 import { budget, trackCost } from '@sluice/cost';
 import { holdSlot, reserveHold, settleHold } from '../packages/cost/src/budget-bucket.js';
 import { request } from './clients.js';
 import { memoryCompletion, memoryTransport } from './memory-transport.js';
-import { fixed, median, quick, roundSettings, table } from './lib.js';
+import { fixed, median, type Probe, probeRounds as probeRoundsOf, quick, roundSettings, table } from './lib.js';
 
 /** Name to select this benchmark: `pnpm bench budget`. */
 export const name = 'budget';
@@ -67,41 +66,8 @@ const overlappingTransport = memoryTransport(completion, { overlap: true });
 /** A limit no run reaches: every call is reserved for and admitted. */
 const unreachable = 1e12;
 
-interface Probe {
-  fn: () => Promise<unknown>;
-  concurrency?: number;
-}
-
-/** CPU µs per call of a probe, `concurrency` calls at a time, for about `ms`. */
-async function perCall(probe: Probe, ms: number): Promise<number> {
-  let calls = 0;
-  const started = performance.now();
-  const cpuBefore = process.cpuUsage();
-  const worker = async () => {
-    while (performance.now() - started < ms) {
-      for (let batch = 0; batch < 20; batch++) {
-        calls++;
-        await probe.fn();
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: probe.concurrency ?? 1 }, worker));
-  const cpu = process.cpuUsage(cpuBefore);
-  return (cpu.user + cpu.system) / calls;
-}
-
 /** Every probe once per round, order rotated, after one warm-up round: samples[probe][round]. */
-async function probeRounds(probes: readonly Probe[]): Promise<number[][]> {
-  const samples = probes.map(() => [] as number[]);
-  for (let round = 0; round <= settings.rounds; round++) {
-    for (let offset = 0; offset < probes.length; offset++) {
-      const index = (offset + round) % probes.length;
-      const micros = await perCall(probes[index] as Probe, settings.probeMs);
-      if (round > 0) samples[index]?.push(micros);
-    }
-  }
-  return samples;
-}
+const probeRounds = (probes: readonly Probe[]) => probeRoundsOf(probes, settings.rounds, settings.probeMs);
 
 /** Per-round ratios of `runs` to `baseline`: median, lowest and highest. */
 function ratio(runs: readonly number[], baseline: readonly number[]): { median: number; low: number; high: number } {

@@ -12,7 +12,7 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { checkClients, contentChunks, emptyPipeline, openaiSdk, rawUndici, reply } from './clients.js';
-import { type Contender, fixed, interleave, median, pairedRatio, pairedRatios, type RunResult, summarise, table, quick, roundSettings } from './lib.js';
+import { fixed, interleaveMode, median, pairedRatio, pairedRatios, type RunResult, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
 
 /** Name to select this benchmark: `pnpm bench core`. */
@@ -59,19 +59,8 @@ export async function run(): Promise<void> {
     ];
     const verdicts: string[] = [];
     for (const mode of modes) {
-      const modeStarted = performance.now();
-      const contenders: Contender[] = clients.map((client) => ({
-        name: client.name,
-        call: mode.stream ? client.stream : client.complete,
-      }));
-      const results = await interleave(contenders, {
-        rounds: settings.rounds,
-        warmupRounds: settings.warmupRounds,
-        limits: { concurrency: mode.concurrency, maxRequests: settings.maxRequests, maxMs: settings.runMs },
-        afterRun: async () => (await upstream.reset()).cpuUs,
-      });
       const label = mode.stream ? 'stream' : 'non-stream';
-      process.stderr.write(`  ${label} c=${mode.concurrency}: ${((performance.now() - modeStarted) / 1000).toFixed(1)} s\n`);
+      const results = await interleaveMode(clients, mode, settings, async () => (await upstream.reset()).cpuUs, `${label} c=${mode.concurrency}`);
       const undici = results.get('undici') ?? [];
       const openai = results.get('openai') ?? [];
       for (const client of clients) {

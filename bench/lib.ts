@@ -330,3 +330,81 @@ export function blockRatios(candidate: readonly number[], baseline: readonly num
   }
   return ratios;
 }
+
+/** Something timed in process: one call (given its index), `concurrency` at a time (default 1). */
+export interface Probe {
+  fn: (index: number) => Promise<unknown>;
+  concurrency?: number;
+}
+
+/**
+ * CPU microseconds per call of a probe, its calls `concurrency` at a time,
+ * for about `ms`. CPU time rather than wall time: on a shared machine
+ * another process taking the core does not count against the code measured.
+ */
+export async function cpuPerCall(probe: Probe, ms: number): Promise<number> {
+  let calls = 0;
+  const started = performance.now();
+  const cpuBefore = process.cpuUsage();
+  const worker = async () => {
+    while (performance.now() - started < ms) {
+      for (let batch = 0; batch < 20; batch++) await probe.fn(calls++);
+    }
+  };
+  await Promise.all(Array.from({ length: probe.concurrency ?? 1 }, worker));
+  const cpu = process.cpuUsage(cpuBefore);
+  return (cpu.user + cpu.system) / calls;
+}
+
+/**
+ * Runs every probe for `probeMs` once per round, order rotated, after a
+ * warm-up round. Returns each probe's CPU µs per call, one sample per round
+ * (same index, same round), so figures can be compared within a round.
+ */
+export async function probeRounds(probes: readonly Probe[], rounds: number, probeMs: number): Promise<number[][]> {
+  const samples = probes.map(() => [] as number[]);
+  // No forced GC between probes: a full GC shrinks the young generation,
+  // and the probe after it pays for the extra scavenges (2-3× on this code).
+  for (let round = 0; round <= rounds; round++) {
+    for (let offset = 0; offset < probes.length; offset++) {
+      const index = (offset + round) % probes.length;
+      const micros = await cpuPerCall(probes[index] as Probe, probeMs);
+      if (round > 0) samples[index]?.push(micros);
+    }
+  }
+  return samples;
+}
+
+/** A client as the wire benchmarks compare them: one JSON call and one streamed call. */
+export interface ModeClient {
+  name: string;
+  complete: Call;
+  stream: Call;
+}
+
+/**
+ * One mode of a wire benchmark: every client's JSON or streamed call, at
+ * the mode's concurrency, in {@link interleave}d rounds; the mode's wall
+ * time goes to stderr under `label`.
+ *
+ * @param settings - rounds, warm-up rounds, run length and request cap
+ * @param afterRun - returns the upstream's CPU µs during the run just ended
+ */
+export async function interleaveMode(
+  clients: readonly ModeClient[],
+  mode: { stream: boolean; concurrency: number },
+  settings: { rounds: number; warmupRounds: number; runMs: number; maxRequests: number },
+  afterRun: () => Promise<number | undefined>,
+  label: string,
+): Promise<Map<string, RunResult[]>> {
+  const started = performance.now();
+  const contenders: Contender[] = clients.map((client) => ({ name: client.name, call: mode.stream ? client.stream : client.complete }));
+  const results = await interleave(contenders, {
+    rounds: settings.rounds,
+    warmupRounds: settings.warmupRounds,
+    limits: { concurrency: mode.concurrency, maxRequests: settings.maxRequests, maxMs: settings.runMs },
+    afterRun,
+  });
+  process.stderr.write(`  ${label}: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  return results;
+}

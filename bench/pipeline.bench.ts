@@ -35,10 +35,9 @@ import {
 import {
   alternateFirstChunks,
   blockRatios,
-  type Contender,
   envNumber,
   fixed,
-  interleave,
+  interleaveMode,
   median,
   pairedRatios,
   percentile,
@@ -194,19 +193,8 @@ export async function run(): Promise<void> {
     ];
     const verdicts: string[] = [];
     for (const mode of modes) {
-      const modeStarted = performance.now();
-      const contenders: Contender[] = clients.map((client) => ({
-        name: client.name,
-        call: mode.stream ? client.stream : client.complete,
-      }));
-      const results = await interleave(contenders, {
-        rounds: settings.rounds,
-        warmupRounds: settings.warmupRounds,
-        limits: { concurrency: mode.concurrency, maxRequests: settings.maxRequests, maxMs: settings.runMs },
-        afterRun: async () => (await upstream.reset()).cpuUs,
-      });
       const label = modeLabel(mode);
-      process.stderr.write(`  ${label}: ${((performance.now() - modeStarted) / 1000).toFixed(1)} s\n`);
+      const results = await interleaveMode(clients, mode, settings, async () => (await upstream.reset()).cpuUs, label);
       const undici = results.get('undici') ?? [];
       for (const client of clients) {
         const runs = results.get(client.name) ?? [];

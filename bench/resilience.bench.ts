@@ -35,7 +35,7 @@ import { breaker } from '@sluice/breaker';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
 import { apiKey, type Client, consumed, contentChunks, emptyPipeline, pipelineClient, reply, request, streamRequest } from './clients.js';
-import { type Contender, fixed, interleave, median, pairedRatio, pairedRatios, summarise, table, quick, roundSettings } from './lib.js';
+import { type Contender, fixed, interleave, median, pairedRatio, pairedRatios, type Probe, probeRounds as probeRoundsOf, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
 import { memoryCompletion, memoryTransport } from './memory-transport.js';
 
@@ -82,49 +82,8 @@ function resilient(transport: Transport, stack: Stack): Pipeline {
 }
 
 /** A probe: one call, and how many run at once. */
-interface Probe {
-  fn: (index: number) => Promise<unknown>;
-  concurrency?: number;
-}
-
-/**
- * CPU microseconds per call of a probe, its calls `concurrency` at a time
- * (default one after another), for about `ms`. CPU time rather than wall
- * time: on a shared machine another process taking the core does not count
- * against the code measured.
- */
-async function perCall(probe: Probe, ms: number): Promise<number> {
-  let calls = 0;
-  const started = performance.now();
-  const cpuBefore = process.cpuUsage();
-  const worker = async () => {
-    while (performance.now() - started < ms) {
-      for (let batch = 0; batch < 20; batch++) await probe.fn(calls++);
-    }
-  };
-  await Promise.all(Array.from({ length: probe.concurrency ?? 1 }, worker));
-  const cpu = process.cpuUsage(cpuBefore);
-  return (cpu.user + cpu.system) / calls;
-}
-
-/**
- * Runs every probe once per round, order rotated, after a warm-up round.
- * Returns each probe's µs per call, one sample per round (same index,
- * same round), so figures can be compared within a round.
- */
-async function probeRounds(probes: readonly Probe[]): Promise<number[][]> {
-  const samples = probes.map(() => [] as number[]);
-  // No forced GC between probes: a full GC shrinks the young generation,
-  // and the probe after it pays for the extra scavenges (2-3× on this code).
-  for (let round = 0; round <= settings.rounds; round++) {
-    for (let offset = 0; offset < probes.length; offset++) {
-      const index = (offset + round) % probes.length;
-      const micros = await perCall(probes[index] as Probe, settings.probeMs);
-      if (round > 0) samples[index]?.push(micros);
-    }
-  }
-  return samples;
-}
+/** Every probe once per round, order rotated, after a warm-up round: samples[probe][round]. */
+const probeRounds = (probes: readonly Probe[]) => probeRoundsOf(probes, settings.rounds, settings.probeMs);
 
 /** Median over rounds of `runs[i] - baseline[i]`. */
 function pairedDifference(runs: readonly number[], baseline: readonly number[]): number {

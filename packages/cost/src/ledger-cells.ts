@@ -1,4 +1,5 @@
 import type { CostEvent } from './events.js';
+import type { ReportRow } from './ledger.js';
 import { tokenCount, usdAmount } from './usage-tokens.js';
 
 /*
@@ -16,17 +17,8 @@ import { tokenCount, usdAmount } from './usage-tokens.js';
  * totals stay exact and storage stays bounded whatever the tags carry.
  */
 
-/** A report row's figures, without its key (see `ReportRow`); internal. */
-export interface Row {
-  usd: number;
-  requests: number;
-  estimatedRequests: number;
-  uncachedInputTokens: number;
-  cachedInputTokens: number;
-  outputTokens: number;
-  savedRequests: number;
-  savedUsd: number;
-}
+/** A report row's figures, without its key; internal. */
+export type Row = Omit<ReportRow, 'key'>;
 
 /** One cell's sums; internal. */
 export interface Cell {
