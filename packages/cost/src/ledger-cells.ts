@@ -1,5 +1,4 @@
 import type { CostEvent } from './events.js';
-import type { ReportRow } from './ledger.js';
 import { tokenCount, usdAmount } from './usage-tokens.js';
 
 /*
@@ -17,8 +16,20 @@ import { tokenCount, usdAmount } from './usage-tokens.js';
  * totals stay exact and storage stays bounded whatever the tags carry.
  */
 
-/** A report row's figures, without its key; internal. */
-export type Row = Omit<ReportRow, 'key'>;
+/** A report row's figures, without its key (`ReportRow` adds it). */
+export interface Row {
+  usd: number;
+  requests: number;
+  /** Calls priced from counted tokens because no usage arrived. */
+  estimatedRequests: number;
+  uncachedInputTokens: number;
+  cachedInputTokens: number;
+  outputTokens: number;
+  /** Calls a middleware answered without the upstream (cache hits). */
+  savedRequests: number;
+  /** What those answers would have cost. */
+  savedUsd: number;
+}
 
 /** One cell's sums; internal. */
 export interface Cell {

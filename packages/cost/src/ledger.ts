@@ -3,7 +3,7 @@ import { keyedState, parseOptions } from '@sluice/core/kit';
 import * as z from 'zod/mini';
 import { periodBucket } from './budget-period.js';
 import type { CostEvent } from './events.js';
-import { type Cell, type CellIndex, addTo, admitCell, cellKeyCache, chosenCell, emptyRow, merge, overflowKey } from './ledger-cells.js';
+import { type Cell, type CellIndex, type Row, addTo, admitCell, cellKeyCache, chosenCell, emptyRow, merge, overflowKey } from './ledger-cells.js';
 
 /** One settled call, as `trackCost` records it: its `cost` event and when it settled. */
 export interface CostRecord extends CostEvent {
@@ -25,20 +25,9 @@ export interface ReportQuery {
 }
 
 /** One group's spend. */
-export interface ReportRow {
+export interface ReportRow extends Row {
   /** The model, the tag's value (`(none)` for calls without the tag), the period id, or `total`. */
   key: string;
-  usd: number;
-  requests: number;
-  /** Calls priced from counted tokens because no usage arrived. */
-  estimatedRequests: number;
-  uncachedInputTokens: number;
-  cachedInputTokens: number;
-  outputTokens: number;
-  /** Calls a middleware answered without the upstream (cache hits). */
-  savedRequests: number;
-  /** What those answers would have cost. */
-  savedUsd: number;
 }
 
 /** Spend over a span, grouped. */
