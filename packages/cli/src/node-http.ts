@@ -15,10 +15,12 @@ export type BodyRead = { ok: true; body: Buffer } | { ok: false; reason: 'too-la
  */
 export function readBody(request: IncomingMessage, maxBytes: number, discardBytes = Math.max(16 << 20, 4 * maxBytes)): Promise<BodyRead> {
   const declared = Number(request.headers['content-length']);
-  if (Number.isFinite(declared) && declared > discardBytes) return Promise.resolve({ ok: false, reason: 'too-large' });
+  if (Number.isFinite(declared) && declared > discardBytes) return Promise.resolve(tooLarge);
   // Events, not `for await`: an async iterator per request costs a server more than the body it reads.
   return new Promise((resolve) => {
-    const parts: Buffer[] = [];
+    // A body in one chunk (the usual request) is kept as it came: Node hands each chunk over as a copy of its own.
+    let first: Buffer | undefined;
+    let parts: Buffer[] | undefined;
     let size = 0;
     let settled = false;
     const settle = (result: BodyRead) => {
@@ -30,15 +32,23 @@ export function readBody(request: IncomingMessage, maxBytes: number, discardByte
     const onData = (part: Buffer) => {
       size += part.length;
       if (size > discardBytes) {
-        settle({ ok: false, reason: 'too-large' });
+        settle(tooLarge);
         request.destroy();
-      } else if (size <= maxBytes) parts.push(part);
+      } else if (size <= maxBytes) {
+        if (first === undefined) first = part;
+        else (parts ??= [first]).push(part);
+      }
     };
+    // `on`, not `once`, for events that come once anyway: `once` wraps each listener in two more objects, per request.
+    const onAborted = () => settle(aborted);
     request.on('data', onData);
-    request.once('end', () => settle(size > maxBytes ? { ok: false, reason: 'too-large' } : { ok: true, body: Buffer.concat(parts, size) }));
+    request.on('end', () => settle(size > maxBytes ? tooLarge : { ok: true, body: parts ? Buffer.concat(parts, size) : (first ?? Buffer.alloc(0)) }));
     // Kept after settling: an error with no listener would crash the server.
-    request.on('error', () => settle({ ok: false, reason: 'aborted' }));
+    request.on('error', onAborted);
     // Closed before its end: the client went away mid-body.
-    request.once('close', () => settle({ ok: false, reason: 'aborted' }));
+    request.on('close', onAborted);
   });
 }
+
+const tooLarge: BodyRead = { ok: false, reason: 'too-large' };
+const aborted: BodyRead = { ok: false, reason: 'aborted' };

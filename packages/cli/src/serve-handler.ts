@@ -6,7 +6,7 @@ import type { CallOptions, ChatCompletionRequest, RunsCompletions } from '@sluic
 import type { TenantOf } from './api-keys.js';
 import { readBody } from './node-http.js';
 import { answerCompletion } from './serve-completion.js';
-import { type DeadlineOptions, requestDeadline } from './request-deadline.js';
+import { type DeadlineOptions, requestDeadline, timeoutHeader } from './request-deadline.js';
 
 /** What {@link serveHandler} serves. */
 export interface ServeHandlerOptions {
@@ -66,6 +66,11 @@ export function serveHandler(options: ServeHandlerOptions): {
 } {
   let active = 0;
   let waiters: Array<() => void> = [];
+  // The pipeline copies and freezes the tags of every call given unfrozen ones: one frozen object per tenant instead
+  // (the configured tenants and `anonymous`, so the map stays as small as the config).
+  const tagsOf = new Map<string, Readonly<Record<string, string>>>();
+  // Most requests ask for no deadline of their own: the configured one, worked out once.
+  const configuredDeadline = requestDeadline({}, options.deadline);
 
   async function handle(request: IncomingMessage, target: ServerResponse): Promise<void> {
     const path = pathOf(request.url);
@@ -107,10 +112,12 @@ export function serveHandler(options: ServeHandlerOptions): {
     }
     const checked = checkBody(read.body, options.models);
     if (!checked.ok) return error(target, checked.status, checked.status === 404 ? 'not_found_error' : 'invalid_request_error', checked.code, checked.message, checked.param);
-    const deadline = requestDeadline(request.headers, options.deadline);
+    const deadline = request.headers[timeoutHeader] === undefined ? configuredDeadline : requestDeadline(request.headers, options.deadline);
     if (!deadline.ok) return error(target, 400, 'invalid_request_error', 'invalid_value', deadline.message, deadline.param);
 
-    const call: CallOptions = { signal: connectionSignal(request.socket), tags: { tenant } };
+    let tags = tagsOf.get(tenant);
+    if (tags === undefined) tagsOf.set(tenant, (tags = Object.freeze({ tenant })));
+    const call: CallOptions = { signal: connectionSignal(request.socket), tags };
     if (deadline.timeoutMs !== undefined) call.timeoutMs = deadline.timeoutMs;
     await answerCompletion(options.pipeline, checked.body, call, target);
   }
