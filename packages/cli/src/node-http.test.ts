@@ -27,6 +27,30 @@ describe('readBody', () => {
     expect(await send('0123456789x')).toBe('too-large');
   });
 
+  it('joins a body that arrives in several chunks', async () => {
+    let firstChunk: () => void = () => {};
+    const firstSeen = new Promise<void>((resolve) => (firstChunk = resolve));
+    const url = await listen(async (request, response) => {
+      // Attached in the same tick as readBody's own listener, so both hear every chunk.
+      request.once('data', () => firstChunk());
+      const read = await readBody(request, 10);
+      response.end(read.ok ? `ok ${read.body.toString()}` : read.reason);
+    });
+    const client = httpRequest(url, { method: 'POST' });
+    const answer = new Promise<string>((resolve, reject) => {
+      client.on('error', reject);
+      client.on('response', async (response) => {
+        let text = '';
+        for await (const part of response) text += String(part);
+        resolve(text);
+      });
+    });
+    client.write('01234');
+    await firstSeen;
+    client.end('56789');
+    expect(await answer).toBe('ok 0123456789');
+  });
+
   it('answers aborted when the client leaves mid-body, and cuts a body past discardBytes at once', async () => {
     const reads: Array<Promise<string>> = [];
     const url = await listen((request, response) => {
