@@ -141,7 +141,14 @@ export function casBatcher(commands: RedisCommands, options: CasBatcherOptions):
   const flush = () => {
     const ready: Prepared[] = [];
     for (const request of queue) {
-      const write = request.prepare();
+      let write: CasWrite | undefined;
+      try {
+        write = request.prepare();
+      } catch (error) {
+        // Its own failure (a value JSON cannot write, say): the others of the turn still go.
+        request.reject(error);
+        continue;
+      }
       if (write) ready.push({ write, sent: request.sent, resolve: request.resolve, reject: request.reject });
     }
     queue = [];
