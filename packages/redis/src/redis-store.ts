@@ -1,5 +1,6 @@
 import { StoreError, type Store, type TimeToLive } from '@sluice/core';
 import { ValidationError } from '@sluice/core';
+import { kOwnDeadline } from '@sluice/core/kit';
 import { redisClock, type RedisClock } from './redis-clock.js';
 import { redisCommands, type RedisCommands } from './redis-client.js';
 import { resolveOptions, type RedisStoreOptions } from './options.js';
@@ -48,14 +49,13 @@ export interface RedisStore extends Store {
    */
   readonly clock: RedisClock;
   /**
-   * The longest one store call can take by the store's own deadline, which
-   * middleware's `keyedState` enforces as a backstop: four times the
-   * `timeoutMs` option (a caller may wait for the write in flight before
-   * its own, and Redis gets back up to one timeout of this process's own
-   * stalls for each). The store itself gives up on a Redis that has not
-   * answered a write within the option's `timeoutMs` (store-deadline.ts).
+   * The `timeoutMs` option: how long Redis may take to answer a write,
+   * counted from when the write goes (store-deadline.ts). The store bounds
+   * its own calls (it is marked `kOwnDeadline`), so middleware's
+   * `keyedState` sets no timer of its own around them.
    */
   readonly timeoutMs: number;
+  readonly [kOwnDeadline]: true;
   /** Measures the clock's offset now with a `TIME` round trip (the store does it at creation, then on one command in 16). */
   syncClock(): Promise<void>;
 }
@@ -339,7 +339,8 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
 
   return {
     clock,
-    timeoutMs: 4 * timeoutMs,
+    timeoutMs,
+    [kOwnDeadline]: true,
     syncClock,
     update,
     async get<T>(key: string): Promise<T | undefined> {
