@@ -4,7 +4,7 @@ import { kOwnDeadline } from '@sluice/core/kit';
 import { redisClock, type RedisClock } from './redis-clock.js';
 import { redisCommands, type RedisCommands } from './redis-client.js';
 import { resolveOptions, type RedisStoreOptions } from './options.js';
-import { casBatcher, type CasOutcome, type CasWrite } from './cas-batcher.js';
+import { casBatcher, type CasOutcome, type CasRequest, type CasSend, type CasWrite } from './cas-batcher.js';
 import { compareAndSet } from './scripts.js';
 import { deadlineQueue, storeDeadline, type StoreDeadline } from './store-deadline.js';
 
@@ -111,6 +111,107 @@ function parseRecord(raw: unknown): Known | undefined {
 /** Reads an integer reply, which node-redis and ioredis give as number or string. */
 const int = (value: unknown): number => Number(value);
 
+/** What an {@link Attempt} needs of its store. */
+interface AttemptInternals {
+  known: Map<string, Known>;
+  /** A version no other write of any process has used. */
+  nextVersion(): string;
+  startDeadline(batch: Pending[], group: Group): void;
+}
+
+type Reply = CasOutcome | typeof kAbandoned | typeof kNothing;
+
+/**
+ * One attempt at writing a batch of one record's updates: the request the
+ * batcher prepares and sends, and what it computed. An object with methods,
+ * not closures: at tens of thousands of decisions a second, the closures of
+ * a request per write were a fair share of a decision's garbage.
+ */
+class Attempt implements CasRequest {
+  outcomes: Array<{ value: unknown } | { error: unknown }> = [];
+  version = '';
+  json = '';
+  ttlArg = '';
+  value: unknown = undefined;
+  private answer: (reply: Reply) => void = () => undefined;
+  private fail: (error: unknown) => void = () => undefined;
+
+  constructor(
+    private readonly store: AttemptInternals,
+    private readonly key: string,
+    private readonly batch: Pending[],
+    private readonly group: Group,
+    private readonly fresh: boolean,
+  ) {}
+
+  /** Queues the attempt; resolves with the script's outcome, or when there is nothing to send. */
+  run(cas: CasSend): Promise<Reply> {
+    return new Promise<Reply>((resolve, reject) => {
+      if (this.group.left === 0) return resolve(kAbandoned);
+      this.answer = resolve;
+      this.fail = reject;
+      this.group.wake = resolve;
+      cas(this);
+    });
+  }
+
+  /** Runs the reducers over the remembered value: as the write is about to go, not when it queued. */
+  prepare(): CasWrite | undefined {
+    if (this.group.left === 0) {
+      this.answer(kAbandoned);
+      return undefined;
+    }
+    const base = this.store.known.get(this.key);
+    let value: unknown = base ? ('value' in base ? base.value : (base.value = JSON.parse(base.json))) : undefined;
+    const outcomes: Array<{ value: unknown } | { error: unknown }> = (this.outcomes = []);
+    let ttl: TimeToLive<unknown> | undefined;
+    let changed = false;
+    for (const pending of this.batch) {
+      try {
+        const next = pending.reducer(value);
+        outcomes.push({ value: next });
+        value = next;
+        ttl = pending.ttl;
+        changed = true;
+      } catch (error) {
+        // A reducer that throws fails its own caller and writes nothing, as in the memory store.
+        outcomes.push({ error });
+      }
+    }
+    if (!changed) {
+      this.answer(kNothing);
+      return undefined;
+    }
+    const ttlMs = typeof ttl === 'function' ? ttl(value) : ttl;
+    const ttlArg = (this.ttlArg = ttlMs === undefined || !(ttlMs >= 0) ? '' : String(Math.ceil(ttlMs)));
+    const json = (this.json = JSON.stringify(value) ?? 'null');
+    this.value = value;
+    // Unchanged: no new version, so other processes' remembered one stays good and they do not conflict.
+    if (base && json === base.json && ttlArg !== '' && Number(ttlArg) > 0) {
+      if (this.fresh) {
+        this.answer(kNothing);
+        return undefined;
+      }
+      this.version = base.version;
+      return { key: this.key, expected: base.version, record: '', ttl: ttlArg };
+    }
+    this.version = this.store.nextVersion();
+    return { key: this.key, expected: base?.version ?? '', record: `${this.version}|${json}`, ttl: ttlArg };
+  }
+
+  sent(): void {
+    this.store.startDeadline(this.batch, this.group);
+  }
+
+  resolve(outcome: CasOutcome): void {
+    this.answer(outcome);
+  }
+
+  reject(error: unknown): void {
+    this.fail(error);
+  }
+}
+
 /**
  * A {@link Store} on Redis or Valkey, for rate limits, circuits and
  * budgets shared by every instance of a service. Updates are atomic
@@ -183,79 +284,36 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     if (pending.group && --pending.group.left === 0) pending.group.wake(kAbandoned);
   };
 
-  /** One attempt: reducers over the remembered value, then the script. True when written. */
+  const internals: AttemptInternals = {
+    known,
+    nextVersion: () => `${instance}.${(written++).toString(36)}`,
+    startDeadline: (batch, group) => startDeadline(batch, group),
+  };
+
   /**
-   * One attempt. `fresh` when the remembered record was just read by the
-   * script (a conflict's answer): a batch that leaves it as it is (every
+   * One attempt: the reducers over the remembered value, then the script.
+   * True when written; false on a conflict, with the record the script
+   * found remembered. `fresh` when the remembered record was just read by
+   * the script (a conflict's answer): a batch that leaves it as it is (every
    * request refused, say) is then decided without another round trip, at
    * the moment of that read.
    */
   async function attempt(key: string, batch: Pending[], group: Group, fresh: boolean): Promise<boolean> {
-    let base: Known | undefined;
-    let outcomes: Array<{ value: unknown } | { error: unknown }> = [];
-    let version = '';
-    let json = '';
-    let ttlArg = '';
-    let newValue: unknown;
-    /** Runs the reducers over the remembered value: as the write is about to go, not when it queued. */
-    const prepare = (): CasWrite | undefined => {
-      base = known.get(key);
-      let value: unknown = base ? ('value' in base ? base.value : (base.value = JSON.parse(base.json))) : undefined;
-      outcomes = [];
-      let ttl: TimeToLive<unknown> | undefined;
-      let changed = false;
-      for (const pending of batch) {
-        try {
-          const next = pending.reducer(value);
-          outcomes.push({ value: next });
-          value = next;
-          ttl = pending.ttl;
-          changed = true;
-        } catch (error) {
-          // A reducer that throws fails its own caller and writes nothing, as in the memory store.
-          outcomes.push({ error });
-        }
-      }
-      if (!changed) return undefined;
-      const ttlMs = typeof ttl === 'function' ? ttl(value) : ttl;
-      ttlArg = ttlMs === undefined || !(ttlMs >= 0) ? '' : String(Math.ceil(ttlMs));
-      json = JSON.stringify(value) ?? 'null';
-      newValue = value;
-      // Unchanged: no new version, so other processes' remembered one stays good and they do not conflict.
-      if (base && json === base.json && ttlArg !== '' && Number(ttlArg) > 0) {
-        if (fresh) return undefined;
-        version = base.version;
-        return { key, expected: base.version, record: '', ttl: ttlArg };
-      }
-      version = `${instance}.${(written++).toString(36)}`;
-      return { key, expected: base?.version ?? '', record: `${version}|${json}`, ttl: ttlArg };
-    };
-    const reply = await new Promise<CasOutcome | typeof kAbandoned | typeof kNothing>((resolve, reject) => {
-      if (group.left === 0) return resolve(kAbandoned);
-      group.wake = resolve;
-      cas({
-        prepare: () => {
-          const write = group.left === 0 ? undefined : prepare();
-          if (!write) resolve(group.left === 0 ? kAbandoned : kNothing);
-          return write;
-        },
-        sent: () => startDeadline(batch, group),
-        resolve,
-        reject,
-      });
-    });
+    const current = new Attempt(internals, key, batch, group, fresh);
+    const reply = await current.run(cas);
     if (reply === kAbandoned) throw timedOut();
     if (reply === kNothing) {
       // Every reducer threw, or the batch left a record just read as it was: nothing to write.
-      batch.forEach((pending, index) => settle(pending, outcomes[index] as { value: unknown } | { error: unknown }));
+      batch.forEach((pending, index) => settle(pending, current.outcomes[index] as { value: unknown } | { error: unknown }));
       return true;
     }
     if (!reply.written) {
       remember(key, parseRecord(reply.current));
       return false;
     }
-    remember(key, ttlArg !== '' && Number(ttlArg) <= 0 ? undefined : { version, json, value: newValue });
-    batch.forEach((pending, index) => settle(pending, outcomes[index] as { value: unknown }));
+    const { ttlArg } = current;
+    remember(key, ttlArg !== '' && Number(ttlArg) <= 0 ? undefined : { version: current.version, json: current.json, value: current.value });
+    batch.forEach((pending, index) => settle(pending, current.outcomes[index] as { value: unknown }));
     return true;
   }
 
