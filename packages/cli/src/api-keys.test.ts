@@ -15,6 +15,11 @@ describe('apiKeys', () => {
     }
   });
 
+  it('judges each key on its own, whatever was presented before it', () => {
+    const answers = ['Bearer sk-alice-0123456789', 'Bearer sk-alice-0123456780', 'Bearer sk-bob-0123456789', 'Bearer sk-alice-0123456789x'].map(tenantOf);
+    expect(answers).toEqual(['alice', undefined, 'bob', undefined]);
+  });
+
   it('names an unset key variable by its place in the config, without any key in the message', () => {
     expect(() => apiKeys([{ key: 'sk-alice-0123456789', tenant: 'alice' }, { keyEnv: 'NOPE', tenant: 'x' }], {})).toThrow(
       expect.objectContaining({ code: 'VALIDATION', field: 'keys.1.keyEnv', message: expect.not.stringContaining('sk-alice') }),
