@@ -24,6 +24,11 @@ describe('rawJson', () => {
     const completion = await llm.complete(request);
     expect(rawJson(completion)).toBe(exact);
     expect(JSON.parse(rawJson(completion) as string)).toEqual(completion);
+    // The text travels with the value, not with a copy of it, and is no field of it.
+    expect(rawJson({ ...completion })).toBeUndefined();
+    expect(rawJson(structuredClone(completion))).toBeUndefined();
+    expect(Object.keys(completion)).not.toContain('rawJson');
+    expect(JSON.stringify(completion)).toBe(JSON.stringify(JSON.parse(exact)));
     await llm.close({ graceMs: 0 });
   });
 
