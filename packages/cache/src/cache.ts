@@ -5,6 +5,7 @@ import { completionEntry, parseEntry, replay, streamEntry, streamEntryBytes } fr
 import type { CacheStorage } from './cache-storage.js';
 import type { CacheStatus } from './events.js';
 import { Flight, FlightFailure, type FlightOwner } from './flight.js';
+import { FlightTable, keyHash } from './flight-table.js';
 import { type CacheOptions, resolveCacheOptions } from './options.js';
 import { StreamTee } from './stream-tee.js';
 import { utf8Bytes } from './utf8-bytes.js';
@@ -49,14 +50,14 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
   const config = resolveCacheOptions(options);
   const { storage, ttlMs } = config;
   const scopeOf = keyResolver(config.key, 'cache.key');
-  const flights = new Map<string, Flight>();
+  const flights = new FlightTable<Flight>();
 
   // An in-process storage that answers at once: no promise on the way in or out.
   const sync = storage.getSync && storage.setSync ? { get: storage.getSync.bind(storage), set: storage.setSync.bind(storage) } : undefined;
 
   const owner: FlightOwner = {
     land(flight) {
-      if (flights.get(flight.key) === flight) flights.delete(flight.key);
+      flights.delete(flight);
       flight.land();
     },
     recorded(flight, chunks) {
@@ -79,7 +80,8 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     const entryKey = requestKey(ctx.request, ctx.stream, ctx.transport.origin, config.ignoreFields);
     // One string for the flights and the storage alike: hashed once, however often it is looked up.
     const key = namespace + scopeOf(ctx) + ':' + entryKey;
-    if (sync && !flights.has(key)) {
+    const hash = keyHash(key, namespace.length);
+    if (sync && flights.get(key, hash) === undefined) {
       // Nothing is awaited between looking at the flights and leading one: no identical call can slip in.
       if (mode !== 'refresh') {
         let text: string | undefined;
@@ -90,15 +92,22 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
         }
         if (text !== undefined && serve(ctx, text, entryKey)) return done;
       }
-      return lead(ctx, next, key, entryKey);
+      return lead(ctx, next, key, hash, entryKey);
     }
-    return joinOrLead(ctx, next, key, entryKey, mode !== 'refresh');
+    return joinOrLead(ctx, next, key, hash, entryKey, mode !== 'refresh');
   };
 
   /** Joins an identical call in flight, reads the storage, or sends the call: the path with promises. */
-  async function joinOrLead(ctx: CompletionContext, next: () => Promise<void>, key: string, entryKey: string, read: boolean): Promise<void> {
+  async function joinOrLead(
+    ctx: CompletionContext,
+    next: () => Promise<void>,
+    key: string,
+    hash: number,
+    entryKey: string,
+    read: boolean,
+  ): Promise<void> {
     for (let round = 0; round < maxRounds; round++) {
-      const flight = flights.get(key);
+      const flight = flights.get(key, hash);
       if (flight) {
         if (await follow(ctx, flight, entryKey)) return;
         continue;
@@ -108,14 +117,14 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
         const text = sync ? guarded(ctx, key, 'get', () => sync.get(key)) : await bounded(ctx, key, 'get', () => storage.get(key));
         if (serve(ctx, text, entryKey)) return;
         // Another identical call may have started while the storage answered.
-        if (!sync && flights.has(key)) {
+        if (!sync && flights.get(key, hash) !== undefined) {
           round--;
           continue;
         }
       }
       break;
     }
-    return lead(ctx, next, key, entryKey);
+    return lead(ctx, next, key, hash, entryKey);
   }
 
   /** Answers the call from a stored entry, if `text` is one that is still fresh and of the call's kind. */
@@ -163,9 +172,9 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     return true;
   }
 
-  async function lead(ctx: CompletionContext, next: () => Promise<void>, key: string, entryKey: string): Promise<void> {
-    const flight = new Flight(key, ctx, owner);
-    flights.set(key, flight);
+  async function lead(ctx: CompletionContext, next: () => Promise<void>, key: string, hash: number, entryKey: string): Promise<void> {
+    const flight = new Flight(key, hash, ctx, owner);
+    flights.set(flight);
     ctx.state.cache = { status: 'miss', key: entryKey };
     if (ctx.events.listenerCount('cache-miss') > 0) {
       ctx.events.emit('cache-miss', { id: ctx.id, key: entryKey, model: ctx.request.model, stream: ctx.stream });
