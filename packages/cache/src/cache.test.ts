@@ -133,6 +133,24 @@ describe('cache: completions', () => {
     expect(upstream.requests).toHaveLength(2);
   });
 
+  it('lets the next identical call go upstream after an answer it could not serialise', async () => {
+    let spoil = true;
+    const { llm, clock, upstream } = await testPipeline({
+      middleware: [
+        cache(),
+        async function addBigInt(ctx, next) {
+          await next();
+          if (spoil && ctx.response) Object.assign(ctx.response, { tokens: 1n });
+        },
+      ],
+    });
+    await expect(clock.run(llm.complete(cold()))).rejects.toMatchObject({ code: 'UNEXPECTED' });
+    spoil = false;
+    await clock.run(llm.complete(cold()));
+    await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(2);
+  });
+
   it('emits cache-miss and cache-hit with the saved usage', async () => {
     const { llm, clock, events } = await cached();
     const first = await clock.run(llm.complete(cold()));

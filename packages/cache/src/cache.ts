@@ -172,30 +172,55 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     return true;
   }
 
-  async function lead(ctx: CompletionContext, next: () => Promise<void>, key: string, hash: number, entryKey: string): Promise<void> {
+  /**
+   * Sends the call, leading a flight that identical calls join. Not async:
+   * its one promise is the `then` on the call inside (an async function
+   * would add its own promise and the frames of its `await`, on every miss).
+   */
+  function lead(ctx: CompletionContext, next: () => Promise<void>, key: string, hash: number, entryKey: string): Promise<void> {
     const flight = new Flight(key, hash, ctx, owner);
     flights.set(flight);
     ctx.state.cache = { status: 'miss', key: entryKey };
     if (ctx.events.listenerCount('cache-miss') > 0) {
       ctx.events.emit('cache-miss', { id: ctx.id, key: entryKey, model: ctx.request.model, stream: ctx.stream });
     }
+    let sent: Promise<void>;
     try {
-      await next();
+      sent = next();
     } catch (caught) {
-      // Failed first: the calls that joined hear it before the flight lets go of them.
-      flight.fail(toSluiceError(caught), abortReason(ctx) !== undefined);
-      owner.land(flight);
-      throw caught;
+      sent = Promise.reject(caught);
     }
+    return sent.then(
+      () => landed(ctx, flight),
+      (caught: unknown) => {
+        // Failed first: the calls that joined hear it before the flight lets go of them.
+        flight.fail(toSluiceError(caught), abortReason(ctx) !== undefined);
+        owner.land(flight);
+        throw caught;
+      },
+    );
+  }
+
+  /** The call inside answered: its answer is shared with the calls that joined, and stored. */
+  function landed(ctx: CompletionContext, flight: Flight): void {
     const at = ctx.clock.now();
     if (ctx.stream && ctx.chunks) {
       const tee = new StreamTee(ctx.chunks, 1 + flight.joiners, ctx, flight);
       ctx.chunks = tee.subscribe();
       flight.succeed(undefined, undefined, tee, at);
     } else if (!ctx.stream && ctx.response) {
-      // Serialised at once: what is stored and shared is the answer as it came, whatever its caller does to it.
-      const response = JSON.stringify(ctx.response);
-      const usage = ctx.usage === undefined ? undefined : JSON.stringify(ctx.usage);
+      let response: string;
+      let usage: string | undefined;
+      try {
+        // Serialised at once: what is stored and shared is the answer as it came, whatever its caller does to it.
+        response = JSON.stringify(ctx.response);
+        usage = ctx.usage === undefined ? undefined : JSON.stringify(ctx.usage);
+      } catch (caught) {
+        // An answer that cannot be serialised (something inside put a BigInt in it) is not kept, and the flight ends.
+        flight.fail(toSluiceError(caught), false);
+        owner.land(flight);
+        throw caught;
+      }
       flight.succeed(response, usage, undefined, at);
       const entry = completionEntry(response, usage, at, ttlMs);
       // Measured whole, which copies it into one string: JSON.stringify's result is a tree of
