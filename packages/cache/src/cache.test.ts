@@ -371,3 +371,71 @@ describe('cache: storage', () => {
     expect(upstream.requests).toHaveLength(4);
   });
 });
+
+describe('cache: rawJson', () => {
+  /** The cache over a middleware that rewrites every answer's text in place, as a redactor might. */
+  async function overEditor(options: Parameters<typeof cache>[0], keepRawJson: boolean) {
+    return testPipeline({
+      middleware: [
+        cache(options),
+        async function editInPlace(ctx, next) {
+          await next();
+          const message = ctx.response?.choices[0]?.message;
+          if (message) message.content = 'edited';
+          const chunks = ctx.chunks;
+          if (!chunks) return;
+          ctx.chunks = (async function* edited() {
+            for await (const chunk of chunks) {
+              const delta = chunk.choices[0]?.delta;
+              if (delta?.content) delta.content = 'edited';
+              yield chunk;
+            }
+          })();
+        },
+      ],
+      transport: { keepRawJson },
+    });
+  }
+  const contentOf = (reply: { choices: Array<{ message: { content: string | null } }> }) => reply.choices[0]?.message.content;
+  const textOf = (chunks: Array<{ choices: Array<{ delta: { content?: string | null } }> }>) =>
+    chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('');
+
+  it('stores what the call inside left by default, an edit in place included', async () => {
+    const { llm, clock } = await overEditor({}, true);
+    expect(contentOf(await clock.run(llm.complete(cold())))).toBe('edited');
+    expect(contentOf(await clock.run(llm.complete(cold())))).toBe('edited');
+    const streamedText = textOf(await clock.run(collect(llm.stream(streamed()))));
+    expect(textOf(await clock.run(collect(llm.stream(streamed()))))).toBe(streamedText);
+  });
+
+  it("stores the upstream's own text with rawJson and a transport that keeps it: an edit in place does not reach the entry", async () => {
+    const { llm, clock, upstream } = await overEditor({ rawJson: true }, true);
+    expect(contentOf(await clock.run(llm.complete(cold())))).toBe('edited');
+    expect(contentOf(await clock.run(llm.complete(cold())))).not.toBe('edited');
+    expect(textOf(await clock.run(collect(llm.stream(streamed()))))).toMatch(/^(edited)+$/);
+    expect(textOf(await clock.run(collect(llm.stream(streamed()))))).not.toMatch(/edited/);
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('serialises the answer with rawJson when the transport kept no text', async () => {
+    const { llm, clock, upstream } = await overEditor({ rawJson: true }, false);
+    expect(contentOf(await clock.run(llm.complete(cold())))).toBe('edited');
+    expect(contentOf(await clock.run(llm.complete(cold())))).toBe('edited');
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('serialises an answer that something inside replaced, rawJson or not', async () => {
+    const { llm, clock } = await testPipeline({
+      middleware: [
+        cache({ rawJson: true }),
+        async function replace(ctx, next) {
+          await next();
+          if (ctx.response) ctx.response = { ...ctx.response, choices: [{ ...ctx.response.choices[0]!, message: { role: 'assistant', content: 'new', refusal: null } }] };
+        },
+      ],
+      transport: { keepRawJson: true },
+    });
+    await clock.run(llm.complete(cold()));
+    expect(contentOf(await clock.run(llm.complete(cold())))).toBe('new');
+  });
+});

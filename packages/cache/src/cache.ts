@@ -1,7 +1,7 @@
 import { type ChatCompletion, type CompletionContext, type Middleware, SluiceError, StoreError, type Usage } from '@sluice/core';
 import { abortReason, keyResolver, onAbort, toSluiceError } from '@sluice/core/kit';
 import { requestKey } from './cache-key.js';
-import { completionEntry, parseEntry, replay, streamEntry, streamEntryBytes } from './cache-entry.js';
+import { answerJson, completionEntry, parseEntry, replay, streamEntry, streamEntryBytes } from './cache-entry.js';
 import type { CacheStorage } from './cache-storage.js';
 import type { CacheStatus } from './events.js';
 import { Flight, FlightFailure, type FlightOwner } from './flight.js';
@@ -205,7 +205,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
   function landed(ctx: CompletionContext, flight: Flight): void {
     const at = ctx.clock.now();
     if (ctx.stream && ctx.chunks) {
-      const tee = new StreamTee(ctx.chunks, 1 + flight.joiners, ctx, flight);
+      const tee = new StreamTee(ctx.chunks, 1 + flight.joiners, ctx, flight, config.rawJson);
       ctx.chunks = tee.subscribe();
       flight.succeed(undefined, undefined, tee, at);
     } else if (!ctx.stream && ctx.response) {
@@ -213,7 +213,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       let usage: string | undefined;
       try {
         // Serialised at once: what is stored and shared is the answer as it came, whatever its caller does to it.
-        response = JSON.stringify(ctx.response);
+        response = answerJson(ctx.response, config.rawJson);
         usage = ctx.usage === undefined ? undefined : JSON.stringify(ctx.usage);
       } catch (caught) {
         // An answer that cannot be serialised (something inside put a BigInt in it) is not kept, and the flight ends.
