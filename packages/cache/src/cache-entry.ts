@@ -1,4 +1,4 @@
-import type { ChatCompletion, ChatCompletionChunk, Usage } from '@sluice/core';
+import { type ChatCompletion, type ChatCompletionChunk, rawJson, type Usage } from '@sluice/core';
 import { extraUtf8Bytes } from './utf8-bytes.js';
 
 /** A stored answer, as plain JSON (so any backend can keep it); internal. */
@@ -13,6 +13,18 @@ export interface CacheEntry {
   response?: ChatCompletion;
   /** The chunks in the order and with the boundaries they arrived with, for a stream entry. */
   chunks?: ChatCompletionChunk[];
+}
+
+/**
+ * The JSON of a completion or a chunk as it is stored: with `raw`, the
+ * upstream's own text where the transport kept it (nothing to serialise),
+ * else the value serialised; internal.
+ *
+ * @param value - the answer, as the call inside the cache left it
+ * @param raw - the cache's `rawJson` option
+ */
+export function answerJson(value: ChatCompletion | ChatCompletionChunk, raw: boolean): string {
+  return (raw ? rawJson(value) : undefined) ?? JSON.stringify(value);
 }
 
 /**

@@ -133,6 +133,24 @@ describe('cache: completions', () => {
     expect(upstream.requests).toHaveLength(2);
   });
 
+  it('lets the next identical call go upstream after an answer it could not serialise', async () => {
+    let spoil = true;
+    const { llm, clock, upstream } = await testPipeline({
+      middleware: [
+        cache(),
+        async function addBigInt(ctx, next) {
+          await next();
+          if (spoil && ctx.response) Object.assign(ctx.response, { tokens: 1n });
+        },
+      ],
+    });
+    await expect(clock.run(llm.complete(cold()))).rejects.toMatchObject({ code: 'UNEXPECTED' });
+    spoil = false;
+    await clock.run(llm.complete(cold()));
+    await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(2);
+  });
+
   it('emits cache-miss and cache-hit with the saved usage', async () => {
     const { llm, clock, events } = await cached();
     const first = await clock.run(llm.complete(cold()));
@@ -351,5 +369,73 @@ describe('cache: storage', () => {
     for (const content of ['a', 'b', 'c', 'a']) await clock.run(llm.complete(cold(content)));
     expect(storage.size).toBe(2);
     expect(upstream.requests).toHaveLength(4);
+  });
+});
+
+describe('cache: rawJson', () => {
+  /** The cache over a middleware that rewrites every answer's text in place, as a redactor might. */
+  async function overEditor(options: Parameters<typeof cache>[0], keepRawJson: boolean) {
+    return testPipeline({
+      middleware: [
+        cache(options),
+        async function editInPlace(ctx, next) {
+          await next();
+          const message = ctx.response?.choices[0]?.message;
+          if (message) message.content = 'edited';
+          const chunks = ctx.chunks;
+          if (!chunks) return;
+          ctx.chunks = (async function* edited() {
+            for await (const chunk of chunks) {
+              const delta = chunk.choices[0]?.delta;
+              if (delta?.content) delta.content = 'edited';
+              yield chunk;
+            }
+          })();
+        },
+      ],
+      transport: { keepRawJson },
+    });
+  }
+  const contentOf = (reply: { choices: Array<{ message: { content: string | null } }> }) => reply.choices[0]?.message.content;
+  const textOf = (chunks: Array<{ choices: Array<{ delta: { content?: string | null } }> }>) =>
+    chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('');
+
+  it('stores what the call inside left by default, an edit in place included', async () => {
+    const { llm, clock } = await overEditor({}, true);
+    expect(contentOf(await clock.run(llm.complete(cold())))).toBe('edited');
+    expect(contentOf(await clock.run(llm.complete(cold())))).toBe('edited');
+    const streamedText = textOf(await clock.run(collect(llm.stream(streamed()))));
+    expect(textOf(await clock.run(collect(llm.stream(streamed()))))).toBe(streamedText);
+  });
+
+  it("stores the upstream's own text with rawJson and a transport that keeps it: an edit in place does not reach the entry", async () => {
+    const { llm, clock, upstream } = await overEditor({ rawJson: true }, true);
+    expect(contentOf(await clock.run(llm.complete(cold())))).toBe('edited');
+    expect(contentOf(await clock.run(llm.complete(cold())))).not.toBe('edited');
+    expect(textOf(await clock.run(collect(llm.stream(streamed()))))).toMatch(/^(edited)+$/);
+    expect(textOf(await clock.run(collect(llm.stream(streamed()))))).not.toMatch(/edited/);
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('serialises the answer with rawJson when the transport kept no text', async () => {
+    const { llm, clock, upstream } = await overEditor({ rawJson: true }, false);
+    expect(contentOf(await clock.run(llm.complete(cold())))).toBe('edited');
+    expect(contentOf(await clock.run(llm.complete(cold())))).toBe('edited');
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('serialises an answer that something inside replaced, rawJson or not', async () => {
+    const { llm, clock } = await testPipeline({
+      middleware: [
+        cache({ rawJson: true }),
+        async function replace(ctx, next) {
+          await next();
+          if (ctx.response) ctx.response = { ...ctx.response, choices: [{ ...ctx.response.choices[0]!, message: { role: 'assistant', content: 'new', refusal: null } }] };
+        },
+      ],
+      transport: { keepRawJson: true },
+    });
+    await clock.run(llm.complete(cold()));
+    expect(contentOf(await clock.run(llm.complete(cold())))).toBe('new');
   });
 });

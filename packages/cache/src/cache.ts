@@ -1,10 +1,11 @@
 import { type ChatCompletion, type CompletionContext, type Middleware, SluiceError, StoreError, type Usage } from '@sluice/core';
 import { abortReason, keyResolver, onAbort, toSluiceError } from '@sluice/core/kit';
 import { requestKey } from './cache-key.js';
-import { completionEntry, parseEntry, replay, streamEntry, streamEntryBytes } from './cache-entry.js';
+import { answerJson, completionEntry, parseEntry, replay, streamEntry, streamEntryBytes } from './cache-entry.js';
 import type { CacheStorage } from './cache-storage.js';
 import type { CacheStatus } from './events.js';
 import { Flight, FlightFailure, type FlightOwner } from './flight.js';
+import { FlightTable, keyHash } from './flight-table.js';
 import { type CacheOptions, resolveCacheOptions } from './options.js';
 import { StreamTee } from './stream-tee.js';
 import { utf8Bytes } from './utf8-bytes.js';
@@ -49,14 +50,14 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
   const config = resolveCacheOptions(options);
   const { storage, ttlMs } = config;
   const scopeOf = keyResolver(config.key, 'cache.key');
-  const flights = new Map<string, Flight>();
+  const flights = new FlightTable<Flight>();
 
   // An in-process storage that answers at once: no promise on the way in or out.
   const sync = storage.getSync && storage.setSync ? { get: storage.getSync.bind(storage), set: storage.setSync.bind(storage) } : undefined;
 
   const owner: FlightOwner = {
     land(flight) {
-      if (flights.get(flight.key) === flight) flights.delete(flight.key);
+      flights.delete(flight);
       flight.land();
     },
     recorded(flight, chunks) {
@@ -79,7 +80,8 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     const entryKey = requestKey(ctx.request, ctx.stream, ctx.transport.origin, config.ignoreFields);
     // One string for the flights and the storage alike: hashed once, however often it is looked up.
     const key = namespace + scopeOf(ctx) + ':' + entryKey;
-    if (sync && !flights.has(key)) {
+    const hash = keyHash(key, namespace.length);
+    if (sync && flights.get(key, hash) === undefined) {
       // Nothing is awaited between looking at the flights and leading one: no identical call can slip in.
       if (mode !== 'refresh') {
         let text: string | undefined;
@@ -90,15 +92,22 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
         }
         if (text !== undefined && serve(ctx, text, entryKey)) return done;
       }
-      return lead(ctx, next, key, entryKey);
+      return lead(ctx, next, key, hash, entryKey);
     }
-    return joinOrLead(ctx, next, key, entryKey, mode !== 'refresh');
+    return joinOrLead(ctx, next, key, hash, entryKey, mode !== 'refresh');
   };
 
   /** Joins an identical call in flight, reads the storage, or sends the call: the path with promises. */
-  async function joinOrLead(ctx: CompletionContext, next: () => Promise<void>, key: string, entryKey: string, read: boolean): Promise<void> {
+  async function joinOrLead(
+    ctx: CompletionContext,
+    next: () => Promise<void>,
+    key: string,
+    hash: number,
+    entryKey: string,
+    read: boolean,
+  ): Promise<void> {
     for (let round = 0; round < maxRounds; round++) {
-      const flight = flights.get(key);
+      const flight = flights.get(key, hash);
       if (flight) {
         if (await follow(ctx, flight, entryKey)) return;
         continue;
@@ -108,14 +117,14 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
         const text = sync ? guarded(ctx, key, 'get', () => sync.get(key)) : await bounded(ctx, key, 'get', () => storage.get(key));
         if (serve(ctx, text, entryKey)) return;
         // Another identical call may have started while the storage answered.
-        if (!sync && flights.has(key)) {
+        if (!sync && flights.get(key, hash) !== undefined) {
           round--;
           continue;
         }
       }
       break;
     }
-    return lead(ctx, next, key, entryKey);
+    return lead(ctx, next, key, hash, entryKey);
   }
 
   /** Answers the call from a stored entry, if `text` is one that is still fresh and of the call's kind. */
@@ -163,30 +172,55 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     return true;
   }
 
-  async function lead(ctx: CompletionContext, next: () => Promise<void>, key: string, entryKey: string): Promise<void> {
-    const flight = new Flight(key, ctx, owner);
-    flights.set(key, flight);
+  /**
+   * Sends the call, leading a flight that identical calls join. Not async:
+   * its one promise is the `then` on the call inside (an async function
+   * would add its own promise and the frames of its `await`, on every miss).
+   */
+  function lead(ctx: CompletionContext, next: () => Promise<void>, key: string, hash: number, entryKey: string): Promise<void> {
+    const flight = new Flight(key, hash, ctx, owner);
+    flights.set(flight);
     ctx.state.cache = { status: 'miss', key: entryKey };
     if (ctx.events.listenerCount('cache-miss') > 0) {
       ctx.events.emit('cache-miss', { id: ctx.id, key: entryKey, model: ctx.request.model, stream: ctx.stream });
     }
+    let sent: Promise<void>;
     try {
-      await next();
+      sent = next();
     } catch (caught) {
-      // Failed first: the calls that joined hear it before the flight lets go of them.
-      flight.fail(toSluiceError(caught), abortReason(ctx) !== undefined);
-      owner.land(flight);
-      throw caught;
+      sent = Promise.reject(caught);
     }
+    return sent.then(
+      () => landed(ctx, flight),
+      (caught: unknown) => {
+        // Failed first: the calls that joined hear it before the flight lets go of them.
+        flight.fail(toSluiceError(caught), abortReason(ctx) !== undefined);
+        owner.land(flight);
+        throw caught;
+      },
+    );
+  }
+
+  /** The call inside answered: its answer is shared with the calls that joined, and stored. */
+  function landed(ctx: CompletionContext, flight: Flight): void {
     const at = ctx.clock.now();
     if (ctx.stream && ctx.chunks) {
-      const tee = new StreamTee(ctx.chunks, 1 + flight.joiners, ctx, flight);
+      const tee = new StreamTee(ctx.chunks, 1 + flight.joiners, ctx, flight, config.rawJson);
       ctx.chunks = tee.subscribe();
       flight.succeed(undefined, undefined, tee, at);
     } else if (!ctx.stream && ctx.response) {
-      // Serialised at once: what is stored and shared is the answer as it came, whatever its caller does to it.
-      const response = JSON.stringify(ctx.response);
-      const usage = ctx.usage === undefined ? undefined : JSON.stringify(ctx.usage);
+      let response: string;
+      let usage: string | undefined;
+      try {
+        // Serialised at once: what is stored and shared is the answer as it came, whatever its caller does to it.
+        response = answerJson(ctx.response, config.rawJson);
+        usage = ctx.usage === undefined ? undefined : JSON.stringify(ctx.usage);
+      } catch (caught) {
+        // An answer that cannot be serialised (something inside put a BigInt in it) is not kept, and the flight ends.
+        flight.fail(toSluiceError(caught), false);
+        owner.land(flight);
+        throw caught;
+      }
       flight.succeed(response, usage, undefined, at);
       const entry = completionEntry(response, usage, at, ttlMs);
       // Measured whole, which copies it into one string: JSON.stringify's result is a tree of

@@ -1,4 +1,5 @@
 import { type CompletionContext, SluiceError } from '@sluice/core';
+import type { Keyed } from './flight-table.js';
 import type { StreamTee, TeeHooks } from './stream-tee.js';
 
 /** What a call that sent a request upstream shares with the identical calls that joined it; internal. */
@@ -42,12 +43,12 @@ export interface FlightOwner {
  * Once it has landed it lets go of everything it held (the sender's call,
  * the answer, the stream). The calls that joined have their answer by
  * then, and a landed flight that something still points at then costs
- * nothing: V8 keeps a Map's replaced hash tables, and what their entries
- * pointed at, alive for a while, and landed flights that still held their
- * answers had it promoted to the old generation on most misses (about
- * three times the heap growth per scavenge); internal.
+ * little: landed flights that still held their answers had them promoted
+ * to the old generation on most misses while the flights were kept in a
+ * Map (see flight-table.ts), about three times the heap growth per
+ * scavenge; internal.
  */
-export class Flight implements TeeHooks {
+export class Flight implements TeeHooks, Keyed {
   /** Calls that joined before a stream's tee existed; the tee counts them among its readers. */
   joiners = 0;
   tee: StreamTee | undefined = undefined;
@@ -62,11 +63,13 @@ export class Flight implements TeeHooks {
 
   /**
    * @param key - the storage key it is in flight for
+   * @param hash - the key's hash, by which the cache's flight table finds it
    * @param sender - the call that sent the request
    * @param owner - the cache that keeps track of it
    */
   constructor(
     readonly key: string,
+    readonly hash: number,
     sender: CompletionContext,
     private readonly owner: FlightOwner,
   ) {

@@ -42,6 +42,12 @@ export function lruStorage(
     // lru-cache otherwise reuses one reading of the time for a millisecond, which a manual clock never lets pass.
     ...(clock ? { perf: { now: () => clock.now() }, ttlResolution: 0 } : {}),
   });
+  // One options object each for the synchronous read and write, filled in per call: lru-cache
+  // otherwise makes one per call (and adds a `status` to it). It writes its `status` into them
+  // and reads it back as the caller's own, so that is cleared every time: a diagnostics
+  // subscriber must get a fresh status for each call.
+  const getOptions: { status?: undefined } = { status: undefined };
+  const setOptions: { ttl: number; size: number | undefined; status?: undefined } = { ttl: 0, size: undefined, status: undefined };
   return {
     inProcess: true,
     get size() {
@@ -56,10 +62,16 @@ export function lruStorage(
     async set(key, value, ttlMs, bytes) {
       lru.set(key, value, bytes === undefined ? { ttl: ttlMs } : { ttl: ttlMs, size: Math.max(1, bytes) });
     },
-    getSync: (key) => lru.get(key),
+    getSync(key) {
+      getOptions.status = undefined;
+      return lru.get(key, getOptions);
+    },
     setSync(key, value, ttlMs, bytes) {
+      setOptions.status = undefined;
+      setOptions.ttl = ttlMs;
       // The cache knows an entry's bytes from its parts: measuring the whole would copy it into one string first.
-      lru.set(key, value, bytes === undefined ? { ttl: ttlMs } : { ttl: ttlMs, size: Math.max(1, bytes) });
+      setOptions.size = bytes === undefined ? undefined : Math.max(1, bytes);
+      lru.set(key, value, setOptions);
     },
     async delete(key) {
       lru.delete(key);

@@ -6,6 +6,7 @@ describe('cache options', () => {
   it('names a bad field', () => {
     expect(() => cache({ ttlMs: -1 })).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'cache.ttlMs' }));
     expect(() => cache({ key: 'tenant' as never })).toThrow(expect.objectContaining({ field: 'cache.key' }));
+    expect(() => cache({ rawJson: 'yes' as never })).toThrow(expect.objectContaining({ field: 'cache.rawJson' }));
   });
 
   it('points a key other caches use to its name here', () => {

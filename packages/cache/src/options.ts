@@ -49,6 +49,17 @@ export interface CacheOptions {
   ignoreFields?: readonly string[];
   /** Longest a storage read or write may take before it counts as failed (default 50; in-process storage gets no timer). */
   timeoutMs?: number;
+  /**
+   * Store and share an answer as the upstream's own JSON text (core's
+   * `rawJson`) where the transport kept it (`keepRawJson: true`), instead
+   * of serialising the completion, or each chunk, again (default false).
+   * Turn it on only when no middleware inside the cache changes an answer
+   * in place: the text is the answer as the transport read it, so such an
+   * edit would reach the caller who sent the request but not the stored
+   * entry, nor the calls it is shared with. Replacing `ctx.response` or
+   * the chunks is safe: a new value has no text, and is serialised.
+   */
+  rawJson?: boolean;
 }
 
 /** The options with their defaults; internal. */
@@ -59,6 +70,7 @@ export interface ResolvedCacheOptions {
   storage: CacheStorage;
   ignoreFields: ReadonlySet<string>;
   timeoutMs: number;
+  rawJson: boolean;
 }
 
 const isFunction = (value: unknown) => typeof value === 'function';
@@ -81,6 +93,7 @@ const cacheOptionsSchema = z.strictObject({
   ),
   ignoreFields: z.optional(z.array(z.string().check(z.minLength(1)))),
   timeoutMs: z.optional(z.number().check(z.positive())),
+  rawJson: z.optional(z.boolean()),
 });
 
 /** Answers for keys other caches use for the same thing. */
@@ -118,5 +131,6 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
     storage: parsed.storage ?? lruStorage(),
     ignoreFields: new Set([...(parsed.ignoreFields ?? defaultIgnoredFields), 'stream']),
     timeoutMs: parsed.timeoutMs ?? 50,
+    rawJson: parsed.rawJson ?? false,
   };
 }

@@ -1,5 +1,6 @@
 import { AbortError, type ChatCompletionChunk, type SluiceError, type Usage } from '@sluice/core';
 import { toSluiceError } from '@sluice/core/kit';
+import { answerJson } from './cache-entry.js';
 
 /** What a {@link StreamTee} tells its owner; internal. */
 export interface TeeHooks {
@@ -19,7 +20,8 @@ const end = (): Result => ({ done: true, value: undefined });
  * its boundaries, from the first; the upstream is pulled at the pace of
  * the fastest reader and cancelled only when every reader has left.
  *
- * Each chunk is serialised once as it arrives, before any caller holds it:
+ * Each chunk is serialised once as it arrives, before any caller holds it
+ * (or, with `raw`, the upstream's own text of it is taken, where kept):
  * the reader that pulled it gets the upstream's object, the others fresh
  * copies, so no caller's mutation reaches another caller or the stored
  * entry. Most streams are never joined, and their one reader pulls every
@@ -48,12 +50,14 @@ export class StreamTee {
    * @param readers - how many readers will subscribe (the sender and the calls that joined it so far)
    * @param sender - the call that sent it, whose usage is known once the stream ended
    * @param hooks - told when the stream ended cleanly or was abandoned
+   * @param raw - keep each chunk's upstream text where the transport kept it, rather than serialise it (the cache's `rawJson`)
    */
   constructor(
     source: AsyncIterable<ChatCompletionChunk>,
     private readers: number,
     private readonly sender: { readonly usage: Usage | undefined },
     private readonly hooks: TeeHooks,
+    private readonly raw = false,
   ) {
     this.iterator = source[Symbol.asyncIterator]();
   }
@@ -137,7 +141,7 @@ export class StreamTee {
       reader.finish();
       return end();
     }
-    this.chunks.push(JSON.stringify(result.value));
+    this.chunks.push(answerJson(result.value, this.raw));
     reader.index++;
     this.land();
     return result;
