@@ -38,8 +38,11 @@ export class Call<S extends object = object> implements CompletionContext<S> {
   readonly clock: Clock;
   readonly store: Store;
   readonly transport: TransportInfo;
-  /** Aborted by the caller's signal or the deadline; read by the transport without making a signal. */
-  readonly abortSource = new AbortSource();
+  /**
+   * Aborted by the caller's signal, the deadline or the parent call's
+   * abort; read by the transport without making a signal.
+   */
+  readonly abortSource: AbortSource;
   /** The response the transport produced last, while it is the current one. */
   current: SettleScope | undefined = undefined;
   /** Async listeners still running; the call resolves after them. */
@@ -59,7 +62,9 @@ export class Call<S extends object = object> implements CompletionContext<S> {
     readonly tags: Readonly<Record<string, string>>,
     timeoutMs: number | undefined,
     environment: CallEnvironment,
+    parent?: Call,
   ) {
+    this.abortSource = new AbortSource(parent?.abortSource);
     this.stream = request.stream === true;
     this.events = environment.events;
     this.clock = environment.clock;

@@ -156,12 +156,20 @@ export class Pipeline<S extends object = object> {
     if (this.closing) throw new ClosedError();
     const call = options === undefined ? {} : (plainCallOptions(options) ?? parseOptions(callOptionsSchema, options, 'options', callHints));
     const body = this.parseRequest(request);
-    const ctx = new Call<S>(body, call.tags ? (Object.isFrozen(call.tags) ? call.tags : Object.freeze({ ...call.tags })) : noTags, timeoutOf(call), this.environment);
+    // A parent made by a pipeline is followed through the call's abort source, with no listener of its own.
+    const parent = call.parent instanceof Call ? (call.parent as Call) : undefined;
+    const ctx = new Call<S>(
+      body,
+      call.tags ? (Object.isFrozen(call.tags) ? call.tags : Object.freeze({ ...call.tags })) : noTags,
+      timeoutOf(call),
+      this.environment,
+      parent,
+    );
     this.admit(ctx);
     if (this.events.listenerCount('request') > 0) {
       this.events.emit('request', { id: ctx.id, model: body.model, stream: ctx.stream, tags: ctx.tags });
     }
-    const release = this.armDeadline(ctx, call);
+    const release = this.armDeadline(ctx, call.signal, call.timeoutMs, parent ? undefined : call.parent);
     try {
       this.composed ??= compose(this.middleware, unbindOnNext);
       await this.composed(ctx, () => this.send(ctx));
@@ -323,9 +331,11 @@ export class Pipeline<S extends object = object> {
     return Promise.all([settling, draining]).then(() => ctx.drain());
   }
 
-  /** Links the caller's signal and the deadline to the call's abort; returns the cleanup. */
-  private armDeadline(ctx: Call<S>, call: CallOptions): () => void {
-    const { signal, timeoutMs, parent } = call;
+  /**
+   * Links the caller's signal, the deadline and a parent that is not a
+   * pipeline's call to the call's abort; returns the cleanup.
+   */
+  private armDeadline(ctx: Call<S>, signal: AbortSignal | undefined, timeoutMs: number | undefined, parent: CompletionContext | undefined): () => void {
     if (!signal && timeoutMs === undefined && !parent) return noop;
     const source = ctx.abortSource;
     // The parent's own timer enforces the deadline this call inherits.
