@@ -8,6 +8,9 @@ import { SettleScope } from './settlement.js';
 import type { Store } from './store.js';
 
 let sequence = 0;
+
+/** What a call with nothing to let go of at its end releases. */
+export const releaseNothing = (): void => {};
 const prefix = `call_${Math.floor(Math.random() * 36 ** 6).toString(36)}`;
 
 /** What a call shares with the pipeline that runs it. */
@@ -51,6 +54,8 @@ export class Call<S extends object = object> implements CompletionContext<S> {
   inFlight = false;
   previousInFlight: Call<S> | undefined = undefined;
   nextInFlight: Call<S> | undefined = undefined;
+  /** Lets go of the caller's signal, the deadline's timer and a parent no pipeline made; {@link releaseNothing} when there are none. */
+  release: () => void = releaseNothing;
   private signalCache: AbortSignal | undefined = undefined;
   /** The call's own scope, made when a listener first needs it (most calls have none). */
   private callScope: SettleScope | undefined = undefined;
