@@ -162,29 +162,58 @@ class RoutedCall {
     else this.state.hops.push(hop);
   }
 
-  async run(): Promise<void> {
+  run(): Promise<void> {
     const { config, budget } = this.shared;
     if (!config.groups.has(this.primary)) {
-      throw new NoDeploymentError(this.primary, `no deployment serves model "${this.primary}"`, undefined);
+      return Promise.reject(new NoDeploymentError(this.primary, `no deployment serves model "${this.primary}"`, undefined));
     }
     if (config.hedge) budget.state = depositHedge(budget.state, config.hedge.ratio);
-    let reason: HopReason = 'route';
-    for (let index = 0; index < this.chain.length; ) {
+    const group = this.chain[0] as string;
+    let picked: ReturnType<RoutedCall['pick']>;
+    try {
+      picked = config.maxHops === 0 ? undefined : this.pick(group, this.chain.length === 1);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Most calls go to the deployment picked at once, unhedged, and it
+    // answers: one `then` on that hop. The loop, an async frame held for
+    // the whole call, runs only when a call waits, moves on or is hedged.
+    if (picked === undefined || picked instanceof Promise || config.hedge) return this.loop(0, 'route', picked);
+    const first = picked;
+    return this.send(first, group, first.sticky ? 'sticky' : 'route').then(
+      (answer) => (this.refused(answer, group) ? this.loop(1, 'content-filter', notPicked) : this.deliver(answer)),
+      (caught: unknown) => {
+        const next = this.failed(first.deployment, group, toSluiceError(caught));
+        return this.loop(next === 'content-filter' ? 1 : 0, next === 'same-group' ? 'fallback' : next, notPicked);
+      },
+    );
+  }
+
+  /**
+   * Tries the chain from `start` until a deployment answers.
+   *
+   * @param picked - what the pick at `start` already gave, or `notPicked`
+   */
+  private async loop(start: number, from: HopReason, picked: ReturnType<RoutedCall['pick']> | typeof notPicked): Promise<void> {
+    const { config } = this.shared;
+    let reason = from;
+    for (let index = start; index < this.chain.length; ) {
       if (config.maxHops !== undefined && this.hops >= config.maxHops) break;
       const group = this.chain[index] as string;
-      let picked = this.pick(group, index === this.chain.length - 1);
-      if (picked instanceof Promise) picked = await picked;
-      if (!picked) {
+      let choice = picked === notPicked ? this.pick(group, index === this.chain.length - 1) : picked;
+      picked = notPicked;
+      if (choice instanceof Promise) choice = await choice;
+      if (!choice) {
         index++;
         if (reason === 'route') reason = 'fallback';
         continue;
       }
-      const hopReason = picked.sticky ? 'sticky' : reason;
+      const hopReason = choice.sticky ? 'sticky' : reason;
       let answer: Answer;
       try {
-        answer = await this.send(picked, group, hopReason);
+        answer = await this.send(choice, group, hopReason);
       } catch (caught) {
-        const next = this.failed(picked.deployment, group, toSluiceError(caught));
+        const next = this.failed(choice.deployment, group, toSluiceError(caught));
         if (next === 'content-filter') index++;
         reason = next === 'same-group' ? 'fallback' : next;
         continue;
@@ -460,6 +489,9 @@ class RoutedCall {
 
 /** What `pickNow` says when every deployment left is full and the call should wait for a slot. */
 const full = Symbol('full');
+
+/** What `loop` is given when the chain's first pick is still to be made. */
+const notPicked = Symbol('not picked');
 
 /** Whether any choice was cut by a content filter (a loop: this runs on every answer). */
 function filtered(choices: ReadonlyArray<{ finish_reason: string | null }>): boolean {
