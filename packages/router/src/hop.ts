@@ -33,24 +33,8 @@ const discardNothing = (): Promise<void> => Promise.resolve();
  */
 export function sendHop(pool: DeploymentPool, picked: Picked, ctx: CompletionContext, cancel?: AbortSignal): Promise<Answer> {
   const { deployment } = picked;
-  let running: Promise<CompletionContext>;
-  let startedAt: number;
-  try {
-    const pipeline = pool.pipelineFor(deployment, ctx);
-    startedAt = ctx.clock.now();
-    // The inner call is made for the outer one: it is aborted with it and
-    // keeps its deadline, without an AbortController or a timer of its own.
-    const { request } = ctx;
-    const tags = pool.hopTags(deployment, ctx);
-    // The inner pipeline copies the request anyway; a copy here only to set the same model would be waste.
-    running = pipeline.run(
-      request.model === deployment.model ? request : { ...request, model: deployment.model },
-      cancel ? { parent: ctx, tags, signal: cancel } : { parent: ctx, tags },
-    );
-  } catch (caught) {
-    picked.release();
-    return Promise.reject(toSluiceError(caught));
-  }
+  const startedAt = ctx.clock.now();
+  const running = startHop(pool, picked, ctx, cancel);
   // Not async: a JSON hop is one `then` on the inner call, where an async
   // frame cost every hop several times as many bytes.
   if (!ctx.stream) {
@@ -66,6 +50,35 @@ export function sendHop(pool: DeploymentPool, picked: Picked, ctx: CompletionCon
     );
   }
   return firstChunk(running, picked, ctx, startedAt);
+}
+
+/**
+ * Starts the call on the deployment's inner pipeline: the inner call's
+ * finished context (a stream's chunks still to read). Gives the slot back
+ * if the call cannot even start; otherwise that is the caller's to do.
+ *
+ * @param pool - the deployments' pipelines and slots
+ * @param picked - where to send it, with the slot taken on it
+ * @param ctx - the outer call
+ * @param cancel - a hedge's own cancel, beside the outer call's abort
+ */
+export function startHop(pool: DeploymentPool, picked: Picked, ctx: CompletionContext, cancel?: AbortSignal): Promise<CompletionContext> {
+  const { deployment } = picked;
+  try {
+    const pipeline = pool.pipelineFor(deployment, ctx);
+    // The inner call is made for the outer one: it is aborted with it and
+    // keeps its deadline, without an AbortController or a timer of its own.
+    const { request } = ctx;
+    const tags = pool.hopTags(deployment, ctx);
+    // The inner pipeline copies the request anyway; a copy here only to set the same model would be waste.
+    return pipeline.run(
+      request.model === deployment.model ? request : { ...request, model: deployment.model },
+      cancel ? { parent: ctx, tags, signal: cancel } : { parent: ctx, tags },
+    );
+  } catch (caught) {
+    picked.release();
+    return Promise.reject(toSluiceError(caught));
+  }
 }
 
 /** A streamed hop's answer once its first chunk is in (or it ended without one). */

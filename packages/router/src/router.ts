@@ -1,4 +1,5 @@
 import {
+  type ChatCompletionChunk,
   type CompletionContext,
   type Middleware,
   SluiceError,
@@ -13,7 +14,7 @@ import type { HopReason, RouterEvents, RouterState, SkipReason } from './events.
 import { type HedgeBudgetState, depositHedge, withdrawHedge } from './hedge-budget.js';
 import { hedgeLoss } from './hedge-loss.js';
 import { type RunningHop, race } from './hedge.js';
-import { type Answer, sendHop } from './hop.js';
+import { type Answer, sendHop, startHop } from './hop.js';
 import { LatencyTracker } from './latency.js';
 import { lastCause, type ResolvedDeployment, type ResolvedOptions, type RouterOptions, resolveOptions } from './options.js';
 import { type Candidate, selectDeployment } from './select.js';
@@ -180,10 +181,37 @@ class RoutedCall {
     // the whole call, runs only when a call waits, moves on or is hedged.
     if (picked === undefined || picked instanceof Promise || config.hedge) return this.loop(0, 'route', picked);
     const first = picked;
+    if (!this.ctx.stream) return this.sendJson(first, group);
     return this.send(first, group, first.sticky ? 'sticky' : 'route').then(
       (answer) => (this.refused(answer, group) ? this.loop(1, 'content-filter', notPicked) : this.deliver(answer)),
       (caught: unknown) => {
         const next = this.failed(first.deployment, group, toSluiceError(caught));
+        return this.loop(next === 'content-filter' ? 1 : 0, next === 'same-group' ? 'fallback' : next, notPicked);
+      },
+    );
+  }
+
+  /**
+   * The first hop of a JSON call, unhedged: the inner call's context goes
+   * straight to the outer call, with no answer object and no second `then`
+   * between them unless the deployment refused it.
+   */
+  private sendJson(picked: Picked, group: string): Promise<void> {
+    const { deployment } = picked;
+    this.markTried(deployment.id);
+    this.started(deployment, group, picked.sticky ? 'sticky' : 'route');
+    const startedAt = this.ctx.clock.now();
+    return startHop(this.shared.pool, picked, this.ctx).then(
+      (inner) => {
+        picked.release();
+        const firstChunkMs = this.ctx.clock.now() - startedAt;
+        if (!inner.response || !filtered(inner.response.choices)) return this.settle(deployment, inner, firstChunkMs);
+        const answer: Answer = { deployment, inner, chunks: undefined, firstChunkMs, discard: () => Promise.resolve() };
+        return this.refused(answer, group) ? this.loop(1, 'content-filter', notPicked) : this.deliver(answer);
+      },
+      (caught: unknown) => {
+        picked.release();
+        const next = this.failed(deployment, group, toSluiceError(caught));
         return this.loop(next === 'content-filter' ? 1 : 0, next === 'same-group' ? 'fallback' : next, notPicked);
       },
     );
@@ -441,16 +469,20 @@ class RoutedCall {
 
   /** Copies the winning answer into the outer call. */
   private deliver(answer: Answer): void {
+    this.settle(answer.deployment, answer.inner, answer.firstChunkMs, answer.chunks);
+    if (answer !== this.refusal) void this.refusal?.discard();
+  }
+
+  /** Copies what `deployment`'s inner call answered into the outer call, and pins the call's key to it when sticky. */
+  private settle(deployment: ResolvedDeployment, inner: CompletionContext, firstChunkMs: number, chunks?: AsyncIterable<ChatCompletionChunk>): void {
     const { ctx, shared } = this;
-    const { deployment, inner } = answer;
-    shared.latency.observe(deployment.id, answer.firstChunkMs);
+    shared.latency.observe(deployment.id, firstChunkMs);
     this.state.deployment = deployment.id;
     this.record({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'answered', attemptId: inner.id });
     ctx.responseHeaders = inner.responseHeaders;
     ctx.usage = inner.usage;
-    if (ctx.stream) ctx.chunks = answer.chunks;
+    if (ctx.stream) ctx.chunks = chunks;
     else ctx.response = inner.response;
-    if (answer !== this.refusal) void this.refusal?.discard();
     const sticky = shared.sticky;
     if (sticky && deployment.group === this.primary) {
       const ttlMs = shared.config.sticky?.ttlMs ?? 3_600_000;
