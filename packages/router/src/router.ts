@@ -82,7 +82,8 @@ export function router(options: RouterOptions): RouterMiddleware {
   // Each model's chain (itself, then its fallbacks), made once: a call copies it only to change it.
   const chains = new Map<string, readonly string[]>();
   for (const model of config.groups.keys()) chains.set(model, [model, ...(config.fallbacks[model] ?? [])]);
-  const shared: Shared = { config, pool, latency, credit, budget, sticky, chains };
+  const timed = config.strategy === 'latency' || config.hedge !== undefined;
+  const shared: Shared = { config, pool, latency, timed, credit, budget, sticky, chains };
 
   // Not async: the call's own promise is the one the middleware returns.
   const middleware = function router(ctx: CompletionContext): Promise<void> {
@@ -103,6 +104,8 @@ interface Shared {
   config: ResolvedOptions;
   pool: DeploymentPool;
   latency: LatencyTracker;
+  /** Whether anything reads `latency`: the latency strategy or hedging. */
+  timed: boolean;
   credit: Map<string, number>;
   budget: { state: HedgeBudgetState };
   sticky: KeyedState | undefined;
@@ -200,11 +203,12 @@ class RoutedCall {
     const { deployment } = picked;
     this.markTried(deployment.id);
     this.started(deployment, group, picked.sticky ? 'sticky' : 'route');
-    const startedAt = this.ctx.clock.now();
+    // Response times are kept only for the latency strategy and hedging, the two that read them.
+    const startedAt = this.shared.timed ? this.ctx.clock.now() : 0;
     return startHop(this.shared.pool, picked, this.ctx).then(
       (inner) => {
         picked.release();
-        const firstChunkMs = this.ctx.clock.now() - startedAt;
+        const firstChunkMs = this.shared.timed ? this.ctx.clock.now() - startedAt : 0;
         if (!inner.response || !filtered(inner.response.choices)) return this.settle(deployment, inner, firstChunkMs);
         const answer: Answer = { deployment, inner, chunks: undefined, firstChunkMs, discard: () => Promise.resolve() };
         return this.refused(answer, group) ? this.loop(1, 'content-filter', notPicked) : this.deliver(answer);
@@ -289,7 +293,8 @@ class RoutedCall {
   private pickNow(group: string, last: boolean, pinnedId: string | undefined): Picked | undefined | typeof full {
     const { config, pool, latency, credit } = this.shared;
     const deployments = config.groups.get(group) ?? [];
-    const now = this.ctx.clock.now();
+    // The clock is read only when some deployment is cooling: most calls find none.
+    const now = pool.cooling() ? this.ctx.clock.now() : 0;
     // The first candidate alone, and a list from the second on: most groups offer one.
     let only: ResolvedDeployment | undefined;
     let candidates: Candidate[] | undefined;
@@ -476,7 +481,7 @@ class RoutedCall {
   /** Copies what `deployment`'s inner call answered into the outer call, and pins the call's key to it when sticky. */
   private settle(deployment: ResolvedDeployment, inner: CompletionContext, firstChunkMs: number, chunks?: AsyncIterable<ChatCompletionChunk>): void {
     const { ctx, shared } = this;
-    shared.latency.observe(deployment.id, firstChunkMs);
+    if (shared.timed) shared.latency.observe(deployment.id, firstChunkMs);
     this.state.deployment = deployment.id;
     this.record({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'answered', attemptId: inner.id });
     ctx.responseHeaders = inner.responseHeaders;
