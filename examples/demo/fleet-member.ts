@@ -19,8 +19,10 @@ await store.syncClock();
 console.log('ready');
 await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
 const llm = createPipeline({ transport: openAICompatible({ baseUrl, apiKey: 'sk-demo' }), store, clock: store.clock })
-  // 10 requests a second for the whole fleet, not for each process.
-  .use(rateLimit({ requests: { limit: 10, windowMs: 1_000 } }))
+  // 10 requests a second for the whole fleet, not for each process. The window is padded by half a
+  // second: the upstream counts arrivals, each a transit after its booking (the redis README's
+  // "Arrival times at the upstream").
+  .use(rateLimit({ requests: { limit: 10, windowMs: 1_500 } }))
   // When the fleet's window booked the call, on the fleet's one clock (none if it went unrecorded): fleet.ts checks these.
   .use(async function stampAdmission(ctx, next) {
     ctx.request = { ...ctx.request, metadata: { ...ctx.request.metadata, admitted_at: String(ctx.state.ratelimit?.admittedAt) } };

@@ -76,7 +76,7 @@ function busiestSecond(times: number[]): number {
 
 /**
  * Three processes, one limit: three Node processes, each with its own
- * pipeline and `rateLimit({ requests: { limit: 10, windowMs: 1_000 } })`,
+ * pipeline and `rateLimit({ requests: { limit: 10, windowMs: 1_500 } })`,
  * share one Redis through `@sluice/redis`; the upstream sees at most 10 a
  * second in total, not 30.
  */
@@ -92,7 +92,8 @@ export async function fleet(): Promise<void> {
   const started: Array<{ stop(): void }> = [];
   try {
     while (!(await ping(port))) await new Promise((resolve) => setTimeout(resolve, 20));
-    console.log('3 processes × 15 calls, each with rateLimit({ requests: { limit: 10, windowMs: 1_000 } }) on one redisStore');
+    console.log('3 processes × 15 calls, each with rateLimit({ requests: { limit: 10, windowMs: 1_500 } }) on one redisStore');
+    console.log('  (10 a second for the fleet, the window padded by 0.5 s for the transit from booking to arrival)');
     const member = fileURLToPath(new URL('./fleet-member.ts', import.meta.url));
     const members = ['alpha', 'beta', 'gamma'].map((name) =>
       startMember(['--conditions=@sluice/source', '--import', 'tsx', member, `redis://127.0.0.1:${port}`, upstream.url, name]),
@@ -108,16 +109,16 @@ export async function fleet(): Promise<void> {
       );
     const admitted = busiestSecond(upstream.requests.map((request) => Number((request.body as { metadata?: Record<string, string> }).metadata?.admitted_at)));
     const arrived = busiestSecond(upstream.requests.map((request) => request.at));
-    console.log(`upstream: ${upstream.requests.length} requests; the busiest second held ${admitted} admissions (each process alone would have let 10 through: 30)`);
-    // What the limit bounds is when calls go; the upstream sees each a little later, the first ones later still (they open connections).
-    console.log(`  (arrivals at the upstream, each some ms after its admission: busiest second ${arrived})`);
-    const busiest = admitted;
+    console.log(
+      `upstream: ${upstream.requests.length} requests; the busiest second held ${admitted} bookings and ${arrived} arrivals ` +
+        '(each process alone would have let 10 through: 30)',
+    );
     const storeErrors = reports.reduce((sum, report) => sum + report.storeErrors, 0);
-    const held = storeErrors === 0 && busiest <= 10;
+    const held = storeErrors === 0 && admitted <= 10 && arrived <= 10;
     console.log(
       held
-        ? 'check: 0 store errors, and no second over the limit of 10: the fleet held one limit'
-        : `check FAILED: ${storeErrors} store error(s), busiest second ${busiest} against a limit of 10 (a loaded machine can starve the processes)`,
+        ? 'check: 0 store errors, and no second over the limit of 10, booked or arrived: the fleet held one limit'
+        : `check FAILED: ${storeErrors} store error(s), busiest second ${admitted} booked and ${arrived} arrived against a limit of 10 (a loaded machine can starve the processes)`,
     );
     if (!held) process.exitCode = 1;
   } finally {

@@ -3,7 +3,7 @@ import { systemClock } from './clock.js';
 import type { CompletionContext } from './context.js';
 import { createEmitter } from './events.js';
 import { keyedState, keyResolver } from './keyed-state.js';
-import { memoryStore, type Store } from './store.js';
+import { kOwnDeadline, memoryStore, type Store } from './store.js';
 
 function fakeCall(overrides: Partial<CompletionContext> = {}): CompletionContext {
   return {
@@ -103,6 +103,31 @@ describe('keyedState', () => {
     // Due at 5 000 ms, and it looks once more a turn later (see the next test).
     await vi.advanceTimersByTimeAsync(4_951);
     expect(settled).toBe(true);
+  });
+
+  it('sets no timer around a store that bounds its own calls, unless the middleware names a timeout', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    // Answers after 200 ms: past the 50 ms default, within the store's own (unenforced here) bound.
+    const slow: Store = {
+      ...brokenStore('hang'),
+      update: <T>(_key: string, reducer: (current: T | undefined) => T) =>
+        new Promise<T>((resolve) => setTimeout(() => resolve(reducer(undefined)), 200)),
+    };
+    const own = { ...slow, [kOwnDeadline]: true } as Store;
+    const events: unknown[] = [];
+    const run = (store: Store, timeoutMs?: number) => {
+      const ctx = fakeCall({ store });
+      ctx.events.on('store-error', (event) => events.push(event));
+      return keyedState({ name: 'demo', defaultKey: 'global', field: 'demo.key', timeoutMs }).update(ctx, 'global', () => 7, { ttlMs: 1_000 });
+    };
+    const trusted = run(own);
+    const unmarked = run(slow);
+    const named = run(own, 20);
+    await vi.advanceTimersByTimeAsync(250);
+    await expect(trusted).resolves.toBe(7);
+    await expect(unmarked).resolves.toBeUndefined();
+    await expect(named).resolves.toBeUndefined();
+    expect(events).toHaveLength(2);
   });
 
   it('takes an answer that is waiting when the time runs out (a busy event loop) over the timeout', async () => {

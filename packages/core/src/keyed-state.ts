@@ -3,7 +3,7 @@ import type { Clock } from './clock.js';
 import type { CompletionContext } from './context.js';
 import { StoreError, ValidationError } from './errors.js';
 import type { SluiceEmitter } from './events.js';
-import { kInProcess, memoryStore, type Store, type TimeToLive } from './store.js';
+import { kInProcess, kOwnDeadline, memoryStore, type Store, type TimeToLive } from './store.js';
 
 /**
  * What a stateful middleware's state is keyed by, the same vocabulary in
@@ -76,9 +76,10 @@ export interface KeyedStateOptions {
   onStoreError?: StoreErrorPolicy | undefined;
   /**
    * Longest a store call may take before it counts as failed: this option,
-   * else the store's own `timeoutMs` (a `redisStore` says how long its
-   * round trips may take), else 50 ms. In-process stores (`memoryStore`)
-   * answer synchronously and get no timer.
+   * else the store's own `timeoutMs`, else 50 ms. In-process stores
+   * (`memoryStore`) answer synchronously and get no timer; without this
+   * option, neither do stores that bound their own calls (marked with
+   * `kOwnDeadline`, as `redisStore` is).
    */
   timeoutMs?: number | undefined;
 }
@@ -164,6 +165,8 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
   const bounded = <T>(store: Store, ctx: CompletionContext | undefined, run: () => Promise<T>): Promise<T> => {
     const clock = ctx?.clock ?? lastClock;
     if ((store as { [kInProcess]?: boolean })[kInProcess] || !clock) return run();
+    // A store that bounds its own calls needs no second timer, unless the middleware set a timeout of its own.
+    if ((store as { [kOwnDeadline]?: boolean })[kOwnDeadline] === true && options.timeoutMs === undefined) return run();
     const own = (store as { timeoutMs?: unknown }).timeoutMs;
     const timeoutMs = options.timeoutMs ?? (typeof own === 'number' && own > 0 ? own : 50);
     return new Promise<T>((resolve, reject) => {

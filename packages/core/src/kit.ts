@@ -26,6 +26,7 @@ export type { PromptTokens } from './augmentable.js';
 export { parseRetryAfter, redact, excerpt, redactHeaders } from './upstream-errors.js';
 export { toSluiceError } from './errors.js';
 export { unrefTimer } from './clock.js';
+export { kOwnDeadline } from './store.js';
 export * from './schemas.js';
 export type * from './chat-completion-request.js';
 export type * from './chat-completion.js';

@@ -4,6 +4,23 @@ import { ValidationError } from './errors.js';
 /** Marks stores that answer in-process, which need no timeout. */
 export const kInProcess = Symbol.for('sluice.store.in-process');
 
+/**
+ * Marks a store that bounds its own calls: every call it is given settles
+ * by itself, rejecting with a `StoreError` once the store's own deadline
+ * has passed, so `keyedState` sets no timer of its own around it (unless a
+ * middleware asks for a `timeoutMs` of its own). A store's own deadline
+ * can be the better one: it can start when the request goes out rather
+ * than when the call was made, and leave out the time this process spent
+ * stalled, which a timer around the call cannot tell from a slow store.
+ * Set it as a property whose value is `true` (`redisStore` does).
+ *
+ * @example
+ * ```ts
+ * const store = { ...myStoreMethods, [kOwnDeadline]: true };
+ * ```
+ */
+export const kOwnDeadline = Symbol.for('sluice.store.own-deadline');
+
 /** A record's time to live: fixed, or computed from the value just written. */
 export type TimeToLive<T> = number | ((value: T) => number);
 

@@ -44,7 +44,7 @@ export interface CasBatcherOptions {
   onTime(sentAt: number, receivedAt: number, serverMs: number): void;
 }
 
-/** One queued write and who waits for it. */
+/** One queued write and who waits for it; its functions are called as its methods. */
 export interface CasRequest {
   /**
    * Computes the write as its command is about to go, so that what it
@@ -64,7 +64,10 @@ export interface CasRequest {
 export type CasSend = (request: CasRequest) => void;
 
 /** A request with its write computed. */
-type Prepared = Omit<CasRequest, 'prepare'> & { write: CasWrite };
+interface Prepared {
+  request: CasRequest;
+  write: CasWrite;
+}
 
 /**
  * Keys per command. Enough to make the per-command cost small beside the
@@ -98,6 +101,8 @@ const endOfTurn: (callback: () => void) => void =
       : (callback) => void setTimeout(callback, 0);
 
 const int = (value: unknown): number => Number(value);
+/** Every written outcome is alike: one object for all. */
+const wrote: CasOutcome = Object.freeze({ written: true });
 
 /**
  * Collects compare-and-set writes and sends those that became ready in
@@ -122,27 +127,34 @@ export function casBatcher(commands: RedisCommands, options: CasBatcherOptions):
     let reply: unknown[];
     try {
       const answer = commands.script(compareAndSet, compareAndSetSha, keys, args);
-      for (const queued of batch) queued.sent();
+      for (const queued of batch) queued.request.sent();
       reply = (await answer) as unknown[];
     } catch (error) {
-      for (const queued of batch) queued.reject(error);
+      for (const queued of batch) queued.request.reject(error);
       return;
     }
     if (time) options.onTime(sentAt, Date.now(), int(reply[0]) * 1000 + int(reply[1]) / 1000);
     batch.forEach((queued, index) => {
       const written = int(reply[2 + 2 * index]);
       const detail = reply[3 + 2 * index];
-      if (written === 1) queued.resolve({ written: true });
-      else if (written === 0) queued.resolve({ written: false, current: detail });
-      else queued.reject(new Error(`Redis could not read ${queued.write.key}: ${String(detail)}`));
+      if (written === 1) queued.request.resolve(wrote);
+      else if (written === 0) queued.request.resolve({ written: false, current: detail });
+      else queued.request.reject(new Error(`Redis could not read ${queued.write.key}: ${String(detail)}`));
     });
   }
 
   const flush = () => {
     const ready: Prepared[] = [];
     for (const request of queue) {
-      const write = request.prepare();
-      if (write) ready.push({ write, sent: request.sent, resolve: request.resolve, reject: request.reject });
+      let write: CasWrite | undefined;
+      try {
+        write = request.prepare();
+      } catch (error) {
+        // Its own failure (a value JSON cannot write, say): the others of the turn still go.
+        request.reject(error);
+        continue;
+      }
+      if (write) ready.push({ request, write });
     }
     queue = [];
     const size = options.oneKeyPerCall ? 1 : maxKeysPerCall;

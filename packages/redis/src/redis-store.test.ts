@@ -207,6 +207,18 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
     expect(b).toMatchObject({ status: 'rejected', reason: boom });
   });
 
+  it('fails only the caller whose value cannot be written, and still sends the other records of its turn', async () => {
+    const store = redisStore({ client: await open(), prefix: `${name}:unwritable:`, timeoutMs });
+    // JSON cannot write a BigInt: the write fails as it is prepared, with the turn's other writes queued beside it.
+    const [bad, good] = await Promise.allSettled([
+      store.update<unknown>('bad', () => 1n, 60_000),
+      store.update<number>('good', (current) => (current ?? 0) + 1, 60_000),
+    ]);
+    expect(bad).toMatchObject({ status: 'rejected', reason: { code: 'STORE_UNAVAILABLE' } });
+    expect(good).toEqual({ status: 'fulfilled', value: 1 });
+    await expect(store.update<number>('bad', (current) => (current ?? 0) + 1, 60_000)).resolves.toBe(1);
+  });
+
   it('reloads its script when the server lost it', async () => {
     const client = await open();
     const store = redisStore({ client, prefix: `${name}:noscript:`, timeoutMs });

@@ -72,3 +72,103 @@ export function storeDeadline(timeoutMs: number, expire: () => void): StoreDeadl
     },
   };
 }
+
+/** One deadline of a {@link deadlineQueue}, in its list. */
+interface Entry extends StoreDeadline {
+  due: number;
+  expire: (() => void) | undefined;
+  graced: boolean;
+  prev: Entry | undefined;
+  next: Entry | undefined;
+  queued: boolean;
+}
+
+/**
+ * {@link storeDeadline} for many calls of one timeout at once, on one timer:
+ * the same rules per deadline (starts when called, looks once more after
+ * due I/O, forgives one stall), without a timer set and cleared per call,
+ * which a store deciding tens of thousands of times a second pays in CPU
+ * and garbage. Deadlines of one timeout fall due in the order they start,
+ * so they queue in a list, and one given extra time for a stall is placed
+ * by its new due time; a cancelled one leaves the list at once (kept until
+ * due, the writes of a busy second would pile up behind a long timeout).
+ *
+ * @param timeoutMs - how long Redis may take to answer
+ * @returns `start(expire)`, which runs one deadline
+ */
+export function deadlineQueue(timeoutMs: number): (expire: () => void) => StoreDeadline {
+  let head: Entry | undefined;
+  let tail: Entry | undefined;
+  let timer: unknown;
+  let timerDue = Number.POSITIVE_INFINITY;
+
+  const unlink = (entry: Entry) => {
+    if (entry.prev) entry.prev.next = entry.next;
+    else head = entry.next;
+    if (entry.next) entry.next.prev = entry.prev;
+    else tail = entry.prev;
+    entry.prev = entry.next = undefined;
+    entry.queued = false;
+  };
+
+  const place = (entry: Entry) => {
+    entry.queued = true;
+    // Usually the latest due of all: at the tail. A stall's extra time may fall before others'.
+    let after = tail;
+    while (after && after.due > entry.due) after = after.prev;
+    entry.prev = after;
+    entry.next = after ? after.next : head;
+    if (entry.next) entry.next.prev = entry;
+    else tail = entry;
+    if (after) after.next = entry;
+    else head = entry;
+  };
+
+  const arm = () => {
+    if (!head || timerDue <= head.due) return;
+    if (timer !== undefined) systemClock.clearTimeout(timer);
+    timerDue = head.due;
+    timer = systemClock.setTimeout(fire, Math.max(0, head.due - Date.now()));
+  };
+
+  const fire = () => {
+    timer = undefined;
+    timerDue = Number.POSITIVE_INFINITY;
+    const firedAt = Date.now();
+    afterDueIo(() => {
+      while (head && head.due <= firedAt) {
+        const entry = head;
+        unlink(entry);
+        const late = firedAt - entry.due;
+        if (!entry.graced && late > timeoutMs / 4) {
+          entry.graced = true;
+          entry.due = Date.now() + Math.min(late, timeoutMs);
+          place(entry);
+          continue;
+        }
+        const expire = entry.expire;
+        entry.expire = undefined;
+        expire?.();
+      }
+      arm();
+    });
+  };
+
+  return (expire) => {
+    const entry: Entry = {
+      due: Date.now() + timeoutMs,
+      expire,
+      graced: false,
+      prev: undefined,
+      next: undefined,
+      queued: false,
+      cancel() {
+        entry.expire = undefined;
+        if (entry.queued) unlink(entry);
+      },
+    };
+    place(entry);
+    if (timer === undefined) arm();
+    return entry;
+  };
+}

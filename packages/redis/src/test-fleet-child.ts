@@ -14,8 +14,16 @@ import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { redisStore } from './redis-store.js';
 
-type Scenario = 'limits' | 'outage' | 'restart';
+type Scenario = 'limits' | 'outage' | 'restart' | 'arrivals';
+/** The arrivals scenario's request limit, its window, and the headroom the window is padded with (see fleet.test.ts). */
+interface Arrivals {
+  limit: number;
+  windowMs: number;
+  marginMs: number;
+}
 const [redisUrl, index] = process.argv.slice(2) as [string, string];
+/** The test's lines, read one at a time: a scenario, and a scenario's go-ahead. */
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 let unhandled = 0;
 process.on('unhandledRejection', () => unhandled++);
 
@@ -80,19 +88,20 @@ function stamp(field: 'requests_at' | 'tokens_at', keyPart: string) {
   };
 }
 
-async function runScenario(scenario: Scenario, upstreamUrl: string): Promise<{ results: Result[]; storeErrors: Record<string, number>; unhandled: number }> {
+async function runScenario(scenario: Scenario, upstreamUrl: string, arrivals?: Arrivals): Promise<{ results: Result[]; storeErrors: Record<string, number>; unhandled: number }> {
   const unhandledBefore = unhandled;
   const { store, close } = await connect();
-  // Redis's time. Where bounds are asserted, the middleware's store timeout (keyedState's 50 ms, which
-  // no middleware lets a user set yet) is stretched to 2 s: four processes starting on a loaded 2-core
-  // machine miss 50 ms often, and every miss would refuse a call ('closed') instead of testing the bound.
-  const patient = scenario !== 'restart';
-  const clock = {
-    now: () => store.clock.now(),
-    setTimeout: (run: () => void, ms: number) => store.clock.setTimeout(run, patient && ms === 50 ? 2_000 : ms),
-    clearTimeout: (handle: unknown) => store.clock.clearTimeout(handle),
-  };
-  const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstreamUrl, apiKey: 'sk-test' }), store: store as Store, clock })
+  // Redis's time. The store's timeout is 2 s (see connect()), not the default 50 ms: four processes
+  // starting on a loaded 2-core machine miss 50 ms often, and every miss would refuse a call
+  // ('closed') instead of testing the bound. The store bounds its own calls, so that is the only timer.
+  const clock = store.clock;
+  const transport = openAICompatible({ baseUrl: upstreamUrl, apiKey: 'sk-test' });
+  const llm = arrivals
+    ? // Only the shared request limit, just outside the transport: what the upstream counts is when requests arrive.
+      createPipeline({ transport, store: store as Store, clock }).use(
+        rateLimit({ requests: { limit: arrivals.limit, windowMs: arrivals.windowMs + arrivals.marginMs }, onStoreError: 'closed' }),
+      )
+    : createPipeline({ transport, store: store as Store, clock })
     .use(noteBookings)
     .use(budget({ limitUsd: 0.0015, period: 'day', name: `budget-${scenario}` }))
     // Where a bound is asserted, a slow store (a loaded test machine) refuses calls: 'closed'. With
@@ -122,6 +131,16 @@ async function runScenario(scenario: Scenario, upstreamUrl: string): Promise<{ r
   };
 
   const results: Result[] = [];
+  if (arrivals) {
+    // Connections first, outside the limit (marked, so the test leaves them out): a cold connection
+    // adds its handshake to one request's transit and not to the next window's, on a loaded machine
+    // more than the margin the test pads its window with.
+    const warm = createPipeline({ transport }); // closed with the transport, by llm.close()
+    const request = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'warm-up' }], metadata: { warmup: 'yes' } };
+    await Promise.all(Array.from({ length: 32 }, () => warm.complete(request)));
+    console.log(JSON.stringify({ scenario, ready: true }));
+    await lines.next(); // { go: true }: every process of the fleet is warm
+  }
   if (scenario === 'outage') {
     // One call at a time per process, for a while, so the circuit's open periods come and go.
     for (let n = 0; n < 60; n++) {
@@ -136,7 +155,7 @@ async function runScenario(scenario: Scenario, upstreamUrl: string): Promise<{ r
   return { results, storeErrors, unhandled: unhandled - unhandledBefore };
 }
 
-for await (const line of createInterface({ input: process.stdin })) {
-  const { scenario, upstreamUrl } = JSON.parse(line) as { scenario: Scenario; upstreamUrl: string };
-  console.log(JSON.stringify({ scenario, report: await runScenario(scenario, upstreamUrl) }));
+for (let line = await lines.next(); !line.done; line = await lines.next()) {
+  const { scenario, upstreamUrl, arrivals } = JSON.parse(line.value) as { scenario: Scenario; upstreamUrl: string; arrivals?: Arrivals };
+  console.log(JSON.stringify({ scenario, report: await runScenario(scenario, upstreamUrl, arrivals) }));
 }
