@@ -41,7 +41,9 @@ export const callOptionsSchema = z.strictObject({
 export function plainCallOptions(options: unknown): CallOptions | undefined {
   if (typeof options !== 'object' || options === null || Object.getPrototypeOf(options) !== Object.prototype) return undefined;
   const given = options as Record<string, unknown>;
-  for (const key of Object.keys(given)) {
+  // `for…in` rather than `Object.keys`: no array per call, and with the
+  // plain prototype checked above it sees exactly the own enumerable keys.
+  for (const key in given) {
     const value = given[key];
     switch (key) {
       case 'signal':
@@ -67,6 +69,6 @@ function isStringRecord(value: unknown): value is Record<string, string> {
   if (typeof value !== 'object' || value === null) return false;
   const prototype = Object.getPrototypeOf(value);
   if (prototype !== Object.prototype && prototype !== null) return false;
-  for (const key of Object.keys(value)) if (typeof (value as Record<string, unknown>)[key] !== 'string') return false;
+  for (const key in value) if (Object.hasOwn(value, key) && typeof (value as Record<string, unknown>)[key] !== 'string') return false;
   return true;
 }

@@ -8,6 +8,9 @@ import { SettleScope } from './settlement.js';
 import type { Store } from './store.js';
 
 let sequence = 0;
+
+/** What a call with nothing to let go of at its end releases. */
+export const releaseNothing = (): void => {};
 const prefix = `call_${Math.floor(Math.random() * 36 ** 6).toString(36)}`;
 
 /** What a call shares with the pipeline that runs it. */
@@ -38,8 +41,11 @@ export class Call<S extends object = object> implements CompletionContext<S> {
   readonly clock: Clock;
   readonly store: Store;
   readonly transport: TransportInfo;
-  /** Aborted by the caller's signal or the deadline; read by the transport without making a signal. */
-  readonly abortSource = new AbortSource();
+  /**
+   * Aborted by the caller's signal, the deadline or the parent call's
+   * abort; read by the transport without making a signal.
+   */
+  readonly abortSource: AbortSource;
   /** The response the transport produced last, while it is the current one. */
   current: SettleScope | undefined = undefined;
   /** Async listeners still running; the call resolves after them. */
@@ -48,6 +54,8 @@ export class Call<S extends object = object> implements CompletionContext<S> {
   inFlight = false;
   previousInFlight: Call<S> | undefined = undefined;
   nextInFlight: Call<S> | undefined = undefined;
+  /** Lets go of the caller's signal, the deadline's timer and a parent no pipeline made; {@link releaseNothing} when there are none. */
+  release: () => void = releaseNothing;
   private signalCache: AbortSignal | undefined = undefined;
   /** The call's own scope, made when a listener first needs it (most calls have none). */
   private callScope: SettleScope | undefined = undefined;
@@ -59,7 +67,9 @@ export class Call<S extends object = object> implements CompletionContext<S> {
     readonly tags: Readonly<Record<string, string>>,
     timeoutMs: number | undefined,
     environment: CallEnvironment,
+    parent?: Call,
   ) {
+    this.abortSource = new AbortSource(parent?.abortSource);
     this.stream = request.stream === true;
     this.events = environment.events;
     this.clock = environment.clock;

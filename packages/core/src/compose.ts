@@ -15,6 +15,7 @@ const done = () => Promise.resolve();
  *
  * @param middleware - the steps, outermost first; the composed function's
  *   own `next` is optional (without it, the innermost `next()` does nothing)
+ *   and is given the context, so one function can serve every call
  * @param onNext - runs each time a step calls `next()`, before the next step starts
  * @throws ValidationError when an entry is not a function
  * @example
@@ -26,10 +27,10 @@ const done = () => Promise.resolve();
 export function compose<S extends object = object>(
   middleware: readonly Middleware<S>[],
   onNext?: (ctx: CompletionContext<S>) => void,
-): (ctx: CompletionContext<S>, next?: () => Promise<void>) => Promise<void> {
+): (ctx: CompletionContext<S>, next?: (ctx: CompletionContext<S>) => Promise<void>) => Promise<void> {
   middleware.forEach((fn, index) => checkMiddleware(fn, `middleware.${index}`));
   const steps = [...middleware];
-  return function composed(ctx: CompletionContext<S>, last: () => Promise<void> = done): Promise<void> {
+  return function composed(ctx: CompletionContext<S>, last: (ctx: CompletionContext<S>) => Promise<void> = done): Promise<void> {
     return dispatch({ steps, ctx, last, onNext }, 0);
   };
 }
@@ -38,7 +39,7 @@ export function compose<S extends object = object>(
 interface Run<S extends object> {
   steps: readonly Middleware<S>[];
   ctx: CompletionContext<S>;
-  last: () => Promise<void>;
+  last: (ctx: CompletionContext<S>) => Promise<void>;
   onNext: ((ctx: CompletionContext<S>) => void) | undefined;
 }
 
@@ -47,24 +48,25 @@ interface Run<S extends object> {
 function dispatch<S extends object>(run: Run<S>, index: number): Promise<void> {
   if (index < run.steps.length) return step(run, index);
   try {
-    return run.last();
+    return run.last(run.ctx);
   } catch (error) {
     return Promise.reject(error);
   }
 }
 
-async function step<S extends object>(run: Run<S>, index: number): Promise<void> {
+// Not async: a step is one `then` on its middleware's promise, where an
+// async frame (which holds a register file for as long as the call is in
+// flight) cost each step of each call several times as many bytes.
+function step<S extends object>(run: Run<S>, index: number): Promise<void> {
   const fn = run.steps[index] as Middleware<S>;
-  const link = new Link(run, index);
-  const returned: unknown = await fn(run.ctx, link.next);
-  // A factory used uncalled (`use(timing)` for `use(timing())`) returns the middleware it made.
-  if (typeof returned === 'function') {
-    throw new ValidationError(`middleware.${index}`, `${nameOf(fn)} returned a function: it is a middleware factory, so call it, as in use(${nameOf(fn)}())`);
+  const link = new Link(run, index, fn);
+  let returned: unknown;
+  try {
+    returned = fn(run.ctx, link.next);
+  } catch (error) {
+    return Promise.reject(error);
   }
-  if (link.pending) {
-    link.pending.catch(() => {});
-    throw new SluiceError('MISSING_AWAIT', `${nameOf(fn)} resolved while its next() was still pending: is an \`await\` missing?`);
-  }
+  return Promise.resolve(returned).then(link.check);
 }
 
 /** The `next` a step's middleware gets, and the call it has pending. */
@@ -74,12 +76,12 @@ class Link<S extends object> {
   constructor(
     private readonly run: Run<S>,
     private readonly index: number,
+    private readonly fn: Middleware<S>,
   ) {}
 
   readonly next = (): Promise<void> => {
     if (this.pending) {
-      const fn = this.run.steps[this.index] as Middleware<S>;
-      return Promise.reject(new SluiceError('NEXT_PENDING', `${nameOf(fn)} called next() again while its previous call was pending`));
+      return Promise.reject(new SluiceError('NEXT_PENDING', `${nameOf(this.fn)} called next() again while its previous call was pending`));
     }
     this.run.onNext?.(this.run.ctx);
     const call = dispatch(this.run, this.index + 1);
@@ -93,6 +95,19 @@ class Link<S extends object> {
 
   private readonly clear = (): void => {
     this.pending = undefined;
+  };
+
+  /** The middleware's promise resolved: it must not have returned a factory's product, nor left its next() pending. */
+  readonly check = (returned: unknown): void => {
+    const { fn, index } = this;
+    // A factory used uncalled (`use(timing)` for `use(timing())`) returns the middleware it made.
+    if (typeof returned === 'function') {
+      throw new ValidationError(`middleware.${index}`, `${nameOf(fn)} returned a function: it is a middleware factory, so call it, as in use(${nameOf(fn)}())`);
+    }
+    if (this.pending) {
+      this.pending.catch(() => {});
+      throw new SluiceError('MISSING_AWAIT', `${nameOf(fn)} resolved while its next() was still pending: is an \`await\` missing?`);
+    }
   };
 }
 

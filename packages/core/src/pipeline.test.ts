@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Middleware, Settlement } from './context.js';
-import { SluiceError } from './errors.js';
+import { AbortError, SluiceError } from './errors.js';
 import { abortReason, onAbort } from './call.js';
 import type { SluiceEvents } from './augmentable.js';
 import { createPipeline } from './pipeline.js';
@@ -214,6 +214,37 @@ describe('a call made for a parent call', () => {
     });
     await expect(outer.complete(ask(), { signal: controller.signal })).rejects.toMatchObject({ code: 'ABORTED' });
     expect(upstream.requests).toHaveLength(0);
+  });
+
+  it('follows a parent that no pipeline made through its signal', async () => {
+    const { upstream, llm } = await setup();
+    const controller = new AbortController();
+    llm.use(async function hang(ctx) {
+      await new Promise((_resolve, reject) => onAbort(ctx, () => reject(abortReason(ctx))));
+    });
+    const parent = { signal: controller.signal, remainingMs: () => Infinity } as never;
+    const call = llm.complete(ask(), { parent });
+    controller.abort(new AbortError('The parent was aborted'));
+    await expect(call).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it('ends a streamed child that nobody reads when its parent is aborted, settling it with the abort', async () => {
+    const { llm: outer } = await setup();
+    const { llm: inner } = await setup({ upstream: { chunkDelayMs: 20 } });
+    const settled: Settlement[] = [];
+    inner.use(async function watch(ctx, next) {
+      await next();
+      ctx.onSettled((settlement) => void settled.push(settlement));
+    });
+    outer.use(async function hop(ctx) {
+      ctx.chunks = (await inner.run(ctx.request, { parent: ctx })).chunks;
+    });
+    const controller = new AbortController();
+    const ctx = await outer.run({ ...ask(), stream: true }, { signal: controller.signal });
+    controller.abort();
+    await vi.waitFor(() => expect(settled).toMatchObject([{ outcome: 'cancelled', error: { code: 'ABORTED' } }]));
+    await expect(collect(ctx.chunks as AsyncIterable<never>)).rejects.toMatchObject({ code: 'ABORTED' });
   });
 
   it('names a parent that is not a call', async () => {

@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import { type Clock, systemClock } from './clock.js';
 import { checkMiddleware, compose } from './compose.js';
-import { abortReason, Call, type CallEnvironment, onAbort, onAbort as watchAbort } from './call.js';
+import { abortReason, Call, type CallEnvironment, onAbort, onAbort as watchAbort, releaseNothing } from './call.js';
 import type { CompletionContext, Middleware, Settlement } from './context.js';
 import type { Transport } from './transport.js';
 import { AbortError, ClosedError, DeadlineError, SluiceError, UnexpectedError, ValidationError, toSluiceError } from './errors.js';
@@ -86,7 +86,7 @@ export class Pipeline<S extends object = object> {
   private readonly environment: CallEnvironment;
   private readonly validateRequests: boolean;
   private readonly middleware: Middleware<S>[] = [];
-  private composed: Middleware<S> | undefined;
+  private composed: ReturnType<typeof compose<S>> | undefined;
   /**
    * Calls between entering and settling (streams the pipeline watches until
    * they end), for `close()`: a list linked through the calls, which costs a
@@ -131,11 +131,10 @@ export class Pipeline<S extends object = object> {
    *
    * @throws ValidationError for a malformed request; the typed upstream error otherwise
    */
-  async complete(request: ChatCompletionRequest, options?: CallOptions): Promise<ChatCompletion> {
-    if (request?.stream === true) throw new ValidationError('stream', 'use stream() for a streaming request');
-    const ctx = await this.run(request, options);
-    if (!ctx.response) throw new UnexpectedError(new Error('the pipeline finished without a response'));
-    return ctx.response;
+  complete(request: ChatCompletionRequest, options?: CallOptions): Promise<ChatCompletion> {
+    if (request?.stream === true) return Promise.reject(new ValidationError('stream', 'use stream() for a streaming request'));
+    // Not async: a second async frame around run() would cost every call its own promise and frame.
+    return this.run(request, options).then(responseOf);
   }
 
   /**
@@ -152,65 +151,98 @@ export class Pipeline<S extends object = object> {
    * Runs a request through the pipeline and returns the finished context
    * (for a stream, with `chunks` still to be read).
    */
-  async run(request: ChatCompletionRequest, options?: CallOptions): Promise<CompletionContext<S>> {
+  run(request: ChatCompletionRequest, options?: CallOptions): Promise<CompletionContext<S>> {
+    // Not async: an async function's frame holds a register file for as
+    // long as the call is in flight; one `then` with two small handlers holds less.
+    let ctx: Call<S>;
+    try {
+      ctx = this.enter(request, options);
+      this.composed ??= compose(this.middleware, unbindOnNext);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.composed(ctx, this.last).then(
+      () => {
+        const finishing = this.answered(ctx);
+        return finishing ? finishing.then(() => ctx) : ctx;
+      },
+      (caught: unknown) => {
+        const error = toSluiceError(caught);
+        const finishing = this.failed(ctx, error);
+        if (!finishing) throw error;
+        return finishing.then(() => Promise.reject(error));
+      },
+    );
+  }
+
+  /** Checks the call and its options and admits it; the call's context, with its deadline armed. */
+  private enter(request: ChatCompletionRequest, options: CallOptions | undefined): Call<S> {
     if (this.closing) throw new ClosedError();
-    const call = options === undefined ? {} : (plainCallOptions(options) ?? parseOptions(callOptionsSchema, options, 'options', callHints));
+    const call = options === undefined ? noOptions : (plainCallOptions(options) ?? parseOptions(callOptionsSchema, options, 'options', callHints));
     const body = this.parseRequest(request);
-    const ctx = new Call<S>(body, call.tags ? (Object.isFrozen(call.tags) ? call.tags : Object.freeze({ ...call.tags })) : noTags, timeoutOf(call), this.environment);
+    // A parent made by a pipeline is followed through the call's abort source, with no listener of its own.
+    const parent = call.parent instanceof Call ? (call.parent as Call) : undefined;
+    const ctx = new Call<S>(
+      body,
+      call.tags ? (Object.isFrozen(call.tags) ? call.tags : Object.freeze({ ...call.tags })) : noTags,
+      timeoutOf(call),
+      this.environment,
+      parent,
+    );
     this.admit(ctx);
     if (this.events.listenerCount('request') > 0) {
       this.events.emit('request', { id: ctx.id, model: body.model, stream: ctx.stream, tags: ctx.tags });
     }
-    const release = this.armDeadline(ctx, call);
-    try {
-      this.composed ??= compose(this.middleware, unbindOnNext);
-      await this.composed(ctx, () => this.send(ctx));
-    } catch (caught) {
-      const error = toSluiceError(caught);
-      release();
-      await this.finish(ctx, { outcome: 'error', error, response: undefined, streamedText: '', chunks: 0 });
-      throw error;
-    }
-    if (ctx.stream) {
-      if (!ctx.chunks) {
-        release();
-        const error = new UnexpectedError(new Error('the pipeline finished a stream call without chunks'));
-        await this.finish(ctx, { outcome: 'error', error, response: undefined, streamedText: '', chunks: 0 });
-        throw error;
-      }
-      // Nobody is left to hear about the response (no middleware wrapped it
-      // or registered for it): hand the caller the transport's own stream,
-      // as fast as the transport alone.
-      if (ctx.chunks instanceof SettlingStream && ctx.chunks.unobserved()) ctx.chunks = ctx.chunks.source;
-      if (release === noop && !ctx.hasListeners && !ctx.pending && this.events.listenerCount('response') === 0) {
-        // Not watched to its end: close() reaches it through the transport.
-        this.settled(ctx);
-        return ctx;
-      }
-      const stream = new SettlingStream(
-        ctx.chunks,
-        {
-          wantsText: () => ctx.hasListeners,
-          usage: () => ctx.usage,
-          abortReason: () => abortReason(ctx),
-          now: () => this.clock.now(),
-          done: (settlement) => {
-            unwatch();
-            release();
-            return this.finish(ctx, settlement);
-          },
-        },
-        ctx.startedAt,
-      );
-      // A stream its caller never reads must not hold what it holds past the call's abort.
-      const unwatch = onAbort(ctx, () => stream.abandon());
-      ctx.chunks = stream;
-      return ctx;
-    }
-    release();
-    const finishing = this.finish(ctx, { outcome: 'success', error: undefined, response: ctx.response, streamedText: '', chunks: 0 });
-    if (finishing) await finishing;
+    ctx.release = this.armDeadline(ctx, call.signal, call.timeoutMs, parent ? undefined : call.parent);
     return ctx;
+  }
+
+  /** The chain threw: settles the call with the error; a promise only when there is something to wait for. */
+  private failed(ctx: Call<S>, error: SluiceError): Promise<void> | undefined {
+    ctx.release();
+    return this.finish(ctx, 'error', error, undefined, '', 0);
+  }
+
+  /** The chain answered: settles a non-stream call, or watches a stream to its end; a promise only when there is something to wait for. */
+  private answered(ctx: Call<S>): Promise<void> | undefined {
+    if (!ctx.stream) {
+      ctx.release();
+      return this.finish(ctx, 'success', undefined, ctx.response, '', 0);
+    }
+    if (!ctx.chunks) {
+      ctx.release();
+      const error = new UnexpectedError(new Error('the pipeline finished a stream call without chunks'));
+      const finishing = this.finish(ctx, 'error', error, undefined, '', 0);
+      return finishing ? finishing.then(() => Promise.reject(error)) : Promise.reject(error);
+    }
+    // Nobody is left to hear about the response (no middleware wrapped it
+    // or registered for it): hand the caller the transport's own stream,
+    // as fast as the transport alone.
+    if (ctx.chunks instanceof SettlingStream && ctx.chunks.unobserved()) ctx.chunks = ctx.chunks.source;
+    if (ctx.release === releaseNothing && !ctx.hasListeners && !ctx.pending && this.events.listenerCount('response') === 0) {
+      // Not watched to its end: close() reaches it through the transport.
+      this.settled(ctx);
+      return undefined;
+    }
+    const stream = new SettlingStream(
+      ctx.chunks,
+      {
+        wantsText: () => ctx.hasListeners,
+        usage: () => ctx.usage,
+        abortReason: () => abortReason(ctx),
+        now: () => this.clock.now(),
+        done: (settlement) => {
+          unwatch();
+          ctx.release();
+          return this.finish(ctx, settlement.outcome, settlement.error, undefined, settlement.streamedText, settlement.chunks);
+        },
+      },
+      ctx.startedAt,
+    );
+    // A stream its caller never reads must not hold what it holds past the call's abort.
+    const unwatch = onAbort(ctx, () => stream.abandon());
+    ctx.chunks = stream;
+    return undefined;
   }
 
   /**
@@ -288,7 +320,11 @@ export class Pipeline<S extends object = object> {
   /** Emits `response` and settles the call; returns a promise only when there is something to wait for. */
   private finish(
     ctx: Call<S>,
-    settlement: Omit<Settlement, 'durationMs' | 'stream' | 'usage' | 'accepted'>,
+    outcome: Settlement['outcome'],
+    error: SluiceError | undefined,
+    response: ChatCompletion | undefined,
+    streamedText: string,
+    chunks: number,
   ): Promise<void> | undefined {
     this.settled(ctx);
     const durationMs = this.clock.now() - ctx.startedAt;
@@ -297,35 +333,27 @@ export class Pipeline<S extends object = object> {
         id: ctx.id,
         model: ctx.request.model,
         stream: ctx.stream,
-        outcome: settlement.outcome,
+        outcome,
         durationMs,
         usage: ctx.usage,
-        errorCode: settlement.error?.code,
+        errorCode: error?.code,
       });
     }
     const { usage, stream, accepted } = ctx;
     // Written out field by field: a spread with properties added (a clone,
     // then four stores) profiled as the hottest function of a call that
     // anyone listens to, costing more than the rest of the call.
-    const settling = ctx.settle(() => ({
-      outcome: settlement.outcome,
-      error: settlement.error,
-      usage,
-      response: settlement.response,
-      streamedText: settlement.streamedText,
-      chunks: settlement.chunks,
-      stream,
-      durationMs,
-      accepted,
-    }));
+    const settling = ctx.settle(() => ({ outcome, error, usage, response, streamedText, chunks, stream, durationMs, accepted }));
     const draining = ctx.pending ? ctx.drain() : undefined;
     if (!settling && !draining) return undefined;
     return Promise.all([settling, draining]).then(() => ctx.drain());
   }
 
-  /** Links the caller's signal and the deadline to the call's abort; returns the cleanup. */
-  private armDeadline(ctx: Call<S>, call: CallOptions): () => void {
-    const { signal, timeoutMs, parent } = call;
+  /**
+   * Links the caller's signal, the deadline and a parent that is not a
+   * pipeline's call to the call's abort; returns the cleanup.
+   */
+  private armDeadline(ctx: Call<S>, signal: AbortSignal | undefined, timeoutMs: number | undefined, parent: CompletionContext | undefined): () => void {
     if (!signal && timeoutMs === undefined && !parent) return noop;
     const source = ctx.abortSource;
     // The parent's own timer enforces the deadline this call inherits.
@@ -347,8 +375,34 @@ export class Pipeline<S extends object = object> {
     };
   }
 
-  /** The innermost step: the transport, with its response's settlement. */
-  private async send(ctx: Call<S>): Promise<void> {
+  /** The innermost step, given to compose once: the transport, with its response's settlement. */
+  private readonly last = (ctx: CompletionContext<S>): Promise<void> => this.send(ctx as Call<S>);
+
+  // Not async, for the reason run() is not.
+  private send(ctx: Call<S>): Promise<void> {
+    const startedAt = this.clock.now();
+    let scope: SettleScope;
+    try {
+      scope = this.attempt(ctx);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    let sending: Promise<void>;
+    try {
+      sending = this.transport.send(ctx as unknown as CompletionContext);
+    } catch (caught) {
+      return Promise.reject(this.attemptFailed(ctx, scope, startedAt, toSluiceError(caught)));
+    }
+    return Promise.resolve(sending).then(
+      () => this.attemptAnswered(ctx, scope, startedAt),
+      (caught: unknown) => {
+        throw this.attemptFailed(ctx, scope, startedAt, toSluiceError(caught));
+      },
+    );
+  }
+
+  /** Clears what an earlier attempt left on the call; the new attempt's scope. */
+  private attempt(ctx: Call<S>): SettleScope {
     ctx.current = undefined;
     ctx.response = undefined;
     ctx.chunks = undefined;
@@ -357,22 +411,23 @@ export class Pipeline<S extends object = object> {
     ctx.accepted = false;
     const aborted = abortReason(ctx);
     if (aborted !== undefined) throw toSluiceError(aborted);
-    const startedAt = this.clock.now();
-    const scope = new SettleScope(ctx);
-    const base = ctx as unknown as CompletionContext;
-    try {
-      await this.transport.send(base);
-    } catch (caught) {
-      const error = toSluiceError(caught);
-      // A middleware catching this error and registering a listener then
-      // hears about this failed attempt.
-      ctx.current = scope;
-      scope.settle({
-        outcome: 'error', error, usage: undefined, response: undefined, streamedText: '', chunks: 0,
-        stream: ctx.stream, durationMs: this.clock.now() - startedAt, accepted: false,
-      });
-      throw error;
-    }
+    return new SettleScope(ctx);
+  }
+
+  /** The transport threw: settles the attempt with the error, which it returns. */
+  private attemptFailed(ctx: Call<S>, scope: SettleScope, startedAt: number, error: SluiceError): SluiceError {
+    // A middleware catching this error and registering a listener then
+    // hears about this failed attempt.
+    ctx.current = scope;
+    scope.settle({
+      outcome: 'error', error, usage: undefined, response: undefined, streamedText: '', chunks: 0,
+      stream: ctx.stream, durationMs: this.clock.now() - startedAt, accepted: false,
+    });
+    return error;
+  }
+
+  /** The transport answered: settles a response now, a stream when it ends. */
+  private attemptAnswered(ctx: Call<S>, scope: SettleScope, startedAt: number): void {
     ctx.accepted = true;
     ctx.current = scope;
     if (ctx.stream) {
@@ -401,7 +456,16 @@ export class Pipeline<S extends object = object> {
   }
 }
 
-const noop = () => {};
+/** What a call given no options has. */
+const noOptions: CallOptions = Object.freeze({});
+
+/** A finished non-stream call's completion. */
+function responseOf(ctx: CompletionContext): ChatCompletion {
+  if (!ctx.response) throw new UnexpectedError(new Error('the pipeline finished without a response'));
+  return ctx.response;
+}
+
+const noop = releaseNothing;
 
 /** The call's own timeout, or what is left of its parent's deadline if that is sooner. */
 function timeoutOf(call: CallOptions): number | undefined {

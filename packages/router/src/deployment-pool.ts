@@ -96,6 +96,11 @@ export class DeploymentPool {
     if (until > (this.coolUntil.get(id) ?? 0)) this.coolUntil.set(id, until);
   }
 
+  /** Whether any deployment may be cooling (some may have cooled already). */
+  cooling(): boolean {
+    return this.coolUntil.size > 0;
+  }
+
   /** When the deployment may be tried again, if it is cooling at `now`. */
   coolingUntil(id: string, now: number): number | undefined {
     const until = this.coolUntil.get(id);

@@ -31,24 +31,60 @@ const discardNothing = (): Promise<void> => Promise.resolve();
  * @param cancel - a hedge's own cancel, beside the outer call's abort (which the hop inherits, with its deadline)
  * @throws the inner pipeline's error (its breaker, limits, the upstream)
  */
-export async function sendHop(pool: DeploymentPool, picked: Picked, ctx: CompletionContext, cancel?: AbortSignal): Promise<Answer> {
+export function sendHop(pool: DeploymentPool, picked: Picked, ctx: CompletionContext, cancel?: AbortSignal): Promise<Answer> {
   const { deployment } = picked;
-  const pipeline = pool.pipelineFor(deployment, ctx);
   const startedAt = ctx.clock.now();
+  const running = startHop(pool, picked, ctx, cancel);
+  // Not async: a JSON hop is one `then` on the inner call, where an async
+  // frame cost every hop several times as many bytes.
+  if (!ctx.stream) {
+    return running.then(
+      (inner) => {
+        picked.release();
+        return { deployment, inner, chunks: undefined, firstChunkMs: ctx.clock.now() - startedAt, discard: discardNothing };
+      },
+      (caught: unknown) => {
+        picked.release();
+        throw toSluiceError(caught);
+      },
+    );
+  }
+  return firstChunk(running, picked, ctx, startedAt);
+}
+
+/**
+ * Starts the call on the deployment's inner pipeline: the inner call's
+ * finished context (a stream's chunks still to read). Gives the slot back
+ * if the call cannot even start; otherwise that is the caller's to do.
+ *
+ * @param pool - the deployments' pipelines and slots
+ * @param picked - where to send it, with the slot taken on it
+ * @param ctx - the outer call
+ * @param cancel - a hedge's own cancel, beside the outer call's abort
+ */
+export function startHop(pool: DeploymentPool, picked: Picked, ctx: CompletionContext, cancel?: AbortSignal): Promise<CompletionContext> {
+  const { deployment } = picked;
   try {
+    const pipeline = pool.pipelineFor(deployment, ctx);
     // The inner call is made for the outer one: it is aborted with it and
     // keeps its deadline, without an AbortController or a timer of its own.
     const { request } = ctx;
     const tags = pool.hopTags(deployment, ctx);
     // The inner pipeline copies the request anyway; a copy here only to set the same model would be waste.
-    const inner = await pipeline.run(
+    return pipeline.run(
       request.model === deployment.model ? request : { ...request, model: deployment.model },
       cancel ? { parent: ctx, tags, signal: cancel } : { parent: ctx, tags },
     );
-    if (!ctx.stream) {
-      picked.release();
-      return { deployment, inner, chunks: undefined, firstChunkMs: ctx.clock.now() - startedAt, discard: discardNothing };
-    }
+  } catch (caught) {
+    picked.release();
+    return Promise.reject(toSluiceError(caught));
+  }
+}
+
+/** A streamed hop's answer once its first chunk is in (or it ended without one). */
+async function firstChunk(running: Promise<CompletionContext>, picked: Picked, ctx: CompletionContext, startedAt: number): Promise<Answer> {
+  try {
+    const inner = await running;
     const iterator = (inner.chunks as AsyncIterable<ChatCompletionChunk>)[Symbol.asyncIterator]();
     let first: IteratorResult<ChatCompletionChunk>;
     try {
@@ -58,7 +94,7 @@ export async function sendHop(pool: DeploymentPool, picked: Picked, ctx: Complet
       throw caught;
     }
     const chunks = new HopStream(first, iterator, inner, ctx, picked);
-    return { deployment, inner, chunks, firstChunkMs: ctx.clock.now() - startedAt, discard: () => chunks.discard() };
+    return { deployment: picked.deployment, inner, chunks, firstChunkMs: ctx.clock.now() - startedAt, discard: () => chunks.discard() };
   } catch (caught) {
     picked.release();
     throw toSluiceError(caught);

@@ -1,4 +1,5 @@
 import {
+  type ChatCompletionChunk,
   type CompletionContext,
   type Middleware,
   SluiceError,
@@ -13,7 +14,7 @@ import type { HopReason, RouterEvents, RouterState, SkipReason } from './events.
 import { type HedgeBudgetState, depositHedge, withdrawHedge } from './hedge-budget.js';
 import { hedgeLoss } from './hedge-loss.js';
 import { type RunningHop, race } from './hedge.js';
-import { type Answer, sendHop } from './hop.js';
+import { type Answer, sendHop, startHop } from './hop.js';
 import { LatencyTracker } from './latency.js';
 import { lastCause, type ResolvedDeployment, type ResolvedOptions, type RouterOptions, resolveOptions } from './options.js';
 import { type Candidate, selectDeployment } from './select.js';
@@ -81,7 +82,8 @@ export function router(options: RouterOptions): RouterMiddleware {
   // Each model's chain (itself, then its fallbacks), made once: a call copies it only to change it.
   const chains = new Map<string, readonly string[]>();
   for (const model of config.groups.keys()) chains.set(model, [model, ...(config.fallbacks[model] ?? [])]);
-  const shared: Shared = { config, pool, latency, credit, budget, sticky, chains };
+  const timed = config.strategy === 'latency' || config.hedge !== undefined;
+  const shared: Shared = { config, pool, latency, timed, credit, budget, sticky, chains };
 
   // Not async: the call's own promise is the one the middleware returns.
   const middleware = function router(ctx: CompletionContext): Promise<void> {
@@ -102,6 +104,8 @@ interface Shared {
   config: ResolvedOptions;
   pool: DeploymentPool;
   latency: LatencyTracker;
+  /** Whether anything reads `latency`: the latency strategy or hedging. */
+  timed: boolean;
   credit: Map<string, number>;
   budget: { state: HedgeBudgetState };
   sticky: KeyedState | undefined;
@@ -162,29 +166,86 @@ class RoutedCall {
     else this.state.hops.push(hop);
   }
 
-  async run(): Promise<void> {
+  run(): Promise<void> {
     const { config, budget } = this.shared;
     if (!config.groups.has(this.primary)) {
-      throw new NoDeploymentError(this.primary, `no deployment serves model "${this.primary}"`, undefined);
+      return Promise.reject(new NoDeploymentError(this.primary, `no deployment serves model "${this.primary}"`, undefined));
     }
     if (config.hedge) budget.state = depositHedge(budget.state, config.hedge.ratio);
-    let reason: HopReason = 'route';
-    for (let index = 0; index < this.chain.length; ) {
+    const group = this.chain[0] as string;
+    let picked: ReturnType<RoutedCall['pick']>;
+    try {
+      picked = config.maxHops === 0 ? undefined : this.pick(group, this.chain.length === 1);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Most calls go to the deployment picked at once, unhedged, and it
+    // answers: one `then` on that hop. The loop, an async frame held for
+    // the whole call, runs only when a call waits, moves on or is hedged.
+    if (picked === undefined || picked instanceof Promise || config.hedge) return this.loop(0, 'route', picked);
+    const first = picked;
+    if (!this.ctx.stream) return this.sendJson(first, group);
+    return this.send(first, group, first.sticky ? 'sticky' : 'route').then(
+      (answer) => (this.refused(answer, group) ? this.loop(1, 'content-filter', notPicked) : this.deliver(answer)),
+      (caught: unknown) => {
+        const next = this.failed(first.deployment, group, toSluiceError(caught));
+        return this.loop(next === 'content-filter' ? 1 : 0, next === 'same-group' ? 'fallback' : next, notPicked);
+      },
+    );
+  }
+
+  /**
+   * The first hop of a JSON call, unhedged: the inner call's context goes
+   * straight to the outer call, with no answer object and no second `then`
+   * between them unless the deployment refused it.
+   */
+  private sendJson(picked: Picked, group: string): Promise<void> {
+    const { deployment } = picked;
+    this.markTried(deployment.id);
+    this.started(deployment, group, picked.sticky ? 'sticky' : 'route');
+    // Response times are kept only for the latency strategy and hedging, the two that read them.
+    const startedAt = this.shared.timed ? this.ctx.clock.now() : 0;
+    return startHop(this.shared.pool, picked, this.ctx).then(
+      (inner) => {
+        picked.release();
+        const firstChunkMs = this.shared.timed ? this.ctx.clock.now() - startedAt : 0;
+        if (!inner.response || !filtered(inner.response.choices)) return this.settle(deployment, inner, firstChunkMs);
+        const answer: Answer = { deployment, inner, chunks: undefined, firstChunkMs, discard: () => Promise.resolve() };
+        return this.refused(answer, group) ? this.loop(1, 'content-filter', notPicked) : this.deliver(answer);
+      },
+      (caught: unknown) => {
+        picked.release();
+        const next = this.failed(deployment, group, toSluiceError(caught));
+        return this.loop(next === 'content-filter' ? 1 : 0, next === 'same-group' ? 'fallback' : next, notPicked);
+      },
+    );
+  }
+
+  /**
+   * Tries the chain from `start` until a deployment answers.
+   *
+   * @param picked - what the pick at `start` already gave, or `notPicked`
+   */
+  private async loop(start: number, from: HopReason, picked: ReturnType<RoutedCall['pick']> | typeof notPicked): Promise<void> {
+    const { config } = this.shared;
+    let reason = from;
+    for (let index = start; index < this.chain.length; ) {
       if (config.maxHops !== undefined && this.hops >= config.maxHops) break;
       const group = this.chain[index] as string;
-      let picked = this.pick(group, index === this.chain.length - 1);
-      if (picked instanceof Promise) picked = await picked;
-      if (!picked) {
+      let choice = picked === notPicked ? this.pick(group, index === this.chain.length - 1) : picked;
+      picked = notPicked;
+      if (choice instanceof Promise) choice = await choice;
+      if (!choice) {
         index++;
         if (reason === 'route') reason = 'fallback';
         continue;
       }
-      const hopReason = picked.sticky ? 'sticky' : reason;
+      const hopReason = choice.sticky ? 'sticky' : reason;
       let answer: Answer;
       try {
-        answer = await this.send(picked, group, hopReason);
+        answer = await this.send(choice, group, hopReason);
       } catch (caught) {
-        const next = this.failed(picked.deployment, group, toSluiceError(caught));
+        const next = this.failed(choice.deployment, group, toSluiceError(caught));
         if (next === 'content-filter') index++;
         reason = next === 'same-group' ? 'fallback' : next;
         continue;
@@ -232,7 +293,8 @@ class RoutedCall {
   private pickNow(group: string, last: boolean, pinnedId: string | undefined): Picked | undefined | typeof full {
     const { config, pool, latency, credit } = this.shared;
     const deployments = config.groups.get(group) ?? [];
-    const now = this.ctx.clock.now();
+    // The clock is read only when some deployment is cooling: most calls find none.
+    const now = pool.cooling() ? this.ctx.clock.now() : 0;
     // The first candidate alone, and a list from the second on: most groups offer one.
     let only: ResolvedDeployment | undefined;
     let candidates: Candidate[] | undefined;
@@ -412,16 +474,20 @@ class RoutedCall {
 
   /** Copies the winning answer into the outer call. */
   private deliver(answer: Answer): void {
+    this.settle(answer.deployment, answer.inner, answer.firstChunkMs, answer.chunks);
+    if (answer !== this.refusal) void this.refusal?.discard();
+  }
+
+  /** Copies what `deployment`'s inner call answered into the outer call, and pins the call's key to it when sticky. */
+  private settle(deployment: ResolvedDeployment, inner: CompletionContext, firstChunkMs: number, chunks?: AsyncIterable<ChatCompletionChunk>): void {
     const { ctx, shared } = this;
-    const { deployment, inner } = answer;
-    shared.latency.observe(deployment.id, answer.firstChunkMs);
+    if (shared.timed) shared.latency.observe(deployment.id, firstChunkMs);
     this.state.deployment = deployment.id;
     this.record({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'answered', attemptId: inner.id });
     ctx.responseHeaders = inner.responseHeaders;
     ctx.usage = inner.usage;
-    if (ctx.stream) ctx.chunks = answer.chunks;
+    if (ctx.stream) ctx.chunks = chunks;
     else ctx.response = inner.response;
-    if (answer !== this.refusal) void this.refusal?.discard();
     const sticky = shared.sticky;
     if (sticky && deployment.group === this.primary) {
       const ttlMs = shared.config.sticky?.ttlMs ?? 3_600_000;
@@ -460,6 +526,9 @@ class RoutedCall {
 
 /** What `pickNow` says when every deployment left is full and the call should wait for a slot. */
 const full = Symbol('full');
+
+/** What `loop` is given when the chain's first pick is still to be made. */
+const notPicked = Symbol('not picked');
 
 /** Whether any choice was cut by a content filter (a loop: this runs on every answer). */
 function filtered(choices: ReadonlyArray<{ finish_reason: string | null }>): boolean {
