@@ -354,7 +354,8 @@ export class Pipeline<S extends object = object> {
    * pipeline's call to the call's abort; returns the cleanup.
    */
   private armDeadline(ctx: Call<S>, signal: AbortSignal | undefined, timeoutMs: number | undefined, parent: CompletionContext | undefined): () => void {
-    if (!signal && timeoutMs === undefined && !parent) return noop;
+    // The very function answered() compares with: a call with nothing to let go of.
+    if (!signal && timeoutMs === undefined && !parent) return releaseNothing;
     const source = ctx.abortSource;
     // The parent's own timer enforces the deadline this call inherits.
     const unlink = parent ? watchAbort(parent, () => source.abort(abortReason(parent))) : noop;
@@ -465,7 +466,7 @@ function responseOf(ctx: CompletionContext): ChatCompletion {
   return ctx.response;
 }
 
-const noop = releaseNothing;
+const noop = (): void => {};
 
 /** The call's own timeout, or what is left of its parent's deadline if that is sooner. */
 function timeoutOf(call: CallOptions): number | undefined {

@@ -1,5 +1,5 @@
-// The deadline queue runs every write's deadline of one store on one timer;
-// per deadline it must behave as storeDeadline does (store-deadline.ts).
+// The deadline queue runs every call's deadline of one store on one timer,
+// each by the rules at the top of store-deadline.ts.
 // Fake time: a stall is the system time jumping while no timer runs.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { deadlineQueue } from './store-deadline.js';
@@ -44,7 +44,7 @@ describe('deadlineQueue', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it('gives a deadline its time back once when the process stalled past it, as storeDeadline does', async () => {
+  it('gives a deadline its time back once when the process stalled past it', async () => {
     const start = deadlineQueue(40);
     const expired: string[] = [];
     start(() => expired.push('stalled'));

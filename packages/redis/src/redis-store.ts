@@ -6,7 +6,7 @@ import { redisCommands, type RedisCommands } from './redis-client.js';
 import { resolveOptions, type RedisStoreOptions } from './options.js';
 import { casBatcher, type CasOutcome, type CasRequest, type CasSend, type CasWrite } from './cas-batcher.js';
 import { compareAndSet } from './scripts.js';
-import { deadlineQueue, storeDeadline, type StoreDeadline } from './store-deadline.js';
+import { deadlineQueue, type StoreDeadline } from './store-deadline.js';
 
 /*
  * How an update stays one round trip. The process remembers, per record,
@@ -242,8 +242,8 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     onTime: (sentAt, receivedAt, serverMs) => clock.sample(sentAt, receivedAt, serverMs),
   });
   const known = new Map<string, Known>();
-  // One timer for every write's deadline (store-deadline.ts), not one set and cleared per write.
-  const writeDeadline = deadlineQueue(timeoutMs);
+  // One timer for the deadline of every call to Redis (store-deadline.ts), not one set and cleared per call.
+  const deadline = deadlineQueue(timeoutMs);
   const lanes = new Map<string, Lane>();
   const instance = Math.random().toString(36).slice(2, 10) + Date.now().toString(36);
   let written = 0;
@@ -263,14 +263,14 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   /** Races a single command against the store's deadline (store-deadline.ts). */
   const within = <T>(promise: Promise<T>): Promise<T> =>
     new Promise<T>((resolve, reject) => {
-      const deadline = storeDeadline(timeoutMs, () => reject(timedOut()));
+      const running = deadline(() => reject(timedOut()));
       promise.then(
         (value) => {
-          deadline.cancel();
+          running.cancel();
           resolve(value);
         },
         (error: unknown) => {
-          deadline.cancel();
+          running.cancel();
           reject(error instanceof StoreError ? error : unavailable('Redis failed', error));
         },
       );
@@ -319,7 +319,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
 
   /** Starts the batch's deadline at its first write to Redis (retries run on the same one). */
   const startDeadline = (batch: Pending[], group: Group) => {
-    group.deadline ??= writeDeadline(() => {
+    group.deadline ??= deadline(() => {
       const error = timedOut();
       for (const pending of batch) settle(pending, { error });
     });

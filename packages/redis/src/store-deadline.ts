@@ -37,42 +37,6 @@ export interface StoreDeadline {
   cancel(): void;
 }
 
-/**
- * Calls `expire` once Redis has had `timeoutMs` of this process's attention
- * without the deadline being cancelled; see the top of this file.
- *
- * @param timeoutMs - how long Redis may take to answer
- * @param expire - called at most once, unless cancelled first
- */
-export function storeDeadline(timeoutMs: number, expire: () => void): StoreDeadline {
-  let done = false;
-  let graced = false;
-  let due = Date.now() + timeoutMs;
-  let timer: unknown;
-  const check = () => {
-    const late = Date.now() - due;
-    afterDueIo(() => {
-      if (done) return;
-      if (!graced && late > timeoutMs / 4) {
-        graced = true;
-        const extra = Math.min(late, timeoutMs);
-        due = Date.now() + extra;
-        timer = systemClock.setTimeout(check, extra);
-        return;
-      }
-      done = true;
-      expire();
-    });
-  };
-  timer = systemClock.setTimeout(check, timeoutMs);
-  return {
-    cancel() {
-      done = true;
-      systemClock.clearTimeout(timer);
-    },
-  };
-}
-
 /** One deadline of a {@link deadlineQueue}, in its list. */
 interface Entry extends StoreDeadline {
   due: number;
@@ -84,11 +48,13 @@ interface Entry extends StoreDeadline {
 }
 
 /**
- * {@link storeDeadline} for many calls of one timeout at once, on one timer:
- * the same rules per deadline (starts when called, looks once more after
- * due I/O, forgives one stall), without a timer set and cleared per call,
- * which a store deciding tens of thousands of times a second pays in CPU
- * and garbage. Deadlines of one timeout fall due in the order they start,
+ * The deadlines of one store's calls, on one timer. Each calls its
+ * `expire` once Redis has had `timeoutMs` of this process's attention
+ * without it being cancelled, by the rules at the top of this file (it
+ * starts when called, looks once more after due I/O, forgives one stall).
+ * One timer, not one set and cleared per call, which a store deciding tens
+ * of thousands of times a second pays in CPU and garbage. Deadlines of one
+ * timeout fall due in the order they start,
  * so they queue in a list, and one given extra time for a stall is placed
  * by its new due time; a cancelled one leaves the list at once (kept until
  * due, the writes of a busy second would pile up behind a long timeout).
