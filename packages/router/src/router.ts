@@ -186,12 +186,20 @@ class RoutedCall {
     const first = picked;
     if (!this.ctx.stream) return this.sendJson(first, group);
     return this.send(first, group, first.sticky ? 'sticky' : 'route').then(
-      (answer) => (this.refused(answer, group) ? this.loop(1, 'content-filter', notPicked) : this.deliver(answer)),
-      (caught: unknown) => {
-        const next = this.failed(first.deployment, group, toSluiceError(caught));
-        return this.loop(next === 'content-filter' ? 1 : 0, next === 'same-group' ? 'fallback' : next, notPicked);
-      },
+      (answer) => this.firstAnswered(answer, group),
+      (caught: unknown) => this.firstFailed(first.deployment, group, caught),
     );
+  }
+
+  /** The first hop answered: delivered, or the loop goes on past a content-filter refusal. */
+  private firstAnswered(answer: Answer, group: string): void | Promise<void> {
+    return this.refused(answer, group) ? this.loop(1, 'content-filter', notPicked) : this.deliver(answer);
+  }
+
+  /** The first hop failed: the loop goes on from where that failure sends the call. */
+  private firstFailed(deployment: ResolvedDeployment, group: string, caught: unknown): Promise<void> {
+    const next = this.failed(deployment, group, toSluiceError(caught));
+    return this.loop(next === 'content-filter' ? 1 : 0, next === 'same-group' ? 'fallback' : next, notPicked);
   }
 
   /**
@@ -210,13 +218,11 @@ class RoutedCall {
         picked.release();
         const firstChunkMs = this.shared.timed ? this.ctx.clock.now() - startedAt : 0;
         if (!inner.response || !filtered(inner.response.choices)) return this.settle(deployment, inner, firstChunkMs);
-        const answer: Answer = { deployment, inner, chunks: undefined, firstChunkMs, discard: () => Promise.resolve() };
-        return this.refused(answer, group) ? this.loop(1, 'content-filter', notPicked) : this.deliver(answer);
+        return this.firstAnswered({ deployment, inner, chunks: undefined, firstChunkMs, discard: () => Promise.resolve() }, group);
       },
       (caught: unknown) => {
         picked.release();
-        const next = this.failed(deployment, group, toSluiceError(caught));
-        return this.loop(next === 'content-filter' ? 1 : 0, next === 'same-group' ? 'fallback' : next, notPicked);
+        return this.firstFailed(deployment, group, caught);
       },
     );
   }
