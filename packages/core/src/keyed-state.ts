@@ -3,7 +3,10 @@ import type { Clock } from './clock.js';
 import type { CompletionContext } from './context.js';
 import { StoreError, ValidationError } from './errors.js';
 import type { SluiceEmitter } from './events.js';
-import { kInProcess, kOwnDeadline, memoryStore, type Store, type TimeToLive } from './store.js';
+import { kInProcess, kOwnDeadline, kUpdateNow, memoryStore, type Store, type TimeToLive } from './store.js';
+
+/** The memory store's synchronous update (see `kUpdateNow`). */
+type UpdateNow = <T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>) => T;
 
 /**
  * What a stateful middleware's state is keyed by, the same vocabulary in
@@ -199,28 +202,71 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
     return fallback;
   };
 
+  // The record key of the last update: a middleware mostly writes the same
+  // record, and `namespace + key` made afresh is a new string that the
+  // store's Map flattens and hashes again on every write.
+  let lastKey: string | undefined;
+  let lastRecordKey = '';
+  const recordKey = (key: string): string => {
+    if (key !== lastKey) {
+      lastKey = key;
+      lastRecordKey = namespace + key;
+    }
+    return lastRecordKey;
+  };
+
+  /** What a failed update does: a `store-error` event, then the policy. */
+  const failed = async <T>(
+    ctx: CompletionContext | undefined,
+    key: string,
+    reducer: (current: T | undefined) => T,
+    { ttlMs, phase = 'admit' }: KeyedUpdateOptions<T>,
+    error: unknown,
+  ): Promise<T | undefined> => {
+    report(ctx, key, 'update', error);
+    if (policy === 'memory') return memory(ctx).update<T>(namespace + key, reducer, ttlMs);
+    if (policy === 'closed' && phase === 'admit') {
+      throw error instanceof StoreError ? error : new StoreError(name, `the ${name} store failed`, { cause: error });
+    }
+    return undefined;
+  };
+
+  const updateAsync = async <T>(
+    ctx: CompletionContext | undefined,
+    store: Store,
+    key: string,
+    reducer: (current: T | undefined) => T,
+    options: KeyedUpdateOptions<T>,
+  ): Promise<T | undefined> => {
+    const { ttlMs } = options;
+    try {
+      // An in-process store needs no timeout: called directly, without a closure for `bounded`.
+      if ((store as { [kInProcess]?: boolean })[kInProcess]) return await store.update<T>(recordKey(key), reducer, ttlMs);
+      return await bounded(store, ctx, () => store.update<T>(recordKey(key), reducer, ttlMs));
+    } catch (error) {
+      return failed(ctx, key, reducer, options, error);
+    }
+  };
+
   return {
     namespace,
     keyOf,
     storeFor,
-    async update<T>(
+    update<T>(
       ctx: CompletionContext | undefined,
       key: string,
       reducer: (current: T | undefined) => T,
-      { ttlMs, phase = 'admit' }: KeyedUpdateOptions<T>,
+      options: KeyedUpdateOptions<T>,
     ): Promise<T | undefined> {
       const store = storeFor(ctx);
+      const updateNow = (store as { [kUpdateNow]?: UpdateNow })[kUpdateNow];
+      if (updateNow === undefined) return updateAsync(ctx, store, key, reducer, options);
+      // The memory store (every write of a pipeline without a shared store):
+      // one resolved promise, where an async update over its async update made three.
       try {
-        // An in-process store needs no timeout: called directly, without a closure for `bounded` (every call writes).
-        if ((store as { [kInProcess]?: boolean })[kInProcess]) return await store.update<T>(namespace + key, reducer, ttlMs);
-        return await bounded(store, ctx, () => store.update<T>(namespace + key, reducer, ttlMs));
+        return Promise.resolve(updateNow<T>(recordKey(key), reducer, options.ttlMs));
       } catch (error) {
-        report(ctx, key, 'update', error);
-        if (policy === 'memory') return memory(ctx).update<T>(namespace + key, reducer, ttlMs);
-        if (policy === 'closed' && phase === 'admit') {
-          throw error instanceof StoreError ? error : new StoreError(name, `the ${name} store failed`, { cause: error });
-        }
-        return undefined;
+        return failed(ctx, key, reducer, options, error);
       }
     },
     async get<T>(key: string, ctx?: CompletionContext): Promise<T | undefined> {

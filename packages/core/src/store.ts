@@ -21,6 +21,14 @@ export const kInProcess = Symbol.for('sluice.store.in-process');
  */
 export const kOwnDeadline = Symbol.for('sluice.store.own-deadline');
 
+/**
+ * The memory store's synchronous `update`, for `keyedState` alone: an
+ * update through it costs one promise instead of three and no store call
+ * of its own. Not `Symbol.for`: a second copy of core simply does not find
+ * it and goes through `update`.
+ */
+export const kUpdateNow = Symbol('sluice.store.update-now');
+
 /** A record's time to live: fixed, or computed from the value just written. */
 export type TimeToLive<T> = number | ((value: T) => number);
 
@@ -163,8 +171,14 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
     // The least recently written record goes first.
     if (entries.size > maxEntries && oldest) remove(oldest);
   };
-  const store: Store & { readonly size: number; [kInProcess]: true } = {
+  const updateNow = <T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>): T => {
+    const next = update(live(key)?.value as T | undefined);
+    put(key, next, typeof ttlMs === 'function' ? ttlMs(next) : ttlMs);
+    return next;
+  };
+  const store: Store & { readonly size: number; [kInProcess]: true; [kUpdateNow]: typeof updateNow } = {
     [kInProcess]: true,
+    [kUpdateNow]: updateNow,
     get size() {
       return entries.size;
     },
@@ -175,9 +189,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
       put(key, value, ttlMs);
     },
     async update<T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>) {
-      const next = update(live(key)?.value as T | undefined);
-      put(key, next, typeof ttlMs === 'function' ? ttlMs(next) : ttlMs);
-      return next;
+      return updateNow(key, update, ttlMs);
     },
     async delete(key) {
       const entry = entries.get(key);
