@@ -6,7 +6,8 @@ import { PromptTooLongError } from './errors.js';
 import { chatFormat, messageTokens } from './count-messages.js';
 import { type TrimPlan, planTrim } from './plan-trim.js';
 import type { Tokenizer } from './tokenizer.js';
-import { loadTokenizer } from './tokenizer-for.js';
+import { EncodingTokenizer } from './encoding-tokenizer.js';
+import { loadTokenizer, tokenizerFor } from './tokenizer-for.js';
 import { toolDefinitionTokens } from './tool-tokens.js';
 
 /**
@@ -65,16 +66,22 @@ export function trimContext(options: TrimContextOptions = {}): Middleware {
   const parsed = parseOptions(trimContextOptionsSchema(), options, 'trimContext');
   const ratio = parsed.ratio ?? 0.8;
   const windowOf = parsed.contextWindow ?? contextWindow;
-  const tokenizerOf = async (model: string): Promise<Tokenizer> => {
+  // The tokenizer at once when it is ready (every call after the first):
+  // a call that needs no trim then runs without a promise or an await of
+  // its own, which over the network cost more than the count itself.
+  const tokenizerOf = (model: string): Tokenizer | Promise<Tokenizer> => {
     const { tokenizer } = parsed;
-    if (tokenizer === undefined) return loadTokenizer(model);
+    if (tokenizer === undefined) {
+      const found = tokenizerFor(model);
+      return found instanceof EncodingTokenizer && !found.loaded ? loadTokenizer(model) : found;
+    }
     return isTokenizer(tokenizer) ? (tokenizer as Tokenizer) : (tokenizer as (model: string) => Tokenizer)(model);
   };
 
-  return async function trimContext(ctx, next) {
+  /** Counts the prompt and passes it on as it is, or trims it first. */
+  const fitTo = (ctx: CompletionContext, next: () => Promise<void>, tokenizer: Tokenizer): Promise<void> => {
     const { request } = ctx;
     const { model } = request;
-    const tokenizer = await tokenizerOf(model);
     const format = chatFormat(model);
     let approximate = tokenizer.approximate;
     const counts = request.messages.map((message) => {
@@ -95,6 +102,15 @@ export function trimContext(options: TrimContextOptions = {}): Middleware {
       share(ctx, { tokensBefore, tokensAfter: tokensBefore, budget, dropped: 0, summarized: false, approximate });
       return next();
     }
+    return trim(ctx, next, { tokenizer, format, counts, overhead, tokensBefore, budget, approximate });
+  };
+
+  /** Drops (and summarises) what does not fit, then passes the rest on. */
+  const trim = async (ctx: CompletionContext, next: () => Promise<void>, counted: Counted): Promise<void> => {
+    const { request } = ctx;
+    const { model } = request;
+    const { tokenizer, format, counts, overhead, tokensBefore, budget } = counted;
+    let { approximate } = counted;
     let plan = fit(planTrim(request.messages, counts, overhead, budget), model, budget);
     let summary: ChatMessage | undefined;
     if (parsed.summarize && plan.dropped.length > 0) {
@@ -136,6 +152,27 @@ export function trimContext(options: TrimContextOptions = {}): Middleware {
     });
     await next();
   };
+
+  return function trimContext(ctx, next) {
+    try {
+      const tokenizer = tokenizerOf(ctx.request.model);
+      if (tokenizer instanceof Promise) return tokenizer.then((loaded) => fitTo(ctx, next, loaded));
+      return fitTo(ctx, next, tokenizer);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+}
+
+/** A prompt counted and found over its budget: what trimming it starts from. */
+interface Counted {
+  tokenizer: Tokenizer;
+  format: ReturnType<typeof chatFormat>;
+  counts: number[];
+  overhead: number;
+  tokensBefore: number;
+  budget: number;
+  approximate: boolean;
 }
 
 function budgetOf(
