@@ -201,11 +201,29 @@ export function budget(options: BudgetOptions): Middleware {
     return { ok: true, held };
   }
 
-  async function settleAll(ctx: CompletionContext, targets: Applicable[], hold: Hold, held: boolean[], usd: number): Promise<void> {
+  /**
+   * Settles the call's hold in every target it holds and announces the
+   * warnings it crossed; with one limit on an in-process store, at once
+   * (no promise for the call's settlement to wait on).
+   */
+  function settleAll(ctx: CompletionContext, targets: Applicable[], hold: Hold, held: boolean[], usd: number): Promise<void> | undefined {
     const now = ctx.clock.now();
-    const buckets = await settleEach(ctx, targets, (target, index) =>
-      settleHold(hold, held[index] ?? false, usd, target.limit.limitUsd, warnAt, now),
+    if (targets.length === 1) {
+      const target = targets[0] as Applicable;
+      const update = settleHold(hold, held[0] ?? false, usd, target.limit.limitUsd, warnAt, now);
+      if (!update || target.expiresAt <= now) return undefined;
+      const bucket = target.state.updateNow<BudgetBucket>(ctx, target.record, update, { ttlMs: target.expiresAt - now, phase: 'settle' });
+      if (bucket instanceof Promise) return bucket.then((settled) => warn(ctx, targets, hold, [settled]));
+      warn(ctx, targets, hold, [bucket]);
+      return undefined;
+    }
+    return settleEach(ctx, targets, (target, index) => settleHold(hold, held[index] ?? false, usd, target.limit.limitUsd, warnAt, now)).then(
+      (buckets) => warn(ctx, targets, hold, buckets),
     );
+  }
+
+  /** Emits `budget-warning` for each threshold this call's settlement crossed. */
+  function warn(ctx: CompletionContext, targets: Applicable[], hold: Hold, buckets: Array<BudgetBucket | undefined>): void {
     for (let index = 0; index < targets.length; index++) {
       const target = targets[index] as Applicable;
       const bucket = buckets[index];
@@ -233,10 +251,16 @@ export function budget(options: BudgetOptions): Middleware {
    * Reserves the call's worst case in every target, or applies `onExceed`:
    * downgrades (rewriting `ctx.request.model`), forces the hold, or throws.
    */
-  async function admit(ctx: CompletionContext, targets: Applicable[], id: string, slot: number): Promise<Admitted> {
+  async function admit(
+    ctx: CompletionContext,
+    targets: Applicable[],
+    id: string,
+    slot: number,
+    first?: { hold: Hold; reservation: Reservation },
+  ): Promise<Admitted> {
     const requested = ctx.request.model;
-    let hold: Hold = { id, usd: worstCase(ctx), slot };
-    let reservation = await reserveAll(ctx, targets, hold, false);
+    let hold: Hold = first?.hold ?? { id, usd: worstCase(ctx), slot };
+    let reservation = first?.reservation ?? (await reserveAll(ctx, targets, hold, false));
     if (reservation.ok) return { hold, held: reservation.held };
     const { resetsAt: _resetsAt, ...refused } = details(reservation, hold.usd);
     if (onExceed === 'warn') {
@@ -261,28 +285,69 @@ export function budget(options: BudgetOptions): Middleware {
     throw new BudgetExceededError(final);
   }
 
-  return async function budget(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
+  /**
+   * `admit`, with one limit on an in-process store decided at once: the
+   * usual call reserves without a promise or an await of its own.
+   */
+  function admitNow(ctx: CompletionContext, targets: Applicable[], id: string, slot: number): Admitted | Promise<Admitted> {
+    if (targets.length !== 1) return admit(ctx, targets, id, slot);
+    const target = targets[0] as Applicable;
+    const hold: Hold = { id, usd: worstCase(ctx), slot };
     const now = ctx.clock.now();
-    const targets = applicable(ctx, now);
-    const requested = ctx.request.model;
-    const { hold, held } = await admit(ctx, targets, `${holdPrefix}${(++holds).toString(36)}`, holdSlot(now, holdMs, ctx.deadline));
+    const reserved = target.state.updateNow<BudgetBucket>(ctx, target.record, reserveHold(hold, target.limit.limitUsd, false, now), {
+      ttlMs: target.expiresAt - now,
+    });
+    // Undefined: the store failed under the 'open' policy, so the limit lets the call through unmetered.
+    const decide = (bucket: BudgetBucket | undefined): Admitted | Promise<Admitted> =>
+      bucket === undefined || bucket.admitted === hold.id
+        ? { hold, held: [bucket !== undefined] }
+        : admit(ctx, targets, id, slot, { hold, reservation: { ok: false, blocked: target, bucket } });
+    return reserved instanceof Promise ? reserved.then(decide) : decide(reserved);
+  }
+
+  /** Runs the rest of the pipeline with the call admitted, and settles its hold when the call settles. */
+  function pass(ctx: CompletionContext, next: () => Promise<void>, targets: Applicable[], requested: string, admitted: Admitted): Promise<void> {
+    const { hold, held } = admitted;
     const downgradedFrom = ctx.request.model === requested ? undefined : requested;
     ctx.state.budget = { model: ctx.request.model, reservedUsd: hold.usd, downgradedFrom };
 
     // One listener, registered once: on the way out, or on the way back of an error.
     const settle = (settlement: Settlement) =>
       settleAll(ctx, targets, hold, held, settledUsd(ctx, settlement, prices.lookup(ctx.request.model)) ?? 0);
+    // Bound to the response next() produced: a stream settles when read to
+    // its end or cut. On an error, bound to the response next() last
+    // produced, if any, and costed as trackCost costs it: a stream the
+    // upstream accepted and that failed at its first chunk, read inside a
+    // retry, was billed for its prompt. With no response at all, it runs
+    // when the call settles, at $0.
+    const bind = () => ctx.onSettled(settle);
+    let running: Promise<void>;
     try {
-      await next();
+      running = next();
     } catch (error) {
-      // Bound to the response next() last produced, if any, and costed as
-      // trackCost costs it: a stream the upstream accepted and that failed
-      // at its first chunk, read inside a retry, was billed for its prompt.
-      // With no response at all, it runs when the call settles, at $0.
-      ctx.onSettled(settle);
-      throw error;
+      bind();
+      return Promise.reject(error);
     }
-    // Bound to the response next() produced: a stream settles when read to its end or cut.
-    ctx.onSettled(settle);
+    // Not async: one `then`, where an async frame and its await cost a promise more and held a frame per call in flight.
+    return running.then(bind, (error: unknown) => {
+      bind();
+      throw error;
+    });
+  }
+
+  return function budget(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
+    let targets: Applicable[];
+    let requested: string;
+    let admitted: Admitted | Promise<Admitted>;
+    try {
+      const now = ctx.clock.now();
+      targets = applicable(ctx, now);
+      requested = ctx.request.model;
+      admitted = admitNow(ctx, targets, `${holdPrefix}${(++holds).toString(36)}`, holdSlot(now, holdMs, ctx.deadline));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (admitted instanceof Promise) return admitted.then((held) => pass(ctx, next, targets, requested, held));
+    return pass(ctx, next, targets, requested, admitted);
   };
 }

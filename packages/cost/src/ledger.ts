@@ -116,6 +116,13 @@ interface HourCells {
 /** Hours whose index this process remembers, per store: the current one, and late settlements into the last ones. */
 const hoursKept = 4;
 
+/**
+ * The spend ledger's `record` that answers at once where its store is
+ * in-process: `undefined` when done, else a promise. trackCost uses it,
+ * so a call's settlement waits on no promise for the ledger; internal.
+ */
+export const kRecordNow = Symbol('sluice.ledger.record-now');
+
 const hourMs = 3_600_000;
 
 /**
@@ -187,13 +194,17 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
   }
 
   /** The cell a call goes into: from memory, or by listing it in the hour's index the first time this process meets it. */
-  async function cellFor(ctx: CompletionContext | undefined, hour: string, key: string, model: string, ttlMs: number): Promise<string | undefined> {
+  function cellFor(ctx: CompletionContext | undefined, hour: string, key: string, model: string, ttlMs: number): string | undefined | Promise<string | undefined> {
     const cells = hourCells(state.storeFor(ctx), hour);
     const known = cells.into.get(key);
     if (known !== undefined) return known;
     const overflow = overflowKey(model);
     const into = cells.full ? cells.into.get(overflow) : undefined;
     if (into !== undefined) return into;
+    return listCell(ctx, cells, hour, key, overflow, ttlMs);
+  }
+
+  async function listCell(ctx: CompletionContext | undefined, cells: HourCells, hour: string, key: string, overflow: string, ttlMs: number): Promise<string | undefined> {
     const index = await state.update<CellIndex>(ctx, `${hour}:cells`, admitCell(key, overflow, maxCells), { ttlMs, phase: 'settle' });
     if (!index) return undefined;
     const chosen = chosenCell(index, key, overflow);
@@ -204,19 +215,43 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
     return chosen;
   }
 
-  return {
-    async record(record, ctx) {
-      const now = ctx?.clock.now() ?? clock.now();
-      // An unusable time files the record under now rather than under NaN, where no report finds it.
-      const at = Number.isFinite(record.at) ? record.at : now;
-      const hour = Math.floor(at / hourMs) * hourMs;
-      const ttlMs = hour + hourMs + retentionMs - now;
-      if (ttlMs <= 0) return;
-      const tags = keptTags(record.tags, kept);
-      const id = hourId(hour);
-      const into = await cellFor(ctx, id, cellKeys.of(record.model, tags), record.model, ttlMs);
-      if (into === undefined) return;
-      await state.update<Cell>(ctx, `${id}:${into}`, addTo(into, record, tags), { ttlMs, phase: 'settle' });
+  // The record key of the last cell written: most calls add to the same one.
+  let lastCell: [hour: string, cell: string, key: string] | undefined;
+  const cellRecord = (hour: string, cell: string): string => {
+    if (lastCell?.[0] !== hour || lastCell[1] !== cell) lastCell = [hour, cell, `${hour}:${cell}`];
+    return lastCell[2];
+  };
+
+  /** Adds the record to its cell; a promise only when the store answers later than at once. */
+  const addToCell = (ctx: CompletionContext | undefined, hour: string, into: string | undefined, record: CostRecord, tags: Readonly<Record<string, string>>, ttlMs: number) => {
+    if (into === undefined) return undefined;
+    const written = state.updateNow<Cell>(ctx, cellRecord(hour, into), addTo(into, record, tags), { ttlMs, phase: 'settle' });
+    return written instanceof Promise ? written.then(nothing) : undefined;
+  };
+
+  /** Records a settled call: at once where the store answers in-process, else a promise of it. */
+  const recordNow = (record: CostRecord, ctx?: CompletionContext): Promise<void> | undefined => {
+    const now = ctx?.clock.now() ?? clock.now();
+    // An unusable time files the record under now rather than under NaN, where no report finds it.
+    const at = Number.isFinite(record.at) ? record.at : now;
+    const hour = Math.floor(at / hourMs) * hourMs;
+    const ttlMs = hour + hourMs + retentionMs - now;
+    if (ttlMs <= 0) return undefined;
+    const tags = keptTags(record.tags, kept);
+    const id = hourId(hour);
+    const into = cellFor(ctx, id, cellKeys.of(record.model, tags), record.model, ttlMs);
+    if (into instanceof Promise) return into.then((cell) => addToCell(ctx, id, cell, record, tags, ttlMs));
+    return addToCell(ctx, id, into, record, tags, ttlMs);
+  };
+
+  const ledger: Ledger & { [kRecordNow]: typeof recordNow } = {
+    [kRecordNow]: recordNow,
+    record(record, ctx) {
+      try {
+        return recordNow(record, ctx) ?? Promise.resolve();
+      } catch (error) {
+        return Promise.reject(error);
+      }
     },
     async report(query = {}) {
       const parsed = parseOptions(querySchema, query, 'report');
@@ -248,6 +283,7 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
       return { since, until, rows, usd: total.usd, requests: total.requests, savedUsd: total.savedUsd };
     },
   };
+  return ledger;
 
   /** An hour's cells: those its index lists, and those of a record the earlier versions wrote. */
   async function readHour(hour: string): Promise<Cell[]> {
@@ -260,6 +296,8 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
 }
 
 /** The tags the ledger keeps of a call's: all of them, or those listed. */
+function nothing(): void {}
+
 function keptTags(tags: Readonly<Record<string, string>>, kept: Set<string> | undefined): Readonly<Record<string, string>> {
   if (!kept) return tags;
   const chosen: Record<string, string> = {};

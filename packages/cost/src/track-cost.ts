@@ -2,7 +2,7 @@ import { type CompletionContext, type Middleware, type Settlement } from '@sluic
 import { parseOptions } from '@sluice/core/kit';
 import { AnomalyDetector } from './anomaly-detector.js';
 import type { CostBuckets } from './cost-of-usage.js';
-import { type Ledger, spendLedger } from './ledger.js';
+import { type CostRecord, kRecordNow, type Ledger, spendLedger } from './ledger.js';
 import { type TrackCostOptions, trackCostOptionsSchema } from './options.js';
 import { priceTable } from './price-table.js';
 import { resolvePrice } from './resolve-price.js';
@@ -54,10 +54,14 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
   // garbage collector's handling of its entries.
   const tracked = Symbol('trackCost');
 
-  async function record(ctx: CompletionContext, settlement: Settlement) {
+  // The spend ledger's own record answers at once on an in-process store: a
+  // call's settlement then waits on no promise (a ledger of the user's own goes through `record`).
+  const recordNow = (ledger as { [kRecordNow]?: (record: CostRecord, ctx?: CompletionContext) => Promise<void> | undefined })[kRecordNow];
+
+  function record(ctx: CompletionContext, settlement: Settlement): Promise<void> | undefined {
     const match = resolvePrice(prices, ctx.request.model, policy === 'error' ? 'warn' : policy);
     const settled = settledCost(ctx, settlement, match);
-    if (!settled) return;
+    if (!settled) return undefined;
     // Answered without the upstream (a cache hit): nothing was billed, and
     // what the answer would have cost is the saving.
     const { answeredBy } = ctx.state;
@@ -75,7 +79,8 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
       const tokens = buckets.uncachedInput.tokens + buckets.cachedInput.tokens + buckets.output.tokens;
       for (const event of detector.observe({ id: ctx.id, model, tags: ctx.tags, tokens, usd, now })) ctx.events.emit('cost-anomaly', event);
     }
-    await ledger.record({ id: ctx.id, at: now, model, tags: ctx.tags, usd, buckets, estimated, priced, savedUsd, answeredBy }, ctx);
+    const entry: CostRecord = { id: ctx.id, at: now, model, tags: ctx.tags, usd, buckets, estimated, priced, savedUsd, answeredBy };
+    return recordNow ? recordNow(entry, ctx) : ledger.record(entry, ctx);
   }
 
   const middleware = async function trackCost(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
