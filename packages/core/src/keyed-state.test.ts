@@ -43,6 +43,47 @@ describe('keyResolver', () => {
 });
 
 describe('keyedState', () => {
+  it('answers an update on the memory store at once with updateNow, and through update as a promise of the same value', async () => {
+    const ctx = fakeCall();
+    const state = keyedState({ name: 'test', defaultKey: 'global', field: 'test.key' });
+    const now = state.updateNow<number>(ctx, 'global', (current) => (current ?? 0) + 1, { ttlMs: 60_000 });
+    expect(now).toBe(1);
+    await expect(state.update<number>(ctx, 'global', (current) => (current ?? 0) + 1, { ttlMs: 60_000 })).resolves.toBe(2);
+    expect(await ctx.store.get('sluice:test:global')).toBe(2);
+  });
+
+  it('calls a store spread from the memory store through its own update, not the memory store\'s', async () => {
+    const inner = memoryStore();
+    const seen: string[] = [];
+    const store: Store = {
+      ...inner,
+      update: (key, update, ttlMs) => {
+        seen.push(key);
+        return inner.update(key, update, ttlMs);
+      },
+    };
+    const ctx = fakeCall({ store });
+    const state = keyedState({ name: 'test', defaultKey: 'global', field: 'test.key' });
+    const result = state.updateNow<number>(ctx, 'global', (current) => (current ?? 0) + 1, { ttlMs: 60_000 });
+    expect(result).toBeInstanceOf(Promise);
+    await expect(result).resolves.toBe(1);
+    await state.update<number>(ctx, 'global', (current) => (current ?? 0) + 1, { ttlMs: 60_000 });
+    expect(seen).toEqual(['sluice:test:global', 'sluice:test:global']);
+  });
+
+  it('applies the store-error policy when a reducer throws on the memory store, as on any other', async () => {
+    const ctx = fakeCall();
+    const events: unknown[] = [];
+    ctx.events.on('store-error', (event) => events.push(event));
+    const state = keyedState({ name: 'test', defaultKey: 'global', field: 'test.key', onStoreError: 'closed' });
+    const boom = () => {
+      throw new Error('bad reducer');
+    };
+    await expect(state.update(ctx, 'global', boom, { ttlMs: 1_000 })).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await expect(state.update(ctx, 'global', boom, { ttlMs: 1_000, phase: 'settle' })).resolves.toBeUndefined();
+    expect(events).toHaveLength(2);
+  });
+
   it('namespaces records, binds to the call store and writes a TTL from the new value', async () => {
     const ctx = fakeCall();
     const state = keyedState({ name: 'demo', defaultKey: 'model', field: 'demo.key' });

@@ -3,10 +3,7 @@ import type { Clock } from './clock.js';
 import type { CompletionContext } from './context.js';
 import { StoreError, ValidationError } from './errors.js';
 import type { SluiceEmitter } from './events.js';
-import { kInProcess, kOwnDeadline, kUpdateNow, memoryStore, type Store, type TimeToLive } from './store.js';
-
-/** The memory store's synchronous update (see `kUpdateNow`). */
-type UpdateNow = <T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>) => T;
+import { kInProcess, kOwnDeadline, kUpdateNow, memoryStore, type Store, type TimeToLive, type UpdateNowHook } from './store.js';
 
 /**
  * What a stateful middleware's state is keyed by, the same vocabulary in
@@ -269,10 +266,10 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
     options: KeyedUpdateOptions<T>,
   ): T | undefined | Promise<T | undefined> => {
     const store = storeFor(ctx);
-    const now = (store as { [kUpdateNow]?: UpdateNow })[kUpdateNow];
-    if (now === undefined) return updateAsync(ctx, store, key, reducer, options);
+    const hook = (store as { [kUpdateNow]?: UpdateNowHook })[kUpdateNow];
+    if (hook === undefined || hook.update !== store.update) return updateAsync(ctx, store, key, reducer, options);
     try {
-      return now<T>(recordKey(key), reducer, options.ttlMs);
+      return hook.now<T>(recordKey(key), reducer, options.ttlMs);
     } catch (error) {
       return failed(ctx, key, reducer, options, error);
     }

@@ -25,9 +25,20 @@ export const kOwnDeadline = Symbol.for('sluice.store.own-deadline');
  * The memory store's synchronous `update`, for `keyedState` alone: an
  * update through it costs one promise instead of three and no store call
  * of its own. Not `Symbol.for`: a second copy of core simply does not find
- * it and goes through `update`.
+ * it and goes through `update`. It holds the `update` it stands for, and
+ * is used only while the store's `update` is still that one: a store made
+ * by spreading the memory store and replacing `update` is called through
+ * its own `update`.
  */
 export const kUpdateNow = Symbol('sluice.store.update-now');
+
+/** What a memory store holds under {@link kUpdateNow}; internal. */
+export interface UpdateNowHook {
+  /** The store's own async `update`, which this stands for. */
+  update: Store['update'];
+  /** The same update, answered at once. */
+  now<T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>): T;
+}
 
 /** A record's time to live: fixed, or computed from the value just written. */
 export type TimeToLive<T> = number | ((value: T) => number);
@@ -176,9 +187,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
     put(key, next, typeof ttlMs === 'function' ? ttlMs(next) : ttlMs);
     return next;
   };
-  const store: Store & { readonly size: number; [kInProcess]: true; [kUpdateNow]: typeof updateNow } = {
+  const store: Store & { readonly size: number; [kInProcess]: true } = {
     [kInProcess]: true,
-    [kUpdateNow]: updateNow,
     get size() {
       return entries.size;
     },
@@ -196,5 +206,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
       if (entry) remove(entry);
     },
   };
+  // Not enumerable, so a spread of the store does not carry it.
+  const hook: UpdateNowHook = { update: store.update, now: updateNow };
+  Object.defineProperty(store, kUpdateNow, { value: hook });
   return store;
 }
