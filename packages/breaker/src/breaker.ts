@@ -106,24 +106,30 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
   let clock: Clock | undefined;
   let sequence = 0;
 
-  /** Writes a change; sees and returns the stored record, or undefined when the store failed (policy `open`). */
-  async function write<S extends Step>(
+  /**
+   * Writes a change; sees and returns the stored record, or undefined when
+   * the store failed (policy `open`). At once on an in-process store, else a promise.
+   */
+  function write<S extends Step>(
     ctx: CompletionContext | undefined,
     key: string,
     now: number,
     change: (current: CircuitRecord | undefined) => S,
     phase: 'admit' | 'settle',
-  ): Promise<{ record: CircuitRecord; step: S } | undefined> {
+  ): Written<S> | undefined | Promise<Written<S> | undefined> {
     let step: S | undefined;
-    const record = await circuits.update<CircuitRecord>(ctx, key, (current) => (step = change(current)).record, {
+    const seen = (record: CircuitRecord | undefined): Written<S> | undefined => {
+      if (record === undefined || step === undefined) return undefined;
+      views.see(circuits.storeFor(ctx), key, record, now, rules);
+      const emitter = ctx?.events ?? events;
+      if (emitter) emit(emitter, ctx?.id, key, step.transitions);
+      return { record, step };
+    };
+    const record = circuits.updateNow<CircuitRecord>(ctx, key, (current) => (step = change(current)).record, {
       ttlMs: (next) => lifetimeMs(next, now, rules),
       phase,
     });
-    if (record === undefined || step === undefined) return undefined;
-    views.see(circuits.storeFor(ctx), key, record, now, rules);
-    const emitter = ctx?.events ?? events;
-    if (emitter) emit(emitter, ctx?.id, key, step.transitions);
-    return { record, step };
+    return record instanceof Promise ? record.then(seen) : seen(record);
   }
 
   /** A call that failed before any response is judged by its error alone. */
@@ -136,14 +142,17 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     return settlement.outcome === 'success' ? 'success' : 'ignore';
   };
 
-  /** Records an outcome; returns the mark a counted success left, for a later failure to amend. */
-  async function record(ctx: CompletionContext, key: string, ticket: Ticket, outcome: CallOutcome, amends?: Mark) {
+  /**
+   * Records an outcome; returns the mark a counted success left, for a
+   * later failure to amend. At once on an in-process store, else a promise.
+   */
+  function record(ctx: CompletionContext, key: string, ticket: Ticket, outcome: CallOutcome, amends?: Mark): Mark | undefined | Promise<Mark | undefined> {
     // A normal call that counts neither way leaves the circuit as it is.
     if (outcome === 'ignore' && ticket.kind === 'call') return undefined;
     const now = ctx.clock.now();
     const context: SettleContext = { pending: inFlight.count(key), amends };
-    const written = await write(ctx, key, now, (current) => settle(current, ticket, outcome, now, rules, context), 'settle');
-    return written?.step.mark;
+    const written = write(ctx, key, now, (current) => settle(current, ticket, outcome, now, rules, context), 'settle');
+    return written instanceof Promise ? written.then(markOf) : markOf(written);
   }
 
   /**
@@ -164,7 +173,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     let stored = step.record;
     if (verify || step.changed) {
       // Taking a probe slot must be atomic: decided again inside the update.
-      const written = await write(ctx, key, now, (current) => admit(current, id, now, rules), 'admit');
+      const written = await write<AdmitStep>(ctx, key, now, (current) => admit(current, id, now, rules), 'admit');
       // The store failed under policy `open`: go ahead, as if closed.
       if (!written) return { kind: 'call', at: now };
       ({ step, record: stored } = written);
@@ -177,16 +186,23 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     return { refused: seen.state as Refusal['refused'], retryAfterMs: seen.retryAfterMs ?? undefined };
   }
 
-  async function breaker(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
+  function breaker(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
     const key = circuits.keyOf(ctx);
     events = ctx.events;
     clock = ctx.clock;
     const admittedAt = ctx.clock.now();
+    // A circuit this process knows only closed admits at once: no promise, no await.
+    const known = verify || views.get(circuits.storeFor(ctx), key, admittedAt) !== undefined;
+    if (known) return admitCall(ctx, key, admittedAt).then((ticket) => pass(ctx, next, key, ticket));
+    return pass(ctx, next, key, { kind: 'call', at: admittedAt });
+  }
+
+  /** Refuses the call, or runs the rest of the pipeline and judges what it got. */
+  function pass(ctx: CompletionContext, next: () => Promise<void>, key: string, ticket: Ticket | Refusal): Promise<void> {
     const { state } = ctx;
-    const ticket = await admitCall(ctx, key, admittedAt);
     if ('refused' in ticket) {
       state.breaker = { key, state: ticket.refused };
-      throw new CircuitOpenError(key, ticket.refused, ticket.retryAfterMs);
+      return Promise.reject(new CircuitOpenError(key, ticket.refused, ticket.retryAfterMs));
     }
     state.breaker = { key, state: ticket.kind === 'probe' ? 'half-open' : 'closed' };
 
@@ -200,46 +216,61 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     };
 
     const calledAt = ctx.clock.now();
-    try {
-      await next();
-    } catch (error) {
-      // Judged from the error itself rather than a settlement listener: a
-      // rejection by a layer before the transport (a limiter) has no response
-      // for a listener to bind to, and would hand it the whole call's outcome.
+    // Judged from the error itself rather than a settlement listener: a
+    // rejection by a layer before the transport (a limiter) has no response
+    // for a listener to bind to, and would hand it the whole call's outcome.
+    const failed = (error: unknown): Promise<never> => {
       judged();
-      await record(ctx, key, ticket, outcomeOfError(error));
-      throw error;
-    }
-    const respondedAt = ctx.clock.now();
-    if (ctx.stream && ticket.kind === 'call' && (config.slowCallMs === undefined || respondedAt - calledAt <= config.slowCallMs)) {
-      // A stream is judged when the upstream accepted it, the moment a
-      // failure before or at its headers is judged: counting its success
-      // only when it ends would let every fast error land before the slow
-      // successes of the same traffic and trip a healthy circuit. A stream
-      // cut later turns that success into a failure (one call, one count).
-      // `respondedAt - calledAt` bounds its time to headers from above, so
-      // below `slowCallMs` it is surely not slow; otherwise it is judged at
-      // its end, when its settlement says how long the upstream really took
-      // (until then it counts as in flight: one nobody reads never settles,
-      // which leaves the rate a call more lenient, never stricter).
-      judged();
-      const mark = await record(ctx, key, ticket, 'success');
-      ctx.onSettled(async (settlement: Settlement) => {
-        // Without a mark the success was not counted (the circuit moved on, or the store failed).
-        if (!mark || settlement.outcome !== 'error' || !settlement.error || !config.isFailure(settlement.error)) return;
-        await record(ctx, key, ticket, 'failure', mark);
+      const recorded = record(ctx, key, ticket, outcomeOfError(error));
+      return recorded instanceof Promise ? recorded.then(() => Promise.reject(error)) : Promise.reject(error);
+    };
+    const answered = (): Promise<void> | undefined => {
+      const respondedAt = ctx.clock.now();
+      if (ctx.stream && ticket.kind === 'call' && (config.slowCallMs === undefined || respondedAt - calledAt <= config.slowCallMs)) {
+        judged();
+        return judgeStream(ctx, key, ticket);
+      }
+      // After `next()` resolved, this binds to this attempt's response: at once
+      // for a non-stream answer, when the stream ends, breaks or is cancelled.
+      ctx.onSettled((settlement: Settlement) => {
+        // Slowness is the upstream's time to the response (a stream's headers),
+        // from when the request was sent: the settlement's duration runs from
+        // the transport's start, so time queued in an inner limiter is left out.
+        const sentAt = ctx.clock.now() - settlement.durationMs;
+        judged();
+        const recorded = record(ctx, key, ticket, outcomeOfSettlement(settlement, respondedAt - sentAt));
+        return recorded instanceof Promise ? recorded.then(nothing) : undefined;
       });
-      return;
+      return undefined;
+    };
+    let running: Promise<void>;
+    try {
+      running = next();
+    } catch (error) {
+      return failed(error);
     }
-    // After `next()` resolved, this binds to this attempt's response: at once
-    // for a non-stream answer, when the stream ends, breaks or is cancelled.
+    // Not async: one `then`, where an async frame and its awaits cost promises more and held a frame per call in flight.
+    return running.then(answered, failed);
+  }
+
+  /**
+   * A stream is judged when the upstream accepted it, the moment a failure
+   * before or at its headers is judged: counting its success only when it
+   * ends would let every fast error land before the slow successes of the
+   * same traffic and trip a healthy circuit. A stream cut later turns that
+   * success into a failure (one call, one count). The caller checked that
+   * the time to headers, bounded from above by `respondedAt - calledAt`, is
+   * below `slowCallMs`; otherwise it is judged at its end, when its
+   * settlement says how long the upstream really took (until then it counts
+   * as in flight: one nobody reads never settles, which leaves the rate a
+   * call more lenient, never stricter).
+   */
+  async function judgeStream(ctx: CompletionContext, key: string, ticket: Ticket): Promise<void> {
+    const mark = await record(ctx, key, ticket, 'success');
     ctx.onSettled(async (settlement: Settlement) => {
-      // Slowness is the upstream's time to the response (a stream's headers),
-      // from when the request was sent: the settlement's duration runs from
-      // the transport's start, so time queued in an inner limiter is left out.
-      const sentAt = ctx.clock.now() - settlement.durationMs;
-      judged();
-      await record(ctx, key, ticket, outcomeOfSettlement(settlement, respondedAt - sentAt));
+      // Without a mark the success was not counted (the circuit moved on, or the store failed).
+      if (!mark || settlement.outcome !== 'error' || !settlement.error || !config.isFailure(settlement.error)) return;
+      await record(ctx, key, ticket, 'failure', mark);
     });
   }
 
@@ -273,6 +304,18 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     },
   });
 }
+
+/** A change written: the stored record, and the step that made it. */
+interface Written<S extends Step> {
+  record: CircuitRecord;
+  step: S;
+}
+
+type AdmitStep = ReturnType<typeof admit>;
+
+const markOf = (written: Written<Step> | undefined): Mark | undefined => written?.step.mark;
+
+function nothing(): void {}
 
 /** Why a call was not admitted: the circuit's state and the time until half-open. */
 interface Refusal {
