@@ -94,8 +94,13 @@ export class Admission {
    *
    * @throws StoreError when the store fails under the `closed` policy
    */
-  async admitFast(queue: KeyQueue, caller: Caller): Promise<Admitted> {
-    const state = await this.config.state.update(asContext(caller), queue.storeKey, queue.admitFast, { ttlMs: this.ttlMs });
+  admitFast(queue: KeyQueue, caller: Caller): Admitted | Promise<Admitted> {
+    // At once on an in-process store: the usual admission costs no promise.
+    const state = this.config.state.updateNow(asContext(caller), queue.storeKey, queue.admitFast, { ttlMs: this.ttlMs });
+    return state instanceof Promise ? state.then((stored) => this.fastDecided(queue, stored)) : this.fastDecided(queue, state);
+  }
+
+  private fastDecided(queue: KeyQueue, state: WindowState | undefined): Admitted {
     if (!state) return [admitNow, undefined];
     queue.seen = state;
     const decision = queue.fastDecision as Decision;

@@ -50,6 +50,22 @@ export class Limiter {
    * @throws LimitRejectedError when it is refused; the signal's reason when the call aborts
    */
   acquire(caller: Caller, key: string, cost: number): Promise<Ticket> {
+    try {
+      const ticket = this.acquireNow(caller, key, cost);
+      return ticket instanceof Promise ? ticket : Promise.resolve(ticket);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * {@link Limiter.acquire}, with the ticket itself (not a promise) when
+   * the call is admitted at once on an in-process store: the usual call
+   * then costs no promise and no await. May throw instead of rejecting.
+   *
+   * @throws LimitRejectedError when it is refused; the signal's reason when the call aborts
+   */
+  acquireNow(caller: Caller, key: string, cost: number): Ticket | Promise<Ticket> {
     const queue = this.queues.get(this.admission.storeOf(caller), key);
     const { tokens } = this.config;
     // First in line (nobody queued, no admission with the store), a free slot, and room as last seen.
@@ -63,36 +79,39 @@ export class Limiter {
     return this.wait(caller, queue, cost);
   }
 
-  /**
-   * The fast path: one `store.update`, no waiter, no timer. While it is with
-   * the store, later requests queue behind it; refused, it takes the head of
-   * the queue, ahead of them.
-   */
-  private async fast(caller: Caller, queue: KeyQueue, cost: number, now: number): Promise<Ticket> {
+  private fast(caller: Caller, queue: KeyQueue, cost: number, now: number): Ticket | Promise<Ticket> {
     queue.inFlight++;
     queue.fastBusy = true;
     queue.fastCost = cost;
     queue.fastNow = now;
     queue.fastClock = caller.clock;
-    let decision: Decision;
-    let bookedAt: number | undefined;
+    let answer: [Decision, number | undefined] | Promise<[Decision, number | undefined]>;
     try {
-      [decision, bookedAt] = await this.admission.admitFast(queue, caller);
+      answer = this.admission.admitFast(queue, caller);
     } catch (error) {
-      queue.fastBusy = false;
-      queue.inFlight--;
-      if (queue.live > 0) this.pump(queue);
-      throw error;
+      return this.fastFailed(queue, error);
     }
+    if (answer instanceof Promise) {
+      return answer.then(
+        ([decision, bookedAt]) => this.fastDecided(caller, queue, cost, now, decision, bookedAt),
+        (error: unknown) => this.fastFailed(queue, error),
+      );
+    }
+    return this.fastDecided(caller, queue, cost, now, answer[0], answer[1]);
+  }
+
+  private fastFailed(queue: KeyQueue, error: unknown): never {
+    queue.fastBusy = false;
+    queue.inFlight--;
+    if (queue.live > 0) this.pump(queue);
+    throw error;
+  }
+
+  private fastDecided(caller: Caller, queue: KeyQueue, cost: number, now: number, decision: Decision, bookedAt: number | undefined): Ticket | Promise<Ticket> {
     queue.fastBusy = false;
     if (decision.admitted) {
       const aborted = abortReason(caller);
-      if (aborted !== undefined) {
-        queue.inFlight--;
-        await this.admission.giveBack(queue, caller, cost, bookedAt);
-        if (queue.live > 0) this.pump(queue);
-        throw aborted;
-      }
+      if (aborted !== undefined) return this.abortedAtOnce(caller, queue, cost, bookedAt, aborted);
       // Those who queued while the store answered were held back for it.
       if (queue.live > 0) this.pump(queue);
       return this.ticket(queue, cost, 0, bookedAt);
@@ -104,6 +123,14 @@ export class Limiter {
       if (queue.live > 0) this.pump(queue);
       throw error;
     }
+  }
+
+  /** Admitted while the call aborted: the slot and the admission go back. */
+  private async abortedAtOnce(caller: Caller, queue: KeyQueue, cost: number, bookedAt: number | undefined, aborted: unknown): Promise<never> {
+    queue.inFlight--;
+    await this.admission.giveBack(queue, caller, cost, bookedAt);
+    if (queue.live > 0) this.pump(queue);
+    throw aborted;
   }
 
   private async wait(caller: Caller, queue: KeyQueue, cost: number): Promise<Ticket> {
@@ -141,6 +168,23 @@ export class Limiter {
       // Behind others it changes nothing for the head, whose timer or slot wakes the queue.
       if ((atHead || queue.live === 1) && !waiter.gone) this.pump(queue);
     });
+  }
+
+  /**
+   * {@link Limiter.finish}, at once (`undefined`) when there is nothing to
+   * write (no pause, no token correction): the usual call settles without a promise.
+   */
+  finishNow(ticket: Ticket, caller: Caller, how: Finish): Promise<void> | undefined {
+    const record = ticket as TicketRecord;
+    if (record.finished) return undefined;
+    if (how.pause || (this.config.tokens && how.usedTokens !== undefined && how.usedTokens !== record.reserved)) {
+      return this.finish(ticket, caller, how);
+    }
+    record.finished = true;
+    const { queue } = record;
+    queue.inFlight--;
+    if (queue.live > 0) this.pump(queue);
+    return undefined;
   }
 
   /**
