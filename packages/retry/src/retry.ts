@@ -110,31 +110,53 @@ export function retry(options: RetryOptions = {}): Middleware {
     return delayMs;
   }
 
-  return async function retry(ctx, next) {
-    const state: RetryState = { attempt: 0, attempts: [] };
+  // Not async: the first attempt, which is nearly every call's only one, is
+  // one `then` rather than an async frame held for as long as the call is
+  // in flight; the loop starts only once an attempt failed.
+  return function retry(ctx, next) {
+    const state: RetryState = { attempt: 1, attempts: [] };
     ctx.state.retry = state;
     budget?.deposit(ctx.clock.now());
+    let first: Promise<void>;
+    try {
+      first = next();
+    } catch (caught) {
+      first = Promise.reject(caught);
+    }
+    const again = (caught: unknown) => retryAfter(ctx, next, state, caught);
+    // Failures that only show on reading (an SSE error, a cut before any
+    // chunk) are still retryable here: nothing reached the caller.
+    if (ctx.stream) return first.then(() => firstChunk(ctx)).then(undefined, again);
+    return first.then(undefined, again);
+  };
+
+  /** The attempts after a failed one: wait as planned, try again, until one succeeds or the plan says stop. */
+  async function retryAfter(ctx: CompletionContext, next: () => Promise<void>, state: RetryState, caught: unknown): Promise<void> {
     let delayMs = 0;
     for (;;) {
-      state.attempt += 1;
-      try {
-        await next();
-        // Failures that only show on reading (an SSE error, a cut before
-        // any chunk) are still retryable here: nothing reached the caller.
-        if (ctx.stream && ctx.chunks) ctx.chunks = await withFirstChunk(ctx.chunks);
-        return;
-      } catch (caught) {
-        const error = toSluiceError(caught);
-        state.attempts.push({ attempt: state.attempt, delayMs, code: error.code, error });
-        delayMs = plan(ctx, state, error);
-      }
+      const error = toSluiceError(caught);
+      state.attempts.push({ attempt: state.attempt, delayMs, code: error.code, error });
+      delayMs = plan(ctx, state, error);
       try {
         await sleep(delayMs, { clock: ctx.clock, signal: ctx.signal });
-      } catch (caught) {
-        const reason = toSluiceError(caught);
+      } catch (stopped) {
+        const reason = toSluiceError(stopped);
         state.stopped = reason.code === 'ABORTED' ? 'aborted' : 'deadline';
         throw reason;
       }
+      state.attempt += 1;
+      try {
+        await next();
+        await firstChunk(ctx);
+        return;
+      } catch (failed) {
+        caught = failed;
+      }
     }
-  };
+  }
+}
+
+/** A stream's first chunk read ahead, so that a failure at it can still be retried. */
+async function firstChunk(ctx: CompletionContext): Promise<void> {
+  if (ctx.stream && ctx.chunks) ctx.chunks = await withFirstChunk(ctx.chunks);
 }
