@@ -31,7 +31,7 @@ export function compose<S extends object = object>(
   middleware.forEach((fn, index) => checkMiddleware(fn, `middleware.${index}`));
   const steps = [...middleware];
   return function composed(ctx: CompletionContext<S>, last: (ctx: CompletionContext<S>) => Promise<void> = done): Promise<void> {
-    return dispatch({ steps, ctx, last, onNext }, 0);
+    return dispatch({ steps, ctx, last, onNext }, 0, undefined);
   };
 }
 
@@ -45,8 +45,8 @@ interface Run<S extends object> {
 
 // The innermost step is called directly: an async wrapper around it
 // would add a promise and a microtask to every call for nothing.
-function dispatch<S extends object>(run: Run<S>, index: number): Promise<void> {
-  if (index < run.steps.length) return step(run, index);
+function dispatch<S extends object>(run: Run<S>, index: number, caller: Link<S> | undefined): Promise<void> {
+  if (index < run.steps.length) return step(run, index, caller);
   try {
     return run.last(run.ctx);
   } catch (error) {
@@ -57,16 +57,17 @@ function dispatch<S extends object>(run: Run<S>, index: number): Promise<void> {
 // Not async: a step is one `then` on its middleware's promise, where an
 // async frame (which holds a register file for as long as the call is in
 // flight) cost each step of each call several times as many bytes.
-function step<S extends object>(run: Run<S>, index: number): Promise<void> {
+function step<S extends object>(run: Run<S>, index: number, caller: Link<S> | undefined): Promise<void> {
   const fn = run.steps[index] as Middleware<S>;
-  const link = new Link(run, index, fn);
+  const link = new Link(run, index, fn, caller);
   let returned: unknown;
   try {
     returned = fn(run.ctx, link.next);
   } catch (error) {
-    return Promise.reject(error);
+    // Through the same `then` as a rejection, so the step that called this one hears it settle.
+    returned = Promise.reject(error);
   }
-  return Promise.resolve(returned).then(link.check);
+  return Promise.resolve(returned).then(link.check, link.fail);
 }
 
 /** The `next` a step's middleware gets, and the call it has pending. */
@@ -77,6 +78,8 @@ class Link<S extends object> {
     private readonly run: Run<S>,
     private readonly index: number,
     private readonly fn: Middleware<S>,
+    /** The step whose `next()` started this one: its pending call is this step's promise. */
+    private readonly caller: Link<S> | undefined,
   ) {}
 
   readonly next = (): Promise<void> => {
@@ -84,21 +87,26 @@ class Link<S extends object> {
       return Promise.reject(new SluiceError('NEXT_PENDING', `${nameOf(this.fn)} called next() again while its previous call was pending`));
     }
     this.run.onNext?.(this.run.ctx);
-    const call = dispatch(this.run, this.index + 1);
+    const call = dispatch(this.run, this.index + 1, this);
     this.pending = call;
-    // Registered before the caller's own `await`, so it runs first: a call
-    // settles before its middleware can call next() again, so the pending
+    // A step's call is cleared by the step it started, as that step's
+    // promise settles (see `check` and `fail`), which costs no promise of
+    // its own; the innermost (the transport, no step) is cleared by a
+    // `then`. Either runs before the caller's own `await` resumes, so a call
+    // settles before its middleware can call next() again, and the pending
     // call it clears is always this one.
-    call.then(this.clear, this.clear);
+    if (this.index + 1 === this.run.steps.length) {
+      const clear = () => {
+        this.pending = undefined;
+      };
+      call.then(clear, clear);
+    }
     return call;
-  };
-
-  private readonly clear = (): void => {
-    this.pending = undefined;
   };
 
   /** The middleware's promise resolved: it must not have returned a factory's product, nor left its next() pending. */
   readonly check = (returned: unknown): void => {
+    if (this.caller) this.caller.pending = undefined;
     const { fn, index } = this;
     // A factory used uncalled (`use(timing)` for `use(timing())`) returns the middleware it made.
     if (typeof returned === 'function') {
@@ -108,6 +116,12 @@ class Link<S extends object> {
       this.pending.catch(() => {});
       throw new SluiceError('MISSING_AWAIT', `${nameOf(fn)} resolved while its next() was still pending: is an \`await\` missing?`);
     }
+  };
+
+  /** The middleware's promise rejected: the step that called it hears it settle, and the error goes on. */
+  readonly fail = (error: unknown): never => {
+    if (this.caller) this.caller.pending = undefined;
+    throw error;
   };
 }
 
