@@ -1,4 +1,4 @@
-import { type Middleware, type SluiceEvents, sleep, type Store } from '@sluice/core';
+import { memoryStore, type Middleware, type SluiceEvents, sleep, type Store } from '@sluice/core';
 import type { MockUpstreamOptions } from '@sluice/testing';
 import { chat, type CheckedStore, checkedStore, closeTestPipelines, drain, testPipeline } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -47,6 +47,31 @@ async function failTimes(h: Setup, count: number, model = 'gpt-4.1'): Promise<vo
 }
 
 let h: Setup;
+
+describe('breaker: on the memory store, whose writes it does not await', () => {
+  it('counts a run of failures, breaks it on a success and opens on 10 in a row, as on a store that answers later', async () => {
+    h = await setup({}, { store: memoryStore() });
+    await failTimes(h, 9);
+    await h.llm.complete(ask());
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 0 });
+    await failTimes(h, 9);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 9 });
+    await failTimes(h, 1);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', failures: 10, reason: 'consecutive' });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', key: h.key() });
+    expect(h.seen.map(({ name }) => name)).toEqual(['circuit-open']);
+  });
+
+  it('judges concurrent calls one each: 10 failing at once open the circuit, 10 succeeding at once leave it closed at 0', async () => {
+    h = await setup({}, { store: memoryStore() });
+    await Promise.all(Array.from({ length: 10 }, () => h.llm.complete(ask())));
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 0 });
+    for (let i = 0; i < 10; i++) h.upstream.enqueue({ kind: 'status', status: 503 });
+    const failed = await Promise.allSettled(Array.from({ length: 10 }, () => h.llm.complete(ask())));
+    expect(failed.every((result) => result.status === 'rejected')).toBe(true);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', failures: 10 });
+  });
+});
 
 describe("breaker: the original client's timeline", () => {
   it('opens after 10 consecutive 503s and fails fast for 30 s without reaching the upstream', async () => {

@@ -59,6 +59,28 @@ function mostInAnyWindow(times: readonly number[], windowMs: number): number {
   return most;
 }
 
+describe('rateLimit: on the memory store, whose admissions it does not await', () => {
+  it('sends at once only what fits the window and the rest when it has room, each concurrency slot given back', async () => {
+    const harness = await testPipeline({
+      middleware: [rateLimit({ requests: { limit: 3, windowMs: 1_000 }, concurrency: 4 })],
+      store: memoryStore(),
+    });
+    const { llm, clock } = harness;
+    const calls = Array.from({ length: 5 }, (_, i) => llm.complete(chat(`c${i}`)));
+    await clock.until(() => harness.attempts.length === 3);
+    await clock.advanceAsync(999);
+    expect(harness.attempts).toHaveLength(3);
+    await clock.advanceAsync(1);
+    await Promise.all(calls);
+    expect(harness.attempts.map((attempt) => attempt.at - clock.start)).toEqual([0, 0, 0, 1_000, 1_000]);
+    // Every slot came back (a slot kept would leave these waiting for good): the window admits three more.
+    await clock.advanceAsync(1_000);
+    const more = Array.from({ length: 3 }, (_, i) => llm.complete(chat(`d${i}`)));
+    await Promise.all(more);
+    expect(harness.attempts).toHaveLength(8);
+  });
+});
+
 describe('rateLimit: requests per window', () => {
   it('sends 100 of 150 calls at once against rpm 100, and the other 50 when the minute is up', async () => {
     const { llm, upstream, sent, clock } = await setup({ rpm: 100 });
