@@ -2,8 +2,9 @@
 // over both clients' cluster modes: each record's key carries its own hash
 // tag, so records spread over the nodes, and each write goes to the node
 // that holds its slot, one key per script.
-import { createPipeline, type Transport } from '@sluice/core';
+import { createPipeline, openAICompatible } from '@sluice/core';
 import { rateLimit } from '@sluice/ratelimit';
+import { mockUpstream, type MockUpstream } from '@sluice/testing';
 import { Cluster } from 'ioredis';
 import { createCluster } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,22 +31,9 @@ const connect: Record<string, (ports: readonly number[]) => Promise<Closable>> =
   },
 };
 
-const completion = {
-  id: 'c', object: 'chat.completion' as const, created: 0, model: 'gpt-4.1',
-  choices: [{ index: 0, message: { role: 'assistant' as const, content: 'ok', refusal: null }, finish_reason: 'stop' as const, logprobs: null }],
-  usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 },
-};
-const transport: Transport = {
-  name: 'memory',
-  origin: 'memory://cluster-test',
-  async send(ctx) {
-    ctx.response = completion;
-    ctx.usage = completion.usage;
-  },
-};
-
 describe.skipIf(skipRedis())('redisStore on a Redis Cluster', () => {
   let cluster: TestRedisCluster;
+  let upstream: MockUpstream;
   const opened: Closable[] = [];
   const open = async (name: string) => {
     const client = await (connect[name] as (ports: readonly number[]) => Promise<Closable>)(cluster.ports);
@@ -54,11 +42,11 @@ describe.skipIf(skipRedis())('redisStore on a Redis Cluster', () => {
   };
 
   beforeAll(async () => {
-    cluster = await startRedisCluster(3);
+    [cluster, upstream] = await Promise.all([startRedisCluster(3), mockUpstream()]);
   }, 30_000);
   afterAll(async () => {
     await Promise.all(opened.map((client) => (client.close?.() ?? client.quit?.())?.catch(() => undefined)));
-    await cluster?.stop();
+    await Promise.all([cluster?.stop(), upstream?.close()]);
   });
 
   it.each(Object.keys(connect))('counts every update exactly over records spread across every node (%s)', async (name) => {
@@ -82,11 +70,14 @@ describe.skipIf(skipRedis())('redisStore on a Redis Cluster', () => {
       [1, 2].map(async () => {
         const store = redisStore({ client: await open(name), prefix: `${name}:limit:`, timeoutMs: 5_000 });
         // A long window, so every call of the test falls in one: 10 admitted in all, the rest refused at once.
+        const transport = openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' });
         return createPipeline({ transport, store, clock: store.clock }).use(rateLimit({ requests: { limit: 10, windowMs: 3_600_000 }, mode: 'reject' }));
       }),
     );
+    const sent = upstream.requests.length;
     const outcomes = await Promise.allSettled(pipelines.flatMap((llm) => Array.from({ length: 15 }, () => llm.complete({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] }))));
     expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(10);
+    expect(upstream.requests.length - sent).toBe(10);
     for (const outcome of outcomes) if (outcome.status === 'rejected') expect(outcome.reason).toMatchObject({ code: 'LIMIT_REJECTED' });
     await Promise.all(pipelines.map((llm) => llm.close()));
   });
