@@ -7,7 +7,7 @@ import { chatFormat, messageTokens } from './count-messages.js';
 import { type TrimPlan, planTrim } from './plan-trim.js';
 import type { Tokenizer } from './tokenizer.js';
 import { EncodingTokenizer } from './encoding-tokenizer.js';
-import { loadTokenizer, tokenizerFor } from './tokenizer-for.js';
+import { loadTokenizerCold, tokenizerFor } from './tokenizer-for.js';
 import { toolDefinitionTokens } from './tool-tokens.js';
 
 /**
@@ -73,7 +73,7 @@ export function trimContext(options: TrimContextOptions = {}): Middleware {
     const { tokenizer } = parsed;
     if (tokenizer === undefined) {
       const found = tokenizerFor(model);
-      return found instanceof EncodingTokenizer && !found.loaded ? loadTokenizer(model) : found;
+      return found instanceof EncodingTokenizer && !found.loaded ? loadTokenizerCold(model) : found;
     }
     return isTokenizer(tokenizer) ? (tokenizer as Tokenizer) : (tokenizer as (model: string) => Tokenizer)(model);
   };
