@@ -83,14 +83,20 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
     return recordNow ? recordNow(entry, ctx) : ledger.record(entry, ctx);
   }
 
-  const middleware = async function trackCost(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
+  // Not async: it only registers and passes the call on, and an async
+  // function returning next()'s promise costs a promise and two microtasks more.
+  const middleware = function trackCost(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
     // Placed inside a retry by mistake, a second registration would bind to
     // the previous attempt's settled response and cost it twice.
     const state = ctx.state as Record<symbol, unknown>;
     if (state[tracked]) return next();
     state[tracked] = true;
-    if (!resolvePrice(prices, ctx.request.model, policy) && policy === 'warn') {
-      ctx.events.emit('price-unknown', { id: ctx.id, model: ctx.request.model, by: 'trackCost' });
+    try {
+      if (!resolvePrice(prices, ctx.request.model, policy) && policy === 'warn') {
+        ctx.events.emit('price-unknown', { id: ctx.id, model: ctx.request.model, by: 'trackCost' });
+      }
+    } catch (error) {
+      return Promise.reject(error);
     }
     // Registered before next(): no response exists yet, so this hears the
     // whole call's final outcome (after retries, after the stream was read).
