@@ -67,6 +67,27 @@ describe('compose', () => {
     expect({ inner, terminal }).toEqual({ inner: 2, terminal: 2 });
   });
 
+  it('lets steps that return their next() as it is be called afresh once the call settled, failed or not', async () => {
+    let terminal = 0;
+    const seen: string[] = [];
+    const twice: Middleware = async (_ctx, next) => {
+      await next().catch((error: Error) => seen.push(error.message));
+      await next();
+    };
+    const passOn: Middleware = (_ctx, next) => next();
+    const syncThrowOnce: Middleware = (_ctx, next) => {
+      if (terminal === 0) {
+        terminal++;
+        throw new Error('thrown before the terminal');
+      }
+      return next();
+    };
+    await compose([twice, passOn, passOn, syncThrowOnce])(ctx, async () => {
+      terminal++;
+    });
+    expect({ seen, terminal }).toEqual({ seen: ['thrown before the terminal'], terminal: 2 });
+  });
+
   it('rejects a second next() while the first is still pending', async () => {
     const concurrent: Middleware = async (_ctx, next) => {
       await Promise.all([next(), next()]);

@@ -67,19 +67,31 @@ function step<S extends object>(run: Run<S>, index: number, caller: Link<S> | un
     // Through the same `then` as a rejection, so the step that called this one hears it settle.
     returned = Promise.reject(error);
   }
-  return Promise.resolve(returned).then(link.check, link.fail);
+  // A middleware that hands back its own pending next() (`return next()`)
+  // settles exactly when that call does, so there is nothing to check: its
+  // call is passed on as it is, without a `then`, its handlers or a microtask.
+  if (returned !== undefined && returned === link.pending) {
+    link.forwards = true;
+    return returned as Promise<void>;
+  }
+  return Promise.resolve(returned).then(
+    (value: unknown) => link.check(value),
+    (error: unknown) => link.fail(error),
+  );
 }
 
 /** The `next` a step's middleware gets, and the call it has pending. */
 class Link<S extends object> {
   pending: Promise<void> | undefined = undefined;
+  /** Its middleware returned its pending call as its own: that call settling settles this step too. */
+  forwards = false;
 
   constructor(
     private readonly run: Run<S>,
     private readonly index: number,
     private readonly fn: Middleware<S>,
     /** The step whose `next()` started this one: its pending call is this step's promise. */
-    private readonly caller: Link<S> | undefined,
+    readonly caller: Link<S> | undefined,
   ) {}
 
   readonly next = (): Promise<void> => {
@@ -90,23 +102,21 @@ class Link<S extends object> {
     const call = dispatch(this.run, this.index + 1, this);
     this.pending = call;
     // A step's call is cleared by the step it started, as that step's
-    // promise settles (see `check` and `fail`), which costs no promise of
-    // its own; the innermost (the transport, no step) is cleared by a
-    // `then`. Either runs before the caller's own `await` resumes, so a call
-    // settles before its middleware can call next() again, and the pending
-    // call it clears is always this one.
+    // promise settles (see `settled`), which costs no promise of its own;
+    // the innermost (the transport, no step) is cleared by a `then`. Either
+    // runs before the caller's own `await` resumes, so a call settles
+    // before its middleware can call next() again, and the pending call it
+    // clears is always this one.
     if (this.index + 1 === this.run.steps.length) {
-      const clear = () => {
-        this.pending = undefined;
-      };
+      const clear = () => settle(this);
       call.then(clear, clear);
     }
     return call;
   };
 
   /** The middleware's promise resolved: it must not have returned a factory's product, nor left its next() pending. */
-  readonly check = (returned: unknown): void => {
-    if (this.caller) this.caller.pending = undefined;
+  check(returned: unknown): void {
+    if (this.caller) settle(this.caller);
     const { fn, index } = this;
     // A factory used uncalled (`use(timing)` for `use(timing())`) returns the middleware it made.
     if (typeof returned === 'function') {
@@ -116,13 +126,26 @@ class Link<S extends object> {
       this.pending.catch(() => {});
       throw new SluiceError('MISSING_AWAIT', `${nameOf(fn)} resolved while its next() was still pending: is an \`await\` missing?`);
     }
-  };
+  }
 
   /** The middleware's promise rejected: the step that called it hears it settle, and the error goes on. */
-  readonly fail = (error: unknown): never => {
-    if (this.caller) this.caller.pending = undefined;
+  fail(error: unknown): never {
+    if (this.caller) settle(this.caller);
     throw error;
-  };
+  }
+}
+
+/**
+ * `link`'s pending call settled: cleared there, and in each step that
+ * passed that same call on as its own (they settle with it).
+ */
+function settle<S extends object>(link: Link<S>): void {
+  let current: Link<S> | undefined = link;
+  while (current) {
+    current.pending = undefined;
+    if (!current.forwards) return;
+    current = current.caller;
+  }
 }
 
 /** Rejects what is not a middleware, naming the field. */
