@@ -25,6 +25,11 @@
  *    at concurrency 1 (median, against the same pipeline without a
  *    limiter), interleaved rounds.
  *
+ * 3. The store's own work: the same counter over 1,000 keys through
+ *    `redisStore` on a client that answers every script at once with
+ *    "written" (no socket, no Redis), against `memoryStore().update` in the
+ *    same run: what a decision costs in the store itself, CPU per decision.
+ *
  * It starts its own redis-server on a free port, persistence off, and says
  * how to install one when there is none.
  *
@@ -72,6 +77,25 @@ interface StoreRun extends RunResult {
   commandsPerDecision: number;
   /** Redis's CPU (user + system) per decision, µs. */
   redisCpuUs: number;
+}
+
+/**
+ * A node-redis look-alike that answers every compare-and-set script "written" in the next check
+ * phase, as a reply would come in: the store's own CPU, with no socket or Redis behind it.
+ */
+function answeringClient() {
+  return {
+    isReady: true,
+    evalSha(_sha: string, options: { keys: string[]; arguments: string[] }) {
+      const reply: unknown[] = [0, 0];
+      for (let index = 0; index < options.keys.length; index++) reply.push(1, '');
+      return new Promise((resolve) => setImmediate(() => resolve(reply)));
+    },
+    eval(_script: string, options: { keys: string[]; arguments: string[] }) {
+      return this.evalSha('', options);
+    },
+    sendCommand: async (args: string[]) => (args[0] === 'TIME' ? [String(Math.floor(Date.now() / 1000)), '0'] : 'OK'),
+  };
 }
 
 /** The spread of per-round ratios: the middle half of the rounds, `p25–p75`. */
@@ -222,6 +246,32 @@ export async function run(): Promise<void> {
       ]),
     );
     console.log(`store errors (a store call over keyedState's 50 ms; the calls went ahead, policy 'open'): ${storeErrors}`);
+
+    console.log(`\n3. The store's own work: the counter over 1,000 keys, concurrency 64, on a client that answers at once (no socket, no Redis)\n`);
+    const own: Array<[string, Store]> = [
+      ['memoryStore', memoryStore()],
+      ['redisStore, answering client', redisStore({ client: answeringClient(), prefix: 'own:', timeoutMs: 5_000 })],
+    ];
+    let next = 0;
+    const ownRuns = await interleave(
+      own.map(([label, store]) => ({ name: label, call: async () => void (await store.update(`bench:k${next++ % 1_000}`, counter(Date.now()), windowMs)) })),
+      { rounds, warmupRounds, limits: { concurrency: 64, maxRequests: Infinity, maxMs: runMs } },
+    );
+    const memoryOwn = ownRuns.get('memoryStore')!;
+    console.log(
+      table([
+        ['store', 'decisions/s', 'CPU µs a decision', 'CPU vs memoryStore'],
+        ...own.map(([label]) => {
+          const runs = ownRuns.get(label)!;
+          return [
+            label,
+            fixed(summarise(runs).rps, 0),
+            fixed(median(runs.map((run) => run.cpuUsPerRequest)), 2),
+            fixed(median(pairedRatios(runs, memoryOwn, (run) => run.cpuUsPerRequest)), 2),
+          ];
+        }),
+      ]),
+    );
     await Promise.all([nodeRedis.close(), nodeRedisForLimiter.close(), ioredis.quit(), ioredisForLimiter.quit(), admin.quit()]);
   } finally {
     await server.stop();

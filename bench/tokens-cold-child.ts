@@ -3,7 +3,8 @@
  * process, reported over IPC, so nothing is warm but what loading warmed.
  *
  * - `first <class> <encoder>`: loads the encoder (`sluice`: `await
- *   loadTokenizer('gpt-4o')`; `js-tiktoken`: `new Tiktoken(o200k_base)`),
+ *   loadTokenizer('gpt-4o')`; `sluice-cold`: the same load without its
+ *   warm-up; `js-tiktoken`: `new Tiktoken(o200k_base)`),
  *   untimed; builds a 100,000-character text of the class; times its first
  *   count, then the count of another text of the class (warm). The parent
  *   kills a child that passes its time limit.
@@ -23,7 +24,7 @@ export type ColdMessage =
   | { type: 'done' };
 
 /** The encoders a `first` child can count with. */
-export type ColdEncoder = 'sluice' | 'js-tiktoken';
+export type ColdEncoder = 'sluice' | 'sluice-cold' | 'js-tiktoken';
 
 function send(message: ColdMessage): Promise<void> {
   return new Promise((resolve) => {
@@ -44,9 +45,11 @@ async function firstCount(kind: InputClass, encoder: ColdEncoder): Promise<void>
   // Imported here, so the import modes load nothing before what they time.
   const make = (await import('./tokens-cold-texts.js')).inputClasses[kind];
   let count: (text: string) => { tokens: number; approximate: boolean };
-  if (encoder === 'sluice') {
-    const { countTokens, loadTokenizer } = await import('@sluice/context');
-    await loadTokenizer('gpt-4o');
+  if (encoder === 'sluice' || encoder === 'sluice-cold') {
+    const { countTokens, loadTokenizer, tokenizerFor } = await import('@sluice/context');
+    // `sluice-cold`: the rank file loaded and the encoder built, without loadTokenizer's warm-up.
+    if (encoder === 'sluice') await loadTokenizer('gpt-4o');
+    else await (tokenizerFor('gpt-4o') as unknown as { load(warm: boolean): Promise<void> }).load(false);
     count = (text) => countTokens(text, 'gpt-4o');
   } else {
     const { Tiktoken } = await import('js-tiktoken/lite');
@@ -71,7 +74,7 @@ async function firstCount(kind: InputClass, encoder: ColdEncoder): Promise<void>
 
 async function main(): Promise<void> {
   const [mode, kind, encoder] = process.argv.slice(2);
-  if (mode === 'first' && kind && (encoder === 'sluice' || encoder === 'js-tiktoken')) {
+  if (mode === 'first' && kind && (encoder === 'sluice' || encoder === 'sluice-cold' || encoder === 'js-tiktoken')) {
     await firstCount(kind as InputClass, encoder);
   } else throw new Error(`tokens-cold-child: bad arguments ${process.argv.slice(2).join(' ')}`);
   await send({ type: 'done' });

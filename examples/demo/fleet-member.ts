@@ -13,7 +13,11 @@ const client = createClient({ url: redisUrl });
 client.on('error', () => undefined);
 await client.connect();
 
-const store = redisStore({ client });
+// A store call waits at most 500 ms for Redis here, not the default 50: three processes, the demo and
+// Redis share this machine's cores, and a member starved of CPU for longer than the default (its own
+// first calls still compiling, say) would see a store error, and under the `open` policy let a call
+// through without the limit. In production Redis has its own machine and the default fits.
+const store = redisStore({ client, timeoutMs: 500 });
 // Connected and the clock measured: tell fleet.ts, and wait until all three are, so they start together.
 await store.syncClock();
 console.log('ready');
@@ -31,11 +35,15 @@ const llm = createPipeline({ transport: openAICompatible({ baseUrl, apiKey: 'sk-
 
 let waits = 0;
 let storeErrors = 0;
+let storeError: string | undefined;
 llm.events.on('limit-wait', () => waits++);
-llm.events.on('store-error', () => storeErrors++);
+llm.events.on('store-error', (event) => {
+  storeErrors++;
+  storeError ??= `${event.operation} ${event.key}: ${event.error instanceof Error ? event.error.message : String(event.error)}`;
+});
 const replies = await Promise.allSettled(
   Array.from({ length: 15 }, (_, n) => llm.complete({ model: 'deepseek-v3.2', messages: [{ role: 'user', content: `${name} asks ${n}` }] })),
 );
-console.log(JSON.stringify({ name, ok: replies.filter((reply) => reply.status === 'fulfilled').length, waits, storeErrors }));
+console.log(JSON.stringify({ name, ok: replies.filter((reply) => reply.status === 'fulfilled').length, waits, storeErrors, storeError }));
 await llm.close();
 await client.close();

@@ -10,6 +10,8 @@ interface Report {
   ok: number;
   waits: number;
   storeErrors: number;
+  /** The first store error, for the record. */
+  storeError?: string;
 }
 
 /** One member process: resolves `ready` once it is connected, `report` with its figures once it ran. */
@@ -105,7 +107,7 @@ export async function fleet(): Promise<void> {
     const reports = await Promise.all(members.map((one) => one.report));
     for (const report of reports) console.log(
         `  ${report.name}: ${report.ok} answered, ${report.waits} waited for the shared window` +
-          (report.storeErrors ? `, ${report.storeErrors} went ahead without it (store-error, policy open)` : ''),
+          (report.storeErrors ? `, ${report.storeErrors} went ahead without it (store-error, policy open: ${report.storeError})` : ''),
       );
     const admitted = busiestSecond(upstream.requests.map((request) => Number((request.body as { metadata?: Record<string, string> }).metadata?.admitted_at)));
     const arrived = busiestSecond(upstream.requests.map((request) => request.at));

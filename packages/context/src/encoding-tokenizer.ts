@@ -13,6 +13,7 @@ import type { Encoding } from './encodings.js';
 import { narrowPattern } from './narrow-pattern.js';
 import type { TokenCount, Tokenizer } from './tokenizer.js';
 import { encodeUtf8Into } from './utf8.js';
+import { warmUpTexts } from './warm-up.js';
 
 /*
  * Rank files are loaded on the first exact count, never at import: the
@@ -31,6 +32,7 @@ import { encodeUtf8Into } from './utf8.js';
 
 const encoders = new Map<Encoding, BytePairEncoder>();
 const loading = new Map<Encoding, Promise<BytePairEncoder>>();
+const warmed = new Set<Encoding>();
 let requireRanks: ((id: string) => unknown) | null | undefined;
 
 function rankFileOf(module: RankFile | { default: RankFile }): RankFile {
@@ -242,9 +244,16 @@ export class EncodingTokenizer implements Tokenizer {
     return encoders.has(this.encoding);
   }
 
-  /** Loads the rank file through a dynamic import (once per encoding). */
-  async load(): Promise<void> {
+  /**
+   * Loads the rank file through a dynamic import (once per encoding) and,
+   * with `warm`, counts a few thousand generated characters once per
+   * encoding, so that the first real count runs compiled code (warm-up.ts).
+   */
+  async load(warm = false): Promise<void> {
     await loadAsync(this.encoding);
+    if (!warm || warmed.has(this.encoding)) return;
+    warmed.add(this.encoding);
+    for (const text of warmUpTexts()) this.measure(text);
   }
 
   count(text: string): number {

@@ -6,7 +6,7 @@ import { PromptTooLongError } from './errors.js';
 import { chatFormat, messageTokens } from './count-messages.js';
 import { type TrimPlan, planTrim } from './plan-trim.js';
 import type { Tokenizer } from './tokenizer.js';
-import { loadTokenizer } from './tokenizer-for.js';
+import { loadTokenizerCold } from './tokenizer-for.js';
 import { toolDefinitionTokens } from './tool-tokens.js';
 
 /**
@@ -67,7 +67,7 @@ export function trimContext(options: TrimContextOptions = {}): Middleware {
   const windowOf = parsed.contextWindow ?? contextWindow;
   const tokenizerOf = async (model: string): Promise<Tokenizer> => {
     const { tokenizer } = parsed;
-    if (tokenizer === undefined) return loadTokenizer(model);
+    if (tokenizer === undefined) return loadTokenizerCold(model);
     return isTokenizer(tokenizer) ? (tokenizer as Tokenizer) : (tokenizer as (model: string) => Tokenizer)(model);
   };
 

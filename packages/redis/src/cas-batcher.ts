@@ -19,18 +19,6 @@ import { compareAndSet, compareAndSetSha } from './scripts.js';
  * share a slot, and records are spread over slots on purpose.
  */
 
-/** One compare-and-set of one record. */
-export interface CasWrite {
-  /** The record's full Redis key. */
-  key: string;
-  /** The version the new value was computed from, '' for an absent record. */
-  expected: string;
-  /** The new `<version>|<json>`; '' to only check the version (and refresh the TTL): the value is unchanged. */
-  record: string;
-  /** The TTL in ms as the script reads it: '' for none, 0 or less to delete. */
-  ttl: string;
-}
-
 /** What the script said about one write: written, or the record it found instead. */
 export type CasOutcome = { written: true } | { written: false; current: unknown };
 
@@ -44,14 +32,27 @@ export interface CasBatcherOptions {
   onTime(sentAt: number, receivedAt: number, serverMs: number): void;
 }
 
-/** One queued write and who waits for it; its functions are called as its methods. */
+/**
+ * One queued compare-and-set of one record, and who waits for it; the
+ * batcher reads the write from its fields once `prepare` said there is one,
+ * and calls its methods. The request is its own write, so a decision
+ * allocates nothing here.
+ */
 export interface CasRequest {
+  /** The record's full Redis key. */
+  readonly key: string;
+  /** The version the new value was computed from; '' when the record was absent. */
+  readonly expected: string;
+  /** The new `<version>|<json>`; '' to only check the version (and refresh the TTL): the value is unchanged. */
+  readonly record: string;
+  /** The TTL in ms as the script reads it: '' for none, 0 or less to delete. */
+  readonly ttl: string;
   /**
    * Computes the write as its command is about to go, so that what it
    * decides is decided as late as possible (after the rest of the turn);
-   * `undefined` when there is nothing to write, and the request is done.
+   * false when there is nothing to write, and the request is done.
    */
-  prepare(): CasWrite | undefined;
+  prepare(): boolean;
   /** Called when the write's command goes to the client: where its time with Redis starts. */
   sent(): void;
   /** Gets the write's outcome. */
@@ -62,12 +63,6 @@ export interface CasRequest {
 
 /** Queues one write. */
 export type CasSend = (request: CasRequest) => void;
-
-/** A request with its write computed. */
-interface Prepared {
-  request: CasRequest;
-  write: CasWrite;
-}
 
 /**
  * Keys per command. Enough to make the per-command cost small beside the
@@ -115,38 +110,42 @@ const wrote: CasOutcome = Object.freeze({ written: true });
 export function casBatcher(commands: RedisCommands, options: CasBatcherOptions): CasSend {
   let queue: CasRequest[] = [];
 
-  async function send(batch: Prepared[]): Promise<void> {
+  async function send(batch: CasRequest[]): Promise<void> {
     const time = options.wantsTime();
     const keys: string[] = [];
     const args: string[] = [time ? '1' : ''];
-    for (const { write } of batch) {
-      keys.push(write.key);
-      args.push(write.expected, write.record, write.ttl);
+    for (const request of batch) {
+      keys.push(request.key);
+      args.push(request.expected, request.record, request.ttl);
     }
     const sentAt = Date.now();
     let reply: unknown[];
     try {
       const answer = commands.script(compareAndSet, compareAndSetSha, keys, args);
-      for (const queued of batch) queued.request.sent();
+      for (const request of batch) request.sent();
       reply = (await answer) as unknown[];
     } catch (error) {
-      for (const queued of batch) queued.request.reject(error);
+      for (const request of batch) request.reject(error);
       return;
     }
     if (time) options.onTime(sentAt, Date.now(), int(reply[0]) * 1000 + int(reply[1]) / 1000);
-    batch.forEach((queued, index) => {
+    for (let index = 0; index < batch.length; index++) {
+      const request = batch[index] as CasRequest;
       const written = int(reply[2 + 2 * index]);
       const detail = reply[3 + 2 * index];
-      if (written === 1) queued.request.resolve(wrote);
-      else if (written === 0) queued.request.resolve({ written: false, current: detail });
-      else queued.request.reject(new Error(`Redis could not read ${queued.write.key}: ${String(detail)}`));
-    });
+      if (written === 1) request.resolve(wrote);
+      else if (written === 0) request.resolve({ written: false, current: detail });
+      else request.reject(new Error(`Redis could not read ${request.key}: ${String(detail)}`));
+    }
   }
 
   const flush = () => {
-    const ready: Prepared[] = [];
-    for (const request of queue) {
-      let write: CasWrite | undefined;
+    // Requests queued by what runs below (a batch done at once starting the next) go in the next flush.
+    const queued = queue;
+    queue = [];
+    const ready: CasRequest[] = [];
+    for (const request of queued) {
+      let write: boolean;
       try {
         write = request.prepare();
       } catch (error) {
@@ -154,10 +153,13 @@ export function casBatcher(commands: RedisCommands, options: CasBatcherOptions):
         request.reject(error);
         continue;
       }
-      if (write) ready.push({ request, write });
+      if (write) ready.push(request);
     }
-    queue = [];
     const size = options.oneKeyPerCall ? 1 : maxKeysPerCall;
+    if (ready.length <= size) {
+      if (ready.length > 0) void send(ready);
+      return;
+    }
     for (let start = 0; start < ready.length; start += size) void send(ready.slice(start, start + size));
   };
 

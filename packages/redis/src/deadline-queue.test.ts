@@ -9,7 +9,7 @@ describe('deadlineQueue', () => {
   afterEach(() => void vi.useRealTimers());
 
   it('expires each deadline once, after its own timeout, in the order they started', async () => {
-    const start = deadlineQueue(50);
+    const start = deadlineQueue(50).after;
     const expired: string[] = [];
     start(() => expired.push('a'));
     await vi.advanceTimersByTimeAsync(20);
@@ -27,7 +27,7 @@ describe('deadlineQueue', () => {
   });
 
   it('never expires a cancelled deadline, and keeps no timer for it', async () => {
-    const start = deadlineQueue(50);
+    const start = deadlineQueue(50).after;
     const expired: string[] = [];
     const a = start(() => expired.push('a'));
     const b = start(() => expired.push('b'));
@@ -45,7 +45,7 @@ describe('deadlineQueue', () => {
   });
 
   it('gives a deadline its time back once when the process stalled past it', async () => {
-    const start = deadlineQueue(40);
+    const start = deadlineQueue(40).after;
     const expired: string[] = [];
     start(() => expired.push('stalled'));
     // The process runs nothing for 100 ms: the timer fires 60 ms late.

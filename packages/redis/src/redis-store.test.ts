@@ -145,6 +145,29 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
     expect(await stores[0]!.get('n')).toBe(200);
   });
 
+  it('remembers at most maxEntries records, keeps the one in use, and still counts a forgotten one right', async () => {
+    const client = await open();
+    const store = redisStore({ client, prefix: `${name}:bounded:`, timeoutMs, maxEntries: 3 });
+    const probe = await open();
+    const scripts = async () => Number(/calls=(\d+)/.exec(String(await raw(probe, ['INFO', 'commandstats'])).split('cmdstat_evalsha')[1] ?? '')?.[1] ?? 0);
+    const add = (key: string) => store.update<number>(key, (current) => (current ?? 0) + 1, 60_000);
+    await add('hot');
+    for (let i = 0; i < 20; i++) {
+      // Two new records between two uses: without its second chance it would be the oldest, and go.
+      await add(`cold${i}`);
+      await add(`colder${i}`);
+      if (i < 19) await add('hot');
+    }
+    // Still remembered: its next write goes on the first try, one script call.
+    const before = await scripts();
+    expect(await add('hot')).toBe(21);
+    expect((await scripts()) - before).toBe(1);
+    // Long forgotten: the first try conflicts, and the retry still counts on from what Redis holds.
+    const again = await scripts();
+    expect(await add('cold0')).toBe(2);
+    expect((await scripts()) - again).toBe(2);
+  });
+
   it('never lets two stores both take the last unit of a limit', async () => {
     const stores = await Promise.all([1, 2, 3].map(async () => redisStore({ client: await open(), prefix: `${name}:limit:`, timeoutMs })));
     const take = (current: { used: number; granted: boolean } | undefined) => {

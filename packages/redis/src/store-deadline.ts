@@ -37,57 +37,95 @@ export interface StoreDeadline {
   cancel(): void;
 }
 
-/** One deadline of a {@link deadlineQueue}, in its list. */
-interface Entry extends StoreDeadline {
-  due: number;
-  expire: (() => void) | undefined;
-  graced: boolean;
-  prev: Entry | undefined;
-  next: Entry | undefined;
-  queued: boolean;
+/**
+ * Something with a deadline on a {@link DeadlineQueue}: the queue links it
+ * into its list by these fields, so starting a deadline allocates nothing
+ * (a store's write attempt is one). Subclass it and give it `expire`.
+ */
+export abstract class DeadlineNode {
+  /** @internal When it falls due, ms since the epoch. */
+  due = 0;
+  /** @internal Given its time back once already for a stall. */
+  graced = false;
+  /** @internal In the queue's list. */
+  queued = false;
+  /** @internal */
+  prev: DeadlineNode | undefined = undefined;
+  /** @internal */
+  next: DeadlineNode | undefined = undefined;
+  /** Runs once, when the deadline passes uncancelled. */
+  abstract expire(): void;
+}
+
+/** A closure's deadline, for calls that are not nodes themselves. */
+class CallbackDeadline extends DeadlineNode implements StoreDeadline {
+  constructor(
+    private readonly queue: DeadlineQueue,
+    private readonly callback: () => void,
+  ) {
+    super();
+  }
+
+  expire(): void {
+    this.callback();
+  }
+
+  cancel(): void {
+    this.queue.cancel(this);
+  }
+}
+
+/** The deadlines of one store's calls, on one timer (see {@link deadlineQueue}). */
+export interface DeadlineQueue {
+  /** Starts `node`'s deadline now (a node already running is left as it is). */
+  start(node: DeadlineNode): void;
+  /** Stops `node`'s deadline for good; nothing when it is not running. */
+  cancel(node: DeadlineNode): void;
+  /** Starts a deadline that calls `expire`. */
+  after(expire: () => void): StoreDeadline;
 }
 
 /**
- * The deadlines of one store's calls, on one timer. Each calls its
- * `expire` once Redis has had `timeoutMs` of this process's attention
- * without it being cancelled, by the rules at the top of this file (it
- * starts when called, looks once more after due I/O, forgives one stall).
- * One timer, not one set and cleared per call, which a store deciding tens
- * of thousands of times a second pays in CPU and garbage. Deadlines of one
- * timeout fall due in the order they start,
- * so they queue in a list, and one given extra time for a stall is placed
- * by its new due time; a cancelled one leaves the list at once (kept until
- * due, the writes of a busy second would pile up behind a long timeout).
+ * The deadlines of one store's calls, on one timer. Each node's `expire`
+ * runs once Redis has had `timeoutMs` of this process's attention without
+ * it being cancelled, by the rules at the top of this file (it starts when
+ * started, looks once more after due I/O, forgives one stall). One timer,
+ * not one set and cleared per call, which a store deciding tens of
+ * thousands of times a second pays in CPU and garbage. Deadlines of one
+ * timeout fall due in the order they start, so they queue in a list, and
+ * one given extra time for a stall is placed by its new due time; a
+ * cancelled one leaves the list at once (kept until due, the writes of a
+ * busy second would pile up behind a long timeout).
  *
  * @param timeoutMs - how long Redis may take to answer
- * @returns `start(expire)`, which runs one deadline
+ * @returns the queue
  */
-export function deadlineQueue(timeoutMs: number): (expire: () => void) => StoreDeadline {
-  let head: Entry | undefined;
-  let tail: Entry | undefined;
+export function deadlineQueue(timeoutMs: number): DeadlineQueue {
+  let head: DeadlineNode | undefined;
+  let tail: DeadlineNode | undefined;
   let timer: unknown;
   let timerDue = Number.POSITIVE_INFINITY;
 
-  const unlink = (entry: Entry) => {
-    if (entry.prev) entry.prev.next = entry.next;
-    else head = entry.next;
-    if (entry.next) entry.next.prev = entry.prev;
-    else tail = entry.prev;
-    entry.prev = entry.next = undefined;
-    entry.queued = false;
+  const unlink = (node: DeadlineNode) => {
+    if (node.prev) node.prev.next = node.next;
+    else head = node.next;
+    if (node.next) node.next.prev = node.prev;
+    else tail = node.prev;
+    node.prev = node.next = undefined;
+    node.queued = false;
   };
 
-  const place = (entry: Entry) => {
-    entry.queued = true;
+  const place = (node: DeadlineNode) => {
+    node.queued = true;
     // Usually the latest due of all: at the tail. A stall's extra time may fall before others'.
     let after = tail;
-    while (after && after.due > entry.due) after = after.prev;
-    entry.prev = after;
-    entry.next = after ? after.next : head;
-    if (entry.next) entry.next.prev = entry;
-    else tail = entry;
-    if (after) after.next = entry;
-    else head = entry;
+    while (after && after.due > node.due) after = after.prev;
+    node.prev = after;
+    node.next = after ? after.next : head;
+    if (node.next) node.next.prev = node;
+    else tail = node;
+    if (after) after.next = node;
+    else head = node;
   };
 
   const arm = () => {
@@ -103,38 +141,37 @@ export function deadlineQueue(timeoutMs: number): (expire: () => void) => StoreD
     const firedAt = Date.now();
     afterDueIo(() => {
       while (head && head.due <= firedAt) {
-        const entry = head;
-        unlink(entry);
-        const late = firedAt - entry.due;
-        if (!entry.graced && late > timeoutMs / 4) {
-          entry.graced = true;
-          entry.due = Date.now() + Math.min(late, timeoutMs);
-          place(entry);
+        const node = head;
+        unlink(node);
+        const late = firedAt - node.due;
+        if (!node.graced && late > timeoutMs / 4) {
+          node.graced = true;
+          node.due = Date.now() + Math.min(late, timeoutMs);
+          place(node);
           continue;
         }
-        const expire = entry.expire;
-        entry.expire = undefined;
-        expire?.();
+        node.expire();
       }
       arm();
     });
   };
 
-  return (expire) => {
-    const entry: Entry = {
-      due: Date.now() + timeoutMs,
-      expire,
-      graced: false,
-      prev: undefined,
-      next: undefined,
-      queued: false,
-      cancel() {
-        entry.expire = undefined;
-        if (entry.queued) unlink(entry);
-      },
-    };
-    place(entry);
-    if (timer === undefined) arm();
-    return entry;
+  const queue: DeadlineQueue = {
+    start(node) {
+      if (node.queued) return;
+      node.due = Date.now() + timeoutMs;
+      node.graced = false;
+      place(node);
+      if (timer === undefined) arm();
+    },
+    cancel(node) {
+      if (node.queued) unlink(node);
+    },
+    after(expire) {
+      const node = new CallbackDeadline(queue, expire);
+      queue.start(node);
+      return node;
+    },
   };
+  return queue;
 }
