@@ -12,6 +12,11 @@ export class Utf8Writer {
     if (this.bytes.length > keptBytes) this.bytes = new Uint8Array(initialBytes);
   }
 
+  /** How many bytes the buffer holds. */
+  get capacity(): number {
+    return this.bytes.length;
+  }
+
   /** How many bytes are written. */
   get size(): number {
     return this.length;
@@ -154,8 +159,10 @@ function unicodeEscape(bytes: Uint8Array, at: number, code: number): number {
 
 /** Writers kept for reuse: a stream's bytes need a buffer of their own for as long as it runs. */
 const pool: Utf8Writer[] = [];
-/** Free writers kept at most (each a few KiB): enough for the streams usually in flight at once. */
-const maxPooled = 256;
+/** Free writers kept at most: enough for the streams usually in flight at once. */
+const maxPooled = 128;
+/** A writer whose buffer grew past this (a long answer) is left to the GC, so the pool holds at most 4 MiB. */
+const maxPooledBytes = 32 * 1024;
 
 /** A writer from the pool (or a new one), empty; internal. */
 export function takeWriter(): Utf8Writer {
@@ -170,5 +177,5 @@ export function takeWriter(): Utf8Writer {
  * @param writer - a writer from {@link takeWriter}
  */
 export function giveBackWriter(writer: Utf8Writer): void {
-  if (pool.length < maxPooled) pool.push(writer);
+  if (pool.length < maxPooled && writer.capacity <= maxPooledBytes) pool.push(writer);
 }
