@@ -1,6 +1,5 @@
 import { type ChatCompletion, type ChatCompletionChunk, rawJson, type Usage } from '@sluice/core';
-import { writeJson } from './json-writer.js';
-import type { Utf8Writer } from './utf8-writer.js';
+import { extraUtf8Bytes } from './utf8-bytes.js';
 
 /** A stored answer, as plain JSON (so any backend can keep it); internal. */
 export interface CacheEntry {
@@ -17,59 +16,49 @@ export interface CacheEntry {
 }
 
 /**
- * Writes a completion or a chunk as it is stored: with `raw`, the
+ * The JSON of a completion or a chunk as it is stored: with `raw`, the
  * upstream's own text where the transport kept it (nothing to serialise),
- * else the value as JSON; internal.
+ * else the value serialised; internal.
  *
- * @param writer - where to write it
  * @param value - the answer, as the call inside the cache left it
  * @param raw - the cache's `rawJson` option
- * @throws what JSON.stringify throws for the value (a BigInt)
  */
-export function writeAnswer(writer: Utf8Writer, value: ChatCompletion | ChatCompletionChunk, raw: boolean): void {
-  const text = raw ? rawJson(value) : undefined;
-  if (text !== undefined) writer.text(text, false);
-  else writeJson(writer, value);
+export function answerJson(value: ChatCompletion | ChatCompletionChunk, raw: boolean): string {
+  return (raw ? rawJson(value) : undefined) ?? JSON.stringify(value);
 }
 
 /**
- * A completion entry, serialised once into one string (what the storage
- * keeps, and what identical calls in flight read their copy from); internal.
+ * Serialises a completion entry; internal.
  *
- * @param writer - an empty writer to build it in
- * @param response - the completion
- * @param usage - its usage, if it had one
- * @param raw - the cache's `rawJson` option
- * @returns the entry and its exact UTF-8 bytes
- * @throws what JSON.stringify throws for the answer (a BigInt)
+ * @param response - the completion, already serialised (so a caller mutating its copy cannot reach the cache)
+ * @param usage - its usage, serialised, if it had one
  */
-export function completionEntry(
-  writer: Utf8Writer, response: ChatCompletion, usage: Usage | undefined, storedAt: number, ttlMs: number, raw: boolean,
-): { entry: string; bytes: number } {
-  writer.text(`{"v":1,"storedAt":${storedAt},"expiresAt":${storedAt + ttlMs},"usage":`, false);
-  writeJson(writer, usage ?? null);
-  writer.text(',"response":', false);
-  writeAnswer(writer, response, raw);
-  writer.byte(0x7d);
-  return { entry: writer.decode(), bytes: writer.size };
+export function completionEntry(response: string, usage: string | undefined, storedAt: number, ttlMs: number): string {
+  return `{"v":1,"storedAt":${storedAt},"expiresAt":${storedAt + ttlMs},"usage":${usage ?? 'null'},"response":${response}}`;
 }
 
 /**
- * A stream entry, from the chunks written one by one as they arrived,
- * separated by commas (nothing is serialised twice); internal.
+ * Serialises a stream entry from chunks serialised one by one as they
+ * arrived, already joined with commas (nothing is stringified twice); internal.
  *
- * @param writer - an empty writer to build it in
  * @param chunks - the chunks' JSON, comma-separated
- * @param usage - the stream's usage, if it had one
- * @returns the entry and its exact UTF-8 bytes
+ * @param usage - the stream's usage, serialised (`null` for none)
  */
-export function streamEntry(writer: Utf8Writer, chunks: Utf8Writer, usage: Usage | undefined, storedAt: number, ttlMs: number): { entry: string; bytes: number } {
-  writer.text(`{"v":1,"storedAt":${storedAt},"expiresAt":${storedAt + ttlMs},"usage":`, false);
-  writeJson(writer, usage ?? null);
-  writer.text(',"chunks":[', false);
-  writer.append(chunks);
-  writer.text(']}', false);
-  return { entry: writer.decode(), bytes: writer.size };
+export function streamEntry(chunks: string, usage: string, storedAt: number, ttlMs: number): string {
+  return `{"v":1,"storedAt":${storedAt},"expiresAt":${storedAt + ttlMs},"usage":${usage},"chunks":[${chunks}]}`;
+}
+
+/**
+ * The UTF-8 bytes of a stream entry from its parts: everything but the
+ * chunks and the usage is ASCII, so the entry (a few KiB) is never copied
+ * into one string just to be measured; the chunks, joined, already are one; internal.
+ *
+ * @param entry - the entry
+ * @param chunks - the chunks' JSON, joined
+ * @param usage - the usage's JSON
+ */
+export function streamEntryBytes(entry: string, chunks: string, usage: string): number {
+  return entry.length + extraUtf8Bytes(chunks) + extraUtf8Bytes(usage);
 }
 
 /**

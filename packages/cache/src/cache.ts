@@ -1,14 +1,14 @@
 import { type ChatCompletion, type CompletionContext, type Middleware, SluiceError, StoreError, type Usage } from '@sluice/core';
 import { abortReason, keyResolver, onAbort, toSluiceError } from '@sluice/core/kit';
 import { requestKey } from './cache-key.js';
-import { type CacheEntry, completionEntry, parseEntry, replay, streamEntry } from './cache-entry.js';
+import { answerJson, completionEntry, parseEntry, replay, streamEntry, streamEntryBytes } from './cache-entry.js';
 import type { CacheStorage } from './cache-storage.js';
 import type { CacheStatus } from './events.js';
 import { Flight, FlightFailure, type FlightOwner } from './flight.js';
 import { FlightTable, keyHash } from './flight-table.js';
 import { type CacheOptions, resolveCacheOptions } from './options.js';
 import { StreamTee } from './stream-tee.js';
-import { giveBackWriter, takeWriter } from './utf8-writer.js';
+import { utf8Bytes } from './utf8-bytes.js';
 
 /** The `cache` middleware, with the storage it keeps answers in. */
 export type CacheMiddleware = Middleware & {
@@ -62,18 +62,10 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     },
     recorded(flight, chunks) {
       const sender = flight.sender as CompletionContext;
-      const writer = takeWriter();
-      let built: { entry: string; bytes: number };
-      try {
-        built = streamEntry(writer, chunks, sender.usage, sender.clock.now(), ttlMs);
-      } catch {
-        // A usage that cannot be serialised: the stream is not kept.
-        owner.land(flight);
-        return;
-      } finally {
-        giveBackWriter(writer);
-      }
-      write(sender, flight, built.entry, built.bytes);
+      const joined = chunks.join(',');
+      const usage = JSON.stringify(sender.usage ?? null);
+      const entry = streamEntry(joined, usage, sender.clock.now(), ttlMs);
+      write(sender, flight, entry, streamEntryBytes(entry, joined, usage));
     },
   };
 
@@ -174,10 +166,8 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       });
       return true;
     }
-    // A copy of its own, read from the entry as it will be stored.
-    const entry = JSON.parse(answer.entry as string) as CacheEntry;
-    ctx.response = entry.response as ChatCompletion;
-    ctx.usage = entry.usage ?? undefined;
+    ctx.response = JSON.parse(answer.response as string) as ChatCompletion;
+    ctx.usage = answer.usage === undefined ? undefined : (JSON.parse(answer.usage) as Usage);
     answered(ctx, 'shared', entryKey, ageMs, ctx.usage);
     return true;
   }
@@ -217,23 +207,25 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
     if (ctx.stream && ctx.chunks) {
       const tee = new StreamTee(ctx.chunks, 1 + flight.joiners, ctx, flight, config.rawJson);
       ctx.chunks = tee.subscribe();
-      flight.succeed(undefined, tee, at);
+      flight.succeed(undefined, undefined, tee, at);
     } else if (!ctx.stream && ctx.response) {
-      // Serialised at once: what is stored and shared is the answer as it came, whatever its caller does to it.
-      const writer = takeWriter();
-      let built: { entry: string; bytes: number };
+      let response: string;
+      let usage: string | undefined;
       try {
-        built = completionEntry(writer, ctx.response, ctx.usage, at, ttlMs, config.rawJson);
+        // Serialised at once: what is stored and shared is the answer as it came, whatever its caller does to it.
+        response = answerJson(ctx.response, config.rawJson);
+        usage = ctx.usage === undefined ? undefined : JSON.stringify(ctx.usage);
       } catch (caught) {
         // An answer that cannot be serialised (something inside put a BigInt in it) is not kept, and the flight ends.
         flight.fail(toSluiceError(caught), false);
         owner.land(flight);
         throw caught;
-      } finally {
-        giveBackWriter(writer);
       }
-      flight.succeed(built.entry, undefined, at);
-      write(ctx, flight, built.entry, built.bytes);
+      flight.succeed(response, usage, undefined, at);
+      const entry = completionEntry(response, usage, at, ttlMs);
+      // Measured whole, which copies it into one string: JSON.stringify's result is a tree of
+      // pieces, and one string is what an LRU of thousands of entries should keep (and the GC trace).
+      write(ctx, flight, entry, utf8Bytes(entry));
     } else {
       // Answered by something inside that left nothing to keep: nothing to share either.
       flight.fail(new SluiceError('CACHE_NO_ANSWER', 'the call inside the cache produced no answer to share'), true);

@@ -1,12 +1,13 @@
 import { type CompletionContext, SluiceError } from '@sluice/core';
 import type { Keyed } from './flight-table.js';
 import type { StreamTee, TeeHooks } from './stream-tee.js';
-import type { Utf8Writer } from './utf8-writer.js';
 
 /** What a call that sent a request upstream shares with the identical calls that joined it; internal. */
 export interface FlightAnswer {
-  /** The completion's entry, as stored (non-stream; a stream's usage arrives at its end). */
-  entry?: string;
+  /** The completion, serialised (non-stream). */
+  response?: string;
+  /** Its usage, serialised (non-stream; a stream's arrives at its end). */
+  usage?: string;
   /** The stream every reader subscribes to (stream). */
   tee?: StreamTee;
   /** `clock.now()` when the answer came. */
@@ -28,8 +29,8 @@ const landedFailure = new FlightFailure(new SluiceError('CACHE_FLIGHT_LANDED', '
 export interface FlightOwner {
   /** The flight is over: identical calls from now on read the storage (or start their own). */
   land(flight: Flight): void;
-  /** The flight's stream was read to its end: every chunk, serialised as it arrived, comma-separated. */
-  recorded(flight: Flight, chunks: Utf8Writer): void;
+  /** The flight's stream was read to its end: every chunk, serialised as it arrived. */
+  recorded(flight: Flight, chunks: readonly string[]): void;
 }
 
 /**
@@ -51,7 +52,8 @@ export class Flight implements TeeHooks, Keyed {
   /** Calls that joined before a stream's tee existed; the tee counts them among its readers. */
   joiners = 0;
   tee: StreamTee | undefined = undefined;
-  private entry: string | undefined = undefined;
+  private response: string | undefined = undefined;
+  private usage: string | undefined = undefined;
   private at = 0;
   private answered = false;
   private failure: FlightFailure | undefined = undefined;
@@ -106,9 +108,10 @@ export class Flight implements TeeHooks, Keyed {
     else if (!this.landed) this.joiners--;
   }
 
-  /** The sender has its answer: a completion's entry, or the stream it tees. */
-  succeed(entry: string | undefined, tee: StreamTee | undefined, at: number): void {
-    this.entry = entry;
+  /** The sender has its answer: a serialised completion (and usage), or the stream it tees. */
+  succeed(response: string | undefined, usage: string | undefined, tee: StreamTee | undefined, at: number): void {
+    this.response = response;
+    this.usage = usage;
     this.tee = tee;
     this.at = at;
     this.answered = true;
@@ -125,14 +128,15 @@ export class Flight implements TeeHooks, Keyed {
     this.landed = true;
     this.sender = undefined;
     this.tee = undefined;
-    this.entry = undefined;
+    this.response = undefined;
+    this.usage = undefined;
     this.waiting = undefined;
     this.resolve = undefined;
     this.reject = undefined;
   }
 
   /** The tee's stream ended cleanly (the tee's hook). */
-  complete(chunks: Utf8Writer): void {
+  complete(chunks: readonly string[]): void {
     this.owner.recorded(this, chunks);
   }
 
@@ -142,7 +146,7 @@ export class Flight implements TeeHooks, Keyed {
   }
 
   private shared(): FlightAnswer {
-    return this.tee ? { tee: this.tee, at: this.at } : { entry: this.entry, at: this.at };
+    return this.tee ? { tee: this.tee, at: this.at } : { response: this.response, usage: this.usage, at: this.at };
   }
 }
 

@@ -1,12 +1,11 @@
 import { AbortError, type ChatCompletionChunk, type SluiceError, type Usage } from '@sluice/core';
 import { toSluiceError } from '@sluice/core/kit';
-import { writeAnswer } from './cache-entry.js';
-import { giveBackWriter, takeWriter, type Utf8Writer } from './utf8-writer.js';
+import { answerJson } from './cache-entry.js';
 
 /** What a {@link StreamTee} tells its owner; internal. */
 export interface TeeHooks {
-  /** The upstream stream ended cleanly: every chunk, serialised as it arrived, comma-separated (readable only during the call). */
-  complete(chunks: Utf8Writer): void;
+  /** The upstream stream ended cleanly: every chunk, serialised as it arrived. */
+  complete(chunks: readonly string[]): void;
   /** It broke, or every reader left before its end: nothing of it may be kept. */
   abandon(): void;
 }
@@ -22,9 +21,7 @@ const end = (): Result => ({ done: true, value: undefined });
  * the fastest reader and cancelled only when every reader has left.
  *
  * Each chunk is serialised once as it arrives, before any caller holds it
- * (or, with `raw`, the upstream's own text of it is taken, where kept),
- * into one buffer for the whole stream, taken from a pool and given back
- * when the last reader is done with it:
+ * (or, with `raw`, the upstream's own text of it is taken, where kept):
  * the reader that pulled it gets the upstream's object, the others fresh
  * copies, so no caller's mutation reaches another caller or the stored
  * entry. Most streams are never joined, and their one reader pulls every
@@ -33,10 +30,8 @@ const end = (): Result => ({ done: true, value: undefined });
  * one promise, where an async function per layer would cost three; internal.
  */
 export class StreamTee {
-  /** The chunks so far, serialised, comma-separated; undefined once every reader is done. */
-  private chunks: Utf8Writer | undefined = takeWriter();
-  /** Where each chunk's JSON ends in `chunks`. */
-  private readonly ends: number[] = [];
+  /** The chunks so far, serialised. */
+  readonly chunks: string[] = [];
   private pulling = false;
   private ended = false;
   private error: SluiceError | undefined = undefined;
@@ -89,23 +84,15 @@ export class StreamTee {
 
   /** The next result for `reader`, at its `index`: pulled from upstream when it is the first to ask, else caught up. */
   read(reader: TeeReader, index: number): Promise<Result> {
-    if (index === this.ends.length && !this.pulling && !this.ended && this.error === undefined) return this.pull(reader);
+    if (index === this.chunks.length && !this.pulling && !this.ended && this.error === undefined) return this.pull(reader);
     return this.catchUp(reader, index);
   }
 
   /** A reader leaves (it ended, broke off, or never subscribed); the last one to leave early cancels the upstream. */
   leave(): void {
-    if (--this.readers > 0) return;
-    if (this.ended || this.error) {
-      // Every reader is done: nobody reads the chunks again.
-      if (this.chunks) giveBackWriter(this.chunks);
-      this.chunks = undefined;
-      return;
-    }
+    if (--this.readers > 0 || this.ended || this.error) return;
     // Nobody is reading any more: the upstream request is given up, and what came of it is not kept.
     this.error = new AbortError('Every reader of the stream left before its end');
-    if (this.chunks) giveBackWriter(this.chunks);
-    this.chunks = undefined;
     this.hooks.abandon();
     void this.iterator.return?.()?.catch?.(() => {});
   }
@@ -113,10 +100,9 @@ export class StreamTee {
   /** For a reader behind the others: copies of what is stored, then a wait for the pull in progress. */
   private async catchUp(reader: TeeReader, index: number): Promise<Result> {
     for (;;) {
-      if (index < this.ends.length) {
+      if (index < this.chunks.length) {
         reader.index++;
-        const start = index === 0 ? 0 : (this.ends[index - 1] as number) + 1;
-        return { done: false, value: JSON.parse((this.chunks as Utf8Writer).decode(start, this.ends[index])) as ChatCompletionChunk };
+        return { done: false, value: JSON.parse(this.chunks[index] as string) as ChatCompletionChunk };
       }
       if (this.error) {
         reader.leave();
@@ -151,24 +137,20 @@ export class StreamTee {
       this.ended = true;
       this.land();
       // A stream abandoned while its last pull was out is not kept, even if that pull ended it.
-      if (this.error === undefined) this.hooks.complete(this.chunks as Utf8Writer);
+      if (this.error === undefined) this.hooks.complete(this.chunks);
       reader.finish();
       return end();
     }
-    // Undefined when every reader left while this pull was out: nothing is kept, the chunk still goes to whoever pulled it.
-    const chunks = this.chunks;
-    if (chunks !== undefined) {
-      const size = chunks.size;
-      try {
-        if (this.ends.length > 0) chunks.byte(0x2c);
-        writeAnswer(chunks, result.value, this.raw);
-      } catch (caught) {
-        // A chunk that cannot be serialised (a BigInt put in by something inside) fails the stream: nothing half-written is kept.
-        chunks.truncate(size);
-        throw this.pullFailed(reader, caught);
-      }
-      this.ends.push(chunks.size);
+    let text: string;
+    try {
+      text = answerJson(result.value, this.raw);
+    } catch (caught) {
+      // A chunk JSON cannot write (a BigInt a middleware put in it): the stream fails as UNEXPECTED for
+      // every reader, as a broken upstream would, and nothing of it is kept; left alone, a reader that
+      // joined it would wait for a pull that never lands.
+      throw this.pullFailed(reader, caught);
     }
+    this.chunks.push(text);
     reader.index++;
     this.land();
     return result;

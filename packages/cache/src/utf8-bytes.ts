@@ -1,6 +1,6 @@
 /**
  * The UTF-8 length of a string without encoding it: what the LRU's bytes
- * bound counts.
+ * bound counts, and how the cache sizes an entry from its parts.
  *
  * @module
  */
@@ -21,6 +21,17 @@ const nativeByteLength = (globalThis as { Buffer?: { byteLength?: (text: string,
  */
 export const utf8Bytes: (text: string) => number =
   typeof nativeByteLength === 'function' ? (text) => nativeByteLength(text, 'utf8') : portableUtf8Bytes;
+
+/**
+ * How many more bytes `text` takes in UTF-8 than it has UTF-16 units
+ * (0 for ASCII): an entry built from parts is as long in bytes as it is in
+ * units plus this for each part that is not plain ASCII; internal.
+ *
+ * @param text - a part of an entry
+ */
+export function extraUtf8Bytes(text: string): number {
+  return utf8Bytes(text) - text.length;
+}
 
 /**
  * {@link utf8Bytes} in plain JavaScript, where the runtime has no Buffer; internal.

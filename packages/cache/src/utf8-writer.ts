@@ -12,35 +12,6 @@ export class Utf8Writer {
     if (this.bytes.length > keptBytes) this.bytes = new Uint8Array(initialBytes);
   }
 
-  /** How many bytes the buffer holds. */
-  get capacity(): number {
-    return this.bytes.length;
-  }
-
-  /** How many bytes are written. */
-  get size(): number {
-    return this.length;
-  }
-
-  /**
-   * Forgets what was written after the first `size` bytes.
-   *
-   * @param size - the bytes to keep
-   */
-  truncate(size: number): void {
-    this.length = size;
-  }
-
-  /**
-   * The bytes from `start` to `end` as text.
-   *
-   * @param start - first byte (default 0)
-   * @param end - past the last byte (default: all written)
-   */
-  decode(start = 0, end = this.length): string {
-    return decoder.decode(this.bytes.subarray(start, end));
-  }
-
   /** The bytes written so far: a view of the buffer, valid until the next write. */
   view(): Uint8Array {
     return this.bytes.subarray(0, this.length);
@@ -103,17 +74,6 @@ export class Utf8Writer {
     this.length = at;
   }
 
-  /**
-   * Copies in everything `other` has written.
-   *
-   * @param other - another writer
-   */
-  append(other: Utf8Writer): void {
-    const bytes = this.room(other.length);
-    bytes.set(other.bytes.subarray(0, other.length), this.length);
-    this.length += other.length;
-  }
-
   /** The buffer, with room for `extra` more bytes. */
   private room(extra: number): Uint8Array {
     const needed = this.length + extra;
@@ -127,7 +87,6 @@ export class Utf8Writer {
   }
 }
 
-const decoder = new TextDecoder();
 const initialBytes = 2048;
 /** A buffer larger than this after a call is not kept for the next. */
 const keptBytes = 1 << 20;
@@ -155,27 +114,4 @@ function unicodeEscape(bytes: Uint8Array, at: number, code: number): number {
   bytes[at++] = hexDigits.charCodeAt((code >> 4) & 15);
   bytes[at++] = hexDigits.charCodeAt(code & 15);
   return at;
-}
-
-/** Writers kept for reuse: a stream's bytes need a buffer of their own for as long as it runs. */
-const pool: Utf8Writer[] = [];
-/** Free writers kept at most: enough for the streams usually in flight at once. */
-const maxPooled = 128;
-/** A writer whose buffer grew past this (a long answer) is left to the GC, so the pool holds at most 4 MiB. */
-const maxPooledBytes = 32 * 1024;
-
-/** A writer from the pool (or a new one), empty; internal. */
-export function takeWriter(): Utf8Writer {
-  const writer = pool.pop() ?? new Utf8Writer();
-  writer.reset();
-  return writer;
-}
-
-/**
- * Gives a writer back to the pool; nothing may read it after this; internal.
- *
- * @param writer - a writer from {@link takeWriter}
- */
-export function giveBackWriter(writer: Utf8Writer): void {
-  if (pool.length < maxPooled && writer.capacity <= maxPooledBytes) pool.push(writer);
 }
