@@ -10,11 +10,13 @@
  * 2. `budget` in a pipeline, in process: CPU per call added to the empty
  *    pipeline's at 1, 64 and 512 calls in flight (one global limit, so all
  *    of them share one record), against the figure at 1 in flight.
- * 3. `budget({ key: { tag } })` and `trackCost()` per call over 10, 10,000
- *    and 1,000,000 distinct keys (tenants), each on its own default memory
- *    store filled first, against the figure at 10 keys.
- * 4. Memory: a child process (`--expose-gc`) runs trackCost + a keyed
- *    budget over distinct tenants, one call each, on the default memory
+ * 3. `budget({ key: { tag } })`, `trackCost()`, and the other keyed
+ *    middleware, `rateLimit({ key: { tag } })` and `breaker({ key: { tag } })`,
+ *    per call over 10, 10,000 and 1,000,000 distinct keys (tenants), each on
+ *    its own default memory store filled first, against the figure at 10 keys.
+ * 4. Memory: a child process (`--expose-gc`) runs trackCost, a keyed
+ *    budget, a keyed rate limit and a keyed breaker over distinct tenants,
+ *    one call each, on the default memory
  *    store (bounded at 100,000 records), and reads its RSS after a full GC
  *    at 100,000 and at 1,000,000 calls. Target: within 50 MB.
  *
@@ -29,7 +31,9 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createPipeline, type Middleware, memoryStore, type Pipeline, type Store } from '@sluice/core';
+import { breaker } from '@sluice/breaker';
 import { budget, trackCost } from '@sluice/cost';
+import { rateLimit } from '@sluice/ratelimit';
 import { holdSlot, reserveHold, settleHold } from '../packages/cost/src/budget-bucket.js';
 import { request } from './clients.js';
 import { memoryCompletion, memoryTransport } from './memory-transport.js';
@@ -39,7 +43,7 @@ import { fixed, median, type Probe, probeRounds as probeRoundsOf, quick, roundSe
 export const name = 'budget';
 /** What it compares. */
 export const description =
-  'budget and trackCost per call: flat in calls in flight (1/64/512) and in keys (10/10k/1M), and memory over 1M distinct keys';
+  'budget and trackCost per call: flat in calls in flight (1/64/512); budget, trackCost, rateLimit and breaker flat in keys (10/10k/1M); memory over 1M distinct keys';
 
 const settings = {
   ...roundSettings(),
@@ -226,6 +230,8 @@ async function perKey(): Promise<void> {
   const kinds = [
     { label: 'budget({ key: { tag } })', probe: (keys: number) => keyedProbe(budget({ key: { tag: 'tenant' }, limitUsd: unreachable, period: 'day' }), keys) },
     { label: 'trackCost()', probe: (keys: number) => keyedProbe(trackCost(), keys) },
+    { label: 'rateLimit({ key: { tag } })', probe: (keys: number) => keyedProbe(rateLimit({ key: { tag: 'tenant' }, rpm: unreachable }) as unknown as Middleware, keys) },
+    { label: 'breaker({ key: { tag } })', probe: (keys: number) => keyedProbe(breaker({ key: { tag: 'tenant' } }) as unknown as Middleware, keys) },
     { label: 'memoryStore: 2 updates alone', probe: storeProbe },
   ];
   const probes: Probe[] = [{ fn: () => empty.complete(request) }];
@@ -261,14 +267,16 @@ interface MemoryPoint {
   records: number;
 }
 
-/** The child: trackCost + a keyed budget over distinct tenants, RSS after a full GC at each checkpoint. */
+/** The child: trackCost, a keyed budget, rate limit and breaker over distinct tenants, RSS after a full GC at each checkpoint. */
 async function memoryChild(checkpoints: number[]): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('run the memory child with --expose-gc');
   const store = memoryStore({ maxEntries: checkpoints[0] as number });
   const llm = createPipeline({ transport: inMemory, store })
     .use(trackCost())
-    .use(budget({ key: { tag: 'tenant' }, limitUsd: unreachable, period: 'day' }));
+    .use(budget({ key: { tag: 'tenant' }, limitUsd: unreachable, period: 'day' }))
+    .use(breaker({ key: { tag: 'tenant' } }))
+    .use(rateLimit({ key: { tag: 'tenant' }, rpm: unreachable }));
   let calls = 0;
   for (const checkpoint of checkpoints) {
     for (; calls < checkpoint; calls++) await llm.complete(request, { tags: { tenant: `tenant-${calls}` } });
@@ -293,7 +301,7 @@ async function memory(): Promise<void> {
   const [first, last] = [points[0] as MemoryPoint, points[points.length - 1] as MemoryPoint];
   const grew = last.rssMb - first.rssMb;
   console.log(
-    `\n4. memory: trackCost() + budget({ key: { tag } }), one call per distinct tenant, on a memoryStore of ${first.calls.toLocaleString('en-US')} records at most:\n`,
+    `\n4. memory: trackCost() + budget, breaker and rateLimit keyed by { tag }, one call per distinct tenant, on a memoryStore of ${first.calls.toLocaleString('en-US')} records at most:\n`,
   );
   console.log(
     table([

@@ -1,5 +1,5 @@
 import type { ChatCompletionRequest } from '@sluice/core';
-import { canonicalRequest } from './canonical-json.js';
+import { canonicalBytes } from './canonical-json.js';
 import { sha256 } from './sha256.js';
 
 /**
@@ -19,5 +19,5 @@ import { sha256 } from './sha256.js';
  * ```
  */
 export function requestKey(request: ChatCompletionRequest, stream: boolean, origin: string, ignore: ReadonlySet<string>): string {
-  return (stream ? 'stream:' : 'completion:') + sha256(canonicalRequest(request, ignore, origin));
+  return (stream ? 'stream:' : 'completion:') + sha256(canonicalBytes(request, ignore, origin));
 }

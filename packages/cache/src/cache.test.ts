@@ -151,6 +151,29 @@ describe('cache: completions', () => {
     expect(upstream.requests).toHaveLength(2);
   });
 
+  it('fails a stream whose chunk it cannot serialise, keeps none of it, and sends the next identical stream upstream', async () => {
+    let spoil = true;
+    const { llm, clock, upstream } = await testPipeline({
+      middleware: [
+        cache(),
+        async function addBigInt(ctx, next) {
+          await next();
+          const chunks = ctx.chunks;
+          if (!spoil || !chunks) return;
+          ctx.chunks = (async function* spoiled() {
+            let index = 0;
+            for await (const chunk of chunks) yield index++ === 2 ? Object.assign(chunk, { tokens: 1n }) : chunk;
+          })();
+        },
+      ],
+    });
+    await expect(clock.run(collect(llm.stream(streamed())))).rejects.toMatchObject({ code: 'UNEXPECTED' });
+    spoil = false;
+    const whole = await clock.run(collect(llm.stream(streamed())));
+    expect(await clock.run(collect(llm.stream(streamed())))).toEqual(whole);
+    expect(upstream.requests).toHaveLength(2);
+  });
+
   it('emits cache-miss and cache-hit with the saved usage', async () => {
     const { llm, clock, events } = await cached();
     const first = await clock.run(llm.complete(cold()));

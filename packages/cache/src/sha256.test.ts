@@ -32,6 +32,9 @@ describe('sha256', () => {
         const expected = await webCrypto(text);
         expect(sha256(text)).toBe(expected);
         expect(portableSha256(text)).toBe(expected);
+        // Bytes hash as the string they encode: what the cache key hashes.
+        const bytes = new TextEncoder().encode(text);
+        expect([sha256(bytes), portableSha256(bytes)]).toEqual([expected, expected]);
       }),
       { numRuns: 50 },
     );

@@ -10,16 +10,16 @@
 import { sha256 as digest } from '@noble/hashes/sha2';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils';
 
-type NativeHash = (text: string) => string;
+type NativeHash = (data: string | Uint8Array) => string;
 
 /**
- * The SHA-256 of `text` (UTF-8), in hex, with @noble/hashes: what
- * {@link sha256} falls back to where the runtime has no native digest; internal.
+ * The SHA-256 of `data` (a string as UTF-8), in hex, with @noble/hashes:
+ * what {@link sha256} falls back to where the runtime has no native digest; internal.
  *
- * @param text - what to hash
+ * @param data - what to hash
  */
-export function portableSha256(text: string): string {
-  return bytesToHex(digest(utf8ToBytes(text)));
+export function portableSha256(data: string | Uint8Array): string {
+  return bytesToHex(digest(typeof data === 'string' ? utf8ToBytes(data) : data));
 }
 
 /** The runtime's synchronous SHA-256, if it has one; internal. */
@@ -33,25 +33,28 @@ export function nativeSha256(): NativeHash | undefined {
   }
   if (typeof crypto?.hash === 'function') {
     const hash = crypto.hash;
-    return (text) => hash('sha256', text, 'hex');
+    return (data) => hash('sha256', data, 'hex');
   }
   if (typeof crypto?.createHash === 'function') {
     const createHash = crypto.createHash;
-    return (text) => createHash('sha256').update(text, 'utf8').digest('hex');
+    return (data) => (typeof data === 'string' ? createHash('sha256').update(data, 'utf8') : createHash('sha256').update(data)).digest('hex');
   }
   return undefined;
 }
 
 /** The part of `node:crypto` used here. */
 interface NodeCrypto {
-  hash?: (algorithm: string, data: string, encoding: 'hex') => string;
-  createHash?: (algorithm: string) => { update(data: string, encoding: 'utf8'): { digest(encoding: 'hex'): string } };
+  hash?: (algorithm: string, data: string | Uint8Array, encoding: 'hex') => string;
+  createHash?: (algorithm: string) => {
+    update(data: string, encoding: 'utf8'): { digest(encoding: 'hex'): string };
+    update(data: Uint8Array): { digest(encoding: 'hex'): string };
+  };
 }
 
 /**
- * The SHA-256 of `text` (UTF-8), in hex; internal.
+ * The SHA-256 of `data` (a string as UTF-8), in hex; internal.
  *
- * @param text - what to hash
+ * @param data - what to hash
  * @example
  * ```ts
  * sha256('abc'); // 'ba7816bf…f20015ad'

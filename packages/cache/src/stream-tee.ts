@@ -141,7 +141,16 @@ export class StreamTee {
       reader.finish();
       return end();
     }
-    this.chunks.push(answerJson(result.value, this.raw));
+    let text: string;
+    try {
+      text = answerJson(result.value, this.raw);
+    } catch (caught) {
+      // A chunk JSON cannot write (a BigInt a middleware put in it): the stream fails as UNEXPECTED for
+      // every reader, as a broken upstream would, and nothing of it is kept; left alone, a reader that
+      // joined it would wait for a pull that never lands.
+      throw this.pullFailed(reader, caught);
+    }
+    this.chunks.push(text);
     reader.index++;
     this.land();
     return result;
