@@ -1,5 +1,5 @@
 import { type Clock, type CompletionContext, type Middleware, type Settlement, type SluiceEmitter, type Store, systemClock } from '@sluice/core';
-import { keyedState, toSluiceError } from '@sluice/core/kit';
+import { afterNext, keyedState, toSluiceError } from '@sluice/core/kit';
 import type { CircuitStateName } from './events.js';
 import { type BreakerOptions, resolveBreakerOptions } from './options.js';
 import {
@@ -243,14 +243,8 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       });
       return undefined;
     };
-    let running: Promise<void>;
-    try {
-      running = next();
-    } catch (error) {
-      return failed(error);
-    }
     // Not async: one `then`, where an async frame and its awaits cost promises more and held a frame per call in flight.
-    return running.then(answered, failed);
+    return afterNext(next, answered, failed);
   }
 
   /**

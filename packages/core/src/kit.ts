@@ -17,6 +17,7 @@ export {
   type KeyedUpdateOptions,
 } from './keyed-state.js';
 export { compose } from './compose.js';
+export { afterNext } from './after-next.js';
 export { onAbort, abortReason } from './call.js';
 export { parseOptions, closestKey } from './validate.js';
 export { sanitiseUsage } from './validate-response.js';

@@ -1,5 +1,5 @@
 import { type CompletionContext, type Middleware, type Settlement, ValidationError } from '@sluice/core';
-import { type KeyedState, keyedState, parseOptions } from '@sluice/core/kit';
+import { afterNext, type KeyedState, keyedState, parseOptions } from '@sluice/core/kit';
 import { type BudgetBucket, type Hold, heldUsd, holdSlot, releaseHold, reserveHold, settleHold } from './budget-bucket.js';
 import { type BudgetPeriod, type PeriodBucket, periodBucket } from './budget-period.js';
 import { type BudgetExceededDetails, BudgetExceededError } from './errors.js';
@@ -321,15 +321,8 @@ export function budget(options: BudgetOptions): Middleware {
     // retry, was billed for its prompt. With no response at all, it runs
     // when the call settles, at $0.
     const bind = () => ctx.onSettled(settle);
-    let running: Promise<void>;
-    try {
-      running = next();
-    } catch (error) {
-      bind();
-      return Promise.reject(error);
-    }
     // Not async: one `then`, where an async frame and its await cost a promise more and held a frame per call in flight.
-    return running.then(bind, (error: unknown) => {
+    return afterNext(next, bind, (error: unknown) => {
       bind();
       throw error;
     });

@@ -1,4 +1,5 @@
 import { type CompletionContext, type Middleware, SluiceError, UpstreamError, type Usage } from '@sluice/core';
+import { afterNext } from '@sluice/core/kit';
 import { type Finish, Limiter, type Ticket } from './limiter.js';
 import { headerPauseMs } from './pace-from-headers.js';
 import { outputCap, type RateLimitOptions, type ResolvedOptions, resolveOptions } from './options.js';
@@ -76,14 +77,8 @@ export function rateLimit(options: RateLimitOptions): Middleware {
       );
       return undefined;
     };
-    let running: Promise<void>;
-    try {
-      running = next();
-    } catch (error) {
-      return failed(error);
-    }
     // Not async: one `then`, where an async frame and its awaits cost promises more and held a frame per call in flight.
-    return running.then(answered, failed);
+    return afterNext(next, answered, failed);
   }
 
   /** Gives the ticket back; a failure to write is reported, never the call's error. At once when there is nothing to write. */
