@@ -133,33 +133,22 @@ describe('cache: completions', () => {
     expect(upstream.requests).toHaveLength(2);
   });
 
-  it('lets the next identical call go upstream after an answer it could not serialise', async () => {
-    let spoil = true;
-    const { llm, clock, upstream } = await testPipeline({
+  /**
+   * A pipeline whose middleware inside the cache puts a BigInt (which JSON
+   * cannot write) into the answer, its third chunk for a stream, until
+   * `spoil` is set false.
+   */
+  const spoiling = async () => {
+    const control = { spoil: true };
+    const harness = await testPipeline({
       middleware: [
         cache(),
         async function addBigInt(ctx, next) {
           await next();
-          if (spoil && ctx.response) Object.assign(ctx.response, { tokens: 1n });
-        },
-      ],
-    });
-    await expect(clock.run(llm.complete(cold()))).rejects.toMatchObject({ code: 'UNEXPECTED' });
-    spoil = false;
-    await clock.run(llm.complete(cold()));
-    await clock.run(llm.complete(cold()));
-    expect(upstream.requests).toHaveLength(2);
-  });
-
-  it('fails a stream whose chunk it cannot serialise, keeps none of it, and sends the next identical stream upstream', async () => {
-    let spoil = true;
-    const { llm, clock, upstream } = await testPipeline({
-      middleware: [
-        cache(),
-        async function addBigInt(ctx, next) {
-          await next();
+          if (!control.spoil) return;
+          if (ctx.response) Object.assign(ctx.response, { tokens: 1n });
           const chunks = ctx.chunks;
-          if (!spoil || !chunks) return;
+          if (!chunks) return;
           ctx.chunks = (async function* spoiled() {
             let index = 0;
             for await (const chunk of chunks) yield index++ === 2 ? Object.assign(chunk, { tokens: 1n }) : chunk;
@@ -167,8 +156,22 @@ describe('cache: completions', () => {
         },
       ],
     });
+    return { ...harness, control };
+  };
+
+  it('lets the next identical call go upstream after an answer it could not serialise', async () => {
+    const { llm, clock, upstream, control } = await spoiling();
+    await expect(clock.run(llm.complete(cold()))).rejects.toMatchObject({ code: 'UNEXPECTED' });
+    control.spoil = false;
+    await clock.run(llm.complete(cold()));
+    await clock.run(llm.complete(cold()));
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('fails a stream whose chunk it cannot serialise, keeps none of it, and sends the next identical stream upstream', async () => {
+    const { llm, clock, upstream, control } = await spoiling();
     await expect(clock.run(collect(llm.stream(streamed())))).rejects.toMatchObject({ code: 'UNEXPECTED' });
-    spoil = false;
+    control.spoil = false;
     const whole = await clock.run(collect(llm.stream(streamed())));
     expect(await clock.run(collect(llm.stream(streamed())))).toEqual(whole);
     expect(upstream.requests).toHaveLength(2);

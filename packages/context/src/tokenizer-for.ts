@@ -48,15 +48,17 @@ export async function loadTokenizer(model: string): Promise<Tokenizer> {
 }
 
 /**
- * The default tokenizer of `model` with its rank file loaded, not warmed
- * up: for a middleware loading it on a call's way (`trimContext`), where
- * the warm-up would be paid by that call, however short its messages.
+ * The default tokenizer of `model`, at once when it needs no load (loaded
+ * already, or an estimate), else once its rank file is loaded, not warmed
+ * up: for a middleware that loads it on a call's way (`trimContext`),
+ * where the warm-up would be paid by that call, however short its
+ * messages, and a promise on every later call would cost more than its count.
  *
  * @param model - a model name or an encoding name
- * @throws the import's error when js-tiktoken cannot be loaded
+ * @throws the import's error (as a rejection) when js-tiktoken cannot be loaded
  */
-export async function loadTokenizerCold(model: string): Promise<Tokenizer> {
+export function tokenizerWhenLoaded(model: string): Tokenizer | Promise<Tokenizer> {
   const tokenizer = tokenizerFor(model);
-  if (tokenizer instanceof EncodingTokenizer) await tokenizer.load(false);
-  return tokenizer;
+  if (!(tokenizer instanceof EncodingTokenizer) || tokenizer.loaded) return tokenizer;
+  return tokenizer.load(false).then(() => tokenizer);
 }

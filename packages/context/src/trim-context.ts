@@ -6,8 +6,7 @@ import { PromptTooLongError } from './errors.js';
 import { chatFormat, messageTokens } from './count-messages.js';
 import { type TrimPlan, planTrim } from './plan-trim.js';
 import type { Tokenizer } from './tokenizer.js';
-import { EncodingTokenizer } from './encoding-tokenizer.js';
-import { loadTokenizerCold, tokenizerFor } from './tokenizer-for.js';
+import { tokenizerWhenLoaded } from './tokenizer-for.js';
 import { toolDefinitionTokens } from './tool-tokens.js';
 
 /**
@@ -71,10 +70,7 @@ export function trimContext(options: TrimContextOptions = {}): Middleware {
   // its own, which over the network cost more than the count itself.
   const tokenizerOf = (model: string): Tokenizer | Promise<Tokenizer> => {
     const { tokenizer } = parsed;
-    if (tokenizer === undefined) {
-      const found = tokenizerFor(model);
-      return found instanceof EncodingTokenizer && !found.loaded ? loadTokenizerCold(model) : found;
-    }
+    if (tokenizer === undefined) return tokenizerWhenLoaded(model);
     return isTokenizer(tokenizer) ? (tokenizer as Tokenizer) : (tokenizer as (model: string) => Tokenizer)(model);
   };
 

@@ -36,6 +36,12 @@ export interface LaneContext {
   unavailable(message: string, cause?: unknown): StoreError;
 }
 
+/** Where a stored `<version>|<json>` splits: the bar's index, or -1 for an absent or foreign value (no version before a bar). */
+export function recordBar(raw: unknown): number {
+  const bar = typeof raw === 'string' ? raw.indexOf('|') : -1;
+  return bar < 1 ? -1 : bar;
+}
+
 /** Conflicts in a row before a batch fails: another process writing the record without pause. */
 const maxConflicts = 64;
 /** Updates of one record written as one batch at most. */
@@ -68,8 +74,8 @@ export class Lane {
 
   /** Takes what Redis answered (`<version>|<json>`, or '' for absent) as the record's latest value. */
   remember(raw: unknown): void {
-    const bar = typeof raw === 'string' ? raw.indexOf('|') : -1;
-    if (bar < 1) return this.forget();
+    const bar = recordBar(raw);
+    if (bar === -1) return this.forget();
     this.known = true;
     this.version = (raw as string).slice(0, bar);
     this.json = (raw as string).slice(bar + 1);

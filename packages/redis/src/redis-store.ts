@@ -5,7 +5,7 @@ import { redisClock, type RedisClock } from './redis-clock.js';
 import { redisCommands, type RedisCommands } from './redis-client.js';
 import { resolveOptions, type RedisStoreOptions } from './options.js';
 import { casBatcher } from './cas-batcher.js';
-import { Lane, type LaneContext } from './record-lane.js';
+import { Lane, type LaneContext, recordBar } from './record-lane.js';
 import { compareAndSet } from './scripts.js';
 import { deadlineQueue } from './store-deadline.js';
 
@@ -202,8 +202,8 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       const lane = lanes.get(full);
       // A lane with a write in flight knows better than a read that may have passed it.
       if (lane && !lane.inFlight) lane.remember(raw);
-      const bar = typeof raw === 'string' ? raw.indexOf('|') : -1;
-      return bar < 1 ? undefined : (JSON.parse((raw as string).slice(bar + 1)) as T);
+      const bar = recordBar(raw);
+      return bar === -1 ? undefined : (JSON.parse((raw as string).slice(bar + 1)) as T);
     },
     async set<T>(key: string, value: T, ttlMs?: number): Promise<void> {
       await update<T>(key, () => value, ttlMs);
