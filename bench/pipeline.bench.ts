@@ -85,7 +85,7 @@ const targets = {
 };
 
 /** The full pipeline's middleware, outermost first, each made afresh (limits never reached). */
-const recommended: ReadonlyArray<[string, () => Middleware]> = [
+export const recommended: ReadonlyArray<[string, () => Middleware]> = [
   ['trackCost', () => trackCost() as unknown as Middleware],
   ['trimContext', () => trimContext() as unknown as Middleware],
   ['budget', () => budget({ limitUsd: 1_000_000_000, period: 'day' }) as unknown as Middleware],
