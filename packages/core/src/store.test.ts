@@ -107,6 +107,31 @@ describe('memoryStore bounds', () => {
     for (const key of order) expect(await store.get(key)).toBeDefined();
   });
 
+  it('keeps an update whose record its reducer removed, evicted or rewrote meanwhile', async () => {
+    const store = memoryStore({ maxEntries: 2 });
+    await store.set('a', 1);
+    // The reducer deletes its own record: the update still lands.
+    await store.update<number>('a', (value) => {
+      void store.delete('a');
+      return (value ?? 0) + 1;
+    });
+    expect(await store.get('a')).toBe(2);
+    // The reducer's own writes evict the record it is updating: the update still lands, and the bound holds.
+    await store.update<number>('a', (value) => {
+      void store.set('b', 'b');
+      void store.set('c', 'c');
+      return (value ?? 0) + 1;
+    });
+    expect(await store.get('a')).toBe(3);
+    expect(store.size).toBe(2);
+    // The reducer rewrites its record: the update's value wins.
+    await store.update<number>('a', (value) => {
+      void store.set('a', 100);
+      return (value ?? 0) + 1;
+    });
+    expect(await store.get('a')).toBe(4);
+  });
+
   it('takes a TTL computed from the value written', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const store = memoryStore({ clock: systemClock });

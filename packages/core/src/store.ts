@@ -137,6 +137,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
   const remove = (entry: Entry) => {
     entries.delete(entry.key);
     unlink(entry);
+    // Marks it gone, for an update that found it before its reducer ran.
+    entry.expiresAt = -Infinity;
   };
   const live = (key: string): Entry | undefined => {
     const entry = entries.get(key);
@@ -162,29 +164,40 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
     }
   };
   const put = (key: string, value: unknown, ttlMs: number | undefined) => {
-    const now = clock.now();
+    write(key, entries.get(key), value, ttlMs, clock.now());
+  };
+  /** Writes `value` to `found` (the key's record, if it is still in the store) or to a new record. */
+  const write = (key: string, found: Entry | undefined, value: unknown, ttlMs: number | undefined, now: number) => {
     sweep(now);
     // A TTL of 0 or less has run out already (as Redis drops such a key); none, or NaN, never runs out.
     const expiresAt = ttlMs === undefined || Number.isNaN(ttlMs) ? Infinity : ttlMs <= 0 ? now : now + ttlMs;
-    let entry = entries.get(key);
-    if (entry !== undefined) {
-      entry.value = value;
-      entry.expiresAt = expiresAt;
-      if (entry !== newest) {
-        unlink(entry);
-        append(entry);
+    // The sweep, or a reducer that wrote to the store, may have removed it meanwhile.
+    if (found !== undefined && found.expiresAt !== -Infinity) {
+      found.value = value;
+      found.expiresAt = expiresAt;
+      if (found !== newest) {
+        unlink(found);
+        append(found);
       }
       return;
     }
-    entry = { key, value, expiresAt, older: undefined, newer: undefined };
+    const entry: Entry = { key, value, expiresAt, older: undefined, newer: undefined };
     entries.set(key, entry);
     append(entry);
     // The least recently written record goes first.
     if (entries.size > maxEntries && oldest) remove(oldest);
   };
   const updateNow = <T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>): T => {
-    const next = update(live(key)?.value as T | undefined);
-    put(key, next, typeof ttlMs === 'function' ? ttlMs(next) : ttlMs);
+    // One lookup and one reading of the clock for both the read and the
+    // write: every keyed middleware makes one to three of these a call.
+    const now = clock.now();
+    let found = entries.get(key);
+    if (found !== undefined && found.expiresAt <= now) {
+      remove(found);
+      found = undefined;
+    }
+    const next = update(found?.value as T | undefined);
+    write(key, found, next, typeof ttlMs === 'function' ? ttlMs(next) : ttlMs, now);
     return next;
   };
   const store: Store & { readonly size: number; [kInProcess]: true } = {
