@@ -122,8 +122,8 @@ describe('Limiter', () => {
     const state = await store.get<WindowState>('sluice:ratelimit:test:key');
     expect(JSON.parse(JSON.stringify(state))).toEqual(state);
     // 500 distinct milliseconds over 50 s, kept in a bounded log (bucket.ts): the totals stay exact.
-    expect(state?.requests.entries).toHaveLength(maxEntries);
-    expect(state?.tokens.entries.length).toBeLessThanOrEqual(maxEntries);
+    expect(state?.requests.flat).toHaveLength(maxEntries * 2);
+    expect(state?.tokens.flat.length).toBeLessThanOrEqual(maxEntries * 2);
     expect(state?.requests.total).toBe(5_000);
     expect(state?.tokens.total).toBe(5_000 * 20);
     vi.advanceTimersByTime(60_000);
@@ -255,6 +255,6 @@ describe('Limiter', () => {
     await first;
     // Booked at 500, when it really went: it counts until 1 500, not 1 000.
     const state = await inner.get<WindowState>('sluice:ratelimit:test:key');
-    expect(state?.requests.entries).toEqual([[500, 1]]);
+    expect(state?.requests.flat).toEqual([500, 1]);
   });
 });

@@ -398,7 +398,7 @@ describe('rateLimit: leaving the queue', () => {
     await expect(llm.complete(chat('aborted'), { signal: controller.signal })).rejects.toMatchObject({ code: 'ABORTED' });
     expect(sent()).toEqual([]);
     const state = await inner.get<WindowState>('sluice:ratelimit:r1/60000:global');
-    expect(state?.requests).toEqual({ total: 0, entries: [] });
+    expect(state?.requests).toEqual({ total: 0, flat: [] });
     await llm.complete(chat('next'));
     expect(arrivals(upstream)).toEqual(['next']);
   });
@@ -539,7 +539,7 @@ describe('rateLimit: state in the store', () => {
     const { llm, store, clock } = await setup({ requests: { limit: 2, windowMs: 10_000 }, key: { tag: 'tenant' } });
     await llm.complete(chat('x'), { tags: { tenant: 'acme' } });
     const key = 'sluice:ratelimit:r2/10000:tenant:acme';
-    expect(await store.get<WindowState>(key)).toMatchObject({ requests: { total: 1, entries: [[clock.start, 1]] } });
+    expect(await store.get<WindowState>(key)).toMatchObject({ requests: { total: 1, flat: [clock.start, 1] } });
     await clock.advanceAsync(9_999);
     expect(await store.get(key)).toBeDefined();
     await clock.advanceAsync(1);

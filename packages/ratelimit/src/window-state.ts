@@ -29,7 +29,7 @@ export type Decision = { admitted: true } | { admitted: false; waitMs: number; l
  * (which is also what an expired one would have become).
  */
 export function bringUp(windows: Windows, state: WindowState | undefined, now: number): WindowState {
-  // A state of another shape (an older version's, say, in a shared store) is treated as empty, never misread.
+  // A state of another shape (an unreleased build's, say, in a shared store) is treated as empty, never misread.
   if (!isWindowState(state)) return { at: now, requests: emptyLog, tokens: emptyLog, pausedUntil: 0 };
   const { requests, tokens } = windows;
   // Another process's clock may run a little ahead: keep bookings in time order.
@@ -42,11 +42,9 @@ export function bringUp(windows: Windows, state: WindowState | undefined, now: n
   };
 }
 
-/** Whether a stored value is a window state this version reads (an older version's, in a shared store, is not). */
+/** Whether a stored value is a window state in this version's shape. */
 export function isWindowState(state: WindowState | undefined): state is WindowState {
-  return (
-    state !== undefined && Number.isFinite(state.at) && Array.isArray(state.requests?.entries) && Array.isArray(state.tokens?.entries)
-  );
+  return state !== undefined && Number.isFinite(state.at) && Array.isArray(state.requests?.flat) && Array.isArray(state.tokens?.flat);
 }
 
 /** The one admitting decision, shared: deciding allocates nothing when the request goes. */
