@@ -5,8 +5,9 @@
  * `keyedState` is the one way a stateful middleware keeps state (key
  * option, namespace, store binding, TTLs, the store-failure policy);
  * `onAbort`/`abortReason` watch a call's abort without making a signal;
- * `parseOptions` validates a factory's options with field paths; the zod
- * schemas are the wire format's.
+ * `parseOptions` validates a factory's options with field paths;
+ * `transportStream` hands a stream's upstream text to whoever keeps it; the
+ * zod schemas are the wire format's.
  */
 export {
   keyedState,
@@ -18,6 +19,7 @@ export {
 } from './keyed-state.js';
 export { compose } from './compose.js';
 export { afterNext } from './after-next.js';
+export { transportStream, type TransportStream } from './transport-stream.js';
 export { onAbort, abortReason } from './call.js';
 export { parseOptions, closestKey } from './validate.js';
 export { sanitiseUsage } from './validate-response.js';

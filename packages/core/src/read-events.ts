@@ -60,7 +60,7 @@ export function readEvents(
  * parsed from the last read is handed over in a resolved promise, without
  * a generator's queue and resumption.
  */
-class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
+export class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
   private readonly parser: EventSourceParser;
   /** Events parsed from the reads so far, and how many of them were handled. */
   private events: EventSourceMessage[] = [];
@@ -74,6 +74,8 @@ class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
   /** The consumer holds a chunk: the idle limit waits until it asks for the next. */
   private holding = false;
   private closed = false;
+  /** The `data:` text of the chunk handed over last, if its check left it as parsed. */
+  private json: string | undefined = undefined;
 
   constructor(
     private readonly ctx: CompletionContext,
@@ -115,6 +117,16 @@ class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
       return Promise.reject(this.fail(error));
     }
     return chunk === undefined ? this.pull() : Promise.resolve(this.give(chunk));
+  }
+
+  /**
+   * The `data:` text of the chunk the last `next()` resolved with, when
+   * the check left that chunk exactly as parsed; else undefined. Kept
+   * whatever `keepRawJson` says: a field written per chunk, with no
+   * property on the chunk (see transport-stream.ts).
+   */
+  lastJson(): string | undefined {
+    return this.json;
   }
 
   /** The consumer stopped early (`break`): the attempt is aborted, so undici drops the socket. */
@@ -179,9 +191,11 @@ class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
       const usageChunk = (json as { usage?: unknown }).usage != null;
       const edits = editCount();
       const chunk = toChunk(json, { headers, secrets });
-      if (options.keepRawJson && editCount() === edits) keepRawJson(chunk, event.data);
+      const unchanged = editCount() === edits;
+      if (options.keepRawJson && unchanged) keepRawJson(chunk, event.data);
       if (chunk.usage) ctx.usage = chunk.usage;
       if (options.hideUsage && usageChunk && chunk.choices.length === 0) continue;
+      this.json = unchanged ? event.data : undefined;
       return chunk;
     }
     this.events = [];

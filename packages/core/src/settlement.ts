@@ -119,6 +119,16 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
     return this.iterator === undefined && this.scope !== undefined && !this.scope.hasListeners;
   }
 
+  /** True when nothing has been read from it yet. */
+  unread(): boolean {
+    return this.iterator === undefined;
+  }
+
+  /** The upstream's text of the chunk read last, where the source keeps it (see transport-stream.ts). */
+  lastJson(): string | undefined {
+    return (this.source as { lastJson?: () => string | undefined }).lastJson?.();
+  }
+
   private get inner(): AsyncIterator<ChatCompletionChunk> {
     this.iterator ??= this.source[Symbol.asyncIterator]();
     return this.iterator;

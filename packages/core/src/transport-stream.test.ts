@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import type { Middleware } from './context.js';
+import { createPipeline } from './pipeline.js';
+import { openAICompatible } from './open-ai-compatible.js';
+import { rawJson } from './raw-json.js';
+import { chunk, rawUpstream, sse } from './test-raw-upstream.js';
+import { transportStream } from './transport-stream.js';
+
+const request = { model: 'm', messages: [{ role: 'user' as const, content: 'hi' }], stream: true as const };
+/** A chunk the check leaves as it is, with the upstream's own spacing; and one it fills in (no finish_reason). */
+const spaced = 'data: {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"content": "a"}, "logprobs": null, "finish_reason": null}]}\n\n';
+const patched = chunk({ index: 0, delta: { content: 'b' } });
+
+/** A pipeline whose one middleware reads the call's stream through `transportStream`, keeping what `lastJson()` said per chunk. */
+async function reading(inside: Middleware[] = []) {
+  const upstream = await rawUpstream((_req, res) => sse(res, [spaced, patched, 'data: [DONE]\n\n']));
+  const texts: Array<string | undefined> = [];
+  const found: boolean[] = [];
+  const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: null }) }).use(async function keep(ctx, next) {
+    await next();
+    const stream = transportStream(ctx);
+    found.push(stream !== undefined);
+    if (!stream) return;
+    ctx.chunks = (async function* kept() {
+      for await (const part of stream) {
+        texts.push(stream.lastJson());
+        yield part;
+      }
+    })();
+  });
+  for (const middleware of inside) llm.use(middleware);
+  return { llm, texts, found };
+}
+
+describe('transportStream', () => {
+  it("gives each chunk's data text as the upstream sent it, without keepRawJson, and nothing for a chunk the check changed", async () => {
+    const { llm, texts, found } = await reading();
+    const parts = [];
+    for await (const part of llm.stream(request)) parts.push(part);
+    expect(found).toEqual([true]);
+    expect(texts).toEqual([spaced.slice('data: '.length, -2), undefined]);
+    expect(JSON.parse(texts[0] as string)).toEqual(parts[0]);
+    // Nothing is put on the chunks themselves.
+    expect(parts.map((part) => rawJson(part))).toEqual([undefined, undefined]);
+    await llm.close({ graceMs: 0 });
+  });
+
+  it('is undefined once a middleware inside put its own stream in ctx.chunks', async () => {
+    const { llm, texts, found } = await reading([
+      async function wrap(ctx, next) {
+        await next();
+        const chunks = ctx.chunks;
+        if (chunks) ctx.chunks = (async function* same() { yield* chunks; })();
+      },
+    ]);
+    for await (const _part of llm.stream(request));
+    expect(found).toEqual([false]);
+    expect(texts).toEqual([]);
+    await llm.close({ graceMs: 0 });
+  });
+
+  it('is undefined once a middleware inside read from the stream', async () => {
+    const { llm, found } = await reading([
+      async function peek(ctx, next) {
+        await next();
+        await ctx.chunks?.[Symbol.asyncIterator]().next();
+      },
+    ]);
+    for await (const _part of llm.stream(request));
+    expect(found).toEqual([false]);
+    await llm.close({ graceMs: 0 });
+  });
+
+  it('is undefined for a completion', async () => {
+    const upstream = await rawUpstream((_req, res) => {
+      const body = '{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok","refusal":null},"logprobs":null,"finish_reason":"stop"}]}';
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length) });
+      res.end(body);
+    });
+    const found: boolean[] = [];
+    const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: null }) }).use(async (ctx, next) => {
+      await next();
+      found.push(transportStream(ctx) !== undefined);
+    });
+    await llm.complete({ ...request, stream: false });
+    expect(found).toEqual([false]);
+    await llm.close({ graceMs: 0 });
+  });
+});

@@ -1,0 +1,56 @@
+import type { CompletionContext } from './context.js';
+import { EventReader } from './read-events.js';
+import type { ChatCompletionChunk } from './schemas.js';
+import { SettlingStream } from './settlement.js';
+
+/** A call's stream as the transport parsed it, which tells each chunk's upstream JSON text; see {@link transportStream}. */
+export interface TransportStream extends AsyncIterable<ChatCompletionChunk> {
+  /**
+   * The `data:` text of the chunk the last `next()` resolved with, as the
+   * upstream sent it, when the transport's check left that chunk exactly
+   * as parsed (nothing sanitised); else undefined. Read it before the
+   * chunk is handed to anyone who may change it: the text is the chunk as
+   * it arrived.
+   */
+  lastJson(): string | undefined;
+}
+
+/*
+ * Why a middleware may trust the text: `ctx.chunks` is still the stream
+ * the pipeline wrapped around the transport's reader, and nothing has
+ * been read from it. A middleware inside the asking one that wanted the
+ * chunks had to read them or put its own iterator in `ctx.chunks`, so no
+ * chunk has been seen, let alone changed, by anything but the transport.
+ * The reader keeps the text in one field, overwritten per chunk: no
+ * `keepRawJson`, no property on the chunk, nothing for the GC.
+ */
+
+/**
+ * `ctx.chunks` when it is still the stream the transport made, unread and
+ * not wrapped by any middleware, so that each chunk's upstream JSON text
+ * can be taken as it is read (`lastJson()`) instead of serialising the
+ * chunk again: what a cache or a proxy keeps or forwards. Undefined
+ * otherwise: a middleware inside replaced or read the stream, or the
+ * transport is not one of core's. Reading it reads `ctx.chunks`, settling
+ * the call as any read does.
+ *
+ * @param ctx - the call, after `await next()` resolved with a stream
+ * @returns the stream with `lastJson()`, or undefined
+ * @example
+ * ```ts
+ * await next();
+ * const stream = transportStream(ctx);
+ * const kept: string[] = [];
+ * ctx.chunks = (async function* () {
+ *   for await (const chunk of stream ?? ctx.chunks!) {
+ *     kept.push(stream?.lastJson() ?? JSON.stringify(chunk));
+ *     yield chunk;
+ *   }
+ * })();
+ * ```
+ */
+export function transportStream(ctx: CompletionContext): TransportStream | undefined {
+  const chunks = ctx.chunks;
+  if (!(chunks instanceof SettlingStream) || !chunks.unread() || !(chunks.source instanceof EventReader)) return undefined;
+  return chunks;
+}
