@@ -203,6 +203,19 @@ describe('cache: streams', () => {
     expect(states[1]?.key).toMatch(/^stream:/);
   });
 
+  it("stores each chunk as the upstream's own text when nothing inside read the stream, and replays it as it came", async () => {
+    const storage = lruStorage();
+    const { llm, clock, upstream, states } = await cached({ storage });
+    // The upstream's spacing, which serialising the chunks again would not keep.
+    upstream.enqueue({ kind: 'raw', chunks: (chunks) => chunks.map((chunk) => JSON.stringify(chunk).replaceAll(',"', ', "')) });
+    const first = await clock.run(collect(llm.stream(streamed('one two three'))));
+    const entry = storage.getSync(`sluice:cache:global:${states[0]?.key}`) ?? '';
+    expect(entry).toContain('"chunks":[{"id":"chatcmpl-mock-1", "object":');
+    expect(entry.match(/, "object":/g)).toHaveLength(first.length);
+    expect(await clock.run(collect(llm.stream(streamed('one two three'))))).toEqual(first);
+    expect(upstream.requests).toHaveLength(1);
+  });
+
   it('keeps streams and completions apart, each replayed as what it was', async () => {
     const { llm, clock, upstream } = await cached();
     await clock.run(collect(llm.stream(streamed('Hi'))));

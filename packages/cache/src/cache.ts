@@ -1,5 +1,5 @@
 import { type ChatCompletion, type CompletionContext, type Middleware, SluiceError, StoreError, type Usage } from '@sluice/core';
-import { abortReason, keyResolver, onAbort, toSluiceError } from '@sluice/core/kit';
+import { abortReason, keyResolver, onAbort, toSluiceError, transportStream } from '@sluice/core/kit';
 import { requestKey } from './cache-key.js';
 import { answerJson, completionEntry, parseEntry, replay, streamEntry, streamEntryBytes } from './cache-entry.js';
 import type { CacheStorage } from './cache-storage.js';
@@ -205,7 +205,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
   function landed(ctx: CompletionContext, flight: Flight): void {
     const at = ctx.clock.now();
     if (ctx.stream && ctx.chunks) {
-      const tee = new StreamTee(ctx.chunks, 1 + flight.joiners, ctx, flight, config.rawJson);
+      const tee = new StreamTee(ctx.chunks, 1 + flight.joiners, ctx, flight, config.rawJson, transportStream(ctx));
       ctx.chunks = tee.subscribe();
       flight.succeed(undefined, undefined, tee, at);
     } else if (!ctx.stream && ctx.response) {

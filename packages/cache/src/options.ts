@@ -57,7 +57,9 @@ export interface CacheOptions {
    * in place: the text is the answer as the transport read it, so such an
    * edit would reach the caller who sent the request but not the stored
    * entry, nor the calls it is shared with. Replacing `ctx.response` or
-   * the chunks is safe: a new value has no text, and is serialised.
+   * the chunks is safe: a new value has no text, and is serialised. A
+   * stream that nothing inside read or replaced is kept as the upstream's
+   * text without this option (no middleware can have edited its chunks).
    */
   rawJson?: boolean;
 }

@@ -1,5 +1,5 @@
 import { AbortError, type ChatCompletionChunk, type SluiceError, type Usage } from '@sluice/core';
-import { toSluiceError } from '@sluice/core/kit';
+import { toSluiceError, type TransportStream } from '@sluice/core/kit';
 import { answerJson } from './cache-entry.js';
 
 /** What a {@link StreamTee} tells its owner; internal. */
@@ -20,8 +20,11 @@ const end = (): Result => ({ done: true, value: undefined });
  * its boundaries, from the first; the upstream is pulled at the pace of
  * the fastest reader and cancelled only when every reader has left.
  *
- * Each chunk is serialised once as it arrives, before any caller holds it
- * (or, with `raw`, the upstream's own text of it is taken, where kept):
+ * Each chunk's JSON is taken once as it arrives, before any caller holds
+ * it: the upstream's own text where the transport's stream comes straight
+ * to the cache (core's `transportStream`: nothing inside read or wrapped
+ * it, so the text is the chunk), else the chunk serialised (or, with
+ * `raw`, the text the transport kept on it):
  * the reader that pulled it gets the upstream's object, the others fresh
  * copies, so no caller's mutation reaches another caller or the stored
  * entry. Most streams are never joined, and their one reader pulls every
@@ -51,6 +54,7 @@ export class StreamTee {
    * @param sender - the call that sent it, whose usage is known once the stream ended
    * @param hooks - told when the stream ended cleanly or was abandoned
    * @param raw - keep each chunk's upstream text where the transport kept it, rather than serialise it (the cache's `rawJson`)
+   * @param upstream - `source` as core's `transportStream` gave it, when it did: each chunk's text is then the upstream's
    */
   constructor(
     source: AsyncIterable<ChatCompletionChunk>,
@@ -58,6 +62,7 @@ export class StreamTee {
     private readonly sender: { readonly usage: Usage | undefined },
     private readonly hooks: TeeHooks,
     private readonly raw = false,
+    private readonly upstream?: TransportStream,
   ) {
     this.iterator = source[Symbol.asyncIterator]();
   }
@@ -143,7 +148,7 @@ export class StreamTee {
     }
     let text: string;
     try {
-      text = answerJson(result.value, this.raw);
+      text = this.upstream?.lastJson() ?? answerJson(result.value, this.raw);
     } catch (caught) {
       // A chunk JSON cannot write (a BigInt a middleware put in it): the stream fails as UNEXPECTED for
       // every reader, as a broken upstream would, and nothing of it is kept; left alone, a reader that
