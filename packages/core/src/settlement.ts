@@ -73,6 +73,18 @@ export function chunkText(chunk: ChatCompletionChunk): string {
 
 const ended = (): IteratorResult<ChatCompletionChunk, undefined> => ({ done: true, value: undefined });
 
+/**
+ * What a reader of a transport stream runs on each result inside the step
+ * that hands the result on, before whoever asked for it gets it (see
+ * transport-stream.ts).
+ */
+export interface StreamObserver {
+  /** A chunk, or the end (once the stream settled). A throw fails that read with what was thrown. */
+  result(result: IteratorResult<ChatCompletionChunk, undefined>): void;
+  /** Reading failed with `error`, once the stream settled with it; the read then rejects with it. */
+  failed(error: SluiceError): void;
+}
+
 /** What a stream's observer needs from its call. */
 export interface StreamWatch {
   /** Whether anyone will read `streamedText` (it is only accumulated then). */
@@ -101,6 +113,8 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
   private pulling: Promise<unknown> | undefined;
   private chunks = 0;
   private streamedText = '';
+  /** Told of every result as it passes (see transport-stream.ts); at most one. */
+  private observer: StreamObserver | undefined = undefined;
 
   /**
    * @param source - the stream to pass through
@@ -114,9 +128,9 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
     private readonly scope?: SettleScope,
   ) {}
 
-  /** True when nothing has been read yet and nobody listens for the end. */
+  /** True when nothing has been read yet and nobody listens for the end or observes the results. */
   unobserved(): boolean {
-    return this.iterator === undefined && this.scope !== undefined && !this.scope.hasListeners;
+    return this.iterator === undefined && this.observer === undefined && this.scope !== undefined && !this.scope.hasListeners;
   }
 
   /** True when nothing has been read from it yet. */
@@ -127,6 +141,11 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
   /** The upstream's text of the chunk read last, where the source keeps it (see transport-stream.ts). */
   lastJson(): string | undefined {
     return (this.source as { lastJson?: () => string | undefined }).lastJson?.();
+  }
+
+  /** Tells `observer` of every result from now on, before whoever asked for it gets it (see transport-stream.ts). */
+  observe(observer: StreamObserver): void {
+    this.observer = observer;
   }
 
   private get inner(): AsyncIterator<ChatCompletionChunk> {
@@ -145,7 +164,11 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
   }
 
   private read(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
-    if (this.finished) return this.failure ? Promise.reject(this.failure) : Promise.resolve(ended());
+    if (this.finished) {
+      // An observer hears of every read, a read after the end too.
+      if (this.observer !== undefined) return this.failure ? this.failed(this.failure) : Promise.resolve(this.passed({ done: true, value: undefined }));
+      return this.failure ? Promise.reject(this.failure) : Promise.resolve(ended());
+    }
     this.reading = true;
     let read: Promise<IteratorResult<ChatCompletionChunk>>;
     try {
@@ -163,11 +186,19 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
     this.reading = false;
     if (result.done) {
       const finishing = this.finish('success', undefined);
-      return finishing ? finishing.then(ended) : ended();
+      if (this.observer === undefined) return finishing ? finishing.then(ended) : ended();
+      return finishing ? finishing.then(this.observedEnd) : this.observedEnd();
     }
     this.chunks++;
     if (this.watch.wantsText()) this.streamedText += chunkText(result.value);
+    this.observer?.result(result);
     return result;
+  };
+
+  private readonly observedEnd = (): IteratorResult<ChatCompletionChunk, undefined> => {
+    const end = ended();
+    this.observer?.result(end);
+    return end;
   };
 
   /** Reading the source threw: settles with the error, then rethrows it. */
@@ -175,7 +206,13 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
     this.reading = false;
     const error = toSluiceError(caught);
     const finishing = this.finish('error', error);
-    return finishing ? finishing.then(() => Promise.reject(error)) : Promise.reject(error);
+    if (this.observer === undefined) return finishing ? finishing.then(() => Promise.reject(error)) : Promise.reject(error);
+    const observer = this.observer;
+    const fail = (): Promise<never> => {
+      observer.failed(error);
+      return Promise.reject(error);
+    };
+    return finishing ? finishing.then(fail) : fail();
   };
 
   async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {

@@ -71,6 +71,40 @@ describe('transportStream', () => {
     await llm.close({ graceMs: 0 });
   });
 
+  it('tells an observer of every chunk before the reader gets it, then of the end once the stream settled', async () => {
+    const upstream = await rawUpstream((_req, res) => sse(res, [spaced, patched, 'data: [DONE]\n\n']));
+    const heard: string[] = [];
+    const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: null }) }).use(async function watch(ctx, next) {
+      await next();
+      // Bound to this response: settled when its stream is.
+      ctx.onSettled((settlement) => void heard.push(`settled ${settlement.outcome}`));
+      transportStream(ctx)?.observe({
+        result: (result) => void heard.push(result.done ? 'end' : `chunk ${result.value.choices[0]?.delta.content}`),
+        failed: (error) => void heard.push(`failed ${error.code}`),
+      });
+    });
+    for await (const part of llm.stream(request)) heard.push(`read ${part.choices[0]?.delta.content}`);
+    expect(heard).toEqual(['chunk a', 'read a', 'chunk b', 'read b', 'settled success', 'end']);
+    await llm.close({ graceMs: 0 });
+  });
+
+  it('tells an observer of a failure once the stream settled with it, and the read rejects with the same error', async () => {
+    const upstream = await rawUpstream((_req, res) => sse(res, [spaced]));
+    const heard: unknown[] = [];
+    const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: null }) }).use(async function watch(ctx, next) {
+      await next();
+      // Bound to this response: settled when its stream is.
+      ctx.onSettled((settlement) => void heard.push(`settled ${settlement.outcome}`));
+      transportStream(ctx)?.observe({ result: () => void heard.push('result'), failed: (error) => void heard.push(error) });
+    });
+    const iterator = llm.stream(request)[Symbol.asyncIterator]();
+    await iterator.next();
+    const failing = iterator.next();
+    await expect(failing).rejects.toMatchObject({ code: 'STREAM_CUT' });
+    expect(heard).toEqual(['result', 'settled error', await failing.catch((error: unknown) => error)]);
+    await llm.close({ graceMs: 0 });
+  });
+
   it('is undefined for a completion', async () => {
     const upstream = await rawUpstream((_req, res) => {
       const body = '{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok","refusal":null},"logprobs":null,"finish_reason":"stop"}]}';

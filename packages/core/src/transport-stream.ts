@@ -1,7 +1,9 @@
 import type { CompletionContext } from './context.js';
 import { EventReader } from './read-events.js';
 import type { ChatCompletionChunk } from './schemas.js';
-import { SettlingStream } from './settlement.js';
+import { SettlingStream, type StreamObserver } from './settlement.js';
+
+export type { StreamObserver };
 
 /** A call's stream as the transport parsed it, which tells each chunk's upstream JSON text; see {@link transportStream}. */
 export interface TransportStream extends AsyncIterable<ChatCompletionChunk> {
@@ -13,6 +15,17 @@ export interface TransportStream extends AsyncIterable<ChatCompletionChunk> {
    * it arrived.
    */
   lastJson(): string | undefined;
+  /**
+   * Tells `observer` of every result from now on (a chunk, the end, or
+   * the failure), inside the step that hands it on and before whoever
+   * called `next()` gets it. A middleware that must see every chunk (to
+   * keep it) can then hand this stream's own promises to its caller
+   * instead of a `then` of its own on each, which costs a promise and a
+   * microtask a chunk. One observer per stream; a later one replaces it.
+   *
+   * @param observer - what runs on each result
+   */
+  observe(observer: StreamObserver): void;
 }
 
 /*
