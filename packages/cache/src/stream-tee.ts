@@ -1,5 +1,5 @@
 import { AbortError, type ChatCompletionChunk, type SluiceError, type Usage } from '@sluice/core';
-import { toSluiceError, type TransportStream } from '@sluice/core/kit';
+import { type StreamObserver, toSluiceError, type TransportStream } from '@sluice/core/kit';
 import { answerJson } from './cache-entry.js';
 
 /** What a {@link StreamTee} tells its owner; internal. */
@@ -30,9 +30,11 @@ const end = (): Result => ({ done: true, value: undefined });
  * entry. Most streams are never joined, and their one reader pulls every
  * chunk itself: that path is a plain `then` on the upstream's promise with
  * handlers made once per stream, so a chunk costs its serialisation and
- * one promise, where an async function per layer would cost three; internal.
+ * one promise, where an async function per layer would cost three; and
+ * over the transport's own stream, neither: the stream runs the tee's step
+ * as its observer and the reader gets the stream's own promise; internal.
  */
-export class StreamTee {
+export class StreamTee implements StreamObserver {
   /** The chunks so far, serialised. */
   readonly chunks: string[] = [];
   private pulling = false;
@@ -65,6 +67,9 @@ export class StreamTee {
     private readonly upstream?: TransportStream,
   ) {
     this.iterator = source[Symbol.asyncIterator]();
+    // The transport's stream runs the tee's step inside its own, so the one reader
+    // gets the stream's promise for each chunk, not a `then` on it (a promise and a microtask).
+    upstream?.observe(this);
   }
 
   /** The stream's usage, a copy for each reader that asks (once it ended). */
@@ -131,7 +136,18 @@ export class StreamTee {
     } catch (caught) {
       return Promise.reject(this.pullFailed(reader, caught));
     }
+    if (this.upstream) return pulled as Promise<Result>;
     return pulled.then(this.onPulled, this.onPullFailed);
+  }
+
+  /** The transport's stream handed on a result (its observer): the tee's step for it, as {@link pulled}. */
+  result(result: Result): void {
+    this.pulled(result);
+  }
+
+  /** The transport's stream failed (its observer): the tee's step for it, as a pull that rejected. */
+  failed(error: SluiceError): void {
+    this.pullFailed(this.puller as TeeReader, error);
   }
 
   /** A pull landed: the chunk is serialised before anyone holds it, and handed to the reader in `puller`. */
