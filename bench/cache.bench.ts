@@ -2,11 +2,15 @@
  * What does `@sluice/cache` cost a call it cannot answer, and what does a
  * hit save?
  *
- * 0. In process, CPU µs per call at concurrency 64 against an in-memory
- *    transport (what the cache adds, free of network noise), non-stream and
- *    stream (22 chunks): the empty pipeline, the same with `cache()` on a
- *    cacheable miss (`temperature: 0`, every request new), and on a call
- *    its default `when` leaves alone (`temperature: 0.7`, bypassed).
+ * 0. In process, CPU µs per call at concurrency 64 (what the cache adds,
+ *    free of network noise), non-stream and stream (22 chunks): the empty
+ *    pipeline, the same with `cache()` on a cacheable miss (`temperature: 0`,
+ *    every request new), and on a call its default `when` leaves alone
+ *    (`temperature: 0.7`, bypassed). Twice: against an in-memory transport
+ *    (the chunks are objects, as a middleware would make), and through
+ *    core's undici transport over an in-memory dispatcher (the bytes an
+ *    upstream sends, parsed and checked as real calls are: the path where
+ *    the cache keeps the upstream's text of a chunk).
  * 1. A miss, at concurrency 64: the empty pipeline against the same
  *    pipeline with `cache()` in it, every request new (so every call hashes
  *    its request, misses, leads a flight, and stores its answer in the LRU),
@@ -26,12 +30,12 @@
  */
 import { performance } from 'node:perf_hooks';
 import os from 'node:os';
-import { type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline } from '@sluice/core';
+import { type ChatCompletionRequest, createPipeline, openAICompatible, type Pipeline, type Transport } from '@sluice/core';
 import { cache } from '@sluice/cache';
 import { apiKey, contentChunks, rawUndici, reply, request, streamRequest } from './clients.js';
 import { type Contender, fixed, interleave, median, pairedRatios, type RunResult, summarise, table, quick, roundSettings } from './lib.js';
 import { startUpstream } from './upstream-server.js';
-import { memoryCompletion, memoryTransport } from './memory-transport.js';
+import { memoryCompletion, memoryDispatcher, memoryTransport } from './memory-transport.js';
 
 /** Name to select this benchmark: `pnpm bench cache`. */
 export const name = 'cache';
@@ -55,6 +59,8 @@ const completion = memoryCompletion();
 
 /** Answers one event-loop turn later from memory, JSON or stream, so calls overlap as over a network. */
 const transport = memoryTransport(completion, { overlap: true });
+/** Core's undici transport, answered one event-loop turn later by a dispatcher in memory. */
+const undiciInMemory = () => openAICompatible({ baseUrl: 'http://127.0.0.1:9/v1', apiKey, dispatcher: memoryDispatcher(completion) as never });
 
 /** CPU µs per call of `llm`, 64 calls at a time, for about `ms`; a stream is read to its end. */
 async function cpuPerCall(llm: Pipeline, stream: boolean, make: () => ChatCompletionRequest, ms: number): Promise<number> {
@@ -76,36 +82,42 @@ async function cpuPerCall(llm: Pipeline, stream: boolean, make: () => ChatComple
 }
 
 async function inProcess(): Promise<string> {
-  const rows = [['in process, c=64', 'contender', 'cpu µs/call', '+µs vs pipeline: median (rounds)']];
-  for (const stream of [false, true]) {
-    const contenders: Array<[string, Pipeline, () => ChatCompletionRequest]> = [
-      ['pipeline', createPipeline({ transport }), () => fresh(request)],
-      ['+ cache, miss (temperature 0)', createPipeline({ transport }).use(cache()), () => fresh(request)],
-      ['+ cache, bypass (temperature 0.7)', createPipeline({ transport }).use(cache()), () => ({ ...fresh(request), temperature: 0.7 })],
-    ];
-    const samples: number[][] = contenders.map(() => []);
-    for (let round = 0; round <= settings.rounds; round++) {
-      for (let offset = 0; offset < contenders.length; offset++) {
-        const index = (offset + round) % contenders.length;
-        const [, llm, make] = contenders[index] as (typeof contenders)[number];
-        const micros = await cpuPerCall(llm, stream, make, settings.runMs);
-        if (round > 0) samples[index]?.push(micros);
-      }
-    }
-    const base = samples[0] as number[];
-    contenders.forEach(([label], index) => {
-      const runs = samples[index] as number[];
-      const added = runs.map((value, round) => value - (base[round] as number));
-      rows.push([
-        stream ? 'stream' : 'non-stream',
-        label,
-        fixed(median(runs), 1),
-        index === 0 ? '' : `+${fixed(median(added), 1)} (${fixed(Math.min(...added), 1)} … ${fixed(Math.max(...added), 1)})`,
-      ]);
-    });
-    await Promise.all(contenders.map(([, llm]) => llm.close()));
+  const rows = [['in process, c=64', 'transport', 'contender', 'cpu µs/call', '+µs vs pipeline: median (rounds)']];
+  for (const [via, make] of [['memory', () => transport], ['undici, memory', undiciInMemory]] as const) {
+    for (const stream of [false, true]) await inProcessRows(rows, via, make, stream);
   }
   return table(rows);
+}
+
+/** One transport's rows of the in-process table: the pipeline, a miss and a bypassed call, rounds interleaved. */
+async function inProcessRows(rows: string[][], via: string, transportOf: () => Transport, stream: boolean): Promise<void> {
+  const contenders: Array<[string, Pipeline, () => ChatCompletionRequest]> = [
+    ['pipeline', createPipeline({ transport: transportOf() }), () => fresh(request)],
+    ['+ cache, miss (temperature 0)', createPipeline({ transport: transportOf() }).use(cache()), () => fresh(request)],
+    ['+ cache, bypass (temperature 0.7)', createPipeline({ transport: transportOf() }).use(cache()), () => ({ ...fresh(request), temperature: 0.7 })],
+  ];
+  const samples: number[][] = contenders.map(() => []);
+  for (let round = 0; round <= settings.rounds; round++) {
+    for (let offset = 0; offset < contenders.length; offset++) {
+      const index = (offset + round) % contenders.length;
+      const [, llm, make] = contenders[index] as (typeof contenders)[number];
+      const micros = await cpuPerCall(llm, stream, make, settings.runMs);
+      if (round > 0) samples[index]?.push(micros);
+    }
+  }
+  const base = samples[0] as number[];
+  contenders.forEach(([label], index) => {
+    const runs = samples[index] as number[];
+    const added = runs.map((value, round) => value - (base[round] as number));
+    rows.push([
+      stream ? 'stream' : 'non-stream',
+      via,
+      label,
+      fixed(median(runs), 1),
+      index === 0 ? '' : `+${fixed(median(added), 1)} (${fixed(Math.min(...added), 1)} … ${fixed(Math.max(...added), 1)})`,
+    ]);
+  });
+  await Promise.all(contenders.map(([, llm]) => llm.close()));
 }
 
 /** A miss row's req/s, ratio, p50, p99 and CPU per call. */
