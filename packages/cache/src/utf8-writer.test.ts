@@ -31,6 +31,25 @@ describe('Utf8Writer', () => {
     );
   });
 
+  it("writes long strings (the runtime encoder's path) with the same bytes, quoted or not", () => {
+    const long = (unit: 'grapheme' | 'binary') => fc.string({ unit, minLength: 256, maxLength: 1_200 });
+    fc.assert(
+      fc.property(fc.oneof(long('grapheme'), long('binary')), fc.boolean(), (text, quote) => {
+        const bytes = written((writer) => {
+          writer.byte(0x5b);
+          writer.text(text, quote);
+          writer.byte(0x5d);
+        });
+        expect(bytes).toEqual([...encoder.encode(`[${quote ? JSON.stringify(text) : text}]`)]);
+      }),
+    );
+    const plain = 'x'.repeat(300);
+    for (const text of [plain, `${plain}"`, `${plain}\n`, `${plain}\ud800`, `\udc00${plain}`, `${plain}😀é€`, `${plain}\u001f`]) {
+      expect(written((writer) => writer.text(text, true))).toEqual([...encoder.encode(JSON.stringify(text))]);
+      expect(written((writer) => writer.text(text, false))).toEqual([...encoder.encode(text)]);
+    }
+  });
+
   it('grows past its first buffer and keeps what was written', () => {
     const long = 'ab"é😀'.repeat(2_000);
     const bytes = written((writer) => {

@@ -36,6 +36,10 @@ export class Utf8Writer {
    * @param quote - write it as a JSON string
    */
   text(text: string, quote: boolean): void {
+    if (text.length >= nativeFrom && (!quote || isPlain(text))) {
+      this.native(text, quote);
+      return;
+    }
     // At most six bytes a unit (an escape), and the quotes.
     const bytes = this.room(text.length * 6 + 2);
     let at = this.length;
@@ -74,6 +78,20 @@ export class Utf8Writer {
     this.length = at;
   }
 
+  /**
+   * `text` by the runtime's own encoder, which writes the same bytes as
+   * the loop (a lone surrogate as U+FFFD) and, past a few hundred units,
+   * several times faster: a prompt of 5 KB in about a quarter of the time.
+   * For a quoted string, only one with nothing to escape.
+   */
+  private native(text: string, quote: boolean): void {
+    // At most three bytes a unit, and the quotes.
+    const bytes = this.room(text.length * 3 + 2);
+    if (quote) bytes[this.length++] = quoteMark;
+    this.length += encoder.encodeInto(text, bytes.subarray(this.length)).written;
+    if (quote) bytes[this.length++] = quoteMark;
+  }
+
   /** The buffer, with room for `extra` more bytes. */
   private room(extra: number): Uint8Array {
     const needed = this.length + extra;
@@ -85,6 +103,24 @@ export class Utf8Writer {
     this.bytes = grown;
     return grown;
   }
+}
+
+/*
+ * Below this many units the loop wins: the encoder's call, and for a
+ * quoted string the scan for what needs escaping, cost more than the loop
+ * over a key or a short message (measured: 14 strings of a short request
+ * in 0.6-1.0 µs by the loop, 1.2-1.7 µs the native way).
+ */
+const nativeFrom = 256;
+const encoder = new TextEncoder();
+/** What JSON.stringify escapes in a string, bar lone surrogates (see {@link isPlain}). */
+const escaped = /["\\\u0000-\u001f]/;
+const wellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
+
+/** True when JSON.stringify writes `text` as its own UTF-8 between quotes: nothing to escape, no lone surrogate. */
+function isPlain(text: string): boolean {
+  if (escaped.test(text)) return false;
+  return wellFormed ? wellFormed.call(text) : !/[\ud800-\udfff]/.test(text);
 }
 
 const initialBytes = 2048;
