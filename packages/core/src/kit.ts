@@ -19,7 +19,7 @@ export {
 } from './keyed-state.js';
 export { compose } from './compose.js';
 export { afterNext } from './after-next.js';
-export { transportStream, type TransportStream, type StreamObserver } from './transport-stream.js';
+export { readAhead, transportStream, type TransportStream, type StreamObserver } from './transport-stream.js';
 export { onAbort, abortReason } from './call.js';
 export { parseOptions, closestKey } from './validate.js';
 export { sanitiseUsage } from './validate-response.js';

@@ -113,6 +113,8 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
   private pulling: Promise<unknown> | undefined;
   private chunks = 0;
   private streamedText = '';
+  /** The result `peek` read ahead, until the first `next()` takes it. */
+  private held: IteratorResult<ChatCompletionChunk, undefined> | undefined = undefined;
   /** Told of every result as it passes (see transport-stream.ts); at most one. */
   private observer: StreamObserver | undefined = undefined;
 
@@ -133,9 +135,18 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
     return this.iterator === undefined && this.observer === undefined && this.scope !== undefined && !this.scope.hasListeners;
   }
 
-  /** True when nothing has been read from it yet. */
+  /** True when nobody has been handed a chunk of it yet (a chunk read ahead and still held counts as unread). */
   unread(): boolean {
-    return this.iterator === undefined;
+    return this.iterator === undefined || this.held !== undefined;
+  }
+
+  /**
+   * Reads the first result ahead and holds it for the first `next()`
+   * (see transport-stream.ts); rejects with what reading it threw, the
+   * stream then settled with that error.
+   */
+  async peek(): Promise<void> {
+    if (this.held === undefined) this.held = await this.next();
   }
 
   /** The upstream's text of the chunk read last, where the source keeps it (see transport-stream.ts). */
@@ -158,9 +169,21 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
   }
 
   next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    if (this.held !== undefined) return this.handHeld(this.held);
     // A read arriving while `abandon` pulls waits for that pull.
     if (this.pulling) return this.pulling.then(() => this.read());
     return this.read();
+  }
+
+  /** The result `peek` read: the observer hears of it now, as of any result, before the reader gets it. */
+  private handHeld(held: IteratorResult<ChatCompletionChunk, undefined>): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    this.held = undefined;
+    try {
+      this.observer?.result(held);
+    } catch (caught) {
+      return Promise.reject(caught);
+    }
+    return Promise.resolve(held);
   }
 
   private read(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {

@@ -4,7 +4,7 @@ import { createPipeline } from './pipeline.js';
 import { openAICompatible } from './open-ai-compatible.js';
 import { rawJson } from './raw-json.js';
 import { chunk, rawUpstream, sse } from './test-raw-upstream.js';
-import { transportStream } from './transport-stream.js';
+import { readAhead, transportStream } from './transport-stream.js';
 
 const request = { model: 'm', messages: [{ role: 'user' as const, content: 'hi' }], stream: true as const };
 /** A chunk the check leaves as it is, with the upstream's own spacing; and one it fills in (no finish_reason). */
@@ -103,6 +103,47 @@ describe('transportStream', () => {
     await expect(failing).rejects.toMatchObject({ code: 'STREAM_CUT' });
     expect(heard).toEqual(['result', 'settled error', await failing.catch((error: unknown) => error)]);
     await llm.close({ graceMs: 0 });
+  });
+
+  it("reads the first chunk ahead and holds it, the stream staying the transport's, with the text of every chunk", async () => {
+    const ahead: boolean[] = [];
+    const { llm, texts, found } = await reading([
+      async function readFirst(ctx, next) {
+        await next();
+        const reading = readAhead(ctx);
+        ahead.push(reading !== undefined);
+        await reading;
+      },
+    ]);
+    const parts = [];
+    for await (const part of llm.stream(request)) parts.push(part);
+    expect(ahead).toEqual([true]);
+    expect(found).toEqual([true]);
+    expect(parts.map((part) => part.choices[0]?.delta.content)).toEqual(['a', 'b']);
+    expect(texts).toEqual([spaced.slice('data: '.length, -2), undefined]);
+    await llm.close({ graceMs: 0 });
+  });
+
+  it('rejects a read ahead with what the first chunk failed with, and reads nothing of a stream a middleware made', async () => {
+    const upstream = await rawUpstream((_req, res) => sse(res, ['data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n']));
+    const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: null }) }).use(async function readFirst(ctx, next) {
+      await next();
+      await readAhead(ctx);
+    });
+    await expect(llm.stream(request)[Symbol.asyncIterator]().next()).rejects.toMatchObject({ retryable: true });
+    await llm.close({ graceMs: 0 });
+    const wrapped: Array<Promise<void> | undefined> = [];
+    const { llm: other } = await reading([
+      async function wrapThenRead(ctx, next) {
+        await next();
+        const chunks = ctx.chunks;
+        if (chunks) ctx.chunks = (async function* same() { yield* chunks; })();
+        wrapped.push(readAhead(ctx));
+      },
+    ]);
+    for await (const _part of other.stream(request));
+    expect(wrapped).toEqual([undefined]);
+    await other.close({ graceMs: 0 });
   });
 
   it('is undefined for a completion', async () => {

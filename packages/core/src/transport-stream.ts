@@ -30,8 +30,9 @@ export interface TransportStream extends AsyncIterable<ChatCompletionChunk> {
 
 /*
  * Why a middleware may trust the text: `ctx.chunks` is still the stream
- * the pipeline wrapped around the transport's reader, and nothing has
- * been read from it. A middleware inside the asking one that wanted the
+ * the pipeline wrapped around the transport's reader, and nobody has been
+ * handed a chunk of it (`readAhead` may hold the first, read by core and
+ * changed by nothing; the reader's text is still that chunk's). A middleware inside the asking one that wanted the
  * chunks had to read them or put its own iterator in `ctx.chunks`, so no
  * chunk has been seen, let alone changed, by anything but the transport.
  * The reader keeps the text in one field, overwritten per chunk: no
@@ -66,4 +67,31 @@ export function transportStream(ctx: CompletionContext): TransportStream | undef
   const chunks = ctx.chunks;
   if (!(chunks instanceof SettlingStream) || !chunks.unread() || !(chunks.source instanceof EventReader)) return undefined;
   return chunks;
+}
+
+/**
+ * Reads the first chunk of the call's stream ahead, so that a failure at
+ * it (an SSE error event, a stream cut before any chunk) surfaces now,
+ * while nothing has reached the caller and the call can still be retried;
+ * the chunk is held for the stream's first reader. Done on the stream the
+ * pipeline put around the transport's, which stays in `ctx.chunks`, so a
+ * middleware outside still gets it from {@link transportStream}, with the
+ * upstream's text of every chunk, the one read ahead included. Undefined,
+ * reading nothing, when `ctx.chunks` is any other stream (a middleware's,
+ * or one already read): the caller then reads ahead its own way.
+ *
+ * @param ctx - the call, after `await next()` resolved with a stream
+ * @returns a promise that settles once the first chunk (or the end) is read, rejecting with what reading it threw; or undefined
+ * @example
+ * ```ts
+ * await next();
+ * const ahead = readAhead(ctx);
+ * if (ahead) await ahead;
+ * else ctx.chunks = await readFirstMyOwnWay(ctx.chunks!);
+ * ```
+ */
+export function readAhead(ctx: CompletionContext): Promise<void> | undefined {
+  const chunks = ctx.chunks;
+  if (!(chunks instanceof SettlingStream) || !chunks.unread()) return undefined;
+  return chunks.peek();
 }
