@@ -1,4 +1,5 @@
 import { memoryStore } from '@sluice/core';
+import { readAhead } from '@sluice/core/kit';
 import { chat, closeTestPipelines, collect, drain, manualClock, testPipeline } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cache } from './cache.js';
@@ -214,6 +215,29 @@ describe('cache: streams', () => {
     expect(entry.match(/, "object":/g)).toHaveLength(first.length);
     expect(await clock.run(collect(llm.stream(streamed('one two three'))))).toEqual(first);
     expect(upstream.requests).toHaveLength(1);
+  });
+
+  it("keeps the upstream's text behind a middleware inside that reads the first chunk ahead through core, as retry does", async () => {
+    const storage = lruStorage();
+    const states: Array<CacheState | undefined> = [];
+    const { llm, clock, upstream } = await testPipeline({
+      middleware: [
+        async function observe(ctx, next) {
+          await next();
+          states.push(ctx.state.cache);
+        },
+        cache({ storage }),
+        async function firstChunk(ctx, next) {
+          await next();
+          await readAhead(ctx);
+        },
+      ],
+    });
+    upstream.enqueue({ kind: 'raw', chunks: (chunks) => chunks.map((chunk) => JSON.stringify(chunk).replaceAll(',"', ', "')) });
+    const first = await clock.run(collect(llm.stream(streamed('one two three'))));
+    const entry = storage.getSync(`sluice:cache:global:${states[0]?.key}`) ?? '';
+    expect(entry.match(/, "object":/g)).toHaveLength(first.length);
+    expect(await clock.run(collect(llm.stream(streamed('one two three'))))).toEqual(first);
   });
 
   it('keeps streams and completions apart, each replayed as what it was', async () => {

@@ -1,3 +1,4 @@
+import { transportStream } from '@sluice/core/kit';
 import { chat, closeTestPipelines, drain, testPipeline } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RetryError } from './errors.js';
@@ -24,6 +25,23 @@ describe('retry: streams', () => {
     expect(upstream.requests).toHaveLength(2);
     expect(events.of('retry')).toMatchObject([{ attempt: 2, code }]);
     expect(attempts.map((attempt) => attempt.outcome)).toEqual(['error', 'success']);
+  });
+
+  it("leaves the transport's own stream in ctx.chunks after reading its first chunk, so a cache outside keeps the upstream's text", async () => {
+    const seen: boolean[] = [];
+    const { llm, clock } = await testPipeline({
+      middleware: [
+        async function outside(ctx, next) {
+          await next();
+          seen.push(transportStream(ctx) !== undefined);
+        },
+        retry({ random: half }),
+      ],
+      upstream: { reply: 'one two three four' },
+    });
+    const result = await clock.run(drain(llm.stream(chat())));
+    expect(result).toMatchObject({ text: 'one two three four', error: undefined });
+    expect(seen).toEqual([true]);
   });
 
   it('does not retry a cut after the first chunk reached the caller: it surfaces as STREAM_CUT', async () => {

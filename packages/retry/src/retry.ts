@@ -1,4 +1,5 @@
 import { type CompletionContext, type Middleware, sleep, type SluiceError, toSluiceError, ValidationError } from '@sluice/core';
+import { readAhead } from '@sluice/core/kit';
 import { RetryError, type RetryAttempt } from './errors.js';
 import type { RetryEvents } from './events.js';
 import { withFirstChunk } from './first-chunk.js';
@@ -156,7 +157,15 @@ export function retry(options: RetryOptions = {}): Middleware {
   }
 }
 
-/** A stream's first chunk read ahead, so that a failure at it can still be retried. */
+/**
+ * A stream's first chunk read ahead, so that a failure at it can still be
+ * retried: by core on the transport's own stream, which then stays in
+ * `ctx.chunks` (a cache outside still keeps the upstream's text of its
+ * chunks instead of serialising them), else by a wrapper of our own.
+ */
 async function firstChunk(ctx: CompletionContext): Promise<void> {
-  if (ctx.stream && ctx.chunks) ctx.chunks = await withFirstChunk(ctx.chunks);
+  if (!ctx.stream || !ctx.chunks) return;
+  const ahead = readAhead(ctx);
+  if (ahead) await ahead;
+  else ctx.chunks = await withFirstChunk(ctx.chunks);
 }
