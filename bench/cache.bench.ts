@@ -17,8 +17,10 @@
  *    and against `cache({ rawJson: true })` over a transport made with
  *    `keepRawJson: true` (the answer stored as the upstream's own text, not
  *    serialised again; its figure includes the transport's cost of keeping
- *    that text, against the same pipeline without either). Target: the cached pipeline keeps ≥ 0.95 of the
- *    empty one's throughput.
+ *    that text, against the same pipeline without either; a stream is kept
+ *    as the upstream's text by default already, so for streams the two
+ *    differ only by that cost). Target: the cached pipeline keeps ≥ 0.95 of
+ *    the empty one's throughput.
  * 2. A hit, at concurrency 1: raw undici's round trip to the mock (the
  *    floor of any call that goes upstream) against a call the cache answers,
  *    non-stream (latency) and stream (time to first chunk).
