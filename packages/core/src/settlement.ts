@@ -239,6 +239,8 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
   };
 
   async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    // A chunk read ahead and never taken is dropped with the stream: a later `next()` says done.
+    this.held = undefined;
     if (!this.finished) {
       try {
         await this.iterator?.return?.();

@@ -146,6 +146,19 @@ describe('transportStream', () => {
     await other.close({ graceMs: 0 });
   });
 
+  it('drops a chunk read ahead when the stream is closed before anyone took it', async () => {
+    const upstream = await rawUpstream((_req, res) => sse(res, [spaced, patched, 'data: [DONE]\n\n']));
+    const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: null }) }).use(async function readFirst(ctx, next) {
+      await next();
+      await readAhead(ctx);
+    });
+    const ctx = await llm.run(request);
+    const iterator = (ctx.chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    await iterator.return?.();
+    await expect(iterator.next()).resolves.toEqual({ done: true, value: undefined });
+    await llm.close({ graceMs: 0 });
+  });
+
   it('is undefined for a completion', async () => {
     const upstream = await rawUpstream((_req, res) => {
       const body = '{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok","refusal":null},"logprobs":null,"finish_reason":"stop"}]}';
