@@ -15,7 +15,15 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { breaker } from '@sluice/breaker';
 import { trimContext } from '@sluice/context';
-import { createPipeline, type Middleware, openAICompatible, type Pipeline } from '@sluice/core';
+import {
+  type ChatCompletionChunk,
+  type CompletionContext,
+  createPipeline,
+  type Middleware,
+  openAICompatible,
+  type Pipeline,
+  type Transport,
+} from '@sluice/core';
 import { budget, trackCost } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
@@ -225,7 +233,9 @@ export async function run(): Promise<void> {
       `\n×undici, cpu ×undici and TTFC vs undici are medians of per-round ratios (same round, seconds apart);` +
         `\n"rounds" is the lowest … highest per-round throughput ratio; other figures are medians over rounds`,
     );
-    const callByCall = modes.some((mode) => mode.stream && mode.concurrency === 1) ? await firstChunkCallByCall(clients) : undefined;
+    const streamAtOne = modes.some((mode) => mode.stream && mode.concurrency === 1);
+    const callByCall = streamAtOne ? await firstChunkCallByCall(clients) : undefined;
+    if (streamAtOne) await firstChunkParts(upstream.url);
     console.log(`\ntargets, against raw undici:\n${verdicts.map((line) => `  ${line}`).join('\n')}`);
     if (callByCall) console.log(`  ${callByCall}`);
     const misses = verdicts.filter((line) => line.endsWith('MISS')).length;
@@ -279,6 +289,101 @@ async function firstChunkCallByCall(clients: readonly Client[]): Promise<string>
   console.log(table(rows));
   const added = blockRatios(times.get('full') ?? [], undici, 10).map((ratio) => ratio - 1);
   return `full pipeline time to first chunk, stream c=1, call by call: ${signedPercent(median(added))} (${spread(added, signedPercent)}; no verdict: the per-round line above has it)`;
+}
+
+/** When, within one streamed call, each part of its time to first chunk ended (`performance.now()`). */
+interface FirstChunkMarks {
+  sent: number;
+  transportFirst: number;
+}
+
+/**
+ * `transport` with the time its `send` was called, and the time its
+ * stream's first chunk was read, written to `marks` (calls run one at a
+ * time, so one record serves them all).
+ */
+function markedTransport(transport: Transport, marks: FirstChunkMarks): Transport {
+  return {
+    name: transport.name,
+    origin: transport.origin,
+    send(ctx: CompletionContext): Promise<void> {
+      marks.sent = performance.now();
+      return transport.send(ctx).then(() => {
+        const source = ctx.chunks;
+        if (!source) return;
+        ctx.chunks = {
+          [Symbol.asyncIterator]() {
+            const iterator = source[Symbol.asyncIterator]();
+            let first = true;
+            return {
+              next: () =>
+                iterator.next().then((result) => {
+                  if (first) {
+                    first = false;
+                    marks.transportFirst = performance.now();
+                  }
+                  return result;
+                }),
+              return: (value?: unknown) => iterator.return?.(value as undefined) ?? Promise.resolve({ done: true as const, value: undefined }),
+            } as AsyncIterator<ChatCompletionChunk>;
+          },
+        };
+      });
+    },
+    close: () => transport.close?.() ?? Promise.resolve(),
+  };
+}
+
+/**
+ * Where the full pipeline's time to first chunk goes, against the empty
+ * pipeline's, call by call at c=1: before the transport is called (the
+ * middleware's admission), from there to the transport's first chunk
+ * (request, upstream, response head, first event parsed) and from that
+ * chunk to the caller (the middleware's way back and their stream
+ * wrappers). Both pipelines' transports are wrapped alike to take the
+ * marks, so these figures are a little above the verdict's.
+ */
+async function firstChunkParts(baseUrl: string): Promise<void> {
+  const marks: FirstChunkMarks = { sent: 0, transportFirst: 0 };
+  const marked = (middleware: ReadonlyArray<() => Middleware>) => {
+    const llm = createPipeline({ transport: markedTransport(openAICompatible({ baseUrl, apiKey }), marks) });
+    for (const make of middleware) llm.use(make());
+    return llm;
+  };
+  const contenders: Array<[string, Pipeline]> = [
+    ['pipeline', marked([])],
+    ['full', marked(recommended.map(([, make]) => make))],
+  ];
+  const calls = envNumber('BENCH_TTFC_CALLS') ?? (quick ? 300 : 3_000);
+  const parts = contenders.map(() => ({ before: [] as number[], upstream: [] as number[], after: [] as number[], total: [] as number[] }));
+  const warmup = Math.ceil(calls / 10);
+  try {
+    for (let index = 0; index < warmup + calls; index++) {
+      for (let offset = 0; offset < contenders.length; offset++) {
+        const which = (index + offset) % contenders.length;
+        const llm = (contenders[which] as [string, Pipeline])[1];
+        const started = performance.now();
+        let first = 0;
+        for await (const _chunk of llm.stream(streamRequest)) if (first === 0) first = performance.now();
+        if (index < warmup) continue;
+        const own = parts[which] as (typeof parts)[number];
+        own.before.push(marks.sent - started);
+        own.upstream.push(marks.transportFirst - marks.sent);
+        own.after.push(first - marks.transportFirst);
+        own.total.push(first - started);
+      }
+    }
+  } finally {
+    await Promise.all(contenders.map(([, llm]) => llm.close()));
+  }
+  const us = (values: number[]) => fixed(median(values) * 1000, 1);
+  const rows: string[][] = [['client', 'before send µs', 'send → transport 1st chunk µs', '→ caller µs', 'total µs']];
+  contenders.forEach(([client], index) => {
+    const own = parts[index] as (typeof parts)[number];
+    rows.push([client, us(own.before), us(own.upstream), us(own.after), us(own.total)]);
+  });
+  console.log(`\nwhere the time to first chunk goes, stream c=1, ${calls} calls each, alternating (medians):\n`);
+  console.log(table(rows));
 }
 
 function atLeast(what: string, ratios: number[], target: number): string {

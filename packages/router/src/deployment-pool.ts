@@ -15,23 +15,36 @@ import type { ResolvedDeployment, ResolvedOptions } from './options.js';
  * `response`, which belong to the outer call (one call, however many hops).
  */
 export class DeploymentPool {
-  private readonly pipelines = new WeakMap<SluiceEmitter, Map<string, Pipeline>>();
+  // Per deployment, by its index in `deployments`: an array read, not a
+  // string-keyed Map lookup, on every call.
+  private readonly pipelines = new WeakMap<SluiceEmitter, Array<Pipeline | undefined>>();
+  /** The outer pipeline last seen, and its deployments' pipelines: most routers serve one. */
+  private lastEvents: SluiceEmitter | undefined;
+  private lastPipelines: Array<Pipeline | undefined> = [];
   private readonly all = new Set<Pipeline>();
-  private readonly inFlight = new Map<string, number>();
-  private readonly coolUntil = new Map<string, number>();
+  private readonly inFlight: number[];
+  /** When each deployment may be tried again (clock time); 0 when it is not cooling. */
+  private readonly coolUntil: number[];
+  private coolingCount = 0;
   private waiters: Array<() => void> = [];
-  private readonly tagsOnly = new Map<string, Readonly<Record<string, string>>>();
+  private readonly tagsOnly: Array<Readonly<Record<string, string>> | undefined> = [];
 
-  constructor(private readonly options: ResolvedOptions) {}
+  constructor(private readonly options: ResolvedOptions) {
+    this.inFlight = options.deployments.map(() => 0);
+    this.coolUntil = options.deployments.map(() => 0);
+  }
 
   /** The deployment's inner pipeline for calls of `ctx`'s pipeline. */
   pipelineFor(deployment: ResolvedDeployment, ctx: CompletionContext): Pipeline {
-    let byId = this.pipelines.get(ctx.events);
-    if (!byId) {
-      byId = new Map();
-      this.pipelines.set(ctx.events, byId);
+    let byIndex: Array<Pipeline | undefined>;
+    if (ctx.events === this.lastEvents) byIndex = this.lastPipelines;
+    else {
+      byIndex = this.pipelines.get(ctx.events) ?? [];
+      this.pipelines.set(ctx.events, byIndex);
+      this.lastEvents = ctx.events;
+      this.lastPipelines = byIndex;
     }
-    let pipeline = byId.get(deployment.id);
+    let pipeline = byIndex[deployment.index];
     if (!pipeline) {
       pipeline = createPipeline({
         transport: deployment.transport,
@@ -44,18 +57,19 @@ export class DeploymentPool {
       for (const middleware of this.options.middleware(deployment)) pipeline = pipeline.use(middleware);
       // Only a hedged router cancels hops it would have to cost; the others skip the extra step.
       if (this.options.hedge) pipeline = pipeline.use(hedgeLossCost);
-      byId.set(deployment.id, pipeline);
+      byIndex[deployment.index] = pipeline;
       this.all.add(pipeline);
     }
     return pipeline;
   }
 
-  load(id: string): number {
-    return this.inFlight.get(id) ?? 0;
+  /** Calls in flight on the deployment. */
+  load(deployment: ResolvedDeployment): number {
+    return this.inFlight[deployment.index] as number;
   }
 
   isFull(deployment: ResolvedDeployment): boolean {
-    return deployment.maxConcurrency !== undefined && this.load(deployment.id) >= deployment.maxConcurrency;
+    return deployment.maxConcurrency !== undefined && this.load(deployment) >= deployment.maxConcurrency;
   }
 
   /**
@@ -66,13 +80,13 @@ export class DeploymentPool {
    * @param sticky - whether the call's sticky record chose it
    */
   acquire(deployment: ResolvedDeployment, sticky: boolean): Picked {
-    this.inFlight.set(deployment.id, this.load(deployment.id) + 1);
+    (this.inFlight[deployment.index] as number)++;
     return new Picked(deployment, sticky, this);
   }
 
-  /** Gives back a slot of `id` and wakes the calls waiting for one; through {@link Picked.release}. */
-  giveBack(id: string): void {
-    this.inFlight.set(id, this.load(id) - 1);
+  /** Gives back a slot of `deployment` and wakes the calls waiting for one; through {@link Picked.release}. */
+  giveBack(deployment: ResolvedDeployment): void {
+    (this.inFlight[deployment.index] as number)--;
     const waiters = this.waiters;
     if (waiters.length === 0) return;
     this.waiters = [];
@@ -83,30 +97,34 @@ export class DeploymentPool {
   hopTags(deployment: ResolvedDeployment, ctx: CompletionContext): Record<string, string> {
     // Most calls carry no tags: their hops share one frozen object per deployment instead of a copy each.
     for (const _ in ctx.tags) return { ...ctx.tags, deployment: deployment.id };
-    let tags = this.tagsOnly.get(deployment.id);
+    let tags = this.tagsOnly[deployment.index];
     if (!tags) {
       tags = Object.freeze({ deployment: deployment.id });
-      this.tagsOnly.set(deployment.id, tags);
+      this.tagsOnly[deployment.index] = tags;
     }
     return tags;
   }
 
   /** Passes the deployment over until `until` (clock time). */
-  cool(id: string, until: number): void {
-    if (until > (this.coolUntil.get(id) ?? 0)) this.coolUntil.set(id, until);
+  cool(deployment: ResolvedDeployment, until: number): void {
+    const current = this.coolUntil[deployment.index] as number;
+    if (!(until > current)) return;
+    if (current === 0) this.coolingCount++;
+    this.coolUntil[deployment.index] = until;
   }
 
   /** Whether any deployment may be cooling (some may have cooled already). */
   cooling(): boolean {
-    return this.coolUntil.size > 0;
+    return this.coolingCount > 0;
   }
 
   /** When the deployment may be tried again, if it is cooling at `now`. */
-  coolingUntil(id: string, now: number): number | undefined {
-    const until = this.coolUntil.get(id);
-    if (until === undefined) return undefined;
+  coolingUntil(deployment: ResolvedDeployment, now: number): number | undefined {
+    const until = this.coolUntil[deployment.index] as number;
+    if (until === 0) return undefined;
     if (until > now) return until;
-    this.coolUntil.delete(id);
+    this.coolUntil[deployment.index] = 0;
+    this.coolingCount--;
     return undefined;
   }
 
@@ -148,7 +166,7 @@ export class Picked {
   release(): void {
     if (this.released) return;
     this.released = true;
-    this.pool.giveBack(this.deployment.id);
+    this.pool.giveBack(this.deployment);
   }
 }
 

@@ -309,7 +309,7 @@ class RoutedCall {
       if (this.tried(deployment.id)) continue;
       if (deployment.contextWindow !== undefined && this.needed > deployment.contextWindow) this.skip(deployment, 'window');
       else {
-        const until = pool.coolingUntil(deployment.id, now);
+        const until = pool.coolingUntil(deployment, now);
         if (until !== undefined) {
           this.soonest = Math.min(this.soonest ?? Infinity, until - now);
           this.skip(deployment, 'cooling');
@@ -337,7 +337,7 @@ class RoutedCall {
 
   private candidate(deployment: ResolvedDeployment): Candidate {
     const { pool, latency } = this.shared;
-    return { deployment, inFlight: pool.load(deployment.id), latencyMs: latency.of(deployment.id) };
+    return { deployment, inFlight: pool.load(deployment), latencyMs: latency.of(deployment.id) };
   }
 
   /** The deployment the call's sticky record names, if any. */
@@ -400,8 +400,8 @@ class RoutedCall {
     for (const deployment of config.groups.get(group) ?? []) {
       if (deployment === primary || this.tried(deployment.id) || pool.isFull(deployment)) continue;
       if (deployment.contextWindow !== undefined && this.needed > deployment.contextWindow) continue;
-      if (pool.coolingUntil(deployment.id, now) !== undefined) continue;
-      candidates.push({ deployment, inFlight: pool.load(deployment.id), latencyMs: latency.of(deployment.id) });
+      if (pool.coolingUntil(deployment, now) !== undefined) continue;
+      candidates.push({ deployment, inFlight: pool.load(deployment), latencyMs: latency.of(deployment.id) });
     }
     if (candidates.length === 0) {
       if (this.heard('hedge-skip')) this.emit('hedge-skip', { id: this.ctx.id, reason: 'no-deployment' });
@@ -440,7 +440,7 @@ class RoutedCall {
     this.lastError = error;
     if (cause.retryAfterMs !== undefined || cause.code === 'CIRCUIT_OPEN' || cause.code === 'LIMIT_REJECTED') {
       // A half-open circuit says 0 (its probe is in flight): wait the cooldown rather than retry at once.
-      this.shared.pool.cool(deployment.id, ctx.clock.now() + (cause.retryAfterMs || this.shared.config.cooldownMs));
+      this.shared.pool.cool(deployment, ctx.clock.now() + (cause.retryAfterMs || this.shared.config.cooldownMs));
     }
     if (this.heard('route-fallback')) this.emit('route-fallback', { id: ctx.id, deployment: deployment.id, code: error.code, retryAfterMs: error.retryAfterMs });
     if (cause.code === 'CONTEXT_LENGTH_EXCEEDED') {
