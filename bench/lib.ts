@@ -297,8 +297,13 @@ export type FirstChunkTimes = Map<string, number[]>;
  *
  * @param contenders - the clients, each a stream call
  * @param calls - calls per contender that count (a tenth more run first as warm-up)
+ * @param counted - told of each call that counts, as it ends: whose it was, when it started and when its first chunk came (`performance.now()`)
  */
-export async function alternateFirstChunks(contenders: readonly Contender[], calls: number): Promise<FirstChunkTimes> {
+export async function alternateFirstChunks(
+  contenders: readonly Contender[],
+  calls: number,
+  counted?: (name: string, started: number, first: number) => void,
+): Promise<FirstChunkTimes> {
   const times: FirstChunkTimes = new Map(contenders.map((contender) => [contender.name, [] as number[]]));
   const warmup = Math.ceil(calls / 10);
   for (let index = 0; index < warmup + calls; index++) {
@@ -309,7 +314,9 @@ export async function alternateFirstChunks(contenders: readonly Contender[], cal
       await contender.call(() => {
         if (first === 0) first = performance.now();
       });
-      if (index >= warmup) times.get(contender.name)?.push(first - started);
+      if (index < warmup) continue;
+      times.get(contender.name)?.push(first - started);
+      counted?.(contender.name, started, first);
     }
   }
   return times;

@@ -350,38 +350,24 @@ async function firstChunkParts(baseUrl: string): Promise<void> {
     for (const make of middleware) llm.use(make());
     return llm;
   };
-  const contenders: Array<[string, Pipeline]> = [
-    ['pipeline', marked([])],
-    ['full', marked(recommended.map(([, make]) => make))],
-  ];
+  const pipelines = [pipelineClient('pipeline', marked([])), pipelineClient('full', marked(recommended.map(([, make]) => make)))];
   const calls = envNumber('BENCH_TTFC_CALLS') ?? (quick ? 300 : 3_000);
-  const parts = contenders.map(() => ({ before: [] as number[], upstream: [] as number[], after: [] as number[], total: [] as number[] }));
-  const warmup = Math.ceil(calls / 10);
+  const parts = new Map(pipelines.map((client) => [client.name, { before: [] as number[], upstream: [] as number[], after: [] as number[] }]));
+  let times: Map<string, number[]>;
   try {
-    for (let index = 0; index < warmup + calls; index++) {
-      for (let offset = 0; offset < contenders.length; offset++) {
-        const which = (index + offset) % contenders.length;
-        const llm = (contenders[which] as [string, Pipeline])[1];
-        const started = performance.now();
-        let first = 0;
-        for await (const _chunk of llm.stream(streamRequest)) if (first === 0) first = performance.now();
-        if (index < warmup) continue;
-        const own = parts[which] as (typeof parts)[number];
-        own.before.push(marks.sent - started);
-        own.upstream.push(marks.transportFirst - marks.sent);
-        own.after.push(first - marks.transportFirst);
-        own.total.push(first - started);
-      }
-    }
+    const contenders = pipelines.map((client) => ({ name: client.name, call: client.stream }));
+    times = await alternateFirstChunks(contenders, calls, (client, started, first) => {
+      const own = parts.get(client);
+      own?.before.push(marks.sent - started);
+      own?.upstream.push(marks.transportFirst - marks.sent);
+      own?.after.push(first - marks.transportFirst);
+    });
   } finally {
-    await Promise.all(contenders.map(([, llm]) => llm.close()));
+    await Promise.all(pipelines.map((client) => client.close()));
   }
   const us = (values: number[]) => fixed(median(values) * 1000, 1);
   const rows: string[][] = [['client', 'before send µs', 'send → transport 1st chunk µs', '→ caller µs', 'total µs']];
-  contenders.forEach(([client], index) => {
-    const own = parts[index] as (typeof parts)[number];
-    rows.push([client, us(own.before), us(own.upstream), us(own.after), us(own.total)]);
-  });
+  for (const [client, own] of parts) rows.push([client, us(own.before), us(own.upstream), us(own.after), us(times.get(client) ?? [])]);
   console.log(`\nwhere the time to first chunk goes, stream c=1, ${calls} calls each, alternating (medians):\n`);
   console.log(table(rows));
 }
