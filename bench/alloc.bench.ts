@@ -12,12 +12,20 @@
  * the young generation, and again when its objects outlive a network
  * round trip and are promoted.
  *
- * `BENCH_QUICK=1` counts 2,000 calls per stack instead of 10,000.
+ * Beside it, the heap each JSON call holds while it waits on its upstream
+ * (calls held in flight by a transport that does not answer, measured after
+ * a full collection): exact run to run. The row `all six, checked` is the
+ * same six each behind a plain function, so that compose checks every step
+ * as it does a user's middleware (what `keepsChainRules` saves).
+ *
+ * `BENCH_QUICK=1` counts 2,000 calls per stack instead of 10,000, and holds 2,000 in flight instead of 10,000.
  *
  * @module
  */
 import { Session } from 'node:inspector/promises';
-import { createPipeline, type Middleware, type Pipeline } from '@sluice/core';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { type CompletionContext, createPipeline, type Middleware, type Pipeline, type Transport } from '@sluice/core';
 import { envNumber, fixed, quick, table } from './lib.js';
 import { request, streamRequest } from './clients.js';
 import { memoryCompletion, memoryTransport } from './memory-transport.js';
@@ -67,6 +75,73 @@ async function bytesPerCall(session: Session, llm: Pipeline, stream: boolean): P
   return bytes / calls;
 }
 
+/** The garbage collector, reached without a command-line flag (for the bytes held in flight). */
+function collector(): () => void {
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc') as () => void;
+}
+
+/** A transport that answers nothing until told to: the calls it is sent stay in flight. */
+function heldTransport(): Transport & { waiting: number; answerAll(): void } {
+  const completion = memoryCompletion();
+  const waiting: Array<() => void> = [];
+  return {
+    name: 'held',
+    origin: 'memory://held',
+    get waiting() {
+      return waiting.length;
+    },
+    answerAll() {
+      for (const answer of waiting.splice(0)) answer();
+    },
+    send(ctx: CompletionContext) {
+      return new Promise<void>((resolve) => {
+        waiting.push(() => {
+          ctx.response = completion;
+          ctx.usage = completion.usage ?? undefined;
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+/**
+ * Bytes of heap each JSON call holds while it waits on the upstream: what
+ * a pipeline at concurrency 64 keeps alive across a round trip (and the
+ * garbage collector copies, or promotes), `inFlight` calls at once, after
+ * a full collection each side. Exact to within a few bytes, run to run.
+ */
+async function heldPerCall(make: (transport: Transport) => Pipeline, gc: () => void, inFlight: number): Promise<number> {
+  const transport = heldTransport();
+  const llm = make(transport);
+  const wave = async (calls: number) => {
+    const settled = Array.from({ length: calls }, () => llm.complete(request));
+    while (transport.waiting < calls) await new Promise((resolve) => setTimeout(resolve, 1));
+    return settled;
+  };
+  try {
+    // Warm up: every lazy table filled, every function compiled.
+    for (let round = 0; round < 3; round++) {
+      const settled = await wave(1_000);
+      transport.answerAll();
+      await Promise.all(settled);
+    }
+    gc();
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const settled = await wave(inFlight);
+    gc();
+    gc();
+    const during = process.memoryUsage().heapUsed;
+    transport.answerAll();
+    await Promise.all(settled);
+    return (during - before) / inFlight;
+  } finally {
+    await llm.close();
+  }
+}
+
 /**
  * Runs the benchmark and prints bytes per call by stack.
  *
@@ -82,21 +157,50 @@ export async function run(): Promise<void> {
   const all = createPipeline({ transport });
   for (const [, make] of recommended) all.use(make() as Middleware);
   stacks.push(['all six', all]);
+  // The same six, each behind a plain function of its own, so that compose checks every step as it
+  // does a user's middleware: what the six save by being marked with keepsChainRules, in the same run.
+  const checked = (transport: Transport) => {
+    const six = createPipeline({ transport });
+    for (const [, make] of recommended) {
+      const middleware = make();
+      six.use((ctx, next) => middleware(ctx, next));
+    }
+    return six;
+  };
+  stacks.push(['all six, checked', checked(transport)]);
+  // The same stacks again around a transport that holds its calls, for the bytes held in flight.
+  const makers: Array<(transport: Transport) => Pipeline> = [(held) => createPipeline({ transport: held })];
+  for (const [, make] of recommended) makers.push((held) => createPipeline({ transport: held }).use(make()));
+  makers.push((held) => {
+    const six = createPipeline({ transport: held });
+    for (const [, make] of recommended) six.use(make() as Middleware);
+    return six;
+  });
+  makers.push(checked);
+  const gc = collector();
+  const inFlight = quick ? 2_000 : 10_000;
   const session = new Session();
   session.connect();
   try {
-    console.log(`alloc: node ${process.version}, ${calls} calls per stack and mode, one sample per ${interval} bytes${quick ? ' (BENCH_QUICK)' : ''}\n`);
-    const rows: string[][] = [['middleware', 'json B/call', '+B vs empty', 'stream B/call', '+B vs empty']];
-    let empty: [number, number] | undefined;
-    for (const [label, llm] of stacks) {
+    console.log(
+      `alloc: node ${process.version}, ${calls} calls per stack and mode, one sample per ${interval} bytes; ` +
+        `${inFlight} JSON calls held in flight${quick ? ' (BENCH_QUICK)' : ''}\n`,
+    );
+    const rows: string[][] = [['middleware', 'json B/call', '+B vs empty', 'stream B/call', '+B vs empty', 'held in flight B/call', '+B vs empty']];
+    let empty: [number, number, number] | undefined;
+    for (const [index, [label, llm]] of stacks.entries()) {
       const json = await bytesPerCall(session, llm, false);
       const stream = await bytesPerCall(session, llm, true);
-      empty ??= [json, stream];
+      const held = await heldPerCall(makers[index] as (transport: Transport) => Pipeline, gc, inFlight);
+      empty ??= [json, stream, held];
       const added = (value: number, base: number) => (label === 'empty' ? '' : `${value >= base ? '+' : ''}${fixed(value - base, 0)}`);
-      rows.push([label, fixed(json, 0), added(json, empty[0]), fixed(stream, 0), added(stream, empty[1])]);
+      rows.push([label, fixed(json, 0), added(json, empty[0]), fixed(stream, 0), added(stream, empty[1]), fixed(held, 0), added(held, empty[2])]);
     }
     console.log(table(rows));
-    console.log(`\nbytes outside bench/ (the in-memory transport and this harness are not counted); the stream reads 22 chunks`);
+    console.log(
+      `\nbytes outside bench/ (the in-memory transport and this harness are not counted); the stream reads 22 chunks;` +
+        `\nheld in flight: heap per JSON call waiting on its upstream, after a full collection (what concurrency keeps alive across a round trip)`,
+    );
   } finally {
     session.disconnect();
     await Promise.all(stacks.map(([, llm]) => llm.close()));

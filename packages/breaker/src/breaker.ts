@@ -1,5 +1,5 @@
 import { type Clock, type CompletionContext, type Middleware, type Settlement, type SluiceEmitter, type Store, systemClock } from '@sluice/core';
-import { afterNext, keyedState, toSluiceError } from '@sluice/core/kit';
+import { afterNext, keepsChainRules, keyedState, toSluiceError } from '@sluice/core/kit';
 import type { CircuitStateName } from './events.js';
 import { type BreakerOptions, resolveBreakerOptions } from './options.js';
 import {
@@ -286,7 +286,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     return snapshot(key, stored, now, rules);
   }
 
-  return Object.assign(breaker, {
+  return Object.assign(keepsChainRules(breaker), {
     isolate: (key: string) => manual(key, (current, now) => isolate(current, now)),
     reset: (key: string) => manual(key, (current, now) => reset(current, now)),
     async state(key: string) {

@@ -1,5 +1,5 @@
 import { type ChatCompletion, type CompletionContext, type Middleware, SluiceError, StoreError, type Usage } from '@sluice/core';
-import { abortReason, keyResolver, onAbort, toSluiceError, transportStream } from '@sluice/core/kit';
+import { abortReason, keepsChainRules, keyResolver, onAbort, toSluiceError, transportStream } from '@sluice/core/kit';
 import { requestKey } from './cache-key.js';
 import { answerJson, completionEntry, parseEntry, replay, streamEntry, streamEntryBytes } from './cache-entry.js';
 import type { CacheStorage } from './cache-storage.js';
@@ -71,7 +71,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
 
   // Not async: a call the cache leaves alone, answers from the LRU or sends
   // on makes no promise of its own (compose turns a throw into a rejection).
-  const middleware = function cache(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
+  const middleware = keepsChainRules(function cache(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
     const mode = ctx.tags.cache;
     if (mode === 'off' || (mode !== 'on' && mode !== 'refresh' && !config.when(ctx.request, ctx))) {
       ctx.state.cache = { status: 'bypass' };
@@ -95,7 +95,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       return lead(ctx, next, key, hash, entryKey);
     }
     return joinOrLead(ctx, next, key, hash, entryKey, mode !== 'refresh');
-  };
+  });
 
   /** Joins an identical call in flight, reads the storage, or sends the call: the path with promises. */
   async function joinOrLead(

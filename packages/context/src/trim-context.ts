@@ -1,5 +1,5 @@
 import { type ChatCompletionRequest, type ChatMessage, type CompletionContext, type Middleware } from '@sluice/core';
-import { chatMessageSchema, parseOptions } from '@sluice/core/kit';
+import { chatMessageSchema, keepsChainRules, parseOptions } from '@sluice/core/kit';
 import { contextWindow } from './context-window.js';
 import { isTokenizer, type TrimContextOptions, trimContextOptionsSchema } from './options.js';
 import { PromptTooLongError } from './errors.js';
@@ -149,7 +149,7 @@ export function trimContext(options: TrimContextOptions = {}): Middleware {
     await next();
   };
 
-  return function trimContext(ctx, next) {
+  return keepsChainRules<Middleware>(function trimContext(ctx, next) {
     try {
       const tokenizer = tokenizerOf(ctx.request.model);
       if (tokenizer instanceof Promise) return tokenizer.then((loaded) => fitTo(ctx, next, loaded));
@@ -157,7 +157,7 @@ export function trimContext(options: TrimContextOptions = {}): Middleware {
     } catch (error) {
       return Promise.reject(error);
     }
-  };
+  });
 }
 
 /** A prompt counted and found over its budget: what trimming it starts from. */

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compose } from './compose.js';
+import { compose, keepsChainRules } from './compose.js';
 import type { CompletionContext, Middleware } from './context.js';
 
 const ctx = {} as CompletionContext;
@@ -117,5 +118,101 @@ describe('compose', () => {
       throw new Error('sync');
     }) as unknown as Middleware;
     await expect(compose([sync])(ctx, done)).rejects.toThrow('sync');
+  });
+});
+
+describe('compose: middleware marked with keepsChainRules', () => {
+  type Kind = 'await' | 'then' | 'forward' | 'twice' | 'answer';
+  /** A middleware that keeps the rules, of each shape sluice's own take; `log` hears it in and out. */
+  const shaped = (kind: Kind, name: string, log: string[]): Middleware => {
+    switch (kind) {
+      case 'await':
+        return async (_ctx, next) => {
+          log.push(`${name} in`);
+          await next();
+          log.push(`${name} out`);
+        };
+      case 'then':
+        return (_ctx, next) => {
+          log.push(`${name} in`);
+          return next().then(() => void log.push(`${name} out`));
+        };
+      case 'forward':
+        return (_ctx, next) => {
+          log.push(`${name} in`);
+          return next();
+        };
+      case 'twice':
+        // A retry: a second call once the first failed, never while it is pending.
+        return (_ctx, next) => {
+          log.push(`${name} in`);
+          return next().catch(() => next()).then(() => void log.push(`${name} out`));
+        };
+      case 'answer':
+        return async () => {
+          log.push(`${name} answers`);
+        };
+    }
+  };
+  const kinds = fc.constantFrom<Kind>('await', 'then', 'forward', 'twice', 'answer');
+
+  it('runs any chain of marked and unmarked middleware exactly as an unmarked one, retries and failures included', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.record({ kind: kinds, marked: fc.boolean() }), { maxLength: 6 }), fc.nat({ max: 3 }), async (chain, failures) => {
+        const run = async (mark: boolean) => {
+          const log: string[] = [];
+          const steps = chain.map(({ kind, marked }, index) => {
+            const fn = shaped(kind, `m${index}`, log);
+            return mark && marked ? keepsChainRules(fn) : fn;
+          });
+          let calls = 0;
+          const outcome = await compose(steps)(ctx, async () => {
+            log.push(`terminal ${++calls}`);
+            if (calls <= failures) throw new Error(`failure ${calls}`);
+          }).then(
+            () => 'resolved',
+            (error: Error & { code?: string }) => `rejected: ${error.code ?? error.message}`,
+          );
+          return { log, outcome };
+        };
+        expect(await run(true)).toEqual(await run(false));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('still rejects a second pending next() or a missing await in an unmarked middleware among marked ones', async () => {
+    const marked = keepsChainRules((_ctx: CompletionContext, next: () => Promise<void>) => next().then(() => {}));
+    const concurrent: Middleware = async (_ctx, next) => {
+      await Promise.all([next(), next()]);
+    };
+    await expect(compose([marked, concurrent, marked])(ctx, done)).rejects.toMatchObject({ code: 'NEXT_PENDING' });
+    const forgetful: Middleware = async function forgetful(_ctx, next) {
+      void next();
+    };
+    let release!: () => void;
+    const slow = () => new Promise<void>((resolve) => (release = resolve));
+    await expect(compose([marked, forgetful, marked])(ctx, slow)).rejects.toMatchObject({ code: 'MISSING_AWAIT' });
+    release();
+  });
+
+  it('lets an unmarked middleware call next() again over marked ones that pass its call on as it is', async () => {
+    const forward = keepsChainRules((_ctx: CompletionContext, next: () => Promise<void>) => next());
+    const inner = keepsChainRules((_ctx: CompletionContext, next: () => Promise<void>) => next().then(() => {}));
+    let attempts = 0;
+    const again: Middleware = async (_ctx, next) => {
+      await next().catch(() => {});
+      await next();
+    };
+    await compose([again, forward, forward, inner])(ctx, async () => {
+      if (++attempts === 1) throw new Error('first attempt fails');
+    });
+    expect(attempts).toBe(2);
+  });
+
+  it('returns the middleware it marks, callable as before', async () => {
+    const fn: Middleware = async (_ctx, next) => next();
+    expect(keepsChainRules(fn)).toBe(fn);
+    await expect(compose([fn])(ctx, done)).resolves.toBeUndefined();
   });
 });

@@ -4,6 +4,38 @@ import { SluiceError, ValidationError } from './errors.js';
 const nameOf = (fn: Function) => fn.name || 'anonymous middleware';
 const done = () => Promise.resolve();
 
+// Symbol.for, so that two copies of core in one program read the same mark.
+const kKeepsRules = Symbol.for('sluice.middleware.keeps-chain-rules');
+
+/**
+ * Marks a middleware that keeps the chain's rules by construction, so that
+ * `compose` spends nothing on checking them for it: it never calls `next()`
+ * while its previous call is pending, never settles before a `next()` it
+ * called has settled, and never resolves with a function. Each of those is
+ * checked at run time for any other middleware (a `then` on every step of
+ * every call, and a promise and handlers held for as long as the call is in
+ * flight); a marked one's promise is passed on as it is, unless the step
+ * that called it needs the check to hear it settle. For sluice's own
+ * middleware, whose tests hold them to the rules; a mark on one that breaks
+ * them loses those errors (`NEXT_PENDING`, `MISSING_AWAIT`), not a call's
+ * settling. Returns `middleware`, marked.
+ *
+ * @param middleware - the middleware to mark
+ * @example
+ * ```ts
+ * return keepsChainRules(function retry(ctx, next) { … });
+ * ```
+ */
+export function keepsChainRules<M extends (ctx: never, next: () => Promise<void>) => unknown>(middleware: M): M {
+  Object.defineProperty(middleware, kKeepsRules, { value: true });
+  return middleware;
+}
+
+/** Whether `middleware` was marked with {@link keepsChainRules}; internal. */
+function keepsRules(middleware: Function): boolean {
+  return (middleware as unknown as Record<symbol, unknown>)[kKeepsRules] === true;
+}
+
 /**
  * Composes middleware into one, Koa-style: the first is the outermost.
  *
@@ -30,14 +62,17 @@ export function compose<S extends object = object>(
 ): (ctx: CompletionContext<S>, next?: (ctx: CompletionContext<S>) => Promise<void>) => Promise<void> {
   middleware.forEach((fn, index) => checkMiddleware(fn, `middleware.${index}`));
   const steps = [...middleware];
+  const trusted = steps.map(keepsRules);
   return function composed(ctx: CompletionContext<S>, last: (ctx: CompletionContext<S>) => Promise<void> = done): Promise<void> {
-    return dispatch({ steps, ctx, last, onNext }, 0, undefined);
+    return dispatch({ steps, trusted, ctx, last, onNext }, 0, undefined);
   };
 }
 
 /** One composed call: what every step of it shares (one object, where closures per call would be two). */
 interface Run<S extends object> {
   steps: readonly Middleware<S>[];
+  /** By step: marked with {@link keepsChainRules}, so neither its promise nor its `next()` is checked. */
+  trusted: readonly boolean[];
   ctx: CompletionContext<S>;
   last: (ctx: CompletionContext<S>) => Promise<void>;
   onNext: ((ctx: CompletionContext<S>) => void) | undefined;
@@ -70,10 +105,16 @@ function step<S extends object>(run: Run<S>, index: number, caller: Link<S> | un
   // A middleware that hands back its own pending next() (`return next()`)
   // settles exactly when that call does, so there is nothing to check: its
   // call is passed on as it is, without a `then`, its handlers or a microtask.
-  if (returned !== undefined && returned === link.pending) {
+  // A marked middleware's promise needs no check of its own either. Both are
+  // passed on as they are unless the step that called this one is checked:
+  // that step must hear this one settle, to clear its pending call, and a
+  // marked step's pending call is cleared by no one.
+  const unchecked = run.trusted[index] === true && (caller === undefined || run.trusted[caller.index] === true);
+  if (returned !== undefined && returned === link.pending && (unchecked || !run.trusted[index])) {
     link.forwards = true;
     return returned as Promise<void>;
   }
+  if (unchecked && returned instanceof Promise) return returned as Promise<void>;
   return Promise.resolve(returned).then(
     (value: unknown) => link.check(value),
     (error: unknown) => link.fail(error),
@@ -88,13 +129,19 @@ class Link<S extends object> {
 
   constructor(
     private readonly run: Run<S>,
-    private readonly index: number,
+    readonly index: number,
     private readonly fn: Middleware<S>,
     /** The step whose `next()` started this one: its pending call is this step's promise. */
     readonly caller: Link<S> | undefined,
   ) {}
 
   readonly next = (): Promise<void> => {
+    // A marked middleware never calls next() while a call is pending, so
+    // its call is kept (to tell a `return next()`) but neither checked nor cleared.
+    if (this.run.trusted[this.index]) {
+      this.run.onNext?.(this.run.ctx);
+      return (this.pending = dispatch(this.run, this.index + 1, this));
+    }
     if (this.pending) {
       return Promise.reject(new SluiceError('NEXT_PENDING', `${nameOf(this.fn)} called next() again while its previous call was pending`));
     }
@@ -122,7 +169,7 @@ class Link<S extends object> {
     if (typeof returned === 'function') {
       throw new ValidationError(`middleware.${index}`, `${nameOf(fn)} returned a function: it is a middleware factory, so call it, as in use(${nameOf(fn)}())`);
     }
-    if (this.pending) {
+    if (this.pending && !this.run.trusted[index]) {
       this.pending.catch(() => {});
       throw new SluiceError('MISSING_AWAIT', `${nameOf(fn)} resolved while its next() was still pending: is an \`await\` missing?`);
     }

@@ -17,7 +17,7 @@ export {
   type KeyedStateOptions,
   type KeyedUpdateOptions,
 } from './keyed-state.js';
-export { compose } from './compose.js';
+export { compose, keepsChainRules } from './compose.js';
 export { afterNext } from './after-next.js';
 export { readAhead, transportStream, type TransportStream, type StreamObserver } from './transport-stream.js';
 export { onAbort, abortReason } from './call.js';

@@ -1,5 +1,5 @@
 import { type CompletionContext, type Middleware, type Settlement, ValidationError } from '@sluice/core';
-import { afterNext, type KeyedState, keyedState, parseOptions } from '@sluice/core/kit';
+import { afterNext, keepsChainRules, type KeyedState, keyedState, parseOptions } from '@sluice/core/kit';
 import { type BudgetBucket, type Hold, heldUsd, holdSlot, releaseHold, reserveHold, settleHold } from './budget-bucket.js';
 import { type BudgetPeriod, type PeriodBucket, periodBucket } from './budget-period.js';
 import { type BudgetExceededDetails, BudgetExceededError } from './errors.js';
@@ -328,7 +328,7 @@ export function budget(options: BudgetOptions): Middleware {
     });
   }
 
-  return function budget(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
+  return keepsChainRules(function budget(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
     let targets: Applicable[];
     let requested: string;
     let admitted: Admitted | Promise<Admitted>;
@@ -342,5 +342,5 @@ export function budget(options: BudgetOptions): Middleware {
     }
     if (admitted instanceof Promise) return admitted.then((held) => pass(ctx, next, targets, requested, held));
     return pass(ctx, next, targets, requested, admitted);
-  };
+  });
 }

@@ -1,5 +1,5 @@
 import { type CompletionContext, type Middleware, type Settlement } from '@sluice/core';
-import { parseOptions } from '@sluice/core/kit';
+import { keepsChainRules, parseOptions } from '@sluice/core/kit';
 import { AnomalyDetector } from './anomaly-detector.js';
 import type { CostBuckets } from './cost-of-usage.js';
 import { type CostRecord, kRecordNow, type Ledger, spendLedger } from './ledger.js';
@@ -85,7 +85,7 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
 
   // Not async: it only registers and passes the call on, and an async
   // function returning next()'s promise costs a promise and two microtasks more.
-  const middleware = function trackCost(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
+  const middleware = keepsChainRules(function trackCost(ctx: CompletionContext, next: () => Promise<void>): Promise<void> {
     // Placed inside a retry by mistake, a second registration would bind to
     // the previous attempt's settled response and cost it twice.
     const state = ctx.state as Record<symbol, unknown>;
@@ -102,7 +102,7 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
     // whole call's final outcome (after retries, after the stream was read).
     ctx.onSettled((settlement) => record(ctx, settlement));
     return next();
-  };
+  });
   return Object.assign(middleware, { ledger });
 }
 

@@ -1,5 +1,5 @@
 import { type CompletionContext, type Middleware, SluiceError, UpstreamError, type Usage } from '@sluice/core';
-import { afterNext } from '@sluice/core/kit';
+import { afterNext, keepsChainRules } from '@sluice/core/kit';
 import { type Finish, Limiter, type Ticket } from './limiter.js';
 import { headerPauseMs } from './pace-from-headers.js';
 import { outputCap, type RateLimitOptions, type ResolvedOptions, resolveOptions } from './options.js';
@@ -33,7 +33,7 @@ export function rateLimit(options: RateLimitOptions): Middleware {
   const limiter = new Limiter(config.limiter);
   const countsTokens = config.limiter.tokens !== undefined;
 
-  return function rateLimit(ctx, next) {
+  return keepsChainRules<Middleware>(function rateLimit(ctx, next) {
     try {
       const key = config.limiter.state.keyOf(ctx);
       if (!countsTokens) return admit(ctx, next, key, 0);
@@ -42,7 +42,7 @@ export function rateLimit(options: RateLimitOptions): Middleware {
     } catch (error) {
       return Promise.reject(error);
     }
-  };
+  });
 
   /** Takes the call's ticket: at once when the limiter admits it on an in-process store, no promise or await of its own. */
   function admit(ctx: CompletionContext, next: () => Promise<void>, key: string, prompt: number): Promise<void> {

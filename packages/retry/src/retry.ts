@@ -1,5 +1,5 @@
 import { type CompletionContext, type Middleware, sleep, type SluiceError, toSluiceError, ValidationError } from '@sluice/core';
-import { readAhead } from '@sluice/core/kit';
+import { keepsChainRules, readAhead } from '@sluice/core/kit';
 import { RetryError, type RetryAttempt } from './errors.js';
 import type { RetryEvents } from './events.js';
 import { withFirstChunk } from './first-chunk.js';
@@ -114,7 +114,7 @@ export function retry(options: RetryOptions = {}): Middleware {
   // Not async: the first attempt, which is nearly every call's only one, is
   // one `then` rather than an async frame held for as long as the call is
   // in flight; the loop starts only once an attempt failed.
-  return function retry(ctx, next) {
+  return keepsChainRules<Middleware>(function retry(ctx, next) {
     const state: RetryState = { attempt: 1, attempts: [] };
     ctx.state.retry = state;
     budget?.deposit(ctx.clock.now());
@@ -129,7 +129,7 @@ export function retry(options: RetryOptions = {}): Middleware {
     // chunk) are still retryable here: nothing reached the caller.
     if (ctx.stream) return first.then(() => firstChunk(ctx)).then(undefined, again);
     return first.then(undefined, again);
-  };
+  });
 
   /** The attempts after a failed one: wait as planned, try again, until one succeeds or the plan says stop. */
   async function retryAfter(ctx: CompletionContext, next: () => Promise<void>, state: RetryState, caught: unknown): Promise<void> {

@@ -7,7 +7,7 @@ import {
   UpstreamError,
   toSluiceError,
 } from '@sluice/core';
-import { abortReason, estimateTokens, keyedState, type KeyedState, promptTokens } from '@sluice/core/kit';
+import { abortReason, estimateTokens, keepsChainRules, keyedState, type KeyedState, promptTokens } from '@sluice/core/kit';
 import { DeploymentPool, type Picked } from './deployment-pool.js';
 import { ContentFilteredError, NoDeploymentError } from './errors.js';
 import type { HopReason, RouterEvents, RouterState, SkipReason } from './events.js';
@@ -97,7 +97,7 @@ export function router(options: RouterOptions): RouterMiddleware {
     },
     close: () => pool.close(),
   };
-  return Object.assign(middleware, { transport });
+  return Object.assign(keepsChainRules(middleware), { transport });
 }
 
 interface Shared {
