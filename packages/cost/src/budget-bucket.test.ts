@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type BudgetBucket, type Hold, heldUsd, holdSlot, releaseHold, reserveHold, settleHold } from './budget-bucket.js';
+import { type BudgetBucket, type Hold, heldUsd, holdSlot, releaseHold, reserveHold, settleHold, slotsOf } from './budget-bucket.js';
 
 const minute = 60_000;
 const holdMs = 15 * minute;
@@ -24,14 +24,14 @@ describe('budget bucket', () => {
       expect(bucket.admitted).toBe(each.id);
       holds.push(each);
     }
-    const slots = Object.keys(bucket!.holds).length;
+    const slots = slotsOf(bucket!).length;
     expect(slots).toBeLessThanOrEqual(18);
     expect(JSON.stringify(bucket).length).toBeLessThan(1_000);
     expect(heldUsd(bucket!)).toBeCloseTo(1, 9);
     // Every hold settled, in any order: nothing is left held, not even floating-point dust.
     const now = start + 1_000 * 900;
     for (const each of holds.reverse()) bucket = apply(bucket, settleHold(each, true, 0.0005, 10, [], now));
-    expect(bucket!.holds).toEqual({});
+    expect(bucket!.holds).toEqual([]);
     expect(bucket!.spentUsd).toBeCloseTo(0.5, 9);
   });
 
@@ -62,7 +62,7 @@ describe('budget bucket', () => {
     const other = hold('other', 3, after);
     bucket = apply(bucket, reserveHold(other, 5, false, after));
     bucket = apply(bucket, settleHold(late, true, 0.5, 5, [], after));
-    expect(bucket.holds).toEqual({ [other.slot]: [3, 1] });
+    expect(bucket.holds).toEqual([other.slot, 3, 1]);
     expect(bucket.spentUsd).toBe(0.5);
     // The other call's hold still counts against the limit: $0.5 + $3 + $2 does not fit in $5.
     expect(apply(bucket, reserveHold(hold('third', 2, after), 5, false, after)).admitted).toBeUndefined();
@@ -75,9 +75,9 @@ describe('budget bucket', () => {
     bucket = apply(bucket, reserveHold(b, 5, false, now));
     // Settled at more than was held (a caller's mistake): clamped, never negative.
     bucket = apply(bucket, settleHold({ ...a, usd: 1 }, true, 0.1, 5, [], now));
-    expect(bucket.holds[a.slot]).toEqual([0, 1]);
+    expect(slotsOf(bucket)).toEqual([[a.slot, 0, 1]]);
     bucket = apply(bucket, settleHold(b, true, 0.2, 5, [], now));
-    expect(bucket.holds).toEqual({});
+    expect(bucket.holds).toEqual([]);
   });
 
   it('does not touch the holds for a call that was not held here (the store failed open when it was admitted)', () => {
@@ -85,7 +85,7 @@ describe('budget bucket', () => {
     const held = hold('held', 1, now);
     let bucket = apply(undefined, reserveHold(held, 5, false, now));
     bucket = apply(bucket, settleHold(hold('unmetered', 1, now), false, 0.4, 5, [], now));
-    expect(bucket.holds).toEqual({ [held.slot]: [1, 1] });
+    expect(bucket.holds).toEqual([held.slot, 1, 1]);
     expect(bucket.spentUsd).toBe(0.4);
   });
 
@@ -109,9 +109,32 @@ describe('budget bucket', () => {
     expect(apply(legacy, reserveHold(refused, 2, false, start)).admitted).toBeUndefined(); // 1 + 0.75 + 0.5 > 2
     const fits = hold('small', 0.25, start);
     const bucket = apply(legacy, reserveHold(fits, 2, false, start));
-    expect(bucket).toEqual({ v: 2, spentUsd: 1, holds: { [fits.slot]: [1, 4] }, warned: { '0.8': 'w' }, admitted: 'small' });
+    expect(bucket).toEqual({ v: 3, spentUsd: 1, holds: [fits.slot, 1, 4], warned: { '0.8': 'w' }, admitted: 'small' });
     const after = fits.slot;
-    expect(apply(bucket, releaseHold(hold('next', 0, after), after)).holds).toEqual({});
+    expect(apply(bucket, releaseHold(hold('next', 0, after), after)).holds).toEqual([]);
+  });
+
+  it('reads a record of the first slotted shape (v: 2) slot for slot, dropping the expired and the corrupt', () => {
+    const [a, b] = [hold('a', 0.5, start), hold('b', 0.25, start + 2 * minute)];
+    const earlier = {
+      v: 2,
+      spentUsd: 1,
+      holds: { [a.slot]: [0.5, 2], [b.slot]: [0.25, 1], [start - 1]: [9, 9], [start + holdMs]: [null, 1] },
+      warned: { '0.8': 'w' },
+    } as unknown as BudgetBucket;
+    const refused = hold('big', 0.3, start);
+    expect(apply(earlier, reserveHold(refused, 2, false, start)).admitted).toBeUndefined(); // 1 + 0.75 + 0.3 > 2
+    const fits = hold('small', 0.25, start);
+    const bucket = apply(earlier, reserveHold(fits, 2, false, start));
+    expect(bucket.admitted).toBe('small');
+    expect(heldUsd(bucket)).toBeCloseTo(1, 9);
+    expect(slotsOf(bucket)).toEqual(expect.arrayContaining([[b.slot, 0.25, 1]]));
+    // Settling the two old holds of a's slot and the new one empties it; b's slot expires on its own.
+    let settled = bucket;
+    for (const each of [a, a, fits]) settled = apply(settled, settleHold(each, true, 0.1, 2, [], start));
+    expect(fits.slot).toBe(a.slot);
+    expect(slotsOf(settled)).toEqual([[b.slot, 0.25, 1]]);
+    expect(apply(settled, releaseHold(hold('late', 0, b.slot), b.slot)).holds).toEqual([]);
   });
 
   it('is pure: the same update of the same record gives the same result and leaves the record as it was', () => {
@@ -150,14 +173,14 @@ describe('budget bucket', () => {
           } else {
             expect(bucket.spentUsd).toBe(before?.spentUsd ?? 0);
           }
-          for (const [usd, count] of Object.values(bucket.holds)) {
+          for (const [, usd, count] of slotsOf(bucket)) {
             expect(usd).toBeGreaterThanOrEqual(0);
             expect(count).toBeGreaterThan(0);
           }
-          expect(Object.keys(bucket.holds).length).toBeLessThanOrEqual(18);
+          expect(slotsOf(bucket).length).toBeLessThanOrEqual(18);
         });
         for (const settled of open) bucket = apply(bucket, releaseHold(settled, now));
-        expect(bucket?.holds ?? {}).toEqual({});
+        expect(bucket?.holds ?? []).toEqual([]);
       }),
       { numRuns: 200 },
     );

@@ -34,14 +34,22 @@ import { usdAmount } from './usage-tokens.js';
  * Records written before slots (`{ spentUsd, holds: { [id]: usd }, warned }`,
  * no `v`) are read as one slot, ending where the caller's hold ends, that
  * holds all of their holds: they are then released on that slot's expiry.
+ * Records of the first slotted shape (`v: 2`, `holds: { [slot end]: [usd,
+ * count] }`) are read slot for slot.
  */
 
 /** One limit's spend in one period; internal. */
 export interface BudgetBucket {
-  v: 2;
+  v: 3;
   spentUsd: number;
-  /** What calls in flight hold, per slot: the slot's end (epoch ms) → [usd, number of holds]. */
-  holds: Record<string, [usd: number, count: number]>;
+  /**
+   * What calls in flight hold, by slot, flat: `[slot end (epoch ms), usd,
+   * number of holds, …]`, three numbers a slot. Flat rather than an object
+   * keyed by slot: a copy is one array of numbers, where an object with
+   * timestamps for keys was rebuilt key by key and each key parsed back
+   * into a number on every read.
+   */
+  holds: number[];
   /** Thresholds crossed this period, each with the hold id that crossed it. */
   warned: Record<string, string>;
   /** The hold id the update that wrote this record admitted, if it admitted one. */
@@ -63,7 +71,7 @@ const tolerance = 1e-9;
 /** Slots per hold lifetime: the record holds at most this many slots, plus 2. */
 const slotsPerHold = 16;
 
-const empty = (): BudgetBucket => ({ v: 2, spentUsd: 0, holds: {}, warned: {} });
+const empty = (): BudgetBucket => ({ v: 3, spentUsd: 0, holds: [], warned: {} });
 
 /**
  * Where a hold made at `now` ends: at the call's deadline (and one slot of
@@ -86,9 +94,9 @@ export function holdSlot(now: number, holdMs: number, deadline: number | undefin
 
 const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
 
-/** Whether a stored slot entry is `[usd ≥ 0, count ≥ 1]`. */
-function cleanSlot(entry: unknown): entry is [number, number] {
-  return Array.isArray(entry) && entry.length === 2 && usdAmount(entry[0]) === entry[0] && isCount(entry[1]);
+/** Whether a stored slot is a slot end still ahead of `now`, an amount ≥ 0 and a count ≥ 1. */
+function cleanSlot(slot: unknown, usd: unknown, count: unknown, now: number): boolean {
+  return typeof slot === 'number' && slot > now && usdAmount(usd) === usd && isCount(count);
 }
 
 function cleanWarned(warned: unknown): Record<string, string> {
@@ -108,7 +116,7 @@ function isCleanWarned(warned: unknown): warned is Record<string, string> {
 /**
  * The stored record, validated, without the slots that ended by `now`.
  * A store that lost precision, a corrupted record (JSON turns NaN into
- * null) or a record of the earlier shape must not turn the limit's
+ * null) or a record of an earlier shape must not turn the limit's
  * arithmetic into NaN, where no comparison refuses anything. A clean
  * record with nothing expired is returned as it is, checked in one pass
  * that copies nothing: this runs twice on every call a budget admits.
@@ -117,45 +125,71 @@ function readBucket(current: BudgetBucket | undefined, now: number, legacySlot: 
   if (current === undefined || current === null || typeof current !== 'object') return empty();
   const spentUsd = usdAmount(current.spentUsd) ?? 0;
   const stored: unknown = current.holds;
-  if (current.v !== 2) {
-    // The earlier shape: one hold per call id, with no end of its own.
-    const holds: Record<string, [number, number]> = {};
-    let usd = 0;
-    let count = 0;
-    if (typeof stored === 'object' && stored !== null) {
-      for (const amount of Object.values(stored)) {
-        usd += usdAmount(amount) ?? 0;
-        count += 1;
-      }
-    }
-    if (count > 0) holds[legacySlot] = [usd, count];
-    return { v: 2, spentUsd, holds, warned: cleanWarned(current.warned) };
-  }
-  const storedHolds = typeof stored === 'object' && stored !== null ? (stored as Record<string, unknown>) : undefined;
-  let clean = spentUsd === current.spentUsd && storedHolds !== undefined && isCleanWarned(current.warned);
+  if (current.v !== 3) return earlierShape(current as { v?: unknown; warned?: unknown }, stored, spentUsd, now, legacySlot);
+  const flat = Array.isArray(stored) && stored.length % 3 === 0 ? (stored as unknown[]) : undefined;
+  let clean = spentUsd === current.spentUsd && flat !== undefined && isCleanWarned(current.warned);
   if (clean) {
-    for (const slot in storedHolds) {
-      if (!(Number(slot) > now && cleanSlot(storedHolds[slot]))) {
+    for (let at = 0; at < (flat as unknown[]).length; at += 3) {
+      if (!cleanSlot((flat as unknown[])[at], (flat as unknown[])[at + 1], (flat as unknown[])[at + 2], now)) {
         clean = false;
         break;
       }
     }
   }
   if (clean) return current;
-  const holds: Record<string, [number, number]> = {};
-  for (const slot in storedHolds) {
-    const entry = storedHolds[slot];
-    if (Number(slot) > now && cleanSlot(entry)) holds[slot] = entry;
+  const holds: number[] = [];
+  if (Array.isArray(stored)) {
+    for (let at = 0; at + 2 < stored.length; at += 3) {
+      const [slot, usd, count] = [stored[at], stored[at + 1], stored[at + 2]];
+      if (cleanSlot(slot, usd, count, now)) holds.push(slot as number, usd as number, count as number);
+    }
   }
-  return { v: 2, spentUsd, holds, warned: cleanWarned(current.warned) };
+  return { v: 3, spentUsd, holds, warned: cleanWarned(current.warned) };
 }
 
-/** `holds` with `slot` set to `entry` (or left out, when undefined): a new object, the stored one untouched. */
-function withSlot(holds: BudgetBucket['holds'], slot: number, entry: [number, number] | undefined): BudgetBucket['holds'] {
-  const copy: BudgetBucket['holds'] = {};
-  const skipped = String(slot);
-  for (const key in holds) if (key !== skipped) copy[key] = holds[key] as [number, number];
-  if (entry !== undefined) copy[slot] = entry;
+/** A record of an earlier shape, read into the current one: slot by slot (`v: 2`), or all its holds in one slot (before slots). */
+function earlierShape(current: { v?: unknown; warned?: unknown }, stored: unknown, spentUsd: number, now: number, legacySlot: number): BudgetBucket {
+  const holds: number[] = [];
+  const warned = cleanWarned(current.warned);
+  if (typeof stored !== 'object' || stored === null) return { v: 3, spentUsd, holds, warned };
+  if (current.v === 2) {
+    for (const [slot, entry] of Object.entries(stored)) {
+      const [usd, count] = Array.isArray(entry) && entry.length === 2 ? entry : [];
+      if (cleanSlot(Number(slot), usd, count, now)) holds.push(Number(slot), usd as number, count as number);
+    }
+    return { v: 3, spentUsd, holds, warned };
+  }
+  // Before slots: one hold per call id, with no end of its own.
+  let usd = 0;
+  let count = 0;
+  for (const amount of Object.values(stored)) {
+    usd += usdAmount(amount) ?? 0;
+    count += 1;
+  }
+  if (count > 0) holds.push(legacySlot, usd, count);
+  return { v: 3, spentUsd, holds, warned };
+}
+
+/** Where `slot`'s three numbers start in `holds`, or -1. */
+function slotAt(holds: readonly number[], slot: number): number {
+  for (let at = 0; at < holds.length; at += 3) if (holds[at] === slot) return at;
+  return -1;
+}
+
+/**
+ * `holds` with `slot` holding `usd` and `count` (or left out, when count
+ * is 0): a new array, the stored one untouched.
+ */
+function withSlot(holds: readonly number[], slot: number, usd: number, count: number): number[] {
+  const at = slotAt(holds, slot);
+  if (at < 0) return count > 0 ? [...holds, slot, usd, count] : holds.slice();
+  const copy = holds.slice();
+  if (count > 0) {
+    copy[at + 1] = usd;
+    copy[at + 2] = count;
+  } else {
+    copy.splice(at, 3);
+  }
   return copy;
 }
 
@@ -165,13 +199,24 @@ function withSlot(holds: BudgetBucket['holds'], slot: number, entry: [number, nu
  * @param bucket - a limit's stored state
  * @example
  * ```ts
- * heldUsd({ v: 2, spentUsd: 1, holds: { '1764064560000': [0.3, 2] }, warned: {} }); // 0.3
+ * heldUsd({ v: 3, spentUsd: 1, holds: [1764064560000, 0.3, 2], warned: {} }); // 0.3
  * ```
  */
 export function heldUsd(bucket: BudgetBucket): number {
   let sum = 0;
-  for (const slot in bucket.holds) sum += (bucket.holds[slot] as [number, number])[0];
+  for (let at = 1; at < bucket.holds.length; at += 3) sum += bucket.holds[at] as number;
   return sum;
+}
+
+/**
+ * Each slot a bucket holds, as `[slot end, usd, count]`; internal (for tests and reports).
+ *
+ * @param bucket - a limit's stored state
+ */
+export function slotsOf(bucket: Pick<BudgetBucket, 'holds'>): Array<[slot: number, usd: number, count: number]> {
+  const slots: Array<[number, number, number]> = [];
+  for (let at = 0; at + 2 < bucket.holds.length; at += 3) slots.push([bucket.holds[at] as number, bucket.holds[at + 1] as number, bucket.holds[at + 2] as number]);
+  return slots;
 }
 
 /**
@@ -194,9 +239,12 @@ export function reserveHold(hold: Hold, limitUsd: number, force: boolean, now: n
     // An amount that is not a price is never admitted, even forced: held, it would disable the limit.
     if (usdAmount(hold.usd) === undefined || !(hold.slot > now)) return bucket;
     if (!force && bucket.spentUsd + heldUsd(bucket) + hold.usd > limitUsd + tolerance) return bucket;
-    const entry = bucket.holds[hold.slot];
-    const holds = withSlot(bucket.holds, hold.slot, entry ? [entry[0] + hold.usd, entry[1] + 1] : [hold.usd, 1]);
-    return { v: 2, spentUsd: bucket.spentUsd, holds, warned: bucket.warned, admitted: hold.id };
+    const at = slotAt(bucket.holds, hold.slot);
+    const holds =
+      at < 0
+        ? [...bucket.holds, hold.slot, hold.usd, 1]
+        : withSlot(bucket.holds, hold.slot, (bucket.holds[at + 1] as number) + hold.usd, (bucket.holds[at + 2] as number) + 1);
+    return { v: 3, spentUsd: bucket.spentUsd, holds, warned: bucket.warned, admitted: hold.id };
   };
 }
 
@@ -223,9 +271,10 @@ export function settleHold(hold: Hold, held: boolean, usd: number, limitUsd: num
   return (current: BudgetBucket | undefined): BudgetBucket => {
     const bucket = readBucket(current, now, hold.slot);
     let holds = bucket.holds;
-    const entry = held ? holds[hold.slot] : undefined;
-    if (entry) {
-      holds = withSlot(holds, hold.slot, entry[1] > 1 ? [Math.max(0, entry[0] - (usdAmount(hold.usd) ?? 0)), entry[1] - 1] : undefined);
+    const at = held ? slotAt(holds, hold.slot) : -1;
+    if (at >= 0) {
+      const count = (holds[at + 2] as number) - 1;
+      holds = withSlot(holds, hold.slot, count > 0 ? Math.max(0, (holds[at + 1] as number) - (usdAmount(hold.usd) ?? 0)) : 0, count);
     }
     const spentUsd = bucket.spentUsd + (usdAmount(usd) ?? usdAmount(hold.usd) ?? 0);
     let warned = bucket.warned;
@@ -233,7 +282,7 @@ export function settleHold(hold: Hold, held: boolean, usd: number, limitUsd: num
       const key = String(threshold);
       if (!Object.hasOwn(warned, key) && spentUsd >= threshold * limitUsd - tolerance) warned = { ...warned, [key]: hold.id };
     }
-    return { v: 2, spentUsd, holds, warned };
+    return { v: 3, spentUsd, holds, warned };
   };
 }
 

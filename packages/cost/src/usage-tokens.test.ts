@@ -54,7 +54,7 @@ async function holdsLeft(store: ReturnType<typeof memoryStore>): Promise<number>
   const bucket = await store.get<BudgetBucket>(`sluice:cost:budget:global:day:${day}`);
   if (!bucket) throw new Error('no budget record in the store');
   expect(Number.isFinite(bucket.spentUsd)).toBe(true);
-  return Object.keys(bucket.holds).length;
+  return bucket.holds.length / 3;
 }
 
 describe('usageTokens', () => {
@@ -118,10 +118,12 @@ describe('unusable usage in the budget and the ledger', () => {
     const hold = (id: string, usd: number) => ({ id, usd, slot: now + 60_000 });
     let bucket = reserveHold(hold('a', 0.1), 5, false, now)(undefined);
     bucket = settleHold(hold('a', 0.1), true, Number.NaN, 5, [0.8], now)(bucket);
-    expect(bucket).toEqual({ v: 2, spentUsd: 0.1, holds: {}, warned: {} }); // charged its reservation
-    expect(reserveHold(hold('b', Number.NaN), 5, true, now)(bucket).holds).toEqual({});
+    expect(bucket).toEqual({ v: 3, spentUsd: 0.1, holds: [], warned: {} }); // charged its reservation
+    expect(reserveHold(hold('b', Number.NaN), 5, true, now)(bucket).holds).toEqual([]);
     const corrupt = { v: 2, spentUsd: null, holds: { [now + 1]: [null, 1], [now + 2]: [0.5, 'x'] }, warned: { 0.8: 7 } } as unknown as BudgetBucket;
-    expect(releaseHold(hold('c', 0.1), now)(corrupt)).toEqual({ v: 2, spentUsd: 0, holds: {}, warned: {} });
+    expect(releaseHold(hold('c', 0.1), now)(corrupt)).toEqual({ v: 3, spentUsd: 0, holds: [], warned: {} });
+    const corruptFlat = { v: 3, spentUsd: 0.2, holds: [now + 1, null, 1, now + 2, 0.5, 'x', 'y', 0.5, 1, now + 3, 0.25], warned: {} } as unknown as BudgetBucket;
+    expect(releaseHold(hold('d', 0.1), now)(corruptFlat)).toEqual({ v: 3, spentUsd: 0.2, holds: [], warned: {} });
     expect(reserveHold(hold('d', 6), 5, false, now)(corrupt).admitted).toBeUndefined(); // the limit still refuses
   });
 
