@@ -25,6 +25,14 @@ describe('contextWindow', () => {
     expect(contextWindow('gpt-4o-test-variant')).toBe(64_000); // beats the gpt-4o prefix
   });
 
+  it('answers a window registered after the model was looked up (nothing stale is kept)', () => {
+    expect(contextWindow('gpt-4o-late-variant')).toBe(128_000);
+    expect(contextWindow('late-model-x')).toBeUndefined();
+    registerContextWindows({ 'gpt-4o-late-variant': 16_000, 'late-model-x': 8_000 });
+    expect(contextWindow('gpt-4o-late-variant')).toBe(16_000);
+    expect(contextWindow('late-model-x')).toBe(8_000);
+  });
+
   it('refuses a window that is not a positive integer, registering nothing', () => {
     expect(() => registerContextWindows({ 'good-model-x': 1_000, 'bad-model-x': Number.NaN })).toThrow(
       expect.objectContaining({ code: 'VALIDATION', field: 'contextWindows.bad-model-x' }),

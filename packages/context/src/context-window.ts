@@ -1,5 +1,6 @@
 import { ValidationError } from '@sluice/core';
 import { baseModel } from './encodings.js';
+import { memoByModel } from './model-memo.js';
 
 /*
  * The one table of context windows in sluice, in tokens: trimContext's
@@ -65,12 +66,17 @@ const registered = new Map<string, number>();
  * ```
  */
 export function contextWindow(model: string): number | undefined {
+  return windowOf(model);
+}
+
+// Looked up on every call that trims or prices; cleared whenever a window is registered.
+const windowOf = memoByModel((model: string): number | undefined => {
   const name = baseModel(model);
   const known = registered.get(name) ?? registered.get(name.replace(snapshot, ''));
   if (known !== undefined) return known;
   for (const [prefix, window] of builtIn) if (name.startsWith(prefix)) return window;
   return undefined;
-}
+});
 
 /**
  * Adds or replaces context windows by model name, for every later
@@ -93,4 +99,5 @@ export function registerContextWindows(windows: Readonly<Record<string, number>>
     }
   }
   for (const [model, window] of Object.entries(windows)) registered.set(baseModel(model), window);
+  windowOf.clear();
 }

@@ -1,3 +1,5 @@
+import { memoByModel } from './model-memo.js';
+
 /**
  * An OpenAI BPE encoding that this package counts exactly: `o200k_base`
  * (gpt-4o, gpt-4.1, gpt-4.5, gpt-5, the o-series) or `cl100k_base` (gpt-4,
@@ -110,13 +112,13 @@ const cl100k = /^(?:gpt-4|gpt-3\.5|gpt-35|text-embedding-3|text-embedding-ada-00
  * baseModel('openai/GPT-4o:floor'); // 'gpt-4o'
  * ```
  */
-export function baseModel(model: string): string {
+export const baseModel: (model: string) => string = memoByModel(function baseModel(model: string): string {
   let name = model.trim().toLowerCase();
   if (name.startsWith('ft:')) name = name.slice(3);
   name = name.slice(name.lastIndexOf('/') + 1);
   const colon = name.indexOf(':');
   return colon === -1 ? name : name.slice(0, colon);
-}
+});
 
 /**
  * The OpenAI encoding of `model`, or `undefined` when its tokenizer is not
@@ -129,9 +131,9 @@ export function baseModel(model: string): string {
  * encodingForModel('claude-sonnet-4.5');   // undefined
  * ```
  */
-export function encodingForModel(model: string): Encoding | undefined {
+export const encodingForModel: (model: string) => Encoding | undefined = memoByModel(function encodingForModel(model: string): Encoding | undefined {
   const name = baseModel(model);
   if (o200k.test(name)) return 'o200k_base';
   if (cl100k.test(name)) return 'cl100k_base';
   return undefined;
-}
+});
