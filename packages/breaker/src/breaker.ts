@@ -128,6 +128,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     const record = circuits.updateNow<CircuitRecord>(ctx, key, (current) => (step = change(current)).record, {
       ttlMs: (next) => lifetimeMs(next, now, rules),
       phase,
+      now,
     });
     return record instanceof Promise ? record.then(seen) : seen(record);
   }
@@ -146,10 +147,16 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
    * Records an outcome; returns the mark a counted success left, for a
    * later failure to amend. At once on an in-process store, else a promise.
    */
-  function record(ctx: CompletionContext, key: string, ticket: Ticket, outcome: CallOutcome, amends?: Mark): Mark | undefined | Promise<Mark | undefined> {
+  function record(
+    ctx: CompletionContext,
+    key: string,
+    ticket: Ticket,
+    outcome: CallOutcome,
+    amends?: Mark,
+    now = ctx.clock.now(),
+  ): Mark | undefined | Promise<Mark | undefined> {
     // A normal call that counts neither way leaves the circuit as it is.
     if (outcome === 'ignore' && ticket.kind === 'call') return undefined;
-    const now = ctx.clock.now();
     const context: SettleContext = { pending: inFlight.count(key), amends };
     const written = write(ctx, key, now, (current) => settle(current, ticket, outcome, now, rules, context), 'settle');
     return written instanceof Promise ? written.then(markOf) : markOf(written);
@@ -194,11 +201,12 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     // A circuit this process knows only closed admits at once: no promise, no await.
     const known = verify || views.get(circuits.storeFor(ctx), key, admittedAt) !== undefined;
     if (known) return admitCall(ctx, key, admittedAt).then((ticket) => pass(ctx, next, key, ticket));
-    return pass(ctx, next, key, { kind: 'call', at: admittedAt });
+    // Admitted in the same instant, without a wait: the clock is not read again.
+    return pass(ctx, next, key, { kind: 'call', at: admittedAt }, admittedAt);
   }
 
   /** Refuses the call, or runs the rest of the pipeline and judges what it got. */
-  function pass(ctx: CompletionContext, next: () => Promise<void>, key: string, ticket: Ticket | Refusal): Promise<void> {
+  function pass(ctx: CompletionContext, next: () => Promise<void>, key: string, ticket: Ticket | Refusal, now?: number): Promise<void> {
     const { state } = ctx;
     if ('refused' in ticket) {
       state.breaker = { key, state: ticket.refused };
@@ -215,7 +223,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       pending = false;
     };
 
-    const calledAt = ctx.clock.now();
+    const calledAt = now ?? ctx.clock.now();
     // Judged from the error itself rather than a settlement listener: a
     // rejection by a layer before the transport (a limiter) has no response
     // for a listener to bind to, and would hand it the whole call's outcome.
@@ -236,9 +244,10 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
         // Slowness is the upstream's time to the response (a stream's headers),
         // from when the request was sent: the settlement's duration runs from
         // the transport's start, so time queued in an inner limiter is left out.
-        const sentAt = ctx.clock.now() - settlement.durationMs;
+        const settledAt = ctx.clock.now();
+        const sentAt = settledAt - settlement.durationMs;
         judged();
-        const recorded = record(ctx, key, ticket, outcomeOfSettlement(settlement, respondedAt - sentAt));
+        const recorded = record(ctx, key, ticket, outcomeOfSettlement(settlement, respondedAt - sentAt), undefined, settledAt);
         return recorded instanceof Promise ? recorded.then(nothing) : undefined;
       });
       return undefined;

@@ -52,6 +52,28 @@ describe('keyedState', () => {
     expect(await ctx.store.get('sluice:test:global')).toBe(2);
   });
 
+  it('takes the time the caller just read from the same clock instead of reading it again, and only from that clock', () => {
+    let reads = 0;
+    let time = 1_000_000;
+    const clock = { ...systemClock, now: () => (reads++, time) };
+    const state = keyedState({ name: 'test', defaultKey: 'global', field: 'test.key' });
+    const ctx = fakeCall({ clock, store: memoryStore({ clock }) });
+    state.updateNow<number>(ctx, 'global', (current) => (current ?? 0) + 1, { ttlMs: 1_000, now: time });
+    expect(reads).toBe(0);
+    // Its expiry runs from that time: 999 ms later the record is there, 1,000 ms later it is gone.
+    time += 999;
+    expect(state.updateNow<number>(ctx, 'global', (current) => (current ?? 0) + 1, { ttlMs: 1_000, now: time })).toBe(2);
+    time += 1_000;
+    expect(state.updateNow<number>(ctx, 'global', (current) => (current ?? 0) + 1, { ttlMs: 1_000 })).toBe(1);
+    expect(reads).toBe(1);
+    // A store on a clock of its own reads that clock, whatever the caller read from another.
+    let ownReads = 0;
+    const own = { ...systemClock, now: () => (ownReads++, time) };
+    const elsewhere = fakeCall({ clock, store: memoryStore({ clock: own }) });
+    state.updateNow<number>(elsewhere, 'global', (current) => (current ?? 0) + 1, { ttlMs: 1_000, now: 0 });
+    expect(ownReads).toBe(1);
+  });
+
   it('calls a store spread from the memory store through its own update, not the memory store\'s', async () => {
     const inner = memoryStore();
     const seen: string[] = [];

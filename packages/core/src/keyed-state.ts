@@ -94,6 +94,13 @@ export interface KeyedUpdateOptions<T> {
    * failure is reported and never replaces the call's own result.
    */
   phase?: 'admit' | 'settle';
+  /**
+   * `ctx.clock.now()` as the caller just read it for this update: an
+   * in-process store on that same clock uses it rather than reading the
+   * clock again (a clock read is a fair share of a keyed update's cost).
+   * Any other store, or a store on another clock, ignores it.
+   */
+  now?: number;
 }
 
 /** One middleware's keyed records in a store: see {@link keyedState}. */
@@ -269,7 +276,8 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
     const hook = (store as { [kUpdateNow]?: UpdateNowHook })[kUpdateNow];
     if (hook === undefined || hook.update !== store.update) return updateAsync(ctx, store, key, reducer, options);
     try {
-      return hook.now<T>(recordKey(key), reducer, options.ttlMs);
+      const at = options.now !== undefined && ctx !== undefined && hook.clock === ctx.clock ? options.now : undefined;
+      return hook.now<T>(recordKey(key), reducer, options.ttlMs, at);
     } catch (error) {
       return failed(ctx, key, reducer, options, error);
     }

@@ -36,8 +36,10 @@ export const kUpdateNow = Symbol('sluice.store.update-now');
 export interface UpdateNowHook {
   /** The store's own async `update`, which this stands for. */
   update: Store['update'];
-  /** The same update, answered at once. */
-  now<T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>): T;
+  /** The store's clock: a caller that read this same clock for the update may pass what it read as `at`. */
+  clock: Clock;
+  /** The same update, answered at once; `at`, when given, is `clock.now()` as the caller just read it. */
+  now<T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>, at?: number): T;
 }
 
 /** A record's time to live: fixed, or computed from the value just written. */
@@ -187,10 +189,11 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
     // The least recently written record goes first.
     if (entries.size > maxEntries && oldest) remove(oldest);
   };
-  const updateNow = <T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>): T => {
+  const updateNow = <T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>, at?: number): T => {
     // One lookup and one reading of the clock for both the read and the
-    // write: every keyed middleware makes one to three of these a call.
-    const now = clock.now();
+    // write (none, when the caller just read the same clock): every keyed
+    // middleware makes one to three of these a call.
+    const now = at ?? clock.now();
     let found = entries.get(key);
     if (found !== undefined && found.expiresAt <= now) {
       remove(found);
@@ -220,7 +223,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
     },
   };
   // Not enumerable, so a spread of the store does not carry it.
-  const hook: UpdateNowHook = { update: store.update, now: updateNow };
+  const hook: UpdateNowHook = { update: store.update, clock, now: updateNow };
   Object.defineProperty(store, kUpdateNow, { value: hook });
   return store;
 }

@@ -212,7 +212,7 @@ export function budget(options: BudgetOptions): Middleware {
       const target = targets[0] as Applicable;
       const update = settleHold(hold, held[0] ?? false, usd, target.limit.limitUsd, warnAt, now);
       if (!update || target.expiresAt <= now) return undefined;
-      const bucket = target.state.updateNow<BudgetBucket>(ctx, target.record, update, { ttlMs: target.expiresAt - now, phase: 'settle' });
+      const bucket = target.state.updateNow<BudgetBucket>(ctx, target.record, update, { ttlMs: target.expiresAt - now, phase: 'settle', now });
       if (bucket instanceof Promise) return bucket.then((settled) => warn(ctx, targets, hold, [settled]));
       warn(ctx, targets, hold, [bucket]);
       return undefined;
@@ -289,13 +289,13 @@ export function budget(options: BudgetOptions): Middleware {
    * `admit`, with one limit on an in-process store decided at once: the
    * usual call reserves without a promise or an await of its own.
    */
-  function admitNow(ctx: CompletionContext, targets: Applicable[], id: string, slot: number): Admitted | Promise<Admitted> {
+  function admitNow(ctx: CompletionContext, targets: Applicable[], id: string, slot: number, now: number): Admitted | Promise<Admitted> {
     if (targets.length !== 1) return admit(ctx, targets, id, slot);
     const target = targets[0] as Applicable;
     const hold: Hold = { id, usd: worstCase(ctx), slot };
-    const now = ctx.clock.now();
     const reserved = target.state.updateNow<BudgetBucket>(ctx, target.record, reserveHold(hold, target.limit.limitUsd, false, now), {
       ttlMs: target.expiresAt - now,
+      now,
     });
     // Undefined: the store failed under the 'open' policy, so the limit lets the call through unmetered.
     const decide = (bucket: BudgetBucket | undefined): Admitted | Promise<Admitted> =>
@@ -336,7 +336,7 @@ export function budget(options: BudgetOptions): Middleware {
       const now = ctx.clock.now();
       targets = applicable(ctx, now);
       requested = ctx.request.model;
-      admitted = admitNow(ctx, targets, `${holdPrefix}${(++holds).toString(36)}`, holdSlot(now, holdMs, ctx.deadline));
+      admitted = admitNow(ctx, targets, `${holdPrefix}${(++holds).toString(36)}`, holdSlot(now, holdMs, ctx.deadline), now);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -223,9 +223,17 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
   };
 
   /** Adds the record to its cell; a promise only when the store answers later than at once. */
-  const addToCell = (ctx: CompletionContext | undefined, hour: string, into: string | undefined, record: CostRecord, tags: Readonly<Record<string, string>>, ttlMs: number) => {
+  const addToCell = (
+    ctx: CompletionContext | undefined,
+    hour: string,
+    into: string | undefined,
+    record: CostRecord,
+    tags: Readonly<Record<string, string>>,
+    ttlMs: number,
+    now?: number,
+  ) => {
     if (into === undefined) return undefined;
-    const written = state.updateNow<Cell>(ctx, cellRecord(hour, into), addTo(into, record, tags), { ttlMs, phase: 'settle' });
+    const written = state.updateNow<Cell>(ctx, cellRecord(hour, into), addTo(into, record, tags), { ttlMs, phase: 'settle', now });
     return written instanceof Promise ? written.then(nothing) : undefined;
   };
 
@@ -240,8 +248,9 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
     const tags = keptTags(record.tags, kept);
     const id = hourId(hour);
     const into = cellFor(ctx, id, cellKeys.of(record.model, tags), record.model, ttlMs);
+    // After a wait, the store reads the clock itself.
     if (into instanceof Promise) return into.then((cell) => addToCell(ctx, id, cell, record, tags, ttlMs));
-    return addToCell(ctx, id, into, record, tags, ttlMs);
+    return addToCell(ctx, id, into, record, tags, ttlMs, now);
   };
 
   const ledger: Ledger & { [kRecordNow]: typeof recordNow } = {

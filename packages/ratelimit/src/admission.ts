@@ -96,8 +96,20 @@ export class Admission {
    */
   admitFast(queue: KeyQueue, caller: Caller): Admitted | Promise<Admitted> {
     // At once on an in-process store: the usual admission costs no promise.
-    const state = this.config.state.updateNow(asContext(caller), queue.storeKey, queue.admitFast, { ttlMs: this.ttlMs });
-    return state instanceof Promise ? state.then((stored) => this.fastDecided(queue, stored)) : this.fastDecided(queue, state);
+    // A reducer the store runs right now decides at the time just read
+    // (and so does the store): the clock is read again only for one that
+    // runs later, after a store's round trip.
+    const clock = queue.fastClock;
+    queue.fastClock = undefined;
+    let state: WindowState | undefined | Promise<WindowState | undefined>;
+    try {
+      state = this.config.state.updateNow(asContext(caller), queue.storeKey, queue.admitFast, { ttlMs: this.ttlMs, now: queue.fastNow });
+    } finally {
+      queue.fastClock = clock;
+    }
+    if (state instanceof Promise) return state.then((stored) => this.fastDecided(queue, stored));
+    queue.fastClock = undefined;
+    return this.fastDecided(queue, state);
   }
 
   private fastDecided(queue: KeyQueue, state: WindowState | undefined): Admitted {
