@@ -16,9 +16,11 @@ const kKeepsRules = Symbol.for('sluice.middleware.keeps-chain-rules');
  * every call, and a promise and handlers held for as long as the call is in
  * flight); a marked one's promise is passed on as it is, unless the step
  * that called it needs the check to hear it settle. For sluice's own
- * middleware, whose tests hold them to the rules; a mark on one that breaks
- * them loses those errors (`NEXT_PENDING`, `MISSING_AWAIT`), not a call's
- * settling. Returns `middleware`, marked.
+ * middleware, whose tests hold them to the rules. A mark on one that breaks
+ * them removes the errors that would have caught it (`NEXT_PENDING`,
+ * `MISSING_AWAIT`): its mistake then runs as written (the rest of the
+ * pipeline twice at once, or a step that settles before its response), so
+ * leave your own middleware unmarked. Returns `middleware`, marked.
  *
  * @param middleware - the middleware to mark
  * @example
