@@ -14,6 +14,10 @@
  *    middleware, `rateLimit({ key: { tag } })` and `breaker({ key: { tag } })`,
  *    per call over 10, 10,000 and 1,000,000 distinct keys (tenants), each on
  *    its own default memory store filled first, against the figure at 10 keys.
+ *    Tenants come in turn (each last seen as many calls ago as there are
+ *    keys), which the verdict uses; beside it, for information, the most
+ *    keys again with tenants drawn Zipf(1), as a service's traffic by
+ *    tenant comes: a few busy, a long tail, in no order a prefetcher follows.
  * 4. Memory: a child process (`--expose-gc`) runs trackCost, a keyed
  *    budget, a keyed rate limit and a keyed breaker over distinct tenants,
  *    one call each, on the default memory
@@ -201,23 +205,60 @@ async function inFlight(): Promise<void> {
 
 // ---------------------------------------------------------------- 3. keys
 
+/** How the tenants of a keyed probe come: in turn (each last seen `keys` calls ago), or drawn Zipf(1) (a few busy, a long tail, at random). */
+type KeyOrder = 'in turn' | 'zipf';
+
+/**
+ * 2^20 tenant numbers drawn from Zipf(1) over `keys` (tenant k about as
+ * often as 1/k), from a fixed seed: what a service's traffic by tenant
+ * looks like, beside the in-turn order (which walks the records in the
+ * order they were made, and so lets the hardware prefetch them).
+ * Inverse of the harmonic CDF, H(k) ≈ ln k + γ, so k ≈ e^(u·H(keys) − γ).
+ */
+function zipfDraws(keys: number): Uint32Array {
+  const gamma = 0.5772156649;
+  const total = Math.log(keys) + gamma;
+  let seed = 0x9e3779b9;
+  const random = () => {
+    // mulberry32
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+  const draws = new Uint32Array(1 << 20);
+  for (let index = 0; index < draws.length; index++) {
+    draws[index] = Math.min(keys, Math.max(1, Math.floor(Math.exp(random() * total - gamma)))) - 1;
+  }
+  return draws;
+}
+
+/** The tenant number of each call, in `order`, as a function of the call's index. */
+function tenantOf(keys: number, order: KeyOrder): (index: number) => number {
+  if (order === 'in turn') return (index) => index % keys;
+  const draws = zipfDraws(keys);
+  return (index) => draws[index & (draws.length - 1)] as number;
+}
+
 /** A pipeline over its own default memory store, cycling through `keys` tenants, filled before it is measured. */
-async function keyedProbe(middleware: Middleware, keys: number): Promise<Probe> {
+async function keyedProbe(middleware: Middleware, keys: number, order: KeyOrder = 'in turn'): Promise<Probe> {
   const store = memoryStore();
   const llm: Pipeline = createPipeline({ transport: inMemory, store }).use(middleware);
+  const tenant = tenantOf(keys, order);
   let next = 0;
-  const call = () => llm.complete(request, { tags: { tenant: `t${next++ % keys}` } });
+  const call = () => llm.complete(request, { tags: { tenant: `t${tenant(next++)}` } });
   // Filled as a long-running process would be: every key seen, or the store at its bound.
   for (let index = Math.min(keys, 110_000); index > 0; index--) await call();
   return { fn: call };
 }
 
 /** Two updates of a small record in a default memory store, per call, cycling through `keys` keys: the store's own share. */
-async function storeProbe(keys: number): Promise<Probe> {
+async function storeProbe(keys: number, order: KeyOrder = 'in turn'): Promise<Probe> {
   const store = memoryStore();
+  const tenant = tenantOf(keys, order);
   let next = 0;
   const call = async () => {
-    const key = `sluice:cost:budget:tenant:t${next++ % keys}:day:2026-12-02`;
+    const key = `sluice:cost:budget:tenant:t${tenant(next++)}:day:2026-12-02`;
     await store.update<{ n: number }>(key, (current) => ({ n: (current?.n ?? 0) + 1 }), 60_000);
     await store.update<{ n: number }>(key, (current) => ({ n: (current?.n ?? 0) + 1 }), 60_000);
   };
@@ -228,14 +269,17 @@ async function storeProbe(keys: number): Promise<Probe> {
 async function perKey(): Promise<void> {
   const empty = createPipeline({ transport: inMemory });
   const kinds = [
-    { label: 'budget({ key: { tag } })', probe: (keys: number) => keyedProbe(budget({ key: { tag: 'tenant' }, limitUsd: unreachable, period: 'day' }), keys) },
-    { label: 'trackCost()', probe: (keys: number) => keyedProbe(trackCost(), keys) },
-    { label: 'rateLimit({ key: { tag } })', probe: (keys: number) => keyedProbe(rateLimit({ key: { tag: 'tenant' }, rpm: unreachable }) as unknown as Middleware, keys) },
-    { label: 'breaker({ key: { tag } })', probe: (keys: number) => keyedProbe(breaker({ key: { tag: 'tenant' } }) as unknown as Middleware, keys) },
+    { label: 'budget({ key: { tag } })', probe: (keys: number, order?: KeyOrder) => keyedProbe(budget({ key: { tag: 'tenant' }, limitUsd: unreachable, period: 'day' }), keys, order) },
+    { label: 'trackCost()', probe: (keys: number, order?: KeyOrder) => keyedProbe(trackCost(), keys, order) },
+    { label: 'rateLimit({ key: { tag } })', probe: (keys: number, order?: KeyOrder) => keyedProbe(rateLimit({ key: { tag: 'tenant' }, rpm: unreachable }) as unknown as Middleware, keys, order) },
+    { label: 'breaker({ key: { tag } })', probe: (keys: number, order?: KeyOrder) => keyedProbe(breaker({ key: { tag: 'tenant' } }) as unknown as Middleware, keys, order) },
     { label: 'memoryStore: 2 updates alone', probe: storeProbe },
   ];
   const probes: Probe[] = [{ fn: () => empty.complete(request) }];
   for (const kind of kinds) for (const keys of settings.keys) probes.push(await kind.probe(keys));
+  // The most keys again, drawn Zipf(1): measured in the same rounds, after the in-turn probes.
+  const most = settings.keys[settings.keys.length - 1] as number;
+  for (const kind of kinds) probes.push(await kind.probe(most, 'zipf'));
   const samples = await probeRounds(probes);
   const base = samples[0] as number[];
   const rows: string[][] = [['measured', 'keys', 'µs/call', 'adds µs', 'added × at 10 keys (rounds)', 'verdict']];
@@ -256,6 +300,20 @@ async function perKey(): Promise<void> {
     '  each has its own memoryStore() (default bound: 100,000 records), filled before it is measured; past its bound, every' +
       '\n  call of the keyed budget creates a record and evicts one, which the "memoryStore alone" rows time without sluice',
   );
+  // The same middleware over the most keys, tenants drawn Zipf(1): the verdict above stays with the in-turn order.
+  const zipfRows: string[][] = [['measured', 'keys, Zipf(1)', 'µs/call', 'adds µs', 'added × at 10 keys (rounds)', 'in turn, same keys']];
+  const firstZipf = 1 + kinds.length * settings.keys.length;
+  kinds.forEach((kind, which) => {
+    const alone = which === kinds.length - 1;
+    const addedOf = (runs: number[]) => runs.map((value, round) => (alone ? value : value - (base[round] as number)));
+    const runs = samples[firstZipf + which] as number[];
+    const atTen = addedOf(samples[1 + which * settings.keys.length] as number[]);
+    const inTurn = addedOf(samples[1 + which * settings.keys.length + settings.keys.length - 1] as number[]);
+    const r = ratio(addedOf(runs), atTen);
+    zipfRows.push([kind.label, most.toLocaleString('en-US'), fixed(median(runs), 1), alone ? '' : fixed(median(addedOf(runs)), 1), `${fixed(r.median, 2)} (${spread(r)})`, `${fixed(ratio(inTurn, atTen).median, 2)}`]);
+  });
+  console.log(`\n3b. the same over ${most.toLocaleString('en-US')} tenants drawn Zipf(1) (tenant k about as often as 1/k), as a service's traffic comes; informational:\n`);
+  console.log(table(zipfRows));
 }
 
 // ---------------------------------------------------------------- 4. memory
