@@ -151,32 +151,33 @@ async function heldPerCall(make: (transport: Transport) => Pipeline, gc: () => v
  * ```
  */
 export async function run(): Promise<void> {
-  const transport = memoryTransport(memoryCompletion());
-  const stacks: Array<[string, Pipeline]> = [['empty', createPipeline({ transport })]];
-  for (const [label, make] of recommended) stacks.push([label, createPipeline({ transport }).use(make())]);
-  const all = createPipeline({ transport });
-  for (const [, make] of recommended) all.use(make() as Middleware);
-  stacks.push(['all six', all]);
+  // Each stack is made twice: around the in-memory transport, for the bytes allocated, and around
+  // a transport that holds its calls, for the bytes held in flight.
+  const makers: Array<[string, (transport: Transport) => Pipeline]> = [['empty', (transport) => createPipeline({ transport })]];
+  for (const [label, make] of recommended) makers.push([label, (transport) => createPipeline({ transport }).use(make())]);
+  makers.push([
+    'all six',
+    (transport) => {
+      const six = createPipeline({ transport });
+      for (const [, make] of recommended) six.use(make() as Middleware);
+      return six;
+    },
+  ]);
   // The same six, each behind a plain function of its own, so that compose checks every step as it
   // does a user's middleware: what the six save by being marked with keepsChainRules, in the same run.
-  const checked = (transport: Transport) => {
-    const six = createPipeline({ transport });
-    for (const [, make] of recommended) {
-      const middleware = make();
-      six.use((ctx, next) => middleware(ctx, next));
-    }
-    return six;
-  };
-  stacks.push(['all six, checked', checked(transport)]);
-  // The same stacks again around a transport that holds its calls, for the bytes held in flight.
-  const makers: Array<(transport: Transport) => Pipeline> = [(held) => createPipeline({ transport: held })];
-  for (const [, make] of recommended) makers.push((held) => createPipeline({ transport: held }).use(make()));
-  makers.push((held) => {
-    const six = createPipeline({ transport: held });
-    for (const [, make] of recommended) six.use(make() as Middleware);
-    return six;
-  });
-  makers.push(checked);
+  makers.push([
+    'all six, checked',
+    (transport) => {
+      const six = createPipeline({ transport });
+      for (const [, make] of recommended) {
+        const middleware = make();
+        six.use((ctx, next) => middleware(ctx, next));
+      }
+      return six;
+    },
+  ]);
+  const transport = memoryTransport(memoryCompletion());
+  const stacks = makers.map(([label, make]): [string, Pipeline] => [label, make(transport)]);
   const gc = collector();
   const inFlight = quick ? 2_000 : 10_000;
   const session = new Session();
@@ -191,7 +192,7 @@ export async function run(): Promise<void> {
     for (const [index, [label, llm]] of stacks.entries()) {
       const json = await bytesPerCall(session, llm, false);
       const stream = await bytesPerCall(session, llm, true);
-      const held = await heldPerCall(makers[index] as (transport: Transport) => Pipeline, gc, inFlight);
+      const held = await heldPerCall((makers[index] as [string, (transport: Transport) => Pipeline])[1], gc, inFlight);
       empty ??= [json, stream, held];
       const added = (value: number, base: number) => (label === 'empty' ? '' : `${value >= base ? '+' : ''}${fixed(value - base, 0)}`);
       rows.push([label, fixed(json, 0), added(json, empty[0]), fixed(stream, 0), added(stream, empty[1]), fixed(held, 0), added(held, empty[2])]);

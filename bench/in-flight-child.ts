@@ -9,9 +9,10 @@
  *
  * @module
  */
-import { performance, PerformanceObserver } from 'node:perf_hooks';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { createPipeline, type Middleware, type Pipeline } from '@sluice/core';
 import { request } from './clients.js';
+import { cpuPerCall, median } from './lib.js';
 import { memoryCompletion, memoryTransport } from './memory-transport.js';
 import { recommended } from './pipeline.bench.js';
 
@@ -42,22 +43,11 @@ new PerformanceObserver((list) => {
 async function perCall(llm: Pipeline, concurrency: number, ms: number): Promise<[cpuUs: number, gcUs: number]> {
   let calls = 0;
   gcMs = 0;
-  const started = performance.now();
-  const before = process.cpuUsage();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() - started < ms) {
-        for (let batch = 0; batch < 10; batch++, calls++) await llm.complete(request);
-      }
-    }),
-  );
-  const cpu = process.cpuUsage(before);
+  const cpuUs = await cpuPerCall({ fn: () => (calls++, llm.complete(request)), concurrency }, ms);
   // The observer hears of the last pauses a turn later.
   await new Promise((resolve) => setTimeout(resolve, 5));
-  return [(cpu.user + cpu.system) / calls, (gcMs * 1000) / calls];
+  return [cpuUs, (gcMs * 1000) / calls];
 }
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
 async function main(): Promise<void> {
   // Answered one event-loop turn later, so that calls overlap as over a network.

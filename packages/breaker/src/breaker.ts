@@ -153,10 +153,11 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     ticket: Ticket,
     outcome: CallOutcome,
     amends?: Mark,
-    now = ctx.clock.now(),
+    at?: number,
   ): Mark | undefined | Promise<Mark | undefined> {
     // A normal call that counts neither way leaves the circuit as it is.
     if (outcome === 'ignore' && ticket.kind === 'call') return undefined;
+    const now = at ?? ctx.clock.now();
     const context: SettleContext = { pending: inFlight.count(key), amends };
     const written = write(ctx, key, now, (current) => settle(current, ticket, outcome, now, rules, context), 'settle');
     return written instanceof Promise ? written.then(markOf) : markOf(written);

@@ -126,23 +126,13 @@ function readBucket(current: BudgetBucket | undefined, now: number, legacySlot: 
   const spentUsd = usdAmount(current.spentUsd) ?? 0;
   const stored: unknown = current.holds;
   if (current.v !== 3) return earlierShape(current as { v?: unknown; warned?: unknown }, stored, spentUsd, now, legacySlot);
-  const flat = Array.isArray(stored) && stored.length % 3 === 0 ? (stored as unknown[]) : undefined;
-  let clean = spentUsd === current.spentUsd && flat !== undefined && isCleanWarned(current.warned);
-  if (clean) {
-    for (let at = 0; at < (flat as unknown[]).length; at += 3) {
-      if (!cleanSlot((flat as unknown[])[at], (flat as unknown[])[at + 1], (flat as unknown[])[at + 2], now)) {
-        clean = false;
-        break;
-      }
-    }
-  }
+  const flat: unknown[] = Array.isArray(stored) ? stored : [];
+  let clean = spentUsd === current.spentUsd && flat === stored && flat.length % 3 === 0 && isCleanWarned(current.warned);
+  for (let at = 0; clean && at < flat.length; at += 3) clean = cleanSlot(flat[at], flat[at + 1], flat[at + 2], now);
   if (clean) return current;
   const holds: number[] = [];
-  if (Array.isArray(stored)) {
-    for (let at = 0; at + 2 < stored.length; at += 3) {
-      const [slot, usd, count] = [stored[at], stored[at + 1], stored[at + 2]];
-      if (cleanSlot(slot, usd, count, now)) holds.push(slot as number, usd as number, count as number);
-    }
+  for (let at = 0; at + 2 < flat.length; at += 3) {
+    if (cleanSlot(flat[at], flat[at + 1], flat[at + 2], now)) holds.push(flat[at] as number, flat[at + 1] as number, flat[at + 2] as number);
   }
   return { v: 3, spentUsd, holds, warned: cleanWarned(current.warned) };
 }
@@ -177,12 +167,10 @@ function slotAt(holds: readonly number[], slot: number): number {
 }
 
 /**
- * `holds` with `slot` holding `usd` and `count` (or left out, when count
- * is 0): a new array, the stored one untouched.
+ * `holds` with the slot at `at` (from {@link slotAt}) holding `usd` and
+ * `count`, or left out when count is 0: a new array, the stored one untouched.
  */
-function withSlot(holds: readonly number[], slot: number, usd: number, count: number): number[] {
-  const at = slotAt(holds, slot);
-  if (at < 0) return count > 0 ? [...holds, slot, usd, count] : holds.slice();
+function withSlot(holds: readonly number[], at: number, usd: number, count: number): number[] {
   const copy = holds.slice();
   if (count > 0) {
     copy[at + 1] = usd;
@@ -243,7 +231,7 @@ export function reserveHold(hold: Hold, limitUsd: number, force: boolean, now: n
     const holds =
       at < 0
         ? [...bucket.holds, hold.slot, hold.usd, 1]
-        : withSlot(bucket.holds, hold.slot, (bucket.holds[at + 1] as number) + hold.usd, (bucket.holds[at + 2] as number) + 1);
+        : withSlot(bucket.holds, at, (bucket.holds[at + 1] as number) + hold.usd, (bucket.holds[at + 2] as number) + 1);
     return { v: 3, spentUsd: bucket.spentUsd, holds, warned: bucket.warned, admitted: hold.id };
   };
 }
@@ -274,7 +262,7 @@ export function settleHold(hold: Hold, held: boolean, usd: number, limitUsd: num
     const at = held ? slotAt(holds, hold.slot) : -1;
     if (at >= 0) {
       const count = (holds[at + 2] as number) - 1;
-      holds = withSlot(holds, hold.slot, count > 0 ? Math.max(0, (holds[at + 1] as number) - (usdAmount(hold.usd) ?? 0)) : 0, count);
+      holds = withSlot(holds, at, count > 0 ? Math.max(0, (holds[at + 1] as number) - (usdAmount(hold.usd) ?? 0)) : 0, count);
     }
     const spentUsd = bucket.spentUsd + (usdAmount(usd) ?? usdAmount(hold.usd) ?? 0);
     let warned = bucket.warned;

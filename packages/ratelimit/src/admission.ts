@@ -101,15 +101,10 @@ export class Admission {
     // runs later, after a store's round trip.
     const clock = queue.fastClock;
     queue.fastClock = undefined;
-    let state: WindowState | undefined | Promise<WindowState | undefined>;
-    try {
-      state = this.config.state.updateNow(asContext(caller), queue.storeKey, queue.admitFast, { ttlMs: this.ttlMs, now: queue.fastNow });
-    } finally {
-      queue.fastClock = clock;
-    }
-    if (state instanceof Promise) return state.then((stored) => this.fastDecided(queue, stored));
-    queue.fastClock = undefined;
-    return this.fastDecided(queue, state);
+    const state = this.config.state.updateNow(asContext(caller), queue.storeKey, queue.admitFast, { ttlMs: this.ttlMs, now: queue.fastNow });
+    if (!(state instanceof Promise)) return this.fastDecided(queue, state);
+    queue.fastClock = clock;
+    return state.then((stored) => this.fastDecided(queue, stored));
   }
 
   private fastDecided(queue: KeyQueue, state: WindowState | undefined): Admitted {
