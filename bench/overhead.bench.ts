@@ -71,6 +71,11 @@ const probes: Array<{ label: string; where: string; fn: () => unknown }> = [
     fn: () => inMemoryUnvalidated.complete(request),
   },
   {
+    label: '  same, the request spread from another with a field added',
+    where: 'pipeline.ts parseRequest (plainCopy)',
+    fn: () => inMemory.complete({ ...request, temperature: 0 }),
+  },
+  {
     label: 'request schema parse (zod)',
     where: 'pipeline.ts parseRequest',
     fn: () => parseOptions(chatCompletionRequestSchema, request, 'request'),

@@ -82,6 +82,30 @@ describe('pipeline.complete', () => {
     ).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('messages.0.tool_calls.0') });
   });
 
+  it('parses a request built by spreading, one with no prototype, and a class instance with getters, as it reads them', async () => {
+    const { upstream, llm } = await setup();
+    const defaults = { model: 'gpt-4.1', max_tokens: 16 };
+    await llm.complete({ ...defaults, temperature: 0, messages: [{ role: 'user', content: 'spread' }] });
+    const bare = Object.assign(Object.create(null) as ChatCompletionRequest, { model: 'bare', messages: [{ role: 'user' as const, content: 'bare' }] });
+    await llm.complete(bare);
+    // Its fields are getters on its prototype: a shallow copy would have none, so it is parsed as it is.
+    class Request {
+      get model() {
+        return 'from-getter';
+      }
+      get messages() {
+        return [{ role: 'user' as const, content: 'getter' }];
+      }
+    }
+    await llm.complete(new Request() as ChatCompletionRequest);
+    expect(upstream.requests.map((request) => request.body)).toMatchObject([
+      { model: 'gpt-4.1', max_tokens: 16, temperature: 0, messages: [{ content: 'spread' }] },
+      { model: 'bare', messages: [{ content: 'bare' }] },
+      { model: 'from-getter', messages: [{ content: 'getter' }] },
+    ]);
+    await expect(llm.complete(Object.assign(Object.create(null), { model: 'bare' }))).rejects.toMatchObject({ field: 'request.messages' });
+  });
+
   it("lets middleware rewrite the request without touching the caller's object", async () => {
     const { upstream, llm } = await setup();
     llm.use(async function swap(ctx, next) {

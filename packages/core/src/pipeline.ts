@@ -75,6 +75,23 @@ function requestSchema(): typeof chatCompletionRequestSchema {
 }
 
 /**
+ * A plain-object request, copied (shallow) before it is parsed; anything
+ * else as it is, for the parse to name what is wrong with it. A request
+ * made by spreading another and adding a field (`{ ...defaults,
+ * temperature: 0 }`, the usual way to build one) took the compiled parser
+ * 2 to 3.5 µs where the same fields in a literal took 0.15 (Node 20,
+ * `bench/overhead`); its copy is parsed at the literal's speed, and the
+ * copy costs about 0.03 µs. The copy holds what the parse reads of a plain
+ * object (its own enumerable fields: what JSON sends), and the caller's
+ * object is never changed either way.
+ */
+const isPlain = (prototype: unknown) => prototype === Object.prototype || prototype === null;
+
+function plainCopy(request: ChatCompletionRequest): ChatCompletionRequest {
+  return typeof request === 'object' && request !== null && isPlain(Object.getPrototypeOf(request)) ? { ...request } : request;
+}
+
+/**
  * A composed pipeline: add middleware with `use`, then call it. Made by
  * {@link createPipeline}.
  */
@@ -313,7 +330,7 @@ export class Pipeline<S extends object = object> {
     // zod builds new objects and arrays, so middleware rewriting the
     // request can never reach the caller's own object.
     // The loose schema returns the caller's fields as they came, so the result has the request's type.
-    if (this.validateRequests) return parseOptions(requestSchema(), request, 'request') as ChatCompletionRequest;
+    if (this.validateRequests) return parseOptions(requestSchema(), plainCopy(request), 'request') as ChatCompletionRequest;
     return { ...request, messages: [...request.messages] };
   }
 
