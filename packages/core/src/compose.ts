@@ -96,6 +96,7 @@ function dispatch<S extends object>(run: Run<S>, index: number, caller: Link<S> 
 // flight) cost each step of each call several times as many bytes.
 function step<S extends object>(run: Run<S>, index: number, caller: Link<S> | undefined): Promise<void> {
   const fn = run.steps[index] as Middleware<S>;
+  if (run.trusted[index] === true && calledByTrusted(run, caller)) return trustedStep(run, index, fn);
   const link = new Link(run, index, fn, caller);
   let returned: unknown;
   try {
@@ -107,20 +108,46 @@ function step<S extends object>(run: Run<S>, index: number, caller: Link<S> | un
   // A middleware that hands back its own pending next() (`return next()`)
   // settles exactly when that call does, so there is nothing to check: its
   // call is passed on as it is, without a `then`, its handlers or a microtask.
-  // A marked middleware's promise needs no check of its own either. Both are
-  // passed on as they are unless the step that called this one is checked:
-  // that step must hear this one settle, to clear its pending call, and a
-  // marked step's pending call is cleared by no one.
-  const unchecked = run.trusted[index] === true && (caller === undefined || run.trusted[caller.index] === true);
-  if (returned !== undefined && returned === link.pending && (unchecked || !run.trusted[index])) {
+  // Not a marked one here: it was called by a checked step, which must hear
+  // it settle to clear its pending call, and a marked step's pending call is
+  // cleared by no one.
+  if (returned !== undefined && returned === link.pending && !run.trusted[index]) {
     link.forwards = true;
     return returned as Promise<void>;
   }
-  if (unchecked && returned instanceof Promise) return returned as Promise<void>;
   return Promise.resolve(returned).then(
     (value: unknown) => link.check(value),
     (error: unknown) => link.fail(error),
   );
+}
+
+/**
+ * A marked step called by a marked step (or first): nothing of it is
+ * checked and no step needs to hear it settle, so it needs no {@link Link}
+ * (a link, its `next` and that closure's context: about 100 bytes held per
+ * step for as long as the call is in flight). Its `next` is one closure,
+ * and a step it starts has no caller to report to, as the first has none.
+ */
+function trustedStep<S extends object>(run: Run<S>, index: number, fn: Middleware<S>): Promise<void> {
+  const next = (): Promise<void> => {
+    run.onNext?.(run.ctx);
+    return dispatch(run, index + 1, undefined);
+  };
+  let returned: unknown;
+  try {
+    returned = fn(run.ctx, next);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  if (returned instanceof Promise) return returned as Promise<void>;
+  return Promise.resolve(returned).then((value: unknown) => {
+    if (typeof value === 'function') throw factoryError(fn, index);
+  });
+}
+
+/** A middleware factory used uncalled (`use(timing)` for `use(timing())`) returns the middleware it made. */
+function factoryError(fn: Function, index: number): ValidationError {
+  return new ValidationError(`middleware.${index}`, `${nameOf(fn)} returned a function: it is a middleware factory, so call it, as in use(${nameOf(fn)}())`);
 }
 
 /** The `next` a step's middleware gets, and the call it has pending. */
@@ -168,9 +195,7 @@ class Link<S extends object> {
     if (this.caller) settle(this.caller);
     const { fn, index } = this;
     // A factory used uncalled (`use(timing)` for `use(timing())`) returns the middleware it made.
-    if (typeof returned === 'function') {
-      throw new ValidationError(`middleware.${index}`, `${nameOf(fn)} returned a function: it is a middleware factory, so call it, as in use(${nameOf(fn)}())`);
-    }
+    if (typeof returned === 'function') throw factoryError(fn, index);
     if (this.pending && !this.run.trusted[index]) {
       this.pending.catch(() => {});
       throw new SluiceError('MISSING_AWAIT', `${nameOf(fn)} resolved while its next() was still pending: is an \`await\` missing?`);
@@ -182,6 +207,11 @@ class Link<S extends object> {
     if (this.caller) settle(this.caller);
     throw error;
   }
+}
+
+/** Whether the step that started another (`caller`; none for the first, or a step started by a marked step without a link) is marked, so nothing waits to hear the one it started settle. */
+function calledByTrusted<S extends object>(run: Run<S>, caller: Link<S> | undefined): boolean {
+  return caller === undefined || run.trusted[caller.index] === true;
 }
 
 /**

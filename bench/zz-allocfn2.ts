@@ -1,0 +1,22 @@
+import { Session } from 'node:inspector/promises';
+import { createPipeline, type Middleware } from '@sluice/core';
+import { request } from './clients.js';
+import { memoryCompletion, memoryTransport } from './memory-transport.js';
+import { recommended } from './pipeline.bench.js';
+const only = process.env.ZZ_ONLY;
+const llm = createPipeline({ transport: memoryTransport(memoryCompletion()) });
+for (const [label, mk] of recommended) if (!only || label === only) llm.use(mk() as Middleware);
+const calls = 10000;
+for (let i = 0; i < 3000; i++) await llm.complete(request);
+const s = new Session(); s.connect();
+await s.post('HeapProfiler.startSampling', { samplingInterval: 32, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+for (let i = 0; i < calls; i++) await llm.complete(request);
+const { profile } = (await s.post('HeapProfiler.stopSampling')) as any;
+const byId = new Map<number, any>(); const parent = new Map<number, any>();
+const visit = (n: any, p: any) => { byId.set(n.id, n); parent.set(n.id, p); for (const c of n.children) visit(c, n); }; visit(profile.head, null);
+const agg = new Map<string, number>();
+for (const smp of profile.samples) { const n = byId.get(smp.nodeId); if (n.callFrame.url.includes('/bench/')) continue; const f = n.callFrame; const p = parent.get(n.id)?.callFrame;
+  const k = `${f.functionName || '(anon)'} ${f.url.split('/').slice(-3).join('/')}:${f.lineNumber}  <  ${p?.functionName || '(anon)'}:${p?.lineNumber}`; agg.set(k, (agg.get(k) ?? 0) + smp.size); }
+let tot = 0; for (const v of agg.values()) tot += v;
+console.log('total B/call', (tot / calls).toFixed(0));
+for (const [k, v] of [...agg].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.ZZ_N ?? 40))) console.log((v / calls).toFixed(0).padStart(6), k);
