@@ -326,6 +326,19 @@ describe('cache: single flight', () => {
     expect(upstream.requests).toHaveLength(2);
   });
 
+  it('lets a call that was aborted before it joined leave, and the flight fail later, with no stray rejection', async () => {
+    const { llm, clock, upstream } = await cached({}, { latencyMs: 100 });
+    upstream.enqueue({ kind: 'status', status: 500 });
+    const sender = llm.complete(cold());
+    sender.catch(() => {});
+    await clock.until(() => upstream.requests.length === 1);
+    await expect(llm.complete(cold(), { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORTED' });
+    // The flight fails after the aborted call left: vitest fails the run on an unhandled rejection.
+    await expect(clock.run(sender)).rejects.toMatchObject({ status: 500 });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(upstream.requests).toHaveLength(1);
+  });
+
   it('sends again for the joined calls when the sender aborted its own call', async () => {
     const { llm, clock, upstream } = await cached({}, { latencyMs: 100 });
     const controller = new AbortController();

@@ -18,6 +18,7 @@ export type CacheMiddleware = Middleware & {
 
 const namespace = 'sluice:cache:';
 const done = Promise.resolve();
+const ignore = () => {};
 /** How often a joined call goes round again after its sender's own abort before sending itself. */
 const maxRounds = 3;
 
@@ -299,10 +300,13 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
   return Object.assign(middleware, { storage });
 }
 
-/** `promise`, or the call's abort if that comes first. */
+/** `promise`, or the call's abort if that comes first (`promise` is then left, and its rejection with it: never an unhandled one). */
 function untilAborted<T>(ctx: CompletionContext, promise: Promise<T>): Promise<T> {
   const reason = abortReason(ctx);
-  if (reason !== undefined) return Promise.reject(toSluiceError(reason));
+  if (reason !== undefined) {
+    promise.catch(ignore);
+    return Promise.reject(toSluiceError(reason));
+  }
   return new Promise<T>((resolve, reject) => {
     const unwatch = onAbort(ctx, () => reject(toSluiceError(abortReason(ctx))));
     promise.then(
