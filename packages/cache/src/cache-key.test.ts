@@ -75,6 +75,21 @@ describe('canonicalRequest', () => {
     expect(noisy).toBe(bare);
   });
 
+  it('writes a value with toJSON, and a boxed primitive, as JSON.stringify sends it', () => {
+    const request = {
+      model: 'm',
+      messages: [{ role: 'user', content: 'a' }],
+      after: new Date('2024-01-01T00:00:00Z'),
+      where: new URL('https://example.com/a?b=1'),
+      boxed: [new Number(3), new String('s'), new Boolean(false)],
+      custom: { toJSON: (key: string) => ({ z: key, a: [new Date(0), undefined] }) },
+      gone: { toJSON: () => undefined },
+    } as never;
+    expect(canonicalRequest(request, ignore)).toBe(reference(JSON.parse(JSON.stringify(request))));
+    const at = (iso: string) => canonicalRequest({ model: 'm', messages: [{ role: 'user', content: 'a' }], after: new Date(iso) } as never, ignore);
+    expect(at('2024-01-01T00:00:00Z')).not.toBe(at('2025-06-01T00:00:00Z'));
+  });
+
   it('tells apart values JSON tells apart', () => {
     const of = (extra: object) => canonicalRequest({ model: 'm', messages: [{ role: 'user', content: 'a' }], ...extra } as never, ignore);
     expect(new Set([of({ temperature: 0 }), of({ temperature: '0' }), of({ seed: 1 }), of({ tools: [] }), of({})]).size).toBe(5);

@@ -38,7 +38,7 @@ export function canonicalBytes(request: ChatCompletionRequest, ignore: ReadonlyS
     writer.byte(openBrace);
     for (let index = 0; index < fields.length; index++) {
       const field = fields[index] as string;
-      const value = record[field];
+      const value = jsonOf(record[field], field);
       if (value === undefined || value === null || ignore.has(field) || !isJson(value)) continue;
       if (!first) writer.byte(comma);
       first = false;
@@ -80,6 +80,23 @@ const closeBrace = 0x7d;
 const openBracket = 0x5b;
 const closeBracket = 0x5d;
 
+/**
+ * The value JSON.stringify writes for `value` under `key` (an array's index, as a string): what its
+ * `toJSON` returns (a Date's ISO string, a URL's href), and a boxed
+ * primitive unboxed. Two requests that would be sent with different dates
+ * must not share a key.
+ */
+function jsonOf(value: unknown, key: string | number): unknown {
+  if ((typeof value !== 'object' || value === null) && typeof value !== 'bigint') return value;
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  const json: unknown = typeof toJSON === 'function' ? toJSON.call(value, String(key)) : value;
+  if (typeof json !== 'object' || json === null) return json;
+  if (json instanceof Number) return Number(json);
+  if (json instanceof String) return String(json);
+  if (json instanceof Boolean) return json.valueOf();
+  return json;
+}
+
 /** What JSON keeps of a value: functions, symbols and undefined vanish from objects (and are null in arrays). */
 function isJson(value: unknown): boolean {
   const type = typeof value;
@@ -116,7 +133,7 @@ function writeArray(writer: Utf8Writer, items: readonly unknown[]): void {
   writer.byte(openBracket);
   for (let index = 0; index < items.length; index++) {
     if (index > 0) writer.byte(comma);
-    const item = items[index];
+    const item = jsonOf(items[index], index);
     if (isJson(item)) writeValue(writer, item);
     else writer.text('null', false);
   }
@@ -129,7 +146,7 @@ function writeObject(writer: Utf8Writer, record: Record<string, unknown>): void 
   writer.byte(openBrace);
   for (let index = 0; index < keys.length; index++) {
     const key = keys[index] as string;
-    const value = record[key];
+    const value = jsonOf(record[key], key);
     if (!isJson(value)) continue;
     if (!first) writer.byte(comma);
     first = false;
