@@ -18,9 +18,48 @@ export const systemClock: Clock = {
   // Timers are not unref'd: a call waiting on a backoff, a limit or a
   // deadline must keep a one-shot script alive until it settles.
   // Housekeeping that nothing waits on uses {@link unrefTimer}.
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  // Node runs a delay over 2^31 - 1 ms after 1 ms (with a warning): a
+  // `timeoutMs: 1e12` meant "never" would fire at once. Such a delay is
+  // waited in steps instead.
+  setTimeout: (callback, ms) => (ms > maxDelayMs ? new LongTimer(callback, ms) : setTimeout(callback, ms)),
+  clearTimeout: (handle) => (handle instanceof LongTimer ? handle.clear() : clearTimeout(handle as ReturnType<typeof setTimeout>)),
 };
+
+/** The longest delay a runtime timer takes as it is (2^31 - 1 ms, about 24.8 days). */
+const maxDelayMs = 2_147_483_647;
+
+/** A timer for a delay longer than {@link maxDelayMs}: runtime timers of at most that, one after another. */
+class LongTimer {
+  private current: ReturnType<typeof setTimeout> | undefined;
+  private unrefed = false;
+  private readonly dueAt: number;
+
+  constructor(
+    private readonly callback: () => void,
+    ms: number,
+  ) {
+    this.dueAt = Date.now() + ms;
+    this.arm();
+  }
+
+  /** Lets it not keep the process alive, as a runtime timer's `unref` (see {@link unrefTimer}). */
+  unref(): this {
+    this.unrefed = true;
+    (this.current as { unref?: () => void } | undefined)?.unref?.();
+    return this;
+  }
+
+  clear(): void {
+    clearTimeout(this.current);
+    this.current = undefined;
+  }
+
+  private arm(): void {
+    const left = this.dueAt - Date.now();
+    this.current = left > maxDelayMs ? setTimeout(() => this.arm(), maxDelayMs) : setTimeout(this.callback, Math.max(0, left));
+    if (this.unrefed) (this.current as { unref?: () => void }).unref?.();
+  }
+}
 
 /**
  * Lets a housekeeping timer (a sweep, a refresh) not keep the process
