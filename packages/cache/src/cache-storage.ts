@@ -1,4 +1,4 @@
-import type { Store } from '@sluice/core';
+import { type Store, ValidationError } from '@sluice/core';
 
 /**
  * Where the cache keeps its answers: serialised entries (JSON strings) by
@@ -38,12 +38,17 @@ export interface CacheStorage {
  * the cache's own (`sluice:cache:…`), used as given.
  *
  * @param store - the store to keep entries in
+ * @throws ValidationError when `store` is not a Store (`storeBackend.store`)
  * @example
  * ```ts
  * const llm = createPipeline({ transport }).use(cache({ storage: storeBackend(redisStore({ client })) }));
  * ```
  */
 export function storeBackend(store: Store): CacheStorage {
+  const methods = store as Partial<Record<'get' | 'set' | 'delete', unknown>> | null | undefined;
+  if (typeof methods?.get !== 'function' || typeof methods.set !== 'function' || typeof methods.delete !== 'function') {
+    throw new ValidationError('storeBackend.store', 'must be a core Store (get, set, delete), such as memoryStore() or redisStore({ client })');
+  }
   return {
     // core's memoryStore marks itself so: it answers synchronously and needs no timeout.
     inProcess: (store as unknown as Record<symbol, unknown>)[Symbol.for('sluice.store.in-process')] === true,

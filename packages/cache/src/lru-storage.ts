@@ -1,5 +1,7 @@
-import { type Clock, ValidationError } from '@sluice/core';
+import type { Clock } from '@sluice/core';
+import { parseOptions } from '@sluice/core/kit';
 import { LRUCache } from 'lru-cache';
+import * as z from 'zod/mini';
 import type { CacheStorage } from './cache-storage.js';
 import { utf8Bytes } from './utf8-bytes.js';
 
@@ -16,12 +18,26 @@ export interface LruStorageOptions {
   clock?: Pick<Clock, 'now'>;
 }
 
+const positiveInteger = z.number().check(z.int(), z.positive());
+const lruStorageOptionsSchema = z.strictObject({
+  maxEntries: z.optional(positiveInteger),
+  maxBytes: z.optional(positiveInteger),
+  clock: z.optional(z.custom<Pick<Clock, 'now'>>((value) => typeof (value as Clock | undefined)?.now === 'function', 'must have a now() method')),
+});
+
+/** Answers for the names lru-cache itself gives these bounds. */
+const lruHints = {
+  max: 'use maxEntries',
+  maxSize: 'use maxBytes',
+  ttl: "an entry's time to live is the cache's: cache({ ttlMs })",
+};
+
 /**
  * The default {@link CacheStorage}: an LRU in this process (the `lru-cache`
  * package), bounded both by entries and by bytes, with per-entry expiry.
  *
  * @param options - `maxEntries`, `maxBytes`, `clock`
- * @throws ValidationError naming a bad bound (`lruStorage.maxBytes`)
+ * @throws ValidationError naming a bad or unknown option (`lruStorage.maxBytes`; `max` is answered with "use maxEntries")
  * @example
  * ```ts
  * cache({ storage: lruStorage({ maxEntries: 1_000, maxBytes: 16 * 1024 * 1024 }) });
@@ -30,10 +46,7 @@ export interface LruStorageOptions {
 export function lruStorage(
   options: LruStorageOptions = {},
 ): CacheStorage & Required<Pick<CacheStorage, 'getSync' | 'setSync'>> & { readonly size: number; readonly bytes: number } {
-  const { maxEntries = 10_000, maxBytes = 64 * 1024 * 1024, clock } = options;
-  for (const [field, value] of [['maxEntries', maxEntries], ['maxBytes', maxBytes]] as const) {
-    if (!Number.isSafeInteger(value) || value < 1) throw new ValidationError(`lruStorage.${field}`, 'must be a positive integer');
-  }
+  const { maxEntries = 10_000, maxBytes = 64 * 1024 * 1024, clock } = parseOptions(lruStorageOptionsSchema, options, 'lruStorage', lruHints);
   const lru = new LRUCache<string, string>({
     max: maxEntries,
     maxSize: maxBytes,

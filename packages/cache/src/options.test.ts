@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cache } from './cache.js';
+import { storeBackend } from './cache-storage.js';
+import { lruStorage } from './lru-storage.js';
 import { isDeterministic } from './options.js';
 
 describe('cache options', () => {
@@ -11,6 +13,22 @@ describe('cache options', () => {
 
   it('points a key other caches use to its name here', () => {
     expect(() => cache({ ttl: 5 } as never)).toThrow(/cache\.ttl: is not an option; use ttlMs/);
+  });
+
+  it('refuses a storage without get, set and delete, and a storeBackend without a Store', () => {
+    const partial = { get: async () => undefined, set: async () => {} };
+    expect(() => cache({ storage: partial as never })).toThrow(expect.objectContaining({ field: 'cache.storage' }));
+    for (const store of [undefined, null, {}, { get() {}, set() {} }]) {
+      expect(() => storeBackend(store as never)).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'storeBackend.store' }));
+    }
+  });
+
+  it("names lruStorage's bad and unknown options, and points lru-cache's names to its own", () => {
+    expect(() => lruStorage({ maxSize: 10 } as never)).toThrow(/lruStorage\.maxSize: is not an option; use maxBytes/);
+    expect(() => lruStorage({ max: 10 } as never)).toThrow(/lruStorage\.max: is not an option; use maxEntries/);
+    expect(() => lruStorage({ clock: 5 } as never)).toThrow(expect.objectContaining({ field: 'lruStorage.clock' }));
+    expect(() => lruStorage({ maxEntries: 1.5 })).toThrow(expect.objectContaining({ field: 'lruStorage.maxEntries' }));
+    expect(() => lruStorage(null as never)).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'lruStorage' }));
   });
 
   it('counts temperature 0 and a seed as deterministic, nothing else', () => {

@@ -89,7 +89,7 @@ const cacheOptionsSchema = z.strictObject({
   key: z.optional(keySchema),
   storage: z.optional(
     z.custom<CacheStorage>(
-      (value) => isFunction((value as CacheStorage | undefined)?.get) && isFunction((value as CacheStorage | undefined)?.set),
+      (value) => ['get', 'set', 'delete'].every((method) => isFunction((value as unknown as Record<string, unknown> | null | undefined)?.[method])),
       'must be a CacheStorage (get, set, delete)',
     ),
   ),
