@@ -1,4 +1,5 @@
 import { type ChatCompletion, type ChatCompletionChunk, rawJson, type Usage } from '@sluice/core';
+import { isChunk, isCompletion, sanitiseUsage } from '@sluice/core/kit';
 import { extraUtf8Bytes } from './utf8-bytes.js';
 
 /** A stored answer, as plain JSON (so any backend can keep it); internal. */
@@ -64,7 +65,9 @@ export function streamEntryBytes(entry: string, chunks: string, usage: string): 
 /**
  * Reads an entry back: `undefined` for one that expired, is of the other
  * kind, or is not an entry at all (a damaged or foreign value is a miss,
- * never a crash); internal.
+ * never a crash). Its answer is checked by the rules the transport checks
+ * an upstream's with, and its usage as the transport counts one: a shared
+ * store can hold what another program wrote; internal.
  *
  * @param text - what the storage returned
  * @param stream - the kind the call needs
@@ -78,8 +81,10 @@ export function parseEntry(text: string, stream: boolean, now: number): CacheEnt
     return undefined;
   }
   if (entry === null || typeof entry !== 'object' || entry.v !== 1 || !(entry.expiresAt > now)) return undefined;
-  if (stream ? !Array.isArray(entry.chunks) : typeof entry.response !== 'object' || entry.response === null) return undefined;
-  return entry;
+  if (typeof entry.storedAt !== 'number' || !Number.isFinite(entry.storedAt)) return undefined;
+  if (entry.usage !== null && entry.usage !== undefined && sanitiseUsage(entry.usage) === undefined) return undefined;
+  if (!stream) return isCompletion(entry.response) ? entry : undefined;
+  return Array.isArray(entry.chunks) && entry.chunks.every(isChunk) ? entry : undefined;
 }
 
 /**

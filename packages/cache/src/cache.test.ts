@@ -382,6 +382,23 @@ describe('cache: storage', () => {
     expect(upstream.requests).toHaveLength(2);
   });
 
+  it('treats an entry whose answer or usage the transport would refuse as a miss', async () => {
+    const entries = [
+      { v: 1, storedAt: 0, expiresAt: 1e300, usage: null, response: { id: 'x' } },
+      { v: 1, storedAt: 0, expiresAt: 1e300, usage: { prompt_tokens: 'abc', completion_tokens: 1 }, response: { id: 'x', model: 'm', choices: [] } },
+      { v: 1, storedAt: 'then', expiresAt: 1e300, usage: null, response: { id: 'x', model: 'm', choices: [] } },
+      { v: 1, storedAt: 0, expiresAt: 1e300, usage: null, chunks: [null] },
+      { v: 1, storedAt: 0, expiresAt: 1e300, usage: null, chunks: [{ id: 'c', model: 'm', choices: [{ index: 0, delta: { content: 7 } }] }] },
+    ];
+    let next = 0;
+    const storage = { get: async () => JSON.stringify(entries[next++]), set: async () => {}, delete: async () => {} };
+    const { llm, clock, upstream, states } = await cached({ storage });
+    for (let call = 0; call < 3; call++) expect((await clock.run(llm.complete(cold()))).choices[0]?.message.content).toContain('Echo');
+    for (let call = 0; call < 2; call++) expect((await clock.run(collect(llm.stream(streamed())))).length).toBeGreaterThan(1);
+    expect(states.map((state) => state?.status)).toEqual(['miss', 'miss', 'miss', 'miss', 'miss']);
+    expect(upstream.requests).toHaveLength(5);
+  });
+
   it('goes upstream and reports store-error when its storage fails', async () => {
     const broken = { get: () => Promise.reject(new Error('down')), set: () => Promise.reject(new Error('down')), delete: async () => {} };
     const { llm, clock, upstream, events } = await cached({ storage: broken });

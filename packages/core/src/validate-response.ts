@@ -126,16 +126,45 @@ function sanitiseDetails(usage: Record<string, unknown>, field: string): void {
  * @throws MalformedResponseError naming the bad field
  */
 export function toCompletion(value: unknown, context: ErrorContext): ChatCompletion {
-  if (checkEnvelope(value)) {
-    const choices = value.choices as unknown[];
-    let ok = true;
-    for (let i = 0; ok && i < choices.length; i++) ok = checkCompletionChoice(choices[i], i);
-    if (ok) {
-      if (value.usage === null) drop(value, 'usage');
-      return finishEnvelope(value, 'chat.completion') as unknown as ChatCompletion;
-    }
-  }
+  if (isCompletion(value)) return value;
   throw malformed('completion', completionResponseSchema, value, context);
+}
+
+/**
+ * Whether `value` is a completion by the rules the transport checks one
+ * with, sanitising it in place as the transport does (a missing `id`
+ * filled, an uncountable usage dropped): for a middleware that answers
+ * with a completion it did not get from its transport (a cache reading
+ * what it stored), which must hand on nothing the transport would not.
+ *
+ * @param value - a parsed completion
+ * @example
+ * ```ts
+ * const response = JSON.parse(text);
+ * if (isCompletion(response)) ctx.response = response;
+ * ```
+ */
+export function isCompletion(value: unknown): value is ChatCompletion {
+  if (!checkEnvelope(value)) return false;
+  const choices = value.choices as unknown[];
+  for (let i = 0; i < choices.length; i++) if (!checkCompletionChoice(choices[i], i)) return false;
+  if (value.usage === null) drop(value, 'usage');
+  finishEnvelope(value, 'chat.completion');
+  return true;
+}
+
+/**
+ * Whether `value` is a stream chunk by the transport's rules, sanitised in
+ * place as {@link isCompletion} does for a completion.
+ *
+ * @param value - a parsed chunk
+ */
+export function isChunk(value: unknown): value is ChatCompletionChunk {
+  if (!checkEnvelope(value)) return false;
+  const choices = value.choices as unknown[];
+  for (let i = 0; i < choices.length; i++) if (!checkChunkChoice(choices[i], i)) return false;
+  finishEnvelope(value, 'chat.completion.chunk');
+  return true;
 }
 
 /**
@@ -146,12 +175,7 @@ export function toCompletion(value: unknown, context: ErrorContext): ChatComplet
  * @throws MalformedResponseError naming the bad field
  */
 export function toChunk(value: unknown, context: ErrorContext): ChatCompletionChunk {
-  if (checkEnvelope(value)) {
-    const choices = value.choices as unknown[];
-    let ok = true;
-    for (let i = 0; ok && i < choices.length; i++) ok = checkChunkChoice(choices[i], i);
-    if (ok) return finishEnvelope(value, 'chat.completion.chunk') as unknown as ChatCompletionChunk;
-  }
+  if (isChunk(value)) return value;
   throw malformed('stream chunk', chunkResponseSchema, value, context);
 }
 
