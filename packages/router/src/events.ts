@@ -32,14 +32,14 @@ export interface RouterState {
 export interface RouterEvents {
   /** A call was sent to a deployment. */
   route: { id: string; deployment: string; group: string; model: string; reason: HopReason; hop: number };
-  /** A deployment failed with an error the caller chose to fall back on; the router moves on. */
+  /** A deployment failed with an error the caller chose to fall back on (or a content-filter error with somewhere to go); the router moves on. */
   'route-fallback': { id: string; deployment: string; code: string; retryAfterMs: number | undefined };
   /** A deployment was passed over without a request. */
   'route-skip': { id: string; deployment: string; reason: SkipReason };
   /** No first chunk after `delayMs`: the same call was sent to another deployment too. */
   hedge: { id: string; deployment: string; primary: string; delayMs: number };
-  /** A hedge was due but not sent: the hedge budget is spent, or no other deployment can take it. */
-  'hedge-skip': { id: string; reason: 'budget' | 'no-deployment' };
+  /** A hedge was due but not sent: the hedge budget is spent, no other deployment can take it, or the call reached `maxHops`. */
+  'hedge-skip': { id: string; reason: 'budget' | 'no-deployment' | 'hop-limit' };
   /** The slower of a hedged pair was cancelled after the other answered. */
   'hedge-cancel': { id: string; deployment: string; winner: string };
 }

@@ -69,6 +69,42 @@ describe('router: fallback', () => {
     expect(mocks.b?.requests[0]?.body).toMatchObject({ model: 'deepseek-v3.2' });
   });
 
+  it('cools a deployment that answered 429 without Retry-After, and sends it nothing until the cooldown ends', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'gpt-4.1' },
+    ]);
+    const { llm, events } = pipeline({ deployments, strategy: 'cost', cooldownMs: 5_000 });
+    mocks.a?.enqueue({ kind: 'status', status: 429 });
+    const first = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })));
+    expect(first.state.router).toMatchObject({ deployment: 'b', hops: [{ deployment: 'a', reason: 'route', code: 'RATE_LIMITED' }, { deployment: 'b', reason: 'fallback' }] });
+    const second = await clock.run(llm.run(chat('again', { model: 'gpt-4.1' })));
+    expect(second.state.router).toMatchObject({ deployment: 'b', hops: [{ deployment: 'a', outcome: 'skipped', code: 'cooling' }, { deployment: 'b', outcome: 'answered' }] });
+    expect(mocks.a?.requests).toHaveLength(1);
+    expect(events.names()).toContain('route-skip');
+    await clock.advanceAsync(5_000);
+    const later = await clock.run(llm.run(chat('later', { model: 'gpt-4.1' })));
+    expect(later.state.router?.deployment).toBe('a');
+  });
+
+  it('stops at maxHops and records the deployments it passed over', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'gpt-4.1' },
+      { id: 'c', model: 'deepseek-v3.2' },
+    ]);
+    const { llm, events } = pipeline({ deployments, strategy: 'cost', maxHops: 1, fallbacks: { 'gpt-4.1': ['deepseek-v3.2'] } });
+    mocks.a?.enqueue({ kind: 'status', status: 503 });
+    const outer = llm.run(chat('Hi', { model: 'gpt-4.1' }));
+    await expect(clock.run(outer)).rejects.toMatchObject({ code: 'SERVER_ERROR' });
+    expect(mocks.b?.requests).toHaveLength(0);
+    expect(mocks.c?.requests).toHaveLength(0);
+    expect(events.all.filter(({ name }) => name === 'route-skip').map(({ payload }) => payload)).toMatchObject([
+      { deployment: 'b', reason: 'hop-limit' },
+      { deployment: 'c', reason: 'hop-limit' },
+    ]);
+  });
+
   it('never falls back on a 400 or a 401', async () => {
     const { deployments, mocks } = await start([
       { id: 'a', model: 'gpt-4.1' },
@@ -219,6 +255,15 @@ describe('router: options', () => {
     );
     expect(() => router({ deployments: [{ id: 'a', model: 'm', transport }], fallbacks: { m: ['nope'] } })).toThrow(
       expect.objectContaining({ field: 'router.fallbacks.m.0' }),
+    );
+    expect(() => router({ deployments: [{ id: 'a', model: 'm', transport }], fallbacks: { typo: ['m'] } })).toThrow(
+      expect.objectContaining({ field: 'router.fallbacks.typo' }),
+    );
+    expect(() => router({ deployments: [{ id: 'a', model: 'm', transport }], contentFilterFallbacks: { typo: ['m'] } })).toThrow(
+      expect.objectContaining({ field: 'router.contentFilterFallbacks.typo' }),
+    );
+    expect(() => router({ deployments: [{ id: 'a', model: 'm', transport }], hedge: { minMs: 500, maxMs: 100 } })).toThrow(
+      expect.objectContaining({ field: 'router.hedge.minMs' }),
     );
     expect(() => router({ deployments: [{ id: 'a', model: 'm', transport }], hedge: { ratio: 2 } })).toThrow(
       expect.objectContaining({ field: 'router.hedge.ratio' }),

@@ -72,7 +72,11 @@ describe('router: hedging', () => {
     expect(ctx.state.router).toMatchObject({
       deployment: 'fast',
       hedged: true,
-      hops: [{ deployment: 'slow', outcome: 'cancelled' }, { deployment: 'fast', outcome: 'answered' }],
+      // The first deployment went by route and lost; the hedge answered.
+      hops: [
+        { deployment: 'slow', reason: 'route', outcome: 'cancelled' },
+        { deployment: 'fast', reason: 'hedge', outcome: 'answered' },
+      ],
     });
     expect(events.all.filter(({ name }) => name.startsWith('hedge')).map(({ name, payload }) => ({ name, ...payload }))).toMatchObject([
       { name: 'hedge', deployment: 'fast', primary: 'slow', delayMs: 500 },
@@ -212,9 +216,62 @@ describe('router: hedging', () => {
       hedged: true,
       hops: [
         { deployment: 'b', reason: 'hedge', outcome: 'failed' },
-        { deployment: 'a', outcome: 'failed', code: 'SERVER_ERROR' },
-        { deployment: 'c', outcome: 'answered' },
+        { deployment: 'a', reason: 'route', outcome: 'failed', code: 'SERVER_ERROR' },
+        { deployment: 'c', reason: 'fallback', outcome: 'answered' },
       ],
     });
+  });
+
+  it('reports a primary that failed after the hedge went as failed, not cancelled, and the hedge answers', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1', upstream: { latencyMs: 300 } },
+      { id: 'b', model: 'gpt-4.1', upstream: { latencyMs: 500 } },
+    ]);
+    const { llm, events } = pipeline({ deployments, strategy: 'cost', hedge: { delayMs: 200, ratio: 1 } });
+    mocks.a?.enqueue({ kind: 'status', status: 503 });
+    const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })), { stepMs: 20 });
+    expect(ctx.state.router).toMatchObject({
+      deployment: 'b',
+      hedged: true,
+      hops: [
+        { deployment: 'a', reason: 'route', outcome: 'failed', code: 'SERVER_ERROR' },
+        { deployment: 'b', reason: 'hedge', outcome: 'answered' },
+      ],
+    });
+    expect(events.names()).not.toContain('hedge-cancel');
+    expect(events.all.filter(({ name }) => name === 'route-fallback').map(({ payload }) => payload)).toMatchObject([{ deployment: 'a', code: 'SERVER_ERROR' }]);
+  });
+
+  it('cools a hedge that was rate limited, so the next hedge does not go there', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1', upstream: { latencyMs: 1_000 } },
+      { id: 'b', model: 'gpt-4.1' },
+    ]);
+    const { llm, events } = pipeline({ deployments, strategy: 'cost', hedge: { delayMs: 200, ratio: 1 }, cooldownMs: 10_000 });
+    // A 429 without Retry-After: the deployment still said to slow down.
+    mocks.b?.enqueue({ kind: 'status', status: 429 });
+    const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })), { stepMs: 20 });
+    expect(ctx.state.router).toMatchObject({
+      deployment: 'a',
+      hops: [
+        { deployment: 'b', reason: 'hedge', outcome: 'failed', code: 'RATE_LIMITED' },
+        { deployment: 'a', reason: 'route', outcome: 'answered' },
+      ],
+    });
+    await clock.run(llm.run(chat('again', { model: 'gpt-4.1' })), { stepMs: 20 });
+    expect(mocks.b?.requests).toHaveLength(1);
+    expect(events.all.filter(({ name }) => name === 'hedge-skip').map(({ payload }) => payload)).toMatchObject([{ reason: 'no-deployment' }]);
+  });
+
+  it('sends no hedge past maxHops', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1', upstream: { latencyMs: 1_000 } },
+      { id: 'b', model: 'gpt-4.1' },
+    ]);
+    const { llm, events } = pipeline({ deployments, strategy: 'cost', maxHops: 1, hedge: { delayMs: 200, ratio: 1 } });
+    const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })), { stepMs: 20 });
+    expect(ctx.state.router).toMatchObject({ deployment: 'a', hedged: false });
+    expect(mocks.b?.requests).toHaveLength(0);
+    expect(events.all.filter(({ name }) => name === 'hedge-skip').map(({ payload }) => payload)).toMatchObject([{ reason: 'hop-limit' }]);
   });
 });

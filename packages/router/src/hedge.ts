@@ -20,18 +20,20 @@ export interface RaceHooks {
   second(primary: ResolvedDeployment): Picked | undefined;
   /** A hedge was sent. */
   hedged(hop: RunningHop, primary: ResolvedDeployment, delayMs: number): void;
-  /** The loser of the pair, cancelled (`error` set when it had failed before the winner answered). */
-  lost(hop: RunningHop, winner: ResolvedDeployment, error: SluiceError | undefined): void;
-  /** Both failed: the hedge's failure (the primary's is thrown). */
-  hedgeFailed(hop: RunningHop, error: SluiceError): void;
+  /** The loser of the pair, cancelled while still waiting for its answer. */
+  lost(hop: RunningHop, winner: ResolvedDeployment): void;
+  /** One of the pair failed and the call goes on without it: the other answered, or failed too and its error is thrown. */
+  failedAside(hop: RunningHop, error: SluiceError): void;
 }
 
 /**
  * Sends the call to `primary`; if it has not answered after the hedge
  * delay, sends it to a second deployment too. The first answer wins and
  * the other is cancelled (its request aborted, so its socket is released;
- * its deployment's own middleware settle it and count its cost). When
- * both fail, the later failure is thrown, for the router to fall back on.
+ * its deployment's own middleware settle it and count its cost). A hop
+ * that fails while the other goes on is reported through `failedAside`.
+ * When both fail, the primary's error is thrown (the hedge's reported),
+ * so the error the router falls back on is the deployment it names.
  *
  * @param ctx - the outer call
  * @param primary - the deployment chosen first
@@ -75,13 +77,16 @@ async function firstAnswer(a: RunningHop, b: RunningHop, hooks: RaceHooks): Prom
     }
   });
   if (!winner) {
-    const error = failures.get(b) as SluiceError;
-    hooks.hedgeFailed(b, error);
-    throw failures.get(a) ?? error;
+    hooks.failedAside(b, failures.get(b) as SluiceError);
+    throw failures.get(a) as SluiceError;
   }
   const loser = winner.hop === a ? b : a;
-  loser.cancel();
-  hooks.lost(loser, winner.answer.deployment, failures.get(loser));
+  const failed = failures.get(loser);
+  if (failed) hooks.failedAside(loser, failed);
+  else {
+    loser.cancel();
+    hooks.lost(loser, winner.answer.deployment);
+  }
   // The loser may have answered in the same turn: its stream must still be closed.
   loser.answer.then(
     (answer) => answer.discard(),

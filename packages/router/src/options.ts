@@ -196,12 +196,17 @@ export function resolveOptions(options: RouterOptions): ResolvedOptions {
   });
   for (const [field, table] of [['fallbacks', parsed.fallbacks], ['contentFilterFallbacks', parsed.contentFilterFallbacks]] as const) {
     for (const [from, to] of Object.entries(table ?? {})) {
+      // An entry for a model the router does not serve would never be read: a typo the caller should hear about.
+      if (!groups.has(from)) throw validation(`${field}.${from}`, `no deployment serves "${from}"`);
       for (const [index, group] of to.entries()) {
         if (!groups.has(group)) throw validation(`${field}.${from}.${index}`, `no deployment serves "${group}"`);
       }
     }
   }
   const hedge = parsed.hedge;
+  if (hedge?.minMs !== undefined && hedge.maxMs !== undefined && hedge.minMs > hedge.maxMs) {
+    throw validation('hedge.minMs', `${hedge.minMs} is above hedge.maxMs (${hedge.maxMs})`);
+  }
   return {
     deployments,
     groups,

@@ -127,6 +127,7 @@ class RoutedCall {
   private hops = 0;
   private lastError: SluiceError | undefined;
   private refusal: Answer | undefined;
+  private refusalReason: HopReason | 'hedge' = 'route';
   private soonest: number | undefined;
 
   constructor(
@@ -184,21 +185,22 @@ class RoutedCall {
     // the whole call, runs only when a call waits, moves on or is hedged.
     if (picked === undefined || picked instanceof Promise || config.hedge) return this.loop(0, 'route', picked);
     const first = picked;
-    if (!this.ctx.stream) return this.sendJson(first, group);
-    return this.send(first, group, first.sticky ? 'sticky' : 'route').then(
-      (answer) => this.firstAnswered(answer, group),
-      (caught: unknown) => this.firstFailed(first.deployment, group, caught),
+    const reason = first.sticky ? 'sticky' : 'route';
+    if (!this.ctx.stream) return this.sendJson(first, group, reason);
+    return this.send(first, group, reason).then(
+      (answer) => this.firstAnswered(answer, group, reason),
+      (caught: unknown) => this.firstFailed(first.deployment, group, caught, reason),
     );
   }
 
   /** The first hop answered: delivered, or the loop goes on past a content-filter refusal. */
-  private firstAnswered(answer: Answer, group: string): void | Promise<void> {
-    return this.refused(answer, group) ? this.loop(1, 'content-filter', notPicked) : this.deliver(answer);
+  private firstAnswered(answer: Answer, group: string, reason: HopReason): void | Promise<void> {
+    return this.refused(answer, group, reason) ? this.loop(1, 'content-filter', notPicked) : this.deliver(answer, reason);
   }
 
   /** The first hop failed: the loop goes on from where that failure sends the call. */
-  private firstFailed(deployment: ResolvedDeployment, group: string, caught: unknown): Promise<void> {
-    const next = this.failed(deployment, group, toSluiceError(caught));
+  private firstFailed(deployment: ResolvedDeployment, group: string, caught: unknown, reason: HopReason): Promise<void> {
+    const next = this.failed(deployment, group, toSluiceError(caught), reason);
     return this.loop(next === 'content-filter' ? 1 : 0, next === 'same-group' ? 'fallback' : next, notPicked);
   }
 
@@ -207,22 +209,22 @@ class RoutedCall {
    * straight to the outer call, with no answer object and no second `then`
    * between them unless the deployment refused it.
    */
-  private sendJson(picked: Picked, group: string): Promise<void> {
+  private sendJson(picked: Picked, group: string, reason: HopReason): Promise<void> {
     const { deployment } = picked;
     this.markTried(deployment.id);
-    this.started(deployment, group, picked.sticky ? 'sticky' : 'route');
+    this.started(deployment, group, reason);
     // Response times are kept only for the latency strategy and hedging, the two that read them.
     const startedAt = this.shared.timed ? this.ctx.clock.now() : 0;
     return startHop(this.shared.pool, picked, this.ctx).then(
       (inner) => {
         picked.release();
         const firstChunkMs = this.shared.timed ? this.ctx.clock.now() - startedAt : 0;
-        if (!inner.response || !filtered(inner.response.choices)) return this.settle(deployment, inner, firstChunkMs);
-        return this.firstAnswered({ deployment, inner, chunks: undefined, firstChunkMs, discard: () => Promise.resolve() }, group);
+        if (!inner.response || !filtered(inner.response.choices)) return this.settle(deployment, inner, firstChunkMs, reason);
+        return this.firstAnswered({ deployment, inner, chunks: undefined, firstChunkMs, discard: () => Promise.resolve() }, group, reason);
       },
       (caught: unknown) => {
         picked.release();
-        return this.firstFailed(deployment, group, caught);
+        return this.firstFailed(deployment, group, caught, reason);
       },
     );
   }
@@ -236,7 +238,10 @@ class RoutedCall {
     const { config } = this.shared;
     let reason = from;
     for (let index = start; index < this.chain.length; ) {
-      if (config.maxHops !== undefined && this.hops >= config.maxHops) break;
+      if (config.maxHops !== undefined && this.hops >= config.maxHops) {
+        this.skipRest(index);
+        break;
+      }
       const group = this.chain[index] as string;
       let choice = picked === notPicked ? this.pick(group, index === this.chain.length - 1) : picked;
       picked = notPicked;
@@ -251,20 +256,23 @@ class RoutedCall {
       try {
         answer = await this.send(choice, group, hopReason);
       } catch (caught) {
-        const next = this.failed(choice.deployment, group, toSluiceError(caught));
+        // A hedged pair that both failed throws the first deployment's error; the hedge's was recorded apart.
+        const next = this.failed(choice.deployment, group, toSluiceError(caught), hopReason);
         if (next === 'content-filter') index++;
         reason = next === 'same-group' ? 'fallback' : next;
         continue;
       }
-      const redirect = this.refused(answer, group);
+      // The hedge answered first: that is why the call went there.
+      const answeredReason = answer.deployment === choice.deployment ? hopReason : 'hedge';
+      const redirect = this.refused(answer, group, answeredReason);
       if (redirect) {
         index++;
         reason = 'content-filter';
         continue;
       }
-      return this.deliver(answer);
+      return this.deliver(answer, answeredReason);
     }
-    if (this.refusal) return this.deliver(this.refusal);
+    if (this.refusal) return this.deliver(this.refusal, this.refusalReason);
     throw this.lastError ?? this.none();
   }
 
@@ -368,13 +376,12 @@ class RoutedCall {
         this.state.hedged = true;
         if (this.heard('hedge')) this.emit('hedge', { id: this.ctx.id, deployment: hop.deployment.id, primary: primary.id, delayMs });
       },
-      lost: (hop, winner, error) => {
-        this.record({ deployment: hop.deployment.id, model: hop.deployment.model, reason: 'hedge', outcome: error ? 'failed' : 'cancelled', ...(error ? { code: error.code } : {}) });
+      lost: (hop, winner) => {
+        // The loser is the first deployment when the hedge won.
+        this.record({ deployment: hop.deployment.id, model: hop.deployment.model, reason: hop.deployment === deployment ? reason : 'hedge', outcome: 'cancelled' });
         if (this.heard('hedge-cancel')) this.emit('hedge-cancel', { id: this.ctx.id, deployment: hop.deployment.id, winner: winner.id });
       },
-      hedgeFailed: (hop, error) => {
-        this.record({ deployment: hop.deployment.id, model: hop.deployment.model, reason: 'hedge', outcome: 'failed', code: error.code });
-      },
+      failedAside: (hop, error) => this.failedAside(hop.deployment, error, hop.deployment === deployment ? reason : 'hedge'),
     });
   }
 
@@ -395,6 +402,10 @@ class RoutedCall {
   /** Another deployment of the group for a hedge, if the budget allows one. */
   private hedgeTarget(primary: ResolvedDeployment, group: string): Picked | undefined {
     const { config, pool, latency, credit, budget } = this.shared;
+    if (config.maxHops !== undefined && this.hops >= config.maxHops) {
+      if (this.heard('hedge-skip')) this.emit('hedge-skip', { id: this.ctx.id, reason: 'hop-limit' });
+      return undefined;
+    }
     const now = this.ctx.clock.now();
     const candidates: Candidate[] = [];
     for (const deployment of config.groups.get(group) ?? []) {
@@ -425,24 +436,22 @@ class RoutedCall {
   }
 
   /** Records a failed hop; says where to go next, or throws when the call must not move. */
-  private failed(deployment: ResolvedDeployment, group: string, error: SluiceError): 'same-group' | 'content-filter' | 'context-length' {
+  private failed(deployment: ResolvedDeployment, group: string, error: SluiceError, reason: HopReason): 'same-group' | 'content-filter' | 'context-length' {
     const { ctx } = this;
-    this.record({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'failed', code: error.code });
+    this.record({ deployment: deployment.id, model: deployment.model, reason, outcome: 'failed', code: error.code });
     const aborted = abortReason(ctx);
     if (aborted !== undefined) throw toSluiceError(aborted);
     const cause = lastCause(error);
     const filtered = cause instanceof UpstreamError && isContentFilterCode(cause.providerCode);
     if (filtered && this.redirect(group)) {
       this.lastError = error;
+      this.fellBack(deployment, error);
       return 'content-filter';
     }
     if (error.final || cause.final || !this.shared.config.fallbackOn(error)) throw error;
     this.lastError = error;
-    if (cause.retryAfterMs !== undefined || cause.code === 'CIRCUIT_OPEN' || cause.code === 'LIMIT_REJECTED') {
-      // A half-open circuit says 0 (its probe is in flight): wait the cooldown rather than retry at once.
-      this.shared.pool.cool(deployment, ctx.clock.now() + (cause.retryAfterMs || this.shared.config.cooldownMs));
-    }
-    if (this.heard('route-fallback')) this.emit('route-fallback', { id: ctx.id, deployment: deployment.id, code: error.code, retryAfterMs: error.retryAfterMs });
+    this.cool(deployment, cause);
+    this.fellBack(deployment, error);
     if (cause.code === 'CONTEXT_LENGTH_EXCEEDED') {
       // Only a larger window helps: deployments no larger are passed over from now on.
       this.needed = Math.max(this.needed, (deployment.contextWindow ?? this.needed) + 1);
@@ -451,14 +460,47 @@ class RoutedCall {
     return 'same-group';
   }
 
+  /**
+   * One of a hedged pair failed while the other went on (it answered
+   * later, or failed too and its error is the one the call moves on
+   * with): recorded, and the deployment cooled when its error says to
+   * wait, as `failed` does, but nothing thrown.
+   */
+  private failedAside(deployment: ResolvedDeployment, error: SluiceError, reason: HopReason | 'hedge'): void {
+    this.record({ deployment: deployment.id, model: deployment.model, reason, outcome: 'failed', code: error.code });
+    // Aborted with the call, or cancelled as a hedge's loser: the deployment did nothing wrong.
+    if (abortReason(this.ctx) !== undefined) return;
+    const cause = lastCause(error);
+    if (error.final || cause.final || !this.shared.config.fallbackOn(error)) return;
+    this.cool(deployment, cause);
+    this.fellBack(deployment, error);
+  }
+
+  /**
+   * Passes over a deployment that said to wait: a Retry-After, an open
+   * circuit, a full limiter, a 429 without Retry-After. A half-open
+   * circuit says 0 (its probe is in flight): the cooldown, rather than retrying at once.
+   */
+  private cool(deployment: ResolvedDeployment, cause: SluiceError): void {
+    if (cause.retryAfterMs === undefined && cause.code !== 'CIRCUIT_OPEN' && cause.code !== 'LIMIT_REJECTED' && cause.code !== 'RATE_LIMITED') return;
+    this.shared.pool.cool(deployment, this.ctx.clock.now() + (cause.retryAfterMs || this.shared.config.cooldownMs));
+  }
+
+  private fellBack(deployment: ResolvedDeployment, error: SluiceError): void {
+    if (this.heard('route-fallback')) this.emit('route-fallback', { id: this.ctx.id, deployment: deployment.id, code: error.code, retryAfterMs: error.retryAfterMs });
+  }
+
   /** A content-filter refusal from a group with somewhere else to go: keeps it as the answer of last resort. */
-  private refused(answer: Answer, group: string): boolean {
+  private refused(answer: Answer, group: string, reason: HopReason | 'hedge'): boolean {
     const response = answer.inner.response;
     if (!response || !filtered(response.choices)) return false;
     if (!this.redirect(group)) return false;
     const { deployment } = answer;
-    this.record({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'failed', code: 'CONTENT_FILTERED', attemptId: answer.inner.id });
-    this.refusal ??= answer;
+    this.record({ deployment: deployment.id, model: deployment.model, reason, outcome: 'failed', code: 'CONTENT_FILTERED', attemptId: answer.inner.id });
+    if (this.refusal === undefined) {
+      this.refusal = answer;
+      this.refusalReason = reason;
+    }
     this.lastError ??= new ContentFilteredError(deployment.id);
     return true;
   }
@@ -479,17 +521,23 @@ class RoutedCall {
   }
 
   /** Copies the winning answer into the outer call. */
-  private deliver(answer: Answer): void {
-    this.settle(answer.deployment, answer.inner, answer.firstChunkMs, answer.chunks);
+  private deliver(answer: Answer, reason: HopReason | 'hedge'): void {
+    this.settle(answer.deployment, answer.inner, answer.firstChunkMs, reason, answer.chunks);
     if (answer !== this.refusal) void this.refusal?.discard();
   }
 
   /** Copies what `deployment`'s inner call answered into the outer call, and pins the call's key to it when sticky. */
-  private settle(deployment: ResolvedDeployment, inner: CompletionContext, firstChunkMs: number, chunks?: AsyncIterable<ChatCompletionChunk>): void {
+  private settle(
+    deployment: ResolvedDeployment,
+    inner: CompletionContext,
+    firstChunkMs: number,
+    reason: HopReason | 'hedge',
+    chunks?: AsyncIterable<ChatCompletionChunk>,
+  ): void {
     const { ctx, shared } = this;
     if (shared.timed) shared.latency.observe(deployment.id, firstChunkMs);
     this.state.deployment = deployment.id;
-    this.record({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'answered', attemptId: inner.id });
+    this.record({ deployment: deployment.id, model: deployment.model, reason, outcome: 'answered', attemptId: inner.id });
     ctx.responseHeaders = inner.responseHeaders;
     ctx.usage = inner.usage;
     if (ctx.stream) ctx.chunks = chunks;
@@ -510,6 +558,15 @@ class RoutedCall {
     this.skipped.add(deployment.id);
     this.record({ deployment: deployment.id, model: deployment.model, reason: 'route', outcome: 'skipped', code: reason });
     if (this.heard('route-skip')) this.emit('route-skip', { id: this.ctx.id, deployment: deployment.id, reason });
+  }
+
+  /** The call may be sent nowhere more: every deployment it has not tried, from the chain's `index` on, is passed over. */
+  private skipRest(index: number): void {
+    for (let at = index; at < this.chain.length; at++) {
+      for (const deployment of this.shared.config.groups.get(this.chain[at] as string) ?? []) {
+        if (!this.tried(deployment.id)) this.skip(deployment, 'hop-limit');
+      }
+    }
   }
 
   private none(): NoDeploymentError {
