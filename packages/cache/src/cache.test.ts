@@ -354,6 +354,59 @@ describe('cache: single flight', () => {
     expect(upstream.requests).toHaveLength(2);
   });
 
+  it('ends a joined stream at its own abort, mid-stream, while the others read to the end', async () => {
+    const { llm, clock, upstream } = await cached({}, { latencyMs: 100, chunkDelayMs: 10 });
+    const controller = new AbortController();
+    const sender = collect(llm.stream(streamed('a b c d e f')));
+    await clock.until(() => upstream.requests.length === 1);
+    const leaving = (async () => {
+      let read = 0;
+      for await (const _chunk of llm.stream(streamed('a b c d e f'), { signal: controller.signal })) {
+        if (++read === 2) controller.abort();
+      }
+      return read;
+    })();
+    const other = collect(llm.stream(streamed('a b c d e f')));
+    await expect(clock.run(leaving)).rejects.toMatchObject({ code: 'ABORTED' });
+    const [first, second] = await clock.run(Promise.all([sender, other]));
+    expect(second).toEqual(first);
+    expect(first?.length).toBeGreaterThan(3);
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('ends a joined stream waiting for its next chunk at its own deadline, and the others read on', async () => {
+    const { llm, clock, upstream } = await cached({}, { latencyMs: 100, chunkDelayMs: 100 });
+    const sender = collect(llm.stream(streamed('a b c d e f')));
+    await clock.until(() => upstream.requests.length === 1);
+    const late = drain(llm.stream(streamed('a b c d e f'), { timeoutMs: 350 }));
+    const whole = await clock.run(sender);
+    const cut = await clock.run(late);
+    expect(cut.error).toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    expect(cut.chunks.length).toBeGreaterThan(0);
+    expect(cut.chunks.length).toBeLessThan(whole.length);
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it("gives the joined streams a retryable cut, not the sender's own abort, when the sender is aborted mid-stream", async () => {
+    const { llm, clock, upstream } = await cached({}, { latencyMs: 100, chunkDelayMs: 10 });
+    const controller = new AbortController();
+    const sender = (async () => {
+      let read = 0;
+      for await (const _chunk of llm.stream(streamed('a b c d e f'), { signal: controller.signal })) {
+        if (++read === 2) controller.abort();
+      }
+    })();
+    sender.catch(() => {});
+    await clock.until(() => upstream.requests.length === 1);
+    const joined = drain(llm.stream(streamed('a b c d e f')));
+    await expect(clock.run(sender)).rejects.toMatchObject({ code: 'ABORTED' });
+    const read = await clock.run(joined);
+    expect(read.error).toMatchObject({ code: 'STREAM_CUT', retryable: true, cause: { code: 'ABORTED' } });
+    // Nothing of it was kept: the next identical call goes upstream.
+    await clock.run(collect(llm.stream(streamed('a b c d e f'))));
+    expect(upstream.requests).toHaveLength(2);
+  });
+
   it('lets the joined streams finish (and stores it) when the sender stops reading', async () => {
     const { llm, clock, upstream } = await cached({}, { latencyMs: 100, chunkDelayMs: 10 });
     const sender = (async () => {

@@ -164,7 +164,7 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       ctx.chunks = tee.subscribe(() => {
         ctx.usage = tee.usage();
         if (ctx.usage && ctx.state.cache) ctx.state.cache.savedUsage = ctx.usage;
-      });
+      }, ctx);
       return true;
     }
     ctx.response = JSON.parse(answer.response as string) as ChatCompletion;

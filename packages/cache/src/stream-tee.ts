@@ -1,5 +1,5 @@
-import { AbortError, type ChatCompletionChunk, type SluiceError, type Usage } from '@sluice/core';
-import { type StreamObserver, toSluiceError, type TransportStream } from '@sluice/core/kit';
+import { AbortError, type ChatCompletionChunk, type CompletionContext, type SluiceError, StreamCutError, type Usage } from '@sluice/core';
+import { abortReason, onAbort, type StreamObserver, toSluiceError, type TransportStream } from '@sluice/core/kit';
 import { answerJson } from './cache-entry.js';
 
 /** What a {@link StreamTee} tells its owner; internal. */
@@ -40,6 +40,12 @@ export class StreamTee implements StreamObserver {
   private pulling = false;
   private ended = false;
   private error: SluiceError | undefined = undefined;
+  /**
+   * What the joined readers get instead of `error` when the stream failed
+   * because its sender's own call was aborted (its caller's abort, its
+   * deadline): a reason that is not theirs, so a retryable cut, not a final abort.
+   */
+  private cut: SluiceError | undefined = undefined;
   /** The reader whose pull is out: it gets the upstream's object and moves past it. */
   private puller: TeeReader | undefined = undefined;
   /** Settles when the pull in progress lands; made only when a reader catches up with it and must wait. */
@@ -61,7 +67,7 @@ export class StreamTee implements StreamObserver {
   constructor(
     source: AsyncIterable<ChatCompletionChunk>,
     private readers: number,
-    private readonly sender: { readonly usage: Usage | undefined },
+    private readonly sender: Pick<CompletionContext, 'usage' | 'signal'>,
     private readonly hooks: TeeHooks,
     private readonly raw = false,
     private readonly upstream?: TransportStream,
@@ -87,9 +93,15 @@ export class StreamTee implements StreamObserver {
    * A reader's own iterator over every chunk from the first.
    *
    * @param onEnd - runs once when the stream ended cleanly, before the end is reported
+   * @param caller - a joined call: its reader leaves at the call's own abort or deadline, its next read rejecting with it (the sender's reader needs none: its abort reaches the upstream request itself)
    */
-  subscribe(onEnd?: () => void): AsyncIterableIterator<ChatCompletionChunk> {
-    return new TeeReader(this, onEnd);
+  subscribe(onEnd?: () => void, caller?: CompletionContext): AsyncIterableIterator<ChatCompletionChunk> {
+    return new TeeReader(this, onEnd, caller);
+  }
+
+  /** What a joined reader is rejected with for `error`: the cut, when the sender's own abort failed the stream. */
+  forJoiner(error: unknown): unknown {
+    return this.cut ?? error;
   }
 
   /** The next result for `reader`, at its `index`: pulled from upstream when it is the first to ask, else caught up. */
@@ -116,7 +128,7 @@ export class StreamTee implements StreamObserver {
       }
       if (this.error) {
         reader.leave();
-        throw this.error;
+        throw reader.joined ? (this.cut ?? this.error) : this.error;
       }
       if (this.ended) {
         reader.finish();
@@ -184,10 +196,13 @@ export class StreamTee implements StreamObserver {
   private pullFailed(reader: TeeReader, caught: unknown): SluiceError {
     this.puller = undefined;
     this.error = toSluiceError(caught);
+    if (abortReason(this.sender) !== undefined) {
+      this.cut = new StreamCutError('the call that sent the shared stream was aborted before its end', this.chunks.length, { cause: this.error });
+    }
     this.land();
     this.hooks.abandon();
     reader.leave();
-    return this.error;
+    return reader.joined ? (this.cut ?? this.error) : this.error;
   }
 
   /** The pull in progress is over: readers waiting for it go round again. */
@@ -211,19 +226,50 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
   /** The next chunk this reader gets; moved on by the tee as it hands one over. */
   index = 0;
   private left = false;
+  /** A joined call's own abort or deadline, once it came: every read from then on rejects with it. */
+  private failure: SluiceError | undefined = undefined;
+  /** Rejects the read in progress of a joined call (its own abort); set while one is out. */
+  private pending: ((error: unknown) => void) | undefined = undefined;
+  private unwatch: (() => void) | undefined = undefined;
 
   constructor(
     private readonly tee: StreamTee,
     private readonly onEnd: (() => void) | undefined,
-  ) {}
+    private readonly caller: CompletionContext | undefined,
+  ) {
+    // Watched from the start, read or not: a joined call that is aborted stops holding the tee (and its buffer) at once.
+    if (caller) this.unwatch = onAbort(caller, () => this.aborted());
+  }
+
+  /** Whether this reader is a call that joined the flight, not the one that sent it. */
+  get joined(): boolean {
+    return this.caller !== undefined;
+  }
 
   [Symbol.asyncIterator](): this {
     return this;
   }
 
   next(): Promise<Result> {
+    if (this.failure) return Promise.reject(this.failure);
     if (this.left) return Promise.resolve(end());
-    return this.tee.read(this, this.index);
+    const read = this.tee.read(this, this.index);
+    if (!this.caller) return read;
+    // A joined call's read waits on another call's upstream, which its own abort does not reach: it
+    // gets a promise its abort can reject (joined calls are few; the sender's chunks make none of these).
+    return new Promise<Result>((resolve, reject) => {
+      this.pending = reject;
+      read.then(
+        (result) => {
+          this.pending = undefined;
+          resolve(result);
+        },
+        (error: unknown) => {
+          this.pending = undefined;
+          reject(this.tee.forJoiner(error));
+        },
+      );
+    });
   }
 
   async return(): Promise<Result> {
@@ -233,6 +279,7 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
 
   /** The stream ended cleanly: this reader is done, and hears it before the end is reported. */
   finish(): void {
+    if (this.left) return;
     this.leave();
     this.onEnd?.();
   }
@@ -241,6 +288,18 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
   leave(): void {
     if (this.left) return;
     this.left = true;
+    this.unwatch?.();
+    this.unwatch = undefined;
     this.tee.leave();
+  }
+
+  /** The joined call was aborted (its caller, its deadline, its pipeline closing): it leaves with its own reason. */
+  private aborted(): void {
+    if (this.left || this.caller === undefined) return;
+    this.failure = toSluiceError(abortReason(this.caller));
+    this.leave();
+    const pending = this.pending;
+    this.pending = undefined;
+    pending?.(this.failure);
   }
 }
