@@ -100,6 +100,10 @@ export class Attempt {
 
   abort(reason: unknown): void {
     if (this.source.aborted) return;
+    // Nothing is left for the timer to enforce, and a stream nobody reads again would never reach
+    // `done()`: left armed, it would keep the process alive until it fired.
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
     this.source.abort(reason instanceof SluiceError ? reason : new AbortError('The call was aborted', { cause: reason }));
   }
 

@@ -54,6 +54,12 @@ export class Call<S extends object = object> implements CompletionContext<S> {
   inFlight = false;
   previousInFlight: Call<S> | undefined = undefined;
   nextInFlight: Call<S> | undefined = undefined;
+  /**
+   * A stream handed to its caller as the transport's own reader, with
+   * nothing watching it: it leaves the calls in flight when the reader
+   * ends, or when `close()` aborts it (its request is then torn down).
+   */
+  unwatchedStream = false;
   /** Lets go of the caller's signal, the deadline's timer and a parent no pipeline made; {@link releaseNothing} when there are none. */
   release: () => void = releaseNothing;
   private signalCache: AbortSignal | undefined = undefined;

@@ -3,11 +3,24 @@ import { compose } from './compose.js';
 import type { CompletionContext, Middleware, Settlement } from './context.js';
 import { z } from 'zod';
 import { parseOptions } from './validate.js';
-import { ask, setup } from './test-helpers.js';
+import { mockUpstream, type MockUpstream } from '@sluice/testing';
+import { createPipeline } from './pipeline.js';
+import { openAICompatible } from './open-ai-compatible.js';
+import { apiKey, ask, setup } from './test-helpers.js';
 
-afterEach(() => {
+const upstreams: MockUpstream[] = [];
+
+afterEach(async () => {
   vi.useRealTimers();
+  for (const upstream of upstreams.splice(0)) await upstream.close();
 });
+
+/** A pipeline with nothing in it and nothing listening: a stream's chunks are the transport's own reader. */
+async function bare() {
+  const upstream = await mockUpstream();
+  upstreams.push(upstream);
+  return { upstream, llm: createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey }) }) };
+}
 
 describe('pipeline.close()', () => {
   it('refuses later calls with a final CLOSED error that reaches no middleware', async () => {
@@ -68,6 +81,65 @@ describe('pipeline.close()', () => {
     await vi.advanceTimersByTimeAsync(2_000);
     await closing;
     expect(settlements).toMatchObject([{ outcome: 'error', accepted: true, error: { code: 'CLOSED' } }]);
+  });
+});
+
+describe('pipeline.close() and a stream nobody watches (the transport\'s own reader)', () => {
+  it('gives it the grace period: the reader reads to the end, then close() resolves', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { llm, upstream } = await bare();
+    upstream.enqueue({ kind: 'delay', chunkDelayMs: 500 });
+    const ctx = await llm.run({ ...ask('one two three four five six'), stream: true });
+    expect(ctx.chunks?.constructor.name).toBe('EventReader');
+    const chunks = ctx.chunks as AsyncIterable<unknown>;
+    let read = 0;
+    let ended = false;
+    const reading = (async () => {
+      for await (const _ of chunks) if (++read === 1) closing = llm.close({ graceMs: 60_000 }).then(() => void (closed = true));
+      ended = true;
+    })();
+    let closing: Promise<void> | undefined;
+    let closed = false;
+    await vi.advanceTimersByTimeAsync(1_500);
+    expect(closing).toBeDefined();
+    expect(closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(20_000);
+    await reading;
+    await closing;
+    expect(ended).toBe(true);
+    expect(read).toBeGreaterThan(3);
+    expect(closed).toBe(true);
+  });
+
+  it('aborts it with CLOSED after the grace period when its reader stopped reading', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { llm, upstream } = await bare();
+    upstream.enqueue({ kind: 'delay', chunkDelayMs: 100 });
+    const ctx = await llm.run({ ...ask('one two three four five six'), stream: true });
+    const iterator = (ctx.chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    const first = iterator.next();
+    await vi.advanceTimersByTimeAsync(100);
+    await first;
+    const closing = llm.close({ graceMs: 1_000 });
+    // The reader holds its chunk past the grace period, while the rest arrives.
+    await vi.advanceTimersByTimeAsync(1_000);
+    await expect(iterator.next()).rejects.toMatchObject({ code: 'CLOSED' });
+    await vi.advanceTimersByTimeAsync(2_000);
+    await expect(closing).resolves.toBeUndefined();
+  });
+
+  it('lets close() resolve after the grace period when it was never read, and a later read gets CLOSED', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { llm, upstream } = await bare();
+    upstream.enqueue({ kind: 'delay', chunkDelayMs: 100 });
+    const ctx = await llm.run({ ...ask(), stream: true });
+    let closed = false;
+    const closing = llm.close({ graceMs: 1_000 }).then(() => void (closed = true));
+    await vi.advanceTimersByTimeAsync(999);
+    expect(closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(3_000);
+    await closing;
+    await expect((ctx.chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: 'CLOSED' });
   });
 });
 

@@ -9,6 +9,7 @@ import { type CallOptions, callOptionsSchema, plainCallOptions } from './call-op
 import { type SluiceEmitter, createEmitter } from './events.js';
 import { type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest, chatCompletionRequestSchema } from './schemas.js';
 import { LazyStream } from './lazy-stream.js';
+import { EventReader } from './read-events.js';
 import { SettleScope, SettlingStream } from './settlement.js';
 import { type Store, memoryStore } from './store.js';
 import { parseOptions } from './validate.js';
@@ -237,8 +238,12 @@ export class Pipeline<S extends object = object> {
     // as fast as the transport alone.
     if (ctx.chunks instanceof SettlingStream && ctx.chunks.unobserved()) ctx.chunks = ctx.chunks.source;
     if (ctx.release === releaseNothing && !ctx.hasListeners && !ctx.pending && this.events.listenerCount('response') === 0) {
-      // Not watched to its end: close() reaches it through the transport.
-      this.settled(ctx);
+      // Not watched chunk by chunk. Core's own reader says when it ends, so the call stays
+      // in flight until then and close() gives it its grace, then aborts it like any call;
+      // another transport's stream is reached through that transport's close().
+      const reader = ctx.chunks;
+      if (reader instanceof EventReader && reader.whenEnded(() => this.settled(ctx))) ctx.unwatchedStream = true;
+      else this.settled(ctx);
       return undefined;
     }
     const stream = new SettlingStream(
@@ -292,7 +297,12 @@ export class Pipeline<S extends object = object> {
     // Collected first: an abort may settle a call, which unlinks it.
     const calls: Call<S>[] = [];
     for (let call = this.firstInFlight; call !== undefined; call = call.nextInFlight) calls.push(call);
-    for (const call of calls) call.abortSource.abort(new ClosedError('The pipeline closed before this call finished'));
+    for (const call of calls) {
+      call.abortSource.abort(new ClosedError('The pipeline closed before this call finished'));
+      // Its request is torn down by the abort, and its reader fails with it when next read: a
+      // reader nobody reads would otherwise keep the call in flight.
+      if (call.unwatchedStream) this.settled(call);
+    }
     await this.idleWithin(1_000);
     const closing = this.transport.close?.();
     if (closing && !(await settlesWithin(closing, 1_000, this.clock))) await this.transport.destroy?.();

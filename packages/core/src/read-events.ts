@@ -76,6 +76,8 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
   private closed = false;
   /** The `data:` text of the chunk handed over last, if its check left it as parsed. */
   private json: string | undefined = undefined;
+  /** Told once when the stream ends, however it ends (see {@link EventReader.whenEnded}). */
+  private onEnded: (() => void) | undefined = undefined;
 
   constructor(
     private readonly ctx: CompletionContext,
@@ -106,6 +108,13 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
 
   next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
     if (this.closed) return Promise.resolve({ done: true, value: undefined });
+    // A stream the pipeline handed its caller unwatched, aborted (its pipeline closing) while the
+    // caller held a chunk: events already parsed are not handed over after the abort. A watched
+    // stream's wrapper settles an abort itself, by the result its one read gets.
+    if (this.onEnded !== undefined) {
+      const aborted = this.attempt.reason();
+      if (aborted !== undefined) return Promise.reject(this.fail(aborted));
+    }
     if (this.holding) {
       this.holding = false;
       this.attempt.release();
@@ -127,6 +136,18 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
    */
   lastJson(): string | undefined {
     return this.json;
+  }
+
+  /**
+   * Runs `callback` once when the stream ends: read to its end, failed, or
+   * stopped by its consumer. False, running nothing, when it has ended
+   * already or another callback was given; internal (the pipeline keeps a
+   * stream nobody watches in flight with it, for `close()`).
+   */
+  whenEnded(callback: () => void): boolean {
+    if (this.closed || this.onEnded !== undefined) return false;
+    this.onEnded = callback;
+    return true;
   }
 
   /** The consumer stopped early (`break`): the attempt is aborted, so undici drops the socket. */
@@ -239,6 +260,9 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
     if (!ended) this.source?.return?.()?.catch(() => {});
     if (!this.finished) this.attempt.abort(failure ?? new AbortError('The stream was cancelled by its consumer'));
     this.attempt.done();
+    const onEnded = this.onEnded;
+    this.onEnded = undefined;
+    onEnded?.();
   }
 }
 
