@@ -94,12 +94,12 @@ describe('pipeline.close() and a stream nobody watches (the transport\'s own rea
     const chunks = ctx.chunks as AsyncIterable<unknown>;
     let read = 0;
     let ended = false;
+    let closing: Promise<void> | undefined;
+    let closed = false;
     const reading = (async () => {
       for await (const _ of chunks) if (++read === 1) closing = llm.close({ graceMs: 60_000 }).then(() => void (closed = true));
       ended = true;
     })();
-    let closing: Promise<void> | undefined;
-    let closed = false;
     await vi.advanceTimersByTimeAsync(1_500);
     expect(closing).toBeDefined();
     expect(closed).toBe(false);
@@ -140,6 +140,31 @@ describe('pipeline.close() and a stream nobody watches (the transport\'s own rea
     await vi.advanceTimersByTimeAsync(3_000);
     await closing;
     await expect((ctx.chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+});
+
+describe("openAICompatible's destroy()", () => {
+  it('reaches a connection that close() is still waiting on', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const upstream = await mockUpstream();
+    upstreams.push(upstream);
+    upstream.enqueue({ kind: 'delay', chunkDelayMs: 500 });
+    const transport = openAICompatible({ baseUrl: upstream.url, apiKey });
+    const llm = createPipeline({ transport });
+    const ctx = await llm.run({ ...ask('one two three four five six'), stream: true });
+    const iterator = (ctx.chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    const first = iterator.next();
+    await vi.advanceTimersByTimeAsync(500);
+    await first;
+    const closing = transport.close?.();
+    await transport.destroy?.();
+    const rest = (async () => {
+      for (;;) if ((await iterator.next()).done) return 'read to the end';
+    })();
+    const settled = expect(rest).rejects.toMatchObject({ code: 'STREAM_CUT' });
+    await vi.advanceTimersByTimeAsync(10_000);
+    await settled;
+    await closing;
   });
 });
 

@@ -65,11 +65,15 @@ export type TransportParts = Pick<Transport, 'send' | 'close' | 'destroy'>;
  * @param modules - undici and the built-ins, from {@link loadNodeModules}
  */
 export function undiciParts(config: TransportConfig, modules: NodeModules): TransportParts {
-  const { Agent, interceptors, util } = modules.undici;
+  const { Agent, Client, Pool, interceptors, util } = modules.undici;
   const parseHeaders = util.parseHeaders as (raw: Buffer[]) => AnswerHead['headers'];
   const codec = nodeCodec(modules.StringDecoder);
   const isIP = modules.isIP;
   const { origin, basePath, secrets, connectTimeoutMs, firstByteTimeoutMs, attemptTimeoutMs, jsonHeaders, streamHeaders } = config;
+  // Every pool the agent made. The agent's close() forgets its pools before they have closed, so
+  // its destroy() after a close that did not finish in time (what a pipeline's close does) would
+  // reach none of the connections the close is still waiting on.
+  const pools = new Set<Dispatcher>();
   const ownAgent = config.dispatcher
     ? undefined
     : new Agent({
@@ -78,6 +82,13 @@ export function undiciParts(config: TransportConfig, modules: NodeModules): Tran
         // Our own timers (on the call's clock) enforce these.
         headersTimeout: 0,
         bodyTimeout: 0,
+        // undici's own default, kept track of.
+        factory: (poolOrigin: string | URL, options: object) => {
+          const pool: Dispatcher =
+            (options as { connections?: number }).connections === 1 ? new Client(poolOrigin, options) : new Pool(poolOrigin, options);
+          pools.add(pool);
+          return pool;
+        },
       });
   // An IP literal (a local vLLM, the mock upstream) has nothing to resolve.
   const cacheDns = config.dnsCache && isIP(config.url.hostname.replace(/^\[|\]$/g, '')) === 0;
@@ -134,7 +145,7 @@ export function undiciParts(config: TransportConfig, modules: NodeModules): Tran
       return closing;
     },
     async destroy() {
-      await ownAgent?.destroy();
+      await Promise.all([ownAgent?.destroy(), ...[...pools].map((pool) => pool.destroy())]);
     },
   };
 }
