@@ -28,6 +28,8 @@ export class Attempt {
   lastActivity = 0;
   /** The consumer holds a chunk and has not asked for the next: its time is not upstream silence. */
   private held = false;
+  /** Told once when the attempt is aborted (its stream's reader, for a stream handed over unwatched). */
+  onAborted: (() => void) | undefined = undefined;
 
   constructor(
     ctx: CompletionContext,
@@ -105,6 +107,9 @@ export class Attempt {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.source.abort(reason instanceof SluiceError ? reason : new AbortError('The call was aborted', { cause: reason }));
+    const aborted = this.onAborted;
+    this.onAborted = undefined;
+    aborted?.();
   }
 
   /** The typed reason this attempt was aborted for, if it was. */
@@ -115,6 +120,7 @@ export class Attempt {
   done(): void {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
+    this.onAborted = undefined;
     this.unlink();
   }
 }

@@ -9,7 +9,7 @@ import { type CallOptions, callOptionsSchema, plainCallOptions } from './call-op
 import { type SluiceEmitter, createEmitter } from './events.js';
 import { type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest, chatCompletionRequestSchema } from './schemas.js';
 import { LazyStream } from './lazy-stream.js';
-import { EventReader } from './read-events.js';
+import { isEndAware, streamEnd } from './stream-end.js';
 import { SettleScope, SettlingStream } from './settlement.js';
 import { type Store, memoryStore } from './store.js';
 import { parseOptions } from './validate.js';
@@ -238,11 +238,11 @@ export class Pipeline<S extends object = object> {
     // as fast as the transport alone.
     if (ctx.chunks instanceof SettlingStream && ctx.chunks.unobserved()) ctx.chunks = ctx.chunks.source;
     if (ctx.release === releaseNothing && !ctx.hasListeners && !ctx.pending && this.events.listenerCount('response') === 0) {
-      // Not watched chunk by chunk. Core's own reader says when it ends, so the call stays
-      // in flight until then and close() gives it its grace, then aborts it like any call;
-      // another transport's stream is reached through that transport's close().
+      // Not watched chunk by chunk. A stream that says when it ends (core's own reader, the
+      // router's) keeps the call in flight until then, so close() gives it its grace, then aborts
+      // it like any call; any other stream is reached through its transport's close().
       const reader = ctx.chunks;
-      if (reader instanceof EventReader && reader.whenEnded(() => this.settled(ctx))) ctx.unwatchedStream = true;
+      if (isEndAware(reader) && reader[streamEnd](() => this.settled(ctx))) ctx.unwatchedStream = true;
       else this.settled(ctx);
       return undefined;
     }

@@ -6,6 +6,7 @@ import type { ChatCompletionChunk } from './schemas.js';
 import { errorFromUpstream, excerpt, redact } from './upstream-errors.js';
 import { keepRawJson } from './raw-json.js';
 import { editCount, isErrorBody, parseJson, toChunk } from './validate-response.js';
+import { type EndAware, streamEnd } from './stream-end.js';
 
 /** What {@link readEvents} needs besides the body. */
 export interface ReadEventsOptions {
@@ -60,7 +61,7 @@ export function readEvents(
  * parsed from the last read is handed over in a resolved promise, without
  * a generator's queue and resumption.
  */
-export class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
+export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, EndAware {
   private readonly parser: EventSourceParser;
   /** Events parsed from the reads so far, and how many of them were handled. */
   private events: EventSourceMessage[] = [];
@@ -76,8 +77,10 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
   private closed = false;
   /** The `data:` text of the chunk handed over last, if its check left it as parsed. */
   private json: string | undefined = undefined;
-  /** Told once when the stream ends, however it ends (see {@link EventReader.whenEnded}). */
+  /** Told once when the stream ends, however it ends (see stream-end.ts). */
   private onEnded: (() => void) | undefined = undefined;
+  /** Handed to its caller with nothing watching it: a read after an abort rejects at once. */
+  private unwatched = false;
 
   constructor(
     private readonly ctx: CompletionContext,
@@ -111,7 +114,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
     // A stream the pipeline handed its caller unwatched, aborted (its pipeline closing) while the
     // caller held a chunk: events already parsed are not handed over after the abort. A watched
     // stream's wrapper settles an abort itself, by the result its one read gets.
-    if (this.onEnded !== undefined) {
+    if (this.unwatched) {
       const aborted = this.attempt.reason();
       if (aborted !== undefined) return Promise.reject(this.fail(aborted));
     }
@@ -141,13 +144,21 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
   /**
    * Runs `callback` once when the stream ends: read to its end, failed, or
    * stopped by its consumer. False, running nothing, when it has ended
-   * already or another callback was given; internal (the pipeline keeps a
-   * stream nobody watches in flight with it, for `close()`).
+   * already or another callback was given (see stream-end.ts).
    */
-  whenEnded(callback: () => void): boolean {
-    if (this.closed || this.onEnded !== undefined) return false;
+  [streamEnd](callback: () => void): boolean {
+    if (this.closed || this.unwatched || this.attempt.reason() !== undefined) return false;
+    this.unwatched = true;
     this.onEnded = callback;
+    // Aborted, its request is torn down and it yields nothing more, whether or not anyone reads it again.
+    this.attempt.onAborted = () => this.ended();
     return true;
+  }
+
+  private ended(): void {
+    const onEnded = this.onEnded;
+    this.onEnded = undefined;
+    onEnded?.();
   }
 
   /** The consumer stopped early (`break`): the attempt is aborted, so undici drops the socket. */
@@ -260,9 +271,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk> {
     if (!ended) this.source?.return?.()?.catch(() => {});
     if (!this.finished) this.attempt.abort(failure ?? new AbortError('The stream was cancelled by its consumer'));
     this.attempt.done();
-    const onEnded = this.onEnded;
-    this.onEnded = undefined;
-    onEnded?.();
+    this.ended();
   }
 }
 

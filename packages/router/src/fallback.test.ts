@@ -1,4 +1,4 @@
-import { openAICompatible } from '@sluice/core';
+import { createPipeline, openAICompatible } from '@sluice/core';
 import { breaker } from '@sluice/breaker';
 import { spendLedger, trackCost } from '@sluice/cost';
 import { retry } from '@sluice/retry';
@@ -243,6 +243,51 @@ describe('router: fallback', () => {
     const ctx = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })));
     expect(ctx.state.router).toMatchObject({ deployment: 'b', hops: [{ deployment: 'a', code: 'RETRY_EXHAUSTED' }, { outcome: 'answered' }] });
     expect(mocks.a?.requests).toHaveLength(2);
+  });
+});
+
+describe('router: close', () => {
+  it("gives a routed stream nothing watches the outer pipeline's grace period", async () => {
+    const { deployments } = await start([{ id: 'a', model: 'gpt-4.1', upstream: { chunkDelayMs: 500 } }]);
+    const routed = router({ deployments });
+    // No listener and no other middleware: the caller reads the router's own stream.
+    const llm = createPipeline({ transport: routed.transport, clock }).use(routed);
+    const read = async (graceMs: number) => {
+      const ctx = await clock.run(llm.run(chat('one two three four five six', { model: 'gpt-4.1', stream: true })), { stepMs: 50 });
+      const iterator = (ctx.chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+      await clock.run(iterator.next(), { stepMs: 50 });
+      return { iterator, closing: llm.close({ graceMs }) };
+    };
+    const { iterator, closing } = await read(60_000);
+    const closedAt = clock.now();
+    let chunks = 1;
+    // Well past the second the router's own deployments are given: the outer grace period is what counts.
+    while (!(await clock.run(iterator.next(), { stepMs: 50 })).done) chunks++;
+    expect(chunks).toBeGreaterThan(3);
+    expect(clock.now() - closedAt).toBeGreaterThan(2_000);
+    await clock.run(closing, { stepMs: 50 });
+  });
+
+  it('aborts a routed stream whose reader stopped with CLOSED after the grace period', async () => {
+    const { deployments } = await start([{ id: 'a', model: 'gpt-4.1', upstream: { chunkDelayMs: 500 } }]);
+    const routed = router({ deployments });
+    const llm = createPipeline({ transport: routed.transport, clock }).use(routed);
+    const ctx = await clock.run(llm.run(chat('one two three four five six', { model: 'gpt-4.1', stream: true })), { stepMs: 50 });
+    const iterator = (ctx.chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    await clock.run(iterator.next(), { stepMs: 50 });
+    let closed = false;
+    const startedAt = clock.now();
+    let closedAt = 0;
+    const closing = llm.close({ graceMs: 2_000 }).then(() => {
+      closed = true;
+      closedAt = clock.now();
+    });
+    await clock.advanceAsync(1_500);
+    expect(closed).toBe(false);
+    await clock.run(closing, { stepMs: 50 });
+    // Aborted at the end of the grace period, its deployment's call ends with it: no second wait inside.
+    expect(closedAt - startedAt).toBeLessThan(2_500);
+    await expect(iterator.next()).rejects.toMatchObject({ code: 'CLOSED' });
   });
 });
 

@@ -1,4 +1,5 @@
 import { type ChatCompletionChunk, type CompletionContext, toSluiceError } from '@sluice/core';
+import { type EndAware, streamEnd } from '@sluice/core/kit';
 import type { DeploymentPool, Picked } from './deployment-pool.js';
 import type { ResolvedDeployment } from './options.js';
 
@@ -111,9 +112,11 @@ type Result = IteratorResult<ChatCompletionChunk, undefined>;
  * And no async function per chunk: a chunk is one `then` on the inner
  * stream's promise, with handlers made once per stream.
  */
-class HopStream implements AsyncIterableIterator<ChatCompletionChunk> {
+class HopStream implements AsyncIterableIterator<ChatCompletionChunk>, EndAware {
   private delivered = false;
   private finished: boolean;
+  /** Told once when the stream ends: the outer pipeline keeps the call in flight until then, for its `close()`. */
+  private onEnded: (() => void) | undefined = undefined;
   // Bound once per stream, not made per chunk (and not as arrow fields, which a keep-names build names one by one).
   private readonly onResult = this.result.bind(this);
   private readonly onError = this.error.bind(this);
@@ -131,6 +134,12 @@ class HopStream implements AsyncIterableIterator<ChatCompletionChunk> {
 
   [Symbol.asyncIterator](): this {
     return this;
+  }
+
+  [streamEnd](callback: () => void): boolean {
+    if (this.finished || this.onEnded !== undefined) return false;
+    this.onEnded = callback;
+    return true;
   }
 
   next(): Promise<Result> {
@@ -183,6 +192,9 @@ class HopStream implements AsyncIterableIterator<ChatCompletionChunk> {
   private end(): Result {
     this.finished = true;
     this.picked.release();
+    const onEnded = this.onEnded;
+    this.onEnded = undefined;
+    onEnded?.();
     return { done: true, value: undefined };
   }
 }
