@@ -9,7 +9,7 @@
  * by tag, and hedged requests under a hedge budget.
  */
 export { router, type RouterMiddleware } from './router.js';
-export type { RouterOptions, Deployment, RoutingStrategy, FallbackOn, HedgeOptions } from './options.js';
+export type { RouterOptions, Deployment, RoutingStrategy, FallbackOn, HedgeOptions, LatencyOptions } from './options.js';
 export { NoDeploymentError, ContentFilteredError } from './errors.js';
 export type { RouterEvents, RouterState, RouterHop, HopReason, SkipReason } from './events.js';
 

@@ -7,25 +7,37 @@
  */
 export class LatencyTracker {
   private readonly ewma = new Map<string, number>();
+  /** When each deployment's latest sample came, in clock time. */
+  private readonly sampledAt = new Map<string, number>();
   private readonly ring: number[] = [];
   private next = 0;
   private sorted: number[] | undefined;
   private sinceSort = 0;
 
   /**
+   * @param staleMs - a figure with no sample for this long is replaced by the next sample, not blended with it
    * @param alpha - the weight of a new sample in the EWMA
    * @param size - how many recent samples the percentile is taken over
    */
   constructor(
+    private readonly staleMs = Infinity,
     private readonly alpha = 0.3,
     private readonly size = 256,
   ) {}
 
-  /** Records one time to first chunk. */
-  observe(deployment: string, ms: number): void {
+  /**
+   * Records one time to first chunk.
+   *
+   * @param deployment - whose it is
+   * @param ms - the time
+   * @param now - the clock's time now, for {@link sampledAgo}
+   */
+  observe(deployment: string, ms: number, now: number): void {
     if (!(ms >= 0) || !Number.isFinite(ms)) return;
-    const previous = this.ewma.get(deployment);
+    // A stale figure says nothing of now: the first sample after it starts the EWMA again.
+    const previous = this.sampledAgo(deployment, now) < this.staleMs ? this.ewma.get(deployment) : undefined;
     this.ewma.set(deployment, previous === undefined ? ms : previous + this.alpha * (ms - previous));
+    this.sampledAt.set(deployment, now);
     if (this.ring.length < this.size) this.ring.push(ms);
     else this.ring[this.next] = ms;
     this.next = (this.next + 1) % this.size;
@@ -35,6 +47,12 @@ export class LatencyTracker {
   /** The deployment's EWMA, or undefined before its first sample (so it gets tried). */
   of(deployment: string): number | undefined {
     return this.ewma.get(deployment);
+  }
+
+  /** How long ago the deployment's latest sample came (`Infinity` before its first). */
+  sampledAgo(deployment: string, now: number): number {
+    const at = this.sampledAt.get(deployment);
+    return at === undefined ? Infinity : now - at;
   }
 
   /** The `p` percentile (0–1) of recent samples, or undefined with fewer than `minSamples`. */

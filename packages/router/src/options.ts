@@ -58,6 +58,24 @@ export interface HedgeOptions {
   ratio?: number;
 }
 
+/** How `latency` routing reads its figures. */
+export interface LatencyOptions {
+  /**
+   * A deployment's figure is stale once it has had no new sample for this
+   * long (default 60,000): it then gets one call at a time again, as an
+   * unmeasured one does, until a new sample says how fast it is now. So a
+   * deployment that was slow once is tried again later, not left idle for good.
+   */
+  staleMs?: number;
+  /**
+   * Share the load among every deployment within this fraction of the
+   * fastest (default 0: the fastest alone): `0.2` picks at random among
+   * those at most 20% slower than the fastest, as LiteLLM's
+   * `lowest_latency_buffer` does, so one deployment is not sent every call.
+   */
+  buffer?: number;
+}
+
 /** Options of {@link router}. */
 export interface RouterOptions {
   deployments: readonly Deployment[];
@@ -65,6 +83,8 @@ export interface RouterOptions {
   middleware?: (deployment: Deployment) => readonly Middleware[];
   /** How a deployment is picked within a group (default `'weighted'`). */
   strategy?: RoutingStrategy;
+  /** How `latency` routing treats old figures and near-ties (see {@link LatencyOptions}). */
+  latency?: LatencyOptions;
   /** Groups to try, in order, after a group's own deployments failed: `{ 'claude-sonnet-4.5': ['gpt-4.1', 'deepseek-v3.2'] }`. */
   fallbacks?: Readonly<Record<string, readonly string[]>>;
   /** Where a content-filter refusal goes: `{ 'gpt-4.1': ['deepseek-v3.2'] }`; without an entry, the refusal is the answer. */
@@ -106,6 +126,12 @@ const optionsSchema = z.strictObject({
   deployments: z.readonly(z.array(deploymentSchema).check(z.minLength(1))),
   middleware: z.optional(z.custom<RouterOptions['middleware']>(isFunction, 'must be a function of the deployment')),
   strategy: z.optional(z.enum(['weighted', 'least-busy', 'latency', 'cost'])),
+  latency: z.optional(
+    z.strictObject({
+      staleMs: z.optional(z.number().check(z.positive())),
+      buffer: z.optional(z.number().check(z.nonnegative())),
+    }),
+  ),
   fallbacks: chain,
   contentFilterFallbacks: chain,
   fallbackOn: z.optional(
@@ -156,6 +182,7 @@ export interface ResolvedOptions {
   groups: ReadonlyMap<string, readonly ResolvedDeployment[]>;
   middleware: (deployment: Deployment) => readonly Middleware[];
   strategy: RoutingStrategy;
+  latency: Required<LatencyOptions>;
   fallbacks: Readonly<Record<string, readonly string[]>>;
   contentFilterFallbacks: Readonly<Record<string, readonly string[]>>;
   fallbackOn: (error: SluiceError) => boolean;
@@ -203,6 +230,9 @@ export function resolveOptions(options: RouterOptions): ResolvedOptions {
       }
     }
   }
+  if (parsed.latency !== undefined && parsed.strategy !== 'latency') {
+    throw validation('latency', `applies only to strategy 'latency' (strategy is '${parsed.strategy ?? 'weighted'}')`);
+  }
   const hedge = parsed.hedge;
   if (hedge?.minMs !== undefined && hedge.maxMs !== undefined && hedge.minMs > hedge.maxMs) {
     throw validation('hedge.minMs', `${hedge.minMs} is above hedge.maxMs (${hedge.maxMs})`);
@@ -212,6 +242,7 @@ export function resolveOptions(options: RouterOptions): ResolvedOptions {
     groups,
     middleware: parsed.middleware ?? (() => []),
     strategy: parsed.strategy ?? 'weighted',
+    latency: { staleMs: parsed.latency?.staleMs ?? 60_000, buffer: parsed.latency?.buffer ?? 0 },
     fallbacks: parsed.fallbacks ?? {},
     contentFilterFallbacks: parsed.contentFilterFallbacks ?? {},
     fallbackOn: fallbackTest(parsed.fallbackOn),

@@ -66,7 +66,7 @@ export type RouterMiddleware = Middleware & {
 export function router(options: RouterOptions): RouterMiddleware {
   const config = resolveOptions(options);
   const pool = new DeploymentPool(config);
-  const latency = new LatencyTracker();
+  const latency = new LatencyTracker(config.latency.staleMs);
   const credit = new Map<string, number>();
   const budget: { state: HedgeBudgetState } = { state: { tokens: 0 } };
   const sticky =
@@ -335,7 +335,7 @@ class RoutedCall {
     if (only !== undefined) return pool.acquire(only, only.id === pinnedId);
     if (candidates !== undefined) {
       const pinned = pinnedId === undefined ? undefined : candidates.find((candidate) => candidate.deployment.id === pinnedId);
-      const deployment = pinned?.deployment ?? selectDeployment(config.strategy, candidates, credit, config.random);
+      const deployment = pinned?.deployment ?? selectDeployment(config.strategy, candidates, credit, config.random, config.latency.buffer);
       return pool.acquire(deployment, pinned !== undefined);
     }
     if (busy && last) return full;
@@ -344,8 +344,11 @@ class RoutedCall {
   }
 
   private candidate(deployment: ResolvedDeployment): Candidate {
-    const { pool, latency } = this.shared;
-    return { deployment, inFlight: pool.load(deployment), latencyMs: latency.of(deployment.id) };
+    const { config, pool, latency } = this.shared;
+    const inFlight = pool.load(deployment);
+    // Only latency routing reads the figure, and the clock with it.
+    if (config.strategy !== 'latency') return { deployment, inFlight, latencyMs: undefined };
+    return { deployment, inFlight, latencyMs: latencyScore(latency, deployment.id, inFlight, this.ctx.clock.now(), config.latency.staleMs) };
   }
 
   /** The deployment the call's sticky record names, if any. */
@@ -401,7 +404,7 @@ class RoutedCall {
 
   /** Another deployment of the group for a hedge, if the budget allows one. */
   private hedgeTarget(primary: ResolvedDeployment, group: string): Picked | undefined {
-    const { config, pool, latency, credit, budget } = this.shared;
+    const { config, pool, credit, budget } = this.shared;
     if (config.maxHops !== undefined && this.hops >= config.maxHops) {
       if (this.heard('hedge-skip')) this.emit('hedge-skip', { id: this.ctx.id, reason: 'hop-limit' });
       return undefined;
@@ -412,7 +415,7 @@ class RoutedCall {
       if (deployment === primary || this.tried(deployment.id) || pool.isFull(deployment)) continue;
       if (deployment.contextWindow !== undefined && this.needed > deployment.contextWindow) continue;
       if (pool.coolingUntil(deployment, now) !== undefined) continue;
-      candidates.push({ deployment, inFlight: pool.load(deployment), latencyMs: latency.of(deployment.id) });
+      candidates.push(this.candidate(deployment));
     }
     if (candidates.length === 0) {
       if (this.heard('hedge-skip')) this.emit('hedge-skip', { id: this.ctx.id, reason: 'no-deployment' });
@@ -424,7 +427,7 @@ class RoutedCall {
       return undefined;
     }
     budget.state = withdrawn.state;
-    const deployment = selectDeployment(config.strategy, candidates, credit, config.random);
+    const deployment = selectDeployment(config.strategy, candidates, credit, config.random, config.latency.buffer);
     this.markTried(deployment.id);
     this.hops++;
     return pool.acquire(deployment, false);
@@ -535,7 +538,7 @@ class RoutedCall {
     chunks?: AsyncIterable<ChatCompletionChunk>,
   ): void {
     const { ctx, shared } = this;
-    if (shared.timed) shared.latency.observe(deployment.id, firstChunkMs);
+    if (shared.timed) shared.latency.observe(deployment.id, firstChunkMs, ctx.clock.now());
     this.state.deployment = deployment.id;
     this.record({ deployment: deployment.id, model: deployment.model, reason, outcome: 'answered', attemptId: inner.id });
     ctx.responseHeaders = inner.responseHeaders;
@@ -603,3 +606,22 @@ function isContentFilterCode(code: string | undefined): boolean {
   return code === 'content_filter' || code === 'content_policy_violation';
 }
 
+
+/**
+ * What `latency` routing compares for a deployment: its EWMA while that is
+ * fresh; 0 (try it first) while it is unmeasured or stale and nothing is in
+ * flight to it, so one call measures it (again); and `Infinity` while that
+ * call is out, so the calls meanwhile go by the figures still fresh
+ * instead of piling onto it (at random among all when none is).
+ *
+ * @param latency - the router's figures
+ * @param id - the deployment
+ * @param inFlight - its calls in flight
+ * @param now - the clock's time
+ * @param staleMs - how old a figure may be
+ */
+function latencyScore(latency: LatencyTracker, id: string, inFlight: number, now: number, staleMs: number): number {
+  const ewma = latency.of(id);
+  if (ewma !== undefined && latency.sampledAgo(id, now) < staleMs) return ewma;
+  return inFlight === 0 ? 0 : Infinity;
+}

@@ -1,4 +1,5 @@
-import { type Middleware } from '@sluice/core';
+import { type Middleware, openAICompatible } from '@sluice/core';
+import { seededRandom } from '@sluice/testing';
 import { chat } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Deployment } from './options.js';
@@ -71,6 +72,51 @@ describe('router: routing', () => {
     // Each is measured once; from then on the fast one takes everything.
     expect(mocks.slow?.requests).toHaveLength(1);
     expect(mocks.fast?.requests).toHaveLength(11);
+  });
+
+  it('latency routing measures a stale deployment again, one call at a time, and starts its figure afresh', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'slow', model: 'gpt-4.1', upstream: { latencyMs: 400 } },
+      { id: 'fast', model: 'gpt-4.1', upstream: { latencyMs: 50 } },
+    ]);
+    const { llm } = pipeline({ deployments, strategy: 'latency', latency: { staleMs: 10_000 } });
+    const call = (i: number) => llm.complete(chat(`n${i}`, { model: 'gpt-4.1' }));
+    for (let i = 0; i < 6; i++) await clock.run(call(i), { stepMs: 10 });
+    expect(mocks.slow?.requests).toHaveLength(1);
+    // The slow one recovers; nobody knows until its figure is stale and it is measured again.
+    mocks.slow?.enqueue({ kind: 'delay', latencyMs: 20 });
+    await clock.advanceAsync(9_000);
+    await clock.run(call(6), { stepMs: 10 });
+    expect(mocks.slow?.requests).toHaveLength(1);
+    await clock.advanceAsync(2_000);
+    // Five calls at once: one goes to measure the stale deployment, the rest wait for nothing on it.
+    await clock.run(Promise.all([7, 8, 9, 10, 11].map(call)), { stepMs: 10 });
+    expect(mocks.slow?.requests).toHaveLength(2);
+    expect(mocks.fast?.requests).toHaveLength(10);
+    // Its new figure (20 ms) replaced the old one, not blended with it: it is the fastest now.
+    mocks.slow?.enqueue({ kind: 'delay', latencyMs: 20 });
+    await clock.run(call(12), { stepMs: 10 });
+    expect(mocks.slow?.requests).toHaveLength(3);
+  });
+
+  it('latency routing with a buffer shares calls among the deployments near the fastest', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1', upstream: { latencyMs: 100 } },
+      { id: 'b', model: 'gpt-4.1', upstream: { latencyMs: 120 } },
+      { id: 'c', model: 'gpt-4.1', upstream: { latencyMs: 400 } },
+    ]);
+    const { llm } = pipeline({ deployments, strategy: 'latency', latency: { buffer: 0.5 }, random: seededRandom(7) });
+    for (let i = 0; i < 60; i++) await clock.run(llm.complete(chat(`n${i}`, { model: 'gpt-4.1' })), { stepMs: 10 });
+    expect(mocks.c?.requests).toHaveLength(1);
+    expect(mocks.a?.requests.length).toBeGreaterThan(15);
+    expect(mocks.b?.requests.length).toBeGreaterThan(15);
+  });
+
+  it('rejects latency options for another strategy, naming the field', () => {
+    expect(() => router({ deployments: [{ id: 'a', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: 'http://127.0.0.1:9', apiKey: 'sk' }) }], latency: { buffer: 0.2 } })).toThrow(/router\.latency/);
+    expect(() =>
+      router({ deployments: [{ id: 'a', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: 'http://127.0.0.1:9', apiKey: 'sk' }) }], strategy: 'latency', latency: { staleMs: 0 } }),
+    ).toThrow(/router\.latency\.staleMs/);
   });
 
   it('cost routing picks the cheapest deployment whose window fits', async () => {

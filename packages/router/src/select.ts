@@ -4,7 +4,7 @@ import type { ResolvedDeployment, RoutingStrategy } from './options.js';
 export interface Candidate {
   deployment: ResolvedDeployment;
   inFlight: number;
-  /** EWMA of its time to first chunk; undefined before it answered once. */
+  /** What `latency` routing compares (its EWMA of time to first chunk, 0 to measure it); undefined for the other strategies. */
   latencyMs: number | undefined;
 }
 
@@ -23,12 +23,14 @@ export interface Candidate {
  * @param candidates - the deployments that can take the call
  * @param credit - the round robin's credits, updated
  * @param random - ties of `least-busy` and `latency` are broken at random, so equal deployments share the load
+ * @param buffer - `latency` picks among all within this fraction of the fastest
  */
 export function selectDeployment(
   strategy: RoutingStrategy,
   candidates: readonly Candidate[],
   credit: Map<string, number>,
   random: () => number,
+  buffer = 0,
 ): ResolvedDeployment {
   if (candidates.length === 1) return (candidates[0] as Candidate).deployment;
   switch (strategy) {
@@ -37,8 +39,8 @@ export function selectDeployment(
     case 'least-busy':
       return lowest(candidates, (candidate) => candidate.inFlight / candidate.deployment.weight, random);
     case 'latency':
-      // Unmeasured deployments count as the fastest, so each gets measured.
-      return lowest(candidates, (candidate) => candidate.latencyMs ?? 0, random);
+      // Unmeasured and stale deployments score 0, the fastest, so each gets measured.
+      return lowest(candidates, (candidate) => candidate.latencyMs ?? 0, random, buffer);
     case 'cost':
       return lowest(candidates, (candidate) => candidate.deployment.priceUsd, () => 0);
   }
@@ -62,15 +64,22 @@ function roundRobin(candidates: readonly Candidate[], credit: Map<string, number
   return picked;
 }
 
-function lowest(candidates: readonly Candidate[], score: (candidate: Candidate) => number, random: () => number): ResolvedDeployment {
+/** A candidate of the lowest score, at random among ties (and among those within `buffer` of the lowest). */
+function lowest(candidates: readonly Candidate[], score: (candidate: Candidate) => number, random: () => number, buffer = 0): ResolvedDeployment {
   let best: Candidate[] = [];
   let bestScore = Infinity;
-  for (const candidate of candidates) {
-    const value = score(candidate);
-    if (value < bestScore) {
-      bestScore = value;
-      best = [candidate];
-    } else if (value === bestScore) best.push(candidate);
+  if (buffer > 0) {
+    for (const candidate of candidates) bestScore = Math.min(bestScore, score(candidate));
+    const within = bestScore * (1 + buffer);
+    for (const candidate of candidates) if (score(candidate) <= within) best.push(candidate);
+  } else {
+    for (const candidate of candidates) {
+      const value = score(candidate);
+      if (value < bestScore) {
+        bestScore = value;
+        best = [candidate];
+      } else if (value === bestScore) best.push(candidate);
+    }
   }
   if (best.length === 0) best = [...candidates];
   const index = Math.min(best.length - 1, Math.floor(random() * best.length));
