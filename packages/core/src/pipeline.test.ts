@@ -7,6 +7,7 @@ import { createPipeline } from './pipeline.js';
 import type { ChatCompletionRequest } from './schemas.js';
 import type { Transport } from './transport.js';
 import { ask, collect, setup } from './test-helpers.js';
+import { readAhead } from './transport-stream.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -267,8 +268,27 @@ describe('a call made for a parent call', () => {
     const controller = new AbortController();
     const ctx = await outer.run({ ...ask(), stream: true }, { signal: controller.signal });
     controller.abort();
-    await vi.waitFor(() => expect(settled).toMatchObject([{ outcome: 'cancelled', error: { code: 'ABORTED' } }]));
+    // Settled as the abort's error, not as a consumer's cancel: the same abort settles a stream being read that way.
+    await vi.waitFor(() => expect(settled).toMatchObject([{ outcome: 'error', error: { code: 'ABORTED' } }]));
     await expect(collect(ctx.chunks as AsyncIterable<never>)).rejects.toMatchObject({ code: 'ABORTED' });
+  });
+
+  it('settles a stream aborted while nobody reads it as the abort, whether or not a chunk was already there', async () => {
+    for (const ahead of [true, false]) {
+      const { llm } = await setup({ upstream: { chunkDelayMs: 20 } });
+      const settled: Settlement[] = [];
+      llm.use(async function watch(ctx, next) {
+        ctx.onSettled((settlement) => void settled.push(settlement));
+        await next();
+      });
+      const controller = new AbortController();
+      const ctx = await llm.run({ ...ask(), stream: true }, { signal: controller.signal });
+      // With a chunk read ahead and held for the reader, or aborted at once, before anything was read.
+      if (ahead) await readAhead(ctx);
+      controller.abort();
+      await vi.waitFor(() => expect(settled).toMatchObject([{ outcome: 'error', error: { code: 'ABORTED' } }]));
+      await expect(collect(ctx.chunks as AsyncIterable<never>)).rejects.toMatchObject({ code: 'ABORTED' });
+    }
   });
 
   it('names a parent that is not a call', async () => {

@@ -238,6 +238,13 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
     return finishing ? finishing.then(fail) : fail();
   };
 
+  /**
+   * Ends the source early. Settles as `cancelled`, the consumer's choice;
+   * or, once the call was aborted (its caller, its deadline, `close()`, a
+   * hedge it lost), as `error` with the abort's error, as the same abort
+   * settles a stream being read and a call not yet answered: a ledger or
+   * a span must not tell one abort two ways by when it came.
+   */
   async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
     // A chunk read ahead and never taken is dropped with the stream: a later `next()` says done.
     this.held = undefined;
@@ -246,10 +253,8 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
         await this.iterator?.return?.();
       } finally {
         const reason = this.watch.abortReason();
-        await this.finish(
-          'cancelled',
-          reason !== undefined ? toSluiceError(reason) : new AbortError('The stream was cancelled by its consumer'),
-        );
+        if (reason !== undefined) await this.finish('error', toSluiceError(reason));
+        else await this.finish('cancelled', new AbortError('The stream was cancelled by its consumer'));
       }
     }
     return { done: true, value: undefined };
