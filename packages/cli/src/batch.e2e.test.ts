@@ -172,6 +172,35 @@ describe('sluice batch', () => {
   }, 30_000);
 });
 
+describe('sluice batch --cache', () => {
+  it('sends a repeated deterministic request once, answers the repeats from the cache, and the ledger shows what they saved', async () => {
+    upstream = await mockUpstream();
+    const input = join(dir, 'requests.jsonl');
+    const output = join(dir, 'results.jsonl');
+    const ledger = join(dir, 'spend.jsonl');
+    const line = (id: string, content: string) =>
+      JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4.1', temperature: 0, messages: [{ role: 'user', content }] } });
+    writeFileSync(input, [line('s1', 'say same'), line('s2', 'say same'), line('other', 'say other'), line('s3', 'say same')].join('\n'));
+    const result = await runSluice(['batch', input, '-o', output, '--base-url', upstream.url, '--no-retry', '--concurrency', '1', '--cache', '--ledger', ledger]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(upstream.requests).toHaveLength(2);
+    const lines = readOutput(output);
+    const answer = (id: string) => (lines.find((l) => l.custom_id === id)?.response?.body as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content;
+    expect(['s1', 's2', 's3'].map(answer)).toEqual(['Echo: say same', 'Echo: say same', 'Echo: say same']);
+    expect(answer('other')).toBe('Echo: say other');
+
+    const report = await runSluice(['cost', '--ledger', ledger, '--by', 'total']);
+    expect(report.code, report.stderr).toBe(0);
+    const cells = (row: string) => row.split('|').map((cell) => cell.trim()).filter(Boolean);
+    const rows = report.stdout.split('\n').filter((row) => row.startsWith('|')).map(cells);
+    expect(rows[0]?.slice(-2)).toEqual(['from cache', 'saved']);
+    // Four requests, two of them answered from the cache, which cost nothing and saved what they would have cost.
+    const total = rows.at(-1) ?? [];
+    expect([total[0], total[1], total[6]]).toEqual(['total', '4', '2']);
+    expect(Number(total[7]?.replace('$', ''))).toBeGreaterThan(0);
+  }, 30_000);
+});
+
 describe('sluice cost', () => {
   it("reproduces the original report's figures: gpt-4.1 at $124 a day, $3,720 a 30-day month", async () => {
     const result = await runSluice(['cost', '--models', 'gpt-4.1,claude-sonnet-4.5,gemini-2.5-flash,deepseek-v3.2']);

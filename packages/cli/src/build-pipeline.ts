@@ -1,4 +1,5 @@
 import { breaker, type BreakerMiddleware } from '@sluice/breaker';
+import { cache, lruStorage } from '@sluice/cache';
 import { trimContext } from '@sluice/context';
 import { createPipeline, openAICompatible, type Pipeline, ValidationError } from '@sluice/core';
 import type { KeyOption } from '@sluice/core/kit';
@@ -45,14 +46,16 @@ export interface BuiltPipeline {
 
 /**
  * The pipeline a batch or a server runs through, in the order DESIGN.md
- * gives: cost outermost (it hears each call's final outcome), then
+ * gives: cost outermost (it hears each call's final outcome), then the
+ * cache (a hit spends nothing, so nothing inside runs for it), then
  * trimming, the budget (prices the trimmed request), retry, the breaker
  * (an open circuit uses no rate), and the rate limit innermost (every
  * attempt is a real request).
  *
  * @param config - the validated configuration
  * @param env - where the API key is read from
- * @param limitKey - what the budget and the rate limit are kept by (`{ tag: 'tenant' }` for a server; default global)
+ * @param limitKey - what the budget, the rate limit and the cache are kept by (`{ tag: 'tenant' }` for a server, so no
+ *   tenant is served another's answers; default global)
  * @param costTracking - `'always'` (a batch sums its spend from the `cost` events), or `'when-used'`: only with a
  *   `ledger` or `unknownModel: 'error'` (a server, where nobody else hears the events)
  * @param keepRawJson - keep each checked answer's JSON text for core's `rawJson` (a server forwards it as is; none of
@@ -77,6 +80,12 @@ export function buildPipelineParts(
   if (costTracking === 'always' || config.ledger !== undefined || unknownModel === 'error') {
     // Never the default ledger: it keeps a cell per tag set, and every call here carries its own custom_id tag.
     pipeline = pipeline.use(trackCost({ prices, unknownModel, anomaly: false, ledger: config.ledger ? fileLedger(config.ledger) : noLedger }));
+  }
+  if (config.cache) {
+    const { ttlMs, maxEntries, maxBytes } = config.cache === true ? {} : config.cache;
+    const storage = lruStorage({ ...(maxEntries === undefined ? {} : { maxEntries }), ...(maxBytes === undefined ? {} : { maxBytes }) });
+    // rawJson only over a transport that keeps each answer's text; nothing added after the cache rewrites an answer.
+    pipeline = pipeline.use(cache({ storage, rawJson: keepRawJson, ...(ttlMs === undefined ? {} : { ttlMs }), ...key }));
   }
   if (config.trim) pipeline = pipeline.use(trimContext(config.trim === true ? {} : config.trim));
   if (config.budget) pipeline = pipeline.use(budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel, ...key }));

@@ -71,6 +71,8 @@ export async function ledgerReport(path: string, by: ReportGrouping, span: { sin
   const report = await reportLedgerFile(path, { by, ...span });
   const count = new Intl.NumberFormat('en-US');
   const money = (value: number) => `$${value.toFixed(4)}`;
+  // Answers the cache served cost nothing; what they would have cost is shown when there were any.
+  const saved = report.savedUsd > 0 || report.rows.some((r) => r.savedRequests > 0);
   const row = (r: ReportRow) => [
     r.key,
     count.format(r.requests),
@@ -78,16 +80,24 @@ export async function ledgerReport(path: string, by: ReportGrouping, span: { sin
     count.format(r.cachedInputTokens),
     count.format(r.outputTokens),
     money(r.usd),
+    ...(saved ? [count.format(r.savedRequests), money(r.savedUsd)] : []),
   ];
   const totals = report.rows.reduce(
-    (sum, r) => ({ ...sum, uncachedInputTokens: sum.uncachedInputTokens + r.uncachedInputTokens, cachedInputTokens: sum.cachedInputTokens + r.cachedInputTokens, outputTokens: sum.outputTokens + r.outputTokens }),
-    { key: 'total', usd: report.usd, requests: report.requests, estimatedRequests: 0, uncachedInputTokens: 0, cachedInputTokens: 0, outputTokens: 0, savedRequests: 0, savedUsd: 0 },
+    (sum, r) => ({
+      ...sum,
+      uncachedInputTokens: sum.uncachedInputTokens + r.uncachedInputTokens,
+      cachedInputTokens: sum.cachedInputTokens + r.cachedInputTokens,
+      outputTokens: sum.outputTokens + r.outputTokens,
+      savedRequests: sum.savedRequests + r.savedRequests,
+    }),
+    { key: 'total', usd: report.usd, requests: report.requests, estimatedRequests: 0, uncachedInputTokens: 0, cachedInputTokens: 0, outputTokens: 0, savedRequests: 0, savedUsd: report.savedUsd },
   );
   const from = new Date(report.since).toISOString();
   const to = new Date(report.until).toISOString();
+  const headers = ['group', 'requests', 'input tokens', 'cached input', 'output tokens', 'cost', ...(saved ? ['from cache', 'saved'] : [])];
   const text = [
     `spend from ${from} to ${to}, by ${typeof by === 'object' ? `tag ${by.tag}` : by}`,
-    table(['group', 'requests', 'input tokens', 'cached input', 'output tokens', 'cost'], [...report.rows.map(row), row(totals)]),
+    table(headers, [...report.rows.map(row), row(totals)]),
   ].join('\n');
   return { text, skipped: report.skipped };
 }

@@ -31,6 +31,7 @@ interface BatchFlags {
   budgetUsd?: number;
   budgetPeriod?: 'hour' | 'day' | 'month';
   trim?: boolean;
+  cache?: boolean;
   prices?: string;
   unknownModel?: 'error' | 'warn' | 'free';
   ledger?: string;
@@ -47,6 +48,7 @@ function flagsToConfig(flags: BatchFlags): BatchConfig {
     rpm: flags.rpm,
     tpm: flags.tpm,
     trim: flags.trim,
+    cache: flags.cache,
     prices: flags.prices,
     unknownModel: flags.unknownModel,
     ledger: flags.ledger,
@@ -90,6 +92,7 @@ function program(io: CommandIo, setCode: (code: number) => void): Command {
     .option('--budget-usd <usd>', 'stop (resumably) before spending more than this', number)
     .addOption(new Option('--budget-period <period>', 'the budget period (default day)').choices(['hour', 'day', 'month']))
     .option('--trim', "trim each request's history to fit its model's context window")
+    .option('--cache', 'answer repeated requests with temperature 0 or a seed from an in-process cache, at $0')
     .option('--prices <file>', 'JSON price overrides by model, over the built-in table')
     .addOption(new Option('--unknown-model <policy>', 'a model with no price (default warn: sent, costed $0)').choices(['warn', 'free', 'error']))
     .option('--ledger <file>', "append every call's cost to this JSONL ledger")

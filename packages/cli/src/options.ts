@@ -37,6 +37,19 @@ export const batchConfigSchema = z.strictObject({
   breaker: z.optional(z.union([z.literal(false), z.strictObject({ failures: z.optional(positiveInt), openMs: z.optional(positive) })])),
   /** A spending limit: the batch stops (resumable) when the next request would exceed it. */
   budget: z.optional(z.union([z.literal(false), z.strictObject({ limitUsd: positive, period: z.optional(z.enum(['hour', 'day', 'month'])) })])),
+  /**
+   * Answer repeated requests from an in-process cache (`cache()` with an
+   * LRU), or its options: `ttlMs` (default one hour), `maxEntries` (default
+   * 10,000), `maxBytes` (default 64 MiB). Only requests with `temperature: 0`
+   * or a `seed` are cached; a hit costs $0 and the saving is in the ledger.
+   * Off by default.
+   */
+  cache: z.optional(
+    z.union([
+      z.boolean(),
+      z.strictObject({ ttlMs: z.optional(positive), maxEntries: z.optional(positiveInt), maxBytes: z.optional(positiveInt) }),
+    ]),
+  ),
   /** Trim each request's history to fit its model's window (`trimContext()`), or its options. */
   trim: z.optional(z.union([z.boolean(), z.strictObject({ ratio: z.optional(z.number().check(z.gt(0), z.maximum(1))), maxTokens: z.optional(positiveInt) })])),
   /** Price overrides by model (`priceTable()` entries), or a JSON file of them. */

@@ -65,6 +65,9 @@ export async function answerCompletion(pipeline: RunsCompletions, body: ChatComp
   const headers: Record<string, string> = {};
   const upstream = ctx.responseHeaders;
   if (upstream) for (const name in upstream) if (forwarded.test(name)) headers[name] = upstream[name] as string;
+  // How the cache answered (hit, shared, miss, bypass), when the server has one.
+  const cached = ctx.state.cache?.status;
+  if (cached !== undefined) headers['x-sluice-cache'] = cached;
   if (!ctx.stream) {
     const response = ctx.response;
     const text = (response && rawJson(response)) ?? JSON.stringify(response);

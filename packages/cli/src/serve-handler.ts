@@ -8,6 +8,10 @@ import { readBody } from './node-http.js';
 import { answerCompletion } from './serve-completion.js';
 import { type DeadlineOptions, requestDeadline, timeoutHeader } from './request-deadline.js';
 
+/** A client's switch for the cache, per request: `on` (cache it whatever its temperature), `off`, or `refresh` (skip the read, store the answer). */
+const cacheHeader = 'x-sluice-cache';
+const cacheModes = new Set(['on', 'off', 'refresh']);
+
 /** What {@link serveHandler} serves. */
 export interface ServeHandlerOptions {
   pipeline: RunsCompletions;
@@ -117,6 +121,14 @@ export function serveHandler(options: ServeHandlerOptions): {
 
     let tags = tagsOf.get(tenant);
     if (tags === undefined) tagsOf.set(tenant, (tags = Object.freeze({ tenant })));
+    const cacheMode = request.headers[cacheHeader];
+    if (cacheMode !== undefined) {
+      // The cache's own per-call switch (its `cache` tag): rare, so these tags are made per request.
+      if (typeof cacheMode !== 'string' || !cacheModes.has(cacheMode)) {
+        return error(target, 400, 'invalid_request_error', 'invalid_value', `${cacheHeader}: must be on, off or refresh, got ${JSON.stringify(String(cacheMode).slice(0, 40))}`, cacheHeader);
+      }
+      tags = Object.freeze({ tenant, cache: cacheMode });
+    }
     const call: CallOptions = { signal: connectionSignal(request.socket), tags };
     if (deadline.timeoutMs !== undefined) call.timeoutMs = deadline.timeoutMs;
     await answerCompletion(options.pipeline, checked.body, call, target);

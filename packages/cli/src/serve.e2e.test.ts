@@ -305,4 +305,47 @@ describe('sluice serve, per tenant and at shutdown', () => {
       expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 400, body: { error: { code: 'invalid_value', param: 'x-sluice-timeout-ms' } } });
     }
   });
+
+  it('with cache answers a repeated deterministic request from the cache, per tenant, JSON and stream, and says so in x-sluice-cache', async () => {
+    const upstream = await mockUpstream({ reply: 'cached words here' });
+    const { url } = await startServe(upstream, { cache: { ttlMs: 60_000 } });
+    const post = (key: string, body: object, headers: Record<string, string> = {}) =>
+      fetch(`${url}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, ...headers }, body: JSON.stringify(body) });
+    const sent = () => upstream.requests.filter((r) => r.path.endsWith('/chat/completions')).length;
+    const ask = { model: 'gpt-4.1', messages: prompt, temperature: 0 };
+
+    const first = await post(aliceKey, ask);
+    expect(first.headers.get('x-sluice-cache')).toBe('miss');
+    const firstBody = await first.json();
+    const again = await post(aliceKey, ask);
+    expect(again.headers.get('x-sluice-cache')).toBe('hit');
+    expect(await again.json()).toEqual(firstBody);
+    expect(sent()).toBe(1);
+    // Another tenant is never served alice's answers.
+    const bob = await post(bobKey, ask);
+    expect(bob.headers.get('x-sluice-cache')).toBe('miss');
+    await bob.arrayBuffer();
+    expect(sent()).toBe(2);
+
+    // A stream is replayed as a stream, chunk for chunk.
+    const events = async (response: Response) => (await response.text()).split('\n\n').filter((event) => event.startsWith('data: '));
+    const streamed = await post(aliceKey, { ...ask, stream: true });
+    expect(streamed.headers.get('x-sluice-cache')).toBe('miss');
+    const live = await events(streamed);
+    const replayed = await post(aliceKey, { ...ask, stream: true });
+    expect(replayed.headers.get('x-sluice-cache')).toBe('hit');
+    expect(await events(replayed)).toEqual(live);
+    expect(live.at(-1)).toBe('data: [DONE]');
+    expect(sent()).toBe(3);
+
+    // Not deterministic: not cached, unless the client asks; `off` skips it; a bad switch is named.
+    const warm = { ...ask, temperature: 0.7 };
+    expect((await post(aliceKey, warm)).headers.get('x-sluice-cache')).toBe('bypass');
+    expect((await post(aliceKey, warm, { 'x-sluice-cache': 'on' })).headers.get('x-sluice-cache')).toBe('miss');
+    expect((await post(aliceKey, warm, { 'x-sluice-cache': 'on' })).headers.get('x-sluice-cache')).toBe('hit');
+    expect((await post(aliceKey, ask, { 'x-sluice-cache': 'off' })).headers.get('x-sluice-cache')).toBe('bypass');
+    expect(sent()).toBe(6);
+    const bad = await post(aliceKey, ask, { 'x-sluice-cache': 'maybe' });
+    expect({ status: bad.status, body: await bad.json() }).toMatchObject({ status: 400, body: { error: { code: 'invalid_value', param: 'x-sluice-cache' } } });
+  });
 });
