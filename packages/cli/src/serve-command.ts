@@ -1,9 +1,10 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ValidationError } from '@sluice/core';
+import { type Pipeline, ValidationError } from '@sluice/core';
 import { apiKeys } from './api-keys.js';
 import type { CommandIo } from './batch-command.js';
 import { buildPipelineParts } from './build-pipeline.js';
+import { buildRoutedPipeline } from './routed-pipeline.js';
 import { parseServeConfig } from './serve-options.js';
 import { serveHandler } from './serve-handler.js';
 import { readConfigFile } from './read-config.js';
@@ -25,24 +26,35 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
   const file = readConfigFile(configPath);
   const merged = typeof file === 'object' && file !== null ? { ...file, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } : file;
   const config = parseServeConfig(merged);
-  const { upstream, keys, allowAnonymous, maxBodyBytes, port, host, models, shutdownGraceMs, timeoutMs, maxTimeoutMs, publicHealth, ...pipelineOptions } = config;
+  const { upstream, keys, allowAnonymous, maxBodyBytes, port, host, models, shutdownGraceMs, timeoutMs, maxTimeoutMs, publicHealth, deployments, routing: _routing, ...pipelineOptions } = config;
   const tenantOf = apiKeys(keys, io.env);
-  const { pipeline, circuit, origin } = buildPipelineParts(
-    {
-      ...pipelineOptions,
-      ...(upstream.baseUrl ? { baseUrl: upstream.baseUrl } : {}),
-      ...(upstream.apiKeyEnv ? { apiKeyEnv: upstream.apiKeyEnv } : {}),
-      // Sizes the upstream connection pool: a server's calls in flight are its clients', not a batch's ten.
-      concurrency: upstream.connections,
-    },
-    io.env,
-    { tag: 'tenant' },
-    // Costing a call nobody records or refuses is CPU for nothing: the budget prices its own calls.
-    'when-used',
-    // Answers the check left as parsed are forwarded as the upstream's text, not serialised again.
-    true,
-  );
-  const handler = serveHandler({ pipeline, tenantOf, allowAnonymous, maxBodyBytes, models, circuit, origin, publicHealth, deadline: { timeoutMs, maxTimeoutMs } });
+  let handler: ReturnType<typeof serveHandler>;
+  let pipeline: Pipeline;
+  const common = { tenantOf, allowAnonymous, maxBodyBytes, publicHealth, deadline: { timeoutMs, maxTimeoutMs } };
+  if (deployments !== undefined) {
+    // Several upstreams behind the router: each deployment's circuit is reported, and the models are the groups they serve.
+    const routed = buildRoutedPipeline({ ...config, deployments }, io.env);
+    pipeline = routed.pipeline;
+    handler = serveHandler({ ...common, pipeline, models: models ?? routed.models, circuit: undefined, origin: '', deployments: routed.circuits });
+  } else {
+    const built = buildPipelineParts(
+      {
+        ...pipelineOptions,
+        ...(upstream.baseUrl ? { baseUrl: upstream.baseUrl } : {}),
+        ...(upstream.apiKeyEnv ? { apiKeyEnv: upstream.apiKeyEnv } : {}),
+        // Sizes the upstream connection pool: a server's calls in flight are its clients', not a batch's ten.
+        concurrency: upstream.connections,
+      },
+      io.env,
+      { tag: 'tenant' },
+      // Costing a call nobody records or refuses is CPU for nothing: the budget prices its own calls.
+      'when-used',
+      // Answers the check left as parsed are forwarded as the upstream's text, not serialised again.
+      true,
+    );
+    pipeline = built.pipeline;
+    handler = serveHandler({ ...common, pipeline, models, circuit: built.circuit, origin: built.origin });
+  }
   const server = createServer(handler.listener);
   if (io.signal?.aborted) return 0;
   try {

@@ -5,6 +5,7 @@ import type { BreakerMiddleware } from '@sluice/breaker';
 import type { CallOptions, ChatCompletionRequest, RunsCompletions } from '@sluice/core';
 import type { TenantOf } from './api-keys.js';
 import { readBody } from './node-http.js';
+import type { DeploymentCircuit } from './routed-pipeline.js';
 import { answerCompletion } from './serve-completion.js';
 import { type DeadlineOptions, requestDeadline, timeoutHeader } from './request-deadline.js';
 
@@ -25,6 +26,8 @@ export interface ServeHandlerOptions {
   /** The breaker whose circuits `/health` reports, and the upstream origin its keys start with. */
   circuit: BreakerMiddleware | undefined;
   origin: string;
+  /** With several deployments instead: each one's circuit, which `/health` reports in its place. */
+  deployments?: readonly DeploymentCircuit[];
   /** Answer `GET /health` without a key, with the status alone. */
   publicHealth: boolean;
   /** The default deadline and the bound of a client's `x-sluice-timeout-ms`. */
@@ -96,7 +99,11 @@ export function serveHandler(options: ServeHandlerOptions): {
     if (method === 'GET' && (path === '/health' || path === '/healthz')) {
       request.resume();
       const circuit = options.circuit;
-      const circuits = circuit ? await Promise.all((options.models ?? []).map(async (model) => ({ model, ...(await circuit.state(`${options.origin}|${model}`)) }))) : [];
+      const circuits = options.deployments
+        ? await Promise.all(options.deployments.map(async (known) => ({ deployment: known.deployment, model: known.model, ...(await known.circuit.state(known.key)) })))
+        : circuit
+          ? await Promise.all((options.models ?? []).map(async (model) => ({ model, ...(await circuit.state(`${options.origin}|${model}`)) })))
+          : [];
       // The key is the upstream URL and model: internal detail, left out.
       const states = circuits.map(({ key: _key, ...rest }) => rest);
       return json(target, 200, { status: states.some((c) => c.state !== 'closed') ? 'degraded' : 'ok', circuits: states });

@@ -23,12 +23,46 @@ export const serveConfigSchema = z
     z.omit(batchConfigSchema, { baseUrl: true, apiKeyEnv: true, progressIntervalMs: true, timeoutMs: true, concurrency: true }),
     {
       /** The real endpoint and the variable holding its key; the key never leaves the server. */
-      upstream: z.strictObject({
-        baseUrl: z.optional(z.url({ protocol: /^https?$/ })),
-        apiKeyEnv: z.optional(envName),
-        /** Connections kept open to the upstream; requests beyond them wait for one. Default 128. */
-        connections: z._default(z.number().check(z.int(), z.positive(), z.maximum(10_000)), 128),
-      }),
+      upstream: z._default(
+        z.strictObject({
+          baseUrl: z.optional(z.url({ protocol: /^https?$/ })),
+          apiKeyEnv: z.optional(envName),
+          /** Connections kept open to the upstream (to each deployment's); requests beyond them wait for one. Default 128. */
+          connections: z._default(z.number().check(z.int(), z.positive(), z.maximum(10_000)), 128),
+        }),
+        { connections: 128 },
+      ),
+      /**
+       * Instead of one `upstream`, several (`@sluice/router`): each a base
+       * URL, the variable holding its key, the model name it expects, and
+       * the public model (`group`) it serves. Calls are routed within a
+       * group by `routing.strategy` and fall back to the next deployment,
+       * then along `routing.fallbacks`; each deployment has its own retry and
+       * circuit (the `retry` and `breaker` options).
+       */
+      deployments: z.optional(
+        z
+          .array(
+            z.strictObject({
+              id: z.string().check(z.minLength(1)),
+              baseUrl: z.url({ protocol: /^https?$/ }),
+              apiKeyEnv: z.optional(envName),
+              model: z.string().check(z.minLength(1)),
+              group: z.optional(z.string().check(z.minLength(1))),
+              weight: z.optional(z.number().check(z.positive())),
+              maxConcurrency: z.optional(z.number().check(z.int(), z.positive())),
+              contextWindow: z.optional(z.number().check(z.int(), z.positive())),
+            }),
+          )
+          .check(z.minLength(1)),
+      ),
+      /**
+       * How `deployments` are used: `router()`'s `strategy`, `latency`,
+       * `fallbacks`, `contentFilterFallbacks`, `fallbackOn`, `maxHops`,
+       * `cooldownMs` and `hedge`, as JSON (checked by the router, which names
+       * the field).
+       */
+      routing: z.optional(z.record(z.string(), z.unknown())),
       /**
        * Each request's deadline in ms, retries and waits included, when the
        * client sends no `x-sluice-timeout-ms` header. Default: none (the
@@ -63,6 +97,12 @@ export const serveConfigSchema = z
     z.superRefine((config, issues) => {
       if (config.keys.length === 0 && !config.allowAnonymous) {
         issues.addIssue({ code: 'custom', path: ['keys'], message: 'give at least one key, or set allowAnonymous: true' });
+      }
+      if (config.deployments !== undefined && (config.upstream.baseUrl !== undefined || config.upstream.apiKeyEnv !== undefined)) {
+        issues.addIssue({ code: 'custom', path: ['deployments'], message: 'give either upstream.baseUrl and upstream.apiKeyEnv or deployments, not both' });
+      }
+      if (config.routing !== undefined && config.deployments === undefined) {
+        issues.addIssue({ code: 'custom', path: ['routing'], message: 'routes deployments: give deployments too' });
       }
       if (config.timeoutMs !== undefined && config.maxTimeoutMs !== undefined && config.timeoutMs > config.maxTimeoutMs) {
         issues.addIssue({ code: 'custom', path: ['timeoutMs'], message: `must not exceed maxTimeoutMs (${config.maxTimeoutMs})` });

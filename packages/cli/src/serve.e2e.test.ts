@@ -349,3 +349,70 @@ describe('sluice serve, per tenant and at shutdown', () => {
     expect({ status: bad.status, body: await bad.json() }).toMatchObject({ status: 400, body: { error: { code: 'invalid_value', param: 'x-sluice-cache' } } });
   });
 });
+
+describe('sluice serve with deployments', () => {
+  afterEach(stopAll);
+
+  it('routes around a deployment that is down to the next one serving the model, and reports each circuit', async () => {
+    // A deployment whose port refuses connections, and a healthy one serving the same public model under another name.
+    const dead = await mockUpstream();
+    const deadUrl = dead.url;
+    await dead.close();
+    const backup = await mockUpstream({ reply: 'from the backup' });
+    const { url } = await startServe(backup, {
+      upstream: undefined,
+      models: undefined,
+      breaker: { failures: 2 },
+      deployments: [
+        { id: 'primary', baseUrl: deadUrl, apiKeyEnv: 'UPSTREAM_KEY', model: 'gpt-4.1' },
+        { id: 'backup', baseUrl: backup.url, apiKeyEnv: 'UPSTREAM_KEY', model: 'gpt-4.1-mini', group: 'gpt-4.1' },
+      ],
+      routing: { strategy: 'weighted' },
+    });
+    const openai = new OpenAI({ apiKey: aliceKey, baseURL: url, maxRetries: 0 });
+    for (let i = 0; i < 4; i++) {
+      const reply = await openai.chat.completions.create({ model: 'gpt-4.1', messages: prompt });
+      expect(reply.choices[0]?.message.content).toBe('from the backup');
+    }
+    const stream = await openai.chat.completions.create({ model: 'gpt-4.1', messages: prompt, stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    expect(text).toBe('from the backup');
+    // The backup was asked for the model it serves, with its own key.
+    const sent = backup.requests.filter((r) => r.path.endsWith('/chat/completions'));
+    expect(sent.length).toBe(5);
+    expect(sent.every((r) => (r.body as { model: string }).model === 'gpt-4.1-mini' && r.headers.authorization === `Bearer ${upstreamKey}`)).toBe(true);
+
+    // The models are the groups the deployments serve; another is 404.
+    expect((await openai.models.list()).data.map((m) => m.id)).toEqual(['gpt-4.1']);
+    await expect(openai.chat.completions.create({ model: 'other-model', messages: prompt })).rejects.toMatchObject({ status: 404 });
+
+    const health = await fetch(url.replace(/\/v1$/, '/health'), { headers: { authorization: `Bearer ${aliceKey}` } });
+    const body = await health.text();
+    expect(JSON.parse(body)).toMatchObject({
+      status: 'degraded',
+      circuits: [
+        { deployment: 'primary', model: 'gpt-4.1', state: 'open' },
+        { deployment: 'backup', model: 'gpt-4.1', state: 'closed' },
+      ],
+    });
+    expect(body).not.toContain(deadUrl);
+    expect(body).not.toContain(upstreamKey);
+  });
+
+  it('refuses upstream and deployments together, and a bad routing option, naming the field', async () => {
+    const cases: Array<[object, string]> = [
+      [{ upstream: { baseUrl: 'http://127.0.0.1:9/v1' }, deployments: [{ id: 'a', baseUrl: 'http://127.0.0.1:9/v1', model: 'gpt-4.1' }] }, 'config.deployments'],
+      [{ deployments: [{ id: 'a', baseUrl: 'http://127.0.0.1:9/v1', model: 'gpt-4.1' }], routing: { strategy: 'fastest' } }, 'routing.strategy'],
+      [{ deployments: [{ id: 'a', baseUrl: 'http://127.0.0.1:9/v1', model: 'gpt-4.1', apiKeyEnv: 'NOT_SET_ANYWHERE' }] }, 'deployments.0.apiKeyEnv'],
+      [{ routing: { strategy: 'weighted' } }, 'config.routing'],
+    ];
+    for (const [config, field] of cases) {
+      const path = join(dir, 'bad-routing.json');
+      writeFileSync(path, JSON.stringify({ keys: [{ key: aliceKey, tenant: 'alice' }], ...config }));
+      const end = await runSluice(['serve', '--config', path], { UPSTREAM_KEY: upstreamKey });
+      expect({ code: end.code, field: end.stderr.includes(field) }, end.stderr).toEqual({ code: 1, field: true });
+    }
+  });
+});
+

@@ -1,0 +1,102 @@
+import { breaker, type BreakerMiddleware } from '@sluice/breaker';
+import { cache, lruStorage } from '@sluice/cache';
+import { trimContext } from '@sluice/context';
+import { createPipeline, type Middleware, openAICompatible, type Pipeline, ValidationError } from '@sluice/core';
+import { budget, trackCost } from '@sluice/cost';
+import { rateLimit } from '@sluice/ratelimit';
+import { retry } from '@sluice/retry';
+import { router, type RouterOptions } from '@sluice/router';
+import { apiKeyFrom } from './build-pipeline.js';
+import { fileLedger } from './file-ledger.js';
+import { loadPrices } from './load-prices.js';
+import type { ResolvedServeConfig } from './serve-options.js';
+
+/** One deployment's circuit, as `/health` reports it. */
+export interface DeploymentCircuit {
+  deployment: string;
+  /** The public model it serves. */
+  model: string;
+  /** Its breaker's key (`origin|model`): internal, never reported. */
+  key: string;
+  circuit: BreakerMiddleware;
+}
+
+/** A routed pipeline and the circuits of its deployments. */
+export interface RoutedPipeline {
+  pipeline: Pipeline;
+  circuits: DeploymentCircuit[];
+  /** The public models the deployments serve. */
+  models: string[];
+}
+
+/**
+ * The pipeline of a `sluice serve` with `deployments`: per tenant, cost
+ * (when recorded or refused), the cache, trimming, the budget and the rate
+ * limit, once a call, then the router; inside it, each deployment's own
+ * retry and circuit, so a deployment that fails is retried, then passed
+ * over for the next, and its circuit opens without touching the others'.
+ *
+ * @param config - the validated serve configuration, with `deployments`
+ * @param env - where the deployments' API keys are read from
+ * @throws ValidationError naming a bad deployment, routing option or unset key variable (`deployments.1.apiKeyEnv`, `routing.strategy`)
+ */
+export function buildRoutedPipeline(config: ResolvedServeConfig & { deployments: NonNullable<ResolvedServeConfig['deployments']> }, env: NodeJS.ProcessEnv = process.env): RoutedPipeline {
+  const prices = loadPrices(config.prices);
+  const unknownModel = config.unknownModel ?? 'warn';
+  const circuits: DeploymentCircuit[] = [];
+  const deployments = config.deployments.map((deployment, index) => {
+    let apiKey: string | null;
+    try {
+      apiKey = apiKeyFrom(deployment.apiKeyEnv, env);
+    } catch (error) {
+      throw error instanceof ValidationError ? new ValidationError(`deployments.${index}.apiKeyEnv`, error.message.replace(/^apiKeyEnv: /, '')) : error;
+    }
+    const { baseUrl, apiKeyEnv: _env, ...rest } = deployment;
+    // Each answer's text is kept, so the server forwards it as the upstream sent it.
+    return { ...rest, transport: openAICompatible({ baseUrl, apiKey, connections: config.upstream.connections, keepRawJson: true }) };
+  });
+  // One circuit per deployment, made now so that /health lists every deployment from the start.
+  const breakers = new Map<string, BreakerMiddleware>();
+  if (config.breaker !== false) {
+    for (const deployment of deployments) {
+      const circuit = breaker(config.breaker ?? {});
+      breakers.set(deployment.id, circuit);
+      circuits.push({ deployment: deployment.id, model: deployment.group ?? deployment.model, key: `${deployment.transport.origin}|${deployment.model}`, circuit });
+    }
+  }
+  const inner = (deployment: { id: string }): Middleware[] => {
+    const middleware: Middleware[] = [];
+    if (config.retry !== false) middleware.push(retry(config.retry ?? {}));
+    const circuit = breakers.get(deployment.id);
+    if (circuit) middleware.push(circuit);
+    return middleware;
+  };
+  let route: ReturnType<typeof router>;
+  try {
+    route = router({ ...(config.routing as Partial<RouterOptions> | undefined), deployments, middleware: inner, prices });
+  } catch (error) {
+    throw error instanceof ValidationError ? renamed(error) : error;
+  }
+  const tenant = { key: { tag: 'tenant' } } as const;
+  let pipeline = createPipeline({ transport: route.transport });
+  if (config.ledger !== undefined || unknownModel === 'error') {
+    pipeline = pipeline.use(trackCost({ prices, unknownModel, anomaly: false, ...(config.ledger ? { ledger: fileLedger(config.ledger) } : {}) }));
+  }
+  if (config.cache) {
+    const { ttlMs, maxEntries, maxBytes } = config.cache === true ? {} : config.cache;
+    const storage = lruStorage({ ...(maxEntries === undefined ? {} : { maxEntries }), ...(maxBytes === undefined ? {} : { maxBytes }) });
+    pipeline = pipeline.use(cache({ storage, ...(ttlMs === undefined ? {} : { ttlMs }), ...tenant }));
+  }
+  if (config.trim) pipeline = pipeline.use(trimContext(config.trim === true ? {} : config.trim));
+  if (config.budget) pipeline = pipeline.use(budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel, ...tenant }));
+  if (config.rpm !== undefined || config.tpm !== undefined) pipeline = pipeline.use(rateLimit({ rpm: config.rpm, tpm: config.tpm, ...tenant }));
+  pipeline = pipeline.use(route);
+  const models = [...new Set(config.deployments.map((deployment) => deployment.group ?? deployment.model))];
+  return { pipeline, circuits, models };
+}
+
+/** The router names its fields `router.…`: in the config they are `deployments.…` and `routing.…`. */
+function renamed(error: ValidationError): ValidationError {
+  const field = error.field.replace(/^router\.deployments\b/, 'deployments').replace(/^router\./, 'routing.');
+  return new ValidationError(field, error.message.slice(error.field.length + 2));
+}
