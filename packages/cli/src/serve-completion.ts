@@ -68,6 +68,9 @@ export async function answerCompletion(pipeline: RunsCompletions, body: ChatComp
   // How the cache answered (hit, shared, miss, bypass), when the server has one.
   const cached = ctx.state.cache?.status;
   if (cached !== undefined) headers['x-sluice-cache'] = cached;
+  // Which deployment answered, when the server routes across several (its id from the config: no URL, no key).
+  const deployment = ctx.state.router?.deployment;
+  if (deployment !== undefined) headers['x-sluice-deployment'] = deployment;
   if (!ctx.stream) {
     const response = ctx.response;
     const text = (response && rawJson(response)) ?? JSON.stringify(response);

@@ -383,6 +383,11 @@ describe('sluice serve with deployments', () => {
     expect(sent.length).toBe(5);
     expect(sent.every((r) => (r.body as { model: string }).model === 'gpt-4.1-mini' && r.headers.authorization === `Bearer ${upstreamKey}`)).toBe(true);
 
+    // The response names the deployment that answered.
+    const raw = await fetch(`${url}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${aliceKey}` }, body: JSON.stringify({ model: 'gpt-4.1', messages: prompt }) });
+    expect(raw.headers.get('x-sluice-deployment')).toBe('backup');
+    await raw.arrayBuffer();
+
     // The models are the groups the deployments serve; another is 404.
     expect((await openai.models.list()).data.map((m) => m.id)).toEqual(['gpt-4.1']);
     await expect(openai.chat.completions.create({ model: 'other-model', messages: prompt })).rejects.toMatchObject({ status: 404 });

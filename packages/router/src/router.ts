@@ -606,7 +606,6 @@ function isContentFilterCode(code: string | undefined): boolean {
   return code === 'content_filter' || code === 'content_policy_violation';
 }
 
-
 /**
  * What `latency` routing compares for a deployment: its EWMA while that is
  * fresh; 0 (try it first) while it is unmeasured or stale and nothing is in
