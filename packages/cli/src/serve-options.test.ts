@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { buildRoutedPipeline } from './routed-pipeline.js';
 import { parseServeConfig } from './serve-options.js';
 
 describe('parseServeConfig', () => {
@@ -28,4 +30,19 @@ describe('parseServeConfig', () => {
     expect(() => parseServeConfig({ upstream, keys, timeoutMs: 60_000, maxTimeoutMs: 30_000 })).toThrow(expect.objectContaining({ field: 'config.timeoutMs' }));
     expect(parseServeConfig({ upstream, keys, timeoutMs: 30_000, maxTimeoutMs: 30_000 })).toMatchObject({ timeoutMs: 30_000, publicHealth: false, upstream: { connections: 128 } });
   });
+
+  it("accepts the README's configs as written, and builds the routed one", async () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const heredoc = /cat > serve\.json <<'JSON'\n([\s\S]*?)\nJSON/.exec(readme)?.[1] ?? '';
+    expect(parseServeConfig(JSON.parse(heredoc))).toMatchObject({ budget: { limitUsd: 5 } });
+    const routedText = /\*\*Several upstreams\*\*[\s\S]*?```json\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    const routed = parseServeConfig(JSON.parse(routedText));
+    expect(routed.deployments).toHaveLength(3);
+    const env = { OPENAI_API_KEY: 'sk-a', AZURE_KEY: 'sk-b', DEEPSEEK_API_KEY: 'sk-c' };
+    const built = buildRoutedPipeline({ ...routed, deployments: routed.deployments ?? [] }, env);
+    expect(built.models).toEqual(['gpt-4.1', 'deepseek-chat']);
+    expect(built.circuits.map((known) => known.deployment)).toEqual(['openai', 'azure', 'deepseek']);
+    await built.pipeline.close();
+  });
 });
+
