@@ -30,11 +30,15 @@ export interface RoutedPipeline {
 }
 
 /**
- * The pipeline of a `sluice serve` with `deployments`: per tenant, cost
- * (when recorded or refused), the cache, trimming, the budget and the rate
- * limit, once a call, then the router; inside it, each deployment's own
- * retry and circuit, so a deployment that fails is retried, then passed
- * over for the next, and its circuit opens without touching the others'.
+ * The pipeline of a `sluice serve` with `deployments`. Per tenant and once a
+ * call: the cache, trimming and the rate limit, then the router. Inside it,
+ * on each deployment a call is sent to, as `@sluice/router` asks: cost
+ * (when recorded or refused) and the budget, so every attempt is priced at
+ * the model that deployment runs and recorded with its `deployment` tag,
+ * then that deployment's own retry and circuit, so a deployment that fails
+ * is retried, then passed over for the next, and its circuit opens without
+ * touching the others'. A cache hit reaches no deployment: it costs nothing
+ * and is not in the ledger.
  *
  * @param config - the validated serve configuration, with `deployments`
  * @param env - where the deployments' API keys are read from
@@ -43,6 +47,7 @@ export interface RoutedPipeline {
 export function buildRoutedPipeline(config: ResolvedServeConfig & { deployments: NonNullable<ResolvedServeConfig['deployments']> }, env: NodeJS.ProcessEnv = process.env): RoutedPipeline {
   const prices = loadPrices(config.prices);
   const unknownModel = config.unknownModel ?? 'warn';
+  const tenant = { key: { tag: 'tenant' } } as const;
   const circuits: DeploymentCircuit[] = [];
   const deployments = config.deployments.map((deployment, index) => {
     let apiKey: string | null;
@@ -55,6 +60,12 @@ export function buildRoutedPipeline(config: ResolvedServeConfig & { deployments:
     // Each answer's text is kept, so the server forwards it as the upstream sent it.
     return { ...rest, transport: openAICompatible({ baseUrl, apiKey, connections: config.upstream.connections, keepRawJson: true }) };
   });
+  // One of each for every deployment: one ledger, and one budget record per tenant whichever deployment spends it.
+  const costs =
+    config.ledger !== undefined || unknownModel === 'error'
+      ? trackCost({ prices, unknownModel, anomaly: false, ...(config.ledger ? { ledger: fileLedger(config.ledger) } : {}) })
+      : undefined;
+  const spend = config.budget ? budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel, ...tenant }) : undefined;
   // One circuit per deployment, made now so that /health lists every deployment from the start.
   const breakers = new Map<string, BreakerMiddleware>();
   if (config.breaker !== false) {
@@ -66,6 +77,8 @@ export function buildRoutedPipeline(config: ResolvedServeConfig & { deployments:
   }
   const inner = (deployment: { id: string }): Middleware[] => {
     const middleware: Middleware[] = [];
+    if (costs) middleware.push(costs as unknown as Middleware);
+    if (spend) middleware.push(spend as unknown as Middleware);
     if (config.retry !== false) middleware.push(retry(config.retry ?? {}));
     const circuit = breakers.get(deployment.id);
     if (circuit) middleware.push(circuit);
@@ -77,18 +90,13 @@ export function buildRoutedPipeline(config: ResolvedServeConfig & { deployments:
   } catch (error) {
     throw error instanceof ValidationError ? renamed(error) : error;
   }
-  const tenant = { key: { tag: 'tenant' } } as const;
   let pipeline = createPipeline({ transport: route.transport });
-  if (config.ledger !== undefined || unknownModel === 'error') {
-    pipeline = pipeline.use(trackCost({ prices, unknownModel, anomaly: false, ...(config.ledger ? { ledger: fileLedger(config.ledger) } : {}) }));
-  }
   if (config.cache) {
     const { ttlMs, maxEntries, maxBytes } = config.cache === true ? {} : config.cache;
     const storage = lruStorage({ ...(maxEntries === undefined ? {} : { maxEntries }), ...(maxBytes === undefined ? {} : { maxBytes }) });
     pipeline = pipeline.use(cache({ storage, ...(ttlMs === undefined ? {} : { ttlMs }), ...tenant }));
   }
   if (config.trim) pipeline = pipeline.use(trimContext(config.trim === true ? {} : config.trim));
-  if (config.budget) pipeline = pipeline.use(budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel, ...tenant }));
   if (config.rpm !== undefined || config.tpm !== undefined) pipeline = pipeline.use(rateLimit({ rpm: config.rpm, tpm: config.tpm, ...tenant }));
   pipeline = pipeline.use(route);
   const models = [...new Set(config.deployments.map((deployment) => deployment.group ?? deployment.model))];

@@ -368,6 +368,7 @@ describe('sluice serve with deployments', () => {
         { id: 'backup', baseUrl: backup.url, apiKeyEnv: 'UPSTREAM_KEY', model: 'gpt-4.1-mini', group: 'gpt-4.1' },
       ],
       routing: { strategy: 'weighted' },
+      ledger: join(dir, 'routed-spend.jsonl'),
     });
     const openai = new OpenAI({ apiKey: aliceKey, baseURL: url, maxRetries: 0 });
     for (let i = 0; i < 4; i++) {
@@ -403,6 +404,13 @@ describe('sluice serve with deployments', () => {
     });
     expect(body).not.toContain(deadUrl);
     expect(body).not.toContain(upstreamKey);
+
+    // Every attempt is priced at the model its deployment runs, and tagged with the deployment.
+    const byModel = await runSluice(['cost', '--ledger', join(dir, 'routed-spend.jsonl'), '--by', 'model']);
+    expect(byModel.stdout).toContain('gpt-4.1-mini');
+    const byDeployment = await runSluice(['cost', '--ledger', join(dir, 'routed-spend.jsonl'), '--by', 'tag:deployment']);
+    const rows = byDeployment.stdout.split('\n').filter((row) => row.startsWith('| backup'));
+    expect(rows[0]?.split('|').map((cell) => cell.trim())[2]).toBe('6');
   });
 
   it('refuses upstream and deployments together, and a bad routing option, naming the field', async () => {
