@@ -2,6 +2,7 @@ import { countLines } from './read-lines.js';
 import { formatSummary } from './batch-summary.js';
 import { BatchStats } from './batch-stats.js';
 import { buildPipeline } from './build-pipeline.js';
+import { buildRoutedPipeline } from './routed-pipeline.js';
 import { type BatchConfig, mergeConfig, parseBatchConfig } from './options.js';
 import { startProgress } from './progress.js';
 import { readConfigFile } from './read-config.js';
@@ -41,7 +42,11 @@ export async function batchCommand(input: string, output: string, flags: BatchCo
   const config = parseBatchConfig(mergeConfig(file, flags), 'batch');
   // Counted first: a missing input file fails before anything is opened.
   const total = input === '-' ? undefined : await countLines(input);
-  const pipeline = buildPipeline(config, io.env);
+  const { deployments } = config;
+  const pipeline =
+    deployments === undefined
+      ? buildPipeline(config, io.env)
+      : buildRoutedPipeline({ ...config, deployments }, io.env, { costTracking: 'always', keepRawJson: false, connections: Math.max(config.concurrency ?? 10, 10) }).pipeline;
   const stats = new BatchStats();
   const progress = startProgress({ stream: io.stderr, total, stats, intervalMs: config.progressIntervalMs ?? 10_000 });
   const started = performance.now();

@@ -201,6 +201,46 @@ describe('sluice batch --cache', () => {
   }, 30_000);
 });
 
+describe('sluice batch with deployments', () => {
+  it('answers every line through the deployment that is up when another is down, priced at its model', async () => {
+    upstream = await mockUpstream();
+    const dead = await mockUpstream();
+    const deadUrl = dead.url;
+    await dead.close();
+    const input = join(dir, 'requests.jsonl');
+    const output = join(dir, 'results.jsonl');
+    const ledger = join(dir, 'spend.jsonl');
+    const config = join(dir, 'batch.json');
+    writeFileSync(input, Array.from({ length: 20 }, (_, i) => requestLine(`r${i}`)).join('\n'));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        deployments: [
+          { id: 'primary', baseUrl: deadUrl, model: 'gpt-4.1' },
+          { id: 'backup', baseUrl: upstream.url, model: 'gpt-4.1-mini', group: 'gpt-4.1' },
+        ],
+        routing: { strategy: 'weighted' },
+        breaker: { failures: 3 },
+        retry: false,
+        ledger,
+      }),
+    );
+    const result = await runSluice(['batch', input, '-o', output, '--config', config]);
+    expect(result.code, result.stderr).toBe(0);
+    const lines = readOutput(output);
+    expect(lines).toHaveLength(20);
+    expect(lines.filter((line) => line.error !== null)).toEqual([]);
+    expect(upstream.requests.every((request) => (request.body as { model: string }).model === 'gpt-4.1-mini')).toBe(true);
+    const report = await runSluice(['cost', '--ledger', ledger, '--by', 'model']);
+    expect(report.stdout).toContain('gpt-4.1-mini');
+
+    // Deployments and a single endpoint together are refused, naming the field.
+    const both = await runSluice(['batch', input, '-o', output, '--config', config, '--base-url', upstream.url]);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toContain('batch.deployments');
+  }, 30_000);
+});
+
 describe('sluice cost', () => {
   it("reproduces the original report's figures: gpt-4.1 at $124 a day, $3,720 a 30-day month", async () => {
     const result = await runSluice(['cost', '--models', 'gpt-4.1,claude-sonnet-4.5,gemini-2.5-flash,deepseek-v3.2']);

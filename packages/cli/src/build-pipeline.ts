@@ -14,7 +14,7 @@ import type * as z from 'zod/mini';
 type Config = z.output<typeof batchConfigSchema>;
 
 /** Keeps nothing: the batch sums its spend from `cost` events itself. */
-const noLedger: Ledger = {
+export const noLedger: Ledger = {
   async record() {},
   async report() {
     return { since: 0, until: 0, rows: [], usd: 0, requests: 0, savedUsd: 0 };

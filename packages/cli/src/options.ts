@@ -1,8 +1,22 @@
+import { ValidationError } from '@sluice/core';
 import { parseOptions } from '@sluice/core/kit';
 import * as z from 'zod/mini';
 
 const positiveInt = z.number().check(z.int(), z.positive());
 const positive = z.number().check(z.positive());
+const envName = z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'));
+
+/** One upstream of several (`deployments`), as `@sluice/router` takes it, its key named by a variable. */
+export const deploymentSchema = z.strictObject({
+  id: z.string().check(z.minLength(1)),
+  baseUrl: z.url({ protocol: /^https?$/ }),
+  apiKeyEnv: z.optional(envName),
+  model: z.string().check(z.minLength(1)),
+  group: z.optional(z.string().check(z.minLength(1))),
+  weight: z.optional(z.number().check(z.positive())),
+  maxConcurrency: z.optional(z.number().check(z.int(), z.positive())),
+  contextWindow: z.optional(z.number().check(z.int(), z.positive())),
+});
 
 /**
  * What `sluice batch` takes, from a JSON config file (`--config`) with
@@ -13,7 +27,7 @@ export const batchConfigSchema = z.strictObject({
   /** The OpenAI-compatible endpoint, with its `/v1`. */
   baseUrl: z.optional(z.url({ protocol: /^https?$/ })),
   /** The environment variable holding the API key (default `OPENAI_API_KEY`). The key itself is never an option. */
-  apiKeyEnv: z.optional(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'))),
+  apiKeyEnv: z.optional(envName),
   /** Requests in flight at once (default 10). */
   concurrency: z.optional(positiveInt.check(z.maximum(10_000))),
   /** One deadline per request, retries included, in ms (default: none but the transport's own timeouts). */
@@ -37,6 +51,21 @@ export const batchConfigSchema = z.strictObject({
   breaker: z.optional(z.union([z.literal(false), z.strictObject({ failures: z.optional(positiveInt), openMs: z.optional(positive) })])),
   /** A spending limit: the batch stops (resumable) when the next request would exceed it. */
   budget: z.optional(z.union([z.literal(false), z.strictObject({ limitUsd: positive, period: z.optional(z.enum(['hour', 'day', 'month'])) })])),
+  /**
+   * Instead of one endpoint, several (`@sluice/router`): each a base URL,
+   * the variable holding its key, the model name it expects, and the public
+   * model (`group`) it serves. Calls are routed within a group by
+   * `routing.strategy` and fall back to the next deployment, then along
+   * `routing.fallbacks`; each deployment has its own retry and circuit.
+   */
+  deployments: z.optional(z.array(deploymentSchema).check(z.minLength(1))),
+  /**
+   * How `deployments` are used: `router()`'s `strategy`, `latency`,
+   * `fallbacks`, `contentFilterFallbacks`, `fallbackOn`, `maxHops`,
+   * `cooldownMs` and `hedge`, as JSON (checked by the router, which names
+   * the field).
+   */
+  routing: z.optional(z.record(z.string(), z.unknown())),
   /**
    * Answer repeated requests from an in-process cache (`cache()` with an
    * LRU), or its options: `ttlMs` (default one hour), `maxEntries` (default
@@ -73,7 +102,12 @@ export type BatchConfig = z.input<typeof batchConfigSchema>;
  * @throws ValidationError naming the bad field
  */
 export function parseBatchConfig(value: unknown, name = 'config'): z.output<typeof batchConfigSchema> {
-  return parseOptions(batchConfigSchema, value, name);
+  const config = parseOptions(batchConfigSchema, value, name);
+  if (config.deployments !== undefined && (config.baseUrl !== undefined || config.apiKeyEnv !== undefined)) {
+    throw new ValidationError(`${name}.deployments`, 'give either baseUrl and apiKeyEnv or deployments, not both');
+  }
+  if (config.routing !== undefined && config.deployments === undefined) throw new ValidationError(`${name}.routing`, 'routes deployments: give deployments too');
+  return config;
 }
 
 /**

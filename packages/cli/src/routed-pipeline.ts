@@ -6,10 +6,14 @@ import { budget, trackCost } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
 import { router, type RouterOptions } from '@sluice/router';
-import { apiKeyFrom } from './build-pipeline.js';
+import type { KeyOption } from '@sluice/core/kit';
+import { apiKeyFrom, noLedger } from './build-pipeline.js';
 import { fileLedger } from './file-ledger.js';
 import { loadPrices } from './load-prices.js';
-import type { ResolvedServeConfig } from './serve-options.js';
+import type { batchConfigSchema } from './options.js';
+import type * as z from 'zod/mini';
+
+type BatchOutput = z.output<typeof batchConfigSchema>;
 
 /** One deployment's circuit, as `/health` reports it. */
 export interface DeploymentCircuit {
@@ -29,25 +33,41 @@ export interface RoutedPipeline {
   models: string[];
 }
 
+/** How the command using a routed pipeline wants it built. */
+export interface RoutedPipelineOptions {
+  /** What the budget, the rate limit and the cache are kept by: `{ tag: 'tenant' }` for a server; default global. */
+  limitKey?: KeyOption;
+  /** `'always'` (a batch sums its spend from the `cost` events) or `'when-used'` (only with a ledger or `unknownModel: 'error'`). */
+  costTracking: 'always' | 'when-used';
+  /** Keep each answer's text, for a server that forwards it as the upstream sent it. */
+  keepRawJson: boolean;
+  /** Connections kept to each deployment. */
+  connections: number;
+}
+
+/** The configuration a routed pipeline reads: a batch's or a server's, with `deployments`. */
+export type RoutedConfig = Omit<BatchOutput, 'deployments'> & { deployments: NonNullable<BatchOutput['deployments']> };
+
 /**
- * The pipeline of a `sluice serve` with `deployments`. Per tenant and once a
- * call: the cache, trimming and the rate limit, then the router. Inside it,
- * on each deployment a call is sent to, as `@sluice/router` asks: cost
- * (when recorded or refused) and the budget, so every attempt is priced at
- * the model that deployment runs and recorded with its `deployment` tag,
+ * The pipeline of a `sluice serve` or `sluice batch` with `deployments`.
+ * Once a call (per tenant on a server): the cache, trimming and the rate
+ * limit, then the router. Inside it, on each deployment a call is sent to,
+ * as `@sluice/router` asks: cost and the budget, so every attempt is priced
+ * at the model that deployment runs and recorded with its `deployment` tag,
  * then that deployment's own retry and circuit, so a deployment that fails
  * is retried, then passed over for the next, and its circuit opens without
- * touching the others'. A cache hit reaches no deployment: it costs nothing
- * and is not in the ledger.
+ * touching the others'. A cache hit reaches no deployment: it costs
+ * nothing and is not in the ledger.
  *
- * @param config - the validated serve configuration, with `deployments`
+ * @param config - the validated configuration, with `deployments`
  * @param env - where the deployments' API keys are read from
+ * @param options - the limits' key, when to track cost, whether to keep answers' text, connections per deployment
  * @throws ValidationError naming a bad deployment, routing option or unset key variable (`deployments.1.apiKeyEnv`, `routing.strategy`)
  */
-export function buildRoutedPipeline(config: ResolvedServeConfig & { deployments: NonNullable<ResolvedServeConfig['deployments']> }, env: NodeJS.ProcessEnv = process.env): RoutedPipeline {
+export function buildRoutedPipeline(config: RoutedConfig, env: NodeJS.ProcessEnv, options: RoutedPipelineOptions): RoutedPipeline {
   const prices = loadPrices(config.prices);
   const unknownModel = config.unknownModel ?? 'warn';
-  const tenant = { key: { tag: 'tenant' } } as const;
+  const key = options.limitKey === undefined ? {} : { key: options.limitKey };
   const circuits: DeploymentCircuit[] = [];
   const deployments = config.deployments.map((deployment, index) => {
     let apiKey: string | null;
@@ -57,15 +77,15 @@ export function buildRoutedPipeline(config: ResolvedServeConfig & { deployments:
       throw error instanceof ValidationError ? new ValidationError(`deployments.${index}.apiKeyEnv`, error.message.replace(/^apiKeyEnv: /, '')) : error;
     }
     const { baseUrl, apiKeyEnv: _env, ...rest } = deployment;
-    // Each answer's text is kept, so the server forwards it as the upstream sent it.
-    return { ...rest, transport: openAICompatible({ baseUrl, apiKey, connections: config.upstream.connections, keepRawJson: true }) };
+    return { ...rest, transport: openAICompatible({ baseUrl, apiKey, connections: options.connections, keepRawJson: options.keepRawJson }) };
   });
   // One of each for every deployment: one ledger, and one budget record per tenant whichever deployment spends it.
   const costs =
-    config.ledger !== undefined || unknownModel === 'error'
-      ? trackCost({ prices, unknownModel, anomaly: false, ...(config.ledger ? { ledger: fileLedger(config.ledger) } : {}) })
+    options.costTracking === 'always' || config.ledger !== undefined || unknownModel === 'error'
+      ? // Never the default ledger: it keeps a cell per tag set, and a batch tags every call with its own custom_id.
+        trackCost({ prices, unknownModel, anomaly: false, ledger: config.ledger ? fileLedger(config.ledger) : noLedger })
       : undefined;
-  const spend = config.budget ? budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel, ...tenant }) : undefined;
+  const spend = config.budget ? budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel, ...key }) : undefined;
   // One circuit per deployment, made now so that /health lists every deployment from the start.
   const breakers = new Map<string, BreakerMiddleware>();
   if (config.breaker !== false) {
@@ -94,10 +114,10 @@ export function buildRoutedPipeline(config: ResolvedServeConfig & { deployments:
   if (config.cache) {
     const { ttlMs, maxEntries, maxBytes } = config.cache === true ? {} : config.cache;
     const storage = lruStorage({ ...(maxEntries === undefined ? {} : { maxEntries }), ...(maxBytes === undefined ? {} : { maxBytes }) });
-    pipeline = pipeline.use(cache({ storage, ...(ttlMs === undefined ? {} : { ttlMs }), ...tenant }));
+    pipeline = pipeline.use(cache({ storage, ...(ttlMs === undefined ? {} : { ttlMs }), ...key }));
   }
   if (config.trim) pipeline = pipeline.use(trimContext(config.trim === true ? {} : config.trim));
-  if (config.rpm !== undefined || config.tpm !== undefined) pipeline = pipeline.use(rateLimit({ rpm: config.rpm, tpm: config.tpm, ...tenant }));
+  if (config.rpm !== undefined || config.tpm !== undefined) pipeline = pipeline.use(rateLimit({ rpm: config.rpm, tpm: config.tpm, ...key }));
   pipeline = pipeline.use(route);
   const models = [...new Set(config.deployments.map((deployment) => deployment.group ?? deployment.model))];
   return { pipeline, circuits, models };

@@ -55,7 +55,8 @@ export interface RunBatchResult {
  * re-run resumes. A request cancelled by `signal` is not written, so the
  * next run sends it again: no line is lost or repeated. A circuit that is
  * open holds its request until the circuit half-opens (a downed upstream
- * pauses the batch rather than failing the rest of the file); a spent
+ * pauses the batch rather than failing the rest of the file), and so does a
+ * routed pipeline with every deployment cooling or open; a spent
  * budget stops the batch as `signal` would.
  *
  * @param options - input, output, pipeline, concurrency, signal
@@ -103,7 +104,8 @@ export async function runBatch(options: RunBatchOptions): Promise<RunBatchResult
           // Cancelled by the stop, whatever error that surfaced as: left for the next run.
           if (stop.signal.aborted) return;
           const error = toSluiceError(caught);
-          if (error.code === 'CIRCUIT_OPEN') {
+          // An open circuit, or every deployment of a routed batch cooling or open: wait until one may take it.
+          if (error.code === 'CIRCUIT_OPEN' || (error.code === 'NO_DEPLOYMENT' && error.retryable)) {
             await sleep(Math.max(error.retryAfterMs ?? 1_000, 50), { signal: stop.signal }).catch(() => {});
             if (stop.signal.aborted) return;
             continue;

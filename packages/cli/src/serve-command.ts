@@ -26,14 +26,19 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
   const file = readConfigFile(configPath);
   const merged = typeof file === 'object' && file !== null ? { ...file, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } : file;
   const config = parseServeConfig(merged);
-  const { upstream, keys, allowAnonymous, maxBodyBytes, port, host, models, shutdownGraceMs, timeoutMs, maxTimeoutMs, publicHealth, deployments, routing: _routing, ...pipelineOptions } = config;
+  const { upstream, keys, allowAnonymous, maxBodyBytes, port, host, models, shutdownGraceMs, timeoutMs, maxTimeoutMs, publicHealth, deployments, routing, ...pipelineOptions } = config;
   const tenantOf = apiKeys(keys, io.env);
   let handler: ReturnType<typeof serveHandler>;
   let pipeline: Pipeline;
   const common = { tenantOf, allowAnonymous, maxBodyBytes, publicHealth, deadline: { timeoutMs, maxTimeoutMs } };
   if (deployments !== undefined) {
     // Several upstreams behind the router: each deployment's circuit is reported, and the models are the groups they serve.
-    const routed = buildRoutedPipeline({ ...config, deployments }, io.env);
+    const routed = buildRoutedPipeline({ ...pipelineOptions, routing, deployments }, io.env, {
+      limitKey: { tag: 'tenant' },
+      costTracking: 'when-used',
+      keepRawJson: true,
+      connections: upstream.connections,
+    });
     pipeline = routed.pipeline;
     handler = serveHandler({ ...common, pipeline, models: models ?? routed.models, circuit: undefined, origin: '', deployments: routed.circuits });
   } else {

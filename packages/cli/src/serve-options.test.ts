@@ -39,7 +39,7 @@ describe('parseServeConfig', () => {
     const routed = parseServeConfig(JSON.parse(routedText));
     expect(routed.deployments).toHaveLength(3);
     const env = { OPENAI_API_KEY: 'sk-a', AZURE_KEY: 'sk-b', DEEPSEEK_API_KEY: 'sk-c' };
-    const built = buildRoutedPipeline({ ...routed, deployments: routed.deployments ?? [] }, env);
+    const built = buildRoutedPipeline({ ...routed, deployments: routed.deployments ?? [] }, env, { limitKey: { tag: 'tenant' }, costTracking: 'when-used', keepRawJson: true, connections: 8 });
     expect(built.models).toEqual(['gpt-4.1', 'deepseek-chat']);
     expect(built.circuits.map((known) => known.deployment)).toEqual(['openai', 'azure', 'deepseek']);
     await built.pipeline.close();

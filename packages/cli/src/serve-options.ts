@@ -33,37 +33,6 @@ export const serveConfigSchema = z
         { connections: 128 },
       ),
       /**
-       * Instead of one `upstream`, several (`@sluice/router`): each a base
-       * URL, the variable holding its key, the model name it expects, and
-       * the public model (`group`) it serves. Calls are routed within a
-       * group by `routing.strategy` and fall back to the next deployment,
-       * then along `routing.fallbacks`; each deployment has its own retry and
-       * circuit (the `retry` and `breaker` options).
-       */
-      deployments: z.optional(
-        z
-          .array(
-            z.strictObject({
-              id: z.string().check(z.minLength(1)),
-              baseUrl: z.url({ protocol: /^https?$/ }),
-              apiKeyEnv: z.optional(envName),
-              model: z.string().check(z.minLength(1)),
-              group: z.optional(z.string().check(z.minLength(1))),
-              weight: z.optional(z.number().check(z.positive())),
-              maxConcurrency: z.optional(z.number().check(z.int(), z.positive())),
-              contextWindow: z.optional(z.number().check(z.int(), z.positive())),
-            }),
-          )
-          .check(z.minLength(1)),
-      ),
-      /**
-       * How `deployments` are used: `router()`'s `strategy`, `latency`,
-       * `fallbacks`, `contentFilterFallbacks`, `fallbackOn`, `maxHops`,
-       * `cooldownMs` and `hedge`, as JSON (checked by the router, which names
-       * the field).
-       */
-      routing: z.optional(z.record(z.string(), z.unknown())),
-      /**
        * Each request's deadline in ms, retries and waits included, when the
        * client sends no `x-sluice-timeout-ms` header. Default: none (the
        * transport's own timeouts). A call past its deadline is answered 504.
