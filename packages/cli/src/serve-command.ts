@@ -28,6 +28,7 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
   const config = parseServeConfig(merged);
   const { upstream, keys, allowAnonymous, maxBodyBytes, port, host, models, shutdownGraceMs, timeoutMs, maxTimeoutMs, publicHealth, deployments, routing, ...pipelineOptions } = config;
   const tenantOf = apiKeys(keys, io.env);
+  const connections = upstream?.connections ?? 128;
   let handler: ReturnType<typeof serveHandler>;
   let pipeline: Pipeline;
   const common = { tenantOf, allowAnonymous, maxBodyBytes, publicHealth, deadline: { timeoutMs, maxTimeoutMs } };
@@ -37,7 +38,7 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
       limitKey: { tag: 'tenant' },
       costTracking: 'when-used',
       keepRawJson: true,
-      connections: upstream.connections,
+      connections,
     });
     pipeline = routed.pipeline;
     handler = serveHandler({ ...common, pipeline, models: models ?? routed.models, circuit: undefined, origin: '', deployments: routed.circuits });
@@ -45,10 +46,10 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
     const built = buildPipelineParts(
       {
         ...pipelineOptions,
-        ...(upstream.baseUrl ? { baseUrl: upstream.baseUrl } : {}),
-        ...(upstream.apiKeyEnv ? { apiKeyEnv: upstream.apiKeyEnv } : {}),
+        ...(upstream?.baseUrl ? { baseUrl: upstream.baseUrl } : {}),
+        ...(upstream?.apiKeyEnv ? { apiKeyEnv: upstream.apiKeyEnv } : {}),
         // Sizes the upstream connection pool: a server's calls in flight are its clients', not a batch's ten.
-        concurrency: upstream.connections,
+        concurrency: connections,
       },
       io.env,
       { tag: 'tenant' },

@@ -31,6 +31,15 @@ describe('parseServeConfig', () => {
     expect(parseServeConfig({ upstream, keys, timeoutMs: 30_000, maxTimeoutMs: 30_000 })).toMatchObject({ timeoutMs: 30_000, publicHealth: false, upstream: { connections: 128 } });
   });
 
+  it('needs the upstream or deployments, and not both', () => {
+    const keys = [{ key: 'sk-0123456789abcdef', tenant: 't' }];
+    expect(() => parseServeConfig({ keys })).toThrow(expect.objectContaining({ field: 'config.upstream' }));
+    const deployments = [{ id: 'a', baseUrl: 'http://127.0.0.1:1/v1', model: 'gpt-4.1' }];
+    expect(parseServeConfig({ keys, deployments }).upstream).toBeUndefined();
+    expect(() => parseServeConfig({ keys, deployments, upstream })).toThrow(expect.objectContaining({ field: 'config.deployments' }));
+    expect(() => parseServeConfig({ keys, upstream, routing: { strategy: 'weighted' } })).toThrow(expect.objectContaining({ field: 'config.routing' }));
+  });
+
   it("accepts the README's configs as written, and builds the routed one", async () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     const heredoc = /cat > serve\.json <<'JSON'\n([\s\S]*?)\nJSON/.exec(readme)?.[1] ?? '';

@@ -23,14 +23,13 @@ export const serveConfigSchema = z
     z.omit(batchConfigSchema, { baseUrl: true, apiKeyEnv: true, progressIntervalMs: true, timeoutMs: true, concurrency: true }),
     {
       /** The real endpoint and the variable holding its key; the key never leaves the server. */
-      upstream: z._default(
+      upstream: z.optional(
         z.strictObject({
           baseUrl: z.optional(z.url({ protocol: /^https?$/ })),
           apiKeyEnv: z.optional(envName),
           /** Connections kept open to the upstream (to each deployment's); requests beyond them wait for one. Default 128. */
           connections: z._default(z.number().check(z.int(), z.positive(), z.maximum(10_000)), 128),
         }),
-        { connections: 128 },
       ),
       /**
        * Each request's deadline in ms, retries and waits included, when the
@@ -67,7 +66,10 @@ export const serveConfigSchema = z
       if (config.keys.length === 0 && !config.allowAnonymous) {
         issues.addIssue({ code: 'custom', path: ['keys'], message: 'give at least one key, or set allowAnonymous: true' });
       }
-      if (config.deployments !== undefined && (config.upstream.baseUrl !== undefined || config.upstream.apiKeyEnv !== undefined)) {
+      if (config.deployments === undefined && config.upstream === undefined) {
+        issues.addIssue({ code: 'custom', path: ['upstream'], message: 'give the upstream (or deployments)' });
+      }
+      if (config.deployments !== undefined && (config.upstream?.baseUrl !== undefined || config.upstream?.apiKeyEnv !== undefined)) {
         issues.addIssue({ code: 'custom', path: ['deployments'], message: 'give either upstream.baseUrl and upstream.apiKeyEnv or deployments, not both' });
       }
       if (config.routing !== undefined && config.deployments === undefined) {

@@ -418,7 +418,8 @@ describe('sluice serve with deployments', () => {
       [{ upstream: { baseUrl: 'http://127.0.0.1:9/v1' }, deployments: [{ id: 'a', baseUrl: 'http://127.0.0.1:9/v1', model: 'gpt-4.1' }] }, 'config.deployments'],
       [{ deployments: [{ id: 'a', baseUrl: 'http://127.0.0.1:9/v1', model: 'gpt-4.1' }], routing: { strategy: 'fastest' } }, 'routing.strategy'],
       [{ deployments: [{ id: 'a', baseUrl: 'http://127.0.0.1:9/v1', model: 'gpt-4.1', apiKeyEnv: 'NOT_SET_ANYWHERE' }] }, 'deployments.0.apiKeyEnv'],
-      [{ routing: { strategy: 'weighted' } }, 'config.routing'],
+      [{ upstream: {}, routing: { strategy: 'weighted' } }, 'config.routing'],
+      [{}, 'config.upstream'],
     ];
     for (const [config, field] of cases) {
       const path = join(dir, 'bad-routing.json');
