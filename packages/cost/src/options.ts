@@ -67,6 +67,14 @@ export interface TrackCostOptions {
   ledger?: Ledger;
   /** The spend anomaly alert: its options, or `false` to turn it off (default on, factor 5). */
   anomaly?: AnomalyOptions | false;
+  /**
+   * Which calls are costed and recorded, asked once a call has settled
+   * (default: every call). With a router whose deployments each run their
+   * own `trackCost`, an outer one with `when: (ctx) => ctx.state.answeredBy
+   * !== undefined` records only the calls answered without an upstream (a
+   * cache's hits, their saving), so no call is counted twice.
+   */
+  when?: (ctx: CompletionContext) => boolean;
 }
 
 /** The zod schema of {@link TrackCostOptions}; internal. */
@@ -75,6 +83,7 @@ export const trackCostOptionsSchema = z.strictObject({
   unknownModel: z.optional(unknownModelOption),
   ledger: z.optional(z.custom<Ledger>((value) => typeof (value as Ledger | undefined)?.record === 'function', 'must be a Ledger')),
   anomaly: z.optional(z.union([z.literal(false), anomalyOptionsSchema])),
+  when: z.optional(z.custom<(ctx: CompletionContext) => boolean>((value) => typeof value === 'function', 'must be a function of the call')),
 });
 
 /** One spending limit: `limitUsd` per `period`, kept per `key`. */

@@ -77,6 +77,27 @@ describe('trackCost', () => {
     expect(report.rows[0]).toMatchObject({ savedRequests: 1 });
   });
 
+  it('with when, costs and records only the calls it says yes to, asked once the call settled', async () => {
+    const costs = await setup({ when: (ctx) => ctx.state.answeredBy !== undefined }, async function sometimesAnswering(ctx, next) {
+      if (ctx.tags.cached !== 'yes') return next();
+      ctx.state.answeredBy = 'cache';
+      ctx.response = {
+        id: 'cached', object: 'chat.completion', created: 0, model: 'gpt-4.1',
+        choices: [{ index: 0, finish_reason: 'stop', logprobs: null, message: { role: 'assistant', content: reply, refusal: null } }],
+        usage: { ...usage, total_tokens: 1_200 },
+      };
+      ctx.usage = { ...usage, total_tokens: 1_200 };
+    });
+    const recorder = recordEvents(llm.events, ['cost']);
+    await llm.complete({ model: 'gpt-4.1', messages });
+    await llm.complete({ model: 'gpt-4.1', messages }, { tags: { cached: 'yes' } });
+    expect(upstream.requests).toHaveLength(1);
+    expect(recorder.of('cost').map((event) => event.answeredBy)).toEqual(['cache']);
+    const report = await costs.ledger.report({ by: 'total' });
+    expect(report).toMatchObject({ usd: 0, requests: 1 });
+    expect(() => trackCost({ when: 'cached' as never })).toThrow(expect.objectContaining({ field: 'trackCost.when' }));
+  });
+
   it('costs a stream from the usage of its last chunk, once the caller has read it', async () => {
     await setup();
     const costsRecorder = recordEvents(llm.events, ['cost']);

@@ -58,7 +58,10 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
   // call's settlement then waits on no promise (a ledger of the user's own goes through `record`).
   const recordNow = (ledger as { [kRecordNow]?: (record: CostRecord, ctx?: CompletionContext) => Promise<void> | undefined })[kRecordNow];
 
+  const { when } = config;
+
   function record(ctx: CompletionContext, settlement: Settlement): Promise<void> | undefined {
+    if (when !== undefined && !when(ctx)) return undefined;
     const match = resolvePrice(prices, ctx.request.model, policy === 'error' ? 'warn' : policy);
     const settled = settledCost(ctx, settlement, match);
     if (!settled) return undefined;
