@@ -56,8 +56,8 @@ export type RoutedConfig = Omit<BatchOutput, 'deployments'> & { deployments: Non
  * at the model that deployment runs and recorded with its `deployment` tag,
  * then that deployment's own retry and circuit, so a deployment that fails
  * is retried, then passed over for the next, and its circuit opens without
- * touching the others'. A cache hit reaches no deployment: it costs
- * nothing and is not in the ledger.
+ * touching the others'. A cache hit reaches no deployment: a `trackCost`
+ * outside the cache records it alone, at $0 with what it saved.
  *
  * @param config - the validated configuration, with `deployments`
  * @param env - where the deployments' API keys are read from
@@ -111,6 +111,12 @@ export function buildRoutedPipeline(config: RoutedConfig, env: NodeJS.ProcessEnv
     throw error instanceof ValidationError ? renamed(error) : error;
   }
   let pipeline = createPipeline({ transport: route.transport });
+  // The deployments record every attempt; what the cache answers reaches none of them, so it is recorded here.
+  if (costs && config.cache) {
+    pipeline = pipeline.use(
+      trackCost({ prices, unknownModel, anomaly: false, ledger: costs.ledger, when: (ctx) => ctx.state.answeredBy !== undefined }) as unknown as Middleware,
+    );
+  }
   if (config.cache) {
     const { ttlMs, maxEntries, maxBytes } = config.cache === true ? {} : config.cache;
     const storage = lruStorage({ ...(maxEntries === undefined ? {} : { maxEntries }), ...(maxBytes === undefined ? {} : { maxBytes }) });

@@ -369,6 +369,7 @@ describe('sluice serve with deployments', () => {
       ],
       routing: { strategy: 'weighted' },
       ledger: join(dir, 'routed-spend.jsonl'),
+      cache: true,
     });
     const openai = new OpenAI({ apiKey: aliceKey, baseURL: url, maxRetries: 0 });
     for (let i = 0; i < 4; i++) {
@@ -405,12 +406,21 @@ describe('sluice serve with deployments', () => {
     expect(body).not.toContain(deadUrl);
     expect(body).not.toContain(upstreamKey);
 
+    // A cache hit reaches no deployment, and is recorded once, with what it saved.
+    const deterministic = { model: 'gpt-4.1', messages: prompt, temperature: 0 };
+    await openai.chat.completions.create(deterministic);
+    const hit = await openai.chat.completions.create(deterministic).asResponse();
+    expect(hit.headers.get('x-sluice-cache')).toBe('hit');
+    const total = await runSluice(['cost', '--ledger', join(dir, 'routed-spend.jsonl'), '--by', 'total']);
+    const totals = total.stdout.split('\n').filter((row) => row.startsWith('| total')).at(-1)?.split('|').map((cell) => cell.trim()) ?? [];
+    expect([totals[2], totals[7]]).toEqual(['8', '1']);
+
     // Every attempt is priced at the model its deployment runs, and tagged with the deployment.
     const byModel = await runSluice(['cost', '--ledger', join(dir, 'routed-spend.jsonl'), '--by', 'model']);
     expect(byModel.stdout).toContain('gpt-4.1-mini');
     const byDeployment = await runSluice(['cost', '--ledger', join(dir, 'routed-spend.jsonl'), '--by', 'tag:deployment']);
     const rows = byDeployment.stdout.split('\n').filter((row) => row.startsWith('| backup'));
-    expect(rows[0]?.split('|').map((cell) => cell.trim())[2]).toBe('6');
+    expect(rows[0]?.split('|').map((cell) => cell.trim())[2]).toBe('7');
   });
 
   it('refuses upstream and deployments together, and a bad routing option, naming the field', async () => {
