@@ -1,7 +1,7 @@
 import { breaker, type BreakerMiddleware } from '@sluice/breaker';
 import { cache, lruStorage } from '@sluice/cache';
 import { trimContext } from '@sluice/context';
-import { createPipeline, openAICompatible, type Pipeline, ValidationError } from '@sluice/core';
+import { createPipeline, type Middleware, openAICompatible, type Pipeline, ValidationError } from '@sluice/core';
 import type { KeyOption } from '@sluice/core/kit';
 import { budget, type Ledger, trackCost } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
@@ -35,6 +35,19 @@ export function apiKeyFrom(apiKeyEnv: string | undefined, env: NodeJS.ProcessEnv
   if (value !== undefined && value !== '') return value;
   if (apiKeyEnv !== undefined) throw new ValidationError('apiKeyEnv', `the environment variable ${apiKeyEnv} is not set`);
   return null;
+}
+
+/**
+ * The `cache` option as a middleware: an in-process LRU sized as it says.
+ *
+ * @param option - `true`, or `{ ttlMs, maxEntries, maxBytes }`
+ * @param key - whose answers a call may be served (a server's tenant); default global
+ * @param rawJson - store each answer's upstream text, over a transport that keeps it
+ */
+export function cacheFrom(option: true | { ttlMs?: number; maxEntries?: number; maxBytes?: number }, key: KeyOption | undefined, rawJson: boolean): Middleware {
+  const { ttlMs, maxEntries, maxBytes } = option === true ? {} : option;
+  const storage = lruStorage({ ...(maxEntries === undefined ? {} : { maxEntries }), ...(maxBytes === undefined ? {} : { maxBytes }) });
+  return cache({ storage, rawJson, ...(ttlMs === undefined ? {} : { ttlMs }), ...(key === undefined ? {} : { key }) });
 }
 
 /** A pipeline, the breaker in it (for health), and the upstream's origin (the breaker's key prefix). */
@@ -81,12 +94,8 @@ export function buildPipelineParts(
     // Never the default ledger: it keeps a cell per tag set, and every call here carries its own custom_id tag.
     pipeline = pipeline.use(trackCost({ prices, unknownModel, anomaly: false, ledger: config.ledger ? fileLedger(config.ledger) : noLedger }));
   }
-  if (config.cache) {
-    const { ttlMs, maxEntries, maxBytes } = config.cache === true ? {} : config.cache;
-    const storage = lruStorage({ ...(maxEntries === undefined ? {} : { maxEntries }), ...(maxBytes === undefined ? {} : { maxBytes }) });
-    // rawJson only over a transport that keeps each answer's text; nothing added after the cache rewrites an answer.
-    pipeline = pipeline.use(cache({ storage, rawJson: keepRawJson, ...(ttlMs === undefined ? {} : { ttlMs }), ...key }));
-  }
+  // rawJson only over a transport that keeps each answer's text; nothing added after the cache rewrites an answer.
+  if (config.cache) pipeline = pipeline.use(cacheFrom(config.cache, limitKey, keepRawJson));
   if (config.trim) pipeline = pipeline.use(trimContext(config.trim === true ? {} : config.trim));
   if (config.budget) pipeline = pipeline.use(budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel, ...key }));
   if (config.retry !== false) pipeline = pipeline.use(retry(config.retry ?? {}));

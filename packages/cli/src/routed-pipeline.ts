@@ -1,5 +1,4 @@
 import { breaker, type BreakerMiddleware } from '@sluice/breaker';
-import { cache, lruStorage } from '@sluice/cache';
 import { trimContext } from '@sluice/context';
 import { createPipeline, type Middleware, openAICompatible, type Pipeline, ValidationError } from '@sluice/core';
 import { budget, trackCost } from '@sluice/cost';
@@ -7,7 +6,7 @@ import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
 import { router, type RouterOptions } from '@sluice/router';
 import type { KeyOption } from '@sluice/core/kit';
-import { apiKeyFrom, noLedger } from './build-pipeline.js';
+import { apiKeyFrom, cacheFrom, noLedger } from './build-pipeline.js';
 import { fileLedger } from './file-ledger.js';
 import { loadPrices } from './load-prices.js';
 import type { batchConfigSchema } from './options.js';
@@ -117,11 +116,8 @@ export function buildRoutedPipeline(config: RoutedConfig, env: NodeJS.ProcessEnv
       trackCost({ prices, unknownModel, anomaly: false, ledger: costs.ledger, when: (ctx) => ctx.state.answeredBy !== undefined }) as unknown as Middleware,
     );
   }
-  if (config.cache) {
-    const { ttlMs, maxEntries, maxBytes } = config.cache === true ? {} : config.cache;
-    const storage = lruStorage({ ...(maxEntries === undefined ? {} : { maxEntries }), ...(maxBytes === undefined ? {} : { maxBytes }) });
-    pipeline = pipeline.use(cache({ storage, ...(ttlMs === undefined ? {} : { ttlMs }), ...key }));
-  }
+  // Not rawJson: the router hands on its deployments' answers, which the cache cannot vouch for.
+  if (config.cache) pipeline = pipeline.use(cacheFrom(config.cache, options.limitKey, false));
   if (config.trim) pipeline = pipeline.use(trimContext(config.trim === true ? {} : config.trim));
   if (config.rpm !== undefined || config.tpm !== undefined) pipeline = pipeline.use(rateLimit({ rpm: config.rpm, tpm: config.tpm, ...key }));
   pipeline = pipeline.use(route);

@@ -1,5 +1,5 @@
 import { countMessages, countTokens } from '@sluice/context';
-import { type ChatMessage, type Middleware, type Pipeline, createPipeline, memoryStore, openAICompatible } from '@sluice/core';
+import { type ChatMessage, type CompletionContext, type Middleware, type Pipeline, createPipeline, memoryStore, openAICompatible } from '@sluice/core';
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
 import { drain, recordEvents } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -34,6 +34,17 @@ async function setup(options: Parameters<typeof trackCost>[0] = {}, ...inner: Mi
   return costs;
 }
 
+/** What a cache does on a hit: answers the call itself, with the usage the answer cost when it was bought. */
+function answerAsCache(ctx: CompletionContext): void {
+  ctx.state.answeredBy = 'cache';
+  ctx.response = {
+    id: 'cached', object: 'chat.completion', created: 0, model: 'gpt-4.1',
+    choices: [{ index: 0, finish_reason: 'stop', logprobs: null, message: { role: 'assistant', content: reply, refusal: null } }],
+    usage: { ...usage, total_tokens: 1_200 },
+  };
+  ctx.usage = { ...usage, total_tokens: 1_200 };
+}
+
 const open: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {
   for (const closable of open.splice(0).reverse()) await closable.close();
@@ -56,13 +67,7 @@ describe('trackCost', () => {
 
   it('costs a call a middleware answered itself (a cache hit) at $0 and records what it saved', async () => {
     const costs = await setup({}, async function answering(ctx) {
-      ctx.state.answeredBy = 'cache';
-      ctx.response = {
-        id: 'cached', object: 'chat.completion', created: 0, model: 'gpt-4.1',
-        choices: [{ index: 0, finish_reason: 'stop', logprobs: null, message: { role: 'assistant', content: reply, refusal: null } }],
-        usage: { ...usage, total_tokens: 1_200 },
-      };
-      ctx.usage = { ...usage, total_tokens: 1_200 };
+      answerAsCache(ctx);
     });
     const recorder = recordEvents(llm.events, ['cost']);
     await llm.complete({ model: 'gpt-4.1', messages });
@@ -80,13 +85,7 @@ describe('trackCost', () => {
   it('with when, costs and records only the calls it says yes to, asked once the call settled', async () => {
     const costs = await setup({ when: (ctx) => ctx.state.answeredBy !== undefined }, async function sometimesAnswering(ctx, next) {
       if (ctx.tags.cached !== 'yes') return next();
-      ctx.state.answeredBy = 'cache';
-      ctx.response = {
-        id: 'cached', object: 'chat.completion', created: 0, model: 'gpt-4.1',
-        choices: [{ index: 0, finish_reason: 'stop', logprobs: null, message: { role: 'assistant', content: reply, refusal: null } }],
-        usage: { ...usage, total_tokens: 1_200 },
-      };
-      ctx.usage = { ...usage, total_tokens: 1_200 };
+      answerAsCache(ctx);
     });
     const recorder = recordEvents(llm.events, ['cost']);
     await llm.complete({ model: 'gpt-4.1', messages });
