@@ -11,7 +11,10 @@
  *   upstream, and a virtual key;
  * - `portkey`: the Portkey AI gateway (`@portkey-ai/gateway`) in its own
  *   process, routed to the same upstream with `x-portkey-provider: openai`
- *   and `x-portkey-custom-host` (see `portkey-gateway.ts`).
+ *   and `x-portkey-custom-host` (see `portkey-gateway.ts`);
+ * - `sluice serve, routed`: the same binary with the upstream given as the
+ *   one deployment of `deployments` (the router in front of its retry and
+ *   breaker): what routing costs a proxy, against `sluice serve` (no target).
  *
  * Targets: `sluice serve` keeps at least 0.5 of the direct throughput and
  * has at least 10× Portkey's. Beside throughput it prints CPU per request
@@ -119,15 +122,12 @@ interface ServeProcess {
 }
 
 /** `sluice serve --config <file> --port 0`, as a user would start it, in its own process. */
-async function startServe(upstreamUrl: string, dir: string): Promise<ServeProcess> {
-  const config = join(dir, 'serve.json');
-  await writeFile(
-    config,
-    JSON.stringify({
-      upstream: { baseUrl: upstreamUrl, apiKeyEnv: 'UPSTREAM_KEY' },
-      keys: [{ key: virtualKey, tenant: 'bench' }],
-    }),
-  );
+async function startServe(upstreamUrl: string, dir: string, routed = false): Promise<ServeProcess> {
+  const config = join(dir, routed ? 'serve-routed.json' : 'serve.json');
+  const target = routed
+    ? { deployments: [{ id: 'only', baseUrl: upstreamUrl, apiKeyEnv: 'UPSTREAM_KEY', model: request.model }] }
+    : { upstream: { baseUrl: upstreamUrl, apiKeyEnv: 'UPSTREAM_KEY' } };
+  await writeFile(config, JSON.stringify({ ...target, keys: [{ key: virtualKey, tenant: 'bench' }] }));
   // `pnpm bench` times the build, started by plain node as `npx sluice serve` starts it; `pnpm bench:source` the TS sources.
   const command = fromSource
     ? ['--import', 'tsx', '--conditions=@sluice/source', join(repoRoot, 'packages/cli/src/bin.ts')]
@@ -200,12 +200,13 @@ export async function run(): Promise<void> {
   const processes: Array<{ close(): Promise<void> }> = [upstream];
   const routes: Route[] = [];
   try {
-    const [serve, portkey] = await Promise.all([startServe(upstream.url, dir), startPortkey()]);
-    processes.push(serve, portkey);
+    const [serve, portkey, routedServe] = await Promise.all([startServe(upstream.url, dir), startPortkey(), startServe(upstream.url, dir, true)]);
+    processes.push(serve, portkey, routedServe);
     routes.push(
       undiciRoute('direct', upstream.url, { authorization: `Bearer ${upstreamKey}` }, undefined),
       undiciRoute('sluice serve', serve.url, { authorization: `Bearer ${virtualKey}` }, serve.pid),
       undiciRoute('portkey', portkey.url, { authorization: `Bearer ${upstreamKey}`, 'x-portkey-provider': 'openai', 'x-portkey-custom-host': upstream.url }, portkey.pid),
+      undiciRoute('sluice serve, routed', routedServe.url, { authorization: `Bearer ${virtualKey}` }, routedServe.pid),
     );
     for (const route of routes) {
       await route.complete(() => {});
@@ -314,6 +315,15 @@ export async function run(): Promise<void> {
         `${label}: sluice serve spends ${median(cpuRatios).toFixed(1)}× less CPU per request than Portkey ` +
           `(rounds ${Math.min(...cpuRatios).toFixed(1)} … ${Math.max(...cpuRatios).toFixed(1)})`,
       );
+      const routedCpu = cpu.get('sluice serve, routed')?.proxy ?? [];
+      const routedAdded = routedCpu.map((routed, round) => routed - (serveCpu[round] ?? Number.NaN)).filter(Number.isFinite);
+      const routedRatios = routedCpu.map((routed, round) => routed / (serveCpu[round] ?? Number.NaN)).filter(Number.isFinite);
+      if (routedAdded.length > 0) {
+        verdicts.push(
+          `${label}: sluice serve with the upstream as its one deployment spends ${median(routedAdded) >= 0 ? '+' : ''}${median(routedAdded).toFixed(0)} µs ` +
+            `(×${median(routedRatios).toFixed(2)}, rounds ${Math.min(...routedRatios).toFixed(2)} … ${Math.max(...routedRatios).toFixed(2)}) of its own CPU per request over plain serve (no target)`,
+        );
+      }
       ceilings.push(...ceiling(label, cpu));
     }
     console.log(table(rows));
