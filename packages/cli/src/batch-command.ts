@@ -1,8 +1,10 @@
 import { countLines } from './read-lines.js';
 import { formatSummary } from './batch-summary.js';
 import { BatchStats } from './batch-stats.js';
+import type { Pipeline } from '@sluice/core';
 import { buildPipeline } from './build-pipeline.js';
 import { buildRoutedPipeline } from './routed-pipeline.js';
+import { sharedStore } from './shared-store.js';
 import { type BatchConfig, mergeConfig, parseBatchConfig } from './options.js';
 import { startProgress } from './progress.js';
 import { readConfigFile } from './read-config.js';
@@ -43,10 +45,19 @@ export async function batchCommand(input: string, output: string, flags: BatchCo
   // Counted first: a missing input file fails before anything is opened.
   const total = input === '-' ? undefined : await countLines(input);
   const { deployments } = config;
-  const pipeline =
-    deployments === undefined
-      ? buildPipeline(config, io.env)
-      : buildRoutedPipeline({ ...config, deployments }, io.env, { costTracking: 'always', keepRawJson: false, connections: Math.max(config.concurrency ?? 10, 10) }).pipeline;
+  // Budgets, limits and circuits shared with other runs on the same Redis, when the config names one.
+  const shared = await sharedStore(config.store, io.env);
+  const connections = Math.max(config.concurrency ?? 10, 10);
+  let pipeline: Pipeline;
+  try {
+    pipeline =
+      deployments === undefined
+        ? buildPipeline(config, io.env, shared.pipeline)
+        : buildRoutedPipeline({ ...config, deployments }, io.env, { costTracking: 'always', keepRawJson: false, connections, shared: shared.pipeline }).pipeline;
+  } catch (error) {
+    await shared.close();
+    throw error;
+  }
   const stats = new BatchStats();
   const progress = startProgress({ stream: io.stderr, total, stats, intervalMs: config.progressIntervalMs ?? 10_000 });
   const started = performance.now();
@@ -74,5 +85,6 @@ export async function batchCommand(input: string, output: string, flags: BatchCo
     progress.stop();
     io.signal?.removeEventListener('abort', onStop);
     await pipeline.close({ graceMs: 1_000 }).catch(() => {});
+    await shared.close();
   }
 }

@@ -8,6 +8,7 @@ import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
 import { fileLedger } from './file-ledger.js';
 import { loadPrices } from './load-prices.js';
+import type { SharedStore } from './shared-store.js';
 import type { batchConfigSchema } from './options.js';
 import type * as z from 'zod/mini';
 
@@ -73,6 +74,7 @@ export interface BuiltPipeline {
  *   `ledger` or `unknownModel: 'error'` (a server, where nobody else hears the events)
  * @param keepRawJson - keep each checked answer's JSON text for core's `rawJson` (a server forwards it as is; none of
  *   the middleware added here rewrites an answer in place)
+ * @param shared - the store (and its clock) the `store` option made, if any
  * @throws ValidationError naming a bad option
  */
 export function buildPipelineParts(
@@ -81,6 +83,7 @@ export function buildPipelineParts(
   limitKey?: KeyOption,
   costTracking: 'always' | 'when-used' = 'always',
   keepRawJson = false,
+  shared: SharedStore['pipeline'] = {},
 ): BuiltPipeline {
   const apiKey = apiKeyFrom(config.apiKeyEnv, env);
   const baseUrl = config.baseUrl ?? env.OPENAI_BASE_URL ?? 'https://api.openai.com/v1';
@@ -89,7 +92,7 @@ export function buildPipelineParts(
   const unknownModel = config.unknownModel ?? 'warn';
   const transport = openAICompatible({ baseUrl, apiKey, connections: Math.max(concurrency, 10), keepRawJson });
   const key = limitKey === undefined ? {} : { key: limitKey };
-  let pipeline: Pipeline = createPipeline({ transport });
+  let pipeline: Pipeline = createPipeline({ transport, ...shared });
   if (costTracking === 'always' || config.ledger !== undefined || unknownModel === 'error') {
     // Never the default ledger: it keeps a cell per tag set, and every call here carries its own custom_id tag.
     pipeline = pipeline.use(trackCost({ prices, unknownModel, anomaly: false, ledger: config.ledger ? fileLedger(config.ledger) : noLedger }));
@@ -112,6 +115,6 @@ export function buildPipelineParts(
  * @param env - where the API key is read from
  * @throws ValidationError naming a bad option
  */
-export function buildPipeline(config: Config, env: NodeJS.ProcessEnv = process.env): Pipeline {
-  return buildPipelineParts(config, env).pipeline;
+export function buildPipeline(config: Config, env: NodeJS.ProcessEnv = process.env, shared: SharedStore['pipeline'] = {}): Pipeline {
+  return buildPipelineParts(config, env, undefined, 'always', false, shared).pipeline;
 }

@@ -79,6 +79,18 @@ export const batchConfigSchema = z.strictObject({
       z.strictObject({ ttlMs: z.optional(positive), maxEntries: z.optional(positiveInt), maxBytes: z.optional(positiveInt) }),
     ]),
   ),
+  /**
+   * Keep limits, budgets and circuits in Redis (`@sluice/redis` over
+   * node-redis) instead of in this process, so that several processes
+   * running the same config share them: `urlEnv` names the variable holding
+   * the Redis URL (it may carry a password, so it is never an option),
+   * `prefix` is put before every key. Default: in this process.
+   */
+  store: z.optional(
+    z.strictObject({
+      redis: z.strictObject({ urlEnv: envName, prefix: z.optional(z.string().check(z.regex(/^[^{}]*$/, 'must not contain { or }'))) }),
+    }),
+  ),
   /** Trim each request's history to fit its model's window (`trimContext()`), or its options. */
   trim: z.optional(z.union([z.boolean(), z.strictObject({ ratio: z.optional(z.number().check(z.gt(0), z.maximum(1))), maxTokens: z.optional(positiveInt) })])),
   /** Price overrides by model (`priceTable()` entries), or a JSON file of them. */

@@ -10,6 +10,7 @@ import { apiKeyFrom, cacheFrom, noLedger } from './build-pipeline.js';
 import { fileLedger } from './file-ledger.js';
 import { loadPrices } from './load-prices.js';
 import type { batchConfigSchema } from './options.js';
+import type { SharedStore } from './shared-store.js';
 import type * as z from 'zod/mini';
 
 type BatchOutput = z.output<typeof batchConfigSchema>;
@@ -42,6 +43,8 @@ export interface RoutedPipelineOptions {
   keepRawJson: boolean;
   /** Connections kept to each deployment. */
   connections: number;
+  /** The store (and its clock) the `store` option made, if any. */
+  shared?: SharedStore['pipeline'];
 }
 
 /** The configuration a routed pipeline reads: a batch's or a server's, with `deployments`. */
@@ -109,7 +112,7 @@ export function buildRoutedPipeline(config: RoutedConfig, env: NodeJS.ProcessEnv
   } catch (error) {
     throw error instanceof ValidationError ? renamed(error) : error;
   }
-  let pipeline = createPipeline({ transport: route.transport });
+  let pipeline = createPipeline({ transport: route.transport, ...options.shared });
   // The deployments record every attempt; what the cache answers reaches none of them, so it is recorded here.
   if (costs && config.cache) {
     pipeline = pipeline.use(

@@ -7,6 +7,7 @@ import { type MockUpstream, mockUpstream } from '@sluice/testing';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ServeConfig } from './serve-options.js';
+import { skipRedis, startRedis } from '../../redis/src/test-redis-server.js';
 import { runSluice, type SluiceRun, spawnSluice } from './test-spawn.js';
 
 const upstreamKey = 'sk-upstream-SECRET-0123456789abcdef';
@@ -25,7 +26,7 @@ afterAll(async () => {
 });
 
 /** Starts `sluice serve` on a free port with `config` over the basics, and resolves its base URL once it listens. */
-async function startServe(upstream: MockUpstream, config: Partial<ServeConfig> = {}): Promise<{ url: string; run: SluiceRun }> {
+async function startServe(upstream: MockUpstream, config: Partial<ServeConfig> = {}, env: Record<string, string> = {}): Promise<{ url: string; run: SluiceRun }> {
   const path = join(dir, `serve-${running.length}.json`);
   const full: ServeConfig = {
     upstream: { baseUrl: upstream.url, apiKeyEnv: 'UPSTREAM_KEY' },
@@ -35,7 +36,7 @@ async function startServe(upstream: MockUpstream, config: Partial<ServeConfig> =
     ...config,
   };
   writeFileSync(path, JSON.stringify(full));
-  const run = spawnSluice(['serve', '--config', path, '--port', '0'], { UPSTREAM_KEY: upstreamKey, BOB_KEY: bobKey });
+  const run = spawnSluice(['serve', '--config', path, '--port', '0'], { UPSTREAM_KEY: upstreamKey, BOB_KEY: bobKey, ...env });
   running.push({ run, upstream });
   const url = await new Promise<string>((resolve, reject) => {
     let seen = '';
@@ -436,6 +437,53 @@ describe('sluice serve with deployments', () => {
       writeFileSync(path, JSON.stringify({ keys: [{ key: aliceKey, tenant: 'alice' }], ...config }));
       const end = await runSluice(['serve', '--config', path], { UPSTREAM_KEY: upstreamKey });
       expect({ code: end.code, field: end.stderr.includes(field) }, end.stderr).toEqual({ code: 1, field: true });
+    }
+  });
+});
+
+describe.skipIf(skipRedis())('sluice serve on a shared Redis', () => {
+  afterEach(stopAll);
+
+  it('two servers on one Redis spend one budget per tenant between them, and one that cannot reach Redis does not start', async () => {
+    const redis = await startRedis();
+    try {
+      const upstream = await mockUpstream({ reply: 'ok' });
+      // A dollar a token: a call costs a few dollars, so a $60 budget lasts several calls, whichever server takes them.
+      const config: Partial<ServeConfig> = {
+        budget: { limitUsd: 60 },
+        prices: { 'test-model': { input: 1_000_000, output: 1_000_000, maxOutput: 4 } },
+        store: { redis: { urlEnv: 'REDIS_URL', prefix: 'e2e:' } },
+      };
+      const env = { REDIS_URL: redis.url };
+      const first = await startServe(upstream, config, env);
+      const second = await startServe(upstream, config, env);
+      const ask = (url: string, key: string) =>
+        new OpenAI({ apiKey: key, baseURL: url, maxRetries: 0 }).chat.completions.create({ model: 'test-model', messages: prompt, max_tokens: 2 });
+      /** Calls served before the first refusal, each sent to `urlOf(call)`; the refusal must be the budget's. */
+      const servedUntilRefused = async (key: string, urlOf: (call: number) => string) => {
+        for (let call = 0; call < 40; call++) {
+          const refused = await ask(urlOf(call), key).then(() => undefined, (error: unknown) => error);
+          if (refused !== undefined) {
+            expect(refused).toMatchObject({ status: 429, error: { sluice_code: 'BUDGET_EXCEEDED' } });
+            return call;
+          }
+        }
+        throw new Error('never refused');
+      };
+      // One tenant on one server alone, then another spread over both: one budget between them, so the same count.
+      const alone = await servedUntilRefused(bobKey, () => first.url);
+      expect(alone).toBeGreaterThanOrEqual(3);
+      expect(await servedUntilRefused(aliceKey, (call) => (call % 2 === 0 ? first.url : second.url))).toBe(alone);
+      await expect(ask(second.url, aliceKey)).rejects.toMatchObject({ status: 429 });
+
+      const path = join(dir, 'no-redis.json');
+      writeFileSync(path, JSON.stringify({ upstream: { baseUrl: upstream.url }, keys: [{ key: aliceKey, tenant: 'alice' }], store: { redis: { urlEnv: 'REDIS_URL' } } }));
+      const down = await runSluice(['serve', '--config', path], { REDIS_URL: 'redis://:hunter2@127.0.0.1:9' });
+      expect(down.code).toBe(1);
+      expect(down.stderr).toContain('store.redis.urlEnv');
+      expect(down.stderr + down.stdout).not.toContain('hunter2');
+    } finally {
+      await redis.stop();
     }
   });
 });
