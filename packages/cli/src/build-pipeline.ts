@@ -3,7 +3,7 @@ import { cache, lruStorage } from '@sluice/cache';
 import { trimContext } from '@sluice/context';
 import { createPipeline, type Middleware, openAICompatible, type Pipeline, ValidationError } from '@sluice/core';
 import type { KeyOption } from '@sluice/core/kit';
-import { budget, type Ledger, trackCost } from '@sluice/cost';
+import { budget, type Ledger, type PriceTable, trackCost, type TrackCostMiddleware, type UnknownModelPolicy } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
 import { fileLedger } from './file-ledger.js';
@@ -15,7 +15,7 @@ import type * as z from 'zod/mini';
 type Config = z.output<typeof batchConfigSchema>;
 
 /** Keeps nothing: the batch sums its spend from `cost` events itself. */
-export const noLedger: Ledger = {
+const noLedger: Ledger = {
   async record() {},
   async report() {
     return { since: 0, until: 0, rows: [], usd: 0, requests: 0, savedUsd: 0 };
@@ -29,13 +29,35 @@ export const noLedger: Ledger = {
  *
  * @param apiKeyEnv - the variable named by the user, if any
  * @param env - the environment
+ * @param field - the option that named it, for the error (`deployments.1.apiKeyEnv`)
  * @throws ValidationError when a named variable is unset or empty
  */
-export function apiKeyFrom(apiKeyEnv: string | undefined, env: NodeJS.ProcessEnv = process.env): string | null {
+export function apiKeyFrom(apiKeyEnv: string | undefined, env: NodeJS.ProcessEnv = process.env, field = 'apiKeyEnv'): string | null {
   const value = env[apiKeyEnv ?? 'OPENAI_API_KEY'];
   if (value !== undefined && value !== '') return value;
-  if (apiKeyEnv !== undefined) throw new ValidationError('apiKeyEnv', `the environment variable ${apiKeyEnv} is not set`);
+  if (apiKeyEnv !== undefined) throw new ValidationError(field, `the environment variable ${apiKeyEnv} is not set`);
   return null;
+}
+
+/** What the cost tracker and the budget read of a configuration. */
+type Spending = Pick<Config, 'ledger' | 'budget'>;
+
+/**
+ * The cost tracker a command runs, if any: `'always'` (a batch sums its
+ * spend from the `cost` events), or `'when-used'`, only with a ledger or
+ * `unknownModel: 'error'` (a server, where nobody else hears the events).
+ * Never the default ledger: it keeps a cell per tag set, and a batch tags
+ * every call with its own custom_id.
+ */
+export function costTracker(config: Spending, prices: PriceTable, unknownModel: UnknownModelPolicy, costTracking: 'always' | 'when-used'): TrackCostMiddleware | undefined {
+  if (costTracking === 'when-used' && config.ledger === undefined && unknownModel !== 'error') return undefined;
+  return trackCost({ prices, unknownModel, anomaly: false, ledger: config.ledger ? fileLedger(config.ledger) : noLedger });
+}
+
+/** The `budget` option as a middleware, kept by `key` (a server's tenant), if there is one. */
+export function budgetFrom(config: Spending, prices: PriceTable, unknownModel: UnknownModelPolicy, key: { key?: KeyOption }): Middleware | undefined {
+  if (!config.budget) return undefined;
+  return budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel, ...key });
 }
 
 /**
@@ -93,14 +115,13 @@ export function buildPipelineParts(
   const transport = openAICompatible({ baseUrl, apiKey, connections: Math.max(concurrency, 10), keepRawJson });
   const key = limitKey === undefined ? {} : { key: limitKey };
   let pipeline: Pipeline = createPipeline({ transport, ...shared });
-  if (costTracking === 'always' || config.ledger !== undefined || unknownModel === 'error') {
-    // Never the default ledger: it keeps a cell per tag set, and every call here carries its own custom_id tag.
-    pipeline = pipeline.use(trackCost({ prices, unknownModel, anomaly: false, ledger: config.ledger ? fileLedger(config.ledger) : noLedger }));
-  }
+  const costs = costTracker(config, prices, unknownModel, costTracking);
+  if (costs) pipeline = pipeline.use(costs);
   // rawJson only over a transport that keeps each answer's text; nothing added after the cache rewrites an answer.
   if (config.cache) pipeline = pipeline.use(cacheFrom(config.cache, limitKey, keepRawJson));
   if (config.trim) pipeline = pipeline.use(trimContext(config.trim === true ? {} : config.trim));
-  if (config.budget) pipeline = pipeline.use(budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel, ...key }));
+  const spend = budgetFrom(config, prices, unknownModel, key);
+  if (spend) pipeline = pipeline.use(spend);
   if (config.retry !== false) pipeline = pipeline.use(retry(config.retry ?? {}));
   let circuit: BreakerMiddleware | undefined;
   if (config.breaker !== false) pipeline = pipeline.use((circuit = breaker(config.breaker ?? {})));

@@ -1,13 +1,12 @@
 import { breaker, type BreakerMiddleware } from '@sluice/breaker';
 import { trimContext } from '@sluice/context';
 import { createPipeline, type Middleware, openAICompatible, type Pipeline, ValidationError } from '@sluice/core';
-import { budget, trackCost } from '@sluice/cost';
+import { trackCost } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
 import { router, type RouterOptions } from '@sluice/router';
 import type { KeyOption } from '@sluice/core/kit';
-import { apiKeyFrom, cacheFrom, noLedger } from './build-pipeline.js';
-import { fileLedger } from './file-ledger.js';
+import { apiKeyFrom, budgetFrom, cacheFrom, costTracker } from './build-pipeline.js';
 import { loadPrices } from './load-prices.js';
 import type { batchConfigSchema } from './options.js';
 import type { SharedStore } from './shared-store.js';
@@ -72,22 +71,13 @@ export function buildRoutedPipeline(config: RoutedConfig, env: NodeJS.ProcessEnv
   const key = options.limitKey === undefined ? {} : { key: options.limitKey };
   const circuits: DeploymentCircuit[] = [];
   const deployments = config.deployments.map((deployment, index) => {
-    let apiKey: string | null;
-    try {
-      apiKey = apiKeyFrom(deployment.apiKeyEnv, env);
-    } catch (error) {
-      throw error instanceof ValidationError ? new ValidationError(`deployments.${index}.apiKeyEnv`, error.message.replace(/^apiKeyEnv: /, '')) : error;
-    }
+    const apiKey = apiKeyFrom(deployment.apiKeyEnv, env, `deployments.${index}.apiKeyEnv`);
     const { baseUrl, apiKeyEnv: _env, ...rest } = deployment;
     return { ...rest, transport: openAICompatible({ baseUrl, apiKey, connections: options.connections, keepRawJson: options.keepRawJson }) };
   });
   // One of each for every deployment: one ledger, and one budget record per tenant whichever deployment spends it.
-  const costs =
-    options.costTracking === 'always' || config.ledger !== undefined || unknownModel === 'error'
-      ? // Never the default ledger: it keeps a cell per tag set, and a batch tags every call with its own custom_id.
-        trackCost({ prices, unknownModel, anomaly: false, ledger: config.ledger ? fileLedger(config.ledger) : noLedger })
-      : undefined;
-  const spend = config.budget ? budget({ limitUsd: config.budget.limitUsd, period: config.budget.period ?? 'day', prices, unknownModel, ...key }) : undefined;
+  const costs = costTracker(config, prices, unknownModel, options.costTracking);
+  const spend = budgetFrom(config, prices, unknownModel, key);
   // One circuit per deployment, made now so that /health lists every deployment from the start.
   const breakers = new Map<string, BreakerMiddleware>();
   if (config.breaker !== false) {
@@ -99,8 +89,8 @@ export function buildRoutedPipeline(config: RoutedConfig, env: NodeJS.ProcessEnv
   }
   const inner = (deployment: { id: string }): Middleware[] => {
     const middleware: Middleware[] = [];
-    if (costs) middleware.push(costs as unknown as Middleware);
-    if (spend) middleware.push(spend as unknown as Middleware);
+    if (costs) middleware.push(costs);
+    if (spend) middleware.push(spend);
     if (config.retry !== false) middleware.push(retry(config.retry ?? {}));
     const circuit = breakers.get(deployment.id);
     if (circuit) middleware.push(circuit);
@@ -115,9 +105,7 @@ export function buildRoutedPipeline(config: RoutedConfig, env: NodeJS.ProcessEnv
   let pipeline = createPipeline({ transport: route.transport, ...options.shared });
   // The deployments record every attempt; what the cache answers reaches none of them, so it is recorded here.
   if (costs && config.cache) {
-    pipeline = pipeline.use(
-      trackCost({ prices, unknownModel, anomaly: false, ledger: costs.ledger, when: (ctx) => ctx.state.answeredBy !== undefined }) as unknown as Middleware,
-    );
+    pipeline = pipeline.use(trackCost({ prices, unknownModel, anomaly: false, ledger: costs.ledger, when: (ctx) => ctx.state.answeredBy !== undefined }));
   }
   // Not rawJson: the router hands on its deployments' answers, which the cache cannot vouch for.
   if (config.cache) pipeline = pipeline.use(cacheFrom(config.cache, options.limitKey, false));

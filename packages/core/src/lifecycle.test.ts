@@ -19,7 +19,8 @@ afterEach(async () => {
 async function bare() {
   const upstream = await mockUpstream();
   upstreams.push(upstream);
-  return { upstream, llm: createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey }) }) };
+  const transport = openAICompatible({ baseUrl: upstream.url, apiKey });
+  return { upstream, transport, llm: createPipeline({ transport }) };
 }
 
 describe('pipeline.close()', () => {
@@ -146,11 +147,8 @@ describe('pipeline.close() and a stream nobody watches (the transport\'s own rea
 describe("openAICompatible's destroy()", () => {
   it('reaches a connection that close() is still waiting on', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-    const upstream = await mockUpstream();
-    upstreams.push(upstream);
+    const { llm, upstream, transport } = await bare();
     upstream.enqueue({ kind: 'delay', chunkDelayMs: 500 });
-    const transport = openAICompatible({ baseUrl: upstream.url, apiKey });
-    const llm = createPipeline({ transport });
     const ctx = await llm.run({ ...ask('one two three four five six'), stream: true });
     const iterator = (ctx.chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]();
     const first = iterator.next();

@@ -30,12 +30,12 @@ export class LatencyTracker {
    *
    * @param deployment - whose it is
    * @param ms - the time
-   * @param now - the clock's time now, for {@link sampledAgo}
+   * @param now - the clock's time now, for {@link fresh}
    */
   observe(deployment: string, ms: number, now: number): void {
     if (!(ms >= 0) || !Number.isFinite(ms)) return;
     // A stale figure says nothing of now: the first sample after it starts the EWMA again.
-    const previous = this.sampledAgo(deployment, now) < this.staleMs ? this.ewma.get(deployment) : undefined;
+    const previous = this.fresh(deployment, now);
     this.ewma.set(deployment, previous === undefined ? ms : previous + this.alpha * (ms - previous));
     this.sampledAt.set(deployment, now);
     if (this.ring.length < this.size) this.ring.push(ms);
@@ -44,15 +44,10 @@ export class LatencyTracker {
     this.sinceSort++;
   }
 
-  /** The deployment's EWMA, or undefined before its first sample (so it gets tried). */
-  of(deployment: string): number | undefined {
-    return this.ewma.get(deployment);
-  }
-
-  /** How long ago the deployment's latest sample came (`Infinity` before its first). */
-  sampledAgo(deployment: string, now: number): number {
+  /** The deployment's EWMA while its latest sample is under `staleMs` old; undefined before its first sample or once stale. */
+  fresh(deployment: string, now: number): number | undefined {
     const at = this.sampledAt.get(deployment);
-    return at === undefined ? Infinity : now - at;
+    return at !== undefined && now - at < this.staleMs ? this.ewma.get(deployment) : undefined;
   }
 
   /** The `p` percentile (0–1) of recent samples, or undefined with fewer than `minSamples`. */

@@ -307,8 +307,8 @@ class RoutedCall {
   private pickNow(group: string, last: boolean, pinnedId: string | undefined): Picked | undefined | typeof full {
     const { config, pool, latency, credit } = this.shared;
     const deployments = config.groups.get(group) ?? [];
-    // The clock is read only when some deployment is cooling: most calls find none.
-    const now = pool.cooling() ? this.ctx.clock.now() : 0;
+    // The clock is read only when some deployment is cooling or latency routing ages its figures: most calls do neither.
+    const now = pool.cooling() || config.strategy === 'latency' ? this.ctx.clock.now() : 0;
     // The first candidate alone, and a list from the second on: most groups offer one.
     let only: ResolvedDeployment | undefined;
     let candidates: Candidate[] | undefined;
@@ -325,10 +325,10 @@ class RoutedCall {
         else if (only === undefined && candidates === undefined) only = deployment;
         else {
           if (candidates === undefined) {
-            candidates = [this.candidate(only as ResolvedDeployment)];
+            candidates = [this.candidate(only as ResolvedDeployment, now)];
             only = undefined;
           }
-          candidates.push(this.candidate(deployment));
+          candidates.push(this.candidate(deployment, now));
         }
       }
     }
@@ -343,12 +343,13 @@ class RoutedCall {
     return undefined;
   }
 
-  private candidate(deployment: ResolvedDeployment): Candidate {
+  /** @param now - the clock's time, read once per pick (latency routing compares it with each figure's age) */
+  private candidate(deployment: ResolvedDeployment, now: number): Candidate {
     const { config, pool, latency } = this.shared;
     const inFlight = pool.load(deployment);
-    // Only latency routing reads the figure, and the clock with it.
+    // Only latency routing reads the figure.
     if (config.strategy !== 'latency') return { deployment, inFlight, latencyMs: undefined };
-    return { deployment, inFlight, latencyMs: latencyScore(latency, deployment.id, inFlight, this.ctx.clock.now(), config.latency.staleMs) };
+    return { deployment, inFlight, latencyMs: latencyScore(latency, deployment.id, inFlight, now) };
   }
 
   /** The deployment the call's sticky record names, if any. */
@@ -415,7 +416,7 @@ class RoutedCall {
       if (deployment === primary || this.tried(deployment.id) || pool.isFull(deployment)) continue;
       if (deployment.contextWindow !== undefined && this.needed > deployment.contextWindow) continue;
       if (pool.coolingUntil(deployment, now) !== undefined) continue;
-      candidates.push(this.candidate(deployment));
+      candidates.push(this.candidate(deployment, now));
     }
     if (candidates.length === 0) {
       if (this.heard('hedge-skip')) this.emit('hedge-skip', { id: this.ctx.id, reason: 'no-deployment' });
@@ -617,10 +618,7 @@ function isContentFilterCode(code: string | undefined): boolean {
  * @param id - the deployment
  * @param inFlight - its calls in flight
  * @param now - the clock's time
- * @param staleMs - how old a figure may be
  */
-function latencyScore(latency: LatencyTracker, id: string, inFlight: number, now: number, staleMs: number): number {
-  const ewma = latency.of(id);
-  if (ewma !== undefined && latency.sampledAgo(id, now) < staleMs) return ewma;
-  return inFlight === 0 ? 0 : Infinity;
+function latencyScore(latency: LatencyTracker, id: string, inFlight: number, now: number): number {
+  return latency.fresh(id, now) ?? (inFlight === 0 ? 0 : Infinity);
 }
