@@ -5,10 +5,101 @@ import type { CompletionContext } from './context.js';
 import { AbortError, SluiceError, TimeoutError } from './errors.js';
 
 /**
- * One HTTP attempt's abort source and its one timer. The timer is armed
- * for the nearest deadline and, when it fires early for a phase that has
- * moved on, re-arms for what is left: one timer per attempt instead of
- * one per phase (and none reset per chunk).
+ * The attempts of one transport on one clock, waiting for their first
+ * deadline, under one timer. Every attempt of a transport starts with the
+ * same limit (the nearer of first byte and attempt), so attempts join in
+ * order of their deadlines and the queue is a list: joining and leaving are
+ * a few pointer writes, and the timer is armed for the oldest attempt only.
+ * When it fires, the attempts whose deadline has come are checked and the
+ * timer is armed again for the oldest left. A timer of its own per attempt
+ * cost every call a runtime timer object made and cleared, and about 230
+ * bytes held while the call waited on its upstream (what the collector copies
+ * for every call in flight). The timer runs while any attempt waits, so a
+ * call waiting on it keeps the process alive, and is cleared when none does.
+ *
+ * Should the clock go back, attempts that joined after it wait behind older
+ * ones: a deadline of theirs is enforced late by up to the step back, as
+ * it would be by a timer of their own re-armed from the clock.
+ */
+export class DeadlineQueue {
+  /** The attempt that joined first (its deadline is the nearest). */
+  private oldest: Attempt | undefined = undefined;
+  private newest: Attempt | undefined = undefined;
+  private timer: unknown = undefined;
+
+  constructor(readonly clock: Clock) {}
+
+  /** Adds `attempt`, due at `dueAt` on the clock. */
+  join(attempt: Attempt, dueAt: number): void {
+    attempt.dueAt = dueAt;
+    attempt.queue = this;
+    attempt.older = this.newest;
+    if (this.newest) this.newest.newer = attempt;
+    else this.oldest = attempt;
+    this.newest = attempt;
+    if (this.timer === undefined) this.arm(dueAt - this.clock.now());
+  }
+
+  /** Takes `attempt` out (its deadline is no longer this queue's to keep). */
+  leave(attempt: Attempt): void {
+    if (attempt.queue !== this) return;
+    const { older, newer } = attempt;
+    if (older) older.newer = newer;
+    else this.oldest = newer;
+    if (newer) newer.older = older;
+    else this.newest = older;
+    attempt.queue = attempt.older = attempt.newer = undefined;
+    if (this.oldest === undefined && this.timer !== undefined) {
+      // Nothing left to wait for: a timer left running would hold the process open.
+      this.clock.clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private arm(ms: number): void {
+    this.timer = this.clock.setTimeout(this.fire, Math.max(0, ms));
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    const now = this.clock.now();
+    for (let attempt = this.oldest; attempt !== undefined && attempt.dueAt <= now; attempt = this.oldest) {
+      this.leave(attempt);
+      attempt.deadline();
+    }
+    if (this.oldest !== undefined && this.timer === undefined) this.arm(this.oldest.dueAt - now);
+  };
+}
+
+/**
+ * The deadline queue of each clock a transport's calls run on (one, almost
+ * always: the pipeline's).
+ */
+export class DeadlineQueues {
+  private lastClock: Clock | undefined;
+  private lastQueue: DeadlineQueue | undefined;
+  private readonly queues = new WeakMap<Clock, DeadlineQueue>();
+
+  /** The queue for `clock`. */
+  of(clock: Clock): DeadlineQueue {
+    if (clock === this.lastClock) return this.lastQueue as DeadlineQueue;
+    let queue = this.queues.get(clock);
+    if (queue === undefined) {
+      queue = new DeadlineQueue(clock);
+      this.queues.set(clock, queue);
+    }
+    this.lastClock = clock;
+    this.lastQueue = queue;
+    return queue;
+  }
+}
+
+/**
+ * One HTTP attempt's abort source and its deadlines. The first deadline
+ * (the nearer of first byte and attempt) is kept by the transport's
+ * {@link DeadlineQueue}; when it comes for a phase that has moved on, the
+ * attempt arms a timer of its own for what is left, as it does for the idle
+ * limit of a stream: one timer at a time per attempt at most, none reset per chunk.
  *
  * Every path through the transport ends an attempt with `done()` (the
  * timer cleared, the caller's abort unlinked), and every early end of a
@@ -30,18 +121,31 @@ export class Attempt {
   private held = false;
   /** Told once when the attempt is aborted (its stream's reader, for a stream handed over unwatched). */
   onAborted: (() => void) | undefined = undefined;
+  /** The deadline queue it waits in, while it does; its place there and its deadline. For {@link DeadlineQueue}. */
+  queue: DeadlineQueue | undefined = undefined;
+  older: Attempt | undefined = undefined;
+  newer: Attempt | undefined = undefined;
+  dueAt = 0;
+  private readonly clock: Clock;
 
+  /**
+   * @param ctx - the call, whose abort aborts the attempt
+   * @param deadlines - the transport's deadline queue for the call's clock
+   * @param firstByteMs - the limit until the response's headers
+   * @param attemptMs - the limit on the whole exchange
+   */
   constructor(
     ctx: CompletionContext,
-    private readonly clock: Clock,
+    deadlines: DeadlineQueue,
     private readonly firstByteMs: number,
     private readonly attemptMs: number,
   ) {
+    this.clock = deadlines.clock;
     this.unlink = onAbort(ctx, () => this.abort(abortReason(ctx)));
-    const now = clock.now();
+    const now = this.clock.now();
     this.firstByteAt = now + firstByteMs;
     this.attemptAt = now + attemptMs;
-    this.arm(Math.min(firstByteMs, attemptMs));
+    deadlines.join(this, now + Math.max(0, Math.min(firstByteMs, attemptMs)));
   }
 
   /** What undici watches; it accepts any object with `aborted` and `addEventListener`. */
@@ -60,6 +164,7 @@ export class Attempt {
     this.attemptAt = undefined;
     this.idleMs = idleMs;
     this.lastActivity = this.clock.now();
+    this.queue?.leave(this);
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.arm(idleMs);
   }
@@ -77,6 +182,11 @@ export class Attempt {
 
   private arm(ms: number): void {
     this.timer = this.clock.setTimeout(() => this.check(), Math.max(0, ms));
+  }
+
+  /** Its first deadline came, in the queue. For {@link DeadlineQueue}. */
+  deadline(): void {
+    this.check();
   }
 
   private check(): void {
@@ -104,6 +214,7 @@ export class Attempt {
     if (this.source.aborted) return;
     // Nothing is left for the timer to enforce, and a stream nobody reads again would never reach
     // `done()`: left armed, it would keep the process alive until it fired.
+    this.queue?.leave(this);
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.source.abort(reason instanceof SluiceError ? reason : new AbortError('The call was aborted', { cause: reason }));
@@ -118,6 +229,7 @@ export class Attempt {
   }
 
   done(): void {
+    this.queue?.leave(this);
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.onAborted = undefined;

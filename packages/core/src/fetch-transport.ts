@@ -1,4 +1,4 @@
-import { Attempt } from './attempt.js';
+import { Attempt, DeadlineQueues } from './attempt.js';
 import type { CompletionContext } from './context.js';
 import { type Answer, readAnswer } from './read-answer.js';
 import { webCodec } from './text-codec.js';
@@ -19,11 +19,12 @@ import { errorFromNetwork, redactHeaders } from './upstream-errors.js';
 export function fetchParts(config: TransportConfig): Pick<Transport, 'send'> {
   const { secrets, connectTimeoutMs, firstByteTimeoutMs, attemptTimeoutMs, jsonHeaders, streamHeaders } = config;
   const url = `${config.origin}${config.basePath}/chat/completions`;
+  const deadlines = new DeadlineQueues();
 
   async function send(ctx: CompletionContext): Promise<void> {
     const fetch = config.fetch ?? globalThis.fetch;
     const { body, callerAskedUsage } = requestBodyFor(ctx, config.includeUsage);
-    const attempt = new Attempt(ctx, ctx.clock, firstByteTimeoutMs, attemptTimeoutMs);
+    const attempt = new Attempt(ctx, deadlines.of(ctx.clock), firstByteTimeoutMs, attemptTimeoutMs);
     let response: Response;
     try {
       response = await fetch(url, {

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Attempt } from './attempt.js';
+import { Attempt, DeadlineQueue } from './attempt.js';
 import { systemClock } from './clock.js';
 import type { CompletionContext } from './context.js';
 import { readEvents } from './read-events.js';
@@ -53,7 +53,7 @@ describe('readEvents', () => {
 
   async function read(parts: Buffer[], codec: TextCodec): Promise<string[]> {
     const ctx = { signal: new AbortController().signal, clock: systemClock, usage: undefined } as unknown as CompletionContext;
-    const attempt = new Attempt(ctx, systemClock, 60_000, 60_000);
+    const attempt = new Attempt(ctx, new DeadlineQueue(systemClock), 60_000, 60_000);
     attempt.streaming(60_000);
     const body = Readable.from(parts) as AsyncIterable<Uint8Array>;
     const options = { hideUsage: true, headers: {}, secrets: [], maxEventSize: 1 << 20, decoder: codec.decoder() };

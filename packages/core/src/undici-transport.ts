@@ -1,5 +1,5 @@
 import type { Agent, Dispatcher } from 'undici';
-import { Attempt } from './attempt.js';
+import { Attempt, DeadlineQueues } from './attempt.js';
 import type { CompletionContext } from './context.js';
 import { readAnswer } from './read-answer.js';
 import { type AnswerHead, UndiciAnswer } from './undici-answer.js';
@@ -96,6 +96,7 @@ export function undiciParts(config: TransportConfig, modules: NodeModules): Tran
     config.dispatcher ?? (cacheDns ? (ownAgent as Agent).compose(interceptors.dns()) : (ownAgent as Agent));
   const path = `${basePath}/chat/completions`;
   let closing: Promise<void> | undefined;
+  const deadlines = new DeadlineQueues();
 
   // Not async: a call waits for the upstream's headers here for most of
   // its life, and an async frame held that long (with its register file)
@@ -107,7 +108,7 @@ export function undiciParts(config: TransportConfig, modules: NodeModules): Tran
     let body: string;
     try {
       ({ body, callerAskedUsage } = requestBody(ctx, config.includeUsage));
-      attempt = new Attempt(ctx, ctx.clock, firstByteTimeoutMs, attemptTimeoutMs);
+      attempt = new Attempt(ctx, deadlines.of(ctx.clock), firstByteTimeoutMs, attemptTimeoutMs);
       answer = new UndiciAnswer(attempt.signal, parseHeaders);
     } catch (error) {
       return Promise.reject(error);

@@ -1,0 +1,168 @@
+import { describe, expect, it, vi } from 'vitest';
+import { Attempt, DeadlineQueue, DeadlineQueues } from './attempt.js';
+import { systemClock, type Clock } from './clock.js';
+import type { CompletionContext } from './context.js';
+import { ask, setup } from './test-helpers.js';
+
+/** A clock that moves only when told to, and counts the timers it holds. */
+function manualClock() {
+  let now = 0;
+  let nextId = 0;
+  const timers = new Map<number, { at: number; callback: () => void }>();
+  const clock: Clock & { advance(ms: number): void; readonly pending: number } = {
+    now: () => now,
+    setTimeout(callback, ms) {
+      timers.set(++nextId, { at: now + ms, callback });
+      return nextId;
+    },
+    clearTimeout(handle) {
+      timers.delete(handle as number);
+    },
+    advance(ms) {
+      const until = now + ms;
+      for (;;) {
+        const due = [...timers].filter(([, timer]) => timer.at <= until).sort((a, b) => a[1].at - b[1].at)[0];
+        if (!due) break;
+        timers.delete(due[0]);
+        now = due[1].at;
+        due[1].callback();
+      }
+      now = until;
+    },
+    get pending() {
+      return timers.size;
+    },
+  };
+  return clock;
+}
+
+const call = () => ({ signal: new AbortController().signal }) as unknown as CompletionContext;
+
+describe('DeadlineQueue', () => {
+  it('times each attempt out at its own deadline, under one timer', () => {
+    const clock = manualClock();
+    const queue = new DeadlineQueue(clock);
+    const attempts: Attempt[] = [];
+    for (let i = 0; i < 3; i++) {
+      attempts.push(new Attempt(call(), queue, 5_000, 60_000));
+      clock.advance(1_000);
+    }
+    // t = 3 000: three attempts wait, on one timer.
+    expect(clock.pending).toBe(1);
+    clock.advance(1_999);
+    expect(attempts.map((attempt) => attempt.reason())).toEqual([undefined, undefined, undefined]);
+    clock.advance(1);
+    expect(attempts[0]?.reason()).toMatchObject({ code: 'TIMEOUT', phase: 'first-byte' });
+    expect(attempts[1]?.reason()).toBeUndefined();
+    clock.advance(1_000);
+    expect(attempts[1]?.reason()).toMatchObject({ code: 'TIMEOUT', phase: 'first-byte' });
+    expect(attempts[2]?.reason()).toBeUndefined();
+    clock.advance(1_000);
+    expect(attempts[2]?.reason()).toMatchObject({ code: 'TIMEOUT', phase: 'first-byte' });
+    // Nothing left to wait for: no timer holds the process.
+    expect(clock.pending).toBe(0);
+  });
+
+  it('clears its timer once the last attempt is done, and keeps it while any waits', () => {
+    const clock = manualClock();
+    const queue = new DeadlineQueue(clock);
+    const first = new Attempt(call(), queue, 5_000, 60_000);
+    clock.advance(1_000);
+    const second = new Attempt(call(), queue, 5_000, 60_000);
+    first.done();
+    expect(clock.pending).toBe(1);
+    // The timer armed for the first comes to nothing, and is armed again for the second.
+    clock.advance(4_000);
+    expect(second.reason()).toBeUndefined();
+    expect(clock.pending).toBe(1);
+    second.done();
+    expect(clock.pending).toBe(0);
+    clock.advance(10_000);
+    expect(second.reason()).toBeUndefined();
+  });
+
+  it('hands an attempt whose headers came to a timer of its own for the attempt limit', () => {
+    const clock = manualClock();
+    const queue = new DeadlineQueue(clock);
+    const attempt = new Attempt(call(), queue, 5_000, 20_000);
+    const other = new Attempt(call(), queue, 5_000, 20_000);
+    other.done();
+    clock.advance(1_000);
+    attempt.headersReceived();
+    clock.advance(4_000);
+    expect(attempt.reason()).toBeUndefined();
+    expect(clock.pending).toBe(1);
+    clock.advance(14_999);
+    expect(attempt.reason()).toBeUndefined();
+    clock.advance(1);
+    expect(attempt.reason()).toMatchObject({ code: 'TIMEOUT', phase: 'attempt' });
+    expect(clock.pending).toBe(0);
+  });
+
+  it('lets a stream leave for its idle timer, and an aborted attempt leave at once', () => {
+    const clock = manualClock();
+    const queue = new DeadlineQueue(clock);
+    const streaming = new Attempt(call(), queue, 5_000, 60_000);
+    const aborted = new Attempt(call(), queue, 5_000, 60_000);
+    streaming.streaming(30_000);
+    aborted.abort(new Error('gone'));
+    expect(aborted.reason()).toMatchObject({ code: 'ABORTED' });
+    // Only the stream's idle timer is left.
+    expect(clock.pending).toBe(1);
+    clock.advance(29_999);
+    expect(streaming.reason()).toBeUndefined();
+    clock.advance(1);
+    expect(streaming.reason()).toMatchObject({ code: 'TIMEOUT', phase: 'idle' });
+    expect(clock.pending).toBe(0);
+  });
+
+  it('keeps one queue per clock', () => {
+    const queues = new DeadlineQueues();
+    const fake = manualClock();
+    expect(queues.of(systemClock)).toBe(queues.of(systemClock));
+    expect(queues.of(fake)).not.toBe(queues.of(systemClock));
+    expect(queues.of(fake).clock).toBe(fake);
+  });
+});
+
+describe('openAICompatible: attempts started apart time out apart (fake time)', () => {
+  it('fails each hung call at its own first-byte deadline', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const { upstream, llm } = await setup({ transport: { firstByteTimeoutMs: 5_000 } });
+      const settled: string[] = [];
+      const calls: Array<Promise<unknown>> = [];
+      for (let i = 0; i < 3; i++) {
+        upstream.enqueue({ kind: 'hang' });
+        calls.push(
+          llm.complete(ask()).then(
+            () => settled.push(`${i} answered`),
+            (error: { code: string; phase?: string }) => settled.push(`${i} ${error.code} ${error.phase}`),
+          ),
+        );
+        await upstream.waitForRequests(i + 1);
+        await vi.advanceTimersByTimeAsync(2_000);
+      }
+      // t = 6 000: the first (sent at 0) has timed out, the others (2 000 and 4 000) wait.
+      expect(settled).toEqual(['0 TIMEOUT first-byte']);
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(settled).toEqual(['0 TIMEOUT first-byte', '1 TIMEOUT first-byte']);
+      await vi.advanceTimersByTimeAsync(2_000);
+      expect(settled).toEqual(['0 TIMEOUT first-byte', '1 TIMEOUT first-byte', '2 TIMEOUT first-byte']);
+      await Promise.all(calls);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('leaves no timer behind once its calls are answered, so a one-shot script can exit', async () => {
+    const { llm } = await setup();
+    const timers = () => (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+    const before = timers();
+    const calls = Promise.all([llm.complete(ask()), llm.complete(ask())]);
+    // While they wait, their deadlines hold the process: one timer for both.
+    expect(timers()).toBe(before + 1);
+    await calls;
+    expect(timers()).toBe(before);
+  });
+});
