@@ -17,6 +17,22 @@ describe('AbortSource', () => {
     expect(source).toMatchObject({ aborted: true, reason: 'why' });
   });
 
+  it('keeps the order of the rest when its first listener goes, and runs one added back last', () => {
+    const source = new AbortSource();
+    const heard: string[] = [];
+    const listener = (name: string) => () => heard.push(name);
+    const [a, b, c] = [listener('a'), listener('b'), listener('c')];
+    source.addEventListener('abort', a);
+    source.addEventListener('abort', b);
+    source.addEventListener('abort', c);
+    source.removeEventListener('abort', a);
+    source.removeEventListener('abort', a);
+    source.addEventListener('abort', a);
+    source.removeEventListener('abort', c);
+    source.abort('why');
+    expect(heard).toEqual(['b', 'a']);
+  });
+
   it('reads as aborted with its parent, with the parent’s reason, and runs its own listeners then', () => {
     const parent = new AbortSource();
     const child = new AbortSource(parent);

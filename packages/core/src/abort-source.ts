@@ -19,7 +19,9 @@ type Follower = (() => void) | AbortSource;
 export class AbortSource {
   private abortedHere = false;
   private reasonHere: unknown = undefined;
-  private followers: Follower[] | undefined;
+  /** The first follower, and those that came after it while it stayed. */
+  private first: Follower | undefined = undefined;
+  private more: Follower[] | undefined = undefined;
   /** Whether this source is among its parent's followers (it has followers of its own). */
   private linked = false;
 
@@ -60,8 +62,10 @@ export class AbortSource {
 
   private follow(follower: Follower): void {
     if (this.aborted) return;
-    if (this.followers === undefined) this.followers = [follower];
-    else this.followers.push(follower);
+    // Most sources have one follower at a time (a call's attempt, an attempt's socket): a field, no array.
+    if (this.first === undefined && this.more === undefined) this.first = follower;
+    else if (this.more === undefined) this.more = [follower];
+    else this.more.push(follower);
     if (this.parent !== undefined && !this.linked) {
       this.linked = true;
       this.parent.follow(this);
@@ -69,17 +73,18 @@ export class AbortSource {
   }
 
   private unfollow(follower: Follower): void {
-    const followers = this.followers;
-    if (followers === undefined) return;
-    const index = followers.indexOf(follower);
-    if (index < 0) return;
-    // In place: `splice` would make an array of the removed entry on every call.
-    if (followers.length === 1) this.followers = undefined;
-    else {
-      for (let at = index + 1; at < followers.length; at++) followers[at - 1] = followers[at] as Follower;
-      followers.length--;
+    const more = this.more;
+    if (this.first === follower) {
+      // The oldest of the rest takes its place, so followers still run in the order they came.
+      this.first = more?.[0];
+      if (more !== undefined) removeAt(more, 0);
+    } else {
+      const index = more === undefined ? -1 : more.indexOf(follower);
+      if (index < 0) return;
+      removeAt(more as Follower[], index);
     }
-    if (this.followers === undefined && this.linked) {
+    if (this.more !== undefined && this.more.length === 0) this.more = undefined;
+    if (this.first === undefined && this.more === undefined && this.linked) {
       this.linked = false;
       this.parent?.unfollow(this);
     }
@@ -87,17 +92,25 @@ export class AbortSource {
 
   /** Runs every follower once: this source or its parent was aborted. */
   private notify(): void {
-    const followers = this.followers;
-    this.followers = undefined;
+    const { first, more } = this;
+    this.first = this.more = undefined;
     if (this.linked) {
       this.linked = false;
       // Aborted on its own while following: the parent need not call it any more.
       if (this.abortedHere) this.parent?.unfollow(this);
     }
-    if (followers === undefined) return;
-    for (const follower of followers) {
-      if (typeof follower === 'function') follower();
-      else follower.notify();
-    }
+    if (first !== undefined) AbortSource.run(first);
+    if (more !== undefined) for (const follower of more) AbortSource.run(follower);
   }
+
+  private static run(follower: Follower): void {
+    if (typeof follower === 'function') follower();
+    else follower.notify();
+  }
+}
+
+/** Removes `list[index]` in place: `splice` would make an array of the removed entry. */
+function removeAt(list: Follower[], index: number): void {
+  for (let at = index + 1; at < list.length; at++) list[at - 1] = list[at] as Follower;
+  list.length--;
 }
