@@ -216,27 +216,26 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     state.breaker = { key, state: ticket.kind === 'probe' ? 'half-open' : 'closed' };
 
     // A probe is judged alone, so only a closed circuit's calls count as in flight.
+    // Each path below takes the call out of those in flight, once, as it is judged (written out
+    // where it happens: a closure of its own was one more object held per call in flight).
     let pending = ticket.kind === 'call';
     if (pending) inFlight.enter(key);
-    /** Takes the call out of those in flight, once: it is about to be judged. */
-    const judged = () => {
-      if (pending) inFlight.leave(key);
-      pending = false;
-    };
 
     const calledAt = now ?? ctx.clock.now();
     // Judged from the error itself rather than a settlement listener: a
     // rejection by a layer before the transport (a limiter) has no response
     // for a listener to bind to, and would hand it the whole call's outcome.
     const failed = (error: unknown): Promise<never> => {
-      judged();
+      if (pending) inFlight.leave(key);
+      pending = false;
       const recorded = record(ctx, key, ticket, outcomeOfError(error));
       return recorded instanceof Promise ? recorded.then(() => Promise.reject(error)) : Promise.reject(error);
     };
     const answered = (): Promise<void> | undefined => {
       const respondedAt = ctx.clock.now();
       if (ctx.stream && ticket.kind === 'call' && (config.slowCallMs === undefined || respondedAt - calledAt <= config.slowCallMs)) {
-        judged();
+        if (pending) inFlight.leave(key);
+        pending = false;
         return judgeStream(ctx, key, ticket);
       }
       // After `next()` resolved, this binds to this attempt's response: at once
@@ -247,7 +246,8 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
         // the transport's start, so time queued in an inner limiter is left out.
         const settledAt = ctx.clock.now();
         const sentAt = settledAt - settlement.durationMs;
-        judged();
+        if (pending) inFlight.leave(key);
+        pending = false;
         const recorded = record(ctx, key, ticket, outcomeOfSettlement(settlement, respondedAt - sentAt), undefined, settledAt);
         return recorded instanceof Promise ? recorded.then(nothing) : undefined;
       });

@@ -1,5 +1,14 @@
-/** What an abort source notifies: a listener, or a child source that follows it. */
-type Follower = (() => void) | AbortSource;
+/**
+ * An object an abort source tells through a method of its own, which costs
+ * no closure per listener (a child source, a transport's answer, an attempt).
+ */
+export interface AbortListener {
+  /** The source (or one it follows) was aborted; read its `reason`. */
+  sourceAborted(): void;
+}
+
+/** What an abort source notifies: a listener function, or an object. */
+type Follower = (() => void) | AbortListener;
 
 /**
  * A minimal abort source. undici accepts any object with `aborted`,
@@ -16,7 +25,7 @@ type Follower = (() => void) | AbortSource;
  * nobody watches any more (a stream whose transport is done) needs no
  * unlinking.
  */
-export class AbortSource {
+export class AbortSource implements AbortListener {
   private abortedHere = false;
   private reasonHere: unknown = undefined;
   /** The first follower, and those that came after it while it stayed. */
@@ -45,11 +54,21 @@ export class AbortSource {
     this.unfollow(listener);
   }
 
+  /** Tells `listener` once when this source is aborted; none after that (read `aborted` first). */
+  listen(listener: AbortListener): void {
+    this.follow(listener);
+  }
+
+  /** Stops telling `listener`. */
+  unlisten(listener: AbortListener): void {
+    this.unfollow(listener);
+  }
+
   abort(reason: unknown): void {
     if (this.aborted) return;
     this.abortedHere = true;
     this.reasonHere = reason;
-    this.notify();
+    this.sourceAborted();
   }
 
   /** A real AbortSignal that follows this source. */
@@ -91,7 +110,7 @@ export class AbortSource {
   }
 
   /** Runs every follower once: this source or its parent was aborted. */
-  private notify(): void {
+  sourceAborted(): void {
     const { first, more } = this;
     this.first = this.more = undefined;
     if (this.linked) {
@@ -105,7 +124,7 @@ export class AbortSource {
 
   private static run(follower: Follower): void {
     if (typeof follower === 'function') follower();
-    else follower.notify();
+    else follower.sourceAborted();
   }
 }
 

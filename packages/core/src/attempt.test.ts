@@ -165,4 +165,22 @@ describe('openAICompatible: attempts started apart time out apart (fake time)', 
     await calls;
     expect(timers()).toBe(before);
   });
+
+  it('lets callers abort waiting calls, and one aborted before it was sent, leaving no timer', async () => {
+    const { upstream, llm } = await setup();
+    const timers = () => (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+    const before = timers();
+    const early = new AbortController();
+    early.abort();
+    await expect(llm.complete(ask(), { signal: early.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+    const controllers = [new AbortController(), new AbortController(), new AbortController()];
+    for (let i = 0; i < controllers.length; i++) upstream.enqueue({ kind: 'hang' });
+    const calls = controllers.map((controller) => llm.complete(ask(), { signal: controller.signal }));
+    await upstream.waitForRequests(controllers.length);
+    for (const controller of controllers) controller.abort();
+    for (const call of calls) await expect(call).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(timers()).toBe(before);
+    // The pool is sound after it: the next call is answered.
+    await expect(llm.complete(ask())).resolves.toBeDefined();
+  });
 });

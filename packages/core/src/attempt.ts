@@ -1,5 +1,5 @@
-import { AbortSource } from './abort-source.js';
-import { abortReason, onAbort } from './call.js';
+import { type AbortListener, AbortSource } from './abort-source.js';
+import { abortReason, Call, onAbort } from './call.js';
 import type { Clock } from './clock.js';
 import type { CompletionContext } from './context.js';
 import { AbortError, SluiceError, TimeoutError } from './errors.js';
@@ -105,9 +105,11 @@ export class DeadlineQueues {
  * timer cleared, the caller's abort unlinked), and every early end of a
  * body with `abort()` (the socket destroyed rather than pooled half-read).
  */
-export class Attempt {
+export class Attempt implements AbortListener {
   private readonly source = new AbortSource();
-  private readonly unlink: () => void;
+  /** The call's own source, which this attempt listens to (no closure), or the unlinking of a listener on another context's signal. */
+  private readonly callSource: AbortSource | undefined;
+  private readonly unlink: (() => void) | undefined;
   private timer: unknown;
   private firstByteAt: number | undefined;
   private attemptAt: number | undefined;
@@ -141,11 +143,22 @@ export class Attempt {
     private readonly attemptMs: number,
   ) {
     this.clock = deadlines.clock;
-    this.unlink = onAbort(ctx, () => this.abort(abortReason(ctx)));
     const now = this.clock.now();
     this.firstByteAt = now + firstByteMs;
     this.attemptAt = now + attemptMs;
     deadlines.join(this, now + Math.max(0, Math.min(firstByteMs, attemptMs)));
+    // Last: a call aborted already aborts the attempt here, which takes it out of the queue again.
+    if (ctx instanceof Call) {
+      const source = ctx.abortSource;
+      this.callSource = source;
+      if (source.aborted) this.abort(source.reason);
+      else source.listen(this);
+    } else this.unlink = onAbort(ctx, () => this.abort(abortReason(ctx)));
+  }
+
+  /** The call was aborted. */
+  sourceAborted(): void {
+    this.abort((this.callSource as AbortSource).reason);
   }
 
   /** What undici watches; it accepts any object with `aborted` and `addEventListener`. */
@@ -233,7 +246,8 @@ export class Attempt {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.onAborted = undefined;
-    this.unlink();
+    this.callSource?.unlisten(this);
+    this.unlink?.();
   }
 }
 

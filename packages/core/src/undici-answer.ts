@@ -1,4 +1,4 @@
-import type { AbortSource } from './abort-source.js';
+import type { AbortListener, AbortSource } from './abort-source.js';
 
 /** Parts queued unread before undici is told to stop reading the socket. */
 const highWaterMark = 16;
@@ -22,10 +22,11 @@ export interface AnswerHead {
  * abandoned, after them the socket is destroyed rather than returned
  * half-read to the pool, and so does a consumer that stops iterating early.
  */
-export class UndiciAnswer implements AsyncIterableIterator<Uint8Array> {
+export class UndiciAnswer implements AsyncIterableIterator<Uint8Array>, AbortListener {
   /** Settles with the head, or rejects with the error that came first. */
   readonly head: Promise<AnswerHead>;
-  private headWaiter!: { resolve(head: AnswerHead): void; reject(error: unknown): void };
+  private resolveHead!: (head: AnswerHead) => void;
+  private rejectHead!: (error: unknown) => void;
   private abortRequest: ((reason: Error) => void) | undefined;
   private resumeReading: (() => void) | undefined;
   private paused = false;
@@ -37,7 +38,6 @@ export class UndiciAnswer implements AsyncIterableIterator<Uint8Array> {
   /** A `next()` waiting for a part, or `text()` waiting for the end. */
   private waiter: { resolve(value: IteratorResult<Uint8Array, undefined> | string): void; reject(error: unknown): void } | undefined;
   private whole: ((parts: Uint8Array[], size: number) => string) | undefined;
-  private readonly unlink: () => void;
 
   /**
    * @param source - the attempt's abort source
@@ -47,10 +47,17 @@ export class UndiciAnswer implements AsyncIterableIterator<Uint8Array> {
     private readonly source: AbortSource,
     private readonly parseHeaders: (raw: Buffer[]) => Record<string, string | string[] | undefined>,
   ) {
-    this.head = new Promise((resolve, reject) => (this.headWaiter = { resolve, reject }));
-    const onAbort = () => this.abort(source.reason);
-    source.addEventListener('abort', onAbort);
-    this.unlink = () => source.removeEventListener('abort', onAbort);
+    this.head = new Promise((resolve, reject) => {
+      this.resolveHead = resolve;
+      this.rejectHead = reject;
+    });
+    // The answer itself listens (no closure of its own to hold while the call waits).
+    source.listen(this);
+  }
+
+  /** The attempt was aborted. */
+  sourceAborted(): void {
+    this.abort(this.source.reason);
   }
 
   // undici's handler interface (the one `request()` itself implements).
@@ -65,7 +72,7 @@ export class UndiciAnswer implements AsyncIterableIterator<Uint8Array> {
     if (status < 200) return true;
     this.headed = true;
     this.resumeReading = resume;
-    this.headWaiter.resolve({ status, headers: this.parseHeaders(raw) });
+    this.resolveHead({ status, headers: this.parseHeaders(raw) });
     return true;
   }
 
@@ -85,7 +92,7 @@ export class UndiciAnswer implements AsyncIterableIterator<Uint8Array> {
 
   onComplete(): void {
     this.ended = true;
-    this.unlink();
+    this.source.unlisten(this);
     const waiter = this.waiter;
     if (!waiter) return;
     this.waiter = undefined;
@@ -95,10 +102,10 @@ export class UndiciAnswer implements AsyncIterableIterator<Uint8Array> {
 
   onError(error: Error): void {
     this.failure = { error };
-    this.unlink();
+    this.source.unlisten(this);
     if (!this.headed) {
       this.headed = true;
-      this.headWaiter.reject(error);
+      this.rejectHead(error);
       return;
     }
     const waiter = this.waiter;

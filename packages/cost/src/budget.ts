@@ -311,16 +311,18 @@ export function budget(options: BudgetOptions): Middleware {
     const downgradedFrom = ctx.request.model === requested ? undefined : requested;
     ctx.state.budget = { model: ctx.request.model, reservedUsd: hold.usd, downgradedFrom };
 
-    // One listener, registered once: on the way out, or on the way back of an error.
-    const settle = (settlement: Settlement) =>
-      settleAll(ctx, targets, hold, held, settledUsd(ctx, settlement, prices.lookup(ctx.request.model)) ?? 0);
+    // One listener, registered once: on the way out, or on the way back of an error; made then,
+    // so that a call waiting on its upstream does not hold it.
     // Bound to the response next() produced: a stream settles when read to
     // its end or cut. On an error, bound to the response next() last
     // produced, if any, and costed as trackCost costs it: a stream the
     // upstream accepted and that failed at its first chunk, read inside a
     // retry, was billed for its prompt. With no response at all, it runs
     // when the call settles, at $0.
-    const bind = () => ctx.onSettled(settle);
+    const bind = () =>
+      ctx.onSettled((settlement: Settlement) =>
+        settleAll(ctx, targets, hold, held, settledUsd(ctx, settlement, prices.lookup(ctx.request.model)) ?? 0),
+      );
     // Not async: one `then`, where an async frame and its await cost a promise more and held a frame per call in flight.
     return afterNext(next, bind, (error: unknown) => {
       bind();
