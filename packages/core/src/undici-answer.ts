@@ -9,6 +9,12 @@ export interface AnswerHead {
   headers: Record<string, string | string[] | undefined>;
 }
 
+/** Told once, by {@link UndiciAnswer}, of the answer's head or of the failure that came first. */
+export interface AnswerHeadListener {
+  answerHeaded(head: AnswerHead): void;
+  answerFailed(error: unknown): void;
+}
+
 /**
  * One request's answer, read through undici's `dispatch` handler interface
  * instead of `request()`: no `Readable` per answer, no abort listener on a
@@ -23,10 +29,6 @@ export interface AnswerHead {
  * half-read to the pool, and so does a consumer that stops iterating early.
  */
 export class UndiciAnswer implements AsyncIterableIterator<Uint8Array>, AbortListener {
-  /** Settles with the head, or rejects with the error that came first. */
-  readonly head: Promise<AnswerHead>;
-  private resolveHead!: (head: AnswerHead) => void;
-  private rejectHead!: (error: unknown) => void;
   private abortRequest: ((reason: Error) => void) | undefined;
   private resumeReading: (() => void) | undefined;
   private paused = false;
@@ -42,15 +44,13 @@ export class UndiciAnswer implements AsyncIterableIterator<Uint8Array>, AbortLis
   /**
    * @param source - the attempt's abort source
    * @param parseHeaders - undici's own parser of raw header lines
+   * @param listener - told of the head, or of the error that came before it
    */
   constructor(
     private readonly source: AbortSource,
     private readonly parseHeaders: (raw: Buffer[]) => Record<string, string | string[] | undefined>,
+    private readonly listener: AnswerHeadListener,
   ) {
-    this.head = new Promise((resolve, reject) => {
-      this.resolveHead = resolve;
-      this.rejectHead = reject;
-    });
     // The answer itself listens (no closure of its own to hold while the call waits).
     source.listen(this);
   }
@@ -72,7 +72,7 @@ export class UndiciAnswer implements AsyncIterableIterator<Uint8Array>, AbortLis
     if (status < 200) return true;
     this.headed = true;
     this.resumeReading = resume;
-    this.resolveHead({ status, headers: this.parseHeaders(raw) });
+    this.listener.answerHeaded({ status, headers: this.parseHeaders(raw) });
     return true;
   }
 
@@ -105,7 +105,7 @@ export class UndiciAnswer implements AsyncIterableIterator<Uint8Array>, AbortLis
     this.source.unlisten(this);
     if (!this.headed) {
       this.headed = true;
-      this.rejectHead(error);
+      this.listener.answerFailed(error);
       return;
     }
     const waiter = this.waiter;

@@ -2,7 +2,7 @@ import type { Agent, Dispatcher } from 'undici';
 import { Attempt, DeadlineQueues } from './attempt.js';
 import type { CompletionContext } from './context.js';
 import { readAnswer } from './read-answer.js';
-import { type AnswerHead, UndiciAnswer } from './undici-answer.js';
+import { type AnswerHead, type AnswerHeadListener, UndiciAnswer } from './undici-answer.js';
 import type { TextCodec } from './text-codec.js';
 import type { Transport } from './transport.js';
 import { type TransportConfig, requestBody } from './transport-config.js';
@@ -54,6 +54,78 @@ function nodeCodec(StringDecoder: NodeModules['StringDecoder']): TextCodec {
   };
 }
 
+/** What every exchange of one transport reads its answer with. */
+interface ExchangeConfig {
+  config: TransportConfig;
+  codec: TextCodec;
+  parseHeaders: (raw: Buffer[]) => AnswerHead['headers'];
+}
+
+/**
+ * One request's exchange with undici: `settled` settles once the answer's
+ * head has been read into the call (or failed), as `send` promises.
+ */
+class Exchange implements AnswerHeadListener {
+  readonly settled: Promise<void>;
+  readonly answer: UndiciAnswer;
+  private resolve!: (reading: Promise<void> | PromiseLike<void>) => void;
+  private reject!: (error: unknown) => void;
+  private head: AnswerHead | undefined;
+
+  constructor(
+    private readonly ctx: CompletionContext,
+    private readonly attempt: Attempt,
+    private readonly callerAskedUsage: boolean,
+    private readonly reading: ExchangeConfig,
+  ) {
+    this.settled = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    this.answer = new UndiciAnswer(attempt.signal, reading.parseHeaders, this);
+  }
+
+  answerHeaded(head: AnswerHead): void {
+    // The answer is read a turn later, as a `then` on the head would: not
+    // inside undici's own onHeaders. Resolving with this object (a
+    // thenable) has the runtime call `then` below in its own microtask.
+    this.head = head;
+    this.resolve(this as unknown as PromiseLike<void>);
+  }
+
+  answerFailed(error: unknown): void {
+    this.reject(this.failure(error));
+  }
+
+  /** What the call fails with when no answer came: the attempt's timeout or abort, else the network's error. */
+  failure(error: unknown): unknown {
+    this.attempt.done();
+    return this.attempt.reason() ?? errorFromNetwork(error, this.reading.config.connectTimeoutMs, this.reading.config.secrets);
+  }
+
+  /** Called once, by the runtime, a turn after the head came: reads the answer into the call. Internal. */
+  then(resolve: (reading: Promise<void>) => void, reject: (error: unknown) => void): void {
+    const { ctx, attempt, answer, reading } = this;
+    const head = this.head as AnswerHead;
+    this.head = undefined;
+    try {
+      const { config, codec } = reading;
+      resolve(
+        readAnswer(
+          ctx,
+          attempt,
+          { status: head.status, headers: flattenHeaders(head.headers, config.secrets), body: answer, text: () => answer.text(codec.text) },
+          config,
+          this.callerAskedUsage,
+          codec,
+        ),
+      );
+    } catch (error) {
+      reject(error);
+    }
+  }
+}
+
 /** What a transport adds to a config: its send and its pool's lifetime. */
 export type TransportParts = Pick<Transport, 'send' | 'close' | 'destroy'>;
 
@@ -69,7 +141,7 @@ export function undiciParts(config: TransportConfig, modules: NodeModules): Tran
   const parseHeaders = util.parseHeaders as (raw: Buffer[]) => AnswerHead['headers'];
   const codec = nodeCodec(modules.StringDecoder);
   const isIP = modules.isIP;
-  const { origin, basePath, secrets, connectTimeoutMs, firstByteTimeoutMs, attemptTimeoutMs, jsonHeaders, streamHeaders } = config;
+  const { origin, basePath, connectTimeoutMs, firstByteTimeoutMs, attemptTimeoutMs, jsonHeaders, streamHeaders } = config;
   // Every pool the agent made. The agent's close() forgets its pools before they have closed, so
   // its destroy() after a close that did not finish in time (what a pipeline's close does) would
   // reach none of the connections the close is still waiting on.
@@ -98,47 +170,29 @@ export function undiciParts(config: TransportConfig, modules: NodeModules): Tran
   let closing: Promise<void> | undefined;
   const deadlines = new DeadlineQueues();
 
-  // Not async: a call waits for the upstream's headers here for most of
-  // its life, and an async frame held that long (with its register file)
-  // costs every call in flight more than a `then` and its two closures.
+  const reading: ExchangeConfig = { config, codec, parseHeaders };
+
+  // Not async, and no closure of its own: a call waits for the upstream's
+  // headers here for most of its life, and what it holds meanwhile (an
+  // async frame, a `then` with its handlers and their context) every call
+  // in flight holds, and the collector copies.
   function send(ctx: CompletionContext): Promise<void> {
-    let attempt: Attempt;
-    let answer: UndiciAnswer;
-    let callerAskedUsage: boolean;
+    let exchange: Exchange;
     let body: string;
     try {
+      let callerAskedUsage: boolean;
       ({ body, callerAskedUsage } = requestBody(ctx, config.includeUsage));
-      attempt = new Attempt(ctx, deadlines.of(ctx.clock), firstByteTimeoutMs, attemptTimeoutMs);
-      answer = new UndiciAnswer(attempt.signal, parseHeaders);
+      exchange = new Exchange(ctx, new Attempt(ctx, deadlines.of(ctx.clock), firstByteTimeoutMs, attemptTimeoutMs), callerAskedUsage, reading);
     } catch (error) {
       return Promise.reject(error);
     }
-    /** What the call fails with when no answer came: the attempt's timeout or abort, else the network's error. */
-    const failure = (error: unknown): unknown => {
-      attempt.done();
-      return attempt.reason() ?? errorFromNetwork(error, connectTimeoutMs, secrets);
-    };
     try {
-      dispatcher.dispatch({ origin, path, method: 'POST', headers: ctx.stream ? streamHeaders : jsonHeaders, body }, answer);
+      dispatcher.dispatch({ origin, path, method: 'POST', headers: ctx.stream ? streamHeaders : jsonHeaders, body }, exchange.answer);
     } catch (error) {
-      return Promise.reject(failure(error));
+      return Promise.reject(exchange.failure(error));
     }
-    return answer.head.then(
-      (head: AnswerHead) =>
-        readAnswer(
-          ctx,
-          attempt,
-          { status: head.status, headers: flattenHeaders(head.headers, secrets), body: answer, text: () => answer.text(codec.text) },
-          config,
-          callerAskedUsage,
-          codec,
-        ),
-      (error: unknown) => {
-        throw failure(error);
-      },
-    );
+    return exchange.settled;
   }
-
   return {
     send,
     close() {
