@@ -27,9 +27,10 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { type CompletionContext, createPipeline, type Middleware, type Pipeline, type Transport } from '@sluice/core';
 import { envNumber, fixed, quick, table } from './lib.js';
-import { request, streamRequest } from './clients.js';
+import { clientFactories, contentChunks, reply, request, streamRequest, type Client } from './clients.js';
 import { memoryCompletion, memoryTransport } from './memory-transport.js';
-import { recommended } from './pipeline.bench.js';
+import { fullPipeline, recommended } from './pipeline.bench.js';
+import { startUpstream } from './upstream-server.js';
 
 /** Name to select this benchmark: `pnpm bench alloc`. */
 export const name = 'alloc';
@@ -143,6 +144,49 @@ async function heldPerCall(make: (transport: Transport) => Pipeline, gc: () => v
 }
 
 /**
+ * Bytes each JSON call holds while it waits on a real HTTP upstream (in its
+ * own process, answering after 1.5 s), `inFlight` at once, after a full
+ * collection each side, beside what raw undici holds for the same call:
+ * what the young-generation collector copies, for every call in flight, at
+ * each scavenge. Counts the transport too, which the in-process figures
+ * leave out.
+ */
+async function heldOverHttp(gc: () => void, inFlight: number): Promise<Array<[string, number]>> {
+  const upstream = await startUpstream({ reply, chunks: contentChunks, latencyMs: 1_500 });
+  const figures: Array<[string, number]> = [];
+  try {
+    const makers: Array<[string, (url: string) => Client]> = [
+      ['raw undici', clientFactories.undici],
+      ['empty pipeline', clientFactories.pipeline],
+      ['full pipeline', fullPipeline],
+    ];
+    for (const [label, make] of makers) {
+      const client = make(upstream.url);
+      const all = (count: number) => Promise.all(Array.from({ length: count }, () => client.complete(() => {})));
+      try {
+        // Warm: connections open, code compiled, state written once.
+        await all(inFlight);
+        gc();
+        gc();
+        const before = process.memoryUsage().heapUsed;
+        const waiting = all(inFlight);
+        // Every call sent and waiting (the upstream holds each for 1.5 s).
+        await new Promise((resolve) => setTimeout(resolve, 700));
+        gc();
+        gc();
+        figures.push([label, (process.memoryUsage().heapUsed - before) / inFlight]);
+        await waiting;
+      } finally {
+        await client.close();
+      }
+    }
+  } finally {
+    await upstream.close();
+  }
+  return figures;
+}
+
+/**
  * Runs the benchmark and prints bytes per call by stack.
  *
  * @example
@@ -201,6 +245,15 @@ export async function run(): Promise<void> {
     console.log(
       `\nbytes outside bench/ (the in-memory transport and this harness are not counted); the stream reads 22 chunks;` +
         `\nheld in flight: heap per JSON call waiting on its upstream, after a full collection (what concurrency keeps alive across a round trip)`,
+    );
+    const overHttp = await heldOverHttp(gc, 500);
+    const undici = (overHttp[0] as [string, number])[1];
+    console.log('\nheld per JSON call over HTTP, 500 in flight on the mock upstream (answering after 1.5 s), transport included:\n');
+    console.log(
+      table([
+        ['client', 'held B/call', '× raw undici'],
+        ...overHttp.map(([label, held]) => [label, fixed(held, 0), fixed(held / undici, 2)]),
+      ]),
     );
   } finally {
     session.disconnect();
