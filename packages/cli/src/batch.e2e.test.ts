@@ -197,6 +197,8 @@ describe('sluice batch --cache', () => {
     // Four requests, two of them answered from the cache, which cost nothing and saved what they would have cost.
     const total = rows.at(-1) ?? [];
     expect([total[0], total[1], total[6]]).toEqual(['total', '4', '2']);
+    // Grouped by total, the one group is the total: it is not printed twice.
+    expect(rows.filter((row) => row[0] === 'total')).toHaveLength(1);
     expect(Number(total[7]?.replace('$', ''))).toBeGreaterThan(0);
   }, 30_000);
 });

@@ -97,7 +97,8 @@ export async function ledgerReport(path: string, by: ReportGrouping, span: { sin
   const headers = ['group', 'requests', 'input tokens', 'cached input', 'output tokens', 'cost', ...(saved ? ['from cache', 'saved'] : [])];
   const text = [
     `spend from ${from} to ${to}, by ${typeof by === 'object' ? `tag ${by.tag}` : by}`,
-    table(headers, [...report.rows.map(row), row(totals)]),
+    // Grouped by total, the one group is the total: a second row would repeat it.
+    table(headers, by === 'total' && report.rows.length > 0 ? report.rows.map(row) : [...report.rows.map(row), row(totals)]),
   ].join('\n');
   return { text, skipped: report.skipped };
 }
