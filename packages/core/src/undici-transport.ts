@@ -209,8 +209,10 @@ export function undiciParts(config: TransportConfig, modules: NodeModules): Tran
 function flattenHeaders(headers: AnswerHead['headers'], secrets: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   let suspect = false;
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
+  // `for…in` over undici's plain object of parsed headers: `Object.entries` made an array per header and one for all, on every response.
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || !Object.hasOwn(headers, name)) continue;
     const flat = Array.isArray(value) ? value.join(', ') : value;
     out[name.toLowerCase()] = flat;
     // Checked in the same pass: this runs on every response.
