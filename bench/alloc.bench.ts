@@ -27,10 +27,15 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { type CompletionContext, createPipeline, type Middleware, type Pipeline, type Transport } from '@sluice/core';
 import { envNumber, fixed, quick, table } from './lib.js';
-import { clientFactories, contentChunks, reply, request, streamRequest, type Client } from './clients.js';
+import { execFile } from 'node:child_process';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { request, streamRequest } from './clients.js';
 import { memoryCompletion, memoryTransport } from './memory-transport.js';
-import { fullPipeline, recommended } from './pipeline.bench.js';
-import { startUpstream } from './upstream-server.js';
+import { recommended } from './pipeline.bench.js';
+
+const execFileAsync = promisify(execFile);
 
 /** Name to select this benchmark: `pnpm bench alloc`. */
 export const name = 'alloc';
@@ -149,39 +154,22 @@ async function heldPerCall(make: (transport: Transport) => Pipeline, gc: () => v
  * collection each side, beside what raw undici holds for the same call:
  * what the young-generation collector copies, for every call in flight, at
  * each scavenge. Counts the transport too, which the in-process figures
- * leave out.
+ * leave out. Each client is measured in a fresh process (`profile.ts`'s
+ * `memory` mode): measured in this one, after the in-process runs, raw
+ * undici's figure moved by a third from run to run.
  */
-async function heldOverHttp(gc: () => void, inFlight: number): Promise<Array<[string, number]>> {
-  const upstream = await startUpstream({ reply, chunks: contentChunks, latencyMs: 1_500 });
+async function heldOverHttp(inFlight: number): Promise<Array<[string, number]>> {
+  const profile = fileURLToPath(new URL('./profile.ts', import.meta.url));
   const figures: Array<[string, number]> = [];
-  try {
-    const makers: Array<[string, (url: string) => Client]> = [
-      ['raw undici', clientFactories.undici],
-      ['empty pipeline', clientFactories.pipeline],
-      ['full pipeline', fullPipeline],
-    ];
-    for (const [label, make] of makers) {
-      const client = make(upstream.url);
-      const all = (count: number) => Promise.all(Array.from({ length: count }, () => client.complete(() => {})));
-      try {
-        // Warm: connections open, code compiled, state written once.
-        await all(inFlight);
-        gc();
-        gc();
-        const before = process.memoryUsage().heapUsed;
-        const waiting = all(inFlight);
-        // Every call sent and waiting (the upstream holds each for 1.5 s).
-        await new Promise((resolve) => setTimeout(resolve, 700));
-        gc();
-        gc();
-        figures.push([label, (process.memoryUsage().heapUsed - before) / inFlight]);
-        await waiting;
-      } finally {
-        await client.close();
-      }
-    }
-  } finally {
-    await upstream.close();
+  for (const [label, client] of [
+    ['raw undici', 'undici'],
+    ['empty pipeline', 'pipeline'],
+    ['full pipeline', 'full'],
+  ] as const) {
+    const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', profile, client, 'memory', String(inFlight)], { cwd: dirname(profile) });
+    const held = /([\d.]+) B held per call/.exec(stdout)?.[1];
+    if (held === undefined) throw new Error(`profile.ts ${client} memory printed no figure: ${stdout}`);
+    figures.push([label, Number(held)]);
   }
   return figures;
 }
@@ -246,9 +234,9 @@ export async function run(): Promise<void> {
       `\nbytes outside bench/ (the in-memory transport and this harness are not counted); the stream reads 22 chunks;` +
         `\nheld in flight: heap per JSON call waiting on its upstream, after a full collection (what concurrency keeps alive across a round trip)`,
     );
-    const overHttp = await heldOverHttp(gc, 500);
+    const overHttp = await heldOverHttp(500);
     const undici = (overHttp[0] as [string, number])[1];
-    console.log('\nheld per JSON call over HTTP, 500 in flight on the mock upstream (answering after 1.5 s), transport included:\n');
+    console.log('\nheld per JSON call over HTTP, 500 in flight on the mock upstream (answering after 1.5 s), transport included, each client in a fresh process:\n');
     console.log(
       table([
         ['client', 'held B/call', '× raw undici'],

@@ -1,0 +1,13 @@
+import { createPipeline, openAICompatible } from '@sluice/core';
+import { apiKey, contentChunks, pipelineClient, reply } from './clients.js';
+import { recommended } from './pipeline.bench.js';
+import { fixed, measure } from './lib.js';
+import { startUpstream } from './upstream-server.js';
+const which = (process.argv[2] ?? 'all').split(',');
+const upstream = await startUpstream({ reply, chunks: contentChunks });
+const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey }) });
+for (const [label, make] of recommended) if (which.includes('all') || which.includes(label)) llm.use(make());
+const client = pipelineClient('x', llm);
+const result = await measure(client.complete, { concurrency: 512, maxRequests: 1e7, maxMs: 4000 });
+console.log(`${which} requests ${result.requests} rps ${fixed(result.rps, 0)} cpu ${fixed(result.cpuUsPerRequest, 0)}`);
+await client.close(); await upstream.close();

@@ -1,0 +1,24 @@
+import { Session } from 'node:inspector/promises';
+import { clientFactories as core, contentChunks, reply } from './clients.js';
+import { fullPipeline } from './pipeline.bench.js';
+import { startUpstream } from './upstream-server.js';
+const factories = { ...core, full: fullPipeline } as any;
+const name = process.argv[2] ?? 'pipeline';
+const depth = Number(process.argv[3] ?? 1);
+const upstream = await startUpstream({ reply, chunks: contentChunks });
+const client = factories[name](upstream.url);
+const run = async (n: number) => { for (let i = 0; i < n; i += 16) await Promise.all(Array.from({ length: 16 }, () => client.complete(() => {}))); };
+await run(3000);
+const session = new Session(); session.connect();
+await session.post('HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+const N = 8000;
+await run(N);
+const { profile } = (await session.post('HeapProfiler.stopSampling')) as any;
+const byNode = new Map<number, any>();
+const visit = (n: any, stack: string[]) => { const f = n.callFrame; const here = `${f.functionName || '(anon)'} ${f.url.replace(/.*node_modules\/\.pnpm\/([^/]+).*/, '$1').replace(/.*\/(packages|bench)\//, '$1/').replace('/dist/', '/')}:${f.lineNumber + 1}`; n.st = [...stack, here]; byNode.set(n.id, n); for (const c of n.children) visit(c, n.st); };
+visit(profile.head, []);
+const out = new Map<string, number>(); let total = 0;
+for (const s of profile.samples) { const st = byNode.get(s.nodeId).st as string[]; const key = st.slice(-depth).join(' < '); out.set(key, (out.get(key) ?? 0) + s.size / N); total += s.size / N; }
+console.log(name, 'alloc B/call', total.toFixed(0));
+for (const [k, v] of [...out].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(v.toFixed(0).padStart(6), k);
+await client.close(); await upstream.close();

@@ -1,0 +1,14 @@
+import { createPipeline, type Middleware, systemClock } from '@sluice/core';
+import { request } from './clients.js';
+import { memoryCompletion, memoryTransport } from './memory-transport.js';
+import { recommended } from './pipeline.bench.js';
+let n = 0;
+const stacks = new Map<string, number>();
+const clock = { now: () => { n++; const s = (new Error().stack ?? '').split('\n')[2]?.trim().replace(/\(.*\/packages\//, '(').replace(/^at /, '') ?? ''; stacks.set(s, (stacks.get(s) ?? 0) + 1); return Date.now(); }, setTimeout: systemClock.setTimeout, clearTimeout: systemClock.clearTimeout };
+const llm = createPipeline({ transport: memoryTransport(memoryCompletion()), clock });
+for (const [, make] of recommended) llm.use(make() as Middleware);
+for (let i = 0; i < 100; i++) await llm.complete(request);
+n = 0; stacks.clear();
+for (let i = 0; i < 100; i++) await llm.complete(request);
+console.log('now() per call', n / 100);
+for (const [k, v] of [...stacks].sort((a, b) => b[1] - a[1])) console.log((v / 100).toFixed(1), k);
