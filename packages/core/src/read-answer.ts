@@ -1,7 +1,7 @@
 import type { Attempt } from './attempt.js';
 import type { CompletionContext } from './context.js';
 import { MalformedResponseError, ResponseTooLargeError } from './errors.js';
-import { readBody, readDeclared } from './read-body.js';
+import { declaredBreak, readBody } from './read-body.js';
 import { readEvents } from './read-events.js';
 import type { TextCodec } from './text-codec.js';
 import { maxErrorBody, type TransportConfig } from './transport-config.js';
@@ -38,7 +38,7 @@ export interface Answer {
  * @param codec - how bytes become text here
  * @throws the upstream's typed error; MalformedResponseError; ResponseTooLargeError; the attempt's TimeoutError or AbortError
  */
-export async function readAnswer(
+export function readAnswer(
   ctx: CompletionContext,
   attempt: Attempt,
   answer: Answer,
@@ -46,58 +46,99 @@ export async function readAnswer(
   callerAskedUsage: boolean,
   codec: TextCodec,
 ): Promise<void> {
-  attempt.headersReceived();
-  const { status, headers, body } = answer;
-  const { secrets, maxResponseBytes } = config;
-  ctx.responseHeaders = headers;
-
-  if (status < 200 || status >= 300) {
-    let text = '';
-    try {
-      text = await readBody(body, attempt, { limit: maxErrorBody, atLimit: 'truncate', headers, secrets, codec });
-    } catch {
-      // A timeout or abort stands; a body that broke does not hide the
-      // status, which alone decides (a 401 cut short must not be retried).
-      const reason = attempt.reason();
-      if (reason) throw reason;
-    } finally {
-      attempt.done();
-    }
-    throw errorFromUpstream({ status, body: parseJson(text) ?? text, headers, now: ctx.clock.now(), secrets });
-  }
-  const contentType = headers['content-type'] ?? '';
-  if (ctx.stream && contentType.includes('text/event-stream')) {
-    // The stream runs past the attempt timeout; the idle limit guards it.
-    attempt.streaming(config.idleTimeoutMs);
-    ctx.chunks = readEvents(ctx, body, attempt, {
-      hideUsage: !callerAskedUsage,
-      headers,
-      secrets,
-      maxEventSize: maxResponseBytes,
-      decoder: codec.decoder(),
-      keepRawJson: config.keepRawJson,
-    });
-    return;
-  }
-  const declared = Number(headers['content-length']);
-  if (declared > maxResponseBytes) {
-    const error = new ResponseTooLargeError(`the response body (${declared} bytes) exceeds maxResponseBytes (${maxResponseBytes})`, {
-      status,
-      headers,
-    });
-    attempt.abort(error);
-    attempt.done();
-    throw error;
-  }
-  let text: string;
+  // Not async: a JSON answer of declared length (nearly every one) is read
+  // in one `then` on the client's own read, where an async function and
+  // the one it awaited cost two frames and their promises on every call.
   try {
-    text =
-      answer.text && declared >= 0 && headers['content-encoding'] === undefined
-        ? await readDeclared(answer.text, attempt, headers, secrets)
-        : await readBody(body, attempt, { limit: maxResponseBytes, atLimit: 'fail', headers, secrets, codec });
+    attempt.headersReceived();
+    const { status, headers, body } = answer;
+    const { secrets, maxResponseBytes } = config;
+    ctx.responseHeaders = headers;
+
+    if (status < 200 || status >= 300) return readError(ctx, attempt, answer, config, codec);
+    const contentType = headers['content-type'] ?? '';
+    if (ctx.stream && contentType.includes('text/event-stream')) {
+      // The stream runs past the attempt timeout; the idle limit guards it.
+      attempt.streaming(config.idleTimeoutMs);
+      ctx.chunks = readEvents(ctx, body, attempt, {
+        hideUsage: !callerAskedUsage,
+        headers,
+        secrets,
+        maxEventSize: maxResponseBytes,
+        decoder: codec.decoder(),
+        keepRawJson: config.keepRawJson,
+      });
+      return read;
+    }
+    const declared = Number(headers['content-length']);
+    if (declared > maxResponseBytes) {
+      const error = new ResponseTooLargeError(`the response body (${declared} bytes) exceeds maxResponseBytes (${maxResponseBytes})`, {
+        status,
+        headers,
+      });
+      attempt.abort(error);
+      attempt.done();
+      return Promise.reject(error);
+    }
+    if (!(answer.text && declared >= 0 && headers['content-encoding'] === undefined)) {
+      return readBody(body, attempt, { limit: maxResponseBytes, atLimit: 'fail', headers, secrets, codec }).then(
+        (text) => {
+          attempt.done();
+          takeJson(ctx, text, status, headers, contentType, config);
+        },
+        (error: unknown) => {
+          attempt.done();
+          throw error;
+        },
+      );
+    }
+    return answer.text().then(
+      (text) => {
+        attempt.done();
+        takeJson(ctx, text, status, headers, contentType, config);
+      },
+      (error: unknown) => {
+        const failure = declaredBreak(error, attempt, headers, secrets);
+        attempt.done();
+        throw failure;
+      },
+    );
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/** What `readAnswer` resolves with once a stream is handed over. */
+const read: Promise<void> = Promise.resolve();
+
+/** An error status: its body (cut at the error limit) read into the upstream's typed error. */
+async function readError(ctx: CompletionContext, attempt: Attempt, answer: Answer, config: TransportConfig, codec: TextCodec): Promise<never> {
+  const { status, headers, body } = answer;
+  const { secrets } = config;
+  let text = '';
+  try {
+    text = await readBody(body, attempt, { limit: maxErrorBody, atLimit: 'truncate', headers, secrets, codec });
+  } catch {
+    // A timeout or abort stands; a body that broke does not hide the
+    // status, which alone decides (a 401 cut short must not be retried).
+    const reason = attempt.reason();
+    if (reason) throw reason;
   } finally {
     attempt.done();
   }
+  throw errorFromUpstream({ status, body: parseJson(text) ?? text, headers, now: ctx.clock.now(), secrets });
+}
+
+/** A JSON body, read whole: checked into `ctx.response` and `ctx.usage`, or the error it is. */
+function takeJson(
+  ctx: CompletionContext,
+  text: string,
+  status: number,
+  headers: Record<string, string>,
+  contentType: string,
+  config: TransportConfig,
+): void {
+  const { secrets } = config;
   const json = parseJson(text);
   if (isErrorBody(json)) throw errorFromUpstream({ status: undefined, body: json, headers, now: ctx.clock.now(), secrets });
   if (json === undefined) {

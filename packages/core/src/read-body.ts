@@ -62,25 +62,15 @@ export async function readBody(body: AsyncIterable<Uint8Array>, attempt: Attempt
 }
 
 /**
- * Reads a body whose length the answer declared (within the limit) by the
- * HTTP client's own path: no async iterator and no part list per call.
+ * The error a body of declared length ends with when the client's read of
+ * it (`Answer.text`) failed: the attempt's timeout or abort, else the break.
  *
- * @param text - the client's read of the whole body
+ * @param error - what the read failed with
  * @param attempt - its abort carries the attempt's timeout
  * @param headers - response headers for the error (already redacted)
  * @param secrets - masked in the error's message
- * @throws the attempt's TimeoutError or AbortError; StreamCutError when the body breaks
  */
-export async function readDeclared(
-  text: () => Promise<string>,
-  attempt: Attempt,
-  headers: Record<string, string>,
-  secrets: readonly string[],
-): Promise<string> {
-  try {
-    return await text();
-  } catch (error) {
-    const message = redact(String((error as Error)?.message ?? error), secrets);
-    throw attempt.reason() ?? new StreamCutError(`the response body broke: ${message}`, 0, { cause: error, headers });
-  }
+export function declaredBreak(error: unknown, attempt: Attempt, headers: Record<string, string>, secrets: readonly string[]): unknown {
+  const message = redact(String((error as Error)?.message ?? error), secrets);
+  return attempt.reason() ?? new StreamCutError(`the response body broke: ${message}`, 0, { cause: error, headers });
 }
