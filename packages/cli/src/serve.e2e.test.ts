@@ -424,6 +424,35 @@ describe('sluice serve with deployments', () => {
     expect(rows[0]?.split('|').map((cell) => cell.trim())[2]).toBe('7');
   });
 
+  it('keeps each tenant on one deployment with routing.sticky by tenant (and spreads calls without it)', async () => {
+    const a = await mockUpstream({ reply: 'from a' });
+    const b = await mockUpstream({ reply: 'from b' });
+    const deployments = [
+      { id: 'a', baseUrl: a.url, apiKeyEnv: 'UPSTREAM_KEY', model: 'gpt-4.1' },
+      { id: 'b', baseUrl: b.url, apiKeyEnv: 'UPSTREAM_KEY', model: 'gpt-4.1' },
+    ];
+    const answeredBy = async (url: string, key: string, calls: number) => {
+      const seen = new Set<string | null>();
+      for (let i = 0; i < calls; i++) {
+        const response = await fetch(`${url}/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+          body: JSON.stringify({ model: 'gpt-4.1', messages: prompt }),
+        });
+        expect(response.status).toBe(200);
+        seen.add(response.headers.get('x-sluice-deployment'));
+        await response.arrayBuffer();
+      }
+      return [...seen];
+    };
+    const sticky = await startServe(a, { upstream: undefined, models: undefined, deployments, routing: { strategy: 'weighted', sticky: { key: { tag: 'tenant' } } } });
+    expect(await answeredBy(sticky.url, aliceKey, 12)).toHaveLength(1);
+    expect(await answeredBy(sticky.url, bobKey, 12)).toHaveLength(1);
+    // The same deployments without sticky: 20 weighted calls land on both (all on one: about 2 in a million).
+    const spread = await startServe(b, { upstream: undefined, models: undefined, deployments, routing: { strategy: 'weighted' } });
+    expect((await answeredBy(spread.url, aliceKey, 20)).sort()).toEqual(['a', 'b']);
+  });
+
   it('refuses upstream and deployments together, and a bad routing option, naming the field', async () => {
     const cases: Array<[object, string]> = [
       [{ upstream: { baseUrl: 'http://127.0.0.1:9/v1' }, deployments: [{ id: 'a', baseUrl: 'http://127.0.0.1:9/v1', model: 'gpt-4.1' }] }, 'config.deployments'],
