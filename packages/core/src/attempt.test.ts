@@ -2,7 +2,9 @@ import { describe, expect, it, vi } from 'vitest';
 import { Attempt, DeadlineQueue, DeadlineQueues } from './attempt.js';
 import { systemClock, type Clock } from './clock.js';
 import type { CompletionContext } from './context.js';
-import { ask, setup } from './test-helpers.js';
+import { testPipeline } from '@sluice/testing/kit';
+import { memoryStore } from './store.js';
+import { apiKey, ask, setup } from './test-helpers.js';
 
 /** A clock that moves only when told to, and counts the timers it holds. */
 function manualClock() {
@@ -37,6 +39,29 @@ function manualClock() {
 }
 
 const call = () => ({ signal: new AbortController().signal }) as unknown as CompletionContext;
+
+/** The system clock, counting the timers set through it that have neither fired nor been cleared. */
+function countingClock(): Clock & { readonly live: number } {
+  const live = new Set<unknown>();
+  return {
+    now: () => systemClock.now(),
+    setTimeout(callback, ms) {
+      const handle: unknown = systemClock.setTimeout(() => {
+        live.delete(handle);
+        callback();
+      }, ms);
+      live.add(handle);
+      return handle;
+    },
+    clearTimeout(handle) {
+      live.delete(handle);
+      systemClock.clearTimeout(handle);
+    },
+    get live() {
+      return live.size;
+    },
+  };
+}
 
 describe('DeadlineQueue', () => {
   it('times each attempt out at its own deadline, under one timer', () => {
@@ -156,20 +181,19 @@ describe('openAICompatible: attempts started apart time out apart (fake time)', 
   });
 
   it('leaves no timer behind once its calls are answered, so a one-shot script can exit', async () => {
-    const { llm } = await setup();
-    const timers = () => (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
-    const before = timers();
+    // Counted on the pipeline's own clock: the process's count also moves with undici's keep-alive timers.
+    const clock = countingClock();
+    const { llm } = await testPipeline({ clock, store: memoryStore(), transport: { apiKey } });
     const calls = Promise.all([llm.complete(ask()), llm.complete(ask())]);
     // While they wait, their deadlines hold the process: one timer for both.
-    expect(timers()).toBe(before + 1);
+    expect(clock.live).toBe(1);
     await calls;
-    expect(timers()).toBe(before);
+    expect(clock.live).toBe(0);
   });
 
   it('lets callers abort waiting calls, and one aborted before it was sent, leaving no timer', async () => {
-    const { upstream, llm } = await setup();
-    const timers = () => (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
-    const before = timers();
+    const clock = countingClock();
+    const { upstream, llm } = await testPipeline({ clock, store: memoryStore(), transport: { apiKey } });
     const early = new AbortController();
     early.abort();
     await expect(llm.complete(ask(), { signal: early.signal })).rejects.toMatchObject({ code: 'ABORTED' });
@@ -179,7 +203,7 @@ describe('openAICompatible: attempts started apart time out apart (fake time)', 
     await upstream.waitForRequests(controllers.length);
     for (const controller of controllers) controller.abort();
     for (const call of calls) await expect(call).rejects.toMatchObject({ code: 'ABORTED' });
-    expect(timers()).toBe(before);
+    expect(clock.live).toBe(0);
     // The pool is sound after it: the next call is answered.
     await expect(llm.complete(ask())).resolves.toBeDefined();
   });
