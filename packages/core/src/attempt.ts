@@ -29,15 +29,15 @@ export class DeadlineQueue {
 
   constructor(readonly clock: Clock) {}
 
-  /** Adds `attempt`, due at `dueAt` on the clock. */
-  join(attempt: Attempt, dueAt: number): void {
+  /** Adds `attempt`, due at `dueAt` on the clock, which read `now` just before. */
+  join(attempt: Attempt, dueAt: number, now: number): void {
     attempt.dueAt = dueAt;
     attempt.queue = this;
     attempt.older = this.newest;
     if (this.newest) this.newest.newer = attempt;
     else this.oldest = attempt;
     this.newest = attempt;
-    if (this.timer === undefined) this.arm(dueAt - this.clock.now());
+    if (this.timer === undefined) this.arm(dueAt - now);
   }
 
   /** Takes `attempt` out (its deadline is no longer this queue's to keep). */
@@ -146,7 +146,7 @@ export class Attempt implements AbortListener {
     const now = this.clock.now();
     this.firstByteAt = now + firstByteMs;
     this.attemptAt = now + attemptMs;
-    deadlines.join(this, now + Math.max(0, Math.min(firstByteMs, attemptMs)));
+    deadlines.join(this, now + Math.max(0, Math.min(firstByteMs, attemptMs)), now);
     // Last: a call aborted already aborts the attempt here, which takes it out of the queue again.
     if (ctx instanceof Call) {
       const source = ctx.abortSource;
