@@ -194,15 +194,11 @@ export class Attempt implements AbortListener {
   }
 
   private arm(ms: number): void {
-    this.timer = this.clock.setTimeout(() => this.check(), Math.max(0, ms));
+    this.timer = this.clock.setTimeout(() => this.deadline(), Math.max(0, ms));
   }
 
-  /** Its first deadline came, in the queue. For {@link DeadlineQueue}. */
+  /** A deadline came (the queue's first one, or its own timer's): times the attempt out, or waits for what is left. */
   deadline(): void {
-    this.check();
-  }
-
-  private check(): void {
     this.timer = undefined;
     if (this.source.aborted) return;
     const now = this.clock.now();

@@ -80,25 +80,19 @@ export function readAnswer(
       attempt.done();
       return Promise.reject(error);
     }
-    if (!(answer.text && declared >= 0 && headers['content-encoding'] === undefined)) {
-      return readBody(body, attempt, { limit: maxResponseBytes, atLimit: 'fail', headers, secrets, codec }).then(
-        (text) => {
-          attempt.done();
-          takeJson(ctx, text, status, headers, contentType, config);
-        },
-        (error: unknown) => {
-          attempt.done();
-          throw error;
-        },
-      );
-    }
-    return answer.text().then(
-      (text) => {
+    // The client's own read of a declared length within the limit (the common case), else a counted read.
+    const readText = answer.text;
+    const declaredRead = readText !== undefined && declared >= 0 && headers['content-encoding'] === undefined;
+    const text = declaredRead
+      ? readText()
+      : readBody(body, attempt, { limit: maxResponseBytes, atLimit: 'fail', headers, secrets, codec });
+    return text.then(
+      (json) => {
         attempt.done();
-        takeJson(ctx, text, status, headers, contentType, config);
+        takeJson(ctx, json, status, headers, contentType, config);
       },
       (error: unknown) => {
-        const failure = declaredBreak(error, attempt, headers, secrets);
+        const failure = declaredRead ? declaredBreak(error, attempt, headers, secrets) : error;
         attempt.done();
         throw failure;
       },
