@@ -88,4 +88,43 @@ describe('AbortSource', () => {
     parent.abort('stop');
     expect(signal).toMatchObject({ aborted: true, reason: 'stop' });
   });
+
+  it('runs every listener when one throws, and tells its reporter', () => {
+    const failures: unknown[] = [];
+    const parent = new AbortSource(undefined, { abortListenerFailed: (error) => failures.push(error) });
+    const child = new AbortSource(parent);
+    const heard: string[] = [];
+    parent.addEventListener('abort', () => {
+      throw new Error('first');
+    });
+    child.addEventListener('abort', () => heard.push('child'));
+    parent.listen({ sourceAborted: () => heard.push('object') });
+    parent.addEventListener('abort', () => heard.push('last'));
+    parent.abort('why');
+    expect(heard).toEqual(['child', 'object', 'last']);
+    expect(failures).toEqual([new Error('first')]);
+  });
+
+  it('rethrows a listener’s throw on a later tick when it has no reporter, after the others ran', async () => {
+    const source = new AbortSource();
+    const heard: string[] = [];
+    source.addEventListener('abort', () => {
+      throw new Error('unreported');
+    });
+    source.addEventListener('abort', () => heard.push('second'));
+    const thrown = new Promise<unknown>((resolve) => {
+      const original = globalThis.queueMicrotask;
+      globalThis.queueMicrotask = (task) => {
+        globalThis.queueMicrotask = original;
+        try {
+          task();
+        } catch (error) {
+          resolve(error);
+        }
+      };
+    });
+    expect(() => source.abort('why')).not.toThrow();
+    expect(heard).toEqual(['second']);
+    await expect(thrown).resolves.toEqual(new Error('unreported'));
+  });
 });

@@ -10,6 +10,11 @@ export interface AbortListener {
 /** What an abort source notifies: a listener function, or an object. */
 type Follower = (() => void) | AbortListener;
 
+/** Hears that a follower of an abort source threw (a call: as a `listener-error` event). */
+export interface AbortFailureReporter {
+  abortListenerFailed(error: unknown): void;
+}
+
 /**
  * A minimal abort source. undici accepts any object with `aborted`,
  * `reason` and `addEventListener`; a real AbortController costs several
@@ -24,6 +29,13 @@ type Follower = (() => void) | AbortListener;
  * listeners of its own, so following costs no closure, and a child that
  * nobody watches any more (a stream whose transport is done) needs no
  * unlinking.
+ *
+ * Every follower hears an abort, whatever another does: one that throws
+ * (a middleware's `onAbort` listener with a bug) is reported to the
+ * source's reporter (a call's `listener-error` event) and the rest still
+ * run, as an AbortSignal's listeners do. Before, the first throw ended the
+ * round: the attempt behind it never heard its call's deadline, and the
+ * call waited for the transport's own limits.
  */
 export class AbortSource implements AbortListener {
   private abortedHere = false;
@@ -34,8 +46,14 @@ export class AbortSource implements AbortListener {
   /** Whether this source is among its parent's followers (it has followers of its own). */
   private linked = false;
 
-  /** @param parent - the source this one follows, if any */
-  constructor(private readonly parent?: AbortSource) {}
+  /**
+   * @param parent - the source this one follows, if any
+   * @param reporter - told when a follower throws; without one, the throw is rethrown on a later tick (an uncaught exception, as an AbortSignal's listener's is)
+   */
+  constructor(
+    private readonly parent?: AbortSource,
+    private readonly reporter?: AbortFailureReporter,
+  ) {}
 
   get aborted(): boolean {
     return this.abortedHere || (this.parent !== undefined && this.parent.aborted);
@@ -118,13 +136,32 @@ export class AbortSource implements AbortListener {
       // Aborted on its own while following: the parent need not call it any more.
       if (this.abortedHere) this.parent?.unfollow(this);
     }
-    if (first !== undefined) AbortSource.run(first);
-    if (more !== undefined) for (const follower of more) AbortSource.run(follower);
+    if (first !== undefined) this.run(first);
+    if (more !== undefined) for (const follower of more) this.run(follower);
   }
 
-  private static run(follower: Follower): void {
-    if (typeof follower === 'function') follower();
-    else follower.sourceAborted();
+  private run(follower: Follower): void {
+    try {
+      if (typeof follower === 'function') follower();
+      else follower.sourceAborted();
+    } catch (error) {
+      this.failed(error);
+    }
+  }
+
+  private failed(error: unknown): void {
+    const reporter = this.reporter;
+    if (reporter !== undefined) {
+      try {
+        reporter.abortListenerFailed(error);
+        return;
+      } catch {
+        // A reporter that throws too: reported as if there were none.
+      }
+    }
+    queueMicrotask(() => {
+      throw error;
+    });
   }
 }
 

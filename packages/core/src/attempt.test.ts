@@ -3,6 +3,7 @@ import { Attempt, DeadlineQueue, DeadlineQueues } from './attempt.js';
 import { systemClock, type Clock } from './clock.js';
 import type { CompletionContext } from './context.js';
 import { testPipeline } from '@sluice/testing/kit';
+import { onAbort } from './call.js';
 import { memoryStore } from './store.js';
 import { apiKey, ask, setup } from './test-helpers.js';
 
@@ -175,6 +176,39 @@ describe('openAICompatible: attempts started apart time out apart (fake time)', 
       await vi.advanceTimersByTimeAsync(2_000);
       expect(settled).toEqual(['0 TIMEOUT first-byte', '1 TIMEOUT first-byte', '2 TIMEOUT first-byte']);
       await Promise.all(calls);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('still times a call out, and still hears its caller’s abort, when a middleware’s abort listener throws', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const { upstream, llm } = await setup();
+      llm.use(function watcher(ctx, next) {
+        onAbort(ctx, () => {
+          throw new Error('listener bug');
+        });
+        return next();
+      });
+      const reported: unknown[] = [];
+      llm.events.on('listener-error', (event) => reported.push(event));
+      upstream.enqueue({ kind: 'hang' });
+      upstream.enqueue({ kind: 'hang' });
+      const timedOut = llm.complete(ask(), { timeoutMs: 1_000 }).catch((error: unknown) => error);
+      await upstream.waitForRequests(1);
+      await vi.advanceTimersByTimeAsync(1_000);
+      // Before, the throw ended the abort's round: the attempt never heard, and the call waited out the transport's limits.
+      await expect(timedOut).resolves.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+      const controller = new AbortController();
+      const aborted = llm.complete(ask(), { signal: controller.signal }).catch((error: unknown) => error);
+      await upstream.waitForRequests(2);
+      controller.abort();
+      await expect(aborted).resolves.toMatchObject({ code: 'ABORTED' });
+      expect(reported).toEqual([
+        { id: expect.any(String), event: 'abort', error: new Error('listener bug') },
+        { id: expect.any(String), event: 'abort', error: new Error('listener bug') },
+      ]);
     } finally {
       vi.useRealTimers();
     }

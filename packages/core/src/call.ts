@@ -1,4 +1,4 @@
-import { AbortSource } from './abort-source.js';
+import { type AbortFailureReporter, AbortSource } from './abort-source.js';
 import type { Clock } from './clock.js';
 import type { CompletionContext, SettleListener, Settlement, TransportInfo } from './context.js';
 import type { SluiceEmitter } from './events.js';
@@ -25,7 +25,7 @@ export interface CallEnvironment {
  * One call's context. A class, so its methods and the lazy `signal` getter
  * live once on the prototype instead of as closures on every call.
  */
-export class Call<S extends object = object> implements CompletionContext<S> {
+export class Call<S extends object = object> implements CompletionContext<S>, AbortFailureReporter {
   readonly id = `${prefix}${(++sequence).toString(36)}`;
   response: ChatCompletion | undefined = undefined;
   chunks: AsyncIterable<ChatCompletionChunk> | undefined = undefined;
@@ -75,7 +75,7 @@ export class Call<S extends object = object> implements CompletionContext<S> {
     environment: CallEnvironment,
     parent?: Call,
   ) {
-    this.abortSource = new AbortSource(parent?.abortSource);
+    this.abortSource = new AbortSource(parent?.abortSource, this);
     this.stream = request.stream === true;
     this.events = environment.events;
     this.clock = environment.clock;
@@ -107,6 +107,11 @@ export class Call<S extends object = object> implements CompletionContext<S> {
     if (this.callScope !== undefined) return this.callScope.settle(settlement);
     this.settledWith ??= settlement;
     return undefined;
+  }
+
+  /** A listener on the call's abort threw: a `listener-error` event; the call's other abort listeners still ran. */
+  abortListenerFailed(error: unknown): void {
+    this.events.emit('listener-error', { id: this.id, event: 'abort', error });
   }
 
   get signal(): AbortSignal {
@@ -154,7 +159,10 @@ export class Call<S extends object = object> implements CompletionContext<S> {
  * deadline) without creating `ctx.signal`, which costs a call several
  * microseconds; returns the unsubscribe. Falls back to `ctx.signal` for a
  * context not made by a pipeline. Use it (and {@link abortReason}) on a
- * middleware's hot path.
+ * middleware's hot path. A listener that throws is reported as a
+ * `listener-error` event (`event: 'abort'`) and the call's other abort
+ * listeners (its attempt among them) still run; one called at once
+ * because the call is already aborted throws to its caller.
  *
  * @param ctx - the call
  * @param listener - runs once, at once if the call is already aborted
