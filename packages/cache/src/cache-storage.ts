@@ -5,7 +5,9 @@ import { type Store, ValidationError } from '@sluice/core';
  * key, each with a time to live. Small on purpose, so a backend is a thin
  * adapter: {@link lruStorage} in this process, {@link storeBackend} over any
  * core `Store` (memory, Redis). The cache checks every entry's own expiry
- * too, so a backend's TTL is housekeeping, not correctness.
+ * too, so a backend's TTL is housekeeping, not correctness. Its methods
+ * answer with promises; one that answers with the value itself is taken at
+ * its word, as `await` would take it, and one that throws is a miss.
  */
 export interface CacheStorage {
   /** The entry at `key`, or `undefined`. */

@@ -496,6 +496,31 @@ describe('cache: storage', () => {
     expect(events.of('store-error').map((event) => event.error)).toMatchObject([{ code: 'STORE_UNAVAILABLE' }, { code: 'STORE_UNAVAILABLE' }]);
   });
 
+  it('takes a storage that answers with values, not promises, and one that throws as a miss', async () => {
+    const map = new Map<string, string>();
+    const plain = { get: (key: string) => map.get(key), set: (key: string, value: string) => void map.set(key, value), delete: (key: string) => void map.delete(key) };
+    const { llm, clock, upstream, states, events } = await cached({ storage: plain as never });
+    await clock.run(llm.complete(cold()));
+    await clock.run(llm.complete(cold()));
+    expect(states.map((state) => state?.status)).toEqual(['miss', 'hit']);
+    expect(upstream.requests).toHaveLength(1);
+    expect(events.of('store-error')).toEqual([]);
+    const throwing = {
+      get: () => {
+        throw new Error('not connected');
+      },
+      set: () => {
+        throw new Error('not connected');
+      },
+      delete: async () => {},
+    };
+    const broken = await cached({ storage: throwing as never });
+    await broken.clock.run(broken.llm.complete(cold()));
+    expect(broken.events.of('store-error').map((event) => event.error)).toEqual([new Error('not connected'), new Error('not connected')]);
+    // Nothing left armed: the timers of the storage calls went with them.
+    expect(broken.clock.pending).toBe(0);
+  });
+
   it('sizes each entry at exactly its UTF-8 bytes from its parts, completions and streams, so maxBytes holds', async () => {
     const storage = lruStorage();
     const { llm, clock, states } = await cached({ storage });

@@ -281,12 +281,15 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
   async function bounded<T>(ctx: CompletionContext, key: string, operation: 'get' | 'update', run: () => Promise<T>): Promise<T | undefined> {
     try {
       if (storage.inProcess) return await run();
+      // Called before the timer is armed, so a storage that throws leaves none behind; one that
+      // answers with the value itself rather than a promise is taken at its word, as `await` would.
+      const answer = Promise.resolve(run());
       return await new Promise<T>((resolve, reject) => {
         const timer = ctx.clock.setTimeout(
           () => reject(new StoreError('cache', `the cache storage did not answer within ${config.timeoutMs} ms`)),
           config.timeoutMs,
         );
-        run().then(
+        answer.then(
           (value) => (ctx.clock.clearTimeout(timer), resolve(value)),
           (error: unknown) => (ctx.clock.clearTimeout(timer), reject(error)),
         );

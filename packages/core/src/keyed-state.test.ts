@@ -155,6 +155,50 @@ describe('keyedState', () => {
     expect(errors[0]?.error).toMatchObject({ code: 'STORE_UNAVAILABLE' });
   });
 
+  it('takes a store that answers with the value itself, not a promise, at its word', async () => {
+    const map = new Map<string, unknown>();
+    // Three lines over a Map, as a user might write one: no promise anywhere.
+    const plain = {
+      get: (key: string) => map.get(key),
+      set: (key: string, value: unknown) => void map.set(key, value),
+      update: (key: string, reducer: (current: unknown) => unknown) => (map.set(key, reducer(map.get(key))), map.get(key)),
+      delete: (key: string) => void map.delete(key),
+    } as unknown as Store;
+    const ctx = fakeCall({ store: plain });
+    const errors: unknown[] = [];
+    ctx.events.on('store-error', (event) => errors.push(event));
+    const state = keyedState({ name: 'demo', defaultKey: 'global', field: 'demo.key' });
+    await state.update<number>(ctx, 'global', (n = 0) => n + 1, { ttlMs: 1_000 });
+    await expect(state.update<number>(ctx, 'global', (n = 0) => n + 1, { ttlMs: 1_000 })).resolves.toBe(2);
+    await expect(state.get('global', ctx)).resolves.toBe(2);
+    await state.delete('global', ctx);
+    await expect(state.get('global', ctx)).resolves.toBeUndefined();
+    // Before, every call failed on "run(...).then is not a function", a store-error and the policy.
+    expect(errors).toEqual([]);
+  });
+
+  it('leaves no timer behind when a store throws instead of rejecting', async () => {
+    let timers = 0;
+    const clock = {
+      ...systemClock,
+      setTimeout: (callback: () => void, ms: number) => (timers++, systemClock.setTimeout(callback, ms)),
+      clearTimeout: (handle: unknown) => (timers--, systemClock.clearTimeout(handle)),
+    };
+    const throwing = {
+      ...brokenStore('reject'),
+      update: () => {
+        throw new Error('not connected');
+      },
+    } as Store;
+    const ctx = fakeCall({ store: throwing, clock });
+    const errors: Array<{ error: unknown }> = [];
+    ctx.events.on('store-error', (event) => errors.push(event));
+    const state = keyedState({ name: 'demo', defaultKey: 'global', field: 'demo.key' });
+    await expect(state.update(ctx, 'global', () => 1, { ttlMs: 1_000 })).resolves.toBeUndefined();
+    expect(errors[0]?.error).toEqual(new Error('not connected'));
+    expect(timers).toBe(0);
+  });
+
   it("takes the store's own timeout when the middleware names none", async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const ctx = fakeCall({ store: { ...brokenStore('hang'), timeoutMs: 5_000 } as Store });

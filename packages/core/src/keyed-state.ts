@@ -190,6 +190,11 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
     if ((store as { [kOwnDeadline]?: boolean })[kOwnDeadline] === true && options.timeoutMs === undefined) return run();
     const own = (store as { timeoutMs?: unknown }).timeoutMs;
     const timeoutMs = options.timeoutMs ?? (typeof own === 'number' && own > 0 ? own : 50);
+    // Called before any timer is armed: a store that throws leaves none behind. One that answers
+    // with the value itself rather than a promise (a Map behind three lines of code) is taken at
+    // its word, as `await` would take it, instead of failing every call on a missing `then`.
+    const answer = run() as T | PromiseLike<T>;
+    if (!isThenable(answer)) return Promise.resolve(answer);
     return new Promise<T>((resolve, reject) => {
       let timer = clock.setTimeout(() => {
         // The time is up, but this process may have been the slow one (a cold start compiling, a
@@ -197,7 +202,7 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
         // that is due has run, so that the timeout measures the store and not our own event loop.
         timer = clock.setTimeout(() => reject(new StoreError(name, `the ${name} store did not answer within ${timeoutMs} ms`)), 0);
       }, timeoutMs);
-      run().then(
+      answer.then(
         (value) => {
           clock.clearTimeout(timer);
           resolve(value);
@@ -314,4 +319,9 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
       if (fallback) await fallback.delete(namespace + key);
     },
   };
+}
+
+/** Whether a store's answer is a promise (or any thenable) rather than the value itself. */
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }

@@ -56,6 +56,8 @@ export type TimeToLive<T> = number | ((value: T) => number);
  * which adds the namespace, the TTL and the store-failure policy.
  */
 export interface Store {
+  // Each method answers with a promise. Keyed state also takes a store that answers with the
+  // value itself (a Map behind a few lines of JavaScript), as `await` would.
   get<T>(key: string): Promise<T | undefined>;
   /** @param ttlMs - drop the key after this long; omitted keeps it */
   set<T>(key: string, value: T, ttlMs?: number): Promise<void>;
