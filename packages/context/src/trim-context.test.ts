@@ -86,6 +86,19 @@ describe('trimContext', () => {
     expect(events[1]?.budget).toBe(450);
   });
 
+  it('names the field when the output the request reserves alone fills the window, and sends nothing', async () => {
+    const { llm, sent } = await start({ contextWindow: () => 1_000, ratio: 0.5 });
+    await expect(llm.complete({ model: 'my-model', messages: history(1), max_tokens: 1e9 })).rejects.toMatchObject({
+      code: 'VALIDATION',
+      field: 'request.max_tokens',
+      message: expect.stringContaining('1000000000 output tokens leave no room for the prompt: my-model has a window of 1000 tokens, 500 of them'),
+    });
+    await expect(llm.complete({ model: 'my-model', messages: history(1), max_completion_tokens: 500 })).rejects.toMatchObject({
+      field: 'request.max_completion_tokens',
+    });
+    expect(sent()).toHaveLength(0);
+  });
+
   it('uses the built-in window of the original models and 0.8 of it', async () => {
     const { llm, seen } = await start({});
     await llm.complete({ model: 'deepseek-v3.2', messages: history(1), max_tokens: 8_192 });

@@ -1,4 +1,4 @@
-import { type ChatCompletionRequest, type ChatMessage, type CompletionContext, type Middleware } from '@sluice/core';
+import { type ChatCompletionRequest, type ChatMessage, type CompletionContext, type Middleware, ValidationError } from '@sluice/core';
 import { chatMessageSchema, keepsChainRules, parseOptions } from '@sluice/core/kit';
 import { contextWindow } from './context-window.js';
 import { isTokenizer, type TrimContextOptions, trimContextOptionsSchema } from './options.js';
@@ -53,6 +53,7 @@ export interface ContextState {
  * @param options - see {@link TrimContextOptions}; all optional
  * @throws ValidationError naming a bad option (`trimContext.ratio`)
  * @throws PromptTooLongError (per call) when what cannot be dropped is over the budget
+ * @throws ValidationError (per call) naming `request.max_tokens` or `request.max_completion_tokens` when the output it reserves alone fills the window
  * @example
  * ```ts
  * const llm = createPipeline({ transport })
@@ -180,7 +181,17 @@ function budgetOf(
   if (maxTokens !== undefined) return maxTokens;
   if (window === undefined || !Number.isFinite(window) || window <= 0) return undefined;
   const reserved = request.max_completion_tokens ?? request.max_tokens ?? 0;
-  return Math.floor(window * ratio) - reserved;
+  const usable = Math.floor(window * ratio);
+  if (reserved >= usable) {
+    // Not a prompt too long by some tokens (the budget would read as negative): the output asked
+    // for alone fills the window, which the upstream would refuse too.
+    const field = request.max_completion_tokens !== undefined ? 'request.max_completion_tokens' : 'request.max_tokens';
+    throw new ValidationError(
+      field,
+      `${reserved} output tokens leave no room for the prompt: ${request.model} has a window of ${window} tokens, ${usable} of them for prompt and output at ratio ${ratio}`,
+    );
+  }
+  return usable - reserved;
 }
 
 function fit(plan: TrimPlan | { needed: number }, model: string, budget: number): TrimPlan {
