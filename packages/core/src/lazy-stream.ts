@@ -1,13 +1,28 @@
 import type { CompletionContext } from './context.js';
 import type { ChatCompletionChunk } from './schemas.js';
 
+/** An iterator that says whether a read of it is under way (core's own: the transport's reader and the settling wrapper). */
+interface Reading {
+  readonly reading?: boolean;
+}
+
 /**
  * The iterator `stream()` returns: runs the call on the first `next()`,
  * then passes straight through to the call's chunks.
+ *
+ * A `next()` made while another is still waiting (a consumer that asks for
+ * several chunks at once, as `Promise.all` over `next()` does; `for await`
+ * never does) is queued behind it, as an async generator queues them:
+ * results come in order, and the call runs once. Before, each `next()`
+ * made while the call was starting started a call of its own, each sent
+ * its own request and all but one were left unread until the pipeline closed.
  */
 export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
   private inner: AsyncIterator<ChatCompletionChunk> | undefined;
   private closed = false;
+  /** What the last `next()` returned, and how many of them wait behind an earlier one. */
+  private last: Promise<IteratorResult<ChatCompletionChunk, undefined>> | undefined;
+  private queued = 0;
 
   constructor(private readonly start: () => Promise<CompletionContext>) {}
 
@@ -17,23 +32,50 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
 
   next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
     // Not async: once started, each chunk goes straight through, without a
-    // promise and a microtask of this layer's own.
-    if (this.closed) return Promise.resolve({ done: true, value: undefined });
-    if (this.inner) return this.inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>;
-    return this.first();
+    // promise and a microtask of this layer's own (two field writes, one read).
+    if (this.closed) return Promise.resolve(finished());
+    const { inner, last } = this;
+    if (last !== undefined && (this.queued > 0 || inner === undefined || (inner as Reading).reading !== false)) {
+      this.queued++;
+      return (this.last = last.then(this.again, this.again));
+    }
+    return (this.last = inner === undefined ? this.first() : (inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>));
   }
 
-  private async first(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
-    const ctx = await this.start();
-    this.inner = (ctx.chunks ?? emptyChunks)[Symbol.asyncIterator]();
+  /** A queued `next()`, once the one before it is answered. */
+  private readonly again = (): Promise<IteratorResult<ChatCompletionChunk, undefined>> | IteratorResult<ChatCompletionChunk, undefined> => {
+    this.queued--;
+    if (this.closed || this.inner === undefined) return finished();
     return this.inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>;
+  };
+
+  /** Starts the call; as an async generator does, a failed start rejects this `next()` and ends the iterator. */
+  private first(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    return this.start().then(
+      (ctx) => {
+        const inner = (ctx.chunks ?? emptyChunks)[Symbol.asyncIterator]();
+        this.inner = inner;
+        if (!this.closed) return inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>;
+        // Returned while it started: the stream is let go (its request cancelled) as soon as it exists.
+        void Promise.resolve(inner.return?.()).catch(ignore);
+        return finished();
+      },
+      (error: unknown) => {
+        this.closed = true;
+        throw error;
+      },
+    );
   }
 
   async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
     this.closed = true;
     await this.inner?.return?.();
-    return { done: true, value: undefined };
+    return finished();
   }
 }
+
+/** The end, as a new result each time (a consumer may keep or change what it is handed). */
+const finished = (): IteratorResult<ChatCompletionChunk, undefined> => ({ done: true, value: undefined });
+const ignore = () => {};
 
 const emptyChunks: AsyncIterable<ChatCompletionChunk> = { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }) };

@@ -462,4 +462,73 @@ describe('pipeline.stream', () => {
     })();
     await expect(reading).rejects.toMatchObject({ code: 'ABORTED' });
   });
+
+  it('runs one call for next()s asked at once, and answers them in order, then done', async () => {
+    for (const watched of [false, true]) {
+      const { upstream, llm } = await setup({ upstream: { reply: 'a b c' } });
+      const outcomes: string[] = [];
+      // Watched, the caller reads through the settling wrapper; unwatched, straight from the transport's reader.
+      if (watched) llm.events.on('response', (event) => outcomes.push(event.outcome));
+      const reader = llm.stream(ask())[Symbol.asyncIterator]();
+      const results = await Promise.all(Array.from({ length: 9 }, () => reader.next()));
+      const expected = await collect(llm.stream(ask()));
+      // Before, each next() made while the call started sent a request of its own and took its first chunk.
+      const deltas = (chunks: unknown[]) => chunks.map((chunk) => (chunk as { choices: Array<{ delta: unknown }> }).choices[0]?.delta);
+      expect(deltas(results.filter((result) => !result.done).map((result) => result.value))).toEqual(deltas(expected));
+      expect(results.slice(expected.length).every((result) => result.done)).toBe(true);
+      await expect(reader.next()).resolves.toEqual({ done: true, value: undefined });
+      // Asked at once after the first chunk: queued behind the read under way.
+      const later = llm.stream(ask())[Symbol.asyncIterator]();
+      const head = await later.next();
+      const rest = await Promise.all(Array.from({ length: 8 }, () => later.next()));
+      expect(deltas([head, ...rest].filter((result) => !result.done).map((result) => result.value))).toEqual(deltas(expected));
+      expect(upstream.requests).toHaveLength(3);
+      if (watched) expect(outcomes).toEqual(['success', 'success', 'success']);
+    }
+  });
+
+  it('queues next()s asked while a chunk is being read behind that read', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    for (const watched of [false, true]) {
+      const { upstream, llm } = await setup({ upstream: { reply: 'a b c d', chunkDelayMs: 1_000 } });
+      if (watched) llm.events.on('response', () => {});
+      const reader = llm.stream(ask())[Symbol.asyncIterator]();
+      const head = reader.next();
+      await upstream.waitForRequests(1);
+      await vi.advanceTimersByTimeAsync(1_000);
+      await head;
+      // Each chunk arrives in a read of its own: the first of these reads, the rest wait behind it.
+      const rest = Promise.all(Array.from({ length: 8 }, () => reader.next()));
+      await vi.advanceTimersByTimeAsync(10_000);
+      const results = [await head, ...(await rest)];
+      const text = results.map((result) => (result.done ? '|' : (result.value.choices[0]?.delta.content ?? ''))).join('');
+      expect(text).toBe('a b c d|||');
+      expect(upstream.requests).toHaveLength(1);
+    }
+  });
+
+  it('ends the iterator after a failed start: the first next() rejects, those asked with it are done', async () => {
+    const { upstream, llm } = await setup();
+    upstream.enqueue({ kind: 'status', status: 400 });
+    const reader = llm.stream(ask())[Symbol.asyncIterator]();
+    const results = await Promise.allSettled([reader.next(), reader.next(), reader.next()]);
+    expect(results[0]).toMatchObject({ status: 'rejected', reason: { code: 'BAD_REQUEST' } });
+    expect(results.slice(1)).toEqual([
+      { status: 'fulfilled', value: { done: true, value: undefined } },
+      { status: 'fulfilled', value: { done: true, value: undefined } },
+    ]);
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('lets go of a stream returned while it was starting, reading nothing of it', async () => {
+    const { upstream, llm } = await setup({ upstream: { reply: 'a b c d e f' } });
+    const outcomes: string[] = [];
+    llm.events.on('response', (event) => outcomes.push(event.outcome));
+    const reader = llm.stream(ask())[Symbol.asyncIterator]();
+    const first = reader.next();
+    await expect(reader.return()).resolves.toEqual({ done: true, value: undefined });
+    await expect(first).resolves.toEqual({ done: true, value: undefined });
+    await vi.waitFor(() => expect(outcomes).toEqual(['cancelled']));
+    expect(upstream.requests).toHaveLength(1);
+  });
 });

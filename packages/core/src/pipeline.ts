@@ -156,8 +156,10 @@ export class Pipeline<S extends object = object> {
   }
 
   /**
-   * Streams a request's chunks. Nothing is sent until iteration starts;
-   * `break` or an abort cancels the upstream request. Takes either of
+   * Streams a request's chunks. Nothing is sent until iteration starts,
+   * and each iteration sends the request again; `break` or an abort
+   * cancels the upstream request. `next()`s asked at once (not only one
+   * at a time, as `for await` asks) are answered in order from one request. Takes either of
    * openai-node's `ChatCompletionCreateParams` (it sends `stream: true`
    * itself); each chunk is assignable to its `ChatCompletionChunk`.
    */

@@ -81,6 +81,8 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
   private onEnded: (() => void) | undefined = undefined;
   /** Handed to its caller with nothing watching it: a read after an abort rejects at once. */
   private unwatched = false;
+  /** A read of the body is under way (what `stream()`'s iterator checks before passing a `next()` straight on). */
+  reading = false;
 
   constructor(
     private readonly ctx: CompletionContext,
@@ -180,6 +182,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
     } catch (error) {
       return Promise.reject(this.fail(error));
     }
+    this.reading = true;
     return read.then(this.onRead, this.onReadFailed);
   }
 
@@ -189,6 +192,8 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
 
   /** A read came: its chunk, the end, or another read. */
   private pulled(read: IteratorResult<Uint8Array>): IteratorResult<ChatCompletionChunk, undefined> | Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    // Set again if this read brought no whole chunk and another is needed.
+    this.reading = false;
     if (read.done) {
       if (!this.finished) {
         throw this.fail(new StreamCutError(`the stream ended without [DONE] after ${this.received} chunks`, this.received, { headers: this.options.headers }));
@@ -207,6 +212,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
   }
 
   private readFailed(error: unknown): never {
+    this.reading = false;
     throw this.fail(error);
   }
 

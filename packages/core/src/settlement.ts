@@ -106,7 +106,8 @@ export interface StreamWatch {
 export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk> {
   private iterator: AsyncIterator<ChatCompletionChunk> | undefined;
   private finished = false;
-  private reading = false;
+  /** A read of the source is under way (what `stream()`'s iterator checks before passing a `next()` straight on). */
+  reading = false;
   /** Set when the call was aborted while nobody was reading: what a later read throws. */
   private failure: SluiceError | undefined;
   /** The pull `abandon` started, which a read arriving meanwhile waits for. */
