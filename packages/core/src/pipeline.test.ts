@@ -526,7 +526,7 @@ describe('pipeline.stream', () => {
     llm.events.on('response', (event) => outcomes.push(event.outcome));
     const reader = llm.stream(ask())[Symbol.asyncIterator]();
     const first = reader.next();
-    await expect(reader.return()).resolves.toEqual({ done: true, value: undefined });
+    await expect(reader.return?.()).resolves.toEqual({ done: true, value: undefined });
     await expect(first).resolves.toEqual({ done: true, value: undefined });
     await vi.waitFor(() => expect(outcomes).toEqual(['cancelled']));
     expect(upstream.requests).toHaveLength(1);
