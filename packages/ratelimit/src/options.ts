@@ -50,6 +50,15 @@ export interface RateLimitOptions {
   pauseOn429?: boolean;
   /** Also pause when the provider's `x-ratelimit-remaining-*` headers reach 0, until their reset. Default false. */
   paceFromHeaders?: boolean;
+  /**
+   * The longest pause the upstream's answer can put on a key, in ms. A
+   * longer `Retry-After` or reset (a daily quota's hours, or a malformed
+   * header's years, kept in a shared store for every instance) pauses this
+   * long; a 429 after it pauses again. Default 600 000 (10 minutes: more
+   * than a per-minute limit's reset, which OpenAI can give as `6m0s`);
+   * `Infinity` honours any.
+   */
+  maxPauseMs?: number;
   /** Where the window state lives. Default: the pipeline's `ctx.store`. */
   store?: Store;
   /**
@@ -86,6 +95,8 @@ const optionsSchema = z.strictObject({
   countTokens: z.optional(z.custom<RateLimitOptions['countTokens']>(isFunction, 'must be a function')),
   pauseOn429: z.optional(z.boolean()),
   paceFromHeaders: z.optional(z.boolean()),
+  // Infinity is a bound too (none), which z.number() refuses.
+  maxPauseMs: z.optional(z.custom<number>((value) => typeof value === 'number' && value > 0, 'must be a positive number of ms (Infinity for no bound)')),
   store: z.optional(z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store')),
   onStoreError: z.optional(z.enum(['open', 'closed', 'memory'])),
   id: z.optional(z.string().check(z.minLength(1))),
@@ -113,6 +124,7 @@ export interface ResolvedOptions {
   defaultMaxTokens: number;
   pauseOn429: boolean;
   paceFromHeaders: boolean;
+  maxPauseMs: number;
 }
 
 /**
@@ -164,6 +176,7 @@ export function resolveOptions(options: RateLimitOptions): ResolvedOptions {
     defaultMaxTokens: parsed.defaultMaxTokens ?? 1024,
     pauseOn429: parsed.pauseOn429 ?? true,
     paceFromHeaders: parsed.paceFromHeaders ?? false,
+    maxPauseMs: parsed.maxPauseMs ?? 600_000,
   };
 }
 

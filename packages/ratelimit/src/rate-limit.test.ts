@@ -511,6 +511,38 @@ describe('rateLimit: cooperative pause', () => {
   });
 });
 
+describe('rateLimit: the longest pause', () => {
+  it('pauses at most maxPauseMs, whatever the answer asks, and pauses again at the next 429', async () => {
+    const { llm, upstream, events, clock } = await setup({ concurrency: 1, paceFromHeaders: true, maxPauseMs: 30_000 });
+    // A day, and a malformed reset of a million hours: both cut to 30 s.
+    upstream.enqueue({
+      kind: 'status',
+      status: 429,
+      headers: { 'retry-after': '86400', 'x-ratelimit-remaining-tokens': '0', 'x-ratelimit-reset-tokens': '1000000h' },
+    });
+    await expect(llm.complete(chat('first'))).rejects.toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: 86_400_000 });
+    expect(events.filter((event) => event.name === 'limit-pause')).toEqual([
+      expect.objectContaining({ untilMs: clock.start + 30_000, pauseMs: 30_000 }),
+    ]);
+    upstream.enqueue({ kind: 'status', status: 429, headers: { 'retry-after': '86400' } });
+    const next = track(llm.complete(chat('second')));
+    await clock.advanceAsync(29_999);
+    expect(upstream.requests).toHaveLength(1);
+    await clock.advanceAsync(1);
+    await expect(next.promise).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(upstream.requests).toHaveLength(2);
+    expect(events.filter((event) => event.name === 'limit-pause')).toHaveLength(2);
+  });
+
+  it('honours a long pause with maxPauseMs: Infinity, and names a bad value', async () => {
+    const { llm, upstream, events } = await setup({ concurrency: 1, maxPauseMs: Infinity });
+    upstream.enqueue({ kind: 'status', status: 429, headers: { 'retry-after': '86400' } });
+    await expect(llm.complete(chat('first'))).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(events).toContainEqual(expect.objectContaining({ name: 'limit-pause', pauseMs: 86_400_000 }));
+    expect(() => rateLimit({ rpm: 10, maxPauseMs: 0 })).toThrow(expect.objectContaining({ field: 'rateLimit.maxPauseMs' }));
+  });
+});
+
 describe('rateLimit: pacing from a successful response', () => {
   it('with paceFromHeaders, a 200 saying nothing remains pauses the key until its reset', async () => {
     const headers = { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '2s' };

@@ -112,9 +112,10 @@ function finishOf(
   const now = ctx.clock.now();
   let pause: Finish['pause'];
   if (config.pauseOn429 && upstream?.code === 'RATE_LIMITED' && upstream.retryAfterMs !== undefined && upstream.retryAfterMs > 0) {
-    pause = { untilMs: now + upstream.retryAfterMs, reason: 'retry-after' };
+    pause = { untilMs: now + Math.min(upstream.retryAfterMs, config.maxPauseMs), reason: 'retry-after' };
   }
-  const paced = config.paceFromHeaders && headers ? headerPauseMs(headers) : undefined;
+  const asked = config.paceFromHeaders && headers ? headerPauseMs(headers) : undefined;
+  const paced = asked === undefined ? undefined : Math.min(asked, config.maxPauseMs);
   if (paced !== undefined && (!pause || now + paced > pause.untilMs)) pause = { untilMs: now + paced, reason: 'headers' };
   return pause ? { usedTokens, pause } : { usedTokens };
 }
