@@ -62,7 +62,7 @@ export const batchConfigSchema = z.strictObject({
   /**
    * How `deployments` are used: `router()`'s `strategy`, `latency`,
    * `fallbacks`, `contentFilterFallbacks`, `fallbackOn`, `maxHops`,
-   * `cooldownMs` and `hedge`, as JSON (checked by the router, which names
+   * `cooldownMs`, `maxCooldownMs` and `hedge`, as JSON (checked by the router, which names
    * the field).
    */
   routing: z.optional(z.record(z.string(), z.unknown())),

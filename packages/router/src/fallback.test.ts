@@ -87,6 +87,26 @@ describe('router: fallback', () => {
     expect(later.state.router?.deployment).toBe('a');
   });
 
+  it('passes a deployment over for at most maxCooldownMs, whatever its 429 asked', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'gpt-4.1' },
+    ]);
+    const { llm } = pipeline({ deployments, strategy: 'cost', maxCooldownMs: 30_000 });
+    // A day: before, deployment a was passed over for all of it.
+    mocks.a?.enqueue({ kind: 'status', status: 429, headers: { 'retry-after': '86400' } });
+    const first = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })));
+    expect(first.state.router?.deployment).toBe('b');
+    await clock.advanceAsync(29_999);
+    const cooling = await clock.run(llm.run(chat('again', { model: 'gpt-4.1' })));
+    expect(cooling.state.router).toMatchObject({ deployment: 'b', hops: [{ deployment: 'a', outcome: 'skipped', code: 'cooling' }, { deployment: 'b' }] });
+    await clock.advanceAsync(1);
+    const later = await clock.run(llm.run(chat('later', { model: 'gpt-4.1' })));
+    expect(later.state.router?.deployment).toBe('a');
+    expect(mocks.a?.requests).toHaveLength(2);
+    expect(() => router({ deployments, maxCooldownMs: -1 })).toThrow(expect.objectContaining({ field: 'router.maxCooldownMs' }));
+  });
+
   it('stops at maxHops and records the deployments it passed over', async () => {
     const { deployments, mocks } = await start([
       { id: 'a', model: 'gpt-4.1' },

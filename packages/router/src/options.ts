@@ -101,6 +101,13 @@ export interface RouterOptions {
   prices?: PriceTable;
   /** How long a deployment that refused (open circuit, 429, full limit) without a `retryAfterMs` is skipped (default 1,000). */
   cooldownMs?: number;
+  /**
+   * The longest a deployment is passed over for a refusal's `retryAfterMs`
+   * (default 600,000: 10 minutes). A 429 asking for a day (or a malformed
+   * Retry-After asking for years) passes it over this long; a refusal after
+   * that passes it over again. `Infinity` honours any.
+   */
+  maxCooldownMs?: number;
   /** Where sticky records live (default: the call's store) and what a store failure does (default `'open'`). */
   store?: Store;
   onStoreError?: StoreErrorPolicy;
@@ -159,6 +166,8 @@ const optionsSchema = z.strictObject({
   ),
   prices: z.optional(z.custom<PriceTable>((value) => typeof (value as PriceTable | undefined)?.lookup === 'function', 'must be a PriceTable')),
   cooldownMs: z.optional(z.number().check(z.nonnegative())),
+  // Infinity is a bound too (none), which z.number() refuses.
+  maxCooldownMs: z.optional(z.custom<number>((value) => typeof value === 'number' && value > 0, 'must be a positive number of ms (Infinity for no bound)')),
   store: z.optional(z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store')),
   onStoreError: z.optional(z.enum(['open', 'closed', 'memory'])),
   random: z.optional(z.custom<() => number>(isFunction, 'must be a function')),
@@ -190,6 +199,7 @@ export interface ResolvedOptions {
   sticky: { key: KeyOption; ttlMs: number } | undefined;
   hedge: Required<Omit<HedgeOptions, 'percentile'>> & { percentile: number | undefined } | undefined;
   cooldownMs: number;
+  maxCooldownMs: number;
   store: Store | undefined;
   onStoreError: StoreErrorPolicy;
   random: () => number;
@@ -256,6 +266,7 @@ export function resolveOptions(options: RouterOptions): ResolvedOptions {
       ratio: hedge.ratio ?? 0.1,
     },
     cooldownMs: parsed.cooldownMs ?? 1_000,
+    maxCooldownMs: parsed.maxCooldownMs ?? 600_000,
     store: parsed.store,
     onStoreError: parsed.onStoreError ?? 'open',
     random: parsed.random ?? Math.random,

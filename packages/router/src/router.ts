@@ -484,10 +484,12 @@ class RoutedCall {
    * Passes over a deployment that said to wait: a Retry-After, an open
    * circuit, a full limiter, a 429 without Retry-After. A half-open
    * circuit says 0 (its probe is in flight): the cooldown, rather than retrying at once.
+   * Never longer than `maxCooldownMs`, whatever the refusal asked.
    */
   private cool(deployment: ResolvedDeployment, cause: SluiceError): void {
     if (cause.retryAfterMs === undefined && cause.code !== 'CIRCUIT_OPEN' && cause.code !== 'LIMIT_REJECTED' && cause.code !== 'RATE_LIMITED') return;
-    this.shared.pool.cool(deployment, this.ctx.clock.now() + (cause.retryAfterMs || this.shared.config.cooldownMs));
+    const { cooldownMs, maxCooldownMs } = this.shared.config;
+    this.shared.pool.cool(deployment, this.ctx.clock.now() + Math.min(cause.retryAfterMs || cooldownMs, maxCooldownMs));
   }
 
   private fellBack(deployment: ResolvedDeployment, error: SluiceError): void {
