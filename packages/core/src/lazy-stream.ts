@@ -1,4 +1,6 @@
+import { Call } from './call.js';
 import type { CompletionContext } from './context.js';
+import { AbortError } from './errors.js';
 import type { ChatCompletionChunk } from './schemas.js';
 
 /** An iterator that says whether a read of it is under way (core's own: the transport's reader and the settling wrapper). */
@@ -55,7 +57,10 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
       (ctx) => {
         const inner = (ctx.chunks ?? emptyChunks)[Symbol.asyncIterator]();
         this.inner = inner;
-        if (!this.closed) return inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>;
+        if (!this.closed) {
+          dropped?.register(this, ctx, this);
+          return inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>;
+        }
         // Returned while it started: the stream is let go (its request cancelled) as soon as it exists.
         void Promise.resolve(inner.return?.()).catch(ignore);
         return finished();
@@ -69,6 +74,7 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
 
   async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
     this.closed = true;
+    dropped?.unregister(this);
     await this.inner?.return?.();
     return finished();
   }
@@ -77,5 +83,25 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
 /** The end, as a new result each time (a consumer may keep or change what it is handed). */
 const finished = (): IteratorResult<ChatCompletionChunk, undefined> => ({ done: true, value: undefined });
 const ignore = () => {};
+
+/**
+ * Streams their callers let go of half-read, neither read to the end nor
+ * returned (a peek at the first chunk, a loop left by a path that skips
+ * `return()`): once the collector finds one, its call is aborted, which
+ * releases what it held (its socket, a limiter's concurrency slot, a
+ * budget's hold) instead of holding it for as long as the process runs,
+ * since a consumer holding a chunk stops the idle limit. A stream read to
+ * its end is no longer in flight by then, and is left alone. A safety net:
+ * when the collector runs is not ours to say, so `break` or `return()`
+ * still says it at once. (undici's fetch does the same for bodies.)
+ */
+const dropped =
+  typeof FinalizationRegistry === 'function'
+    ? new FinalizationRegistry<CompletionContext>((ctx) => {
+        if (ctx instanceof Call && ctx.inFlight) {
+          ctx.abortSource.abort(new AbortError('The stream was dropped half-read: break out of its loop or call return() to stop a stream early'));
+        }
+      })
+    : undefined;
 
 const emptyChunks: AsyncIterable<ChatCompletionChunk> = { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }) };

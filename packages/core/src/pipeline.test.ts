@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Middleware, Settlement } from './context.js';
 import { AbortError, SluiceError } from './errors.js';
@@ -518,6 +520,34 @@ describe('pipeline.stream', () => {
       { status: 'fulfilled', value: { done: true, value: undefined } },
     ]);
     expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('aborts a stream its caller dropped half-read once the collector finds it, releasing its call', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    for (const watched of [false, true]) {
+      const { upstream, llm } = await setup({ upstream: { reply: 'a b c d e f' } });
+      const ended: string[] = [];
+      if (watched) llm.events.on('response', (event) => ended.push(`${event.outcome} ${event.errorCode}`));
+      // The rest of the stream would take a minute (the mock's own timers, cancelled when the socket goes).
+      upstream.enqueue({ kind: 'delay', chunkDelayMs: 60_000 });
+      const peek = async () => {
+        const reader = llm.stream(ask())[Symbol.asyncIterator]();
+        return (await reader.next()).done;
+      };
+      await expect(peek()).resolves.toBe(false);
+      // Nothing refers to the reader any more; the call behind it is still in flight, so close()
+      // waits for it (for up to a minute) unless it is aborted.
+      let closed = false;
+      const closing = llm.close({ graceMs: 60_000 }).then(() => (closed = true));
+      for (let round = 0; round < 20 && !closed; round++) {
+        gc();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(closed).toBe(true);
+      await closing;
+      if (watched) expect(ended).toEqual(['error ABORTED']);
+    }
   });
 
   it('lets go of a stream returned while it was starting, reading nothing of it', async () => {
