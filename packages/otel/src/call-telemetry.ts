@@ -1,4 +1,4 @@
-import { type Attributes, context, type Span, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
+import { type Attributes, context, INVALID_SPAN_CONTEXT, type Span, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import type { ChatCompletionChunk, CompletionContext, Settlement } from '@sluice/core';
 import {
   baseAttributes,
@@ -47,7 +47,31 @@ export class CallTelemetry {
       'sluice.call.id': ctx.id,
     };
     if (options.captureContent) attributes[ATTR.inputMessages] = inputMessages(ctx.request.messages);
-    this.span = tracer.startSpan(`chat ${this.identity.model}`, { kind: SpanKind.CLIENT, attributes, startTime: at(this.startedAt) });
+    this.span = this.startSpan(() => tracer.startSpan(`chat ${this.identity.model}`, { kind: SpanKind.CLIENT, attributes, startTime: at(this.startedAt) }));
+  }
+
+  /**
+   * Runs a call into the OpenTelemetry SDK on the call's own path (opening
+   * or closing a span, recording a chunk's timing). The API never throws,
+   * but an SDK, a processor or an exporter the user plugged in may: such a
+   * throw is a `listener-error` event (`event: 'otel'`), never the call's
+   * error, as a throwing event listener is. Telemetry must not fail a call.
+   */
+  private guard(run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      this.ctx.events.emit('listener-error', { id: this.ctx.id, event: 'otel', error });
+    }
+  }
+
+  /** A span from `start`, or, when the SDK throws, a span that records nothing. */
+  private startSpan(start: () => Span): Span {
+    let span: Span | undefined;
+    this.guard(() => {
+      span = start();
+    });
+    return span ?? trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
   }
 
   /** Runs `next` with the call's span (or its attempt's) as the active one, so spans below nest. */
@@ -90,14 +114,16 @@ export class CallTelemetry {
     if (reentered && this.attempts === 0) this.attempts = 1;
     this.attempts += 1;
     const parent = trace.setSpan(context.active(), this.span);
-    const span = this.tracer.startSpan(
-      'sluice.attempt',
-      {
-        kind: SpanKind.INTERNAL,
-        attributes: { 'sluice.attempt': this.attempts, [ATTR.requestModel]: this.ctx.request.model },
-        startTime: at(this.ctx.clock.now()),
-      },
-      parent,
+    const span = this.startSpan(() =>
+      this.tracer.startSpan(
+        'sluice.attempt',
+        {
+          kind: SpanKind.INTERNAL,
+          attributes: { 'sluice.attempt': this.attempts, [ATTR.requestModel]: this.ctx.request.model },
+          startTime: at(this.ctx.clock.now()),
+        },
+        parent,
+      ),
     );
     this.attemptSpan = span;
     return span;
@@ -105,18 +131,20 @@ export class CallTelemetry {
 
   /** Closes an attempt's span with how it ended. */
   endAttempt(span: Span, error: unknown): void {
-    const breaker = (this.ctx.state as { breaker?: { key?: unknown; state?: unknown } }).breaker;
-    if (typeof breaker?.key === 'string') span.setAttribute('sluice.circuit.key', breaker.key);
-    if (typeof breaker?.state === 'string') span.setAttribute('sluice.circuit.state', breaker.state);
-    if (error !== undefined) fail(span, error);
-    span.end(at(this.ctx.clock.now()));
     if (this.attemptSpan === span) this.attemptSpan = undefined;
+    this.guard(() => {
+      const breaker = (this.ctx.state as { breaker?: { key?: unknown; state?: unknown } }).breaker;
+      if (typeof breaker?.key === 'string') span.setAttribute('sluice.circuit.key', breaker.key);
+      if (typeof breaker?.state === 'string') span.setAttribute('sluice.circuit.state', breaker.state);
+      if (error !== undefined) fail(span, error);
+      span.end(at(this.ctx.clock.now()));
+    });
   }
 
   /** Passes a stream through, timing its chunks and noting its id, model and finish reasons. */
   watch(chunks: AsyncIterable<ChatCompletionChunk>): AsyncIterable<ChatCompletionChunk> {
     const source = chunks;
-    const seen = (chunk: ChatCompletionChunk) => this.chunk(chunk);
+    const seen = (chunk: ChatCompletionChunk) => this.guard(() => this.chunk(chunk));
     return {
       [Symbol.asyncIterator]() {
         const iterator = source[Symbol.asyncIterator]();

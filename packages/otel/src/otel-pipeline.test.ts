@@ -225,3 +225,44 @@ describe('otel in a pipeline: placement', () => {
     expect(call.attributes['sluice.attempts']).toBe(2);
   });
 });
+
+describe('otel in a pipeline: an SDK that throws', () => {
+  /** Providers whose every span and instrument throws, as a broken processor or exporter might. */
+  function throwingProviders() {
+    const boom = () => {
+      throw new Error('broken exporter');
+    };
+    const span = new Proxy({}, { get: (_, name) => (name === 'isRecording' ? () => true : boom) });
+    const instrument = { record: boom, add: boom };
+    return {
+      tracerProvider: { getTracer: () => ({ startSpan: (name: string) => (name === 'sluice.attempt' ? boom() : span), startActiveSpan: boom }) },
+      meterProvider: {
+        getMeter: () => ({
+          createHistogram: () => instrument,
+          createCounter: () => instrument,
+          createUpDownCounter: () => instrument,
+          createGauge: () => instrument,
+          createObservableGauge: () => ({ addCallback: () => {}, removeCallback: () => {} }),
+          createObservableCounter: () => ({ addCallback: () => {}, removeCallback: () => {} }),
+          createObservableUpDownCounter: () => ({ addCallback: () => {}, removeCallback: () => {} }),
+          addBatchObservableCallback: () => {},
+          removeBatchObservableCallback: () => {},
+        }),
+      },
+    };
+  }
+
+  it('never fails a call, a retried one or a stream, and reports each throw as listener-error', async () => {
+    const telemetry = otel(throwingProviders() as never);
+    const { llm, clock, upstream, events } = await testPipeline({ middleware: [telemetry, retry({ attempts: 3, random: half }), telemetry.attempt] });
+    upstream.enqueue({ kind: 'status', status: 503 });
+    await expect(clock.run(llm.complete(chat('Hello')))).resolves.toMatchObject({ object: 'chat.completion' });
+    // Before, the first chunk's timing threw out of the stream's next(): the caller's stream failed.
+    const drained = await clock.run(drain(llm.stream(chat('Tell me'))));
+    expect(drained.error).toBeUndefined();
+    expect(drained.chunks.length).toBeGreaterThan(2);
+    const otelErrors = events.of('listener-error').filter((event) => event.event === 'otel');
+    expect(otelErrors.length).toBeGreaterThan(0);
+    expect(otelErrors.every((event) => (event.error as Error).message === 'broken exporter')).toBe(true);
+  });
+});
