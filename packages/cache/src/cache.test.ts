@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { memoryStore } from '@sluice/core';
 import { readAhead } from '@sluice/core/kit';
 import { chat, closeTestPipelines, collect, drain, manualClock, testPipeline } from '@sluice/testing/kit';
@@ -418,6 +420,31 @@ describe('cache: single flight', () => {
     expect(chunks.length).toBeGreaterThan(3);
     expect(await clock.run(collect(llm.stream(streamed('a b c d e f'))))).toEqual(chunks);
     expect(upstream.requests).toHaveLength(1);
+  });
+});
+
+describe('cache: a sender that drops its stream', () => {
+  it('lets the joined streams finish when the sender lets its stream go half-read and it is collected', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const { llm, clock, upstream, events } = await cached({}, { latencyMs: 100, chunkDelayMs: 10 });
+    // A peek at the first chunk, then nothing refers to the reader: returned for it once collected,
+    // as a break would have, so the others read on (an abort of its call would cut them).
+    const peek = async () => {
+      const reader = llm.stream(streamed('a b c d e f'))[Symbol.asyncIterator]();
+      await reader.next();
+    };
+    const sender = peek();
+    const joined = collect(llm.stream(streamed('a b c d e f')));
+    await clock.run(sender);
+    for (let round = 0; round < 10; round++) {
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const chunks = await clock.run(joined);
+    expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('')).toContain('a b c d e f');
+    expect(upstream.requests).toHaveLength(1);
+    expect(events.of('response').map((event) => event.outcome).sort()).toEqual(['cancelled', 'success']);
   });
 });
 

@@ -1,6 +1,4 @@
-import { Call } from './call.js';
 import type { CompletionContext } from './context.js';
-import { AbortError } from './errors.js';
 import type { ChatCompletionChunk } from './schemas.js';
 
 /** An iterator that says whether a read of it is under way (core's own: the transport's reader and the settling wrapper). */
@@ -58,7 +56,7 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
         const inner = (ctx.chunks ?? emptyChunks)[Symbol.asyncIterator]();
         this.inner = inner;
         if (!this.closed) {
-          dropped?.register(this, ctx, this);
+          dropped?.register(this, inner, this);
           return inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>;
         }
         // Returned while it started: the stream is let go (its request cancelled) as soon as it exists.
@@ -87,19 +85,22 @@ const ignore = () => {};
 /**
  * Streams their callers let go of half-read, neither read to the end nor
  * returned (a peek at the first chunk, a loop left by a path that skips
- * `return()`): once the collector finds one, its call is aborted, which
- * releases what it held (its socket, a limiter's concurrency slot, a
- * budget's hold) instead of holding it for as long as the process runs,
- * since a consumer holding a chunk stops the idle limit. A stream read to
- * its end is no longer in flight by then, and is left alone. A safety net:
- * when the collector runs is not ours to say, so `break` or `return()`
- * still says it at once. (undici's fetch does the same for bodies.)
+ * `return()`): once the collector finds one, its chunks are returned for
+ * it, as `break` would have, which cancels its request and releases what
+ * the call held (its socket, a limiter's concurrency slot, a budget's
+ * hold) instead of holding it for as long as the process runs, since a
+ * consumer holding a chunk stops the idle limit. Returning a stream that
+ * was read to its end does nothing. A safety net: when the collector runs
+ * is not ours to say, so `break` or `return()` still says it at once.
+ * (undici's fetch does the same for bodies.)
  */
 const dropped =
   typeof FinalizationRegistry === 'function'
-    ? new FinalizationRegistry<CompletionContext>((ctx) => {
-        if (ctx instanceof Call && ctx.inFlight) {
-          ctx.abortSource.abort(new AbortError('The stream was dropped half-read: break out of its loop or call return() to stop a stream early'));
+    ? new FinalizationRegistry<AsyncIterator<ChatCompletionChunk>>((inner) => {
+        try {
+          void Promise.resolve(inner.return?.()).catch(ignore);
+        } catch {
+          // A stream whose return() throws has nothing more we can let go of.
         }
       })
     : undefined;
