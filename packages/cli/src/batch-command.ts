@@ -8,6 +8,7 @@ import { sharedStore } from './shared-store.js';
 import { type BatchConfig, mergeConfig, parseBatchConfig } from './options.js';
 import { startProgress } from './progress.js';
 import { readConfigFile } from './read-config.js';
+import { reportProblems } from './report-problems.js';
 import { runBatch } from './run-batch.js';
 
 /** A stream a command writes to; a terminal (`isTTY`) gets a live progress bar. */
@@ -59,6 +60,8 @@ export async function batchCommand(input: string, output: string, flags: BatchCo
     throw error;
   }
   const stats = new BatchStats();
+  // A ledger that cannot be written or a store that fails would otherwise go unseen.
+  const problems = reportProblems(pipeline.events, io.stderr, 'sluice batch');
   const progress = startProgress({ stream: io.stderr, total, stats, intervalMs: config.progressIntervalMs ?? 10_000 });
   const started = performance.now();
   const onStop = () => io.stderr.write('\nstopping: cancelling requests in flight; everything answered so far is kept (Ctrl-C again to quit at once)\n');
@@ -80,8 +83,10 @@ export async function batchCommand(input: string, output: string, flags: BatchCo
     io.stdout.write(`${formatSummary(stats, performance.now() - started)}\n`);
     if (result.ending === 'interrupted') io.stderr.write(`interrupted: run the same command again to resume from ${output}\n`);
     if (result.ending === 'budget') io.stderr.write(`stopped: the budget is spent; run the same command again to resume from ${output}\n`);
+    if (problems.count > 0) io.stderr.write(`sluice batch: ${problems.count} warning(s) in all (each kind shown once above)\n`);
     return exitCodes[result.ending];
   } finally {
+    problems.stop();
     progress.stop();
     io.signal?.removeEventListener('abort', onStop);
     await pipeline.close({ graceMs: 1_000 }).catch(() => {});

@@ -1,5 +1,5 @@
 // The real binary against a real mock upstream: what a user runs.
-import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -200,6 +200,36 @@ describe('sluice batch --cache', () => {
     // Grouped by total, the one group is the total: it is not printed twice.
     expect(rows.filter((row) => row[0] === 'total')).toHaveLength(1);
     expect(Number(total[7]?.replace('$', ''))).toBeGreaterThan(0);
+  }, 30_000);
+});
+
+describe('sluice batch: a ledger it cannot write', () => {
+  it('fails before sending anything when the ledger cannot be opened, naming the file', async () => {
+    upstream = await mockUpstream();
+    const input = join(dir, 'requests.jsonl');
+    const output = join(dir, 'results.jsonl');
+    writeFileSync(input, [requestLine('a'), requestLine('b')].join('\n'));
+    const ledger = join(dir, 'missing', 'spend.jsonl');
+    const result = await runSluice(['batch', input, '-o', output, '--base-url', upstream.url, '--ledger', ledger]);
+    // Before, the batch ran to the end with exit code 0, every cost record lost without a word.
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(ledger);
+    expect(result.stderr).toContain('ENOENT');
+    expect(upstream.requests).toHaveLength(0);
+  }, 30_000);
+
+  // /dev/full takes the open and refuses every write with ENOSPC, as a full disk does mid-run.
+  it.runIf(existsSync('/dev/full'))('warns once when the ledger stops taking records, and still writes every answer', async () => {
+    upstream = await mockUpstream();
+    const input = join(dir, 'requests.jsonl');
+    const output = join(dir, 'results.jsonl');
+    writeFileSync(input, [requestLine('a'), requestLine('b'), requestLine('c')].join('\n'));
+    const result = await runSluice(['batch', input, '-o', output, '--base-url', upstream.url, '--ledger', '/dev/full']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(readOutput(output)).toHaveLength(3);
+    // Before, nothing was said: the run looked as if every cost record had been kept.
+    expect(result.stderr.match(/warning: a settlement listener failed: ENOSPC/g)).toHaveLength(1);
+    expect(result.stderr).toContain('sluice batch: 3 warning(s) in all');
   }, 30_000);
 });
 

@@ -1,4 +1,4 @@
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync } from 'node:fs';
 import type { CostRecord, Ledger, LedgerReport, ReportGrouping, ReportQuery, ReportRow } from '@sluice/cost';
 import { readLines } from './read-lines.js';
 
@@ -7,13 +7,17 @@ import { readLines } from './read-lines.js';
  * `CostRecord` a line), so spend outlives the process and adds up across
  * runs: `sluice cost --ledger <file>` reports it. Reports read the file.
  *
- * @param path - the file; created on the first record
+ * @param path - the file; created (empty) at once if it does not exist
+ * @throws the file system's error when the file cannot be opened for
+ *   appending (a missing directory, no permission): before any call is
+ *   made, rather than as a record lost with each call
  * @example
  * ```ts
  * const llm = createPipeline({ transport }).use(trackCost({ ledger: fileLedger('spend.jsonl') }));
  * ```
  */
 export function fileLedger(path: string): Ledger {
+  closeSync(openSync(path, 'a'));
   return {
     async record(record) {
       // Synchronous, so a record is on disk before the call it belongs to is reported done.

@@ -9,6 +9,7 @@ import { sharedStore } from './shared-store.js';
 import { parseServeConfig } from './serve-options.js';
 import { serveHandler } from './serve-handler.js';
 import { readConfigFile } from './read-config.js';
+import { reportProblems } from './report-problems.js';
 
 /**
  * `sluice serve --config <file>`: an OpenAI-compatible server in front of
@@ -67,6 +68,8 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
       pipeline = built.pipeline;
       handler = serveHandler({ ...common, pipeline, models, circuit: built.circuit, origin: built.origin });
     }
+    // A ledger that cannot be written or a store that fails would otherwise go unseen: each kind once.
+    const problems = reportProblems(pipeline.events, io.stderr, 'sluice serve');
     const server = createServer(handler.listener);
     if (io.signal?.aborted) return 0;
     try {
@@ -104,7 +107,10 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
     server.closeAllConnections();
     await closed;
     io.stderr.write(cut > 0 ? `sluice serve: stopped, ${cut} request(s) cut after the grace period\n` : 'sluice serve: stopped, every request answered\n');
-    return 0;  } finally {
+    if (problems.count > 0) io.stderr.write(`sluice serve: ${problems.count} warning(s) in all (each kind shown once above)\n`);
+    problems.stop();
+    return 0;
+  } finally {
     await shared.close();
   }
 }
