@@ -289,6 +289,31 @@ describe('breaker: what counts as a failure', () => {
     await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'RATE_LIMITED' });
     expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', failures: 2 });
   });
+
+  it('judges by the default rule when isFailure throws, so a half-open probe still settles the circuit', async () => {
+    let broken = false;
+    h = await setup({
+      failures: 1,
+      openMs: 1_000,
+      isFailure: (error) => {
+        if (broken) throw new Error('isFailure bug');
+        return error.upstreamFault;
+      },
+    });
+    h.upstream.enqueue({ kind: 'status', status: 503 });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'SERVER_ERROR' });
+    await h.clock.advanceAsync(1_000);
+    broken = true;
+    // The probe: its own error, not the predicate's; before, the predicate's throw became the call's
+    // error and the probe never settled, so the circuit stayed half-open, refusing every call.
+    h.upstream.enqueue({ kind: 'status', status: 503 });
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'SERVER_ERROR' });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open' });
+    expect(h.events.of('listener-error')).toEqual([{ id: expect.any(String), event: 'breaker.isFailure', error: new Error('isFailure bug') }]);
+    await h.clock.advanceAsync(1_000);
+    await expect(h.llm.complete(ask())).resolves.toMatchObject({ object: 'chat.completion' });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed' });
+  });
 });
 
 describe('breaker: failure rate', () => {

@@ -1,4 +1,4 @@
-import { type Clock, type CompletionContext, type Middleware, type Settlement, type SluiceEmitter, type Store, systemClock } from '@sluice/core';
+import { type Clock, type CompletionContext, type Middleware, type Settlement, type SluiceEmitter, type SluiceError, type Store, systemClock } from '@sluice/core';
 import { afterNext, keepsChainRules, keyedState, toSluiceError } from '@sluice/core/kit';
 import type { CircuitStateName } from './events.js';
 import { type BreakerOptions, resolveBreakerOptions } from './options.js';
@@ -19,6 +19,7 @@ import {
 import { CircuitViews } from './circuit-views.js';
 import { InFlight } from './in-flight.js';
 import { CircuitOpenError } from './errors.js';
+import { isBreakerFailure } from './is-breaker-failure.js';
 import { type CircuitSnapshot, snapshot } from './circuit-snapshot.js';
 
 /**
@@ -133,12 +134,27 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     return record instanceof Promise ? record.then(seen) : seen(record);
   }
 
+  /**
+   * Whether `error` counts against the circuit, by the user's `isFailure`.
+   * One that throws is a `listener-error` event (`event: 'breaker.isFailure'`)
+   * and the default rule decides: the call must still be counted, or a
+   * half-open circuit would wait for its probe's outcome forever.
+   */
+  const isFailure = (ctx: CompletionContext, error: SluiceError): boolean => {
+    try {
+      return config.isFailure(error);
+    } catch (thrown) {
+      ctx.events.emit('listener-error', { id: ctx.id, event: 'breaker.isFailure', error: thrown });
+      return isBreakerFailure(error);
+    }
+  };
+
   /** A call that failed before any response is judged by its error alone. */
-  const outcomeOfError = (error: unknown): CallOutcome => (config.isFailure(toSluiceError(error)) ? 'failure' : 'ignore');
+  const outcomeOfError = (ctx: CompletionContext, error: unknown): CallOutcome => (isFailure(ctx, toSluiceError(error)) ? 'failure' : 'ignore');
 
   /** A call that got a response: its error if it broke later, else its speed, else how it ended. */
-  const outcomeOfSettlement = (settlement: Settlement, responseMs: number): CallOutcome => {
-    if (settlement.outcome === 'error' && settlement.error && config.isFailure(settlement.error)) return 'failure';
+  const outcomeOfSettlement = (ctx: CompletionContext, settlement: Settlement, responseMs: number): CallOutcome => {
+    if (settlement.outcome === 'error' && settlement.error && isFailure(ctx, settlement.error)) return 'failure';
     if (config.slowCallMs !== undefined && responseMs > config.slowCallMs) return 'failure';
     return settlement.outcome === 'success' ? 'success' : 'ignore';
   };
@@ -228,7 +244,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     const failed = (error: unknown): Promise<never> => {
       if (pending) inFlight.leave(key);
       pending = false;
-      const recorded = record(ctx, key, ticket, outcomeOfError(error));
+      const recorded = record(ctx, key, ticket, outcomeOfError(ctx, error));
       return recorded instanceof Promise ? recorded.then(() => Promise.reject(error)) : Promise.reject(error);
     };
     const answered = (): Promise<void> | undefined => {
@@ -248,7 +264,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
         const sentAt = settledAt - settlement.durationMs;
         if (pending) inFlight.leave(key);
         pending = false;
-        const recorded = record(ctx, key, ticket, outcomeOfSettlement(settlement, respondedAt - sentAt), undefined, settledAt);
+        const recorded = record(ctx, key, ticket, outcomeOfSettlement(ctx, settlement, respondedAt - sentAt), undefined, settledAt);
         return recorded instanceof Promise ? recorded.then(nothing) : undefined;
       });
       return undefined;
@@ -273,7 +289,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     const mark = await record(ctx, key, ticket, 'success');
     ctx.onSettled(async (settlement: Settlement) => {
       // Without a mark the success was not counted (the circuit moved on, or the store failed).
-      if (!mark || settlement.outcome !== 'error' || !settlement.error || !config.isFailure(settlement.error)) return;
+      if (!mark || settlement.outcome !== 'error' || !settlement.error || !isFailure(ctx, settlement.error)) return;
       await record(ctx, key, ticket, 'failure', mark);
     });
   }

@@ -55,7 +55,9 @@ export interface BreakerOptions {
   key?: KeyOption;
   /**
    * Whether an error counts against the circuit. Default
-   * {@link isBreakerFailure}: `error.upstreamFault`.
+   * {@link isBreakerFailure}: `error.upstreamFault`. One that throws is a
+   * `listener-error` event (`event: 'breaker.isFailure'`) and the default
+   * decides for that call.
    */
   isFailure?: (error: SluiceError) => boolean;
   /**
