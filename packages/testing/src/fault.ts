@@ -210,8 +210,94 @@ export function validateRules(rules: readonly FaultRule[]): void {
     if (!(rule.probability >= 0 && rule.probability <= 1)) {
       throw new RangeError(`mockUpstream: faults[${index}].probability must be between 0 and 1, got ${rule.probability}`);
     }
+    validateFault(rule.fault, `faults[${index}].fault`);
     total += rule.probability;
   });
   // A little slack so 0.1 + 0.2 + 0.7 is accepted despite floating point.
   if (total > 1 + 1e-9) throw new RangeError(`mockUpstream: faults probabilities add up to ${total}, more than 1`);
+}
+
+function isObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return 'an array';
+  return value === null ? 'null' : typeof value === 'object' ? 'an object' : String(value);
+}
+
+function oneOf(what: string, ok: (value: unknown) => boolean): (value: unknown) => string | undefined {
+  return (value) => (ok(value) ? undefined : what);
+}
+
+const text = oneOf('a string', (v) => typeof v === 'string');
+const textOrNull = oneOf('a string or null', (v) => typeof v === 'string' || v === null);
+const objectOrText = oneOf('an object or a string', (v) => typeof v === 'string' || isObject(v));
+const statusCode = oneOf('an HTTP status from 100 to 599', (v) => Number.isInteger(v) && (v as number) >= 100 && (v as number) <= 599);
+const milliseconds = oneOf('0 or more', (v) => typeof v === 'number' && v >= 0 && Number.isFinite(v));
+const count = oneOf('a whole number, 0 or more', (v) => Number.isInteger(v) && (v as number) >= 0);
+const headerRecord = oneOf('an object of string values', (v) => isObject(v) && Object.values(v).every((h) => typeof h === 'string'));
+
+/** What each kind of fault takes, beside `kind`, and the check of each field. */
+const faultFields: Record<Fault['kind'], Record<string, (value: unknown) => string | undefined>> = {
+  ok: { reply: oneOf('a string or a MockReply', (v) => typeof v === 'string' || isObject(v)) },
+  status: { status: statusCode, message: text, type: text, code: textOrNull, param: textOrNull, body: objectOrText, headers: headerRecord },
+  html: { status: statusCode, body: text, headers: headerRecord },
+  malformed: { body: text, afterChunks: count, headers: headerRecord },
+  'error-body': { message: text, type: text, code: textOrNull, param: textOrNull, body: oneOf('an object', isObject), headers: headerRecord },
+  delay: { latencyMs: milliseconds, chunkDelayMs: milliseconds },
+  reset: { at: oneOf("'before-headers' or 'mid-stream'", (v) => v === 'before-headers' || v === 'mid-stream'), afterChunks: count },
+  cut: { afterChunks: count },
+  'sse-error': {
+    afterChunks: count,
+    style: oneOf("'event' or 'data'", (v) => v === 'event' || v === 'data'),
+    message: text,
+    type: text,
+    code: textOrNull,
+    param: textOrNull,
+    body: objectOrText,
+  },
+  hang: {},
+  raw: {
+    body: oneOf('an object, a string or a function', (v) => typeof v === 'string' || typeof v === 'function' || isObject(v)),
+    chunks: oneOf('an array or a function', (v) => Array.isArray(v) || typeof v === 'function'),
+    done: oneOf('a boolean', (v) => typeof v === 'boolean'),
+  },
+  usage: { usage: () => undefined },
+};
+
+/**
+ * Throws on a fault the mock would not play as written, naming the field:
+ * an unknown `kind` (a typo such as `'stauts'` used to be answered as a
+ * normal completion, so a test of a fault passed without one), a field the
+ * kind does not take, or a value out of range (`status: 99` made every
+ * request a 500 of the mock's own); internal.
+ *
+ * @param fault - what was given
+ * @param field - where it was given (`enqueue[0]`, `faults[1].fault`)
+ * @throws TypeError or RangeError naming the field
+ * @example
+ * ```ts
+ * validateFault({ kind: 'stauts', status: 503 }, 'enqueue[0]'); // throws
+ * ```
+ */
+export function validateFault(fault: unknown, field: string): asserts fault is Fault {
+  if (!isObject(fault)) throw new TypeError(`mockUpstream: ${field} must be a fault object ({ kind: … }), got ${describe(fault)}`);
+  const { kind } = fault as { kind?: unknown };
+  const fields = typeof kind === 'string' && Object.hasOwn(faultFields, kind) ? faultFields[kind as Fault['kind']] : undefined;
+  if (fields === undefined) {
+    throw new TypeError(`mockUpstream: ${field}.kind must be one of ${Object.keys(faultFields).join(', ')}; got ${describe(kind)}`);
+  }
+  if (kind === 'status' && (fault as { status?: unknown }).status === undefined) {
+    throw new TypeError(`mockUpstream: ${field}.status is required for a 'status' fault`);
+  }
+  for (const [key, value] of Object.entries(fault)) {
+    if (key === 'kind') continue;
+    const check = Object.hasOwn(fields, key) ? fields[key] : undefined;
+    if (check === undefined) throw new TypeError(`mockUpstream: ${field}.${key} is not a field of a '${kind}' fault`);
+    if (value === undefined) continue;
+    const problem = check(value);
+    if (problem !== undefined) throw new RangeError(`mockUpstream: ${field}.${key} must be ${problem}, got ${describe(value)}`);
+  }
 }

@@ -51,17 +51,34 @@ export interface MockUpstreamOptions {
   clock?: MockClock;
 }
 
+const knownOptions = new Set(['seed', 'faults', 'reply', 'chunks', 'latencyMs', 'chunkDelayMs', 'headers', 'clock']);
+
 /**
  * Throws on options that cannot work, naming the field; internal.
  *
  * @param options - what {@link mockUpstream} was given
- * @throws RangeError naming the bad field
+ * @throws RangeError or TypeError naming the bad field (an unknown one too)
  * @example
  * ```ts
  * validateOptions({ latencyMs: -1 }); // throws
  * ```
  */
 export function validateOptions(options: MockUpstreamOptions): void {
+  if (typeof options !== 'object' || options === null) throw new TypeError('mockUpstream: options must be an object');
+  for (const field of Object.keys(options)) {
+    if (!knownOptions.has(field)) {
+      // The server always listens on a free port of 127.0.0.1: its URL says which.
+      const advice = field === 'port' || field === 'host' ? ': the server takes a free port on 127.0.0.1; read upstream.url' : '';
+      throw new TypeError(`mockUpstream: ${field} is not an option${advice}`);
+    }
+  }
+  const { reply, headers } = options;
+  if (reply !== undefined && typeof reply !== 'string' && typeof reply !== 'function' && (typeof reply !== 'object' || reply === null)) {
+    throw new TypeError(`mockUpstream: reply must be a string, a MockReply or a function, got ${reply === null ? 'null' : typeof reply}`);
+  }
+  if (headers !== undefined && (typeof headers !== 'object' || headers === null || Object.values(headers).some((value) => typeof value !== 'string'))) {
+    throw new TypeError('mockUpstream: headers must be an object of string values');
+  }
   for (const field of ['latencyMs', 'chunkDelayMs'] as const) {
     const value = options[field];
     if (value !== undefined && !(value >= 0)) throw new RangeError(`mockUpstream: ${field} must be 0 or more, got ${value}`);

@@ -1,7 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Exchange } from './exchange.js';
-import { pickFault, type Fault } from './fault.js';
+import { pickFault, type Fault, validateFault } from './fault.js';
 import type { RecordedRequest } from './recorded-request.js';
 
 export type { RecordedRequest };
@@ -134,6 +134,8 @@ export async function mockUpstream(options: MockUpstreamOptions = {}): Promise<M
       return [...requests];
     },
     enqueue(...faults) {
+      // All checked before any is queued: a bad one queues none.
+      faults.forEach((fault, index) => validateFault(fault, `enqueue[${index}]`));
       queue.push(...faults);
     },
     reset() {
