@@ -75,6 +75,45 @@ describe('readEvents', () => {
   });
 });
 
+describe('openAICompatible: the edges of the wire format', () => {
+  const event = (content: string) => chunk({ index: 0, delta: { content } });
+  /** A body written one character at a time, the hardest split for the parser. */
+  const byCharacter = (body: string, type = 'text/event-stream') => (_req: unknown, res: import('node:http').ServerResponse) => {
+    res.writeHead(200, { 'content-type': type });
+    for (const character of body) res.write(character);
+    res.end();
+  };
+  const read = async (url: string) => (await collect(pipelineFor(url).stream(ask()))).map((c) => c.choices[0]?.delta.content).join('');
+
+  it('drops a leading byte order mark, keeping the first event', async () => {
+    // Before, on Node, the mark made the first line an unknown field: its chunk was lost without a word.
+    const upstream = await rawUpstream(byCharacter(`\ufeff${event('a')}${event('b')}data: [DONE]\n\n`));
+    await expect(read(upstream.url)).resolves.toBe('ab');
+  });
+
+  it('reads CR line endings to the end, and a [DONE] the body ends right after', async () => {
+    // Before, both were reported as STREAM_CUT after the whole answer, which a retry would pay for again.
+    const cr = await rawUpstream(byCharacter(`${event('a')}${event('b')}data: [DONE]\n\n`.replaceAll('\n', '\r')));
+    await expect(read(cr.url)).resolves.toBe('ab');
+    const trimmed = await rawUpstream(byCharacter(`${event('a')}${event('b')}data: [DONE]`));
+    await expect(read(trimmed.url)).resolves.toBe('ab');
+  });
+
+  it('still reports a body that ends inside an event as cut', async () => {
+    const upstream = await rawUpstream(byCharacter(`${event('a')}${event('b').slice(0, 30)}`));
+    await expect(read(upstream.url)).rejects.toMatchObject({ code: 'STREAM_CUT' });
+  });
+
+  it('parses a JSON answer that starts with a byte order mark', async () => {
+    const body = JSON.stringify({ id: 'x', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] });
+    const upstream = await rawUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(`\ufeff${body}`);
+    });
+    await expect(pipelineFor(upstream.url).complete(ask())).resolves.toMatchObject({ choices: [{ message: { content: 'hi' } }] });
+  });
+});
+
 describe('openAICompatible: the idle limit counts events, not bytes', () => {
   it('times out a stream that drips a byte at a time without finishing an event', async () => {
     // Real time with short limits: the drip must really reach the client

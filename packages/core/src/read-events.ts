@@ -195,6 +195,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
     // Set again if this read brought no whole chunk and another is needed.
     this.reading = false;
     if (read.done) {
+      if (!this.finished && this.doneAtEnd()) this.finished = true;
       if (!this.finished) {
         throw this.fail(new StreamCutError(`the stream ended without [DONE] after ${this.received} chunks`, this.received, { headers: this.options.headers }));
       }
@@ -209,6 +210,22 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
       throw this.fail(error);
     }
     return chunk !== undefined ? this.give(chunk) : this.pull();
+  }
+
+  /**
+   * At the end of the body, whether what is left in the parser is a
+   * `data: [DONE]` whose event was never closed: the body ended right after
+   * it (no blank line, as a relay that trims its output sends), or after a
+   * line end the parser was still holding (CR line endings, where a last
+   * `\r` may yet be a `\r\n`). The answer was whole; reporting it cut would
+   * have a retry pay for it again. Anything else left there (half a chunk)
+   * is still a cut stream.
+   */
+  private doneAtEnd(): boolean {
+    const before = this.events.length;
+    this.parser.feed('\n\n');
+    const closed = this.events.length - before;
+    return closed === 1 && this.position === before && (this.events[before] as EventSourceMessage).data === '[DONE]';
   }
 
   private readFailed(error: unknown): never {

@@ -45,13 +45,39 @@ export function loadNodeModules(): NodeModules | null {
   return nodeModules;
 }
 
-/** Node's codec: a StringDecoder costs less to make than a TextDecoder, and Buffer joins parts without copies. */
+/**
+ * Node's codec: a StringDecoder costs less to make than a TextDecoder, and
+ * Buffer joins parts without copies. Unlike a TextDecoder, neither drops a
+ * leading byte order mark, which the SSE and JSON specs both ignore: kept,
+ * it made a JSON body unparseable and the first event of a stream an
+ * unknown field, lost (the fetch transport's TextDecoder always dropped it).
+ */
 function nodeCodec(StringDecoder: NodeModules['StringDecoder']): TextCodec {
   return {
-    decoder: () => new StringDecoder('utf8'),
-    text: (parts, size) =>
-      parts.length === 1 ? (parts[0] as Buffer).toString('utf8') : Buffer.concat(parts, size).toString('utf8'),
+    decoder: () => new BomlessDecoder(new StringDecoder('utf8')),
+    text: (parts, size) => withoutBom(parts.length === 1 ? (parts[0] as Buffer).toString('utf8') : Buffer.concat(parts, size).toString('utf8')),
   };
+}
+
+/** A UTF-8 byte order mark, decoded. */
+const bom = 0xfeff;
+
+function withoutBom(text: string): string {
+  return text.charCodeAt(0) === bom ? text.slice(1) : text;
+}
+
+/** A stream's decoder that drops a byte order mark at the very start of the text. */
+class BomlessDecoder {
+  private started = false;
+
+  constructor(private readonly decoder: { write(bytes: Uint8Array): string }) {}
+
+  write(bytes: Uint8Array): string {
+    const text = this.decoder.write(bytes);
+    if (this.started || text.length === 0) return text;
+    this.started = true;
+    return withoutBom(text);
+  }
 }
 
 /** What every exchange of one transport reads its answer with. */
