@@ -99,6 +99,21 @@ describe('openAICompatible: the edges of the wire format', () => {
     await expect(read(trimmed.url)).resolves.toBe('ab');
   });
 
+  it('ends a stream whose every choice finished when the body ends with no [DONE], and only then', async () => {
+    const finish = (index: number) => chunk({ index, delta: {}, finish_reason: 'stop' });
+    // Some servers never send [DONE] (openai-node does not need it): the model said it was done.
+    const finished = await rawUpstream(byCharacter(`${event('a')}${event('b')}${finish(0)}`));
+    await expect(read(finished.url)).resolves.toBe('ab');
+    // Two choices, one of them unfinished when the body ends: cut.
+    const half = await rawUpstream(byCharacter(`${chunk({ index: 0, delta: { content: 'a' } })}${chunk({ index: 1, delta: { content: 'b' } })}${finish(0)}`));
+    await expect(read(half.url)).rejects.toMatchObject({ code: 'STREAM_CUT' });
+  });
+
+  it('takes a [DONE] with spaces around it, and passes over a relayed ping event', async () => {
+    const upstream = await rawUpstream(byCharacter(`${event('a')}event: ping\ndata: {}\n\n${event('b')}data:  [DONE] \n\n`));
+    await expect(read(upstream.url)).resolves.toBe('ab');
+  });
+
   it('still reports a body that ends inside an event as cut', async () => {
     const upstream = await rawUpstream(byCharacter(`${event('a')}${event('b').slice(0, 30)}`));
     await expect(read(upstream.url)).rejects.toMatchObject({ code: 'STREAM_CUT' });

@@ -81,6 +81,8 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
   private onEnded: (() => void) | undefined = undefined;
   /** Handed to its caller with nothing watching it: a read after an abort rejects at once. */
   private unwatched = false;
+  /** Each choice seen, and whether it has had its finish_reason (made at the first chunk with a choice). */
+  private choices: Map<number, boolean> | undefined = undefined;
   /** A read of the body is under way (what `stream()`'s iterator checks before passing a `next()` straight on). */
   reading = false;
 
@@ -195,7 +197,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
     // Set again if this read brought no whole chunk and another is needed.
     this.reading = false;
     if (read.done) {
-      if (!this.finished && this.doneAtEnd()) this.finished = true;
+      if (!this.finished && (this.doneAtEnd() || this.answered())) this.finished = true;
       if (!this.finished) {
         throw this.fail(new StreamCutError(`the stream ended without [DONE] after ${this.received} chunks`, this.received, { headers: this.options.headers }));
       }
@@ -228,6 +230,19 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
     return closed === 1 && this.position === before && (this.events[before] as EventSourceMessage).data === '[DONE]';
   }
 
+  /**
+   * Whether every choice the stream carried had its `finish_reason`: the
+   * model said it was done, and the body then ended cleanly, with no
+   * `[DONE]` (which some servers never send, and openai-node does not
+   * require). A body that ends before that is a cut stream.
+   */
+  private answered(): boolean {
+    const { choices } = this;
+    if (choices === undefined) return false;
+    for (const finished of choices.values()) if (!finished) return false;
+    return true;
+  }
+
   private readFailed(error: unknown): never {
     this.reading = false;
     throw this.fail(error);
@@ -254,10 +269,12 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
       // The parser bounds what it buffers across reads; an event that
       // arrived whole in one read is measured here.
       if (event.data.length > options.maxEventSize) throw tooLarge(options.maxEventSize, headers);
-      if (event.data === '[DONE]') {
+      if (isDone(event.data)) {
         this.finished = true;
         continue;
       }
+      // A relay passing on Anthropic's keep-alive: progress (the feed counted it), not a chunk.
+      if (event.event === 'ping') continue;
       const json = parseJson(event.data);
       if (event.event === 'error' || isErrorBody(json)) {
         throw errorFromUpstream({ status: undefined, body: json ?? event.data, headers, now: ctx.clock.now(), secrets });
@@ -271,6 +288,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
       const unchanged = editCount() === edits;
       if (options.keepRawJson && unchanged) keepRawJson(chunk, event.data);
       if (chunk.usage) ctx.usage = chunk.usage;
+      for (const choice of chunk.choices) (this.choices ??= new Map()).set(choice.index, choice.finish_reason != null || this.choices.get(choice.index) === true);
       if (options.hideUsage && usageChunk && chunk.choices.length === 0) continue;
       this.json = unchanged ? event.data : undefined;
       return chunk;
@@ -318,6 +336,11 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
     this.attempt.done();
     this.ended();
   }
+}
+
+/** `[DONE]`, as sent, or with spaces around it (an extra space after `data:`, a trailing one). */
+function isDone(data: string): boolean {
+  return data === '[DONE]' || (data.length <= 16 && data.trim() === '[DONE]');
 }
 
 function tooLarge(limit: number, headers: Record<string, string>): ResponseTooLargeError {
