@@ -136,7 +136,12 @@ function takeJson(
   const json = parseJson(text);
   if (isErrorBody(json)) throw errorFromUpstream({ status: undefined, body: json, headers, now: ctx.clock.now(), secrets });
   if (json === undefined) {
-    const what = contentType.includes('html') ? 'an HTML page' : 'a body that is not JSON';
+    const encoding = headers['content-encoding'];
+    const what = contentType.includes('html')
+      ? 'an HTML page'
+      : encoding !== undefined && encoding !== 'identity'
+        ? `a body encoded as ${encoding}, which this transport does not decode (it asks for identity)`
+        : 'a body that is not JSON';
     throw new MalformedResponseError(`upstream answered ${status} with ${what}`, { status, headers });
   }
   if (ctx.stream) throw new MalformedResponseError('upstream answered a stream request without an event stream', { status, headers });

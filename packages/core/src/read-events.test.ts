@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Attempt, DeadlineQueue } from './attempt.js';
@@ -117,6 +118,22 @@ describe('openAICompatible: the edges of the wire format', () => {
   it('still reports a body that ends inside an event as cut', async () => {
     const upstream = await rawUpstream(byCharacter(`${event('a')}${event('b').slice(0, 30)}`));
     await expect(read(upstream.url)).rejects.toMatchObject({ code: 'STREAM_CUT' });
+  });
+
+  it('asks for no content coding, keeps a caller\'s own, and names one it cannot decode', async () => {
+    const seen: Array<string | undefined> = [];
+    const upstream = await rawUpstream((req, res) => {
+      seen.push(req.headers['accept-encoding']);
+      // Gzipped whatever was asked: with no Accept-Encoding at all, RFC 9110 lets a server do that.
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      res.end(gzipSync('{}'));
+    });
+    await expect(pipelineFor(upstream.url).complete(ask())).rejects.toMatchObject({
+      code: 'MALFORMED_RESPONSE',
+      message: 'upstream answered 200 with a body encoded as gzip, which this transport does not decode (it asks for identity)',
+    });
+    await pipelineFor(upstream.url, { headers: { 'Accept-Encoding': 'gzip' } }).complete(ask()).catch(() => {});
+    expect(seen).toEqual(['identity', 'gzip']);
   });
 
   it('parses a JSON answer that starts with a byte order mark', async () => {

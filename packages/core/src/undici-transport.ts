@@ -167,7 +167,14 @@ export function undiciParts(config: TransportConfig, modules: NodeModules): Tran
   const parseHeaders = util.parseHeaders as (raw: Buffer[]) => AnswerHead['headers'];
   const codec = nodeCodec(modules.StringDecoder);
   const isIP = modules.isIP;
-  const { origin, basePath, connectTimeoutMs, firstByteTimeoutMs, attemptTimeoutMs, jsonHeaders, streamHeaders } = config;
+  const { origin, basePath, connectTimeoutMs, firstByteTimeoutMs, attemptTimeoutMs } = config;
+  // undici's dispatcher decodes no content coding, and a request with no Accept-Encoding accepts
+  // any (RFC 9110): a server or proxy that then gzipped its answer made it MALFORMED_RESPONSE.
+  // Asking for identity is free; a caller's own accept-encoding (with a dispatcher that decodes) stays.
+  const identity = (headers: Record<string, string>) =>
+    Object.keys(headers).some((name) => name.toLowerCase() === 'accept-encoding') ? headers : { ...headers, 'accept-encoding': 'identity' };
+  const jsonHeaders = identity(config.jsonHeaders);
+  const streamHeaders = identity(config.streamHeaders);
   // Every pool the agent made. The agent's close() forgets its pools before they have closed, so
   // its destroy() after a close that did not finish in time (what a pipeline's close does) would
   // reach none of the connections the close is still waiting on.
