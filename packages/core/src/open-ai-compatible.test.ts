@@ -58,6 +58,21 @@ describe('openAICompatible: upstream errors', () => {
     await expect(llm.complete(ask())).rejects.toMatchObject({ code, retryable, status });
   });
 
+  it('reports a redirect as not retryable and not the upstream\'s fault, with where it points', async () => {
+    const { upstream, llm } = await setup();
+    for (const status of [301, 307, 308]) {
+      upstream.enqueue({ kind: 'status', status, headers: { location: 'https://api.example.com/v2/chat/completions' } });
+      // Before, a 3xx was a retryable SERVER_ERROR: retried to exhaustion and counted by a breaker as an outage.
+      await expect(llm.complete(ask())).rejects.toMatchObject({
+        code: 'HTTP_ERROR',
+        status,
+        retryable: false,
+        upstreamFault: false,
+        message: `${status} redirect to https://api.example.com/v2/chat/completions: sluice does not follow redirects; point baseUrl at the new address`,
+      });
+    }
+  });
+
   it('recognises context_length_exceeded', async () => {
     const { upstream, llm } = await setup();
     upstream.enqueue({ kind: 'status', status: 400, code: 'context_length_exceeded' });

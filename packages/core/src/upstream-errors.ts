@@ -122,6 +122,13 @@ export function errorFromUpstream(input: {
       : new BadRequestError(message, options);
   }
   if (status === 401 || status === 403) return new AuthError(message, options);
+  if (status !== undefined && status >= 300 && status < 400) {
+    // Not the provider failing, and the same address redirects again: neither retried nor counted
+    // by a breaker. Not followed either: a redirect would carry the API key to another address.
+    const location = headers.location;
+    const where = location === undefined ? '' : ` to ${excerpt(location, maxMessageLength, secrets)}`;
+    return new StatusError(status, redact(`${status} redirect${where}: sluice does not follow redirects; point baseUrl at the new address`, secrets), options);
+  }
   if (status === 429 || kind.includes('rate_limit')) return new RateLimitError(message, options);
   if (status !== undefined && status >= 500) return new ServerError(message, options);
   if (status !== undefined && status >= 400) return new StatusError(status, message, options);
