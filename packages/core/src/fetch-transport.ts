@@ -18,7 +18,7 @@ import { errorFromNetwork, redactHeaders } from './upstream-errors.js';
  */
 export function fetchParts(config: TransportConfig): Pick<Transport, 'send'> {
   const { secrets, connectTimeoutMs, firstByteTimeoutMs, attemptTimeoutMs, jsonHeaders, streamHeaders } = config;
-  const url = `${config.origin}${config.basePath}/chat/completions`;
+  const url = `${config.origin}${config.basePath}/chat/completions${config.query}`;
   const deadlines = new DeadlineQueues();
 
   async function send(ctx: CompletionContext): Promise<void> {

@@ -373,6 +373,30 @@ describe('openAICompatible: options', () => {
     );
   });
 
+  it('refuses a base URL that is the endpoint itself, or carries credentials, saying what to give', () => {
+    // Before, the first sent every request to …/chat/completions/chat/completions (a 404) and the second dropped the credentials.
+    expect(() => openAICompatible({ baseUrl: 'https://api.example.com/v1/chat/completions', apiKey: 'k' })).toThrow(
+      expect.objectContaining({ field: 'openAICompatible.baseUrl', message: expect.stringContaining('give its base (https://api.example.com/v1)') }),
+    );
+    expect(() => openAICompatible({ baseUrl: 'https://user:secret@api.example.com/v1', apiKey: 'k' })).toThrow(
+      expect.objectContaining({ field: 'openAICompatible.baseUrl', message: expect.stringContaining('must not carry credentials') }),
+    );
+  });
+
+  it("sends the base URL's query on every request (Azure's api-version)", async () => {
+    const { upstream, llm } = await setup();
+    const azure = createPipeline({ transport: openAICompatible({ baseUrl: `${upstream.url}?api-version=2024-10-21`, apiKey }) });
+    await azure.complete(ask());
+    await collect(azure.stream(ask()));
+    // Before, the query was dropped: a base URL that needs one failed every call.
+    expect(upstream.requests.map((request) => request.path)).toEqual([
+      '/v1/chat/completions?api-version=2024-10-21',
+      '/v1/chat/completions?api-version=2024-10-21',
+    ]);
+    await azure.close();
+    await llm.close();
+  });
+
   it('sends no Authorization header with apiKey: null', async () => {
     const { upstream, llm } = await setup({ transport: { apiKey: null } });
     await llm.complete(ask());

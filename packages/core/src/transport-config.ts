@@ -51,6 +51,11 @@ export interface TransportConfig {
   url: URL;
   origin: string;
   basePath: string;
+  /**
+   * The base URL's query, `?` included, or `''`: sent on every request
+   * (Azure OpenAI's `?api-version=…`); dropped before, so such a base URL failed.
+   */
+  query: string;
   apiKey: string | null | undefined;
   /** The API key and credential header values, masked in every error. */
   secrets: readonly string[];
@@ -88,6 +93,17 @@ export function transportConfig(options: OpenAICompatibleOptions, factory: strin
   const config = parseOptions(optionsSchema, options, factory, hints);
   if (config.dispatcher && config.fetch) throw new ValidationError(`${factory}.fetch`, 'cannot be used with dispatcher: pick one');
   const url = new URL(config.baseUrl);
+  if (url.username !== '' || url.password !== '') {
+    // Dropped before, without a word (undici sends no userinfo), and a URL is what ends up in logs.
+    throw new ValidationError(`${factory}.baseUrl`, 'must not carry credentials (user:password@): pass apiKey, or an authorization header in headers');
+  }
+  if (/\/chat\/completions\/*$/.test(url.pathname)) {
+    // The whole endpoint pasted in: every request went to …/chat/completions/chat/completions, a 404.
+    throw new ValidationError(
+      `${factory}.baseUrl`,
+      `is the chat completions endpoint itself: give its base (${url.origin}${url.pathname.replace(/\/chat\/completions\/*$/, '')}); the transport adds /chat/completions`,
+    );
+  }
   const secrets = [
     ...(config.apiKey ? [config.apiKey] : []),
     ...Object.entries(config.headers ?? {})
@@ -101,6 +117,7 @@ export function transportConfig(options: OpenAICompatibleOptions, factory: strin
     url,
     origin: `${url.protocol}//${url.host}`,
     basePath: url.pathname.replace(/\/+$/, ''),
+    query: url.search,
     apiKey: config.apiKey,
     secrets,
     connections: config.connections ?? 100,

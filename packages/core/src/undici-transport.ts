@@ -199,7 +199,7 @@ export function undiciParts(config: TransportConfig, modules: NodeModules): Tran
   const cacheDns = config.dnsCache && isIP(config.url.hostname.replace(/^\[|\]$/g, '')) === 0;
   const dispatcher: Dispatcher =
     config.dispatcher ?? (cacheDns ? (ownAgent as Agent).compose(interceptors.dns()) : (ownAgent as Agent));
-  const path = `${basePath}/chat/completions`;
+  const path = `${basePath}/chat/completions${config.query}`;
   let closing: Promise<void> | undefined;
   const deadlines = new DeadlineQueues();
 
