@@ -83,10 +83,9 @@ export async function batchCommand(input: string, output: string, flags: BatchCo
     io.stdout.write(`${formatSummary(stats, performance.now() - started)}\n`);
     if (result.ending === 'interrupted') io.stderr.write(`interrupted: run the same command again to resume from ${output}\n`);
     if (result.ending === 'budget') io.stderr.write(`stopped: the budget is spent; run the same command again to resume from ${output}\n`);
-    if (problems.count > 0) io.stderr.write(`sluice batch: ${problems.count} warning(s) in all (each kind shown once above)\n`);
     return exitCodes[result.ending];
   } finally {
-    problems.stop();
+    problems.finish();
     progress.stop();
     io.signal?.removeEventListener('abort', onStop);
     await pipeline.close({ graceMs: 1_000 }).catch(() => {});

@@ -9,7 +9,7 @@ function captured() {
 }
 
 describe('reportProblems', () => {
-  it('writes each kind of listener and store failure once, and counts them all', () => {
+  it('writes each kind of listener and store failure once, and the count at the end', () => {
     const events = createEmitter();
     const { lines, stream } = captured();
     const problems = reportProblems(events, stream, 'sluice batch');
@@ -22,9 +22,16 @@ describe('reportProblems', () => {
       'sluice batch: warning: the ratelimit store failed (update, policy open): connection refused\n',
     ]);
     expect(problems.count).toBe(5);
-    problems.stop();
-    events.emit('listener-error', { error: new Error('after stop') });
+    problems.finish();
+    expect(lines.at(-1)).toBe('sluice batch: 5 warning(s) in all (each kind shown once above)\n');
+    events.emit('listener-error', { error: new Error('after finish') });
     expect(problems.count).toBe(5);
-    expect(lines).toHaveLength(3);
+    expect(lines).toHaveLength(4);
+  });
+
+  it('writes nothing at the end of a run without problems', () => {
+    const { lines, stream } = captured();
+    reportProblems(createEmitter(), stream, 'sluice serve').finish();
+    expect(lines).toEqual([]);
   });
 });

@@ -1,10 +1,11 @@
 import type { SluiceEmitter, SluiceEvents } from '@sluice/core';
 
-/** How many problems were reported, and the unsubscribe. */
+/** How many problems were reported, and the end of the report. */
 export interface ProblemReport {
   /** Every problem heard, shown or not. */
   readonly count: number;
-  stop(): void;
+  /** Stops listening, and writes how many problems there were in all, if any. */
+  finish(): void;
 }
 
 /**
@@ -40,9 +41,10 @@ export function reportProblems(events: SluiceEmitter, stream: NodeJS.WritableStr
     get count() {
       return count;
     },
-    stop() {
+    finish() {
       events.off('listener-error', onListenerError);
       events.off('store-error', onStoreError);
+      if (count > 0) stream.write(`${prefix}: ${count} warning(s) in all (each kind shown once above)\n`);
     },
   };
 }

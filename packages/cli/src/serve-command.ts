@@ -107,8 +107,7 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
     server.closeAllConnections();
     await closed;
     io.stderr.write(cut > 0 ? `sluice serve: stopped, ${cut} request(s) cut after the grace period\n` : 'sluice serve: stopped, every request answered\n');
-    if (problems.count > 0) io.stderr.write(`sluice serve: ${problems.count} warning(s) in all (each kind shown once above)\n`);
-    problems.stop();
+    problems.finish();
     return 0;
   } finally {
     await shared.close();

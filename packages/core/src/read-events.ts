@@ -230,6 +230,13 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
     return closed === 1 && this.position === before && (this.events[before] as EventSourceMessage).data === '[DONE]';
   }
 
+  /** Notes a choice of a chunk: written when first seen and when it finishes, not on every chunk. */
+  private seen(index: number, finished: boolean): void {
+    const choices = (this.choices ??= new Map());
+    if (finished) choices.set(index, true);
+    else if (!choices.has(index)) choices.set(index, false);
+  }
+
   /**
    * Whether every choice the stream carried had its `finish_reason`: the
    * model said it was done, and the body then ended cleanly, with no
@@ -288,7 +295,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
       const unchanged = editCount() === edits;
       if (options.keepRawJson && unchanged) keepRawJson(chunk, event.data);
       if (chunk.usage) ctx.usage = chunk.usage;
-      for (const choice of chunk.choices) (this.choices ??= new Map()).set(choice.index, choice.finish_reason != null || this.choices.get(choice.index) === true);
+      for (const choice of chunk.choices) this.seen(choice.index, choice.finish_reason != null);
       if (options.hideUsage && usageChunk && chunk.choices.length === 0) continue;
       this.json = unchanged ? event.data : undefined;
       return chunk;

@@ -51,27 +51,24 @@ export class CallTelemetry {
   }
 
   /**
-   * Runs a call into the OpenTelemetry SDK on the call's own path (opening
+   * A call into the OpenTelemetry SDK on the call's own path threw (opening
    * or closing a span, recording a chunk's timing). The API never throws,
    * but an SDK, a processor or an exporter the user plugged in may: such a
    * throw is a `listener-error` event (`event: 'otel'`), never the call's
    * error, as a throwing event listener is. Telemetry must not fail a call.
    */
-  private guard(run: () => void): void {
-    try {
-      run();
-    } catch (error) {
-      this.ctx.events.emit('listener-error', { id: this.ctx.id, event: 'otel', error });
-    }
+  private sdkFailed(error: unknown): void {
+    this.ctx.events.emit('listener-error', { id: this.ctx.id, event: 'otel', error });
   }
 
   /** A span from `start`, or, when the SDK throws, a span that records nothing. */
   private startSpan(start: () => Span): Span {
-    let span: Span | undefined;
-    this.guard(() => {
-      span = start();
-    });
-    return span ?? trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+    try {
+      return start();
+    } catch (error) {
+      this.sdkFailed(error);
+      return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+    }
   }
 
   /** Runs `next` with the call's span (or its attempt's) as the active one, so spans below nest. */
@@ -132,19 +129,28 @@ export class CallTelemetry {
   /** Closes an attempt's span with how it ended. */
   endAttempt(span: Span, error: unknown): void {
     if (this.attemptSpan === span) this.attemptSpan = undefined;
-    this.guard(() => {
+    try {
       const breaker = (this.ctx.state as { breaker?: { key?: unknown; state?: unknown } }).breaker;
       if (typeof breaker?.key === 'string') span.setAttribute('sluice.circuit.key', breaker.key);
       if (typeof breaker?.state === 'string') span.setAttribute('sluice.circuit.state', breaker.state);
       if (error !== undefined) fail(span, error);
       span.end(at(this.ctx.clock.now()));
-    });
+    } catch (thrown) {
+      this.sdkFailed(thrown);
+    }
   }
 
   /** Passes a stream through, timing its chunks and noting its id, model and finish reasons. */
   watch(chunks: AsyncIterable<ChatCompletionChunk>): AsyncIterable<ChatCompletionChunk> {
     const source = chunks;
-    const seen = (chunk: ChatCompletionChunk) => this.guard(() => this.chunk(chunk));
+    // No closure per chunk: this runs on every chunk of every stream.
+    const seen = (chunk: ChatCompletionChunk) => {
+      try {
+        this.chunk(chunk);
+      } catch (error) {
+        this.sdkFailed(error);
+      }
+    };
     return {
       [Symbol.asyncIterator]() {
         const iterator = source[Symbol.asyncIterator]();
