@@ -1,4 +1,4 @@
-import { type CompletionContext, createEmitter, createPipeline, type Pipeline, type SluiceEmitter } from '@sluice/core';
+import { type CompletionContext, createEmitter, createPipeline, type Middleware, type Pipeline, type SluiceEmitter, ValidationError } from '@sluice/core';
 import { abortReason, onAbort } from '@sluice/core/kit';
 import { hedgeLossCost } from './hedge-loss.js';
 import type { ResolvedDeployment, ResolvedOptions } from './options.js';
@@ -54,7 +54,7 @@ export class DeploymentPool {
         // The outer pipeline validated the request; only the model changes.
         validateRequests: false,
       });
-      for (const middleware of this.options.middleware(deployment)) pipeline = pipeline.use(middleware);
+      for (const middleware of innerMiddleware(this.options.middleware(deployment), deployment)) pipeline = pipeline.use(middleware);
       // Only a hedged router cancels hops it would have to cost; the others skip the extra step.
       if (this.options.hedge) pipeline = pipeline.use(hedgeLossCost);
       byIndex[deployment.index] = pipeline;
@@ -179,4 +179,21 @@ function forwarding(outer: SluiceEmitter): SluiceEmitter {
     outerOnly.has(event) ? false : (outer.emit as (event: string, ...rest: unknown[]) => boolean)(event, ...args)) as SluiceEmitter['emit'];
   const listenerCount = ((event: string) => (outerOnly.has(event) ? 0 : outer.listenerCount(event as never))) as SluiceEmitter['listenerCount'];
   return Object.assign(inner, { emit, listenerCount });
+}
+
+/**
+ * What `middleware(deployment)` returned, checked: a configuration mistake
+ * (a single middleware, not in an array) names the option and the
+ * deployment instead of surfacing as core's "must be a function". It is
+ * the server's configuration, not the request, so it is a 500 to a caller.
+ */
+function innerMiddleware(list: unknown, deployment: ResolvedDeployment): readonly Middleware[] {
+  const field = `router.middleware(${JSON.stringify(deployment.id)})`;
+  if (!Array.isArray(list)) {
+    throw new ValidationError(field, `must return an array of middleware, got ${typeof list === 'function' ? 'one middleware' : typeof list}`, { httpStatus: 500 });
+  }
+  list.forEach((item, index) => {
+    if (typeof item !== 'function') throw new ValidationError(`${field}.${index}`, `must be a middleware function, got ${item === null ? 'null' : typeof item}`, { httpStatus: 500 });
+  });
+  return list as Middleware[];
 }

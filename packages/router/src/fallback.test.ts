@@ -221,6 +221,23 @@ describe('router: fallback', () => {
     await expect(clock.run(llm.complete(chat('Hi', { model: 'nope' })))).rejects.toMatchObject({ code: 'NO_DEPLOYMENT', final: true });
   });
 
+  it('names the deployment when its middleware factory returns something other than an array of middleware', async () => {
+    const { deployments, mocks } = await start([{ id: 'a', model: 'gpt-4.1' }]);
+    const single = pipeline({ deployments, middleware: () => retry() as unknown as [] });
+    await expect(clock.run(single.llm.complete(chat('Hi', { model: 'gpt-4.1' })))).rejects.toMatchObject({
+      code: 'VALIDATION',
+      field: 'router.middleware("a")',
+      httpStatus: 500,
+      message: expect.stringContaining('must return an array of middleware, got one middleware'),
+    });
+    const holed = pipeline({ deployments, middleware: () => [retry(), undefined] as unknown as [] });
+    await expect(clock.run(holed.llm.complete(chat('Hi', { model: 'gpt-4.1' })))).rejects.toMatchObject({
+      field: 'router.middleware("a").1',
+      message: expect.stringContaining('must be a middleware function, got undefined'),
+    });
+    expect(mocks.a?.requests).toHaveLength(0);
+  });
+
   it("never falls back once the caller's deadline passed, and leaves no call pending", async () => {
     const { deployments, mocks } = await start([
       { id: 'a', model: 'gpt-4.1', upstream: { latencyMs: 5_000 } },
