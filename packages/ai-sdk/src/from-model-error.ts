@@ -8,6 +8,7 @@ import {
   ServerError,
   SluiceError,
   StatusError,
+  UnexpectedError,
   type UpstreamErrorOptions,
 } from '@sluice/core';
 import { parseRetryAfter, redact } from '@sluice/core/kit';
@@ -22,13 +23,24 @@ const contextLength = /context.{0,20}(length|window)|too (long|many tokens)|maxi
  * provider's `retry-after`, context-length detection. The model's error is
  * the `cause`, and is what the caller gets back (see `toCallerError`).
  *
+ * Anything else is read by where it came from. An error part, or a stream
+ * that failed while it was read, is the upstream's (the providers turn an
+ * SSE `error` event into an error part): a retryable `SERVER_ERROR`. A
+ * `doGenerate` or `doStream` that threw something other than an
+ * `APICallError` did what the AI SDK's own providers never do (they wrap
+ * every HTTP and network failure in one): a bug or a custom provider's own
+ * error, which the AI SDK would not retry either. It is `UNEXPECTED`: not
+ * retried, not an outage to a breaker, and the caller gets it back as thrown.
+ *
  * @param error - what `doGenerate` or `doStream` threw, or a stream's error part
  * @param now - the clock's now, for an HTTP-date `retry-after`
+ * @param source - `'threw'` for what `doGenerate` or `doStream` threw, `'stream'` for an error part or a failed read
  */
-export function fromModelError(error: unknown, now: number): SluiceError {
+export function fromModelError(error: unknown, now: number, source: 'threw' | 'stream'): SluiceError {
   if (error instanceof SluiceError) return error;
   if ((error as { name?: unknown } | null)?.name === 'AbortError') return new AbortError('The call was aborted', { cause: error });
   if (!APICallError.isInstance(error)) {
+    if (source === 'threw') return new UnexpectedError(error);
     const message = redact(error instanceof Error ? error.message : String(error), []);
     return new ServerError(`the model failed: ${message}`, { cause: error });
   }
@@ -53,11 +65,14 @@ export function fromModelError(error: unknown, now: number): SluiceError {
  * when the failure was the model's (the AI SDK's error type, as without
  * sluice), marked not retryable because sluice already retried as
  * configured; sluice's own error otherwise (an open circuit, a limit, a
- * budget), which the AI SDK does not retry either.
+ * budget), which the AI SDK does not retry either. An `UNEXPECTED` error
+ * gives back what was thrown (the model's own `TypeError`, a middleware's
+ * bug), as it would be without sluice.
  *
  * @param error - what the pipeline threw
  */
 export function toCallerError(error: unknown): unknown {
+  if (error instanceof UnexpectedError) return error.cause;
   let current: unknown = error;
   for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
     if (APICallError.isInstance(current)) {

@@ -1,4 +1,4 @@
-import type { CompletionContext, Transport } from '@sluice/core';
+import { type CompletionContext, MalformedResponseError, type Transport } from '@sluice/core';
 import { fromModelError } from './from-model-error.js';
 import type { CallParams, StreamResult, WrappedModel } from './model-types.js';
 import { type PartChunk, toChunk, toCompletion, toUsage } from './to-completion.js';
@@ -51,7 +51,10 @@ export function languageModels(): Transport {
         try {
           result = await call.model.doGenerate(params);
         } catch (error) {
-          throw fromModelError(error, ctx.clock.now());
+          throw fromModelError(error, ctx.clock.now(), 'threw');
+        }
+        if (!Array.isArray((result as Partial<typeof result> | undefined)?.content)) {
+          throw new MalformedResponseError(`the model's doGenerate returned ${described(result, 'content')}, not a result with a content array`);
         }
         call.result = result;
         ctx.responseHeaders = result.response?.headers;
@@ -63,7 +66,10 @@ export function languageModels(): Transport {
       try {
         result = await call.model.doStream(params);
       } catch (error) {
-        throw fromModelError(error, ctx.clock.now());
+        throw fromModelError(error, ctx.clock.now(), 'threw');
+      }
+      if (typeof (result as Partial<typeof result> | undefined)?.stream?.getReader !== 'function') {
+        throw new MalformedResponseError(`the model's doStream returned ${described(result, 'stream')}, not a result with a ReadableStream`);
       }
       const { stream, ...rest } = result;
       call.stream = rest;
@@ -85,15 +91,28 @@ async function* readParts(ctx: CompletionContext, stream: StreamResult['stream']
         finished = true;
         return;
       }
-      if (value.type === 'error') throw fromModelError(value.error, ctx.clock.now());
+      if (typeof value !== 'object' || value === null) throw new MalformedResponseError(`the model's stream sent ${value === null ? 'null' : typeof value}, not a stream part`);
+      if (value.type === 'error') throw fromModelError(value.error, ctx.clock.now(), 'stream');
       const chunk = toChunk(value, modelId, ctx.id, toolIndex);
       if (chunk.usage) ctx.usage = chunk.usage;
       yield chunk;
     }
   } catch (error) {
-    throw fromModelError(error, ctx.clock.now());
+    throw fromModelError(error, ctx.clock.now(), 'stream');
   } finally {
     // Stopped early (an error, the consumer's cancel): cancel the model's stream, which ends its request.
     if (!finished) await reader.cancel().catch(() => {});
   }
+}
+
+/** What a model returned instead of a result, for an error message: `undefined`, `an object without stream`. */
+function described(value: unknown, field: string): string {
+  if (value === null || typeof value !== 'object') return value === null ? 'null' : typeof value;
+  return `an object whose ${field} is ${describeValue((value as Record<string, unknown>)[field])}`;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value;
 }

@@ -6,6 +6,7 @@ import { createPipeline, SluiceError, type Usage } from '@sluice/core';
 import { retry } from '@sluice/retry';
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
 import { APICallError, generateText, jsonSchema, streamText, tool, wrapLanguageModel } from 'ai';
+import { MockLanguageModelV3 } from 'ai/test';
 import { afterEach, describe, expect, it } from 'vitest';
 import { languageModels } from './language-model-transport.js';
 import { sluiceMiddleware } from './sluice-middleware.js';
@@ -127,5 +128,71 @@ describe('sluiceMiddleware', () => {
     }
     expect(text).toBe('Hello world');
     await socketClosed;
+  });
+
+  describe('a model that breaks its contract', () => {
+    /** A pipeline that would retry and open a circuit on upstream faults, around a model of our own. */
+    const wrapped = (model: MockLanguageModelV3, failures = 1) => {
+      const llm = createPipeline({ transport: languageModels() })
+        .use(retry({ attempts: 3, backoff: () => 0 }))
+        .use(breaker({ failures, openMs: 30_000 }));
+      open.push(llm);
+      return wrapLanguageModel({ model, middleware: sluiceMiddleware(llm) });
+    };
+
+    it('gives back what doGenerate threw, once: no retry, no open circuit, as the AI SDK does for a non-APICallError', async () => {
+      const thrown = new TypeError('provider bug');
+      const model = new MockLanguageModelV3({ doGenerate: async () => Promise.reject(thrown) });
+      const first = generateText({ model: wrapped(model), prompt: 'Hello', maxRetries: 0 });
+      await expect(first).rejects.toBe(thrown);
+      expect(model.doGenerateCalls).toHaveLength(1);
+      const stringy = new MockLanguageModelV3({ doGenerate: () => { throw 'boom'; } });
+      await expect(generateText({ model: wrapped(stringy), prompt: 'Hello', maxRetries: 0 })).rejects.toBe('boom');
+      // The breaker (failures: 1) did not count the bug as an outage.
+      const llmModel = wrapped(model);
+      await expect(generateText({ model: llmModel, prompt: 'Hello', maxRetries: 0 })).rejects.toBe(thrown);
+      await expect(generateText({ model: llmModel, prompt: 'Hello', maxRetries: 0 })).rejects.toBe(thrown);
+    });
+
+    it('names what doGenerate or doStream returned instead of a result', async () => {
+      const empty = new MockLanguageModelV3({ doGenerate: async () => undefined as never });
+      await expect(generateText({ model: wrapped(empty), prompt: 'Hello', maxRetries: 0 })).rejects.toMatchObject({
+        code: 'MALFORMED_RESPONSE',
+        message: "the model's doGenerate returned undefined, not a result with a content array",
+      });
+      const noContent = new MockLanguageModelV3({ doGenerate: async () => ({ content: null }) as never });
+      await expect(generateText({ model: wrapped(noContent), prompt: 'Hello', maxRetries: 0 })).rejects.toMatchObject({
+        message: "the model's doGenerate returned an object whose content is null, not a result with a content array",
+      });
+      const errors: unknown[] = [];
+      const noStream = new MockLanguageModelV3({ doStream: async () => ({}) as never });
+      const result = streamText({ model: wrapped(noStream), prompt: 'Hello', maxRetries: 0, onError: ({ error }) => void errors.push(error) });
+      for await (const _ of result.textStream);
+      expect(errors).toEqual([expect.objectContaining({ code: 'MALFORMED_RESPONSE', message: expect.stringContaining('whose stream is undefined') })]);
+      expect(noStream.doStreamCalls).toHaveLength(1);
+    });
+
+    it('still retries an error part before the first chunk: the providers turn an SSE error event into one', async () => {
+      let calls = 0;
+      const model = new MockLanguageModelV3({
+        doStream: async () => {
+          calls++;
+          const parts: unknown[] = calls === 1
+            ? [{ type: 'error', error: 'The server had an error while processing your request.' }]
+            : [
+                { type: 'text-start', id: '1' },
+                { type: 'text-delta', id: '1', delta: 'Hi' },
+                { type: 'text-end', id: '1' },
+                { type: 'finish', finishReason: { unified: 'stop', raw: 'stop' }, usage: { inputTokens: { total: 1 }, outputTokens: { total: 1 } } },
+              ];
+          return { stream: new ReadableStream({ start: (controller) => { for (const part of parts) controller.enqueue(part); controller.close(); } }) } as never;
+        },
+      });
+      const result = streamText({ model: wrapped(model, 10), prompt: 'Hello', maxRetries: 0 });
+      let text = '';
+      for await (const delta of result.textStream) text += delta;
+      expect(text).toBe('Hi');
+      expect(calls).toBe(2);
+    });
   });
 });
