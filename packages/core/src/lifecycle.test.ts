@@ -166,6 +166,23 @@ describe("openAICompatible's destroy()", () => {
   });
 });
 
+describe('a transport shared with a pipeline that was closed', () => {
+  it('fails the other pipeline\'s calls with a final CLOSED at once: nothing retries against it or counts it as an outage', async () => {
+    const upstream = await mockUpstream();
+    upstreams.push(upstream);
+    const transport = openAICompatible({ baseUrl: upstream.url, apiKey });
+    const first = createPipeline({ transport });
+    const second = createPipeline({ transport });
+    await first.complete(ask());
+    await first.close();
+    const error = await second.complete(ask()).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'CLOSED', final: true, retryable: false, upstreamFault: false, httpStatus: 503 });
+    expect((error as Error).message).toMatch(/^the transport is closed \(UND_ERR_(CLOSED|DESTROYED)\): a pipeline using it was closed/);
+    expect(upstream.requests).toHaveLength(1);
+    await second.close();
+  });
+});
+
 describe('middleware factories used uncalled', () => {
   function timing(options: { label?: string } = {}): Middleware {
     const { label = 'timing' } = parseOptions(z.strictObject({ label: z.string().optional() }), options, 'timing');

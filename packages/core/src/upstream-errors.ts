@@ -1,6 +1,7 @@
 import {
   AuthError,
   BadRequestError,
+  ClosedError,
   ConnectionError,
   ContextLengthError,
   RateLimitError,
@@ -165,15 +166,30 @@ function summarise(body: string, secrets: readonly string[]): string {
 
 const connectionCodes = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT',
-  'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED', 'UND_ERR_RESPONSE_STATUS_CODE',
+  'UND_ERR_SOCKET', 'UND_ERR_RESPONSE_STATUS_CODE',
 ]);
 
-/** Maps an error thrown by undici (or the socket under it) to a typed error. */
-export function errorFromNetwork(error: unknown, connectTimeoutMs: number, secrets: readonly string[]): UpstreamError {
+/** undici's codes for a dispatcher that was closed or destroyed: ours, not the upstream's. */
+const closedCodes = new Set(['UND_ERR_CLOSED', 'UND_ERR_DESTROYED']);
+
+/**
+ * Maps an error thrown by undici (or the socket under it) to a typed error.
+ * A closed or destroyed dispatcher (a transport shared with a pipeline that
+ * was closed, a dispatcher the caller destroyed) is `CLOSED`: final, not an
+ * upstream fault, so no retry waits out its backoff against it and no
+ * breaker counts it as an outage.
+ */
+export function errorFromNetwork(error: unknown, connectTimeoutMs: number, secrets: readonly string[]): UpstreamError | ClosedError {
   const code = (error as { code?: unknown } | null)?.code;
   const causeCode = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
   const message = redact(error instanceof Error ? error.message : String(error), secrets);
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return new TimeoutError('connect', connectTimeoutMs, { cause: error });
+  if (closedCodes.has(String(code)) || closedCodes.has(String(causeCode))) {
+    return new ClosedError(
+      `the transport is closed (${String(closedCodes.has(String(code)) ? code : causeCode)}): a pipeline using it was closed, or its dispatcher was; give each pipeline its own transport, or close the pipelines that share one together`,
+      { cause: error },
+    );
+  }
   if (connectionCodes.has(String(code)) || connectionCodes.has(String(causeCode))) {
     return new ConnectionError(`connection failed (${String(code)}): ${message}`, { cause: error });
   }
