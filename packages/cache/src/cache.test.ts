@@ -305,6 +305,30 @@ describe('cache: single flight', () => {
     expect(upstream.requests).toHaveLength(1);
   });
 
+  it("answers next()s asked at once in order on a miss, a hit and a joined stream (run()'s ctx.chunks)", async () => {
+    const { llm, clock, upstream } = await cached({}, { latencyMs: 100, chunkDelayMs: 10 });
+    const deltas = (results: Array<IteratorResult<unknown>>) =>
+      results.filter((result) => !result.done).map((result) => (result.value as { choices: Array<{ delta: unknown }> }).choices[0]?.delta);
+    const atOnce = async (chunks: unknown) => {
+      const reader = (chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+      return Promise.all(Array.from({ length: 12 }, () => reader.next()));
+    };
+    const sender = await clock.run(llm.run(streamed('a b c d e f')));
+    const joiner = await clock.run(llm.run(streamed('a b c d e f')));
+    // Before, each read asked before the last landed got the same chunk again.
+    const [sent, joined] = await clock.run(Promise.all([atOnce(sender.chunks), atOnce(joiner.chunks)]));
+    const hit = await clock.run(llm.run(streamed('a b c d e f')));
+    const replayed = await clock.run(atOnce(hit.chunks));
+    const expected = await clock.run(collect(llm.stream(streamed('a b c d e f'))));
+    expect(expected.length).toBeGreaterThan(3);
+    const wanted = expected.map((chunk) => chunk.choices[0]?.delta);
+    for (const results of [sent, joined, replayed]) {
+      expect(deltas(results)).toEqual(wanted);
+      expect(results.slice(expected.length).every((result) => result.done)).toBe(true);
+    }
+    expect(upstream.requests).toHaveLength(1);
+  });
+
   it('shares an upstream error with the calls that joined, and stores nothing', async () => {
     const { llm, clock, upstream } = await cached({}, { latencyMs: 100 });
     upstream.enqueue({ kind: 'status', status: 503 });

@@ -225,6 +225,11 @@ export class StreamTee implements StreamObserver {
 class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
   /** The next chunk this reader gets; moved on by the tee as it hands one over. */
   index = 0;
+  /** Reads asked for: ahead of `index` while one is out. */
+  private asked = 0;
+  /** What the last `next()` returned, which a `next()` asked before it landed waits for. */
+  private last: Promise<Result> | undefined = undefined;
+  private readonly again = this.next.bind(this);
   private left = false;
   /** A joined call's own abort or deadline, once it came: every read from then on rejects with it. */
   private failure: SluiceError | undefined = undefined;
@@ -253,11 +258,15 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
   next(): Promise<Result> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.left) return Promise.resolve(end());
+    // Asked again before the last read landed (a consumer reading ahead, as an async generator
+    // allows): it waits its turn, in order; read at once, it would get the same chunk again.
+    if (this.asked !== this.index) return (this.last = (this.last as Promise<Result>).then(this.again, this.again));
+    this.asked++;
     const read = this.tee.read(this, this.index);
-    if (!this.caller) return read;
+    if (!this.caller) return (this.last = read);
     // A joined call's read waits on another call's upstream, which its own abort does not reach: it
     // gets a promise its abort can reject (joined calls are few; the sender's chunks make none of these).
-    return new Promise<Result>((resolve, reject) => {
+    return (this.last = new Promise<Result>((resolve, reject) => {
       this.pending = reject;
       read.then(
         (result) => {
@@ -269,7 +278,7 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
           reject(this.tee.forJoiner(error));
         },
       );
-    });
+    }));
   }
 
   async return(): Promise<Result> {

@@ -8,7 +8,7 @@ import type { SluiceEvents } from './augmentable.js';
 import { createPipeline } from './pipeline.js';
 import type { ChatCompletionRequest } from './schemas.js';
 import type { Transport } from './transport.js';
-import { ask, collect, setup } from './test-helpers.js';
+import { apiKey, ask, collect, setup } from './test-helpers.js';
 import { readAhead } from './transport-stream.js';
 
 afterEach(() => {
@@ -463,6 +463,26 @@ describe('pipeline.stream', () => {
       for await (const _chunk of llm.stream(ask(), { signal: controller.signal })) controller.abort();
     })();
     await expect(reading).rejects.toMatchObject({ code: 'ABORTED' });
+  });
+
+  it("answers next()s asked at once on run()'s ctx.chunks in order, on either transport, watched or not", async () => {
+    const { fetchTransport } = await import('./fetch-transport.js');
+    for (const transport of ['undici', 'fetch'] as const) {
+      for (const watched of [false, true]) {
+        const { upstream, llm: viaUndici } = await setup({ upstream: { reply: 'a b c', chunkDelayMs: 1 } });
+        const llm = transport === 'undici' ? viaUndici : createPipeline({ transport: fetchTransport({ baseUrl: upstream.url, apiKey }) });
+        if (watched) llm.events.on('response', () => {});
+        const expected = await collect(llm.stream(ask()));
+        const ctx = await llm.run({ ...ask(), stream: true });
+        const reader = (ctx.chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+        // Before, two reads of the body at once: the first never settled, and the call hung.
+        const results = await Promise.all(Array.from({ length: expected.length + 3 }, () => reader.next()));
+        const deltas = (chunks: unknown[]) => chunks.map((chunk) => (chunk as { choices: Array<{ delta: unknown }> }).choices[0]?.delta);
+        expect(deltas(results.filter((result) => !result.done).map((result) => result.value))).toEqual(deltas(expected));
+        expect(results.slice(expected.length).every((result) => result.done)).toBe(true);
+        if (llm !== viaUndici) await llm.close();
+      }
+    }
   });
 
   it('runs one call for next()s asked at once, and answers them in order, then done', async () => {

@@ -85,6 +85,8 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
   private choices: Map<number, boolean> | undefined = undefined;
   /** A read of the body is under way (what `stream()`'s iterator checks before passing a `next()` straight on). */
   reading = false;
+  /** What the `next()` that started the read under way returns: a `next()` asked meanwhile waits for it. */
+  private inflight: Promise<unknown> | undefined = undefined;
 
   constructor(
     private readonly ctx: CompletionContext,
@@ -114,6 +116,9 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
   }
 
   next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    // Asked again before the last read landed (a consumer reading ahead, as an async generator
+    // allows): it waits its turn, in order, rather than start a second read of the body.
+    if (this.reading) return (this.inflight as Promise<unknown>).then(this.again, this.again);
     if (this.closed) return Promise.resolve({ done: true, value: undefined });
     // A stream the pipeline handed its caller unwatched, aborted (its pipeline closing) while the
     // caller held a chunk: events already parsed are not handed over after the abort. A watched
@@ -132,8 +137,12 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
     } catch (error) {
       return Promise.reject(this.fail(error));
     }
-    return chunk === undefined ? this.pull() : Promise.resolve(this.give(chunk));
+    if (chunk !== undefined) return Promise.resolve(this.give(chunk));
+    const pulled = this.pull();
+    this.inflight = pulled;
+    return pulled;
   }
+
 
   /**
    * The `data:` text of the chunk the last `next()` resolved with, when
@@ -191,6 +200,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
   // Bound once per stream, not made per read (and not as arrow fields, which a keep-names build names one by one).
   private readonly onRead = this.pulled.bind(this);
   private readonly onReadFailed = this.readFailed.bind(this);
+  private readonly again = this.next.bind(this);
 
   /** A read came: its chunk, the end, or another read. */
   private pulled(read: IteratorResult<Uint8Array>): IteratorResult<ChatCompletionChunk, undefined> | Promise<IteratorResult<ChatCompletionChunk, undefined>> {
