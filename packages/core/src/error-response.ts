@@ -69,8 +69,10 @@ export function errorAnswer(caught: unknown): ErrorAnswer {
     headers['retry-after-ms'] = String(Math.ceil(error.retryAfterMs));
   }
   const providerCode = (error as { providerCode?: unknown }).providerCode;
-  // A ValidationError names its field: OpenAI's `param` is the same thing.
-  const param = (error as { param?: unknown }).param ?? (error as { field?: unknown }).field;
+  // A ValidationError names its field: OpenAI's `param` is the same thing, within the request body
+  // (`messages.0.role`, not the `request.messages.0.role` of sluice's message).
+  const named = (error as { param?: unknown }).param ?? (error as { field?: unknown }).field;
+  const param = typeof named === 'string' && named.startsWith('request.') ? named.slice('request.'.length) : named;
   return {
     status,
     headers,

@@ -33,6 +33,12 @@ describe('toFetch as a server handler', () => {
     const bad = await handle(new Request('http://sluice.local/v1/chat/completions', { method: 'POST', body: '{' }));
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ error: { sluice_code: 'VALIDATION', type: 'invalid_request_error', param: 'body' } });
+    // OpenAI's param is the field within the request body; the message still says where.
+    const wrong = await handle(post({ ...ask(), messages: [{ role: 'robot', content: 'Hi' }] }));
+    expect(wrong.status).toBe(400);
+    expect(await wrong.json()).toMatchObject({
+      error: { param: 'messages.0.role', message: expect.stringMatching(/^request\.messages\.0\.role: /) },
+    });
     expect(upstream.requests).toHaveLength(0);
   });
 
