@@ -1,3 +1,4 @@
+import { checkBatchFiles } from './batch-files.js';
 import { countLines } from './read-lines.js';
 import { formatSummary } from './batch-summary.js';
 import { BatchStats } from './batch-stats.js';
@@ -43,6 +44,8 @@ export async function batchCommand(input: string, output: string, flags: BatchCo
   let file: BatchConfig = {};
   if (configPath !== undefined) file = parseBatchConfig(readConfigFile(configPath), 'config');
   const config = parseBatchConfig(mergeConfig(file, flags), 'batch');
+  // Before anything is opened: an output that is the input would be resumed from and appended to.
+  checkBatchFiles({ input, output, ledger: config.ledger });
   // Counted first: a missing input file fails before anything is opened.
   const total = input === '-' ? undefined : await countLines(input);
   const { deployments } = config;

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +91,39 @@ describe('sluice batch (in process)', () => {
     const io = captureIo();
     expect(await main(['batch', join(dir, 'missing.jsonl'), '-o', join(dir, 'out.jsonl')], io)).toBe(1);
     expect(io.err()).toContain('missing.jsonl');
+  });
+
+  it('refuses an output or a ledger that is the input (or each other), by name or by link, before sending or writing anything', async () => {
+    upstream = await mockUpstream();
+    const input = join(dir, 'requests.jsonl');
+    const requests = `${requestLine('a')}\n${requestLine('b')}\n`;
+    writeFileSync(input, requests);
+    const run = async (...args: string[]) => {
+      const io = captureIo();
+      const code = await main(['batch', input, '--base-url', (upstream as MockUpstream).url, ...args], io);
+      return { code, err: io.err() };
+    };
+    // Before, the input was read as the output to resume (its lines "already answered") and the answers appended to it.
+    expect(await run('-o', input)).toMatchObject({ code: 1, err: expect.stringContaining(`output: ${input} is the input file`) });
+    expect(await run('-o', join(dir, '.', 'requests.jsonl'))).toMatchObject({ code: 1 });
+    linkSync(input, join(dir, 'linked.jsonl'));
+    expect(await run('-o', join(dir, 'linked.jsonl'))).toMatchObject({ code: 1, err: expect.stringContaining('is the input file') });
+    const output = join(dir, 'out.jsonl');
+    expect(await run('-o', output, '--ledger', output)).toMatchObject({ code: 1, err: expect.stringContaining(`ledger: ${output} is the output file`) });
+    expect(await run('-o', output, '--ledger', input)).toMatchObject({ code: 1, err: expect.stringContaining('ledger:') });
+    expect(readFileSync(input, 'utf8')).toBe(requests);
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it('names an input that is a directory and an output whose directory does not exist', async () => {
+    mkdirSync(join(dir, 'sub'));
+    const io = captureIo();
+    expect(await main(['batch', join(dir, 'sub'), '-o', join(dir, 'out.jsonl')], io)).toBe(1);
+    expect(io.err()).toContain(`input: ${join(dir, 'sub')} is a directory`);
+    writeFileSync(join(dir, 'in.jsonl'), `${requestLine('a')}\n`);
+    const missing = captureIo();
+    expect(await main(['batch', join(dir, 'in.jsonl'), '-o', join(dir, 'nope', 'out.jsonl')], missing)).toBe(1);
+    expect(missing.err()).toContain(`output: the directory of ${join(dir, 'nope', 'out.jsonl')} does not exist`);
   });
 
   it('rejects an unknown flag as a usage error (exit 2)', async () => {
