@@ -22,12 +22,7 @@ export interface BatchFiles {
 export function checkBatchFiles(files: BatchFiles): void {
   const { input, output, ledger } = files;
   const named: Array<[field: 'input' | 'output' | 'ledger', path: string, stats: Stats | undefined]> = [];
-  if (input !== '-') {
-    const stats = statOf(input);
-    if (!stats) throw new ValidationError('input', `no such file: ${input}`);
-    if (stats.isDirectory()) throw new ValidationError('input', `${input} is a directory, not a file of requests`);
-    named.push(['input', input, stats]);
-  }
+  if (input !== '-') named.push(['input', input, checkFileToRead('input', input, 'a file of requests')]);
   for (const [field, path] of [['output', output], ['ledger', ledger]] as const) {
     if (path === undefined) continue;
     const stats = statOf(path);
@@ -37,6 +32,20 @@ export function checkBatchFiles(files: BatchFiles): void {
     if (same) throw new ValidationError(field, `${path} is the ${same[0]} file; give the ${field} a file of its own`);
     named.push([field, path, stats]);
   }
+}
+
+/**
+ * A file a command reads: it exists and is not a directory.
+ *
+ * @param field - the option it came from, for the error
+ * @param what - what the file should be, for the error (`a file of requests`)
+ * @throws ValidationError naming `field`
+ */
+export function checkFileToRead(field: string, path: string, what: string): Stats {
+  const stats = statOf(path);
+  if (!stats) throw new ValidationError(field, `no such file: ${path}`);
+  if (stats.isDirectory()) throw new ValidationError(field, `${path} is a directory, not ${what}`);
+  return stats;
 }
 
 function statOf(path: string): Stats | undefined {

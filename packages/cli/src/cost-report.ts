@@ -1,6 +1,7 @@
 import { compareModels, formatCostTable, originalPrices, type PriceTable, type ReportGrouping, type ReportRow } from '@sluice/cost';
 import { ValidationError } from '@sluice/core';
 import { table } from './batch-summary.js';
+import { checkFileToRead } from './batch-files.js';
 import { reportLedgerFile } from './file-ledger.js';
 
 /** Options of {@link projectionReport}. */
@@ -68,6 +69,7 @@ export function parseGrouping(value: string): ReportGrouping {
  * @param span - since / until (epoch ms)
  */
 export async function ledgerReport(path: string, by: ReportGrouping, span: { since?: number; until?: number } = {}): Promise<{ text: string; skipped: number[] }> {
+  checkFileToRead('ledger', path, 'a cost ledger');
   const report = await reportLedgerFile(path, { by, ...span });
   const count = new Intl.NumberFormat('en-US');
   const money = (value: number) => `$${value.toFixed(4)}`;
@@ -94,9 +96,12 @@ export async function ledgerReport(path: string, by: ReportGrouping, span: { sin
   );
   const from = new Date(report.since).toISOString();
   const to = new Date(report.until).toISOString();
+  // No record in the file (or the span): say so, not a span of 1970.
+  const window = [span.since === undefined ? '' : ` since ${new Date(span.since).toISOString()}`, span.until === undefined ? '' : ` until ${new Date(span.until).toISOString()}`].join('');
+  const title = report.requests === 0 && report.rows.length === 0 ? `no spend in ${path}${window}` : `spend from ${from} to ${to}`;
   const headers = ['group', 'requests', 'input tokens', 'cached input', 'output tokens', 'cost', ...(saved ? ['from cache', 'saved'] : [])];
   const text = [
-    `spend from ${from} to ${to}, by ${typeof by === 'object' ? `tag ${by.tag}` : by}`,
+    `${title}, by ${typeof by === 'object' ? `tag ${by.tag}` : by}`,
     // Grouped by total, the one group is the total: a second row would repeat it.
     table(headers, by === 'total' && report.rows.length > 0 ? report.rows.map(row) : [...report.rows.map(row), row(totals)]),
   ].join('\n');

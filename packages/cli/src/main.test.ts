@@ -177,4 +177,19 @@ describe('sluice cost (in process)', () => {
     expect(await main(['cost', '--models', 'no-such-model'], io)).toBe(1);
     expect(io.err()).toContain('no-such-model');
   });
+
+  it('says a ledger with no record (in the span) has no spend, rather than a span of 1970', async () => {
+    const ledger = join(dir, 'spend.jsonl');
+    writeFileSync(ledger, '');
+    const io = captureIo();
+    expect(await main(['cost', '--ledger', ledger], io)).toBe(0);
+    expect(io.out()).toMatch(new RegExp(`^no spend in ${ledger.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, by model\n`));
+    expect(io.out()).not.toContain('1970');
+    const since = captureIo();
+    expect(await main(['cost', '--ledger', ledger, '--since', '2026-01-01'], since)).toBe(0);
+    expect(since.out()).toContain(`no spend in ${ledger} since 2026-01-01T00:00:00.000Z, by model`);
+    const folder = captureIo();
+    expect(await main(['cost', '--ledger', dir], folder)).toBe(1);
+    expect(folder.err()).toContain(`ledger: ${dir} is a directory, not a cost ledger`);
+  });
 });
