@@ -125,6 +125,12 @@ describe('countMessages', () => {
   it('rejects messages that are not an array', () => {
     expect(() => countMessages('hi' as unknown as ChatMessage[], 'gpt-4o')).toThrow(expect.objectContaining({ code: 'VALIDATION' }));
   });
+
+  it('names a message that is not an object, instead of a TypeError', () => {
+    const messages = [{ role: 'user', content: 'hi' }, null] as unknown as ChatMessage[];
+    expect(() => countMessages(messages, 'gpt-4o')).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'messages.1', message: 'messages.1: must be a chat message object, got null' }));
+    expect(() => countMessages(['hi'] as unknown as ChatMessage[], 'gpt-4o')).toThrow(expect.objectContaining({ field: 'messages.0' }));
+  });
 });
 
 describe('image sizes', () => {

@@ -133,7 +133,10 @@ export function countMessages(
   const format = chatFormat(model);
   let tokens = format.priming;
   let approximate = tokenizer.approximate;
-  for (const message of messages) {
+  for (let index = 0; index < messages.length; index++) {
+    const message = messages[index] as ChatMessage;
+    // The pipeline's schema has checked a request's messages; a direct caller's may be anything.
+    if (typeof message !== 'object' || message === null) throw new ValidationError(`messages.${index}`, `must be a chat message object, got ${message === null ? 'null' : typeof message}`);
     const counted = messageTokens(message, tokenizer, format);
     tokens += counted.tokens;
     if (counted.approximate) approximate = true;
