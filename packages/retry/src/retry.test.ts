@@ -375,5 +375,9 @@ describe('retry: options', () => {
     const { upstream, llm } = await start([retry({ backoff: () => Number.NaN })]);
     upstream.enqueue({ kind: 'status', status: 503 });
     await expect(llm.complete(chat())).rejects.toMatchObject({ code: 'VALIDATION', field: 'retry.backoff' });
+    // A string says it is one: "returned 10" read as a number that should have been accepted.
+    const stringy = await start([retry({ backoff: (() => '10') as never })]);
+    stringy.upstream.enqueue({ kind: 'status', status: 503 });
+    await expect(stringy.llm.complete(chat())).rejects.toMatchObject({ message: 'retry.backoff: returned "10"; a wait must be a finite number of ms, 0 or more' });
   });
 });

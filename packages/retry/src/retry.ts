@@ -96,8 +96,10 @@ export function retry(options: RetryOptions = {}): Middleware {
       throw stop('max-retry-after');
     }
     const delayMs = retryAfterMs ?? backoff(attempt, error);
-    if (!(Number.isFinite(delayMs) && delayMs >= 0)) {
-      throw new ValidationError('retry.backoff', `returned ${delayMs}; a wait must be a finite number of ms, 0 or more`);
+    if (typeof delayMs !== 'number' || !(Number.isFinite(delayMs) && delayMs >= 0)) {
+      // JSON for anything but a number, so '10' does not read as the number 10.
+      const shown = typeof delayMs === 'number' ? String(delayMs) : (JSON.stringify(delayMs) ?? String(delayMs));
+      throw new ValidationError('retry.backoff', `returned ${shown}; a wait must be a finite number of ms, 0 or more`);
     }
     if (delayMs >= ctx.remainingMs()) {
       stopEvent('deadline', delayMs);
