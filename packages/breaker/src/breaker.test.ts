@@ -121,6 +121,31 @@ describe("breaker: the original client's timeline", () => {
     expect(halfOpen?.id).toBe(closed?.id);
   });
 
+  it('lets a probe through when the wall clock stepped back past the opening, rather than stay open for the step', async () => {
+    h = await setup();
+    await failTimes(h, 10);
+    // A small step (clocks of processes sharing a store differ by as much) only makes the wait longer by it.
+    h.clock.jump(-5_000);
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', retryAfterMs: 35_000 });
+    // An hour's step: before, the circuit stayed open an hour and a half-open probe's slot was held as long.
+    h.clock.jump(-3_600_000);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'half-open', retryAfterMs: 0 });
+    await expect(h.llm.complete(ask())).resolves.toMatchObject({ object: 'chat.completion' });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed' });
+    expect(h.upstream.requests).toHaveLength(11);
+
+    // A probe in flight across the step does not hold its slot for the step either.
+    await failTimes(h, 10);
+    await h.clock.advanceAsync(30_000);
+    h.upstream.enqueue({ kind: 'delay', latencyMs: 2_000 });
+    const probe = h.llm.complete(ask());
+    await h.upstream.waitForRequests(22);
+    h.clock.jump(-3_600_000);
+    await expect(h.llm.complete(ask())).resolves.toMatchObject({ object: 'chat.completion' });
+    await h.clock.advanceAsync(2_000);
+    await expect(probe).resolves.toMatchObject({ object: 'chat.completion' });
+  });
+
   it('reopens for another 30 s when the probe fails', async () => {
     h = await setup();
     await failTimes(h, 10);

@@ -1,5 +1,5 @@
 import { type Clock, type CompletionContext, type Middleware, type Settlement, type SluiceEmitter, type SluiceError, type Store, systemClock } from '@sluice/core';
-import { afterNext, keepsChainRules, keyedState, toSluiceError } from '@sluice/core/kit';
+import { afterNext, aheadOfClock, keepsChainRules, keyedState, toSluiceError } from '@sluice/core/kit';
 import type { CircuitStateName } from './events.js';
 import { type BreakerOptions, resolveBreakerOptions } from './options.js';
 import {
@@ -189,7 +189,8 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     const store = circuits.storeFor(ctx);
     const view = verify ? undefined : views.get(store, key, now);
     if (!verify && !view) return { kind: 'call', at: now };
-    if (view?.state === 'open' && view.openUntil !== null && now < view.openUntil) {
+    // Open as last seen: refused without a store call, unless its time is over or the clock stepped back past its opening.
+    if (view?.state === 'open' && view.openUntil !== null && now < view.openUntil && !(view.openedAt !== null && aheadOfClock(view.openedAt, now))) {
       return { refused: 'open', retryAfterMs: view.openUntil - now };
     }
     const id = `${ctx.id}#${++sequence}`;

@@ -1,5 +1,5 @@
 import type { CircuitStateName, OpenReason } from './events.js';
-import { type CircuitRecord, type CircuitRules, probeLeaseMs } from './circuit.js';
+import { type CircuitRecord, type CircuitRules, isDue, probeHeld } from './circuit.js';
 import { windowTotals } from './failure-window.js';
 
 /**
@@ -53,11 +53,11 @@ export function snapshot(key: string, record: CircuitRecord | undefined, now: nu
   if (!record) {
     return { key, state: 'closed', failures: 0, window, openedAt: null, openMs: null, retryAfterMs: 0, reason: null, trips: 0, probes: 0 };
   }
-  const due = record.state === 'open' && record.openUntil !== null && now >= record.openUntil;
+  const due = isDue(record, now);
   const state = due ? 'half-open' : record.state;
   const retryAfterMs =
     state === 'isolated' ? null : state === 'open' && record.openUntil !== null ? record.openUntil - now : 0;
-  const probes = state === 'half-open' && !due ? record.probes.filter(([, at]) => now - at < probeLeaseMs).length : 0;
+  const probes = state === 'half-open' && !due ? record.probes.filter(([, at]) => probeHeld(at, now)).length : 0;
   return {
     key,
     state,

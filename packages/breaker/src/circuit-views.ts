@@ -21,7 +21,7 @@ import type { CircuitStateName } from './events.js';
  *
  * @example
  * ```ts
- * const view: CircuitView = { state: 'open', openUntil: Date.now() + 30_000, expiresAt: Date.now() + 330_000 };
+ * const view: CircuitView = { state: 'open', openUntil: Date.now() + 30_000, expiresAt: Date.now() + 330_000, openedAt: Date.now() };
  * ```
  */
 export interface CircuitView {
@@ -30,6 +30,8 @@ export interface CircuitView {
   openUntil: number | null;
   /** When the record it was seen in expires: past it, nothing is known. */
   expiresAt: number;
+  /** When the circuit opened: one that opened well after `now` is due, as the store's record is (see `isDue`). */
+  openedAt: number | null;
 }
 
 /** Views kept per store before the expired ones are swept and then the oldest dropped. */
@@ -84,7 +86,7 @@ export class CircuitViews {
     if (!views) this.byStore.set(store, (views = new Map()));
     const lifetime = lifetimeMs(record, now, rules);
     views.delete(key); // re-inserted last: the map's order is the order of last sight
-    views.set(key, { state: record.state, openUntil: record.openUntil, expiresAt: now + lifetime });
+    views.set(key, { state: record.state, openUntil: record.openUntil, expiresAt: now + lifetime, openedAt: record.openedAt });
     if (views.size > maxViews) sweep(views, now);
   }
 }

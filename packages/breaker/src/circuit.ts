@@ -4,6 +4,7 @@
  * through `store.update`, which may run them more than once: nothing here
  * mutates its input or reads a clock.
  */
+import { aheadOfClock } from '@sluice/core/kit';
 import type { CircuitStateName, CloseReason, OpenReason } from './events.js';
 import { countCall, type FailureRateRules, uncount } from './failure-window.js';
 
@@ -161,9 +162,17 @@ const copy = (record: CircuitRecord | undefined): CircuitRecord =>
 const copySlice = (slice: [number, number, number]): [number, number, number] => [slice[0], slice[1], slice[2]];
 const copyProbe = (probe: [string, number]): [string, number] => [probe[0], probe[1]];
 
-/** An open circuit whose time is over is half-open, whether or not a call has noticed yet. */
-const isDue = (record: CircuitRecord, now: number) =>
-  record.state === 'open' && record.openUntil !== null && now >= record.openUntil;
+/**
+ * An open circuit whose time is over is half-open, whether or not a call
+ * has noticed yet; internal. So is one that opened, by the clock, well in
+ * the future: the clock stepped back past its opening, and waiting for
+ * `openUntil` would keep it open for as long as the step.
+ */
+export const isDue = (record: CircuitRecord, now: number) =>
+  record.state === 'open' && record.openUntil !== null && (now >= record.openUntil || (record.openedAt !== null && aheadOfClock(record.openedAt, now)));
+
+/** Whether a probe that started at `at` still holds its slot: not abandoned, and not stamped past a clock that stepped back; internal. */
+export const probeHeld = (at: number, now: number) => now - at < probeLeaseMs && !aheadOfClock(at, now);
 
 /**
  * Lets a call in or not; internal. `changed` says whether the record must
@@ -194,7 +203,7 @@ export function admit(
   }
   if (record.state === 'closed') return { record, transitions, ticket: { kind: 'call', at: now }, changed: false };
   if (record.state !== 'half-open') return { record, transitions, ticket: undefined, changed: false };
-  record.probes = record.probes.filter(([, at]) => now - at < probeLeaseMs);
+  record.probes = record.probes.filter(([, at]) => probeHeld(at, now));
   if (record.probes.length + record.passed >= rules.probes) {
     return { record, transitions, ticket: undefined, changed: transitions.length > 0 };
   }

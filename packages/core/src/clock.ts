@@ -62,6 +62,34 @@ class LongTimer {
 }
 
 /**
+ * How far ahead of the clock a time stored as already past (when a circuit
+ * opened, when a request was booked, when a probe started) may be and still
+ * be taken as it is: processes sharing a store have clocks a little apart.
+ * Further ahead than this, the clock stepped back past it (an NTP step, a
+ * VM resumed, a date set by hand), and state that waits for the clock to
+ * catch up would hold for as long as the step: an hour's step back kept a
+ * circuit open, a rate limit full and every router deployment cooling for
+ * an hour.
+ */
+export const clockSkewMs = 10_000;
+
+/**
+ * Whether `at`, a time that has passed when it was stored, is further ahead
+ * of `now` than clocks drift apart ({@link clockSkewMs}): the clock stepped
+ * back past it, and what was timed from it is to be taken as over.
+ *
+ * @param at - the stored time (a booking, an opening)
+ * @param now - the clock's time
+ * @example
+ * ```ts
+ * const due = now >= record.openUntil || aheadOfClock(record.openedAt, now);
+ * ```
+ */
+export function aheadOfClock(at: number, now: number): boolean {
+  return at - now > clockSkewMs;
+}
+
+/**
  * Lets a housekeeping timer (a sweep, a refresh) not keep the process
  * alive. Never use it for a timer a pending call waits on.
  *

@@ -29,7 +29,7 @@ export { promptTokens, estimateTokens } from './prompt-tokens.js';
 export type { PromptTokens } from './augmentable.js';
 export { parseRetryAfter, redact, excerpt, redactHeaders } from './upstream-errors.js';
 export { toSluiceError } from './errors.js';
-export { unrefTimer } from './clock.js';
+export { aheadOfClock, clockSkewMs, unrefTimer } from './clock.js';
 export { kOwnDeadline } from './store.js';
 export * from './schemas.js';
 export type * from './chat-completion-request.js';

@@ -184,6 +184,25 @@ describe('rateLimit: requests per window', () => {
     await clock.advanceAsync(52_500);
     await expect(llm.complete(chat('4'))).resolves.toMatchObject({ object: 'chat.completion' });
   });
+
+  it('forgets a window written before the wall clock stepped back, rather than hold it for the step', async () => {
+    for (const mode of ['reject', 'wait'] as const) {
+      const { llm, upstream, clock } = await setup({ requests: { limit: 2, windowMs: 60_000 }, mode, maxWaitMs: 120_000 });
+      await llm.complete(chat('1'));
+      await clock.advanceAsync(7_500);
+      await llm.complete(chat('2'));
+      // A step back within the skew between processes' clocks changes nothing: the window is still full.
+      clock.jump(-5_000);
+      if (mode === 'reject') await expect(llm.complete(chat('3'))).rejects.toMatchObject({ code: 'LIMIT_REJECTED', retryAfterMs: 52_500 });
+      // An hour's step back: before, the window read as full for the hour, as if both calls were still to come.
+      // The window before the step is forgotten, as an expired one: then the limit holds again from the new time.
+      clock.jump(-3_600_000);
+      await expect(llm.complete(chat('4'))).resolves.toMatchObject({ object: 'chat.completion' });
+      await expect(llm.complete(chat('5'))).resolves.toMatchObject({ object: 'chat.completion' });
+      if (mode === 'reject') await expect(llm.complete(chat('6'))).rejects.toMatchObject({ code: 'LIMIT_REJECTED', retryAfterMs: 60_000 });
+      expect(upstream.requests).toHaveLength(4);
+    }
+  });
 });
 
 describe('rateLimit: tokens per window', () => {

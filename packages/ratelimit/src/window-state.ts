@@ -1,3 +1,4 @@
+import { aheadOfClock } from '@sluice/core/kit';
 import { book, emptyLog, liveTotal, type Log, prune, refund, waitMs, type SlidingWindow } from './bucket.js';
 import type { LimitKind } from './errors.js';
 
@@ -27,10 +28,20 @@ export type Decision = { admitted: true } | { admitted: false; waitMs: number; l
 /**
  * Prunes both logs to `now`; a missing state is an empty, unpaused window
  * (which is also what an expired one would have become).
+ *
+ * A state brought up to a time well after `now` (beyond the skew between
+ * processes' clocks) was written before the clock stepped back: read as it
+ * is, it would hold its bookings and its pause for as long as the step (an
+ * hour's step back, an hour's refusals). It is read as empty instead, as an
+ * expired one would be: the bookings of one window before the step are
+ * forgotten, so at most one window's worth more goes through once. (Moving
+ * its times back by the step would keep them, but a refusal writes nothing,
+ * so each read would move them again from its own time and the window would
+ * never drain.)
  */
 export function bringUp(windows: Windows, state: WindowState | undefined, now: number): WindowState {
   // A state of another shape (an unreleased build's, say, in a shared store) is treated as empty, never misread.
-  if (!isWindowState(state)) return { at: now, requests: emptyLog, tokens: emptyLog, pausedUntil: 0 };
+  if (!isWindowState(state) || aheadOfClock(state.at, now)) return { at: now, requests: emptyLog, tokens: emptyLog, pausedUntil: 0 };
   const { requests, tokens } = windows;
   // Another process's clock may run a little ahead: keep bookings in time order.
   const at = Math.max(state.at, now);
@@ -69,7 +80,7 @@ export function decide(windows: Windows, state: WindowState, cost: number): Deci
  * last seen, before going to the store.
  */
 export function wouldAdmit(windows: Windows, state: WindowState | undefined, cost: number, now: number): boolean {
-  if (!isWindowState(state)) return true;
+  if (!isWindowState(state) || aheadOfClock(state.at, now)) return true;
   const at = Math.max(state.at, now);
   if (state.pausedUntil > at) return false;
   const { requests, tokens } = windows;

@@ -1,5 +1,5 @@
 import { type CompletionContext, createEmitter, createPipeline, type Middleware, type Pipeline, type SluiceEmitter, ValidationError } from '@sluice/core';
-import { abortReason, onAbort } from '@sluice/core/kit';
+import { abortReason, aheadOfClock, onAbort } from '@sluice/core/kit';
 import { hedgeLossCost } from './hedge-loss.js';
 import type { ResolvedDeployment, ResolvedOptions } from './options.js';
 
@@ -25,6 +25,8 @@ export class DeploymentPool {
   private readonly inFlight: number[];
   /** When each deployment may be tried again (clock time); 0 when it is not cooling. */
   private readonly coolUntil: number[];
+  /** When each cooldown began: one that began well after now began before the clock stepped back, and is over. */
+  private readonly coolFrom: number[];
   private coolingCount = 0;
   private waiters: Array<() => void> = [];
   private readonly tagsOnly: Array<Readonly<Record<string, string>> | undefined> = [];
@@ -32,6 +34,7 @@ export class DeploymentPool {
   constructor(private readonly options: ResolvedOptions) {
     this.inFlight = options.deployments.map(() => 0);
     this.coolUntil = options.deployments.map(() => 0);
+    this.coolFrom = options.deployments.map(() => 0);
   }
 
   /** The deployment's inner pipeline for calls of `ctx`'s pipeline. */
@@ -105,12 +108,13 @@ export class DeploymentPool {
     return tags;
   }
 
-  /** Passes the deployment over until `until` (clock time). */
-  cool(deployment: ResolvedDeployment, until: number): void {
+  /** Passes the deployment over from `now` until `until` (clock time). */
+  cool(deployment: ResolvedDeployment, until: number, now: number): void {
     const current = this.coolUntil[deployment.index] as number;
-    if (!(until > current)) return;
+    if (!(until > current) && !aheadOfClock(this.coolFrom[deployment.index] as number, now)) return;
     if (current === 0) this.coolingCount++;
     this.coolUntil[deployment.index] = until;
+    this.coolFrom[deployment.index] = now;
   }
 
   /** Whether any deployment may be cooling (some may have cooled already). */
@@ -122,7 +126,8 @@ export class DeploymentPool {
   coolingUntil(deployment: ResolvedDeployment, now: number): number | undefined {
     const until = this.coolUntil[deployment.index] as number;
     if (until === 0) return undefined;
-    if (until > now) return until;
+    // Cooling, unless the clock stepped back past its start: it would last as long as the step.
+    if (until > now && !aheadOfClock(this.coolFrom[deployment.index] as number, now)) return until;
     this.coolUntil[deployment.index] = 0;
     this.coolingCount--;
     return undefined;

@@ -87,6 +87,26 @@ describe('router: fallback', () => {
     expect(later.state.router?.deployment).toBe('a');
   });
 
+  it('ends a cooldown that began before the wall clock stepped back, rather than keep it for the step', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'gpt-4.1' },
+    ]);
+    const { llm } = pipeline({ deployments, strategy: 'cost', cooldownMs: 5_000 });
+    mocks.a?.enqueue({ kind: 'status', status: 429 });
+    expect((await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })))).state.router?.deployment).toBe('b');
+    // The shared clock goes back where it was, for the tests after this one.
+    clock.jump(-3_600_000);
+    try {
+      // Before, deployment a was passed over for the hour of the step.
+      const after = await clock.run(llm.run(chat('after the step', { model: 'gpt-4.1' })));
+      expect(after.state.router?.deployment).toBe('a');
+      expect(mocks.a?.requests).toHaveLength(2);
+    } finally {
+      clock.jump(3_600_000);
+    }
+  });
+
   it('passes a deployment over for at most maxCooldownMs, whatever its 429 asked', async () => {
     const { deployments, mocks } = await start([
       { id: 'a', model: 'gpt-4.1' },

@@ -489,7 +489,8 @@ class RoutedCall {
   private cool(deployment: ResolvedDeployment, cause: SluiceError): void {
     if (cause.retryAfterMs === undefined && cause.code !== 'CIRCUIT_OPEN' && cause.code !== 'LIMIT_REJECTED' && cause.code !== 'RATE_LIMITED') return;
     const { cooldownMs, maxCooldownMs } = this.shared.config;
-    this.shared.pool.cool(deployment, this.ctx.clock.now() + Math.min(cause.retryAfterMs || cooldownMs, maxCooldownMs));
+    const now = this.ctx.clock.now();
+    this.shared.pool.cool(deployment, now + Math.min(cause.retryAfterMs || cooldownMs, maxCooldownMs), now);
   }
 
   private fellBack(deployment: ResolvedDeployment, error: SluiceError): void {

@@ -11,6 +11,23 @@ describe('manualClock', () => {
     expect(clock.now()).toBe(1_250);
   });
 
+  it('jumps the wall clock either way without moving timers, as an NTP step does', () => {
+    const clock = manualClock(10_000);
+    const ran: number[] = [];
+    clock.setTimeout(() => ran.push(clock.now()), 500);
+    clock.jump(-3_600_000);
+    expect(clock.now()).toBe(10_000 - 3_600_000);
+    expect(clock.nextAt()).toBe(10_500 - 3_600_000);
+    clock.advance(499);
+    expect(ran).toEqual([]);
+    clock.advance(1);
+    expect(ran).toEqual([10_500 - 3_600_000]);
+    clock.jump(3_600_000);
+    expect(clock.now()).toBe(10_500);
+    expect(ran).toHaveLength(1);
+    expect(() => clock.jump(Number.NaN)).toThrow(RangeError);
+  });
+
   it('runs due timers in order of due time, then of scheduling, each at its own time', () => {
     const clock = manualClock(0);
     const ran: Array<[string, number]> = [];

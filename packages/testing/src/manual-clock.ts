@@ -37,6 +37,15 @@ export interface ManualClock extends Clock {
    */
   advanceAsync(ms: number): Promise<void>;
   /**
+   * Steps the wall clock by `ms`, back (negative) or forward, without
+   * moving timers: what an NTP step, a resumed VM or a date set by hand does
+   * to `Date.now()`. `now()` reads `ms` more from then on; a timer still runs
+   * after the delay it was set with, and runs none now.
+   *
+   * @throws RangeError when `ms` is not finite
+   */
+  jump(ms: number): void;
+  /**
    * Lets promises and I/O make progress without moving time: yields to
    * the event loop `turns` times, running timers that are already due.
    */
@@ -95,6 +104,8 @@ const maxTimersPerAdvance = 100_000;
  */
 export function manualClock(start = Date.UTC(2025, 5, 1, 12, 0, 0)): ManualClock {
   let time = start;
+  // What jump() added to the wall clock: now() is `time + stepped`; timers run on `time`.
+  let stepped = 0;
   let seq = 0;
   const timers = new Map<number, Timer>();
 
@@ -126,7 +137,7 @@ export function manualClock(start = Date.UTC(2025, 5, 1, 12, 0, 0)): ManualClock
 
   const clock: ManualClock = {
     start,
-    now: () => time,
+    now: () => time + stepped,
     setTimeout(callback, ms) {
       const id = ++seq;
       // A NaN or negative delay runs at the current time, as Node's does.
@@ -143,7 +154,12 @@ export function manualClock(start = Date.UTC(2025, 5, 1, 12, 0, 0)): ManualClock
       return timers.size;
     },
     nextAt() {
-      return nextDue(Infinity)?.[1].at;
+      const next = nextDue(Infinity)?.[1].at;
+      return next === undefined ? undefined : next + stepped;
+    },
+    jump(ms) {
+      if (!Number.isFinite(ms)) throw new RangeError(`manualClock: cannot jump by ${ms} ms`);
+      stepped += ms;
     },
     advance(ms) {
       checkMs(ms);
