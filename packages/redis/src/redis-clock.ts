@@ -13,7 +13,9 @@ import { systemClock, type Clock } from '@sluice/core';
  * above a real quartz's), and takes any fresher sample that is at least as
  * tight, so two instances agree within about half a round trip each: well
  * under a millisecond on one network. It never runs backwards, even when
- * a new sample moves the offset down.
+ * a new sample moves the offset down. When the local clock steps back,
+ * the clock holds still only until the next sample (one write in 16),
+ * which is taken whatever its round trip.
  */
 export interface RedisClock extends Clock {
   /** The current estimate of Redis time minus local time, in ms. */
@@ -36,7 +38,14 @@ export function redisClock(local: Clock = systemClock): RedisClock {
   let halfTrip = Infinity;
   let sampledAt = 0;
   let last = -Infinity;
-  const uncertainty = () => halfTrip + (local.now() - sampledAt) * driftPerMs;
+  const uncertainty = () => {
+    const aged = local.now() - sampledAt;
+    // The local clock stepped back since the sample (an NTP step, a resumed VM): the offset measured
+    // against it is off by the step, so the next sample replaces it whatever its round trip. Aged
+    // as before, the sample looked tighter than any new one: none was taken, and the clock, which
+    // never runs backwards, stood still for as long as the step.
+    return aged < 0 ? Infinity : halfTrip + aged * driftPerMs;
+  };
   return {
     get offsetMs() {
       return offset;
