@@ -44,6 +44,21 @@ describe('deadlineQueue', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('expires a deadline on time when the wall clock stepped back while it ran', async () => {
+    const start = deadlineQueue(50).after;
+    const expired: string[] = [];
+    start(() => expired.push('before the step'));
+    await vi.advanceTimersByTimeAsync(10);
+    // An hour's step back: before, the deadline waited for the wall clock to catch up, an hour.
+    vi.setSystemTime(Date.now() - 3_600_000);
+    start(() => expired.push('after the step'));
+    await vi.advanceTimersByTimeAsync(42);
+    expect(expired).toEqual(['before the step']);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(expired).toEqual(['before the step', 'after the step']);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('gives a deadline its time back once when the process stalled past it', async () => {
     const start = deadlineQueue(40).after;
     const expired: string[] = [];

@@ -137,8 +137,24 @@ export function deadlineQueue(timeoutMs: number): DeadlineQueue {
 
   const fire = () => {
     timer = undefined;
+    const armedFor = timerDue;
     timerDue = Number.POSITIVE_INFINITY;
     const firedAt = Date.now();
+    // The timer waited its delay in real time, so the head it was armed for is due. Due that far
+    // after now, the wall clock stepped back meanwhile: every deadline moves back by the step, or
+    // a write Redis never answers would wait for as long as the step instead of timeoutMs.
+    const stepped = armedFor - firedAt;
+    if (stepped > 2 * timeoutMs) {
+      // Those started before the step (due further ahead than any deadline can be) move back by
+      // it, into their place among those started since.
+      const before: DeadlineNode[] = [];
+      for (let node = head; node; node = node.next) if (node.due - firedAt > 2 * timeoutMs) before.push(node);
+      for (const node of before) {
+        unlink(node);
+        node.due -= stepped;
+        place(node);
+      }
+    }
     afterDueIo(() => {
       while (head && head.due <= firedAt) {
         const node = head;
