@@ -10,10 +10,15 @@ import { apiKey, ask, setup } from './test-helpers.js';
 /** A clock that moves only when told to, and counts the timers it holds. */
 function manualClock() {
   let now = 0;
+  // What jump() added: the wall clock reads `now + stepped`, timers run on `now`.
+  let stepped = 0;
   let nextId = 0;
   const timers = new Map<number, { at: number; callback: () => void }>();
-  const clock: Clock & { advance(ms: number): void; readonly pending: number } = {
-    now: () => now,
+  const clock: Clock & { advance(ms: number): void; jump(ms: number): void; readonly pending: number } = {
+    now: () => now + stepped,
+    jump(ms) {
+      stepped += ms;
+    },
     setTimeout(callback, ms) {
       timers.set(++nextId, { at: now + ms, callback });
       return nextId;
@@ -138,6 +143,33 @@ describe('DeadlineQueue', () => {
     clock.advance(29_999);
     expect(streaming.reason()).toBeUndefined();
     clock.advance(1);
+    expect(streaming.reason()).toMatchObject({ code: 'TIMEOUT', phase: 'idle' });
+    expect(clock.pending).toBe(0);
+  });
+
+  it('times attempts out when the clock stepped back while they waited, not an hour later', () => {
+    const clock = manualClock();
+    const queue = new DeadlineQueue(clock);
+    const before = new Attempt(call(), queue, 5_000, 60_000);
+    clock.advance(1_000);
+    clock.jump(-3_600_000);
+    const after = new Attempt(call(), queue, 5_000, 60_000);
+    // Before, the queue's timer found the first due an hour on and waited for it, the second behind it.
+    clock.advance(5_000);
+    expect(after.reason()).toMatchObject({ code: 'TIMEOUT', phase: 'first-byte' });
+    // The first starts its limit again from the clock's new time: late by at most that limit.
+    expect(before.reason()).toBeUndefined();
+    clock.advance(4_000);
+    expect(before.reason()).toMatchObject({ code: 'TIMEOUT', phase: 'first-byte' });
+    expect(clock.pending).toBe(0);
+
+    const streaming = new Attempt(call(), queue, 5_000, 60_000);
+    streaming.streaming(30_000);
+    clock.advance(10_000);
+    clock.jump(-3_600_000);
+    clock.advance(20_000);
+    expect(streaming.reason()).toBeUndefined();
+    clock.advance(30_000);
     expect(streaming.reason()).toMatchObject({ code: 'TIMEOUT', phase: 'idle' });
     expect(clock.pending).toBe(0);
   });

@@ -1,6 +1,6 @@
 import { type AbortListener, AbortSource } from './abort-source.js';
 import { abortReason, Call, onAbort } from './call.js';
-import type { Clock } from './clock.js';
+import { aheadOfClock, type Clock } from './clock.js';
 import type { CompletionContext } from './context.js';
 import { AbortError, SluiceError, TimeoutError } from './errors.js';
 
@@ -17,9 +17,11 @@ import { AbortError, SluiceError, TimeoutError } from './errors.js';
  * for every call in flight). The timer runs while any attempt waits, so a
  * call waiting on it keeps the process alive, and is cleared when none does.
  *
- * Should the clock go back, attempts that joined after it wait behind older
- * ones: a deadline of theirs is enforced late by up to the step back, as
- * it would be by a timer of their own re-armed from the clock.
+ * Should the clock step back (an NTP step, a resumed VM) by more than
+ * `clockSkewMs`, the attempts that joined before it would wait for the
+ * clock to catch up, and those behind them too: when the timer finds them,
+ * they leave the queue and time themselves from the clock's new time (see
+ * {@link Attempt.deadline}), each enforced late by at most its own limit.
  */
 export class DeadlineQueue {
   /** The attempt that joined first (its deadline is the nearest). */
@@ -63,7 +65,7 @@ export class DeadlineQueue {
   private readonly fire = (): void => {
     this.timer = undefined;
     const now = this.clock.now();
-    for (let attempt = this.oldest; attempt !== undefined && attempt.dueAt <= now; attempt = this.oldest) {
+    for (let attempt = this.oldest; attempt !== undefined && (attempt.dueAt <= now || attempt.steppedBack(now)); attempt = this.oldest) {
       this.leave(attempt);
       attempt.deadline();
     }
@@ -197,11 +199,27 @@ export class Attempt implements AbortListener {
     this.timer = this.clock.setTimeout(() => this.deadline(), Math.max(0, ms));
   }
 
+  /** Whether it joined its queue before the clock stepped back past its start (its deadline further ahead than its limit). */
+  steppedBack(now: number): boolean {
+    return aheadOfClock(this.dueAt - Math.max(0, Math.min(this.firstByteMs, this.attemptMs)), now);
+  }
+
   /** A deadline came (the queue's first one, or its own timer's): times the attempt out, or waits for what is left. */
   deadline(): void {
     this.timer = undefined;
     if (this.source.aborted) return;
     const now = this.clock.now();
+    // The clock stepped back past this attempt's start (or its last progress): counted from the
+    // clock's new time, its limits would wait for the step; they start again from now instead.
+    let since = this.idleMs !== undefined ? this.lastActivity : Number.NEGATIVE_INFINITY;
+    if (this.attemptAt !== undefined && Number.isFinite(this.attemptMs)) since = Math.max(since, this.attemptAt - this.attemptMs);
+    if (this.firstByteAt !== undefined && Number.isFinite(this.firstByteMs)) since = Math.max(since, this.firstByteAt - this.firstByteMs);
+    if (aheadOfClock(since, now)) {
+      const step = since - now;
+      if (this.attemptAt !== undefined) this.attemptAt -= step;
+      if (this.firstByteAt !== undefined) this.firstByteAt -= step;
+      this.lastActivity -= step;
+    }
     // The attempt limit wins a tie: it is the one a caller configures for the whole exchange.
     if (this.attemptAt !== undefined && now >= this.attemptAt) return this.abort(new TimeoutError('attempt', this.attemptMs));
     if (this.firstByteAt !== undefined && now >= this.firstByteAt) {
