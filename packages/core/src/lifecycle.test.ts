@@ -6,7 +6,7 @@ import { parseOptions } from './validate.js';
 import { mockUpstream, type MockUpstream } from '@sluice/testing';
 import { createPipeline } from './pipeline.js';
 import { openAICompatible } from './open-ai-compatible.js';
-import { apiKey, ask, setup } from './test-helpers.js';
+import { apiKey, ask, collect, setup } from './test-helpers.js';
 
 const upstreams: MockUpstream[] = [];
 
@@ -224,6 +224,29 @@ describe('compose', () => {
     ]);
     await run({} as CompletionContext);
     expect(order).toEqual(['a', 'b']);
+  });
+});
+
+describe('Settlement.durationMs', () => {
+  it('is never negative, when the wall clock steps back during the call', async () => {
+    const { testPipeline } = await import('@sluice/testing/kit');
+    const { llm, clock, upstream } = await testPipeline({ transport: { apiKey } });
+    const durations: number[] = [];
+    llm.events.on('response', (event) => durations.push(event.durationMs));
+    llm.use(async function listen(ctx, next) {
+      ctx.onSettled((settlement) => void durations.push(settlement.durationMs));
+      await next();
+    });
+    for (const stream of [false, true]) {
+      upstream.enqueue({ kind: 'delay', latencyMs: 1_000 });
+      const call = stream ? collect(llm.stream(ask())) : llm.complete(ask());
+      await upstream.waitForRequests(stream ? 2 : 1);
+      clock.jump(-3_600_000);
+      await clock.run(call);
+    }
+    expect(durations).toHaveLength(4);
+    // Before, each was about -3 599 000 ms: a latency histogram's mean went negative.
+    expect(durations.every((ms) => ms === 0)).toBe(true);
   });
 });
 

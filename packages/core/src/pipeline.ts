@@ -356,7 +356,8 @@ export class Pipeline<S extends object = object> {
     chunks: number,
   ): Promise<void> | undefined {
     this.settled(ctx);
-    const durationMs = this.clock.now() - ctx.startedAt;
+    // Never negative, should the clock step back during the call.
+    const durationMs = Math.max(0, this.clock.now() - ctx.startedAt);
     if (this.events.listenerCount('response') > 0) {
       this.events.emit('response', {
         id: ctx.id,
@@ -451,7 +452,7 @@ export class Pipeline<S extends object = object> {
     ctx.current = scope;
     scope.settle({
       outcome: 'error', error, usage: undefined, response: undefined, streamedText: '', chunks: 0,
-      stream: ctx.stream, durationMs: this.clock.now() - startedAt, accepted: false,
+      stream: ctx.stream, durationMs: Math.max(0, this.clock.now() - startedAt), accepted: false,
     });
     return error;
   }
@@ -477,7 +478,7 @@ export class Pipeline<S extends object = object> {
     } else {
       if (!ctx.response) throw new SluiceError('TRANSPORT', `transport ${this.transport.name} set no response`);
       const { usage, response } = ctx;
-      const durationMs = this.clock.now() - startedAt;
+      const durationMs = Math.max(0, this.clock.now() - startedAt);
       scope.settle(() => ({
         outcome: 'success', error: undefined, usage, response, streamedText: '', chunks: 0, stream: false, durationMs,
         accepted: true,

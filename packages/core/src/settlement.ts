@@ -290,7 +290,7 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
       streamedText: this.streamedText,
       chunks: this.chunks,
       stream: true,
-      durationMs: this.watch.now() - this.startedAt,
+      durationMs: Math.max(0, this.watch.now() - this.startedAt),
       // A stream exists only once the upstream accepted the request.
       accepted: true,
     });

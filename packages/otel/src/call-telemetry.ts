@@ -179,9 +179,10 @@ export class CallTelemetry {
     if (this.firstChunkAt === undefined) {
       this.firstChunkAt = now;
       this.chunkAttributes = this.metricAttributes();
-      this.instruments.timeToFirstChunk.record((now - this.startedAt) / 1000, this.chunkAttributes);
+      // Never negative, should the clock step back during the call (a histogram refuses it).
+      this.instruments.timeToFirstChunk.record(Math.max(0, now - this.startedAt) / 1000, this.chunkAttributes);
     } else if (this.lastChunkAt !== undefined) {
-      this.instruments.timePerOutputChunk.record((now - this.lastChunkAt) / 1000, this.chunkAttributes);
+      this.instruments.timePerOutputChunk.record(Math.max(0, now - this.lastChunkAt) / 1000, this.chunkAttributes);
     }
     this.lastChunkAt = now;
     for (const choice of chunk.choices) {
@@ -220,7 +221,7 @@ export class CallTelemetry {
     if (answeredBy !== undefined) attributes['sluice.answered_by'] = answeredBy;
     else if (settlement.usage) Object.assign(attributes, usageAttributes(settlement.usage, options.semconv));
     if (options.semconv === 'latest' && this.firstChunkAt !== undefined) {
-      attributes[ATTR.responseTimeToFirstChunk] = (this.firstChunkAt - this.startedAt) / 1000;
+      attributes[ATTR.responseTimeToFirstChunk] = Math.max(0, this.firstChunkAt - this.startedAt) / 1000;
     }
     if (options.captureContent) {
       if (response) attributes[ATTR.outputMessages] = outputMessages(response.choices);
@@ -237,7 +238,7 @@ export class CallTelemetry {
     const attributes = this.metricAttributes();
     const { instruments } = this;
     instruments.operationDuration.record(
-      (now - this.startedAt) / 1000,
+      Math.max(0, now - this.startedAt) / 1000,
       failed === undefined ? attributes : { ...attributes, [ATTR.errorType]: errorType(failed) },
     );
     const { usage } = settlement;

@@ -103,6 +103,21 @@ describe('otel in a pipeline: streams', () => {
     expect(duration?.value.sum).toBeGreaterThan(first?.value.sum ?? Infinity);
   });
 
+  it('records no negative time when the wall clock steps back during a stream', async () => {
+    const { llm, clock, upstream } = await testPipeline({ middleware: otel({ ...providers(), semconv: 'latest' }), upstream: { reply: 'one two three', latencyMs: 1_000 } });
+    const done = drain(llm.stream(chat()));
+    await upstream.waitForRequests(1);
+    clock.jump(-3_600_000);
+    await clock.run(done);
+    // Before, each was about -3 599 s, which a histogram refuses (or a backend averages in).
+    expect(sdk.span('chat gpt-4.1').attributes['gen_ai.response.time_to_first_chunk']).toBe(0);
+    for (const name of ['gen_ai.client.operation.time_to_first_chunk', 'gen_ai.client.operation.duration']) {
+      const [point] = await sdk.histogram(name);
+      expect(point?.value.count).toBe(1);
+      expect(point?.value.sum).toBe(0);
+    }
+  });
+
   it('ends the span only when the stream is read to its end', async () => {
     const { llm, clock } = await testPipeline({ middleware: otel(providers()), upstream: { reply: 'one two three' } });
     const iterator = llm.stream(chat())[Symbol.asyncIterator]();
