@@ -17,6 +17,9 @@ describe('estimateCost', () => {
     expect(at({ max_completion_tokens: 100, max_tokens: 200 })).toBe(100);
     expect(at({ max_tokens: 200 })).toBe(200);
     expect(at({})).toBe(32_768);
+    // Never above the model's maximum, which the provider enforces: before, a budget reserved $8,000 for max_tokens 1e9.
+    expect(at({ max_tokens: 1e9 })).toBe(32_768);
+    expect(estimateCost({ model: 'gpt-4.1', messages, max_completion_tokens: 1e9 }, { promptTokens: 10 }).worstCase).toBeCloseTo((10 * 2 + 32_768 * 8) / 1e6, 12);
   });
 
   it('never expects more than the cap, and multiplies by n choices', () => {

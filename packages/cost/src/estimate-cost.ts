@@ -123,7 +123,14 @@ export function worstCaseUsd(match: PriceMatch, request: ChatCompletionRequest, 
   return usdOfTokens(match.entry, inputTokens, 0, outputCap(match, request) * (request.n ?? 1));
 }
 
-/** The most output tokens one choice may have: the request's cap, else the model's. */
+/**
+ * The most output tokens one choice may have: the request's cap, else the
+ * model's; never more than the model's, which the provider enforces (a
+ * `max_tokens: 1e9` reserved $8,000 of gpt-4.1 and was refused as over budget).
+ */
 function outputCap(match: PriceMatch | undefined, request: ChatCompletionRequest): number {
-  return request.max_completion_tokens ?? request.max_tokens ?? match?.entry.maxOutput ?? 0;
+  const asked = request.max_completion_tokens ?? request.max_tokens;
+  const model = match?.entry.maxOutput;
+  if (asked === undefined) return model ?? 0;
+  return model === undefined ? asked : Math.min(asked, model);
 }
