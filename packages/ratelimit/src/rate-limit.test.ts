@@ -185,6 +185,17 @@ describe('rateLimit: requests per window', () => {
     await expect(llm.complete(chat('4'))).resolves.toMatchObject({ object: 'chat.completion' });
   });
 
+  it('keeps a window per deployment for calls a router tagged with one', async () => {
+    const { llm, upstream, events } = await setup({ rpm: 1, mode: 'reject' });
+    const run = (deployment?: string) => llm.run(chat(deployment ?? 'untagged'), deployment ? { tags: { deployment } } : {});
+    expect((await run('a')).state.ratelimit?.key).toBe('deployment=a|global');
+    expect((await run('b')).state.ratelimit?.key).toBe('deployment=b|global');
+    expect((await run()).state.ratelimit?.key).toBe('global');
+    await expect(run('a')).rejects.toMatchObject({ code: 'LIMIT_REJECTED', key: 'deployment=a|global' });
+    expect(events).toContainEqual(expect.objectContaining({ name: 'limit-reject', key: 'deployment=a|global' }));
+    expect(upstream.requests).toHaveLength(3);
+  });
+
   it('forgets a window written before the wall clock stepped back, rather than hold it for the step', async () => {
     for (const mode of ['reject', 'wait'] as const) {
       const { llm, upstream, clock } = await setup({ requests: { limit: 2, windowMs: 60_000 }, mode, maxWaitMs: 120_000 });

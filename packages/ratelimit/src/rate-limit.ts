@@ -35,7 +35,7 @@ export function rateLimit(options: RateLimitOptions): Middleware {
 
   return keepsChainRules<Middleware>(function rateLimit(ctx, next) {
     try {
-      const key = config.limiter.state.keyOf(ctx);
+      const key = perDeployment(ctx, config.limiter.state.keyOf(ctx));
       if (!countsTokens) return admit(ctx, next, key, 0);
       const counted = config.countPrompt(ctx);
       return typeof counted === 'number' ? admit(ctx, next, key, counted) : counted.then((prompt) => admit(ctx, next, key, prompt));
@@ -94,6 +94,19 @@ export function rateLimit(options: RateLimitOptions): Middleware {
       ctx.events.emit('listener-error', { id: ctx.id, error: failure });
     });
   }
+}
+
+/**
+ * A call a router sent to one of its deployments (tagged `deployment`) is
+ * limited in that deployment's own window: a limiter in each deployment's
+ * middleware would otherwise share one record with the others' (records are
+ * named by their limits and key, so that processes share them), and one
+ * provider's 429 would pause every deployment. Across processes, the same
+ * deployment still shares one window.
+ */
+function perDeployment(ctx: CompletionContext, key: string): string {
+  const deployment = ctx.tags.deployment;
+  return deployment === undefined ? key : `deployment=${deployment}|${key}`;
 }
 
 function finishOf(

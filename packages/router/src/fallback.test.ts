@@ -1,6 +1,7 @@
 import { createPipeline, openAICompatible } from '@sluice/core';
 import { breaker } from '@sluice/breaker';
 import { spendLedger, trackCost } from '@sluice/cost';
+import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
 import { type MockUpstream } from '@sluice/testing';
 import { chat, collect } from '@sluice/testing/kit';
@@ -105,6 +106,24 @@ describe('router: fallback', () => {
     } finally {
       clock.jump(3_600_000);
     }
+  });
+
+  it('keeps one rate-limit window per deployment: one deployment\'s 429 pauses only its own', async () => {
+    const { deployments, mocks } = await start([
+      { id: 'a', model: 'gpt-4.1' },
+      { id: 'b', model: 'gpt-4.1' },
+    ]);
+    // The natural way to write it: a limiter per deployment, the same limits for each.
+    const { llm } = pipeline({ deployments, strategy: 'cost', middleware: () => [rateLimit({ rpm: 1_000, mode: 'reject' })] });
+    mocks.a?.enqueue({ kind: 'status', status: 429, headers: { 'retry-after': '30' } });
+    const first = await clock.run(llm.run(chat('Hi', { model: 'gpt-4.1' })));
+    expect(first.state.router?.deployment).toBe('b');
+    // Before, the limiters' records were named by their limits alone: a's 429 paused b's window too,
+    // every deployment refused, and the call failed with NO_DEPLOYMENT.
+    const second = await clock.run(llm.run(chat('again', { model: 'gpt-4.1' })));
+    expect(second.state.router?.deployment).toBe('b');
+    expect(mocks.b?.requests).toHaveLength(2);
+    expect(mocks.a?.requests).toHaveLength(1);
   });
 
   it('passes a deployment over for at most maxCooldownMs, whatever its 429 asked', async () => {
