@@ -13,6 +13,8 @@ describe('cache options', () => {
 
   it('points a key other caches use to its name here', () => {
     expect(() => cache({ ttl: 5 } as never)).toThrow(/cache\.ttl: is not an option; use ttlMs/);
+    // The LRU's bounds belong to the storage, as the server config's `cache.maxEntries` might suggest otherwise.
+    expect(() => cache({ maxEntries: 200 } as never)).toThrow(/cache\.maxEntries: is not an option; set it on the storage: storage: lruStorage\(\{ maxEntries \}\)/);
   });
 
   it('refuses a storage without get, set and delete, and a storeBackend without a Store', () => {

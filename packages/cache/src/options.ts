@@ -99,7 +99,15 @@ const cacheOptionsSchema = z.strictObject({
 });
 
 /** Answers for keys other caches use for the same thing. */
-const hints = { ttl: 'use ttlMs', maxAge: 'use ttlMs', store: 'use storage: storeBackend(store)', shouldCache: 'use when' };
+const hints = {
+  ttl: 'use ttlMs',
+  maxAge: 'use ttlMs',
+  store: 'use storage: storeBackend(store)',
+  shouldCache: 'use when',
+  maxEntries: 'set it on the storage: storage: lruStorage({ maxEntries })',
+  maxBytes: 'set it on the storage: storage: lruStorage({ maxBytes })',
+  max: 'set it on the storage: storage: lruStorage({ maxEntries })',
+};
 
 /**
  * The default `when`: a request is cached when its answer is meant to
