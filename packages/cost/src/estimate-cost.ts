@@ -129,7 +129,7 @@ export function worstCaseUsd(match: PriceMatch, request: ChatCompletionRequest, 
  * `max_tokens: 1e9` reserved $8,000 of gpt-4.1 and was refused as over budget).
  */
 function outputCap(match: PriceMatch | undefined, request: ChatCompletionRequest): number {
-  const asked = request.max_completion_tokens ?? request.max_tokens;
+  const asked = request.max_completion_tokens ?? request.max_tokens ?? undefined;
   const model = match?.entry.maxOutput;
   if (asked === undefined) return model ?? 0;
   return model === undefined ? asked : Math.min(asked, model);
