@@ -142,6 +142,24 @@ describe('spendLedger', () => {
     store.assertClean();
   });
 
+  it('lists a cell again when the store lost the hour (a Redis restarted without persistence)', async () => {
+    const clock = manualClock(start + hour);
+    const store = checkedStore({ clock });
+    const ledger = spendLedger({ clock, store });
+    await ledger.record(record(start, 'gpt-4.1', { tenant: 'acme' }));
+    const cellKey = `sluice:cost:ledger:2026-11-01T00:${JSON.stringify(['gpt-4.1', [['tenant', 'acme']]])}`;
+    expect(store.raw(cellKey)).toBeDefined();
+    // Everything the store held is gone; this process still remembers it listed the cell.
+    await store.delete('sluice:cost:ledger:2026-11-01T00:cells');
+    await store.delete(cellKey);
+    await ledger.record(record(start, 'gpt-4.1', { tenant: 'acme' }));
+    await ledger.record(record(start, 'gpt-4.1', { tenant: 'acme' }));
+    // Before, both were written to the cell and no report found them: the index no longer listed it.
+    const report = await ledger.report({ by: { tag: 'tenant' } });
+    expect(report.rows.map((row) => [row.key, row.requests])).toEqual([['acme', 2]]);
+    store.assertClean();
+  });
+
   it('reports the hourly records an earlier version wrote beside the new ones', async () => {
     const store = memoryStore();
     const ledger = spendLedger({ store, clock: manualClock(start + hour) });

@@ -234,7 +234,20 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
   ) => {
     if (into === undefined) return undefined;
     const written = state.updateNow<Cell>(ctx, cellRecord(hour, into), addTo(into, record, tags), { ttlMs, phase: 'settle', now });
-    return written instanceof Promise ? written.then(nothing) : undefined;
+    return written instanceof Promise ? written.then((cell) => relisted(ctx, hour, into, cell, ttlMs)) : relisted(ctx, hour, into, written, ttlMs);
+  };
+
+  /**
+   * After the first record of a cell, lists the cell in the hour's index
+   * again (a no-op when it is there). This process lists a cell once and
+   * remembers it did; had the store lost the index since (a Redis restarted
+   * without persistence), every later record would be written to a cell no
+   * report reads: the spend recorded but never reported. One store call per
+   * cell per hour.
+   */
+  const relisted = (ctx: CompletionContext | undefined, hour: string, into: string, cell: Cell | undefined, ttlMs: number): Promise<void> | undefined => {
+    if (cell?.row.requests !== 1) return undefined;
+    return state.update<CellIndex>(ctx, `${hour}:cells`, admitCell(into, into, maxCells), { ttlMs, phase: 'settle' }).then(nothing);
   };
 
   /** Records a settled call: at once where the store answers in-process, else a promise of it. */
