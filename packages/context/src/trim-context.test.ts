@@ -169,6 +169,23 @@ describe('trimContext', () => {
     expect(countMessages(body, 'gpt-4o').tokens).toBeLessThanOrEqual(400);
   });
 
+  it('drops the turns without a summary when the summariser fails, reporting it, and still sends the call', async () => {
+    const failure = Object.assign(new Error('the summary model is down'), { code: 'CIRCUIT_OPEN' });
+    const { llm, sent, events } = await start({ maxTokens: 400, summarize: async () => Promise.reject(failure) });
+    const reported: unknown[] = [];
+    llm.events.on('listener-error', (event) => void reported.push(event));
+    // Before, the summariser's failure was the call's: an optional summary cost the whole answer.
+    await expect(llm.complete({ model: 'gpt-4o', messages: history(10) })).resolves.toMatchObject({ object: 'chat.completion' });
+    expect(reported).toEqual([expect.objectContaining({ event: 'summarize', error: failure })]);
+    expect(events[0]).toMatchObject({ summarized: false });
+    expect(countMessages(sent()[0] ?? [], 'gpt-4o').tokens).toBeLessThanOrEqual(400);
+    // The call's own abort is still the call's.
+    const controller = new AbortController();
+    const aborting = await start({ maxTokens: 400, summarize: async () => (controller.abort(), Promise.reject(new Error('aborted'))) });
+    await expect(aborting.llm.complete({ model: 'gpt-4o', messages: history(10) }, { signal: controller.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(aborting.upstream.requests).toHaveLength(0);
+  });
+
   it('drops more turns to make room for a summary that does not fit', async () => {
     const long = `Summary: ${'a detail worth keeping, '.repeat(40)}`;
     const { llm, sent } = await start({ maxTokens: 400, summarize: async () => ({ role: 'user', content: long }) });

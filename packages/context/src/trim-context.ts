@@ -1,5 +1,5 @@
 import { type ChatCompletionRequest, type ChatMessage, type CompletionContext, type Middleware, ValidationError } from '@sluice/core';
-import { chatMessageSchema, keepsChainRules, parseOptions } from '@sluice/core/kit';
+import { abortReason, chatMessageSchema, keepsChainRules, parseOptions } from '@sluice/core/kit';
 import { contextWindow } from './context-window.js';
 import { isTokenizer, type TrimContextOptions, trimContextOptionsSchema } from './options.js';
 import { PromptTooLongError } from './errors.js';
@@ -111,10 +111,20 @@ export function trimContext(options: TrimContextOptions = {}): Middleware {
     let plan = fit(planTrim(request.messages, counts, overhead, budget), model, budget);
     let summary: ChatMessage | undefined;
     if (parsed.summarize && plan.dropped.length > 0) {
-      const produced = await parsed.summarize(
-        plan.dropped.map((i) => request.messages[i] as ChatMessage),
-        ctx,
-      );
+      let produced: string | ChatMessage;
+      try {
+        produced = await parsed.summarize(
+          plan.dropped.map((i) => request.messages[i] as ChatMessage),
+          ctx,
+        );
+      } catch (error) {
+        // The call's own abort or deadline ends it; anything else (the summariser's model down, a
+        // bug in it) costs the summary, not the call: the turns are dropped as without `summarize`.
+        const aborted = abortReason(ctx);
+        if (aborted !== undefined) throw aborted;
+        ctx.events.emit('listener-error', { id: ctx.id, event: 'summarize', error });
+        return send(ctx, next, request, plan, undefined, tokensBefore, budget, approximate);
+      }
       summary = parseOptions(
         chatMessageSchema,
         typeof produced === 'string' ? { role: 'system', content: produced } : produced,
@@ -124,6 +134,21 @@ export function trimContext(options: TrimContextOptions = {}): Middleware {
       if (counted.approximate) approximate = true;
       plan = fit(planTrim(request.messages, counts, overhead + counted.tokens, budget), model, budget);
     }
+    return send(ctx, next, request, plan, summary, tokensBefore, budget, approximate);
+  };
+
+  /** Sends the kept turns (and the summary, if any), sharing what was done. */
+  const send = (
+    ctx: CompletionContext,
+    next: () => Promise<void>,
+    request: ChatCompletionRequest,
+    plan: TrimPlan,
+    summary: ChatMessage | undefined,
+    tokensBefore: number,
+    budget: number,
+    approximate: boolean,
+  ): Promise<void> => {
+    const { model } = request;
     const messages = withSummary(
       plan.kept.map((i) => request.messages[i] as ChatMessage),
       summary,
@@ -147,7 +172,7 @@ export function trimContext(options: TrimContextOptions = {}): Middleware {
       budget,
       summarized: state.summarized,
     });
-    await next();
+    return next();
   };
 
   return keepsChainRules<Middleware>(function trimContext(ctx, next) {
