@@ -1,6 +1,9 @@
 import * as z from 'zod/mini';
 
-const perMillion = z.number().check(z.nonnegative());
+/** Says what a missing field is for, where zod's own message says only that a number was expected. */
+const required = (what: string) => ({ error: (issue: { input?: unknown }) => (issue.input === undefined ? `required: ${what}` : undefined) });
+
+const perMillion = z.number(required('USD per million tokens')).check(z.nonnegative());
 
 const tierSchema = z.strictObject({
   /** The tier applies when the prompt has more tokens than this. */
@@ -26,7 +29,7 @@ export const priceEntrySchema = z
      */
     contextWindow: z.optional(z.number().check(z.int(), z.positive())),
     /** The most output tokens one call can produce: the worst case when a request sets no cap. */
-    maxOutput: z.number().check(z.int(), z.positive()),
+    maxOutput: z.number(required('the most output tokens one call can produce (what a budget reserves for a request with no max_tokens)')).check(z.int(), z.positive()),
     /**
      * Higher prices for long prompts, e.g. `{ abovePromptTokens: 200_000, input: 6, output: 22.5 }`.
      * As the providers bill it, the tier prices every token of the call.

@@ -92,6 +92,11 @@ describe('priceTable', () => {
     );
     // @ts-expect-error a missing required price
     expect(() => priceTable({ m: { input: 1, contextWindow: 1_000, maxOutput: 100 } })).toThrow(expect.objectContaining({ field: 'priceTable.m.output' }));
+    // A missing field says what it is for, not only that a number was expected.
+    // @ts-expect-error a missing output cap
+    expect(() => priceTable({ m: { input: 1, output: 2 } })).toThrow(/priceTable\.m\.maxOutput: required: the most output tokens one call can produce/);
+    // @ts-expect-error a missing price
+    expect(() => priceTable({ m: { output: 2, maxOutput: 100 } })).toThrow('priceTable.m.input: required: USD per million tokens');
     // @ts-expect-error a misspelt field is refused, not ignored
     expect(() => priceTable({ m: { ...entry, ouput: 3 } })).toThrow(/priceTable\.m\.ouput: is not an option; did you mean output\?/);
   });
