@@ -229,7 +229,7 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
   private asked = 0;
   /** What the last `next()` returned, which a `next()` asked before it landed waits for. */
   private last: Promise<Result> | undefined = undefined;
-  private readonly again = this.next.bind(this);
+  private again: (() => Promise<Result>) | undefined = undefined;
   private left = false;
   /** A joined call's own abort or deadline, once it came: every read from then on rejects with it. */
   private failure: SluiceError | undefined = undefined;
@@ -260,7 +260,10 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
     if (this.left) return Promise.resolve(end());
     // Asked again before the last read landed (a consumer reading ahead, as an async generator
     // allows): it waits its turn, in order; read at once, it would get the same chunk again.
-    if (this.asked !== this.index) return (this.last = (this.last as Promise<Result>).then(this.again, this.again));
+    if (this.asked !== this.index) {
+      const again = (this.again ??= this.next.bind(this));
+      return (this.last = (this.last as Promise<Result>).then(again, again));
+    }
     this.asked++;
     const read = this.tee.read(this, this.index);
     if (!this.caller) return (this.last = read);

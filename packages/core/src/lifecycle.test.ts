@@ -239,7 +239,7 @@ describe('Settlement.durationMs', () => {
     });
     for (const stream of [false, true]) {
       upstream.enqueue({ kind: 'delay', latencyMs: 1_000 });
-      const call = stream ? collect(llm.stream(ask())) : llm.complete(ask());
+      const call: Promise<unknown> = stream ? collect(llm.stream(ask())) : llm.complete(ask());
       await upstream.waitForRequests(stream ? 2 : 1);
       clock.jump(-3_600_000);
       await clock.run(call);

@@ -118,7 +118,11 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
   next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
     // Asked again before the last read landed (a consumer reading ahead, as an async generator
     // allows): it waits its turn, in order, rather than start a second read of the body.
-    if (this.reading) return (this.inflight as Promise<unknown>).then(this.again, this.again);
+    if (this.reading) {
+      // Made the first time it is needed: most streams are read one next() at a time and never need it.
+      const again = (this.again ??= this.next.bind(this));
+      return (this.inflight as Promise<unknown>).then(again, again);
+    }
     if (this.closed) return Promise.resolve({ done: true, value: undefined });
     // A stream the pipeline handed its caller unwatched, aborted (its pipeline closing) while the
     // caller held a chunk: events already parsed are not handed over after the abort. A watched
@@ -142,7 +146,6 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
     this.inflight = pulled;
     return pulled;
   }
-
 
   /**
    * The `data:` text of the chunk the last `next()` resolved with, when
@@ -200,7 +203,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
   // Bound once per stream, not made per read (and not as arrow fields, which a keep-names build names one by one).
   private readonly onRead = this.pulled.bind(this);
   private readonly onReadFailed = this.readFailed.bind(this);
-  private readonly again = this.next.bind(this);
+  private again: (() => Promise<IteratorResult<ChatCompletionChunk, undefined>>) | undefined = undefined;
 
   /** A read came: its chunk, the end, or another read. */
   private pulled(read: IteratorResult<Uint8Array>): IteratorResult<ChatCompletionChunk, undefined> | Promise<IteratorResult<ChatCompletionChunk, undefined>> {
