@@ -1,4 +1,5 @@
 import type { MockReply } from './mock-reply.js';
+import { replyIssue } from './resolve-reply.js';
 
 /**
  * One scripted misbehaviour of the mock upstream, discriminated by `kind`.
@@ -241,7 +242,7 @@ const headerRecord = oneOf('an object of string values', (v) => isObject(v) && O
 
 /** What each kind of fault takes, beside `kind`, and the check of each field. */
 const faultFields: Record<Fault['kind'], Record<string, (value: unknown) => string | undefined>> = {
-  ok: { reply: oneOf('a string or a MockReply', (v) => typeof v === 'string' || isObject(v)) },
+  ok: { reply: (v) => (typeof v === 'string' ? undefined : isObject(v) ? replyProblem(v) : 'must be a string or a MockReply') },
   status: { status: statusCode, message: text, type: text, code: textOrNull, param: textOrNull, body: objectOrText, headers: headerRecord },
   html: { status: statusCode, body: text, headers: headerRecord },
   malformed: { body: text, afterChunks: count, headers: headerRecord },
@@ -300,4 +301,11 @@ export function validateFault(fault: unknown, field: string): asserts fault is F
     const problem = check(value);
     if (problem !== undefined) throw new RangeError(`mockUpstream: ${field}.${key} must be ${problem}, got ${describe(value)}`);
   }
+}
+
+/** Why a fault's reply is not a MockReply, if it is not (see `replyIssue`). */
+function replyProblem(reply: unknown): string | undefined {
+  const issue = replyIssue(reply);
+  // Read after "must be": the validator says what was expected, then what came.
+  return issue && `a MockReply (its ${issue.field.slice(1)} ${issue.why})`;
 }

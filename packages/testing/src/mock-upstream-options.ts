@@ -1,5 +1,6 @@
 import type { ChatRequestBody } from './chat-request-body.js';
 import { validateRules, type FaultRule } from './fault.js';
+import { checkReply } from './resolve-reply.js';
 import type { MockClock } from './mock-clock.js';
 import type { MockReply } from './mock-reply.js';
 import type { RecordedRequest } from './recorded-request.js';
@@ -76,6 +77,8 @@ export function validateOptions(options: MockUpstreamOptions): void {
   if (reply !== undefined && typeof reply !== 'string' && typeof reply !== 'function' && (typeof reply !== 'object' || reply === null)) {
     throw new TypeError(`mockUpstream: reply must be a string, a MockReply or a function, got ${reply === null ? 'null' : typeof reply}`);
   }
+  // A MockReply given as it is is checked now, not at the first request.
+  if (typeof reply === 'object' && reply !== null) checkReply(reply, 'reply');
   if (headers !== undefined && (typeof headers !== 'object' || headers === null || Object.values(headers).some((value) => typeof value !== 'string'))) {
     throw new TypeError('mockUpstream: headers must be an object of string values');
   }

@@ -216,4 +216,17 @@ describe('mockUpstream', () => {
       }),
     ).rejects.toThrow('add up');
   });
+
+  it('names the field of a reply that is not a MockReply: given at once, returned in the 500 it answers', async () => {
+    // Before, a bad reply object failed each request with 'the reply function threw: … .map is not a function'.
+    await expect(mockUpstream({ reply: { toolCalls: 'get_weather' } as never })).rejects.toThrow(
+      'mockUpstream: reply.toolCalls must be an array of { name, arguments? }, got string',
+    );
+    await expect(mockUpstream({ reply: { toolCalls: [{ arguments: {} }] } as never })).rejects.toThrow('reply.toolCalls[0].name must be a non-empty string');
+    const upstream = await start({ reply: () => 42 as never });
+    const answer = await post(upstream, chat());
+    expect(answer.status).toBe(500);
+    expect(await answer.json()).toMatchObject({ error: { message: "mockUpstream: the reply function's result must be a string, a MockReply object or null, got number" } });
+    expect(() => upstream.enqueue({ kind: 'ok', reply: { content: 5 } as never })).toThrow('enqueue[0].reply must be a MockReply (its content must be a string or null, got number)');
+  });
 });

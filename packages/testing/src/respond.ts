@@ -2,7 +2,7 @@ import { parseChatRequest, type ChatRequestBody } from './chat-request-body.js';
 import { completionChunks, completionPayload, type PayloadMeta } from './completion-payload.js';
 import type { Exchange } from './exchange.js';
 import { DEFAULT_AFTER_CHUNKS, type Fault } from './fault.js';
-import { resolveReply, type ResolvedReply } from './resolve-reply.js';
+import { ReplyShapeError, resolveReply, type ResolvedReply } from './resolve-reply.js';
 import type { MockUpstreamOptions } from './mock-upstream-options.js';
 import type { RecordedRequest } from './recorded-request.js';
 import { errorBody } from './openai-error.js';
@@ -78,7 +78,8 @@ export async function respond(turn: Turn): Promise<void> {
     reply = await resolveReply(fault?.kind === 'ok' && fault.reply !== undefined ? fault.reply : options.reply, body, turn.request, turn.sequence);
   } catch (error: unknown) {
     const reason = error instanceof Error ? error.message : String(error);
-    return exchange.send(500, errorBody({ status: 500, message: `mockUpstream: the reply function threw: ${reason}` }));
+    const message = error instanceof ReplyShapeError ? reason : `mockUpstream: the reply function threw: ${reason}`;
+    return exchange.send(500, errorBody({ status: 500, message }));
   }
   const meta: PayloadMeta = { id: `chatcmpl-mock-${turn.sequence}`, created: turn.created, model: body.model };
   return stream ? streamCompletion(turn, body, meta, reply) : sendCompletion(turn, meta, reply);
