@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { breaker } from '@sluice/breaker';
-import { createPipeline, SluiceError, type Usage } from '@sluice/core';
+import { type ChatCompletion, type ChatCompletionChunk, createPipeline, type Middleware, SluiceError, type Usage } from '@sluice/core';
 import { retry } from '@sluice/retry';
 import { type MockUpstream, mockUpstream } from '@sluice/testing';
 import { APICallError, generateText, jsonSchema, streamText, tool, wrapLanguageModel } from 'ai';
@@ -128,6 +128,80 @@ describe('sluiceMiddleware', () => {
     }
     expect(text).toBe('Hello world');
     await socketClosed;
+  });
+
+  describe('an answer no model call produced (a cache hit, a middleware answering itself)', () => {
+    /** A middleware that answers the second identical call itself, from what the first got, as `@sluice/cache` does. */
+    function replaying(): Middleware {
+      const seen = new Map<string, { response?: ChatCompletion; chunks?: ChatCompletionChunk[] }>();
+      return async function replay(ctx, next) {
+        const key = JSON.stringify(ctx.request.messages) + String(ctx.stream);
+        const stored = seen.get(key);
+        if (stored?.response) return void (ctx.response = JSON.parse(JSON.stringify(stored.response)) as ChatCompletion);
+        if (stored?.chunks) {
+          const copies = JSON.parse(JSON.stringify(stored.chunks)) as ChatCompletionChunk[];
+          ctx.chunks = (async function* () {
+            yield* copies;
+          })();
+          return;
+        }
+        await next();
+        if (!ctx.stream) return void seen.set(key, { response: ctx.response as ChatCompletion });
+        const source = ctx.chunks as AsyncIterable<ChatCompletionChunk>;
+        const kept: ChatCompletionChunk[] = [];
+        ctx.chunks = (async function* () {
+          for await (const chunk of source) {
+            kept.push(JSON.parse(JSON.stringify(chunk)) as ChatCompletionChunk);
+            yield chunk;
+          }
+          seen.set(key, { chunks: kept });
+        })();
+      };
+    }
+
+    async function replaySetup() {
+      const upstream = await mockUpstream({ reply: 'Hi there, friend' });
+      const llm = createPipeline({ transport: languageModels() }).use(replaying());
+      open.push(llm, upstream);
+      const provider = createOpenAICompatible({ name: 'relay', baseURL: upstream.url, apiKey: 'sk-model', includeUsage: true });
+      return { upstream, model: wrapLanguageModel({ model: provider.chatModel('gpt-4.1'), middleware: sluiceMiddleware(llm) }) };
+    }
+
+    it('hands a replayed completion to generateText as the result it stands for', async () => {
+      const { upstream, model } = await replaySetup();
+      const weather = tool({ inputSchema: jsonSchema<{ city: string }>({ type: 'object', properties: { city: { type: 'string' } } }) });
+      upstream.enqueue({ kind: 'ok', reply: { toolCalls: [{ id: 'call_1', name: 'weather', arguments: { city: 'Paris' } }] } });
+      const first = await generateText({ model, prompt: 'Weather?', tools: { weather }, maxRetries: 0 });
+      // Before, the second threw a TypeError: no model call, so no result to hand back.
+      const again = await generateText({ model, prompt: 'Weather?', tools: { weather }, maxRetries: 0 });
+      expect(again.toolCalls).toMatchObject([{ toolName: 'weather', toolCallId: 'call_1', input: { city: 'Paris' } }]);
+      expect(again.finishReason).toBe(first.finishReason);
+      expect(again.usage.inputTokens).toBe(first.usage.inputTokens);
+      const text = await generateText({ model, prompt: 'Hello', maxRetries: 0 });
+      expect((await generateText({ model, prompt: 'Hello', maxRetries: 0 })).text).toBe(text.text);
+      expect(upstream.requests).toHaveLength(2);
+    });
+
+    it('hands a replayed stream to streamText as the parts it stands for, text and tool calls', async () => {
+      const { upstream, model } = await replaySetup();
+      const read = async () => {
+        const result = streamText({ model, prompt: 'Hello', maxRetries: 0 });
+        let text = '';
+        for await (const delta of result.textStream) text += delta;
+        return { text, usage: await result.usage, finishReason: await result.finishReason };
+      };
+      const first = await read();
+      // Before, the second streamed no part at all and ended with "No output generated".
+      const again = await read();
+      expect(again).toEqual({ ...first, usage: expect.objectContaining({ inputTokens: first.usage.inputTokens, outputTokens: first.usage.outputTokens }) });
+      expect(again.text).toBe('Hi there, friend');
+      const weather = tool({ inputSchema: jsonSchema<{ city: string }>({ type: 'object', properties: { city: { type: 'string' } } }) });
+      upstream.enqueue({ kind: 'ok', reply: { toolCalls: [{ id: 'call_2', name: 'weather', arguments: { city: 'Oslo' } }] } });
+      const calls = async () => streamText({ model, prompt: 'Weather?', tools: { weather }, maxRetries: 0 }).toolCalls;
+      await calls();
+      expect(await calls()).toMatchObject([{ toolName: 'weather', toolCallId: 'call_2', input: { city: 'Oslo' } }]);
+      expect(upstream.requests).toHaveLength(2);
+    });
   });
 
   describe('a model that breaks its contract', () => {

@@ -1,5 +1,6 @@
-import type { CallOptions, ChatCompletionRequest, CompletionContext } from '@sluice/core';
+import type { CallOptions, ChatCompletion, ChatCompletionRequest, CompletionContext } from '@sluice/core';
 import type { LanguageModelMiddleware } from 'ai';
+import { fromCompletion, PartsOfChunks } from './from-completion.js';
 import { toCallerError } from './from-model-error.js';
 import { callTag, calls, type ModelCall } from './language-model-transport.js';
 import type { GenerateResult, StreamPart, StreamResult } from './model-types.js';
@@ -58,8 +59,9 @@ export function sluiceMiddleware(pipeline: RunsCompletions): LanguageModelMiddle
       const call: ModelCall = { model, params };
       calls.set(token, call);
       try {
-        await pipeline.run(toChatRequest(model.modelId, params), callOptions(token, params.providerOptions, params.abortSignal));
-        return call.result as GenerateResult;
+        const ctx = await pipeline.run(toChatRequest(model.modelId, params), callOptions(token, params.providerOptions, params.abortSignal));
+        // No model call answered it (a cache hit, a middleware answering itself): the result its completion stands for.
+        return (call.result as GenerateResult | undefined) ?? fromCompletion(ctx.response as ChatCompletion);
       } catch (error) {
         throw toCallerError(error);
       } finally {
@@ -82,16 +84,28 @@ export function sluiceMiddleware(pipeline: RunsCompletions): LanguageModelMiddle
         calls.delete(token);
       }
       const iterator = (ctx.chunks as AsyncIterable<PartChunk>)[Symbol.asyncIterator]();
+      // Parts made from chunks no model call produced (a cache's replay, a middleware's own), made when one comes.
+      let made: PartsOfChunks | undefined;
+      const pending: StreamPart[] = [];
       const stream = new ReadableStream<StreamPart>(
         {
           async pull(controller) {
             try {
               for (;;) {
+                const queued = pending.shift();
+                if (queued) return controller.enqueue(queued);
                 const next = await iterator.next();
-                if (next.done) return controller.close();
+                if (next.done) {
+                  if (made) {
+                    pending.push(...made.end());
+                    made = undefined;
+                    continue;
+                  }
+                  return controller.close();
+                }
                 const part = next.value[partOf];
-                // A chunk a middleware made up carries no part: nothing to hand on.
                 if (part) return controller.enqueue(part);
+                pending.push(...(made ??= new PartsOfChunks()).parts(next.value));
               }
             } catch (error) {
               controller.enqueue({ type: 'error', error: toCallerError(error) });
