@@ -1,5 +1,5 @@
 import type { MockReply } from './mock-reply.js';
-import { replyIssue } from './resolve-reply.js';
+import { replyIssue } from './reply-shape.js';
 
 /**
  * One scripted misbehaviour of the mock upstream, discriminated by `kind`.

@@ -1,6 +1,6 @@
 import type { ChatRequestBody } from './chat-request-body.js';
 import { validateRules, type FaultRule } from './fault.js';
-import { checkReply } from './resolve-reply.js';
+import { checkReply } from './reply-shape.js';
 import type { MockClock } from './mock-clock.js';
 import type { MockReply } from './mock-reply.js';
 import type { RecordedRequest } from './recorded-request.js';
