@@ -71,7 +71,7 @@ class LongTimer {
  * circuit open, a rate limit full and every router deployment cooling for
  * an hour.
  */
-export const clockSkewMs = 10_000;
+export const clockSkewMs = 60_000;
 
 /**
  * Whether `at`, a time that has passed when it was stored, is further ahead
