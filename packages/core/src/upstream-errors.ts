@@ -184,9 +184,10 @@ export function errorFromNetwork(error: unknown, connectTimeoutMs: number, secre
   const causeCode = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
   const message = redact(error instanceof Error ? error.message : String(error), secrets);
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return new TimeoutError('connect', connectTimeoutMs, { cause: error });
-  if (closedCodes.has(String(code)) || closedCodes.has(String(causeCode))) {
+  const closed = closedCodes.has(String(code)) ? code : closedCodes.has(String(causeCode)) ? causeCode : undefined;
+  if (closed !== undefined) {
     return new ClosedError(
-      `the transport is closed (${String(closedCodes.has(String(code)) ? code : causeCode)}): a pipeline using it was closed, or its dispatcher was; give each pipeline its own transport, or close the pipelines that share one together`,
+      `the transport is closed (${String(closed)}): a pipeline using it was closed, or its dispatcher was; give each pipeline its own transport, or close the pipelines that share one together`,
       { cause: error },
     );
   }

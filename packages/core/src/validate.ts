@@ -136,3 +136,10 @@ function isCallContext(value: unknown): boolean {
   const candidate = value as { onSettled?: unknown; request?: unknown; remainingMs?: unknown } | null;
   return typeof candidate?.onSettled === 'function' && typeof candidate.remainingMs === 'function' && candidate.request !== undefined;
 }
+
+/**
+ * An option that caps a wait the upstream asks for (`maxPauseMs`,
+ * `maxCooldownMs`): a positive number of ms, or `Infinity` for no cap,
+ * which `z.number()` refuses.
+ */
+export const upperBoundMs = z.custom<number>((value) => typeof value === 'number' && value > 0, 'must be a positive number of ms (Infinity for no bound)');

@@ -1,5 +1,5 @@
 import { type ChatCompletionRequest, type CompletionContext, type Store, type StoreErrorPolicy, ValidationError } from '@sluice/core';
-import { estimateTokens, type KeyedState, keyedState, type KeyOption, parseOptions, promptTokens } from '@sluice/core/kit';
+import { estimateTokens, type KeyedState, keyedState, type KeyOption, parseOptions, promptTokens, upperBoundMs } from '@sluice/core/kit';
 import * as z from 'zod/mini';
 import type { SlidingWindow } from './bucket.js';
 
@@ -95,8 +95,7 @@ const optionsSchema = z.strictObject({
   countTokens: z.optional(z.custom<RateLimitOptions['countTokens']>(isFunction, 'must be a function')),
   pauseOn429: z.optional(z.boolean()),
   paceFromHeaders: z.optional(z.boolean()),
-  // Infinity is a bound too (none), which z.number() refuses.
-  maxPauseMs: z.optional(z.custom<number>((value) => typeof value === 'number' && value > 0, 'must be a positive number of ms (Infinity for no bound)')),
+  maxPauseMs: z.optional(upperBoundMs),
   store: z.optional(z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store')),
   onStoreError: z.optional(z.enum(['open', 'closed', 'memory'])),
   id: z.optional(z.string().check(z.minLength(1))),

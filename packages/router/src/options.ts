@@ -1,5 +1,5 @@
 import { type Middleware, SluiceError, type Store, type StoreErrorPolicy, type Transport, ValidationError } from '@sluice/core';
-import { type KeyOption, parseOptions } from '@sluice/core/kit';
+import { type KeyOption, parseOptions, upperBoundMs } from '@sluice/core/kit';
 import { type PriceTable, priceTable } from '@sluice/cost';
 import * as z from 'zod/mini';
 
@@ -166,8 +166,7 @@ const optionsSchema = z.strictObject({
   ),
   prices: z.optional(z.custom<PriceTable>((value) => typeof (value as PriceTable | undefined)?.lookup === 'function', 'must be a PriceTable')),
   cooldownMs: z.optional(z.number().check(z.nonnegative())),
-  // Infinity is a bound too (none), which z.number() refuses.
-  maxCooldownMs: z.optional(z.custom<number>((value) => typeof value === 'number' && value > 0, 'must be a positive number of ms (Infinity for no bound)')),
+  maxCooldownMs: z.optional(upperBoundMs),
   store: z.optional(z.custom<Store>((value) => typeof (value as Store | undefined)?.update === 'function', 'must be a Store')),
   onStoreError: z.optional(z.enum(['open', 'closed', 'memory'])),
   random: z.optional(z.custom<() => number>(isFunction, 'must be a function')),
