@@ -1,4 +1,5 @@
 import { mockUpstream } from '@sluice/testing';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fetchTransport } from './fetch-transport.js';
 import { openAICompatible } from './open-ai-compatible.js';
@@ -94,6 +95,66 @@ describe('fetchTransport', () => {
     await upstream.waitForRequests(1);
     await vi.advanceTimersByTimeAsync(5_000);
     await settled;
+  });
+
+  describe("a body whose read never settles and does not hear the fetch's abort", () => {
+    /** A fetch whose answer's body never yields a byte and ignores the signal, as Node 20's did on a close-delimited body it could not decode. */
+    const stuck = (contentType: string) => {
+      const cancelled: unknown[] = [];
+      const fetch = async () =>
+        new Response(new ReadableStream<Uint8Array>({ pull: () => new Promise<void>(() => {}), cancel: (reason) => void cancelled.push(reason) }), {
+          status: 200,
+          headers: { 'content-type': contentType },
+        });
+      return { fetch, cancelled };
+    };
+
+    it('times a JSON answer out at the attempt limit and cancels the body (fake time)', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      const { fetch, cancelled } = stuck('application/json');
+      const llm = createPipeline({ transport: fetchTransport({ baseUrl: 'http://127.0.0.1:9/v1', apiKey: null, fetch, attemptTimeoutMs: 5_000 }) });
+      open.push(llm);
+      const settled = expect(llm.complete(ask())).rejects.toMatchObject({ code: 'TIMEOUT', phase: 'attempt' });
+      await vi.advanceTimersByTimeAsync(5_000);
+      await settled;
+      expect(cancelled).toMatchObject([{ code: 'TIMEOUT' }]);
+    });
+
+    it('times a stream out at the idle limit (fake time)', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      const { fetch } = stuck('text/event-stream');
+      const llm = createPipeline({ transport: fetchTransport({ baseUrl: 'http://127.0.0.1:9/v1', apiKey: null, fetch, idleTimeoutMs: 2_000 }) });
+      open.push(llm);
+      const settled = expect(collect(llm.stream(ask()))).rejects.toMatchObject({ code: 'TIMEOUT', phase: 'idle' });
+      await vi.advanceTimersByTimeAsync(2_000);
+      await settled;
+    });
+
+    it("ends at the call's deadline on a real close-delimited body that does not decode", async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      const server = createServer((socket) => {
+        socket.on('error', () => {});
+        socket.once('data', () => {
+          socket.end('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: br\r\nconnection: close\r\n\r\n{"id":"c1","choices":[{');
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      open.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+      const { port } = server.address() as AddressInfo;
+      const llm = createPipeline({ transport: fetchTransport({ baseUrl: `http://127.0.0.1:${port}/v1`, apiKey: null }) });
+      open.push(llm);
+      const settled = llm.complete(ask(), { timeoutMs: 1_000 }).then(
+        () => 'answered',
+        (error: { code: string }) => error.code,
+      );
+      // Real I/O runs between the steps of fake time: the answer comes, and its body is read (or not).
+      for (let step = 0; step < 20; step++) {
+        await new Promise((resolve) => setImmediate(resolve));
+        await vi.advanceTimersByTimeAsync(50);
+      }
+      // Some runtimes fail the body at once; Node 20's fetch never did, and the deadline must end it.
+      expect(['DEADLINE_EXCEEDED', 'MALFORMED_RESPONSE', 'STREAM_CUT']).toContain(await settled);
+    });
   });
 
   it('closes the upstream socket when the consumer stops mid-stream', async () => {

@@ -37,20 +37,36 @@ export function fetchParts(config: TransportConfig): Pick<Transport, 'send'> {
       attempt.done();
       throw attempt.reason() ?? errorFromNetwork(error, connectTimeoutMs, secrets);
     }
-    const answer: Answer = { status: response.status, headers: flattenHeaders(response.headers, secrets), body: bytesOf(response.body) };
+    const answer: Answer = { status: response.status, headers: flattenHeaders(response.headers, secrets), body: bytesOf(response.body, attempt) };
     return readAnswer(ctx, attempt, answer, config, callerAskedUsage, webCodec);
   }
   return { send };
 }
 
-/** A body's bytes as an async iterable; stopping early cancels the body, so the connection is not left half-read. */
-async function* bytesOf(body: ReadableStream<Uint8Array> | null): AsyncGenerator<Uint8Array, void, undefined> {
+/**
+ * A body's bytes as an async iterable; stopping early cancels the body, so
+ * the connection is not left half-read.
+ *
+ * The attempt's abort (its deadline, the idle limit, the caller) cancels
+ * the reader itself, which settles a read in progress, and the read then
+ * fails with the attempt's reason. The fetch's own signal is not enough:
+ * Node 20's fetch left a read pending forever, past every deadline, on a
+ * close-delimited body whose `content-encoding` (gzip, br) did not decode, and
+ * the abort never reached it.
+ */
+async function* bytesOf(body: ReadableStream<Uint8Array> | null, attempt: Attempt): AsyncGenerator<Uint8Array, void, undefined> {
   if (!body) return;
   const reader = body.getReader();
   let finished = false;
+  const cancel = () => void reader.cancel(attempt.reason()).catch(ignore);
+  attempt.signal.addEventListener('abort', cancel);
   try {
+    // Aborted already, it hears no abort: the first read would not be settled by one.
+    if (attempt.reason()) throw attempt.reason();
     for (;;) {
       const { done, value } = await reader.read();
+      const reason = attempt.reason();
+      if (reason) throw reason;
       if (done) {
         finished = true;
         return;
@@ -58,9 +74,12 @@ async function* bytesOf(body: ReadableStream<Uint8Array> | null): AsyncGenerator
       yield value;
     }
   } finally {
-    if (!finished) reader.cancel().catch(() => {});
+    attempt.signal.removeEventListener('abort', cancel);
+    if (!finished) reader.cancel().catch(ignore);
   }
 }
+
+const ignore = () => {};
 
 /** Response headers as one lowercased string each, with any echoed secret masked. */
 function flattenHeaders(headers: Headers, secrets: readonly string[]): Record<string, string> {
