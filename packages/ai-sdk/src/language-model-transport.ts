@@ -1,4 +1,5 @@
 import { type CompletionContext, MalformedResponseError, type Transport } from '@sluice/core';
+import { abortReason, onAbort, toSluiceError } from '@sluice/core/kit';
 import { fromModelError } from './from-model-error.js';
 import type { CallParams, StreamResult, WrappedModel } from './model-types.js';
 import { type PartChunk, toChunk, toCompletion, toUsage } from './to-completion.js';
@@ -49,9 +50,9 @@ export function languageModels(): Transport {
       if (!ctx.stream) {
         let result: Awaited<ReturnType<WrappedModel['doGenerate']>>;
         try {
-          result = await call.model.doGenerate(params);
+          result = await untilAborted(ctx, call.model.doGenerate(params));
         } catch (error) {
-          throw fromModelError(error, ctx.clock.now(), 'threw');
+          throw abortReason(ctx) === undefined ? fromModelError(error, ctx.clock.now(), 'threw') : toSluiceError(abortReason(ctx));
         }
         if (!Array.isArray((result as Partial<typeof result> | undefined)?.content)) {
           throw new MalformedResponseError(`the model's doGenerate returned ${described(result, 'content')}, not a result with a content array`);
@@ -64,9 +65,9 @@ export function languageModels(): Transport {
       }
       let result: StreamResult;
       try {
-        result = await call.model.doStream(params);
+        result = await untilAborted(ctx, call.model.doStream(params));
       } catch (error) {
-        throw fromModelError(error, ctx.clock.now(), 'threw');
+        throw abortReason(ctx) === undefined ? fromModelError(error, ctx.clock.now(), 'threw') : toSluiceError(abortReason(ctx));
       }
       if (typeof (result as Partial<typeof result> | undefined)?.stream?.getReader !== 'function') {
         throw new MalformedResponseError(`the model's doStream returned ${described(result, 'stream')}, not a result with a ReadableStream`);
@@ -79,14 +80,22 @@ export function languageModels(): Transport {
   };
 }
 
-/** The model's parts as chunks; an error part ends the stream with its typed error. */
+/**
+ * The model's parts as chunks; an error part ends the stream with its typed
+ * error. The call's abort cancels the model's stream itself, which settles
+ * a read in progress, and the stream then fails with the call's reason: a
+ * model whose stream does not hear `abortSignal` cannot hold the call.
+ */
 async function* readParts(ctx: CompletionContext, stream: StreamResult['stream'], modelId: string): AsyncGenerator<PartChunk> {
   const reader = stream.getReader();
   const toolIndex = new Map<string, number>();
   let finished = false;
+  const unwatch = onAbort(ctx, () => void reader.cancel(abortReason(ctx)).catch(ignore));
   try {
     for (;;) {
       const { done, value } = await reader.read();
+      const aborted = abortReason(ctx);
+      if (aborted !== undefined) throw toSluiceError(aborted);
       if (done) {
         finished = true;
         return;
@@ -98,11 +107,32 @@ async function* readParts(ctx: CompletionContext, stream: StreamResult['stream']
       yield chunk;
     }
   } catch (error) {
-    throw fromModelError(error, ctx.clock.now(), 'stream');
+    const aborted = abortReason(ctx);
+    throw aborted === undefined ? fromModelError(error, ctx.clock.now(), 'stream') : toSluiceError(aborted);
   } finally {
+    unwatch();
     // Stopped early (an error, the consumer's cancel): cancel the model's stream, which ends its request.
-    if (!finished) await reader.cancel().catch(() => {});
+    if (!finished) await reader.cancel().catch(ignore);
   }
+}
+
+const ignore = () => {};
+
+/**
+ * `promise`, or the call's abort if that comes first: a model whose
+ * `doGenerate` or `doStream` does not hear `abortSignal` (a provider's
+ * fetch whose body read never settles, as Node 20's did on a body it could
+ * not decode) still lets the call end at its deadline. The promise is then
+ * left, and its rejection with it: never an unhandled one.
+ */
+function untilAborted<T>(ctx: CompletionContext, promise: PromiseLike<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const unwatch = onAbort(ctx, () => reject(toSluiceError(abortReason(ctx))));
+    promise.then(
+      (value) => (unwatch(), resolve(value)),
+      (error: unknown) => (unwatch(), reject(error)),
+    );
+  });
 }
 
 /** What a model returned instead of a result, for an error message: `undefined`, `an object without stream`. */

@@ -214,6 +214,49 @@ describe('sluiceMiddleware', () => {
       return wrapLanguageModel({ model, middleware: sluiceMiddleware(llm) });
     };
 
+    it("ends at the caller's abort when doGenerate never settles and does not hear abortSignal", async () => {
+      const model = new MockLanguageModelV3({ doGenerate: () => new Promise<never>(() => {}) });
+      const controller = new AbortController();
+      const settled = generateText({ model: wrapped(model), prompt: 'Hello', maxRetries: 0, abortSignal: controller.signal }).then(
+        () => 'answered',
+        (error: { code?: string }) => error.code,
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(model.doGenerateCalls).toHaveLength(1);
+      controller.abort();
+      // Before, the call waited on the model for good.
+      expect(await settled).toBe('ABORTED');
+    });
+
+    it("ends a stream at the caller's abort when the model's stream never sends its next part and does not hear abortSignal", async () => {
+      let cancelled = 0;
+      const parts = new ReadableStream({
+        start(controller) {
+          controller.enqueue({ type: 'stream-start', warnings: [] });
+          controller.enqueue({ type: 'text-start', id: 't' });
+          controller.enqueue({ type: 'text-delta', id: 't', delta: 'Hi' });
+        },
+        pull: () => new Promise<void>(() => {}),
+        cancel: () => void cancelled++,
+      });
+      const model = new MockLanguageModelV3({ doStream: async () => ({ stream: parts }) as never });
+      const controller = new AbortController();
+      const result = streamText({ model: wrapped(model), prompt: 'Hello', maxRetries: 0, abortSignal: controller.signal, onError: () => {} });
+      const seen: string[] = [];
+      const read = (async () => {
+        for await (const part of result.fullStream) {
+          seen.push(part.type);
+          if (part.type === 'text-delta') controller.abort();
+        }
+        return 'ended';
+      })().catch((error: { code?: string }) => error.code);
+      // Before, the stream waited on the model's next part for good.
+      // The AI SDK ends a stream its caller aborted with an abort part.
+      expect(await read).toBe('ended');
+      expect(seen.slice(-2)).toEqual(['text-delta', 'abort']);
+      expect(cancelled).toBe(1);
+    });
+
     it('gives back what doGenerate threw, once: no retry, no open circuit, as the AI SDK does for a non-APICallError', async () => {
       const thrown = new TypeError('provider bug');
       const model = new MockLanguageModelV3({ doGenerate: async () => Promise.reject(thrown) });
