@@ -1,5 +1,5 @@
 import { type CompletionContext, MalformedResponseError, type Transport } from '@sluice/core';
-import { abortReason, onAbort, toSluiceError } from '@sluice/core/kit';
+import { abortReason, onAbort, toSluiceError, untilAborted } from '@sluice/core/kit';
 import { fromModelError } from './from-model-error.js';
 import type { CallParams, StreamResult, WrappedModel } from './model-types.js';
 import { type PartChunk, toChunk, toCompletion, toUsage } from './to-completion.js';
@@ -50,6 +50,8 @@ export function languageModels(): Transport {
       if (!ctx.stream) {
         let result: Awaited<ReturnType<WrappedModel['doGenerate']>>;
         try {
+          // A model that does not hear abortSignal (a provider's fetch whose body read never
+          // settles, as Node 20's did on a body it could not decode) must not hold the call.
           result = await untilAborted(ctx, call.model.doGenerate(params));
         } catch (error) {
           throw abortReason(ctx) === undefined ? fromModelError(error, ctx.clock.now(), 'threw') : toSluiceError(abortReason(ctx));
@@ -117,23 +119,6 @@ async function* readParts(ctx: CompletionContext, stream: StreamResult['stream']
 }
 
 const ignore = () => {};
-
-/**
- * `promise`, or the call's abort if that comes first: a model whose
- * `doGenerate` or `doStream` does not hear `abortSignal` (a provider's
- * fetch whose body read never settles, as Node 20's did on a body it could
- * not decode) still lets the call end at its deadline. The promise is then
- * left, and its rejection with it: never an unhandled one.
- */
-function untilAborted<T>(ctx: CompletionContext, promise: PromiseLike<T>): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const unwatch = onAbort(ctx, () => reject(toSluiceError(abortReason(ctx))));
-    promise.then(
-      (value) => (unwatch(), resolve(value)),
-      (error: unknown) => (unwatch(), reject(error)),
-    );
-  });
-}
 
 /** What a model returned instead of a result, for an error message: `undefined`, `an object without stream`. */
 function described(value: unknown, field: string): string {

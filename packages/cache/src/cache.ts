@@ -1,5 +1,5 @@
 import { type ChatCompletion, type CompletionContext, type Middleware, SluiceError, StoreError, type Usage } from '@sluice/core';
-import { abortReason, keepsChainRules, keyResolver, onAbort, toSluiceError, transportStream } from '@sluice/core/kit';
+import { abortReason, keepsChainRules, keyResolver, toSluiceError, transportStream, untilAborted } from '@sluice/core/kit';
 import { requestKey } from './cache-key.js';
 import { answerJson, completionEntry, parseEntry, replay, streamEntry, streamEntryBytes } from './cache-entry.js';
 import type { CacheStorage } from './cache-storage.js';
@@ -18,7 +18,6 @@ export type CacheMiddleware = Middleware & {
 
 const namespace = 'sluice:cache:';
 const done = Promise.resolve();
-const ignore = () => {};
 /** How often a joined call goes round again after its sender's own abort before sending itself. */
 const maxRounds = 3;
 
@@ -301,20 +300,4 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
   }
 
   return Object.assign(middleware, { storage });
-}
-
-/** `promise`, or the call's abort if that comes first (`promise` is then left, and its rejection with it: never an unhandled one). */
-function untilAborted<T>(ctx: CompletionContext, promise: Promise<T>): Promise<T> {
-  const reason = abortReason(ctx);
-  if (reason !== undefined) {
-    promise.catch(ignore);
-    return Promise.reject(toSluiceError(reason));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const unwatch = onAbort(ctx, () => reject(toSluiceError(abortReason(ctx))));
-    promise.then(
-      (value) => (unwatch(), resolve(value)),
-      (error: unknown) => (unwatch(), reject(error)),
-    );
-  });
 }

@@ -186,6 +186,22 @@ describe('trimContext', () => {
     expect(aborting.upstream.requests).toHaveLength(0);
   });
 
+  it("ends the call at its abort when the summariser never answers and does not hear ctx.signal", async () => {
+    let asked = 0;
+    const { llm, upstream } = await start({ maxTokens: 400, summarize: () => (asked++, new Promise<string>(() => {})) });
+    const controller = new AbortController();
+    const settled = llm.complete({ model: 'gpt-4o', messages: history(10) }, { signal: controller.signal });
+    await vi.waitFor(() => expect(asked).toBe(1));
+    controller.abort();
+    // Before, the call waited on the summariser for good.
+    await expect(settled).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(upstream.requests).toHaveLength(0);
+    // A summariser that answers at once with a string, not a promise, is taken as it is.
+    const plain = await start({ maxTokens: 400, summarize: (() => 'Earlier: lorem ipsum.') as unknown as () => Promise<string> });
+    await plain.llm.complete({ model: 'gpt-4o', messages: history(10) });
+    expect(plain.sent()[0]?.[1]).toEqual({ role: 'system', content: 'Earlier: lorem ipsum.' });
+  });
+
   it('drops more turns to make room for a summary that does not fit', async () => {
     const long = `Summary: ${'a detail worth keeping, '.repeat(40)}`;
     const { llm, sent } = await start({ maxTokens: 400, summarize: async () => ({ role: 'user', content: long }) });

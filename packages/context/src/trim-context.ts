@@ -1,5 +1,5 @@
 import { type ChatCompletionRequest, type ChatMessage, type CompletionContext, type Middleware, ValidationError } from '@sluice/core';
-import { abortReason, chatMessageSchema, keepsChainRules, parseOptions } from '@sluice/core/kit';
+import { abortReason, chatMessageSchema, keepsChainRules, parseOptions, untilAborted } from '@sluice/core/kit';
 import { contextWindow } from './context-window.js';
 import { isTokenizer, type TrimContextOptions, trimContextOptionsSchema } from './options.js';
 import { PromptTooLongError } from './errors.js';
@@ -113,9 +113,13 @@ export function trimContext(options: TrimContextOptions = {}): Middleware {
     if (parsed.summarize && plan.dropped.length > 0) {
       let produced: string | ChatMessage;
       try {
-        produced = await parsed.summarize(
-          plan.dropped.map((i) => request.messages[i] as ChatMessage),
+        // A summariser that does not hear ctx.signal (its own model call hung) must not hold the call past its deadline.
+        produced = await untilAborted(
           ctx,
+          parsed.summarize(
+            plan.dropped.map((i) => request.messages[i] as ChatMessage),
+            ctx,
+          ),
         );
       } catch (error) {
         // The call's own abort or deadline ends it; anything else (the summariser's model down, a

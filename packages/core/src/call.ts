@@ -5,6 +5,7 @@ import type { SluiceEmitter } from './events.js';
 import type { SluiceState } from './augmentable.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from './schemas.js';
 import { SettleScope } from './settlement.js';
+import { toSluiceError } from './errors.js';
 import type { Store } from './store.js';
 
 let sequence = 0;
@@ -195,4 +196,42 @@ export function onAbort(ctx: Pick<CompletionContext, 'signal'>, listener: () => 
 export function abortReason(ctx: Pick<CompletionContext, 'signal'>): unknown {
   const source = ctx instanceof Call ? ctx.abortSource : ctx.signal;
   return source.aborted ? source.reason : undefined;
+}
+
+const ignore = () => {};
+
+/**
+ * `promise`, or the call's abort if that comes first, as the call's typed
+ * reason (`ABORTED`, or `TIMEOUT` with phase `deadline`). For a middleware
+ * or transport that waits on code it does not own (a model, a summariser,
+ * another call's answer) and cannot trust to hear `ctx.signal`: the call
+ * still ends at its deadline. The promise is then left, and its rejection
+ * with it: never an unhandled one.
+ *
+ * @param ctx - the call
+ * @param promise - what the call waits on (a value is taken as it is)
+ * @example
+ * ```ts
+ * const summary = await untilAborted(ctx, summarize(dropped, ctx));
+ * ```
+ */
+export function untilAborted<T>(ctx: Pick<CompletionContext, 'signal'>, promise: T | PromiseLike<T>): Promise<T> {
+  // A value, not a promise (a callback typed async that answered at once): nothing to wait on.
+  if (!isThenable(promise)) return Promise.resolve(promise);
+  const reason = abortReason(ctx);
+  if (reason !== undefined) {
+    promise.then(undefined, ignore);
+    return Promise.reject(toSluiceError(reason));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const unwatch = onAbort(ctx, () => reject(toSluiceError(abortReason(ctx))));
+    promise.then(
+      (value) => (unwatch(), resolve(value)),
+      (error: unknown) => (unwatch(), reject(error)),
+    );
+  });
+}
+
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as PromiseLike<T> | null)?.then === 'function';
 }
