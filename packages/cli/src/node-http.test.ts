@@ -1,7 +1,7 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readBody } from './node-http.js';
+import { answerClientError, readBody } from './node-http.js';
 
 let server: Server | undefined;
 afterEach(async () => {
@@ -81,5 +81,36 @@ describe('readBody', () => {
     flood.write('x'.repeat(30));
     expect(await read(1)).toBe('too-large');
     expect(await ending).toBe('cut');
+  });
+});
+
+describe('answerClientError', () => {
+  /** Sends `raw` bytes on a socket of their own and reads all that comes back. */
+  const rawExchange = (url: string, raw: string) =>
+    new Promise<string>((resolve, reject) => {
+      const { port } = new URL(url);
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(raw));
+      let text = '';
+      socket.on('data', (part) => (text += String(part)));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+
+  it('answers a request Node cannot parse with an OpenAI-shaped JSON error, not a bare 400', async () => {
+    const url = await listen((_request, response) => response.end('served'));
+    server?.on('clientError', answerClientError);
+    const bad = await rawExchange(url, 'POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nbad header: 1\r\ncontent-length: 2\r\n\r\n{}');
+    const [head, body] = bad.split('\r\n\r\n');
+    // Before, Node's own answer: `HTTP/1.1 400 Bad Request`, no content type, no body.
+    expect(head).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(head).toContain('content-type: application/json');
+    expect(JSON.parse(body as string)).toEqual({
+      error: { message: 'the request is not valid HTTP (HPE_INVALID_HEADER_TOKEN)', type: 'invalid_request_error', param: null, code: 'bad_http_request' },
+    });
+    const huge = await rawExchange(url, `GET /health HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(huge).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    expect(JSON.parse(huge.split('\r\n\r\n')[1] as string)).toMatchObject({ error: { code: 'bad_http_request', message: expect.stringContaining('too large') } });
+    // The server still serves.
+    expect(await fetch(url).then((response) => response.text())).toBe('served');
   });
 });

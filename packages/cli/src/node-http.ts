@@ -1,4 +1,5 @@
-import type { IncomingMessage } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 /** The request body, or why it was not read. */
 export type BodyRead = { ok: true; body: Buffer } | { ok: false; reason: 'too-large' | 'aborted' };
@@ -52,3 +53,30 @@ export function readBody(request: IncomingMessage, maxBytes: number, discardByte
 
 const tooLarge: BodyRead = { ok: false, reason: 'too-large' };
 const aborted: BodyRead = { ok: false, reason: 'aborted' };
+
+/**
+ * The `clientError` listener of `sluice serve`: a request Node's parser
+ * refused (a bad header, a bad chunk size, headers too large, a request
+ * too slow to arrive) is answered as every other refusal is, with an
+ * OpenAI-shaped JSON error naming what was wrong, not Node's bare
+ * `400 Bad Request` with no body. A connection already reset, or one whose
+ * answer has begun, is just closed.
+ *
+ * @param error - the parser's error (`code` such as `HPE_INVALID_HEADER_TOKEN`)
+ * @param socket - the client's connection
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  const answering = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || answering?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const what = status === 431 ? 'the request headers are too large' : status === 408 ? 'the request did not arrive in time' : 'the request is not valid HTTP';
+  const body = JSON.stringify({
+    error: { message: `${what} (${error.code ?? 'unknown'})`, type: 'invalid_request_error', param: null, code: status === 408 ? 'request_timeout' : 'bad_http_request' },
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-should-retry: false\r\nconnection: close\r\n\r\n${body}`,
+  );
+}

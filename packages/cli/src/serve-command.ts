@@ -8,6 +8,7 @@ import { buildRoutedPipeline } from './routed-pipeline.js';
 import { sharedStore } from './shared-store.js';
 import { parseServeConfig } from './serve-options.js';
 import { serveHandler } from './serve-handler.js';
+import { answerClientError } from './node-http.js';
 import { readConfigFile } from './read-config.js';
 import { reportProblems } from './report-problems.js';
 
@@ -71,6 +72,7 @@ export async function serveCommand(configPath: string, overrides: { port?: numbe
     // A ledger that cannot be written or a store that fails would otherwise go unseen: each kind once.
     const problems = reportProblems(pipeline.events, io.stderr, 'sluice serve');
     const server = createServer(handler.listener);
+    server.on('clientError', answerClientError);
     if (io.signal?.aborted) return 0;
     try {
       await new Promise<void>((resolve, reject) => {

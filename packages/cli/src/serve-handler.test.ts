@@ -60,6 +60,18 @@ describe('serveHandler', () => {
     expect(await settled).toMatchObject({ outcome: 'error', errorCode: 'ABORTED' });
   });
 
+  it('names a route it does not serve, repeating a long path only in part', async () => {
+    const { origin } = await serve('http://127.0.0.1:9/v1');
+    const headers = { authorization: `Bearer ${key}` };
+    const short = await fetch(`${origin}/v1/embeddings`, { method: 'POST', headers, body: '{}' });
+    expect(short.status).toBe(404);
+    expect(((await short.json()) as { error: { message: string } }).error.message).toBe('no route for POST /v1/embeddings');
+    const long = await fetch(`${origin}/${'a'.repeat(5_000)}`, { headers });
+    const { message } = ((await long.json()) as { error: { message: string } }).error;
+    // Before, all 5,000 characters came back.
+    expect(message).toBe(`no route for GET /${'a'.repeat(199)}…`);
+  });
+
   it('answers one request after another on one keep-alive connection', async () => {
     const upstream = await mockUpstream({ reply: 'again' });
     cleanups.push(() => upstream.close());

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { setMaxListeners } from 'node:events';
 import type { BreakerMiddleware } from '@sluice/breaker';
 import type { CallOptions, ChatCompletionRequest, RunsCompletions } from '@sluice/core';
+import { excerpt } from '@sluice/core/kit';
 import type { TenantOf } from './api-keys.js';
 import { readBody } from './node-http.js';
 import type { DeploymentCircuit } from './routed-pipeline.js';
@@ -110,7 +111,8 @@ export function serveHandler(options: ServeHandlerOptions): {
     }
     if (path !== '/v1/chat/completions') {
       request.resume();
-      return error(target, 404, 'not_found_error', 'not_found', `no route for ${method} ${path || '/'}`);
+      // The path as the client sent it, cut short: a 16 KB path is not repeated back whole.
+      return error(target, 404, 'not_found_error', 'not_found', `no route for ${method.slice(0, 16)} ${excerpt(path || '/', 200, [])}`);
     }
     if (method !== 'POST') {
       request.resume();

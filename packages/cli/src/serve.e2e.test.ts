@@ -1,5 +1,6 @@
 // The real `sluice serve` binary against a real mock upstream, with the openai SDK and raw HTTP as clients.
 import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,6 +143,16 @@ describe('sluice serve', () => {
     }
     const elsewhere = await fetch(`${url}/embeddings`, { method: 'POST', headers, body: '{}' });
     expect(elsewhere.status).toBe(404);
+    // A request Node's parser refuses is answered in the same shape, not with a bare 400.
+    const unparsable = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(url).port), '127.0.0.1', () => socket.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nbad header: 1\r\n\r\n'));
+      let text = '';
+      socket.on('data', (part) => (text += String(part)));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(unparsable).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(unparsable.split('\r\n\r\n')[1] as string)).toMatchObject({ error: { type: 'invalid_request_error', code: 'bad_http_request' } });
   });
 
   it('names a port already in use instead of crashing', async () => {
