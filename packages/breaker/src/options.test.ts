@@ -34,6 +34,10 @@ describe('breaker options', () => {
   it('rejects an unknown option, naming it, and the prefix option that the store namespace replaced', () => {
     expect(() => breaker({ failurs: 3 } as BreakerOptions)).toThrow(/failurs/);
     expect(() => breaker({ prefix: 'llm:' } as BreakerOptions)).toThrow(/prefix/);
+    // What opossum, cockatiel and Polly call these options.
+    expect(() => breaker({ resetTimeout: 5_000 } as BreakerOptions)).toThrow('breaker.resetTimeout: is not an option; use openMs');
+    expect(() => breaker({ failureThreshold: 3 } as BreakerOptions)).toThrow(/breaker\.failureThreshold: is not an option; use failures/);
+    expect(() => breaker({ errorThresholdPercentage: 50 } as BreakerOptions)).toThrow(/use failureRate/);
   });
 
   it('accepts no options at all, every key form, and failures: false with a failure rate', () => {

@@ -124,6 +124,19 @@ export interface BreakerConfig {
   onStoreError: StoreErrorPolicy;
 }
 
+/** What users of opossum, cockatiel and Polly reach for first, and what it is called here. */
+const hints = {
+  threshold: 'use failures (consecutive failures) or failureRate: { threshold, windowMs }',
+  failureThreshold: 'use failures (consecutive failures) or failureRate: { threshold, windowMs }',
+  errorThresholdPercentage: 'use failureRate: { threshold (0 to 1), windowMs }',
+  resetTimeout: 'use openMs',
+  resetTimeoutMs: 'use openMs',
+  halfOpenAfter: 'use openMs',
+  breakDuration: 'use openMs',
+  cooldownMs: 'use openMs',
+  timeout: 'use slowCallMs to count slow calls as failures; the deadline is the call\'s timeoutMs',
+};
+
 /**
  * Validates `options` and fills in the defaults; internal.
  *
@@ -135,7 +148,7 @@ export interface BreakerConfig {
  * ```
  */
 export function resolveBreakerOptions(options: BreakerOptions): BreakerConfig {
-  const parsed = parseOptions(breakerOptionsSchema, options, 'breaker');
+  const parsed = parseOptions(breakerOptionsSchema, options, 'breaker', hints);
   const rate = parsed.failureRate;
   return {
     rules: {

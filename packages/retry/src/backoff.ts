@@ -64,12 +64,23 @@ export function exponentialBackoff(options: ExponentialBackoffOptions = {}): Bac
   return exponentialBackoffFrom(options, 'exponentialBackoff');
 }
 
+/** Names other retry libraries give these options. */
+const backoffHints = {
+  initialMs: 'use baseMs',
+  initialDelayMs: 'use baseMs',
+  baseDelayMs: 'use baseMs',
+  minMs: 'use baseMs',
+  maxDelayMs: 'use maxMs',
+  multiplier: 'use factor',
+  exponent: 'use factor',
+};
+
 /**
  * {@link exponentialBackoff} validated under another name, so `retry({ backoff: { … } })`
  * reports `retry.backoff.maxMs`; internal.
  */
 export function exponentialBackoffFrom(options: unknown, name: string, defaultRandom?: () => number): Backoff {
-  const parsed = parseOptions(exponentialBackoffSchema, options, name);
+  const parsed = parseOptions(exponentialBackoffSchema, options, name, backoffHints);
   const baseMs = parsed.baseMs ?? 1_000;
   const factor = parsed.factor ?? 2;
   const maxMs = parsed.maxMs ?? 10_000;

@@ -58,8 +58,24 @@ export interface ResolvedRetryOptions {
  * @param options - what the user passed to `retry()`
  * @throws ValidationError naming the bad option (`retry.backoff.maxMs`)
  */
+/** What users of openai-node, cockatiel and p-retry reach for first, and what it is called here. */
+const hints = {
+  maxRetries: "use attempts, which counts the first try too: openai-node's maxRetries: 2 is attempts: 3",
+  retries: 'use attempts, which counts the first try too: retries: 2 is attempts: 3',
+  maxAttempts: 'use attempts',
+  timeout: "retry has no timeout of its own: give the call a deadline (timeoutMs in the call's options) or set the transport's attemptTimeoutMs",
+  timeoutMs: "retry has no timeout of its own: give the call a deadline (timeoutMs in the call's options) or set the transport's attemptTimeoutMs",
+  initialDelayMs: 'use backoff: { baseMs }',
+  baseDelayMs: 'use backoff: { baseMs }',
+  minDelayMs: 'use backoff: { baseMs }',
+  maxDelayMs: 'use backoff: { maxMs }',
+  factor: 'use backoff: { factor }',
+  jitter: 'use backoff: { jitter }',
+  shouldRetry: 'use retryOn',
+};
+
 export function resolveRetryOptions(options: RetryOptions): ResolvedRetryOptions {
-  const parsed = parseOptions(retryOptionsSchema, options, 'retry');
+  const parsed = parseOptions(retryOptionsSchema, options, 'retry', hints);
   const budget = parsed.budget as RetryBudget | RetryBudgetOptions | false | undefined;
   return {
     attempts: parsed.attempts ?? 3,

@@ -361,6 +361,14 @@ describe('retry: options', () => {
     expect(() => retry({ backoff: { capMs: 1_000 } } as never)).toThrow(/did you mean maxMs\?/);
   });
 
+  it("names the option that stands for another library's: openai-node's maxRetries, p-retry's retries, a delay", () => {
+    expect(() => retry({ maxRetries: 2 } as never)).toThrow("retry.maxRetries: is not an option; use attempts, which counts the first try too: openai-node's maxRetries: 2 is attempts: 3");
+    expect(() => retry({ retries: 2 } as never)).toThrow(/retry\.retries: is not an option; use attempts/);
+    expect(() => retry({ timeoutMs: 5_000 } as never)).toThrow(/retry has no timeout of its own/);
+    expect(() => retry({ initialDelayMs: 100 } as never)).toThrow(/use backoff: \{ baseMs \}/);
+    expect(() => retry({ backoff: { initialDelayMs: 100 } } as never)).toThrow('retry.backoff.initialDelayMs: is not an option; use baseMs');
+  });
+
   it('tells a caller who passed retry uncalled, use(retry), to call it', async () => {
     const { llm, upstream } = await testPipeline({ middleware: retry as never });
     await expect(llm.complete(chat())).rejects.toMatchObject({
