@@ -59,6 +59,27 @@ function mostInAnyWindow(times: readonly number[], windowMs: number): number {
   return most;
 }
 
+describe('rateLimit: a stored window this version did not write', () => {
+  it.each([
+    ['a total of 1e308 over one entry', (now: number) => ({ at: now, requests: { total: 1e308, flat: [now, 1] }, tokens: { total: 0, flat: [] }, pausedUntil: 0 })],
+    ['an entry dated 1e308', (now: number) => ({ at: now, requests: { total: 1, flat: [1e308, 1] }, tokens: { total: 0, flat: [] }, pausedUntil: 0 })],
+    ['an amount that is not a number', (now: number) => ({ at: now, requests: { total: 1, flat: [now, 'x'] }, tokens: { total: 0, flat: [] }, pausedUntil: 0 })],
+    ['a pause that is not a number', (now: number) => ({ at: now, requests: { total: 0, flat: [] }, tokens: { total: 0, flat: [] }, pausedUntil: 'later' })],
+    ['a number', () => 2.5],
+  ])('reads %s as an empty window, and writes its own over it', async (_label, corrupt) => {
+    const store = memoryStore();
+    const harness = await testPipeline({ middleware: [rateLimit({ requests: { limit: 3, windowMs: 60_000 } })], store });
+    const key = 'sluice:ratelimit:r3/60000:global';
+    await store.set(key, corrupt(harness.clock.now()));
+    // Before, the first two refused every call on the key for good: "it would wait at least 60000 ms".
+    const calls = Array.from({ length: 3 }, (_, i) => harness.llm.complete(chat(`c${i}`), { timeoutMs: 1_000 }));
+    await Promise.all(calls);
+    expect(harness.attempts).toHaveLength(3);
+    const stored = await store.get<WindowState>(key);
+    expect(stored?.requests).toEqual({ total: 3, flat: [harness.clock.now(), 3] });
+  });
+});
+
 describe('rateLimit: on the memory store, whose admissions it does not await', () => {
   it('sends at once only what fits the window and the rest when it has room, each concurrency slot given back', async () => {
     const harness = await testPipeline({

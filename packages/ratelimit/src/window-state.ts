@@ -53,8 +53,42 @@ export function bringUp(windows: Windows, state: WindowState | undefined, now: n
   };
 }
 
-/** Whether a stored value is a window state in this version's shape. */
+/**
+ * Whether a stored value is a window state this version can trust: its
+ * shape, and inside it what every state this code writes holds: finite
+ * times, entries in time order no later than `at`, amounts of at least 0,
+ * each log's total the sum of its entries. Anything else (another build's
+ * record, a hand edit, a bad write to a shared store) is read as empty,
+ * never misread: a total of 1e308 over a few entries, or an entry dated
+ * 1e308, never leaves the window, and refused every call on the key for
+ * good (a refusal writes nothing, so nothing ever replaced it).
+ */
 export function isWindowState(state: WindowState | undefined): state is WindowState {
+  if (typeof state !== 'object' || state === null) return false;
+  const { at, pausedUntil } = state;
+  return Number.isFinite(at) && isLog(state.requests, at) && isLog(state.tokens, at) && (pausedUntil === undefined || Number.isFinite(pausedUntil));
+}
+
+/** Whether `log` is a log whose entries are as {@link isWindowState} says. */
+function isLog(log: Log | undefined, at: number): boolean {
+  if (typeof log !== 'object' || log === null) return false;
+  const { flat, total } = log;
+  if (!Array.isArray(flat) || flat.length % 2 !== 0 || typeof total !== 'number' || !(total >= 0)) return false;
+  let sum = 0;
+  let last = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < flat.length; i += 2) {
+    const time = flat[i];
+    const amount = flat[i + 1];
+    if (typeof time !== 'number' || !(time >= last) || !(time <= at) || typeof amount !== 'number' || !(amount >= 0 && amount < Infinity)) return false;
+    last = time;
+    sum += amount;
+  }
+  // Sums of the same amounts in another order may differ in their last bits.
+  return Math.abs(total - sum) <= 1e-9 * Math.max(1, sum);
+}
+
+/** The cheap check of a state this process brought up itself (the state last seen): its shape alone. */
+function isOwnState(state: WindowState | undefined): state is WindowState {
   return state !== undefined && Number.isFinite(state.at) && Array.isArray(state.requests?.flat) && Array.isArray(state.tokens?.flat);
 }
 
@@ -80,7 +114,7 @@ export function decide(windows: Windows, state: WindowState, cost: number): Deci
  * last seen, before going to the store.
  */
 export function wouldAdmit(windows: Windows, state: WindowState | undefined, cost: number, now: number): boolean {
-  if (!isWindowState(state) || aheadOfClock(state.at, now)) return true;
+  if (!isOwnState(state) || aheadOfClock(state.at, now)) return true;
   const at = Math.max(state.at, now);
   if (state.pausedUntil > at) return false;
   const { requests, tokens } = windows;
