@@ -73,6 +73,35 @@ describe('breaker: on the memory store, whose writes it does not await', () => {
   });
 });
 
+describe('breaker: a stored circuit this version did not write', () => {
+  const open = { state: 'open', closedAt: null, failures: 10, window: [], openedAt: 0, openUntil: 30_000, openMs: 30_000, reason: 'consecutive', trips: 1, probes: [], passed: 0, judged: 10 };
+  it.each([
+    ['an open circuit whose openUntil is not a number', { ...open, openUntil: 'x' }],
+    ['an open circuit with no openUntil', { ...open, openUntil: null }],
+    ['a state that is no state', { ...open, state: [{ a: 1 }] }],
+    ['a window that is not a list', { ...open, state: 'closed', window: 'x' }],
+  ])('reads %s as a closed circuit, and counts afresh', async (_label, record) => {
+    const store = memoryStore();
+    h = await setup({}, { store });
+    await store.set(`sluice:breaker:${h.key()}`, record);
+    // Before, every call failed CIRCUIT_OPEN (or UNEXPECTED) for as long as calls kept the record alive.
+    await h.clock.advanceAsync(3_600_000);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 0 });
+    await expect(h.llm.complete(ask())).resolves.toMatchObject({ object: 'chat.completion' });
+    await failTimes(h, 10);
+    await expect(h.llm.complete(ask())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+  });
+
+  it('lets a probe through a half-open circuit that has passed as many probes as it takes yet never closed', async () => {
+    const store = memoryStore();
+    h = await setup({}, { store });
+    await store.set(`sluice:breaker:${h.key()}`, { ...open, state: 'half-open', openUntil: null, passed: 1e308 });
+    // Before, no probe slot was ever free: once this process had seen the record, every call failed CIRCUIT_OPEN.
+    for (let i = 0; i < 3; i++) await expect(h.llm.complete(ask())).resolves.toMatchObject({ object: 'chat.completion' });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed' });
+  });
+});
+
 describe("breaker: the original client's timeline", () => {
   it('opens after 10 consecutive 503s and fails fast for 30 s without reaching the upstream', async () => {
     h = await setup();

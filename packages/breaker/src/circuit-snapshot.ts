@@ -1,5 +1,5 @@
 import type { CircuitStateName, OpenReason } from './events.js';
-import { type CircuitRecord, type CircuitRules, isDue, probeHeld } from './circuit.js';
+import { type CircuitRecord, type CircuitRules, isCircuitRecord, isDue, probeHeld } from './circuit.js';
 import { windowTotals } from './failure-window.js';
 
 /**
@@ -46,7 +46,9 @@ export interface CircuitSnapshot {
  * snapshot('m', undefined, Date.now(), rules).state; // 'closed'
  * ```
  */
-export function snapshot(key: string, record: CircuitRecord | undefined, now: number, rules: CircuitRules): CircuitSnapshot {
+export function snapshot(key: string, stored: CircuitRecord | undefined, now: number, rules: CircuitRules): CircuitSnapshot {
+  // A record this version cannot trust is reported as the closed circuit the calls read it as.
+  const record = stored !== undefined && isCircuitRecord(stored) ? stored : undefined;
   const rate = rules.failureRate;
   const totals = record && rate ? windowTotals(record, now, rate) : { calls: 0, failures: 0 };
   const window = rate ? { ...totals, rate: totals.calls === 0 ? 0 : totals.failures / totals.calls } : null;

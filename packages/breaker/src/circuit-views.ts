@@ -13,7 +13,7 @@
  * from the store at every call, so a reset anywhere frees it at once.
  */
 import type { Store } from '@sluice/core';
-import { type CircuitRecord, type CircuitRules, lifetimeMs } from './circuit.js';
+import { type CircuitRecord, type CircuitRules, isCircuitRecord, lifetimeMs } from './circuit.js';
 import type { CircuitStateName } from './events.js';
 
 /**
@@ -79,7 +79,7 @@ export class CircuitViews {
    */
   see(store: Store, key: string, record: CircuitRecord | undefined, now: number, rules: CircuitRules): void {
     let views = this.byStore.get(store);
-    if (!record || record.state === 'closed') {
+    if (!record || record.state === 'closed' || !isCircuitRecord(record)) {
       views?.delete(key);
       return;
     }

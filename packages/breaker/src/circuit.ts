@@ -149,7 +149,7 @@ const fresh = (closedAt: number | null = null): CircuitRecord => ({
 // again): every call a breaker settles copies its circuit. The window's
 // slices and the probes are copied too, since settling changes them in place.
 const copy = (record: CircuitRecord | undefined): CircuitRecord =>
-  record
+  record && isCircuitRecord(record)
     ? {
         state: record.state, closedAt: record.closedAt, failures: record.failures,
         window: record.window.length === 0 ? [] : record.window.map(copySlice),
@@ -158,6 +158,41 @@ const copy = (record: CircuitRecord | undefined): CircuitRecord =>
         passed: record.passed, judged: record.judged ?? 0,
       }
     : fresh();
+
+const states: ReadonlySet<unknown> = new Set(['closed', 'open', 'half-open', 'isolated']);
+const reasons: ReadonlySet<unknown> = new Set(['consecutive', 'failure-rate', 'probe-failed', 'isolated']);
+const count = (value: unknown) => typeof value === 'number' && value >= 0 && value < Infinity;
+const timeOrNull = (value: unknown) => value === null || (typeof value === 'number' && Number.isFinite(value));
+
+/**
+ * Whether a stored value is a circuit this version can trust; internal.
+ * Anything else (another build's record in a shared store, a hand edit, a
+ * bad write) is read as no record, a closed circuit, which the calls'
+ * results then open again if the upstream is down. Before, an open circuit
+ * whose `openUntil` was not a number was never due, and a half-open one
+ * whose `passed` was 1e308 never took a probe: the circuit refused every
+ * call for as long as calls kept its record alive.
+ *
+ * @param value - what the store holds
+ */
+export function isCircuitRecord(value: unknown): value is CircuitRecord {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  const { window, probes } = record;
+  if (!states.has(record.state) || !(record.reason === null || reasons.has(record.reason))) return false;
+  if (!timeOrNull(record.closedAt) || !timeOrNull(record.openedAt) || !timeOrNull(record.openUntil) || !timeOrNull(record.openMs)) return false;
+  if (!count(record.failures) || !count(record.trips) || !count(record.passed) || !(record.judged === undefined || count(record.judged))) return false;
+  // An open circuit turns half-open at its openUntil: without one it would never be due.
+  if (record.state === 'open' && record.openUntil === null) return false;
+  if (!Array.isArray(window) || !Array.isArray(probes)) return false;
+  for (const slice of window as unknown[]) {
+    if (!Array.isArray(slice) || !Number.isFinite(slice[0]) || !count(slice[1]) || !count(slice[2])) return false;
+  }
+  for (const probe of probes as unknown[]) {
+    if (!Array.isArray(probe) || typeof probe[0] !== 'string' || !Number.isFinite(probe[1])) return false;
+  }
+  return true;
+}
 
 const copySlice = (slice: [number, number, number]): [number, number, number] => [slice[0], slice[1], slice[2]];
 const copyProbe = (probe: [string, number]): [string, number] => [probe[0], probe[1]];
@@ -204,6 +239,9 @@ export function admit(
   if (record.state === 'closed') return { record, transitions, ticket: { kind: 'call', at: now }, changed: false };
   if (record.state !== 'half-open') return { record, transitions, ticket: undefined, changed: false };
   record.probes = record.probes.filter(([, at]) => probeHeld(at, now));
+  // As many passed as it takes and none in flight, yet not closed: no record this code writes (another
+  // process's with more probes, or a bad write). Counted afresh, or it would refuse every call for good.
+  if (record.probes.length === 0 && record.passed >= rules.probes) record.passed = 0;
   if (record.probes.length + record.passed >= rules.probes) {
     return { record, transitions, ticket: undefined, changed: transitions.length > 0 };
   }
