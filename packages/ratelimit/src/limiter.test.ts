@@ -50,6 +50,7 @@ const config = (overrides: Partial<LimiterConfig>): LimiterConfig => ({
   maxQueue: Infinity,
   state: keyedState({ name: 'ratelimit', defaultKey: 'global', field: 'rateLimit.key' }),
   prefix: 'test',
+  maxPauseMs: 600_000,
   ...overrides,
 });
 

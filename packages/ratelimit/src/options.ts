@@ -113,6 +113,8 @@ export interface LimiterConfig {
   state: KeyedState;
   /** This limiter's part of every record's key (`r100/60000`), before the call's key. */
   prefix: string;
+  /** The longest pause it sets: a stored pause further off is not one it could have set, and is not obeyed. */
+  maxPauseMs: number;
 }
 
 /** The resolved options: the engine's config and the per-request settings. */
@@ -164,6 +166,7 @@ export function resolveOptions(options: RateLimitOptions): ResolvedOptions {
       mode: parsed.mode ?? 'wait',
       maxWaitMs: parsed.maxWaitMs ?? Infinity,
       maxQueue: parsed.maxQueue ?? 10_000,
+      maxPauseMs: parsed.maxPauseMs ?? 600_000,
       state,
       prefix,
     },

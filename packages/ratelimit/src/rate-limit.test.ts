@@ -66,6 +66,7 @@ describe('rateLimit: a stored window this version did not write', () => {
     ['an amount that is not a number', (now: number) => ({ at: now, requests: { total: 1, flat: [now, 'x'] }, tokens: { total: 0, flat: [] }, pausedUntil: 0 })],
     ['a pause that is not a number', (now: number) => ({ at: now, requests: { total: 0, flat: [] }, tokens: { total: 0, flat: [] }, pausedUntil: 'later' })],
     ['a number', () => 2.5],
+    ['a pause of 1e308 ms', (now: number) => ({ at: now, requests: { total: 0, flat: [] }, tokens: { total: 0, flat: [] }, pausedUntil: 1e308 })],
   ])('reads %s as an empty window, and writes its own over it', async (_label, corrupt) => {
     const store = memoryStore();
     const harness = await testPipeline({ middleware: [rateLimit({ requests: { limit: 3, windowMs: 60_000 } })], store });

@@ -20,6 +20,8 @@ export interface WindowState {
 export interface Windows {
   requests: SlidingWindow | undefined;
   tokens: SlidingWindow | undefined;
+  /** The longest pause this limiter sets; a stored pause longer than that is not one it could have set (default: no bound). */
+  maxPauseMs?: number;
 }
 
 /** Whether a request is admitted now, or how long it must wait and for what. */
@@ -49,7 +51,8 @@ export function bringUp(windows: Windows, state: WindowState | undefined, now: n
     at,
     requests: requests ? prune(requests, state.requests, at) : emptyLog,
     tokens: tokens ? prune(tokens, state.tokens, at) : emptyLog,
-    pausedUntil: state.pausedUntil > at ? state.pausedUntil : 0,
+    // A pause further off than any this limiter sets (1e308 from a bad write) would refuse for good.
+    pausedUntil: state.pausedUntil > at && state.pausedUntil - at <= (windows.maxPauseMs ?? Infinity) ? state.pausedUntil : 0,
   };
 }
 
