@@ -178,10 +178,12 @@ export function chosenCell(index: CellIndex, key: string, overflow: string): str
  * ```
  */
 export function addTo(key: string, record: CostEvent, tags: Readonly<Record<string, string>>) {
-  return (current: Cell | undefined): Cell => {
-    const row = current?.row ? copyRow(current.row) : emptyRow();
+  return (stored: Cell | undefined): Cell => {
+    // A cell this version did not write (a bad write, a hand edit) is summed from 0 rather than misread.
+    const current = isCell(stored) ? stored : undefined;
+    const row = current ? copyRow(current.row) : emptyRow();
     add(row, record);
-    if (current?.model !== undefined) {
+    if (current !== undefined) {
       // Written out: a spread with a field replaced copies, then writes again, on every call recorded.
       const cell: Cell = { model: current.model, tags: current.tags, row };
       if (current.other) cell.other = true;
@@ -193,12 +195,28 @@ export function addTo(key: string, record: CostEvent, tags: Readonly<Record<stri
   };
 }
 
+/**
+ * A stored row's figures, each a finite number of at least 0 or else 0:
+ * rows stored before savings were recorded have neither saving, and a row
+ * this version did not write may hold anything. Before, a string added to
+ * as text and a missing figure became NaN, in the stored sums and in every
+ * report that read them.
+ */
 function copyRow(row: Row): Row {
   return {
-    usd: row.usd, requests: row.requests, estimatedRequests: row.estimatedRequests, uncachedInputTokens: row.uncachedInputTokens,
-    // Rows stored before savings were recorded have neither field: counted from 0, never NaN.
-    cachedInputTokens: row.cachedInputTokens, outputTokens: row.outputTokens, savedRequests: row.savedRequests ?? 0, savedUsd: row.savedUsd ?? 0,
+    usd: usdAmount(row.usd) ?? 0, requests: tokenCount(row.requests) ?? 0, estimatedRequests: tokenCount(row.estimatedRequests) ?? 0,
+    uncachedInputTokens: tokenCount(row.uncachedInputTokens) ?? 0, cachedInputTokens: tokenCount(row.cachedInputTokens) ?? 0,
+    outputTokens: tokenCount(row.outputTokens) ?? 0, savedRequests: tokenCount(row.savedRequests) ?? 0, savedUsd: usdAmount(row.savedUsd) ?? 0,
   };
+}
+
+/** Whether a stored value is a cell whose model, tags and row can be read (its figures are checked as they are read); internal. */
+export function isCell(value: unknown): value is Cell {
+  if (typeof value !== 'object' || value === null) return false;
+  const { model, tags, row } = value as Partial<Cell>;
+  if (typeof model !== 'string' || typeof row !== 'object' || row === null || typeof tags !== 'object' || tags === null) return false;
+  for (const tag in tags) if (typeof tags[tag] !== 'string') return false;
+  return true;
 }
 
 /** A row of zeros; internal. */
@@ -229,14 +247,14 @@ function add(row: Row, record: CostEvent): void {
  * merge(total, cell.row);
  * ```
  */
-export function merge(into: Row, from: Row): void {
+export function merge(into: Row, stored: Row): void {
+  const from = copyRow(stored);
   into.usd += from.usd;
   into.requests += from.requests;
   into.estimatedRequests += from.estimatedRequests;
   into.uncachedInputTokens += from.uncachedInputTokens;
   into.cachedInputTokens += from.cachedInputTokens;
   into.outputTokens += from.outputTokens;
-  // Rows stored before savings were recorded have neither field.
-  into.savedRequests += from.savedRequests ?? 0;
-  into.savedUsd += from.savedUsd ?? 0;
+  into.savedRequests += from.savedRequests;
+  into.savedUsd += from.savedUsd;
 }

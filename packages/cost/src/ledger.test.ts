@@ -171,6 +171,29 @@ describe('spendLedger', () => {
     expect(report.rows).toEqual([expect.objectContaining({ key: 'acme', requests: 2, savedRequests: 0, usd: expect.closeTo(2 * old.usd, 12) })]);
   });
 
+  it('reads a cell this version did not write as nothing: a report stays finite, and recording starts it afresh', async () => {
+    const store = memoryStore();
+    const ledger = spendLedger({ store, clock: manualClock(start + hour) });
+    const acme = record(start, 'gpt-4.1', { tenant: 'acme' });
+    await ledger.record(acme);
+    await ledger.record(record(start, 'gpt-4.1', { tenant: 'beta' }));
+    const cell = (tenant: string) => `sluice:cost:ledger:2026-11-01T00:${JSON.stringify(['gpt-4.1', [['tenant', tenant]]])}`;
+    // A bad write, a hand edit: figures that are text or missing, a cell whose tags are not an object.
+    await store.set(cell('acme'), { model: 'gpt-4.1', tags: { tenant: 'acme' }, row: { usd: '0.5', requests: 'x', estimatedRequests: null } });
+    await store.set(cell('beta'), { model: 7, tags: null, row: {} });
+    // Before, the first read as text and NaN in every report, and the second threw in a report by tag.
+    const report = await ledger.report({ by: { tag: 'tenant' } });
+    expect(report.rows).toEqual([expect.objectContaining({ key: 'acme', usd: 0, requests: 0, estimatedRequests: 0, savedUsd: 0 })]);
+    await ledger.record(acme);
+    await ledger.record(record(start, 'gpt-4.1', { tenant: 'beta' }));
+    const after = await ledger.report({ by: { tag: 'tenant' } });
+    expect(after.rows.map((row) => [row.key, row.requests, row.usd])).toEqual([
+      ['acme', 1, acme.usd],
+      ['beta', 1, acme.usd],
+    ]);
+    expect(after.usd).toBeCloseTo(2 * acme.usd, 12);
+  });
+
   it('names a bad query or option', async () => {
     await expect(spendLedger().report({ by: 'week' as never })).rejects.toMatchObject({ field: 'report.by' });
     expect(() => spendLedger({ maxCellsPerHour: 0 })).toThrow(expect.objectContaining({ field: 'spendLedger.maxCellsPerHour' }));

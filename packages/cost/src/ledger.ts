@@ -3,7 +3,7 @@ import { keyedState, parseOptions } from '@sluice/core/kit';
 import * as z from 'zod/mini';
 import { periodBucket } from './budget-period.js';
 import type { CostEvent } from './events.js';
-import { type Cell, type CellIndex, type Row, addTo, admitCell, cellKeyCache, chosenCell, emptyRow, merge, overflowKey } from './ledger-cells.js';
+import { type Cell, type CellIndex, type Row, addTo, admitCell, cellKeyCache, chosenCell, emptyRow, isCell, merge, overflowKey } from './ledger-cells.js';
 
 /** One settled call, as `trackCost` records it: its `cost` event and when it settled. */
 export interface CostRecord extends CostEvent {
@@ -312,8 +312,9 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
     const [index, legacy] = await Promise.all([state.get<CellIndex>(`${hour}:cells`), state.get<HourRecord>(hour)]);
     const listed = Array.isArray(index?.cells) ? index.cells : [];
     const cells = await Promise.all(listed.map((key) => state.get<Cell>(`${hour}:${key}`)));
-    const found = cells.filter((cell): cell is Cell => typeof cell?.row === 'object' && cell.row !== null);
-    return [...found, ...Object.values(legacy?.cells ?? {})];
+    // A cell this version cannot read (a bad write, a hand edit) is left out, not reported as garbage or thrown on.
+    const legacyCells: unknown[] = typeof legacy?.cells === 'object' && legacy.cells !== null ? Object.values(legacy.cells) : [];
+    return [...cells, ...legacyCells].filter(isCell);
   }
 }
 
