@@ -121,11 +121,13 @@ export class Admission {
       queue.fastNow = Math.max(queue.fastNow, queue.fastClock.now());
       queue.fastClock = undefined;
     }
-    const state = bringUp(this.config, current, queue.fastNow);
+    // On an in-process store `current` is the object last seen here (checked when it was first read): no deep check again.
+    const own = current !== undefined && current === queue.seen;
+    const state = bringUp(this.config, current, queue.fastNow, own);
     const decision = decide(this.config, state, queue.fastCost);
     queue.fastDecision = decision;
     if (decision.admitted) return admitted(this.config, state, queue.fastCost);
-    return isWindowState(current) ? current : state;
+    return own || isWindowState(current) ? (current as WindowState) : state;
   }
 
   /** Takes back an admission whose call aborted before it was sent; a store failure here only leaves it booked. */
@@ -177,11 +179,12 @@ export class Admission {
       asContext(caller),
       queue.storeKey,
       (current) => {
-        const up = bringUp(this.config, current, (at ??= Math.max(now, caller.clock.now())));
+        const own = current !== undefined && current === queue.seen;
+        const up = bringUp(this.config, current, (at ??= Math.max(now, caller.clock.now())), own);
         const next = change(up);
         // Nothing changed but the time: the stored value stays as it is, so a shared store need not write
         // (a new version would make every other process's next write a conflict).
-        return next === up && isWindowState(current) ? current : next;
+        return next === up && (own || isWindowState(current)) ? (current as WindowState) : next;
       },
       { ttlMs: this.ttlMs, phase },
     );

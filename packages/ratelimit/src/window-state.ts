@@ -29,6 +29,8 @@ export type Decision = { admitted: true } | { admitted: false; waitMs: number; l
 
 /**
  * Prunes both logs to `now`; a missing state is an empty, unpaused window
+ * (`own`: `state` is the object this process last wrote or read for the
+ * key, already checked, so only its shape is looked at)
  * (which is also what an expired one would have become).
  *
  * A state brought up to a time well after `now` (beyond the skew between
@@ -41,9 +43,10 @@ export type Decision = { admitted: true } | { admitted: false; waitMs: number; l
  * so each read would move them again from its own time and the window would
  * never drain.)
  */
-export function bringUp(windows: Windows, state: WindowState | undefined, now: number): WindowState {
+export function bringUp(windows: Windows, state: WindowState | undefined, now: number, own = false): WindowState {
   // A state of another shape (an unreleased build's, say, in a shared store) is treated as empty, never misread.
-  if (!isWindowState(state) || aheadOfClock(state.at, now)) return { at: now, requests: emptyLog, tokens: emptyLog, pausedUntil: 0 };
+  // One this process wrote itself (the very object it last saw) needs only the cheap check.
+  if (state === undefined || !(own ? isOwnState(state) : isWindowState(state)) || aheadOfClock(state.at, now)) return { at: now, requests: emptyLog, tokens: emptyLog, pausedUntil: 0 };
   const { requests, tokens } = windows;
   // Another process's clock may run a little ahead: keep bookings in time order.
   const at = Math.max(state.at, now);
