@@ -36,6 +36,23 @@ export interface LaneContext {
   unavailable(message: string, cause?: unknown): StoreError;
 }
 
+/**
+ * A record's JSON as its value; `undefined` (no record) when it does not
+ * parse: text another program or a bad write left at the key. Read as
+ * absent, it is replaced by the next write, which compares its version as
+ * usual; thrown, it failed every call on the key for good (a budget's
+ * `STORE_UNAVAILABLE`, "Redis failed", while Redis was fine); internal.
+ *
+ * @param json - the text after the version bar
+ */
+export function parseRecord(json: string): unknown {
+  try {
+    return JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Where a stored `<version>|<json>` splits: the bar's index, or -1 for an absent or foreign value (no version before a bar). */
 export function recordBar(raw: unknown): number {
   const bar = typeof raw === 'string' ? raw.indexOf('|') : -1;
@@ -148,7 +165,7 @@ class Attempt extends DeadlineNode implements CasRequest {
     let value: unknown;
     if (lane.known) {
       if (!lane.parsed) {
-        lane.value = JSON.parse(lane.json);
+        lane.value = parseRecord(lane.json);
         lane.parsed = true;
       }
       value = lane.value;

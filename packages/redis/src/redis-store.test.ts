@@ -209,6 +209,19 @@ describe.skipIf(skipRedis()).each(Object.keys(clients))('redisStore over %s', (n
     expect(await store.get('good')).toBe(1);
   });
 
+  it('reads a record whose JSON does not parse as no record, and writes over it', async () => {
+    const probe = await open();
+    await raw(probe, ['SET', `${name}:garbled:{bad}`, 'v7|{not json']);
+    await raw(probe, ['SET', `${name}:garbled:{worse}`, 'v8|']);
+    const store = redisStore({ client: await open(), prefix: `${name}:garbled:`, timeoutMs });
+    expect(await store.get('bad')).toBeUndefined();
+    // Before, each update threw a SyntaxError as STORE_UNAVAILABLE, for good: the record was never replaced.
+    expect(await store.update<number>('bad', (current) => (current ?? 0) + 1, 60_000)).toBe(1);
+    expect(await store.update<number>('worse', (current) => (current ?? 0) + 1, 60_000)).toBe(1);
+    expect(await store.get('bad')).toBe(1);
+    expect(String(await raw(probe, ['GET', `${name}:garbled:{bad}`]))).toMatch(/\|1$/);
+  });
+
   it('runs reducers that are pure, as checkedStore checks over Redis', async () => {
     const store = checkedStore({ inner: redisStore({ client: await open(), prefix: `${name}:checked:`, timeoutMs }) });
     await Promise.all(Array.from({ length: 20 }, () => store.update<number[]>('log', (current) => [...(current ?? []), 1], 60_000)));

@@ -5,7 +5,7 @@ import { redisClock, type RedisClock } from './redis-clock.js';
 import { redisCommands, type RedisCommands } from './redis-client.js';
 import { resolveOptions, type RedisStoreOptions } from './options.js';
 import { casBatcher } from './cas-batcher.js';
-import { Lane, type LaneContext, recordBar } from './record-lane.js';
+import { Lane, type LaneContext, parseRecord, recordBar } from './record-lane.js';
 import { compareAndSet } from './scripts.js';
 import { deadlineQueue } from './store-deadline.js';
 
@@ -203,7 +203,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       // A lane with a write in flight knows better than a read that may have passed it.
       if (lane && !lane.inFlight) lane.remember(raw);
       const bar = recordBar(raw);
-      return bar === -1 ? undefined : (JSON.parse((raw as string).slice(bar + 1)) as T);
+      return bar === -1 ? undefined : (parseRecord((raw as string).slice(bar + 1)) as T | undefined);
     },
     async set<T>(key: string, value: T, ttlMs?: number): Promise<void> {
       await update<T>(key, () => value, ttlMs);
