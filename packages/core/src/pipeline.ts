@@ -9,6 +9,7 @@ import { type CallOptions, callOptionsSchema, plainCallOptions } from './call-op
 import { type SluiceEmitter, createEmitter } from './events.js';
 import { type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest, chatCompletionRequestSchema } from './schemas.js';
 import { LazyStream } from './lazy-stream.js';
+import { type SignalFollowers, followCallerSignal } from './caller-signal.js';
 import { isEndAware, streamEnd } from './stream-end.js';
 import { SettleScope, SettlingStream } from './settlement.js';
 import { type Store, memoryStore } from './store.js';
@@ -389,9 +390,9 @@ export class Pipeline<S extends object = object> {
     const source = ctx.abortSource;
     // The parent's own timer enforces the deadline this call inherits.
     const unlink = parent ? watchAbort(parent, () => source.abort(abortReason(parent))) : noop;
-    const onAbort = () => source.abort(new AbortError('The call was aborted', { cause: signal?.reason }));
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
+    let followed: SignalFollowers | undefined;
+    if (signal?.aborted) source.abort(new AbortError('The call was aborted', { cause: signal.reason }));
+    else if (signal) followed = followCallerSignal(signal, source);
     const timer =
       timeoutMs === undefined
         ? undefined
@@ -401,7 +402,7 @@ export class Pipeline<S extends object = object> {
       if (released) return;
       released = true;
       unlink();
-      signal?.removeEventListener('abort', onAbort);
+      followed?.remove(source);
       if (timer !== undefined) this.clock.clearTimeout(timer);
     };
   }
