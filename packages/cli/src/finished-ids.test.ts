@@ -51,4 +51,16 @@ describe('readLines', () => {
     ]);
     expect(await countLines(path)).toBe(5);
   });
+
+  it('drops the byte-order mark of files joined with cat, each with its own', async () => {
+    const path = join(dir, 'joined.jsonl');
+    writeFileSync(path, '\uFEFF{"a":1}\n\uFEFF{"b":2}\r\n');
+    const lines = [];
+    for await (const line of readLines(path)) lines.push(line);
+    // Before, the second line was skipped as "not JSON".
+    expect(lines).toEqual([
+      { line: 1, text: '{"a":1}' },
+      { line: 2, text: '{"b":2}' },
+    ]);
+  });
 });

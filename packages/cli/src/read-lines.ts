@@ -24,8 +24,9 @@ export async function* readLines(path: string, stdin: Readable = process.stdin):
   try {
     for await (const text of lines) {
       line++;
-      // A byte-order mark some editors write would otherwise break the first line's JSON.
-      const clean = line === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+      // A byte-order mark some editors write would otherwise break the line's JSON: at the start of the
+      // file, or of any line (files from such editors joined with `cat`, each with its own).
+      const clean = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
       if (clean.trim() !== '') yield { line, text: clean };
     }
   } finally {
