@@ -131,6 +131,21 @@ describe('countMessages', () => {
     expect(() => countMessages(messages, 'gpt-4o')).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'messages.1', message: 'messages.1: must be a chat message object, got null' }));
     expect(() => countMessages(['hi'] as unknown as ChatMessage[], 'gpt-4o')).toThrow(expect.objectContaining({ field: 'messages.0' }));
   });
+
+  it('names the field of a message, a tool or a model it cannot count, instead of a TypeError', () => {
+    const bad = (messages: unknown, model: unknown = 'gpt-4o', options: object = {}) => () =>
+      countMessages(messages as ChatMessage[], model as string, options);
+    // Before, each of these threw "TypeError: Cannot read properties of undefined".
+    expect(bad([{ role: 'user', content: [{ type: 'text' }] }])).toThrow(expect.objectContaining({ code: 'VALIDATION', field: expect.stringMatching(/^messages\.0\.content/) }));
+    expect(bad([{ role: 'tool', content: 'x' }])).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'messages.0.tool_call_id' }));
+    expect(bad([{ role: 'assistant', content: null, tool_calls: [{ type: 'function' }] }])).toThrow(expect.objectContaining({ code: 'VALIDATION', field: expect.stringMatching(/^messages\.0\.tool_calls\.0/) }));
+    expect(bad([{ role: 7, content: 'x' }])).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'messages.0.role' }));
+    expect(bad([{ role: 'user', content: 'x' }], { tools: [{ type: 'function' }] } as never)).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'model' }));
+    expect(bad([{ role: 'user', content: 'x' }], 'gpt-4o', { tools: [{ type: 'function' }] })).toThrow(expect.objectContaining({ code: 'VALIDATION', field: expect.stringMatching(/^options\.tools\.0/) }));
+    expect(() => countTokens('hi', null as unknown as string)).toThrow(expect.objectContaining({ code: 'VALIDATION', field: 'model', message: 'model: must be a model name, got null' }));
+    // What it can count is counted as before.
+    expect(countMessages([{ role: 'user', content: 'x' }], 'gpt-4o').tokens).toBeGreaterThan(0);
+  });
 });
 
 describe('image sizes', () => {

@@ -1,4 +1,6 @@
 import { type ChatMessage, type ToolDefinition, ValidationError } from '@sluice/core';
+import { chatMessageSchema, parseOptions, toolDefinitionSchema } from '@sluice/core/kit';
+import * as z from 'zod/mini';
 import { baseModel, type Encoding, encodingForModel } from './encodings.js';
 import { imageTokens } from './image-tokens.js';
 import { cachedCount } from './token-cache.js';
@@ -97,6 +99,16 @@ export function messageTokens(message: ChatMessage, tokenizer: Tokenizer, format
   return sum;
 }
 
+/** The tools' schema, made the first time counting tools failed (never, for most processes). */
+let toolsSchema: z.ZodMiniArray<typeof toolDefinitionSchema> | undefined;
+
+/** A value as an error message names it: `null`, `an array`, `a number`. */
+export function nameOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}`;
+}
+
 function add(sum: TokenCount, tokenizer: Tokenizer, text: string): void {
   const counted = cachedCount(tokenizer, text);
   sum.tokens += counted.tokens;
@@ -129,6 +141,7 @@ export function countMessages(
   options: CountMessagesOptions = {},
 ): TokenCount {
   if (!Array.isArray(messages)) throw new ValidationError('messages', 'must be an array');
+  if (typeof model !== 'string') throw new ValidationError('model', `must be a model name, got ${nameOf(model)}`);
   const tokenizer = options.tokenizer ?? tokenizerFor(model);
   const format = chatFormat(model);
   let tokens = format.priming;
@@ -137,12 +150,26 @@ export function countMessages(
     const message = messages[index] as ChatMessage;
     // The pipeline's schema has checked a request's messages; a direct caller's may be anything.
     if (typeof message !== 'object' || message === null) throw new ValidationError(`messages.${index}`, `must be a chat message object, got ${message === null ? 'null' : typeof message}`);
-    const counted = messageTokens(message, tokenizer, format);
+    let counted: TokenCount;
+    try {
+      // A role that is not text would be counted as nothing: it is as wrong as a TypeError.
+      if (typeof message.role !== 'string') throw new TypeError('role');
+      counted = messageTokens(message, tokenizer, format);
+    } catch (error) {
+      // Checked only once counting failed, so a good chat pays nothing: the schema names the field (`messages.2.content.0.text`).
+      parseOptions(chatMessageSchema, message, `messages.${index}`);
+      throw error;
+    }
     tokens += counted.tokens;
     if (counted.approximate) approximate = true;
   }
   if (options.tools && options.tools.length > 0) {
-    tokens += toolDefinitionTokens(options.tools, tokenizer, format.encoding);
+    try {
+      tokens += toolDefinitionTokens(options.tools, tokenizer, format.encoding);
+    } catch (error) {
+      parseOptions((toolsSchema ??= z.array(toolDefinitionSchema)), options.tools, 'options.tools');
+      throw error;
+    }
     approximate = true;
   }
   return { tokens, approximate };

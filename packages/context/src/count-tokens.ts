@@ -1,4 +1,5 @@
 import { ValidationError } from '@sluice/core';
+import { nameOf } from './count-messages.js';
 import { cachedCount } from './token-cache.js';
 import type { TokenCount, Tokenizer } from './tokenizer.js';
 import { tokenizerFor } from './tokenizer-for.js';
@@ -22,5 +23,6 @@ import { tokenizerFor } from './tokenizer-for.js';
  */
 export function countTokens(text: string, model: string, options: { tokenizer?: Tokenizer } = {}): TokenCount {
   if (typeof text !== 'string') throw new ValidationError('text', 'must be a string');
+  if (typeof model !== 'string') throw new ValidationError('model', `must be a model name, got ${nameOf(model)}`);
   return cachedCount(options.tokenizer ?? tokenizerFor(model), text);
 }
