@@ -4,7 +4,8 @@
  * mutated at the HTTP level (bytes flipped, inserted, duplicated, deleted
  * or cut; a wrong status, content type or length; chunked framing with bad
  * sizes or no end; a close mid-body), written in random pieces. The whole
- * recommended pipeline sends hundreds of calls over undici and over fetch.
+ * recommended pipeline sends hundreds of calls over undici and over fetch,
+ * and once more with a cache outside and a router of three deployments inside.
  *
  * Each call settles exactly once: an answer of the right shape, or a
  * `SluiceError` with a code the failure explains (never `UNEXPECTED`,
@@ -21,6 +22,8 @@ import { createPipeline, fetchTransport, memoryStore, openAICompatible, type Pip
 import { budget, trackCost } from '@sluice/cost';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
+import { cache } from '@sluice/cache';
+import { router } from '@sluice/router';
 import { seededRandom } from '@sluice/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -31,7 +34,7 @@ const calls = 400;
 const expectedCodes = new Set([
   'MALFORMED_RESPONSE', 'STREAM_CUT', 'CONNECTION', 'HTTP_ERROR', 'SERVER_ERROR', 'BAD_REQUEST', 'AUTHENTICATION',
   'NOT_FOUND', 'CONFLICT', 'REQUEST_TIMEOUT', 'RATE_LIMITED', 'RETRY_EXHAUSTED', 'RESPONSE_TOO_LARGE', 'CONTEXT_LENGTH_EXCEEDED',
-  'PERMISSION_DENIED', 'UNPROCESSABLE',
+  'PERMISSION_DENIED', 'UNPROCESSABLE', 'NO_DEPLOYMENT',
 ]);
 
 const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 };
@@ -159,18 +162,44 @@ function pipeline(transport: ReturnType<typeof openAICompatible>): Pipeline {
     .use(rateLimit({ rpm: 1e9 }));
 }
 
+/** The same, with a cache outside and a router of three deployments (each with its own retry and breaker) inside. */
+function routed(transportFor: (url: string) => ReturnType<typeof openAICompatible>, url: string): Pipeline {
+  const routes = router({
+    deployments: [
+      { id: 'a', model: 'gpt-4.1-mini', transport: transportFor(url) },
+      { id: 'b', model: 'gpt-4.1-mini', transport: transportFor(url) },
+      { id: 'c', model: 'gpt-4.1', transport: transportFor(url) },
+    ],
+    middleware: () => [retry({ attempts: 2, backoff: () => 0 }), breaker({ failures: false })],
+    fallbacks: { 'gpt-4.1-mini': ['gpt-4.1'] },
+    // A Retry-After in the fuzz would otherwise pass deployments over for its length: refusals move on at once.
+    cooldownMs: 0,
+    maxCooldownMs: 1,
+  });
+  return createPipeline({ transport: routes.transport, store: memoryStore() })
+    .use(trackCost())
+    .use(cache({ ttlMs: 60_000, when: () => true }))
+    .use(trimContext({ maxTokens: 8_000 }))
+    .use(budget({ limitUsd: 1_000, period: 'day' }))
+    .use(routes);
+}
+
 const open: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((item) => item.close()));
 });
 
+const undici = (url: string) => openAICompatible({ baseUrl: url, apiKey });
+const overFetch = (url: string) => fetchTransport({ baseUrl: url, apiKey });
+
 describe.each([
-  ['undici', (url: string) => openAICompatible({ baseUrl: url, apiKey })],
-  ['fetch', (url: string) => fetchTransport({ baseUrl: url, apiKey })],
-])('malformed bytes over %s', (name, transportFor) => {
+  ['undici', 11, (url: string) => pipeline(undici(url))],
+  ['fetch', 12, (url: string) => pipeline(overFetch(url))],
+  ['undici, with a cache and a router', 13, (url: string) => routed(undici, url)],
+])('malformed bytes over %s', (_name, seed, pipelineFor) => {
   it('settles every call once, with an answer of the right shape or a typed error that explains it', async () => {
-    const server = await fuzzServer(name === 'undici' ? 11 : 12);
-    const llm = pipeline(transportFor(server.url));
+    const server = await fuzzServer(seed);
+    const llm = pipelineFor(server.url);
     open.push(server, { close: () => llm.close({ graceMs: 0 }) });
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
@@ -179,7 +208,7 @@ describe.each([
     const outcomes: Record<string, number> = {};
     const wrong: unknown[] = [];
     const one = async (index: number) => {
-      const request = { model: 'gpt-4.1-mini', messages: [{ role: 'user' as const, content: `question ${index}` }] };
+      const request = { model: 'gpt-4.1-mini', messages: [{ role: 'user' as const, content: `question ${index % 40}` }] };
       let outcome: string;
       try {
         if (index % 2 === 0) {
