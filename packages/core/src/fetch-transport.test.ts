@@ -130,6 +130,21 @@ describe('fetchTransport', () => {
       await settled;
     });
 
+    it('times out at the first-byte limit a fetch that never answers and does not hear its signal, and lets go of a late answer (fake time)', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      let answer: (response: Response) => void = () => {};
+      let cancelled = 0;
+      const fetch = () => new Promise<Response>((resolve) => (answer = resolve));
+      const llm = createPipeline({ transport: fetchTransport({ baseUrl: 'http://127.0.0.1:9/v1', apiKey: null, fetch, firstByteTimeoutMs: 5_000 }) });
+      open.push(llm);
+      const settled = expect(llm.complete(ask())).rejects.toMatchObject({ code: 'TIMEOUT', phase: 'first-byte' });
+      await vi.advanceTimersByTimeAsync(5_000);
+      // Before, the call waited on fetch for good.
+      await settled;
+      answer(new Response(new ReadableStream({ cancel: () => void cancelled++ }), { status: 200, headers: { 'content-type': 'application/json' } }));
+      await vi.waitFor(() => expect(cancelled).toBe(1));
+    });
+
     it("ends at the call's deadline on a real close-delimited body that does not decode", async () => {
       vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
       const server = createServer((socket) => {
