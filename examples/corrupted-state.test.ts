@@ -4,7 +4,7 @@
  * Three tenants call through a keyed rate limit and breaker (and a
  * ledger) while every record in the store is mutated, round after round,
  * into wrong shapes, wrong types and absurd numbers. Then the mutation
- * stops and traffic goes on for a few minutes of the pipeline's clock.
+ * stops and traffic goes on for six minutes of the pipeline's clock.
  *
  * While it lasts, every call settles, with an answer or a typed error
  * (never `UNEXPECTED`) and no NaN reaches an event. After it, every key
@@ -110,9 +110,9 @@ describe('stored state this version did not write', () => {
     }
     expect(during.filter((outcome) => outcome === 'UNEXPECTED' || outcome.startsWith('not a'))).toEqual([]);
 
-    // The mutation stops; traffic goes on, a round every 10 s for five minutes (past any window, pause or probe lease).
+    // The mutation stops; traffic goes on, a round every 10 s for over six minutes (past any window, pause or probe lease).
     const after: string[][] = [];
-    for (let index = 0; index < 30; index++) {
+    for (let index = 0; index < 40; index++) {
       after.push(await round(1_000 + index));
       await clock.advanceAsync(10_000);
     }
