@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { type MockUpstream, mockUpstream, seededRandom } from '@sluice/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServeConfig } from './serve-options.js';
-import { type SluiceRun, spawnSluice } from './test-spawn.js';
+import { listening, type SluiceRun, spawnSluice } from './test-spawn.js';
 
 const upstreamKey = 'sk-upstream-SECRET-0123456789abcdef';
 const clientKey = 'sk-client-0123456789abcdef';
@@ -32,15 +32,7 @@ beforeAll(async () => {
   const path = join(dir, 'serve.json');
   writeFileSync(path, JSON.stringify(config));
   run = spawnSluice(['serve', '--config', path, '--port', '0'], { UPSTREAM_KEY: upstreamKey });
-  const url = await new Promise<string>((resolve, reject) => {
-    let seen = '';
-    run.child.stdout?.on('data', (text: string) => {
-      seen += text;
-      const found = /listening on (http:\/\/\S+)/.exec(seen);
-      if (found) resolve(found[1] as string);
-    });
-    run.done.then((end) => reject(new Error(`serve exited ${end.code}: ${end.stderr}`)), reject);
-  });
+  const url = await listening(run);
   port = Number(new URL(url).port);
 });
 

@@ -9,7 +9,7 @@ import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ServeConfig } from './serve-options.js';
 import { skipRedis, startRedis } from '../../redis/src/test-redis-server.js';
-import { runSluice, type SluiceRun, spawnSluice } from './test-spawn.js';
+import { listening, runSluice, type SluiceRun, spawnSluice } from './test-spawn.js';
 
 const upstreamKey = 'sk-upstream-SECRET-0123456789abcdef';
 const aliceKey = 'sk-alice-0123456789abcdef';
@@ -39,15 +39,7 @@ async function startServe(upstream: MockUpstream, config: Partial<ServeConfig> =
   writeFileSync(path, JSON.stringify(full));
   const run = spawnSluice(['serve', '--config', path, '--port', '0'], { UPSTREAM_KEY: upstreamKey, BOB_KEY: bobKey, ...env });
   running.push({ run, upstream });
-  const url = await new Promise<string>((resolve, reject) => {
-    let seen = '';
-    run.child.stdout?.on('data', (text: string) => {
-      seen += text;
-      const found = /listening on (http:\/\/\S+)/.exec(seen);
-      if (found) resolve(found[1] as string);
-    });
-    run.done.then((end) => reject(new Error(`serve exited ${end.code}: ${end.stderr}`)), reject);
-  });
+  const url = await listening(run);
   return { url, run };
 }
 

@@ -46,3 +46,20 @@ export function spawnSluice(args: readonly string[], env: Record<string, string>
 export function runSluice(args: readonly string[], env: Record<string, string> = {}) {
   return spawnSluice(args, env).done;
 }
+
+/**
+ * The base URL a `sluice serve` run prints once it listens; rejects if it exits first.
+ *
+ * @param run - a run of `sluice serve`
+ */
+export function listening(run: SluiceRun): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let seen = '';
+    run.child.stdout?.on('data', (text: string) => {
+      seen += text;
+      const found = /listening on (http:\/\/\S+)/.exec(seen);
+      if (found) resolve(found[1] as string);
+    });
+    run.done.then((end) => reject(new Error(`serve exited ${end.code}: ${end.stderr}`)), reject);
+  });
+}
