@@ -218,16 +218,49 @@ const ignore = () => {};
 export function untilAborted<T>(ctx: Pick<CompletionContext, 'signal'>, promise: T | PromiseLike<T>): Promise<T> {
   // A value, not a promise (a callback typed async that answered at once): nothing to wait on.
   if (!isThenable(promise)) return Promise.resolve(promise);
-  const reason = abortReason(ctx);
-  if (reason !== undefined) {
-    promise.then(undefined, ignore);
-    return Promise.reject(toSluiceError(reason));
+  return raceAbort(ctx instanceof Call ? ctx.abortSource : ctx.signal, promise);
+}
+
+/** What {@link raceAbort} watches: an AbortSignal, or core's own AbortSource. */
+interface Abortable {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/**
+ * `promise`, or `source`'s abort (its reason as a SluiceError) if that comes
+ * first; internal. The promise is then left, its rejection with it (never
+ * an unhandled one), and a value it resolves with later goes to `letGo`
+ * (a response whose body must be cancelled, say).
+ *
+ * @param source - a call's abort source or signal, or an attempt's
+ * @param promise - what is waited on
+ * @param letGo - given a value that came after the abort
+ */
+export function raceAbort<T>(source: Abortable, promise: PromiseLike<T>, letGo: (late: T) => void = ignore): Promise<T> {
+  if (source.aborted) {
+    promise.then(letGo, ignore);
+    return Promise.reject(toSluiceError(source.reason));
   }
   return new Promise<T>((resolve, reject) => {
-    const unwatch = onAbort(ctx, () => reject(toSluiceError(abortReason(ctx))));
+    let over = false;
+    const aborted = () => {
+      over = true;
+      reject(toSluiceError(source.reason));
+    };
+    source.addEventListener('abort', aborted);
     promise.then(
-      (value) => (unwatch(), resolve(value)),
-      (error: unknown) => (unwatch(), reject(error)),
+      (value) => {
+        source.removeEventListener('abort', aborted);
+        if (over) letGo(value);
+        else resolve(value);
+      },
+      (error: unknown) => {
+        source.removeEventListener('abort', aborted);
+        reject(error);
+      },
     );
   });
 }

@@ -1,4 +1,5 @@
 import { Attempt, DeadlineQueues } from './attempt.js';
+import { raceAbort } from './call.js';
 import type { CompletionContext } from './context.js';
 import { type Answer, readAnswer } from './read-answer.js';
 import { webCodec } from './text-codec.js';
@@ -27,14 +28,17 @@ export function fetchParts(config: TransportConfig): Pick<Transport, 'send'> {
     const attempt = new Attempt(ctx, deadlines.of(ctx.clock), firstByteTimeoutMs, attemptTimeoutMs);
     let response: Response;
     try {
-      response = await whileAttempt(
-        attempt,
+      // A `fetch` given in the options (a mocking library, a wrapper) may not hear its signal: the wait still
+      // ends at the attempt's limits, and an answer that comes after has its body cancelled, its connection let go.
+      response = await raceAbort(
+        attempt.signal,
         fetch(url, {
           method: 'POST',
           headers: ctx.stream ? streamHeaders : jsonHeaders,
           body,
           signal: attempt.signal.toSignal(),
         }),
+        cancelBody,
       );
     } catch (error) {
       attempt.done();
@@ -83,41 +87,8 @@ async function* bytesOf(body: ReadableStream<Uint8Array> | null, attempt: Attemp
 }
 
 const ignore = () => {};
+const cancelBody = (late: Response) => void late.body?.cancel().catch(ignore);
 
-/**
- * `fetch`'s answer, or the attempt's abort (its first-byte or attempt
- * limit, the call's deadline, the caller) if that comes first. A `fetch`
- * given in the options (a mocking library, a wrapper) may not hear its
- * signal: the call still ends at its limits. An answer that comes after
- * is let go of, its body cancelled so its connection is not held.
- */
-function whileAttempt(attempt: Attempt, fetching: Promise<Response>): Promise<Response> {
-  const letGo = (late: Response) => void late.body?.cancel().catch(ignore);
-  const reason = attempt.reason();
-  if (reason) {
-    fetching.then(letGo, ignore);
-    return Promise.reject(reason);
-  }
-  return new Promise<Response>((resolve, reject) => {
-    let over = false;
-    const aborted = () => {
-      over = true;
-      reject(attempt.reason());
-    };
-    attempt.signal.addEventListener('abort', aborted);
-    fetching.then(
-      (response) => {
-        attempt.signal.removeEventListener('abort', aborted);
-        if (over) letGo(response);
-        else resolve(response);
-      },
-      (error: unknown) => {
-        attempt.signal.removeEventListener('abort', aborted);
-        reject(error);
-      },
-    );
-  });
-}
 
 /** Response headers as one lowercased string each, with any echoed secret masked. */
 function flattenHeaders(headers: Headers, secrets: readonly string[]): Record<string, string> {
