@@ -377,10 +377,10 @@ async function memory(): Promise<void> {
 /** Runs the four parts in this process (the memory part forks its child). */
 export async function run(): Promise<void> {
   console.log(`load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}; ${settings.rounds} rounds of ${settings.probeMs} ms per figure\n`);
-  await reducerPairs();
-  await inFlight();
-  await perKey();
-  await memory();
+  // `BENCH_ONLY=keys` (or `reducers`, `in-flight`, `memory`, comma-separated) runs only those parts.
+  const only = process.env.BENCH_ONLY?.split(',').map((part) => part.trim());
+  const parts: [string, () => Promise<void>][] = [['reducers', reducerPairs], ['in-flight', inFlight], ['keys', perKey], ['memory', memory]];
+  for (const [part, runPart] of parts) if (!only || only.includes(part)) await runPart();
   console.log(`\n  flat: the median per-round ratio is at most ${flatUpTo}; load average now ${os.loadavg()[0]?.toFixed(2)}`);
 }
 
