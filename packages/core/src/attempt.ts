@@ -250,6 +250,17 @@ export class Attempt implements AbortListener {
     aborted?.();
   }
 
+  /**
+   * From now on the call's abort (its caller, its deadline, a hedge it
+   * lost) no longer reaches this attempt: its own limits, its reader's
+   * `return()` and its transport's close still end it. For a stream that
+   * outlives its call (see `TransportStream.outliveCall`).
+   */
+  detach(): void {
+    this.callSource?.unlisten(this);
+    this.unlink?.();
+  }
+
   /** The typed reason this attempt was aborted for, if it was. */
   reason(): SluiceError | undefined {
     return this.source.aborted ? (this.source.reason as SluiceError) : undefined;

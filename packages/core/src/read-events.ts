@@ -177,6 +177,15 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
     onEnded?.();
   }
 
+  /**
+   * The request goes on past its call's abort, until it ends, its own
+   * limits end it or its consumer stops (see `TransportStream.outliveCall`).
+   * A stream that ended or was aborted already stays as it is.
+   */
+  outliveCall(): void {
+    if (!this.closed && this.attempt.reason() === undefined) this.attempt.detach();
+  }
+
   /** The consumer stopped early (`break`): the attempt is aborted, so undici drops the socket. */
   return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
     this.close(undefined, false);

@@ -155,6 +155,11 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
     return (this.source as { lastJson?: () => string | undefined }).lastJson?.();
   }
 
+  /** The upstream request goes on past its call's abort, where the source can (see transport-stream.ts). */
+  outliveCall(): void {
+    (this.source as { outliveCall?: () => void }).outliveCall?.();
+  }
+
   /** Tells `observer` of every result from now on, before whoever asked for it gets it (see transport-stream.ts). */
   observe(observer: StreamObserver): void {
     this.observer = observer;

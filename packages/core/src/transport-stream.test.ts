@@ -4,7 +4,7 @@ import { createPipeline } from './pipeline.js';
 import { openAICompatible } from './open-ai-compatible.js';
 import { rawJson } from './raw-json.js';
 import { chunk, rawUpstream, sse } from './test-raw-upstream.js';
-import { readAhead, transportStream } from './transport-stream.js';
+import { readAhead, transportStream, type TransportStream } from './transport-stream.js';
 
 const request = { model: 'm', messages: [{ role: 'user' as const, content: 'hi' }], stream: true as const };
 /** A chunk the check leaves as it is, with the upstream's own spacing; and one it fills in (no finish_reason). */
@@ -172,6 +172,67 @@ describe('transportStream', () => {
     });
     await llm.complete({ ...request, stream: false });
     expect(found).toEqual([false]);
+    await llm.close({ graceMs: 0 });
+  });
+});
+
+describe('TransportStream.outliveCall', () => {
+  /**
+   * An upstream that sends one chunk, then the rest when told; a middleware
+   * that keeps the transport's stream for the test (after `outliveCall()`
+   * when `outlive`) and hands its caller the first chunk only.
+   */
+  async function kept(outlive: boolean) {
+    let sendRest!: () => void;
+    const rest = new Promise<void>((resolve) => (sendRest = resolve));
+    let closedEarly = false;
+    const upstream = await rawUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(spaced);
+      res.once('close', () => (closedEarly = !res.writableEnded));
+      void rest.then(() => res.end(`${patched}data: [DONE]\n\n`));
+    });
+    let stream: TransportStream | undefined;
+    const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: null }) }).use(async function share(ctx, next) {
+      await next();
+      stream = transportStream(ctx);
+      if (outlive) stream?.outliveCall();
+      const first = stream as TransportStream;
+      ctx.chunks = (async function* firstOnly() {
+        const result = await first[Symbol.asyncIterator]().next();
+        if (!result.done) yield result.value;
+      })();
+    });
+    const controller = new AbortController();
+    for await (const _part of llm.stream(request, { signal: controller.signal })) {
+      controller.abort();
+      break;
+    }
+    return { llm, sendRest, reader: (stream as TransportStream)[Symbol.asyncIterator](), closedEarly: () => closedEarly };
+  }
+
+  it('lets the upstream request go on to its end after its call was aborted', async () => {
+    const { llm, sendRest, reader } = await kept(true);
+    sendRest();
+    const next = await reader.next();
+    expect(next.done ? undefined : next.value.choices[0]?.delta.content).toBe('b');
+    await expect(reader.next()).resolves.toEqual({ done: true, value: undefined });
+    await llm.close({ graceMs: 0 });
+  });
+
+  it("ends the request at the consumer's return(), the socket closed", async () => {
+    const { llm, reader, closedEarly } = await kept(true);
+    await reader.return?.();
+    await expect(reader.next()).resolves.toEqual({ done: true, value: undefined });
+    await llm.close({ graceMs: 0 });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(closedEarly()).toBe(true);
+  });
+
+  it("without it, the call's abort ends the request", async () => {
+    const { llm, sendRest, reader } = await kept(false);
+    sendRest();
+    await expect(reader.next()).rejects.toMatchObject({ code: 'ABORTED' });
     await llm.close({ graceMs: 0 });
   });
 });

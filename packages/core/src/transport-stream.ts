@@ -26,6 +26,19 @@ export interface TransportStream extends AsyncIterable<ChatCompletionChunk> {
    * @param observer - what runs on each result
    */
   observe(observer: StreamObserver): void;
+  /**
+   * Lets the upstream request outlive its call's abort (the caller's
+   * signal, the call's deadline, a hedge it lost): from then on it ends
+   * when it is read to its end, when its consumer stops (`return()`),
+   * at its own limits (the idle limit between chunks) or when the
+   * pipeline closes. For a middleware that shares one upstream stream
+   * among several calls, such as a cache's single flight, so that the
+   * call that sent it can leave without cutting it for the others; that
+   * middleware then owes it a `return()` once the last reader has left,
+   * and its own call's reader must watch the call's abort itself. Calls
+   * made earlier are not undone: a stream already aborted stays so.
+   */
+  outliveCall(): void;
 }
 
 /*
