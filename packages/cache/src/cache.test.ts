@@ -413,16 +413,98 @@ describe('cache: single flight', () => {
     expect(upstream.requests).toHaveLength(1);
   });
 
-  it("gives the joined streams a retryable cut, not the sender's own abort, when the sender is aborted mid-stream", async () => {
-    const { llm, clock, upstream } = await cached({}, { latencyMs: 100, chunkDelayMs: 10 });
+  /** The cache, with a middleware inside it that hears how each upstream request ended (and, with `wrap`, wraps its stream). */
+  async function withInner(wrap = false, upstream: object = { latencyMs: 100, chunkDelayMs: 10 }) {
+    const upstreamEnds: string[] = [];
+    const harness = await testPipeline({
+      middleware: [
+        cache(),
+        async function inner(ctx, next) {
+          await next();
+          ctx.onSettled((settlement) => void upstreamEnds.push(settlement.outcome));
+          if (wrap && ctx.chunks) {
+            const chunks = ctx.chunks;
+            ctx.chunks = (async function* () {
+              yield* chunks;
+            })();
+          }
+        },
+      ],
+      upstream,
+    });
+    return { ...harness, upstreamEnds };
+  }
+
+  /** A stream call that aborts its own call after reading `chunks` chunks. */
+  const leavesAfter = (llm: Awaited<ReturnType<typeof withInner>>['llm'], chunks: number) => {
     const controller = new AbortController();
-    const sender = (async () => {
+    const reading = (async () => {
       let read = 0;
       for await (const _chunk of llm.stream(streamed('a b c d e f'), { signal: controller.signal })) {
-        if (++read === 2) controller.abort();
+        if (++read === chunks) controller.abort();
       }
     })();
-    sender.catch(() => {});
+    reading.catch(() => {});
+    return reading;
+  };
+
+  it('reads the shared stream on for the joined calls when the sender is aborted mid-stream, and keeps it', async () => {
+    const { llm, clock, upstream, upstreamEnds } = await withInner();
+    const sender = leavesAfter(llm, 2);
+    await clock.until(() => upstream.requests.length === 1);
+    const joined = drain(llm.stream(streamed('a b c d e f')));
+    await expect(clock.run(sender)).rejects.toMatchObject({ code: 'ABORTED' });
+    const read = await clock.run(joined);
+    expect(read.error).toBeUndefined();
+    expect(read.chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('')).toContain('a b c d e f');
+    // The upstream request was read to its end, once, and what it answered was kept.
+    expect(upstreamEnds).toEqual(['success']);
+    expect(await clock.run(collect(llm.stream(streamed('a b c d e f'))))).toEqual(read.chunks);
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('cancels the shared upstream request once the sender and every joined call have left, and keeps nothing', async () => {
+    const { llm, clock, upstream, upstreamEnds } = await withInner();
+    const sender = leavesAfter(llm, 2);
+    await clock.until(() => upstream.requests.length === 1);
+    const joined = leavesAfter(llm, 5);
+    await expect(clock.run(sender)).rejects.toMatchObject({ code: 'ABORTED' });
+    await expect(clock.run(joined)).rejects.toMatchObject({ code: 'ABORTED' });
+    await clock.settle();
+    expect(upstreamEnds).toHaveLength(1);
+    expect(upstreamEnds[0]).not.toBe('success');
+    await clock.run(collect(llm.stream(streamed('a b c d e f'))));
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('ends a stream nobody joined at its sender\'s abort, as the call alone would', async () => {
+    const { llm, clock, upstream, upstreamEnds } = await withInner();
+    await expect(clock.run(leavesAfter(llm, 2))).rejects.toMatchObject({ code: 'ABORTED' });
+    await clock.settle();
+    expect(upstreamEnds).toEqual(['error']);
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it("ends the sender's read at its own deadline while the joined call reads the shared stream on", async () => {
+    const { llm, clock, upstream, upstreamEnds } = await withInner(false, { latencyMs: 100, chunkDelayMs: 100 });
+    const sender = drain(llm.stream(streamed('a b c d e f g h i j k l'), { timeoutMs: 350 }));
+    await clock.until(() => upstream.requests.length === 1);
+    const joined = drain(llm.stream(streamed('a b c d e f g h i j k l')));
+    const start = clock.now();
+    const cut = await clock.run(sender);
+    expect(cut.error).toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    // At the deadline, not at the next chunk or the end of the stream.
+    expect(clock.now() - start).toBeLessThanOrEqual(350);
+    const whole = await clock.run(joined);
+    expect(whole.error).toBeUndefined();
+    expect(whole.chunks.length).toBeGreaterThan(cut.chunks.length);
+    expect(upstreamEnds).toEqual(['success']);
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it("gives the joined streams a retryable cut, not the sender's own abort, when something inside wrapped the stream", async () => {
+    const { llm, clock, upstream } = await withInner(true);
+    const sender = leavesAfter(llm, 2);
     await clock.until(() => upstream.requests.length === 1);
     const joined = drain(llm.stream(streamed('a b c d e f')));
     await expect(clock.run(sender)).rejects.toMatchObject({ code: 'ABORTED' });

@@ -55,6 +55,14 @@ export class StreamTee implements StreamObserver {
   // Bound once per stream, not made per chunk (and not as arrow fields, which a keep-names build names one by one).
   private readonly onPulled = this.pulled.bind(this);
   private readonly onPullFailed = this.pullRejected.bind(this);
+  /** The reader of the call that sent the stream, once it subscribed. */
+  private senderReader: TeeReader | undefined = undefined;
+  /**
+   * The upstream request no longer ends at the sender's abort: another
+   * reader joined, so the sender's reader watches its own call's abort,
+   * and the request ends when the last reader leaves.
+   */
+  private shared = false;
 
   /**
    * @param source - the upstream stream (the transport's, as the middleware inside saw it)
@@ -87,6 +95,28 @@ export class StreamTee implements StreamObserver {
   /** One more reader will subscribe (a call joined while the stream runs). */
   join(): void {
     this.readers++;
+    this.share();
+  }
+
+  /**
+   * Once a second reader is coming, the upstream request is let outlive
+   * the call that sent it (core's `outliveCall`): that call's abort (its
+   * caller leaving, its deadline) then ends its own reader, not the
+   * stream the others read, which ends when the last of them leaves. A
+   * stream no other call joined ends with its sender's abort, as before,
+   * at no cost. Only on the transport's own stream: a stream something
+   * inside wrapped is not the upstream request's, and is cut for the
+   * joined calls as a retryable `STREAM_CUT` when its sender is aborted.
+   */
+  private share(): void {
+    const reader = this.senderReader;
+    if (this.shared || this.upstream === undefined || reader === undefined || this.readers < 2) return;
+    if (this.ended || this.error !== undefined || abortReason(this.sender) !== undefined) return;
+    this.shared = true;
+    this.upstream.outliveCall();
+    // A read the sender has out already is the upstream's own promise: it lands with the next
+    // chunk (or the idle limit), not at the abort; every later read is one its abort can reject.
+    reader.watch(this.sender as CompletionContext);
   }
 
   /**
@@ -96,7 +126,12 @@ export class StreamTee implements StreamObserver {
    * @param caller - a joined call: its reader leaves at the call's own abort or deadline, its next read rejecting with it (the sender's reader needs none: its abort reaches the upstream request itself)
    */
   subscribe(onEnd?: () => void, caller?: CompletionContext): AsyncIterableIterator<ChatCompletionChunk> {
-    return new TeeReader(this, onEnd, caller);
+    const reader = new TeeReader(this, onEnd, caller);
+    if (caller === undefined) {
+      this.senderReader = reader;
+      this.share();
+    }
+    return reader;
   }
 
   /** What a joined reader is rejected with for `error`: the cut, when the sender's own abort failed the stream. */
@@ -196,7 +231,8 @@ export class StreamTee implements StreamObserver {
   private pullFailed(reader: TeeReader, caught: unknown): SluiceError {
     this.puller = undefined;
     this.error = toSluiceError(caught);
-    if (abortReason(this.sender) !== undefined) {
+    // Shared, the sender's abort no longer reaches the upstream: whatever failed it is everyone's.
+    if (!this.shared && abortReason(this.sender) !== undefined) {
       this.cut = new StreamCutError('the call that sent the shared stream was aborted before its end', this.chunks.length, { cause: this.error });
     }
     this.land();
@@ -236,19 +272,27 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
   /** Rejects the read in progress of a joined call (its own abort); set while one is out. */
   private pending: ((error: unknown) => void) | undefined = undefined;
   private unwatch: (() => void) | undefined = undefined;
+  /** Whether this reader is a call that joined the flight, not the one that sent it. */
+  readonly joined: boolean;
+  /** The call whose abort ends this reader: a joined call's from the start, the sender's once the stream is shared. */
+  private caller: CompletionContext | undefined;
 
   constructor(
     private readonly tee: StreamTee,
     private readonly onEnd: (() => void) | undefined,
-    private readonly caller: CompletionContext | undefined,
+    caller: CompletionContext | undefined,
   ) {
+    this.joined = caller !== undefined;
+    this.caller = undefined;
     // Watched from the start, read or not: a joined call that is aborted stops holding the tee (and its buffer) at once.
-    if (caller) this.unwatch = onAbort(caller, () => this.aborted());
+    if (caller) this.watch(caller);
   }
 
-  /** Whether this reader is a call that joined the flight, not the one that sent it. */
-  get joined(): boolean {
-    return this.caller !== undefined;
+  /** From now on `caller`'s abort ends this reader, its read in progress rejecting with it. */
+  watch(caller: CompletionContext): void {
+    if (this.left || this.caller !== undefined) return;
+    this.caller = caller;
+    this.unwatch = onAbort(caller, () => this.aborted());
   }
 
   [Symbol.asyncIterator](): this {
@@ -268,7 +312,8 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
     const read = this.tee.read(this, this.index);
     if (!this.caller) return (this.last = read);
     // A joined call's read waits on another call's upstream, which its own abort does not reach: it
-    // gets a promise its abort can reject (joined calls are few; the sender's chunks make none of these).
+    // gets a promise its abort can reject (joined calls are few; the sender's chunks make none of
+    // these until the stream is shared).
     return (this.last = new Promise<Result>((resolve, reject) => {
       this.pending = reject;
       read.then(
@@ -278,7 +323,7 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
         },
         (error: unknown) => {
           this.pending = undefined;
-          reject(this.tee.forJoiner(error));
+          reject(this.joined ? this.tee.forJoiner(error) : error);
         },
       );
     }));
