@@ -54,6 +54,8 @@ export function memoryTransport(completion: ChatCompletion, { overlap = false }:
     return {
       name: 'memory',
       origin: 'memory://bench',
+      // It answers at once, and its stream never waits: nothing outlasts an abort.
+      honoursAbort: true,
       async send(ctx) {
         answer(ctx);
       },
@@ -62,6 +64,8 @@ export function memoryTransport(completion: ChatCompletion, { overlap = false }:
   return {
     name: 'memory-overlapping',
     origin: 'memory://bench',
+    // It answers one turn later, and its stream never waits: nothing outlasts an abort for long.
+    honoursAbort: true,
     async send(ctx) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       answer(ctx);

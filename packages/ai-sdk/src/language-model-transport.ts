@@ -42,6 +42,8 @@ export function languageModels(): Transport {
   return {
     name: 'ai-sdk',
     origin: 'ai-sdk',
+    // Every wait on the model is raced with the call's abort (untilAborted), its stream's reads too.
+    honoursAbort: true,
     async send(ctx: CompletionContext): Promise<void> {
       const token = ctx.tags[callTag];
       const call = token === undefined ? undefined : calls.get(token);

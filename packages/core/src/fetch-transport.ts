@@ -116,5 +116,5 @@ function flattenHeaders(headers: Headers, secrets: readonly string[]): Record<st
 export function fetchTransport(options: OpenAICompatibleOptions): Transport {
   const config = transportConfig(options, 'fetchTransport');
   if (config.dispatcher) throw new ValidationError('fetchTransport.dispatcher', 'is undici-only: use openAICompatible or undiciTransport');
-  return { name: config.name, origin: `${config.origin}${config.basePath}`, ...fetchParts(config) };
+  return { name: config.name, origin: `${config.origin}${config.basePath}`, honoursAbort: true, ...fetchParts(config) };
 }

@@ -63,7 +63,7 @@ export function openAICompatible(options: OpenAICompatibleOptions): Transport {
   const modules = config.fetch === undefined && (config.dispatcher !== undefined || onNode()) ? loadNodeModules() : null;
   if (config.dispatcher && !modules) throw new ValidationError('openAICompatible.dispatcher', 'needs undici, which this runtime cannot load');
   const parts = modules ? undiciParts(config, modules) : fetchParts(config);
-  return { name: config.name, origin: `${config.origin}${config.basePath}`, ...parts };
+  return { name: config.name, origin: `${config.origin}${config.basePath}`, honoursAbort: true, ...parts };
 }
 
 /** Whether this is Node itself (Bun and Deno say they are Node too, and have a fetch of their own). */

@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import { type Clock, systemClock } from './clock.js';
 import { checkMiddleware, compose } from './compose.js';
-import { abortReason, Call, type CallEnvironment, onAbort, onAbort as watchAbort, releaseNothing } from './call.js';
+import { abortReason, Call, type CallEnvironment, onAbort, onAbort as watchAbort, raceAbort, releaseNothing } from './call.js';
 import type { CompletionContext, Middleware, Settlement } from './context.js';
 import type { Transport } from './transport.js';
 import { AbortError, ClosedError, DeadlineError, SluiceError, UnexpectedError, ValidationError, toSluiceError } from './errors.js';
@@ -12,6 +12,7 @@ import { LazyStream } from './lazy-stream.js';
 import { type SignalFollowers, followCallerSignal } from './caller-signal.js';
 import { isEndAware, streamEnd } from './stream-end.js';
 import { SettleScope, SettlingStream } from './settlement.js';
+import { AbortBoundStream } from './abort-bound-stream.js';
 import { type Store, memoryStore } from './store.js';
 import { parseOptions } from './validate.js';
 import { type BatchOptions, type BatchResult, runBatch } from './batch.js';
@@ -102,6 +103,8 @@ export class Pipeline<S extends object = object> {
   readonly clock: Clock;
   readonly store: Store;
   private readonly transport: Transport;
+  /** The transport does not say it ends its work at the call's abort: the pipeline holds it to it. */
+  private readonly guardTransport: boolean;
   private readonly environment: CallEnvironment;
   private readonly validateRequests: boolean;
   private readonly middleware: Middleware<S>[] = [];
@@ -119,6 +122,7 @@ export class Pipeline<S extends object = object> {
   constructor(options: PipelineOptions) {
     const parsed = parseOptions(pipelineOptionsSchema, options, 'createPipeline');
     this.transport = parsed.transport;
+    this.guardTransport = this.transport.honoursAbort !== true;
     this.clock = parsed.clock ?? systemClock;
     this.store = parsed.store ?? memoryStore({ clock: this.clock });
     this.events = parsed.events ?? createEmitter();
@@ -425,6 +429,9 @@ export class Pipeline<S extends object = object> {
     } catch (caught) {
       return Promise.reject(this.attemptFailed(ctx, scope, startedAt, toSluiceError(caught)));
     }
+    // A transport that does not say it hears the call's abort answers by it all the same: a
+    // stream it hands over after the abort is told to stop, since nobody will read it.
+    if (this.guardTransport) sending = raceAbort(ctx.abortSource, Promise.resolve(sending), () => stopLate(ctx));
     return Promise.resolve(sending).then(
       () => this.attemptAnswered(ctx, scope, startedAt),
       (caught: unknown) => {
@@ -465,7 +472,7 @@ export class Pipeline<S extends object = object> {
     if (ctx.stream) {
       if (!ctx.chunks) throw new SluiceError('TRANSPORT', `transport ${this.transport.name} set no chunks for a stream`);
       ctx.chunks = new SettlingStream(
-        ctx.chunks,
+        this.guardTransport ? new AbortBoundStream(ctx.chunks, ctx.abortSource) : ctx.chunks,
         {
           wantsText: () => scope.hasListeners,
           usage: () => ctx.usage,
@@ -498,6 +505,17 @@ function responseOf(ctx: CompletionContext): ChatCompletion {
 }
 
 const noop = (): void => {};
+
+/** A transport that did not hear the abort answered after it: the stream it set, if any, is told to stop. */
+function stopLate(ctx: CompletionContext): void {
+  const chunks = ctx.chunks;
+  if (!ctx.stream || chunks === undefined) return;
+  try {
+    void Promise.resolve(chunks[Symbol.asyncIterator]().return?.()).catch(() => {});
+  } catch {
+    // Nothing more to release.
+  }
+}
 
 /** The call's own timeout, or what is left of its parent's deadline if that is sooner. */
 function timeoutOf(call: CallOptions): number | undefined {

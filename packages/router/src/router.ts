@@ -92,6 +92,8 @@ export function router(options: RouterOptions): RouterMiddleware {
   const transport: Transport = {
     name: 'router',
     origin: `router:${config.deployments.map((deployment) => deployment.id).join(',')}`,
+    // Its send throws at once: the router middleware answers every call before it.
+    honoursAbort: true,
     send() {
       throw new SluiceError('ROUTER_NOT_LAST', 'the router middleware was not in this pipeline, or a middleware after it called next()', { final: true });
     },
