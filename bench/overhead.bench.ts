@@ -48,6 +48,8 @@ async function* passThrough<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
 const memoryTransport: Transport = {
   name: 'memory',
   origin: 'memory://',
+  // It answers at once: nothing outlasts an abort, and the pipeline need not race it.
+  honoursAbort: true,
   async send(ctx) {
     if (ctx.stream) ctx.chunks = memoryChunks();
     else {

@@ -64,6 +64,8 @@ const completion = {
 const transport: Transport = {
   name: 'memory',
   origin: 'memory://bench',
+  // It answers at once: nothing outlasts an abort, and the pipeline need not race it.
+  honoursAbort: true,
   async send(ctx) {
     ctx.response = completion;
     ctx.usage = completion.usage;

@@ -724,6 +724,8 @@ async function trimSection(history: ChatMessage[], naives: readonly Naive[]): Pr
   const transport: Transport = {
     name: 'memory',
     origin: 'memory://',
+    // It answers at once: nothing outlasts an abort, and the pipeline need not race it.
+    honoursAbort: true,
     async send(ctx) {
       ctx.response = { id: 'x', object: 'chat.completion', created: 0, model: ctx.request.model, choices: [] };
     },
