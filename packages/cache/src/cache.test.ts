@@ -502,6 +502,71 @@ describe('cache: single flight', () => {
     expect(upstream.requests).toHaveLength(1);
   });
 
+  /** The cache behind a middleware that keeps, for each call as it settled, who is charged for its request. */
+  async function billed() {
+    const bills: Array<{ id: string; answeredBy?: string; carriedBy?: string; carries?: true; outcome: string; usage: boolean }> = [];
+    const harness = await testPipeline({
+      middleware: [
+        async function observe(ctx, next) {
+          ctx.onSettled((settlement) => {
+            bills.push({
+              id: ctx.id,
+              ...(ctx.state.answeredBy === undefined ? {} : { answeredBy: ctx.state.answeredBy }),
+              ...(ctx.state.costCarriedBy === undefined ? {} : { carriedBy: ctx.state.costCarriedBy }),
+              ...(ctx.state.cache?.carries ? { carries: true as const } : {}),
+              outcome: settlement.outcome,
+              usage: settlement.usage !== undefined,
+            });
+          });
+          await next();
+        },
+        cache(),
+      ],
+      upstream: { latencyMs: 100, chunkDelayMs: 10 },
+    });
+    return { ...harness, bills };
+  }
+
+  it('charges the joined call that reads the shared stream to its end, not the sender that left it early', async () => {
+    const { llm, clock, upstream, bills } = await billed();
+    const sender = leavesAfter(llm, 2);
+    await clock.until(() => upstream.requests.length === 1);
+    const first = drain(llm.stream(streamed('a b c d e f')));
+    const second = drain(llm.stream(streamed('a b c d e f')));
+    await expect(clock.run(sender)).rejects.toMatchObject({ code: 'ABORTED' });
+    await clock.run(Promise.all([first, second]));
+    const [left, ...joined] = bills;
+    expect(left).toMatchObject({ carriedBy: 'cache', outcome: 'error' });
+    expect(left).not.toHaveProperty('answeredBy');
+    // One of the two carries the request, with its whole usage; the other was answered by the cache.
+    expect(joined).toHaveLength(2);
+    expect(joined.filter((bill) => bill.carries)).toEqual([{ id: expect.any(String), carries: true, outcome: 'success', usage: true }]);
+    expect(joined.filter((bill) => !bill.carries)).toMatchObject([{ answeredBy: 'cache', outcome: 'success', usage: true }]);
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('charges the last joined call to leave when none reads the stream its sender left to the end', async () => {
+    const { llm, clock, upstream, bills } = await billed();
+    const sender = leavesAfter(llm, 1);
+    await clock.until(() => upstream.requests.length === 1);
+    const joined = leavesAfter(llm, 4);
+    await expect(clock.run(sender)).rejects.toMatchObject({ code: 'ABORTED' });
+    await expect(clock.run(joined)).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(bills).toMatchObject([{ carriedBy: 'cache' }, { carries: true, outcome: 'error' }]);
+    expect(bills[1]).not.toHaveProperty('answeredBy');
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('leaves the sender charged when it reads the shared stream to its end', async () => {
+    const { llm, clock, bills } = await billed();
+    const sender = drain(llm.stream(streamed('a b c d e f')));
+    const joined = leavesAfter(llm, 2);
+    await clock.run(sender);
+    await clock.run(joined).catch(() => {});
+    expect(bills.find((bill) => bill.carriedBy || bill.carries)).toBeUndefined();
+    expect(bills.filter((bill) => bill.answeredBy === undefined)).toHaveLength(1);
+  });
+
   it("gives the joined streams a retryable cut, not the sender's own abort, when something inside wrapped the stream", async () => {
     const { llm, clock, upstream } = await withInner(true);
     const sender = leavesAfter(llm, 2);

@@ -162,7 +162,8 @@ export function cache(options: CacheOptions = {}): CacheMiddleware {
       // A shared stream's usage arrives with its end, like the stream's own.
       ctx.chunks = tee.subscribe(() => {
         ctx.usage = tee.usage();
-        if (ctx.usage && ctx.state.cache) ctx.state.cache.savedUsage = ctx.usage;
+        // Not for a call that took over the request's cost from a sender that left early (see StreamTee).
+        if (ctx.usage && ctx.state.cache && ctx.state.answeredBy !== undefined) ctx.state.cache.savedUsage = ctx.usage;
       }, ctx);
       return true;
     }

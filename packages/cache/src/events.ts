@@ -21,6 +21,13 @@ export interface CacheState {
    * `ctx.state.answeredBy` is `'cache'`, so they are recorded as saved.
    */
   savedUsage?: Usage;
+  /**
+   * `shared` only: the call that sent the request left its stream before
+   * the end (its abort, its deadline, a break) while this one read on, and
+   * this call is charged for the request (`answeredBy` unset, no
+   * `savedUsage`); the sender's `ctx.state.costCarriedBy` is `'cache'`.
+   */
+  carries?: true;
 }
 
 /** A call was answered without an upstream request (`cache-hit` event). */

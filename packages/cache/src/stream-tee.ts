@@ -63,6 +63,8 @@ export class StreamTee implements StreamObserver {
    * and the request ends when the last reader leaves.
    */
   private shared = false;
+  /** The sender left early while others read on: a joined reader takes the request's cost (see {@link passBill}). */
+  private billOpen = false;
 
   /**
    * @param source - the upstream stream (the transport's, as the middleware inside saw it)
@@ -145,13 +147,45 @@ export class StreamTee implements StreamObserver {
     return this.catchUp(reader, index);
   }
 
-  /** A reader leaves (it ended, broke off, or never subscribed); the last one to leave early cancels the upstream. */
-  leave(): void {
-    if (--this.readers > 0 || this.ended || this.error) return;
+  /**
+   * A reader leaves (it ended, broke off, or never subscribed); the last one to leave early cancels the upstream.
+   *
+   * @param reader - the reader, when it subscribed
+   * @param early - it left before the end (not {@link TeeReader.finish})
+   */
+  leave(reader?: TeeReader, early = true): void {
+    this.readers--;
+    this.passBill(reader, early);
+    if (this.readers > 0 || this.ended || this.error) return;
     // Nobody is reading any more: the upstream request is given up, and what came of it is not kept.
     this.error = new AbortError('Every reader of the stream left before its end');
     this.hooks.abandon();
     void this.iterator.return?.()?.catch?.(() => {});
+  }
+
+  /**
+   * Who is charged for the upstream request. The sender, as a rule; but a
+   * sender that leaves before the end while others read on (its abort,
+   * its deadline, a break) leaves them a request that goes on being
+   * produced and billed. It is then recorded at nothing
+   * (`costCarriedBy: 'cache'`), and the request's cost goes to the first
+   * joined call that reads it to its end (the whole usage), or, if none
+   * does, to the last one to leave (what it read, estimated): so the
+   * ledger counts the request once, as the upstream bills it.
+   */
+  private passBill(reader: TeeReader | undefined, early: boolean): void {
+    if (reader === undefined) return;
+    if (reader === this.senderReader) {
+      if (early && this.readers > 0 && !this.ended && this.error === undefined) {
+        this.billOpen = true;
+        (this.sender as CompletionContext).state.costCarriedBy = 'cache';
+      }
+      return;
+    }
+    if (this.billOpen && (!early || this.readers === 0)) {
+      this.billOpen = false;
+      reader.carry();
+    }
   }
 
   /** For a reader behind the others: copies of what is stored, then a wait for the pull in progress. */
@@ -337,17 +371,28 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
   /** The stream ended cleanly: this reader is done, and hears it before the end is reported. */
   finish(): void {
     if (this.left) return;
-    this.leave();
+    this.leave(false);
     this.onEnd?.();
   }
 
-  /** This reader is done with the stream (its end, an error, or its own choice). */
-  leave(): void {
+  /** This reader is done with the stream (its end, an error, or its own choice: `early`). */
+  leave(early = true): void {
     if (this.left) return;
     this.left = true;
     this.unwatch?.();
     this.unwatch = undefined;
-    this.tee.leave();
+    this.tee.leave(this, early);
+  }
+
+  /** A joined call takes the cost of the upstream request its sender left early: it is recorded as sent, not as answered. */
+  carry(): void {
+    const state = this.caller?.state;
+    if (state === undefined) return;
+    state.answeredBy = undefined;
+    if (state.cache) {
+      state.cache.carries = true;
+      state.cache.savedUsage = undefined;
+    }
   }
 
   /** The joined call was aborted (its caller, its deadline, its pipeline closing): it leaves with its own reason. */

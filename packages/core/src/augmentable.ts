@@ -32,6 +32,14 @@ export interface SluiceState {
    * cost as saved without knowing which package answered.
    */
   answeredBy?: string;
+  /**
+   * Set on a call whose upstream request another call was charged for:
+   * the middleware that handed the cost on (`'cache'`: the call sent a
+   * stream that identical calls joined, and left it before the end while
+   * they read on; the first of them to read it to the end carries its
+   * cost). Cost tracking records this call at $0, and no saving.
+   */
+  costCarriedBy?: string;
 }
 
 /**

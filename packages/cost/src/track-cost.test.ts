@@ -82,6 +82,22 @@ describe('trackCost', () => {
     expect(report.rows[0]).toMatchObject({ savedRequests: 1 });
   });
 
+  it('costs a call whose request another call was charged for (costCarriedBy) at $0, with no saving', async () => {
+    const costs = await setup({}, async function handingOn(ctx, next) {
+      await next();
+      ctx.state.costCarriedBy = 'cache';
+    });
+    const recorder = recordEvents(llm.events, ['cost']);
+    await llm.complete({ model: 'gpt-4.1', messages });
+    expect(upstream.requests).toHaveLength(1);
+    const [event] = recorder.of('cost');
+    expect(event).toMatchObject({ usd: 0, savedUsd: 0 });
+    expect(event?.answeredBy).toBeUndefined();
+    expect(event?.buckets.output).toMatchObject({ tokens: 200, usd: 0 });
+    const report = await costs.ledger.report({ by: 'total' });
+    expect(report).toMatchObject({ usd: 0, savedUsd: 0, requests: 1 });
+  });
+
   it('with when, costs and records only the calls it says yes to, asked once the call settled', async () => {
     const costs = await setup({ when: (ctx) => ctx.state.answeredBy !== undefined }, async function sometimesAnswering(ctx, next) {
       if (ctx.tags.cached !== 'yes') return next();

@@ -67,10 +67,12 @@ export function trackCost(options: TrackCostOptions = {}): TrackCostMiddleware {
     if (!settled) return undefined;
     // Answered without the upstream (a cache hit): nothing was billed, and
     // what the answer would have cost is the saving.
-    const { answeredBy } = ctx.state;
+    // Another call was charged for this call's request (a shared stream it left early): $0, and nothing saved.
+    const { answeredBy, costCarriedBy } = ctx.state;
     const { model, estimated, priced } = settled;
-    const usd = answeredBy === undefined ? settled.usd : 0;
-    const buckets = answeredBy === undefined ? settled.buckets : unbilled(settled.buckets);
+    const billed = answeredBy === undefined && costCarriedBy === undefined;
+    const usd = billed ? settled.usd : 0;
+    const buckets = billed ? settled.buckets : unbilled(settled.buckets);
     const savedUsd = answeredBy === undefined ? 0 : settled.usd;
     ctx.state.cost = { model, usd, buckets, estimated };
     // Built only for a listener: most pipelines read spend from the ledger.
