@@ -13,6 +13,24 @@ export type ParsedLine = { ok: true; request: BatchRequest } | { ok: false; reas
 /** The one endpoint a chat pipeline serves; the Batch API also accepts it without `/v1`. */
 const chatUrls = new Set(['/v1/chat/completions', '/chat/completions']);
 
+/** Longest part of a line a reason quotes: a reason is one line of a terminal, not a copy of the input. */
+const maxQuoted = 120;
+
+/** `text`, cut to {@link maxQuoted} characters. */
+function cut(text: string): string {
+  return text.length <= maxQuoted ? text : `${text.slice(0, maxQuoted)}… (${text.length} characters)`;
+}
+
+/**
+ * A value of an input line as JSON, cut to a terminal line's share: a
+ * 200 kB `url` is named, not echoed.
+ *
+ * @param value - what the line holds
+ */
+export function shown(value: unknown): string {
+  return cut(JSON.stringify(value) ?? String(value));
+}
+
 /**
  * Reads one line of an OpenAI Batch API input file: `custom_id`, `method`
  * (`POST`), `url` (`/v1/chat/completions`) and `body` (a chat request).
@@ -26,15 +44,15 @@ export function parseBatchLine(text: string): ParsedLine {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    return { ok: false, reason: `not JSON (${(error as Error).message})` };
+    return { ok: false, reason: `not JSON (${cut((error as Error).message)})` };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'not a JSON object' };
   const line = value as Record<string, unknown>;
   const customId = line.custom_id;
   if (typeof customId !== 'string' || customId.length === 0) return { ok: false, reason: 'custom_id must be a non-empty string' };
-  if (line.method !== undefined && line.method !== 'POST') return { ok: false, reason: `method must be POST, got ${JSON.stringify(line.method)}` };
+  if (line.method !== undefined && line.method !== 'POST') return { ok: false, reason: `method must be POST, got ${shown(line.method)}` };
   if (line.url !== undefined && (typeof line.url !== 'string' || !chatUrls.has(line.url))) {
-    return { ok: false, reason: `url must be /v1/chat/completions, got ${JSON.stringify(line.url)}` };
+    return { ok: false, reason: `url must be /v1/chat/completions, got ${shown(line.url)}` };
   }
   const body = line.body;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return { ok: false, reason: 'body must be a JSON object' };

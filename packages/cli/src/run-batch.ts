@@ -3,7 +3,7 @@ import { type CallOptions, type CompletionContext, type SluiceEmitter, type Chat
 import { toSluiceError } from '@sluice/core/kit';
 import type { CostEvent } from '@sluice/cost';
 import { RetryError } from '@sluice/retry';
-import { failureLine, parseBatchLine, successLine } from './batch-line.js';
+import { failureLine, parseBatchLine, shown, successLine } from './batch-line.js';
 import { BatchStats } from './batch-stats.js';
 import { finishedIds } from './finished-ids.js';
 import { readLines } from './read-lines.js';
@@ -147,7 +147,7 @@ export async function runBatch(options: RunBatchOptions): Promise<RunBatchResult
       }
       if (seen === true) {
         stats.malformed++;
-        options.onMalformed?.(line, `custom_id ${JSON.stringify(customId)} repeats an earlier line`);
+        options.onMalformed?.(line, `custom_id ${shown(customId)} repeats an earlier line`);
         continue;
       }
       known.set(customId, true);
