@@ -352,6 +352,35 @@ describe('sluice serve, per tenant and at shutdown', () => {
     const bad = await post(aliceKey, ask, { 'x-sluice-cache': 'maybe' });
     expect({ status: bad.status, body: await bad.json() }).toMatchObject({ status: 400, body: { error: { code: 'invalid_value', param: 'x-sluice-cache' } } });
   });
+
+  it('with cache, a client leaving a stream that an identical request joined does not cut it for the other', async () => {
+    const upstream = await mockUpstream({ reply: 'one two three four five six seven eight nine ten', chunkDelayMs: 40 });
+    const { url } = await startServe(upstream, { cache: true });
+    const body = JSON.stringify({ model: 'gpt-4.1', messages: prompt, temperature: 0, stream: true });
+    const post = (signal?: AbortSignal) =>
+      fetch(`${url}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${aliceKey}` }, body, signal });
+    const leaving = new AbortController();
+    const first = await post(leaving.signal);
+    const reader = (first.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    const joined = await post();
+    expect(joined.headers.get('x-sluice-cache')).toBe('shared');
+    // The first client hangs up mid-stream.
+    leaving.abort();
+    await reader.read().catch(() => {});
+    const events = (await joined.text()).split('\n\n').filter((event) => event.startsWith('data: '));
+    expect(events.at(-1)).toBe('data: [DONE]');
+    const text = events
+      .slice(0, -1)
+      .map((event) => (JSON.parse(event.slice(6)) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content ?? '')
+      .join('');
+    expect(text).toContain('one two three four five six seven eight nine ten');
+    // Read whole by the call that joined, it was kept: the next one is a hit.
+    const again = await post();
+    expect(again.headers.get('x-sluice-cache')).toBe('hit');
+    await again.arrayBuffer();
+    expect(upstream.requests.filter((request) => request.path.endsWith('/chat/completions'))).toHaveLength(1);
+  });
 });
 
 describe('sluice serve with deployments', () => {
