@@ -5,8 +5,10 @@
  * same request costs read whole by a single call.
  */
 import { cache } from '@sluice/cache';
-import { type Pipeline } from '@sluice/core';
+import { type Middleware, openAICompatible, type Pipeline } from '@sluice/core';
 import { trackCost } from '@sluice/cost';
+import { retry } from '@sluice/retry';
+import { router } from '@sluice/router';
 import { chat, closeTestPipelines, drain, testPipeline } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -27,13 +29,21 @@ function leavesAfter(llm: Pipeline, chunks: number): Promise<void> {
 }
 
 describe('a shared stream its sender leaves', () => {
-  it('reaches every joined call whole, and the ledger counts its request once, as if read whole', async () => {
+  it.each(['over core\'s transport', 'behind a router'])('%s, reaches every joined call whole, and the ledger counts its request once, as if read whole', async (how) => {
     const single = await testPipeline({ middleware: [trackCost()], upstream });
     await single.clock.run(drain(single.llm.stream(request)));
     const whole = single.events.of('cost')[0]?.usd ?? 0;
     expect(whole).toBeGreaterThan(0);
 
     const { llm, clock, events, upstream: mock } = await testPipeline({ middleware: [trackCost(), cache()], upstream });
+    if (how === 'behind a router') {
+      // One deployment on the same mock, with retry inside: the router's hop is a call of its own.
+      const routed = router({
+        deployments: [{ id: 'only', model: 'gpt-4.1', transport: openAICompatible({ baseUrl: mock.url, apiKey: 'sk-test' }) }],
+        middleware: () => [retry()],
+      });
+      llm.use(routed as unknown as Middleware);
+    }
     const sender = leavesAfter(llm, 2);
     await clock.until(() => mock.requests.length === 1);
     const joined = [drain(llm.stream(request)), drain(llm.stream(request))];

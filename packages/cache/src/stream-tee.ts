@@ -12,6 +12,11 @@ export interface TeeHooks {
 
 type Result = IteratorResult<ChatCompletionChunk, undefined>;
 
+/** A stream that may be able to outlive the call it was made for (core's transport stream, a router's hop). */
+interface Outlivable {
+  outliveCall?: () => boolean;
+}
+
 const end = (): Result => ({ done: true, value: undefined });
 
 /**
@@ -55,6 +60,8 @@ export class StreamTee implements StreamObserver {
   // Bound once per stream, not made per chunk (and not as arrow fields, which a keep-names build names one by one).
   private readonly onPulled = this.pulled.bind(this);
   private readonly onPullFailed = this.pullRejected.bind(this);
+  /** The stream as the call inside left it: core's transport stream and the router's can outlive their call. */
+  private readonly source: Outlivable;
   /** The reader of the call that sent the stream, once it subscribed. */
   private senderReader: TeeReader | undefined = undefined;
   /**
@@ -63,6 +70,8 @@ export class StreamTee implements StreamObserver {
    * and the request ends when the last reader leaves.
    */
   private shared = false;
+  /** The source was asked to outlive the sender's call (once, whatever it answered). */
+  private askedToOutlive = false;
   /** The sender left early while others read on: a joined reader takes the request's cost (see {@link passBill}). */
   private billOpen = false;
 
@@ -83,6 +92,7 @@ export class StreamTee implements StreamObserver {
     private readonly upstream?: TransportStream,
   ) {
     this.iterator = source[Symbol.asyncIterator]();
+    this.source = source as Outlivable;
     // The transport's stream runs the tee's step inside its own, so the one reader
     // gets the stream's promise for each chunk, not a `then` on it (a promise and a microtask).
     upstream?.observe(this);
@@ -106,16 +116,19 @@ export class StreamTee implements StreamObserver {
    * caller leaving, its deadline) then ends its own reader, not the
    * stream the others read, which ends when the last of them leaves. A
    * stream no other call joined ends with its sender's abort, as before,
-   * at no cost. Only on the transport's own stream: a stream something
-   * inside wrapped is not the upstream request's, and is cut for the
-   * joined calls as a retryable `STREAM_CUT` when its sender is aborted.
+   * at no cost. Only on a stream that can (`outliveCall`: core's transport
+   * stream, a router's hop): a stream something inside wrapped is not the
+   * upstream request's, and is cut for the joined calls as a retryable
+   * `STREAM_CUT` when its sender is aborted. Asked once.
    */
   private share(): void {
     const reader = this.senderReader;
-    if (this.shared || this.upstream === undefined || reader === undefined || this.readers < 2) return;
+    if (this.askedToOutlive || reader === undefined || this.readers < 2) return;
     if (this.ended || this.error !== undefined || abortReason(this.sender) !== undefined) return;
+    this.askedToOutlive = true;
+    // A stream that cannot: the sender's abort still ends it, and the joined calls get a cut.
+    if (typeof this.source.outliveCall !== 'function' || this.source.outliveCall() !== true) return;
     this.shared = true;
-    this.upstream.outliveCall();
     // A read the sender has out already is the upstream's own promise: it lands with the next
     // chunk (or the idle limit), not at the abort; every later read is one its abort can reject.
     reader.watch(this.sender as CompletionContext);

@@ -353,9 +353,13 @@ describe('sluice serve, per tenant and at shutdown', () => {
     expect({ status: bad.status, body: await bad.json() }).toMatchObject({ status: 400, body: { error: { code: 'invalid_value', param: 'x-sluice-cache' } } });
   });
 
-  it('with cache, a client leaving a stream that an identical request joined does not cut it for the other', async () => {
+  it.each(['one upstream', 'deployments'])('with cache and %s, a client leaving a stream that an identical request joined does not cut it for the other', async (mode) => {
     const upstream = await mockUpstream({ reply: 'one two three four five six seven eight nine ten', chunkDelayMs: 40 });
-    const { url } = await startServe(upstream, { cache: true });
+    const routed: Partial<ServeConfig> = {
+      upstream: undefined,
+      deployments: [{ id: 'only', baseUrl: upstream.url, apiKeyEnv: 'UPSTREAM_KEY', model: 'gpt-4.1' }],
+    };
+    const { url } = await startServe(upstream, { cache: true, ...(mode === 'deployments' ? routed : {}) });
     const body = JSON.stringify({ model: 'gpt-4.1', messages: prompt, temperature: 0, stream: true });
     const post = (signal?: AbortSignal) =>
       fetch(`${url}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${aliceKey}` }, body, signal });

@@ -2,6 +2,22 @@ import { describe, expect, it, vi } from 'vitest';
 import { AbortSource } from './abort-source.js';
 
 describe('AbortSource', () => {
+  it('stops following its parent once detached, and stays aborted if it was', () => {
+    const parent = new AbortSource();
+    const child = new AbortSource(parent);
+    const heard: string[] = [];
+    child.addEventListener('abort', () => heard.push('child'));
+    child.detach();
+    parent.abort('parent left');
+    expect(child.aborted).toBe(false);
+    expect(heard).toEqual([]);
+    child.abort('own');
+    expect(child).toMatchObject({ aborted: true, reason: 'own' });
+    const other = new AbortSource(parent);
+    other.detach();
+    expect(other).toMatchObject({ aborted: true, reason: 'parent left' });
+  });
+
   it('runs each listener once, in order, and none added after the abort', () => {
     const source = new AbortSource();
     const heard: string[] = [];

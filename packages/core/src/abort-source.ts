@@ -51,7 +51,7 @@ export class AbortSource implements AbortListener {
    * @param reporter - told when a follower throws; without one, the throw is rethrown on a later tick (an uncaught exception, as an AbortSignal's listener's is)
    */
   constructor(
-    private readonly parent?: AbortSource,
+    private parent?: AbortSource,
     private readonly reporter?: AbortFailureReporter,
   ) {}
 
@@ -87,6 +87,21 @@ export class AbortSource implements AbortListener {
     this.abortedHere = true;
     this.reasonHere = reason;
     this.sourceAborted();
+  }
+
+  /**
+   * Stops following the parent: from now on only this source's own abort
+   * counts (a call made for another that outlives it). Nothing changes for
+   * a source aborted already.
+   */
+  detach(): void {
+    const parent = this.parent;
+    if (parent === undefined || this.aborted) return;
+    if (this.linked) {
+      this.linked = false;
+      parent.unfollow(this);
+    }
+    this.parent = undefined;
   }
 
   /** A real AbortSignal that follows this source. */

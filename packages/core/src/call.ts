@@ -61,6 +61,8 @@ export class Call<S extends object = object> implements CompletionContext<S>, Ab
    * ends, or when `close()` aborts it (its request is then torn down).
    */
   unwatchedStream = false;
+  /** It follows a parent call a pipeline made (through its abort source), until {@link outliveParent}. */
+  hasParent: boolean;
   /** Lets go of the caller's signal, the deadline's timer and a parent no pipeline made; {@link releaseNothing} when there are none. */
   release: () => void = releaseNothing;
   private signalCache: AbortSignal | undefined = undefined;
@@ -77,6 +79,7 @@ export class Call<S extends object = object> implements CompletionContext<S>, Ab
     parent?: Call,
   ) {
     this.abortSource = new AbortSource(parent?.abortSource, this);
+    this.hasParent = parent !== undefined;
     this.stream = request.stream === true;
     this.events = environment.events;
     this.clock = environment.clock;
@@ -199,6 +202,31 @@ export function abortReason(ctx: Pick<CompletionContext, 'signal'>): unknown {
 }
 
 const ignore = () => {};
+
+/**
+ * Lets a call made for another (`run(request, { parent })`, a router's
+ * hop) outlive its parent: from now on the parent's abort, and the
+ * deadline it inherited from it, no longer end it; its own signal, its
+ * own `timeoutMs` and its pipeline's `close()` still do. For a middleware
+ * that hands the call's stream to others once the call it was made for
+ * leaves (a cache's single flight over a router), which then owes the
+ * stream a `return()` when its last reader leaves.
+ *
+ * @param ctx - the call made for another
+ * @returns whether it now outlives its parent: false for a call aborted
+ *   already, one whose parent no pipeline made, or one made for nobody
+ * @example
+ * ```ts
+ * const hop = await inner.run(ctx.request, { parent: ctx });
+ * if (outliveParent(hop)) shareWithOthers(hop.chunks);
+ * ```
+ */
+export function outliveParent(ctx: CompletionContext): boolean {
+  if (!(ctx instanceof Call) || !ctx.hasParent || ctx.abortSource.aborted) return false;
+  ctx.abortSource.detach();
+  ctx.hasParent = false;
+  return true;
+}
 
 /**
  * `promise`, or the call's abort if that comes first, as the call's typed

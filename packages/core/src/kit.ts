@@ -21,7 +21,7 @@ export { compose, keepsChainRules } from './compose.js';
 export { streamEnd, isEndAware, type EndAware } from './stream-end.js';
 export { afterNext } from './after-next.js';
 export { readAhead, transportStream, type TransportStream, type StreamObserver } from './transport-stream.js';
-export { onAbort, abortReason, untilAborted } from './call.js';
+export { onAbort, abortReason, outliveParent, untilAborted } from './call.js';
 export { parseOptions, closestKey, upperBoundMs } from './validate.js';
 export { sanitiseUsage, isCompletion, isChunk } from './validate-response.js';
 export { completionResponseSchema, chunkResponseSchema } from './response-schemas.js';

@@ -1,9 +1,9 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { Middleware, Settlement } from './context.js';
+import type { CompletionContext, Middleware, Settlement } from './context.js';
 import { AbortError, SluiceError } from './errors.js';
-import { abortReason, onAbort } from './call.js';
+import { abortReason, onAbort, outliveParent } from './call.js';
 import type { SluiceEvents } from './augmentable.js';
 import { createPipeline } from './pipeline.js';
 import type { ChatCompletionRequest } from './schemas.js';
@@ -241,6 +241,30 @@ describe('a call made for a parent call', () => {
     });
     await expect(outer.complete(ask(), { signal: controller.signal })).rejects.toMatchObject({ code: 'ABORTED' });
     expect(upstream.requests).toHaveLength(0);
+  });
+
+  it('outlives its parent once asked (outliveParent): the parent is aborted, the child still answers', async () => {
+    const { llm: outer } = await setup();
+    const { llm: inner } = await setup({ upstream: { chunkDelayMs: 20 } });
+    let child: CompletionContext | undefined;
+    let outlives: boolean[] = [];
+    outer.use(async function hop(ctx) {
+      child = await inner.run({ ...ask('one two three four'), stream: true }, { parent: ctx });
+      outlives = [outliveParent(child), outliveParent(child)];
+      ctx.chunks = (async function* none() {})();
+    });
+    const controller = new AbortController();
+    await outer.run({ ...ask(), stream: true }, { signal: controller.signal });
+    controller.abort();
+    expect(outlives).toEqual([true, false]);
+    let text = '';
+    for await (const part of (child as CompletionContext).chunks ?? []) text += part.choices[0]?.delta.content ?? '';
+    expect(text).toContain('one two three four');
+  });
+
+  it('says outliveParent is false for a call made for nobody', async () => {
+    const { llm } = await setup();
+    expect(outliveParent(await llm.run(ask()))).toBe(false);
   });
 
   it('follows a parent that no pipeline made through its signal', async () => {

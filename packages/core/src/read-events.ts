@@ -182,8 +182,10 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
    * limits end it or its consumer stops (see `TransportStream.outliveCall`).
    * A stream that ended or was aborted already stays as it is.
    */
-  outliveCall(): void {
-    if (!this.closed && this.attempt.reason() === undefined) this.attempt.detach();
+  outliveCall(): boolean {
+    if (this.closed || this.attempt.reason() !== undefined) return false;
+    this.attempt.detach();
+    return true;
   }
 
   /** The consumer stopped early (`break`): the attempt is aborted, so undici drops the socket. */

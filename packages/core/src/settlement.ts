@@ -155,9 +155,9 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
     return (this.source as { lastJson?: () => string | undefined }).lastJson?.();
   }
 
-  /** The upstream request goes on past its call's abort, where the source can (see transport-stream.ts). */
-  outliveCall(): void {
-    (this.source as { outliveCall?: () => void }).outliveCall?.();
+  /** The upstream request goes on past its call's abort, where the source can (see transport-stream.ts); whether it will. */
+  outliveCall(): boolean {
+    return !this.finished && (this.source as { outliveCall?: () => boolean }).outliveCall?.() === true;
   }
 
   /** Tells `observer` of every result from now on, before whoever asked for it gets it (see transport-stream.ts). */

@@ -36,9 +36,12 @@ export interface TransportStream extends AsyncIterable<ChatCompletionChunk> {
    * call that sent it can leave without cutting it for the others; that
    * middleware then owes it a `return()` once the last reader has left,
    * and its own call's reader must watch the call's abort itself. Calls
-   * made earlier are not undone: a stream already aborted stays so.
+   * made earlier are not undone: a stream already aborted or ended stays
+   * so, and says so by returning false.
+   *
+   * @returns whether the request now outlives its call
    */
-  outliveCall(): void;
+  outliveCall(): boolean;
 }
 
 /*

@@ -1,5 +1,5 @@
 import { type ChatCompletionChunk, type CompletionContext, toSluiceError } from '@sluice/core';
-import { type EndAware, streamEnd } from '@sluice/core/kit';
+import { type EndAware, outliveParent, streamEnd } from '@sluice/core/kit';
 import type { DeploymentPool, Picked } from './deployment-pool.js';
 import type { ResolvedDeployment } from './options.js';
 
@@ -165,6 +165,19 @@ class HopStream implements AsyncIterableIterator<ChatCompletionChunk>, EndAware 
       this.end();
     }
     return { done: true, value: undefined };
+  }
+
+  /**
+   * Lets the deployment's request outlive the outer call (core's
+   * `TransportStream.outliveCall`, through a hop): its inner call stops
+   * following the outer call's abort and deadline, so that a cache outside
+   * the router can leave it running for the calls that joined it when the
+   * call that sent it leaves. Whoever asked then owes it a `return()`.
+   *
+   * @returns whether it now outlives the outer call
+   */
+  outliveCall(): boolean {
+    return !this.finished && outliveParent(this.inner);
   }
 
   /** Drops the stream unread (a hedge's loser that answered too late). */
