@@ -138,7 +138,7 @@ export class StreamTee implements StreamObserver {
    * A reader's own iterator over every chunk from the first.
    *
    * @param onEnd - runs once when the stream ended cleanly, before the end is reported
-   * @param caller - a joined call: its reader leaves at the call's own abort or deadline, its next read rejecting with it (the sender's reader needs none: its abort reaches the upstream request itself)
+   * @param caller - a joined call: its reader leaves at the call's own abort or deadline, its next read rejecting with it (the sender's reader, given none, watches its call once the stream is shared; until then its abort reaches the upstream request itself)
    */
   subscribe(onEnd?: () => void, caller?: CompletionContext): AsyncIterableIterator<ChatCompletionChunk> {
     const reader = new TeeReader(this, onEnd, caller);

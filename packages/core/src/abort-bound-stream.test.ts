@@ -90,6 +90,30 @@ describe('a transport that does not say it honours the abort', () => {
     expect(seen.returned).toBe(1);
   });
 
+  it("waits for the stream's own return() when its consumer breaks off, as without the guard", async () => {
+    const clock = manualClock();
+    let cleaned = false;
+    const stream: AsyncIterableIterator<ChatCompletionChunk> = {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      next: () => Promise.resolve({ done: false, value: chunk('a') }),
+      async return() {
+        await new Promise((resolve) => setImmediate(resolve));
+        cleaned = true;
+        return { done: true, value: undefined };
+      },
+    };
+    const llm = createPipeline({
+      transport: deafTransport(async (ctx) => {
+        ctx.chunks = stream;
+      }),
+      clock,
+    });
+    for await (const _part of llm.stream(request)) break;
+    expect(cleaned).toBe(true);
+  });
+
   it('is trusted, and not raced, once it says it honours the abort', async () => {
     const clock = manualClock();
     const llm = createPipeline({ transport: deafTransport(() => never, true), clock });

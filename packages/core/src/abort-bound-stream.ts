@@ -4,6 +4,8 @@ import type { ChatCompletionChunk } from './schemas.js';
 
 type Result = IteratorResult<ChatCompletionChunk, undefined>;
 
+const done = (): Result => ({ done: true, value: undefined });
+
 /**
  * The stream of a transport that does not say it honours the call's abort
  * (`Transport.honoursAbort`): each read ends at the call's abort, with the
@@ -39,9 +41,21 @@ export class AbortBoundStream implements AsyncIterableIterator<ChatCompletionChu
     return raceAbort(this.call, read as Promise<Result>, this.stop).then(undefined, this.failed);
   }
 
+  /** The consumer stops: the transport's stream is told to, and waited for as far as the call's abort. */
   return(): Promise<Result> {
-    this.stop();
-    return Promise.resolve({ done: true, value: undefined });
+    const iterator = this.iterator;
+    if (this.stopped || iterator === undefined || this.call.aborted) {
+      this.stop();
+      return Promise.resolve(done());
+    }
+    this.stopped = true;
+    let stopping: unknown;
+    try {
+      stopping = iterator.return?.();
+    } catch {
+      return Promise.resolve(done());
+    }
+    return raceAbort(this.call, Promise.resolve(stopping)).then(done, done);
   }
 
   /** A read failed: at the call's abort, the transport's stream is told to stop. */
