@@ -101,6 +101,14 @@ export interface KeyedUpdateOptions<T> {
    * Any other store, or a store on another clock, ignores it.
    */
   now?: number;
+  /**
+   * The record's whole key, `namespace + key`, when the caller keeps it
+   * (made once per key rather than once per call): the store's Map then
+   * finds the very string it holds, compared by identity and hashed once,
+   * where a string made afresh is hashed and compared character by
+   * character on every update.
+   */
+  recordKey?: string;
 }
 
 /** One middleware's keyed records in a store: see {@link keyedState}. */
@@ -264,8 +272,9 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
     const { ttlMs } = options;
     try {
       // An in-process store needs no timeout: called directly, without a closure for `bounded`.
-      if ((store as { [kInProcess]?: boolean })[kInProcess]) return await store.update<T>(recordKey(key), reducer, ttlMs);
-      return await bounded(store, ctx, () => store.update<T>(recordKey(key), reducer, ttlMs));
+      const whole = options.recordKey ?? recordKey(key);
+      if ((store as { [kInProcess]?: boolean })[kInProcess]) return await store.update<T>(whole, reducer, ttlMs);
+      return await bounded(store, ctx, () => store.update<T>(whole, reducer, ttlMs));
     } catch (error) {
       return failed(ctx, key, reducer, options, error);
     }
@@ -282,7 +291,7 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
     if (hook === undefined || hook.update !== store.update) return updateAsync(ctx, store, key, reducer, options);
     try {
       const at = options.now !== undefined && ctx !== undefined && hook.clock === ctx.clock ? options.now : undefined;
-      return hook.now<T>(recordKey(key), reducer, options.ttlMs, at);
+      return hook.now<T>(options.recordKey ?? recordKey(key), reducer, options.ttlMs, at);
     } catch (error) {
       return failed(ctx, key, reducer, options, error);
     }

@@ -101,7 +101,7 @@ export class Admission {
     // runs later, after a store's round trip.
     const clock = queue.fastClock;
     queue.fastClock = undefined;
-    const state = this.config.state.updateNow(asContext(caller), queue.storeKey, queue.admitFast, { ttlMs: this.ttlMs, now: queue.fastNow });
+    const state = this.config.state.updateNow(asContext(caller), queue.storeKey, queue.admitFast, { ttlMs: this.ttlMs, now: queue.fastNow, recordKey: queue.recordKey });
     if (!(state instanceof Promise)) return this.fastDecided(queue, state);
     queue.fastClock = clock;
     return state.then((stored) => this.fastDecided(queue, stored));
@@ -186,7 +186,7 @@ export class Admission {
         // (a new version would make every other process's next write a conflict).
         return next === up && (own || isWindowState(current)) ? (current as WindowState) : next;
       },
-      { ttlMs: this.ttlMs, phase },
+      { ttlMs: this.ttlMs, phase, recordKey: queue.recordKey },
     );
     if (state) queue.seen = state;
     return state;

@@ -20,7 +20,7 @@ function waiter(cost: number): Waiter {
 
 describe('KeyQueues', () => {
   it('hands back the same record for a key from one call to the next, instead of rebuilding it', () => {
-    const queues = new KeyQueues('ratelimit:r10', keep);
+    const queues = new KeyQueues('ratelimit:r10', keep, 'sluice:ratelimit:');
     const store = memoryStore();
     const record = queues.get(store, 'tenant:acme');
     expect(queues.get(store, 'tenant:acme')).toBe(record);
@@ -30,7 +30,7 @@ describe('KeyQueues', () => {
   });
 
   it('forgets a record left idle for a whole sweep, and never one in use', () => {
-    const queues = new KeyQueues('p', keep);
+    const queues = new KeyQueues('p', keep, 'sluice:ratelimit:');
     const store = memoryStore();
     const idle = queues.get(store, 'idle');
     const busy = queues.get(store, 'busy');
@@ -41,7 +41,7 @@ describe('KeyQueues', () => {
   });
 
   it('keeps a bounded number of records under a stream of one-off keys', () => {
-    const queues = new KeyQueues('p', keep);
+    const queues = new KeyQueues('p', keep, 'sluice:ratelimit:');
     const store = memoryStore();
     let most = 0;
     for (let i = 0; i < 20_000; i++) {
@@ -55,7 +55,7 @@ describe('KeyQueues', () => {
 
 describe('KeyQueue', () => {
   it('puts a request refused on the fast path back at the head, ahead of those that came after it', () => {
-    const queue = new KeyQueue('k', 'p:k', memoryStore(), keep);
+    const queue = new KeyQueue('k', 'p:k', memoryStore(), keep, 'sluice:ratelimit:');
     const [early, later, refused] = [waiter(1), waiter(2), waiter(4)];
     queue.add(early, false);
     queue.add(later, false);
@@ -67,7 +67,7 @@ describe('KeyQueue', () => {
   });
 
   it('counts as waiting only the requests told they wait', () => {
-    const queue = new KeyQueue('k', 'p:k', memoryStore(), keep);
+    const queue = new KeyQueue('k', 'p:k', memoryStore(), keep, 'sluice:ratelimit:');
     const [admitting, waiting] = [waiter(0), waiter(0)];
     waiting.announced = true;
     queue.add(admitting, false);

@@ -73,14 +73,18 @@ export class KeyQueue {
    * so the fields it reads cannot change under it.
    */
   readonly admitFast: (current: WindowState | undefined) => WindowState;
+  /** `storeKey` with keyed state's namespace, made once: the store finds its own string by identity. */
+  readonly recordKey: string;
 
   constructor(
     readonly key: string,
     readonly storeKey: string,
     readonly store: Store,
     admit: (queue: KeyQueue, current: WindowState | undefined) => WindowState,
+    namespace: string,
   ) {
     this.admitFast = (current) => admit(this, current);
+    this.recordKey = namespace + storeKey;
   }
 
   /** Nothing waits, runs or is scheduled on this key. */
@@ -142,6 +146,8 @@ export class KeyQueues {
   constructor(
     private readonly prefix: string,
     private readonly admit: (queue: KeyQueue, current: WindowState | undefined) => WindowState,
+    /** Keyed state's namespace, which each record's whole key starts with. */
+    private readonly namespace: string,
   ) {}
 
   /** The record of `key` on `store`, made if missing. */
@@ -150,7 +156,7 @@ export class KeyQueues {
     if (--shelf.untilSweep <= 0) this.sweep(shelf);
     let queue = shelf.byKey.get(key);
     if (!queue) {
-      queue = new KeyQueue(key, `${this.prefix}:${key}`, store, this.admit);
+      queue = new KeyQueue(key, `${this.prefix}:${key}`, store, this.admit, this.namespace);
       shelf.byKey.set(key, queue);
     }
     queue.mark = shelf.epoch;
