@@ -78,7 +78,7 @@ export class StreamTee implements StreamObserver {
   /**
    * @param source - the upstream stream (the transport's, as the middleware inside saw it)
    * @param readers - how many readers will subscribe (the sender and the calls that joined it so far)
-   * @param sender - the call that sent it, whose usage is known once the stream ended
+   * @param sender - the call that sent it: its usage is known once the stream ended, its abort ends its reader once the stream is shared, and it is marked when another call carries its cost
    * @param hooks - told when the stream ended cleanly or was abandoned
    * @param raw - keep each chunk's upstream text where the transport kept it, rather than serialise it (the cache's `rawJson`)
    * @param upstream - `source` as core's `transportStream` gave it, when it did: each chunk's text is then the upstream's
@@ -86,7 +86,7 @@ export class StreamTee implements StreamObserver {
   constructor(
     source: AsyncIterable<ChatCompletionChunk>,
     private readers: number,
-    private readonly sender: Pick<CompletionContext, 'usage' | 'signal'>,
+    private readonly sender: CompletionContext,
     private readonly hooks: TeeHooks,
     private readonly raw = false,
     private readonly upstream?: TransportStream,
@@ -131,7 +131,7 @@ export class StreamTee implements StreamObserver {
     this.shared = true;
     // A read the sender has out already is the upstream's own promise: it lands with the next
     // chunk (or the idle limit), not at the abort; every later read is one its abort can reject.
-    reader.watch(this.sender as CompletionContext);
+    reader.watch(this.sender);
   }
 
   /**
@@ -191,7 +191,7 @@ export class StreamTee implements StreamObserver {
     if (reader === this.senderReader) {
       if (early && this.readers > 0 && !this.ended && this.error === undefined) {
         this.billOpen = true;
-        (this.sender as CompletionContext).state.costCarriedBy = 'cache';
+        this.sender.state.costCarriedBy = 'cache';
       }
       return;
     }

@@ -1,5 +1,6 @@
 import type { AbortSource } from './abort-source.js';
 import { raceAbort } from './call.js';
+import { letGo } from './lazy-stream.js';
 import type { ChatCompletionChunk } from './schemas.js';
 
 type Result = IteratorResult<ChatCompletionChunk, undefined>;
@@ -68,12 +69,6 @@ export class AbortBoundStream implements AsyncIterableIterator<ChatCompletionChu
   private readonly stop = (): void => {
     if (this.stopped) return;
     this.stopped = true;
-    try {
-      const stopping = this.iterator?.return?.();
-      // An async generator's return waits behind its read in progress, which may never land.
-      void Promise.resolve(stopping).catch(() => {});
-    } catch {
-      // A return that throws has nothing left to release.
-    }
+    letGo(this.iterator);
   };
 }

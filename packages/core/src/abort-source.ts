@@ -92,16 +92,19 @@ export class AbortSource implements AbortListener {
   /**
    * Stops following the parent: from now on only this source's own abort
    * counts (a call made for another that outlives it). Nothing changes for
-   * a source aborted already.
+   * a source aborted already, or one with no parent.
+   *
+   * @returns whether it was following a parent and now is not
    */
-  detach(): void {
+  detach(): boolean {
     const parent = this.parent;
-    if (parent === undefined || this.aborted) return;
+    if (parent === undefined || this.aborted) return false;
     if (this.linked) {
       this.linked = false;
       parent.unfollow(this);
     }
     this.parent = undefined;
+    return true;
   }
 
   /** A real AbortSignal that follows this source. */

@@ -61,8 +61,6 @@ export class Call<S extends object = object> implements CompletionContext<S>, Ab
    * ends, or when `close()` aborts it (its request is then torn down).
    */
   unwatchedStream = false;
-  /** It follows a parent call a pipeline made (through its abort source), until {@link outliveParent}. */
-  hasParent: boolean;
   /** Lets go of the caller's signal, the deadline's timer and a parent no pipeline made; {@link releaseNothing} when there are none. */
   release: () => void = releaseNothing;
   private signalCache: AbortSignal | undefined = undefined;
@@ -79,7 +77,6 @@ export class Call<S extends object = object> implements CompletionContext<S>, Ab
     parent?: Call,
   ) {
     this.abortSource = new AbortSource(parent?.abortSource, this);
-    this.hasParent = parent !== undefined;
     this.stream = request.stream === true;
     this.events = environment.events;
     this.clock = environment.clock;
@@ -222,10 +219,8 @@ const ignore = () => {};
  * ```
  */
 export function outliveParent(ctx: CompletionContext): boolean {
-  if (!(ctx instanceof Call) || !ctx.hasParent || ctx.abortSource.aborted) return false;
-  ctx.abortSource.detach();
-  ctx.hasParent = false;
-  return true;
+  // The abort source knows whether it follows a parent (a pipeline's call) and is not aborted yet.
+  return ctx instanceof Call && ctx.abortSource.detach();
 }
 
 /**

@@ -94,15 +94,22 @@ const ignore = () => {};
  * is not ours to say, so `break` or `return()` still says it at once.
  * (undici's fetch does the same for bodies.)
  */
-const dropped =
-  typeof FinalizationRegistry === 'function'
-    ? new FinalizationRegistry<AsyncIterator<ChatCompletionChunk>>((inner) => {
-        try {
-          void Promise.resolve(inner.return?.()).catch(ignore);
-        } catch {
-          // A stream whose return() throws has nothing more we can let go of.
-        }
-      })
-    : undefined;
+const dropped = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry<AsyncIterator<ChatCompletionChunk>>(letGo) : undefined;
+
+/**
+ * Tells a stream to stop (`return()`) without waiting for it, and whatever
+ * it answers or throws is let go: an async generator's return waits behind
+ * its read in progress, which may never land, and a stream whose return()
+ * fails has nothing more to release; internal.
+ *
+ * @param iterator - the stream's iterator, if it has one yet
+ */
+export function letGo(iterator: AsyncIterator<unknown> | undefined): void {
+  try {
+    void Promise.resolve(iterator?.return?.()).catch(ignore);
+  } catch {
+    // A stream whose return() throws has nothing more we can let go of.
+  }
+}
 
 const emptyChunks: AsyncIterable<ChatCompletionChunk> = { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }) };

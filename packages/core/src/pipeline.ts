@@ -8,7 +8,7 @@ import { AbortError, ClosedError, DeadlineError, SluiceError, UnexpectedError, V
 import { type CallOptions, callOptionsSchema, plainCallOptions } from './call-options.js';
 import { type SluiceEmitter, createEmitter } from './events.js';
 import { type ChatCompletion, type ChatCompletionChunk, type ChatCompletionRequest, chatCompletionRequestSchema } from './schemas.js';
-import { LazyStream } from './lazy-stream.js';
+import { LazyStream, letGo } from './lazy-stream.js';
 import { type SignalFollowers, followCallerSignal } from './caller-signal.js';
 import { isEndAware, streamEnd } from './stream-end.js';
 import { SettleScope, SettlingStream } from './settlement.js';
@@ -511,9 +511,9 @@ function stopLate(ctx: CompletionContext): void {
   const chunks = ctx.chunks;
   if (!ctx.stream || chunks === undefined) return;
   try {
-    void Promise.resolve(chunks[Symbol.asyncIterator]().return?.()).catch(() => {});
+    letGo(chunks[Symbol.asyncIterator]());
   } catch {
-    // Nothing more to release.
+    // A stream that cannot even give its iterator has nothing to release.
   }
 }
 
