@@ -5,7 +5,7 @@ import type { CompletionContext, Middleware, Settlement } from './context.js';
 import { AbortError, SluiceError } from './errors.js';
 import { abortReason, onAbort, outliveParent } from './call.js';
 import type { SluiceEvents } from './augmentable.js';
-import { createPipeline } from './pipeline.js';
+import { createPipeline, type Pipeline } from './pipeline.js';
 import type { ChatCompletionRequest } from './schemas.js';
 import type { Transport } from './transport.js';
 import { apiKey, ask, collect, setup } from './test-helpers.js';
@@ -413,6 +413,129 @@ describe('settlement', () => {
     });
     await expect(llm.complete(ask())).resolves.toBeDefined();
     expect(errors).toHaveLength(1);
+  });
+});
+
+describe('a stream heard by the call and by its attempt', () => {
+  // trackCost's shape (a listener registered before next(): the call's final outcome) beside
+  // rateLimit's (after next(): this attempt's response). The attempt's stream settles both.
+  function heard(llm: Pipeline, order: string[], calls: Settlement[], attempts: Settlement[], options: { readAhead?: boolean; attemptListener?: boolean } = {}): void {
+    llm.use(function callListener(ctx, next) {
+      ctx.onSettled((s) => {
+        order.push('call');
+        calls.push(s);
+      });
+      return next();
+    });
+    llm.use(async function attemptListener(ctx, next) {
+      await next();
+      if (options.readAhead) await readAhead(ctx);
+      if (options.attemptListener !== false) {
+        ctx.onSettled((s) => {
+          order.push('attempt');
+          attempts.push(s);
+        });
+      }
+    });
+  }
+
+  it('settles the attempt, then the call, each once, with every chunk and its text, read to the end', async () => {
+    const { llm } = await setup({ upstream: { reply: 'alpha beta gamma' } });
+    const order: string[] = [];
+    const calls: Settlement[] = [];
+    const attempts: Settlement[] = [];
+    heard(llm, order, calls, attempts);
+    const chunks = await collect(llm.stream(ask()));
+    const text = chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('');
+    expect(text).toBe('alpha beta gamma');
+    expect(order).toEqual(['attempt', 'call']);
+    for (const settled of [calls[0], attempts[0]]) {
+      expect(settled).toMatchObject({ outcome: 'success', stream: true, streamedText: 'alpha beta gamma', chunks: chunks.length, accepted: true });
+      expect(settled?.usage?.completion_tokens).toBeGreaterThan(0);
+    }
+  });
+
+  it('settles both with the cut, and the reader gets the same error', async () => {
+    const { upstream, llm } = await setup({ upstream: { reply: 'a b c d e f' } });
+    upstream.enqueue({ kind: 'cut', afterChunks: 2 });
+    const order: string[] = [];
+    const calls: Settlement[] = [];
+    const attempts: Settlement[] = [];
+    heard(llm, order, calls, attempts);
+    const read = await collect(llm.stream(ask())).catch((error: unknown) => error);
+    expect(read).toMatchObject({ code: 'STREAM_CUT' });
+    expect(order).toEqual(['attempt', 'call']);
+    expect(calls[0]).toMatchObject({ outcome: 'error', error: read, chunks: 2 });
+    expect(attempts[0]).toMatchObject({ outcome: 'error', error: read, chunks: 2 });
+  });
+
+  it('settles both as cancelled when the reader stops early', async () => {
+    const { llm } = await setup({ upstream: { reply: 'one two three four five' } });
+    const order: string[] = [];
+    const calls: Settlement[] = [];
+    const attempts: Settlement[] = [];
+    heard(llm, order, calls, attempts);
+    for await (const _chunk of llm.stream(ask())) break;
+    expect(order).toEqual(['attempt', 'call']);
+    expect(calls[0]).toMatchObject({ outcome: 'cancelled', chunks: 1 });
+    expect(attempts[0]).toMatchObject({ outcome: 'cancelled', chunks: 1 });
+  });
+
+  it('settles both with the deadline when nobody reads it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { llm, upstream } = await setup({ upstream: { reply: 'one two three' } });
+    upstream.enqueue({ kind: 'delay', chunkDelayMs: 60_000 });
+    const order: string[] = [];
+    const calls: Settlement[] = [];
+    const attempts: Settlement[] = [];
+    heard(llm, order, calls, attempts);
+    const ctx = await llm.run({ ...ask(), stream: true }, { timeoutMs: 1_000 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await vi.waitFor(() => expect(order).toEqual(['attempt', 'call']));
+    expect(calls[0]).toMatchObject({ outcome: 'error', error: { code: 'DEADLINE_EXCEEDED' } });
+    expect(attempts[0]).toMatchObject({ outcome: 'error', error: { code: 'DEADLINE_EXCEEDED' } });
+    await expect(collect(ctx.chunks as AsyncIterable<unknown>)).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+  });
+
+  it("gives the call the text of a chunk read ahead before anyone wanted the attempt's text", async () => {
+    // A first chunk with text (the mock upstream's first is the role alone).
+    const chunk = (content: string) => ({ id: 'c', object: 'chat.completion.chunk' as const, created: 0, model: 'gpt-4.1', choices: [{ index: 0, delta: { content }, finish_reason: null }] });
+    const transport: Transport = {
+      name: 'words',
+      origin: 'memory:words',
+      honoursAbort: true,
+      async send(ctx) {
+        ctx.chunks = (async function* () {
+          yield* ['first ', 'second ', 'third'].map(chunk);
+        })();
+      },
+    };
+    const llm = createPipeline({ transport });
+    const order: string[] = [];
+    const calls: Settlement[] = [];
+    heard(llm, order, calls, [], { readAhead: true, attemptListener: false });
+    const chunks = await collect(llm.stream(ask()));
+    expect(order).toEqual(['call']);
+    expect(calls[0]).toMatchObject({ outcome: 'success', streamedText: 'first second third', chunks: chunks.length });
+    await llm.close();
+  });
+
+  it('times the call from its start and the attempt from its send', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
+    const { llm } = await setup({ upstream: { reply: 'a b' } });
+    const order: string[] = [];
+    const calls: Settlement[] = [];
+    const attempts: Settlement[] = [];
+    heard(llm, order, calls, attempts);
+    llm.use(async function queued(_ctx, next) {
+      await new Promise((resolve) => setTimeout(resolve, 5_000));
+      await next();
+    });
+    const read = collect(llm.stream(ask()));
+    await vi.advanceTimersByTimeAsync(5_000);
+    await read;
+    expect(calls[0]?.durationMs).toBeGreaterThanOrEqual(5_000);
+    expect(attempts[0]?.durationMs).toBeLessThan(5_000);
   });
 });
 

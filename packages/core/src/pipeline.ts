@@ -11,7 +11,7 @@ import { type ChatCompletion, type ChatCompletionChunk, type ChatCompletionReque
 import { LazyStream, letGo } from './lazy-stream.js';
 import { type SignalFollowers, followCallerSignal } from './caller-signal.js';
 import { isEndAware, streamEnd } from './stream-end.js';
-import { SettleScope, SettlingStream } from './settlement.js';
+import { SettleScope, SettlingStream, type StreamWatch } from './settlement.js';
 import { AbortBoundStream } from './abort-bound-stream.js';
 import { type Store, memoryStore } from './store.js';
 import { parseOptions } from './validate.js';
@@ -253,21 +253,20 @@ export class Pipeline<S extends object = object> {
       else this.settled(ctx);
       return undefined;
     }
-    const stream = new SettlingStream(
-      ctx.chunks,
-      {
-        wantsText: () => ctx.hasListeners,
-        usage: () => ctx.usage,
-        abortReason: () => abortReason(ctx),
-        now: () => this.clock.now(),
-        done: (settlement) => {
-          unwatch();
-          ctx.release();
-          return this.finish(ctx, settlement.outcome, settlement.error, undefined, settlement.streamedText, settlement.chunks);
-        },
+    const watch: StreamWatch = {
+      wantsText: () => ctx.hasListeners,
+      usage: () => ctx.usage,
+      abortReason: () => abortReason(ctx),
+      now: () => this.clock.now(),
+      done: (settlement) => {
+        unwatch();
+        ctx.release();
+        return this.finish(ctx, settlement.outcome, settlement.error, undefined, settlement.streamedText, settlement.chunks);
       },
-      ctx.startedAt,
-    );
+    };
+    // The last attempt's own stream, unread, settles the call too: one layer a chunk, not two.
+    const chunks = ctx.chunks;
+    const stream = chunks instanceof SettlingStream && chunks.adopt(ctx.current, watch, ctx.startedAt) ? chunks : new SettlingStream(chunks, watch, ctx.startedAt);
     // A stream its caller never reads must not hold what it holds past the call's abort.
     const unwatch = onAbort(ctx, () => stream.abandon());
     ctx.chunks = stream;

@@ -102,6 +102,13 @@ export interface StreamWatch {
  * (success), throws (error) or is stopped early by its consumer
  * (cancelled). A hand-written iterator rather than an async generator: it
  * sits on every chunk of every stream, and a generator's queue costs more.
+ *
+ * The pipeline wraps the transport's stream in one for the attempt, and a
+ * call with listeners of its own (`trackCost`, registered before the call
+ * was sent) needs a second for the call. When the call's stream is still
+ * its last attempt's, unread, the attempt's stream settles the call too
+ * ({@link SettlingStream.adopt}): each chunk then passes one layer, not two
+ * (a `then` and the text of every chunk, counted once).
  */
 export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk> {
   private iterator: AsyncIterator<ChatCompletionChunk> | undefined;
@@ -118,6 +125,10 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
   private held: IteratorResult<ChatCompletionChunk, undefined> | undefined = undefined;
   /** Told of every result as it passes (see transport-stream.ts); at most one. */
   private observer: StreamObserver | undefined = undefined;
+  /** The call this stream settles too, after its attempt (see {@link SettlingStream.adopt}); cleared once settled. */
+  private call: { readonly watch: StreamWatch; readonly startedAt: number } | undefined = undefined;
+  /** A chunk passed while nobody wanted its text: `streamedText` lacks it. */
+  private textSkipped = false;
 
   /**
    * @param source - the stream to pass through
@@ -134,6 +145,31 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
   /** True when nothing has been read yet and nobody listens for the end or observes the results. */
   unobserved(): boolean {
     return this.iterator === undefined && this.observer === undefined && this.scope !== undefined && !this.scope.hasListeners;
+  }
+
+  /**
+   * Settles the call as well, as a second stream around this one would
+   * have, once this one has settled its attempt: what the pipeline does
+   * instead of wrapping it again. Only for the stream of `scope`, the
+   * call's last attempt, while it has not ended and nobody has been handed
+   * a chunk of it (so the call counts every chunk this one does); false,
+   * changing nothing, otherwise.
+   *
+   * @param scope - the call's current attempt
+   * @param watch - the call's
+   * @param startedAt - when the call started (its settlement's duration runs from there)
+   */
+  adopt(scope: SettleScope | undefined, watch: StreamWatch, startedAt: number): boolean {
+    if (scope === undefined || this.scope !== scope || this.call !== undefined || this.finished || this.pulling || !this.unread()) return false;
+    // The chunk read ahead passed while nobody wanted its text; the call may.
+    const held = this.held;
+    if (this.textSkipped && held !== undefined && !held.done && this.chunks === 1) {
+      this.streamedText = chunkText(held.value);
+      this.textSkipped = false;
+    }
+    if (this.textSkipped) return false;
+    this.call = { watch, startedAt };
+    return true;
   }
 
   /** True when nobody has been handed a chunk of it yet (a chunk read ahead and still held counts as unread). */
@@ -175,7 +211,7 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
   }
 
   next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
-    if (this.held !== undefined) return this.handHeld(this.held);
+    if (this.held !== undefined) return this.call === undefined ? this.handHeld(this.held) : this.handHeld(this.held).then(undefined, this.callFailed);
     // A read arriving while `abandon` pulls waits for that pull.
     if (this.pulling) return this.pulling.then(() => this.read());
     return this.read();
@@ -203,12 +239,48 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
     try {
       read = this.inner.next();
     } catch (caught) {
-      return this.failed(caught);
+      return this.call === undefined ? this.failed(caught) : this.failedForCall(caught);
     }
     // Not async: each chunk costs this layer one `then`, not an async
     // function's promise and an await (a third of a stream's CPU per layer).
-    return read.then(this.passed, this.failed);
+    return this.call === undefined ? read.then(this.passed, this.failed) : read.then(this.passedForCall, this.failedForCall);
   }
+
+  /** {@link SettlingStream.passed}, then the call's settlement at the end, or on a throw. */
+  private readonly passedForCall = (result: IteratorResult<ChatCompletionChunk>): IteratorResult<ChatCompletionChunk, undefined> | Promise<IteratorResult<ChatCompletionChunk, undefined>> => {
+    let passed;
+    try {
+      passed = this.passed(result);
+    } catch (caught) {
+      return this.callFailed(caught);
+    }
+    if (!result.done) return passed;
+    return passed instanceof Promise ? passed.then(this.callEnded, this.callFailed) : this.callEnded();
+  };
+
+  /** {@link SettlingStream.failed}, then the call's settlement with the same error. */
+  private readonly failedForCall = (caught: unknown): Promise<never> => {
+    let failed;
+    try {
+      failed = this.failed(caught);
+    } catch (thrown) {
+      return this.callFailed(thrown);
+    }
+    return failed.then(undefined, this.callFailed);
+  };
+
+  /** The attempt ended, read to its end: so did the call. */
+  private readonly callEnded = (): IteratorResult<ChatCompletionChunk, undefined> | Promise<IteratorResult<ChatCompletionChunk, undefined>> => {
+    const finishing = this.finishCall('success', undefined);
+    return finishing ? finishing.then(ended) : ended();
+  };
+
+  /** Reading failed (or what heard a result threw): the call settles with the error, which is then rethrown. */
+  private readonly callFailed = (caught: unknown): Promise<never> => {
+    const error = toSluiceError(caught);
+    const finishing = this.finishCall('error', error);
+    return finishing ? finishing.then(() => Promise.reject(error)) : Promise.reject(error);
+  };
 
   /** A chunk (or the end) read from the source. */
   private readonly passed = (result: IteratorResult<ChatCompletionChunk>): IteratorResult<ChatCompletionChunk, undefined> | Promise<IteratorResult<ChatCompletionChunk, undefined>> => {
@@ -219,7 +291,8 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
       return finishing ? finishing.then(this.observedEnd) : this.observedEnd();
     }
     this.chunks++;
-    if (this.watch.wantsText()) this.streamedText += chunkText(result.value);
+    if (this.watch.wantsText() || this.call?.watch.wantsText() === true) this.streamedText += chunkText(result.value);
+    else this.textSkipped = true;
     this.observer?.result(result);
     return result;
   };
@@ -254,13 +327,22 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
   async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
     // A chunk read ahead and never taken is dropped with the stream: a later `next()` says done.
     this.held = undefined;
-    if (!this.finished) {
-      try {
-        await this.iterator?.return?.();
-      } finally {
-        const reason = this.watch.abortReason();
-        if (reason !== undefined) await this.finish('error', toSluiceError(reason));
-        else await this.finish('cancelled', new AbortError('The stream was cancelled by its consumer'));
+    try {
+      if (!this.finished) {
+        try {
+          await this.iterator?.return?.();
+        } finally {
+          const reason = this.watch.abortReason();
+          if (reason !== undefined) await this.finish('error', toSluiceError(reason));
+          else await this.finish('cancelled', new AbortError('The stream was cancelled by its consumer'));
+        }
+      }
+    } finally {
+      // The call it settles too, as a stream of the call's own around this one would on its `return()`.
+      if (this.call !== undefined) {
+        const reason = this.call.watch.abortReason();
+        if (reason !== undefined) await this.finishCall('error', toSluiceError(reason));
+        else await this.finishCall('cancelled', new AbortError('The stream was cancelled by its consumer'));
       }
     }
     return { done: true, value: undefined };
@@ -297,6 +379,25 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
       stream: true,
       durationMs: Math.max(0, this.watch.now() - this.startedAt),
       // A stream exists only once the upstream accepted the request.
+      accepted: true,
+    });
+  }
+
+  /** Settles the call this stream settles too, once: what it read, timed from the call's start. */
+  private finishCall(outcome: Settlement['outcome'], error: Settlement['error']): Promise<void> | undefined {
+    const call = this.call;
+    if (call === undefined) return undefined;
+    this.call = undefined;
+    const { watch } = call;
+    return watch.done({
+      outcome,
+      error,
+      usage: watch.usage(),
+      response: undefined,
+      streamedText: this.streamedText,
+      chunks: this.chunks,
+      stream: true,
+      durationMs: Math.max(0, watch.now() - call.startedAt),
       accepted: true,
     });
   }
