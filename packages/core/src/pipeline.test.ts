@@ -419,7 +419,10 @@ describe('settlement', () => {
 describe('a stream heard by the call and by its attempt', () => {
   // trackCost's shape (a listener registered before next(): the call's final outcome) beside
   // rateLimit's (after next(): this attempt's response). The attempt's stream settles both.
-  function heard(llm: Pipeline, order: string[], calls: Settlement[], attempts: Settlement[], options: { readAhead?: boolean; attemptListener?: boolean } = {}): void {
+  function heard(llm: Pipeline, options: { readAhead?: boolean; attemptListener?: boolean } = {}) {
+    const order: string[] = [];
+    const calls: Settlement[] = [];
+    const attempts: Settlement[] = [];
     llm.use(function callListener(ctx, next) {
       ctx.onSettled((s) => {
         order.push('call');
@@ -437,14 +440,12 @@ describe('a stream heard by the call and by its attempt', () => {
         });
       }
     });
+    return { order, calls, attempts };
   }
 
   it('settles the attempt, then the call, each once, with every chunk and its text, read to the end', async () => {
     const { llm } = await setup({ upstream: { reply: 'alpha beta gamma' } });
-    const order: string[] = [];
-    const calls: Settlement[] = [];
-    const attempts: Settlement[] = [];
-    heard(llm, order, calls, attempts);
+    const { order, calls, attempts } = heard(llm);
     const chunks = await collect(llm.stream(ask()));
     const text = chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('');
     expect(text).toBe('alpha beta gamma');
@@ -458,10 +459,7 @@ describe('a stream heard by the call and by its attempt', () => {
   it('settles both with the cut, and the reader gets the same error', async () => {
     const { upstream, llm } = await setup({ upstream: { reply: 'a b c d e f' } });
     upstream.enqueue({ kind: 'cut', afterChunks: 2 });
-    const order: string[] = [];
-    const calls: Settlement[] = [];
-    const attempts: Settlement[] = [];
-    heard(llm, order, calls, attempts);
+    const { order, calls, attempts } = heard(llm);
     const read = await collect(llm.stream(ask())).catch((error: unknown) => error);
     expect(read).toMatchObject({ code: 'STREAM_CUT' });
     expect(order).toEqual(['attempt', 'call']);
@@ -471,10 +469,7 @@ describe('a stream heard by the call and by its attempt', () => {
 
   it('settles both as cancelled when the reader stops early', async () => {
     const { llm } = await setup({ upstream: { reply: 'one two three four five' } });
-    const order: string[] = [];
-    const calls: Settlement[] = [];
-    const attempts: Settlement[] = [];
-    heard(llm, order, calls, attempts);
+    const { order, calls, attempts } = heard(llm);
     for await (const _chunk of llm.stream(ask())) break;
     expect(order).toEqual(['attempt', 'call']);
     expect(calls[0]).toMatchObject({ outcome: 'cancelled', chunks: 1 });
@@ -485,10 +480,7 @@ describe('a stream heard by the call and by its attempt', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const { llm, upstream } = await setup({ upstream: { reply: 'one two three' } });
     upstream.enqueue({ kind: 'delay', chunkDelayMs: 60_000 });
-    const order: string[] = [];
-    const calls: Settlement[] = [];
-    const attempts: Settlement[] = [];
-    heard(llm, order, calls, attempts);
+    const { order, calls, attempts } = heard(llm);
     const ctx = await llm.run({ ...ask(), stream: true }, { timeoutMs: 1_000 });
     await vi.advanceTimersByTimeAsync(1_000);
     await vi.waitFor(() => expect(order).toEqual(['attempt', 'call']));
@@ -511,9 +503,7 @@ describe('a stream heard by the call and by its attempt', () => {
       },
     };
     const llm = createPipeline({ transport });
-    const order: string[] = [];
-    const calls: Settlement[] = [];
-    heard(llm, order, calls, [], { readAhead: true, attemptListener: false });
+    const { order, calls } = heard(llm, { readAhead: true, attemptListener: false });
     const chunks = await collect(llm.stream(ask()));
     expect(order).toEqual(['call']);
     expect(calls[0]).toMatchObject({ outcome: 'success', streamedText: 'first second third', chunks: chunks.length });
@@ -523,10 +513,7 @@ describe('a stream heard by the call and by its attempt', () => {
   it('times the call from its start and the attempt from its send', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
     const { llm } = await setup({ upstream: { reply: 'a b' } });
-    const order: string[] = [];
-    const calls: Settlement[] = [];
-    const attempts: Settlement[] = [];
-    heard(llm, order, calls, attempts);
+    const { order, calls, attempts } = heard(llm);
     llm.use(async function queued(_ctx, next) {
       await new Promise((resolve) => setTimeout(resolve, 5_000));
       await next();
@@ -534,6 +521,7 @@ describe('a stream heard by the call and by its attempt', () => {
     const read = collect(llm.stream(ask()));
     await vi.advanceTimersByTimeAsync(5_000);
     await read;
+    expect(order).toEqual(['attempt', 'call']);
     expect(calls[0]?.durationMs).toBeGreaterThanOrEqual(5_000);
     expect(attempts[0]?.durationMs).toBeLessThan(5_000);
   });
