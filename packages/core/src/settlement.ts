@@ -332,18 +332,12 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
         try {
           await this.iterator?.return?.();
         } finally {
-          const reason = this.watch.abortReason();
-          if (reason !== undefined) await this.finish('error', toSluiceError(reason));
-          else await this.finish('cancelled', new AbortError('The stream was cancelled by its consumer'));
+          await this.finish(...stoppedEarly(this.watch));
         }
       }
     } finally {
       // The call it settles too, as a stream of the call's own around this one would on its `return()`.
-      if (this.call !== undefined) {
-        const reason = this.call.watch.abortReason();
-        if (reason !== undefined) await this.finishCall('error', toSluiceError(reason));
-        else await this.finishCall('cancelled', new AbortError('The stream was cancelled by its consumer'));
-      }
+      if (this.call !== undefined) await this.finishCall(...stoppedEarly(this.call.watch));
     }
     return { done: true, value: undefined };
   }
@@ -369,18 +363,7 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
   private finish(outcome: Settlement['outcome'], error: Settlement['error']): Promise<void> | undefined {
     if (this.finished) return undefined;
     this.finished = true;
-    return this.watch.done({
-      outcome,
-      error,
-      usage: this.watch.usage(),
-      response: undefined,
-      streamedText: this.streamedText,
-      chunks: this.chunks,
-      stream: true,
-      durationMs: Math.max(0, this.watch.now() - this.startedAt),
-      // A stream exists only once the upstream accepted the request.
-      accepted: true,
-    });
+    return this.report(this.watch, this.startedAt, outcome, error);
   }
 
   /** Settles the call this stream settles too, once: what it read, timed from the call's start. */
@@ -388,7 +371,11 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
     const call = this.call;
     if (call === undefined) return undefined;
     this.call = undefined;
-    const { watch } = call;
+    return this.report(call.watch, call.startedAt, outcome, error);
+  }
+
+  /** Tells `watch` how the stream ended: what it read, timed from `startedAt`. */
+  private report(watch: StreamWatch, startedAt: number, outcome: Settlement['outcome'], error: Settlement['error']): Promise<void> | undefined {
     return watch.done({
       outcome,
       error,
@@ -397,8 +384,19 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
       streamedText: this.streamedText,
       chunks: this.chunks,
       stream: true,
-      durationMs: Math.max(0, watch.now() - call.startedAt),
+      durationMs: Math.max(0, watch.now() - startedAt),
+      // A stream exists only once the upstream accepted the request.
       accepted: true,
     });
   }
+}
+
+/**
+ * How a stream stopped early by `return()` ends for `watch`: with the
+ * call's abort when there was one (its caller, its deadline, `close()`, a
+ * hedge it lost), else cancelled by its consumer.
+ */
+function stoppedEarly(watch: StreamWatch): [Settlement['outcome'], SluiceError] {
+  const reason = watch.abortReason();
+  return reason !== undefined ? ['error', toSluiceError(reason)] : ['cancelled', new AbortError('The stream was cancelled by its consumer')];
 }
