@@ -74,6 +74,43 @@ describe('keyedState', () => {
     expect(ownReads).toBe(1);
   });
 
+  it('hands a reducer that asks for it, on the memory store, only a record such a reducer wrote, to change in place', async () => {
+    const ctx = fakeCall();
+    const state = keyedState({ name: 'test', defaultKey: 'global', field: 'test.key' });
+    type Counter = { n: number };
+    const told: Array<true | undefined> = [];
+    const count = (current: Counter | undefined, inPlace?: true): Counter => {
+      told.push(inPlace);
+      if (inPlace && current) {
+        current.n++;
+        return current;
+      }
+      return { n: (current?.n ?? 0) + 1 };
+    };
+    const options = { ttlMs: 60_000, inPlace: true };
+    const first = state.updateNow<Counter>(ctx, 'global', count, options) as Counter;
+    expect(state.updateNow<Counter>(ctx, 'global', count, options)).toBe(first);
+    expect(first.n).toBe(2);
+    // Without the option, a reducer is never told, and what it writes is not its own to change.
+    expect(state.updateNow<Counter>(ctx, 'global', count, { ttlMs: 60_000 })).not.toBe(first);
+    const copied = state.updateNow<Counter>(ctx, 'global', count, options) as Counter;
+    expect(state.updateNow<Counter>(ctx, 'global', count, options)).toBe(copied);
+    // A value set from outside is never changed: the first reducer after it copies.
+    const written = { n: 10 };
+    await ctx.store.set('sluice:test:global', written);
+    const after = state.updateNow<Counter>(ctx, 'global', count, options);
+    expect(written).toEqual({ n: 10 });
+    expect(after).toEqual({ n: 11 });
+    // Returned as it was given, an outside value stays outside: the next reducer is not told either.
+    await ctx.store.set('sluice:test:global', written);
+    state.updateNow<Counter>(ctx, 'global', (current) => current as Counter, options);
+    state.updateNow<Counter>(ctx, 'global', count, options);
+    expect(written).toEqual({ n: 10 });
+    // Nor through the store's own update.
+    await ctx.store.update<Counter>('sluice:test:global', count);
+    expect(told).toEqual([undefined, true, undefined, undefined, true, undefined, undefined, undefined]);
+  });
+
   it('calls a store spread from the memory store through its own update, not the memory store\'s', async () => {
     const inner = memoryStore();
     const seen: string[] = [];

@@ -3,7 +3,7 @@ import type { Clock } from './clock.js';
 import type { CompletionContext } from './context.js';
 import { StoreError, ValidationError } from './errors.js';
 import type { SluiceEmitter } from './events.js';
-import { kInProcess, kOwnDeadline, kUpdateNow, memoryStore, type Store, type TimeToLive, type UpdateNowHook } from './store.js';
+import { type InPlaceReducer, kInProcess, kOwnDeadline, kUpdateNow, memoryStore, type Store, type TimeToLive, type UpdateNowHook } from './store.js';
 
 /**
  * What a stateful middleware's state is keyed by, the same vocabulary in
@@ -109,6 +109,17 @@ export interface KeyedUpdateOptions<T> {
    * character on every update.
    */
   recordKey?: string;
+  /**
+   * The reducer may change a record in place ({@link InPlaceReducer}): it
+   * promises that every value it returns shares no object with anything
+   * another holds (the value it was given included, unless told it may
+   * change it). On the memory store, a record last written by such a
+   * reducer is then handed to the next one with `inPlace` set: changed
+   * where it is, rather than copied, on every write. Any other record (a
+   * `store.set`, another reducer's write), and any other store, is given
+   * without it, and the reducer must stay pure.
+   */
+  inPlace?: boolean;
 }
 
 /** One middleware's keyed records in a store: see {@link keyedState}. */
@@ -125,11 +136,17 @@ export interface KeyedState {
    * policy: `open` resolves `undefined`, `closed` rejects with
    * `STORE_UNAVAILABLE` (in phase `settle`, it too resolves `undefined`),
    * `memory` applies the reducer to in-process state instead.
+   *
+   * With `options.inPlace`, on the memory store, a record the last such
+   * reducer wrote is given with `true` as the second argument: the reducer
+   * runs once, on the record itself, and may change it and return it
+   * instead of a copy ({@link InPlaceReducer}). It must then not throw
+   * after changing it.
    */
   update<T>(
     ctx: CompletionContext | undefined,
     key: string,
-    reducer: (current: T | undefined) => T,
+    reducer: InPlaceReducer<T>,
     options: KeyedUpdateOptions<T>,
   ): Promise<T | undefined>;
   /**
@@ -143,7 +160,7 @@ export interface KeyedState {
   updateNow<T>(
     ctx: CompletionContext | undefined,
     key: string,
-    reducer: (current: T | undefined) => T,
+    reducer: InPlaceReducer<T>,
     options: KeyedUpdateOptions<T>,
   ): T | undefined | Promise<T | undefined>;
   /** Reads a record, outside the admission path (health, reports); failures follow the policy as in `settle`. */
@@ -250,7 +267,7 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
   const failed = async <T>(
     ctx: CompletionContext | undefined,
     key: string,
-    reducer: (current: T | undefined) => T,
+    reducer: InPlaceReducer<T>,
     { ttlMs, phase = 'admit' }: KeyedUpdateOptions<T>,
     error: unknown,
   ): Promise<T | undefined> => {
@@ -266,7 +283,7 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
     ctx: CompletionContext | undefined,
     store: Store,
     key: string,
-    reducer: (current: T | undefined) => T,
+    reducer: InPlaceReducer<T>,
     options: KeyedUpdateOptions<T>,
   ): Promise<T | undefined> => {
     const { ttlMs } = options;
@@ -283,7 +300,7 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
   const updateNow = <T>(
     ctx: CompletionContext | undefined,
     key: string,
-    reducer: (current: T | undefined) => T,
+    reducer: InPlaceReducer<T>,
     options: KeyedUpdateOptions<T>,
   ): T | undefined | Promise<T | undefined> => {
     const store = storeFor(ctx);
@@ -291,7 +308,7 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
     if (hook === undefined || hook.update !== store.update) return updateAsync(ctx, store, key, reducer, options);
     try {
       const at = options.now !== undefined && ctx !== undefined && hook.clock === ctx.clock ? options.now : undefined;
-      return hook.now<T>(options.recordKey ?? recordKey(key), reducer, options.ttlMs, at);
+      return hook.now<T>(options.recordKey ?? recordKey(key), reducer, options.ttlMs, at, options.inPlace === true);
     } catch (error) {
       return failed(ctx, key, reducer, options, error);
     }
@@ -304,7 +321,7 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
     update<T>(
       ctx: CompletionContext | undefined,
       key: string,
-      reducer: (current: T | undefined) => T,
+      reducer: InPlaceReducer<T>,
       options: KeyedUpdateOptions<T>,
     ): Promise<T | undefined> {
       // The memory store (every write of a pipeline without a shared store):

@@ -38,9 +38,30 @@ export interface UpdateNowHook {
   update: Store['update'];
   /** The store's clock: a caller that read this same clock for the update may pass what it read as `at`. */
   clock: Clock;
-  /** The same update, answered at once; `at`, when given, is `clock.now()` as the caller just read it. */
-  now<T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>, at?: number): T;
+  /**
+   * The same update, answered at once; `at`, when given, is `clock.now()`
+   * as the caller just read it. The reducer runs exactly once, in this
+   * process, on the value the store holds. With `inPlace`, the reducer
+   * promises that what it returns shares nothing with anything another
+   * holds; a record such a reducer wrote last is handed to the next such
+   * one with `true` as its second argument, and may be changed where it is
+   * (see {@link InPlaceReducer}).
+   */
+  now<T>(key: string, update: InPlaceReducer<T>, ttlMs?: TimeToLive<T>, at?: number, inPlace?: boolean): T;
 }
+
+/**
+ * A reducer that may be told it runs in place: `inPlace` is `true` only
+ * when the store runs it exactly once, in this process, on the very value
+ * it holds, and that value was written last by a reducer that asked for
+ * this (`keyedState`'s `inPlace` option, on the memory store): changing
+ * `current` and returning it is then safe, and saves a copy of the record
+ * on every write. Otherwise (`undefined`: a remote store, which may run it
+ * more than once; a record from `store.set` or another reducer; a store's
+ * public `update`) it must be pure. `store.get` on the memory store hands
+ * out the record itself: copy it to keep a snapshot.
+ */
+export type InPlaceReducer<T> = (current: T | undefined, inPlace?: true) => T;
 
 /** A record's time to live: fixed, or computed from the value just written. */
 export type TimeToLive<T> = number | ((value: T) => number);
@@ -92,6 +113,8 @@ interface Entry {
   older: Entry | undefined;
   /** The record written just after this one (toward the newest). */
   newer: Entry | undefined;
+  /** Its value was returned by a reducer that may change it in place next time (see `UpdateNowHook.now`). */
+  owned: boolean;
 }
 
 /**
@@ -168,10 +191,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
     }
   };
   const put = (key: string, value: unknown, ttlMs: number | undefined) => {
-    write(key, entries.get(key), value, ttlMs, clock.now());
+    write(key, entries.get(key), value, ttlMs, clock.now(), false);
   };
   /** Writes `value` to `found` (the key's record, if it is still in the store) or to a new record. */
-  const write = (key: string, found: Entry | undefined, value: unknown, ttlMs: number | undefined, now: number) => {
+  const write = (key: string, found: Entry | undefined, value: unknown, ttlMs: number | undefined, now: number, owned: boolean) => {
     sweep(now);
     // A TTL of 0 or less has run out already (as Redis drops such a key); none, or NaN, never runs out.
     const expiresAt = ttlMs === undefined || Number.isNaN(ttlMs) ? Infinity : ttlMs <= 0 ? now : now + ttlMs;
@@ -179,19 +202,20 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
     if (found !== undefined && found.expiresAt !== -Infinity) {
       found.value = value;
       found.expiresAt = expiresAt;
+      found.owned = owned;
       if (found !== newest) {
         unlink(found);
         append(found);
       }
       return;
     }
-    const entry: Entry = { key, value, expiresAt, older: undefined, newer: undefined };
+    const entry: Entry = { key, value, expiresAt, older: undefined, newer: undefined, owned };
     entries.set(key, entry);
     append(entry);
     // The least recently written record goes first.
     if (entries.size > maxEntries && oldest) remove(oldest);
   };
-  const updateNow = <T>(key: string, update: (current: T | undefined) => T, ttlMs?: TimeToLive<T>, at?: number): T => {
+  const updateNow = <T>(key: string, update: InPlaceReducer<T>, ttlMs?: TimeToLive<T>, at?: number, inPlace = false): T => {
     // One lookup and one reading of the clock for both the read and the
     // write (none, when the caller just read the same clock): every keyed
     // middleware makes one to three of these a call.
@@ -201,8 +225,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
       remove(found);
       found = undefined;
     }
-    const next = update(found?.value as T | undefined);
-    write(key, found, next, typeof ttlMs === 'function' ? ttlMs(next) : ttlMs, now);
+    const owned = found !== undefined && found.owned;
+    const next = inPlace && owned ? update(found.value as T, true) : update(found?.value as T | undefined);
+    // What such a reducer returns is its own, except the value it was given, returned as it was: that stays as owned as it was.
+    write(key, found, next, typeof ttlMs === 'function' ? ttlMs(next) : ttlMs, now, inPlace && (owned || next !== found?.value));
     return next;
   };
   const store: Store & { readonly size: number; [kInProcess]: true } = {

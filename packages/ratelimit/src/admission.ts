@@ -1,11 +1,14 @@
 import type { CompletionContext, Store } from '@sluice/core';
+import { ownCopy } from './bucket.js';
 import type { Caller, KeyQueue } from './key-queue.js';
 import type { LimiterConfig } from './options.js';
 import {
+  admitInPlace,
   admitNow,
   admitted,
   bringUp,
   corrected,
+  correctInPlace,
   type Decision,
   decide,
   givenBack,
@@ -101,7 +104,7 @@ export class Admission {
     // runs later, after a store's round trip.
     const clock = queue.fastClock;
     queue.fastClock = undefined;
-    const state = this.config.state.updateNow(asContext(caller), queue.storeKey, queue.admitFast, { ttlMs: this.ttlMs, now: queue.fastNow, recordKey: queue.recordKey });
+    const state = this.config.state.updateNow(asContext(caller), queue.storeKey, queue.admitFast, { ttlMs: this.ttlMs, now: queue.fastNow, recordKey: queue.recordKey, inPlace: true });
     if (!(state instanceof Promise)) return this.fastDecided(queue, state);
     queue.fastClock = clock;
     return state.then((stored) => this.fastDecided(queue, stored));
@@ -114,20 +117,34 @@ export class Admission {
     return [decision, decision.admitted ? state.at : undefined];
   }
 
-  /** The reducer behind {@link KeyQueue.admitFast}: reads the fast admission's cost and time from the queue. */
-  fastReducer(queue: KeyQueue, current: WindowState | undefined): WindowState {
+  /**
+   * The reducer behind {@link KeyQueue.admitFast}: reads the fast
+   * admission's cost and time from the queue. On the memory store
+   * (`inPlace`) an admission books into the record itself, as most calls
+   * are: no copy of its logs (64 numbers once a window is busy) a call.
+   */
+  fastReducer(queue: KeyQueue, current: WindowState | undefined, inPlace?: true): WindowState {
     // Decided at the time the store runs it, read once (see Admission.update).
     if (queue.fastClock) {
       queue.fastNow = Math.max(queue.fastNow, queue.fastClock.now());
       queue.fastClock = undefined;
+    }
+    // A record this limiter (or another on the same key) wrote through the memory store: booked where it is.
+    if (inPlace) {
+      const booked = admitInPlace(this.config, current, queue.fastCost, queue.fastNow);
+      if (booked) {
+        queue.fastDecision = admitNow;
+        return booked;
+      }
     }
     // On an in-process store `current` is the object last seen here (checked when it was first read): no deep check again.
     const own = current !== undefined && current === queue.seen;
     const state = bringUp(this.config, current, queue.fastNow, own);
     const decision = decide(this.config, state, queue.fastCost);
     queue.fastDecision = decision;
-    if (decision.admitted) return admitted(this.config, state, queue.fastCost);
-    return own || isWindowState(current) ? (current as WindowState) : state;
+    if (!decision.admitted) return own || isWindowState(current) ? (current as WindowState) : state;
+    // The next admission may change it in place: it shares no log with what it replaced.
+    return unshared(admitted(this.config, state, queue.fastCost), current);
   }
 
   /** Takes back an admission whose call aborted before it was sent; a store failure here only leaves it booked. */
@@ -139,7 +156,14 @@ export class Admission {
   /** Corrects a reservation booked at `bookedAt` by `delta` tokens (usage minus reservation); nothing when it was never booked. */
   async correct(queue: KeyQueue, caller: Caller, delta: number, bookedAt: number | undefined): Promise<void> {
     if (bookedAt === undefined) return;
-    await this.update(queue, caller, caller.clock.now(), 'settle', (state) => corrected(this.config, state, delta, bookedAt));
+    await this.update(
+      queue,
+      caller,
+      caller.clock.now(),
+      'settle',
+      (state) => corrected(this.config, state, delta, bookedAt),
+      (state, at) => correctInPlace(this.config, state, delta, bookedAt, at),
+    );
   }
 
   /** Stops admissions on the key until `untilMs`, for every process sharing the store; whether that extended the pause. */
@@ -173,24 +197,46 @@ export class Admission {
     now: number,
     phase: 'admit' | 'settle',
     change: (state: WindowState) => WindowState,
+    changeInPlace?: (state: WindowState, at: number) => WindowState | undefined,
   ): Promise<WindowState | undefined> {
     let at: number | undefined;
     const state = await this.config.state.update<WindowState>(
       asContext(caller),
       queue.storeKey,
-      (current) => {
+      (current, inPlace) => {
+        // A record a limiter wrote through the memory store, run once by it: changed where it is (see fastReducer).
+        if (inPlace && changeInPlace && current !== undefined) {
+          const changed = changeInPlace(current, (at ??= Math.max(now, caller.clock.now())));
+          if (changed) return changed;
+        }
         const own = current !== undefined && current === queue.seen;
         const up = bringUp(this.config, current, (at ??= Math.max(now, caller.clock.now())), own);
         const next = change(up);
         // Nothing changed but the time: the stored value stays as it is, so a shared store need not write
         // (a new version would make every other process's next write a conflict).
-        return next === up && (own || isWindowState(current)) ? (current as WindowState) : next;
+        if (next === up && (own || isWindowState(current))) return current as WindowState;
+        return changeInPlace ? unshared(next, current) : next;
       },
-      { ttlMs: this.ttlMs, phase, recordKey: queue.recordKey },
+      { ttlMs: this.ttlMs, phase, recordKey: queue.recordKey, inPlace: changeInPlace !== undefined },
     );
     if (state) queue.seen = state;
     return state;
   }
+}
+
+/**
+ * `next` with its own copy of any log it shares with `current`, the state
+ * it was made from: a state the limiter writes with `inPlace` may be
+ * changed in place by a later write, which must not change an object
+ * anyone else holds (a state written by `store.set`, say). The requests
+ * log of an admission, and the tokens log once tokens are booked, are new
+ * already, so the fast path copies nothing.
+ */
+function unshared(next: WindowState, current: WindowState | undefined): WindowState {
+  if (current === undefined || next === current) return next;
+  const requests = next.requests === current.requests ? ownCopy(next.requests) : next.requests;
+  const tokens = next.tokens === current.tokens ? ownCopy(next.tokens) : next.tokens;
+  return requests === next.requests && tokens === next.tokens ? next : { ...next, requests, tokens };
 }
 
 /**

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { book, emptyLog, liveTotal, type Log, maxEntries, prune, refund, waitMs, type SlidingWindow } from './bucket.js';
+import { book, bookInPlace, emptyLog, liveTotal, type Log, maxEntries, ownCopy, prune, pruneInPlace, refund, refundInPlace, waitMs, type SlidingWindow } from './bucket.js';
 
 /** The largest total booked in any window [t, t + W) (bookings sorted by time). */
 function worstWindow(bookings: ReadonlyArray<{ at: number; amount: number }>, windowMs: number): number {
@@ -155,6 +155,42 @@ describe('sliding window log', () => {
             expect(log.flat).toEqual(reference.flat());
             expect(liveTotal(window, log, now)).toBe(reference.reduce((sum, [, amount]) => sum + amount, 0));
           }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('books, prunes and refunds in place entry for entry as the copying functions do, and changes no other log', () => {
+    fc.assert(
+      fc.property(
+        windows,
+        fc.array(fc.record({ gap: fc.nat({ max: 60 }), amount: fc.integer({ min: 1, max: 20 }), prune: fc.nat({ max: 6 }), back: fc.nat({ max: 6_000 }) }), { minLength: 150, maxLength: 300 }),
+        (window, steps) => {
+          let copied = emptyLog;
+          let inPlace = emptyLog;
+          let now = 0;
+          for (const step of steps) {
+            now += step.gap;
+            if (step.prune === 0) {
+              copied = prune(window, frozen(copied), now);
+              inPlace = pruneInPlace(window, inPlace, now);
+            } else if (step.prune === 1) {
+              copied = refund(window, frozen(copied), step.amount, now - step.back, now);
+              inPlace = refundInPlace(window, inPlace, step.amount, now - step.back, now);
+            } else if (step.prune === 2) {
+              // A refund goes through the pure path; the in-place log starts again from its own copy,
+              // which it may change while the log it was copied from stays frozen (changing it would throw).
+              copied = frozen(refund(window, frozen(copied), step.amount, now - step.back, now));
+              inPlace = ownCopy(copied);
+            } else {
+              copied = book(window, frozen(copied), step.amount, now);
+              inPlace = bookInPlace(window, inPlace, step.amount, now);
+            }
+            expect(inPlace.flat).toEqual(copied.flat);
+            expect(inPlace.total).toBe(copied.total);
+          }
+          expect(emptyLog).toEqual({ total: 0, flat: [] });
         },
       ),
       { numRuns: 300 },

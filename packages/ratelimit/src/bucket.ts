@@ -188,6 +188,132 @@ export function book(window: SlidingWindow, log: Log, amount: number, at: number
   return { total, flat: next };
 }
 
+/** A log as this module changes it in place: never {@link emptyLog}, which is frozen and shared. */
+interface MutableLog {
+  total: number;
+  flat: number[];
+}
+
+/**
+ * {@link prune}, changing `log` itself (one this module made) rather than
+ * copying it: the same log, or {@link emptyLog} when nothing is left.
+ *
+ * @param window - the limit
+ * @param log - the log as stored, owned by the caller
+ * @param now - the time to prune at
+ */
+export function pruneInPlace(window: SlidingWindow, log: Log, now: number): Log {
+  const first = firstLive(window, log, now);
+  if (first === 0) return log;
+  if (first >= log.flat.length) return emptyLog;
+  const mutable = log as MutableLog;
+  mutable.total = liveTotal(window, log, now);
+  mutable.flat.splice(0, first);
+  return log;
+}
+
+/**
+ * {@link book}, changing `log` itself (one this module made) rather than
+ * copying it, and returning it: the same entries, the same merging, no
+ * new array once the log has room. {@link emptyLog} is never changed: a
+ * booking on it makes a new log.
+ *
+ * @param window - the limit
+ * @param log - the log as stored, owned by the caller
+ * @param amount - what was admitted, more than 0
+ * @param at - when, in `clock.now()` milliseconds
+ */
+export function bookInPlace(window: SlidingWindow, log: Log, amount: number, at: number): Log {
+  if (log === emptyLog) return book(window, log, amount, at);
+  const pruned = pruneInPlace(window, log, at);
+  if (pruned === emptyLog) return book(window, emptyLog, amount, at);
+  const mutable = log as MutableLog;
+  const { flat } = mutable;
+  mutable.total += amount;
+  const kept = flat.length;
+  // Same millisecond as the last entry (or later than this clock: another process's ran ahead).
+  if (kept > 0 && (flat[kept - 2] as number) >= at) {
+    flat[kept - 1] = (flat[kept - 1] as number) + amount;
+    return log;
+  }
+  if (kept < maxEntries * 2) {
+    flat.push(at, amount);
+    return log;
+  }
+  // Full: as in book, the earliest pair of closest neighbours becomes one, at the later one's time.
+  let best = 0;
+  let gap = Infinity;
+  for (let i = 0; i < kept; i += 2) {
+    const between = (i + 2 < kept ? (flat[i + 2] as number) : at) - (flat[i] as number);
+    if (between < gap) {
+      gap = between;
+      best = i;
+    }
+  }
+  if (best + 2 === kept) {
+    // The last entry merges into the new one.
+    flat[best] = at;
+    flat[best + 1] = (flat[best + 1] as number) + amount;
+    return log;
+  }
+  flat[best] = flat[best + 2] as number;
+  flat[best + 1] = (flat[best + 1] as number) + (flat[best + 3] as number);
+  flat.copyWithin(best + 2, best + 4);
+  flat[kept - 2] = at;
+  flat[kept - 1] = amount;
+  return log;
+}
+
+/**
+ * Index in `flat` of the entry holding a booking made at `bookedAt`:
+ * merging only moves content later, so it is the first entry at or after
+ * that time (`flat.length` when there is none).
+ */
+function bookingIndex(flat: readonly number[], bookedAt: number): number {
+  let lo = 0;
+  let hi = flat.length >> 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((flat[mid * 2] as number) < bookedAt) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo * 2;
+}
+
+/**
+ * {@link refund}, changing `log` itself (one this module made) rather than
+ * copying it: the same log, or {@link emptyLog} when nothing is left.
+ *
+ * @param window - the limit
+ * @param log - the log as stored, owned by the caller
+ * @param amount - what to take back, more than 0
+ * @param bookedAt - when the booking was made
+ * @param now - the time of the refund
+ */
+export function refundInPlace(window: SlidingWindow, log: Log, amount: number, bookedAt: number, now: number): Log {
+  const pruned = log === emptyLog ? log : pruneInPlace(window, log, now);
+  if (pruned === emptyLog || bookedAt <= now - window.windowMs) return pruned;
+  const mutable = pruned as MutableLog;
+  const { flat } = mutable;
+  const index = bookingIndex(flat, bookedAt);
+  if (index >= flat.length) return pruned;
+  const booked = flat[index + 1] as number;
+  const taken = Math.min(amount, booked);
+  if (taken === booked) {
+    if (flat.length === 2) return emptyLog;
+    flat.splice(index, 2);
+  } else {
+    flat[index + 1] = booked - taken;
+  }
+  mutable.total -= taken;
+  return pruned;
+}
+
+/** A copy of `log` that may be changed in place ({@link emptyLog} stays itself). */
+export function ownCopy(log: Log): Log {
+  return log === emptyLog ? log : { total: log.total, flat: log.flat.slice() };
+}
+
 /** A new array of `length` numbers starting with `flat[from..to)`. */
 function copy(flat: readonly number[], from: number, to: number, length: number): number[] {
   const next = new Array<number>(length);
@@ -211,15 +337,7 @@ export function refund(window: SlidingWindow, log: Log, amount: number, bookedAt
   const pruned = prune(window, log, now);
   if (bookedAt <= now - window.windowMs) return pruned;
   const { flat } = pruned;
-  // Merging only moves content later, so the booking is in the first entry at or after its time.
-  let lo = 0;
-  let hi = flat.length >> 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((flat[mid * 2] as number) < bookedAt) lo = mid + 1;
-    else hi = mid;
-  }
-  const index = lo * 2;
+  const index = bookingIndex(flat, bookedAt);
   if (index >= flat.length) return pruned;
   const booked = flat[index + 1] as number;
   const taken = Math.min(amount, booked);

@@ -72,7 +72,7 @@ export class KeyQueue {
    * than once per call; only one fast admission per key is ever in flight,
    * so the fields it reads cannot change under it.
    */
-  readonly admitFast: (current: WindowState | undefined) => WindowState;
+  readonly admitFast: (current: WindowState | undefined, inPlace?: true) => WindowState;
   /** `storeKey` with keyed state's namespace, made once: the store finds its own string by identity. */
   readonly recordKey: string;
 
@@ -80,10 +80,10 @@ export class KeyQueue {
     readonly key: string,
     readonly storeKey: string,
     readonly store: Store,
-    admit: (queue: KeyQueue, current: WindowState | undefined) => WindowState,
+    admit: (queue: KeyQueue, current: WindowState | undefined, inPlace?: true) => WindowState,
     namespace: string,
   ) {
-    this.admitFast = (current) => admit(this, current);
+    this.admitFast = (current, inPlace) => admit(this, current, inPlace);
     this.recordKey = namespace + storeKey;
   }
 
@@ -145,7 +145,7 @@ export class KeyQueues {
 
   constructor(
     private readonly prefix: string,
-    private readonly admit: (queue: KeyQueue, current: WindowState | undefined) => WindowState,
+    private readonly admit: (queue: KeyQueue, current: WindowState | undefined, inPlace?: true) => WindowState,
     /** Keyed state's namespace, which each record's whole key starts with. */
     private readonly namespace: string,
   ) {}

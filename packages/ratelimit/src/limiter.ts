@@ -40,7 +40,7 @@ export class Limiter {
   constructor(private readonly config: LimiterConfig) {
     const admission = new Admission(config);
     this.admission = admission;
-    this.queues = new KeyQueues(config.prefix, (queue, current) => admission.fastReducer(queue, current), config.state.namespace);
+    this.queues = new KeyQueues(config.prefix, (queue, current, inPlace) => admission.fastReducer(queue, current, inPlace), config.state.namespace);
   }
 
   /**

@@ -103,6 +103,107 @@ describe('rateLimit: on the memory store, whose admissions it does not await', (
   });
 });
 
+describe('rateLimit: on the memory store, booking into the record it made', () => {
+  /**
+   * Twelve bursts of five calls, 250 ms apart, each call with its own
+   * max_tokens (the five reserve a little more than the 2 000 tokens a
+   * second allowed, until their usage gives most of it back), on `store`:
+   * when each was sent, stepping from timer to timer as the load test
+   * below. Most admissions take the fast path, booking into the record.
+   */
+  async function load(store?: Store) {
+    const harness = await testPipeline({
+      middleware: [rateLimit({ requests: { limit: 30, windowMs: 1_000 }, tokens: { limit: 2_000, windowMs: 1_000 }, maxWaitMs: 600_000 })],
+      ...(store ? { store } : {}),
+    });
+    const { llm, clock } = harness;
+    let done = 0;
+    const calls = Array.from({ length: 60 }, async (_, i) => {
+      await new Promise<void>((resolve) => clock.setTimeout(() => resolve(), Math.floor(i / 5) * 250));
+      await llm.complete({ ...chat(`c${i}`), max_tokens: 150 + (i % 5) * 150 }, { timeoutMs: 600_000 });
+      done++;
+    });
+    const waits: string[] = [];
+    llm.events.on('limit-wait', ({ limit, waitMs, queued }) => waits.push(`${clock.now() - clock.start} ${limit} ${waitMs} ${queued}`));
+    while (done < 60) {
+      await clock.advanceAsync((clock.nextAt() ?? clock.now() + 1) - clock.now());
+      await clock.until(() => done === harness.attempts.length);
+    }
+    await Promise.all(calls);
+    const record = await harness.store.get<WindowState>('sluice:ratelimit:r30/1000,t2000/1000:global');
+    return { sent: arrivals(harness.upstream), waits, record: JSON.stringify(record) };
+  }
+
+  it('sends every call when the purity-checked store does, each reservation booked and what usage left given back', async () => {
+    const checked = await load();
+    const inPlace = await load(memoryStore());
+    expect(inPlace).toEqual(checked);
+    // The tokens held the last of each burst back until the usage of the first gave some back.
+    expect(inPlace.waits.filter((wait) => wait.includes(' tokens ')).length).toBeGreaterThanOrEqual(12);
+    expect(inPlace.record).toMatch(/"tokens":\{"total":\d+,"flat":\[/);
+  });
+
+  it('leaves a record it did not make as it was, and books into its own copy', async () => {
+    const store = memoryStore();
+    const harness = await testPipeline({ middleware: [rateLimit({ requests: { limit: 10, windowMs: 60_000 } })], store });
+    const key = 'sluice:ratelimit:r10/60000:global';
+    const now = harness.clock.now();
+    const written = { at: now, requests: { total: 2, flat: [now, 2] }, tokens: { total: 0, flat: [] as number[] }, pausedUntil: 0 };
+    await store.set(key, written);
+    const records: unknown[] = [];
+    for (let i = 0; i < 3; i++) {
+      await harness.llm.complete(chat(`c${i}`));
+      records.push(await store.get(key));
+      await harness.clock.advanceAsync(10);
+    }
+    // The first call made a record of its own; the next two booked into it, with no copy.
+    expect(records[0]).not.toBe(written);
+    expect(records[1]).toBe(records[0]);
+    expect(records[2]).toBe(records[0]);
+    expect(written).toEqual({ at: now, requests: { total: 2, flat: [now, 2] }, tokens: { total: 0, flat: [] }, pausedUntil: 0 });
+    expect((await store.get<WindowState>(key))?.requests).toEqual({ total: 5, flat: [now, 3, now + 10, 1, now + 20, 1] });
+  });
+
+  it('gives back unused tokens on a record written from outside mid-call without ever changing that record', async () => {
+    const store = memoryStore();
+    const key = 'sluice:ratelimit:r10/60000,t100000/60000:global';
+    let written: WindowState | undefined;
+    // Between this call's admission and its settlement, a record is set from outside (a reset tool, say).
+    const overwrite: Middleware = async (ctx, next) => {
+      const now = ctx.clock.now();
+      written ??= { at: now, requests: { total: 1, flat: [now, 1] }, tokens: { total: 500, flat: [now, 500] }, pausedUntil: 0 };
+      if (ctx.request.messages.length > 0 && lastText(ctx.request) === 'a') await store.set(key, written);
+      await next();
+    };
+    const harness = await testPipeline({ middleware: [rateLimit({ requests: { limit: 10, windowMs: 60_000 }, tokens: { limit: 100_000, windowMs: 60_000 } }), overwrite], store });
+    const snapshot = () => JSON.stringify(written);
+    await harness.llm.complete(chat('a'));
+    const before = snapshot();
+    for (const text of ['b', 'c']) {
+      await harness.clock.advanceAsync(10);
+      await harness.llm.complete(chat(text));
+    }
+    expect(snapshot()).toBe(before);
+    expect((await store.get<WindowState>(key))?.requests).toEqual({ total: 3, flat: [harness.clock.start, 1, harness.clock.start + 10, 1, harness.clock.start + 20, 1] });
+  });
+
+  it('counts the bookings of another limiter on the same memory store between its own', async () => {
+    const store = memoryStore();
+    const first = await testPipeline({ middleware: [rateLimit({ requests: { limit: 10, windowMs: 60_000 } })], store });
+    const second = await testPipeline({ middleware: [rateLimit({ requests: { limit: 10, windowMs: 60_000 } })], store, clock: first.clock });
+    const key = 'sluice:ratelimit:r10/60000:global';
+    const start = first.clock.start;
+    await first.llm.complete(chat('a'));
+    await first.clock.advanceAsync(5);
+    // The second limiter writes its own record over the first's: the first books into that one, not its own.
+    await second.llm.complete(chat('b'));
+    await first.clock.advanceAsync(5);
+    await first.llm.complete(chat('c'));
+    await first.llm.complete(chat('d'));
+    expect((await store.get<WindowState>(key))?.requests).toEqual({ total: 4, flat: [start, 1, start + 5, 1, start + 10, 2] });
+  });
+});
+
 describe('rateLimit: requests per window', () => {
   it('sends 100 of 150 calls at once against rpm 100, and the other 50 when the minute is up', async () => {
     const { llm, upstream, sent, clock } = await setup({ rpm: 100 });

@@ -1,5 +1,5 @@
 import { aheadOfClock } from '@sluice/core/kit';
-import { book, emptyLog, liveTotal, type Log, prune, refund, waitMs, type SlidingWindow } from './bucket.js';
+import { book, bookInPlace, emptyLog, liveTotal, type Log, prune, pruneInPlace, refund, refundInPlace, waitMs, type SlidingWindow } from './bucket.js';
 import type { LimitKind } from './errors.js';
 
 /**
@@ -128,6 +128,30 @@ export function wouldAdmit(windows: Windows, state: WindowState | undefined, cos
   return !(tokens && cost > 0 && liveTotal(tokens, state.tokens, at) + cost > tokens.limit);
 }
 
+/**
+ * When a request of `cost` goes at `now` from `state`: that state, brought
+ * up to `now` and with the request booked, changed in place (no copy of
+ * its logs); `undefined` when it does not go, or the state is ahead of the
+ * clock, for the caller's pure path ({@link bringUp}, {@link decide},
+ * {@link admitted}). The same state those give, in the same object.
+ *
+ * Only for a state the store hands a reducer to change in place (written
+ * last by a limiter's reducer, which shares none of its logs with any
+ * other object); one of another shape is left to the pure path.
+ */
+export function admitInPlace(windows: Windows, state: WindowState, cost: number, now: number): WindowState | undefined {
+  if (!isOwnState(state) || aheadOfClock(state.at, now) || !wouldAdmit(windows, state, cost, now)) return undefined;
+  const { requests, tokens } = windows;
+  const at = Math.max(state.at, now);
+  const mutable = state as { -readonly [K in keyof WindowState]: WindowState[K] };
+  mutable.at = at;
+  // wouldAdmit found no pause at `at`: bringing the state up would clear it.
+  mutable.pausedUntil = 0;
+  mutable.requests = requests ? bookInPlace(requests, state.requests, 1, at) : emptyLog;
+  mutable.tokens = !tokens ? emptyLog : cost > 0 ? bookInPlace(tokens, state.tokens, cost, at) : pruneInPlace(tokens, state.tokens, at);
+  return state;
+}
+
 /** The state after admitting one request reserving `cost` tokens, booked at `state.at`. */
 export function admitted(windows: Windows, state: WindowState, cost: number): WindowState {
   const { requests, tokens } = windows;
@@ -160,6 +184,31 @@ export function corrected(windows: Windows, state: WindowState, delta: number, b
     ...state,
     tokens: delta < 0 ? refund(tokens, state.tokens, -delta, bookedAt, state.at) : book(tokens, state.tokens, delta, state.at),
   };
+}
+
+/**
+ * {@link corrected} on `state` brought up to `now`, changed in place (no
+ * copy of its logs); `undefined` when the state is ahead of the clock, for
+ * the caller's pure path. As {@link admitInPlace}, only for a state the
+ * store hands a reducer to change in place.
+ */
+export function correctInPlace(windows: Windows, state: WindowState, delta: number, bookedAt: number, now: number): WindowState | undefined {
+  if (!isOwnState(state) || aheadOfClock(state.at, now)) return undefined;
+  const { requests, tokens } = windows;
+  const at = Math.max(state.at, now);
+  const mutable = state as { -readonly [K in keyof WindowState]: WindowState[K] };
+  // Brought up as bringUp would: both logs pruned to `at`, a pause that is over (or out of bounds) cleared.
+  mutable.pausedUntil = state.pausedUntil > at && state.pausedUntil - at <= (windows.maxPauseMs ?? Infinity) ? state.pausedUntil : 0;
+  mutable.at = at;
+  mutable.requests = requests ? pruneInPlace(requests, state.requests, at) : emptyLog;
+  if (!tokens) {
+    mutable.tokens = emptyLog;
+  } else if (delta === 0) {
+    mutable.tokens = pruneInPlace(tokens, state.tokens, at);
+  } else {
+    mutable.tokens = delta < 0 ? refundInPlace(tokens, state.tokens, -delta, bookedAt, at) : bookInPlace(tokens, state.tokens, delta, at);
+  }
+  return state;
 }
 
 /**
