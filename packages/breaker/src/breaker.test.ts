@@ -73,6 +73,27 @@ describe('breaker: on the memory store, whose writes it does not await', () => {
   });
 });
 
+describe('breaker: on the memory store, settling into the record it wrote', () => {
+  it('counts into one record without copying it, and never changes a record set from outside', async () => {
+    const store = memoryStore();
+    h = await setup({ failureRate: { threshold: 0.5, windowMs: 60_000, minimumCalls: 100 } }, { store });
+    const key = `sluice:breaker:${h.key()}`;
+    const outside = { state: 'closed', closedAt: null, failures: 2, window: [] as number[][], openedAt: null, openUntil: null, openMs: null, reason: null, trips: 0, probes: [], passed: 0, judged: 3 };
+    const before = JSON.stringify(outside);
+    await store.set(key, outside);
+    const records: unknown[] = [];
+    for (let i = 0; i < 4; i++) {
+      if (i % 2 === 1) h.upstream.enqueue({ kind: 'status', status: 503 });
+      await h.llm.complete(ask()).catch(() => {});
+      records.push(await store.get(key));
+    }
+    expect(JSON.stringify(outside)).toBe(before);
+    expect(records[0]).not.toBe(outside);
+    expect(records.every((record) => record === records[0])).toBe(true);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 1, window: { calls: 4, failures: 2 } });
+  });
+});
+
 describe('breaker: a stored circuit this version did not write', () => {
   const open = { state: 'open', closedAt: null, failures: 10, window: [], openedAt: 0, openUntil: 30_000, openMs: 30_000, reason: 'consecutive', trips: 1, probes: [], passed: 0, judged: 10 };
   it.each([

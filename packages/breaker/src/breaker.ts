@@ -115,8 +115,9 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     ctx: CompletionContext | undefined,
     key: string,
     now: number,
-    change: (current: CircuitRecord | undefined) => S,
+    change: (current: CircuitRecord | undefined, inPlace?: true) => S,
     phase: 'admit' | 'settle',
+    inPlace = false,
   ): Written<S> | undefined | Promise<Written<S> | undefined> {
     let step: S | undefined;
     const seen = (record: CircuitRecord | undefined): Written<S> | undefined => {
@@ -126,10 +127,11 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       if (emitter) emit(emitter, ctx?.id, key, step.transitions);
       return { record, step };
     };
-    const record = circuits.updateNow<CircuitRecord>(ctx, key, (current) => (step = change(current)).record, {
+    const record = circuits.updateNow<CircuitRecord>(ctx, key, (current, given) => (step = change(current, given)).record, {
       ttlMs: (next) => lifetimeMs(next, now, rules),
       phase,
       now,
+      inPlace,
     });
     return record instanceof Promise ? record.then(seen) : seen(record);
   }
@@ -175,7 +177,8 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     if (outcome === 'ignore' && ticket.kind === 'call') return undefined;
     const now = at ?? ctx.clock.now();
     const context: SettleContext = { pending: inFlight.count(key), amends };
-    const written = write(ctx, key, now, (current) => settle(current, ticket, outcome, now, rules, context), 'settle');
+    // Every record a settlement writes is its own (a copy, or the record it was handed): the next may change it in place.
+    const written = write(ctx, key, now, (current, inPlace) => settle(current, ticket, outcome, now, rules, context, inPlace), 'settle', true);
     return written instanceof Promise ? written.then(markOf) : markOf(written);
   }
 

@@ -85,6 +85,38 @@ describe('circuit: failure rate', () => {
     expect(result.transitions).toEqual([{ to: 'open', reason: 'failure-rate', failures: 19, openMs: 30_000 }]);
   });
 
+  it('settles in place to the very record a copying settlement gives, and changes nothing it was not handed', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ gap: fc.integer({ min: 0, max: 9_000 }), outcome: fc.constantFrom<CallOutcome>('success', 'failure', 'ignore') }), { maxLength: 120 }),
+        fc.boolean(),
+        (steps, consecutive) => {
+          const r = rules({ failures: consecutive ? 4 : false, failureRate: rate });
+          let copied: CircuitRecord | undefined;
+          let inPlace: CircuitRecord | undefined;
+          let now = 0;
+          for (const [index, step] of steps.entries()) {
+            now += step.gap;
+            const ticket: Ticket = { kind: 'call', at: now };
+            const before = JSON.stringify(copied);
+            const pure = settle(copied, ticket, step.outcome, now, r, { pending: index % 3 });
+            // A copying settlement leaves what it was given as it was.
+            expect(JSON.stringify(copied)).toBe(before);
+            const changed = settle(inPlace, ticket, step.outcome, now, r, { pending: index % 3 }, inPlace ? true : undefined);
+            if (inPlace) expect(changed.record).toBe(inPlace);
+            expect(JSON.stringify(changed.record)).toBe(JSON.stringify(pure.record));
+            expect(changed.transitions).toEqual(pure.transitions);
+            copied = pure.record;
+            inPlace = changed.record;
+            // An open circuit is settled by the store's admit and reset, which copy: start both again from closed.
+            if (copied.state !== 'closed') copied = inPlace = undefined;
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('keeps at most `buckets` slices and counts exactly the calls of the live slices', () => {
     fc.assert(
       fc.property(

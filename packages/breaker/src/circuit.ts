@@ -159,6 +159,17 @@ const copy = (record: CircuitRecord | undefined): CircuitRecord =>
       }
     : fresh();
 
+/**
+ * The record a change works on: the stored one itself when the store hands
+ * it over to be changed in place (a record a breaker's settlement wrote
+ * through the memory store, checked still), else a copy.
+ */
+const own = (current: CircuitRecord | undefined, inPlace: true | undefined): CircuitRecord => {
+  if (!inPlace || current === undefined || !isCircuitRecord(current)) return copy(current);
+  current.judged ??= 0;
+  return current;
+};
+
 const states: ReadonlySet<unknown> = new Set(['closed', 'open', 'half-open', 'isolated']);
 const reasons: ReadonlySet<unknown> = new Set(['consecutive', 'failure-rate', 'probe-failed', 'isolated']);
 const count = (value: unknown) => typeof value === 'number' && value >= 0 && value < Infinity;
@@ -283,6 +294,7 @@ export interface SettleContext {
  * @param now - the clock's time
  * @param rules - the breaker's rules
  * @param context - calls still in flight, and the success a failure replaces
+ * @param inPlace - `current` may be changed and returned (see `InPlaceReducer` in core); else it is copied
  * @example
  * ```ts
  * const { record, transitions } = settle(current, ticket, 'failure', Date.now(), rules, { pending: 3 });
@@ -295,8 +307,9 @@ export function settle(
   now: number,
   rules: CircuitRules,
   context: SettleContext = {},
+  inPlace?: true,
 ): Step {
-  const record = copy(current);
+  const record = own(current, inPlace);
   if (ticket.kind === 'probe') return settleProbe(record, ticket.id, outcome, now, rules);
   // A result from before the circuit last opened, closed or was reset says nothing about it now.
   const stale = record.closedAt !== null && ticket.at < record.closedAt;

@@ -48,13 +48,20 @@ export function countCall(
   rate: FailureRateRules,
 ): { calls: number; failures: number } {
   const slice = Math.floor(now / (rate.windowMs / rate.buckets));
-  const live = record.window.filter(([index]) => index > slice - rate.buckets);
-  const current = live.find(([index]) => index === slice);
+  // The slices that left the window go, in place: the record is the caller's own.
+  const { window } = record;
+  let kept = 0;
+  let current: [number, number, number] | undefined;
+  for (const entry of window) {
+    if (entry[0] <= slice - rate.buckets) continue;
+    window[kept++] = entry;
+    if (entry[0] === slice) current = entry;
+  }
+  window.length = kept;
   if (current) {
     current[1] += 1;
     current[2] += failed ? 1 : 0;
-  } else live.push([slice, 1, failed ? 1 : 0]);
-  record.window = live;
+  } else window.push([slice, 1, failed ? 1 : 0]);
   return windowTotals(record, now, rate);
 }
 
