@@ -226,7 +226,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
       found = undefined;
     }
     const owned = found !== undefined && found.owned;
-    const next = inPlace && owned ? update(found.value as T, true) : update(found?.value as T | undefined);
+    const next = inPlace && owned ? update(found?.value as T, true) : update(found?.value as T | undefined);
     // What such a reducer returns is its own, except the value it was given, returned as it was: that stays as owned as it was.
     write(key, found, next, typeof ttlMs === 'function' ? ttlMs(next) : ttlMs, now, inPlace && (owned || next !== found?.value));
     return next;

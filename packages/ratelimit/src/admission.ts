@@ -130,7 +130,7 @@ export class Admission {
       queue.fastClock = undefined;
     }
     // A record this limiter (or another on the same key) wrote through the memory store: booked where it is.
-    if (inPlace) {
+    if (inPlace && current !== undefined) {
       const booked = admitInPlace(this.config, current, queue.fastCost, queue.fastNow);
       if (booked) {
         queue.fastDecision = admitNow;
