@@ -163,15 +163,7 @@ export function book(window: SlidingWindow, log: Log, amount: number, at: number
   // Full: of the entries and the new one, the two neighbours closest in
   // time (the earliest such pair) become one, at the later one's time.
   const end = flat.length;
-  let best = first;
-  let gap = Infinity;
-  for (let i = first; i < end; i += 2) {
-    const between = (i + 2 < end ? (flat[i + 2] as number) : at) - (flat[i] as number);
-    if (between < gap) {
-      gap = between;
-      best = i;
-    }
-  }
+  const best = closestPair(flat, first, at);
   const next = copy(flat, first, best, kept);
   let j = best - first;
   if (best + 2 === end) {
@@ -241,15 +233,7 @@ export function bookInPlace(window: SlidingWindow, log: Log, amount: number, at:
     return log;
   }
   // Full: as in book, the earliest pair of closest neighbours becomes one, at the later one's time.
-  let best = 0;
-  let gap = Infinity;
-  for (let i = 0; i < kept; i += 2) {
-    const between = (i + 2 < kept ? (flat[i + 2] as number) : at) - (flat[i] as number);
-    if (between < gap) {
-      gap = between;
-      best = i;
-    }
-  }
+  const best = closestPair(flat, 0, at);
   if (best + 2 === kept) {
     // The last entry merges into the new one.
     flat[best] = at;
@@ -292,11 +276,11 @@ function bookingIndex(flat: readonly number[], bookedAt: number): number {
  */
 export function refundInPlace(window: SlidingWindow, log: Log, amount: number, bookedAt: number, now: number): Log {
   const pruned = log === emptyLog ? log : pruneInPlace(window, log, now);
-  if (pruned === emptyLog || bookedAt <= now - window.windowMs) return pruned;
+  if (pruned === emptyLog) return pruned;
   const mutable = pruned as MutableLog;
   const { flat } = mutable;
-  const index = bookingIndex(flat, bookedAt);
-  if (index >= flat.length) return pruned;
+  const index = refundSite(window, flat, bookedAt, now);
+  if (index < 0) return pruned;
   const booked = flat[index + 1] as number;
   const taken = Math.min(amount, booked);
   if (taken === booked) {
@@ -312,6 +296,36 @@ export function refundInPlace(window: SlidingWindow, log: Log, amount: number, b
 /** A copy of `log` that may be changed in place ({@link emptyLog} stays itself). */
 export function ownCopy(log: Log): Log {
   return log === emptyLog ? log : { total: log.total, flat: log.flat.slice() };
+}
+
+/**
+ * Index in `flat` of the earlier of the two neighbours closest in time
+ * (the earliest such pair), among the entries from `first` on and a new
+ * one at `at` after them: the pair a full log merges.
+ */
+function closestPair(flat: readonly number[], first: number, at: number): number {
+  const end = flat.length;
+  let best = first;
+  let gap = Infinity;
+  for (let i = first; i < end; i += 2) {
+    const between = (i + 2 < end ? (flat[i + 2] as number) : at) - (flat[i] as number);
+    if (between < gap) {
+      gap = between;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/**
+ * Index in `flat` (a log pruned to `now`) of the entry a refund of the
+ * booking made at `bookedAt` is taken from; -1 when that booking has left
+ * the window, or no entry holds it any more.
+ */
+function refundSite(window: SlidingWindow, flat: readonly number[], bookedAt: number, now: number): number {
+  if (bookedAt <= now - window.windowMs) return -1;
+  const index = bookingIndex(flat, bookedAt);
+  return index < flat.length ? index : -1;
 }
 
 /** A new array of `length` numbers starting with `flat[from..to)`. */
@@ -335,10 +349,9 @@ function copy(flat: readonly number[], from: number, to: number, length: number)
  */
 export function refund(window: SlidingWindow, log: Log, amount: number, bookedAt: number, now: number): Log {
   const pruned = prune(window, log, now);
-  if (bookedAt <= now - window.windowMs) return pruned;
   const { flat } = pruned;
-  const index = bookingIndex(flat, bookedAt);
-  if (index >= flat.length) return pruned;
+  const index = refundSite(window, flat, bookedAt, now);
+  if (index < 0) return pruned;
   const booked = flat[index + 1] as number;
   const taken = Math.min(amount, booked);
   if (taken === booked) {
