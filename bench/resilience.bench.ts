@@ -129,13 +129,25 @@ async function limiterDecisions(): Promise<void> {
   const variants = [
     { label: 'rateLimit, 1 key', keys: 1 },
     { label: 'rateLimit, 1,000 keys (tag)', keys: 1_000 },
+    // Calls a millisecond apart fill the key's log (32 entries a window), so every booking merges two entries.
+    { label: 'rateLimit, 1 key, calls 1 ms apart', keys: 1, msApart: true },
   ];
   const empty = createPipeline({ transport: inMemory });
   const probes = [
     { fn: () => empty.complete(request) },
     ...variants.map((variant) => {
-      const llm = createPipeline({ transport: inMemory }).use(rateLimit({ ...neverWaits, key: { tag: 'tenant' } }));
-      return { fn: (index: number) => llm.complete(request, { tags: { tenant: `t${index % variant.keys}` } }) };
+      // Time moves 1 ms a call on this clock, however fast the calls come.
+      let now = Date.now();
+      const clock = variant.msApart
+        ? { now: () => now, setTimeout: (callback: () => void, ms: number) => setTimeout(callback, ms), clearTimeout: (handle: unknown) => clearTimeout(handle as ReturnType<typeof setTimeout>) }
+        : undefined;
+      const llm = createPipeline({ transport: inMemory, clock }).use(rateLimit({ ...neverWaits, key: { tag: 'tenant' } }));
+      return {
+        fn: (index: number) => {
+          now++;
+          return llm.complete(request, { tags: { tenant: `t${index % variant.keys}` } });
+        },
+      };
     }),
   ];
   const samples = await probeRounds(probes);
