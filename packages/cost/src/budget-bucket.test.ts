@@ -185,4 +185,52 @@ describe('budget bucket', () => {
       { numRuns: 200 },
     );
   });
+  it('changes a record in place as the copying updates would, and the copying updates change nothing they were given', () => {
+    const op = fc.record({
+      kind: fc.constantFrom('reserve', 'force', 'settle', 'release', 'unheld'),
+      usd: fc.double({ min: 0, max: 2, noNaN: true }),
+      advanceMs: fc.integer({ min: 0, max: 3 * minute }),
+      costShare: fc.double({ min: 0, max: 1.5, noNaN: true }),
+    });
+    const deepFreeze = <T>(value: T): T => {
+      if (typeof value === 'object' && value !== null) {
+        for (const inner of Object.values(value)) deepFreeze(inner);
+        Object.freeze(value);
+      }
+      return value;
+    };
+    fc.assert(
+      fc.property(fc.double({ min: 0.5, max: 10, noNaN: true }), fc.array(op, { maxLength: 60 }), (limit, ops) => {
+        let copied: BudgetBucket | undefined;
+        let changed: BudgetBucket | undefined;
+        let now = start;
+        const open: Hold[] = [];
+        ops.forEach((each, index) => {
+          now += each.advanceMs;
+          let update: (current: BudgetBucket | undefined, inPlace?: true) => BudgetBucket;
+          if (each.kind === 'reserve' || each.kind === 'force' || open.length === 0) {
+            const candidate = hold(`h${index}`, each.usd, now, index % 3 === 0 ? now + 30_000 : undefined);
+            update = reserveHold(candidate, limit, each.kind === 'force', now);
+            open.push(candidate);
+          } else {
+            const settled = open.shift() as Hold;
+            update =
+              each.kind === 'release' ? releaseHold(settled, now) : settleHold(settled, each.kind === 'settle', settled.usd * each.costShare, limit, [0.5, 0.8], now);
+          }
+          // The copying update, on a record nobody may change: it throws if it tries.
+          const given = copied === undefined ? undefined : deepFreeze(structuredClone(copied));
+          const next = update(given);
+          if (given !== undefined && next !== given) expect(next.holds).not.toBe(given.holds);
+          copied = JSON.parse(JSON.stringify(next)) as BudgetBucket;
+          // The same update in place, on the record the last one returned.
+          const before = changed;
+          changed = changed === undefined ? update(undefined) : update(changed, true);
+          // The record itself, unless a slot had ended (dropped, into a record read afresh).
+          if (before !== undefined && slotsOf(before).every(([slot]) => slot > now)) expect(changed).toBe(before);
+          expect(JSON.parse(JSON.stringify(changed))).toEqual(copied);
+        });
+      }),
+      { numRuns: 300 },
+    );
+  });
 });

@@ -31,6 +31,14 @@ import { usdAmount } from './usage-tokens.js';
  *   across processes too; `admitted` names the hold the update admitted,
  *   which is how the caller learns that its reservation went through.
  *
+ * In place. On the memory store, `budget` lets these updates change the
+ * record they wrote last rather than copy it (`keyedState`'s `inPlace`):
+ * told so, {@link reserveHold} and {@link settleHold} change the record's
+ * `holds` and numbers where they are. What they return otherwise shares
+ * nothing they might change with the record they were given: `holds` is
+ * always a new array then, and `warned` is never changed in place (a
+ * threshold claimed gets a new object; that happens a few times a period).
+ *
  * Records written before slots (`{ spentUsd, holds: { [id]: usd }, warned }`,
  * no `v`) are read as one slot, ending where the caller's hold ends, that
  * holds all of their holds: they are then released on that slot's expiry.
@@ -222,12 +230,23 @@ export function slotsOf(bucket: Pick<BudgetBucket, 'holds'>): Array<[slot: numbe
  * ```
  */
 export function reserveHold(hold: Hold, limitUsd: number, force: boolean, now: number) {
-  return (current: BudgetBucket | undefined): BudgetBucket => {
+  return (current: BudgetBucket | undefined, inPlace?: true): BudgetBucket => {
     const bucket = readBucket(current, now, hold.slot);
     // An amount that is not a price is never admitted, even forced: held, it would disable the limit.
     if (usdAmount(hold.usd) === undefined || !(hold.slot > now)) return bucket;
     if (!force && bucket.spentUsd + heldUsd(bucket) + hold.usd > limitUsd + tolerance) return bucket;
     const at = slotAt(bucket.holds, hold.slot);
+    // A record read afresh (an expired slot dropped, an earlier shape) is this update's own too.
+    if (inPlace || bucket !== current) {
+      const { holds } = bucket;
+      if (at < 0) holds.push(hold.slot, hold.usd, 1);
+      else {
+        holds[at + 1] = (holds[at + 1] as number) + hold.usd;
+        holds[at + 2] = (holds[at + 2] as number) + 1;
+      }
+      bucket.admitted = hold.id;
+      return bucket;
+    }
     const holds =
       at < 0
         ? [...bucket.holds, hold.slot, hold.usd, 1]
@@ -256,21 +275,37 @@ export function reserveHold(hold: Hold, limitUsd: number, force: boolean, now: n
  * ```
  */
 export function settleHold(hold: Hold, held: boolean, usd: number, limitUsd: number, warnAt: readonly number[], now: number) {
-  return (current: BudgetBucket | undefined): BudgetBucket => {
+  return (current: BudgetBucket | undefined, inPlace?: true): BudgetBucket => {
     const bucket = readBucket(current, now, hold.slot);
+    // A record read afresh (an expired slot dropped, an earlier shape) is this update's own too.
+    const own = inPlace === true || bucket !== current;
     let holds = bucket.holds;
     const at = held ? slotAt(holds, hold.slot) : -1;
     if (at >= 0) {
       const count = (holds[at + 2] as number) - 1;
-      holds = withSlot(holds, at, count > 0 ? Math.max(0, (holds[at + 1] as number) - (usdAmount(hold.usd) ?? 0)) : 0, count);
+      const left = count > 0 ? Math.max(0, (holds[at + 1] as number) - (usdAmount(hold.usd) ?? 0)) : 0;
+      if (!own) holds = withSlot(holds, at, left, count);
+      else if (count > 0) {
+        holds[at + 1] = left;
+        holds[at + 2] = count;
+      } else holds.splice(at, 3);
+    } else if (!own) {
+      // Returned in a new record, the given one's array would be changed in place by the next update.
+      holds = holds.slice();
     }
     const spentUsd = bucket.spentUsd + (usdAmount(usd) ?? usdAmount(hold.usd) ?? 0);
     let warned = bucket.warned;
     for (const threshold of warnAt) {
       const key = String(threshold);
+      // A new object, never a change to the stored one: another record may share it.
       if (!Object.hasOwn(warned, key) && spentUsd >= threshold * limitUsd - tolerance) warned = { ...warned, [key]: hold.id };
     }
-    return { v: 3, spentUsd, holds, warned };
+    if (!own) return { v: 3, spentUsd, holds, warned };
+    bucket.spentUsd = spentUsd;
+    bucket.warned = warned;
+    // Deleted, not set to undefined: a record stays plain JSON. The last property added, so V8 keeps the object fast.
+    if (bucket.admitted !== undefined) delete bucket.admitted;
+    return bucket;
   };
 }
 

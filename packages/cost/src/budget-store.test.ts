@@ -161,3 +161,54 @@ describe('budget state', () => {
     expect(() => budget({ limitUsd: 1, period: 'day', holdMs: 10 })).toThrow(expect.objectContaining({ field: 'budget.holdMs' }));
   });
 });
+
+describe('budget state on the memory store, changed where it is', () => {
+  const dayKey = () => `sluice:cost:budget:global:day:${new Date().toISOString().slice(0, 10)}`;
+
+  /** Three bursts of four calls against $1.05 a day ($0.10 each), warned at 50% and 80%: what each call got, and the record at the end. */
+  async function bursts(store: Store) {
+    const { llm } = await setup({ limitUsd: 1.05, period: 'day', warnAt: [0.5, 0.8] }, store);
+    const warnings: number[] = [];
+    llm.events.on('budget-warning', ({ threshold }) => warnings.push(threshold));
+    const outcomes: string[][] = [];
+    for (let round = 0; round < 3; round++) {
+      const results = await Promise.allSettled(Array.from({ length: 4 }, () => llm.complete(request)));
+      outcomes.push(results.map((result) => (result.status === 'fulfilled' ? 'sent' : (result.reason as { code?: string }).code ?? 'failed')));
+    }
+    const record = (await store.get<BudgetBucket>(dayKey())) as BudgetBucket;
+    return { outcomes, warnings, spentUsd: Math.round(record.spentUsd * 1e9) / 1e9, holds: record.holds, warned: Object.keys(record.warned).sort() };
+  }
+
+  it('admits and refuses as on the purity-checked store, and warns once per threshold', async () => {
+    const checked = checkedStore();
+    const expected = await bursts(checked);
+    checked.assertClean();
+    expect(await bursts(memoryStore())).toEqual(expected);
+    expect(expected.outcomes).toEqual([
+      ['sent', 'sent', 'sent', 'sent'],
+      ['sent', 'sent', 'sent', 'sent'],
+      ['sent', 'sent', 'BUDGET_EXCEEDED', 'BUDGET_EXCEEDED'],
+    ]);
+    expect(expected).toMatchObject({ warnings: [0.5, 0.8], spentUsd: 1, holds: [], warned: ['0.5', '0.8'] });
+  });
+
+  it('leaves a record it did not write as it was, and changes its own copy from then on', async () => {
+    const store = memoryStore();
+    const { llm } = await setup({ limitUsd: 1, period: 'day' }, store);
+    const width = 56_250; // 15 minutes over 16 slots
+    const slot = Math.ceil((Date.now() + 5 * 60_000) / width) * width;
+    const written = Object.freeze({ v: 3, spentUsd: 0.2, holds: Object.freeze([slot, 0.1, 1]), warned: Object.freeze({}) });
+    await store.set(dayKey(), written, 60 * 60_000);
+    const records: unknown[] = [];
+    for (let i = 0; i < 3; i++) {
+      await llm.complete(request);
+      records.push(await store.get(dayKey()));
+    }
+    // The first call wrote a record of its own (a change to the frozen one would have thrown, and refused the call); the next two changed it.
+    expect(records[0]).not.toBe(written);
+    expect(records[1]).toBe(records[0]);
+    expect(records[2]).toBe(records[0]);
+    expect(written).toEqual({ v: 3, spentUsd: 0.2, holds: [slot, 0.1, 1], warned: {} });
+    expect(records[2]).toMatchObject({ spentUsd: expect.closeTo(0.5, 9), holds: [slot, 0.1, 1] });
+  });
+});

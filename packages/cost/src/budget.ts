@@ -33,8 +33,18 @@ interface Applicable {
   resetsAt: number;
 }
 
+/** A limit that refused the call, with what its record held then (read at once: on the memory store it may be changed in place). */
+interface Refusal {
+  ok: false;
+  blocked: Applicable;
+  spentUsd: number;
+  reservedUsd: number;
+}
+
 /** Which targets hold the reservation: false where the store failed open and the call went unmetered. */
-type Reservation = { ok: true; held: boolean[] } | { ok: false; blocked: Applicable; bucket: BudgetBucket };
+type Reservation = { ok: true; held: boolean[] } | Refusal;
+
+const refusal = (blocked: Applicable, bucket: BudgetBucket): Refusal => ({ ok: false, blocked, spentUsd: bucket.spentUsd, reservedUsd: heldUsd(bucket) });
 
 /** A call's reservation, and the targets it was written to. */
 interface Admitted {
@@ -195,8 +205,9 @@ export function budget(options: BudgetOptions): Middleware {
       // Undefined: the store failed under the 'open' policy, so this limit lets the call through unmetered.
       held.push(bucket !== undefined);
       if (bucket === undefined || bucket.admitted === hold.id) continue;
+      const refused = refusal(target, bucket);
       await release(ctx, targets.slice(0, index), hold, held);
-      return { ok: false, blocked: target, bucket };
+      return refused;
     }
     return { ok: true, held };
   }
@@ -212,7 +223,8 @@ export function budget(options: BudgetOptions): Middleware {
       const target = targets[0] as Applicable;
       const update = settleHold(hold, held[0] ?? false, usd, target.limit.limitUsd, warnAt, now);
       if (!update || target.expiresAt <= now) return undefined;
-      const bucket = target.state.updateNow<BudgetBucket>(ctx, target.record, update, { ttlMs: target.expiresAt - now, phase: 'settle', now });
+      // In place on the memory store: its warnings are read at once.
+      const bucket = target.state.updateNow<BudgetBucket>(ctx, target.record, update, { ttlMs: target.expiresAt - now, phase: 'settle', now, inPlace: true });
       if (bucket instanceof Promise) return bucket.then((settled) => warn(ctx, targets, hold, [settled]));
       warn(ctx, targets, hold, [bucket]);
       return undefined;
@@ -239,12 +251,9 @@ export function budget(options: BudgetOptions): Middleware {
     }
   }
 
-  function details(refused: { ok: false; blocked: Applicable; bucket: BudgetBucket }, requestedUsd: number): BudgetExceededDetails {
-    const { blocked, bucket } = refused;
-    return {
-      key: blocked.key, period: blocked.limit.period, limitUsd: blocked.limit.limitUsd,
-      spentUsd: bucket.spentUsd, reservedUsd: heldUsd(bucket), requestedUsd, resetsAt: blocked.resetsAt,
-    };
+  function details(refused: Refusal, requestedUsd: number): BudgetExceededDetails {
+    const { blocked, spentUsd, reservedUsd } = refused;
+    return { key: blocked.key, period: blocked.limit.period, limitUsd: blocked.limit.limitUsd, spentUsd, reservedUsd, requestedUsd, resetsAt: blocked.resetsAt };
   }
 
   /**
@@ -293,15 +302,17 @@ export function budget(options: BudgetOptions): Middleware {
     if (targets.length !== 1) return admit(ctx, targets, id, slot);
     const target = targets[0] as Applicable;
     const hold: Hold = { id, usd: worstCase(ctx), slot };
+    // In place on the memory store: what the record says is read before anything else can run.
     const reserved = target.state.updateNow<BudgetBucket>(ctx, target.record, reserveHold(hold, target.limit.limitUsd, false, now), {
       ttlMs: target.expiresAt - now,
       now,
+      inPlace: true,
     });
     // Undefined: the store failed under the 'open' policy, so the limit lets the call through unmetered.
     const decide = (bucket: BudgetBucket | undefined): Admitted | Promise<Admitted> =>
       bucket === undefined || bucket.admitted === hold.id
         ? { hold, held: [bucket !== undefined] }
-        : admit(ctx, targets, id, slot, { hold, reservation: { ok: false, blocked: target, bucket } });
+        : admit(ctx, targets, id, slot, { hold, reservation: refusal(target, bucket) });
     return reserved instanceof Promise ? reserved.then(decide) : decide(reserved);
   }
 
