@@ -50,6 +50,51 @@ describe('KeyQueues', () => {
     }
     // At most the keys of the last two epochs of 1 024 lookups.
     expect(most).toBeLessThanOrEqual(2 * 1024);
+    expect(queues.epochLength(store)).toBe(1024);
+  });
+
+  it('keeps the records of a few thousand keys called in turn, and lets them go when one-off keys follow', () => {
+    const queues = new KeyQueues('p', keep, 'sluice:ratelimit:');
+    const store = memoryStore();
+    const tenants = Array.from({ length: 5_000 }, (_, i) => `tenant-${i}`);
+    const records = new Map<string, KeyQueue>();
+    let made = 0;
+    for (let round = 0; round < 40; round++) {
+      for (const tenant of tenants) {
+        const record = queues.get(store, tenant);
+        if (records.get(tenant) !== record) made++;
+        records.set(tenant, record);
+      }
+      // Epochs of 1 024 lookups kept none of them: each call made its record again.
+      if (round === 0) expect(made).toBe(5_000);
+    }
+    // Swept keys coming back doubled the epoch until it spans a round: from then on, no record is made.
+    expect(queues.epochLength(store)).toBeGreaterThanOrEqual(5_000);
+    expect(made).toBeLessThan(5 * 5_000);
+    made = 0;
+    for (const tenant of tenants) if (queues.get(store, tenant) !== records.get(tenant)) made++;
+    expect(made).toBe(0);
+    expect(queues.size(store)).toBe(5_000);
+    // A stream of keys never seen again halves the epoch back, and the records follow.
+    for (let i = 0; i < 200_000; i++) queues.get(store, `one-off-${i}`);
+    expect(queues.epochLength(store)).toBe(1024);
+    expect(queues.size(store)).toBeLessThanOrEqual(2 * 1024);
+  });
+
+  it('never keeps more than two of its longest epochs of records, whatever the keys', () => {
+    const queues = new KeyQueues('p', keep, 'sluice:ratelimit:');
+    const store = memoryStore();
+    let most = 0;
+    // 100 000 tenants at random: they come back often enough to grow the epoch to its longest, and the records with it.
+    let seed = 7;
+    for (let i = 0; i < 600_000; i++) {
+      seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+      queues.get(store, `tenant-${seed % 100_000}`);
+      if (i % 1_000 === 0) most = Math.max(most, queues.size(store));
+    }
+    expect(queues.epochLength(store)).toBe(32_768);
+    expect(most).toBeGreaterThan(32_768);
+    expect(most).toBeLessThanOrEqual(2 * 32_768);
   });
 });
 
