@@ -192,6 +192,98 @@ describe('budget state on the memory store, changed where it is', () => {
     expect(expected).toMatchObject({ warnings: [0.5, 0.8], spentUsd: 1, holds: [], warned: ['0.5', '0.8'] });
   });
 
+  /** Two limits, per tenant first (so that a refusal by the global one releases the tenant's hold), three rounds over four tenants, one call at a time. */
+  async function twoLimits(store: Store) {
+    const { llm } = await setup({ limits: [{ key: { tag: 'tenant' }, limitUsd: 0.25, period: 'day' }, { limitUsd: 0.75, period: 'day' }], warnAt: [0.5, 0.8] }, store);
+    const warnings: string[] = [];
+    llm.events.on('budget-warning', ({ key, threshold }) => warnings.push(`${key} ${threshold}`));
+    const outcomes: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      for (const tenant of ['a', 'b', 'c', 'd']) {
+        const result = await llm.complete(request, { tags: { tenant } }).then(
+          () => 'sent',
+          (error: { code?: string; key?: string; spentUsd?: number }) => `${error.code} by ${error.key} at ${error.spentUsd?.toFixed(2)}`,
+        );
+        outcomes.push(`${tenant} ${result}`);
+      }
+    }
+    const day = new Date().toISOString().slice(0, 10);
+    const records: Record<string, unknown> = {};
+    for (const key of ['global', 'tenant:a', 'tenant:d']) {
+      const record = (await store.get<BudgetBucket>(`sluice:cost:budget:${key}:day:${day}`)) as BudgetBucket;
+      records[key] = { spentUsd: Math.round(record.spentUsd * 1e9) / 1e9, holds: record.holds, warned: Object.keys(record.warned).sort() };
+    }
+    return { outcomes, warnings, records };
+  }
+
+  it('with two limits, admits, refuses, releases and warns one call at a time as on the purity-checked store', async () => {
+    const checked = checkedStore();
+    const expected = await twoLimits(checked);
+    checked.assertClean();
+    const store = memoryStore();
+    expect(await twoLimits(store)).toEqual(expected);
+    expect(expected.outcomes).toEqual([
+      'a sent', 'b sent', 'c sent', 'd sent',
+      'a sent', 'b sent', 'c sent', 'd BUDGET_EXCEEDED by global at 0.70',
+      'a BUDGET_EXCEEDED by tenant:a at 0.20', 'b BUDGET_EXCEEDED by tenant:b at 0.20', 'c BUDGET_EXCEEDED by tenant:c at 0.20',
+      'd BUDGET_EXCEEDED by global at 0.70',
+    ]);
+    expect(expected.records).toEqual({
+      global: { spentUsd: 0.7, holds: [], warned: ['0.5', '0.8'] },
+      'tenant:a': { spentUsd: 0.2, holds: [], warned: ['0.5', '0.8'] },
+      // d's hold in its own limit was given back each time the global one refused it.
+      'tenant:d': { spentUsd: 0.1, holds: [], warned: [] },
+    });
+  });
+
+  it('with two limits on the memory store, changes both records in place, and never spends past either under a burst', async () => {
+    const store = memoryStore();
+    const { llm } = await setup({ limits: [{ key: { tag: 'tenant' }, limitUsd: 0.25, period: 'day' }, { limitUsd: 0.75, period: 'day' }] }, store);
+    const day = new Date().toISOString().slice(0, 10);
+    const global = `sluice:cost:budget:global:day:${day}`;
+    const tenant = `sluice:cost:budget:tenant:a:day:${day}`;
+    await llm.complete(request, { tags: { tenant: 'a' } });
+    const [globalRecord, tenantRecord] = [await store.get(global), await store.get(tenant)];
+    await llm.complete(request, { tags: { tenant: 'a' } });
+    expect(await store.get(global)).toBe(globalRecord);
+    expect(await store.get(tenant)).toBe(tenantRecord);
+    // 40 calls at once over four tenants: 2 more for a (its limit), then the global one's room.
+    const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => llm.complete(request, { tags: { tenant: 'abcd'[i % 4] as string } })));
+    expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(5);
+    const spent = (await store.get<BudgetBucket>(global))?.spentUsd ?? NaN;
+    expect(spent).toBeCloseTo(0.7, 9);
+    for (const key of [global, tenant]) expect((await store.get<BudgetBucket>(key))?.holds).toEqual([]);
+  });
+
+  it('with two limits, gives back the first hold when the second store write fails, and goes on unmetered under open', async () => {
+    /** A memory store whose in-process writes of the global record throw, as a failing store would. */
+    const failingGlobal = () => {
+      const store = memoryStore();
+      const symbol = Object.getOwnPropertySymbols(store).find((each) => String(each).includes('update-now')) as symbol;
+      const hook = (store as unknown as Record<symbol, { now: (key: string, ...rest: unknown[]) => unknown }>)[symbol] as { now: (key: string, ...rest: unknown[]) => unknown };
+      const now = hook.now;
+      hook.now = (key, ...rest) => {
+        if (key.includes(':global:')) throw new Error('connection reset');
+        return now(key, ...rest);
+      };
+      return store;
+    };
+    const limits = [{ key: { tag: 'tenant' }, limitUsd: 1, period: 'day' }, { limitUsd: 1, period: 'day' }] as const;
+    const tenantKey = `sluice:cost:budget:tenant:a:day:${new Date().toISOString().slice(0, 10)}`;
+
+    const closedStore = failingGlobal();
+    const closed = await setup({ limits: [...limits] }, closedStore);
+    await expect(closed.llm.complete(request, { tags: { tenant: 'a' } })).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    expect(closed.upstream.requests).toHaveLength(0);
+    expect(await closedStore.get(tenantKey)).toMatchObject({ spentUsd: 0, holds: [] });
+
+    const openStore = failingGlobal();
+    const opened = await setup({ limits: [...limits], onStoreError: 'open' }, openStore);
+    await opened.llm.complete(request, { tags: { tenant: 'a' } });
+    expect(opened.upstream.requests).toHaveLength(1);
+    expect(await openStore.get(tenantKey)).toMatchObject({ spentUsd: expect.closeTo(0.1, 9), holds: [] });
+  });
+
   it('leaves a record it did not write as it was, and changes its own copy from then on', async () => {
     const store = memoryStore();
     const { llm } = await setup({ limitUsd: 1, period: 'day' }, store);

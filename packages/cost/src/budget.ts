@@ -53,6 +53,7 @@ interface Admitted {
 }
 
 const minuteMs = 60_000;
+const ignore = (): void => {};
 
 /**
  * Spending limits, enforced before a call is sent: the call's worst-case
@@ -188,9 +189,13 @@ export function budget(options: BudgetOptions): Middleware {
   const release = (ctx: CompletionContext, targets: Applicable[], hold: Hold, held: boolean[]) =>
     settleEach(ctx, targets, (_target, index) => (held[index] ? releaseHold(hold, ctx.clock.now()) : undefined));
 
-  async function reserveAll(ctx: CompletionContext, targets: Applicable[], hold: Hold, force: boolean): Promise<Reservation> {
-    const held: boolean[] = [];
-    for (let index = 0; index < targets.length; index++) {
+  /**
+   * Reserves `hold` in every target, one after another, from target `from`
+   * on (`held` says which of the earlier ones hold it); on a refusal or a
+   * failure, releases what the call holds in the earlier ones.
+   */
+  async function reserveAll(ctx: CompletionContext, targets: Applicable[], hold: Hold, force: boolean, from = 0, held: boolean[] = []): Promise<Reservation> {
+    for (let index = from; index < targets.length; index++) {
       const target = targets[index] as Applicable;
       const now = ctx.clock.now();
       let bucket: BudgetBucket | undefined;
@@ -213,41 +218,84 @@ export function budget(options: BudgetOptions): Middleware {
   }
 
   /**
+   * Reserves `hold` in every target, as {@link reserveAll} does, at once on
+   * an in-process store (no promise or await of its own), in place on the
+   * memory store; a target whose store answers later, and everything after
+   * it, goes the async way.
+   */
+  function reserveNow(ctx: CompletionContext, targets: Applicable[], hold: Hold, now: number): Reservation | Promise<Reservation> {
+    const held: boolean[] = [];
+    for (let index = 0; index < targets.length; index++) {
+      const target = targets[index] as Applicable;
+      // In place on the memory store: what the record says is read before anything else can run.
+      const bucket = target.state.updateNow<BudgetBucket>(ctx, target.record, reserveHold(hold, target.limit.limitUsd, false, now), {
+        ttlMs: target.expiresAt - now,
+        now,
+        inPlace: true,
+      });
+      if (bucket instanceof Promise) {
+        return bucket.then(
+          (answered) => refused(ctx, targets, hold, held, index, answered) ?? reserveAll(ctx, targets, hold, false, index + 1, held),
+          async (error: unknown) => {
+            await release(ctx, targets.slice(0, index), hold, held);
+            throw error;
+          },
+        );
+      }
+      const refusing = refused(ctx, targets, hold, held, index, bucket);
+      if (refusing) return refusing;
+    }
+    return { ok: true, held };
+  }
+
+  /**
+   * Notes whether target `index` holds the call now; undefined when it
+   * admitted `hold` (or its store failed open), else its refusal, read at
+   * once, given once the earlier targets gave the hold back.
+   */
+  function refused(ctx: CompletionContext, targets: Applicable[], hold: Hold, held: boolean[], index: number, bucket: BudgetBucket | undefined): Promise<Refusal> | undefined {
+    // Undefined: the store failed under the 'open' policy, so this limit lets the call through unmetered.
+    held.push(bucket !== undefined);
+    if (bucket === undefined || bucket.admitted === hold.id) return undefined;
+    const refusing = refusal(targets[index] as Applicable, bucket);
+    return release(ctx, targets.slice(0, index), hold, held).then(() => refusing);
+  }
+
+  /**
    * Settles the call's hold in every target it holds and announces the
-   * warnings it crossed; with one limit on an in-process store, at once
-   * (no promise for the call's settlement to wait on).
+   * warnings it crossed; on an in-process store at once (no promise for the
+   * call's settlement to wait on), in place on the memory store.
    */
   function settleAll(ctx: CompletionContext, targets: Applicable[], hold: Hold, held: boolean[], usd: number): Promise<void> | undefined {
     const now = ctx.clock.now();
-    if (targets.length === 1) {
-      const target = targets[0] as Applicable;
-      const update = settleHold(hold, held[0] ?? false, usd, target.limit.limitUsd, warnAt, now);
-      if (!update || target.expiresAt <= now) return undefined;
-      // In place on the memory store: its warnings are read at once.
-      const bucket = target.state.updateNow<BudgetBucket>(ctx, target.record, update, { ttlMs: target.expiresAt - now, phase: 'settle', now, inPlace: true });
-      if (bucket instanceof Promise) return bucket.then((settled) => warn(ctx, targets, hold, [settled]));
-      warn(ctx, targets, hold, [bucket]);
-      return undefined;
-    }
-    return settleEach(ctx, targets, (target, index) => settleHold(hold, held[index] ?? false, usd, target.limit.limitUsd, warnAt, now)).then(
-      (buckets) => warn(ctx, targets, hold, buckets),
-    );
-  }
-
-  /** Emits `budget-warning` for each threshold this call's settlement crossed. */
-  function warn(ctx: CompletionContext, targets: Applicable[], hold: Hold, buckets: Array<BudgetBucket | undefined>): void {
+    let pending: Promise<void> | Array<Promise<void>> | undefined;
     for (let index = 0; index < targets.length; index++) {
       const target = targets[index] as Applicable;
-      const bucket = buckets[index];
-      if (!bucket) continue;
-      const { limit } = target;
-      for (const threshold in bucket.warned) {
-        if (bucket.warned[threshold] !== hold.id) continue;
-        ctx.events.emit('budget-warning', {
-          id: ctx.id, key: target.key, period: limit.period, periodId: target.periodId,
-          threshold: Number(threshold), limitUsd: limit.limitUsd, spentUsd: bucket.spentUsd,
-        });
+      // A record already expired is left alone: its period is over, and a write would bring it back.
+      if (target.expiresAt <= now) continue;
+      const update = settleHold(hold, held[index] ?? false, usd, target.limit.limitUsd, warnAt, now);
+      // In place on the memory store: its warnings are read at once.
+      const bucket = target.state.updateNow<BudgetBucket>(ctx, target.record, update, { ttlMs: target.expiresAt - now, phase: 'settle', now, inPlace: true });
+      if (!(bucket instanceof Promise)) {
+        warn(ctx, target, hold, bucket);
+        continue;
       }
+      const settled = bucket.then((answered) => warn(ctx, target, hold, answered));
+      pending = pending === undefined ? settled : Array.isArray(pending) ? [...pending, settled] : [pending, settled];
+    }
+    return Array.isArray(pending) ? Promise.all(pending).then(ignore) : pending;
+  }
+
+  /** Emits `budget-warning` for each threshold this call's settlement crossed in `target`. */
+  function warn(ctx: CompletionContext, target: Applicable, hold: Hold, bucket: BudgetBucket | undefined): void {
+    if (!bucket) return;
+    const { limit } = target;
+    for (const threshold in bucket.warned) {
+      if (bucket.warned[threshold] !== hold.id) continue;
+      ctx.events.emit('budget-warning', {
+        id: ctx.id, key: target.key, period: limit.period, periodId: target.periodId,
+        threshold: Number(threshold), limitUsd: limit.limitUsd, spentUsd: bucket.spentUsd,
+      });
     }
   }
 
@@ -295,24 +343,14 @@ export function budget(options: BudgetOptions): Middleware {
   }
 
   /**
-   * `admit`, with one limit on an in-process store decided at once: the
-   * usual call reserves without a promise or an await of its own.
+   * `admit`, decided at once on an in-process store: the usual call
+   * reserves without a promise or an await of its own.
    */
   function admitNow(ctx: CompletionContext, targets: Applicable[], id: string, slot: number, now: number): Admitted | Promise<Admitted> {
-    if (targets.length !== 1) return admit(ctx, targets, id, slot);
-    const target = targets[0] as Applicable;
     const hold: Hold = { id, usd: worstCase(ctx), slot };
-    // In place on the memory store: what the record says is read before anything else can run.
-    const reserved = target.state.updateNow<BudgetBucket>(ctx, target.record, reserveHold(hold, target.limit.limitUsd, false, now), {
-      ttlMs: target.expiresAt - now,
-      now,
-      inPlace: true,
-    });
-    // Undefined: the store failed under the 'open' policy, so the limit lets the call through unmetered.
-    const decide = (bucket: BudgetBucket | undefined): Admitted | Promise<Admitted> =>
-      bucket === undefined || bucket.admitted === hold.id
-        ? { hold, held: [bucket !== undefined] }
-        : admit(ctx, targets, id, slot, { hold, reservation: refusal(target, bucket) });
+    const decide = (reservation: Reservation): Admitted | Promise<Admitted> =>
+      reservation.ok ? { hold, held: reservation.held } : admit(ctx, targets, id, slot, { hold, reservation });
+    const reserved = reserveNow(ctx, targets, hold, now);
     return reserved instanceof Promise ? reserved.then(decide) : decide(reserved);
   }
 
