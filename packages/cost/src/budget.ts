@@ -207,12 +207,8 @@ export function budget(options: BudgetOptions): Middleware {
         await release(ctx, targets.slice(0, index), hold, held);
         throw error;
       }
-      // Undefined: the store failed under the 'open' policy, so this limit lets the call through unmetered.
-      held.push(bucket !== undefined);
-      if (bucket === undefined || bucket.admitted === hold.id) continue;
-      const refused = refusal(target, bucket);
-      await release(ctx, targets.slice(0, index), hold, held);
-      return refused;
+      const refusing = refused(ctx, targets, hold, held, index, bucket);
+      if (refusing) return refusing;
     }
     return { ok: true, held };
   }
@@ -268,7 +264,7 @@ export function budget(options: BudgetOptions): Middleware {
    */
   function settleAll(ctx: CompletionContext, targets: Applicable[], hold: Hold, held: boolean[], usd: number): Promise<void> | undefined {
     const now = ctx.clock.now();
-    let pending: Promise<void> | Array<Promise<void>> | undefined;
+    let pending: Array<Promise<void>> | undefined;
     for (let index = 0; index < targets.length; index++) {
       const target = targets[index] as Applicable;
       // A record already expired is left alone: its period is over, and a write would bring it back.
@@ -280,10 +276,10 @@ export function budget(options: BudgetOptions): Middleware {
         warn(ctx, target, hold, bucket);
         continue;
       }
-      const settled = bucket.then((answered) => warn(ctx, target, hold, answered));
-      pending = pending === undefined ? settled : Array.isArray(pending) ? [...pending, settled] : [pending, settled];
+      (pending ??= []).push(bucket.then((answered) => warn(ctx, target, hold, answered)));
     }
-    return Array.isArray(pending) ? Promise.all(pending).then(ignore) : pending;
+    if (pending === undefined) return undefined;
+    return pending.length === 1 ? (pending[0] as Promise<void>) : Promise.all(pending).then(ignore);
   }
 
   /** Emits `budget-warning` for each threshold this call's settlement crossed in `target`. */
