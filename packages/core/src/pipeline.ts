@@ -15,6 +15,7 @@ import { SettleScope, SettlingStream, type StreamWatch } from './settlement.js';
 import { AbortBoundStream } from './abort-bound-stream.js';
 import { type Store, memoryStore } from './store.js';
 import { parseOptions } from './validate.js';
+import { quickRequest } from './quick-request.js';
 import { type BatchOptions, type BatchResult, runBatch } from './batch.js';
 
 /** Options of {@link createPipeline}. */
@@ -62,9 +63,10 @@ let requestsParsed = 0;
 
 /**
  * The request schema as calls parse it, compiled by zod once 100 requests
- * have been parsed in this process. zod/mini interprets object schemas
- * where classic zod JIT-compiled them, which made this parse, paid by
- * every call, about four times slower; the compiled parser is faster than
+ * have been parsed in this process (those `quickRequest` leaves to zod:
+ * with tools, images, …). zod/mini interprets object schemas
+ * where classic zod JIT-compiled them, which made this parse about four
+ * times slower; the compiled parser is faster than
  * either, and hands a request it rejects to the interpreter, so errors are
  * the same. Compiling costs tens of milliseconds once, which a short-lived
  * process (a cold start, a few CLI calls) would never earn back. Never
@@ -346,7 +348,8 @@ export class Pipeline<S extends object = object> {
     // zod builds new objects and arrays, so middleware rewriting the
     // request can never reach the caller's own object.
     // The loose schema returns the caller's fields as they came, so the result has the request's type.
-    if (this.validateRequests) return parseOptions(requestSchema(), plainCopy(request), 'request') as ChatCompletionRequest;
+    // The usual request is read by hand; zod parses the rest, and names what is wrong.
+    if (this.validateRequests) return quickRequest(request) ?? (parseOptions(requestSchema(), plainCopy(request), 'request') as ChatCompletionRequest);
     return { ...request, messages: [...request.messages] };
   }
 
