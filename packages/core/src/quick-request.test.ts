@@ -89,6 +89,24 @@ function requests(seed: number): () => unknown {
     return Array.from({ length: 1 + Math.floor(random() * 4) }, message);
   };
   /** Absent, or the first value (the usual one), or any. */
+  const parameters = (): unknown => {
+    if (often(0.1)) return pick([null, [], 'object', Object.assign(Object.create(null), { type: 'object' }), { [Symbol('s')]: 1, type: 'object' }, JSON.parse('{"__proto__":{"x":1}}'), undefined]);
+    return shuffled([['type', 'object'], ['properties', { city: { type: 'string' } }], ['required', ['city']], ...extras()]);
+  };
+  const tool = (): unknown =>
+    often(0.9)
+      ? shuffled([
+          ['type', often(0.95) ? 'function' : pick(['custom', absent])],
+          ['function', often(0.95) ? shuffled([
+            ['name', often(0.95) ? 'weather' : pick([5, absent])],
+            ['description', maybe(0.5, ['Looks up the weather', 5, undefined, null])],
+            ['parameters', often(0.8) ? parameters() : absent],
+            ['strict', maybe(0.3, [true, false, null, undefined, 'yes'])],
+            ...extras(),
+          ]) : pick([null, 'f', absent])],
+          ...extras(),
+        ])
+      : pick([{ type: 'custom', custom: { name: 'c' } }, null, 'tool']);
   const maybe = (chance: number, values: readonly unknown[]): unknown => (!often(chance) ? absent : often(0.7) ? values[0] : pick(values));
   const counts = [64, 64, 1, 0, -1, 1.5, 2 ** 60, null, undefined, '64', Number.NaN];
   const numbers = [0, 0.7, -0, 1, Number.POSITIVE_INFINITY, Number.NaN, null, undefined, '0'];
@@ -104,7 +122,7 @@ function requests(seed: number): () => unknown {
       ['n', maybe(0.1, counts)],
       ['temperature', maybe(0.4, numbers)],
       ['top_p', maybe(0.1, numbers)],
-      ['tools', maybe(0.1, [undefined, [{ type: 'function', function: { name: 'f' } }], null, 'x'])],
+      ['tools', often(0.25) ? (often(0.9) ? Array.from({ length: Math.floor(random() * 3) }, tool) : pick([undefined, null, 'x', {}])) : absent],
       ['tool_choice', maybe(0.1, ['auto', { type: 'function', function: { name: 'f' } }, undefined, null])],
       ['user', maybe(0.1, ['u-1', undefined, null, 5])],
       ...extras(),
@@ -127,7 +145,7 @@ describe('quickRequest', () => {
       const quick = quickRequest(input);
       if (quick === undefined) continue;
       answered++;
-      if (!parsed.success) throw new Error(`accepted what zod rejects (${parsed.error.issues[0]?.path.join('.')}): ${JSON.stringify(input)}`);
+      if (!parsed.success) throw new Error(`accepted what zod rejects (${parsed.error.issues[0]?.path.map(String).join('.')}): ${JSON.stringify(input)}`);
       const found = difference(quick, parsed.data, nodesOf(input));
       if (found) throw new Error(`${found} in ${JSON.stringify(input)}`);
     }
@@ -148,6 +166,7 @@ describe('quickRequest', () => {
           { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'weather', arguments: '{}' } }] },
           { role: 'tool', content: 'sunny', tool_call_id: 'call_1' },
         ],
+        tools: [{ type: 'function', function: { name: 'weather', description: 'Looks it up', parameters: { type: 'object', properties: { city: { type: 'string' } } }, strict: true } }],
         tool_choice: 'auto',
         user: 'u-1',
       },
@@ -166,7 +185,8 @@ describe('quickRequest', () => {
   it('leaves to zod what it does not read, and every invalid request', () => {
     const user = { role: 'user', content: 'hi' };
     for (const input of [
-      { model: 'm', messages: [user], tools: [{ type: 'function', function: { name: 'f' } }] },
+      { model: 'm', messages: [user], tools: [{ type: 'custom', custom: { name: 'f' } }] },
+      { model: 'm', messages: [user], tools: [{ type: 'function', function: { name: 'f', parameters: { [Symbol('s')]: 1 } } }] },
       { model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }] },
       { model: 'm', messages: [{ role: 'function', content: null, name: 'f' }] },
       { model: 'm', messages: [user], max_tokens: 0 },

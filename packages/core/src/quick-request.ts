@@ -9,17 +9,18 @@ import type { ChatCompletionRequest } from './chat-completion-request.js';
  * the empty pipeline spent 10.6 to 12.2 µs before it sent a stream
  * request, 5.7 to 6.2 with no validation at all, and spends 7.8 to 8.6
  * with this pass (calls alternated with raw undici's at c=1). It reads
- * what a plain request holds in a few typeof checks, and builds what the
- * schema would.
+ * what a plain request holds in a few typeof checks (text messages,
+ * function tools and their calls, the sampling fields), and builds what
+ * the schema would.
  *
  * It answers only when it is sure: the value it returns is the one zod
  * returns for the same input (the same keys in the same order, a new
  * object or array for every node the schema describes, the caller's own
  * value for every field it leaves loose), and `undefined` for anything
- * else (an invalid request, a request it does not read: tools, content
- * other than text, the `function` role, an object not made by `{}`), which
- * then goes to zod, for the error that names the field. A seeded test holds
- * the two to the same answers.
+ * else (an invalid request; one it does not read: custom tools, content
+ * other than text, the `function` role, an object not made by `{}`),
+ * which then goes to zod, for the error that names the field. A seeded
+ * test holds the two to the same answers.
  */
 
 const isPlain = (value: unknown): value is Record<string, unknown> =>
@@ -37,11 +38,14 @@ const nullish = (value: unknown): value is null | undefined => value === undefin
 const requestFields = new Set(['model', 'messages', 'stream', 'stream_options', 'max_tokens', 'max_completion_tokens', 'n', 'temperature', 'top_p', 'tools', 'tool_choice', 'user']);
 const userFields = new Set(['role', 'content', 'name']);
 const assistantFields = new Set(['role', 'content', 'name', 'refusal', 'tool_calls']);
-const toolFields = new Set(['role', 'content', 'tool_call_id']);
+const toolMessageFields = new Set(['role', 'content', 'tool_call_id']);
 const textPartFields = new Set(['type', 'text']);
 const toolCallFields = new Set(['id', 'type', 'function']);
 const functionCallFields = new Set(['name', 'arguments']);
 const streamOptionFields = new Set(['include_usage']);
+const toolDefinitionFields = new Set(['type', 'function']);
+const functionFields = new Set(['name', 'description', 'parameters', 'strict']);
+const noFields = new Set<string>();
 const countFields = ['max_tokens', 'max_completion_tokens', 'n'] as const;
 const numberFields = ['temperature', 'top_p'] as const;
 
@@ -103,8 +107,10 @@ export function quickRequest(request: unknown): ChatCompletionRequest | undefine
     out[field] = value;
   }
   if ('tools' in request) {
-    if (request.tools !== undefined) return undefined;
-    out.tools = undefined;
+    const given = request.tools;
+    const tools = given === undefined ? undefined : quickTools(given);
+    if (tools === undefined && given !== undefined) return undefined;
+    out.tools = tools;
   }
   if ('tool_choice' in request) out.tool_choice = request.tool_choice;
   if ('user' in request) {
@@ -170,7 +176,7 @@ function quickMessage(message: unknown): Record<string, unknown> | undefined {
       if (content === undefined || typeof id !== 'string') return undefined;
       out.content = content;
       out.tool_call_id = id;
-      known = toolFields;
+      known = toolMessageFields;
       break;
     }
     default:
@@ -218,4 +224,45 @@ function quickToolCalls(calls: unknown): unknown[] | undefined {
     out.push(copy);
   }
   return out;
+}
+
+/** Function tools, copied; `undefined` for anything else (a custom tool included). */
+function quickTools(tools: unknown): unknown[] | undefined {
+  if (!Array.isArray(tools)) return undefined;
+  const out: unknown[] = [];
+  for (let index = 0; index < tools.length; index++) {
+    const tool: unknown = tools[index];
+    if (!isPlain(tool) || tool.type !== 'function') return undefined;
+    const fn = tool.function;
+    if (!isPlain(fn) || typeof fn.name !== 'string') return undefined;
+    const fnCopy: Record<string, unknown> = { name: fn.name };
+    if ('description' in fn) {
+      const { description } = fn;
+      if (description !== undefined && typeof description !== 'string') return undefined;
+      fnCopy.description = description;
+    }
+    if ('parameters' in fn) {
+      const given = fn.parameters;
+      const parameters = given === undefined ? undefined : quickRecord(given);
+      if (parameters === undefined && given !== undefined) return undefined;
+      fnCopy.parameters = parameters;
+    }
+    if ('strict' in fn) {
+      const { strict } = fn;
+      if (!nullish(strict) && typeof strict !== 'boolean') return undefined;
+      fnCopy.strict = strict;
+    }
+    const copy: Record<string, unknown> = { type: 'function', function: fnCopy };
+    if (!copyLoose(fn, fnCopy, functionFields) || !copyLoose(tool, copy, toolDefinitionFields)) return undefined;
+    out.push(copy);
+  }
+  return out;
+}
+
+/** `z.record(z.string(), z.unknown())` of a plain object: its own keys copied, values as they are; `undefined` for anything else. */
+function quickRecord(record: unknown): Record<string, unknown> | undefined {
+  // zod reads symbol keys too, and rejects them.
+  if (!isPlain(record) || Object.getOwnPropertySymbols(record).length > 0) return undefined;
+  const copy: Record<string, unknown> = {};
+  return copyLoose(record, copy, noFields) ? copy : undefined;
 }
