@@ -56,10 +56,16 @@ function requests(seed: number): () => unknown {
   };
   const extras = (): Array<[string, unknown]> => (often(0.2) ? [[pick(['x_extra', 'reasoning_effort', 'metadata', '__proto__']), pick(['low', 1, { nested: true }, [1, 2], null])]] : []);
   const text = () => (often(0.97) ? 'hello there' : pick([5, null, undefined, absent, {}]));
+  const image = (): unknown =>
+    often(0.9)
+      ? shuffled([['url', often(0.95) ? 'https://x/y.png' : pick([5, absent])], ['detail', maybe(0.4, ['auto', 'low', 'high', 'ultra', null, undefined])], ...extras()])
+      : pick([null, 'https://x/y.png', absent]);
   const part = (): unknown =>
-    often(0.85)
+    often(0.7)
       ? shuffled([['type', 'text'], ['text', text()], ...extras()])
-      : pick([{ type: 'image_url', image_url: { url: 'https://x/y.png' } }, { type: 'text' }, { type: 'input_audio', input_audio: { data: 'a', format: 'wav' } }, null, 'text']);
+      : often(0.8)
+        ? shuffled([['type', 'image_url'], ['image_url', image()], ...extras()])
+        : pick([{ type: 'text' }, { type: 'input_audio', input_audio: { data: 'a', format: 'wav' } }, { type: 'refusal', refusal: 'no' }, null, 'text']);
   const content = (): unknown =>
     often(0.75) ? text() : often(0.8) ? Array.from({ length: Math.floor(random() * 3) }, part) : pick([5, {}, null, undefined, absent, [[]]]);
   const toolCall = (): unknown =>
@@ -159,6 +165,7 @@ describe('quickRequest', () => {
       { model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] },
       { model: 'gpt-4.1', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi', name: 'ann' }], stream: true, stream_options: { include_usage: true }, max_tokens: 64, temperature: 0 },
       { model: 'gpt-4.1', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }], reasoning_effort: 'low', metadata: { team: 'a' } },
+      { model: 'gpt-4.1', messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url: 'https://example.com/a.png', detail: 'low' } }] }] },
       {
         model: 'gpt-4.1',
         messages: [
@@ -187,7 +194,8 @@ describe('quickRequest', () => {
     for (const input of [
       { model: 'm', messages: [user], tools: [{ type: 'custom', custom: { name: 'f' } }] },
       { model: 'm', messages: [user], tools: [{ type: 'function', function: { name: 'f', parameters: { [Symbol('s')]: 1 } } }] },
-      { model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }] },
+      { model: 'm', messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'a', format: 'wav' } }] }] },
+      { model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png', detail: 'ultra' } }] }] },
       { model: 'm', messages: [{ role: 'function', content: null, name: 'f' }] },
       { model: 'm', messages: [user], max_tokens: 0 },
       { model: 'm', messages: [user], temperature: Number.NaN },

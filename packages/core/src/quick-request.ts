@@ -9,16 +9,16 @@ import type { ChatCompletionRequest } from './chat-completion-request.js';
  * the empty pipeline spent 10.6 to 12.2 µs before it sent a stream
  * request, 5.7 to 6.2 with no validation at all, and spends 7.8 to 8.6
  * with this pass (calls alternated with raw undici's at c=1). It reads
- * what a plain request holds in a few typeof checks (text messages,
- * function tools and their calls, the sampling fields), and builds what
+ * what a plain request holds in a few typeof checks (messages of text
+ * and images, function tools and their calls, the sampling fields), and builds what
  * the schema would.
  *
  * It answers only when it is sure: the value it returns is the one zod
  * returns for the same input (the same keys in the same order, a new
  * object or array for every node the schema describes, the caller's own
  * value for every field it leaves loose), and `undefined` for anything
- * else (an invalid request; one it does not read: custom tools, content
- * other than text, the `function` role, an object not made by `{}`),
+ * else (an invalid request; one it does not read: custom tools, audio
+ * and file parts, the `function` role, an object not made by `{}`),
  * which then goes to zod, for the error that names the field. A seeded
  * test holds the two to the same answers.
  */
@@ -40,6 +40,8 @@ const userFields = new Set(['role', 'content', 'name']);
 const assistantFields = new Set(['role', 'content', 'name', 'refusal', 'tool_calls']);
 const toolMessageFields = new Set(['role', 'content', 'tool_call_id']);
 const textPartFields = new Set(['type', 'text']);
+const imagePartFields = new Set(['type', 'image_url']);
+const imageFields = new Set(['url', 'detail']);
 const toolCallFields = new Set(['id', 'type', 'function']);
 const functionCallFields = new Set(['name', 'arguments']);
 const streamOptionFields = new Set(['include_usage']);
@@ -194,19 +196,38 @@ function quickName(message: Record<string, unknown>, out: Record<string, unknown
   return true;
 }
 
-/** A string, or an array of text parts, copied; `undefined` for anything else. */
+/** A string, or an array of text and image parts, copied; `undefined` for anything else. */
 function quickContent(content: unknown): string | unknown[] | undefined {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return undefined;
   const out: unknown[] = [];
   for (let index = 0; index < content.length; index++) {
-    const part: unknown = content[index];
-    if (!isPlain(part) || part.type !== 'text' || typeof part.text !== 'string') return undefined;
-    const copy: Record<string, unknown> = { type: 'text', text: part.text };
-    if (!copyLoose(part, copy, textPartFields)) return undefined;
-    out.push(copy);
+    const part = quickPart(content[index]);
+    if (part === undefined) return undefined;
+    out.push(part);
   }
   return out;
+}
+
+/** A text part or an image part, copied; `undefined` for any other kind (zod reads those). */
+function quickPart(part: unknown): Record<string, unknown> | undefined {
+  if (!isPlain(part)) return undefined;
+  if (part.type === 'text') {
+    if (typeof part.text !== 'string') return undefined;
+    const copy: Record<string, unknown> = { type: 'text', text: part.text };
+    return copyLoose(part, copy, textPartFields) ? copy : undefined;
+  }
+  if (part.type !== 'image_url') return undefined;
+  const image = part.image_url;
+  if (!isPlain(image) || typeof image.url !== 'string') return undefined;
+  const imageCopy: Record<string, unknown> = { url: image.url };
+  if ('detail' in image) {
+    const { detail } = image;
+    if (detail !== undefined && detail !== 'auto' && detail !== 'low' && detail !== 'high') return undefined;
+    imageCopy.detail = detail;
+  }
+  const copy: Record<string, unknown> = { type: 'image_url', image_url: imageCopy };
+  return copyLoose(image, imageCopy, imageFields) && copyLoose(part, copy, imagePartFields) ? copy : undefined;
 }
 
 /** Calls of functions, copied; `undefined` for anything else (a custom tool's call included). */
