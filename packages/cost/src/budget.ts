@@ -44,6 +44,13 @@ interface Refusal {
 /** Which targets hold the reservation: false where the store failed open and the call went unmetered. */
 type Reservation = { ok: true; held: boolean[] } | Refusal;
 
+/**
+ * Which targets hold the call, one slot each, made at its length: an array
+ * pushed to from empty takes room for 17 and kept it while the call was in
+ * flight (152 bytes a call for one limit, against 24).
+ */
+const heldFor = (targets: readonly unknown[]): boolean[] => new Array<boolean>(targets.length).fill(false);
+
 const refusal = (blocked: Applicable, bucket: BudgetBucket): Refusal => ({ ok: false, blocked, spentUsd: bucket.spentUsd, reservedUsd: heldUsd(bucket) });
 
 /** A call's reservation, and the targets it was written to. */
@@ -194,7 +201,7 @@ export function budget(options: BudgetOptions): Middleware {
    * on (`held` says which of the earlier ones hold it); on a refusal or a
    * failure, releases what the call holds in the earlier ones.
    */
-  async function reserveAll(ctx: CompletionContext, targets: Applicable[], hold: Hold, force: boolean, from = 0, held: boolean[] = []): Promise<Reservation> {
+  async function reserveAll(ctx: CompletionContext, targets: Applicable[], hold: Hold, force: boolean, from = 0, held = heldFor(targets)): Promise<Reservation> {
     for (let index = from; index < targets.length; index++) {
       const target = targets[index] as Applicable;
       const now = ctx.clock.now();
@@ -220,7 +227,7 @@ export function budget(options: BudgetOptions): Middleware {
    * it, goes the async way.
    */
   function reserveNow(ctx: CompletionContext, targets: Applicable[], hold: Hold, now: number): Reservation | Promise<Reservation> {
-    const held: boolean[] = [];
+    const held = heldFor(targets);
     for (let index = 0; index < targets.length; index++) {
       const target = targets[index] as Applicable;
       // In place on the memory store: what the record says is read before anything else can run.
@@ -251,7 +258,7 @@ export function budget(options: BudgetOptions): Middleware {
    */
   function refused(ctx: CompletionContext, targets: Applicable[], hold: Hold, held: boolean[], index: number, bucket: BudgetBucket | undefined): Promise<Refusal> | undefined {
     // Undefined: the store failed under the 'open' policy, so this limit lets the call through unmetered.
-    held.push(bucket !== undefined);
+    held[index] = bucket !== undefined;
     if (bucket === undefined || bucket.admitted === hold.id) return undefined;
     const refusing = refusal(targets[index] as Applicable, bucket);
     return release(ctx, targets.slice(0, index), hold, held).then(() => refusing);
