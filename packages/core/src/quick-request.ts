@@ -32,6 +32,12 @@ const isNumber = (value: unknown): value is number => typeof value === 'number' 
 /** z.number().check(z.int(), z.positive()). */
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0;
 
+/**
+ * An array of `length` to fill: one pushed to from empty takes room for 17
+ * and keeps it while the call is in flight (what zod builds is sized).
+ */
+const arrayOf = (length: number): unknown[] => new Array<unknown>(length);
+
 const nullish = (value: unknown): value is null | undefined => value === undefined || value === null;
 
 /** The request's known fields, in the schema's order: the order zod writes them in. */
@@ -75,7 +81,11 @@ export function quickRequest(request: unknown): ChatCompletionRequest | undefine
   if (typeof model !== 'string' || model === '') return undefined;
   const messages = quickMessages(request.messages);
   if (messages === undefined) return undefined;
-  const out: Record<string, unknown> = { model, messages };
+  // Built from {} (room for four fields in the object itself), not from a
+  // literal of two: fields added past a literal's own go to a second array.
+  const out: Record<string, unknown> = {};
+  out.model = model;
+  out.messages = messages;
   if ('stream' in request) {
     const { stream } = request;
     if (!nullish(stream) && typeof stream !== 'boolean') return undefined;
@@ -125,11 +135,11 @@ export function quickRequest(request: unknown): ChatCompletionRequest | undefine
 
 function quickMessages(messages: unknown): unknown[] | undefined {
   if (!Array.isArray(messages) || messages.length === 0) return undefined;
-  const out: unknown[] = [];
+  const out = arrayOf(messages.length);
   for (let index = 0; index < messages.length; index++) {
     const message = quickMessage(messages[index]);
     if (message === undefined) return undefined;
-    out.push(message);
+    out[index] = message;
   }
   return out;
 }
@@ -137,7 +147,8 @@ function quickMessages(messages: unknown): unknown[] | undefined {
 function quickMessage(message: unknown): Record<string, unknown> | undefined {
   if (!isPlain(message)) return undefined;
   const { role } = message;
-  const out: Record<string, unknown> = { role };
+  const out: Record<string, unknown> = {};
+  out.role = role;
   let known: ReadonlySet<string>;
   switch (role) {
     case 'system':
@@ -200,11 +211,11 @@ function quickName(message: Record<string, unknown>, out: Record<string, unknown
 function quickContent(content: unknown): string | unknown[] | undefined {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return undefined;
-  const out: unknown[] = [];
+  const out = arrayOf(content.length);
   for (let index = 0; index < content.length; index++) {
     const part = quickPart(content[index]);
     if (part === undefined) return undefined;
-    out.push(part);
+    out[index] = part;
   }
   return out;
 }
@@ -233,7 +244,7 @@ function quickPart(part: unknown): Record<string, unknown> | undefined {
 /** Calls of functions, copied; `undefined` for anything else (a custom tool's call included). */
 function quickToolCalls(calls: unknown): unknown[] | undefined {
   if (!Array.isArray(calls)) return undefined;
-  const out: unknown[] = [];
+  const out = arrayOf(calls.length);
   for (let index = 0; index < calls.length; index++) {
     const call: unknown = calls[index];
     if (!isPlain(call) || typeof call.id !== 'string' || call.type !== 'function') return undefined;
@@ -242,7 +253,7 @@ function quickToolCalls(calls: unknown): unknown[] | undefined {
     const fnCopy: Record<string, unknown> = { name: fn.name, arguments: fn.arguments };
     const copy: Record<string, unknown> = { id: call.id, type: 'function', function: fnCopy };
     if (!copyLoose(fn, fnCopy, functionCallFields) || !copyLoose(call, copy, toolCallFields)) return undefined;
-    out.push(copy);
+    out[index] = copy;
   }
   return out;
 }
@@ -250,7 +261,7 @@ function quickToolCalls(calls: unknown): unknown[] | undefined {
 /** Function tools, copied; `undefined` for anything else (a custom tool included). */
 function quickTools(tools: unknown): unknown[] | undefined {
   if (!Array.isArray(tools)) return undefined;
-  const out: unknown[] = [];
+  const out = arrayOf(tools.length);
   for (let index = 0; index < tools.length; index++) {
     const tool: unknown = tools[index];
     if (!isPlain(tool) || tool.type !== 'function') return undefined;
@@ -275,7 +286,7 @@ function quickTools(tools: unknown): unknown[] | undefined {
     }
     const copy: Record<string, unknown> = { type: 'function', function: fnCopy };
     if (!copyLoose(fn, fnCopy, functionFields) || !copyLoose(tool, copy, toolDefinitionFields)) return undefined;
-    out.push(copy);
+    out[index] = copy;
   }
   return out;
 }
