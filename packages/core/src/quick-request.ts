@@ -133,6 +133,10 @@ export function quickRequest(request: unknown): ChatCompletionRequest | undefine
   return copyLoose(request, out, requestFields) ? (out as unknown as ChatCompletionRequest) : undefined;
 }
 
+// The loops and field checks below are written out on purpose: folded into
+// helpers taking the reader or the check as a function, the empty
+// pipeline's time before the send went from 8.3-8.6 to 10-11 µs (the
+// calls through those helpers are what a cold call pays for).
 function quickMessages(messages: unknown): unknown[] | undefined {
   if (!Array.isArray(messages) || messages.length === 0) return undefined;
   const out = arrayOf(messages.length);
