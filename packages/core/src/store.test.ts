@@ -41,6 +41,24 @@ describe('memoryStore', () => {
     expect(store.size).toBe(1_024);
   });
 
+  it('sweeps a record that runs out before every record the sweep has looked at', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const store = memoryStore();
+    // Long-lived records, swept over until the sweep knows none runs out for a minute.
+    for (let i = 0; i < 100; i++) await store.set(`long-${i}`, i, 60_000);
+    for (let i = 0; i < 200; i++) await store.update('counter', (n: number = 0) => n + 1, 60_000);
+    // Written later with a shorter life, new or rewritten: each is still swept once it runs out.
+    await store.set('short-new', 1, 10);
+    await store.set('long-5', 5, 10);
+    vi.advanceTimersByTime(11);
+    for (let i = 0; i < 200; i++) await store.set(`fresh-${i % 3}`, i);
+    expect(store.size).toBe(100 - 1 + 1 + 3);
+    // Unread and past their time, the long ones go too.
+    vi.advanceTimersByTime(60_000);
+    for (let i = 0; i < 200; i++) await store.set(`fresh-${i % 3}`, i);
+    expect(store.size).toBe(3);
+  });
+
   it('takes a TTL of 0 or less as already run out, as Redis does', async () => {
     const store = memoryStore();
     await store.set('gone', 1, -5);

@@ -146,6 +146,15 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
   let newest: Entry | undefined;
   /** The next record the sweep looks at. */
   let cursor: Entry | undefined;
+  // No record runs out before `sweepFrom`, so until then the sweep has
+  // nothing to find and looks at nothing: with many keys, each record it
+  // looks at is one the processor's caches do not hold (about a third of a
+  // write's cost over 10,000 keys). `earliest` is the least expiry written
+  // or looked at in the sweep's current pass over the records; when the
+  // pass ends it becomes `sweepFrom`, since every record then in the store
+  // was written or looked at in that pass.
+  let sweepFrom = Infinity;
+  let earliest = Infinity;
 
   const unlink = (entry: Entry) => {
     if (cursor === entry) cursor = entry.newer;
@@ -180,14 +189,19 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
     // records looked at per write visit every record within about size
     // writes (a rewritten record moves behind the sweep, at most one a
     // write), so memory follows the live keys, at a constant cost per write.
+    if (now < sweepFrom) return;
     for (let i = 0; i < 2; i++) {
       const entry = cursor;
       if (entry === undefined) {
+        // A pass has ended: no record now in the store runs out before `earliest`.
+        sweepFrom = earliest;
+        earliest = Infinity;
         cursor = oldest;
         return;
       }
       cursor = entry.newer;
       if (entry.expiresAt <= now) remove(entry);
+      else if (entry.expiresAt < earliest) earliest = entry.expiresAt;
     }
   };
   const put = (key: string, value: unknown, ttlMs: number | undefined) => {
@@ -198,6 +212,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
     sweep(now);
     // A TTL of 0 or less has run out already (as Redis drops such a key); none, or NaN, never runs out.
     const expiresAt = ttlMs === undefined || Number.isNaN(ttlMs) ? Infinity : ttlMs <= 0 ? now : now + ttlMs;
+    if (expiresAt < earliest) earliest = expiresAt;
+    if (expiresAt < sweepFrom) sweepFrom = expiresAt;
     // The sweep, or a reducer that wrote to the store, may have removed it meanwhile.
     if (found !== undefined && found.expiresAt !== -Infinity) {
       found.value = value;
