@@ -111,6 +111,41 @@ describe('keyedState', () => {
     expect(told).toEqual([undefined, true, undefined, undefined, true, undefined, undefined, undefined]);
   });
 
+  it('finds a record through the slot its caller keeps, and through the store once that note is stale', async () => {
+    let time = 1_000_000;
+    const clock = { ...systemClock, now: () => time };
+    const store = memoryStore({ clock, maxEntries: 3 });
+    const ctx = fakeCall({ clock, store });
+    const state = keyedState({ name: 'test', defaultKey: 'global', field: 'test.key' });
+    const slot = { slotOwner: undefined as unknown, slotEntry: undefined as unknown };
+    const add = (current: number | undefined) => (current ?? 0) + 1;
+    const bump = (key: string, options: { slot?: typeof slot; ttlMs?: number } = {}) =>
+      state.updateNow<number>(ctx, key, add, { ttlMs: 60_000, slot, ...options });
+    expect(bump('a')).toBe(1);
+    expect(slot.slotOwner).toBeDefined();
+    expect(bump('a')).toBe(2);
+    // Written elsewhere meanwhile: the note is the record itself, so nothing is lost.
+    await store.update<number>('sluice:test:a', (n = 0) => n + 10);
+    expect(bump('a')).toBe(13);
+    // Deleted, then written again: the note points at a removed record, and the store's own is found.
+    await store.delete('sluice:test:a');
+    await store.set('sluice:test:a', 100);
+    expect(bump('a')).toBe(101);
+    // Evicted past the store's bound, then expired: each time, counted from nothing.
+    for (const key of ['b', 'c', 'd']) bump(key, { slot: undefined });
+    expect(await store.get('sluice:test:a')).toBeUndefined();
+    expect(bump('a')).toBe(1);
+    expect(bump('a', { ttlMs: 10 })).toBe(2);
+    time += 10;
+    expect(bump('a')).toBe(1);
+    // A note of another key, or from another store, is not taken for this one.
+    expect(bump('d')).toBe(2);
+    expect(await store.get('sluice:test:a')).toBe(1);
+    const other = fakeCall({ clock, store: memoryStore({ clock }) });
+    expect(state.updateNow<number>(other, 'd', add, { ttlMs: 60_000, slot })).toBe(1);
+    expect(bump('d')).toBe(3);
+  });
+
   it('calls a store spread from the memory store through its own update, not the memory store\'s', async () => {
     const inner = memoryStore();
     const seen: string[] = [];

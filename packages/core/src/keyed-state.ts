@@ -3,7 +3,7 @@ import type { Clock } from './clock.js';
 import type { CompletionContext } from './context.js';
 import { StoreError, ValidationError } from './errors.js';
 import type { SluiceEmitter } from './events.js';
-import { type InPlaceReducer, kInProcess, kOwnDeadline, kUpdateNow, memoryStore, type Store, type TimeToLive, type UpdateNowHook } from './store.js';
+import { type InPlaceReducer, kInProcess, kOwnDeadline, kUpdateNow, memoryStore, type RecordSlot, type Store, type TimeToLive, type UpdateNowHook } from './store.js';
 
 /**
  * What a stateful middleware's state is keyed by, the same vocabulary in
@@ -109,6 +109,16 @@ export interface KeyedUpdateOptions<T> {
    * character on every update.
    */
   recordKey?: string;
+  /**
+   * Where the caller keeps the memory store's note of the record, when it
+   * keeps an object per key anyway (with `recordKey`): the next update of
+   * the record then skips the store's lookup, which over many keys reads
+   * memory no cache holds. The object gets two fields, `slotOwner` and
+   * `slotEntry`, that only the store writes ({@link RecordSlot}); declare
+   * them on it, starting `undefined`, so that its shape does not change.
+   * Any other store ignores it.
+   */
+  slot?: RecordSlot;
   /**
    * The reducer may change a record in place ({@link InPlaceReducer}): it
    * promises that every value it returns shares no object with anything
@@ -308,7 +318,7 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
     if (hook === undefined || hook.update !== store.update) return updateAsync(ctx, store, key, reducer, options);
     try {
       const at = options.now !== undefined && ctx !== undefined && hook.clock === ctx.clock ? options.now : undefined;
-      return hook.now<T>(options.recordKey ?? recordKey(key), reducer, options.ttlMs, at, options.inPlace === true);
+      return hook.now<T>(options.recordKey ?? recordKey(key), reducer, options.ttlMs, at, options.inPlace === true, options.slot);
     } catch (error) {
       return failed(ctx, key, reducer, options, error);
     }

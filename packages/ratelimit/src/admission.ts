@@ -104,7 +104,7 @@ export class Admission {
     // runs later, after a store's round trip.
     const clock = queue.fastClock;
     queue.fastClock = undefined;
-    const state = this.config.state.updateNow(asContext(caller), queue.storeKey, queue.admitFast, { ttlMs: this.ttlMs, now: queue.fastNow, recordKey: queue.recordKey, inPlace: true });
+    const state = this.config.state.updateNow(asContext(caller), queue.storeKey, queue.admitFast, { ttlMs: this.ttlMs, now: queue.fastNow, recordKey: queue.recordKey, slot: queue, inPlace: true });
     if (!(state instanceof Promise)) return this.fastDecided(queue, state);
     queue.fastClock = clock;
     return state.then((stored) => this.fastDecided(queue, stored));
@@ -217,7 +217,7 @@ export class Admission {
         if (next === up && (own || isWindowState(current))) return current as WindowState;
         return changeInPlace ? unshared(next, current) : next;
       },
-      { ttlMs: this.ttlMs, phase, recordKey: queue.recordKey, inPlace: changeInPlace !== undefined },
+      { ttlMs: this.ttlMs, phase, recordKey: queue.recordKey, slot: queue, inPlace: changeInPlace !== undefined },
     );
     if (state) queue.seen = state;
     return state;

@@ -77,6 +77,9 @@ export class KeyQueue {
   readonly admitFast: (current: WindowState | undefined, inPlace?: true) => WindowState;
   /** `storeKey` with keyed state's namespace, made once: the store finds its own string by identity. */
   readonly recordKey: string;
+  /** The memory store's note of this key's record (`RecordSlot`: written by the store alone), so that it needs no lookup. */
+  slotOwner: unknown = undefined;
+  slotEntry: unknown = undefined;
 
   constructor(
     readonly key: string,
