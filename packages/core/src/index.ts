@@ -21,7 +21,7 @@ export { rawJson } from './raw-json.js';
 export * from './errors.js';
 export { createEmitter, type SluiceEmitter, type SluiceEventListeners } from './events.js';
 export { systemClock, sleep, type Clock } from './clock.js';
-export { memoryStore, type Store, type MemoryStoreOptions, type TimeToLive, type InPlaceReducer, type RecordSlot } from './store.js';
+export { memoryStore, type Store, type MemoryStore, type MemoryStoreOptions, type TimeToLive, type InPlaceReducer, type RecordSlot } from './store.js';
 export type {
   ChatCompletionRequest,
   ChatCompletionExtras,

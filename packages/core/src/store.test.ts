@@ -102,6 +102,22 @@ describe('memoryStore bounds', () => {
     expect(store.size).toBe(3);
     expect(await store.get('b')).toBeUndefined();
     expect(await store.get('a')).toBe('a!');
+    expect(store.evicted).toBe(1);
+  });
+
+  it('counts the records it evicted before they ran out, not those past their time', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const store = memoryStore({ maxEntries: 2 });
+    await store.set('a', 1, 10);
+    await store.set('b', 2);
+    vi.advanceTimersByTime(10);
+    // 'a' has run out: making room for 'c' forgets nothing.
+    await store.set('c', 3);
+    expect(store.evicted).toBe(0);
+    // 'b' has not: making room for 'd' forgets it early.
+    await store.set('d', 4);
+    expect(store.evicted).toBe(1);
+    expect(store.size).toBe(2);
   });
 
   it('evicts in order of last write over many writes, re-writes and deletes', async () => {

@@ -113,9 +113,21 @@ export interface MemoryStoreOptions {
   /**
    * The most records kept (default 100 000). Past it, the least recently
    * written record is evicted first, so memory has a bound whatever the
-   * number of keys (tenants, users) a pipeline sees.
+   * number of keys (tenants, users) a pipeline sees. An evicted record is
+   * forgotten: a budget or limit keyed per tenant starts that tenant again
+   * from nothing. Keep it above the keys live within a period or a window
+   * (the store's `evicted` count says when it was not), or use a shared
+   * store such as `@sluice/redis`.
    */
   maxEntries?: number;
+}
+
+/** What {@link memoryStore} returns: a {@link Store} that says how full it is. */
+export interface MemoryStore extends Store {
+  /** Records held now (expired ones not yet swept included). */
+  readonly size: number;
+  /** Records evicted to keep `maxEntries` before they ran out: each a key's state forgotten early. */
+  readonly evicted: number;
 }
 
 /** A record, linked into the store's list in order of last write. */
@@ -142,7 +154,7 @@ interface Entry {
  * createPipeline({ transport, store });
  * ```
  */
-export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonly size: number } {
+export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const { clock = systemClock, maxEntries = 100_000 } = options;
   if (!Number.isInteger(maxEntries) || maxEntries < 1) {
     throw new ValidationError('memoryStore.maxEntries', 'must be a positive integer');
@@ -169,6 +181,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
   // was written or looked at in that pass.
   let sweepFrom = Infinity;
   let earliest = Infinity;
+  let evicted = 0;
 
   const unlink = (entry: Entry) => {
     if (cursor === entry) cursor = entry.newer;
@@ -243,7 +256,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
     entries.set(key, entry);
     append(entry);
     // The least recently written record goes first.
-    if (entries.size > maxEntries && oldest) remove(oldest);
+    if (entries.size > maxEntries && oldest) {
+      if (oldest.expiresAt > now) evicted++;
+      remove(oldest);
+    }
     return entry;
   };
   const updateNow = <T>(key: string, update: InPlaceReducer<T>, ttlMs?: TimeToLive<T>, at?: number, inPlace = false, slot?: RecordSlot): T => {
@@ -273,10 +289,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
     }
     return next;
   };
-  const store: Store & { readonly size: number; [kInProcess]: true } = {
+  const store: MemoryStore & { [kInProcess]: true } = {
     [kInProcess]: true,
     get size() {
       return entries.size;
+    },
+    get evicted() {
+      return evicted;
     },
     async get<T>(key: string) {
       return live(key)?.value as T | undefined;
