@@ -68,7 +68,7 @@ async function run(seed: number, maxEntries: number) {
         }
         return { n: before + 1 };
       };
-      const answer = state.updateNow<{ n: number }>(ctx, key, count, { ttlMs: ttl, inPlace, slot, recordKey: `sluice:model:${key}` });
+      const answer = state.updateNow<{ n: number }>(ctx, key, count, { ttlMs: ttl ?? Number.POSITIVE_INFINITY, ...(slot === undefined ? {} : { slot }), inPlace, recordKey: `sluice:model:${key}` });
       const expected = (live(key) ?? 0) + 1;
       // Full, the store may have evicted the record: counted again from nothing.
       if (maxEntries >= keys.length || (answer as { n: number }).n !== 1) expect((answer as { n: number }).n, `step ${step}: update of ${key}`).toBe(expected);
