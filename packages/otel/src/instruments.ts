@@ -15,6 +15,7 @@ export const SLUICE_METRIC = {
   limitWait: 'sluice.limit.wait.duration',
   cost: 'sluice.cost',
   cacheHits: 'sluice.cache.hits',
+  storeEvicted: 'sluice.store.evicted',
 } as const;
 
 /** `sluice.circuit.state`'s value for each circuit state. */

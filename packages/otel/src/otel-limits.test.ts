@@ -1,7 +1,8 @@
 import { trimContext } from '@sluice/context';
 import { rateLimit } from '@sluice/ratelimit';
 import { retry } from '@sluice/retry';
-import { chat, testPipeline } from '@sluice/testing/kit';
+import { memoryStore } from '@sluice/core';
+import { chat, manualClock, testPipeline } from '@sluice/testing/kit';
 import { describe, expect, it } from 'vitest';
 import { otel } from './otel.js';
 import { providersOf, type TestSdk, useTestSdk } from './test-sdk.js';
@@ -27,6 +28,20 @@ describe('otel with @sluice/ratelimit and @sluice/context', () => {
     expect(waits).toHaveLength(1);
     expect(waits[0]?.value.count).toBe(2);
     expect(waits[0]?.value.sum).toBe(60);
+  });
+
+  it('counts the records the pipeline\'s memory store evicted before they ran out', async () => {
+    const clock = manualClock();
+    const store = memoryStore({ clock, maxEntries: 2 });
+    const { llm } = await testPipeline({ clock, store, middleware: [otel(providers()), rateLimit({ rpm: 100, key: { tag: 'tenant' } })] });
+    for (const tenant of ['a', 'b', 'c', 'd', 'e']) await clock.run(llm.complete(chat('hi'), { tags: { tenant } }));
+    expect(store.evicted).toBe(3);
+    const points = await sdk.points('sluice.store.evicted');
+    expect(points.map((point) => point.value)).toEqual([3]);
+    // A store without the count (a shared one) is not watched.
+    const other = await testPipeline({ middleware: [otel(providers()), rateLimit({ rpm: 100 })] });
+    await other.clock.run(other.llm.complete(chat('hi')));
+    expect((await sdk.points('sluice.store.evicted')).map((point) => point.value)).toEqual([3]);
   });
 
   it('records a trim on the call span', async () => {

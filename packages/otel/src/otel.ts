@@ -1,8 +1,8 @@
-import { metrics, trace, type Meter, type Tracer } from '@opentelemetry/api';
+import { metrics, trace, type Meter, type ObservableResult, type Tracer } from '@opentelemetry/api';
 import type { CompletionContext, Middleware, SluiceEmitter } from '@sluice/core';
 import { CallTelemetry } from './call-telemetry.js';
 import { EventRouter } from './event-router.js';
-import { createInstruments, type Instruments } from './instruments.js';
+import { createInstruments, type Instruments, SLUICE_METRIC } from './instruments.js';
 import { type OtelOptions, resolveOptions } from './options.js';
 
 /**
@@ -66,11 +66,15 @@ export function otel(options?: OtelOptions): OtelMiddleware {
   const tracer: Tracer = (config.tracerProvider ?? trace.getTracerProvider()).getTracer(INSTRUMENTATION_NAME);
   const meter: Meter = (config.meterProvider ?? metrics.getMeterProvider()).getMeter(INSTRUMENTATION_NAME);
   const instruments: Instruments = createInstruments(meter);
+  const evictions = watchEvictions(meter);
   // One router per pipeline emitter: events are heard once, not once per call in flight.
   const routers = new WeakMap<SluiceEmitter, EventRouter>();
   const routerOf = (ctx: CompletionContext) => {
     let router = routers.get(ctx.events);
-    if (router === undefined) routers.set(ctx.events, (router = new EventRouter(ctx.events, instruments)));
+    if (router === undefined) {
+      routers.set(ctx.events, (router = new EventRouter(ctx.events, instruments)));
+      evictions.watch(ctx.store);
+    }
     return router;
   };
 
@@ -104,6 +108,48 @@ export function otel(options?: OtelOptions): OtelMiddleware {
   }
 
   return Object.assign(otel, { attempt: otelAttempt });
+}
+
+/**
+ * `sluice.store.evicted`: records the memory stores of the pipelines this
+ * middleware ran in dropped to keep their bound before the records ran out
+ * (each one a key's budget, limit or circuit forgotten early), summed over
+ * those stores, observed when the meter collects. A store is held weakly;
+ * one that is gone keeps its last count in the sum, so the counter never
+ * goes down. Stores without an `evicted` count (Redis) are not watched.
+ */
+function watchEvictions(meter: Meter): { watch(store: unknown): void } {
+  const watched: Array<{ store: WeakRef<{ readonly evicted: number }>; last: number }> = [];
+  let gone = 0;
+  let observing = false;
+  const counter = meter.createObservableCounter(SLUICE_METRIC.storeEvicted, {
+    description: 'Records a sluice memory store evicted to keep its bound before they ran out: state forgotten early.',
+    unit: '{record}',
+  });
+  const observe = (result: ObservableResult) => {
+    let total = gone;
+    for (let index = watched.length - 1; index >= 0; index--) {
+      const entry = watched[index] as (typeof watched)[number];
+      const store = entry.store.deref();
+      if (store === undefined) {
+        gone += entry.last;
+        watched.splice(index, 1);
+      } else entry.last = store.evicted;
+      total += entry.last;
+    }
+    result.observe(total);
+  };
+  return {
+    watch(store) {
+      const evicted = (store as { evicted?: unknown } | undefined)?.evicted;
+      if (typeof evicted !== 'number' || watched.some((entry) => entry.store.deref() === store)) return;
+      watched.push({ store: new WeakRef(store as { readonly evicted: number }), last: evicted });
+      if (!observing) {
+        observing = true;
+        counter.addCallback(observe);
+      }
+    },
+  };
 }
 
 /** Runs one attempt of a recorded call inside its own child span. */
