@@ -107,7 +107,8 @@ export function serveHandler(options: ServeHandlerOptions): {
           : [];
       // The key is the upstream URL and model: internal detail, left out.
       const states = circuits.map(({ key: _key, ...rest }) => rest);
-      return json(target, 200, { status: states.some((c) => c.state !== 'closed') ? 'degraded' : 'ok', circuits: states });
+      const store = storeFigures(options.pipeline.store);
+      return json(target, 200, { status: states.some((c) => c.state !== 'closed') ? 'degraded' : 'ok', circuits: states, ...(store ? { store } : {}) });
     }
     if (path !== '/v1/chat/completions') {
       request.resume();
@@ -215,4 +216,15 @@ function checkBody(body: Buffer, models: readonly string[] | undefined): Checked
   if (models && !models.includes(model)) return { ok: false, status: 404, code: 'model_not_found', param: 'model', message: `model: ${JSON.stringify(model.slice(0, 100))} is not served here` };
   // The pipeline validates the rest against the request schema, naming the field.
   return { ok: true, body: value as ChatCompletionRequest };
+}
+
+/**
+ * How full the pipeline's store is, when it says (the memory store): the
+ * records it holds, and those it evicted before they ran out, each a
+ * tenant's budget, limit or circuit forgotten early. A shared store
+ * (Redis) says nothing here.
+ */
+function storeFigures(store: unknown): { records: number; evicted: number } | undefined {
+  const { size, evicted } = store as { size?: unknown; evicted?: unknown };
+  return typeof size === 'number' && typeof evicted === 'number' ? { records: size, evicted } : undefined;
 }

@@ -165,7 +165,12 @@ describe('sluice serve', () => {
     const health = await fetch(url.replace(/\/v1$/, '/health'), { headers: { authorization: `Bearer ${aliceKey}` } });
     const text = await health.text();
     expect(health.status).toBe(200);
-    expect(JSON.parse(text)).toMatchObject({ status: 'ok', circuits: [{ model: 'gpt-4.1', state: 'closed' }, { model: 'test-model', state: 'closed' }] });
+    expect(JSON.parse(text)).toMatchObject({
+      status: 'ok',
+      circuits: [{ model: 'gpt-4.1', state: 'closed' }, { model: 'test-model', state: 'closed' }],
+      // The default memory store: how many records it holds, and how many it forgot early.
+      store: { records: expect.any(Number), evicted: 0 },
+    });
     expect(text).not.toContain(upstreamKey);
     expect(text).not.toContain(upstream.url);
   });
