@@ -107,7 +107,7 @@ export function serveHandler(options: ServeHandlerOptions): {
           : [];
       // The key is the upstream URL and model: internal detail, left out.
       const states = circuits.map(({ key: _key, ...rest }) => rest);
-      const store = storeFigures(options.pipeline.store);
+      const store = storeFigures((options.pipeline as { store?: unknown }).store);
       return json(target, 200, { status: states.some((c) => c.state !== 'closed') ? 'degraded' : 'ok', circuits: states, ...(store ? { store } : {}) });
     }
     if (path !== '/v1/chat/completions') {
@@ -225,6 +225,7 @@ function checkBody(body: Buffer, models: readonly string[] | undefined): Checked
  * (Redis) says nothing here.
  */
 function storeFigures(store: unknown): { records: number; evicted: number } | undefined {
+  if (typeof store !== 'object' || store === null) return undefined;
   const { size, evicted } = store as { size?: unknown; evicted?: unknown };
   return typeof size === 'number' && typeof evicted === 'number' ? { records: size, evicted } : undefined;
 }
