@@ -168,33 +168,20 @@ export function budget(options: BudgetOptions): Middleware {
   }
 
   /**
-   * Writes a settling update to every target that holds the call (or to
-   * every target, for a settlement that spends), skipping a record that
-   * has already expired: its period is over, and a write would bring it back.
+   * Gives the call's hold back to every target that holds it, skipping a
+   * record that has already expired: its period is over, and a write would
+   * bring it back.
    */
-  async function settleEach(
-    ctx: CompletionContext,
-    targets: Applicable[],
-    reducer: (target: Applicable, index: number) => ((current: BudgetBucket | undefined) => BudgetBucket) | undefined,
-  ): Promise<Array<BudgetBucket | undefined>> {
+  async function release(ctx: CompletionContext, targets: Applicable[], hold: Hold, held: boolean[]): Promise<void> {
     const now = ctx.clock.now();
-    const writes: Array<Promise<BudgetBucket | undefined> | undefined> = [];
+    const writes: Array<Promise<BudgetBucket | undefined>> = [];
     for (let index = 0; index < targets.length; index++) {
       const target = targets[index] as Applicable;
-      const update = reducer(target, index);
-      writes.push(
-        !update || target.expiresAt <= now
-          ? undefined
-          : target.state.update<BudgetBucket>(ctx, target.record, update, { ttlMs: target.expiresAt - now, phase: 'settle' }),
-      );
+      if (!held[index] || target.expiresAt <= now) continue;
+      writes.push(target.state.update<BudgetBucket>(ctx, target.record, releaseHold(hold, now), { ttlMs: target.expiresAt - now, phase: 'settle' }));
     }
-    // One limit (the usual case): awaited as it is, without Promise.all's array and promise.
-    if (writes.length === 1) return [await writes[0]];
-    return Promise.all(writes);
+    await Promise.all(writes);
   }
-
-  const release = (ctx: CompletionContext, targets: Applicable[], hold: Hold, held: boolean[]) =>
-    settleEach(ctx, targets, (_target, index) => (held[index] ? releaseHold(hold, ctx.clock.now()) : undefined));
 
   /**
    * Reserves `hold` in every target, one after another, from target `from`
