@@ -14,6 +14,11 @@ let sequence = 0;
 export const releaseNothing = (): void => {};
 const prefix = `call_${Math.floor(Math.random() * 36 ** 6).toString(36)}`;
 
+/** Something told when a call leaves the calls in flight: an object, so a call that has one makes no closure for it; internal. */
+export interface LeaveWatcher {
+  left(): void;
+}
+
 /** What a call shares with the pipeline that runs it. */
 export interface CallEnvironment {
   events: SluiceEmitter;
@@ -55,6 +60,8 @@ export class Call<S extends object = object> implements CompletionContext<S>, Ab
   inFlight = false;
   previousInFlight: Call<S> | undefined = undefined;
   nextInFlight: Call<S> | undefined = undefined;
+  /** Told once, when the call leaves the calls in flight (for a stream: when it has ended); see lazy-stream.ts. */
+  leaveWatcher: LeaveWatcher | undefined = undefined;
   /**
    * A stream handed to its caller as the transport's own reader, with
    * nothing watching it: it leaves the calls in flight when the reader

@@ -706,6 +706,32 @@ describe('pipeline.stream', () => {
     }
   });
 
+  it('lets go of a stream read to its end at the next collection, and of its call with it', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    for (const watched of [false, true]) {
+      const { llm } = await setup({ upstream: { reply: 'a b c' } });
+      if (watched) llm.events.on('response', () => {});
+      let call: WeakRef<object> | undefined;
+      llm.use(function keep(ctx, next) {
+        call = new WeakRef(ctx);
+        return next();
+      });
+      const read = async () => {
+        let chunks = 0;
+        for await (const _chunk of llm.stream(ask())) chunks++;
+        return chunks;
+      };
+      expect(await read()).toBeGreaterThan(0);
+      await new Promise((resolve) => setImmediate(resolve));
+      gc();
+      // In the same turn as the collection, before any callback of the collector's safety net for
+      // dropped streams can run: a registration kept past the stream's end held the call until then.
+      expect(call?.deref()).toBeUndefined();
+      await llm.close();
+    }
+  });
+
   it('lets go of a stream returned while it was starting, reading nothing of it', async () => {
     const { upstream, llm } = await setup({ upstream: { reply: 'a b c d e f' } });
     const outcomes: string[] = [];

@@ -338,6 +338,11 @@ export class Pipeline<S extends object = object> {
     else this.firstInFlight = next;
     if (next) next.previousInFlight = previous;
     ctx.previousInFlight = ctx.nextInFlight = undefined;
+    const watcher = ctx.leaveWatcher;
+    if (watcher !== undefined) {
+      ctx.leaveWatcher = undefined;
+      watcher.left();
+    }
     if (--this.inFlightCount > 0 || !this.idleWaiters) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = undefined;
