@@ -26,6 +26,8 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
   private queued = 0;
   /** This stream's registration with {@link dropped}, once it has one. */
   private token: DropToken | undefined = undefined;
+  /** Set while each result is looked at for the stream's end (see {@link watchDrop}). */
+  private endWatch: EndWatch | undefined = undefined;
 
   constructor(private readonly start: () => Promise<CompletionContext>) {}
 
@@ -42,14 +44,21 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
       this.queued++;
       return (this.last = last.then(this.again, this.again));
     }
-    return (this.last = inner === undefined ? this.first() : (inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>));
+    return (this.last = inner === undefined ? this.first() : this.read(inner));
+  }
+
+  /** The next result of `inner`; watched for the end when nothing else will say the stream ended (see {@link watchDrop}). */
+  private read(inner: AsyncIterator<ChatCompletionChunk>): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
+    const result = inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>;
+    const watch = this.endWatch;
+    return watch === undefined ? result : result.then(watch.seen, watch.failed);
   }
 
   /** A queued `next()`, once the one before it is answered. */
   private readonly again = (): Promise<IteratorResult<ChatCompletionChunk, undefined>> | IteratorResult<ChatCompletionChunk, undefined> => {
     this.queued--;
     if (this.closed || this.inner === undefined) return finished();
-    return this.inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>;
+    return this.read(this.inner);
   };
 
   /** Starts the call; as an async generator does, a failed start rejects this `next()` and ends the iterator. */
@@ -60,7 +69,7 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
         this.inner = inner;
         if (!this.closed) {
           if (dropped !== undefined) this.watchDrop(ctx, inner);
-          return inner.next() as Promise<IteratorResult<ChatCompletionChunk, undefined>>;
+          return this.read(inner);
         }
         // Returned while it started: the stream is let go (its request cancelled) as soon as it exists.
         void Promise.resolve(inner.return?.()).catch(ignore);
@@ -76,7 +85,8 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
   /**
    * Registers the stream with the collector's safety net ({@link dropped}),
    * until it is returned or its call leaves the calls in flight (it has
-   * ended: read to its end, failed, cut or cancelled). Kept past its end,
+   * ended: read to its end, failed, cut or cancelled), or, for a stream
+   * whose call left when it was handed over, a read ends it. Kept past its end,
    * the registration's hold on `inner` kept every call's context, chunks
    * and settling state alive until the collector found this iterator and
    * ran the callback: each stream's state lived through young-generation
@@ -88,12 +98,32 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
     const token = new DropToken();
     this.token = token;
     (dropped as FinalizationRegistry<AsyncIterator<ChatCompletionChunk>>).register(this, inner, token);
-    // A stream no one watches settled its call already (see Pipeline.answered): the net stays until return().
-    if (ctx instanceof Call && ctx.inFlight) ctx.leaveWatcher = token;
+    if (ctx instanceof Call && ctx.inFlight) {
+      ctx.leaveWatcher = token;
+      return;
+    }
+    // The call settled when its stream was handed over: a stream of a middleware's own that nothing
+    // watches and that does not say when it ends (see streamEnd). Its results are looked at instead,
+    // a `then` a chunk, which costs less than holding the stream's state until the collector runs.
+    const forget = () => {
+      this.endWatch = undefined;
+      token.left();
+    };
+    this.endWatch = {
+      seen: (result) => {
+        if (result.done) forget();
+        return result;
+      },
+      failed: (error: unknown) => {
+        forget();
+        throw error;
+      },
+    };
   }
 
   async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
     this.closed = true;
+    this.endWatch = undefined;
     if (this.token !== undefined) dropped?.unregister(this.token);
     await this.inner?.return?.();
     return finished();
@@ -117,6 +147,12 @@ const ignore = () => {};
  * (undici's fetch does the same for bodies.)
  */
 const dropped = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry<AsyncIterator<ChatCompletionChunk>>(letGo) : undefined;
+
+/** How a stream that says nothing of its end is watched for it: each result looked at on its way through. */
+interface EndWatch {
+  seen(result: IteratorResult<ChatCompletionChunk, undefined>): IteratorResult<ChatCompletionChunk, undefined>;
+  failed(error: unknown): never;
+}
 
 /** The key of a stream's registration with {@link dropped}: takes it out when its call leaves the calls in flight. */
 class DropToken implements LeaveWatcher {

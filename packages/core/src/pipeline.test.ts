@@ -709,13 +709,23 @@ describe('pipeline.stream', () => {
   it('lets go of a stream read to its end at the next collection, and of its call with it', async () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
-    for (const watched of [false, true]) {
-      const { llm } = await setup({ upstream: { reply: 'a b c' } });
-      if (watched) llm.events.on('response', () => {});
+    // The transport's own reader, nothing watching; the pipeline watching; a middleware's own stream, which says nothing of its end.
+    const { openAICompatible } = await import('./open-ai-compatible.js');
+    for (const kind of ['unwatched', 'watched', 'own'] as const) {
+      const { upstream, llm: harnessed } = await setup({ upstream: { reply: 'a b c' } });
+      // The harness records every event: a pipeline of its own, so that nothing watches the stream unless asked.
+      const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey }) });
+      if (kind === 'watched') llm.events.on('response', () => {});
       let call: WeakRef<object> | undefined;
-      llm.use(function keep(ctx, next) {
+      llm.use(async function keep(ctx, next) {
         call = new WeakRef(ctx);
-        return next();
+        await next();
+        const source = ctx.chunks;
+        if (kind !== 'own' || !source) return;
+        // An iterator of its own that holds its call, as a middleware's stream may.
+        const reader = source[Symbol.asyncIterator]();
+        const own = { call: ctx, next: () => reader.next(), [Symbol.asyncIterator]: () => own };
+        ctx.chunks = own;
       });
       const read = async () => {
         let chunks = 0;
@@ -727,8 +737,9 @@ describe('pipeline.stream', () => {
       gc();
       // In the same turn as the collection, before any callback of the collector's safety net for
       // dropped streams can run: a registration kept past the stream's end held the call until then.
-      expect(call?.deref()).toBeUndefined();
+      expect(call?.deref(), kind).toBeUndefined();
       await llm.close();
+      await harnessed.close();
     }
   });
 
