@@ -1,5 +1,5 @@
 import { type ChatCompletion, type ChatCompletionChunk, rawJson, type Usage } from '@sluice/core';
-import { isChunk, isCompletion, sanitiseUsage } from '@sluice/core/kit';
+import { type EndAware, isChunk, isCompletion, sanitiseUsage, streamEnd } from '@sluice/core/kit';
 import { extraUtf8Bytes } from './utf8-bytes.js';
 
 /** A stored answer, as plain JSON (so any backend can keep it); internal. */
@@ -94,16 +94,29 @@ export function parseEntry(text: string, stream: boolean, now: number): CacheEnt
  * @param chunks - the entry's chunks (fresh objects, the caller's to keep)
  * @param onEnd - runs once, before the end is reported (sets the call's usage)
  */
-export function replay(chunks: readonly ChatCompletionChunk[], onEnd: () => void): AsyncIterableIterator<ChatCompletionChunk> {
+export function replay(chunks: readonly ChatCompletionChunk[], onEnd: () => void): AsyncIterableIterator<ChatCompletionChunk> & EndAware {
   let index = 0;
   let ended = false;
+  /** The pipeline's, told once when the replay is over (see streamEnd): its call stays in flight until then. */
+  let told: (() => void) | undefined;
+  const tell = () => {
+    const callback = told;
+    told = undefined;
+    callback?.();
+  };
   const end = () => {
     if (!ended) onEnd();
     ended = true;
+    tell();
   };
   return {
     [Symbol.asyncIterator]() {
       return this;
+    },
+    [streamEnd](callback: () => void) {
+      if (ended || told !== undefined) return false;
+      told = callback;
+      return true;
     },
     async next() {
       if (!ended && index < chunks.length) return { done: false, value: chunks[index++] as ChatCompletionChunk };
@@ -112,6 +125,7 @@ export function replay(chunks: readonly ChatCompletionChunk[], onEnd: () => void
     },
     async return() {
       ended = true;
+      tell();
       return { done: true, value: undefined };
     },
   };

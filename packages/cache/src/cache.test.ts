@@ -1,6 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { memoryStore } from '@sluice/core';
+import { createPipeline, memoryStore, openAICompatible } from '@sluice/core';
+import { mockUpstream } from '@sluice/testing';
 import { readAhead } from '@sluice/core/kit';
 import { chat, closeTestPipelines, collect, drain, manualClock, testPipeline } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -616,6 +617,33 @@ describe('cache: a sender that drops its stream', () => {
     expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('')).toContain('a b c d e f');
     expect(upstream.requests).toHaveLength(1);
     expect(events.of('response').map((event) => event.outcome).sort()).toEqual(['cancelled', 'success']);
+  });
+});
+
+describe('cache: a stream nothing watches', () => {
+  it('keeps its call in flight until it is read to its end, a miss and a hit alike, so close() waits for it', async () => {
+    const upstream = await mockUpstream({ reply: 'one two three four five six' });
+    // One storage for both pipelines: the first call stores the answer, the second (on a pipeline of its own) is a hit.
+    const storage = lruStorage();
+    try {
+      for (const expected of ['miss', 'hit']) {
+        const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: null }) }).use(cache({ storage }));
+        const ctx = await llm.run(streamed('one two three four five six'));
+        expect(ctx.state.cache?.status).toBe(expected);
+        const reader = (ctx.chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+        await reader.next();
+        let closed = false;
+        const closing = llm.close({ graceMs: 60_000 }).then(() => (closed = true));
+        for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+        expect(closed, expected).toBe(false);
+        while (!(await reader.next()).done);
+        await closing;
+        expect(closed).toBe(true);
+      }
+      expect(upstream.requests).toHaveLength(1);
+    } finally {
+      await upstream.close();
+    }
   });
 });
 

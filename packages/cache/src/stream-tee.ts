@@ -1,5 +1,5 @@
 import { AbortError, type ChatCompletionChunk, type CompletionContext, type SluiceError, StreamCutError, type Usage } from '@sluice/core';
-import { abortReason, onAbort, type StreamObserver, toSluiceError, type TransportStream } from '@sluice/core/kit';
+import { abortReason, type EndAware, onAbort, type StreamObserver, streamEnd, toSluiceError, type TransportStream } from '@sluice/core/kit';
 import { answerJson } from './cache-entry.js';
 
 /** What a {@link StreamTee} tells its owner; internal. */
@@ -305,7 +305,7 @@ export class StreamTee implements StreamObserver {
  * result and does the reader's bookkeeping (`index`, `finish`, `leave`),
  * so a chunk makes no promise here beyond the one the tee returns.
  */
-class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
+class TeeReader implements AsyncIterableIterator<ChatCompletionChunk>, EndAware {
   /** The next chunk this reader gets; moved on by the tee as it hands one over. */
   index = 0;
   /** Reads asked for: ahead of `index` while one is out. */
@@ -323,6 +323,8 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
   readonly joined: boolean;
   /** The call whose abort ends this reader: a joined call's from the start, the sender's once the stream is shared. */
   private caller: CompletionContext | undefined;
+  /** Told once when this reader is done, however (see {@link streamEnd}): the pipeline keeps its call in flight until then. */
+  private ended: (() => void) | undefined = undefined;
 
   constructor(
     private readonly tee: StreamTee,
@@ -344,6 +346,12 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
 
   [Symbol.asyncIterator](): this {
     return this;
+  }
+
+  [streamEnd](callback: () => void): boolean {
+    if (this.left || this.ended !== undefined) return false;
+    this.ended = callback;
+    return true;
   }
 
   next(): Promise<Result> {
@@ -384,8 +392,12 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
   /** The stream ended cleanly: this reader is done, and hears it before the end is reported. */
   finish(): void {
     if (this.left) return;
+    // Said after onEnd, which completes the call's record of the stream.
+    const ended = this.ended;
+    this.ended = undefined;
     this.leave(false);
     this.onEnd?.();
+    ended?.();
   }
 
   /** This reader is done with the stream (its end, an error, or its own choice: `early`). */
@@ -395,6 +407,9 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk> {
     this.unwatch?.();
     this.unwatch = undefined;
     this.tee.leave(this, early);
+    const ended = this.ended;
+    this.ended = undefined;
+    ended?.();
   }
 
   /** A joined call takes the cost of the upstream request its sender left early: it is recorded as sent, not as answered. */
