@@ -94,7 +94,7 @@ export function parseEntry(text: string, stream: boolean, now: number): CacheEnt
  * @param chunks - the entry's chunks (fresh objects, the caller's to keep)
  * @param onEnd - runs once, before the end is reported (sets the call's usage)
  */
-export function replay(chunks: readonly ChatCompletionChunk[], onEnd: () => void): AsyncIterableIterator<ChatCompletionChunk> & EndAware {
+export function replay(chunks: readonly ChatCompletionChunk[], onEnd: () => void): AsyncIterableIterator<ChatCompletionChunk> & EndAware & { readonly reading: false } {
   let index = 0;
   let ended = false;
   /** The pipeline's, told once when the replay is over (see streamEnd): its call stays in flight until then. */
@@ -113,6 +113,8 @@ export function replay(chunks: readonly ChatCompletionChunk[], onEnd: () => void
     [Symbol.asyncIterator]() {
       return this;
     },
+    // Each next() takes the next chunk at once, so one asked before the last landed needs no wait (see core's LazyStream).
+    reading: false,
     [streamEnd](callback: () => void) {
       if (ended || told !== undefined) return false;
       told = callback;

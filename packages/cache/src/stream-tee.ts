@@ -348,6 +348,16 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk>, EndAware 
     return this;
   }
 
+  /**
+   * Whether a read is under way. A `next()` asked meanwhile waits its turn
+   * here, so the iterator `stream()` returns can pass each one straight
+   * through (it reads this, as it does of core's own readers) instead of
+   * chaining it behind the last with a `then` of its own.
+   */
+  get reading(): boolean {
+    return this.asked !== this.index;
+  }
+
   [streamEnd](callback: () => void): boolean {
     if (this.left || this.ended !== undefined) return false;
     this.ended = callback;

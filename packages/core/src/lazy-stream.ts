@@ -2,7 +2,13 @@ import { Call, type LeaveWatcher } from './call.js';
 import type { CompletionContext } from './context.js';
 import type { ChatCompletionChunk } from './schemas.js';
 
-/** An iterator that says whether a read of it is under way (core's own: the transport's reader and the settling wrapper). */
+/**
+ * An iterator that says whether a read of it is under way: core's own (the
+ * transport's reader and the settling wrapper), and any other that answers
+ * a `next()` asked before the last one landed in order itself (the cache's
+ * readers). `false` lets each `next()` through without a `then` of this
+ * layer's own; absent, each waits for the one before it.
+ */
 interface Reading {
   readonly reading?: boolean;
 }
