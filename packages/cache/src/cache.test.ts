@@ -320,10 +320,12 @@ describe('cache: single flight', () => {
     const [sent, joined] = await clock.run(Promise.all([atOnce(sender.chunks), atOnce(joiner.chunks)]));
     const hit = await clock.run(llm.run(streamed('a b c d e f')));
     const replayed = await clock.run(atOnce(hit.chunks));
+    // Through stream(), which passes a read straight through while none is under way.
+    const streamedHit = await clock.run(atOnce(llm.stream(streamed('a b c d e f'))));
     const expected = await clock.run(collect(llm.stream(streamed('a b c d e f'))));
     expect(expected.length).toBeGreaterThan(3);
     const wanted = expected.map((chunk) => chunk.choices[0]?.delta);
-    for (const results of [sent, joined, replayed]) {
+    for (const results of [sent, joined, replayed, streamedHit]) {
       expect(deltas(results)).toEqual(wanted);
       expect(results.slice(expected.length).every((result) => result.done)).toBe(true);
     }
