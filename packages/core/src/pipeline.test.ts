@@ -711,7 +711,7 @@ describe('pipeline.stream', () => {
     const gc = runInNewContext('gc') as () => void;
     // The transport's own reader, nothing watching; the pipeline watching; a middleware's own stream, which says nothing of its end.
     const { openAICompatible } = await import('./open-ai-compatible.js');
-    for (const kind of ['unwatched', 'watched', 'own'] as const) {
+    for (const kind of ['unwatched', 'watched', 'own', 'own, failing'] as const) {
       const { upstream, llm: harnessed } = await setup({ upstream: { reply: 'a b c' } });
       // The harness records every event: a pipeline of its own, so that nothing watches the stream unless asked.
       const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey }) });
@@ -721,15 +721,32 @@ describe('pipeline.stream', () => {
         call = new WeakRef(ctx);
         await next();
         const source = ctx.chunks;
-        if (kind !== 'own' || !source) return;
-        // An iterator of its own that holds its call, as a middleware's stream may.
+        if (!kind.startsWith('own') || !source) return;
+        // An iterator of its own that holds its call, as a middleware's stream may; one fails after its first chunk.
         const reader = source[Symbol.asyncIterator]();
-        const own = { call: ctx, next: () => reader.next(), [Symbol.asyncIterator]: () => own };
+        let reads = 0;
+        const own = {
+          call: ctx,
+          // Failing, it lets its source go first, as a middleware's stream should.
+          next: async () => {
+            if (kind !== 'own, failing' || reads++ === 0) return reader.next();
+            await reader.return?.();
+            throw new Error('cut by the middleware');
+          },
+          return: () => reader.return?.() ?? Promise.resolve({ done: true as const, value: undefined }),
+          [Symbol.asyncIterator]: () => own,
+        };
         ctx.chunks = own;
       });
       const read = async () => {
         let chunks = 0;
-        for await (const _chunk of llm.stream(ask())) chunks++;
+        const iterator = llm.stream(ask())[Symbol.asyncIterator]();
+        try {
+          // Read by hand: a for-await loop would call return() on a throw, which takes the registration out itself.
+          while (!(await iterator.next()).done) chunks++;
+        } catch (error) {
+          if (kind !== 'own, failing') throw error;
+        }
         return chunks;
       };
       expect(await read()).toBeGreaterThan(0);
