@@ -254,6 +254,21 @@ describe('router: fallback', () => {
     expect(mocks.b?.requests).toHaveLength(1);
   });
 
+  it('answers next()s asked at once in order through stream(), as when read one at a time', async () => {
+    const { deployments, mocks } = await start([{ id: 'a', model: 'gpt-4.1', upstream: { chunkDelayMs: 5 } }]);
+    const { llm } = pipeline({ deployments });
+    const expected = await clock.run(collect(llm.stream(chat('one two three four five', { model: 'gpt-4.1' }))));
+    expect(expected.length).toBeGreaterThan(3);
+    // Each next() past the first goes straight to the deployment's stream, which answers them in turn.
+    const reader = llm.stream(chat('one two three four five', { model: 'gpt-4.1' }))[Symbol.asyncIterator]();
+    const first = await clock.run(reader.next());
+    const rest = await clock.run(Promise.all(Array.from({ length: expected.length + 1 }, () => reader.next())));
+    const deltas = [first, ...rest].filter((result) => !result.done).map((result) => result.value?.choices[0]?.delta);
+    expect(deltas).toEqual(expected.map((chunk) => chunk.choices[0]?.delta));
+    expect(rest.at(-1)?.done).toBe(true);
+    expect(mocks.a?.requests).toHaveLength(2);
+  });
+
   it('rejects a model no deployment serves', async () => {
     const { deployments } = await start([{ id: 'a', model: 'gpt-4.1' }]);
     const { llm } = pipeline({ deployments });

@@ -136,6 +136,18 @@ class HopStream implements AsyncIterableIterator<ChatCompletionChunk>, EndAware 
     return this;
   }
 
+  /**
+   * Whether a read is under way, as the deployment's stream says (core's
+   * own do): each `next()` past the first is that stream's, so one asked
+   * before the last landed is answered in order if that stream answers it
+   * in order. Core's `stream()` then passes each `next()` straight through
+   * instead of chaining it behind the last with a `then` of its own.
+   * Unknown (a stream that does not say) counts as under way.
+   */
+  get reading(): boolean {
+    return this.delivered && !this.finished && (this.rest as { readonly reading?: boolean }).reading !== false;
+  }
+
   [streamEnd](callback: () => void): boolean {
     if (this.finished || this.onEnded !== undefined) return false;
     this.onEnded = callback;
