@@ -130,7 +130,7 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
   async return(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
     this.closed = true;
     this.endWatch = undefined;
-    if (this.token !== undefined) dropped?.unregister(this.token);
+    this.token?.left();
     await this.inner?.return?.();
     return finished();
   }
