@@ -18,7 +18,7 @@ export {
   type KeyedUpdateOptions,
 } from './keyed-state.js';
 export { compose, keepsChainRules } from './compose.js';
-export { streamEnd, isEndAware, type EndAware } from './stream-end.js';
+export { streamEnd, isEndAware, type EndAware, streamReading, type ReadingAware } from './stream-end.js';
 export { afterNext } from './after-next.js';
 export { readAhead, transportStream, type TransportStream, type StreamObserver } from './transport-stream.js';
 export { onAbort, abortReason, outliveParent, untilAborted } from './call.js';

@@ -1,17 +1,7 @@
 import { Call, type LeaveWatcher } from './call.js';
 import type { CompletionContext } from './context.js';
 import type { ChatCompletionChunk } from './schemas.js';
-
-/**
- * An iterator that says whether a read of it is under way: core's own (the
- * transport's reader and the settling wrapper), and any other that answers
- * a `next()` asked before the last one landed in order itself (the cache's
- * readers). `false` lets each `next()` through without a `then` of this
- * layer's own; absent, each waits for the one before it.
- */
-interface Reading {
-  readonly reading?: boolean;
-}
+import { type ReadingAware, streamReading } from './stream-end.js';
 
 /**
  * The iterator `stream()` returns: runs the call on the first `next()`,
@@ -46,7 +36,7 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
     // promise and a microtask of this layer's own (two field writes, one read).
     if (this.closed) return Promise.resolve(finished());
     const { inner, last } = this;
-    if (last !== undefined && (this.queued > 0 || inner === undefined || (inner as Reading).reading !== false)) {
+    if (last !== undefined && (this.queued > 0 || inner === undefined || (inner as Partial<ReadingAware>)[streamReading] !== false)) {
       this.queued++;
       return (this.last = last.then(this.again, this.again));
     }

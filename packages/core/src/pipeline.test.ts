@@ -10,6 +10,7 @@ import type { ChatCompletionRequest } from './schemas.js';
 import type { Transport } from './transport.js';
 import { apiKey, ask, collect, setup } from './test-helpers.js';
 import { readAhead } from './transport-stream.js';
+import { streamReading } from './stream-end.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -661,6 +662,58 @@ describe('pipeline.stream', () => {
       const text = results.map((result) => (result.done ? '|' : (result.value.choices[0]?.delta.content ?? ''))).join('');
       expect(text).toBe('a b c d|||');
       expect(upstream.requests).toHaveLength(1);
+    }
+  });
+
+  it("passes next()s asked at once straight through to a stream that says it answers them in order, and chains them otherwise", async () => {
+    const chunk = (content: string) => ({ id: 'c', object: 'chat.completion.chunk' as const, created: 0, model: 'gpt-4.1', choices: [{ index: 0, delta: { content }, finish_reason: null }] });
+    // A middleware's own stream that answers each next() a turn later, in order, and counts the reads under way at once.
+    const ownStream = (says: 'symbol' | 'field' | 'nothing') => {
+      const words = ['a', 'b', 'c', 'd', 'e'];
+      let index = 0;
+      let underWay = 0;
+      const stream = {
+        most: 0,
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+        next(): Promise<IteratorResult<ReturnType<typeof chunk>, undefined>> {
+          const word = words[index++];
+          stream.most = Math.max(stream.most, ++underWay);
+          return new Promise((resolve) =>
+            setImmediate(() => {
+              underWay--;
+              resolve(word === undefined ? { done: true, value: undefined } : { done: false, value: chunk(word) });
+            }),
+          );
+        },
+        // Never under way as far as it is concerned: it answers reads in order itself.
+        ...(says === 'symbol' ? { [streamReading]: false } : says === 'field' ? { reading: false } : {}),
+      };
+      return stream;
+    };
+    for (const says of ['symbol', 'field', 'nothing'] as const) {
+      const stream = ownStream(says);
+      const neverSent: Transport = { name: 'never', origin: 'memory:never', honoursAbort: true, send: () => Promise.reject(new Error('not sent')) };
+      const llm = createPipeline({ transport: neverSent }).use(async (ctx) => {
+        ctx.chunks = stream;
+      });
+      const reader = llm.stream(ask())[Symbol.asyncIterator]();
+      const head = await reader.next();
+      const rest = await Promise.all(Array.from({ length: 6 }, () => reader.next()));
+      const text = [head, ...rest].map((result) => (result.done ? '|' : (result.value.choices[0]?.delta.content ?? ''))).join('');
+      expect(text).toBe('abcde||');
+      // Straight through only on the symbol's word: a field of the same name, meaning anything, is not taken at it.
+      expect(stream.most).toBe(says === 'symbol' ? 6 : 1);
+      await llm.close();
+    }
+    // Core's own streams say so: the transport's reader handed over unwatched, and the settling wrapper when watched.
+    for (const watched of [false, true]) {
+      const { llm } = await setup({ upstream: { reply: 'a b' } });
+      if (watched) llm.events.on('response', () => {});
+      const ctx = await llm.run({ ...ask(), stream: true });
+      expect((ctx.chunks as unknown as Record<symbol, unknown>)[streamReading]).toBe(false);
+      await collect(ctx.chunks as AsyncIterable<unknown>);
     }
   });
 

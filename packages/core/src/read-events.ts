@@ -6,7 +6,7 @@ import type { ChatCompletionChunk } from './schemas.js';
 import { errorFromUpstream, excerpt, redact } from './upstream-errors.js';
 import { keepRawJson } from './raw-json.js';
 import { editCount, isErrorBody, parseJson, toChunk } from './validate-response.js';
-import { type EndAware, streamEnd } from './stream-end.js';
+import { type EndAware, type ReadingAware, streamEnd, streamReading } from './stream-end.js';
 
 /** What {@link readEvents} needs besides the body. */
 export interface ReadEventsOptions {
@@ -61,7 +61,7 @@ export function readEvents(
  * parsed from the last read is handed over in a resolved promise, without
  * a generator's queue and resumption.
  */
-export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, EndAware {
+export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, EndAware, ReadingAware {
   private readonly parser: EventSourceParser;
   /** Events parsed from the reads so far, and how many of them were handled. */
   private events: EventSourceMessage[] = [];
@@ -84,7 +84,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
   /** Each choice seen, and whether it has had its finish_reason (made at the first chunk with a choice). */
   private choices: Map<number, boolean> | undefined = undefined;
   /** A read of the body is under way (what `stream()`'s iterator checks before passing a `next()` straight on). */
-  reading = false;
+  [streamReading] = false;
   /** What the `next()` that started the read under way returns: a `next()` asked meanwhile waits for it. */
   private inflight: Promise<unknown> | undefined = undefined;
 
@@ -118,7 +118,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
   next(): Promise<IteratorResult<ChatCompletionChunk, undefined>> {
     // Asked again before the last read landed (a consumer reading ahead, as an async generator
     // allows): it waits its turn, in order, rather than start a second read of the body.
-    if (this.reading) {
+    if (this[streamReading]) {
       // Made the first time it is needed: most streams are read one next() at a time and never need it.
       const again = (this.again ??= this.next.bind(this));
       return (this.inflight as Promise<unknown>).then(again, again);
@@ -207,7 +207,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
     } catch (error) {
       return Promise.reject(this.fail(error));
     }
-    this.reading = true;
+    this[streamReading] = true;
     return read.then(this.onRead, this.onReadFailed);
   }
 
@@ -219,7 +219,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
   /** A read came: its chunk, the end, or another read. */
   private pulled(read: IteratorResult<Uint8Array>): IteratorResult<ChatCompletionChunk, undefined> | Promise<IteratorResult<ChatCompletionChunk, undefined>> {
     // Set again if this read brought no whole chunk and another is needed.
-    this.reading = false;
+    this[streamReading] = false;
     if (read.done) {
       if (!this.finished && (this.doneAtEnd() || this.answered())) this.finished = true;
       if (!this.finished) {
@@ -275,7 +275,7 @@ export class EventReader implements AsyncIterableIterator<ChatCompletionChunk>, 
   }
 
   private readFailed(error: unknown): never {
-    this.reading = false;
+    this[streamReading] = false;
     throw this.fail(error);
   }
 

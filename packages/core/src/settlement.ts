@@ -1,6 +1,7 @@
 import type { SettleListener, Settlement } from './context.js';
 import { AbortError, type SluiceError, toSluiceError } from './errors.js';
 import type { ChatCompletionChunk, Usage } from './schemas.js';
+import { type ReadingAware, streamReading } from './stream-end.js';
 
 /** What runs a scope's listeners: a throw becomes an event, never the call's error. */
 export interface ListenerRunner {
@@ -119,11 +120,11 @@ export interface StreamWatch {
  * ({@link SettlingStream.adopt}): each chunk then passes one layer, not two
  * (a `then` and the text of every chunk, counted once).
  */
-export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk> {
+export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk>, ReadingAware {
   private iterator: AsyncIterator<ChatCompletionChunk> | undefined;
   private finished = false;
   /** A read of the source is under way (what `stream()`'s iterator checks before passing a `next()` straight on). */
-  reading = false;
+  [streamReading] = false;
   /** Set when the call was aborted while nobody was reading: what a later read throws. */
   private failure: SluiceError | undefined;
   /** The pull `abandon` started, which a read arriving meanwhile waits for. */
@@ -243,7 +244,7 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
       if (this.observer !== undefined) return this.failure ? this.failed(this.failure) : Promise.resolve(this.passed({ done: true, value: undefined }));
       return this.failure ? Promise.reject(this.failure) : Promise.resolve(ended());
     }
-    this.reading = true;
+    this[streamReading] = true;
     let read: Promise<IteratorResult<ChatCompletionChunk>>;
     try {
       read = this.inner.next();
@@ -293,7 +294,7 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
 
   /** A chunk (or the end) read from the source. */
   private readonly passed = (result: IteratorResult<ChatCompletionChunk>): IteratorResult<ChatCompletionChunk, undefined> | Promise<IteratorResult<ChatCompletionChunk, undefined>> => {
-    this.reading = false;
+    this[streamReading] = false;
     if (result.done) {
       const finishing = this.finish('success', undefined);
       if (this.observer === undefined) return finishing ? finishing.then(ended) : ended();
@@ -314,7 +315,7 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
 
   /** Reading the source threw: settles with the error, then rethrows it. */
   private readonly failed = (caught: unknown): Promise<never> => {
-    this.reading = false;
+    this[streamReading] = false;
     const error = toSluiceError(caught);
     const finishing = this.finish('error', error);
     if (this.observer === undefined) return finishing ? finishing.then(() => Promise.reject(error)) : Promise.reject(error);
@@ -359,7 +360,7 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
    * later read throws the abort's error.
    */
   abandon(): void {
-    if (this.finished || this.reading) return;
+    if (this.finished || this[streamReading]) return;
     const reason = this.watch.abortReason();
     this.failure = reason === undefined ? undefined : toSluiceError(reason);
     const pull = this.next();

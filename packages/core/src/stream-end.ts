@@ -35,3 +35,34 @@ export interface EndAware {
 export function isEndAware(stream: unknown): stream is EndAware {
   return typeof (stream as Partial<EndAware> | undefined)?.[streamEnd] === 'function';
 }
+
+/**
+ * The key of a stream's `[streamReading]` property: `true` while a
+ * `next()` of it is under way, `false` otherwise. A stream has it when it
+ * answers a `next()` asked before the last one landed itself, in order, as
+ * an async generator does; `stream()`'s iterator then passes each `next()`
+ * straight through, where for any other stream it chains each behind the
+ * last with a `then` of its own. Core's own readers have it, and so do the
+ * cache's and the router's streams. A symbol, not a property name: an
+ * iterator with a `reading` field of its own, meaning something else, is
+ * never taken at that word.
+ *
+ * @example
+ * ```ts
+ * class MyStream implements AsyncIterableIterator<ChatCompletionChunk>, ReadingAware {
+ *   [streamReading] = false;
+ *   async next() {
+ *     if (this[streamReading]) return this.inflight.then(() => this.next()); // in order, itself
+ *     this[streamReading] = true;
+ *     // … read, then set it back to false before the result is handed over
+ *   }
+ * }
+ * ```
+ */
+export const streamReading: unique symbol = Symbol.for('sluice.streamReading');
+
+/** A stream that says whether a read of it is under way; see {@link streamReading}. */
+export interface ReadingAware {
+  /** True while a `next()` is under way. */
+  readonly [streamReading]: boolean;
+}
