@@ -1,5 +1,5 @@
 import { type ChatCompletion, type ChatCompletionChunk, rawJson, type Usage } from '@sluice/core';
-import { type EndAware, isChunk, isCompletion, sanitiseUsage, streamEnd } from '@sluice/core/kit';
+import { type EndAware, isChunk, isCompletion, type ReadingAware, sanitiseUsage, streamEnd, streamReading } from '@sluice/core/kit';
 import { extraUtf8Bytes } from './utf8-bytes.js';
 
 /** A stored answer, as plain JSON (so any backend can keep it); internal. */
@@ -94,7 +94,7 @@ export function parseEntry(text: string, stream: boolean, now: number): CacheEnt
  * @param chunks - the entry's chunks (fresh objects, the caller's to keep)
  * @param onEnd - runs once, before the end is reported (sets the call's usage)
  */
-export function replay(chunks: readonly ChatCompletionChunk[], onEnd: () => void): AsyncIterableIterator<ChatCompletionChunk> & EndAware & { readonly reading: false } {
+export function replay(chunks: readonly ChatCompletionChunk[], onEnd: () => void): AsyncIterableIterator<ChatCompletionChunk> & EndAware & ReadingAware {
   let index = 0;
   let ended = false;
   /** The pipeline's, told once when the replay is over (see streamEnd): its call stays in flight until then. */
@@ -114,7 +114,7 @@ export function replay(chunks: readonly ChatCompletionChunk[], onEnd: () => void
       return this;
     },
     // Each next() takes the next chunk at once, so one asked before the last landed needs no wait (see core's LazyStream).
-    reading: false,
+    [streamReading]: false,
     [streamEnd](callback: () => void) {
       if (ended || told !== undefined) return false;
       told = callback;

@@ -2,7 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { createPipeline, memoryStore, openAICompatible } from '@sluice/core';
 import { mockUpstream } from '@sluice/testing';
-import { readAhead } from '@sluice/core/kit';
+import { readAhead, streamReading } from '@sluice/core/kit';
 import { chat, closeTestPipelines, collect, drain, manualClock, testPipeline } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cache } from './cache.js';
@@ -319,6 +319,8 @@ describe('cache: single flight', () => {
     // Before, each read asked before the last landed got the same chunk again.
     const [sent, joined] = await clock.run(Promise.all([atOnce(sender.chunks), atOnce(joiner.chunks)]));
     const hit = await clock.run(llm.run(streamed('a b c d e f')));
+    // Each says no read is under way, so stream() passes its reads straight through (see streamReading).
+    for (const chunks of [sender.chunks, joiner.chunks, hit.chunks]) expect((chunks as unknown as Record<symbol, unknown>)[streamReading]).toBe(false);
     const replayed = await clock.run(atOnce(hit.chunks));
     // Through stream(), which passes a read straight through while none is under way.
     const streamedHit = await clock.run(atOnce(llm.stream(streamed('a b c d e f'))));

@@ -1,5 +1,5 @@
 import { AbortError, type ChatCompletionChunk, type CompletionContext, type SluiceError, StreamCutError, type Usage } from '@sluice/core';
-import { abortReason, type EndAware, onAbort, type StreamObserver, streamEnd, toSluiceError, type TransportStream } from '@sluice/core/kit';
+import { abortReason, type EndAware, onAbort, type ReadingAware, type StreamObserver, streamEnd, streamReading, toSluiceError, type TransportStream } from '@sluice/core/kit';
 import { answerJson } from './cache-entry.js';
 
 /** What a {@link StreamTee} tells its owner; internal. */
@@ -305,7 +305,7 @@ export class StreamTee implements StreamObserver {
  * result and does the reader's bookkeeping (`index`, `finish`, `leave`),
  * so a chunk makes no promise here beyond the one the tee returns.
  */
-class TeeReader implements AsyncIterableIterator<ChatCompletionChunk>, EndAware {
+class TeeReader implements AsyncIterableIterator<ChatCompletionChunk>, EndAware, ReadingAware {
   /** The next chunk this reader gets; moved on by the tee as it hands one over. */
   index = 0;
   /** Reads asked for: ahead of `index` while one is out. */
@@ -351,10 +351,10 @@ class TeeReader implements AsyncIterableIterator<ChatCompletionChunk>, EndAware 
   /**
    * Whether a read is under way. A `next()` asked meanwhile waits its turn
    * here, so the iterator `stream()` returns can pass each one straight
-   * through (it reads this, as it does of core's own readers) instead of
-   * chaining it behind the last with a `then` of its own.
+   * through (it reads this, as it does of core's own readers; see
+   * `streamReading`) instead of chaining it behind the last with a `then` of its own.
    */
-  get reading(): boolean {
+  get [streamReading](): boolean {
     return this.asked !== this.index;
   }
 

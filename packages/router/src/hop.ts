@@ -1,5 +1,5 @@
 import { type ChatCompletionChunk, type CompletionContext, toSluiceError } from '@sluice/core';
-import { type EndAware, outliveParent, streamEnd } from '@sluice/core/kit';
+import { type EndAware, outliveParent, type ReadingAware, streamEnd, streamReading } from '@sluice/core/kit';
 import type { DeploymentPool, Picked } from './deployment-pool.js';
 import type { ResolvedDeployment } from './options.js';
 
@@ -112,7 +112,7 @@ type Result = IteratorResult<ChatCompletionChunk, undefined>;
  * And no async function per chunk: a chunk is one `then` on the inner
  * stream's promise, with handlers made once per stream.
  */
-class HopStream implements AsyncIterableIterator<ChatCompletionChunk>, EndAware {
+class HopStream implements AsyncIterableIterator<ChatCompletionChunk>, EndAware, ReadingAware {
   private delivered = false;
   private finished: boolean;
   /** Told once when the stream ends: the outer pipeline keeps the call in flight until then, for its `close()`. */
@@ -141,11 +141,11 @@ class HopStream implements AsyncIterableIterator<ChatCompletionChunk>, EndAware 
    * own do): each `next()` past the first is that stream's, so one asked
    * before the last landed is answered in order if that stream answers it
    * in order. Core's `stream()` then passes each `next()` straight through
-   * instead of chaining it behind the last with a `then` of its own.
-   * Unknown (a stream that does not say) counts as under way.
+   * instead of chaining it behind the last with a `then` of its own (see
+   * `streamReading`). Unknown (a stream that does not say) counts as under way.
    */
-  get reading(): boolean {
-    return this.delivered && !this.finished && (this.rest as { readonly reading?: boolean }).reading !== false;
+  get [streamReading](): boolean {
+    return this.delivered && !this.finished && (this.rest as Partial<ReadingAware>)[streamReading] !== false;
   }
 
   [streamEnd](callback: () => void): boolean {
