@@ -1,5 +1,5 @@
 import { type CompletionContext, MalformedResponseError, type Transport } from '@sluice/core';
-import { abortReason, onAbort, toSluiceError, untilAborted } from '@sluice/core/kit';
+import { abortReason, type EndAware, onAbort, type ReadingAware, streamEnd, streamReading, toSluiceError, untilAborted } from '@sluice/core/kit';
 import { fromModelError } from './from-model-error.js';
 import type { CallParams, StreamResult, WrappedModel } from './model-types.js';
 import { type PartChunk, toChunk, toCompletion, toUsage } from './to-completion.js';
@@ -79,9 +79,57 @@ export function languageModels(): Transport {
       const { stream, ...rest } = result;
       call.stream = rest;
       ctx.responseHeaders = rest.response?.headers;
-      ctx.chunks = readParts(ctx, stream, call.model.modelId);
+      ctx.chunks = partStream(ctx, stream, call.model.modelId);
     },
   };
+}
+
+/**
+ * The model's parts as chunks ({@link readParts}), as a stream that says
+ * when it ends (so a pipeline that hands it over unwatched keeps the call
+ * in flight until then, and `close()` gives it its grace and then aborts
+ * it) and that orders early reads itself (an async generator queues a
+ * `next()` asked before the last landed, so `stream()` passes each straight
+ * through). See core's `streamEnd` and `streamReading`.
+ */
+function partStream(ctx: CompletionContext, stream: StreamResult['stream'], modelId: string): AsyncGenerator<PartChunk> & EndAware & ReadingAware {
+  let told: (() => void) | undefined;
+  let over = false;
+  let unwatch: (() => void) | undefined;
+  const end = () => {
+    over = true;
+    unwatch?.();
+    unwatch = undefined;
+    const callback = told;
+    told = undefined;
+    callback?.();
+  };
+  const parts = readParts(ctx, stream, modelId, end);
+  const unstarted = () => {
+    if (!stream.locked) void stream.cancel().catch(ignore);
+  };
+  const returnParts = parts.return.bind(parts);
+  const throwParts = parts.throw.bind(parts);
+  return Object.assign(parts, {
+    [streamReading]: false as const,
+    [streamEnd](callback: () => void): boolean {
+      if (over || told !== undefined || abortReason(ctx) !== undefined) return false;
+      told = callback;
+      // Aborted, it yields nothing more, whether or not anyone reads it again (nor ever started to).
+      unwatch = onAbort(ctx, end);
+      return true;
+    },
+    // A generator stopped before its first read never runs its body (whose first step takes the
+    // model's stream): the model's stream is cancelled, and the end told, here instead.
+    return(value?: unknown): Promise<IteratorResult<PartChunk, void>> {
+      unstarted();
+      return returnParts(value as undefined).finally(end);
+    },
+    throw(error?: unknown): Promise<IteratorResult<PartChunk, void>> {
+      unstarted();
+      return throwParts(error).finally(end);
+    },
+  });
 }
 
 /**
@@ -89,8 +137,9 @@ export function languageModels(): Transport {
  * error. The call's abort cancels the model's stream itself, which settles
  * a read in progress, and the stream then fails with the call's reason: a
  * model whose stream does not hear `abortSignal` cannot hold the call.
+ * `ended` runs once the generator is done, however it ends.
  */
-async function* readParts(ctx: CompletionContext, stream: StreamResult['stream'], modelId: string): AsyncGenerator<PartChunk> {
+async function* readParts(ctx: CompletionContext, stream: StreamResult['stream'], modelId: string, ended: () => void): AsyncGenerator<PartChunk> {
   const reader = stream.getReader();
   const toolIndex = new Map<string, number>();
   let finished = false;
@@ -117,6 +166,7 @@ async function* readParts(ctx: CompletionContext, stream: StreamResult['stream']
     unwatch();
     // Stopped early (an error, the consumer's cancel): cancel the model's stream, which ends its request.
     if (!finished) await reader.cancel().catch(ignore);
+    ended();
   }
 }
 

@@ -257,6 +257,61 @@ describe('sluiceMiddleware', () => {
       expect(cancelled).toBe(1);
     });
 
+    it("keeps a stream's call in flight until it ends, so close() waits for it, then aborts it and cancels the model's stream", async () => {
+      let cancelled = 0;
+      const model = (endless: boolean) =>
+        new MockLanguageModelV3({
+          doStream: async () =>
+            ({
+              stream: new ReadableStream({
+                start(controller) {
+                  controller.enqueue({ type: 'stream-start', warnings: [] });
+                  controller.enqueue({ type: 'text-start', id: 't' });
+                  controller.enqueue({ type: 'text-delta', id: 't', delta: 'Hi' });
+                  if (!endless) {
+                    controller.enqueue({ type: 'text-end', id: 't' });
+                    controller.enqueue({ type: 'finish', finishReason: 'stop', usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } });
+                    controller.close();
+                  }
+                },
+                cancel: () => void cancelled++,
+              }),
+            }) as never,
+        });
+      const prompt = [{ role: 'user' as const, content: [{ type: 'text' as const, text: 'Hello' }] }];
+      // Nothing watches these pipelines' calls: each stream is handed over as the transport made it.
+      for (const endless of [false, true]) {
+        const llm = createPipeline({ transport: languageModels() });
+        open.push(llm);
+        const { stream } = await wrapLanguageModel({ model: model(endless), middleware: sluiceMiddleware(llm) }).doStream({ prompt });
+        const reader = stream.getReader();
+        const types = [(await reader.read()).value?.type];
+        if (!endless) {
+          // Closed while the stream is read: close() waits for it (within its grace), and nothing is cancelled.
+          const closing = llm.close({ graceMs: 60_000 });
+          for (let part = await reader.read(); !part.done; part = await reader.read()) types.push(part.value.type);
+          await closing;
+          expect(types).toContain('finish');
+          expect(cancelled).toBe(0);
+          continue;
+        }
+        // Half-read when its grace is over: before, close() had nothing to wait for or abort, and the model's stream ran on.
+        await llm.close({ graceMs: 0 });
+        expect(cancelled).toBe(1);
+        let last = await reader.read();
+        while (!last.done && last.value.type !== 'error') last = await reader.read();
+        expect(last.value).toMatchObject({ type: 'error', error: { code: 'CLOSED' } });
+      }
+      // Cancelled before its first read: the model's stream is cancelled, and the call ends with it, so close()
+      // has nothing to wait for (it would wait out the grace, past this test's timeout, for a call left in flight).
+      const llm = createPipeline({ transport: languageModels() });
+      open.push(llm);
+      const { stream } = await wrapLanguageModel({ model: model(true), middleware: sluiceMiddleware(llm) }).doStream({ prompt });
+      await stream.cancel();
+      expect(cancelled).toBe(2);
+      await llm.close({ graceMs: 60_000 });
+    });
+
     it('gives back what doGenerate threw, once: no retry, no open circuit, as the AI SDK does for a non-APICallError', async () => {
       const thrown = new TypeError('provider bug');
       const model = new MockLanguageModelV3({ doGenerate: async () => Promise.reject(thrown) });
