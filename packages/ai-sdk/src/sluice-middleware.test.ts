@@ -279,25 +279,28 @@ describe('sluiceMiddleware', () => {
             }) as never,
         });
       const prompt = [{ role: 'user' as const, content: [{ type: 'text' as const, text: 'Hello' }] }];
-      // Nothing watches these pipelines' calls: each stream is handed over as the transport made it.
-      for (const endless of [false, true]) {
+      // Nothing watches these pipelines' calls: each stream is handed over as the transport made it, or as retry's
+      // read of its first chunk wraps it.
+      for (const [endless, withRetry] of [[false, false], [true, false], [false, true], [true, true]] as const) {
         const llm = createPipeline({ transport: languageModels() });
+        if (withRetry) llm.use(retry({ attempts: 2, backoff: () => 0 }));
         open.push(llm);
         const { stream } = await wrapLanguageModel({ model: model(endless), middleware: sluiceMiddleware(llm) }).doStream({ prompt });
         const reader = stream.getReader();
         const types = [(await reader.read()).value?.type];
+        const before = cancelled;
         if (!endless) {
           // Closed while the stream is read: close() waits for it (within its grace), and nothing is cancelled.
           const closing = llm.close({ graceMs: 60_000 });
           for (let part = await reader.read(); !part.done; part = await reader.read()) types.push(part.value.type);
           await closing;
           expect(types).toContain('finish');
-          expect(cancelled).toBe(0);
+          expect(cancelled).toBe(before);
           continue;
         }
         // Half-read when its grace is over: before, close() had nothing to wait for or abort, and the model's stream ran on.
         await llm.close({ graceMs: 0 });
-        expect(cancelled).toBe(1);
+        expect(cancelled).toBe(before + 1);
         let last = await reader.read();
         while (!last.done && last.value.type !== 'error') last = await reader.read();
         expect(last.value).toMatchObject({ type: 'error', error: { code: 'CLOSED' } });
@@ -308,7 +311,7 @@ describe('sluiceMiddleware', () => {
       open.push(llm);
       const { stream } = await wrapLanguageModel({ model: model(true), middleware: sluiceMiddleware(llm) }).doStream({ prompt });
       await stream.cancel();
-      expect(cancelled).toBe(2);
+      expect(cancelled).toBe(3);
       await llm.close({ graceMs: 60_000 });
     });
 

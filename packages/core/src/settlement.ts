@@ -1,7 +1,7 @@
 import type { SettleListener, Settlement } from './context.js';
 import { AbortError, type SluiceError, toSluiceError } from './errors.js';
 import type { ChatCompletionChunk, Usage } from './schemas.js';
-import { type ReadingAware, streamReading } from './stream-end.js';
+import { type EndAware, isEndAware, type ReadingAware, streamEnd, streamReading } from './stream-end.js';
 
 /** What runs a scope's listeners: a throw becomes an event, never the call's error. */
 export interface ListenerRunner {
@@ -120,7 +120,7 @@ export interface StreamWatch {
  * ({@link SettlingStream.adopt}): each chunk then passes one layer, not two
  * (a `then` and the text of every chunk, counted once).
  */
-export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk>, ReadingAware {
+export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk>, EndAware, ReadingAware {
   private iterator: AsyncIterator<ChatCompletionChunk> | undefined;
   private finished = false;
   /** A read of the source is under way (what `stream()`'s iterator checks before passing a `next()` straight on). */
@@ -204,6 +204,19 @@ export class SettlingStream implements AsyncIterableIterator<ChatCompletionChunk
   /** The upstream request goes on past its call's abort, where the source can (see transport-stream.ts); whether it will. */
   outliveCall(): boolean {
     return !this.finished && (this.source as { outliveCall?: () => boolean }).outliveCall?.() === true;
+  }
+
+  /**
+   * Says when the stream ends, as its source does, if its source does (see
+   * stream-end.ts): it passes every result of the source through, and its
+   * `return()` is the source's. So a call handed over unwatched with its
+   * attempt's wrapper still around its stream (read ahead, by `retry`)
+   * stays in flight until the stream ends, as one with the transport's own
+   * stream does, and `close()` gives it its grace and then aborts it.
+   */
+  [streamEnd](callback: () => void): boolean {
+    const source = this.source;
+    return !this.finished && isEndAware(source) && source[streamEnd](callback);
   }
 
   /** Tells `observer` of every result from now on, before whoever asked for it gets it (see transport-stream.ts). */

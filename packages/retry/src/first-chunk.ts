@@ -1,3 +1,5 @@
+import { type EndAware, isEndAware, type ReadingAware, streamEnd, streamReading } from '@sluice/core/kit';
+
 /**
  * Reads the first item of `source` and returns an iterable that yields
  * it and then the rest of the same iterator; internal.
@@ -35,14 +37,27 @@ export async function withFirstChunk<T>(source: AsyncIterable<T>): Promise<Async
  * than an async generator because a generator that has not started
  * ignores `return()` (its `finally` never runs), and a consumer that
  * stops early must always cancel the upstream request.
+ *
+ * It ends when `rest` does, so it says when it ends if `rest` does (core's
+ * `streamEnd`: a call handed over unwatched then stays in flight until its
+ * stream ends, and `close()` can stop it); and it says whether a read is
+ * under way as `rest` does once the first chunk is delivered (core's
+ * `streamReading`).
  */
-function prepend<T>(first: IteratorResult<T>, rest: AsyncIterator<T>): AsyncIterableIterator<T> {
+function prepend<T>(first: IteratorResult<T>, rest: AsyncIterator<T>): AsyncIterableIterator<T> & EndAware & ReadingAware {
   let delivered = false;
   let finished = first.done === true;
   const done = (): IteratorResult<T> => ({ done: true, value: undefined });
   return {
     [Symbol.asyncIterator]() {
       return this;
+    },
+    [streamEnd](callback: () => void): boolean {
+      return isEndAware(rest) && rest[streamEnd](callback);
+    },
+    // Until the first chunk is delivered a next() is answered at once; after it, each is rest's.
+    get [streamReading](): boolean {
+      return delivered && !finished && (rest as Partial<ReadingAware>)[streamReading] !== false;
     },
     next() {
       if (finished) return Promise.resolve(done());

@@ -1,4 +1,6 @@
+import { createPipeline, openAICompatible } from '@sluice/core';
 import { transportStream } from '@sluice/core/kit';
+import { mockUpstream } from '@sluice/testing';
 import { chat, closeTestPipelines, drain, testPipeline } from '@sluice/testing/kit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RetryError } from './errors.js';
@@ -107,5 +109,21 @@ describe('retry: streams', () => {
     const result = await drain(llm.stream(chat()));
     expect(result).toEqual({ chunks: [], text: '', error: undefined });
     expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('keeps a stream it read ahead in flight when nothing watches the call, so close() ends it with CLOSED after its grace', async () => {
+    const upstream = await mockUpstream({ reply: 'one two three four', chunkDelayMs: 60_000 });
+    // Nothing listens: the caller is handed the attempt's stream, which retry read the first chunk of.
+    const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey: 'sk-test' }) }).use(retry({ random: half }));
+    try {
+      const reader = llm.stream(chat())[Symbol.asyncIterator]();
+      await reader.next();
+      const next = reader.next();
+      await llm.close({ graceMs: 0 });
+      // Before, the call counted as over at hand-over: close() aborted nothing, and closing the transport cut the stream.
+      await expect(next).rejects.toMatchObject({ code: 'CLOSED' });
+    } finally {
+      await upstream.close();
+    }
   });
 });
