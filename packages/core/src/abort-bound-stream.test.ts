@@ -114,6 +114,40 @@ describe('a transport that does not say it honours the abort', () => {
     expect(cleaned).toBe(true);
   });
 
+  it("keeps an unwatched stream's call in flight until it ends, so close() waits for it, then ends it with CLOSED", async () => {
+    for (const withDeadline of [false, true]) {
+      const { stream, seen } = deafStream();
+      const llm = createPipeline({
+        transport: deafTransport(async (ctx) => {
+          ctx.chunks = stream;
+        }),
+      });
+      // Nothing watches the call: the caller reads the guard around the transport's stream.
+      const reader = llm.stream(request, withDeadline ? { timeoutMs: 60_000 } : undefined)[Symbol.asyncIterator]();
+      expect((await reader.next()).value?.choices[0]?.delta.content).toBe('a');
+      const next = reader.next();
+      let closed = false;
+      const closing = llm.close({ graceMs: 0 }).then(() => (closed = true));
+      // Before, the call counted as over at hand-over: close() resolved at once and the read waited for good.
+      await expect(next).rejects.toMatchObject({ code: 'CLOSED' });
+      await closing;
+      expect(closed).toBe(true);
+      expect(seen.returned).toBe(1);
+    }
+    // Read to its end, it lets go of its call: close() then has nothing to wait for.
+    const llm = createPipeline({
+      transport: deafTransport(async (ctx) => {
+        ctx.chunks = (async function* () {
+          yield chunk('a');
+        })();
+      }),
+    });
+    const reader = llm.stream(request)[Symbol.asyncIterator]();
+    expect((await reader.next()).done).toBe(false);
+    expect((await reader.next()).done).toBe(true);
+    await llm.close({ graceMs: 60_000 });
+  });
+
   it('is trusted, and not raced, once it says it honours the abort', async () => {
     const clock = manualClock();
     const llm = createPipeline({ transport: deafTransport(() => never, true), clock });

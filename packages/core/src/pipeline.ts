@@ -247,9 +247,10 @@ export class Pipeline<S extends object = object> {
     // as fast as the transport alone.
     if (ctx.chunks instanceof SettlingStream && ctx.chunks.unobserved()) ctx.chunks = ctx.chunks.source;
     if (ctx.release === releaseNothing && !ctx.hasListeners && !ctx.pending && this.events.listenerCount('response') === 0) {
-      // Not watched chunk by chunk. A stream that says when it ends (core's own reader, the
-      // router's) keeps the call in flight until then, so close() gives it its grace, then aborts
-      // it like any call; any other stream is reached through its transport's close().
+      // Not watched chunk by chunk. A stream that says when it ends (core's own reader and
+      // wrappers, the router's, the cache's) keeps the call in flight until then, so close() gives
+      // it its grace, then aborts it like any call; any other stream is reached through its
+      // transport's close().
       const reader = ctx.chunks;
       if (isEndAware(reader) && reader[streamEnd](() => this.settled(ctx))) ctx.unwatchedStream = true;
       else this.settled(ctx);
