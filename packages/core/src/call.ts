@@ -7,6 +7,7 @@ import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage 
 import { SettleScope } from './settlement.js';
 import { toSluiceError } from './errors.js';
 import type { Store } from './store.js';
+import type { EndAware } from './stream-end.js';
 
 let sequence = 0;
 
@@ -68,6 +69,13 @@ export class Call<S extends object = object> implements CompletionContext<S>, Ab
    * ends, or when `close()` aborts it (its request is then torn down).
    */
   unwatchedStream = false;
+  /**
+   * The last attempt's stream, as the pipeline wrapped the transport's: when
+   * a middleware hands the caller a stream of its own that does not say when
+   * it ends, the call stays in flight while this one, its upstream request,
+   * is read (see `Pipeline.answered`).
+   */
+  attemptStream: EndAware | undefined = undefined;
   /** Lets go of the caller's signal, the deadline's timer and a parent no pipeline made; {@link releaseNothing} when there are none. */
   release: () => void = releaseNothing;
   private signalCache: AbortSignal | undefined = undefined;

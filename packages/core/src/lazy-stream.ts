@@ -99,7 +99,8 @@ export class LazyStream implements AsyncIterableIterator<ChatCompletionChunk> {
       return;
     }
     // The call settled when its stream was handed over: a stream of a middleware's own that nothing
-    // watches and that does not say when it ends (see streamEnd). Its results are looked at instead,
+    // watches, that does not say when it ends (see streamEnd) and has no upstream stream open under
+    // it (see Pipeline.answered). Its results are looked at instead,
     // a `then` a chunk, which costs less than holding the stream's state until the collector runs.
     const forget = () => {
       this.endWatch = undefined;

@@ -144,6 +144,51 @@ describe('pipeline.close() and a stream nobody watches (the transport\'s own rea
   });
 });
 
+describe("pipeline.close() and a middleware's own stream around the transport's, nobody watching", () => {
+  /** An in-house middleware that passes every chunk through an async generator, which says nothing of its end. */
+  const passThrough = async (ctx: CompletionContext, next: () => Promise<void>) => {
+    await next();
+    const source = ctx.chunks;
+    if (source) {
+      ctx.chunks = (async function* () {
+        for await (const chunk of source) yield chunk;
+      })();
+    }
+  };
+
+  it('gives it the grace period while the upstream stream under it is read, then aborts it with CLOSED', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    for (const api of ['stream', 'run'] as const) {
+      const { llm, upstream } = await bare();
+      llm.use(passThrough);
+      upstream.enqueue({ kind: 'delay', chunkDelayMs: 100 });
+      const request = ask('one two three four five six');
+      const iterator = api === 'stream' ? llm.stream(request)[Symbol.asyncIterator]() : ((await llm.run({ ...request, stream: true })).chunks as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+      const first = iterator.next();
+      await vi.advanceTimersByTimeAsync(100);
+      await first;
+      let closed = false;
+      const closing = llm.close({ graceMs: 1_000 }).then(() => void (closed = true));
+      await vi.advanceTimersByTimeAsync(999);
+      // Before, the call counted as over at hand-over: close() went straight to closing the transport.
+      expect(closed).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      await expect(iterator.next()).rejects.toMatchObject({ code: 'CLOSED' });
+      await vi.advanceTimersByTimeAsync(2_000);
+      await closing;
+      expect(closed).toBe(true);
+    }
+  });
+
+  it('lets go of the call once the upstream stream under it has ended: close() then has nothing to wait for', async () => {
+    const { llm } = await bare();
+    llm.use(passThrough);
+    expect((await collect(llm.stream(ask('one two three')))).length).toBeGreaterThan(2);
+    // A call left in flight would hold close() for its grace, past this test's timeout.
+    await llm.close({ graceMs: 600_000 });
+  });
+});
+
 describe("openAICompatible's destroy()", () => {
   it('reaches a connection that close() is still waiting on', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });

@@ -249,10 +249,13 @@ export class Pipeline<S extends object = object> {
     if (ctx.release === releaseNothing && !ctx.hasListeners && !ctx.pending && this.events.listenerCount('response') === 0) {
       // Not watched chunk by chunk. A stream that says when it ends (core's own reader and
       // wrappers, the router's, the cache's) keeps the call in flight until then, so close() gives
-      // it its grace, then aborts it like any call; any other stream is reached through its
-      // transport's close().
+      // it its grace, then aborts it like any call. A middleware's stream that does not say (an
+      // async generator around the transport's) keeps it in flight while the upstream stream under
+      // it is read, which is what close() must wait for and stop; with no upstream stream still
+      // open, the call is over.
       const reader = ctx.chunks;
-      if (isEndAware(reader) && reader[streamEnd](() => this.settled(ctx))) ctx.unwatchedStream = true;
+      const stream = isEndAware(reader) ? reader : ctx.attemptStream;
+      if (stream !== undefined && stream[streamEnd](() => this.settled(ctx))) ctx.unwatchedStream = true;
       else this.settled(ctx);
       return undefined;
     }
@@ -453,6 +456,7 @@ export class Pipeline<S extends object = object> {
     ctx.current = undefined;
     ctx.response = undefined;
     ctx.chunks = undefined;
+    ctx.attemptStream = undefined;
     ctx.usage = undefined;
     ctx.responseHeaders = undefined;
     ctx.accepted = false;
@@ -479,7 +483,7 @@ export class Pipeline<S extends object = object> {
     ctx.current = scope;
     if (ctx.stream) {
       if (!ctx.chunks) throw new SluiceError('TRANSPORT', `transport ${this.transport.name} set no chunks for a stream`);
-      ctx.chunks = new SettlingStream(
+      ctx.chunks = ctx.attemptStream = new SettlingStream(
         this.guardTransport ? new AbortBoundStream(ctx.chunks, ctx.abortSource) : ctx.chunks,
         {
           wantsText: () => scope.hasListeners,
