@@ -9,6 +9,7 @@ import { mockUpstream } from '@sluice/testing';
 declare module '@sluice/core' {
   interface SluiceState {
     timing?: { ms: number };
+    chunksSeen?: number;
   }
 }
 
@@ -32,6 +33,28 @@ export function guard(word: string): Middleware {
   };
 }
 
+/**
+ * Counts the chunks its caller is handed, in `ctx.state.chunksSeen`: a
+ * stream of the middleware's own, an async generator around the
+ * transport's chunks. With nothing else watching the call, the call stays
+ * in flight while the upstream stream under it is read, so `llm.close()`
+ * gives it its grace period, then stops it with `CLOSED`.
+ */
+export function countChunks(): Middleware {
+  return async function countChunks(ctx, next) {
+    await next();
+    const source = ctx.chunks;
+    if (!source) return;
+    ctx.state.chunksSeen = 0;
+    ctx.chunks = (async function* () {
+      for await (const chunk of source) {
+        ctx.state.chunksSeen = (ctx.state.chunksSeen ?? 0) + 1;
+        yield chunk;
+      }
+    })();
+  };
+}
+
 const upstream = await mockUpstream();
 const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url }) })
   .use(timing())
@@ -41,6 +64,13 @@ await llm.complete({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content: 
 await llm.complete({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content: 'my password is…' }] }).catch((error: unknown) => {
   if (error instanceof SluiceError) console.log(`refused: ${error.code}`);
 });
+const streamed = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url }) }).use(countChunks());
+const ctx = await streamed.run({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content: 'Hello' }], stream: true });
+for await (const _chunk of ctx.chunks ?? []) {
+  // read to the end
+}
+console.log(`streamed ${ctx.state.chunksSeen} chunks`);
+await streamed.close();
 console.log(`the upstream saw ${upstream.requests.length} request(s)`);
 await llm.close();
 await upstream.close();
