@@ -118,10 +118,10 @@ describe('retry: streams', () => {
     try {
       const reader = llm.stream(chat())[Symbol.asyncIterator]();
       await reader.next();
-      const next = reader.next();
-      await llm.close({ graceMs: 0 });
       // Before, the call counted as over at hand-over: close() aborted nothing, and closing the transport cut the stream.
-      await expect(next).rejects.toMatchObject({ code: 'CLOSED' });
+      const next = expect(reader.next()).rejects.toMatchObject({ code: 'CLOSED' });
+      await llm.close({ graceMs: 0 });
+      await next;
     } finally {
       await upstream.close();
     }
