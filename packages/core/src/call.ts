@@ -64,9 +64,10 @@ export class Call<S extends object = object> implements CompletionContext<S>, Ab
   /** Told once, when the call leaves the calls in flight (for a stream: when it has ended); see lazy-stream.ts. */
   leaveWatcher: LeaveWatcher | undefined = undefined;
   /**
-   * A stream handed to its caller as the transport's own reader, with
-   * nothing watching it: it leaves the calls in flight when the reader
-   * ends, or when `close()` aborts it (its request is then torn down).
+   * A stream handed to its caller with nothing watching it, whose end the
+   * pipeline waits for (the stream's own, or that of the upstream stream
+   * under a middleware's; see `Pipeline.answered`): it leaves the calls in
+   * flight then, or when `close()` aborts it (its request is then torn down).
    */
   unwatchedStream = false;
   /**
