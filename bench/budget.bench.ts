@@ -7,9 +7,12 @@
  *    memory store with 1, 64 and 512 other holds in flight on the same
  *    record, for the slotted record and, in the same run, for the record
  *    of the last release before it (one hold per call id, read from git).
- * 2. `budget` in a pipeline, in process: CPU per call added to the empty
- *    pipeline's at 1, 64 and 512 calls in flight (one global limit, so all
- *    of them share one record), against the figure at 1 in flight.
+ * 2. Each middleware of the full pipeline alone (`trackCost`, `trimContext`,
+ *    `budget`, `retry`, `breaker`, `rateLimit`, as `pnpm bench pipeline`
+ *    configures them) in a pipeline, in process: CPU per call added to the
+ *    empty pipeline's at 1, 64 and 512 calls in flight (`budget` has one
+ *    global limit, so all of them share one record), against the
+ *    middleware's own figure at 1 in flight.
  * 3. `budget({ key: { tag } })`, `trackCost()`, and the other keyed
  *    middleware, `rateLimit({ key: { tag } })` and `breaker({ key: { tag } })`,
  *    per call over 10, 10,000 and 1,000,000 distinct keys (tenants), each on
@@ -42,12 +45,13 @@ import { holdSlot, reserveHold, settleHold } from '../packages/cost/src/budget-b
 import { request } from './clients.js';
 import { memoryCompletion, memoryTransport } from './memory-transport.js';
 import { fixed, median, type Probe, probeRounds as probeRoundsOf, quick, roundSettings, table } from './lib.js';
+import { recommended } from './pipeline.bench.js';
 
 /** Name to select this benchmark: `pnpm bench budget`. */
 export const name = 'budget';
 /** What it compares. */
 export const description =
-  'budget and trackCost per call: flat in calls in flight (1/64/512); budget, trackCost, rateLimit and breaker flat in keys (10/10k/1M); memory over 1M distinct keys';
+  'each middleware of the full pipeline per call: flat in calls in flight (1/64/512); budget, trackCost, rateLimit and breaker flat in keys (10/10k/1M); memory over 1M distinct keys';
 
 const settings = {
   ...roundSettings(),
@@ -169,38 +173,53 @@ async function reducerPairs(): Promise<void> {
 
 // ---------------------------------------------------------------- 2. in flight
 
+/**
+ * Each middleware of the full pipeline alone, in a pipeline, in process:
+ * what it adds to the empty pipeline's CPU per call at 1, 64 and 512 calls
+ * in flight, against its own figure at 1 (the target is each middleware's,
+ * as the keys part measures it; `pnpm bench in-flight` has the six together).
+ * Everything runs in one set of rounds, order rotated, so that each
+ * middleware's figure and the empty pipeline's it is taken from share a round.
+ */
 async function inFlight(): Promise<void> {
+  const stacks = recommended;
+  // Probes per concurrency: the empty pipeline, then each middleware alone.
   const probes = settings.inFlight.flatMap((concurrency): Probe[] => {
     const empty = createPipeline({ transport: overlappingTransport });
-    const budgeted = createPipeline({ transport: overlappingTransport }).use(budget({ limitUsd: unreachable, period: 'day' }));
     return [
       { fn: () => empty.complete(request), concurrency },
-      { fn: () => budgeted.complete(request), concurrency },
+      ...stacks.map(([, make]): Probe => {
+        const alone = createPipeline({ transport: overlappingTransport }).use(make());
+        return { fn: () => alone.complete(request), concurrency };
+      }),
     ];
   });
   const samples = await probeRounds(probes);
-  const added = settings.inFlight.map((_, index) => {
-    const empty = samples[2 * index] as number[];
-    return (samples[2 * index + 1] as number[]).map((value, round) => value - (empty[round] as number));
+  const width = stacks.length + 1;
+  const sample = (which: number, stack: number) => samples[which * width + stack] as number[];
+  const added = (which: number, stack: number) => sample(which, stack + 1).map((value, round) => value - (sample(which, 0)[round] as number));
+  const rows: string[][] = [['middleware', 'in flight', 'empty µs/call', 'with it µs/call', 'it adds µs', 'added × at 1 (rounds)', 'verdict']];
+  const verdicts: string[] = [];
+  stacks.forEach(([label], stack) => {
+    settings.inFlight.forEach((count, which) => {
+      const r = ratio(added(which, stack), added(0, stack));
+      rows.push([
+        which === 0 ? label : '',
+        String(count),
+        fixed(median(sample(which, 0)), 1),
+        fixed(median(sample(which, stack + 1)), 1),
+        fixed(median(added(which, stack)), 2),
+        which === 0 ? '1.00' : `${fixed(r.median, 2)} (${spread(r)})`,
+        which === 0 ? '' : verdict(r),
+      ]);
+      if (which > 0) verdicts.push(verdict(r));
+    });
   });
-  const rows: string[][] = [['in flight', 'empty µs/call', 'with budget µs/call', 'budget adds µs', '× empty', 'added × at 1 (rounds)', 'verdict']];
-  settings.inFlight.forEach((count, index) => {
-    const empty = samples[2 * index] as number[];
-    const withBudget = samples[2 * index + 1] as number[];
-    const r = ratio(added[index] as number[], added[0] as number[]);
-    rows.push([
-      String(count),
-      fixed(median(empty), 1),
-      fixed(median(withBudget), 1),
-      fixed(median(added[index] as number[]), 1),
-      fixed(ratio(withBudget, empty).median, 2),
-      `${fixed(r.median, 2)} (${spread(r)})`,
-      verdict(r),
-    ]);
-  });
-  console.log('\n2. budget() in a pipeline, in process, calls overlapping (one global limit: every call in flight shares its record):\n');
+  console.log('\n2. each middleware of the full pipeline alone, in a pipeline, in process, calls overlapping (budget: one global limit, so every call in flight shares its record):\n');
   console.log(table(rows));
-  console.log('  the issue measured budget() alone at 3.25× the empty pipeline\'s CPU at concurrency 64 before this change');
+  const flat = verdicts.filter((v) => v === 'flat').length;
+  console.log(`\n  ${flat} of ${verdicts.length} flat (≤ ${flatUpTo}× the middleware's own figure at 1 in flight)`);
+  console.log('  the issue measured budget() alone at 3.25× the empty pipeline\'s CPU at concurrency 64 before its records held slots');
 }
 
 // ---------------------------------------------------------------- 3. keys
