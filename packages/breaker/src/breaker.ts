@@ -289,12 +289,22 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
    * as in flight: one nobody reads never settles, which leaves the rate a
    * call more lenient, never stricter).
    */
-  async function judgeStream(ctx: CompletionContext, key: string, ticket: Ticket): Promise<void> {
-    const mark = await record(ctx, key, ticket, 'success');
-    ctx.onSettled(async (settlement: Settlement) => {
-      // Without a mark the success was not counted (the circuit moved on, or the store failed).
-      if (!mark || settlement.outcome !== 'error' || !settlement.error || !isFailure(ctx, settlement.error)) return;
-      await record(ctx, key, ticket, 'failure', mark);
+  function judgeStream(ctx: CompletionContext, key: string, ticket: Ticket): Promise<void> | undefined {
+    // At once on an in-process store: no promise for the call's way back to wait on.
+    const mark = record(ctx, key, ticket, 'success');
+    if (mark instanceof Promise) return mark.then((counted) => watchForCut(ctx, key, ticket, counted));
+    watchForCut(ctx, key, ticket, mark);
+    return undefined;
+  }
+
+  /** Turns a stream's counted success into a failure if the stream breaks later. */
+  function watchForCut(ctx: CompletionContext, key: string, ticket: Ticket, mark: Mark | undefined): void {
+    // Without a mark the success was not counted (the circuit moved on, or the store failed): nothing to amend.
+    if (!mark) return;
+    ctx.onSettled((settlement: Settlement) => {
+      if (settlement.outcome !== 'error' || !settlement.error || !isFailure(ctx, settlement.error)) return undefined;
+      const recorded = record(ctx, key, ticket, 'failure', mark);
+      return recorded instanceof Promise ? recorded.then(nothing) : undefined;
     });
   }
 
