@@ -72,9 +72,8 @@ export function rateLimit(options: RateLimitOptions): Middleware {
       if (!ctx.stream) return settle(ctx, ticket, finishOf(ctx, config, prompt, ctx.usage, '', undefined));
       // Registered after next() resolved, so it is bound to this response: it
       // fires when the stream is read to the end, cut or cancelled.
-      ctx.onSettled((settlement) =>
-        limiter.finish(ticket, ctx, finishOf(ctx, config, prompt, settlement.usage, settlement.streamedText, settlement.error)),
-      );
+      // At once when there is nothing to write (no pause, no token correction), as for a whole response.
+      ctx.onSettled((settlement) => settle(ctx, ticket, finishOf(ctx, config, prompt, settlement.usage, settlement.streamedText, settlement.error)));
       return undefined;
     };
     // Not async: one `then`, where an async frame and its awaits cost promises more and held a frame per call in flight.
