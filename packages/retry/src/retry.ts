@@ -165,9 +165,13 @@ export function retry(options: RetryOptions = {}): Middleware {
  * `ctx.chunks` (a cache outside still keeps the upstream's text of its
  * chunks instead of serialising them), else by a wrapper of our own.
  */
-async function firstChunk(ctx: CompletionContext): Promise<void> {
-  if (!ctx.stream || !ctx.chunks) return;
+function firstChunk(ctx: CompletionContext): Promise<void> | undefined {
+  // Not async: core's read-ahead is already a promise, and an async frame
+  // around it cost a promise and an await more on every streamed call.
+  if (!ctx.stream || !ctx.chunks) return undefined;
   const ahead = readAhead(ctx);
-  if (ahead) await ahead;
-  else ctx.chunks = await withFirstChunk(ctx.chunks);
+  if (ahead) return ahead;
+  return withFirstChunk(ctx.chunks).then((chunks) => {
+    ctx.chunks = chunks;
+  });
 }
