@@ -447,6 +447,30 @@ describe('breaker: streams', () => {
     expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 0 });
   });
 
+  it('hands a stream to its caller without waiting for a shared store to write its success, and amends it if the stream is cut', async () => {
+    // A store whose writes wait while `held`: released only once the first
+    // chunk reached the caller (a breaker that waited for the write would never get there).
+    const inner = checkedStore();
+    let held = true;
+    const waiting: Array<() => void> = [];
+    const store: Store = {
+      get: (key) => inner.get(key),
+      set: (key, value, ttlMs) => inner.set(key, value, ttlMs),
+      update: (key, update, ttlMs) => (held ? new Promise<void>((release) => waiting.push(release)).then(() => inner.update(key, update, ttlMs)) : inner.update(key, update, ttlMs)),
+      delete: (key) => inner.delete(key),
+    };
+    h = await setup({ failures: 1 }, { store });
+    h.upstream.enqueue({ kind: 'cut', afterChunks: 2 });
+    const stream = h.llm.stream(ask())[Symbol.asyncIterator]();
+    await expect(stream.next()).resolves.toMatchObject({ done: false });
+    expect(waiting).toHaveLength(1); // the success, still being written
+    held = false;
+    for (const release of waiting) release();
+    await expect(drain({ [Symbol.asyncIterator]: () => stream })).resolves.toMatchObject({ error: { code: 'STREAM_CUT' } });
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', failures: 1 });
+    expect(inner.counts).toMatchObject({ update: 2 }); // the success, then the failure in its place
+  });
+
   it('releases the probe slot when a probing stream is cancelled, so the next call probes', async () => {
     h = await setup({ failures: 1, openMs: 1_000 });
     await failTimes(h, 1);

@@ -256,7 +256,8 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       if (ctx.stream && ticket.kind === 'call' && (config.slowCallMs === undefined || respondedAt - calledAt <= config.slowCallMs)) {
         if (pending) inFlight.leave(key);
         pending = false;
-        return judgeStream(ctx, key, ticket);
+        judgeStream(ctx, key, ticket);
+        return undefined;
       }
       // After `next()` resolved, this binds to this attempt's response: at once
       // for a non-stream answer, when the stream ends, breaks or is cancelled.
@@ -289,23 +290,36 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
    * as in flight: one nobody reads never settles, which leaves the rate a
    * call more lenient, never stricter).
    */
-  function judgeStream(ctx: CompletionContext, key: string, ticket: Ticket): Promise<void> | undefined {
-    // At once on an in-process store: no promise for the call's way back to wait on.
+  function judgeStream(ctx: CompletionContext, key: string, ticket: Ticket): void {
     const mark = record(ctx, key, ticket, 'success');
-    if (mark instanceof Promise) return mark.then((counted) => watchForCut(ctx, key, ticket, counted));
-    watchForCut(ctx, key, ticket, mark);
-    return undefined;
+    if (!(mark instanceof Promise)) return watchForCut(ctx, key, ticket, mark);
+    // On a shared store the first chunk does not wait for the write's round
+    // trip. The stream settles once the write is done, amended if it was cut
+    // (bound now, to this attempt's response: a retry's next attempt has its own).
+    const written = mark.catch((error: unknown) => {
+      ctx.events.emit('listener-error', { id: ctx.id, event: 'breaker.record', error });
+      return undefined;
+    });
+    ctx.onSettled((settlement: Settlement) =>
+      written.then((counted) => (counted && isCut(ctx, settlement) ? amend(ctx, key, ticket, counted) : undefined)),
+    );
   }
 
   /** Turns a stream's counted success into a failure if the stream breaks later. */
   function watchForCut(ctx: CompletionContext, key: string, ticket: Ticket, mark: Mark | undefined): void {
     // Without a mark the success was not counted (the circuit moved on, or the store failed): nothing to amend.
     if (!mark) return;
-    ctx.onSettled((settlement: Settlement) => {
-      if (settlement.outcome !== 'error' || !settlement.error || !isFailure(ctx, settlement.error)) return undefined;
-      const recorded = record(ctx, key, ticket, 'failure', mark);
-      return recorded instanceof Promise ? recorded.then(nothing) : undefined;
-    });
+    ctx.onSettled((settlement: Settlement) => (isCut(ctx, settlement) ? amend(ctx, key, ticket, mark) : undefined));
+  }
+
+  /** Whether a stream counted a success broke later in a way that counts against the circuit. */
+  const isCut = (ctx: CompletionContext, settlement: Settlement): boolean =>
+    settlement.outcome === 'error' && settlement.error !== undefined && isFailure(ctx, settlement.error);
+
+  /** Counts a stream's failure in place of the success it was counted as. */
+  function amend(ctx: CompletionContext, key: string, ticket: Ticket, mark: Mark): Promise<void> | undefined {
+    const recorded = record(ctx, key, ticket, 'failure', mark);
+    return recorded instanceof Promise ? recorded.then(nothing) : undefined;
   }
 
   /**
