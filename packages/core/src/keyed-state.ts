@@ -1,3 +1,4 @@
+import { afterIo } from './after-io.js';
 import type { StoreErrorPolicy } from './augmentable.js';
 import type { Clock } from './clock.js';
 import type { CompletionContext } from './context.js';
@@ -94,6 +95,15 @@ export interface KeyedUpdateOptions<T> {
    * failure is reported and never replaces the call's own result.
    */
   phase?: 'admit' | 'settle';
+  /**
+   * On a store that is not in process (Redis), start the write only after
+   * the I/O that is due now ({@link afterIo}): for a write nobody on the
+   * call's way waits for, such as a stream's success counted at its
+   * headers, so that the stream's first chunk goes on first. The reducer
+   * runs then: it should use the time read when the write was asked for,
+   * not read the clock itself. An in-process store writes at once either way.
+   */
+  afterIo?: boolean;
   /**
    * `ctx.clock.now()` as the caller just read it for this update: an
    * in-process store on that same clock uses it rather than reading the
@@ -315,7 +325,10 @@ export function keyedState(options: KeyedStateOptions): KeyedState {
   ): T | undefined | Promise<T | undefined> => {
     const store = storeFor(ctx);
     const hook = (store as { [kUpdateNow]?: UpdateNowHook })[kUpdateNow];
-    if (hook === undefined || hook.update !== store.update) return updateAsync(ctx, store, key, reducer, options);
+    if (hook === undefined || hook.update !== store.update) {
+      if (!options.afterIo) return updateAsync(ctx, store, key, reducer, options);
+      return new Promise((resolve) => afterIo(() => resolve(updateAsync(ctx, store, key, reducer, options))));
+    }
     try {
       const at = options.now !== undefined && ctx !== undefined && hook.clock === ctx.clock ? options.now : undefined;
       return hook.now<T>(options.recordKey ?? recordKey(key), reducer, options.ttlMs, at, options.inPlace === true, options.slot);

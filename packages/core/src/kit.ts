@@ -20,6 +20,7 @@ export {
 export { compose, keepsChainRules } from './compose.js';
 export { streamEnd, isEndAware, type EndAware, streamReading, type ReadingAware } from './stream-end.js';
 export { afterNext } from './after-next.js';
+export { afterIo } from './after-io.js';
 export { readAhead, transportStream, type TransportStream, type StreamObserver } from './transport-stream.js';
 export { onAbort, abortReason, outliveParent, untilAborted } from './call.js';
 export { parseOptions, closestKey, upperBoundMs } from './validate.js';

@@ -1,4 +1,5 @@
 import { systemClock } from '@sluice/core';
+import { afterIo } from '@sluice/core/kit';
 
 /*
  * Why a store call's deadline is not a plain timer started when the call
@@ -25,12 +26,6 @@ import { systemClock } from '@sluice/core';
  *   nothing else runs), and no call waits past twice the timeout plus the
  *   process's own stalls: never a hang.
  */
-
-/** Runs `callback` after the I/O that is due now (setImmediate's check phase comes after the poll phase). */
-const afterDueIo: (callback: () => void) => void =
-  typeof globalThis.setImmediate === 'function'
-    ? (callback) => void globalThis.setImmediate(callback)
-    : (callback) => void systemClock.setTimeout(callback, 0);
 
 /** A running deadline: `cancel` stops it for good. */
 export interface StoreDeadline {
@@ -155,7 +150,7 @@ export function deadlineQueue(timeoutMs: number): DeadlineQueue {
         place(node);
       }
     }
-    afterDueIo(() => {
+    afterIo(() => {
       while (head && head.due <= firedAt) {
         const node = head;
         unlink(node);
