@@ -106,6 +106,10 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
   let events: SluiceEmitter | undefined;
   let clock: Clock | undefined;
   let sequence = 0;
+  /** Streams' successes being written to a shared store (see `judgeStream`). */
+  const writing = new Set<Promise<unknown>>();
+  /** Until the successes being written are: at once when there are none. */
+  const successesWritten = (): Promise<unknown> | undefined => (writing.size === 0 ? undefined : Promise.all(writing));
 
   /**
    * Writes a change; sees and returns the stored record, or undefined when
@@ -118,6 +122,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     change: (current: CircuitRecord | undefined, inPlace?: true) => S,
     phase: 'admit' | 'settle',
     inPlace = false,
+    afterIo = false,
   ): Written<S> | undefined | Promise<Written<S> | undefined> {
     let step: S | undefined;
     const seen = (record: CircuitRecord | undefined): Written<S> | undefined => {
@@ -132,6 +137,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
       phase,
       now,
       inPlace,
+      afterIo,
     });
     return record instanceof Promise ? record.then(seen) : seen(record);
   }
@@ -172,13 +178,14 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     outcome: CallOutcome,
     amends?: Mark,
     at?: number,
+    afterIo?: true,
   ): Mark | undefined | Promise<Mark | undefined> {
     // A normal call that counts neither way leaves the circuit as it is.
     if (outcome === 'ignore' && ticket.kind === 'call') return undefined;
     const now = at ?? ctx.clock.now();
     const context: SettleContext = { pending: inFlight.count(key), amends };
     // Every record a settlement writes is its own (a copy, or the record it was handed): the next may change it in place.
-    const written = write(ctx, key, now, (current, inPlace) => settle(current, ticket, outcome, now, rules, context, inPlace), 'settle', true);
+    const written = write(ctx, key, now, (current, inPlace) => settle(current, ticket, outcome, now, rules, context, inPlace), 'settle', true, afterIo);
     return written instanceof Promise ? written.then(markOf) : markOf(written);
   }
 
@@ -291,15 +298,20 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
    * call more lenient, never stricter).
    */
   function judgeStream(ctx: CompletionContext, key: string, ticket: Ticket): void {
-    const mark = record(ctx, key, ticket, 'success');
+    const mark = record(ctx, key, ticket, 'success', undefined, undefined, true);
     if (!(mark instanceof Promise)) return watchForCut(ctx, key, ticket, mark);
-    // On a shared store the first chunk does not wait for the write's round
-    // trip. The stream settles once the write is done, amended if it was cut
-    // (bound now, to this attempt's response: a retry's next attempt has its own).
+    // On a shared store the first chunk waits neither for the write's round
+    // trip nor for its start (after the I/O due now: the first chunk most
+    // often came with the headers). The stream settles once the write is
+    // done, amended if it was cut (bound now, to this attempt's response: a
+    // retry's next attempt has its own).
     const written = mark.catch((error: unknown) => {
       ctx.events.emit('listener-error', { id: ctx.id, event: 'breaker.record', error });
       return undefined;
     });
+    // `state()` and the manual changes wait for it: this process reads its own writes.
+    writing.add(written);
+    void written.then(() => writing.delete(written));
     ctx.onSettled((settlement: Settlement) =>
       written.then((counted) => (counted && isCut(ctx, settlement) ? amend(ctx, key, ticket, counted) : undefined)),
     );
@@ -327,6 +339,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
    * call's): an operator's action must fail loudly, not under a policy.
    */
   async function manual(key: string, change: (current: CircuitRecord | undefined, now: number) => Step) {
+    await successesWritten();
     const now = (clock ?? systemClock).now();
     const store = circuits.storeFor();
     let step: Step | undefined;
@@ -344,6 +357,7 @@ export function breaker(options: BreakerOptions = {}): BreakerMiddleware {
     isolate: (key: string) => manual(key, (current, now) => isolate(current, now)),
     reset: (key: string) => manual(key, (current, now) => reset(current, now)),
     async state(key: string) {
+      await successesWritten();
       const now = (clock ?? systemClock).now();
       const store = circuits.storeFor();
       const stored = await store.get<CircuitRecord>(circuits.namespace + key);
