@@ -30,25 +30,51 @@
  *    "written" (no socket, no Redis), against `memoryStore().update` in the
  *    same run: what a decision costs in the store itself, CPU per decision.
  *
+ * 4. `breaker` on Redis, streamed over HTTP (the mock upstream in its own
+ *    process), concurrency 1, calls alternating: time to first chunk with
+ *    the breaker on the memory store and on Redis, against the empty
+ *    pipeline and raw undici, beside one Redis round trip (PING). A stream's
+ *    success is written while the stream goes on to its caller, so Redis
+ *    should add well under one round trip to the first chunk.
+ *
  * It starts its own redis-server on a free port, persistence off, and says
  * how to install one when there is none.
  *
  * @module
  */
-import { createPipeline, memoryStore, type Store, type Transport } from '@sluice/core';
+import { performance } from 'node:perf_hooks';
+import { breaker } from '@sluice/breaker';
+import { createPipeline, memoryStore, type Middleware, openAICompatible, type Store, type Transport } from '@sluice/core';
 import { rateLimit } from '@sluice/ratelimit';
 import { redisStore } from '@sluice/redis';
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { createClient } from 'redis';
 import { hasRedisServer, startRedis } from '../packages/redis/src/test-redis-server.js';
-import { type Contender, envNumber, fixed, interleave, measure, median, pairedRatios, percentile, type RunResult, roundSettings, summarise, table } from './lib.js';
+import { apiKey, pipelineClient, rawUndici } from './clients.js';
+import {
+  alternateFirstChunks,
+  type Contender,
+  envNumber,
+  fixed,
+  interleave,
+  measure,
+  median,
+  pairedRatios,
+  percentile,
+  quick,
+  type RunResult,
+  roundSettings,
+  summarise,
+  table,
+} from './lib.js';
+import { startUpstream } from './upstream-server.js';
 
 /** Name to select this benchmark: `pnpm bench redis`. */
 export const name = 'redis';
 /** What it compares. */
 export const description =
-  'redisStore decisions/s and round trips vs rate-limiter-flexible RateLimiterRedis; rateLimit on memory vs Redis store (decisions/s at c=64, latency added at c=1)';
+  'redisStore decisions/s and round trips vs rate-limiter-flexible RateLimiterRedis; rateLimit on memory vs Redis store (decisions/s at c=64, latency added at c=1); breaker on Redis: time to first chunk';
 
 const { rounds, warmupRounds, runMs } = roundSettings();
 // Part 1 runs three times as many rounds, each a third as long: the two runs a ratio pairs are closer in
@@ -274,8 +300,63 @@ export async function run(): Promise<void> {
         }),
       ]),
     );
+    await breakerFirstChunk(nodeRedis);
     await Promise.all([nodeRedis.close(), nodeRedisForLimiter.close(), ioredis.quit(), ioredisForLimiter.quit(), admin.quit()]);
   } finally {
     await server.stop();
   }
+}
+
+/** Part 4: where a breaker on Redis leaves the time to first chunk (see the module's notes). */
+async function breakerFirstChunk(client: ReturnType<typeof createClient>): Promise<void> {
+  const calls = envNumber('BENCH_TTFC_CALLS') ?? (quick ? 200 : 2_000);
+  console.log(`\n4. breaker on Redis: time to first chunk, stream c=1 over HTTP, ${calls} calls each, alternating (medians)\n`);
+  const upstream = await startUpstream();
+  const viaPipeline = (label: string, middleware?: Middleware) => {
+    const llm = createPipeline({ transport: openAICompatible({ baseUrl: upstream.url, apiKey }) });
+    if (middleware) llm.use(middleware);
+    return pipelineClient(label, llm);
+  };
+  const clients = [
+    rawUndici(upstream.url),
+    viaPipeline('empty pipeline'),
+    viaPipeline('breaker, memory store', breaker() as unknown as Middleware),
+    viaPipeline('breaker, redisStore (node-redis)', breaker({ store: redisStore({ client, prefix: 'breaker-ttfc:', timeoutMs: 5_000 }) }) as unknown as Middleware),
+  ];
+  try {
+    const times = await alternateFirstChunks(
+      clients.map((each) => ({ name: each.name, call: each.stream })),
+      calls,
+    );
+    const roundTrips: number[] = [];
+    for (let index = 0; index < calls; index++) {
+      const started = performance.now();
+      await client.ping();
+      roundTrips.push(performance.now() - started);
+    }
+    const empty = times.get('empty pipeline') ?? [];
+    const us = (ms: number) => fixed(ms * 1000, 1);
+    const rows = [['client', 'first chunk µs', 'added to the empty pipeline µs (median of call pairs)']];
+    for (const each of clients) {
+      const own = times.get(each.name) ?? [];
+      rows.push([each.name, us(median(own)), each.name === 'empty pipeline' ? '' : us(median(own.map((value, index) => value - (empty[index] ?? Number.NaN))))]);
+    }
+    rows.push(['one Redis round trip (PING)', us(median(roundTrips)), '']);
+    console.log(table(rows));
+    const memory = times.get('breaker, memory store') ?? [];
+    const redis = times.get('breaker, redisStore (node-redis)') ?? [];
+    const added = median(redis.map((value, index) => value - (memory[index] ?? Number.NaN)));
+    const trip = median(roundTrips);
+    console.log(
+      `\nRedis over the memory store: ${signedUs(added)} µs to the first chunk, ${fixed(added / trip, 2)} of a round trip ` +
+        `(target: under half a round trip, the write off the first chunk's way) ${added < trip / 2 ? 'PASS' : 'MISS'}`,
+    );
+  } finally {
+    for (const each of clients) await each.close();
+    await upstream.close();
+  }
+}
+
+function signedUs(ms: number): string {
+  return `${ms >= 0 ? '+' : ''}${fixed(ms * 1000, 1)}`;
 }
