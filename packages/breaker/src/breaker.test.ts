@@ -471,6 +471,34 @@ describe('breaker: streams', () => {
     expect(inner.counts).toMatchObject({ update: 2 }); // the success, then the failure in its place
   });
 
+  it('on an in-process store, counts an accepted stream where it came among the other outcomes, and a cut in its place', async () => {
+    h = await setup({ failures: 2 }, { store: memoryStore() });
+    await failTimes(h, 1);
+    h.upstream.enqueue({ kind: 'cut', afterChunks: 2 });
+    const stream = h.llm.stream(ask())[Symbol.asyncIterator]();
+    await expect(stream.next()).resolves.toMatchObject({ done: false });
+    // Its success came between the two failures: no run of two.
+    await failTimes(h, 1);
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 1 });
+    await expect(drain({ [Symbol.asyncIterator]: () => stream })).resolves.toMatchObject({ error: { code: 'STREAM_CUT' } });
+    // Cut: failure, failure, failure.
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'open', failures: 2 });
+  });
+
+  it('on an in-process store, writes an accepted stream before a cut that came after it', async () => {
+    h = await setup({ failures: 2 }, { store: memoryStore() });
+    await failTimes(h, 1);
+    h.upstream.enqueue({ kind: 'cut', afterChunks: 2 }, { kind: 'ok' });
+    const cut = h.llm.stream(ask())[Symbol.asyncIterator]();
+    await expect(cut.next()).resolves.toMatchObject({ done: false });
+    const whole = h.llm.stream(ask())[Symbol.asyncIterator]();
+    await expect(whole.next()).resolves.toMatchObject({ done: false });
+    await expect(drain({ [Symbol.asyncIterator]: () => cut })).resolves.toMatchObject({ error: { code: 'STREAM_CUT' } });
+    // The second stream's success came between: the cut does not rejoin the first failure's run.
+    expect(await h.circuit.state(h.key())).toMatchObject({ state: 'closed', failures: 1 });
+    await expect(drain({ [Symbol.asyncIterator]: () => whole })).resolves.toMatchObject({ error: undefined });
+  });
+
   it('releases the probe slot when a probing stream is cancelled, so the next call probes', async () => {
     h = await setup({ failures: 1, openMs: 1_000 });
     await failTimes(h, 1);
