@@ -240,6 +240,7 @@ export async function run(): Promise<void> {
     if (callByCall) console.log(`  ${callByCall}`);
     const misses = verdicts.filter((line) => line.endsWith('MISS')).length;
     console.log(`\n  ${verdicts.length - misses} of ${verdicts.length} targets met`);
+    if (modes.some((mode) => !mode.stream && mode.concurrency === 512) && process.env.BENCH_YOUNG_CHILD !== '1') await youngGeneration();
     // `BENCH_SKIP_MIDDLEWARE=1` leaves out the in-process table of each middleware's cost.
     if (process.env.BENCH_SKIP_MIDDLEWARE !== '1') await perMiddleware();
     console.log(`\npipeline: ${((performance.now() - started) / 1000).toFixed(1)} s, load average now ${loadAverage()}`);
@@ -247,6 +248,39 @@ export async function run(): Promise<void> {
     await Promise.all(clients.map((client) => client.close()));
     await upstream.close();
   }
+}
+
+/** The young generation's size, in MiB, for {@link youngGeneration}'s run. */
+const youngMiB = envNumber('BENCH_YOUNG_MIB') ?? 32;
+
+/**
+ * For information, no verdict: JSON at 512 in flight again, in a process of
+ * its own whose young generation may grow to {@link youngMiB} MiB a
+ * semi-space (`--max-semi-space-size`). At 512 in flight a call outlives many
+ * scavenges of a small young generation, so whatever it holds is copied and
+ * promoted; the full pipeline holds about twice what the empty one does a
+ * call, and pays for it there. The run says how much of its miss that is.
+ */
+async function youngGeneration(): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  const script = process.argv[1] ?? '';
+  const flag = `--max-semi-space-size=${youngMiB}`;
+  console.log(`\njson c=512 again in a process run with ${flag} (for information; no verdict):\n`);
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, flag, script, 'pipeline'], {
+      env: { ...process.env, BENCH_ONLY: 'json:512', BENCH_SKIP_MIDDLEWARE: '1', BENCH_SKIP_OPENAI: '1', BENCH_YOUNG_CHILD: '1' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let text = '';
+    child.stdout.on('data', (data: Buffer) => (text += data.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`the ${flag} run exited with ${code}`))));
+  });
+  const lines = output.split('\n');
+  const header = lines.find((line) => line.startsWith('mode '));
+  if (header) console.log(header);
+  for (const line of lines) if (/^json\s+512\s/.test(line)) console.log(line);
+  for (const line of lines) if (/json c=512: (keeps|[\d.]+×)/.test(line)) console.log(line.replace(/ (PASS|MISS)$/, ''));
 }
 
 /** One verdict line per target that applies to the mode. */
