@@ -166,8 +166,9 @@ export function chosenCell(index: CellIndex, key: string, overflow: string): str
 }
 
 /**
- * A pure update adding `record` to the cell `key` (whose model and tags
- * it takes when it creates it); internal.
+ * An update adding `record` to the cell `key` (whose model and tags it
+ * takes when it creates it): pure, but for a cell the memory store hands
+ * it to change in place (one it wrote itself); internal.
  *
  * @param key - the cell key, as {@link chosenCell} gave it
  * @param record - the settled call
@@ -178,7 +179,14 @@ export function chosenCell(index: CellIndex, key: string, overflow: string): str
  * ```
  */
 export function addTo(key: string, record: CostEvent, tags: Readonly<Record<string, string>>) {
-  return (stored: Cell | undefined): Cell => {
+  return (stored: Cell | undefined, inPlace?: true): Cell => {
+    // A cell this reducer wrote itself (the memory store says so with
+    // `inPlace`): its row is already clean, so it is added to where it is,
+    // with no new row and cell a call.
+    if (inPlace === true && stored !== undefined) {
+      add(stored.row, record);
+      return stored;
+    }
     // A cell this version did not write (a bad write, a hand edit) is summed from 0 rather than misread.
     const current = isCell(stored) ? stored : undefined;
     const row = current ? copyRow(current.row) : emptyRow();

@@ -103,6 +103,28 @@ describe('spendLedger', () => {
     store.assertClean();
   });
 
+  it('adds to a cell in place on the memory store, and reports what a store that copies every record reports', async () => {
+    const clock = manualClock(start + hour);
+    const memory = memoryStore({ clock });
+    const copying = checkedStore({ clock });
+    const [inPlace, copied] = [spendLedger({ clock, store: memory }), spendLedger({ clock, store: copying })];
+    const models = ['gpt-4.1', 'deepseek-v3.2', 'gpt-4.1-mini'];
+    for (let i = 0; i < 300; i++) {
+      const base = record(start + hour + i, models[i % 3] as string, { tenant: `t${i % 5}` }, { uncachedInput: 100 + i, cachedInput: i % 7, output: 3 * i });
+      const each: CostRecord = { ...base, estimated: i % 4 === 0, savedUsd: i % 9 === 0 ? 0.001 : 0, answeredBy: i % 9 === 0 ? 'cache' : undefined };
+      await inPlace.record(each);
+      await copied.record(each);
+    }
+    for (const by of ['model', { tag: 'tenant' }, 'hour'] as const) expect(await inPlace.report({ by })).toEqual(await copied.report({ by }));
+    const key = `sluice:cost:ledger:2026-11-01T01:${JSON.stringify(['gpt-4.1', [['tenant', 't0']]])}`;
+    const cell = await memory.get<{ row: { requests: number } }>(key);
+    expect(cell?.row.requests).toBe(20);
+    await inPlace.record(record(start + hour, 'gpt-4.1', { tenant: 't0' }));
+    expect(await memory.get(key)).toBe(cell); // the same object, one request more
+    expect(cell?.row.requests).toBe(21);
+    copying.assertClean();
+  });
+
   it('keeps a tag with a value per call (a request id) to a bounded number of cells, with exact totals', async () => {
     const store = memoryStore();
     const ledger = spendLedger({ store, clock: manualClock(start + hour), maxCellsPerHour: 10 });

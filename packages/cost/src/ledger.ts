@@ -233,7 +233,8 @@ export function spendLedger(options: SpendLedgerOptions = {}): Ledger {
     now?: number,
   ) => {
     if (into === undefined) return undefined;
-    const written = state.updateNow<Cell>(ctx, cellRecord(hour, into), addTo(into, record, tags), { ttlMs, phase: 'settle', now });
+    // In place on the memory store: a cell is only ever changed by this reducer, and read by copying its row.
+    const written = state.updateNow<Cell>(ctx, cellRecord(hour, into), addTo(into, record, tags), { ttlMs, phase: 'settle', now, inPlace: true });
     return written instanceof Promise ? written.then((cell) => relisted(ctx, hour, into, cell, ttlMs)) : relisted(ctx, hour, into, written, ttlMs);
   };
 
