@@ -298,17 +298,20 @@ export type FirstChunkTimes = Map<string, number[]>;
  * @param contenders - the clients, each a stream call
  * @param calls - calls per contender that count (a tenth more run first as warm-up)
  * @param counted - told of each call that counts, as it ends: whose it was, when it started and when its first chunk came (`performance.now()`)
+ * @param idleMs - a pause before each call, so that every call starts as one arriving after idle time does (caches cold); none by default
  */
 export async function alternateFirstChunks(
   contenders: readonly Contender[],
   calls: number,
   counted?: (name: string, started: number, first: number) => void,
+  idleMs?: number,
 ): Promise<FirstChunkTimes> {
   const times: FirstChunkTimes = new Map(contenders.map((contender) => [contender.name, [] as number[]]));
   const warmup = Math.ceil(calls / 10);
   for (let index = 0; index < warmup + calls; index++) {
     for (let offset = 0; offset < contenders.length; offset++) {
       const contender = contenders[(index + offset) % contenders.length] as Contender;
+      if (idleMs !== undefined) await new Promise((resolve) => setTimeout(resolve, idleMs));
       const started = performance.now();
       let first = 0;
       await contender.call(() => {

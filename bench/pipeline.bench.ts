@@ -236,6 +236,7 @@ export async function run(): Promise<void> {
     const streamAtOne = modes.some((mode) => mode.stream && mode.concurrency === 1);
     const callByCall = streamAtOne ? await firstChunkCallByCall(clients) : undefined;
     if (streamAtOne) await firstChunkParts(upstream.url);
+    if (streamAtOne) await firstChunkAfterIdle(clients);
     console.log(`\ntargets, against raw undici:\n${verdicts.map((line) => `  ${line}`).join('\n')}`);
     if (callByCall) console.log(`  ${callByCall}`);
     const misses = verdicts.filter((line) => line.endsWith('MISS')).length;
@@ -323,6 +324,37 @@ async function firstChunkCallByCall(clients: readonly Client[]): Promise<string>
   console.log(table(rows));
   const added = blockRatios(times.get('full') ?? [], undici, 10).map((ratio) => ratio - 1);
   return `full pipeline time to first chunk, stream c=1, call by call: ${signedPercent(median(added))} (${spread(added, signedPercent)}; no verdict: the per-round line above has it)`;
+}
+
+/**
+ * Time to first chunk at concurrency 1 once more, with the process idle for
+ * 2 ms before each call, as a service called a few times a second sees it:
+ * the code and records each call touches are then no longer in the
+ * processor's caches. Every client slows down; what each pipeline adds
+ * over the empty one shows how much code sits on the way to the first
+ * chunk. For information, no verdict: the target is measured back to back.
+ */
+async function firstChunkAfterIdle(clients: readonly Client[]): Promise<void> {
+  const idleMs = 2;
+  const calls = envNumber('BENCH_TTFC_IDLE_CALLS') ?? (quick ? 100 : 600);
+  const contenders = clients.filter((client) => client.name !== 'openai').map((client) => ({ name: client.name, call: client.stream }));
+  const times = await alternateFirstChunks(contenders, calls, undefined, idleMs);
+  const undici = times.get('undici') ?? [];
+  const empty = times.get('pipeline') ?? [];
+  const rows: string[][] = [['client', 'TTFC p50 ms', 'vs undici (p50)', 'vs empty pipeline (p50)', 'µs over empty pipeline']];
+  for (const { name: client } of contenders) {
+    const own = times.get(client) ?? [];
+    rows.push([
+      client,
+      fixed(median(own), 3),
+      signedPercent(median(blockRatios(own, undici, 10)) - 1),
+      signedPercent(median(blockRatios(own, empty, 10)) - 1),
+      fixed((median(own) - median(empty)) * 1000, 1),
+    ]);
+  }
+  console.log(`
+time to first chunk after ${idleMs} ms idle, stream c=1, ${calls} calls each, call by call (for information; no verdict):\n`);
+  console.log(table(rows));
 }
 
 /** When, within one streamed call, each part of its time to first chunk ended (`performance.now()`). */
