@@ -312,7 +312,7 @@ function judge(mode: Mode, results: Map<string, RunResult[]>, undici: readonly R
  */
 async function firstChunkCallByCall(clients: readonly Client[]): Promise<string> {
   const calls = envNumber('BENCH_TTFC_CALLS') ?? (quick ? 300 : 3_000);
-  const contenders = clients.filter((client) => client.name !== 'openai').map((client) => ({ name: client.name, call: client.stream }));
+  const contenders = streamContenders(clients);
   const times = await alternateFirstChunks(contenders, calls);
   const undici = times.get('undici') ?? [];
   const rows: string[][] = [['client', 'TTFC p50 ms', 'p90 ms', 'vs undici (p50)']];
@@ -326,6 +326,11 @@ async function firstChunkCallByCall(clients: readonly Client[]): Promise<string>
   return `full pipeline time to first chunk, stream c=1, call by call: ${signedPercent(median(added))} (${spread(added, signedPercent)}; no verdict: the per-round line above has it)`;
 }
 
+/** The clients' streamed calls, as {@link alternateFirstChunks} takes them; the openai SDK left out (it only gives scale). */
+function streamContenders(clients: readonly Client[]): Array<{ name: string; call: Client['stream'] }> {
+  return clients.filter((client) => client.name !== 'openai').map((client) => ({ name: client.name, call: client.stream }));
+}
+
 /**
  * Time to first chunk at concurrency 1 once more, with the process idle for
  * 2 ms before each call, as a service called a few times a second sees it:
@@ -337,7 +342,7 @@ async function firstChunkCallByCall(clients: readonly Client[]): Promise<string>
 async function firstChunkAfterIdle(clients: readonly Client[]): Promise<void> {
   const idleMs = 2;
   const calls = envNumber('BENCH_TTFC_IDLE_CALLS') ?? (quick ? 100 : 600);
-  const contenders = clients.filter((client) => client.name !== 'openai').map((client) => ({ name: client.name, call: client.stream }));
+  const contenders = streamContenders(clients);
   const times = await alternateFirstChunks(contenders, calls, undefined, idleMs);
   const undici = times.get('undici') ?? [];
   const empty = times.get('pipeline') ?? [];
@@ -352,8 +357,7 @@ async function firstChunkAfterIdle(clients: readonly Client[]): Promise<void> {
       fixed((median(own) - median(empty)) * 1000, 1),
     ]);
   }
-  console.log(`
-time to first chunk after ${idleMs} ms idle, stream c=1, ${calls} calls each, call by call (for information; no verdict):\n`);
+  console.log(`\ntime to first chunk after ${idleMs} ms idle, stream c=1, ${calls} calls each, call by call (for information; no verdict):\n`);
   console.log(table(rows));
 }
 
